@@ -1,0 +1,44 @@
+"""The simulated world: airframes, flight-controller emulation, camera, sceneries, tasks and privileged experts.
+
+Importing this package registers the tasks with gymnasium under the `navigator/` namespace:
+
+    gymnasium.make("navigator/FlyToTarget-v0", preset="winter+wind")
+"""
+
+from __future__ import annotations
+
+import gymnasium
+
+from sim_envs.errors import UnknownNameError
+
+# CLI task name -> gymnasium id.
+TASKS: dict[str, str] = {
+    "fly-to-target": "navigator/FlyToTarget-v0",
+    "hike": "navigator/Hike-v0",
+    "follow": "navigator/Follow-v0",
+}
+
+_ENTRY_POINTS = {
+    "navigator/FlyToTarget-v0": "sim_envs.tasks.fly_to_target:FlyToTargetEnv",
+    "navigator/Hike-v0": "sim_envs.tasks.hike:HikeEnv",
+    "navigator/Follow-v0": "sim_envs.tasks.follow:FollowEnv",
+}
+
+for _env_id, _entry_point in _ENTRY_POINTS.items():
+    if _env_id not in gymnasium.registry:
+        # No TimeLimit wrapper: each task ends itself on timeout, with `info["ending"] == "timeout"`.
+        gymnasium.register(_env_id, entry_point=_entry_point)
+
+
+def task_id(name: str) -> str:
+    """A CLI task name ("fly-to-target") or a gymnasium id -> the gymnasium id; unknown names list the valid ones."""
+    if name in TASKS:
+        return TASKS[name]
+    if name in _ENTRY_POINTS:
+        return name
+    raise UnknownNameError("task", name, list(TASKS))
+
+
+def make_env(task: str, **kwargs):
+    """`gymnasium.make` for a task by CLI name or id, e.g. make_env("hike", preset="night")."""
+    return gymnasium.make(task_id(task), **kwargs)

@@ -1,0 +1,141 @@
+"""Fly simulated episodes with a pilot and report how they went.
+
+examples:
+  navigator fly                                   # 5 fly-to-target episodes in summer with the expert
+  navigator fly --task hike --preset winter+wind --episodes 20 --seed 7
+  navigator fly --video flight.mp4 --episodes 2   # onboard camera beside a chase view
+  navigator fly --gui                             # PyBullet's window (needs a display)
+  navigator fly --json > results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from navigator.config import load_config, to_dict
+from navigator.errors import UserError
+from navigator.scenario import ScenarioConfig
+
+
+@dataclass(frozen=True)
+class FlyConfig:
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    pilot: str = "expert"
+    episodes: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1:
+            raise ValueError(f"episodes must be at least 1, got {self.episodes}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML launch file (default: the built-in defaults, "
+                                                    "the same as launch/fly.yaml)")
+    parser.add_argument("--task", help="fly-to-target | hike | follow")
+    parser.add_argument("--preset", help="scenery preset, composable with +, e.g. winter+wind")
+    parser.add_argument("--airframe", help="x500 | cf2x")
+    parser.add_argument("--pilot", help="who flies: expert")
+    parser.add_argument("--episodes", type=int, help="number of episodes (seeds SEED, SEED+1, ...)")
+    parser.add_argument("--seed", type=int, help="seed of the first episode")
+    parser.add_argument("--max-seconds", type=float, help="end each episode after this many simulated seconds")
+    parser.add_argument("--gui", action="store_true", help="watch in PyBullet's window, paced to real time")
+    parser.add_argument("--video", type=Path, metavar="PATH", help="write an mp4 of the onboard camera beside a "
+                                                                   "chase view")
+    parser.add_argument("--json", action="store_true", help="print results as one JSON document on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from navigator.pilots import make_pilot
+    from navigator.rollout import run_episode, summarize
+    from navigator.scenario import make_scenario_env
+    from navigator.video import VideoWriter
+
+    config = load_config(FlyConfig, args.config, {
+        "scenario.task": args.task, "scenario.preset": args.preset, "scenario.airframe": args.airframe,
+        "scenario.max_seconds": args.max_seconds, "pilot": args.pilot, "episodes": args.episodes,
+        "seed": args.seed,
+    })
+    if args.gui and not os.environ.get("DISPLAY"):
+        raise UserError("--gui needs a display: DISPLAY is not set (on a headless machine, run under xvfb-run "
+                        "or drop --gui and use --video)")
+    # With --json, stdout carries only the JSON document; progress and tables go to stderr.
+    console = Console(stderr=args.json)
+    env = make_scenario_env(config.scenario, render_mode="human" if args.gui else None)
+    video = VideoWriter(args.video, env.unwrapped.camera.rate_hz) if args.video else None
+    results = []
+    try:
+        pilot = make_pilot(config.pilot, env)
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
+                      transient=True, disable=not console.is_terminal) as progress:
+            bar = progress.add_task("flying", total=config.episodes, status="")
+            for index in range(config.episodes):
+                seed = config.seed + index
+                hook = None
+                if video is not None or args.gui:
+                    hook = _frame_hook(env, video, seed, realtime=args.gui)
+                result = run_episode(env, pilot, seed, on_step=hook)
+                results.append(result)
+                successes = sum(r.success for r in results)
+                progress.update(bar, advance=1, status=f"success {successes}/{len(results)}")
+        saved = video.close() if video is not None else None
+    except BaseException:
+        if video is not None:
+            video.discard()
+        raise
+    finally:
+        env.close()
+
+    summary = summarize(results)
+    if args.json:
+        document = {"config": to_dict(config), "episodes": [r.to_dict() for r in results], "summary": summary}
+        if saved is not None:
+            document["video"] = str(saved)
+        json.dump(document, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+
+    table = Table(title=f"{config.scenario.task} · {config.scenario.preset} · {config.scenario.airframe} · "
+                        f"pilot {config.pilot}")
+    for column in ("seed", "ending", "time (s)", "path (m)", "final distance (m)"):
+        table.add_column(column, justify="right" if column != "ending" else "left")
+    for r in results:
+        style = "green" if r.success else "red"
+        table.add_row(str(r.seed), f"[{style}]{r.ending}[/{style}]", f"{r.time:.1f}", f"{r.path_length:.1f}",
+                      f"{r.final_distance:.2f}")
+    console.print(table)
+    endings = ", ".join(f"{name} {count}" for name, count in summary["endings"].items())
+    console.print(f"success rate [bold]{summary['success_rate']:.0%}[/bold] of {summary['episodes']} · "
+                  f"mean time {summary['mean_time']:.1f} s · mean path {summary['mean_path_length']:.1f} m · "
+                  f"endings: {endings}")
+    if saved is not None:
+        console.print(f"video written to {saved}")
+    return 0
+
+
+def _frame_hook(env, video, seed: int, realtime: bool):
+    """Per-step hook: record the side-by-side frame and/or pace the GUI to real time."""
+    period = env.unwrapped.dt
+    next_tick = time.monotonic()
+
+    def hook(observation, action, info) -> None:
+        nonlocal next_tick
+        if video is not None:
+            caption = f"seed {seed}  t {info['time']:5.1f}s  d {info['distance']:5.1f}m"
+            video.write(env.unwrapped.side_by_side_frame(), caption)
+        if realtime:
+            next_tick += period
+            time.sleep(max(0.0, next_tick - time.monotonic()))
+
+    return hook

@@ -1,0 +1,55 @@
+"""Crash-safe file replacement: a reader sees the old file or the complete new one, never a partial one.
+
+The data goes to a temporary name in the same folder (same file system, so the rename is atomic), is fsynced, and is
+renamed over the destination; the folder is fsynced so the rename itself survives a power cut. Temporary names start
+with '.' and end with TEMP_SUFFIX, so nothing that lists episode files (`*.npz`) can mistake one for an episode.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+TEMP_SUFFIX = ".tmp"
+
+
+def temporary_name(path: Path) -> Path:
+    # pid + random part: parallel workers (or a retry after a crash) never collide on one temporary file.
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
+def fsync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[BinaryIO]:
+    """Open a temporary file to write `path`'s new content; on a clean exit it replaces `path`, on error it vanishes.
+
+    The handle is opened for reading too, so the caller can checksum exactly the bytes that reached the file.
+    """
+    temporary = temporary_name(path)
+    try:
+        with open(temporary, "xb+") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_folder(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_output(path) as handle:
+        handle.write(data)
+

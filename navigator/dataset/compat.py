@@ -1,0 +1,35 @@
+"""What makes episodes usable together: the same image size and the same action convention. A model trained on
+mixed sizes or conventions would be silently wrong, so mixing is refused with both sources named."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from navigator.dataset.errors import IncompatibleDatasetsError
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a dataset or episode comes from, and the properties that must agree to combine it with others."""
+
+    source: str
+    image_size: tuple[int, int]  # (height, width)
+    action_convention: str
+
+
+def require_compatible(layouts: Sequence[Layout]) -> None:
+    """Raise IncompatibleDatasetsError naming the first pair of sources that disagree."""
+    if not layouts:
+        return
+    first = layouts[0]
+    for other in layouts[1:]:
+        if other.image_size != first.image_size:
+            raise IncompatibleDatasetsError(
+                f"different image sizes: {first.source} has {first.image_size[1]}x{first.image_size[0]} images but "
+                f"{other.source} has {other.image_size[1]}x{other.image_size[0]} (width x height); record them at "
+                f"one camera size")
+        if other.action_convention != first.action_convention:
+            raise IncompatibleDatasetsError(
+                f"different action conventions: {first.source} uses {first.action_convention!r} but "
+                f"{other.source} uses {other.action_convention!r}")

@@ -1,0 +1,93 @@
+"""`navigator data preview`: a contact sheet (.png) or a playback video (.mp4) of some episodes with their actions
+drawn on, to look at what a dataset holds before training on it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from navigator.dataset.episode import Episode
+from navigator.dataset.errors import DatasetError
+from navigator.dataset.overlay import draw_action, put_text, upscale
+from navigator.dataset.reader import Dataset
+
+SHEET_EXTENSIONS = (".png",)
+VIDEO_EXTENSIONS = (".mp4",)
+_HEADER = 18  # pixels of caption above each contact-sheet row
+
+
+def pick_episodes(datasets: Sequence[Dataset], count: int) -> list[Episode]:
+    """`count` episodes spread evenly over all datasets' entries (so several tasks and presets show, not just the
+    first few seeds)."""
+    refs = [(dataset, entry) for dataset in datasets for entry in dataset.entries]
+    if not refs:
+        raise DatasetError(f"{', '.join(str(d.path) for d in datasets)}: no episodes to preview")
+    indices = np.unique(np.linspace(0, len(refs) - 1, min(count, len(refs))).round().astype(int))
+    return [refs[i][0].read(refs[i][1]) for i in indices]
+
+
+def _caption(episode: Episode) -> str:
+    meta = episode.metadata
+    return f"{meta['task']} {meta['preset']} seed {meta['seed']}: {meta['outcome']['ending']}"
+
+
+def contact_sheet(episodes: Sequence[Episode], columns: int = 8, scale: int = 3) -> np.ndarray:
+    """A BGR image: one row per episode, `columns` frames spread over it, actions drawn on each."""
+    height, width = episodes[0].image_size
+    cell_h, cell_w = height * scale, width * scale
+    sheet = np.full((len(episodes) * (cell_h + _HEADER), columns * cell_w, 3), 32, dtype=np.uint8)
+    for row, episode in enumerate(episodes):
+        top = row * (cell_h + _HEADER)
+        put_text(sheet, _caption(episode) + "   green: expert label, orange: executed", (4, top + 13))
+        frames = np.linspace(0, episode.frames - 1, columns).round().astype(int)
+        for column, t in enumerate(frames):
+            cell = upscale(episode.images[t], scale)
+            draw_action(cell, episode.action_label[t], episode.action_executed[t])
+            put_text(cell, f"t={episode.timestamp[t]:.1f}s", (3, cell_h - 5), 0.35)
+            sheet[top + _HEADER:top + _HEADER + cell_h, column * cell_w:(column + 1) * cell_w] = cell
+    return sheet
+
+
+def write_video(episodes: Sequence[Episode], out: Path, scale: int = 6) -> int:
+    """Play the episodes back one after the other at the camera rate; returns the number of frames written."""
+    height, width = episodes[0].image_size
+    rate = float(episodes[0].metadata.get("camera", {}).get("rate_hz") or 1.0 / float(np.median(episodes[0].dt[1:])))
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), rate, (width * scale, height * scale))
+    if not writer.isOpened():
+        raise DatasetError(f"{out}: cannot open a video writer (mp4v) for this file")
+    written = 0
+    try:
+        for episode in episodes:
+            for t in range(episode.frames):
+                canvas = upscale(episode.images[t], scale)
+                draw_action(canvas, episode.action_label[t], episode.action_executed[t])
+                put_text(canvas, _caption(episode), (6, 16))
+                put_text(canvas, f"t={episode.timestamp[t]:.2f}s", (6, height * scale - 8))
+                writer.write(canvas)
+                written += 1
+    finally:
+        writer.release()
+    return written
+
+
+def write_preview(datasets: Sequence[Dataset], out: str | Path, episodes: int = 4) -> Path:
+    """Write a contact sheet or a video to `out`, chosen by its extension."""
+    out = Path(out)
+    extension = out.suffix.lower()
+    if extension not in SHEET_EXTENSIONS + VIDEO_EXTENSIONS:
+        raise DatasetError(f"{out}: unknown preview kind {extension or '(no extension)'}; use "
+                           f"{', '.join(SHEET_EXTENSIONS)} for a contact sheet or {', '.join(VIDEO_EXTENSIONS)} for "
+                           f"a video")
+    if episodes < 1:
+        raise DatasetError(f"--episodes must be at least 1, got {episodes}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    chosen = pick_episodes(datasets, episodes)
+    if extension in SHEET_EXTENSIONS:
+        if not cv2.imwrite(str(out), contact_sheet(chosen)):
+            raise DatasetError(f"{out}: cannot write the contact sheet")
+    else:
+        write_video(chosen, out)
+    return out

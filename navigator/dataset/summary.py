@@ -1,0 +1,101 @@
+"""What `navigator data info` reports: counts, durations and success per task and preset, and action statistics.
+
+Reads only the small arrays (timestamps, actions); images are never decoded, so it is quick on large datasets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from navigator.dataset.reader import Dataset
+from navigator.dataset.schema import ACTION_NAMES
+
+
+@dataclass
+class GroupSummary:
+    task: str
+    preset: str
+    episodes: int = 0
+    frames: int = 0
+    duration_s: float = 0.0
+    successes: int = 0
+    endings: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / self.episodes if self.episodes else 0.0
+
+
+@dataclass
+class ComponentStats:
+    name: str
+    mean: float
+    std: float
+    min: float
+    max: float
+
+
+@dataclass
+class DatasetSummary:
+    datasets: list[str]
+    image_size: tuple[int, int]
+    action_convention: str
+    groups: list[GroupSummary]
+    action_label: list[ComponentStats]
+    action_executed: list[ComponentStats]
+
+    @property
+    def episodes(self) -> int:
+        return sum(g.episodes for g in self.groups)
+
+    @property
+    def frames(self) -> int:
+        return sum(g.frames for g in self.groups)
+
+    @property
+    def duration_s(self) -> float:
+        return sum(g.duration_s for g in self.groups)
+
+    @property
+    def success_rate(self) -> float:
+        return sum(g.successes for g in self.groups) / self.episodes if self.episodes else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for group, source in zip(data["groups"], self.groups, strict=True):
+            group["success_rate"] = source.success_rate
+        data.update(episodes=self.episodes, frames=self.frames, duration_s=self.duration_s,
+                    success_rate=self.success_rate)
+        return data
+
+
+def _component_stats(values: list[np.ndarray]) -> list[ComponentStats]:
+    if not values:
+        return []  # an empty dataset has no statistics (and JSON has no NaN)
+    stacked = np.concatenate(values).astype(np.float64)
+    return [ComponentStats(name, float(stacked[:, i].mean()), float(stacked[:, i].std()), float(stacked[:, i].min()),
+                           float(stacked[:, i].max())) for i, name in enumerate(ACTION_NAMES)]
+
+
+def summarize(datasets: list[Dataset]) -> DatasetSummary:
+    groups: dict[tuple[str, str], GroupSummary] = {}
+    labels: list[np.ndarray] = []
+    executed: list[np.ndarray] = []
+    for dataset in datasets:
+        for entry in dataset.entries:
+            arrays = dataset.read_arrays(entry, ("timestamp", "action_label", "action_executed"))
+            group = groups.setdefault((entry.task, entry.preset), GroupSummary(entry.task, entry.preset))
+            group.episodes += 1
+            group.frames += entry.frames
+            group.duration_s += float(arrays["timestamp"][-1] - arrays["timestamp"][0])
+            group.successes += int(entry.success)
+            group.endings[entry.ending] = group.endings.get(entry.ending, 0) + 1
+            labels.append(arrays["action_label"])
+            executed.append(arrays["action_executed"])
+    first = datasets[0].manifest
+    return DatasetSummary(
+        datasets=[str(d.path) for d in datasets], image_size=first.image_size,
+        action_convention=first.action_convention, groups=[groups[k] for k in sorted(groups)],
+        action_label=_component_stats(labels), action_executed=_component_stats(executed))

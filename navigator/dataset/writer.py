@@ -1,0 +1,155 @@
+"""Writing datasets, made for parallel collection.
+
+Workers call `write_episode(dataset, episode)`: it writes one episode file atomically and returns its EpisodeEntry
+(small and picklable) without touching the manifest. The parent process owns a `DatasetWriter` and calls `add(entry)`
+for each entry a worker returns: it is the only writer of manifest.json, so the manifest is always consistent.
+Killed at any moment, a collection leaves complete episode files, at most one temporary file per worker, and a
+manifest that lists only complete episodes; `DatasetWriter.open(...).recover()` then adopts complete files the manifest missed
+and removes temporaries, and `missing(keys)` says what is left to collect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from navigator.dataset.atomic import TEMP_SUFFIX
+from navigator.dataset.compat import Layout, require_compatible
+from navigator.dataset.episode import Episode, EpisodeKey
+from navigator.dataset.episode_file import file_sha256, load_episode, save_episode
+from navigator.dataset.errors import ChecksumError, DatasetError, ManifestError
+from navigator.dataset.manifest import (EPISODES_FOLDER, EpisodeEntry, Manifest, manifest_path, read_manifest,
+                                        write_manifest)
+from navigator.dataset.schema import ACTION_CONVENTION
+
+
+def _layout_check(dataset: Path, manifest: Manifest, episode: Episode, name: str) -> None:
+    require_compatible([
+        Layout(str(manifest_path(dataset)), manifest.image_size, manifest.action_convention),
+        Layout(f"episode {name}", episode.image_size, str(episode.metadata.get("action_convention"))),
+    ])
+
+
+def _entry(file: str, sha256: str, episode: Episode) -> EpisodeEntry:
+    outcome = episode.metadata["outcome"]
+    key = episode.key
+    return EpisodeEntry(file=file, sha256=sha256, frames=episode.frames, task=key.task, preset=key.preset,
+                        seed=key.seed, success=bool(outcome["success"]), ending=str(outcome["ending"]))
+
+
+def write_episode(dataset: Path, episode: Episode) -> EpisodeEntry:
+    """Worker side: validate `episode`, write its file atomically into `dataset`, return the entry for the parent.
+
+    Refuses (before writing anything) an invalid episode, one whose image size or action convention differs from the
+    dataset's, and one whose key is already complete, so a sound file is never overwritten.
+    """
+    dataset = Path(dataset)
+    manifest = read_manifest(dataset)
+    episode.require_valid(f"episode not written to {dataset}")
+    name = episode.key.file_name()
+    _layout_check(dataset, manifest, episode, name)
+    if any(entry.key == episode.key for entry in manifest.episodes):
+        raise DatasetError(f"{dataset}: episode {episode.key} is already complete (file {name}); collect only the "
+                           f"keys that DatasetWriter.missing() returns")
+    sha256 = save_episode(dataset / EPISODES_FOLDER / name, episode)
+    return _entry(name, sha256, episode)
+
+
+@dataclass
+class Recovery:
+    """What `DatasetWriter.recover` did after an interrupted collection."""
+
+    adopted: list[EpisodeEntry] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, why it was not adopted)
+    removed_temporaries: list[str] = field(default_factory=list)
+
+
+class DatasetWriter:
+    """The parent process's handle on a dataset: the one place that changes manifest.json."""
+
+    def __init__(self, path: Path, manifest: Manifest) -> None:
+        self.path = Path(path)
+        self._manifest = manifest
+
+    @classmethod
+    def create(cls, path: str | Path, *, image_size: tuple[int, int], recipe: dict[str, Any],
+               action_convention: str = ACTION_CONVENTION) -> DatasetWriter:
+        """Start a new dataset at `path` (which may exist but must hold no manifest) with an empty manifest."""
+        path = Path(path)
+        if manifest_path(path).exists():
+            raise ManifestError(f"{manifest_path(path)}: a dataset already exists here; open it to continue it "
+                                f"(resume) or choose another folder")
+        (path / EPISODES_FOLDER).mkdir(parents=True, exist_ok=True)
+        height, width = (int(v) for v in image_size)
+        manifest = Manifest(height, width, action_convention, dict(recipe))
+        write_manifest(path, manifest)
+        return cls(path, manifest)
+
+    @classmethod
+    def open(cls, path: str | Path) -> DatasetWriter:
+        """Continue an existing dataset (after an interruption, or to add episodes)."""
+        path = Path(path)
+        manifest = read_manifest(path)
+        (path / EPISODES_FOLDER).mkdir(exist_ok=True)
+        return cls(path, manifest)
+
+    @property
+    def manifest(self) -> Manifest:
+        return self._manifest
+
+    def completed(self) -> set[EpisodeKey]:
+        """Keys of the episodes the manifest lists as complete."""
+        return {entry.key for entry in self._manifest.episodes}
+
+    def missing(self, keys: Iterable[EpisodeKey]) -> list[EpisodeKey]:
+        """The keys among `keys` still to collect, in the given order."""
+        done = self.completed()
+        return [EpisodeKey(*key) for key in keys if EpisodeKey(*key) not in done]
+
+    def add(self, entry: EpisodeEntry) -> None:
+        """Record a complete episode file (as returned by write_episode) in the manifest, atomically.
+
+        The file's checksum is verified first, so the manifest never vouches for bytes it has not seen."""
+        path = self.path / EPISODES_FOLDER / entry.file
+        if not path.is_file():
+            raise DatasetError(f"{path}: episode file to add does not exist")
+        actual = file_sha256(path)
+        if actual != entry.sha256:
+            raise ChecksumError(f"{path}: sha256 {actual[:12]}… differs from {entry.sha256[:12]}… reported by its "
+                                f"writer; it was changed after it was written")
+        self._manifest = self._manifest.with_entry(entry)
+        write_manifest(self.path, self._manifest)
+
+    def write(self, episode: Episode) -> EpisodeEntry:
+        """Single-process convenience: write_episode then add."""
+        entry = write_episode(self.path, episode)
+        self.add(entry)
+        return entry
+
+    def recover(self) -> Recovery:
+        """After an interrupted collection, with no writer running: adopt complete episode files the manifest does
+        not list (each is read and validated in full first), and delete leftover temporary files."""
+        recovery = Recovery()
+        folder = self.path / EPISODES_FOLDER
+        listed = {entry.file for entry in self._manifest.episodes}
+        for path in sorted(folder.iterdir()):
+            if path.name.endswith(TEMP_SUFFIX):
+                path.unlink()
+                recovery.removed_temporaries.append(path.name)
+            elif path.suffix == ".npz" and path.name not in listed:
+                try:
+                    episode = load_episode(path)
+                    _layout_check(self.path, self._manifest, episode, path.name)
+                except DatasetError as error:
+                    recovery.rejected.append((path.name, str(error)))
+                    continue
+                if episode.key.file_name() != path.name or episode.key in self.completed():
+                    recovery.rejected.append((path.name, f"holds episode {episode.key}, which belongs in "
+                                                         f"{episode.key.file_name()} or is already listed"))
+                    continue
+                entry = _entry(path.name, file_sha256(path), episode)
+                self.add(entry)
+                recovery.adopted.append(entry)
+        return recovery

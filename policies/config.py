@@ -1,0 +1,48 @@
+"""The policy configuration: everything needed to rebuild a policy's modules, so a checkpoint describes itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from policies.preprocessing import ImageSpec
+
+STATE_SIZE = 7  # [vx, vy, vz (heading frame FLU, m/s), roll, pitch (rad), yaw_rate (rad/s, CCW+), height (m)]
+ACTION_SIZE = 4  # [vx forward, vy left, vz up, yaw_rate CCW], each divided by the airframe's limit
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    model: str = "cfc-ncp"
+    image: ImageSpec = field(default_factory=ImageSpec)
+    feature_size: int = 32  # CNN features, concatenated with the normalised state before the head
+    head_size: int | None = None  # hidden width (NCP: neurons); None: the model's ~20k-parameter default
+    ncp_sparsity: float = 0.5  # AutoNCP sparsity level of the wired heads
+    seed: int = 0  # parameter initialisation and NCP wiring
+    # The heads measure time in units of this many seconds (dt / time_unit_s): at the nominal 30 Hz they see
+    # dt = 1, the regime ncps's initialisation is made for (its default time span is 1). Measured in seconds, an
+    # LTC's state barely moves per step at initialisation and it learns far more slowly.
+    time_unit_s: float = 1.0 / 30.0
+
+    def __post_init__(self) -> None:
+        if self.feature_size < 1 or (self.head_size is not None and self.head_size < 1):
+            raise ValueError(f"feature_size and head_size must be positive, got {self.feature_size}, {self.head_size}")
+        if self.time_unit_s <= 0:
+            raise ValueError(f"time_unit_s must be positive, got {self.time_unit_s}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["image"] = self.image.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown PolicyConfig keys {unknown}; valid keys: {sorted(known)}")
+        values = dict(data)
+        if "image" in values:
+            values["image"] = ImageSpec.from_dict(values["image"])
+        return cls(**values)

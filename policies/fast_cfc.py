@@ -1,0 +1,237 @@
+"""Fast closed-form continuous-time (CfC) recurrent layers, numerically equal to ncps 1.0.1's `CfC` in mode "default".
+
+ncps runs one Python-level cell call per time step, and each call rebuilds the masked weights, concatenates input
+and state, and runs four separate matmuls. Here, per forward pass:
+
+* the sparsity masks are applied once, not once per step;
+* the four gates (ff1, ff2, time_a, time_b) are one fused weight, so a step is one matmul per layer;
+* the input's share of the first matmul is computed for all time steps in one large matmul outside the loop,
+  leaving only the small recurrent matmul inside it;
+* a step is five kernels per layer (addmm, tanh, addcmul, sigmoid, lerp) and allocates no concatenations.
+
+The update is ncps's: with gates computed from [input, state],
+    h' = tanh(ff1) * (1 - s) + s * tanh(ff2),   s = sigmoid(time_a * dt + time_b),
+evaluated as `lerp(tanh(ff1), tanh(ff2), s)`; the two forms differ by float rounding only.
+
+`dt` is per sample: (B, T) in sequence mode, (B,) or (B, 1) in step mode, so any batch size works (unlike ncps's
+batched `timespans`). Weights load from an ncps model with `state_dict_from_ncps`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from ncps.wirings import Wiring
+from torch import Tensor, nn
+
+from policies.cfc_bptt import ChainLayer, run_chain
+
+_GATES = ("ff1", "ff2", "time_a", "time_b")  # order of the blocks in a fused gate weight
+
+
+def lecun_tanh(x: Tensor) -> Tensor:
+    """ncps's backbone activation (LeCun's scaled tanh)."""
+    return 1.7159 * torch.tanh(0.666 * x)
+
+
+def cfc_update(gates: Tensor, dt: Tensor) -> Tensor:
+    """New state from fused gates (B, 4H) ordered [ff1 | ff2 | time_a | time_b] and elapsed time dt (B, 1)."""
+    units = gates.shape[1] // 4
+    candidates = torch.tanh(gates[:, : 2 * units])
+    interpolation = torch.sigmoid(torch.addcmul(gates[:, 3 * units :], gates[:, 2 * units : 3 * units], dt))
+    return torch.lerp(candidates[:, :units], candidates[:, units:], interpolation)
+
+
+def step_dt(dt: Tensor, batch: int) -> Tensor:
+    """Elapsed times of one step, (B,) or (B, 1), as the (B, 1) column the update broadcasts over units."""
+    # Checked in eager mode only: while tracing for ONNX export the sizes are symbolic and the check would be
+    # frozen into the trace as a constant.
+    if not torch.jit.is_tracing() and dt.shape not in ((batch,), (batch, 1)):
+        raise ValueError(f"step dt must have shape ({batch},) or ({batch}, 1), got {tuple(dt.shape)}")
+    return dt.reshape(-1, 1)
+
+
+def sequence_dt(dt: Tensor, batch: int, steps: int) -> Tensor:
+    """Elapsed times of a sequence, (B, T), as time-major (T, B, 1) so that `dts[t]` is one step's column."""
+    if dt.shape != (batch, steps):
+        raise ValueError(f"sequence dt must have shape ({batch}, {steps}), got {tuple(dt.shape)}")
+    return dt.transpose(0, 1).unsqueeze(-1)
+
+
+def _xavier_blocks(weight: Tensor, blocks: int) -> None:
+    """Xavier-uniform init of each of `blocks` row blocks as if it were its own matrix, as ncps initialises each
+    gate's separate Linear (a fused matrix's own fan-out would give smaller weights)."""
+    rows, cols = weight.shape[0] // blocks, weight.shape[1]
+    bound = math.sqrt(6.0 / (rows + cols))
+    with torch.no_grad():
+        weight.uniform_(-bound, bound)
+
+
+class FastCfC(nn.Module):
+    """Fully connected CfC: `input_size` features in, `units` state and outputs. Like ncps's default, one
+    LeCun-tanh backbone layer of `backbone_units` sits between [input, state] and the gates (0: no backbone)."""
+
+    def __init__(self, input_size: int, units: int, backbone_units: int = 128) -> None:
+        super().__init__()
+        if backbone_units < 0:
+            raise ValueError(f"backbone_units must be >= 0, got {backbone_units}")
+        self.input_size = input_size
+        self.units = units
+        self.backbone = nn.Linear(input_size + units, backbone_units) if backbone_units else None
+        self.gates = nn.Linear(backbone_units or input_size + units, 4 * units)
+        if self.backbone is not None:
+            nn.init.xavier_uniform_(self.backbone.weight)
+        _xavier_blocks(self.gates.weight, 4)
+
+    @property
+    def state_size(self) -> int:
+        return self.units
+
+    @property
+    def output_size(self) -> int:
+        return self.units
+
+    def _chain(self) -> tuple[nn.Linear, ChainLayer]:
+        """The affine map on [input, state] (whose input columns apply ahead of the time loop) and the layer."""
+        first = self.backbone if self.backbone is not None else self.gates
+        w_state = first.weight[:, self.input_size :].t()
+        if self.backbone is None:
+            return first, ChainLayer(None, None, w_state, None, None)
+        return first, ChainLayer(None, None, w_state, self.gates.weight.t(), self.gates.bias)
+
+    def step(self, x: Tensor, h: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
+        """One step: x (B, F), h (B, H), dt (B,) or (B, 1) -> (output (B, H), new state (B, H))."""
+        first, layer = self._chain()
+        z = torch.addmm(F.linear(x, first.weight[:, : self.input_size], first.bias), h, layer.w_state)
+        if self.backbone is not None:
+            z = self.gates(lecun_tanh(z))
+        h = cfc_update(z, step_dt(dt, x.shape[0]))
+        return h, h
+
+    def forward(self, x: Tensor, h: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
+        """A sequence: x (B, T, F), h (B, H), dt (B, T) -> (outputs (B, T, H), final state (B, H))."""
+        batch, steps, _ = x.shape
+        dts = sequence_dt(dt, batch, steps)
+        first, layer = self._chain()
+        projected = F.linear(x.transpose(0, 1), first.weight[:, : self.input_size], first.bias)
+        return run_chain(projected, dts, [h], [layer])
+
+
+class _WiredLayer(nn.Module):
+    """One NCP layer (inter, command or motor neurons): fused gates over [layer input, layer state].
+
+    `mask` (a buffer, not a parameter: it is fixed by the wiring) zeroes the ff1/ff2 synapses the wiring lacks;
+    the time gates stay dense, as in ncps.
+    """
+
+    def __init__(self, in_features: int, units: int, synapses: np.ndarray) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.units = units
+        self.weight = nn.Parameter(torch.empty(4 * units, in_features + units))
+        self.bias = nn.Parameter(torch.empty(4 * units))
+        gated = torch.from_numpy(np.abs(synapses.T).astype(np.float32))
+        dense = torch.ones_like(gated)
+        self.register_buffer("mask", torch.cat([gated, gated, dense, dense]))
+        _xavier_blocks(self.weight, 4)
+        bound = 1.0 / math.sqrt(in_features + units)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+
+class FastWiredCfC(nn.Module):
+    """CfC with an NCP (or any layered ncps) wiring. State order is ncps's: [inter | command | motor];
+    outputs are the motor neurons (the last layer)."""
+
+    def __init__(self, input_size: int, wiring: Wiring) -> None:
+        super().__init__()
+        if wiring.is_built():
+            # Wiring.build adds synapses again on a second call: a wiring object serves exactly one model.
+            raise ValueError("pass a fresh, unbuilt wiring: ncps wirings cannot be shared between models")
+        wiring.build(input_size)
+        self.input_size = input_size
+        layers = []
+        in_features = input_size
+        previous: list[int] = []
+        for index in range(wiring.num_layers):
+            neurons = wiring.get_neurons_of_layer(index)
+            if index == 0:
+                incoming = wiring.sensory_adjacency_matrix[:, neurons]
+            else:
+                incoming = wiring.adjacency_matrix[np.ix_(previous, neurons)]
+            # Within a layer every neuron sees every other (ncps's wired cell does the same).
+            synapses = np.concatenate([incoming, np.ones((len(neurons), len(neurons)))], axis=0)
+            layers.append(_WiredLayer(in_features, len(neurons), synapses))
+            in_features = len(neurons)
+            previous = neurons
+        self.layers = nn.ModuleList(layers)
+        self.layer_sizes = tuple(layer.units for layer in layers)
+
+    @property
+    def state_size(self) -> int:
+        return sum(self.layer_sizes)
+
+    @property
+    def output_size(self) -> int:
+        return self.layer_sizes[-1]
+
+    def _chain(self) -> list[ChainLayer]:
+        """Every layer's masked weight split into input and state parts, transposed: masks apply once per call."""
+        chain = []
+        for layer in self.layers:
+            masked = (layer.weight * layer.mask).t()
+            w_in, w_state = masked[: layer.in_features], masked[layer.in_features :]
+            chain.append(ChainLayer(w_in, layer.bias, w_state, None, None))
+        return chain
+
+    def step(self, x: Tensor, h: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
+        """One step: x (B, F), h (B, N), dt (B,) or (B, 1) -> (motor outputs (B, M), new state (B, N))."""
+        dt = step_dt(dt, x.shape[0])
+        new_states = []
+        layer_input = x
+        for layer, state in zip(self._chain(), h.split(self.layer_sizes, dim=1)):
+            gates = torch.addmm(layer.bias, layer_input, layer.w_in).addmm_(state, layer.w_state)
+            layer_input = cfc_update(gates, dt)
+            new_states.append(layer_input)
+        return layer_input, torch.cat(new_states, dim=1)
+
+    def forward(self, x: Tensor, h: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
+        """A sequence: x (B, T, F), h (B, N), dt (B, T) -> (motor outputs (B, T, M), final state (B, N))."""
+        batch, steps, _ = x.shape
+        dts = sequence_dt(dt, batch, steps)
+        chain = self._chain()
+        first = chain[0]
+        # The first layer's input share for all steps in one matmul; the chain then needs only its state share.
+        projected = F.linear(x.transpose(0, 1), first.w_in.t(), first.bias)
+        chain[0] = ChainLayer(None, None, first.w_state, None, None)
+        return run_chain(projected, dts, list(h.split(self.layer_sizes, dim=1)), chain)
+
+
+def state_dict_from_ncps(ncps_state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Map the state_dict of an ncps `CfC` (mode "default", no mixed memory, no projection) to the equivalent
+    `FastCfC` (fully connected) or `FastWiredCfC` (wired) state_dict."""
+    prefix = "rnn_cell."
+    cells: dict[str, dict[str, Tensor]] = {}
+    result: dict[str, Tensor] = {}
+    for key, value in ncps_state.items():
+        if not key.startswith(prefix):
+            raise ValueError(f"unexpected key {key!r}: only a plain ncps CfC (no mixed memory, no proj_size) maps")
+        path = key[len(prefix) :].split(".")
+        if path[0] == "backbone":  # nn.Sequential(Linear, activation, ...): only one backbone layer maps
+            if path[1] != "0":
+                raise ValueError(f"unexpected key {key!r}: FastCfC has at most one backbone layer")
+            result[f"backbone.{path[2]}"] = value
+        elif path[0].startswith("layer_"):
+            cells.setdefault(f"layers.{path[0][len('layer_'):]}.", {})[".".join(path[1:])] = value
+        else:
+            cells.setdefault("gates.", {})[".".join(path)] = value
+    for target, cell in cells.items():
+        for kind in ("weight", "bias"):
+            result[target + kind] = torch.cat([cell[f"{gate}.{kind}"] for gate in _GATES])
+        if "sparsity_mask" in cell:
+            mask = cell["sparsity_mask"]
+            result[target + "mask"] = torch.cat([mask, mask, torch.ones_like(mask), torch.ones_like(mask)])
+    return result

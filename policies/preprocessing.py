@@ -1,0 +1,127 @@
+"""Camera image preprocessing: the one specification shared by training, ONNX export and the onboard runtime.
+
+numpy and OpenCV only (the companion computer imports this module without torch). Two parts:
+
+* geometry, `crop_and_resize`: a centred crop of the camera image to the field of view the policy was trained on,
+  then a resize to the policy's input size. This is the only implementation of the geometric step anywhere.
+* normalisation, `normalise`: uint8 RGB HWC -> float32 CHW, `x * scale - offset` per channel with
+  scale = 1 / (255 std) and offset = mean / std. The torch policy applies the same two float32 constants inside
+  its graph (so an exported policy takes uint8 images); `ImageSpec.scale_offset` is their single source.
+
+`preprocess` composes both. Test vectors in tests/test_preprocessing.py pin the exact values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import cv2
+import numpy as np
+
+Triple = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """Camera image in, policy image out. Fields of view are horizontal, in degrees, for a pinhole camera with
+    square pixels; the crop keeps the output's aspect ratio, centred on the optical axis."""
+
+    input_height: int = 48
+    input_width: int = 64
+    input_hfov_deg: float = 80.0
+    output_height: int = 48
+    output_width: int = 64
+    output_hfov_deg: float = 80.0
+    mean: Triple = (0.5, 0.5, 0.5)  # RGB, of pixel values scaled to [0, 1]
+    std: Triple = (0.25, 0.25, 0.25)
+
+    def __post_init__(self) -> None:
+        # Normalise sequences (a JSON round trip gives lists) to tuples so that specs compare and hash as values.
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        for name in ("input_height", "input_width", "output_height", "output_width"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ValueError(f"ImageSpec.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not 0.0 < self.input_hfov_deg < 180.0:
+            raise ValueError(f"ImageSpec.input_hfov_deg must be in (0, 180), got {self.input_hfov_deg}")
+        if not 0.0 < self.output_hfov_deg <= self.input_hfov_deg:
+            raise ValueError(
+                f"ImageSpec.output_hfov_deg ({self.output_hfov_deg}) must be in (0, input_hfov_deg "
+                f"= {self.input_hfov_deg}]: a crop cannot widen the camera's field of view"
+            )
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0.0:
+            raise ValueError(f"ImageSpec mean and std need 3 values each, std > 0; got {self.mean}, {self.std}")
+        top, left, height, width = self.crop_box()
+        if height > self.input_height or height < 1 or width < 1:
+            raise ValueError(
+                f"a {self.output_hfov_deg} deg crop at the output's aspect ratio needs {height}x{width} pixels of a "
+                f"{self.input_height}x{self.input_width} camera image: the camera's vertical field of view is too small"
+            )
+
+    def crop_box(self) -> tuple[int, int, int, int]:
+        """(top, left, height, width) in input pixels of the region that holds the output's field of view."""
+        fraction = math.tan(math.radians(self.output_hfov_deg) / 2) / math.tan(math.radians(self.input_hfov_deg) / 2)
+        width = min(self.input_width, round(self.input_width * fraction))
+        height = round(width * self.output_height / self.output_width)
+        return (self.input_height - height) // 2, (self.input_width - width) // 2, height, width
+
+    def scale_offset(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel float32 (scale, offset) with normalised = pixel * scale - offset."""
+        std = np.asarray(self.std, dtype=np.float64)
+        scale = 1.0 / (255.0 * std)
+        offset = np.asarray(self.mean, dtype=np.float64) / std
+        return scale.astype(np.float32), offset.astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, for checkpoints and the export bundle."""
+        data = asdict(self)
+        data["mean"], data["std"] = list(self.mean), list(self.std)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageSpec:
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown ImageSpec keys {unknown}; valid keys: {sorted(known)}")
+        return cls(**data)
+
+
+def crop_and_resize(image: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    """Camera image uint8 (input_height, input_width, 3) RGB -> uint8 (output_height, output_width, 3) RGB.
+
+    Area interpolation: it averages every source pixel a target pixel covers, so downscaling does not alias.
+    """
+    expected = (spec.input_height, spec.input_width, 3)
+    if image.dtype != np.uint8 or image.shape != expected:
+        raise ValueError(f"expected a uint8 image of shape {expected}, got {image.dtype} {image.shape}")
+    top, left, height, width = spec.crop_box()
+    cropped = image[top : top + height, left : left + width]
+    if (height, width) == (spec.output_height, spec.output_width):
+        return np.ascontiguousarray(cropped)
+    return cv2.resize(cropped, (spec.output_width, spec.output_height), interpolation=cv2.INTER_AREA)
+
+
+def normalise(images: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    """uint8 (..., output_height, output_width, 3) RGB -> float32 (..., 3, output_height, output_width)."""
+    expected = (spec.output_height, spec.output_width, 3)
+    if images.dtype != np.uint8 or images.shape[-3:] != expected:
+        raise ValueError(f"expected uint8 images of shape (..., *{expected}), got {images.dtype} {images.shape}")
+    scale, offset = spec.scale_offset()
+    normalised = images.astype(np.float32) * scale - offset
+    return np.ascontiguousarray(np.moveaxis(normalised, -1, -3))
+
+
+def preprocess(image: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    """One camera image uint8 HWC RGB -> the policy's float32 CHW input."""
+    return normalise(crop_and_resize(image, spec), spec)
+
+
+def preprocess_batch(images: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    """Camera images uint8 (N, H, W, 3) RGB -> float32 (N, 3, output_height, output_width)."""
+    if images.ndim != 4:
+        raise ValueError(f"expected a batch of images (N, H, W, 3), got shape {images.shape}")
+    geometric = np.stack([crop_and_resize(image, spec) for image in images]) if len(images) else images
+    return normalise(geometric.reshape(len(images), spec.output_height, spec.output_width, 3), spec)

@@ -1,0 +1,158 @@
+"""The simulated world: one PyBullet client for physics, one for rendering.
+
+Physics (240 Hz by default) sees the ground, one static compound body with every obstacle, and the vehicle; the
+render-only client holds the visual scenery and is never stepped. Splitting them keeps a physics step at a few
+microseconds whatever the scenery holds (visual-only bodies in a stepped world cost ~0.4 µs each per step).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pybullet as p
+
+from sim_envs.airframe import Airframe
+from sim_envs.camera import CameraConfig, Renderer, body_camera_axes
+from sim_envs.presets import TARGET_COLOR, Scenery
+from sim_envs.scenery import TARGET_RADIUS, Layout, build_collision, build_visuals, sphere_body
+from sim_envs.vehicle import PhysicsSwitches, Vehicle, VehicleState
+
+HIDDEN = (0.0, 0.0, -50.0)  # where bodies wait while they must not be seen
+
+
+class World:
+    def __init__(self, airframe: Airframe, camera: CameraConfig, physics_hz: int = 240,
+                 switches: PhysicsSwitches = PhysicsSwitches(), gui: bool = False) -> None:
+        if physics_hz % camera.rate_hz != 0:
+            valid = [r for r in range(1, physics_hz + 1) if physics_hz % r == 0]
+            raise ValueError(f"camera rate {camera.rate_hz} Hz does not divide the physics rate {physics_hz} Hz; "
+                             f"valid rates are {', '.join(map(str, valid))}")
+        self.airframe = airframe
+        self.camera = camera
+        self.physics_hz = physics_hz
+        self.substeps = physics_hz // camera.rate_hz
+        self.switches = switches
+        self.gui = gui
+        self.physics = p.connect(p.DIRECT)
+        self.render_client = p.connect(p.GUI if gui else p.DIRECT)
+        if gui:
+            p.configureDebugVisualizer(p.COV_ENABLE_GUI, 0, physicsClientId=self.render_client)
+        self.onboard = Renderer(self.render_client, camera.width, camera.height, camera.fov_deg, camera.near,
+                                camera.far)
+        self._chase: Renderer | None = None
+        self._tilt = math.radians(camera.tilt_deg)
+        self.vehicle: Vehicle | None = None
+        self._targets: list[int] = []
+        self._drone_visual: int | None = None
+
+    def build(self, layout: Layout, scenery: Scenery, start: tuple[float, float, float], yaw: float,
+              target_count: int) -> None:
+        """Rebuild both worlds for a new episode: a fresh, deterministic state."""
+        p.resetSimulation(physicsClientId=self.physics)
+        p.setPhysicsEngineParameter(fixedTimeStep=1.0 / self.physics_hz, deterministicOverlappingPairs=1,
+                                    physicsClientId=self.physics)
+        p.setGravity(0, 0, -9.81, physicsClientId=self.physics)
+        build_collision(self.physics, layout)
+        self.vehicle = Vehicle(self.physics, self.airframe, self.physics_hz, self.switches)
+        self.vehicle.reset(start, yaw)
+
+        if self.gui:
+            p.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 0, physicsClientId=self.render_client)
+        p.resetSimulation(physicsClientId=self.render_client)
+        build_visuals(self.render_client, layout, scenery)
+        self._targets = [sphere_body(self.render_client, TARGET_RADIUS, TARGET_COLOR, HIDDEN)
+                         for _ in range(target_count)]
+        self._drone_visual = None
+        if self.gui:
+            self._drone_visual = self._make_drone_visual()
+            p.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 1, physicsClientId=self.render_client)
+        for renderer in (self.onboard, self._chase):
+            if renderer is not None:
+                renderer.set_environment(scenery.sky_top, scenery.sky_horizon, layout.lighting)
+        self._scenery = scenery
+        self._layout = layout
+
+    def _make_drone_visual(self) -> int:
+        """A dark body with four rotor discs, red at the front: what the chase view and the GUI show."""
+        arm = self.airframe.arm_length
+        client = self.render_client
+        body = p.createVisualShape(p.GEOM_BOX, halfExtents=[arm * 0.35, arm * 0.25, arm * 0.08],
+                                   rgbaColor=[0.12, 0.12, 0.12, 1], physicsClientId=client)
+        rotors, positions = [], []
+        for front, side in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+            color = [0.9, 0.15, 0.1, 1] if front > 0 else [0.35, 0.35, 0.35, 1]
+            rotors.append(p.createVisualShape(p.GEOM_CYLINDER, radius=arm * 0.45, length=arm * 0.04,
+                                              rgbaColor=color, physicsClientId=client))
+            positions.append([front * arm * 0.7071, side * arm * 0.7071, arm * 0.1])
+        return p.createMultiBody(
+            0, -1, body, basePosition=HIDDEN, linkMasses=[0] * 4, linkCollisionShapeIndices=[-1] * 4,
+            linkVisualShapeIndices=rotors, linkPositions=positions, linkOrientations=[[0, 0, 0, 1]] * 4,
+            linkInertialFramePositions=[[0, 0, 0]] * 4, linkInertialFrameOrientations=[[0, 0, 0, 1]] * 4,
+            linkParentIndices=[0] * 4, linkJointTypes=[p.JOINT_FIXED] * 4, linkJointAxis=[[0, 0, 1]] * 4,
+            physicsClientId=client)
+
+    def advance(self, setpoint: tuple[float, float, float, float],
+                air_velocity: tuple[float, float, float]) -> bool:
+        """One camera period of physics. Returns True when the vehicle touched anything (ground or obstacle)."""
+        vehicle = self.vehicle
+        assert vehicle is not None, "World.build must run before advance"
+        body, client = vehicle.body_id, self.physics
+        for _ in range(self.substeps):
+            vehicle.pre_step(setpoint, air_velocity)
+            p.stepSimulation(physicsClientId=client)
+            if p.getContactPoints(bodyA=body, physicsClientId=client):
+                return True
+        return False
+
+    def place_target(self, index: int, position: tuple[float, float, float] | None) -> None:
+        """Show target `index` at `position`, or hide it (None)."""
+        p.resetBasePositionAndOrientation(self._targets[index], position or HIDDEN, (0, 0, 0, 1),
+                                          physicsClientId=self.render_client)
+
+    def onboard_image(self, state: VehicleState) -> np.ndarray:
+        if self._drone_visual is not None:  # the onboard camera must not see the GUI's model of the airframe
+            p.resetBasePositionAndOrientation(self._drone_visual, HIDDEN, (0, 0, 0, 1),
+                                              physicsClientId=self.render_client)
+        rotation = p.getMatrixFromQuaternion(state.quaternion)
+        forward, up = body_camera_axes(rotation, self._tilt)
+        ox, oy, oz = self.airframe.camera_offset
+        x, y, z = state.position
+        eye = (x + rotation[0] * ox + rotation[1] * oy + rotation[2] * oz,
+               y + rotation[3] * ox + rotation[4] * oy + rotation[5] * oz,
+               z + rotation[6] * ox + rotation[7] * oy + rotation[8] * oz)
+        return self.onboard.render(eye, forward, up)
+
+    def chase_image(self, state: VehicleState, width: int, height: int) -> np.ndarray:
+        """A third-person view from behind and above the vehicle, along its heading."""
+        if self._chase is None or (self._chase.width, self._chase.height) != (width, height):
+            self._chase = Renderer(self.render_client, width, height, 70.0, 0.05, self.camera.far)
+            self._chase.set_environment(self._scenery.sky_top, self._scenery.sky_horizon, self._layout.lighting)
+        if self._drone_visual is None:
+            self._drone_visual = self._make_drone_visual()
+        self.show_vehicle(state)
+        x, y, z = state.position
+        cy, sy = math.cos(state.yaw), math.sin(state.yaw)
+        distance = max(1.5, 12 * self.airframe.arm_length)
+        eye = (x - distance * cy, y - distance * sy, z + 0.45 * distance)
+        forward = (x - eye[0], y - eye[1], z - eye[2])
+        image = self._chase.render(eye, forward, (0.0, 0.0, 1.0))
+        if not self.gui:
+            p.resetBasePositionAndOrientation(self._drone_visual, HIDDEN, (0, 0, 0, 1),
+                                              physicsClientId=self.render_client)
+        return image
+
+    def show_vehicle(self, state: VehicleState) -> None:
+        """Move the vehicle's visual (GUI and chase view) to its physical pose; the GUI camera follows it."""
+        if self._drone_visual is None:
+            return
+        p.resetBasePositionAndOrientation(self._drone_visual, state.position, state.quaternion,
+                                          physicsClientId=self.render_client)
+        if self.gui:
+            p.resetDebugVisualizerCamera(2.5, math.degrees(state.yaw) - 90, -25, state.position,
+                                         physicsClientId=self.render_client)
+
+    def close(self) -> None:
+        for client in (self.physics, self.render_client):
+            if p.isConnected(client):
+                p.disconnect(client)

@@ -1,0 +1,82 @@
+"""`navigator data` through the CLI entry point: output, exit codes and clean errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from navigator.cli import main
+from navigator.dataset import DatasetWriter
+from navigator.dataset.synthetic import synthetic_episode
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    writer = DatasetWriter.create(tmp_path_factory.mktemp("cli") / "ds", image_size=(48, 64), recipe={})
+    for seed in range(3):
+        writer.write(synthetic_episode(seed, frames=24, preset="summer" if seed < 2 else "winter+wind"))
+    return writer.path
+
+
+def test_info_table_and_json(dataset, capsys):
+    assert main(["data", "info", str(dataset)]) == 0
+    text = capsys.readouterr().out
+    assert "3 episodes, 72 frames" in text and "winter+wind" in text and "yaw_rate" in text
+    assert main(["data", "info", str(dataset), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert (document["episodes"], document["frames"]) == (3, 72)
+    assert [(g["preset"], g["episodes"]) for g in document["groups"]] == [("summer", 2), ("winter+wind", 1)]
+    assert [c["name"] for c in document["action_label"]] == ["vx", "vy", "vz", "yaw_rate"]
+    assert all(-1 <= c["min"] <= c["mean"] <= c["max"] <= 1 for c in document["action_executed"])
+
+
+def test_check_exit_codes_and_all_problems(dataset, tmp_path, capsys):
+    assert main(["data", "check", str(dataset)]) == 0
+    assert "3 episodes checked, 0 errors, 0 warnings: sound" in capsys.readouterr().out
+    broken = tmp_path / "broken"
+    writer = DatasetWriter.create(broken, image_size=(48, 64), recipe={})
+    entries = [writer.write(synthetic_episode(seed, frames=6)) for seed in range(3)]
+    for entry in entries[:2]:
+        (broken / "episodes" / entry.file).write_bytes(b"junk")
+    assert main(["data", "check", str(broken)]) == 1
+    out = capsys.readouterr().out
+    assert all(f"{broken}/episodes/{e.file}: sha256" in out for e in entries[:2]) and "NOT sound" in out
+    assert main(["data", "check", str(broken), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)[0]
+    assert not report["sound"] and len(report["problems"]) == 2
+
+
+def test_preview_sheet_and_video(dataset, tmp_path, capsys):
+    sheet = tmp_path / "sheet.png"
+    assert main(["data", "preview", str(dataset), "--out", str(sheet), "--episodes", "2"]) == 0
+    image = cv2.imread(str(sheet))
+    assert image is not None and image.shape[0] > 2 * 48 * 3 and image.shape[1] == 8 * 64 * 3
+    video = tmp_path / "clip.mp4"
+    assert main(["data", "preview", str(dataset), "--out", str(video), "--episodes", "2"]) == 0
+    capture = cv2.VideoCapture(str(video))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 48 and capture.read()[1].shape == (48 * 6, 64 * 6, 3)
+    capture.release()
+    assert main(["data", "preview", str(dataset), "--out", str(tmp_path / "x.gif")]) == 2
+    assert "unknown preview kind .gif" in capsys.readouterr().err
+
+
+def test_export_robomimic(dataset, tmp_path, capsys):
+    out = tmp_path / "demos.hdf5"
+    assert main(["data", "export", str(dataset), "--format", "robomimic", "--out", str(out)]) == 0
+    assert "3 episodes exported" in capsys.readouterr().out and out.stat().st_size > 0
+
+
+def test_bad_input_gives_a_clean_named_error(dataset, tmp_path, capsys):
+    assert main(["data", "info", str(tmp_path / "nowhere")]) == 2
+    assert f"{tmp_path / 'nowhere'}: no such dataset folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["data", "info", str(tmp_path / "empty")]) == 2
+    assert "manifest.json: manifest is missing" in capsys.readouterr().err
+    small = DatasetWriter.create(tmp_path / "small", image_size=(24, 32), recipe={})
+    small.write(synthetic_episode(0, frames=4, height=24, width=32))
+    assert main(["data", "info", str(dataset), str(small.path)]) == 2
+    err = capsys.readouterr().err
+    assert "different image sizes" in err and str(dataset) in err and str(small.path) in err and "Traceback" not in err
