@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 LECUN_SCALE = 1.7159
 LECUN_SLOPE = 0.666
@@ -58,33 +59,46 @@ class _CfCChain(torch.autograd.Function):
         # at these sizes), so the time gates' unused tanh is cheaper than slicing out ff1 and ff2.
         candidates = [new(steps, batch, 4 * h) for h in units]
         interpolations = [new(steps, batch, h) for h in units]  # sigmoid(time_a * dt + time_b)
-        backbones = [new(steps, batch, layer.w_state.shape[1]) if layer.w_gates is not None else None for layer in layers]
+        # tanh(slope * pre) of the layers with a backbone: P wide, where P is w_state's width.
+        backbones = [None if layer.w_gates is None else new(steps, batch, layer.w_state.shape[1]) for layer in layers]
         for state, hist in zip(h0.split(units, dim=1), history):
             hist[0] = state
+        # Per-step views made once: indexing and slicing inside the loop would cost more than the arithmetic.
+        gates = [new(steps, batch, 4 * h) for h in units]
+        views = [
+            (
+                history[i].unbind(0), g.unbind(0), g[..., 2 * h : 3 * h].unbind(0), g[..., 3 * h :].unbind(0),
+                c.unbind(0), c[..., :h].unbind(0), c[..., h : 2 * h].unbind(0), s.unbind(0),
+                None if b is None else b.unbind(0),
+            )
+            for i, (h, g, c, s, b) in enumerate(zip(units, gates, candidates, interpolations, backbones))
+        ]
+        projected_steps, dt_steps = projected.unbind(0), dts.unbind(0)
         for t in range(steps):
-            for index, (layer, h) in enumerate(zip(layers, units)):
+            for index, layer in enumerate(layers):
+                hist, gate, time_a, time_b, cand, ff1, ff2, mix, backbone = views[index]
+                pre = gate[t] if layer.w_gates is None else backbone[t]
                 if index == 0:
-                    pre = torch.addmm(projected[t], history[0][t], layer.w_state)
+                    torch.addmm(projected_steps[t], hist[t], layer.w_state, out=pre)
                 else:
-                    pre = torch.addmm(layer.bias, history[index - 1][t + 1], layer.w_in)
-                    pre.addmm_(history[index][t], layer.w_state)
+                    torch.addmm(layer.bias, views[index - 1][0][t + 1], layer.w_in, out=pre)
+                    pre.addmm_(hist[t], layer.w_state)
                 if layer.w_gates is not None:
                     # Store tanh(slope * pre); the backbone output is scale times it.
-                    activation = torch.tanh(pre.mul_(LECUN_SLOPE), out=backbones[index][t])
-                    gates = torch.addmm(layer.b_gates, activation, layer.w_gates, alpha=LECUN_SCALE)
-                else:
-                    gates = pre
-                cand = torch.tanh(gates, out=candidates[index][t])
-                mix = torch.addcmul(gates[:, 3 * h :], gates[:, 2 * h : 3 * h], dts[t])
-                torch.sigmoid(mix, out=interpolations[index][t])
-                torch.lerp(cand[:, :h], cand[:, h : 2 * h], interpolations[index][t], out=history[index][t + 1])
+                    torch.tanh(pre.mul_(LECUN_SLOPE), out=pre)
+                    torch.addmm(layer.b_gates, pre, layer.w_gates, alpha=LECUN_SCALE, out=gate[t])
+                torch.tanh(gate[t], out=cand[t])
+                torch.sigmoid(torch.addcmul(time_b[t], time_a[t], dt_steps[t]), out=mix[t])
+                torch.lerp(ff1[t], ff2[t], mix[t], out=hist[t + 1])
         ctx.units = units
-        ctx.save_for_backward(dts, *flat, *history, *candidates, *interpolations, *[b for b in backbones if b is not None])
+        stored = [*history, *candidates, *interpolations, *[b for b in backbones if b is not None]]
+        ctx.save_for_backward(dts, *flat, *stored)
         outputs = history[-1][1:].transpose(0, 1).contiguous()
         final = torch.cat([hist[steps] for hist in history], dim=1)
         return outputs, final
 
     @staticmethod
+    @once_differentiable  # the saved buffers carry no graph: refuse double backward rather than be wrong
     def backward(ctx: Any, grad_outputs: Tensor, grad_final: Tensor) -> Any:
         units = ctx.units
         n = len(units)
@@ -111,33 +125,40 @@ class _CfCChain(torch.autograd.Function):
             for i, layer in enumerate(layers)
         ]
         # carry[l]: d loss / d (layer l's state leaving step t), gathered from step t + 1's recurrence, from the
-        # layer above at step t and, for the last layer, from the outputs.
-        carry = [part.clone() for part in grad_final.split(units, dim=1)]
-        grad_outputs = grad_outputs.transpose(0, 1)
+        # layer above at step t and, for the last layer, from the outputs. Updated in place, step by step.
+        carry = [part.clone(memory_format=torch.contiguous_format) for part in grad_final.split(units, dim=1)]
+        # Per-step views made once, as in forward.
+        carry_rows = [c.unsqueeze(1) for c in carry]
+        factor_steps = [f.unbind(0) for f in factors]
+        gate_grad_steps = [g.unbind(0) for g in grad_gates]
+        gate_grad_rows = [g.view(steps, batch, -1).unbind(0) for g in grad_gates]
+        pre_grad_steps = [p.view(steps, batch, -1).unbind(0) for p in grad_pre]
+        slope_steps = [None if b is None else b.unbind(0) for b in backbone_slopes]
+        output_steps = grad_outputs.transpose(0, 1).unbind(0)
+        transposed = [ChainLayer(*(None if w is None else w.t() for w in layer)) for layer in layers]
         for t in range(steps - 1, -1, -1):
-            carry[-1].add_(grad_outputs[t])
+            carry[-1].add_(output_steps[t])
             for index in range(n - 1, -1, -1):
-                layer = layers[index]
-                torch.mul(carry[index].unsqueeze(1), factors[index][t], out=grad_gates[index][t])
-                d_pre = grad_pre[index][t].view(batch, -1)
+                layer = transposed[index]
+                torch.mul(carry_rows[index], factor_steps[index][t], out=gate_grad_steps[index][t])
+                d_pre = pre_grad_steps[index][t]
                 if layer.w_gates is not None:
-                    torch.mm(grad_gates[index][t].view(batch, -1), layer.w_gates.t(), out=d_pre)
-                    d_pre.mul_(backbone_slopes[index][t])
+                    torch.mm(gate_grad_rows[index][t], layer.w_gates, out=d_pre).mul_(slope_steps[index][t])
                 if index > 0:
-                    carry[index - 1].addmm_(d_pre, layer.w_in.t())
-                carry[index] = d_pre @ layer.w_state.t()
+                    carry[index - 1].addmm_(d_pre, layer.w_in)
+                torch.mm(d_pre, layer.w_state, out=carry[index])
 
         grads: list[Tensor | None] = []
         for index, (layer, h) in enumerate(zip(layers, units)):
             d_pre = grad_pre[index].reshape(steps * batch, -1)
-            w_in = b = w_gates = b_gates = None
+            w_in = bias = w_gates = b_gates = None
             if index > 0:
                 w_in = history[index - 1][1:].reshape(steps * batch, -1).t() @ d_pre
-                b = d_pre.sum(0)
+                bias = d_pre.sum(0)
             w_state = history[index][:-1].reshape(steps * batch, h).t() @ d_pre
             if layer.w_gates is not None:
                 d_gates = grad_gates[index].view(steps * batch, 4 * h)
                 w_gates = (backbones[index].reshape(steps * batch, -1).t() @ d_gates).mul_(LECUN_SCALE)
                 b_gates = d_gates.sum(0)
-            grads += [w_in, b, w_state, w_gates, b_gates]
+            grads += [w_in, bias, w_state, w_gates, b_gates]
         return None, grad_pre[0].view(steps, batch, -1), None, torch.cat(carry, dim=1), *grads

@@ -1,13 +1,15 @@
-"""Fast closed-form continuous-time (CfC) recurrent layers, numerically equal to ncps 1.0.1's `CfC` in mode "default".
+"""Fast closed-form continuous-time (CfC) layers, numerically equal to ncps 1.0.1's `CfC` in mode "default":
+`FastCfC` (fully connected) and `FastWiredCfC` (NCP or other layered ncps wiring).
 
 ncps runs one Python-level cell call per time step, and each call rebuilds the masked weights, concatenates input
-and state, and runs four separate matmuls. Here, per forward pass:
+and state, runs four separate matmuls and records ~15 autograd nodes per layer. Here:
 
-* the sparsity masks are applied once, not once per step;
-* the four gates (ff1, ff2, time_a, time_b) are one fused weight, so a step is one matmul per layer;
-* the input's share of the first matmul is computed for all time steps in one large matmul outside the loop,
-  leaving only the small recurrent matmul inside it;
-* a step is five kernels per layer (addmm, tanh, addcmul, sigmoid, lerp) and allocates no concatenations.
+* sequence mode (`forward`, for training) applies the sparsity masks once per call, fuses the four gates
+  (ff1, ff2, time_a, time_b) into one weight, computes the input's share of the first matmul for all time steps in
+  one large matmul, and runs the time loop as a single autograd node with hand-written backpropagation
+  (`policies.cfc_bptt`);
+* step mode (`step`, for flight and ONNX export) is the same arithmetic in plain differentiable ops, one step with
+  explicit state, which traces to a small static graph.
 
 The update is ncps's: with gates computed from [input, state],
     h' = tanh(ff1) * (1 - s) + s * tanh(ff2),   s = sigmoid(time_a * dt + time_b),
@@ -28,14 +30,14 @@ import torch.nn.functional as F
 from ncps.wirings import Wiring
 from torch import Tensor, nn
 
-from policies.cfc_bptt import ChainLayer, run_chain
+from policies.cfc_bptt import LECUN_SCALE, LECUN_SLOPE, ChainLayer, run_chain
 
 _GATES = ("ff1", "ff2", "time_a", "time_b")  # order of the blocks in a fused gate weight
 
 
 def lecun_tanh(x: Tensor) -> Tensor:
     """ncps's backbone activation (LeCun's scaled tanh)."""
-    return 1.7159 * torch.tanh(0.666 * x)
+    return LECUN_SCALE * torch.tanh(LECUN_SLOPE * x)
 
 
 def cfc_update(gates: Tensor, dt: Tensor) -> Tensor:
@@ -63,8 +65,8 @@ def sequence_dt(dt: Tensor, batch: int, steps: int) -> Tensor:
 
 
 def _xavier_blocks(weight: Tensor, blocks: int) -> None:
-    """Xavier-uniform init of each of `blocks` row blocks as if it were its own matrix, as ncps initialises each
-    gate's separate Linear (a fused matrix's own fan-out would give smaller weights)."""
+    """Xavier-uniform init with the bound of one of `blocks` equal row blocks, as ncps initialises each gate's
+    separate Linear (the fused matrix's own fan-out would give smaller weights)."""
     rows, cols = weight.shape[0] // blocks, weight.shape[1]
     bound = math.sqrt(6.0 / (rows + cols))
     with torch.no_grad():

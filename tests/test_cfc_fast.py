@@ -96,7 +96,8 @@ def test_hand_written_backward_passes_gradcheck(backbone: bool) -> None:
 
     width = 6 if backbone else 12  # the first layer's pre-activation width: backbone units, or its 4 x 3 gates
     backbone_weights = (rand(width, 12), rand(12)) if backbone else ()
-    tensors = (rand(4, 2, width), rand(2, 3), rand(2, 2), rand(3, width), *backbone_weights, rand(3, 8), rand(8), rand(2, 8))
+    first = (rand(4, 2, width), rand(2, 3), rand(2, 2), rand(3, width), *backbone_weights)
+    tensors = (*first, rand(3, 8), rand(8), rand(2, 8))
     dts = 0.05 + torch.rand(4, 2, 1, generator=generator, dtype=torch.float64)
 
     def run(projected: Tensor, h0: Tensor, h1: Tensor, w_state: Tensor, *rest: Tensor) -> tuple[Tensor, Tensor]:

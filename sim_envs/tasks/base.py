@@ -29,6 +29,9 @@ from sim_envs.world import World
 ENDINGS = ("success", "collision", "out_of_bounds", "flipped", "lost", "timeout", "physics_error")
 STATE_FIELDS = ("vx", "vy", "vz", "roll", "pitch", "yaw_rate", "height")
 SPEED_LIMIT = 50.0  # m/s; beyond this the integration has blown up
+# Bounds of the state that no live episode exceeds (speeds and rates below the blow-up limit, heights well above
+# the ceiling); a blown-up step returns a blank observation instead.
+STATE_BOUND = np.array([SPEED_LIMIT] * 3 + [math.pi, math.pi, SPEED_LIMIT, 100.0], np.float32)
 
 
 @dataclass
@@ -70,7 +73,7 @@ class NavigationEnv(gym.Env):
         h, w = self.camera.height, self.camera.width
         self.observation_space = gym.spaces.Dict({
             "image": gym.spaces.Box(0, 255, (h, w, 3), np.uint8),
-            "state": gym.spaces.Box(-np.inf, np.inf, (len(STATE_FIELDS),), np.float32),
+            "state": gym.spaces.Box(-STATE_BOUND, STATE_BOUND, (len(STATE_FIELDS),), np.float32),
         })
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
         self.layout: Layout | None = None

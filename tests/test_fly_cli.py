@@ -1,0 +1,86 @@
+"""`navigator fly` end to end, as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from navigator.cli import main
+
+
+def fly_json(capsys, *args):
+    assert main(["fly", "--json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_json_reports_every_episode_and_a_summary(capsys):
+    document = fly_json(capsys, "--episodes", "2", "--seed", "3")
+    assert [e["seed"] for e in document["episodes"]] == [3, 4]
+    assert document["summary"]["episodes"] == 2
+    assert document["summary"]["success_rate"] == 1.0
+    assert document["config"]["scenario"]["preset"] == "summer"
+
+
+def test_same_seed_same_result(capsys):
+    args = ("--episodes", "1", "--seed", "8", "--preset", "wind")
+    assert fly_json(capsys, *args)["episodes"] == fly_json(capsys, *args)["episodes"]
+
+
+def test_table_output(capsys):
+    assert main(["fly", "--episodes", "1", "--task", "hike", "--max-seconds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "hike · summer · x500" in out and "timeout" in out and "success rate 0%" in out
+
+
+def test_video_has_onboard_beside_chase_view(tmp_path, capsys):
+    path = tmp_path / "flight.mp4"
+    document = fly_json(capsys, "--episodes", "1", "--max-seconds", "1", "--video", str(path))
+    assert document["video"] == str(path)
+    capture = cv2.VideoCapture(str(path))
+    frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok and frames == 30
+    assert frame.shape == (240, 320 + 320, 3)
+    assert list(tmp_path.iterdir()) == [path]  # no partial file left behind
+
+
+def test_config_file_and_flags(tmp_path, capsys):
+    config = tmp_path / "winter.yaml"
+    config.write_text("scenario:\n  preset: winter\n  airframe: cf2x\nepisodes: 1\n")
+    document = fly_json(capsys, "--config", str(config), "--max-seconds", "1")
+    assert document["config"]["scenario"]["preset"] == "winter"
+    assert document["config"]["scenario"]["airframe"] == "cf2x"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "spring"], "unknown preset 'spring'; valid presets are: summer"),
+    (["--task", "race"], "unknown task 'race'; valid tasks are: fly-to-target, hike, follow"),
+    (["--airframe", "f450"], "unknown airframe 'f450'; valid airframes are: x500, cf2x"),
+    (["--pilot", "robot"], "unknown pilot 'robot'"),
+    (["--episodes", "0"], "episodes must be at least 1"),
+    (["--video", "out.avi"], "must end in .mp4"),
+])
+def test_bad_input_is_a_clear_error(args, message, capsys):
+    assert main(["fly", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_malformed_config_is_a_clear_error(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("scenario:\n  preset: [winter\n")
+    assert main(["fly", "--config", str(config)]) == 2
+    assert "is not valid YAML" in capsys.readouterr().err
+
+
+def test_gui_without_a_display_says_how_to_fix_it(monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert main(["fly", "--gui"]) == 2
+    assert "xvfb-run" in capsys.readouterr().err
+
+
+def test_console_script_help():
+    result = subprocess.run([sys.executable, "-m", "navigator.cli", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "fly" in result.stdout and "data" in result.stdout
