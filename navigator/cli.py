@@ -17,6 +17,7 @@ from navigator.errors import UserError
 # name -> (module under navigator.commands, one-line help). Order is the order users meet them.
 COMMANDS: dict[str, tuple[str, str]] = {
     "fly": ("fly", "fly simulated episodes with a pilot (expert, checkpoint or bundle) and report metrics"),
+    "collect": ("collect", "record expert demonstrations (with recovery noise) into a dataset"),
     "data": ("data", "inspect, verify, preview and export recorded demonstration datasets"),
 }
 

@@ -59,7 +59,8 @@ class Policy(nn.Module):
 
     def _inputs(self, frames: Tensor, states: Tensor) -> Tensor:
         """frames (N, H, W, 3), states (N, 7) -> head inputs (N, features + 7)."""
-        if states.shape != (frames.shape[0], STATE_SIZE):
+        # Shape checks run in eager mode only: under ONNX tracing sizes are symbolic (see fast_cfc.step_dt).
+        if not torch.jit.is_tracing() and states.shape != (frames.shape[0], STATE_SIZE):
             raise ValueError(f"expected states ({frames.shape[0]}, {STATE_SIZE}), got {tuple(states.shape)}")
         normalised = (states.to(torch.float32) - self.state_mean) / self.state_std
         return torch.cat([self.encoder(frames), normalised], dim=1)
@@ -95,7 +96,7 @@ class Policy(nn.Module):
         (None: initial), dt (B,) or a float: seconds since the previous step -> action (B, 4) in [-1, 1], hidden."""
         batch = image.shape[0]
         if not isinstance(dt, Tensor):
-            dt = torch.full((batch,), float(dt))
+            dt = self.state_mean.new_full((batch,), float(dt))
         y, hidden = self.head.step(self._inputs(image, state), self._time(dt), self._hidden(hidden, batch))
         return torch.tanh(y), hidden
 

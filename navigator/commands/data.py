@@ -70,13 +70,13 @@ def _info(args: argparse.Namespace) -> int:
     groups = Table(title="episodes by task and preset")
     for name in ("task", "preset"):  # names stay whole; the endings column wraps instead
         groups.add_column(name, no_wrap=True, min_width=max(len(getattr(g, name)) for g in summary.groups))
-    for column in ("episodes", "frames", "min", "success"):
+    for column in ("episodes", "frames", "min", "success", "dropped"):
         groups.add_column(column, justify="right", no_wrap=True)
     groups.add_column("endings")
     for g in summary.groups:
         endings = ", ".join(f"{name} {count}" for name, count in sorted(g.endings.items()))
         groups.add_row(g.task, g.preset, str(g.episodes), str(g.frames), f"{g.duration_s / 60:.1f}",
-                       f"{g.success_rate:.0%}", endings)
+                       f"{g.success_rate:.0%}", str(g.dropped), endings)
     console.print(groups)
     if summary.action_label:
         actions = Table(title="actions, normalised to [-1, 1]")

@@ -11,7 +11,7 @@ from navigator.dataset.errors import (ChecksumError, CorruptEpisodeError, Datase
                                       IncompatibleDatasetsError, InvalidEpisodeError, ManifestError,
                                       SchemaVersionError)
 from navigator.dataset.loader import Batch, WindowLoader, WindowRef
-from navigator.dataset.manifest import EpisodeEntry, Manifest, read_manifest
+from navigator.dataset.manifest import DroppedEntry, EpisodeEntry, Manifest, read_manifest
 from navigator.dataset.normalization import NormStats, compute_stats
 from navigator.dataset.reader import Dataset, open_datasets
 from navigator.dataset.schema import ACTION_CONVENTION, ENDINGS, FORMAT_NAME, SCHEMA_VERSION
@@ -21,7 +21,7 @@ from navigator.dataset.writer import DatasetWriter, Recovery, write_episode
 
 __all__ = [
     "ACTION_CONVENTION", "ENDINGS", "FORMAT_NAME", "SCHEMA_VERSION", "Batch", "CheckReport", "ChecksumError",
-    "CorruptEpisodeError", "Dataset", "DatasetError", "DatasetNotFoundError", "DatasetWriter", "Episode",
+    "CorruptEpisodeError", "Dataset", "DatasetError", "DatasetNotFoundError", "DatasetWriter", "DroppedEntry", "Episode",
     "EpisodeEntry", "EpisodeKey", "IncompatibleDatasetsError", "InvalidEpisodeError", "Layout", "Manifest",
     "ManifestError", "NormStats", "Problem", "Recovery", "SchemaVersionError", "WindowLoader", "WindowRef",
     "check_dataset", "compute_stats", "file_sha256", "load_arrays", "load_episode", "open_datasets",

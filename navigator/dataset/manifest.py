@@ -54,6 +54,32 @@ class EpisodeEntry:
 
 
 @dataclass(frozen=True)
+class DroppedEntry:
+    """An episode that was flown but not kept (collection with failed episodes dropped): recorded so that the
+    dataset's success rate stays honest and a resumed collection does not fly it again."""
+
+    task: str
+    preset: str
+    seed: int
+    ending: str
+    frames: int
+
+    @property
+    def key(self) -> EpisodeKey:
+        return EpisodeKey(self.task, self.preset, self.seed)
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> DroppedEntry:
+        expected = {"task": str, "preset": str, "seed": int, "ending": str, "frames": int}
+        if not isinstance(data, dict) or set(data) != set(expected) or any(
+                not isinstance(data[name], kind) for name, kind in expected.items()):
+            raise ManifestError(f"{where}: a dropped entry must hold exactly {', '.join(expected)}, got {data!r}")
+        if data["ending"] not in ENDINGS:
+            raise ManifestError(f"{where}: dropped entry ending {data['ending']!r} is not one of {', '.join(ENDINGS)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A dataset's manifest. Episodes are kept sorted by key, so the file does not depend on which parallel worker
     finished first."""
@@ -63,6 +89,7 @@ class Manifest:
     action_convention: str = ACTION_CONVENTION
     recipe: dict[str, Any] = field(default_factory=dict)
     episodes: tuple[EpisodeEntry, ...] = ()
+    dropped: tuple[DroppedEntry, ...] = ()
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -73,10 +100,15 @@ class Manifest:
         kept = [e for e in self.episodes if e.key != entry.key]
         return replace(self, episodes=tuple(sorted([*kept, entry], key=lambda e: e.key)))
 
+    def with_dropped(self, entry: DroppedEntry) -> Manifest:
+        kept = [e for e in self.dropped if e.key != entry.key]
+        return replace(self, dropped=tuple(sorted([*kept, entry], key=lambda e: e.key)))
+
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "image_height": self.image_height,
                 "image_width": self.image_width, "action_convention": self.action_convention,
-                "recipe": self.recipe, "episodes": [asdict(entry) for entry in self.episodes]}
+                "recipe": self.recipe, "episodes": [asdict(entry) for entry in self.episodes],
+                "dropped": [asdict(entry) for entry in self.dropped]}
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> Manifest:
@@ -99,8 +131,11 @@ class Manifest:
                     raise ManifestError(f"{where}: episodes {seen[identity]} and {entry.file} are both listed as "
                                         f"{identity}")
                 seen[identity] = entry.file
+        if not isinstance(data.get("dropped", []), list):
+            raise ManifestError(f"{where}: dropped must be list (got {data.get('dropped')!r})")
+        dropped = tuple(DroppedEntry.from_json(item, where) for item in data.get("dropped", []))
         return cls(data["image_height"], data["image_width"], data["action_convention"], data["recipe"],
-                   tuple(sorted(entries, key=lambda e: e.key)))
+                   tuple(sorted(entries, key=lambda e: e.key)), tuple(sorted(dropped, key=lambda e: e.key)))
 
 
 def manifest_path(dataset: Path) -> Path:

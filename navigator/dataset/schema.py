@@ -15,7 +15,7 @@ import numpy as np
 FORMAT_NAME = "liquid-navigator-demonstrations"
 SCHEMA_VERSION = 1
 ACTION_CONVENTION = "flu-heading-normalised-v1"
-ENDINGS = ("success", "collision", "out_of_bounds", "flipped", "timeout", "physics_error")
+ENDINGS = ("success", "collision", "out_of_bounds", "flipped", "lost", "timeout", "physics_error")
 STATE_NAMES = ("vx", "vy", "vz", "roll", "pitch", "yaw_rate", "height")
 ACTION_NAMES = ("vx", "vy", "vz", "yaw_rate")
 # Normalised actions are clipped to [-1, 1]; the slack admits float32 rounding of values computed at the limit.

@@ -22,6 +22,7 @@ class GroupSummary:
     duration_s: float = 0.0
     successes: int = 0
     endings: dict[str, int] = field(default_factory=dict)
+    dropped: int = 0  # flown, failed and not kept (collect --drop-failed)
 
     @property
     def success_rate(self) -> float:
@@ -94,6 +95,9 @@ def summarize(datasets: list[Dataset]) -> DatasetSummary:
             group.endings[entry.ending] = group.endings.get(entry.ending, 0) + 1
             labels.append(arrays["action_label"])
             executed.append(arrays["action_executed"])
+        for dropped in dataset.manifest.dropped:
+            group = groups.setdefault((dropped.task, dropped.preset), GroupSummary(dropped.task, dropped.preset))
+            group.dropped += 1
     first = datasets[0].manifest
     return DatasetSummary(
         datasets=[str(d.path) for d in datasets], image_size=first.image_size,

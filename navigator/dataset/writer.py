@@ -20,8 +20,8 @@ from navigator.dataset.compat import Layout, require_compatible
 from navigator.dataset.episode import Episode, EpisodeKey
 from navigator.dataset.episode_file import file_sha256, load_episode, save_episode
 from navigator.dataset.errors import ChecksumError, DatasetError, ManifestError
-from navigator.dataset.manifest import (EPISODES_FOLDER, EpisodeEntry, Manifest, manifest_path, read_manifest,
-                                        write_manifest)
+from navigator.dataset.manifest import (EPISODES_FOLDER, DroppedEntry, EpisodeEntry, Manifest, manifest_path,
+                                        read_manifest, write_manifest)
 from navigator.dataset.schema import ACTION_CONVENTION
 
 
@@ -100,8 +100,8 @@ class DatasetWriter:
         return self._manifest
 
     def completed(self) -> set[EpisodeKey]:
-        """Keys of the episodes the manifest lists as complete."""
-        return {entry.key for entry in self._manifest.episodes}
+        """Keys of the episodes the manifest lists as complete (kept, or flown and dropped)."""
+        return {entry.key for entry in (*self._manifest.episodes, *self._manifest.dropped)}
 
     def missing(self, keys: Iterable[EpisodeKey]) -> list[EpisodeKey]:
         """The keys among `keys` still to collect, in the given order."""
@@ -120,6 +120,11 @@ class DatasetWriter:
             raise ChecksumError(f"{path}: sha256 {actual[:12]}… differs from {entry.sha256[:12]}… reported by its "
                                 f"writer; it was changed after it was written")
         self._manifest = self._manifest.with_entry(entry)
+        write_manifest(self.path, self._manifest)
+
+    def drop(self, entry: DroppedEntry) -> None:
+        """Record an episode that was flown but not kept, atomically."""
+        self._manifest = self._manifest.with_dropped(entry)
         write_manifest(self.path, self._manifest)
 
     def write(self, episode: Episode) -> EpisodeEntry:

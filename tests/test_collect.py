@@ -1,0 +1,128 @@
+"""`navigator collect`: demonstrations recorded into the dataset format, deterministic, parallel and resumable."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from navigator.cli import main
+from navigator.dataset import Dataset, check_dataset, read_manifest
+from navigator.dataset.schema import ENDINGS as DATASET_ENDINGS
+from sim_envs.tasks.base import ENDINGS as TASK_ENDINGS
+
+SHORT = ["--max-seconds", "2"]  # short episodes keep the suite fast; they end in timeout
+
+
+def collect(*args):
+    return main(["collect", *args])
+
+
+def checksums(path):
+    return {e.file: e.sha256 for e in read_manifest(path).episodes}
+
+
+def test_every_task_ending_can_be_stored():
+    assert set(TASK_ENDINGS) == set(DATASET_ENDINGS)
+
+
+def test_records_every_field_of_the_contract(tmp_path):
+    out = tmp_path / "ds"
+    assert collect("--out", str(out), "--episodes", "1", "--seed", "2", "--workers", "1") == 0
+    dataset = Dataset.open(out)
+    episode = dataset.read(dataset.entries[0])
+    frames = episode.frames
+    assert frames > 30 and episode.images.shape == (frames, 48, 64, 3)
+    assert episode.state.shape == (frames, 7) and episode.dt.shape == (frames,)
+    assert np.allclose(episode.dt, 1 / 30) and np.all(np.diff(episode.timestamp) > 0)
+    # DART: what was flown differs from the clean label, and both stay within the normalised range.
+    assert not np.array_equal(episode.action_label, episode.action_executed)
+    assert np.abs(episode.action_executed).max() <= 1.0
+    for name in ("position", "velocity", "yaw", "target_position", "target_distance"):
+        assert len(episode.privileged[name]) == frames
+    meta = episode.metadata
+    assert (meta["task"], meta["preset"], meta["seed"], meta["airframe"]) == ("fly-to-target", "summer", 2, "x500")
+    assert meta["outcome"]["ending"] == "success" and meta["camera"]["width"] == 64
+    assert meta["dart_noise_std"] == 0.1 and meta["software_version"]
+
+
+def test_same_recipe_same_checksums_whatever_the_worker_count(tmp_path):
+    args = ["--episodes", "3", "--preset", "noise", *SHORT]
+    assert collect("--out", str(tmp_path / "one"), "--workers", "1", *args) == 0
+    assert collect("--out", str(tmp_path / "two"), "--workers", "2", *args) == 0
+    assert checksums(tmp_path / "one") == checksums(tmp_path / "two")
+    assert len(checksums(tmp_path / "one")) == 3
+
+
+def test_mixed_recipe_from_yaml(tmp_path):
+    recipe = tmp_path / "mixed.yaml"
+    recipe.write_text("parts:\n  - {task: fly-to-target, preset: summer, episodes: 1}\n"
+                      "  - {task: follow, preset: winter, episodes: 1}\nmax_seconds: 1\nworkers: 1\n")
+    assert collect("--config", str(recipe), "--out", str(tmp_path / "ds")) == 0
+    manifest = read_manifest(tmp_path / "ds")
+    assert {(e.task, e.preset) for e in manifest.episodes} == {("fly-to-target", "summer"), ("follow", "winter")}
+    assert manifest.recipe["parts"][1]["task"] == "follow"
+
+
+def test_dropped_failures_are_marked_not_stored(tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert collect("--out", str(out), "--episodes", "2", "--drop-failed", "--workers", "1", *SHORT) == 0
+    manifest = read_manifest(out)
+    assert manifest.episodes == () and [d.ending for d in manifest.dropped] == ["timeout", "timeout"]
+    assert check_dataset(out).sound
+    # A resumed collection does not fly dropped episodes again.
+    assert collect("--out", str(out), "--episodes", "2", "--drop-failed", "--workers", "1", "--resume", *SHORT) == 0
+    assert "flew 0 this run" in capsys.readouterr().out
+
+
+def test_kill_minus_nine_then_resume(tmp_path):
+    out = tmp_path / "ds"
+    command = [sys.executable, "-m", "navigator.cli", "collect", "--out", str(out), "--episodes", "6",
+               "--workers", "1", "--max-seconds", "3"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if (out / "manifest.json").exists() and len(json.loads((out / "manifest.json").read_text())["episodes"]) >= 2:
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    interrupted = read_manifest(out)
+    assert 2 <= len(interrupted.episodes) < 6
+    assert check_dataset(out).sound  # partial files are at most warnings, never episodes
+    for entry in interrupted.episodes:
+        Dataset.open(out).read(entry)  # every finished episode is readable and matches its checksum
+    assert subprocess.run([*command, "--resume"], capture_output=True).returncode == 0
+    resumed = checksums(out)
+    assert len(resumed) == 6
+    assert subprocess.run([*command[:5], str(tmp_path / "fresh"), *command[6:]], capture_output=True).returncode == 0
+    assert resumed == checksums(tmp_path / "fresh")  # an interrupted and resumed run gives the same dataset
+    assert not [p for p in (out / "episodes").iterdir() if not p.name.endswith(".npz")]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task", "race"], "unknown task 'race'"),
+    (["--preset", "summer+spring"], "unknown preset 'spring'"),
+    (["--airframe", "f450"], "unknown airframe 'f450'"),
+    (["--episodes", "0"], "episodes must be at least 1"),
+    (["--dart-noise", "-1"], "dart_noise must be >= 0"),
+])
+def test_bad_input_is_a_clear_error(tmp_path, args, message, capsys):
+    assert collect("--out", str(tmp_path / "ds"), *args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_existing_dataset_needs_resume_and_resume_needs_a_dataset(tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert collect("--out", str(out), "--resume", *SHORT) == 2
+    assert "holds no dataset to continue" in capsys.readouterr().err
+    assert collect("--out", str(out), "--episodes", "1", "--workers", "1", *SHORT) == 0
+    assert collect("--out", str(out), "--episodes", "1", *SHORT) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert collect("--out", str(out), "--episodes", "1", "--preset", "winter", "--resume", *SHORT) == 2
+    assert "another recipe" in capsys.readouterr().err
