@@ -4,7 +4,7 @@ Prints figures only, each as a ratio against its baseline measured in the same r
 timings depend on the machine and its load). The contenders of each comparison run interleaved, round by round,
 and the median per round is reported, so that load from other processes hits both sides alike.
 
-    .venv/bin/python bench/bench_cfc.py           # about half a minute
+    .venv/bin/python bench/bench_cfc.py           # at most about 45 s (less on an idle machine)
     .venv/bin/python bench/bench_cfc.py --quick   # a few seconds
 """
 
@@ -27,17 +27,26 @@ BATCH, STEPS = 16, 32  # training windows per batch, frames per window
 HEAD_INPUTS = 39  # 32 CNN features + 7 state
 
 
-def interleaved_medians(contenders: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
-    """Median seconds per call of each contender, alternating between them every round (after one warm-up)."""
+def interleaved_medians(
+    contenders: dict[str, Callable[[], None]], rounds: int, budget_s: float
+) -> tuple[dict[str, float], int]:
+    """(median seconds per call of each contender, rounds run), alternating between them every round (after one
+    warm-up), for
+    `rounds` rounds or until `budget_s` is spent (at least 3 rounds), so that a loaded machine cannot stretch the
+    run."""
     for run in contenders.values():
         run()
     times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
+    deadline = time.perf_counter() + budget_s
+    for index in range(rounds):
+        if index >= 3 and time.perf_counter() > deadline:
+            break
         for name, run in contenders.items():
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    rounds_run = len(next(iter(times.values())))
+    return {name: statistics.median(values) for name, values in times.items()}, rounds_run
 
 
 def head_step(module: nn.Module, call: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], None]:
@@ -51,7 +60,7 @@ def head_step(module: nn.Module, call: Callable[[torch.Tensor], torch.Tensor]) -
     return run
 
 
-def bench_heads(rounds: int) -> None:
+def bench_heads(rounds: int, budget_s: float) -> None:
     print(f"head forward + backward, batch {BATCH} x {STEPS} steps, {HEAD_INPUTS} inputs (median ms per batch):")
     torch.manual_seed(0)
     # ncps runs with its default time span of 1 (its batched time spans are broken); ours gets the same as data.
@@ -69,15 +78,16 @@ def bench_heads(rounds: int) -> None:
     for title, (reference, fast) in pairs.items():
         fast.load_state_dict(state_dict_from_ncps(reference.state_dict()))
         state = fast.state_size
-        medians = interleaved_medians(
+        medians, rounds_run = interleaved_medians(
             {
                 "ncps": head_step(reference, lambda x, m=reference: m(x)[0]),
                 "ours": head_step(fast, lambda x, m=fast, n=state: m(x, torch.zeros(BATCH, n), dt)[0]),
             },
             rounds,
+            budget_s,
         )
         ratio = medians["ncps"] / medians["ours"]
-        print(f"  {title}")
+        print(f"  {title}, {rounds_run} rounds")
         print(f"    ncps 1.0.1 CfC    {medians['ncps'] * 1e3:8.2f} ms   1.00x (baseline)")
         print(f"    policies.fast_cfc {medians['ours'] * 1e3:8.2f} ms   {ratio:.2f}x faster")
 
@@ -102,11 +112,12 @@ def training_step(model: str) -> tuple[Callable[[], None], int]:
     return run, policy.parameter_counts()["head"]
 
 
-def bench_training(rounds: int) -> None:
+def bench_training(rounds: int, budget_s: float) -> None:
     frames = BATCH * STEPS
     print(f"whole training step, batch {BATCH} windows x {STEPS} frames of 48x64 (median frames/s):")
     steps = {model: training_step(model) for model in ("lstm", "cfc-ncp")}
-    medians = interleaved_medians({model: run for model, (run, _) in steps.items()}, rounds)
+    medians, rounds_run = interleaved_medians({model: run for model, (run, _) in steps.items()}, rounds, budget_s)
+    print(f"  {rounds_run} rounds")
     baseline = frames / medians["lstm"]
     for model, (_, head_parameters) in steps.items():
         rate = frames / medians[model]
@@ -121,8 +132,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads{', quick' if args.quick else ''}")
-    bench_heads(rounds=5 if args.quick else 100)
-    bench_training(rounds=4 if args.quick else 60)
+    bench_heads(rounds=5 if args.quick else 100, budget_s=1.0 if args.quick else 12.0)
+    bench_training(rounds=4 if args.quick else 60, budget_s=1.0 if args.quick else 15.0)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from navigator.errors import UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "fly": ("fly", "fly simulated episodes with a pilot (expert, checkpoint or bundle) and report metrics"),
     "collect": ("collect", "record expert demonstrations (with recovery noise) into a dataset"),
+    "train": ("train", "train a policy by imitation (behaviour cloning, then optional DAgger rounds)"),
     "data": ("data", "inspect, verify, preview and export recorded demonstration datasets"),
 }
 

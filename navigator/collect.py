@@ -50,6 +50,9 @@ class CollectConfig:
     dart_time_constant: float = 0.5  # seconds: the noise is an Ornstein-Uhlenbeck process, not white
     keep_failed: bool = True  # False: failed episodes are not stored, only marked in the manifest
     workers: int = 0  # 0: one per CPU core
+    # Who flies: "expert" (demonstrations, with DART noise), or a trained policy (a checkpoint or bundle path) that
+    # flies while the expert labels every frame it sees: DAgger's data.
+    flier: str = "expert"
 
     def __post_init__(self) -> None:
         if not self.parts:
@@ -111,7 +114,7 @@ class CorrelatedNoise:
 
 def record_episode(env, config: CollectConfig, key: EpisodeKey) -> Episode:
     """Fly one expert episode with DART noise and return everything the dataset stores about it."""
-    from navigator.pilots import ExpertPilot
+    from navigator.pilots import ExpertPilot, make_pilot
     from navigator.rollout import run_episode
 
     task = env.unwrapped
@@ -133,7 +136,9 @@ def record_episode(env, config: CollectConfig, key: EpisodeKey) -> Episode:
 
     noise = CorrelatedNoise(config.dart_noise, config.dart_time_constant, task,
                             np.random.default_rng([key.seed, 0xDA27]))
-    result = run_episode(env, ExpertPilot(env), key.seed, on_step=on_step, choose_action=noise)
+    flier = None if config.flier == "expert" else make_pilot(config.flier, env)
+    result = run_episode(env, ExpertPilot(env), key.seed, on_step=on_step, flier=flier,
+                         perturb=noise if flier is None else None)
     steps = len(frames["images"])
     camera = task.camera
     return Episode(
@@ -151,7 +156,7 @@ def record_episode(env, config: CollectConfig, key: EpisodeKey) -> Episode:
             "action_limits": task.airframe.limits.as_array().tolist(), "action_convention": ACTION_CONVENTION,
             "outcome": {"ending": result.ending, "success": result.success, "steps": result.steps,
                         "duration": result.time, "path_length": result.path_length},
-            "pilot": "expert", "dart_noise_std": config.dart_noise,
+            "pilot": "expert", "flier": config.flier, "dart_noise_std": config.dart_noise if flier is None else 0.0,
             "dart_time_constant": config.dart_time_constant, "software_version": __version__,
         },
     )

@@ -29,15 +29,20 @@ class EpisodeResult:
         return asdict(self)
 
 
-def run_episode(env, pilot, seed: int, on_step: StepHook | None = None,
-                choose_action: Callable[[np.ndarray], np.ndarray] | None = None) -> EpisodeResult:
-    """Fly one episode. `on_step(observation, action, info)` sees each observation with the action taken from it;
-    `choose_action(label)` may change what is flown (e.g. noise injection) while hooks still see the label."""
+def run_episode(env, pilot, seed: int, on_step: StepHook | None = None, flier=None,
+                perturb: Callable[[np.ndarray], np.ndarray] | None = None) -> EpisodeResult:
+    """Fly one episode. `pilot` gives each step's action; with a `flier` (DAgger) the flier flies and the pilot only
+    labels; `perturb(action)` changes what is flown (DART noise). `on_step(observation, label, info)` sees each
+    observation with the pilot's label, and `info["executed_action"]` says what was flown."""
     observation, info = env.reset(seed=seed)
     pilot.reset()
+    if flier is not None:
+        flier.reset()
     while True:
         label = np.asarray(pilot.act(observation, info), np.float32)
-        flown = label if choose_action is None else choose_action(label)
+        flown = label if flier is None else np.asarray(flier.act(observation, info), np.float32)
+        if perturb is not None:
+            flown = perturb(flown)
         if on_step is not None:
             on_step(observation, label, {**info, "executed_action": flown})
         observation, _, terminated, truncated, info = env.step(flown)

@@ -22,6 +22,7 @@ STOP_SHORT = 0.5  # metres before the target where the expert stops
 LOOKAHEAD = 1.2  # metres along the path
 DECELERATION = 0.8  # m/s², for the speed profile that stops at the goal
 FACE_FIRST = math.radians(35.0)  # turn towards a new target before moving when it is this far off
+REPLAN_OFF_PATH = 1.0  # metres: pushed this far off the plan (noise, a learner flying), plan again from here
 
 
 def _wrap(angle: float) -> float:
@@ -81,7 +82,10 @@ class TargetExpert(Expert):
                 return self._command(0.0, 0.0, self._climb(target[2]), yaw_rate)
             self._plan(target)
         x, y, _ = env.vehicle_state.position
-        travelled, _ = progress_on_path(self._path, (x, y))
+        travelled, off_path = progress_on_path(self._path, (x, y))
+        if off_path > REPLAN_OFF_PATH:
+            self._plan(target)
+            travelled, _ = progress_on_path(self._path, (x, y))
         remaining = max(0.0, self._length - STOP_SHORT - travelled)
         speed = min(self.cruise, math.sqrt(2 * DECELERATION * remaining))
         ahead = point_at(self._path, min(travelled + LOOKAHEAD, self._length - STOP_SHORT))

@@ -120,10 +120,10 @@ def path_length(path: list[tuple[float, float]]) -> float:
     return sum(math.dist(a, b) for a, b in zip(path, path[1:]))
 
 
-def progress_on_path(path: list[tuple[float, float]], position: tuple[float, float]) -> tuple[float, int]:
-    """(arc length of the closest point on the path to `position`, index of its segment)."""
-    best, best_s, best_i, travelled = math.inf, 0.0, 0, 0.0
-    for i, (a, b) in enumerate(zip(path, path[1:])):
+def progress_on_path(path: list[tuple[float, float]], position: tuple[float, float]) -> tuple[float, float]:
+    """(arc length of the closest point on the path to `position`, distance from `position` to that point)."""
+    best, best_s, travelled = math.inf, 0.0, 0.0
+    for a, b in zip(path, path[1:]):
         length = math.dist(a, b)
         if length < 1e-9:
             continue
@@ -132,9 +132,9 @@ def progress_on_path(path: list[tuple[float, float]], position: tuple[float, flo
         px, py = a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])
         d = math.hypot(position[0] - px, position[1] - py)
         if d < best:
-            best, best_s, best_i = d, travelled + t * length, i
+            best, best_s = d, travelled + t * length
         travelled += length
-    return best_s, best_i
+    return best_s, best
 
 
 def point_at(path: list[tuple[float, float]], s: float) -> tuple[float, float]:

@@ -38,7 +38,7 @@ def test_path_goes_around_a_tree_in_the_way_with_clearance():
 def test_progress_and_point_at_agree():
     path = [(0.0, 0.0), (4.0, 0.0), (4.0, 3.0)]
     assert path_length(path) == 7.0
-    s, segment = progress_on_path(path, (4.5, 1.0))
-    assert segment == 1 and math.isclose(s, 5.0)
+    s, off_path = progress_on_path(path, (4.5, 1.0))
+    assert math.isclose(s, 5.0) and math.isclose(off_path, 0.5)
     assert point_at(path, 5.0) == (4.0, 1.0)
     assert point_at(path, 99.0) == (4.0, 3.0)

@@ -1,0 +1,1 @@
+"""Behaviour cloning of liquid (and baseline) policies from recorded demonstrations, with DAgger rounds."""

@@ -1,0 +1,223 @@
+"""Behaviour cloning, top to bottom: windows of expert demonstrations in, a policy checkpoint out.
+
+Per epoch: shuffled training windows (truncated backpropagation through time over each window, from a zero hidden
+state), augmented images, masked MSE against the expert's labels, AdamW with a cosine schedule and gradient clipping;
+then the validation loss, checkpoints and TensorBoard scalars. `last.pt` holds everything needed to resume exactly
+(model, optimiser, schedule, counters); `best.pt` is the policy with the best validation loss, the file to fly and
+export. Both are tensors and plain data only: `torch.load(..., weights_only=True)` reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from navigator.config import to_dict
+from navigator.dataset import ACTION_CONVENTION, WindowLoader, open_datasets
+from navigator.errors import UserError
+from navigator.training.augment import augment
+from navigator.training.config import TrainConfig
+from policies.checkpoint import save_checkpoint
+from policies.config import PolicyConfig
+from policies.policy import Policy, build_policy
+from policies.preprocessing import ImageSpec
+
+RESUME_FORMAT = "liquid-navigator/training-state"
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the message says where and what to try."""
+
+
+@dataclass
+class EpochReport:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    frames_per_second: float
+    lr: float
+    best: bool
+
+
+def git_commit() -> str | None:
+    """The commit this code runs from, for provenance (None outside a git checkout)."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
+    partial = path.with_name(path.name + ".partial")
+    torch.save(payload, partial)
+    os.replace(partial, path)
+
+
+def _resume_state(path: Path, stage: str) -> dict[str, Any] | None:
+    """The saved state of `stage`, or None when there is none (or it belongs to an earlier stage)."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise UserError(f"{path} cannot be read to resume ({error}); remove it to start this stage over") from None
+    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
+        raise UserError(f"{path} is not a training state of liquid-navigator; remove it or choose another --out")
+    return state if state.get("stage") == stage else None
+
+
+def _masked_mse(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    weights = mask.unsqueeze(-1).to(predicted.dtype)
+    return ((predicted - target) ** 2 * weights).sum() / (weights.sum() * predicted.shape[-1]).clamp_min(1.0)
+
+
+def make_loader(config: TrainConfig, data: list[str]) -> WindowLoader:
+    datasets = open_datasets([Path(d) for d in data])
+    for dataset in datasets:
+        if dataset.manifest.action_convention != ACTION_CONVENTION:
+            raise UserError(f"{dataset.path}: actions follow {dataset.manifest.action_convention!r}, but the "
+                            f"policies learn {ACTION_CONVENTION!r}; re-collect it with this version")
+        if not dataset.entries:
+            raise UserError(f"{dataset.path}: the dataset holds no episodes")
+    return WindowLoader(datasets, window=config.window, stride=config.stride, val_fraction=config.val_fraction,
+                        split_seed=config.seed, cache_bytes=config.cache_mb * 2**20)
+
+
+def new_policy(config: TrainConfig, loader: WindowLoader) -> Policy:
+    height, width = loader.image_size
+    camera = loader.datasets[0].read(loader.datasets[0].entries[0], verify=False).metadata.get("camera", {})
+    fov = float(camera.get("fov_deg", ImageSpec.input_hfov_deg))
+    image = ImageSpec(input_height=height, input_width=width, input_hfov_deg=fov, output_height=height,
+                      output_width=width, output_hfov_deg=fov)
+    try:
+        policy = build_policy(PolicyConfig(model=config.model, image=image, feature_size=config.feature_size,
+                                           head_size=config.head_size, seed=config.seed))
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    stats = loader.stats()
+    policy.set_state_normalisation(torch.as_tensor(stats.state_mean, dtype=torch.float32),
+                                   torch.as_tensor(stats.state_std, dtype=torch.float32))
+    return policy
+
+
+def check_fits(policy: Policy, loader: WindowLoader, where: str) -> None:
+    """A policy trained on one camera cannot learn from another's images."""
+    spec = policy.config.image
+    if (spec.input_height, spec.input_width) != loader.image_size:
+        raise UserError(f"{where} expects {spec.input_width}x{spec.input_height} camera images but the data has "
+                        f"{loader.image_size[1]}x{loader.image_size[0]}; collect with the model's camera or train a "
+                        f"new model")
+
+
+def evaluate(policy: Policy, loader: WindowLoader, batch_size: int) -> float:
+    """Mean masked MSE over the validation windows (over the training windows when there are none)."""
+    split = "val" if loader.windows("val") else "train"
+    policy.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in loader.batches(split, batch_size, shuffle=False):
+            actions, _ = policy(torch.from_numpy(batch.images), torch.from_numpy(batch.state),
+                                torch.from_numpy(batch.dt))
+            mask = torch.from_numpy(batch.mask)
+            total += float(_masked_mse(actions, torch.from_numpy(batch.action), mask)) * int(mask.sum())
+            count += int(mask.sum())
+    return total / max(1, count)
+
+
+def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: bool,
+          on_epoch: Callable[[EpochReport], None] | None = None,
+          on_batch: Callable[[int, int, float], None] | None = None,
+          initial: Policy | None = None, stage: str = "train") -> Policy:
+    """Train for `epochs` epochs on `data`, writing `out`/last.pt, best.pt and TensorBoard logs under `out`.
+
+    `initial`: continue from these weights (DAgger rounds) instead of a fresh policy. `stage` names this training in
+    the resume state, so a DAgger round never resumes from another round's state.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    loader = make_loader(config, data)
+    policy = initial if initial is not None else new_policy(config, loader)
+    check_fits(policy, loader, "the model")
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: config.lr_final_fraction + (
+        1 - config.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * min(e, epochs) / epochs)))
+    state_path, best_path = out / "last.pt", out / "best.pt"
+    start_epoch, best_val, stale, history = 0, math.inf, 0, []
+    state = _resume_state(state_path, stage) if resume else None
+    if state is not None:
+        policy.load_state_dict(state["policy"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        start_epoch, best_val, stale = state["epoch"], state["best_val"], state["stale"]
+        history = json.loads(state["history"])
+    tensorboard = SummaryWriter(str(out / "tensorboard"))
+    commit = git_commit()
+    for epoch in range(start_epoch, epochs):
+        if stale >= config.patience:
+            break
+        policy.train()
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        losses, frames, started = [], 0, time.perf_counter()
+        batches = loader.batches("train", config.batch_size, shuffle=True, seed=config.seed, epoch=epoch)
+        for index, batch in enumerate(batches):
+            images = augment(torch.from_numpy(batch.images), config.augment, generator)
+            actions, _ = policy(images, torch.from_numpy(batch.state), torch.from_numpy(batch.dt))
+            loss = _masked_mse(actions, torch.from_numpy(batch.action), torch.from_numpy(batch.mask))
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the training loss became {float(loss)} at epoch {epoch + 1}, batch {index + 1}; training "
+                    f"stopped and {state_path if state_path.exists() else 'no checkpoint'} keeps the last good "
+                    f"state. Try a lower --lr (now {config.lr}) or a smaller grad_clip, and run "
+                    f"'navigator data check' on the data")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            frames += int(batch.mask.sum())
+            if on_batch is not None:
+                on_batch(index, frames, losses[-1])
+        schedule.step()
+        fps = frames / max(1e-9, time.perf_counter() - started)
+        val_loss = evaluate(policy, loader, config.batch_size)
+        improved = val_loss < best_val
+        if improved:
+            best_val, stale = val_loss, 0
+            save_checkpoint(policy, best_path, {
+                "epoch": epoch + 1, "val_loss": val_loss, "stage": stage, "data": list(data),
+                "train_config": to_dict(config), "commit": commit,
+                "normalisation": loader.stats().to_json(),
+            })
+        else:
+            stale += 1
+        report = EpochReport(epoch + 1, float(np.mean(losses)) if losses else math.nan, val_loss, fps,
+                             schedule.get_last_lr()[0], improved)
+        history.append(report.__dict__)
+        _atomic_torch_save({
+            "format": RESUME_FORMAT, "stage": stage, "policy": policy.state_dict(),
+            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "epoch": epoch + 1,
+            "best_val": best_val, "stale": stale, "history": json.dumps(history),
+        }, state_path)
+        for name in ("train_loss", "val_loss", "frames_per_second", "lr"):
+            tensorboard.add_scalar(f"{stage}/{name}", getattr(report, name), epoch + 1)
+        tensorboard.flush()
+        if on_epoch is not None:
+            on_epoch(report)
+    tensorboard.close()
+    (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+    return policy
