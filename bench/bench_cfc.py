@@ -30,10 +30,9 @@ HEAD_INPUTS = 39  # 32 CNN features + 7 state
 def interleaved_medians(
     contenders: dict[str, Callable[[], None]], rounds: int, budget_s: float
 ) -> tuple[dict[str, float], int]:
-    """(median seconds per call of each contender, rounds run), alternating between them every round (after one
-    warm-up), for
-    `rounds` rounds or until `budget_s` is spent (at least 3 rounds), so that a loaded machine cannot stretch the
-    run."""
+    """(median seconds per call of each contender, rounds run), alternating between the contenders every round
+    (after one warm-up call each), for `rounds` rounds or until `budget_s` is spent (at least 3 rounds), so that a
+    loaded machine cannot stretch the run."""
     for run in contenders.values():
         run()
     times: dict[str, list[float]] = {name: [] for name in contenders}
@@ -114,10 +113,9 @@ def training_step(model: str) -> tuple[Callable[[], None], int]:
 
 def bench_training(rounds: int, budget_s: float) -> None:
     frames = BATCH * STEPS
-    print(f"whole training step, batch {BATCH} windows x {STEPS} frames of 48x64 (median frames/s):")
     steps = {model: training_step(model) for model in ("lstm", "cfc-ncp")}
     medians, rounds_run = interleaved_medians({model: run for model, (run, _) in steps.items()}, rounds, budget_s)
-    print(f"  {rounds_run} rounds")
+    print(f"whole training step, batch {BATCH} windows x {STEPS} frames of 48x64, {rounds_run} rounds (median):")
     baseline = frames / medians["lstm"]
     for model, (_, head_parameters) in steps.items():
         rate = frames / medians[model]

@@ -180,7 +180,7 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
             loss = _masked_mse(actions, torch.from_numpy(batch.action), torch.from_numpy(batch.mask))
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
-                    f"the training loss became {float(loss)} at epoch {epoch + 1}, batch {index + 1}; training "
+                    f"the training loss became {float(loss.detach())} at epoch {epoch + 1}, batch {index + 1}; training "
                     f"stopped and {state_path if state_path.exists() else 'no checkpoint'} keeps the last good "
                     f"state. Try a lower --lr (now {config.lr}) or a smaller grad_clip, and run "
                     f"'navigator data check' on the data")

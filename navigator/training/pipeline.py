@@ -43,14 +43,16 @@ def _collect_into(out: Path, config: CollectConfig, hooks: Hooks) -> None:
 
 
 def dagger_collect_config(config: TrainConfig, flier: Path, round_index: int) -> CollectConfig:
-    """Round r's roll-outs: the tasks and presets of the first dataset's recipe, seeds no demonstration used."""
+    """Round r's roll-outs: the tasks, presets, airframe and camera of the first dataset's recipe, with seeds no
+    demonstration used; worker count and the like from the recipe's `collect` section when there is one."""
     recipe = read_manifest(Path(config.data[0])).recipe
     base = config.collect or CollectConfig()
     parts = tuple(CollectPart(task=p["task"], preset=p["preset"], episodes=config.dagger.episodes)
                   for p in recipe.get("parts", [])) or (CollectPart(episodes=config.dagger.episodes),)
     camera = recipe.get("camera")
+    # The roll-outs fly the scenario the demonstrations were recorded in.
     return replace(base, parts=parts, seed=1_000_000 * round_index, flier=str(flier), keep_failed=True,
-                   airframe=recipe.get("airframe", base.airframe),
+                   airframe=recipe.get("airframe", base.airframe), max_seconds=recipe.get("max_seconds"),
                    camera=type(base.camera)(**camera) if isinstance(camera, dict) else base.camera)
 
 

@@ -1,0 +1,175 @@
+"""`navigator train`: behaviour cloning and DAgger from recorded demonstrations, end to end."""
+
+import json
+
+import pytest
+import torch
+
+from navigator.cli import main
+from navigator.config import load_config
+from navigator.training.config import TrainConfig
+from navigator.training.pipeline import Hooks, run_recipe
+from navigator.dataset import Dataset
+from policies.checkpoint import load_checkpoint
+
+FAST = ["--epochs", "2", "--batch-size", "4"]
+
+
+@pytest.fixture(scope="session")
+def demos(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demos") / "summer"
+    assert main(["collect", "--out", str(out), "--episodes", "6", "--max-seconds", "3", "--workers", "1"]) == 0
+    return out
+
+
+def train(*args):
+    return main(["train", *args])
+
+
+def weights(path):
+    policy, metadata = load_checkpoint(path)
+    return policy.state_dict(), metadata
+
+
+def test_training_lowers_the_loss_and_writes_a_loadable_policy(demos, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train("--data", str(demos), "--out", str(out), "--epochs", "4", "--batch-size", "4") == 0
+    history = json.loads((out / "history.json").read_text())
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    state = torch.load(out / "best.pt", weights_only=True)  # safe format: tensors and plain data only
+    assert state["format"] == "liquid-navigator/policy-checkpoint"
+    policy, metadata = load_checkpoint(out / "best.pt")
+    assert metadata["data"] == [str(demos)] and metadata["normalisation"]["frames"] > 0
+    assert (out / "tensorboard").is_dir() and any((out / "tensorboard").iterdir())
+    printed = capsys.readouterr().out
+    assert "head" in printed and "CNN" in printed and "parameters" in printed
+
+
+def test_same_seed_same_result(demos, tmp_path):
+    for name in ("a", "b"):
+        assert train("--data", str(demos), "--out", str(tmp_path / name), *FAST) == 0
+    a, _ = weights(tmp_path / "a" / "best.pt")
+    b, _ = weights(tmp_path / "b" / "best.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class Interrupt(Exception):
+    pass
+
+
+class StopAfterFirstEpoch(Hooks):
+    def epoch(self, report):
+        raise Interrupt  # as a Ctrl-C or a crash right after epoch 1's checkpoint
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(demos, tmp_path):
+    args = ["--data", str(demos), "--epochs", "3", "--batch-size", "4"]
+    assert train(*args, "--out", str(tmp_path / "straight")) == 0
+    interrupted = tmp_path / "interrupted"
+    config = load_config(TrainConfig, None, {"data": [str(demos)], "out": str(interrupted), "epochs": 3,
+                                             "batch_size": 4})
+    with pytest.raises(Interrupt):
+        run_recipe(config, resume=False, hooks=StopAfterFirstEpoch())
+    assert torch.load(interrupted / "last.pt", weights_only=True)["epoch"] == 1
+    assert train(*args, "--out", str(interrupted), "--resume") == 0
+    a, _ = weights(tmp_path / "straight" / "best.pt")
+    b, _ = weights(interrupted / "best.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    losses = [[(e["train_loss"], e["val_loss"]) for e in json.loads((folder / "history.json").read_text())]
+              for folder in (tmp_path / "straight", interrupted)]
+    assert losses[0] == losses[1]
+
+
+def test_dagger_round_adds_expert_labelled_rollouts_of_the_policy(demos, tmp_path):
+    out = tmp_path / "run"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"data: [{demos}]\nout: {out}\nepochs: 1\nbatch_size: 4\n"
+                      f"dagger: {{rounds: 1, episodes: 2, epochs: 1}}\n")
+    assert train("--config", str(recipe)) == 0
+    rollouts = Dataset.open(out / "dagger" / "round-1")
+    assert len(rollouts.entries) == 2
+    episode = rollouts.read(rollouts.entries[0])
+    assert episode.metadata["flier"] == str(out / "best.pt")
+    assert episode.metadata["pilot"] == "expert"  # the expert labelled what the policy flew
+    _, metadata = weights(out / "best.pt")
+    assert metadata["stage"] == "dagger-1" and str(out / "dagger" / "round-1") in metadata["data"]
+    assert json.loads((out / "progress.json").read_text())["completed"] == ["train", "dagger-1"]
+
+
+@pytest.mark.parametrize("model", ["lstm", "mlp"])
+def test_baselines_train_from_the_cli(demos, tmp_path, model):
+    assert train("--data", str(demos), "--out", str(tmp_path / model), "--model", model, *FAST) == 0
+    policy, _ = load_checkpoint(tmp_path / model / "best.pt")
+    assert policy.config.model == model
+
+
+class PoisonAfterFirstEpoch(Hooks):
+    """Makes the weights NaN after epoch 1's checkpoints are written, as a diverging optimiser would."""
+
+    def __init__(self, policy_holder):
+        self.policy_holder = policy_holder
+
+    def epoch(self, report):
+        with torch.no_grad():
+            for parameter in self.policy_holder["policy"].parameters():
+                parameter.fill_(float("nan"))
+
+
+def test_nan_loss_stops_with_a_diagnosis_and_keeps_the_last_good_checkpoint(demos, tmp_path, monkeypatch):
+    import navigator.training.loop as loop
+
+    holder = {}
+    original = loop.new_policy
+    monkeypatch.setattr(loop, "new_policy", lambda *a: holder.setdefault("policy", original(*a)))
+    out = tmp_path / "run"
+    config = load_config(TrainConfig, None, {"data": [str(demos)], "out": str(out), "epochs": 3, "batch_size": 4})
+    with pytest.raises(loop.TrainingDiverged, match=r"loss became nan at epoch 2, batch 1.*--lr"):
+        run_recipe(config, resume=False, hooks=PoisonAfterFirstEpoch(holder))
+    policy, metadata = load_checkpoint(out / "best.pt")
+    assert metadata["epoch"] == 1
+    assert all(torch.isfinite(p).all() for p in policy.parameters())
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 1
+
+
+def test_a_learning_rate_that_diverges_is_reported(demos, tmp_path, capsys):
+    assert train("--data", str(demos), "--out", str(tmp_path / "run"), "--lr", "1e30", *FAST) == 2
+    assert "--lr" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "transformer"], "unknown model 'transformer'; valid models are: cfc-ncp"),
+    (["--epochs", "0"], "epochs must be at least 1"),
+])
+def test_bad_settings_are_clear_errors(demos, tmp_path, args, message, capsys):
+    assert train("--data", str(demos), "--out", str(tmp_path / "run"), *args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_data_is_a_clear_error(tmp_path, capsys):
+    assert train("--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "run")) == 2
+    assert "no such dataset folder" in capsys.readouterr().err
+    assert train("--out", str(tmp_path / "run")) == 2
+    assert "no training data" in capsys.readouterr().err
+
+
+def test_existing_run_needs_resume(demos, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train("--data", str(demos), "--out", str(out), "--epochs", "1", "--batch-size", "4") == 0
+    assert train("--data", str(demos), "--out", str(out), "--epochs", "1") == 2
+    assert "pass --resume" in capsys.readouterr().err
+
+
+def test_corrupt_checkpoint_is_a_clear_error_when_flown(tmp_path, capsys):
+    corrupt = tmp_path / "policy.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    assert main(["fly", "--pilot", str(corrupt), "--episodes", "1"]) == 2
+    assert "is not a readable policy checkpoint" in capsys.readouterr().err
+
+
+def test_policy_trained_on_another_camera_is_refused(demos, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train("--data", str(demos), "--out", str(out), "--epochs", "1", "--batch-size", "4") == 0
+    config = tmp_path / "wide.yaml"
+    config.write_text("scenario:\n  camera: {width: 96, height: 72}\nepisodes: 1\n")
+    assert main(["fly", "--config", str(config), "--pilot", str(out / "best.pt")]) == 2
+    assert "was trained on 64x48 images but this scenario's camera gives 96x72" in capsys.readouterr().err
