@@ -93,10 +93,6 @@ class FastCfC(nn.Module):
     def state_size(self) -> int:
         return self.units
 
-    @property
-    def output_size(self) -> int:
-        return self.units
-
     def _chain(self) -> tuple[nn.Linear, ChainLayer]:
         """The affine map on [input, state] (whose input columns apply ahead of the time loop) and the layer."""
         first = self.backbone if self.backbone is not None else self.gates
@@ -175,10 +171,6 @@ class FastWiredCfC(nn.Module):
     @property
     def state_size(self) -> int:
         return sum(self.layer_sizes)
-
-    @property
-    def output_size(self) -> int:
-        return self.layer_sizes[-1]
 
     def _chain(self) -> list[ChainLayer]:
         """Every layer's masked weight split into input and state parts, transposed: masks apply once per call."""
