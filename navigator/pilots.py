@@ -1,6 +1,7 @@
 """Pilots: whatever flies an environment, behind one small interface.
 
-`expert` is the privileged demonstrator of the task; trained checkpoints and exported bundles plug in here too.
+`pretrained` is the shipped liquid policy, `expert` the privileged demonstrator of the task, and any policy
+checkpoint written by `navigator train` flies too.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ import numpy as np
 
 from navigator.errors import UserError
 
-PILOT_CHOICES = ("expert", "a policy checkpoint (.pt)")
+PILOT_CHOICES = ("pretrained", "expert", "a policy checkpoint (.pt)")
+
+
+def pretrained_checkpoint() -> Path:
+    """The shipped policy: a CfC-NCP trained by `navigator train --config launch/train/fly_to_target.yaml`."""
+    import policies  # lazy package: no torch import here
+
+    return Path(policies.__file__).resolve().parent / "pretrained" / "fly-to-target-cfc-ncp.pt"
 
 
 class Pilot(Protocol):
@@ -61,6 +69,10 @@ class CheckpointPilot:
         if (spec.input_height, spec.input_width) != (camera.height, camera.width):
             raise UserError(f"{path} was trained on {spec.input_width}x{spec.input_height} images but this scenario's "
                             f"camera gives {camera.width}x{camera.height}; fly it with the camera it was trained on")
+        trained_on = self.metadata.get("airframe")
+        if trained_on is not None and trained_on != env.unwrapped.airframe.name:
+            raise UserError(f"{path} was trained on the {trained_on} airframe, not {env.unwrapped.airframe.name}: its "
+                            f"actions are scaled by that airframe's limits; fly it with --airframe {trained_on}")
         self._dt = torch.tensor([env.unwrapped.dt], dtype=torch.float32)
         self.reset()
 
@@ -78,10 +90,10 @@ class CheckpointPilot:
 
 
 def make_pilot(spec: str, env) -> Pilot:
-    """"expert", or the path of a policy checkpoint."""
+    """"pretrained" (the shipped policy), "expert", or the path of a policy checkpoint."""
     if spec == "expert":
         return ExpertPilot(env)
-    path = Path(spec)
+    path = pretrained_checkpoint() if spec == "pretrained" else Path(spec)
     if path.suffix == ".pt":
         if not path.is_file():
             raise UserError(f"pilot checkpoint {path} does not exist")

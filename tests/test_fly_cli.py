@@ -16,7 +16,7 @@ def fly_json(capsys, *args):
 
 
 def test_json_reports_every_episode_and_a_summary(capsys):
-    document = fly_json(capsys, "--episodes", "2", "--seed", "3")
+    document = fly_json(capsys, "--episodes", "2", "--seed", "3", "--pilot", "expert")
     assert [e["seed"] for e in document["episodes"]] == [3, 4]
     assert document["summary"]["episodes"] == 2
     assert document["summary"]["success_rate"] == 1.0
@@ -24,14 +24,22 @@ def test_json_reports_every_episode_and_a_summary(capsys):
 
 
 def test_same_seed_same_result(capsys):
-    args = ("--episodes", "1", "--seed", "8", "--preset", "wind")
+    args = ("--episodes", "1", "--seed", "8", "--preset", "wind", "--max-seconds", "4")
     assert fly_json(capsys, *args)["episodes"] == fly_json(capsys, *args)["episodes"]
 
 
 def test_table_output(capsys):
     assert main(["fly", "--episodes", "1", "--task", "hike", "--max-seconds", "2"]) == 0
     out = capsys.readouterr().out
-    assert "hike · summer · x500" in out and "timeout" in out and "success rate 0%" in out
+    assert "hike · summer · x500 · pilot pretrained" in out and "timeout" in out and "success rate 0%" in out
+
+
+def test_shipped_policy_is_the_default_pilot_and_reaches_the_target(capsys):
+    """A regression test of the shipped weights and everything between them and the world (preprocessing, the
+    policy's step, the action convention): these held-out seeds are ones it flies successfully."""
+    document = fly_json(capsys, "--episodes", "2", "--seed", "5000")
+    assert document["config"]["pilot"] == "pretrained"
+    assert [e["ending"] for e in document["episodes"]] == ["success", "success"]
 
 
 def test_video_has_onboard_beside_chase_view(tmp_path, capsys):
@@ -50,7 +58,7 @@ def test_video_has_onboard_beside_chase_view(tmp_path, capsys):
 def test_config_file_and_flags(tmp_path, capsys):
     config = tmp_path / "winter.yaml"
     config.write_text("scenario:\n  preset: winter\n  airframe: cf2x\nepisodes: 1\n")
-    document = fly_json(capsys, "--config", str(config), "--max-seconds", "1")
+    document = fly_json(capsys, "--config", str(config), "--max-seconds", "1", "--pilot", "expert")
     assert document["config"]["scenario"]["preset"] == "winter"
     assert document["config"]["scenario"]["airframe"] == "cf2x"
 
@@ -66,6 +74,11 @@ def test_config_file_and_flags(tmp_path, capsys):
 def test_bad_input_is_a_clear_error(args, message, capsys):
     assert main(["fly", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_policy_flies_only_the_airframe_it_was_trained_on(capsys):
+    assert main(["fly", "--airframe", "cf2x", "--episodes", "1"]) == 2
+    assert "was trained on the x500 airframe, not cf2x" in capsys.readouterr().err
 
 
 def test_malformed_config_is_a_clear_error(tmp_path, capsys):

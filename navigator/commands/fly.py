@@ -1,7 +1,9 @@
 """Fly simulated episodes with a pilot and report how they went.
 
 examples:
-  navigator fly                                   # 5 fly-to-target episodes in summer with the expert
+  navigator fly                                   # the shipped liquid policy: 5 fly-to-target episodes in summer
+  navigator fly --pilot expert                    # the privileged expert instead
+  navigator fly --pilot runs/NAME/best.pt         # a policy you trained
   navigator fly --task hike --preset winter+wind --episodes 20 --seed 7
   navigator fly --video flight.mp4 --episodes 2   # onboard camera beside a chase view
   navigator fly --gui                             # PyBullet's window (needs a display)
@@ -26,7 +28,7 @@ from navigator.scenario import ScenarioConfig
 @dataclass(frozen=True)
 class FlyConfig:
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
-    pilot: str = "expert"
+    pilot: str = "pretrained"
     episodes: int = 5
     seed: int = 0
 
@@ -41,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", help="fly-to-target | hike | follow")
     parser.add_argument("--preset", help="scenery preset, composable with +, e.g. winter+wind")
     parser.add_argument("--airframe", help="x500 | cf2x")
-    parser.add_argument("--pilot", help="who flies: expert")
+    parser.add_argument("--pilot", help="who flies: pretrained (the shipped policy, default) | expert | "
+                                        "a checkpoint path (.pt)")
     parser.add_argument("--episodes", type=int, help="number of episodes (seeds SEED, SEED+1, ...)")
     parser.add_argument("--seed", type=int, help="seed of the first episode")
     parser.add_argument("--max-seconds", type=float, help="end each episode after this many simulated seconds")

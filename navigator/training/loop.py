@@ -95,9 +95,17 @@ def make_loader(config: TrainConfig, data: list[str]) -> WindowLoader:
                         split_seed=config.seed, cache_bytes=config.cache_mb * 2**20)
 
 
+def data_scenario(loader: WindowLoader) -> dict[str, Any]:
+    """The airframe and camera the demonstrations were flown with (from the first episode's metadata): a policy
+    flies only what it learnt on, so its checkpoint records them."""
+    first = loader.datasets[0]
+    metadata = first.read(first.entries[0], verify=False).metadata
+    return {"airframe": metadata.get("airframe"), "camera": metadata.get("camera", {})}
+
+
 def new_policy(config: TrainConfig, loader: WindowLoader) -> Policy:
     height, width = loader.image_size
-    camera = loader.datasets[0].read(loader.datasets[0].entries[0], verify=False).metadata.get("camera", {})
+    camera = data_scenario(loader)["camera"]
     fov = float(camera.get("fov_deg", ImageSpec.input_hfov_deg))
     image = ImageSpec(input_height=height, input_width=width, input_hfov_deg=fov, output_height=height,
                       output_width=width, output_hfov_deg=fov)
@@ -167,6 +175,7 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
         history = json.loads(state["history"])
     tensorboard = SummaryWriter(str(out / "tensorboard"))
     commit = git_commit()
+    scenario = data_scenario(loader)
     for epoch in range(start_epoch, epochs):
         if stale >= config.patience:
             break
@@ -200,7 +209,7 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
             best_val, stale = val_loss, 0
             save_checkpoint(policy, best_path, {
                 "epoch": epoch + 1, "val_loss": val_loss, "stage": stage, "data": list(data),
-                "train_config": to_dict(config), "commit": commit,
+                "train_config": to_dict(config), "commit": commit, **scenario,
                 "normalisation": loader.stats().to_json(),
             })
         else:
