@@ -3,6 +3,7 @@ factory every pipeline (fly, collect, eval, sitl) shares, so that they all build
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from navigator.errors import UserError
@@ -28,8 +29,6 @@ class ScenarioConfig:
 
 def make_scenario_env(scenario: ScenarioConfig, render_mode: str | None = None):
     """The gymnasium environment for a scenario; bad names and settings become UserErrors that list the choices."""
-    import dataclasses
-
     from sim_envs import make_env
     from sim_envs.camera import CameraConfig
 

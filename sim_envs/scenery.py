@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,7 +212,7 @@ def _texture_file(image: np.ndarray) -> Path:
     folder.mkdir(exist_ok=True)
     path = folder / f"{hashlib.sha256(image.tobytes()).hexdigest()[:20]}.png"
     if not path.exists():
-        partial = path.with_suffix(f".{np.random.default_rng().integers(1 << 30)}.tmp.png")
+        partial = path.with_suffix(f".{os.getpid()}.{uuid.uuid4().hex}.tmp.png")  # unique per writer
         cv2.imwrite(str(partial), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         partial.replace(path)
     return path

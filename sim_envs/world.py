@@ -45,6 +45,8 @@ class World:
         self.vehicle: Vehicle | None = None
         self._targets: list[int] = []
         self._drone_visual: int | None = None
+        self._scenery: Scenery | None = None
+        self._layout: Layout | None = None
 
     def build(self, layout: Layout, scenery: Scenery, start: tuple[float, float, float], yaw: float,
               target_count: int) -> None:
