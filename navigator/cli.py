@@ -16,7 +16,7 @@ from navigator.errors import UserError
 
 # name -> (module under navigator.commands, one-line help). Order is the order users meet them.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "fly": ("fly", "fly simulated episodes with a pilot (expert, checkpoint or bundle) and report metrics"),
+    "fly": ("fly", "fly simulated episodes (the shipped policy, the expert or a checkpoint) and report metrics"),
     "collect": ("collect", "record expert demonstrations (with recovery noise) into a dataset"),
     "train": ("train", "train a policy by imitation (behaviour cloning, then optional DAgger rounds)"),
     "data": ("data", "inspect, verify, preview and export recorded demonstration datasets"),
@@ -26,7 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="navigator",
-        description="liquid-navigator: fly, train, export and deploy liquid neural network drone policies.",
+        description="liquid-navigator: fly, record demonstrations for and train liquid neural network drone "
+                    "policies.",
         epilog="Run 'navigator COMMAND --help' for the options of one command.",
     )
     parser.add_argument("--version", action="version", version=f"liquid-navigator {__version__}")

@@ -69,6 +69,16 @@ def test_mixed_recipe_from_yaml(tmp_path):
     assert manifest.recipe["parts"][1]["task"] == "follow"
 
 
+def test_shipped_mixed_recipe_is_valid():
+    from navigator.collect import CollectConfig
+    from navigator.commands.collect import _validate_names
+    from navigator.config import load_config
+
+    config = load_config(CollectConfig, Path(__file__).resolve().parents[1] / "launch" / "collect" / "mixed.yaml")
+    _validate_names(config)
+    assert {part.task for part in config.parts} == {"fly-to-target", "hike", "follow"}
+
+
 def test_dropped_failures_are_marked_not_stored(tmp_path, capsys):
     out = tmp_path / "ds"
     assert collect("--out", str(out), "--episodes", "2", "--drop-failed", "--workers", "1", *SHORT) == 0

@@ -58,3 +58,10 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
 def test_shipped_fly_launch_file_equals_the_built_in_defaults():
     assert to_dict(load_config(FlyConfig, ROOT / "launch" / "fly.yaml")) == to_dict(FlyConfig())
+
+
+def test_shipped_training_recipe_is_valid():
+    from navigator.training.config import TrainConfig
+
+    config = load_config(TrainConfig, ROOT / "launch" / "train" / "fly_to_target.yaml")
+    assert config.model == "cfc-ncp" and config.collect is not None and config.dagger.rounds >= 1

@@ -40,6 +40,9 @@ def test_training_lowers_the_loss_and_writes_a_loadable_policy(demos, tmp_path, 
     assert state["format"] == "liquid-navigator/policy-checkpoint"
     policy, metadata = load_checkpoint(out / "best.pt")
     assert metadata["data"] == [str(demos)] and metadata["normalisation"]["frames"] > 0
+    assert metadata["parameter_counts"] == policy.parameter_counts()
+    assert 15_000 < metadata["parameter_counts"]["head"] < 25_000
+    assert metadata["airframe"] == "x500" and metadata["camera"]["width"] == 64
     assert (out / "tensorboard").is_dir() and any((out / "tensorboard").iterdir())
     printed = capsys.readouterr().out
     assert "head" in printed and "CNN" in printed and "parameters" in printed
@@ -150,6 +153,16 @@ def test_missing_data_is_a_clear_error(tmp_path, capsys):
     assert "no such dataset folder" in capsys.readouterr().err
     assert train("--out", str(tmp_path / "run")) == 2
     assert "no training data" in capsys.readouterr().err
+
+
+def test_resuming_with_another_model_is_a_clear_error(demos, tmp_path, capsys):
+    config = load_config(TrainConfig, None, {"data": [str(demos)], "out": str(tmp_path / "run"), "epochs": 3,
+                                             "batch_size": 4})
+    with pytest.raises(Interrupt):
+        run_recipe(config, resume=False, hooks=StopAfterFirstEpoch())
+    assert train("--data", str(demos), "--out", str(tmp_path / "run"), "--epochs", "3", "--model", "gru",
+                 "--resume") == 2
+    assert "another model or camera" in capsys.readouterr().err
 
 
 def test_existing_run_needs_resume(demos, tmp_path, capsys):

@@ -168,7 +168,11 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
     start_epoch, best_val, stale, history = 0, math.inf, 0, []
     state = _resume_state(state_path, stage) if resume else None
     if state is not None:
-        policy.load_state_dict(state["policy"])
+        try:
+            policy.load_state_dict(state["policy"])
+        except RuntimeError:
+            raise UserError(f"{state_path} holds a {stage} of another model or camera than --model {config.model} on "
+                            f"this data; resume with the settings it was started with, or choose another --out") from None
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         start_epoch, best_val, stale = state["epoch"], state["best_val"], state["stale"]
@@ -210,6 +214,7 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
             save_checkpoint(policy, best_path, {
                 "epoch": epoch + 1, "val_loss": val_loss, "stage": stage, "data": list(data),
                 "train_config": to_dict(config), "commit": commit, **scenario,
+                "parameter_counts": policy.parameter_counts(),
                 "normalisation": loader.stats().to_json(),
             })
         else:
