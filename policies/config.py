@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from policies.preprocessing import ImageSpec
+from policies.preprocessing import ImageSpec, require_known_keys
 
 STATE_SIZE = 7  # [vx, vy, vz (heading frame FLU, m/s), roll, pitch (rad), yaw_rate (rad/s, CCW+), height (m)]
 ACTION_SIZE = 4  # [vx forward, vy left, vz up, yaw_rate CCW], each divided by the airframe's limit
@@ -38,10 +38,7 @@ class PolicyConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown PolicyConfig keys {unknown}; valid keys: {sorted(known)}")
+        require_known_keys(cls, data)
         values = dict(data)
         if "image" in values:
             values["image"] = ImageSpec.from_dict(values["image"])

@@ -82,11 +82,16 @@ class ImageSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageSpec:
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown ImageSpec keys {unknown}; valid keys: {sorted(known)}")
+        require_known_keys(cls, data)
         return cls(**data)
+
+
+def require_known_keys(cls: type, data: dict[str, Any]) -> None:
+    """Refuse keys that are not fields of dataclass `cls` (a checkpoint or bundle from another version)."""
+    known = {field.name for field in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys {unknown}; valid keys: {sorted(known)}")
 
 
 def crop_and_resize(image: np.ndarray, spec: ImageSpec) -> np.ndarray:
