@@ -97,3 +97,14 @@ def test_gui_without_a_display_says_how_to_fix_it(monkeypatch, capsys):
 def test_console_script_help():
     result = subprocess.run([sys.executable, "-m", "navigator.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "fly" in result.stdout and "data" in result.stdout
+
+
+def test_shipped_policy_records_where_it_came_from():
+    from navigator.pilots import pretrained_checkpoint
+    from policies.checkpoint import load_checkpoint
+
+    policy, metadata = load_checkpoint(pretrained_checkpoint())
+    assert policy.config.model == "cfc-ncp"
+    assert metadata["parameter_counts"]["head"] == 20_272
+    assert metadata["airframe"] == "x500" and metadata["stage"] == "dagger-1"
+    assert metadata["train_config"]["out"] == "runs/fly-to-target-cfc-ncp"
