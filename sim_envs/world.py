@@ -126,16 +126,17 @@ class World:
         return self.onboard.render(eye, forward, up)
 
     def chase_image(self, state: VehicleState, width: int, height: int) -> np.ndarray:
-        """A third-person view from behind and above the vehicle, along its heading."""
+        """A third-person view from behind and above the vehicle, along its heading. Its near plane lies just short
+        of the vehicle, so trunks between the chase camera and the vehicle are clipped instead of hiding it."""
+        distance = max(1.5, 12 * self.airframe.arm_length)
         if self._chase is None or (self._chase.width, self._chase.height) != (width, height):
-            self._chase = Renderer(self.render_client, width, height, 70.0, 0.05, self.camera.far)
+            self._chase = Renderer(self.render_client, width, height, 70.0, 0.7 * distance, self.camera.far)
             self._chase.set_environment(self._scenery.sky_top, self._scenery.sky_horizon, self._layout.lighting)
         if self._drone_visual is None:
             self._drone_visual = self._make_drone_visual()
         self.show_vehicle(state)
         x, y, z = state.position
         cy, sy = math.cos(state.yaw), math.sin(state.yaw)
-        distance = max(1.5, 12 * self.airframe.arm_length)
         eye = (x - distance * cy, y - distance * sy, z + 0.45 * distance)
         forward = (x - eye[0], y - eye[1], z - eye[2])
         image = self._chase.render(eye, forward, (0.0, 0.0, 1.0))
