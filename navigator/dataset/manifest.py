@@ -18,6 +18,19 @@ MANIFEST_NAME = "manifest.json"
 EPISODES_FOLDER = "episodes"
 
 
+def _field_problems(data: dict[str, Any], cls: type) -> list[str]:
+    """What is wrong with a manifest entry for dataclass `cls`: field types (bool is not an int here), unknown
+    fields, and an ending that is not one of ENDINGS."""
+    expected = {name: kind for name, kind in cls.__annotations__.items()}
+    types = {"str": str, "int": int, "bool": bool}
+    problems = [f"{name} must be {kind} (got {data.get(name)!r})" for name, kind in expected.items()
+                if not isinstance(data.get(name), types[kind]) or (kind == "int" and isinstance(data.get(name), bool))]
+    problems += [f"unknown field {name}" for name in sorted(set(data) - set(expected))]
+    if not problems and data["ending"] not in ENDINGS:
+        problems.append(f"ending {data['ending']!r} is not one of {', '.join(ENDINGS)}")
+    return problems
+
+
 @dataclass(frozen=True)
 class EpisodeEntry:
     """The manifest's record of one complete episode file (paths are relative to the episodes folder)."""
@@ -37,15 +50,9 @@ class EpisodeEntry:
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> EpisodeEntry:
-        expected = {"file": str, "sha256": str, "frames": int, "task": str, "preset": str, "seed": int,
-                    "success": bool, "ending": str}
         if not isinstance(data, dict):
             raise ManifestError(f"{where}: an episode entry must be a mapping, got {data!r}")
-        problems = [f"{name} must be {kind.__name__} (got {data.get(name)!r})" for name, kind in expected.items()
-                    if not isinstance(data.get(name), kind) or (kind is int and isinstance(data.get(name), bool))]
-        problems += [f"unknown field {name}" for name in sorted(set(data) - set(expected))]
-        if not problems and data["ending"] not in ENDINGS:
-            problems.append(f"ending {data['ending']!r} is not one of {', '.join(ENDINGS)}")
+        problems = _field_problems(data, cls)
         if not problems and ("/" in data["file"] or "\\" in data["file"] or not data["file"].endswith(".npz")):
             problems.append(f"file {data['file']!r} must be a plain .npz file name inside {EPISODES_FOLDER}/")
         if problems:
@@ -70,12 +77,12 @@ class DroppedEntry:
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> DroppedEntry:
-        expected = {"task": str, "preset": str, "seed": int, "ending": str, "frames": int}
-        if not isinstance(data, dict) or set(data) != set(expected) or any(
-                not isinstance(data[name], kind) for name, kind in expected.items()):
-            raise ManifestError(f"{where}: a dropped entry must hold exactly {', '.join(expected)}, got {data!r}")
-        if data["ending"] not in ENDINGS:
-            raise ManifestError(f"{where}: dropped entry ending {data['ending']!r} is not one of {', '.join(ENDINGS)}")
+        if not isinstance(data, dict):
+            raise ManifestError(f"{where}: a dropped entry must be a mapping, got {data!r}")
+        problems = _field_problems(data, cls)
+        if problems:
+            raise ManifestError(f"{where}: dropped entry {data.get('task', '?')} seed {data.get('seed', '?')}: "
+                                + "; ".join(problems))
         return cls(**data)
 
 

@@ -103,9 +103,8 @@ def data_scenario(loader: WindowLoader) -> dict[str, Any]:
     return {"airframe": metadata.get("airframe"), "camera": metadata.get("camera", {})}
 
 
-def new_policy(config: TrainConfig, loader: WindowLoader) -> Policy:
+def new_policy(config: TrainConfig, loader: WindowLoader, camera: dict[str, Any]) -> Policy:
     height, width = loader.image_size
-    camera = data_scenario(loader)["camera"]
     fov = float(camera.get("fov_deg", ImageSpec.input_hfov_deg))
     image = ImageSpec(input_height=height, input_width=width, input_hfov_deg=fov, output_height=height,
                       output_width=width, output_hfov_deg=fov)
@@ -159,7 +158,8 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
     torch.manual_seed(config.seed)
     out.mkdir(parents=True, exist_ok=True)
     loader = make_loader(config, data)
-    policy = initial if initial is not None else new_policy(config, loader)
+    scenario = data_scenario(loader)
+    policy = initial if initial is not None else new_policy(config, loader, scenario["camera"])
     check_fits(policy, loader, "the model")
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: config.lr_final_fraction + (
@@ -179,7 +179,6 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
         history = json.loads(state["history"])
     tensorboard = SummaryWriter(str(out / "tensorboard"))
     commit = git_commit()
-    scenario = data_scenario(loader)
     for epoch in range(start_epoch, epochs):
         if stale >= config.patience:
             break

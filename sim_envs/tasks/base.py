@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import gymnasium as gym
 import numpy as np
 
@@ -223,8 +224,6 @@ class NavigationEnv(gym.Env):
 
     def side_by_side_frame(self, chase_size: tuple[int, int] = (320, 240)) -> np.ndarray:
         """The onboard camera (upscaled) beside a chase view: what `navigator fly --video` records."""
-        import cv2
-
         width, height = chase_size
         onboard = cv2.resize(self.last_image, (height * self.camera.width // self.camera.height, height),
                              interpolation=cv2.INTER_NEAREST)
