@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import typing
 
 from navigator import __version__
+from navigator.config import DefaultsHelpFormatter, SettingError
 from navigator.errors import UserError
 
 # name -> (module under navigator.commands, one-line help). Order is the order users meet them.
@@ -20,11 +22,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("collect", "record expert demonstrations (with recovery noise) into a dataset"),
     "train": ("train", "train a policy by imitation (behaviour cloning, then optional DAgger rounds)"),
     "data": ("data", "inspect, verify, preview and export recorded demonstration datasets"),
+    "eval": ("eval", "evaluate pilots in closed loop on the same held-out worlds per suite; report with intervals"),
 }
 
 
+class UsageError(UserError):
+    """A command line argparse cannot parse; `parser` is the (sub)command's parser, for its usage line."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, raising instead of exiting on a bad command line, so that `main` reports every user error the same
+    way (and in-process callers get exit code 2 back rather than a SystemExit)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise UsageError(self, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="navigator",
         description="liquid-navigator: fly, record demonstrations for and train liquid neural network drone "
                     "policies.",
@@ -35,18 +54,29 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, summary) in COMMANDS.items():
         module = importlib.import_module(f"navigator.commands.{module_name}")
         sub = subparsers.add_parser(name, help=summary, description=module.__doc__,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+                                    formatter_class=DefaultsHelpFormatter)
         module.add_arguments(sub)
         sub.set_defaults(_module=module)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code: 0 done, 1 a verdict of failure (e.g. an unsound dataset), 2 bad
+    input (one line on stderr, no traceback), 130 interrupted. Anything else raised is a bug and shows its traceback.
+    """
+    from navigator.commands.common import json_stdout
+
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return int(args._module.run(args) or 0)
-    except UserError as error:
+        args = parser.parse_args(argv)
+    except UsageError as error:
+        error.parser.print_usage(sys.stderr)
+        print(f"{error.parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        with json_stdout(getattr(args, "json", False)):
+            return int(args._module.run(args) or 0)
+    except (UserError, SettingError) as error:  # SettingError: a config dataclass refused a value
         print(f"navigator {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

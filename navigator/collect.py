@@ -13,7 +13,10 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import re
+import signal
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,22 +24,25 @@ from typing import Any
 import numpy as np
 
 from navigator import __version__
-from navigator.config import to_dict
+from navigator.config import MAX_SEED, SettingError, check_settings, setting, to_dict
 from navigator.dataset import (ACTION_CONVENTION, DatasetWriter, DroppedEntry, Episode, EpisodeEntry, EpisodeKey,
                                write_episode)
 from navigator.errors import UserError
-from navigator.scenario import CameraSettings, ScenarioConfig
+from navigator.resume import Difference, describe, differences
+from navigator.scenario import (CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot, canonical_preset,
+                                canonical_task, set_canonical)
 
 
 @dataclass(frozen=True)
 class CollectPart:
     task: str = "fly-to-target"
     preset: str = "summer"
-    episodes: int = 10
+    episodes: int = setting(10, ge=1)
 
     def __post_init__(self) -> None:
-        if self.episodes < 1:
-            raise ValueError(f"episodes must be at least 1, got {self.episodes} for {self.task} in {self.preset}")
+        check_settings(self)
+        set_canonical(self, "task", canonical_task)
+        set_canonical(self, "preset", canonical_preset)
 
 
 @dataclass(frozen=True)
@@ -44,27 +50,26 @@ class CollectConfig:
     parts: tuple[CollectPart, ...] = (CollectPart(),)
     airframe: str = "x500"
     camera: CameraSettings = field(default_factory=CameraSettings)
-    max_seconds: float | None = None
-    seed: int = 0  # episode i of each part uses seed + i
-    dart_noise: float = 0.1  # std of the noise added to executed actions, in normalised action units
-    dart_time_constant: float = 0.5  # seconds: the noise is an Ornstein-Uhlenbeck process, not white
+    max_seconds: float | None = setting(None, gt=0.0)
+    seed: int = setting(0, ge=0, le=MAX_SEED)  # episode i of each part uses seed + i
+    dart_noise: float = setting(0.1, ge=0.0)  # std of the noise on executed actions, in normalised action units
+    dart_time_constant: float = setting(0.5, gt=0.0)  # seconds: the noise is an Ornstein-Uhlenbeck process
     keep_failed: bool = True  # False: failed episodes are not stored, only marked in the manifest
-    workers: int = 0  # 0: one per CPU core
-    # Who flies: "expert" (demonstrations, with DART noise), or a trained policy (a checkpoint or bundle path) that
-    # flies while the expert labels every frame it sees: DAgger's data.
-    flier: str = "expert"
+    workers: int = setting(0, ge=0, le=256)  # 0: one per CPU core
+    # Who flies, as `--pilot` means everywhere: "expert" (demonstrations, with DART noise), or a trained policy (a
+    # checkpoint path) that flies while the expert labels every frame it sees: DAgger's data. The expert always labels.
+    pilot: str = "expert"
 
     def __post_init__(self) -> None:
+        check_settings(self)
         if not self.parts:
-            raise ValueError("a collection needs at least one part (task, preset, episodes)")
+            raise SettingError("parts", "must hold at least one part (task, preset, episodes)")
         pairs = [(part.task, part.preset) for part in self.parts]
         duplicates = sorted({pair for pair in pairs if pairs.count(pair) > 1})
         if duplicates:
-            raise ValueError(f"parts repeat task and preset {duplicates}: merge them into one part")
-        if self.dart_noise < 0 or self.dart_time_constant <= 0:
-            raise ValueError("dart_noise must be >= 0 and dart_time_constant > 0")
-        if self.seed < 0 or self.workers < 0:
-            raise ValueError("seed and workers must be >= 0")
+            raise SettingError("parts", f"repeat task and preset {duplicates}: merge them into one part")
+        set_canonical(self, "airframe", canonical_airframe)
+        set_canonical(self, "pilot", canonical_pilot)
 
     def keys(self) -> list[EpisodeKey]:
         return [EpisodeKey(part.task, part.preset, self.seed + i) for part in self.parts for i in range(part.episodes)]
@@ -113,7 +118,8 @@ class CorrelatedNoise:
 
 
 def record_episode(env, config: CollectConfig, key: EpisodeKey) -> Episode:
-    """Fly one expert episode with DART noise and return everything the dataset stores about it."""
+    """Fly one episode (the expert with DART noise, or a policy the expert labels) and return everything the dataset
+    stores about it."""
     from navigator.pilots import ExpertPilot, make_pilot
     from navigator.rollout import run_episode
 
@@ -136,9 +142,11 @@ def record_episode(env, config: CollectConfig, key: EpisodeKey) -> Episode:
 
     noise = CorrelatedNoise(config.dart_noise, config.dart_time_constant, task,
                             np.random.default_rng([key.seed, 0xDA27]))
-    flier = None if config.flier == "expert" else make_pilot(config.flier, env)
-    result = run_episode(env, ExpertPilot(env), key.seed, on_step=on_step, flier=flier,
-                         perturb=noise if flier is None else None)
+    expert = ExpertPilot(env)
+    if config.pilot == "expert":
+        result = run_episode(env, expert, key.seed, on_step=on_step, perturb=noise)
+    else:
+        result = run_episode(env, make_pilot(config.pilot, env), key.seed, on_step=on_step, labeller=expert)
     steps = len(frames["images"])
     camera = task.camera
     return Episode(
@@ -156,7 +164,8 @@ def record_episode(env, config: CollectConfig, key: EpisodeKey) -> Episode:
             "action_limits": task.airframe.limits.as_array().tolist(), "action_convention": ACTION_CONVENTION,
             "outcome": {"ending": result.ending, "success": result.success, "steps": result.steps,
                         "duration": result.time, "path_length": result.path_length},
-            "pilot": "expert", "flier": config.flier, "dart_noise_std": config.dart_noise if flier is None else 0.0,
+            "pilot": config.pilot, "labeller": "expert",
+            "dart_noise_std": config.dart_noise if config.pilot == "expert" else 0.0,
             "dart_time_constant": config.dart_time_constant, "software_version": __version__,
         },
     )
@@ -182,22 +191,55 @@ def _collect_one(job: tuple[str, CollectConfig, EpisodeKey]) -> CollectedEpisode
                             episode.frames, success)
 
 
-def open_for_collection(out: Path, config: CollectConfig, resume: bool) -> tuple[DatasetWriter, list[str]]:
+# The manifest recipe's record of explicit extensions: [{"parts[0].episodes": {"from": 6, "to": 8}}, ...].
+EXTENSIONS_KEY = "extensions"
+
+
+def _is_episode_count(difference: Difference) -> bool:
+    return re.fullmatch(r"parts\[\d+\]\.episodes", difference.name) is not None
+
+
+def open_for_collection(out: Path, config: CollectConfig, resume: bool,
+                        extend: bool = False) -> tuple[DatasetWriter, list[str]]:
     """A writer for `out`: new, or (resume) the interrupted one after recovering finished files. Also returns
-    what recovery did, in words."""
+    what recovery did, in words.
+
+    Resuming requires exactly the recipe the dataset was started with, and a refusal names every setting that
+    differs. `extend` (implies resume) also allows larger episode counts, and only those: the manifest's recipe then
+    records the new counts, and its `extensions` list what was raised from what."""
     from navigator.dataset.manifest import manifest_path
 
-    if not resume:
+    if not (resume or extend):
         if manifest_path(out).exists():
             raise UserError(f"{out} already holds a dataset: pass --resume to continue it, or choose another --out")
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} is a file, not a dataset folder; choose a new or empty folder")
         return DatasetWriter.create(out, image_size=(config.camera.height, config.camera.width),
                                     recipe=config.recipe()), []
+    flag = "--extend" if extend else "--resume"
     if not manifest_path(out).exists():
-        raise UserError(f"--resume: {out} holds no dataset to continue (no manifest.json); drop --resume to start it")
+        raise UserError(f"{flag}: {out} holds no dataset to continue (no manifest.json); drop {flag} to start it")
     writer = DatasetWriter.open(out)
-    if writer.manifest.recipe != config.recipe():
-        raise UserError(f"--resume: {out} was collected with another recipe; resume with the same task, preset, "
-                        f"seed, camera and noise settings (the manifest's 'recipe' lists them), or use another --out")
+    recorded = dict(writer.manifest.recipe)
+    extensions = recorded.pop(EXTENSIONS_KEY, [])
+    given = config.recipe()
+    found = differences(recorded, given)
+    grown = [d for d in found if _is_episode_count(d) and d.raises_a_count]
+    if extend:
+        others = [d for d in found if d not in grown]
+        if others:
+            raise UserError(f"--extend: {out} can only gain episodes, but other settings differ from the dataset's: "
+                            f"{describe(others, 'dataset')}; give the dataset's settings (its manifest's 'recipe' "
+                            f"lists them) with larger episode counts")
+        if not grown:
+            raise UserError(f"--extend: {out} already has the episode counts you gave; give more --episodes to "
+                            f"extend it, or drop --extend to resume it")
+        writer.set_recipe({**given, EXTENSIONS_KEY: [*extensions, {d.name: {"from": d.recorded, "to": d.given}
+                                                                   for d in grown}]})
+    elif found:
+        hint = "; to record more episodes into it pass --extend" if found == grown else ""
+        raise UserError(f"--resume: {out} was collected with other settings: {describe(found, 'dataset')}; resume "
+                        f"with the dataset's settings (its manifest's 'recipe' lists them) or use another --out{hint}")
     recovery = writer.recover()
     notes = [f"adopted {len(recovery.adopted)} finished episode file(s) missing from the manifest"] * bool(
         recovery.adopted)
@@ -208,19 +250,34 @@ def open_for_collection(out: Path, config: CollectConfig, resume: bool) -> tuple
 
 def collect(out: Path, config: CollectConfig, writer: DatasetWriter,
             on_episode: Callable[[CollectedEpisode], None] | None = None) -> list[CollectedEpisode]:
-    """Fly every episode of `config` still missing from `writer`'s dataset; returns what was flown."""
+    """Fly every episode of `config` still missing from `writer`'s dataset; returns what was flown.
+
+    A collection that fails or is interrupted before it records any episode removes the dataset it had just created
+    (`DatasetWriter.discard_if_empty`), so no empty dataset folder is left behind; anything recorded stays, to
+    resume."""
     todo = writer.missing(config.keys())
     workers = min(config.workers or os.cpu_count() or 1, max(1, len(todo)))
     done = []
-    for collected in _run_jobs([(str(out), config, key) for key in todo], workers):
-        if collected.entry is not None:
-            writer.add(collected.entry)
-        else:
-            writer.drop(collected.dropped)
-        done.append(collected)
-        if on_episode is not None:
-            on_episode(collected)
+    try:
+        with closing(_run_jobs([(str(out), config, key) for key in todo], workers)) as results:
+            for collected in results:
+                if collected.entry is not None:
+                    writer.add(collected.entry)
+                else:
+                    writer.drop(collected.dropped)
+                done.append(collected)
+                if on_episode is not None:
+                    on_episode(collected)
+    except BaseException:
+        writer.discard_if_empty()
+        raise
     return done
+
+
+def _ignore_interrupts() -> None:
+    """Worker initializer. Ctrl-C sends SIGINT to every process of the terminal's process group; only the parent
+    acts on it (leaving the pool stops the workers), so workers ignore it instead of each printing a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_jobs(jobs: list, workers: int) -> Iterator[CollectedEpisode]:
@@ -232,6 +289,13 @@ def _run_jobs(jobs: list, workers: int) -> Iterator[CollectedEpisode]:
                 env.close()
             _worker_envs.clear()
         return
-    # spawn, not fork: PyBullet clients and BLAS threads do not survive a fork cleanly.
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+    # spawn, not fork: PyBullet clients and BLAS threads do not survive a fork cleanly. SIGINT stays blocked while
+    # the workers start: they inherit the block, so a Ctrl-C before their initializer runs cannot interrupt their
+    # start-up either; the parent gets a Ctrl-C of that moment as soon as the block is lifted.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_ignore_interrupts)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    with pool:
         yield from pool.imap_unordered(_collect_one, jobs)

@@ -1,15 +1,24 @@
 """Dataclass configurations loaded from YAML files (the ones in `launch/`), overridable from the command line.
 
-A config is a plain (possibly nested) dataclass. `load_config(Cls, path)` reads a YAML mapping into it and refuses
-unknown keys and wrongly typed values with a message that names the key, the file and the valid choices, so that a
-typo in a launch file is an error rather than a silently ignored setting.
+A config is a plain (possibly nested) dataclass. `load_config(Cls, path, overrides, flags)` reads a YAML mapping into
+it and refuses unknown keys, duplicate keys, wrongly typed values, non-finite numbers and values out of a field's
+range, with a message in the user's terms: the flag (`--max-seconds`) when the value came from one, else the key and
+the file (`scenario.max_seconds in launch/fly.yaml`). Ranges are declared once per field with `setting(...)` and
+checked by `check_settings(self)` in the dataclass's `__post_init__`, so a config built in code is held to them too.
+`ConfigFlags` declares a command's flags once: argparse options whose help shows the dataclass default, the
+overrides they give, and the flag names errors use.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
+import re
 import types
 import typing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,20 +28,144 @@ from navigator.errors import UserError
 
 T = TypeVar("T")
 
+MAX_SEED = 2**31 - 1  # seeds are combined and offset (seed + episode index, seed * 1_000_003 + epoch) below 2**64
+_BOUNDS = "navigator.bounds"  # field metadata key: a Bounds
+_NONFINITE = "navigator.nonfinite"  # field metadata key: True where NaN and infinities are meaningful
+
 
 class ConfigError(UserError, ValueError):
-    """A configuration file or value that cannot be used; the message says what and how to fix it."""
+    """A configuration file or value that cannot be used; the message says what and how to fix it.
+
+    `key` is the dotted setting (`scenario.max_seconds`, `parts[0].preset`) when one setting is at fault, and
+    `problem` what is wrong with it, so that the loader can name the setting as the user wrote it (flag or file)."""
+
+    def __init__(self, message: str, key: str | None = None, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.problem = problem
+
+
+class SettingError(ValueError):
+    """Raised by a dataclass's own checks: one field `name` is invalid; `problem` says why ("must be > 0, got -1").
+
+    A ValueError, so that code building configs directly sees the usual exception type."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(_phrase(name, problem))
+        self.name = name
+        self.problem = problem
+
+
+def _phrase(where: str, problem: str) -> str:
+    """'episodes' + 'must be at least 1' -> 'episodes must be at least 1'; other problems follow a colon."""
+    return f"{where} {problem}" if problem.startswith("must ") else f"{where}: {problem}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """An interval a number must lie in; None leaves that side open-ended."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def problem(self, value: float) -> str | None:
+        """What is wrong with `value`, or None when it lies inside."""
+        if (self.ge is not None and not value >= self.ge) or (self.gt is not None and not value > self.gt) or (
+                self.le is not None and not value <= self.le) or (self.lt is not None and not value < self.lt):
+            return f"must be {self.describe()}, got {value!r}"
+        return None
+
+    def describe(self) -> str:
+        """"at least 1", ">= 0", "> 0", "in (0, 1)", "in [10, 170]"."""
+        if self.le is None and self.lt is None:
+            if self.ge is not None:
+                return f"at least {_number(self.ge)}" if self.ge != 0 else ">= 0"
+            return f"> {_number(self.gt)}"
+        low = (f"[{_number(self.ge)}" if self.ge is not None
+               else f"({_number(self.gt)}" if self.gt is not None else "(-inf")
+        high = f"{_number(self.le)}]" if self.le is not None else f"{_number(self.lt)})"
+        return f"in {low}, {high}"
+
+
+def _number(value: float) -> str:
+    """1.0 -> "1", 2147483647 -> "2147483647", 0.5 -> "0.5"."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def setting(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
+            ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None,
+            nonfinite: bool = False) -> Any:
+    """A dataclass field with its valid range declared beside its default, e.g. `episodes: int = setting(5, ge=1)`.
+    Floats are finite unless `nonfinite=True`."""
+    metadata: dict[str, Any] = {_NONFINITE: nonfinite}
+    if (ge, gt, le, lt) != (None, None, None, None):
+        metadata[_BOUNDS] = Bounds(ge, gt, le, lt)
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
+
+
+def check_settings(config: Any) -> None:
+    """Check every field of dataclass instance `config` against its declared range, and its floats for NaN and
+    infinities; call from `__post_init__`. Raises SettingError naming the first bad field."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if isinstance(value, float) and not math.isfinite(value) and not f.metadata.get(_NONFINITE, False):
+            raise SettingError(f.name, f"must be a finite number, got {value!r}")
+        bounds = f.metadata.get(_BOUNDS)
+        problem = bounds.problem(value) if bounds is not None else None
+        if problem is not None:
+            raise SettingError(f.name, problem)
+
+
+@contextmanager
+def setting_check(name: str) -> Iterator[None]:
+    """Turn a ValueError raised inside (an unknown name, say) into a SettingError for field `name`."""
+    try:
+        yield
+    except SettingError:
+        raise
+    except ValueError as error:
+        raise SettingError(name, str(error)) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML would silently keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+                seen.setdefault(key, line)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if first is not None:
+                raise ConfigError(f"{self.name}: line {line}: duplicate key {key!r} (first given on line {first}); "
+                                  f"keep one of them")
+        return super().construct_mapping(node, deep=deep)
 
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    """Read a YAML file that must hold a mapping (an empty file is an empty mapping)."""
+    """Read a YAML file that must hold a mapping (an empty file is an empty mapping); duplicate keys are refused."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        loader = _UniqueKeyLoader(path.read_text())
+        loader.name = str(path)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read config file {path}: {error}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -40,13 +173,17 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _convert(value: Any, annotation: Any, where: str) -> Any:
+def _bad(key: str, problem: str) -> ConfigError:
+    return ConfigError(_phrase(key, problem), key, problem)
+
+
+def _convert(value: Any, annotation: Any, key: str, nonfinite: bool = False) -> Any:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a mapping, got {value!r}")
-        return from_dict(annotation, value, where)
+            raise _bad(key, f"must be a mapping, got {value!r}")
+        return from_dict(annotation, value, key)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -55,84 +192,193 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
             if option is type(None):
                 continue
             try:
-                return _convert(value, option, where)
+                return _convert(value, option, key, nonfinite)
             except ConfigError as error:
-                errors.append(str(error))
-        raise ConfigError("; ".join(errors))
+                errors.append(error)
+        if len(errors) == 1:
+            raise errors[0]
+        raise ConfigError("; ".join(map(str, errors)))
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{where} must be one of {', '.join(map(repr, args))}, got {value!r}")
+            raise _bad(key, f"must be one of {', '.join(map(repr, args))}, got {value!r}")
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
+            raise _bad(key, f"must be a list, got {value!r}")
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
-                raise ConfigError(f"{where} must have {len(args)} items, got {len(value)}")
-            return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+                raise _bad(key, f"must have {len(args)} items, got {len(value)}")
+            return tuple(_convert(v, a, f"{key}[{i}]", nonfinite) for i, (v, a) in enumerate(zip(value, args)))
         item = args[0] if args else Any
-        converted = [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        converted = [_convert(v, item, f"{key}[{i}]", nonfinite) for i, v in enumerate(value)]
         return tuple(converted) if origin is tuple else converted
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+            raise _bad(key, f"must be a mapping, got {value!r}")
         return dict(value)
     if annotation is Any:
         return value
     if annotation is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {value!r}")
+            raise _bad(key, f"must be true or false, got {value!r}")
         return value
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
+            raise _bad(key, f"must be a number, got {value!r}")
+        if not nonfinite and not math.isfinite(value):
+            raise _bad(key, f"must be a finite number, got {value!r}")
         return float(value)
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be a whole number, got {value!r}")
+            raise _bad(key, f"must be a whole number, got {value!r}")
         return value
     if annotation is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {value!r}")
+            raise _bad(key, f"must be a string, got {value!r}")
         return value
     if annotation is Path:
         if not isinstance(value, (str, Path)):
-            raise ConfigError(f"{where} must be a path, got {value!r}")
+            raise _bad(key, f"must be a path, got {value!r}")
         return Path(value)
     return value
 
 
-def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Build dataclass `cls` from a mapping, refusing unknown keys and converting nested dataclasses."""
+def from_dict(cls: type[T], data: dict[str, Any], key: str = "") -> T:
+    """Build dataclass `cls` from a mapping, refusing unknown keys and converting nested dataclasses. Errors are
+    ConfigErrors whose `key` is the dotted setting under `key`."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(map(str, set(data) - set(fields)))
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown setting(s) {', '.join(unknown)}; valid settings are {', '.join(sorted(fields))}"
-        )
-    kwargs = {name: _convert(value, hints[name], f"{where}.{name}") for name, value in data.items()}
+        where = f"{key}: unknown" if key else "unknown"
+        raise ConfigError(f"{where} setting(s) {', '.join(unknown)}; valid settings are "
+                          f"{', '.join(sorted(fields))}", f"{key}.{unknown[0]}" if key else str(unknown[0]))
+    kwargs = {name: _convert(value, hints[name], f"{key}.{name}" if key else name,
+                             fields[name].metadata.get(_NONFINITE, False)) for name, value in data.items()}
     try:
         return cls(**kwargs)
+    except SettingError as error:
+        raise _bad(f"{key}.{error.name}" if key else error.name, error.problem) from None
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"{where}: {error}") from None
+        raise ConfigError(f"{key}: {error}" if key else str(error)) from None
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:
+def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                flags: dict[str, str] | None = None) -> T:
     """Defaults of `cls`, then the YAML file at `path` (if any), then `overrides` (flags; None values are ignored).
 
-    Overrides may address nested fields with dots: {"camera.width": 96}.
+    Overrides may address nested fields with dots: {"camera.width": 96}. `flags` maps the dotted keys that flags set
+    to those flags ({"scenario.max_seconds": "--max-seconds"}), so that an error names what the user typed.
     """
     data: dict[str, Any] = read_yaml_mapping(path) if path is not None else {}
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = data
-        *parents, leaf = dotted.split(".")
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = value
-    return from_dict(cls, data, where=str(path) if path is not None else cls.__name__)
+    try:
+        for dotted, value in (overrides or {}).items():
+            if value is not None:
+                _set(data, dotted, value)
+        return from_dict(cls, data)
+    except ConfigError as error:
+        raise ConfigError(_located(error, path, flags or {}), error.key, error.problem) from None
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """data["a"]["b"] = value for dotted "a.b", creating the mappings on the way."""
+    node = data
+    *parents, leaf = dotted.split(".")
+    for depth, parent in enumerate(parents):
+        child = node.setdefault(parent, {})
+        if not isinstance(child, dict):
+            raise _bad(".".join(parents[:depth + 1]), f"must be a mapping, got {child!r}")
+        node = child
+    node[leaf] = value
+
+
+def _located(error: ConfigError, path: str | Path | None, flags: dict[str, str]) -> str:
+    """The error's message with its setting named as the user gave it: a flag, or a key in the file."""
+    if error.key is not None and error.problem is not None:
+        for dotted, flag in flags.items():
+            if error.key == dotted or error.key.startswith((f"{dotted}.", f"{dotted}[")):
+                return _phrase(flag + error.key[len(dotted):], error.problem)
+        if path is not None:
+            return _phrase(f"{error.key} in {path}", error.problem)
+    return f"{path}: {error}" if path is not None else str(error)
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    """The dataclass a type hint holds (`X`, `X | None`, `tuple[X, ...]`), or None."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    return next((found for arg in typing.get_args(hint) if (found := _dataclass_in(arg)) is not None), None)
+
+
+def field_default(cls: type, dotted: str) -> Any:
+    """The default value of a (nested) setting, e.g. field_default(FlyConfig, "scenario.max_seconds"); list items
+    as `parts[0].episodes`."""
+    owner: Any = cls
+    value: Any = None
+    for name, indices in re.findall(r"([A-Za-z_]\w*)((?:\[\d+\])*)", dotted):
+        f = next(f for f in dataclasses.fields(owner) if f.name == name)
+        value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        for index in re.findall(r"\d+", indices):
+            value = value[int(index)]
+        owner = type(value) if dataclasses.is_dataclass(value) else _dataclass_in(typing.get_type_hints(owner)[name])
+    return value
+
+
+def _render_default(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that shows each config flag's default, looked up in its dataclass only when help is printed, so that
+    building the parser imports no heavy module (a training config's field types need torch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        describe = getattr(action, "describe_default", None)
+        if text is None or describe is None:
+            return text
+        return f"{text} (default: {describe().replace('%', '%%')})"
+
+
+class ConfigFlags:
+    """The flags of one command that set fields of its config dataclass, declared once.
+
+    Each flag's argparse default is None (so that an unset flag leaves the YAML file's value alone); help printed
+    with DefaultsHelpFormatter shows the dataclass default instead. `load(args, path)` builds the config with errors
+    naming the flags. `config_class` is the dataclass, or a function returning it (to import it only when needed).
+    """
+
+    def __init__(self, config_class: type | Callable[[], type]) -> None:
+        self._config_class = config_class
+        self._keys: dict[str, str] = {}  # argparse dest -> dotted key
+        self._flags: dict[str, str] = {}  # dotted key -> flag
+
+    @property
+    def cls(self) -> type:
+        return self._config_class if isinstance(self._config_class, type) else self._config_class()
+
+    def add(self, parser: argparse.ArgumentParser | argparse._ArgumentGroup, flag: str, key: str, help: str, *,
+            default_text: str | None = None, **kwargs: Any) -> None:
+        """Add option `flag` setting config key `key`; `default_text` describes a default that is not a plain value
+        (e.g. None meaning "the task's own limit")."""
+        dest = kwargs.pop("dest", flag.lstrip("-").replace("-", "_"))
+        action = parser.add_argument(flag, dest=dest, default=None, help=help, **kwargs)
+        action.describe_default = (lambda: default_text) if default_text is not None else (
+            lambda: _render_default(field_default(self.cls, key)))
+        self._keys[dest] = key
+        self._flags[key] = flag
+
+    def load(self, args: argparse.Namespace, path: str | Path | None,
+             place: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Any:
+        """The config from defaults, the file at `path` and the flags in `args`; `place` may rewrite the overrides
+        (e.g. to put flags into a list item)."""
+        overrides = {key: getattr(args, dest) for dest, key in self._keys.items()}
+        given = {key: flag for key, flag in self._flags.items() if overrides[key] is not None}
+        return load_config(self.cls, path, place(overrides) if place else overrides, given)
 
 
 def to_dict(config: Any) -> dict[str, Any]:

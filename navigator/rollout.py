@@ -29,18 +29,20 @@ class EpisodeResult:
         return asdict(self)
 
 
-def run_episode(env, pilot, seed: int, on_step: StepHook | None = None, flier=None,
+def run_episode(env, pilot, seed: int, on_step: StepHook | None = None, labeller=None,
                 perturb: Callable[[np.ndarray], np.ndarray] | None = None) -> EpisodeResult:
-    """Fly one episode. `pilot` gives each step's action; with a `flier` (DAgger) the flier flies and the pilot only
-    labels; `perturb(action)` changes what is flown (DART noise). `on_step(observation, label, info)` sees each
-    observation with the pilot's label, and `info["executed_action"]` says what was flown."""
+    """Fly one episode: `pilot` flies (as `--pilot` means on the command line), from `env.reset(seed=seed)` to an
+    ending. `labeller` (DAgger: the expert) labels every frame the pilot flies into; without one the pilot's own
+    action is the label. `perturb(action)` changes what is flown, never the label (DART noise).
+    `on_step(observation, label, info)` sees each observation with its label, and `info["executed_action"]` says
+    what was flown."""
     observation, info = env.reset(seed=seed)
     pilot.reset()
-    if flier is not None:
-        flier.reset()
+    if labeller is not None:
+        labeller.reset()
     while True:
-        label = np.asarray(pilot.act(observation, info), np.float32)
-        flown = label if flier is None else np.asarray(flier.act(observation, info), np.float32)
+        flown = np.asarray(pilot.act(observation, info), np.float32)
+        label = flown if labeller is None else np.asarray(labeller.act(observation, info), np.float32)
         if perturb is not None:
             flown = perturb(flown)
         if on_step is not None:

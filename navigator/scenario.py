@@ -1,21 +1,82 @@
 """The scenario a command flies in (task, preset, airframe, camera), as a YAML-loadable config, and the environment
-factory every pipeline (fly, collect, eval, sitl) shares, so that they all build the world the same way."""
+factory every pipeline (fly, collect, eval, sitl) shares, so that they all build the world the same way.
+
+Names are checked and normalised when the config is built (`winter + wind` is stored as `winter+wind`), before any
+world is made, so a bad name costs nothing and a good one is recorded one way only.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from navigator.config import check_settings, setting, setting_check
 from navigator.errors import UserError
+
+PHYSICS_HZ = 240  # the world's physics rate; the camera rate must divide it
 
 
 @dataclass(frozen=True)
 class CameraSettings:
-    width: int = 64
-    height: int = 48
-    fov_deg: float = 80.0
-    tilt_deg: float = 0.0
-    rate_hz: int = 30
+    width: int = setting(64, ge=8, le=1024)
+    height: int = setting(48, ge=8, le=1024)
+    fov_deg: float = setting(80.0, ge=10.0, le=170.0)
+    tilt_deg: float = setting(0.0, ge=-90.0, le=90.0)
+    rate_hz: int = setting(30, ge=1, le=PHYSICS_HZ)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        if PHYSICS_HZ % self.rate_hz:
+            valid = ", ".join(str(r) for r in range(1, PHYSICS_HZ + 1) if PHYSICS_HZ % r == 0)
+            raise ValueError(f"camera.rate_hz {self.rate_hz} does not divide the physics rate {PHYSICS_HZ} Hz; "
+                             f"use one of {valid}")
+
+
+def canonical_task(name: str) -> str:
+    """The task's CLI name, or a ValueError listing the valid ones."""
+    from sim_envs import task_id
+
+    task_id(name)
+    return name
+
+
+def canonical_airframe(name: str) -> str:
+    """The airframe's name, or a ValueError listing the valid ones."""
+    from sim_envs.airframe import AIRFRAME_NAMES
+    from sim_envs.errors import UnknownNameError
+
+    if name not in AIRFRAME_NAMES:
+        raise UnknownNameError("airframe", name, AIRFRAME_NAMES)
+    return name
+
+
+def canonical_preset(spec: str) -> str:
+    """"winter + wind" -> "winter+wind"; unknown or empty names are a ValueError that echoes `spec`."""
+    from sim_envs.presets import canonical_preset as canonical
+
+    return canonical(spec)
+
+
+def canonical_pilot(spec: str) -> str:
+    """"pretrained", "expert" or the path of an existing policy checkpoint (.pt); anything else is a ValueError that
+    lists the choices. Checked here, not when the pilot is made, so that a typo costs no world building."""
+    from navigator.pilots import PILOT_CHOICES
+
+    if spec in ("pretrained", "expert"):
+        return spec
+    if Path(spec).suffix != ".pt":
+        raise ValueError(f"unknown pilot {spec!r}; valid pilots are: {', '.join(PILOT_CHOICES)}")
+    if not Path(spec).is_file():
+        raise ValueError(f"pilot checkpoint {spec} does not exist")
+    return spec
+
+
+def set_canonical(config: object, name: str, canonical: Callable[[str], str]) -> None:
+    """Replace field `name` of frozen dataclass `config` by its canonical form; a bad value is a SettingError."""
+    with setting_check(name):
+        object.__setattr__(config, name, canonical(getattr(config, name)))
 
 
 @dataclass(frozen=True)
@@ -24,13 +85,21 @@ class ScenarioConfig:
     preset: str = "summer"
     airframe: str = "x500"
     camera: CameraSettings = field(default_factory=CameraSettings)
-    max_seconds: float | None = None  # None: the task's own limit
+    max_seconds: float | None = setting(None, gt=0.0)  # None: the task's own limit
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        set_canonical(self, "task", canonical_task)
+        set_canonical(self, "preset", canonical_preset)
+        set_canonical(self, "airframe", canonical_airframe)
 
 
 def make_scenario_env(scenario: ScenarioConfig, render_mode: str | None = None):
-    """The gymnasium environment for a scenario; bad names and settings become UserErrors that list the choices."""
+    """The gymnasium environment for a scenario; bad names and settings become UserErrors that list the choices,
+    and a GUI asked for where no X display answers becomes one that says how to get one."""
     from sim_envs import make_env
     from sim_envs.camera import CameraConfig
+    from sim_envs.errors import NoDisplayError
 
     try:
         camera = CameraConfig(**dataclasses.asdict(scenario.camera))
@@ -38,3 +107,6 @@ def make_scenario_env(scenario: ScenarioConfig, render_mode: str | None = None):
                         max_seconds=scenario.max_seconds, render_mode=render_mode)
     except ValueError as error:
         raise UserError(str(error)) from None
+    except NoDisplayError as error:
+        raise UserError(f"--gui: {error.reason}; on a headless machine run under `xvfb-run -a`, or drop --gui "
+                        f"and record --video instead") from None

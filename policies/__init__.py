@@ -10,7 +10,7 @@ from importlib import import_module
 from typing import Any
 
 _LAZY = {
-    "MODEL_NAMES": "policies.registry",
+    "MODEL_NAMES": "policies.config",
     "PolicyConfig": "policies.config",
     "Policy": "policies.policy",
     "PolicyStep": "policies.policy",

@@ -9,6 +9,8 @@ from policies.preprocessing import ImageSpec, require_known_keys
 
 STATE_SIZE = 7  # [vx, vy, vz (heading frame FLU, m/s), roll, pitch (rad), yaw_rate (rad/s, CCW+), height (m)]
 ACTION_SIZE = 4  # [vx forward, vy left, vz up, yaw_rate CCW], each divided by the airframe's limit
+# The heads `policies.registry` builds, named here (torch-free) so that configs can be checked without loading torch.
+MODEL_NAMES: tuple[str, ...] = ("cfc-ncp", "cfc", "ltc-ncp", "lstm", "gru", "mlp")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,10 @@ Every head has one interface, so the policy wrapper, export and training never b
   (empty for the memoryless MLP).
 A head includes its output layer; the policy applies the final tanh. Discrete-time baselines (LSTM, GRU, MLP)
 ignore dt: they assume the rate they were trained at.
+
+Every head is finite for every dt the dataset format allows (any finite dt >= 0, datasets/README.md): a dt of 0 is
+a repeated frame (and the loader pads short windows with it), and a huge dt is a stalled companion computer. The
+continuous-time heads therefore see dt through `bounded_dt`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,19 @@ from policies.fast_cfc import FastCfC, FastWiredCfC, sequence_dt, step_dt
 Hidden = tuple[Tensor, ...]
 
 CFC_BACKBONE_UNITS = 64
+
+# The longest step the continuous-time heads tell apart, in time units (about 5.5 minutes at the nominal 30 Hz): any
+# longer gap saturates their time gates anyway, while an unbounded dt overflows float32 products such as
+# time_a * dt to inf, and inf * 0 is NaN in the forward or the backward pass.
+MAX_DT = 1e4
+# LTC's solver divides by dt (cm_t = cm / (dt / unfolds)): at dt = 0 that is inf, and inf * 0 = NaN for a zero
+# state. Zero elapsed time should leave the state as it was; from this floor a step changes it by about a millionth.
+LTC_MIN_DT = 1e-6
+
+
+def bounded_dt(dt: Tensor, minimum: float = 0.0) -> Tensor:
+    """dt clamped to [minimum, MAX_DT] time units: what a continuous-time head computes with (see MAX_DT)."""
+    return dt.clamp(minimum, MAX_DT)
 
 
 class Head(nn.Module, ABC):
@@ -52,11 +69,11 @@ class CfCNCPHead(Head):
         return (self.cfc.state_size,)
 
     def forward(self, x: Tensor, dt: Tensor, hidden: Hidden) -> tuple[Tensor, Hidden]:
-        motor, h = self.cfc(x, hidden[0], dt)
+        motor, h = self.cfc(x, hidden[0], bounded_dt(dt))
         return torch.addcmul(self.bias, motor, self.scale), (h,)
 
     def step(self, x: Tensor, dt: Tensor, hidden: Hidden) -> tuple[Tensor, Hidden]:
-        motor, h = self.cfc.step(x, hidden[0], dt)
+        motor, h = self.cfc.step(x, hidden[0], bounded_dt(dt))
         return torch.addcmul(self.bias, motor, self.scale), (h,)
 
 
@@ -72,11 +89,11 @@ class CfCHead(Head):
         return (self.cfc.state_size,)
 
     def forward(self, x: Tensor, dt: Tensor, hidden: Hidden) -> tuple[Tensor, Hidden]:
-        y, h = self.cfc(x, hidden[0], dt)
+        y, h = self.cfc(x, hidden[0], bounded_dt(dt))
         return self.out(y), (h,)
 
     def step(self, x: Tensor, dt: Tensor, hidden: Hidden) -> tuple[Tensor, Hidden]:
-        y, h = self.cfc.step(x, hidden[0], dt)
+        y, h = self.cfc.step(x, hidden[0], bounded_dt(dt))
         return self.out(y), (h,)
 
 
@@ -95,7 +112,7 @@ class LTCNCPHead(Head):
         return (self.cell.state_size,)
 
     def forward(self, x: Tensor, dt: Tensor, hidden: Hidden) -> tuple[Tensor, Hidden]:
-        dts = sequence_dt(dt, x.shape[0], x.shape[1])
+        dts = sequence_dt(bounded_dt(dt, LTC_MIN_DT), x.shape[0], x.shape[1])
         h = hidden[0]
         outputs = []
         for t in range(x.shape[1]):
@@ -104,7 +121,7 @@ class LTCNCPHead(Head):
         return torch.stack(outputs, dim=1), (h,)
 
     def step(self, x: Tensor, dt: Tensor, hidden: Hidden) -> tuple[Tensor, Hidden]:
-        y, h = self.cell(x, hidden[0], step_dt(dt, x.shape[0]))
+        y, h = self.cell(x, hidden[0], step_dt(bounded_dt(dt, LTC_MIN_DT), x.shape[0]))
         return y, (h,)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from policies.config import ACTION_SIZE, PolicyConfig
+from policies.config import ACTION_SIZE, MODEL_NAMES, PolicyConfig
 from policies.heads import CfCHead, CfCNCPHead, GRUHead, Head, LSTMHead, LTCNCPHead, MLPHead
 
 # name -> (builder(config, input size, head size), default head size)
@@ -18,7 +18,7 @@ _MODELS: dict[str, tuple[Callable[[PolicyConfig, int, int], Head], int]] = {
     "mlp": (lambda c, n, size: MLPHead(n, size, ACTION_SIZE), 120),
 }
 
-MODEL_NAMES: tuple[str, ...] = tuple(_MODELS)
+assert tuple(_MODELS) == MODEL_NAMES, "policies.config.MODEL_NAMES lists the heads built here, in order"
 
 
 def head_size(config: PolicyConfig) -> int:

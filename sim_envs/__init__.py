@@ -7,9 +7,14 @@ Importing this package registers the tasks with gymnasium under the `navigator/`
 
 from __future__ import annotations
 
+import importlib.util
+
 import gymnasium
 
 from sim_envs.errors import UnknownNameError
+
+if importlib.util.find_spec("pybullet") is not None:  # absent on a companion computer, which never simulates
+    from sim_envs import _pybullet  # noqa: F401  (the first, silenced import of pybullet: no build banner)
 
 # CLI task name -> gymnasium id.
 TASKS: dict[str, str] = {

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from sim_envs.scenery import Bounds, Obstacle
+from sim_envs.layout import Bounds, Obstacle
 
 RESOLUTION = 0.2  # metres per cell
 MARGIN = 5.0  # metres of grid around start and goal

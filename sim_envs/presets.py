@@ -1,54 +1,20 @@
 """Scenery presets: the training distribution (`summer`) and the held-out ones, composable with `+`.
 
-A preset is a `Scenery` dataclass: every knob of the generated world (colours, tree density, light, camera effects,
-wind, start distance). Each named preset is a set of overrides applied on top of `summer`; composing
-`winter+wind` applies winter's overrides, then wind's. Colours are RGB in [0, 1].
+Each named preset is a set of overrides of `Scenery` applied on top of `summer`; composing `winter+wind` applies
+winter's overrides, then wind's (later parts win where two set the same knob, so order matters and is kept).
+
+A preset spec is written in one canonical form, `canonical_preset`: parts lower-cased, without spaces, joined by `+`
+in the order given. "Winter + Wind" and "winter+wind" are one preset, and datasets, bundles and `env.preset` store
+the canonical form.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 
-from sim_envs.errors import UnknownNameError
+from sim_envs.errors import InvalidNameError, UnknownNameError
+from sim_envs.scenery import Scenery
 from sim_envs.wind import WindConfig
-
-Color = tuple[float, float, float]
-
-
-@dataclass(frozen=True)
-class Scenery:
-    # Ground: a procedural texture mixing two colours in low-frequency blobs plus fine grain.
-    ground_base: Color = (0.30, 0.52, 0.20)
-    ground_patch: Color = (0.45, 0.40, 0.22)
-    ground_grain: float = 0.08
-    # Obstacles: "trees" (trunk plus crown) or "pillars" (square columns).
-    obstacle_style: str = "trees"
-    obstacle_density: float = 0.055  # per square metre of the flight area
-    trunk_color: Color = (0.36, 0.24, 0.14)
-    crown_colors: tuple[Color, ...] = ((0.13, 0.42, 0.12), (0.20, 0.50, 0.15), (0.10, 0.34, 0.14))
-    bare_tree_fraction: float = 0.0  # winter: trees without crowns
-    # Sky, composited where nothing was drawn (depth at the far plane).
-    sky_top: Color = (0.35, 0.55, 0.85)
-    sky_horizon: Color = (0.75, 0.85, 0.95)
-    # Light: the sun's elevation range (degrees; azimuth is random) and its strength.
-    sun_elevation: tuple[float, float] = (35.0, 70.0)
-    ambient: float = 0.6
-    diffuse: float = 0.5
-    # Camera effects applied to the rendered image.
-    exposure: float = 1.0  # gain on linear intensity
-    noise_std: float = 0.0  # Gaussian noise, in 0..255 units
-    blur_sigma: float = 0.0  # Gaussian blur, pixels
-    occlusion_patches: int = 0  # black rectangles moved every second, as in the image-space stress test
-    # Decoys coloured like the target, placed off the target.
-    distractors: int = 0
-    # Wind acting through the airframe's drag.
-    wind: WindConfig = field(default_factory=WindConfig)
-    # Distance from the start to the (first) target, metres.
-    target_distance: tuple[float, float] = (3.0, 12.0)
-
-
-TARGET_COLOR: Color = (0.95, 0.15, 0.08)
 
 # Held-out presets as overrides of `summer`. Kept as data so that a new season is a few lines.
 _OVERRIDES: dict[str, dict[str, object]] = {
@@ -99,12 +65,33 @@ TRAINING_PRESET = "summer"
 HELD_OUT_PRESETS: tuple[str, ...] = tuple(name for name in PRESET_NAMES if name != TRAINING_PRESET)
 
 
+def canonical_preset(spec: str) -> str:
+    """`" Winter + Wind "` -> `"winter+wind"`: the one spelling of a preset spec that everything stores.
+
+    Raises InvalidNameError (a ValueError) that echoes the whole spec for an empty spec or part ("winter+"),
+    a part given twice ("wind+wind"), or a part that is not a preset (UnknownNameError, listing the valid ones).
+    """
+    if not isinstance(spec, str):
+        raise InvalidNameError(f"preset must be a string such as 'winter+wind', got {spec!r}")
+    parts = [part.strip().lower() for part in spec.split("+")]
+    valid = f"valid presets are: {', '.join(PRESET_NAMES)}, composed with '+' (e.g. 'winter+wind')"
+    if not any(parts):
+        raise InvalidNameError(f"preset {spec!r} is empty; {valid}")
+    if not all(parts):
+        raise InvalidNameError(f"preset {spec!r} has an empty part; {valid}")
+    for part in parts:
+        if part not in _OVERRIDES:
+            raise UnknownNameError("preset", part, PRESET_NAMES, spec=spec)
+    repeated = sorted({part for part in parts if parts.count(part) > 1})
+    if repeated:
+        raise InvalidNameError(f"preset {spec!r} names {', '.join(map(repr, repeated))} more than once; "
+                               f"give each preset once")
+    return "+".join(parts)
+
+
 def resolve_preset(spec: str) -> Scenery:
-    """`"winter+wind"` -> the composed Scenery. Raises UnknownNameError for a name that is not a preset."""
-    names = [part.strip() for part in spec.split("+")]
+    """`"winter+wind"` -> the composed Scenery; the spec is checked and normalised by `canonical_preset` first."""
     scenery = Scenery()
-    for name in names:
-        if name not in _OVERRIDES:
-            raise UnknownNameError("preset", name, PRESET_NAMES)
+    for name in canonical_preset(spec).split("+"):
         scenery = dataclasses.replace(scenery, **_OVERRIDES[name])
     return scenery

@@ -1,21 +1,32 @@
-"""The simulated world: one PyBullet client for physics, one for rendering.
+"""The simulated world: one PyBullet client for physics, one for rendering, and a GUI window on request.
 
 Physics (240 Hz by default) sees the ground, one static compound body with every obstacle, and the vehicle; the
 render-only client holds the visual scenery and is never stepped. Splitting them keeps a physics step at a few
 microseconds whatever the scenery holds (visual-only bodies in a stepped world cost ~0.4 µs each per step).
+
+With `gui=True` a third client opens a window showing the same scenery with the vehicle always in view. The onboard
+camera keeps rendering in its own headless client, so its images are the same with or without a window.
+
+A World owns its clients and disconnects exactly those, once: PyBullet reuses the ids of disconnected clients, so
+a second `close()` must not touch an id that now belongs to another world.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 import pybullet as p
 
 from sim_envs.airframe import Airframe
+from sim_envs.bodies import TARGET_RADIUS, build_collision, build_visuals, sphere_body
 from sim_envs.camera import CameraConfig, Renderer, body_camera_axes
-from sim_envs.presets import TARGET_COLOR, Scenery
-from sim_envs.scenery import TARGET_RADIUS, Layout, build_collision, build_visuals, sphere_body
+from sim_envs.chase import ChaseCamera
+from sim_envs.display import require_display
+from sim_envs.errors import ClosedEnvironmentError
+from sim_envs.layout import Layout
+from sim_envs.scenery import TARGET_COLOR, Scenery
 from sim_envs.vehicle import PhysicsSwitches, Vehicle, VehicleState
 
 HIDDEN = (0.0, 0.0, -50.0)  # where bodies wait while they must not be seen
@@ -34,17 +45,24 @@ class World:
         self.substeps = physics_hz // camera.rate_hz
         self.switches = switches
         self.gui = gui
-        self.physics = p.connect(p.DIRECT)
-        self.render_client = p.connect(p.GUI if gui else p.DIRECT)
         if gui:
-            p.configureDebugVisualizer(p.COV_ENABLE_GUI, 0, physicsClientId=self.render_client)
+            require_display()  # before any client exists: PyBullet aborts the process when no display answers
+        clients: list[int] = []  # filled as they connect, so that a failed connect releases the earlier ones
+        self._release = weakref.finalize(self, _disconnect, clients)  # also when a world is dropped unclosed
+        self.physics = _connect(p.DIRECT, clients)
+        self.render_client = _connect(p.DIRECT, clients)
+        self.gui_client: int | None = _connect(p.GUI, clients) if gui else None
+        if self.gui_client is not None:
+            p.configureDebugVisualizer(p.COV_ENABLE_GUI, 0, physicsClientId=self.gui_client)
         self.onboard = Renderer(self.render_client, camera.width, camera.height, camera.fov_deg, camera.near,
                                 camera.far)
-        self._chase: Renderer | None = None
+        self._chase: ChaseCamera | None = None
         self._tilt = math.radians(camera.tilt_deg)
         self.vehicle: Vehicle | None = None
         self._targets: list[int] = []
-        self._drone_visual: int | None = None
+        self._gui_targets: list[int] = []
+        self._drone_visual: int | None = None  # in the render client, for the chase view; hidden from onboard
+        self._gui_drone: int | None = None
         self._scenery: Scenery | None = None
         self._layout: Layout | None = None
 
@@ -59,26 +77,31 @@ class World:
         self.vehicle = Vehicle(self.physics, self.airframe, self.physics_hz, self.switches)
         self.vehicle.reset(start, yaw)
 
-        if self.gui:
-            p.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 0, physicsClientId=self.render_client)
-        p.resetSimulation(physicsClientId=self.render_client)
-        build_visuals(self.render_client, layout, scenery)
-        self._targets = [sphere_body(self.render_client, TARGET_RADIUS, TARGET_COLOR, HIDDEN)
-                         for _ in range(target_count)]
+        self._targets = self._build_scene(self.render_client, layout, scenery, target_count)
         self._drone_visual = None
-        if self.gui:
-            self._drone_visual = self._make_drone_visual()
-            p.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 1, physicsClientId=self.render_client)
+        if self.gui_client is not None:
+            p.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 0, physicsClientId=self.gui_client)
+            self._gui_targets = self._build_scene(self.gui_client, layout, scenery, target_count)
+            self._gui_drone = self._make_drone_visual(self.gui_client)
+            p.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 1, physicsClientId=self.gui_client)
         for renderer in (self.onboard, self._chase):
             if renderer is not None:
                 renderer.set_environment(scenery.sky_top, scenery.sky_horizon, layout.lighting)
         self._scenery = scenery
         self._layout = layout
 
-    def _make_drone_visual(self) -> int:
-        """A dark body with four rotor discs, red at the front: what the chase view and the GUI show."""
+    @staticmethod
+    def _build_scene(client: int, layout: Layout, scenery: Scenery, target_count: int) -> list[int]:
+        """A fresh visual world in `client`; returns its target bodies, hidden until placed."""
+        p.resetSimulation(physicsClientId=client)
+        build_visuals(client, layout, scenery)
+        return [sphere_body(client, TARGET_RADIUS, TARGET_COLOR, HIDDEN) for _ in range(target_count)]
+
+    def _make_drone_visual(self, client: int | None = None) -> int:
+        """A dark body with four rotor discs, red at the front: what the chase view (render client, the default)
+        and the GUI window show."""
         arm = self.airframe.arm_length
-        client = self.render_client
+        client = self.render_client if client is None else client
         body = p.createVisualShape(p.GEOM_BOX, halfExtents=[arm * 0.35, arm * 0.25, arm * 0.08],
                                    rgbaColor=[0.12, 0.12, 0.12, 1], physicsClientId=client)
         rotors, positions = [], []
@@ -111,9 +134,12 @@ class World:
         """Show target `index` at `position`, or hide it (None)."""
         p.resetBasePositionAndOrientation(self._targets[index], position or HIDDEN, (0, 0, 0, 1),
                                           physicsClientId=self.render_client)
+        if self.gui_client is not None:
+            p.resetBasePositionAndOrientation(self._gui_targets[index], position or HIDDEN, (0, 0, 0, 1),
+                                              physicsClientId=self.gui_client)
 
     def onboard_image(self, state: VehicleState) -> np.ndarray:
-        if self._drone_visual is not None:  # the onboard camera must not see the GUI's model of the airframe
+        if self._drone_visual is not None:  # the onboard camera must not see the chase view's model of the airframe
             p.resetBasePositionAndOrientation(self._drone_visual, HIDDEN, (0, 0, 0, 1),
                                               physicsClientId=self.render_client)
         rotation = p.getMatrixFromQuaternion(state.quaternion)
@@ -130,7 +156,7 @@ class World:
         of the vehicle, so trunks between the chase camera and the vehicle are clipped instead of hiding it."""
         distance = max(1.5, 12 * self.airframe.arm_length)
         if self._chase is None or (self._chase.width, self._chase.height) != (width, height):
-            self._chase = Renderer(self.render_client, width, height, 70.0, 0.7 * distance, self.camera.far)
+            self._chase = ChaseCamera(self.render_client, width, height, 70.0, 0.7 * distance, self.camera.far)
             self._chase.set_environment(self._scenery.sky_top, self._scenery.sky_horizon, self._layout.lighting)
         if self._drone_visual is None:
             self._drone_visual = self._make_drone_visual()
@@ -138,24 +164,51 @@ class World:
         x, y, z = state.position
         cy, sy = math.cos(state.yaw), math.sin(state.yaw)
         eye = (x - distance * cy, y - distance * sy, z + 0.45 * distance)
-        forward = (x - eye[0], y - eye[1], z - eye[2])
-        image = self._chase.render(eye, forward, (0.0, 0.0, 1.0))
+        image = self._chase.render(eye, (x, y, z))
         if not self.gui:
             p.resetBasePositionAndOrientation(self._drone_visual, HIDDEN, (0, 0, 0, 1),
                                               physicsClientId=self.render_client)
         return image
 
     def show_vehicle(self, state: VehicleState) -> None:
-        """Move the vehicle's visual (GUI and chase view) to its physical pose; the GUI camera follows it."""
-        if self._drone_visual is None:
-            return
-        p.resetBasePositionAndOrientation(self._drone_visual, state.position, state.quaternion,
-                                          physicsClientId=self.render_client)
-        if self.gui:
+        """Move the vehicle's visuals (chase view, GUI window) to its physical pose; the GUI camera follows it."""
+        if self._drone_visual is not None:
+            p.resetBasePositionAndOrientation(self._drone_visual, state.position, state.quaternion,
+                                              physicsClientId=self.render_client)
+        if self._gui_drone is not None:
+            p.resetBasePositionAndOrientation(self._gui_drone, state.position, state.quaternion,
+                                              physicsClientId=self.gui_client)
             p.resetDebugVisualizerCamera(2.5, math.degrees(state.yaw) - 90, -25, state.position,
-                                         physicsClientId=self.render_client)
+                                         physicsClientId=self.gui_client)
+
+    @property
+    def closed(self) -> bool:
+        return not self._release.alive
+
+    def require_open(self) -> None:
+        """Raise ClosedEnvironmentError after close(): the ids of the released clients may belong to another
+        world by now, and using them would rebuild or step that world."""
+        if self.closed:
+            raise ClosedEnvironmentError("this environment is closed; make a new one to keep flying")
 
     def close(self) -> None:
-        for client in (self.physics, self.render_client):
-            if p.isConnected(client):
-                p.disconnect(client)
+        """Disconnect this world's clients; idempotent (later calls do nothing)."""
+        self._release()
+
+
+def _connect(method: int, clients: list[int]) -> int:
+    """Connect a client and record it in `clients` (the ones this world must disconnect)."""
+    client = p.connect(method)
+    if client < 0:
+        raise RuntimeError("PyBullet refused a new client (too many connected, or a GUI window is already open "
+                           "in this process): close environments that are no longer needed")
+    clients.append(client)
+    return client
+
+
+def _disconnect(clients: list[int]) -> None:
+    """Disconnect the clients one world connected. Runs once per world (weakref.finalize), so an id PyBullet has
+    since given to another world is never touched."""
+    for client in clients:
+        if p.isConnected(client):
+            p.disconnect(client)

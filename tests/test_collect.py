@@ -71,11 +71,10 @@ def test_mixed_recipe_from_yaml(tmp_path):
 
 def test_shipped_mixed_recipe_is_valid():
     from navigator.collect import CollectConfig
-    from navigator.commands.collect import _validate_names
     from navigator.config import load_config
 
+    # Names are validated (and normalised) when the config is built.
     config = load_config(CollectConfig, Path(__file__).resolve().parents[1] / "launch" / "collect" / "mixed.yaml")
-    _validate_names(config)
     assert {part.task for part in config.parts} == {"fly-to-target", "hike", "follow"}
 
 
@@ -120,7 +119,7 @@ def test_kill_minus_nine_then_resume(tmp_path):
     (["--preset", "summer+spring"], "unknown preset 'spring'"),
     (["--airframe", "f450"], "unknown airframe 'f450'"),
     (["--episodes", "0"], "episodes must be at least 1"),
-    (["--dart-noise", "-1"], "dart_noise must be >= 0"),
+    (["--dart-noise", "-1"], "--dart-noise must be >= 0"),
 ])
 def test_bad_input_is_a_clear_error(tmp_path, args, message, capsys):
     assert collect("--out", str(tmp_path / "ds"), *args) == 2
@@ -135,4 +134,76 @@ def test_existing_dataset_needs_resume_and_resume_needs_a_dataset(tmp_path, caps
     assert collect("--out", str(out), "--episodes", "1", *SHORT) == 2
     assert "pass --resume" in capsys.readouterr().err
     assert collect("--out", str(out), "--episodes", "1", "--preset", "winter", "--resume", *SHORT) == 2
-    assert "another recipe" in capsys.readouterr().err
+    assert "parts[0].preset: dataset has 'summer', you gave 'winter'" in capsys.readouterr().err
+    # Only the episode count differs: the message says so, and how to extend the dataset instead.
+    assert collect("--out", str(out), "--episodes", "2", "--workers", "1", "--resume", *SHORT) == 2
+    error = capsys.readouterr().err
+    assert "parts[0].episodes: dataset has 1, you gave 2" in error and "pass --extend" in error
+    assert len(read_manifest(out).episodes) == 1
+
+
+def short_config(episodes: int, **changes):
+    from navigator.collect import CollectConfig
+    from navigator.config import load_config
+
+    return load_config(CollectConfig, None, {"parts": [{"episodes": episodes}], "max_seconds": 1.0, "workers": 1,
+                                             **changes})
+
+
+def test_extending_a_dataset_is_explicit_and_recorded(tmp_path):
+    from navigator.collect import collect as collect_into, open_for_collection
+    from navigator.errors import UserError
+
+    out = tmp_path / "ds"
+    collect_into(out, short_config(1), open_for_collection(out, short_config(1), resume=False)[0])
+    with pytest.raises(UserError, match="other settings differ from the dataset's: seed: dataset has 0, you gave 5"):
+        open_for_collection(out, short_config(2, seed=5), resume=True, extend=True)
+    with pytest.raises(UserError, match="already has the episode counts you gave"):
+        open_for_collection(out, short_config(1), resume=True, extend=True)
+    writer, _ = open_for_collection(out, short_config(2), resume=True, extend=True)
+    collect_into(out, short_config(2), writer)
+    manifest = read_manifest(out)
+    assert [e.seed for e in manifest.episodes] == [0, 1] and manifest.recipe["parts"][0]["episodes"] == 2
+    assert manifest.recipe["extensions"] == [{"parts[0].episodes": {"from": 1, "to": 2}}]
+    assert check_dataset(out).sound
+    # The extended dataset resumes with its new counts (nothing left to fly).
+    writer, _ = open_for_collection(out, short_config(2), resume=True)
+    assert writer.missing(short_config(2).keys()) == []
+
+
+def test_a_collection_that_fails_before_its_first_episode_leaves_no_folder(tmp_path):
+    from navigator.collect import collect as collect_into, open_for_collection
+    from navigator.errors import UserError
+
+    damaged = tmp_path / "policy.pt"
+    damaged.write_bytes(b"")
+    config = short_config(1, pilot=str(damaged))  # found only when the first episode starts
+    for out in (tmp_path / "new" / "ds", tmp_path / "mine"):
+        if out.name == "mine":
+            out.mkdir()
+        writer, _ = open_for_collection(out, config, resume=False)
+        with pytest.raises(UserError, match=r"policy.pt is not a liquid-navigator checkpoint \(empty file\)"):
+            collect_into(out, config, writer)
+        assert not (tmp_path / "new").exists() if out.name == "ds" else (out.is_dir() and not any(out.iterdir()))
+
+
+def test_ctrl_c_stops_every_worker_quietly_and_the_dataset_resumes(tmp_path):
+    out = tmp_path / "ds"
+    command = [sys.executable, "-m", "navigator.cli", "collect", "--out", str(out), "--episodes", "8",
+               "--workers", "2", "--max-seconds", "2"]
+    # Its own session, so that the signal can go to its whole process group, as a terminal's Ctrl-C does.
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if (out / "manifest.json").exists() and json.loads((out / "manifest.json").read_text())["episodes"]:
+            break
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGINT)
+    _, error = process.communicate(timeout=60)
+    assert process.returncode == 130, error
+    assert "Traceback" not in error and "KeyboardInterrupt" not in error
+    assert error.strip().splitlines()[-1] == "navigator collect: interrupted"
+    assert 1 <= len(read_manifest(out).episodes) < 8 and check_dataset(out).sound
+    assert subprocess.run([*command, "--resume"], capture_output=True).returncode == 0
+    assert len(read_manifest(out).episodes) == 8

@@ -80,3 +80,25 @@ def test_bad_input_gives_a_clean_named_error(dataset, tmp_path, capsys):
     assert main(["data", "info", str(dataset), str(small.path)]) == 2
     err = capsys.readouterr().err
     assert "different image sizes" in err and str(dataset) in err and str(small.path) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("action, name", [(["export", "--format", "robomimic"], "demos.hdf5"),
+                                          (["preview", "--episodes", "1"], "sheet.png")])
+def test_a_file_of_the_users_is_replaced_only_with_overwrite(dataset, tmp_path, capsys, action, name):
+    out = tmp_path / name
+    out.write_text("keep me\n")
+    command = ["data", action[0], str(dataset), *action[1:], "--out", str(out)]
+    assert main(command) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err and out.read_text() == "keep me\n"
+    assert main([*command, "--overwrite"]) == 0
+    assert out.read_bytes() != b"keep me\n" and sorted(tmp_path.iterdir()) == [out]
+
+
+def test_info_is_not_cut_at_80_columns_when_piped(tmp_path, capsys):
+    preset = "winter+wind+night+distractors+occlusion+noise"
+    writer = DatasetWriter.create(tmp_path / "long", image_size=(48, 64), recipe={})
+    writer.write(synthetic_episode(0, frames=6, preset=preset))
+    assert main(["data", "info", str(writer.path)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if preset in line)  # whole, on one line
+    assert "…" not in out and len(row) > 80

@@ -18,7 +18,7 @@ def test_robomimic_export_matches_the_source(tmp_path):
         writer.write(synthetic_episode(seed, frames=10 + seed, height=24, width=32,
                                        preset="summer" if seed % 2 else "winter"))
     dataset = Dataset.open(writer.path)
-    out = tmp_path / "out" / "demos.hdf5"
+    out = tmp_path / "demos.hdf5"
     assert export_robomimic([dataset], out, val_fraction=0.4, split_seed=2) == 5
 
     with h5py.File(out, "r") as handle:
@@ -50,4 +50,4 @@ def test_robomimic_export_matches_the_source(tmp_path):
     expected_train, expected_val = split_keys([e.key for e in dataset.entries], 0.4, 2)
     assert train == [f"demo_{i}" for i in expected_train] and valid == [f"demo_{i}" for i in expected_val]
     assert len(valid) == 2 and not set(train) & set(valid)
-    assert [p.name for p in out.parent.iterdir()] == ["demos.hdf5"]  # no temporary left behind
+    assert sorted(p.name for p in out.parent.iterdir()) == ["demos.hdf5", "ds"]  # no temporary left behind

@@ -89,7 +89,7 @@ def test_stats_are_over_the_training_split_only(dataset):
     np.testing.assert_allclose(stats.state_std, np.maximum(states.std(0), MIN_STD), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(stats.action_mean, actions.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(stats.action_std, np.maximum(actions.std(0), MIN_STD), rtol=1e-4, atol=1e-6)
-    restored = type(stats).from_json(json.loads(json.dumps(stats.to_json())))
+    restored = type(stats).from_dict(json.loads(json.dumps(stats.to_dict())))
     for name in ("state_mean", "state_std", "action_mean", "action_std"):
         np.testing.assert_array_equal(getattr(restored, name), getattr(stats, name))
 

@@ -108,8 +108,20 @@ def test_unknown_names_list_the_valid_choices(kwargs, kind):
 
 
 def test_unknown_task_lists_the_valid_choices():
-    with pytest.raises(UnknownNameError, match="fly-to-target, hike, follow"):
+    with pytest.raises(UnknownNameError, match="unknown task 'race'; .*fly-to-target, hike, follow"):
         sim_envs.make_env("race")
+
+
+def test_the_environment_stores_the_canonical_preset():
+    env = gymnasium.make("navigator/FlyToTarget-v0", preset=" Winter + Wind ")
+    assert env.unwrapped.preset == "winter+wind"
+    env.close()
+
+
+@pytest.mark.parametrize("preset", ["winter+", "wind+wind"])
+def test_malformed_presets_are_refused_before_any_world_is_built(preset):
+    with pytest.raises(ValueError, match=f"preset {preset!r}".replace("+", r"\+")):
+        gymnasium.make("navigator/FlyToTarget-v0", preset=preset)
 
 
 def test_camera_rate_must_divide_the_physics_rate():

@@ -108,3 +108,14 @@ def test_shipped_policy_records_where_it_came_from():
     assert metadata["parameter_counts"]["head"] == 20_272
     assert metadata["airframe"] == "x500" and metadata["stage"] == "dagger-1"
     assert metadata["train_config"]["out"] == "runs/fly-to-target-cfc-ncp"
+
+
+def test_video_replaces_a_file_only_with_overwrite(tmp_path, capsys):
+    path = tmp_path / "flight.mp4"
+    path.write_text("an older flight the user keeps\n")
+    args = ["fly", "--pilot", "expert", "--episodes", "1", "--max-seconds", "0.3", "--video", str(path)]
+    assert main(args) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert path.read_text() == "an older flight the user keeps\n"
+    assert main([*args, "--overwrite"]) == 0
+    assert cv2.VideoCapture(str(path)).isOpened() and sorted(tmp_path.iterdir()) == [path]

@@ -1,7 +1,7 @@
 import math
 
 from sim_envs.planning import path_length, plan_path, point_at, progress_on_path
-from sim_envs.scenery import Bounds, Obstacle
+from sim_envs.layout import Bounds, Obstacle
 
 BOUNDS = Bounds(-10, 20, -10, 10)
 

@@ -82,6 +82,40 @@ def test_liquid_heads_use_dt() -> None:
         assert not torch.allclose(model(images, states, dt)[0], model(images, states, 2 * dt)[0]), name
 
 
+# Every dt the dataset format allows (finite, >= 0): 0 (a repeated frame, and the loader's padding of short
+# windows), the nominal rate, and huge gaps up to float32's largest value.
+EXTREME_DT = (0.0, 1e-30, 1.0 / 30.0, 1e3, 1e9, float(np.finfo(np.float32).max))
+
+
+@pytest.mark.parametrize("dt_value", EXTREME_DT)
+def test_finite_outputs_and_gradients_for_every_allowed_dt(policy: Policy, dt_value: float) -> None:
+    images, states, dt = episode(steps=3)
+    dt = dt.clone()
+    dt[:, 1] = dt_value  # one step of the extreme value between two ordinary ones, per sample
+    dt[1] = dt_value  # and one sample that has it everywhere
+    trainee = build_policy(policy.config)
+    actions, hidden = trainee(images, states, dt)
+    assert bool(torch.isfinite(actions).all()) and all(bool(torch.isfinite(h).all()) for h in hidden)
+    actions.square().mean().backward()
+    for name, parameter in trainee.named_parameters():
+        assert parameter.grad is None or bool(torch.isfinite(parameter.grad).all()), name
+    with torch.no_grad():
+        step_hidden = trainee.initial_hidden(BATCH)
+        for t in range(3):
+            action, step_hidden = trainee.step(images[:, t], states[:, t], step_hidden, dt[:, t])
+            assert bool(torch.isfinite(action).all()) and all(bool(torch.isfinite(h).all()) for h in step_hidden)
+        torch.testing.assert_close(action, actions[:, -1].detach(), atol=1e-5, rtol=0)
+
+
+def test_a_zero_step_leaves_a_liquid_state_nearly_unchanged() -> None:
+    # dt = 0: no time passed, so the state stays (LTC used to divide by the zero dt and return NaN).
+    images, states, _ = episode(batch=1, steps=1)
+    model = build_policy(PolicyConfig(model="ltc-ncp"))
+    _, hidden = model.step(images[:, 0], states[:, 0], None, 1.0 / 30.0)
+    _, after = model.step(images[:, 0], states[:, 0], hidden, 0.0)
+    torch.testing.assert_close(after[0], hidden[0], atol=1e-4, rtol=0)
+
+
 def test_trains(policy: Policy) -> None:
     images, states, dt = episode(batch=4, steps=6, seed=3)
     targets = torch.rand(4, 1, 4, generator=torch.Generator().manual_seed(4)).expand(4, 6, 4) * 1.6 - 0.8

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from policies import PolicyConfig, build_policy, load_checkpoint, save_checkpoint
+from policies.checkpoint import CheckpointError
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -23,18 +24,61 @@ def test_round_trip(tmp_path: Path) -> None:
                                policy.step(image, torch.ones(1, 7), None, 0.03)[0])
 
 
-def test_corrupt_file(tmp_path: Path) -> None:
+def _good_bytes(tmp_path: Path) -> bytes:
+    path = tmp_path / "good.pt"
+    save_checkpoint(build_policy(PolicyConfig(model="mlp", head_size=8)), path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda good: b"", "empty file"),
+    (lambda good: bytes(range(256)) * 8, "not a PyTorch file"),
+    (lambda good: good[:300], "truncated or damaged"),
+    (lambda good: good[:-10], "truncated or damaged"),
+    (lambda good: good[:200] + bytes(len(good) - 400) + good[-200:], "truncated or damaged"),
+])
+def test_damaged_files_say_what_is_wrong_and_what_to_do(tmp_path: Path, make, reason: str) -> None:
     path = tmp_path / "policy.pt"
-    save_checkpoint(build_policy(PolicyConfig(model="mlp")), path)
-    path.write_bytes(path.read_bytes()[:300])
-    with pytest.raises(ValueError, match="not a readable policy checkpoint"):
+    path.write_bytes(make(_good_bytes(tmp_path)))
+    with pytest.raises(CheckpointError) as caught:
         load_checkpoint(path)
+    assert str(caught.value) == (f"{path} is not a liquid-navigator checkpoint ({reason}): re-run navigator train "
+                                 f"or pick another file")
+    assert "weights_only" not in str(caught.value)  # never torch's advice to turn off the safe loader
+
+
+def test_missing_file_and_folder(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"policy.pt is not a liquid-navigator checkpoint \(no such file\)"):
+        load_checkpoint(tmp_path / "policy.pt")
+    with pytest.raises(CheckpointError, match=r"\(a folder, not a file\)"):
+        load_checkpoint(tmp_path)
+
+
+def test_pickled_code_is_refused_without_advice_to_disable_the_safe_loader(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    torch.save(torch.nn.Linear(2, 2), path)  # a whole pickled module: loading it would run code
+    with pytest.raises(CheckpointError, match="pickled Python objects") as caught:
+        load_checkpoint(path)
+    assert "weights_only" not in str(caught.value)
 
 
 def test_foreign_file(tmp_path: Path) -> None:
     path = tmp_path / "weights.pt"
     torch.save({"weight": torch.zeros(3)}, path)
-    with pytest.raises(ValueError, match="not a policy checkpoint"):
+    with pytest.raises(CheckpointError, match=r"other content: \['weight'\], not a policy checkpoint"):
+        load_checkpoint(path)
+
+
+def test_unsupported_version_and_missing_keys(tmp_path: Path) -> None:
+    path = tmp_path / "policy.pt"
+    save_checkpoint(build_policy(PolicyConfig(model="mlp", head_size=8)), path)
+    payload = torch.load(path, weights_only=True)
+    torch.save({**payload, "version": 99}, path)
+    with pytest.raises(CheckpointError, match="checkpoint format version 99, and this version of liquid-navigator "
+                                              "reads version 1"):
+        load_checkpoint(path)
+    torch.save({key: value for key, value in payload.items() if key != "state_dict"}, path)
+    with pytest.raises(CheckpointError, match=r"\(incomplete: no state_dict\)"):
         load_checkpoint(path)
 
 
@@ -44,7 +88,7 @@ def test_weights_that_do_not_fit_the_config(tmp_path: Path) -> None:
     payload = torch.load(path, weights_only=True)
     payload["config"]["head_size"] = 17
     torch.save(payload, path)
-    with pytest.raises(ValueError, match="does not match its own config"):
+    with pytest.raises(CheckpointError, match="do not match its own config"):
         load_checkpoint(path)
 
 

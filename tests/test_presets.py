@@ -1,7 +1,8 @@
 import pytest
 
-from sim_envs.errors import UnknownNameError
-from sim_envs.presets import HELD_OUT_PRESETS, PRESET_NAMES, Scenery, resolve_preset
+from sim_envs.errors import InvalidNameError, UnknownNameError
+from sim_envs.presets import HELD_OUT_PRESETS, PRESET_NAMES, canonical_preset, resolve_preset
+from sim_envs.scenery import Scenery
 
 
 def test_summer_is_the_default_scenery():
@@ -27,3 +28,39 @@ def test_unknown_preset_lists_the_valid_ones():
     assert "'spring'" in message
     for name in PRESET_NAMES:
         assert name in message
+
+
+@pytest.mark.parametrize("spec, canonical", [
+    ("summer", "summer"),
+    ("winter + wind", "winter+wind"),
+    (" Winter+WIND ", "winter+wind"),
+    ("wind+winter", "wind+winter"),  # order is kept: later parts win where two set the same knob
+])
+def test_canonical_preset_is_one_spelling_per_preset(spec, canonical):
+    assert canonical_preset(spec) == canonical
+    assert resolve_preset(spec) == resolve_preset(canonical)
+
+
+@pytest.mark.parametrize("spec, problem", [
+    ("", "is empty"),
+    ("  ", "is empty"),
+    ("winter+", "has an empty part"),
+    ("+winter", "has an empty part"),
+    ("winter++wind", "has an empty part"),
+    ("wind+wind", "names 'wind' more than once"),
+    ("winter+spring", "unknown preset 'spring' in 'winter\\+spring'"),
+])
+def test_bad_preset_specs_are_refused_echoing_the_whole_spec(spec, problem):
+    with pytest.raises(InvalidNameError, match=problem) as error:
+        canonical_preset(spec)
+    message = str(error.value)
+    assert repr(spec) in message
+    if "empty" in problem:
+        assert "valid presets are: summer, autumn" in message
+    with pytest.raises(InvalidNameError):
+        resolve_preset(spec)
+
+
+def test_unknown_preset_error_is_an_invalid_name_error():
+    with pytest.raises(UnknownNameError):
+        canonical_preset("spring")

@@ -92,8 +92,8 @@ def test_dagger_round_adds_expert_labelled_rollouts_of_the_policy(demos, tmp_pat
     rollouts = Dataset.open(out / "dagger" / "round-1")
     assert len(rollouts.entries) == 2
     episode = rollouts.read(rollouts.entries[0])
-    assert episode.metadata["flier"] == str(out / "best.pt")
-    assert episode.metadata["pilot"] == "expert"  # the expert labelled what the policy flew
+    assert episode.metadata["pilot"] == str(out / "best.pt")  # the policy flew
+    assert episode.metadata["labeller"] == "expert"  # and the expert labelled what it flew
     _, metadata = weights(out / "best.pt")
     assert metadata["stage"] == "dagger-1" and str(out / "dagger" / "round-1") in metadata["data"]
     assert json.loads((out / "progress.json").read_text())["completed"] == ["train", "dagger-1"]
@@ -162,7 +162,7 @@ def test_resuming_with_another_model_is_a_clear_error(demos, tmp_path, capsys):
         run_recipe(config, resume=False, hooks=StopAfterFirstEpoch())
     assert train("--data", str(demos), "--out", str(tmp_path / "run"), "--epochs", "3", "--model", "gru",
                  "--resume") == 2
-    assert "another model or camera" in capsys.readouterr().err
+    assert "model: run has 'cfc-ncp', you gave 'gru'" in capsys.readouterr().err
 
 
 def test_existing_run_needs_resume(demos, tmp_path, capsys):
@@ -176,7 +176,7 @@ def test_corrupt_checkpoint_is_a_clear_error_when_flown(tmp_path, capsys):
     corrupt = tmp_path / "policy.pt"
     corrupt.write_bytes(b"not a checkpoint")
     assert main(["fly", "--pilot", str(corrupt), "--episodes", "1"]) == 2
-    assert "is not a readable policy checkpoint" in capsys.readouterr().err
+    assert f"{corrupt} is not a liquid-navigator checkpoint (not a PyTorch file)" in capsys.readouterr().err
 
 
 def test_policy_trained_on_another_camera_is_refused(demos, tmp_path, capsys):

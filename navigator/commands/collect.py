@@ -5,6 +5,7 @@ examples:
   navigator collect --task hike --preset autumn --episodes 50 --out datasets/autumn-hike --workers 2
   navigator collect --config launch/collect/mixed.yaml --out datasets/mixed
   navigator collect --out datasets/summer --episodes 200 --resume     # after an interruption
+  navigator collect --out datasets/summer --episodes 400 --extend     # 200 more episodes of the same recipe
 
 Each episode is (task, preset, seed) and deterministic: the same recipe gives the same dataset, whatever the number
 of workers, and --resume flies only the episodes still missing.
@@ -13,49 +14,76 @@ of workers, and --resume flies only the episodes still missing.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from navigator.config import ConfigFlags
+
+
+def _config_class() -> type:
+    from navigator.collect import CollectConfig
+
+    return CollectConfig
+
+
+FLAGS = ConfigFlags(_config_class)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="dataset folder to create (or continue with --resume)")
     parser.add_argument("--config", type=Path, help="YAML recipe (see launch/collect/); flags override it")
-    parser.add_argument("--task", help="fly-to-target | hike | follow (replaces the recipe's parts with one part)")
-    parser.add_argument("--preset", help="scenery preset, e.g. summer or winter+wind")
-    parser.add_argument("--episodes", type=int, help="episodes to record")
-    parser.add_argument("--airframe", help="x500 | cf2x")
-    parser.add_argument("--seed", type=int, help="seed of the first episode of each part")
-    parser.add_argument("--max-seconds", type=float, help="end each episode after this many simulated seconds")
-    parser.add_argument("--workers", type=int, help="worker processes (default: one per CPU core)")
-    parser.add_argument("--dart-noise", type=float, help="std of the noise added to executed actions "
-                                                         "(normalised units; 0 disables)")
+    FLAGS.add(parser, "--task", "parts[0].task", "fly-to-target | hike | follow (replaces the recipe's parts with "
+                                                 "one part)")
+    FLAGS.add(parser, "--preset", "parts[0].preset", "scenery preset, e.g. summer or winter+wind")
+    FLAGS.add(parser, "--episodes", "parts[0].episodes", "episodes to record", type=int)
+    FLAGS.add(parser, "--airframe", "airframe", "x500 | cf2x")
+    FLAGS.add(parser, "--seed", "seed", "seed of the first episode of each part", type=int)
+    FLAGS.add(parser, "--max-seconds", "max_seconds", "end each episode after this many simulated seconds",
+              type=float, default_text="the task's own limit")
+    FLAGS.add(parser, "--workers", "workers", "worker processes; 0: one per CPU core", type=int)
+    FLAGS.add(parser, "--dart-noise", "dart_noise", "std of the noise added to executed actions (normalised units; "
+                                                    "0 disables)", type=float)
     failed = parser.add_mutually_exclusive_group()
-    failed.add_argument("--keep-failed", dest="keep_failed", action="store_const", const=True,
-                        help="store failed episodes too, marked as failed (default)")
-    failed.add_argument("--drop-failed", dest="keep_failed", action="store_const", const=False,
-                        help="store only successful episodes; failures are only marked in the manifest")
+    FLAGS.add(failed, "--keep-failed", "keep_failed", "store failed episodes too, marked as failed",
+              action="store_const", const=True, default_text="keep")
+    FLAGS.add(failed, "--drop-failed", "keep_failed", "store only successful episodes; failures are only marked in "
+                                                      "the manifest", dest="keep_failed", action="store_const",
+              const=False, default_text="keep")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted collection in --out")
+    parser.add_argument("--extend", action="store_true", help="add episodes to the finished dataset in --out: the "
+                                                              "same recipe with larger --episodes counts")
+
+
+def _one_part(config_path: Path | None) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Places the flags that describe one part (--task, --preset, --episodes): on top of the recipe's part when it
+    has exactly one, else of the defaults; that one part replaces the recipe's parts."""
+    from navigator.config import read_yaml_mapping
+
+    def place(overrides: dict[str, Any]) -> dict[str, Any]:
+        single = {key.removeprefix("parts[0]."): overrides.pop(key) for key in list(overrides)
+                  if key.startswith("parts[0].")}
+        single = {name: value for name, value in single.items() if value is not None}
+        if single:
+            parts = read_yaml_mapping(config_path).get("parts") if config_path else None
+            base = parts[0] if isinstance(parts, list) and len(parts) == 1 and isinstance(parts[0], dict) else {}
+            overrides["parts"] = [{**base, **single}]
+        return overrides
+
+    return place
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from navigator.collect import CollectConfig, collect, open_for_collection
-    from navigator.config import load_config, read_yaml_mapping
+    from navigator.collect import collect, open_for_collection
+    from navigator.commands.common import check_output_folder
 
-    overrides = {"airframe": args.airframe, "seed": args.seed, "max_seconds": args.max_seconds, "workers": args.workers,
-                 "dart_noise": args.dart_noise, "keep_failed": args.keep_failed}
-    single = {k: v for k, v in (("task", args.task), ("preset", args.preset), ("episodes", args.episodes))
-              if v is not None}
-    if single:
-        # Flags describe one part: on top of the recipe's part when it has exactly one, else of the defaults.
-        parts = read_yaml_mapping(args.config).get("parts") if args.config else None
-        base = parts[0] if isinstance(parts, list) and len(parts) == 1 and isinstance(parts[0], dict) else {}
-        overrides["parts"] = [{**base, **single}]
-    config = load_config(CollectConfig, args.config, overrides)
-    _validate_names(config)
+    config = FLAGS.load(args, args.config, _one_part(args.config))
+    check_output_folder(args.out, "--out", continuing=args.resume or args.extend)
     console = Console()
-    writer, notes = open_for_collection(args.out, config, args.resume)
+    writer, notes = open_for_collection(args.out, config, args.resume, extend=args.extend)
     for note in notes:
         console.print(f"resume: {note}")
     total = len(config.keys())
@@ -79,19 +107,3 @@ def run(args: argparse.Namespace) -> int:
                   f"{len(manifest.dropped)} dropped; flew {counts['flown']} this run "
                   f"({counts['frames']} frames, success {counts['successes']}/{counts['flown']})")
     return 0
-
-
-def _validate_names(config) -> None:
-    """Fail before spawning workers: unknown task, preset or airframe names, listed with the valid choices."""
-    from navigator.errors import UserError
-    from sim_envs import task_id
-    from sim_envs.airframe import load_airframe
-    from sim_envs.presets import resolve_preset
-
-    try:
-        load_airframe(config.airframe)
-        for part in config.parts:
-            task_id(part.task)
-            resolve_preset(part.preset)
-    except ValueError as error:
-        raise UserError(str(error)) from None

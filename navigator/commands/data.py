@@ -12,67 +12,86 @@ examples:
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from navigator.config import MAX_SEED, ConfigFlags, DefaultsHelpFormatter, check_settings, setting
+
+
+@dataclass(frozen=True)
+class PreviewOptions:
+    episodes: int = setting(4, ge=1, le=1000)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    val_fraction: float = setting(0.1, ge=0.0, lt=1.0)
+    split_seed: int = setting(0, ge=0, le=MAX_SEED)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+PREVIEW_FLAGS = ConfigFlags(PreviewOptions)
+EXPORT_FLAGS = ConfigFlags(ExportOptions)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    info = actions.add_parser("info", help="episodes, frames, duration and success per task and preset; action "
-                                           "statistics")
-    info.add_argument("datasets", nargs="+", type=Path, metavar="DATASET")
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help, formatter_class=DefaultsHelpFormatter)
+        sub.add_argument("datasets", nargs="+", type=Path, metavar="DATASET")
+        return sub
+
+    info = action("info", "episodes, frames, duration and success per task and preset; action statistics")
     info.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    check = actions.add_parser("check", help="verify schema, manifest, checksums and every array; list all "
-                                             "problems; exit 1 if any is an error")
-    check.add_argument("datasets", nargs="+", type=Path, metavar="DATASET")
+    check = action("check", "verify schema, manifest, checksums and every array; list all problems; exit 1 if any "
+                            "is an error")
     check.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    preview = actions.add_parser("preview", help="a contact sheet (.png) or a video (.mp4) with actions drawn on")
-    preview.add_argument("datasets", nargs="+", type=Path, metavar="DATASET")
+    preview = action("preview", "a contact sheet (.png) or a video (.mp4) with actions drawn on")
     preview.add_argument("--out", type=Path, required=True, metavar="FILE", help=".png or .mp4")
-    preview.add_argument("--episodes", type=int, default=4, metavar="N", help="episodes to show (default 4)")
-    export = actions.add_parser("export", help="write the episodes in another layout")
-    export.add_argument("datasets", nargs="+", type=Path, metavar="DATASET")
+    PREVIEW_FLAGS.add(preview, "--episodes", "episodes", "episodes to show", type=int, metavar="N")
+    preview.add_argument("--overwrite", action="store_true", help="let --out replace an existing file")
+    export = action("export", "write the episodes in another layout")
     export.add_argument("--format", choices=("robomimic",), required=True)
     export.add_argument("--out", type=Path, required=True, metavar="FILE", help="e.g. demos.hdf5")
-    export.add_argument("--val-fraction", type=float, default=0.1, help="share of episodes in mask/valid "
-                                                                        "(default 0.1)")
-    export.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation split (default 0)")
+    EXPORT_FLAGS.add(export, "--val-fraction", "val_fraction", "share of episodes in mask/valid", type=float)
+    EXPORT_FLAGS.add(export, "--split-seed", "split_seed", "seed of the train/validation split", type=int)
+    export.add_argument("--overwrite", action="store_true", help="let --out replace an existing file")
 
 
 def run(args: argparse.Namespace) -> int:
     return {"info": _info, "check": _check, "preview": _preview, "export": _export}[args.action](args)
 
 
-def _print_json(document: Any) -> None:
-    json.dump(document, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-
-
 def _info(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from navigator.commands.common import output_console, print_json
     from navigator.dataset.reader import open_datasets
     from navigator.dataset.summary import summarize
 
     summary = summarize(open_datasets(args.datasets))
     if args.json:
-        _print_json(summary.to_json())
+        print_json(summary.to_dict())
         return 0
-    console = Console()
+    console = output_console()
     height, width = summary.image_size
     console.print(f"[bold]{escape(', '.join(summary.datasets))}[/bold]: {summary.episodes} episodes, {summary.frames} "
                   f"frames, {summary.duration_s / 60:.1f} min simulated, success {summary.success_rate:.0%} · "
                   f"images {width}x{height} · actions {summary.action_convention}", soft_wrap=True)
     groups = Table(title="episodes by task and preset")
-    for name in ("task", "preset"):  # names stay whole; the endings column wraps instead
-        groups.add_column(name, no_wrap=True, min_width=max(len(getattr(g, name)) for g in summary.groups))
+    # On a narrow terminal cells fold onto more lines: nothing is cut off.
+    for name in ("task", "preset"):
+        groups.add_column(name, overflow="fold")
     for column in ("episodes", "frames", "min", "success", "dropped"):
-        groups.add_column(column, justify="right", no_wrap=True)
-    groups.add_column("endings")
+        groups.add_column(column, justify="right", overflow="fold")
+    groups.add_column("endings", overflow="fold")
     for g in summary.groups:
         endings = ", ".join(f"{name} {count}" for name, count in sorted(g.endings.items()))
         groups.add_row(g.task, g.preset, str(g.episodes), str(g.frames), f"{g.duration_s / 60:.1f}",
@@ -81,7 +100,8 @@ def _info(args: argparse.Namespace) -> int:
     if summary.action_label:
         actions = Table(title="actions, normalised to [-1, 1]")
         for column in ("component", "source", "mean", "std", "min", "max"):
-            actions.add_column(column, justify="left" if column in ("component", "source") else "right")
+            actions.add_column(column, justify="left" if column in ("component", "source") else "right",
+                               overflow="fold")
         for label, executed in zip(summary.action_label, summary.action_executed, strict=True):
             for source, stats in (("label", label), ("executed", executed)):
                 actions.add_row(label.name if source == "label" else "", source,
@@ -91,17 +111,17 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.markup import escape
 
+    from navigator.commands.common import output_console, print_json
     from navigator.dataset.check import check_dataset
 
     reports = [check_dataset(path) for path in args.datasets]
     if args.json:
-        _print_json([{"dataset": str(r.dataset), "sound": r.sound, "episodes_checked": r.episodes_checked,
+        print_json([{"dataset": str(r.dataset), "sound": r.sound, "episodes_checked": r.episodes_checked,
                       "problems": [vars(p) for p in r.problems]} for r in reports])
     else:
-        console = Console(highlight=False)
+        console = output_console(highlight=False)
         for report in reports:
             for problem in report.problems:
                 style = "red" if problem.severity == "error" else "yellow"
@@ -116,19 +136,25 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _preview(args: argparse.Namespace) -> int:
+    from navigator.commands.common import check_output_file
     from navigator.dataset.preview import write_preview
     from navigator.dataset.reader import open_datasets
 
-    out = write_preview(open_datasets(args.datasets), args.out, args.episodes)
+    options = PREVIEW_FLAGS.load(args, None)
+    check_output_file(args.out, "--out", overwrite=args.overwrite)
+    out = write_preview(open_datasets(args.datasets), args.out, options.episodes, overwrite=args.overwrite)
     print(f"preview written to {out}")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
+    from navigator.commands.common import check_output_file
     from navigator.dataset.export_robomimic import export_robomimic
     from navigator.dataset.reader import open_datasets
 
-    demos = export_robomimic(open_datasets(args.datasets), args.out, val_fraction=args.val_fraction,
-                             split_seed=args.split_seed)
+    options = EXPORT_FLAGS.load(args, None)
+    check_output_file(args.out, "--out", overwrite=args.overwrite)
+    demos = export_robomimic(open_datasets(args.datasets), args.out, val_fraction=options.val_fraction,
+                             split_seed=options.split_seed)
     print(f"{demos} episodes exported to {args.out} ({args.format})")
     return 0

@@ -13,44 +13,46 @@ examples:
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from navigator.config import load_config, to_dict
-from navigator.errors import UserError
-from navigator.scenario import ScenarioConfig
+from navigator.commands.common import check_output_file, finite_or_none, print_json
+from navigator.config import MAX_SEED, ConfigFlags, check_settings, setting, to_dict
+from navigator.scenario import ScenarioConfig, canonical_pilot, set_canonical
 
 
 @dataclass(frozen=True)
 class FlyConfig:
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
     pilot: str = "pretrained"
-    episodes: int = 5
-    seed: int = 0
+    episodes: int = setting(5, ge=1)
+    seed: int = setting(0, ge=0, le=MAX_SEED)
 
     def __post_init__(self) -> None:
-        if self.episodes < 1:
-            raise ValueError(f"episodes must be at least 1, got {self.episodes}")
+        check_settings(self)
+        set_canonical(self, "pilot", canonical_pilot)
+
+
+FLAGS = ConfigFlags(FlyConfig)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML launch file (default: the built-in defaults, "
                                                     "the same as launch/fly.yaml)")
-    parser.add_argument("--task", help="fly-to-target | hike | follow")
-    parser.add_argument("--preset", help="scenery preset, composable with +, e.g. winter+wind")
-    parser.add_argument("--airframe", help="x500 | cf2x")
-    parser.add_argument("--pilot", help="who flies: pretrained (the shipped policy, default) | expert | "
-                                        "a checkpoint path (.pt)")
-    parser.add_argument("--episodes", type=int, help="number of episodes (seeds SEED, SEED+1, ...)")
-    parser.add_argument("--seed", type=int, help="seed of the first episode")
-    parser.add_argument("--max-seconds", type=float, help="end each episode after this many simulated seconds")
+    FLAGS.add(parser, "--task", "scenario.task", "fly-to-target | hike | follow")
+    FLAGS.add(parser, "--preset", "scenario.preset", "scenery preset, composable with +, e.g. winter+wind")
+    FLAGS.add(parser, "--airframe", "scenario.airframe", "x500 | cf2x")
+    FLAGS.add(parser, "--pilot", "pilot", "who flies: pretrained (the shipped policy) | expert | a checkpoint "
+                                          "path (.pt)")
+    FLAGS.add(parser, "--episodes", "episodes", "number of episodes (seeds SEED, SEED+1, ...)", type=int)
+    FLAGS.add(parser, "--seed", "seed", "seed of the first episode", type=int)
+    FLAGS.add(parser, "--max-seconds", "scenario.max_seconds", "end each episode after this many simulated seconds",
+              type=float, default_text="the task's own limit")
     parser.add_argument("--gui", action="store_true", help="watch in PyBullet's window, paced to real time")
     parser.add_argument("--video", type=Path, metavar="PATH", help="write an mp4 of the onboard camera beside a "
                                                                    "chase view")
+    parser.add_argument("--overwrite", action="store_true", help="let --video replace an existing file")
     parser.add_argument("--json", action="store_true", help="print results as one JSON document on stdout")
 
 
@@ -64,18 +66,13 @@ def run(args: argparse.Namespace) -> int:
     from navigator.scenario import make_scenario_env
     from navigator.video import VideoWriter
 
-    config = load_config(FlyConfig, args.config, {
-        "scenario.task": args.task, "scenario.preset": args.preset, "scenario.airframe": args.airframe,
-        "scenario.max_seconds": args.max_seconds, "pilot": args.pilot, "episodes": args.episodes,
-        "seed": args.seed,
-    })
-    if args.gui and not os.environ.get("DISPLAY"):
-        raise UserError("--gui needs a display: DISPLAY is not set (on a headless machine, run under xvfb-run "
-                        "or drop --gui and use --video)")
+    config = FLAGS.load(args, args.config)
+    if args.video is not None:
+        check_output_file(args.video, "--video", overwrite=args.overwrite, suffixes=(".mp4",))
     # With --json, stdout carries only the JSON document; progress and tables go to stderr.
     console = Console(stderr=args.json)
     env = make_scenario_env(config.scenario, render_mode="human" if args.gui else None)
-    video = VideoWriter(args.video, env.unwrapped.camera.rate_hz) if args.video else None
+    video = VideoWriter(args.video, env.unwrapped.camera.rate_hz, overwrite=args.overwrite) if args.video else None
     results = []
     try:
         pilot = make_pilot(config.pilot, env)
@@ -102,11 +99,12 @@ def run(args: argparse.Namespace) -> int:
 
     summary = summarize(results)
     if args.json:
-        document = {"config": to_dict(config), "episodes": [r.to_dict() for r in results], "summary": summary}
+        # The final distance is unknown (NaN) when an episode ends before there is one: null in JSON.
+        episodes = [{**r.to_dict(), "final_distance": finite_or_none(r.final_distance)} for r in results]
+        document = {"config": to_dict(config), "episodes": episodes, "summary": summary}
         if saved is not None:
             document["video"] = str(saved)
-        json.dump(document, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(document)
         return 0
 
     table = Table(title=f"{config.scenario.task} · {config.scenario.preset} · {config.scenario.airframe} · "

@@ -5,6 +5,7 @@ examples:
   navigator train --config launch/train/fly_to_target.yaml      # collects the data first if it is missing
   navigator train --data datasets/summer --model lstm --out runs/lstm --epochs 10
   navigator train --config launch/train/fly_to_target.yaml --resume   # after an interruption
+  navigator train --config launch/train/fly_to_target.yaml --epochs 20 --extend   # the same run, trained longer
   navigator fly --pilot runs/cfc-ncp/best.pt                        # fly the result
 
 Writes OUT/best.pt (the policy with the best validation loss), OUT/last.pt (the state to resume from),
@@ -16,33 +17,43 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from navigator.config import ConfigFlags
+
+
+def _config_class() -> type:
+    from navigator.training.config import TrainConfig
+
+    return TrainConfig
+
+
+FLAGS = ConfigFlags(_config_class)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML training recipe (see launch/train/); flags override it")
-    parser.add_argument("--data", action="append", help="dataset folder (repeat to merge several)")
-    parser.add_argument("--out", help="run folder for checkpoints and logs")
-    parser.add_argument("--model", help="cfc-ncp (default) | cfc | ltc-ncp | lstm | gru | mlp")
-    parser.add_argument("--epochs", type=int, help="training epochs")
-    parser.add_argument("--batch-size", type=int, help="windows per batch")
-    parser.add_argument("--lr", type=float, help="peak learning rate")
-    parser.add_argument("--seed", type=int, help="seed of initialisation, split, shuffling and augmentation")
-    parser.add_argument("--dagger", type=int, metavar="ROUNDS", help="DAgger rounds after the first training")
+    FLAGS.add(parser, "--data", "data", "dataset folder (repeat to merge several)", action="append",
+              default_text="none")
+    FLAGS.add(parser, "--out", "out", "run folder for checkpoints and logs")
+    FLAGS.add(parser, "--model", "model", "cfc-ncp | cfc | ltc-ncp | lstm | gru | mlp")
+    FLAGS.add(parser, "--epochs", "epochs", "training epochs", type=int)
+    FLAGS.add(parser, "--batch-size", "batch_size", "windows per batch", type=int)
+    FLAGS.add(parser, "--lr", "lr", "peak learning rate", type=float)
+    FLAGS.add(parser, "--seed", "seed", "seed of initialisation, split, shuffling and augmentation", type=int)
+    FLAGS.add(parser, "--dagger", "dagger.rounds", "DAgger rounds after the first training", type=int,
+              metavar="ROUNDS")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    parser.add_argument("--extend", action="store_true", help="continue the run in --out for more --epochs (the only "
+                                                              "setting that may change)")
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from navigator.config import load_config
-    from navigator.training.config import TrainConfig
     from navigator.training.pipeline import Hooks, run_recipe
 
-    config = load_config(TrainConfig, args.config, {
-        "data": args.data, "out": args.out, "model": args.model, "epochs": args.epochs,
-        "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "dagger.rounds": args.dagger,
-    })
-    _validate_model(config.model)
+    config = FLAGS.load(args, args.config)
+    _check_folders(config, args)
     console = Console()
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -57,18 +68,18 @@ def run(args: argparse.Namespace) -> int:
             def episode(self, collected) -> None:
                 progress.update(bar, advance=1, status=f"{collected.frames} frames")
 
-            def batch(self, index: int, frames: int, loss: float) -> None:
-                progress.update(bar, completed=index + 1, status=f"loss {loss:.4f} · {frames} frames")
+            def batch(self, index: int, batches: int, frames: int, loss: float) -> None:
+                progress.update(bar, completed=index + 1, total=batches, status=f"loss {loss:.4f} · {frames} frames")
 
             def epoch(self, report) -> None:
                 mark = " *" if report.best else ""
                 console.print(f"  epoch {report.epoch:3d}  train {report.train_loss:.4f}  val {report.val_loss:.4f}"
                               f"  {report.frames_per_second:,.0f} frames/s  lr {report.lr:.2e}{mark}")
 
-        best = run_recipe(config, args.resume, Show())
-    from policies.checkpoint import load_checkpoint
+        best = run_recipe(config, args.resume, Show(), extend=args.extend)
+    from navigator.training.pipeline import load_trained
 
-    policy, metadata = load_checkpoint(best)
+    policy, metadata = load_trained(best)
     counts = policy.parameter_counts()
     console.print(f"{config.model}: {counts['head']:,} head + {counts['cnn']:,} CNN = {counts['total']:,} parameters"
                   f" · best validation loss {metadata['val_loss']:.4f} (epoch {metadata['epoch']}, {metadata['stage']})")
@@ -76,9 +87,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _validate_model(name: str) -> None:
-    from navigator.errors import UserError
-    from policies.registry import MODEL_NAMES
+def _check_folders(config, args: argparse.Namespace) -> None:
+    """Before any work: the run folder can be written and holds nothing of the user's, and every dataset exists
+    (or, for the first one of a recipe with a `collect` section, can be collected)."""
+    from navigator.commands.common import check_output_folder
+    from navigator.dataset.reader import open_datasets
 
-    if name not in MODEL_NAMES:
-        raise UserError(f"unknown model {name!r}; valid models are: {', '.join(MODEL_NAMES)}")
+    out_flag = "--out" if args.out is not None or args.config is None else f"out in {args.config}:"
+    check_output_folder(Path(config.out), out_flag, continuing=args.resume or args.extend)
+    existing = list(config.data)
+    if config.collect is not None:
+        check_output_folder(Path(existing.pop(0)), "the dataset to collect, data[0],", continuing=True)
+    if existing:
+        open_datasets([Path(path) for path in existing])

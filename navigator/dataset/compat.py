@@ -10,7 +10,7 @@ from navigator.dataset.errors import IncompatibleDatasetsError
 
 
 @dataclass(frozen=True)
-class Layout:
+class SourceFormat:
     """Where a dataset or episode comes from, and the properties that must agree to combine it with others."""
 
     source: str
@@ -18,12 +18,12 @@ class Layout:
     action_convention: str
 
 
-def require_compatible(layouts: Sequence[Layout]) -> None:
+def require_compatible(sources: Sequence[SourceFormat]) -> None:
     """Raise IncompatibleDatasetsError naming the first pair of sources that disagree."""
-    if not layouts:
+    if not sources:
         return
-    first = layouts[0]
-    for other in layouts[1:]:
+    first = sources[0]
+    for other in sources[1:]:
         if other.image_size != first.image_size:
             raise IncompatibleDatasetsError(
                 f"different image sizes: {first.source} has {first.image_size[1]}x{first.image_size[0]} images but "

@@ -72,7 +72,8 @@ def export_robomimic(datasets: Sequence[Dataset], out: str | Path, *, val_fracti
     import h5py  # only here: the rest of the dataset package must not need it
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if not out.parent.is_dir():  # created by no one here: a failed export leaves nothing behind
+        raise DatasetError(f"{out}: folder {out.parent} does not exist; create it first")
     refs = [(d, entry) for d in datasets for entry in d.entries]
     if not refs:
         raise DatasetError(f"{', '.join(str(d.path) for d in datasets)}: no episodes to export")

@@ -58,7 +58,7 @@ class WindowLoader:
         self.datasets = [datasets] if isinstance(datasets, Dataset) else list(datasets)
         if not self.datasets:
             raise ValueError("WindowLoader needs at least one dataset")
-        require_compatible([d.layout for d in self.datasets])
+        require_compatible([d.source_format for d in self.datasets])
         self.window = window
         self.stride = stride
         self.image_size = self.datasets[0].manifest.image_size

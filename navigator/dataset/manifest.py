@@ -49,7 +49,7 @@ class EpisodeEntry:
         return EpisodeKey(self.task, self.preset, self.seed)
 
     @classmethod
-    def from_json(cls, data: Any, where: str) -> EpisodeEntry:
+    def from_dict(cls, data: Any, where: str) -> EpisodeEntry:
         if not isinstance(data, dict):
             raise ManifestError(f"{where}: an episode entry must be a mapping, got {data!r}")
         problems = _field_problems(data, cls)
@@ -76,7 +76,7 @@ class DroppedEntry:
         return EpisodeKey(self.task, self.preset, self.seed)
 
     @classmethod
-    def from_json(cls, data: Any, where: str) -> DroppedEntry:
+    def from_dict(cls, data: Any, where: str) -> DroppedEntry:
         if not isinstance(data, dict):
             raise ManifestError(f"{where}: a dropped entry must be a mapping, got {data!r}")
         problems = _field_problems(data, cls)
@@ -111,14 +111,14 @@ class Manifest:
         kept = [e for e in self.dropped if e.key != entry.key]
         return replace(self, dropped=tuple(sorted([*kept, entry], key=lambda e: e.key)))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "image_height": self.image_height,
                 "image_width": self.image_width, "action_convention": self.action_convention,
                 "recipe": self.recipe, "episodes": [asdict(entry) for entry in self.episodes],
                 "dropped": [asdict(entry) for entry in self.dropped]}
 
     @classmethod
-    def from_json(cls, data: Any, where: str) -> Manifest:
+    def from_dict(cls, data: Any, where: str) -> Manifest:
         if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
             raise ManifestError(f"{where}: not a {FORMAT_NAME} manifest (format is {found!r})")
@@ -130,7 +130,7 @@ class Manifest:
                            ("recipe", dict), ("episodes", list)):
             if not isinstance(data.get(name), kind):
                 raise ManifestError(f"{where}: {name} must be {kind.__name__} (got {data.get(name)!r})")
-        entries = tuple(EpisodeEntry.from_json(item, where) for item in data["episodes"])
+        entries = tuple(EpisodeEntry.from_dict(item, where) for item in data["episodes"])
         seen: dict[Any, str] = {}
         for entry in entries:
             for identity in (entry.key, entry.file):
@@ -140,7 +140,7 @@ class Manifest:
                 seen[identity] = entry.file
         if not isinstance(data.get("dropped", []), list):
             raise ManifestError(f"{where}: dropped must be list (got {data.get('dropped')!r})")
-        dropped = tuple(DroppedEntry.from_json(item, where) for item in data.get("dropped", []))
+        dropped = tuple(DroppedEntry.from_dict(item, where) for item in data.get("dropped", []))
         return cls(data["image_height"], data["image_width"], data["action_convention"], data["recipe"],
                    tuple(sorted(entries, key=lambda e: e.key)), tuple(sorted(dropped, key=lambda e: e.key)))
 
@@ -167,9 +167,9 @@ def read_manifest(dataset: Path) -> Manifest:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise ManifestError(f"{path}: not valid JSON ({error})") from None
-    return Manifest.from_json(data, str(path))
+    return Manifest.from_dict(data, str(path))
 
 
 def write_manifest(dataset: Path, manifest: Manifest) -> None:
-    text = json.dumps(manifest.to_json(), indent=1, sort_keys=True, allow_nan=False) + "\n"
+    text = json.dumps(manifest.to_dict(), indent=1, sort_keys=True, allow_nan=False) + "\n"
     atomic_write_bytes(manifest_path(dataset), text.encode("utf-8"))

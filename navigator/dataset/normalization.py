@@ -23,13 +23,13 @@ class NormStats:
     action_std: np.ndarray  # (4,) float32, >= MIN_STD
     frames: int  # how many frames they were computed from
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"state_mean": self.state_mean.tolist(), "state_std": self.state_std.tolist(),
                 "action_mean": self.action_mean.tolist(), "action_std": self.action_std.tolist(),
                 "frames": self.frames}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> NormStats:
+    def from_dict(cls, data: dict[str, Any]) -> NormStats:
         def vector(name: str) -> np.ndarray:
             return np.asarray(data[name], dtype=np.float32)
 

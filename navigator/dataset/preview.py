@@ -9,10 +9,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from navigator.dataset.atomic import atomic_write_bytes
 from navigator.dataset.episode import Episode
 from navigator.dataset.errors import DatasetError
 from navigator.dataset.overlay import draw_action, put_text, upscale
 from navigator.dataset.reader import Dataset
+from navigator.video import VideoWriter
 
 SHEET_EXTENSIONS = (".png",)
 VIDEO_EXTENSIONS = (".mp4",)
@@ -51,30 +53,24 @@ def contact_sheet(episodes: Sequence[Episode], columns: int = 8, scale: int = 3)
     return sheet
 
 
-def write_video(episodes: Sequence[Episode], out: Path, scale: int = 6) -> int:
+def write_video(episodes: Sequence[Episode], out: Path, scale: int = 6, overwrite: bool = False) -> int:
     """Play the episodes back one after the other at the camera rate; returns the number of frames written."""
-    height, width = episodes[0].image_size
+    height = episodes[0].image_size[0]
     rate = float(episodes[0].metadata.get("camera", {}).get("rate_hz") or 1.0 / float(np.median(episodes[0].dt[1:])))
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), rate, (width * scale, height * scale))
-    if not writer.isOpened():
-        raise DatasetError(f"{out}: cannot open a video writer (mp4v) for this file")
-    written = 0
-    try:
+    with VideoWriter(out, rate, overwrite=overwrite) as video:
         for episode in episodes:
             for t in range(episode.frames):
                 canvas = upscale(episode.images[t], scale)
                 draw_action(canvas, episode.action_label[t], episode.action_executed[t])
                 put_text(canvas, _caption(episode), (6, 16))
                 put_text(canvas, f"t={episode.timestamp[t]:.2f}s", (6, height * scale - 8))
-                writer.write(canvas)
-                written += 1
-    finally:
-        writer.release()
-    return written
+                video.write(canvas[..., ::-1])  # the overlay draws in BGR; the writer takes RGB
+    return video.frames
 
 
-def write_preview(datasets: Sequence[Dataset], out: str | Path, episodes: int = 4) -> Path:
-    """Write a contact sheet or a video to `out`, chosen by its extension."""
+def write_preview(datasets: Sequence[Dataset], out: str | Path, episodes: int = 4, overwrite: bool = False) -> Path:
+    """Write a contact sheet or a video to `out`, chosen by its extension; an existing `out` is replaced only with
+    `overwrite` (it may be something the user wants to keep)."""
     out = Path(out)
     extension = out.suffix.lower()
     if extension not in SHEET_EXTENSIONS + VIDEO_EXTENSIONS:
@@ -83,11 +79,16 @@ def write_preview(datasets: Sequence[Dataset], out: str | Path, episodes: int = 
                            f"a video")
     if episodes < 1:
         raise DatasetError(f"--episodes must be at least 1, got {episodes}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not overwrite:
+        raise DatasetError(f"{out} already exists; choose another name or pass --overwrite to replace it")
+    if not out.parent.is_dir():  # created by no one here: a failed preview leaves nothing behind
+        raise DatasetError(f"{out}: folder {out.parent} does not exist; create it first")
     chosen = pick_episodes(datasets, episodes)
     if extension in SHEET_EXTENSIONS:
-        if not cv2.imwrite(str(out), contact_sheet(chosen)):
-            raise DatasetError(f"{out}: cannot write the contact sheet")
+        encoded, png = cv2.imencode(".png", contact_sheet(chosen))
+        if not encoded:
+            raise DatasetError(f"{out}: cannot encode the contact sheet")
+        atomic_write_bytes(out, png.tobytes())
     else:
-        write_video(chosen, out)
+        write_video(chosen, out, overwrite=overwrite)
     return out

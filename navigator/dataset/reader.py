@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from navigator.dataset.compat import Layout, require_compatible
+from navigator.dataset.compat import SourceFormat, require_compatible
 from navigator.dataset.episode import Episode, EpisodeKey
 from navigator.dataset.episode_file import load_arrays, load_episode
 from navigator.dataset.errors import DatasetError
@@ -36,8 +36,8 @@ class Dataset:
         return len(self.manifest.episodes)
 
     @property
-    def layout(self) -> Layout:
-        return Layout(str(manifest_path(self.path)), self.manifest.image_size, self.manifest.action_convention)
+    def source_format(self) -> SourceFormat:
+        return SourceFormat(str(manifest_path(self.path)), self.manifest.image_size, self.manifest.action_convention)
 
     def episode_path(self, entry: EpisodeEntry) -> Path:
         return self.path / EPISODES_FOLDER / entry.file
@@ -48,8 +48,8 @@ class Dataset:
         if episode.frames != entry.frames or episode.key != entry.key:
             raise DatasetError(f"{self.episode_path(entry)}: holds {episode.key} with {episode.frames} frames but "
                                f"the manifest lists {entry.key} with {entry.frames}")
-        require_compatible([self.layout, Layout(str(self.episode_path(entry)), episode.image_size,
-                                                str(episode.metadata["action_convention"]))])
+        require_compatible([self.source_format, SourceFormat(str(self.episode_path(entry)), episode.image_size,
+                                                             str(episode.metadata["action_convention"]))])
         return episode
 
     def read_arrays(self, entry: EpisodeEntry, names: Iterable[str]) -> dict[str, np.ndarray]:
@@ -61,7 +61,8 @@ class Dataset:
             raise DatasetError(f"{path}: has {frames} frames but the manifest lists {entry.frames}")
         if "images" in arrays:
             size = arrays["images"].shape[1:3]
-            require_compatible([self.layout, Layout(str(path), (size[0], size[1]), self.manifest.action_convention)])
+            require_compatible([self.source_format,
+                                SourceFormat(str(path), (size[0], size[1]), self.manifest.action_convention)])
         return arrays
 
     def __iter__(self) -> Iterator[Episode]:
@@ -75,5 +76,5 @@ def open_datasets(paths: Sequence[str | Path]) -> list[Dataset]:
     """Open several datasets to use together, refusing different image sizes or action conventions (the error names
     both manifests and both values)."""
     datasets = [Dataset.open(path) for path in paths]
-    require_compatible([dataset.layout for dataset in datasets])
+    require_compatible([dataset.source_format for dataset in datasets])
     return datasets

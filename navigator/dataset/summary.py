@@ -63,7 +63,7 @@ class DatasetSummary:
     def success_rate(self) -> float:
         return sum(g.successes for g in self.groups) / self.episodes if self.episodes else 0.0
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         for group, source in zip(data["groups"], self.groups, strict=True):
             group["success_rate"] = source.success_rate

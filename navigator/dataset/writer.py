@@ -11,24 +11,24 @@ and removes temporaries, and `missing(keys)` says what is left to collect.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from navigator.dataset.atomic import TEMP_SUFFIX
-from navigator.dataset.compat import Layout, require_compatible
+from navigator.dataset.compat import SourceFormat, require_compatible
 from navigator.dataset.episode import Episode, EpisodeKey
 from navigator.dataset.episode_file import file_sha256, load_episode, save_episode
 from navigator.dataset.errors import ChecksumError, DatasetError, ManifestError
-from navigator.dataset.manifest import (EPISODES_FOLDER, DroppedEntry, EpisodeEntry, Manifest, manifest_path,
-                                        read_manifest, write_manifest)
+from navigator.dataset.manifest import (EPISODES_FOLDER, MANIFEST_NAME, DroppedEntry, EpisodeEntry, Manifest,
+                                        manifest_path, read_manifest, write_manifest)
 from navigator.dataset.schema import ACTION_CONVENTION
 
 
 def _layout_check(dataset: Path, manifest: Manifest, episode: Episode, name: str) -> None:
     require_compatible([
-        Layout(str(manifest_path(dataset)), manifest.image_size, manifest.action_convention),
-        Layout(f"episode {name}", episode.image_size, str(episode.metadata.get("action_convention"))),
+        SourceFormat(str(manifest_path(dataset)), manifest.image_size, manifest.action_convention),
+        SourceFormat(f"episode {name}", episode.image_size, str(episode.metadata.get("action_convention"))),
     ])
 
 
@@ -69,9 +69,12 @@ class Recovery:
 class DatasetWriter:
     """The parent process's handle on a dataset: the one place that changes manifest.json."""
 
-    def __init__(self, path: Path, manifest: Manifest) -> None:
+    def __init__(self, path: Path, manifest: Manifest, created: tuple[Path, ...] | None = None) -> None:
         self.path = Path(path)
         self._manifest = manifest
+        # Set by `create` only: the folders it made (outermost first), which `discard_if_empty` may remove along
+        # with the manifest. None for a dataset that was opened: that one is never discarded.
+        self._created = created
 
     @classmethod
     def create(cls, path: str | Path, *, image_size: tuple[int, int], recipe: dict[str, Any],
@@ -81,11 +84,13 @@ class DatasetWriter:
         if manifest_path(path).exists():
             raise ManifestError(f"{manifest_path(path)}: a dataset already exists here; open it to continue it "
                                 f"(resume) or choose another folder")
-        (path / EPISODES_FOLDER).mkdir(parents=True, exist_ok=True)
+        episodes = path / EPISODES_FOLDER
+        created = tuple(folder for folder in (*reversed(episodes.parents), episodes) if not folder.exists())
+        episodes.mkdir(parents=True, exist_ok=True)
         height, width = (int(v) for v in image_size)
         manifest = Manifest(height, width, action_convention, dict(recipe))
         write_manifest(path, manifest)
-        return cls(path, manifest)
+        return cls(path, manifest, created)
 
     @classmethod
     def open(cls, path: str | Path) -> DatasetWriter:
@@ -121,6 +126,30 @@ class DatasetWriter:
                                 f"writer; it was changed after it was written")
         self._manifest = self._manifest.with_entry(entry)
         write_manifest(self.path, self._manifest)
+
+    def set_recipe(self, recipe: dict[str, Any]) -> None:
+        """Record a new recipe (an extended collection records its larger episode counts), atomically."""
+        self._manifest = replace(self._manifest, recipe=dict(recipe))
+        write_manifest(self.path, self._manifest)
+
+    def discard_if_empty(self) -> bool:
+        """After a collection that failed before recording anything: remove the manifest and the folders `create`
+        made, so a failed run leaves no empty dataset behind. Does nothing (returns False) for a dataset this writer
+        did not create, or one that holds any episode, dropped mark or other file: never the user's data."""
+        if self._created is None or self._manifest.episodes or self._manifest.dropped:
+            return False
+        folder = self.path / EPISODES_FOLDER
+        leftovers = [p for p in folder.iterdir() if not p.name.endswith(TEMP_SUFFIX)] if folder.is_dir() else []
+        others = [p for p in self.path.iterdir() if p.name not in (EPISODES_FOLDER, MANIFEST_NAME)]
+        if leftovers or others:
+            return False
+        for temporary in folder.iterdir():
+            temporary.unlink()
+        manifest_path(self.path).unlink(missing_ok=True)
+        for created in reversed(self._created):
+            if created.is_dir() and not any(created.iterdir()):
+                created.rmdir()
+        return True
 
     def drop(self, entry: DroppedEntry) -> None:
         """Record an episode that was flown but not kept, atomically."""

@@ -7,26 +7,10 @@ generator passed in, so a training run is reproducible.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    brightness: float = 0.3  # multiplicative, factor in [1 - b, 1 + b]
-    contrast: float = 0.3
-    saturation: float = 0.3
-    noise_std: float = 4.0  # per-pixel Gaussian noise, 0..255 units
-    shift_px: int = 2  # translation of up to this many pixels in each direction
-
-    def __post_init__(self) -> None:
-        for name in ("brightness", "contrast", "saturation"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"augment.{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.noise_std < 0 or self.shift_px < 0:
-            raise ValueError("augment.noise_std and augment.shift_px must be >= 0")
+from navigator.training.config import AugmentConfig
 
 
 def _factor(amount: float, batch: int, generator: torch.Generator) -> Tensor:

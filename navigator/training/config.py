@@ -1,22 +1,46 @@
-"""The training recipe: what `navigator train` reads from YAML (launch/train/*.yaml) and flags."""
+"""The training recipe: what `navigator train` reads from YAML (launch/train/*.yaml) and flags.
+
+Every number has its valid range declared beside its default, and the model name is checked here, so that a bad
+recipe is refused before any data is collected or read."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from navigator.collect import CollectConfig
-from navigator.training.augment import AugmentConfig
+from navigator.config import MAX_SEED, SettingError, check_settings, setting, setting_check
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Per-window image augmentation (navigator/training/augment.py applies it)."""
+
+    brightness: float = setting(0.3, ge=0.0, lt=1.0)  # multiplicative, factor in [1 - b, 1 + b]
+    contrast: float = setting(0.3, ge=0.0, lt=1.0)
+    saturation: float = setting(0.3, ge=0.0, lt=1.0)
+    noise_std: float = setting(4.0, ge=0.0)  # per-pixel Gaussian noise, 0..255 units
+    shift_px: int = setting(2, ge=0)  # translation of up to this many pixels in each direction
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass(frozen=True)
 class DaggerConfig:
-    rounds: int = 0  # DAgger rounds after the first training
-    episodes: int = 16  # policy roll-outs per round, relabelled by the expert
-    epochs: int = 5  # training epochs after each round (continuing from the current weights)
+    rounds: int = setting(0, ge=0)  # DAgger rounds after the first training
+    episodes: int = setting(16, ge=1)  # policy roll-outs per round, relabelled by the expert
+    epochs: int = setting(5, ge=1)  # training epochs after each round (continuing from the current weights)
 
     def __post_init__(self) -> None:
-        if self.rounds < 0 or self.episodes < 1 or self.epochs < 1:
-            raise ValueError("dagger.rounds must be >= 0, dagger.episodes and dagger.epochs >= 1")
+        check_settings(self)
+
+
+def _check_model(name: str) -> str:
+    from policies.config import MODEL_NAMES
+
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r}; valid models are: {', '.join(MODEL_NAMES)}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -24,32 +48,30 @@ class TrainConfig:
     data: tuple[str, ...] = ()  # dataset folders (merged; image sizes and action conventions must agree)
     out: str = "runs/cfc-ncp"
     model: str = "cfc-ncp"  # cfc-ncp | cfc | ltc-ncp | lstm | gru | mlp
-    feature_size: int = 32
-    head_size: int | None = None  # None: the model's ~20k-parameter default
-    epochs: int = 20
-    batch_size: int = 16
-    window: int = 32  # frames per training window (truncated backpropagation through time)
-    stride: int = 16
-    lr: float = 3e-3
-    lr_final_fraction: float = 0.05  # cosine decay from lr to lr * this
-    weight_decay: float = 1e-4
-    grad_clip: float = 1.0
-    patience: int = 6  # early stopping: epochs without a better validation loss
-    val_fraction: float = 0.1
-    seed: int = 0
-    threads: int = 2  # torch intra-op threads
-    cache_mb: int = 4096  # decoded episodes kept in RAM
+    feature_size: int = setting(32, ge=1)
+    head_size: int | None = setting(None, ge=1)  # None: the model's ~20k-parameter default
+    epochs: int = setting(20, ge=1)
+    batch_size: int = setting(16, ge=1)
+    window: int = setting(32, ge=1)  # frames per training window (truncated backpropagation through time)
+    stride: int = setting(16, ge=1)
+    lr: float = setting(3e-3, gt=0.0)
+    lr_final_fraction: float = setting(0.05, gt=0.0, le=1.0)  # cosine decay from lr to lr * this
+    weight_decay: float = setting(1e-4, ge=0.0)
+    grad_clip: float = setting(1.0, gt=0.0)
+    patience: int = setting(6, ge=1)  # early stopping: epochs without a better validation loss
+    val_fraction: float = setting(0.1, gt=0.0, lt=1.0)
+    seed: int = setting(0, ge=0, le=MAX_SEED)
+    threads: int = setting(2, ge=1, le=1024)  # torch intra-op threads
+    cache_mb: int = setting(4096, ge=0)  # decoded episodes kept in RAM
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     collect: CollectConfig | None = None  # when set and data[0] holds no dataset yet, collect it first
     dagger: DaggerConfig = field(default_factory=DaggerConfig)
 
     def __post_init__(self) -> None:
+        check_settings(self)
         if not self.data:
-            raise ValueError("no training data: give --data DATASET (or `data:` in the recipe)")
-        for name in ("epochs", "batch_size", "window", "stride", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0 or not 0 < self.lr_final_fraction <= 1 or self.grad_clip <= 0:
-            raise ValueError("lr and grad_clip must be > 0 and lr_final_fraction in (0, 1]")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+            raise SettingError("data", "no training data: give --data DATASET (or `data:` in the recipe)")
+        if not self.out:
+            raise SettingError("out", "must name a folder, got ''")
+        with setting_check("model"):
+            _check_model(self.model)

@@ -9,9 +9,9 @@ export. Both are tensors and plain data only: `torch.load(..., weights_only=True
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -24,10 +24,11 @@ import torch
 
 from navigator.config import to_dict
 from navigator.dataset import ACTION_CONVENTION, WindowLoader, open_datasets
+from navigator.dataset.atomic import atomic_write_bytes
 from navigator.errors import UserError
 from navigator.training.augment import augment
 from navigator.training.config import TrainConfig
-from policies.checkpoint import save_checkpoint
+from policies.checkpoint import CheckpointError, checkpoint_bytes, read_torch_file
 from policies.config import PolicyConfig
 from policies.policy import Policy, build_policy
 from policies.preprocessing import ImageSpec
@@ -60,22 +61,24 @@ def git_commit() -> str | None:
 
 
 def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
-    partial = path.with_name(path.name + ".partial")
-    torch.save(payload, partial)
-    os.replace(partial, path)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
-def _resume_state(path: Path, stage: str) -> dict[str, Any] | None:
-    """The saved state of `stage`, or None when there is none (or it belongs to an earlier stage)."""
-    if not path.exists():
-        return None
+_STATE_ADVICE = "it cannot be resumed; start the run over in another --out"
+
+
+def read_training_state(path: Path) -> dict[str, Any]:
+    """The resume state saved at `path` (last.pt); a damaged or foreign file is a UserError saying so."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for truncated or foreign files
-        raise UserError(f"{path} cannot be read to resume ({error}); remove it to start this stage over") from None
+        state = read_torch_file(path, _STATE_ADVICE, what="training state")
+    except CheckpointError as error:
+        raise UserError(str(error)) from None
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
-        raise UserError(f"{path} is not a training state of liquid-navigator; remove it or choose another --out")
-    return state if state.get("stage") == stage else None
+        raise UserError(str(CheckpointError(path, "a PyTorch file of other content", _STATE_ADVICE,
+                                            what="training state")))
+    return state
 
 
 def _masked_mse(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -145,17 +148,32 @@ def evaluate(policy: Policy, loader: WindowLoader, batch_size: int) -> float:
 
 def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: bool,
           on_epoch: Callable[[EpochReport], None] | None = None,
-          on_batch: Callable[[int, int, float], None] | None = None,
+          on_batch: Callable[[int, int, int, float], None] | None = None,
           initial: Policy | None = None, stage: str = "train") -> Policy:
     """Train for `epochs` epochs on `data`, writing `out`/last.pt, best.pt and TensorBoard logs under `out`.
 
     `initial`: continue from these weights (DAgger rounds) instead of a fresh policy. `stage` names this training in
-    the resume state, so a DAgger round never resumes from another round's state.
+    the resume state. `resume` is strict both ways: True continues `stage` from `out`/last.pt and refuses when that
+    holds no state of `stage`; False starts `stage` afresh and refuses to overwrite a state of `stage` (a state of
+    an earlier stage is what a DAgger round follows, and is replaced). Whether the settings match the run's is the
+    caller's to check (`navigator.training.pipeline` compares them with the run's record).
+
+    The cosine learning-rate schedule spans `epochs`: a run extended to more epochs continues on the cosine of its
+    new length from the epoch it had reached.
     """
     from torch.utils.tensorboard import SummaryWriter
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
+    state_path, best_path = out / "last.pt", out / "best.pt"
+    start_epoch, best_val, stale, history = 0, math.inf, 0, []
+    state = read_training_state(state_path) if state_path.exists() else None
+    if resume and (state is None or state.get("stage") != stage):
+        raise UserError(f"{out} holds no {stage} to resume ({state_path} "
+                        f"{'is missing' if state is None else 'holds ' + str(state.get('stage'))}); start it afresh")
+    if not resume and state is not None and state.get("stage") == stage:
+        raise UserError(f"{out} already holds a {stage} (its state is {state_path}); resume it, or choose another "
+                        f"--out")
     out.mkdir(parents=True, exist_ok=True)
     loader = make_loader(config, data)
     scenario = data_scenario(loader)
@@ -164,10 +182,7 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: config.lr_final_fraction + (
         1 - config.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * min(e, epochs) / epochs)))
-    state_path, best_path = out / "last.pt", out / "best.pt"
-    start_epoch, best_val, stale, history = 0, math.inf, 0, []
-    state = _resume_state(state_path, stage) if resume else None
-    if state is not None:
+    if resume:
         try:
             policy.load_state_dict(state["policy"])
         except RuntimeError:
@@ -186,6 +201,7 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         losses, frames, started = [], 0, time.perf_counter()
         batches = loader.batches("train", config.batch_size, shuffle=True, seed=config.seed, epoch=epoch)
+        per_epoch = math.ceil(len(loader.windows("train")) / config.batch_size)  # the progress bar's total
         for index, batch in enumerate(batches):
             images = augment(torch.from_numpy(batch.images), config.augment, generator)
             actions, _ = policy(images, torch.from_numpy(batch.state), torch.from_numpy(batch.dt))
@@ -203,19 +219,19 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
             losses.append(float(loss.detach()))
             frames += int(batch.mask.sum())
             if on_batch is not None:
-                on_batch(index, frames, losses[-1])
+                on_batch(index, per_epoch, frames, losses[-1])
         schedule.step()
         fps = frames / max(1e-9, time.perf_counter() - started)
         val_loss = evaluate(policy, loader, config.batch_size)
         improved = val_loss < best_val
         if improved:
             best_val, stale = val_loss, 0
-            save_checkpoint(policy, best_path, {
+            atomic_write_bytes(best_path, checkpoint_bytes(policy, {
                 "epoch": epoch + 1, "val_loss": val_loss, "stage": stage, "data": list(data),
                 "train_config": to_dict(config), "commit": commit, **scenario,
                 "parameter_counts": policy.parameter_counts(),
-                "normalisation": loader.stats().to_json(),
-            })
+                "normalisation": loader.stats().to_dict(),
+            }))
         else:
             stale += 1
         report = EpochReport(epoch + 1, float(np.mean(losses)) if losses else math.nan, val_loss, fps,
@@ -232,5 +248,5 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
         if on_epoch is not None:
             on_epoch(report)
     tensorboard.close()
-    (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+    atomic_write_bytes(out / "history.json", (json.dumps(history, indent=1) + "\n").encode("utf-8"))
     return policy

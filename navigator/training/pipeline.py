@@ -1,26 +1,44 @@
 """A whole training recipe: collect the demonstrations if they are missing, train, then DAgger rounds.
 
-Every stage is resumable. Progress is recorded in `out/progress.json` after each stage, so an interrupted run
-continues with the stage it was in: a collection flies only its missing episodes, a training resumes from its last
-epoch. DAgger round r rolls out the current best policy, has the expert label every frame (into the dataset
+A run folder records the full recipe it was started with (`run.json`) before any work, and its progress
+(`progress.json`) after each stage. Resuming is strict: the settings given must equal the recorded ones (apart from
+those that cannot change the result: threads, cache size, collection workers), and a refusal names every one that
+differs; an interrupted run then continues with the stage it was in: a collection flies only its missing episodes, a
+training resumes from its last epoch. Without resume a folder that holds any run state, or anything else, is refused,
+so a run never silently continues or overwrites. Extending a run with more epochs is asked for explicitly
+(`extend`), and `run.json` records it.
+
+DAgger round r rolls out the current best policy, has the expert label every frame (into the dataset
 `out/dagger/round-r`), adds those episodes to the data and continues training from the current weights.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from navigator.collect import CollectConfig, CollectedEpisode, CollectPart, collect, open_for_collection
+from navigator.config import to_dict
 from navigator.dataset import read_manifest
+from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError
+from navigator.resume import Difference, describe, differences
 from navigator.training.config import TrainConfig
-from navigator.training.loop import EpochReport, train
-from policies.checkpoint import load_checkpoint
+from navigator.training.loop import EpochReport, read_training_state, train
+from policies.checkpoint import CheckpointError, load_checkpoint
 from policies.policy import Policy
+
+RUN_RECORD = "run.json"
+RUN_FORMAT = "liquid-navigator/training-run"
+RUN_VERSION = 1
+# What this pipeline writes into a run folder: a folder holding any of them holds (part of) a run.
+RUN_FILES = (RUN_RECORD, "progress.json", "last.pt", "best.pt", "history.json", "tensorboard", "dagger")
+# Settings that cannot change what a run computes: they may differ between a run's start and its resumption.
+FREE_SETTINGS = ("out", "threads", "cache_mb", "collect.workers")
 
 ProgressFile = dict[str, list[str]]
 
@@ -34,7 +52,16 @@ class Hooks:
 
     def epoch(self, report: EpochReport) -> None: ...
 
-    def batch(self, index: int, frames: int, loss: float) -> None: ...
+    def batch(self, index: int, batches: int, frames: int, loss: float) -> None: ...
+
+
+def load_trained(path: Path) -> tuple[Policy, dict[str, Any]]:
+    """A checkpoint this pipeline wrote, as (policy, metadata); a missing or damaged file is a UserError that says
+    what is wrong with it and what to do."""
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as error:
+        raise UserError(str(error)) from None
 
 
 def _collect_into(out: Path, config: CollectConfig, hooks: Hooks) -> None:
@@ -42,7 +69,7 @@ def _collect_into(out: Path, config: CollectConfig, hooks: Hooks) -> None:
     collect(out, config, writer, hooks.episode)
 
 
-def dagger_collect_config(config: TrainConfig, flier: Path, round_index: int) -> CollectConfig:
+def dagger_collect_config(config: TrainConfig, pilot: Path, round_index: int) -> CollectConfig:
     """Round r's roll-outs: the tasks, presets, airframe and camera of the first dataset's recipe, with seeds no
     demonstration used; worker count and the like from the recipe's `collect` section when there is one."""
     recipe = read_manifest(Path(config.data[0])).recipe
@@ -51,20 +78,183 @@ def dagger_collect_config(config: TrainConfig, flier: Path, round_index: int) ->
                   for p in recipe.get("parts", [])) or (CollectPart(episodes=config.dagger.episodes),)
     camera = recipe.get("camera")
     # The roll-outs fly the scenario the demonstrations were recorded in.
-    return replace(base, parts=parts, seed=1_000_000 * round_index, flier=str(flier), keep_failed=True,
+    return replace(base, parts=parts, seed=1_000_000 * round_index, pilot=str(pilot), keep_failed=True,
                    airframe=recipe.get("airframe", base.airframe), max_seconds=recipe.get("max_seconds"),
                    camera=type(base.camera)(**camera) if isinstance(camera, dict) else base.camera)
 
 
-def run_recipe(config: TrainConfig, resume: bool, hooks: Hooks) -> Path:
-    """Run the recipe; returns the path of the best policy checkpoint."""
-    out = Path(config.out)
-    progress_path = out / "progress.json"
-    if not resume and progress_path.exists():
-        raise UserError(f"{out} already holds a training run: pass --resume to continue it, or choose another --out")
-    progress: ProgressFile = json.loads(progress_path.read_text()) if progress_path.exists() else {"completed": []}
-    out.mkdir(parents=True, exist_ok=True)
+def _write_json(path: Path, data: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8"))
 
+
+def _stages(config: TrainConfig) -> list[str]:
+    return ["train"] + [f"dagger-{r}" for r in range(1, config.dagger.rounds + 1)]
+
+
+def _settings(recorded_config: dict[str, Any]) -> dict[str, Any]:
+    """A recorded or given config without the settings that cannot change the result."""
+    settings = json.loads(json.dumps(recorded_config))
+    for dotted in FREE_SETTINGS:
+        *parents, leaf = dotted.split(".")
+        node = settings
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return settings
+
+
+def _run_state(out: Path) -> list[str]:
+    """The names in `out` that a training run writes (temporary files of its atomic writes included)."""
+    return sorted(p.name for p in out.iterdir() if p.name in RUN_FILES or p.name.endswith((TEMP_SUFFIX, ".partial")))
+
+
+def _start_new(out: Path, config: TrainConfig) -> tuple[Path, ...]:
+    """Check that a new run may start in `out` (missing, or an empty folder), before any work; record its recipe.
+    Returns the folders it created, outermost first."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a run folder; choose a new or empty folder")
+    if out.is_dir():
+        if _run_state(out):
+            raise UserError(f"{out} already holds a training run ({', '.join(_run_state(out))}): pass --resume to "
+                            f"continue it, or choose another --out")
+        others = sorted(p.name for p in out.iterdir())
+        if others:
+            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            raise UserError(f"{out} is not empty ({shown}) and holds no training run; choose a new or empty folder "
+                            f"for --out")
+    created = tuple(folder for folder in (*reversed(out.parents), out) if not folder.exists())
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / RUN_RECORD, {"format": RUN_FORMAT, "version": RUN_VERSION, "config": to_dict(config),
+                                   "extensions": []})
+    return created
+
+
+def _read_record(out: Path) -> dict[str, Any]:
+    path = out / RUN_RECORD
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{path} cannot be read ({error}): the run's record is damaged, so it cannot be resumed; "
+                        f"start the run over in another --out") from None
+    if (not isinstance(record, dict) or record.get("format") != RUN_FORMAT or record.get("version") != RUN_VERSION
+            or not isinstance(record.get("config"), dict) or not isinstance(record.get("extensions"), list)):
+        raise UserError(f"{path} is not a record of a liquid-navigator training run (format {RUN_FORMAT!r}, "
+                        f"version {RUN_VERSION}); start the run over in another --out")
+    return record
+
+
+def _read_progress(out: Path) -> ProgressFile:
+    path = out / "progress.json"
+    if not path.exists():
+        return {"completed": []}
+    try:
+        progress = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{path} cannot be read ({error}); start the run over in another --out") from None
+    return progress
+
+
+def _continue(out: Path, config: TrainConfig, extend: bool) -> ProgressFile:
+    """Check that `config` continues the run in `out` (exactly, or extended to more epochs when `extend`), before any
+    work; record an extension. Returns the run's progress."""
+    flag = "--extend" if extend else "--resume"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{flag}: --out {out} is a file, not a run folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        raise UserError(f"{flag}: {out} holds no training run to continue; drop {flag} to start one")
+    if not (out / RUN_RECORD).exists():
+        if _run_state(out):
+            raise UserError(f"{flag}: {out} holds a training run without a record of its settings ({RUN_RECORD}; "
+                            f"older versions did not write one), so resuming could mix settings; start the run over "
+                            f"in another --out")
+        raise UserError(f"{flag}: {out} holds no training run (no {RUN_RECORD}); choose the run's folder, or drop "
+                        f"{flag} and choose a new or empty folder")
+    record = _read_record(out)
+    progress = _read_progress(out)
+    found = differences(_settings(record["config"]), _settings(to_dict(config)))
+    more_epochs = [d for d in found if d.name == "epochs" and d.raises_a_count]
+    if extend:
+        others = [d for d in found if d not in more_epochs]
+        if others:
+            raise UserError(f"--extend: {out} can only be trained for more epochs, but other settings differ from "
+                            f"the run's: {describe(others, 'run')}; give the run's settings ({out / RUN_RECORD} "
+                            f"lists them) with a larger --epochs")
+        if not more_epochs:
+            raise UserError(f"--extend: {out} already trains for {record['config']['epochs']} epochs; give a larger "
+                            f"--epochs to extend it, or drop --extend to resume it")
+        _extend(out, config, record, progress, more_epochs[0])
+    elif found:
+        hint = "; to train it for more epochs pass --extend" if found == more_epochs else ""
+        raise UserError(f"--resume: {out} was started with other settings: {describe(found, 'run')}; resume with "
+                        f"the run's settings ({out / RUN_RECORD} lists them) or choose another --out{hint}")
+    elif all(stage in progress["completed"] for stage in _stages(config)):
+        raise UserError(f"--resume: {out} is finished (all {config.epochs} epochs"
+                        f"{f' and {config.dagger.rounds} DAgger rounds' if config.dagger.rounds else ''}): nothing to "
+                        f"resume; to train it for more epochs pass --extend with a larger --epochs, to fly it: "
+                        f"navigator fly --pilot {out / 'best.pt'}")
+    return progress
+
+
+def _extend(out: Path, config: TrainConfig, record: dict[str, Any], progress: ProgressFile,
+            epochs: Difference) -> None:
+    """Record in `out` that its first training now runs to `config.epochs`, and reopen that stage."""
+    state_path = out / "last.pt"
+    state = read_training_state(state_path) if state_path.exists() else None
+    if any(stage.startswith("dagger-") for stage in progress["completed"]) or (
+            state is not None and state.get("stage") != "train"):
+        raise UserError(f"--extend: {out} has begun its DAgger rounds after its {epochs.recorded} training epochs; "
+                        f"more epochs can only be added before them; start a new run with --epochs {epochs.given}")
+    if state is not None and state["stale"] >= config.patience:
+        raise UserError(f"--extend: {out} stopped early at epoch {state['epoch']}: its validation loss had not "
+                        f"improved for {config.patience} epochs (patience), so more epochs would not run; start a "
+                        f"new run with --epochs {epochs.given}")
+    extension = {"epochs": {"from": epochs.recorded, "to": epochs.given},
+                 "after_epoch": state["epoch"] if state is not None else 0}
+    _write_json(out / RUN_RECORD, {**record, "config": {**record["config"], "epochs": epochs.given},
+                                   "extensions": [*record["extensions"], extension]})
+    if "train" in progress["completed"]:
+        progress["completed"].remove("train")
+        _write_json(out / "progress.json", progress)
+
+
+def _discard_new_run(out: Path, created: tuple[Path, ...]) -> None:
+    """After a new run failed before its first epoch was saved: remove what it wrote, and the folders it made while
+    they are empty, so a failed run leaves no empty run folder behind. Anything else (a dataset collected into
+    `out`) stays."""
+    if (out / "last.pt").exists() or (out / "best.pt").exists():
+        return
+    for name in (RUN_RECORD, "progress.json", "history.json"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "tensorboard", ignore_errors=True)
+    for folder in reversed(created):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def run_recipe(config: TrainConfig, resume: bool, hooks: Hooks, extend: bool = False) -> Path:
+    """Run the recipe in `config.out`; returns the path of the best policy checkpoint.
+
+    resume: continue the run there, with exactly its settings. extend (implies resume): continue it with more
+    epochs than it was started with, the only setting that may change. Neither: start a new run, in a folder that
+    is missing or empty."""
+    out = Path(config.out)
+    if resume or extend:
+        progress = _continue(out, config, extend)
+        _run_stages(config, out, progress, hooks)
+    else:
+        created = _start_new(out, config)
+        try:
+            _run_stages(config, out, {"completed": []}, hooks)
+        except BaseException:
+            _discard_new_run(out, created)
+            raise
+    load_trained(out / "best.pt")  # a damaged result is reported now, not when it is first flown
+    return out / "best.pt"
+
+
+def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: Hooks) -> None:
+    progress_path = out / "progress.json"
     first = Path(config.data[0])
     if config.collect is not None and "collect" not in progress["completed"]:
         hooks.stage("collect", f"{first} ({sum(p.episodes for p in config.collect.parts)} episodes)")
@@ -73,8 +263,7 @@ def run_recipe(config: TrainConfig, resume: bool, hooks: Hooks) -> Path:
 
     data = list(config.data)
     policy: Policy | None = None
-    stages = ["train"] + [f"dagger-{r}" for r in range(1, config.dagger.rounds + 1)]
-    for index, stage in enumerate(stages):
+    for index, stage in enumerate(_stages(config)):
         if stage != "train":
             round_data = out / "dagger" / f"round-{index}"
             data.append(str(round_data))
@@ -84,17 +273,16 @@ def run_recipe(config: TrainConfig, resume: bool, hooks: Hooks) -> Path:
             hooks.stage(stage, f"the current policy flies {config.dagger.episodes} episodes per task, the expert "
                                f"labels them into {round_data}")
             _collect_into(round_data, dagger_collect_config(config, out / "best.pt", index), hooks)
-            policy, _ = load_checkpoint(out / "best.pt")
+            policy, _ = load_trained(out / "best.pt")
         epochs = config.epochs if stage == "train" else config.dagger.epochs
+        state_path = out / "last.pt"
+        saved = read_training_state(state_path).get("stage") if state_path.exists() else None
         hooks.stage(stage, f"{epochs} epochs on {len(data)} dataset(s)")
-        train(config, data, out, epochs, resume=True, on_epoch=hooks.epoch, on_batch=hooks.batch,
+        train(config, data, out, epochs, resume=saved == stage, on_epoch=hooks.epoch, on_batch=hooks.batch,
               initial=policy, stage=stage)
         _complete(progress, stage, progress_path)
-    return out / "best.pt"
 
 
 def _complete(progress: ProgressFile, stage: str, path: Path) -> None:
     progress["completed"].append(stage)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(progress) + "\n")
-    partial.replace(path)
+    _write_json(path, progress)

@@ -21,8 +21,9 @@ import numpy as np
 from sim_envs.airframe import load_airframe
 from sim_envs.camera import CameraConfig
 from sim_envs.image_effects import apply_effects, random_occluders
-from sim_envs.presets import Scenery, resolve_preset
-from sim_envs.scenery import Bounds, Layout, generate_layout
+from sim_envs.layout import Bounds, Layout, generate_layout
+from sim_envs.presets import canonical_preset, resolve_preset
+from sim_envs.scenery import Scenery
 from sim_envs.vehicle import PhysicsSwitches, VehicleState
 from sim_envs.wind import Wind
 from sim_envs.world import World
@@ -56,8 +57,8 @@ class NavigationEnv(gym.Env):
                  render_mode: str | None = None) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; valid: {', '.join(self.metadata['render_modes'])}")
-        self.preset = preset
-        self.scenery: Scenery = resolve_preset(preset)
+        self.preset = canonical_preset(preset)  # "Winter + Wind" is stored as "winter+wind"
+        self.scenery: Scenery = resolve_preset(self.preset)
         self.airframe = load_airframe(airframe)
         if isinstance(camera, dict):
             camera = CameraConfig(**camera)
@@ -96,6 +97,7 @@ class NavigationEnv(gym.Env):
 
     # --- gymnasium API ----------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self.world.require_open()
         super().reset(seed=seed)
         rng = self.np_random
         self.plan = self._plan(rng)
@@ -115,9 +117,12 @@ class NavigationEnv(gym.Env):
         self.vehicle_state = self.world.vehicle.observe()
         self._last_position = self.vehicle_state.position
         self._last_distance = self.distance_to_target()
+        if self.render_mode == "human":
+            self.world.show_vehicle(self.vehicle_state)
         return self._observation(), self._info(None, collided=False)
 
     def step(self, action):
+        self.world.require_open()
         action = self._validate_action(action)
         setpoint = tuple((np.clip(action, -1.0, 1.0) * self._limits).tolist())
         if self.scenery.wind.steady_speed > 0 or self.scenery.wind.gust_std > 0:
@@ -148,6 +153,7 @@ class NavigationEnv(gym.Env):
         return observation, float(reward), terminated, truncated, self._info(ending, collided)
 
     def render(self):
+        self.world.require_open()
         if self.render_mode == "rgb_array":
             return self.side_by_side_frame()
         return None

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from sim_envs.scenery import Bounds
+from sim_envs.layout import Bounds
 from sim_envs.tasks.base import EpisodePlan, NavigationEnv, bearing_in_view
 from sim_envs.vehicle import VehicleState
 

@@ -1,0 +1,143 @@
+"""What every command shares: up-front checks of the files and folders it will write, and `--json` output.
+
+Outputs are checked before any work, so that a run that would fail to save its result fails at once and a file the
+user owns is never replaced without `--overwrite`. With `--json`, stdout carries exactly one JSON document: while
+the command runs, file descriptor 1 points at stderr, so that even C libraries' printf (pybullet's chatter under
+`--gui`) cannot reach stdout, and the document is written to the saved original at the end.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from navigator.errors import UserError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+_document_stream: TextIO | None = None  # the real stdout while a --json command runs
+
+
+def _check_writable_folder(folder: Path, what: str) -> None:
+    """`folder` must be an existing folder where a file can be created (tried, not inferred from permission bits,
+    which say nothing on a read-only file system or to root)."""
+    if not folder.exists():
+        raise UserError(f"{what}: folder {folder} does not exist; create it first")
+    if not folder.is_dir():
+        raise UserError(f"{what}: {folder} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UserError(f"{what}: cannot write in folder {folder} ({error.strerror or error})") from None
+
+
+def check_output_file(path: Path, flag: str, *, overwrite: bool, suffixes: tuple[str, ...] = ()) -> Path:
+    """Refuse, before any work, an output file that could not be written or would replace something unasked:
+    a wrong extension, a folder, an existing file without --overwrite, a missing or unwritable parent folder."""
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise UserError(f"{flag} {path} must end in {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a folder; give the name of a file to write")
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise UserError(f"{flag} {path} already exists; pass --overwrite to replace it, or choose another name")
+        if not path.is_file():
+            raise UserError(f"{flag} {path} exists and is not a regular file; choose another name")
+    _check_writable_folder(path.parent, f"{flag} {path}")
+    return path
+
+
+def check_output_folder(path: Path, flag: str, *, continuing: bool) -> Path:
+    """Refuse, before any work, an output folder that could not be written or holds files of the user's: a file in
+    its place, an unwritable nearest existing folder, or (unless `continuing` a run there) a folder that is not empty.
+    Missing parent folders are fine: the run creates them."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path} is a file, not a folder; choose a folder to write into")
+    if path.is_dir():
+        if not continuing and any(path.iterdir()):
+            raise UserError(f"{flag} {path} is not empty: pass --resume to continue what is there, or choose a new "
+                            f"or empty folder")
+        _check_writable_folder(path, f"{flag} {path}")
+        return path
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    _check_writable_folder(ancestor, f"{flag} {path}")
+    return path
+
+
+def _flush_c_stdio() -> None:
+    """Flush the C library's stdio buffers, so that text C code printed goes where fd 1 points now."""
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C library to reach: nothing buffered there
+        pass
+
+
+@contextmanager
+def json_stdout(enabled: bool) -> Iterator[None]:
+    """While the body runs, whatever is written to stdout (by Python or C code) goes to stderr; `print_json` writes
+    to the real stdout. Does nothing unless `enabled`."""
+    global _document_stream
+    if not enabled:
+        yield
+        return
+    original = sys.stdout
+    original.flush()
+    try:
+        fd = original.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None  # Python's stdout is not a file (captured in-process)
+    _flush_c_stdio()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    # Python's stdout writes to fd 1, now stderr: the document goes to a copy of the saved descriptor instead.
+    _document_stream = open(os.dup(saved), "w", encoding="utf-8") if fd == 1 else original
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = original
+        _flush_c_stdio()
+        if fd == 1:
+            _document_stream.close()
+        os.dup2(saved, 1)
+        os.close(saved)
+        _document_stream = None
+
+
+def print_json(document: Any) -> None:
+    """Write `document` as one JSON document on stdout. NaN and infinities are refused (they are not JSON):
+    values that can legitimately be unknown must be None before they get here."""
+    text = json.dumps(document, indent=2, allow_nan=False)
+    stream = _document_stream if _document_stream is not None else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
+
+
+def output_console(stderr: bool = False, **options: Any) -> Console:
+    """A rich console for tables and reports (`options` go to rich's Console). A terminal keeps its width (tables
+    fold long cells there); a file or pipe, which rich would cut at 80 columns, gets no practical limit, so that
+    nothing written is truncated."""
+    from rich.console import Console
+
+    console = Console(stderr=stderr, **options)
+    return console if console.is_terminal else Console(stderr=stderr, width=_UNLIMITED_WIDTH, **options)
+
+
+_UNLIMITED_WIDTH = 10_000
+
+
+def finite_or_none(value: float) -> float | None:
+    """A measurement that may be unknown (NaN/infinite) as JSON can carry it: the number, or None."""
+    return value if math.isfinite(value) else None

@@ -1,0 +1,93 @@
+"""Evaluate pilots in closed loop, in and out of distribution: every pilot flies the same held-out worlds in each
+suite (a preset), and the report gives success rates with 95% intervals, time to target, path efficiency, collisions
+and how episodes ended.
+
+examples:
+  navigator eval --out reports/shipped                       # the shipped policy in summer, autumn, winter, night
+  navigator eval --pilot pretrained --pilot expert --suites summer,night+wind,range --episodes 40 --out reports/cmp
+  navigator eval --pilot runs/NAME/best.pt --out reports/NAME --resume   # fly only the episodes still missing
+
+OUT receives eval.json (the settings), episodes/ (one JSON per finished episode), results.json, report.md,
+success.png and trajectories.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from navigator.commands.common import check_output_folder
+from navigator.config import ConfigFlags
+from navigator.errors import UserError
+from navigator.evaluation.settings import EvalSettings
+
+
+def _names(text: str) -> list[str]:
+    """"summer, night+wind" -> ["summer", "night+wind"] (each name is checked by the settings)."""
+    return [name.strip() for name in text.split(",")]
+
+
+FLAGS = ConfigFlags(EvalSettings)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True, help="folder for the report (refused if it exists and is "
+                                                                "not empty, unless --resume)")
+    parser.add_argument("--config", type=Path, help="YAML file of evaluation settings (pilots, task, suites, "
+                                                    "episodes, seed, airframe, camera, max_seconds)")
+    FLAGS.add(parser, "--pilot", "pilots", "who flies, repeatable: pretrained | expert | a policy checkpoint (.pt)",
+              action="append")
+    FLAGS.add(parser, "--task", "task", "fly-to-target | hike | follow")
+    FLAGS.add(parser, "--suites", "suites", "comma-separated presets, each composable with +, e.g. "
+                                            "summer,autumn,night+wind,range", type=_names)
+    FLAGS.add(parser, "--episodes", "episodes", "episodes per suite and pilot", type=int)
+    FLAGS.add(parser, "--seed", "seed", "world seed of the first episode, far from training seeds", type=int)
+    FLAGS.add(parser, "--airframe", "airframe", "x500 | cf2x")
+    FLAGS.add(parser, "--max-seconds", "max_seconds", "end each episode after this many simulated seconds",
+              type=float, default_text="the task's own limit")
+    parser.add_argument("--workers", type=int, default=0, help="parallel processes; the results do not depend on it "
+                                                               "(default: one per CPU core)")
+    parser.add_argument("--resume", action="store_true", help="continue the evaluation in OUT: fly only the "
+                                                              "episodes it is missing")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from navigator.evaluation.pipeline import Hooks, evaluate
+
+    if args.workers < 0:
+        raise UserError(f"--workers must be >= 0 (0: one per CPU core), got {args.workers}")
+    settings = FLAGS.load(args, args.config)
+    check_output_folder(args.out, "--out", continuing=args.resume)
+
+    console = Console()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console, transient=True,
+                  disable=not console.is_terminal) as progress:
+
+        class ProgressHooks(Hooks):
+            def start(self, todo: int, done: int) -> None:
+                self.bar = progress.add_task("evaluating", total=todo, status=f"{done} already recorded")
+
+            def episode(self, record) -> None:
+                progress.update(self.bar, advance=1, status=f"last: {record.suite} seed {record.seed} "
+                                                            f"{record.ending}")
+
+        results = evaluate(args.out, settings, args.workers, args.resume, ProgressHooks())
+
+    table = Table(title=f"{settings.task} · {settings.episodes} episodes per suite and pilot, seeds from "
+                        f"{settings.seed}")
+    for column in ("suite", "pilot", "success", "95% interval", "time (s)", "efficiency", "collisions"):
+        table.add_column(column, justify="left" if column in ("suite", "pilot") else "right")
+    for s in results.summaries:
+        table.add_row(s.suite, s.pilot, f"{s.successes}/{s.episodes}",
+                      f"{s.success_interval[0]:.0%}-{s.success_interval[1]:.0%}",
+                      "-" if s.mean_time_to_target is None else f"{s.mean_time_to_target:.1f}",
+                      "-" if s.mean_path_efficiency is None else f"{s.mean_path_efficiency:.2f}",
+                      f"{s.collision_rate:.0%}")
+    console.print(table)
+    console.print(f"report written to {args.out / 'report.md'}")
+    return 0

@@ -1,0 +1,117 @@
+"""One evaluation episode: a pilot flies one world to its ending, and what the report needs is recorded.
+
+Episodes fly in spawn worker processes, each keeping one environment per scenario (and its pilots) for reuse; each
+episode is deterministic given (pilot, suite, seed), so the records do not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from navigator.evaluation.settings import EpisodeKey, EvalSettings
+
+PATH_EVERY = 10  # camera steps between recorded path points (a third of a second at 30 Hz)
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """How one episode went. Positions are world-frame metres (x, y, z up); times are simulated seconds."""
+
+    pilot: str
+    suite: str
+    seed: int
+    ending: str  # sim_envs.tasks.base.ENDINGS
+    success: bool
+    steps: int  # camera (policy) steps
+    time: float  # seconds flown
+    path_length: float  # metres flown
+    final_distance: float | None  # metres from the active target at the end; None if the physics blew up
+    start: tuple[float, float, float]  # the vehicle at reset
+    target: tuple[float, float, float]  # the (first) target at reset
+    path_xy: tuple[tuple[float, float], ...]  # x, y every PATH_EVERY steps, and the last step's
+
+    def to_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["start"], record["target"] = list(self.start), list(self.target)
+        record["path_xy"] = [list(point) for point in self.path_xy]
+        return record
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EpisodeRecord:
+        return cls(**{**data, "start": tuple(data["start"]), "target": tuple(data["target"]),
+                      "path_xy": tuple(tuple(point) for point in data["path_xy"])})
+
+    @property
+    def straight_distance(self) -> float:
+        """Metres from the start to the target, in a straight line."""
+        return math.dist(self.start, self.target)
+
+
+def fly_episode(env, pilot, pilot_spec: str, suite: str, seed: int) -> EpisodeRecord:
+    """Fly `pilot` in `env` (built for `suite`) from `seed` and record the episode."""
+    from navigator.rollout import run_episode
+
+    trace: list[np.ndarray] = []
+    first: dict[str, np.ndarray] = {}
+
+    def on_step(observation, label, info) -> None:
+        if not first:
+            first.update(start=info["position"], target=info["target_position"])
+        trace.append(info["position"][:2])
+
+    result = run_episode(env, pilot, seed, on_step=on_step)
+    points = trace[::PATH_EVERY] + ([trace[-1]] if (len(trace) - 1) % PATH_EVERY else [])
+    return EpisodeRecord(
+        pilot=pilot_spec, suite=suite, seed=seed, ending=result.ending, success=result.success, steps=result.steps,
+        time=result.time, path_length=result.path_length,
+        final_distance=result.final_distance if math.isfinite(result.final_distance) else None,
+        start=_rounded(first["start"], 6), target=_rounded(first["target"], 6),
+        path_xy=tuple(_rounded(point, 3) for point in points),
+    )
+
+
+def _rounded(values: np.ndarray, digits: int) -> tuple[float, ...]:
+    return tuple(round(float(v), digits) for v in values)
+
+
+# One environment per worker process and scenario, and one pilot per (scenario, pilot spec), reused across episodes.
+_worker_envs: dict[Any, Any] = {}
+_worker_pilots: dict[tuple[Any, str], Any] = {}
+
+
+def _init_worker() -> None:
+    # Each worker gets one core's worth of math threads: torch reads this when (lazily) imported.
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def _fly_one(job: tuple[EvalSettings, EpisodeKey]) -> tuple[EpisodeKey, EpisodeRecord]:
+    from navigator.pilots import make_pilot
+    from navigator.scenario import make_scenario_env
+
+    settings, key = job
+    suite, spec = settings.suites[key.suite], settings.pilots[key.pilot]
+    scenario = settings.scenario(suite)
+    if scenario not in _worker_envs:
+        _worker_envs[scenario] = make_scenario_env(scenario)
+    env = _worker_envs[scenario]
+    if (scenario, spec) not in _worker_pilots:
+        _worker_pilots[scenario, spec] = make_pilot(spec, env)
+    return key, fly_episode(env, _worker_pilots[scenario, spec], spec, suite, key.seed)
+
+
+def fly_episodes(settings: EvalSettings, keys: list[EpisodeKey],
+                 workers: int) -> Iterator[tuple[EpisodeKey, EpisodeRecord]]:
+    """Fly `keys` in `workers` spawn processes (always separate processes, so that a record does not depend on
+    the parent's thread settings); yields (key, record) as episodes finish, in no particular order."""
+    if not keys:
+        return
+    # spawn, not fork: PyBullet clients and BLAS threads do not survive a fork cleanly.
+    with multiprocessing.get_context("spawn").Pool(min(workers, len(keys)), initializer=_init_worker) as pool:
+        yield from pool.imap_unordered(_fly_one, [(settings, key) for key in keys])

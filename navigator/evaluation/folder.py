@@ -1,0 +1,80 @@
+"""The output folder of an evaluation: eval.json (the settings and pilots it was started with), one small JSON per
+finished episode under episodes/ (written atomically as each episode ends, so an interrupted evaluation loses at most
+the episodes in flight) and, at the end, results.json.
+
+An existing non-empty folder is only touched with --resume, and only if its settings are the ones given.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from navigator.config import to_dict
+from navigator.dataset.atomic import atomic_write_bytes
+from navigator.errors import UserError
+from navigator.evaluation.episodes import EpisodeRecord
+from navigator.evaluation.results import PilotInfo
+from navigator.evaluation.settings import EpisodeKey, EvalSettings
+from navigator.resume import describe, differences
+
+FORMAT = "liquid-navigator/eval"
+VERSION = 1
+
+
+def write_json(path: Path, document: Any) -> None:
+    """Write `document` atomically as indented JSON (the same data, in the same order, gives the same bytes)."""
+    atomic_write_bytes(path, (json.dumps(document, indent=1, allow_nan=False) + "\n").encode())
+
+
+def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], resume: bool) -> None:
+    """Start a new evaluation in `out`, or (resume) check that `out` holds this very evaluation."""
+    recorded_path = out / "eval.json"
+    document = {"format": FORMAT, "version": VERSION, "settings": to_dict(settings),
+                "pilots": [p.to_dict() for p in pilots]}
+    if not resume:
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise UserError(f"{out} already exists and is not empty: pass --resume to continue the evaluation "
+                            f"recorded there, or choose another --out")
+        (out / "episodes").mkdir(parents=True, exist_ok=True)
+        write_json(recorded_path, document)
+        return
+    if not recorded_path.is_file():
+        raise UserError(f"--resume: {out} holds no evaluation to continue (no eval.json); drop --resume to start one")
+    try:
+        recorded = json.loads(recorded_path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"--resume: cannot read {recorded_path} ({error}); start again in another --out") from None
+    if not isinstance(recorded, dict) or (recorded.get("format"), recorded.get("version")) != (FORMAT, VERSION):
+        raise UserError(f"--resume: {recorded_path} is not a {FORMAT} version {VERSION} file; start again in another "
+                        f"--out")
+    found = differences(recorded.get("settings"), document["settings"]) + differences(
+        {"pilots": recorded.get("pilots")}, {"pilots": document["pilots"]})
+    if found:
+        raise UserError(f"--resume: {out} was started with other settings ({describe(found, 'eval.json')}); resume "
+                        f"with the settings it was started with, or choose another --out")
+    (out / "episodes").mkdir(exist_ok=True)
+
+
+def episode_path(out: Path, settings: EvalSettings, key: EpisodeKey) -> Path:
+    """out/episodes/SUITE/pPILOT-SEED.json (PILOT: the pilot's index in the settings, which eval.json fixes)."""
+    return out / "episodes" / settings.suites[key.suite] / f"p{key.pilot}-{key.seed}.json"
+
+
+def read_finished(out: Path, settings: EvalSettings) -> dict[EpisodeKey, EpisodeRecord]:
+    """The episodes already recorded in `out` (a file that cannot be read counts as missing and is flown again)."""
+    finished = {}
+    for key in settings.keys():
+        try:
+            finished[key] = EpisodeRecord.from_dict(json.loads(episode_path(out, settings, key).read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return finished
+
+
+def write_episode(out: Path, settings: EvalSettings, key: EpisodeKey, record: EpisodeRecord) -> None:
+    path = episode_path(out, settings, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, record.to_dict())
+

@@ -1,0 +1,85 @@
+"""The evaluation's figures, drawn with matplotlib's Agg backend (no display needed)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from navigator.dataset.atomic import atomic_write_bytes
+from navigator.evaluation.results import EvalResults
+
+ENDING_COLOURS = {"success": "tab:green", "collision": "tab:red", "timeout": "tab:orange"}  # others: grey
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: Path) -> None:
+    """Write the figure as a png, atomically, and free it."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    figure.clf()
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def plot_success(results: EvalResults, path: Path) -> None:
+    """Success rate per suite (groups) and pilot (bars), with Wilson 95% intervals as error bars."""
+    plt = _pyplot()
+    suites, pilots = results.settings.suites, results.settings.pilots
+    width = 0.8 / len(pilots)
+    figure, axes = plt.subplots(figsize=(max(5.0, 1.2 * len(suites) + 2), 3.6))
+    for j, pilot in enumerate(pilots):
+        summaries = [results.summary(suite, pilot) for suite in suites]
+        rates = np.array([s.success_rate for s in summaries])
+        errors = np.array([[s.success_rate - s.success_interval[0] for s in summaries],
+                           [s.success_interval[1] - s.success_rate for s in summaries]])
+        axes.bar(np.arange(len(suites)) + (j - (len(pilots) - 1) / 2) * width, rates, width, yerr=errors,
+                 capsize=3, label=_label(pilot))
+    axes.set_xticks(np.arange(len(suites)), suites)
+    axes.set_ylim(0, 1.2)  # headroom for the legend above the bars
+    axes.set_yticks(np.linspace(0, 1, 6))
+    axes.set_ylabel("success rate")
+    axes.set_title(f"{results.settings.task}: {results.settings.episodes} episodes per bar, 95% Wilson intervals",
+                   fontsize="medium")
+    axes.legend(fontsize="small", loc="upper center", ncol=len(pilots), frameon=False)
+    figure.tight_layout()
+    _save(figure, path)
+    plt.close(figure)
+
+
+def plot_trajectories(results: EvalResults, suite: str, path: Path) -> None:
+    """Every episode's path seen from above in `suite`, one panel per pilot, coloured by its ending."""
+    plt = _pyplot()
+    pilots = results.settings.pilots
+    figure, axes = plt.subplots(1, len(pilots), figsize=(4.2 * len(pilots), 4.2), squeeze=False, sharex=True,
+                                sharey=True)
+    for panel, pilot in zip(axes[0], pilots):
+        for record in (r for r in results.episodes if (r.suite, r.pilot) == (suite, pilot)):
+            xy = np.asarray(record.path_xy)
+            colour = ENDING_COLOURS.get(record.ending, "tab:gray")
+            panel.plot(xy[:, 0], xy[:, 1], color=colour, linewidth=1, alpha=0.8)
+            panel.plot(*record.start[:2], "o", color="black", markersize=3)
+            panel.plot(*record.target[:2], "*", color=colour, markersize=9)
+        panel.set_title(f"{_label(pilot)} in {suite}", fontsize="medium")
+        panel.set_xlabel("x (m)")
+        panel.set_aspect("equal", adjustable="box")
+    axes[0][0].set_ylabel("y (m)")
+    handles = [plt.Line2D([], [], color=c, label=name) for name, c in ENDING_COLOURS.items()]
+    handles.append(plt.Line2D([], [], color="tab:gray", label="other ending"))
+    figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize="small")
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
+    _save(figure, path)
+    plt.close(figure)
+
+
+def _label(pilot: str) -> str:
+    """A checkpoint path shortened to its last two parts (runs/NAME/best.pt -> NAME/best.pt)."""
+    return "/".join(Path(pilot).parts[-2:])

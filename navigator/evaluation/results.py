@@ -1,0 +1,127 @@
+"""Everything an evaluation found: the settings, the pilots, every episode's record and the summary per suite and
+pilot. `EvalResults` round-trips exactly through `to_dict`/`from_dict` (and so through results.json)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from navigator.config import from_dict, to_dict
+from navigator.evaluation.episodes import EpisodeRecord
+from navigator.evaluation.seeds import SeedRange, TrainingSeeds
+from navigator.evaluation.settings import EvalSettings
+from navigator.evaluation.stats import wilson_interval
+
+FORMAT = "liquid-navigator/eval-results"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class PilotInfo:
+    """A pilot as evaluated: its spec, the sha256 of its checkpoint (None for the expert) and its training seeds
+    (None for the expert)."""
+
+    spec: str
+    checkpoint_sha256: str | None
+    training_seeds: TrainingSeeds | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"training_seeds": None if self.training_seeds is None else {
+            "ranges": [asdict(r) for r in self.training_seeds.ranges], "complete": self.training_seeds.complete}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PilotInfo:
+        seeds = data["training_seeds"]
+        return cls(data["spec"], data["checkpoint_sha256"], None if seeds is None else TrainingSeeds(
+            tuple(SeedRange(**r) for r in seeds["ranges"]), seeds["complete"]))
+
+
+@dataclass(frozen=True)
+class SuiteSummary:
+    """One pilot in one suite. Rates are fractions of `episodes`; the interval is Wilson's 95% score interval of the
+    success rate; mean time to target (s, the episode's duration, which includes the task's hold at the target) and
+    path efficiency are over successful episodes, None without any. Path efficiency (fly-to-target only) is the
+    straight start-to-target distance over the distance covered towards it: the path flown plus what was left at
+    the end (under 1 m on success), so that stopping short of the target does not push it above 1; it is at most 1
+    by the triangle inequality, and 1 for a straight flight."""
+
+    suite: str
+    pilot: str
+    episodes: int
+    successes: int
+    success_rate: float
+    success_interval: tuple[float, float]
+    mean_time_to_target: float | None
+    mean_path_efficiency: float | None
+    collision_rate: float
+    endings: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"success_interval": list(self.success_interval)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SuiteSummary:
+        return cls(**{**data, "success_interval": tuple(data["success_interval"])})
+
+
+@dataclass(frozen=True)
+class EvalResults:
+    settings: EvalSettings
+    pilots: tuple[PilotInfo, ...]
+    episodes: tuple[EpisodeRecord, ...]  # in EvalSettings.keys() order: suite, pilot, seed
+    summaries: tuple[SuiteSummary, ...]  # suite-major, in the settings' order
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "settings": to_dict(self.settings),
+                "pilots": [p.to_dict() for p in self.pilots], "summaries": [s.to_dict() for s in self.summaries],
+                "episodes": [e.to_dict() for e in self.episodes]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalResults:
+        if data.get("format") != FORMAT or data.get("version") != VERSION:
+            raise ValueError(f"not {FORMAT} version {VERSION} results")
+        return cls(from_dict(EvalSettings, data["settings"], "settings"),
+                   tuple(PilotInfo.from_dict(p) for p in data["pilots"]),
+                   tuple(EpisodeRecord.from_dict(e) for e in data["episodes"]),
+                   tuple(SuiteSummary.from_dict(s) for s in data["summaries"]))
+
+    def summary(self, suite: str, pilot: str) -> SuiteSummary:
+        return next(s for s in self.summaries if (s.suite, s.pilot) == (suite, pilot))
+
+
+def summarize(suite: str, pilot: str, records: list[EpisodeRecord], task: str) -> SuiteSummary:
+    """The summary of one pilot's `records` in one suite."""
+    successes = [r for r in records if r.success]
+    endings: dict[str, int] = {}
+    for record in records:
+        endings[record.ending] = endings.get(record.ending, 0) + 1
+    low, high = wilson_interval(len(successes), len(records))
+    efficiencies = [r.straight_distance / covered for r in successes
+                    if (covered := r.path_length + (r.final_distance or 0.0)) > 0]
+    return SuiteSummary(
+        suite=suite, pilot=pilot, episodes=len(records), successes=len(successes),
+        success_rate=_round(len(successes) / len(records)), success_interval=(_round(low), _round(high)),
+        mean_time_to_target=_mean([r.time for r in successes]),
+        mean_path_efficiency=_mean(efficiencies) if task == "fly-to-target" else None,
+        collision_rate=_round(endings.get("collision", 0) / len(records)), endings=dict(sorted(endings.items())),
+    )
+
+
+def build_results(settings: EvalSettings, pilots: tuple[PilotInfo, ...],
+                  records: list[EpisodeRecord]) -> EvalResults:
+    """Results from every episode's record (any order): sorted into report order and summarised."""
+    order = {(suite, pilot): (i, j) for i, suite in enumerate(settings.suites)
+             for j, pilot in enumerate(settings.pilots)}
+    records = sorted(records, key=lambda r: (order[r.suite, r.pilot], r.seed))
+    summaries = tuple(summarize(suite, pilot, [r for r in records if (r.suite, r.pilot) == (suite, pilot)],
+                                settings.task)
+                      for suite in settings.suites for pilot in settings.pilots)
+    return EvalResults(settings, pilots, tuple(records), summaries)
+
+
+def _mean(values: list[float]) -> float | None:
+    return _round(sum(values) / len(values)) if values else None
+
+
+def _round(value: float) -> float:
+    return round(value, 6)

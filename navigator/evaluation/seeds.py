@@ -1,0 +1,66 @@
+"""The world seeds a checkpoint was trained on, read from its metadata, so that an evaluation never scores a policy on
+worlds it has seen.
+
+`navigator train` stores its whole recipe in the checkpoint (`metadata["train_config"]`): the `collect` section
+(demonstration seeds `seed .. seed + episodes - 1` for each part) and the `dagger` section (round r flies seeds
+`1_000_000 * r ..` for `dagger.episodes` episodes). A run trained on datasets collected separately (no `collect`
+section) does not record its demonstrations' seeds; then `complete` is False and only what is known is checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from navigator.errors import UserError
+
+DAGGER_SEED_STRIDE = 1_000_000  # navigator.training.pipeline: round r's seeds start at DAGGER_SEED_STRIDE * r
+
+
+@dataclass(frozen=True)
+class SeedRange:
+    """Seeds first .. first + count - 1 of `task` (None: any task) were flown for training, by `source`."""
+
+    task: str | None
+    first: int
+    count: int
+    source: str  # "demonstrations" or "dagger round R"
+
+    def overlap(self, task: str, seeds: range) -> range:
+        if self.task is not None and self.task != task:
+            return range(0)
+        return range(max(self.first, seeds.start), min(self.first + self.count, seeds.stop))
+
+
+@dataclass(frozen=True)
+class TrainingSeeds:
+    ranges: tuple[SeedRange, ...]
+    complete: bool  # False: some training data's seeds are not recorded in the checkpoint
+
+
+def training_seeds(metadata: dict[str, Any]) -> TrainingSeeds:
+    """What a checkpoint's metadata says about the seeds its training data used."""
+    recipe = metadata.get("train_config")
+    if not isinstance(recipe, dict):
+        return TrainingSeeds((), complete=False)
+    ranges: list[SeedRange] = []
+    collect = recipe.get("collect")
+    complete = isinstance(collect, dict)
+    if complete:
+        ranges += [SeedRange(part["task"], collect["seed"], part["episodes"], "demonstrations")
+                   for part in collect["parts"]]
+    dagger = recipe.get("dagger") or {}
+    ranges += [SeedRange(None, DAGGER_SEED_STRIDE * r, dagger["episodes"], f"dagger round {r}")
+               for r in range(1, dagger.get("rounds", 0) + 1)]
+    return TrainingSeeds(tuple(ranges), complete)
+
+
+def check_no_overlap(pilot: str, seeds: TrainingSeeds, task: str, evaluated: range) -> None:
+    """Refuse evaluation seeds that the pilot's training flew, naming the overlap and a free starting seed."""
+    for known in seeds.ranges:
+        shared = known.overlap(task, evaluated)
+        if shared:
+            free = max(r.first + r.count for r in seeds.ranges if r.overlap(task, evaluated))
+            raise UserError(f"pilot {pilot} was trained on {task} seeds {known.first}-{known.first + known.count - 1} "
+                            f"({known.source}), and this evaluation would fly seeds {shared.start}-{shared.stop - 1} "
+                            f"of them: evaluate on worlds it has not seen, e.g. --seed {free}")

@@ -1,0 +1,227 @@
+"""Bad input to every command, from flags and from YAML files: exit code 2, one message naming the option as the user
+gave it, no traceback, and nothing created or changed on disk. Every case fails before any work, so the table is
+fast; a few real subprocesses prove the same for the installed entry point, and that `--json` keeps stdout to one
+JSON document."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from navigator.cli import main
+from navigator.dataset import DatasetWriter
+from navigator.dataset.synthetic import synthetic_episode
+
+ROOT = Path(__file__).resolve().parents[1]
+USER_TEXT = "the user's own notes\n"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    writer = DatasetWriter.create(tmp_path_factory.mktemp("errors") / "ds", image_size=(48, 64), recipe={})
+    for seed in range(3):
+        writer.write(synthetic_episode(seed, frames=12))
+    return writer.path
+
+
+def _user_files(root: Path) -> None:
+    """What a user might have lying around where outputs go."""
+    (root / "notes.txt").write_text(USER_TEXT)
+    (root / "clip.mp4").write_text(USER_TEXT)
+    (root / "demos.hdf5").write_text(USER_TEXT)
+    (root / "full").mkdir()
+    (root / "full" / "notes.txt").write_text(USER_TEXT)
+    (root / "folder.mp4").mkdir()
+
+
+def _snapshot(root: Path) -> dict[str, str | None]:
+    return {str(p.relative_to(root)): p.read_text() if p.is_file() else None for p in sorted(root.rglob("*"))}
+
+
+# (command line, YAML text for {config} or None, what the message must say). {tmp}: a folder holding _user_files;
+# {data}: a sound dataset; {config}: a YAML file with the given text.
+CASES: list[tuple[str, str | None, str]] = [
+    # fly: flags
+    ("fly --seed -1", None, "--seed must be in [0, 2147483647], got -1"),
+    ("fly --seed 9999999999", None, "--seed must be in [0, 2147483647], got 9999999999"),
+    ("fly --seed x", None, "argument --seed: invalid int value: 'x'"),
+    ("fly --episodes 0", None, "--episodes must be at least 1, got 0"),
+    ("fly --max-seconds 0", None, "--max-seconds must be > 0, got 0.0"),
+    ("fly --max-seconds -3", None, "--max-seconds must be > 0, got -3.0"),
+    ("fly --max-seconds nan --json", None, "--max-seconds must be a finite number, got nan"),
+    ("fly --max-seconds inf", None, "--max-seconds must be a finite number, got inf"),
+    ("fly --preset winter+", None, "--preset: preset 'winter+' has an empty part"),
+    ("fly --preset spring", None, "--preset: unknown preset 'spring'"),
+    ("fly --task race", None, "--task: unknown task 'race'; valid tasks are: fly-to-target, hike, follow"),
+    ("fly --airframe f450", None, "--airframe: unknown airframe 'f450'; valid airframes are: x500, cf2x"),
+    ("fly --pilot robot", None, "--pilot: unknown pilot 'robot'"),
+    ("fly --pilot {tmp}/gone.pt", None, "gone.pt does not exist"),
+    ("fly --video {tmp}/clip.avi", None, "clip.avi must end in .mp4"),
+    ("fly --video {tmp}/clip.mp4", None, "clip.mp4 already exists; pass --overwrite"),
+    ("fly --video {tmp}/folder.mp4 --overwrite", None, "folder.mp4 is a folder"),
+    ("fly --video {tmp}/missing/clip.mp4", None, "missing does not exist"),
+    ("fly --video /proc/clip.mp4", None, "cannot write in folder /proc"),
+    ("fly --gui --bogus", None, "unrecognized arguments: --bogus"),
+    # fly: YAML
+    ("fly --config {config}", "episodes: 0\n", "episodes in {config} must be at least 1, got 0"),
+    ("fly --config {config}", "scenario:\n  max_seconds: .nan\n",
+     "scenario.max_seconds in {config} must be a finite number, got nan"),
+    ("fly --config {config}", "scenario:\n  preset: 'winter + '\n", "scenario.preset in {config}: preset 'winter + '"),
+    ("fly --config {config}", "scenario:\n  camera:\n    rate_hz: 7\n", "does not divide the physics rate"),
+    ("fly --config {config}", "scenario:\n  camera:\n    fov_deg: 0\n",
+     "scenario.camera.fov_deg in {config} must be in [10, 170], got 0.0"),
+    ("fly --config {config}", "seed: 1\nepisodes: 2\nseed: 3\n",
+     "line 3: duplicate key 'seed' (first given on line 1)"),
+    ("fly --config {config}", "scenario: 5\n", "scenario in {config} must be a mapping, got 5"),
+    ("fly --config {config} --preset wind", "scenario: [1]\n", "scenario in {config} must be a mapping"),
+    ("fly --config {config}", "pilots: expert\n", "unknown setting(s) pilots"),
+    ("fly --config {tmp}/none.yaml", None, "none.yaml does not exist"),
+    # collect
+    ("collect --out {tmp}/ds --dart-noise nan", None, "--dart-noise must be a finite number, got nan"),
+    ("collect --out {tmp}/ds --dart-noise -1", None, "--dart-noise must be >= 0"),
+    ("collect --out {tmp}/ds --episodes 0", None, "--episodes must be at least 1, got 0"),
+    ("collect --out {tmp}/ds --workers -2", None, "--workers must be"),
+    ("collect --out {tmp}/ds --seed -1", None, "--seed must be in [0, "),
+    ("collect --out {tmp}/ds --max-seconds nan", None, "--max-seconds must be a finite number"),
+    ("collect --out {tmp}/ds --preset winter+", None, "--preset: preset 'winter+' has an empty part"),
+    ("collect --out {tmp}/ds --task race", None, "--task: unknown task 'race'"),
+    ("collect --out {tmp}/ds --airframe f450", None, "--airframe: unknown airframe 'f450'"),
+    ("collect --out {tmp}/notes.txt", None, "--out {tmp}/notes.txt is a file, not a folder"),
+    ("collect --out {tmp}/full", None, "--out {tmp}/full is not empty"),
+    ("collect --out /proc/ds", None, "cannot write in folder /proc"),
+    ("collect --out {tmp}/ds --config {config}", "parts:\n  - {task: hike, episodes: 0}\n",
+     "parts[0].episodes in {config} must be at least 1, got 0"),
+    ("collect --out {tmp}/ds --config {config}", "dart_noise: .inf\n", "dart_noise in {config} must be a finite"),
+    ("collect --out {tmp}/ds --config {config}", "parts:\n  - {task: hike, preset: winter+}\n",
+     "parts[0].preset in {config}: preset 'winter+'"),
+    ("collect --out {tmp}/ds --config {config}",
+     "parts:\n  - {task: hike, preset: 'winter + wind'}\n  - {task: hike, preset: winter+wind}\n",
+     "parts in {config}: repeat task and preset [('hike', 'winter+wind')]"),
+    ("collect --out {tmp}/ds --config {config}", "parts:\n  - {task: hike, task: follow}\n", "duplicate key 'task'"),
+    ("collect --out {tmp}/ds --config {config}", "pilot: robot\n", "pilot in {config}: unknown pilot 'robot'"),
+    # train
+    ("train --data {data} --out {tmp}/run --lr nan", None, "--lr must be a finite number, got nan"),
+    ("train --data {data} --out {tmp}/run --lr 0", None, "--lr must be > 0, got 0.0"),
+    ("train --data {data} --out {tmp}/run --epochs 0", None, "--epochs must be at least 1, got 0"),
+    ("train --data {data} --out {tmp}/run --batch-size -4", None, "--batch-size must be at least 1"),
+    ("train --data {data} --out {tmp}/run --dagger -1", None, "--dagger must be >= 0, got -1"),
+    ("train --data {data} --out {tmp}/run --model transformer", None, "--model: unknown model 'transformer'"),
+    ("train --data {data} --out {tmp}/notes.txt", None, "--out {tmp}/notes.txt is a file, not a folder"),
+    ("train --data {data} --out {tmp}/full", None, "--out {tmp}/full is not empty"),
+    ("train --data {tmp}/nothing --out {tmp}/run", None, "no such dataset folder"),
+    ("train --out {tmp}/run", None, "no training data"),
+    ("train --config {config} --out {tmp}/run", "data: [DATA]\nlr: .nan\n", "lr in {config} must be a finite number"),
+    ("train --config {config} --out {tmp}/run", "data: [DATA]\naugment:\n  noise_std: .inf\n",
+     "augment.noise_std in {config} must be a finite number"),
+    ("train --config {config} --out {tmp}/run", "data: [DATA]\nval_fraction: 1\n",
+     "val_fraction in {config} must be in (0, 1), got 1.0"),
+    ("train --config {config} --out {tmp}/run", "data: [DATA]\ncollect:\n  parts:\n    - {preset: x}\n",
+     "collect.parts[0].preset in {config}: unknown preset 'x'"),
+    ("train --config {config}", "data: [DATA]\nout: {tmp}/notes.txt\n", "out in {config}: {tmp}/notes.txt is a file"),
+    # data
+    ("data info {tmp}/nothing", None, "{tmp}/nothing: no such dataset folder"),
+    ("data check {tmp}/nothing --json", None, "{tmp}/nothing: no such dataset folder"),
+    ("data frobnicate {data}", None, "invalid choice: 'frobnicate'"),
+    ("data preview {data} --out {tmp}/sheet.png --episodes 0", None, "--episodes must be in [1, 1000], got 0"),
+    ("data preview {data} --out {tmp}/clip.mp4", None, "clip.mp4 already exists; pass --overwrite"),
+    ("data preview {data} --out {tmp}/folder.mp4 --overwrite", None, "folder.mp4 is a folder"),
+    ("data preview {data} --out {tmp}/missing/sheet.png", None, "missing does not exist"),
+    ("data preview {data} --out {tmp}/sheet.gif", None, "unknown preview kind .gif"),
+    ("data export {data} --format robomimic --out {tmp}/x.hdf5 --val-fraction 2", None,
+     "--val-fraction must be in [0, 1), got 2.0"),
+    ("data export {data} --format robomimic --out {tmp}/x.hdf5 --val-fraction nan", None,
+     "--val-fraction must be a finite number, got nan"),
+    ("data export {data} --format robomimic --out {tmp}/x.hdf5 --split-seed -1", None,
+     "--split-seed must be in [0, 2147483647], got -1"),
+    ("data export {data} --format robomimic --out {tmp}/notes.txt", None, "notes.txt already exists"),
+    ("data export {data} --format robomimic --out {tmp}/demos.hdf5", None, "demos.hdf5 already exists"),
+    ("data export {data} --format robomimic --out {tmp}/full --overwrite", None, "full is a folder"),
+    ("data export {data} --format robomimic --out /proc/x.hdf5", None, "cannot write in folder /proc"),
+    ("data export {data} --format hdf5 --out {tmp}/x.hdf5", None, "invalid choice: 'hdf5'"),
+]
+
+
+@pytest.mark.parametrize("command, yaml_text, message", CASES, ids=[f"{c} {y or ''}".strip() for c, y, _ in CASES])
+def test_bad_input_exits_2_naming_the_option_and_leaves_nothing(command, yaml_text, message, dataset, tmp_path,
+                                                                 capsys):
+    user = tmp_path / "user"
+    user.mkdir()
+    _user_files(user)
+    config = tmp_path / "recipe.yaml"
+    names = {"tmp": str(user), "data": str(dataset), "config": str(config)}
+    if yaml_text is not None:
+        config.write_text(yaml_text.replace("DATA", str(dataset)).replace("{tmp}", str(user)))
+    before = _snapshot(tmp_path)
+    argv = [word.format(**names) for word in command.split()]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert message.format(**names) in captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert _snapshot(tmp_path) == before
+
+
+def _navigator(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "navigator.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          **kwargs)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("fly", "--seed", "-1", "--json"), "--seed must be in [0, 2147483647], got -1"),
+    (("data", "export", "nowhere", "--format", "robomimic", "--out", "x.hdf5", "--val-fraction", "2"),
+     "--val-fraction must be in [0, 1)"),
+    (("collect", "--out", "nowhere", "--dart-noise", "nan"), "--dart-noise must be a finite number"),
+])
+def test_the_installed_command_prints_one_line_and_exits_2(args, message):
+    result = _navigator(*args)
+    assert result.returncode == 2 and result.stdout == "" and message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_json_stdout_is_exactly_one_document_even_when_c_code_prints(tmp_path):
+    """What pybullet does under --gui, done on purpose: printf from C, a raw write to fd 1 and a Python print."""
+    script = (
+        "import ctypes, os\n"
+        "from navigator.commands.common import json_stdout, print_json\n"
+        "with json_stdout(True):\n"
+        "    ctypes.CDLL(None).printf(b'C chatter\\n')\n"
+        "    os.write(1, b'raw chatter\\n')\n"
+        "    print('python chatter')\n"
+        "    print_json({'ok': True, 'distance': None})\n"
+        "    ctypes.CDLL(None).printf(b'more C chatter\\n')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"ok": True, "distance": None}
+    assert all(text in result.stderr for text in ("C chatter", "raw chatter", "python chatter", "more C chatter"))
+
+
+def test_fly_json_is_one_document_without_the_pybullet_banner():
+    result = _navigator("fly", "--json", "--pilot", "expert", "--episodes", "1", "--max-seconds", "0.5")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["summary"]["episodes"] == 1
+    assert "pybullet build time" not in result.stdout + result.stderr
+
+
+def test_non_finite_numbers_never_reach_json(capsys):
+    from navigator.commands.common import print_json
+
+    with pytest.raises(ValueError):
+        print_json({"distance": float("nan")})
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("command, defaults", [
+    (["fly"], ["(default: 5)", "(default: the task's own limit)", "(default: summer)", "(default: pretrained)"]),
+    (["collect"], ["(default: 0.1)", "(default: 10)", "(default: x500)"]),
+    (["data", "export"], ["(default: 0.1)", "(default: 0)"]),
+])
+def test_help_shows_each_options_default(command, defaults, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+    assert all(default in text for default in defaults)

@@ -1,0 +1,162 @@
+"""`navigator eval`: the Wilson interval, paired worlds across pilots, results that do not depend on the number of
+workers, resume and its refusals, the results file's round trip and the command's bad-input errors."""
+
+import json
+import shutil
+
+import pytest
+
+from navigator.cli import main
+from navigator.errors import UserError
+from navigator.evaluation.pipeline import Hooks, evaluate
+from navigator.evaluation.results import EvalResults
+from navigator.evaluation.settings import EvalSettings
+from navigator.evaluation.stats import wilson_interval
+
+# Long enough for the expert to reach most summer and winter targets (3-12 m away), short enough to stay cheap.
+EXPERT = EvalSettings(pilots=("expert",), suites=("summer", "winter"), episodes=2, seed=100_000, max_seconds=8.0)
+
+
+class Recorder(Hooks):
+    """Remembers which episodes were flown."""
+
+    def __init__(self) -> None:
+        self.flown: list[tuple[str, str, int]] = []
+
+    def episode(self, record) -> None:
+        self.flown.append((record.suite, record.pilot, record.seed))
+
+
+@pytest.fixture(scope="module")
+def expert_run(tmp_path_factory):
+    """The expert in two suites, flown by one worker."""
+    out = tmp_path_factory.mktemp("eval") / "one-worker"
+    return out, evaluate(out, EXPERT, workers=1)
+
+
+@pytest.fixture(scope="module")
+def paired_run(tmp_path_factory):
+    """The expert and the shipped policy in the same worlds, through the command line (one worker: each process
+    that flies the policy pays for importing torch)."""
+    out = tmp_path_factory.mktemp("eval") / "paired"
+    assert main(["eval", "--pilot", "expert", "--pilot", "pretrained", "--suites", "summer, night + wind",
+                 "--episodes", "2", "--max-seconds", "1", "--workers", "1", "--out", str(out)]) == 0
+    return out, EvalResults.from_dict(json.loads((out / "results.json").read_text()))
+
+
+@pytest.mark.parametrize("successes, trials, expected", [
+    # Computed apart from the code, from the counts form (k + z²/2 ± z·sqrt(k(n-k)/n + z²/4)) / (n + z²) with
+    # z = 1.959964; 8/10 is also statsmodels' documented proportion_confint(8, 10, method="wilson").
+    (8, 10, (0.4902, 0.9433)),
+    (0, 10, (0.0, 0.2775)),  # upper = z^2 / (n + z^2) = 3.8415 / 13.8415
+    (10, 10, (0.7225, 1.0)),
+    (5, 10, (0.2366, 0.7634)),
+    (1, 1, (0.2065, 1.0)),
+    (37, 40, (0.8014, 0.9742)),
+])
+def test_wilson_interval_matches_known_values(successes, trials, expected):
+    assert wilson_interval(successes, trials) == pytest.approx(expected, abs=5e-5)
+
+
+def test_wilson_interval_refuses_impossible_counts():
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+    with pytest.raises(ValueError):
+        wilson_interval(0, 0)
+
+
+def test_pilots_meet_the_same_worlds(paired_run):
+    out, results = paired_run
+    assert results.settings.suites == ("summer", "night+wind")  # stored one way only
+    by_pilot = {pilot: {(r.suite, r.seed): (r.start, r.target) for r in results.episodes if r.pilot == pilot}
+                for pilot in ("expert", "pretrained")}
+    assert len(by_pilot["expert"]) == 4 and by_pilot["expert"] == by_pilot["pretrained"]
+    targets = {target for _, target in by_pilot["expert"].values()}
+    assert len(targets) > 1  # different seeds are different worlds
+    trajectories = {r.pilot: r.path_xy for r in results.episodes if (r.suite, r.seed) == ("summer", 100_000)}
+    assert trajectories["expert"] != trajectories["pretrained"]  # the same world, flown by two pilots
+    report = (out / "report.md").read_text()
+    assert report.count("| `expert` |") == 2 and "## night+wind" in report
+    for figure in ("success.png", "trajectories.png"):
+        assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_results_round_trip_exactly(paired_run, expert_run):
+    for out in (paired_run[0], expert_run[0]):
+        document = json.loads((out / "results.json").read_text())
+        results = EvalResults.from_dict(document)
+        assert results.to_dict() == document
+        assert EvalResults.from_dict(json.loads(json.dumps(results.to_dict()))) == results
+
+
+def test_summary_of_the_expert(expert_run):
+    _, results = expert_run
+    for summary in results.summaries:
+        records = [r for r in results.episodes if (r.suite, r.pilot) == (summary.suite, summary.pilot)]
+        assert summary.episodes == 2 and sum(summary.endings.values()) == 2
+        assert summary.successes == sum(r.success for r in records)
+        assert summary.success_interval == pytest.approx(wilson_interval(summary.successes, 2), abs=1e-6)
+    successes = [s for s in results.summaries if s.successes]
+    assert successes, "the expert reaches some summer or winter target within 8 s"
+    for summary in successes:
+        assert 0.8 < summary.mean_path_efficiency <= 1.0  # the expert flies nearly straight at its target
+        assert 2.0 < summary.mean_time_to_target <= 8.0
+
+
+def test_workers_do_not_change_the_results(expert_run, tmp_path):
+    out, _ = expert_run
+    evaluate(tmp_path / "two-workers", EXPERT, workers=2)
+    assert (tmp_path / "two-workers" / "results.json").read_bytes() == (out / "results.json").read_bytes()
+
+
+def test_resume_flies_only_the_missing_episodes(expert_run, tmp_path):
+    original, _ = expert_run
+    out = tmp_path / "resumed"
+    shutil.copytree(original, out)
+    (out / "episodes" / "winter" / "p0-100001.json").unlink()
+    recorder = Recorder()
+    evaluate(out, EXPERT, workers=1, resume=True, hooks=recorder)
+    assert recorder.flown == [("winter", "expert", 100_001)]
+    assert (out / "results.json").read_bytes() == (original / "results.json").read_bytes()
+
+    recorder = Recorder()
+    evaluate(out, EXPERT, workers=1, resume=True, hooks=recorder)
+    assert recorder.flown == []
+
+
+def test_resume_with_other_settings_is_refused(expert_run, tmp_path, capsys):
+    original, _ = expert_run
+    out = tmp_path / "copy"
+    shutil.copytree(original, out)
+    before = sorted(p.name for p in (out / "episodes").rglob("*.json"))
+    assert main(["eval", "--pilot", "expert", "--suites", "summer,winter", "--episodes", "3", "--max-seconds", "8",
+                 "--out", str(out), "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert "episodes: eval.json has 2, you gave 3" in error
+    assert sorted(p.name for p in (out / "episodes").rglob("*.json")) == before
+    with pytest.raises(UserError, match="no eval.json"):
+        evaluate(tmp_path / "nothing-here", EXPERT, resume=True)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--suites", "summer,moon"], "unknown preset 'moon'"),
+    (["--episodes", "0"], "--episodes must be at least 1"),
+    (["--pilot", "expert", "--pilot", "expert"], "repeat expert"),
+    (["--pilot", "missing.pt"], "missing.pt does not exist"),
+    (["--workers", "-1"], "--workers must be >= 0"),
+    # The shipped policy's demonstrations flew seeds 0-199 (its checkpoint records its recipe).
+    (["--pilot", "pretrained", "--seed", "150", "--episodes", "100"], "seeds 150-199"),
+])
+def test_bad_input_exits_2_before_any_flight(tmp_path, capsys, args, message):
+    out = tmp_path / "report"
+    assert main(["eval", "--out", str(out), *args]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("navigator eval: error:") and message in error
+    assert not out.exists()
+
+
+def test_existing_output_needs_resume(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["eval", "--pilot", "expert", "--out", str(tmp_path)]) == 2
+    assert "is not empty" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]

@@ -1,0 +1,193 @@
+"""Resume means resume: a run continues only with the settings it recorded, a new run never lands on an old one or
+on the user's files, extending is explicit and recorded, and a failed new run leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from navigator.cli import main
+from navigator.config import load_config
+from navigator.dataset import DatasetWriter, check_dataset
+from navigator.dataset.synthetic import synthetic_episode
+from navigator.errors import UserError
+from navigator.training.config import TrainConfig
+from navigator.training.pipeline import Hooks, run_recipe
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """Four short synthetic episodes at 32x24: training on them takes well under a second per epoch."""
+    writer = DatasetWriter.create(tmp_path_factory.mktemp("resume") / "ds", image_size=(24, 32), recipe={})
+    for seed in range(4):
+        writer.write(synthetic_episode(seed, frames=12, height=24, width=32))
+    return writer.path
+
+
+def settings(data: Path, out: Path, **changes) -> TrainConfig:
+    values = {"data": [str(data)], "out": str(out), "epochs": 2, "batch_size": 4, "window": 8, "stride": 4,
+              "feature_size": 8, "head_size": 8, "model": "gru", **changes}
+    return load_config(TrainConfig, None, values)
+
+
+class Interrupt(Exception):
+    pass
+
+
+class StopAfterEpoch(Hooks):
+    """Raises after epoch `epoch`'s checkpoints are written, as a Ctrl-C or a crash there would."""
+
+    def __init__(self, epoch: int = 1) -> None:
+        self.stop = epoch
+
+    def epoch(self, report) -> None:
+        if report.epoch == self.stop:
+            raise Interrupt
+
+
+def interrupted_run(data: Path, out: Path, epoch: int = 1, **changes) -> None:
+    with pytest.raises(Interrupt):
+        run_recipe(settings(data, out, **changes), resume=False, hooks=StopAfterEpoch(epoch))
+
+
+def saved_epoch(out: Path) -> int:
+    return torch.load(out / "last.pt", weights_only=True)["epoch"]
+
+
+def test_resume_with_other_settings_names_each_difference_and_trains_nothing(data, tmp_path):
+    out = tmp_path / "run"
+    interrupted_run(data, out)
+    with pytest.raises(UserError) as caught:
+        run_recipe(settings(data, out, batch_size=8, lr=0.001), resume=True, hooks=Hooks())
+    message = str(caught.value)
+    assert "batch_size: run has 4, you gave 8" in message and "lr: run has 0.003, you gave 0.001" in message
+    assert "epochs" not in message and "--extend" not in message
+    assert saved_epoch(out) == 1
+    # Settings that cannot change the result may differ; the run then finishes as recorded.
+    assert run_recipe(settings(data, out, threads=1, cache_mb=1), resume=True, hooks=Hooks()) == out / "best.pt"
+    assert saved_epoch(out) == 2
+    assert json.loads((out / "run.json").read_text())["config"]["batch_size"] == 4
+
+
+def test_a_new_run_refuses_any_run_state_even_before_progress_exists(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    interrupted_run(data, out)
+    assert not (out / "progress.json").exists()
+    with pytest.raises(UserError, match="already holds a training run .*pass --resume"):
+        run_recipe(settings(data, out), resume=False, hooks=Hooks())
+    assert saved_epoch(out) == 1
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "last.pt").write_bytes((out / "last.pt").read_bytes())
+    with pytest.raises(UserError, match=r"already holds a training run \(last.pt\)"):
+        run_recipe(settings(data, lone), resume=False, hooks=Hooks())
+    # Nor can it be resumed: nothing records the settings it was started with.
+    with pytest.raises(UserError, match="without a record of its settings"):
+        run_recipe(settings(data, lone), resume=True, hooks=Hooks())
+
+
+def test_resume_needs_a_run(data, tmp_path):
+    for out in (tmp_path / "missing", tmp_path / "empty"):
+        if out.name == "empty":
+            out.mkdir()
+        with pytest.raises(UserError, match="holds no training run to continue; drop --resume"):
+            run_recipe(settings(data, out), resume=True, hooks=Hooks())
+        assert not out.exists() or not any(out.iterdir())
+    with pytest.raises(UserError, match="holds no training run to continue; drop --extend"):
+        run_recipe(settings(data, tmp_path / "missing", epochs=3), resume=True, hooks=Hooks(), extend=True)
+
+
+def test_out_that_is_a_file_or_a_folder_of_other_files_is_never_touched(data, tmp_path):
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(b"jpeg")
+    with pytest.raises(UserError, match="is a file, not a run folder"):
+        run_recipe(settings(data, file), resume=False, hooks=Hooks())
+    with pytest.raises(UserError, match=r"is not empty \(a.jpg\) and holds no training run"):
+        run_recipe(settings(data, folder), resume=False, hooks=Hooks())
+    assert file.read_text() == "mine" and [p.name for p in folder.iterdir()] == ["a.jpg"]
+
+
+def test_finished_run_resumes_nothing_and_extends_only_when_asked(data, tmp_path):
+    out = tmp_path / "run"
+    run_recipe(settings(data, out), resume=False, hooks=Hooks())
+    with pytest.raises(UserError, match=r"is finished \(all 2 epochs\): nothing to resume"):
+        run_recipe(settings(data, out), resume=True, hooks=Hooks())
+    with pytest.raises(UserError, match="epochs: run has 2, you gave 3; .*to train it for more epochs pass --extend"):
+        run_recipe(settings(data, out, epochs=3), resume=True, hooks=Hooks())
+    with pytest.raises(UserError, match="other settings differ from the run's: seed: run has 0, you gave 1"):
+        run_recipe(settings(data, out, epochs=3, seed=1), resume=True, hooks=Hooks(), extend=True)
+    with pytest.raises(UserError, match="already trains for 2 epochs; give a larger --epochs"):
+        run_recipe(settings(data, out), resume=True, hooks=Hooks(), extend=True)
+    assert saved_epoch(out) == 2
+
+    run_recipe(settings(data, out, epochs=3), resume=False, hooks=Hooks(), extend=True)
+    assert saved_epoch(out) == 3
+    assert [e["epoch"] for e in json.loads((out / "history.json").read_text())] == [1, 2, 3]
+    record = json.loads((out / "run.json").read_text())
+    assert record["config"]["epochs"] == 3
+    assert record["extensions"] == [{"epochs": {"from": 2, "to": 3}, "after_epoch": 2}]
+    # The extended run now resumes (and is finished) with its new length.
+    with pytest.raises(UserError, match=r"is finished \(all 3 epochs\)"):
+        run_recipe(settings(data, out, epochs=3), resume=True, hooks=Hooks())
+
+
+def test_a_new_run_that_fails_before_its_first_epoch_leaves_no_folder(data, tmp_path):
+    empty = DatasetWriter.create(tmp_path / "empty-ds", image_size=(24, 32), recipe={}).path
+    out = tmp_path / "runs" / "new"
+    with pytest.raises(UserError, match="holds no episodes"):
+        run_recipe(settings(empty, out), resume=False, hooks=Hooks())
+    assert not out.exists() and (tmp_path / "runs").exists() is False
+    existing = tmp_path / "made-by-user"
+    existing.mkdir()
+    with pytest.raises(UserError, match="holds no episodes"):
+        run_recipe(settings(empty, existing), resume=False, hooks=Hooks())
+    assert existing.is_dir() and not any(existing.iterdir())  # the user's folder stays, as empty as it was
+    with pytest.raises(Interrupt):  # interrupted as the first epoch ends: that epoch is kept, to resume
+        run_recipe(settings(data, out), resume=False, hooks=StopAfterEpoch(1))
+    assert saved_epoch(out) == 1
+
+
+def test_damaged_best_checkpoint_at_the_end_of_a_resumed_run(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    interrupted_run(data, out, epoch=2)  # all epochs trained, the stage not yet marked complete
+    (out / "best.pt").write_bytes(b"")
+    args = ["train", "--data", str(data), "--out", str(out), "--epochs", "2", "--batch-size", "4", "--model", "gru"]
+    config = tmp_path / "recipe.yaml"
+    config.write_text("window: 8\nstride: 4\nfeature_size: 8\nhead_size: 8\n")
+    assert main([*args, "--config", str(config), "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert f"{out / 'best.pt'} is not a liquid-navigator checkpoint (empty file)" in error
+    assert "Traceback" not in error
+
+
+def test_damaged_training_state_is_a_clear_error(data, tmp_path):
+    out = tmp_path / "run"
+    interrupted_run(data, out)
+    (out / "last.pt").write_bytes(np.arange(100, dtype=np.uint8).tobytes())
+    with pytest.raises(UserError, match=r"last.pt is not a liquid-navigator training state \(not a PyTorch file\): "
+                                        r"it cannot be resumed"):
+        run_recipe(settings(data, out), resume=True, hooks=Hooks())
+
+
+def test_ltc_trains_on_data_with_zero_and_huge_dt_that_check_accepts(tmp_path):
+    # dt = 0 (a repeated frame) and huge gaps are valid data: check accepts them, so training must handle them.
+    writer = DatasetWriter.create(tmp_path / "ds", image_size=(24, 32), recipe={})
+    for seed in range(3):
+        episode = synthetic_episode(seed, frames=12, height=24, width=32)
+        episode.dt[::3] = 0.0
+        episode.dt[5] = 1e6
+        episode.timestamp[:] = np.cumsum(episode.dt, dtype=np.float64)
+        writer.write(episode)
+    writer.write(synthetic_episode(7, frames=3, height=24, width=32))  # shorter than a window: padded with dt 0
+    assert check_dataset(writer.path).sound
+    out = tmp_path / "run"
+    run_recipe(settings(writer.path, out, model="ltc-ncp", head_size=None), resume=False, hooks=Hooks())
+    history = json.loads((out / "history.json").read_text())
+    assert all(np.isfinite(e["train_loss"]) and np.isfinite(e["val_loss"]) for e in history)
