@@ -28,7 +28,7 @@ from navigator.config import MAX_SEED, SettingError, check_settings, setting, to
 from navigator.dataset import (ACTION_CONVENTION, DatasetWriter, DroppedEntry, Episode, EpisodeEntry, EpisodeKey,
                                write_episode)
 from navigator.errors import UserError
-from navigator.resume import Difference, describe, differences
+from navigator.resume import Continued, Difference, check_continuation, differences
 from navigator.scenario import (CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot, canonical_preset,
                                 canonical_task, set_canonical)
 
@@ -224,22 +224,11 @@ def open_for_collection(out: Path, config: CollectConfig, resume: bool,
     extensions = recorded.pop(EXTENSIONS_KEY, [])
     given = config.recipe()
     found = differences(recorded, given)
-    grown = [d for d in found if _is_episode_count(d) and d.raises_a_count]
+    grown = check_continuation(found, _is_episode_count, extend,
+                               Continued(out, "dataset", "its manifest's 'recipe'", "episodes", "--episodes"))
     if extend:
-        others = [d for d in found if d not in grown]
-        if others:
-            raise UserError(f"--extend: {out} can only gain episodes, but other settings differ from the dataset's: "
-                            f"{describe(others, 'dataset')}; give the dataset's settings (its manifest's 'recipe' "
-                            f"lists them) with larger episode counts")
-        if not grown:
-            raise UserError(f"--extend: {out} already has the episode counts you gave; give more --episodes to "
-                            f"extend it, or drop --extend to resume it")
         writer.set_recipe({**given, EXTENSIONS_KEY: [*extensions, {d.name: {"from": d.recorded, "to": d.given}
                                                                    for d in grown}]})
-    elif found:
-        hint = "; to record more episodes into it pass --extend" if found == grown else ""
-        raise UserError(f"--resume: {out} was collected with other settings: {describe(found, 'dataset')}; resume "
-                        f"with the dataset's settings (its manifest's 'recipe' lists them) or use another --out{hint}")
     recovery = writer.recover()
     notes = [f"adopted {len(recovery.adopted)} finished episode file(s) missing from the manifest"] * bool(
         recovery.adopted)

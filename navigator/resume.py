@@ -9,8 +9,11 @@ a vague "other settings". Extending (more episodes, more epochs) is the one chan
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from navigator.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -58,3 +61,37 @@ def differences(recorded: Any, given: Any, name: str = "") -> list[Difference]:
 def describe(found: list[Difference], owner: str) -> str:
     """The differences as one clause: "batch_size: run has 16, you gave 32; lr: ..."."""
     return "; ".join(difference.describe(owner) for difference in found)
+
+
+@dataclass(frozen=True)
+class Continued:
+    """What is being continued, in the user's words: the `owner` ("dataset", "run"), the `record` that lists its
+    settings ("its manifest's 'recipe'"), and what extending it grows ("episodes", flag "--episodes")."""
+
+    out: Any
+    owner: str
+    record: str
+    grows: str
+    flag: str
+
+
+def check_continuation(found: list[Difference], extendable: Callable[[Difference], bool], extend: bool,
+                       what: Continued) -> list[Difference]:
+    """Refuse, naming every differing setting, a continuation whose settings differ from the recorded ones; with
+    `extend`, only larger counts that `extendable` accepts may differ, and at least one must. Returns those."""
+    grown = [d for d in found if extendable(d) and d.raises_a_count]
+    out, owner = what.out, what.owner
+    if extend:
+        others = [d for d in found if d not in grown]
+        if others:
+            raise UserError(f"--extend: {out} can only gain {what.grows}, but other settings differ from the "
+                            f"{owner}'s: {describe(others, owner)}; give the {owner}'s settings ({what.record} lists "
+                            f"them) with a larger {what.flag}")
+        if not grown:
+            raise UserError(f"--extend: the {what.grows} you gave are no more than {out} already has; give a larger "
+                            f"{what.flag} to extend it, or drop --extend to resume it")
+    elif found:
+        hint = f"; to add {what.grows} pass --extend" if found == grown else ""
+        raise UserError(f"--resume: {out} was started with other settings: {describe(found, owner)}; resume with the "
+                        f"{owner}'s settings ({what.record} lists them) or choose another --out{hint}")
+    return grown

@@ -9,7 +9,6 @@ complete: an interrupted run never leaves a truncated video under the requested 
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from contextlib import suppress
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from navigator.dataset.atomic import temporary_name
+from navigator.dataset.atomic import commit, temporary_name
 from navigator.errors import UserError
 
 if TYPE_CHECKING:
@@ -125,7 +124,7 @@ class VideoWriter:
         if self.frames == 0:
             self._partial.unlink(missing_ok=True)
             return None
-        os.replace(self._partial, self.path)
+        commit(self._partial, self.path)
         return self.path
 
     def discard(self) -> None:

@@ -15,7 +15,7 @@ _LAZY = {
     "Policy": "policies.policy",
     "PolicyStep": "policies.policy",
     "build_policy": "policies.policy",
-    "save_checkpoint": "policies.checkpoint",
+    "checkpoint_bytes": "policies.checkpoint",
     "load_checkpoint": "policies.checkpoint",
 }
 

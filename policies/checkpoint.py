@@ -89,16 +89,6 @@ def checkpoint_bytes(policy: Policy, metadata: Mapping[str, Any] | None = None) 
     return buffer.getvalue()
 
 
-def save_checkpoint(policy: Policy, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> None:
-    """Write `checkpoint_bytes(policy, metadata)` to `path` through a temporary file and a rename, so an interrupted
-    save leaves any previous file intact (this package may not use the navigator's helper)."""
-    data = checkpoint_bytes(policy, metadata)
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
-
-
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[Policy, dict[str, Any]]:
     """Rebuild the policy saved at `path`; returns (policy in eval mode, metadata). Raises CheckpointError when the
     file is not a usable checkpoint, saying why."""

@@ -65,25 +65,35 @@ class Renderer:
 
     def set_environment(self, sky_top: tuple[float, float, float], sky_horizon: tuple[float, float, float],
                         lighting: Lighting) -> None:
-        rows = np.linspace(0.0, 1.0, self.height, dtype=np.float32)[:, None]
-        gradient = (1 - rows) * np.asarray(sky_top, np.float32) + rows * np.asarray(sky_horizon, np.float32)
-        self._sky = np.broadcast_to((gradient * 255)[:, None, :], (self.height, self.width, 3)).astype(np.uint8)
+        self._sky = sky_gradient(self.height, self.width, sky_top, sky_horizon)
         self._lighting = lighting
 
     def render(self, eye: tuple[float, float, float], forward: tuple[float, float, float],
                up: tuple[float, float, float]) -> np.ndarray:
         target = (eye[0] + forward[0], eye[1] + forward[1], eye[2] + forward[2])
         view = p.computeViewMatrix(eye, target, up, physicsClientId=self.client)
-        light = self._lighting
-        _, _, rgba, depth, _ = p.getCameraImage(
-            self.width, self.height, view, self._projection,
-            renderer=p.ER_TINY_RENDERER, flags=p.ER_NO_SEGMENTATION_MASK, shadow=0,
-            lightDirection=light.direction, lightAmbientCoeff=light.ambient, lightDiffuseCoeff=light.diffuse,
-            lightSpecularCoeff=0.0, physicsClientId=self.client,
-        )
-        rgb = np.asarray(rgba, np.uint8).reshape(self.height, self.width, 4)[:, :, :3]
-        sky = np.asarray(depth).reshape(self.height, self.width) >= 0.99999
-        return np.where(sky[:, :, None], self._sky, rgb)
+        rgb, depth = tiny_render(self.client, self.width, self.height, view, self._projection, self._lighting)
+        return np.where((depth >= 0.99999)[:, :, None], self._sky, rgb)
+
+
+def sky_gradient(height: int, width: int, top: tuple[float, float, float],
+                 horizon: tuple[float, float, float]) -> np.ndarray:
+    """uint8 (height, width, 3): the sky from `top` (first row) to `horizon` (last row), colours RGB in [0, 1]."""
+    rows = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    gradient = (1 - rows) * np.asarray(top, np.float32) + rows * np.asarray(horizon, np.float32)
+    return np.broadcast_to((gradient * 255)[:, None, :], (height, width, 3)).astype(np.uint8)
+
+
+def tiny_render(client: int, width: int, height: int, view: list[float], projection: list[float],
+                lighting: Lighting) -> tuple[np.ndarray, np.ndarray]:
+    """PyBullet's CPU TinyRenderer: uint8 RGB (height, width, 3) and float32 depth buffer (height, width), where 1
+    is the far plane (nothing drawn)."""
+    _, _, rgba, depth, _ = p.getCameraImage(
+        width, height, view, projection, renderer=p.ER_TINY_RENDERER, flags=p.ER_NO_SEGMENTATION_MASK, shadow=0,
+        lightDirection=lighting.direction, lightAmbientCoeff=lighting.ambient, lightDiffuseCoeff=lighting.diffuse,
+        lightSpecularCoeff=0.0, physicsClientId=client)
+    rgb = np.asarray(rgba, np.uint8).reshape(height, width, 4)[:, :, :3]
+    return rgb, np.asarray(depth, np.float32).reshape(height, width)
 
 
 def body_camera_axes(rotation: tuple[float, ...], tilt_rad: float) -> tuple[tuple[float, float, float], ...]:

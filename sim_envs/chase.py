@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pybullet as p
 
-from sim_envs.camera import Lighting
+from sim_envs.camera import Lighting, sky_gradient, tiny_render
 
 _SKY_DEPTH = 0.99999  # depth-buffer value at or above which TinyRenderer drew nothing
 _CAPTURE_PIXELS = 512  # the ground photograph's longer side
@@ -54,17 +54,6 @@ def _find_ground(client: int) -> tuple[int, tuple[float, float, float]] | None:
     return best
 
 
-def _render(client: int, width: int, height: int, view: list[float], projection: list[float],
-            lighting: Lighting) -> tuple[np.ndarray, np.ndarray]:
-    """TinyRenderer's RGB image and depth buffer."""
-    _, _, rgba, depth, _ = p.getCameraImage(
-        width, height, view, projection, renderer=p.ER_TINY_RENDERER, flags=p.ER_NO_SEGMENTATION_MASK, shadow=0,
-        lightDirection=lighting.direction, lightAmbientCoeff=lighting.ambient, lightDiffuseCoeff=lighting.diffuse,
-        lightSpecularCoeff=0.0, physicsClientId=client)
-    rgb = np.asarray(rgba, np.uint8).reshape(height, width, 4)[:, :, :3]
-    return rgb, np.asarray(depth, np.float32).reshape(height, width)
-
-
 def _photograph_ground(client: int, body: int, extents: tuple[float, float, float], lighting: Lighting) -> _Ground:
     """Render the ground alone from straight above (every other body moved aside for the moment)."""
     position, orientation = p.getBasePositionAndOrientation(body, physicsClientId=client)
@@ -83,7 +72,7 @@ def _photograph_ground(client: int, body: int, extents: tuple[float, float, floa
     fov = math.degrees(2 * math.atan(half_y / _CAPTURE_HEIGHT))
     projection = p.computeProjectionMatrixFOV(fov, half_x / half_y, 0.5 * _CAPTURE_HEIGHT, 2 * _CAPTURE_HEIGHT)
     try:
-        rgb, depth = _render(client, width, height, view, projection, lighting)
+        rgb, depth = tiny_render(client, width, height, view, projection, lighting)
     finally:
         for other, (other_position, other_orientation) in zip(others, poses):
             p.resetBasePositionAndOrientation(other, other_position, other_orientation, physicsClientId=client)
@@ -121,9 +110,7 @@ class ChaseCamera:
     def set_environment(self, sky_top: tuple[float, float, float], sky_horizon: tuple[float, float, float],
                         lighting: Lighting) -> None:
         """A new episode's sky and light; the ground is photographed again at the next frame."""
-        rows = np.linspace(0.0, 1.0, self.height, dtype=np.float32)[:, None]
-        gradient = (1 - rows) * np.asarray(sky_top, np.float32) + rows * np.asarray(sky_horizon, np.float32)
-        self._sky = np.broadcast_to((gradient * 255)[:, None, :], (self.height, self.width, 3)).astype(np.uint8)
+        self._sky = sky_gradient(self.height, self.width, sky_top, sky_horizon)
         self._lighting = lighting
         self._ground, self._photographed = None, False
 
@@ -176,7 +163,7 @@ class ChaseCamera:
         if ground is not None:
             p.resetBasePositionAndOrientation(ground.body, _OUT_OF_VIEW, (0, 0, 0, 1), physicsClientId=self.client)
         try:
-            rgb, depth = _render(self.client, width, height, view, self._projection, self._lighting)
+            rgb, depth = tiny_render(self.client, width, height, view, self._projection, self._lighting)
         finally:
             if ground is not None:
                 p.resetBasePositionAndOrientation(ground.body, ground.position, ground.orientation,

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from policies import PolicyConfig, build_policy, load_checkpoint, save_checkpoint
+from policies import PolicyConfig, build_policy, checkpoint_bytes, load_checkpoint
 from policies.checkpoint import CheckpointError
 
 
@@ -13,7 +13,7 @@ def test_round_trip(tmp_path: Path) -> None:
     policy = build_policy(PolicyConfig(model="lstm", head_size=16, seed=4))
     policy.set_state_normalisation(torch.arange(7.0), torch.full((7,), 3.0))
     path = tmp_path / "policy.pt"
-    save_checkpoint(policy, path, {"epoch": 3, "val_loss": 0.25})
+    path.write_bytes(checkpoint_bytes(policy, {"epoch": 3, "val_loss": 0.25}))
     assert set(torch.load(path, weights_only=True)) == {"format", "version", "config", "state_dict", "metadata"}
     loaded, metadata = load_checkpoint(path)
     assert metadata == {"epoch": 3, "val_loss": 0.25} and loaded.config == policy.config
@@ -26,7 +26,7 @@ def test_round_trip(tmp_path: Path) -> None:
 
 def _good_bytes(tmp_path: Path) -> bytes:
     path = tmp_path / "good.pt"
-    save_checkpoint(build_policy(PolicyConfig(model="mlp", head_size=8)), path)
+    path.write_bytes(checkpoint_bytes(build_policy(PolicyConfig(model="mlp", head_size=8))))
     return path.read_bytes()
 
 
@@ -71,7 +71,7 @@ def test_foreign_file(tmp_path: Path) -> None:
 
 def test_unsupported_version_and_missing_keys(tmp_path: Path) -> None:
     path = tmp_path / "policy.pt"
-    save_checkpoint(build_policy(PolicyConfig(model="mlp", head_size=8)), path)
+    path.write_bytes(checkpoint_bytes(build_policy(PolicyConfig(model="mlp", head_size=8))))
     payload = torch.load(path, weights_only=True)
     torch.save({**payload, "version": 99}, path)
     with pytest.raises(CheckpointError, match="checkpoint format version 99, and this version of liquid-navigator "
@@ -84,7 +84,7 @@ def test_unsupported_version_and_missing_keys(tmp_path: Path) -> None:
 
 def test_weights_that_do_not_fit_the_config(tmp_path: Path) -> None:
     path = tmp_path / "policy.pt"
-    save_checkpoint(build_policy(PolicyConfig(model="gru", head_size=16)), path)
+    path.write_bytes(checkpoint_bytes(build_policy(PolicyConfig(model="gru", head_size=16))))
     payload = torch.load(path, weights_only=True)
     payload["config"]["head_size"] = 17
     torch.save(payload, path)
@@ -94,7 +94,7 @@ def test_weights_that_do_not_fit_the_config(tmp_path: Path) -> None:
 
 def test_unknown_model_in_config(tmp_path: Path) -> None:
     path = tmp_path / "policy.pt"
-    save_checkpoint(build_policy(PolicyConfig(model="mlp", head_size=8)), path)
+    path.write_bytes(checkpoint_bytes(build_policy(PolicyConfig(model="mlp", head_size=8))))
     payload = torch.load(path, weights_only=True)
     payload["config"]["model"] = "transformer"
     torch.save(payload, path)
@@ -104,4 +104,4 @@ def test_unknown_model_in_config(tmp_path: Path) -> None:
 
 def test_metadata_must_be_json(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="JSON-able"):
-        save_checkpoint(build_policy(PolicyConfig(model="mlp", head_size=8)), tmp_path / "p.pt", {"t": torch.ones(1)})
+        checkpoint_bytes(build_policy(PolicyConfig(model="mlp", head_size=8)), {"t": torch.ones(1)})

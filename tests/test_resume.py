@@ -119,11 +119,11 @@ def test_finished_run_resumes_nothing_and_extends_only_when_asked(data, tmp_path
     run_recipe(settings(data, out), resume=False, hooks=Hooks())
     with pytest.raises(UserError, match=r"is finished \(all 2 epochs\): nothing to resume"):
         run_recipe(settings(data, out), resume=True, hooks=Hooks())
-    with pytest.raises(UserError, match="epochs: run has 2, you gave 3; .*to train it for more epochs pass --extend"):
+    with pytest.raises(UserError, match="epochs: run has 2, you gave 3; .*to add epochs pass --extend"):
         run_recipe(settings(data, out, epochs=3), resume=True, hooks=Hooks())
     with pytest.raises(UserError, match="other settings differ from the run's: seed: run has 0, you gave 1"):
         run_recipe(settings(data, out, epochs=3, seed=1), resume=True, hooks=Hooks(), extend=True)
-    with pytest.raises(UserError, match="already trains for 2 epochs; give a larger --epochs"):
+    with pytest.raises(UserError, match="epochs you gave are no more than .* already has; give a larger --epochs"):
         run_recipe(settings(data, out), resume=True, hooks=Hooks(), extend=True)
     assert saved_epoch(out) == 2
 

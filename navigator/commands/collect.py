@@ -75,10 +75,9 @@ def _one_part(config_path: Path | None) -> Callable[[dict[str, Any]], dict[str, 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from navigator.collect import collect, open_for_collection
-    from navigator.commands.common import check_output_folder
+    from navigator.commands.common import check_output_folder, progress_bar
 
     config = FLAGS.load(args, args.config, _one_part(args.config))
     check_output_folder(args.out, "--out", continuing=args.resume or args.extend)
@@ -89,9 +88,8 @@ def run(args: argparse.Namespace) -> int:
     total = len(config.keys())
     already = total - len(writer.missing(config.keys()))
     counts = {"frames": 0, "successes": 0, "flown": 0}
-    with Progress(TextColumn("[bold]collecting"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as progress:
-        bar = progress.add_task("collect", total=total, completed=already, status="")
+    with progress_bar(console) as progress:
+        bar = progress.add_task("collecting", total=total, completed=already, status="")
 
         def on_episode(collected) -> None:
             counts["frames"] += collected.frames

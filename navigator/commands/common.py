@@ -23,6 +23,7 @@ from navigator.errors import UserError
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress
 
 _document_stream: TextIO | None = None  # the real stdout while a --json command runs
 
@@ -141,3 +142,13 @@ _UNLIMITED_WIDTH = 10_000
 def finite_or_none(value: float) -> float | None:
     """A measurement that may be unknown (NaN/infinite) as JSON can carry it: the number, or None."""
     return value if math.isfinite(value) else None
+
+
+def progress_bar(console: Console, *, transient: bool = False) -> Progress:
+    """The one progress display every long command shows: `description  ━━━━  done/total  status  elapsed`; tasks
+    carry a `status` field. Off when the console is no terminal (a log file gets the results, not redraws)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console, transient=transient,
+                    disable=not console.is_terminal)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from navigator.commands.common import check_output_folder
+from navigator.commands.common import check_output_folder, progress_bar
 from navigator.config import ConfigFlags
 from navigator.errors import UserError
 from navigator.evaluation.settings import EvalSettings
@@ -53,7 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from navigator.evaluation.pipeline import Hooks, evaluate
@@ -64,9 +63,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_folder(args.out, "--out", continuing=args.resume)
 
     console = Console()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console, transient=True,
-                  disable=not console.is_terminal) as progress:
+    with progress_bar(console, transient=True) as progress:
 
         class ProgressHooks(Hooks):
             def start(self, todo: int, done: int) -> None:

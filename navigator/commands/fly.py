@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from navigator.commands.common import check_output_file, finite_or_none, print_json
+from navigator.commands.common import check_output_file, finite_or_none, print_json, progress_bar
 from navigator.config import MAX_SEED, ConfigFlags, check_settings, setting, to_dict
 from navigator.scenario import ScenarioConfig, canonical_pilot, set_canonical
 
@@ -58,7 +58,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from navigator.pilots import make_pilot
@@ -76,9 +75,7 @@ def run(args: argparse.Namespace) -> int:
     results = []
     try:
         pilot = make_pilot(config.pilot, env)
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
-                      transient=True, disable=not console.is_terminal) as progress:
+        with progress_bar(console, transient=True) as progress:
             bar = progress.add_task("flying", total=config.episodes, status="")
             for index in range(config.episodes):
                 seed = config.seed + index

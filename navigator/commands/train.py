@@ -48,16 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from navigator.commands.common import progress_bar
     from navigator.training.pipeline import Hooks, run_recipe
 
     config = FLAGS.load(args, args.config)
     _check_folders(config, args)
     console = Console()
 
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as progress:
+    with progress_bar(console) as progress:
         bar = progress.add_task("", total=None, status="")
 
         class Show(Hooks):

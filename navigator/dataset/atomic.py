@@ -30,26 +30,40 @@ def fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
+def commit(temporary: Path, path: Path) -> None:
+    """Move a finished temporary file over `path` and make the rename durable."""
+    os.replace(temporary, path)
+    fsync_folder(path.parent)
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path for a library that writes files by name (h5py, PyAV) to fill; on a clean exit the file
+    replaces `path` (fsynced first), on error it vanishes."""
+    temporary = temporary_name(path)
+    try:
+        yield temporary
+        descriptor = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        commit(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 @contextmanager
 def atomic_output(path: Path) -> Iterator[BinaryIO]:
     """Open a temporary file to write `path`'s new content; on a clean exit it replaces `path`, on error it vanishes.
 
     The handle is opened for reading too, so the caller can checksum exactly the bytes that reached the file.
     """
-    temporary = temporary_name(path)
-    try:
-        with open(temporary, "xb+") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    fsync_folder(path.parent)
+    with atomic_path(path) as temporary, open(temporary, "xb+") as handle:
+        yield handle
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     with atomic_output(path) as handle:
         handle.write(data)
-

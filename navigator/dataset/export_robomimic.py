@@ -10,14 +10,13 @@ split by episode exactly as the training loader splits them. No next_obs is writ
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from navigator.dataset.atomic import temporary_name
+from navigator.dataset.atomic import atomic_path
 from navigator.dataset.episode import Episode
 from navigator.dataset.errors import DatasetError
 from navigator.dataset.reader import Dataset
@@ -78,8 +77,7 @@ def export_robomimic(datasets: Sequence[Dataset], out: str | Path, *, val_fracti
     if not refs:
         raise DatasetError(f"{', '.join(str(d.path) for d in datasets)}: no episodes to export")
     train, val = split_keys([entry.key for _, entry in refs], val_fraction, split_seed)
-    temporary = temporary_name(out)
-    try:
+    with atomic_path(out) as temporary:
         with h5py.File(temporary, "w") as handle:
             data = handle.create_group("data")
             total = 0
@@ -95,8 +93,4 @@ def export_robomimic(datasets: Sequence[Dataset], out: str | Path, *, val_fracti
             handle.attrs["source_datasets"] = json.dumps([str(d.path) for d in datasets])
             handle.create_dataset("mask/train", data=np.array([f"demo_{i}" for i in train], dtype="S"))
             handle.create_dataset("mask/valid", data=np.array([f"demo_{i}" for i in val], dtype="S"))
-        os.replace(temporary, out)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
     return len(refs)

@@ -26,7 +26,7 @@ from navigator.dataset import read_manifest
 from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError
-from navigator.resume import Difference, describe, differences
+from navigator.resume import Continued, Difference, check_continuation, differences
 from navigator.training.config import TrainConfig
 from navigator.training.loop import EpochReport, read_training_state, train
 from policies.checkpoint import CheckpointError, load_checkpoint
@@ -173,21 +173,10 @@ def _continue(out: Path, config: TrainConfig, extend: bool) -> ProgressFile:
     record = _read_record(out)
     progress = _read_progress(out)
     found = differences(_settings(record["config"]), _settings(to_dict(config)))
-    more_epochs = [d for d in found if d.name == "epochs" and d.raises_a_count]
+    more_epochs = check_continuation(found, lambda d: d.name == "epochs", extend,
+                                     Continued(out, "run", str(out / RUN_RECORD), "epochs", "--epochs"))
     if extend:
-        others = [d for d in found if d not in more_epochs]
-        if others:
-            raise UserError(f"--extend: {out} can only be trained for more epochs, but other settings differ from "
-                            f"the run's: {describe(others, 'run')}; give the run's settings ({out / RUN_RECORD} "
-                            f"lists them) with a larger --epochs")
-        if not more_epochs:
-            raise UserError(f"--extend: {out} already trains for {record['config']['epochs']} epochs; give a larger "
-                            f"--epochs to extend it, or drop --extend to resume it")
         _extend(out, config, record, progress, more_epochs[0])
-    elif found:
-        hint = "; to train it for more epochs pass --extend" if found == more_epochs else ""
-        raise UserError(f"--resume: {out} was started with other settings: {describe(found, 'run')}; resume with "
-                        f"the run's settings ({out / RUN_RECORD} lists them) or choose another --out{hint}")
     elif all(stage in progress["completed"] for stage in _stages(config)):
         raise UserError(f"--resume: {out} is finished (all {config.epochs} epochs"
                         f"{f' and {config.dagger.rounds} DAgger rounds' if config.dagger.rounds else ''}): nothing to "
