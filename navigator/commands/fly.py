@@ -19,7 +19,7 @@ from pathlib import Path
 
 from navigator.commands.common import check_output_file, finite_or_none, print_json, progress_bar
 from navigator.config import MAX_SEED, ConfigFlags, check_settings, setting, to_dict
-from navigator.scenario import ScenarioConfig, canonical_pilot, set_canonical
+from navigator.scenario import HELD_OUT_SEED, ScenarioConfig, canonical_pilot, set_canonical
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class FlyConfig:
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
     pilot: str = "pretrained"
     episodes: int = setting(5, ge=1)
-    seed: int = setting(0, ge=0, le=MAX_SEED)
+    seed: int = setting(HELD_OUT_SEED, ge=0, le=MAX_SEED)  # worlds outside every training recipe's seeds
 
     def __post_init__(self) -> None:
         check_settings(self)

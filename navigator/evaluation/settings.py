@@ -9,10 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from navigator.config import SettingError, check_settings, setting
-from navigator.scenario import (CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot, canonical_preset,
-                                canonical_task, set_canonical)
-
-DEFAULT_SEED = 100_000
+from navigator.scenario import (HELD_OUT_SEED, CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot,
+                                canonical_preset, canonical_task, set_canonical)
 
 
 @dataclass(frozen=True, order=True)
@@ -31,7 +29,7 @@ class EvalSettings:
     task: str = "fly-to-target"
     suites: tuple[str, ...] = ("summer", "autumn", "winter", "night")  # preset specs, e.g. "night+wind"
     episodes: int = setting(20, ge=1)  # per suite and pilot: seeds seed, seed+1, ..., seed+episodes-1
-    seed: int = setting(DEFAULT_SEED, ge=0)
+    seed: int = setting(HELD_OUT_SEED, ge=0)
     airframe: str = "x500"
     camera: CameraSettings = field(default_factory=CameraSettings)
     max_seconds: float | None = setting(None, gt=0.0)  # None: the task's own limit
