@@ -181,3 +181,14 @@ def test_check_without_a_manifest_still_validates_each_file(tmp_path, episodes):
         ("manifest.json", "manifest is missing; " + str(root) + " is not a dataset folder"),
         (f"episodes/{damaged.name}", "unexpected array surprise"),
     ]
+
+
+def test_seed_ranges_cover_stored_and_dropped_episodes_per_task():
+    from navigator.dataset.manifest import DroppedEntry, Manifest
+
+    manifest = Manifest(image_height=48, image_width=64, action_convention="x", recipe={})
+    for task, seed in [("hike", 7), ("fly-to-target", 0), ("fly-to-target", 1), ("fly-to-target", 3)]:
+        manifest = manifest.with_dropped(DroppedEntry(task, "summer", seed, "collision", 5))
+    assert manifest.seed_ranges() == [{"task": "fly-to-target", "first": 0, "count": 2},
+                                      {"task": "fly-to-target", "first": 3, "count": 1},
+                                      {"task": "hike", "first": 7, "count": 1}]

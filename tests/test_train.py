@@ -46,6 +46,11 @@ def test_training_lowers_the_loss_and_writes_a_loadable_policy(demos, tmp_path, 
     assert (out / "tensorboard").is_dir() and any((out / "tensorboard").iterdir())
     printed = capsys.readouterr().out
     assert "head" in printed and "CNN" in printed and "parameters" in printed
+    # The worlds it trained on, so that an evaluation can refuse them (the demos flew seeds 0-5).
+    assert metadata["training_seeds"] == [{"task": "fly-to-target", "first": 0, "count": 6, "source": str(demos)}]
+    assert main(["eval", "--pilot", str(out / "best.pt"), "--seed", "3", "--episodes", "1",
+                 "--out", str(tmp_path / "report")]) == 2
+    assert "seeds 0-5" in capsys.readouterr().err and not (tmp_path / "report").exists()
 
 
 def test_same_seed_same_result(demos, tmp_path):

@@ -111,6 +111,21 @@ class Manifest:
         kept = [e for e in self.dropped if e.key != entry.key]
         return replace(self, dropped=tuple(sorted([*kept, entry], key=lambda e: e.key)))
 
+    def seed_ranges(self) -> list[dict[str, Any]]:
+        """The world seeds this dataset's episodes (stored and dropped) were flown on, per task, as runs of
+        consecutive seeds: `[{"task", "first", "count"}]`. Checkpoints record them, so that an evaluation can refuse
+        the worlds a policy was trained on."""
+        by_task: dict[str, set[int]] = {}
+        for entry in (*self.episodes, *self.dropped):
+            by_task.setdefault(entry.task, set()).add(entry.seed)
+        ranges = []
+        for task, seeds in sorted(by_task.items()):
+            ordered = sorted(seeds)
+            firsts = [s for i, s in enumerate(ordered) if i == 0 or ordered[i - 1] != s - 1]
+            lasts = [s for i, s in enumerate(ordered) if i == len(ordered) - 1 or ordered[i + 1] != s + 1]
+            ranges += [{"task": task, "first": first, "count": last - first + 1} for first, last in zip(firsts, lasts)]
+        return ranges
+
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "image_height": self.image_height,
                 "image_width": self.image_width, "action_convention": self.action_convention,

@@ -1,10 +1,12 @@
 """The world seeds a checkpoint was trained on, read from its metadata, so that an evaluation never scores a policy on
 worlds it has seen.
 
-`navigator train` stores its whole recipe in the checkpoint (`metadata["train_config"]`): the `collect` section
-(demonstration seeds `seed .. seed + episodes - 1` for each part) and the `dagger` section (round r flies seeds
-`1_000_000 * r ..` for `dagger.episodes` episodes). A run trained on datasets collected separately (no `collect`
-section) does not record its demonstrations' seeds; then `complete` is False and only what is known is checked.
+`navigator train` records in each checkpoint the seeds of every episode of every dataset it trained on, DAgger
+rounds included (`metadata["training_seeds"]`: runs of consecutive seeds per task). Checkpoints written before that
+carry only their recipe (`metadata["train_config"]`): the `collect` section (demonstration seeds `seed .. seed +
+episodes - 1` for each part) and the `dagger` section (round r flies seeds `1_000_000 * r ..` for `dagger.episodes`
+episodes); a run trained on datasets collected separately then does not say its demonstrations' seeds, `complete`
+is False and only what is known is checked.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class TrainingSeeds:
 
 def training_seeds(metadata: dict[str, Any]) -> TrainingSeeds:
     """What a checkpoint's metadata says about the seeds its training data used."""
+    recorded = metadata.get("training_seeds")
+    if isinstance(recorded, list):
+        return TrainingSeeds(tuple(SeedRange(r["task"], r["first"], r["count"], f"data in {r['source']}")
+                                   for r in recorded), complete=True)
     recipe = metadata.get("train_config")
     if not isinstance(recipe, dict):
         return TrainingSeeds((), complete=False)

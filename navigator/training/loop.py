@@ -231,6 +231,8 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
                 "train_config": to_dict(config), "commit": commit, **scenario,
                 "parameter_counts": policy.parameter_counts(),
                 "normalisation": loader.stats().to_dict(),
+                "training_seeds": [{**seeds, "source": str(dataset.path)} for dataset in loader.datasets
+                                   for seeds in dataset.manifest.seed_ranges()],
             }))
         else:
             stale += 1
