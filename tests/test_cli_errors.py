@@ -6,6 +6,8 @@ JSON document."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -204,6 +206,16 @@ def test_fly_json_is_one_document_without_the_pybullet_banner():
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["summary"]["episodes"] == 1
     assert "pybullet build time" not in result.stdout + result.stderr
+
+
+# CI installs Xvfb (.ci/run), so there this always runs.
+@pytest.mark.skipif(shutil.which("xvfb-run") is None and not os.environ.get("CI"), reason="needs xvfb-run")
+def test_fly_gui_json_is_one_document_whatever_pybullets_window_prints():
+    result = subprocess.run(["xvfb-run", "-a", sys.executable, "-m", "navigator.cli", "fly", "--gui", "--json",
+                             "--pilot", "expert", "--episodes", "1", "--max-seconds", "0.5"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["summary"]["episodes"] == 1
 
 
 def test_non_finite_numbers_never_reach_json(capsys):
