@@ -45,8 +45,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="navigator",
-        description="liquid-navigator: fly, record demonstrations for and train liquid neural network drone "
-                    "policies.",
+        description="liquid-navigator: fly, record demonstrations for, train and evaluate liquid neural network "
+                    "drone policies.",
         epilog="Run 'navigator COMMAND --help' for the options of one command.",
     )
     parser.add_argument("--version", action="version", version=f"liquid-navigator {__version__}")
@@ -80,8 +80,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"navigator {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"navigator {args.command}: interrupted", file=sys.stderr)
+        print(f"navigator {args.command}: {interrupted(args)}", file=sys.stderr)
         return 130
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What to say after Ctrl-C: for a command that can continue its work (it takes --resume: collect, train, eval),
+    how to continue it, since what it finished is kept."""
+    if not hasattr(args, "resume"):
+        return "interrupted"
+    if getattr(args, "extend", False):  # the extension is recorded before any work: --resume continues it
+        return "interrupted; rerun the same command with --resume in place of --extend to continue"
+    if args.resume:
+        return "interrupted; rerun the same command to continue"
+    return "interrupted; rerun the same command with --resume to continue"
 
 
 if __name__ == "__main__":

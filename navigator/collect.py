@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from navigator import __version__
-from navigator.config import MAX_SEED, SettingError, check_settings, setting, to_dict
+from navigator.config import MAX_SEED, SettingError, check_seed_span, check_settings, setting, to_dict
 from navigator.dataset import (ACTION_CONVENTION, DatasetWriter, DroppedEntry, Episode, EpisodeEntry, EpisodeKey,
                                write_episode)
 from navigator.errors import UserError
@@ -52,7 +52,9 @@ class CollectConfig:
     camera: CameraSettings = field(default_factory=CameraSettings)
     max_seconds: float | None = setting(None, gt=0.0)
     seed: int = setting(0, ge=0, le=MAX_SEED)  # episode i of each part uses seed + i
-    dart_noise: float = setting(0.1, ge=0.0)  # std of the noise on executed actions, in normalised action units
+    # std of the noise on executed actions, in normalised action units: actions lie in [-1, 1], so a std above 1
+    # would drown the expert's action (every executed action clipped to a bound) and teach nothing.
+    dart_noise: float = setting(0.1, ge=0.0, le=1.0)
     dart_time_constant: float = setting(0.5, gt=0.0)  # seconds: the noise is an Ornstein-Uhlenbeck process
     keep_failed: bool = True  # False: failed episodes are not stored, only marked in the manifest
     workers: int = setting(0, ge=0, le=256)  # 0: one per CPU core
@@ -68,6 +70,8 @@ class CollectConfig:
         duplicates = sorted({pair for pair in pairs if pairs.count(pair) > 1})
         if duplicates:
             raise SettingError("parts", f"repeat task and preset {duplicates}: merge them into one part")
+        for index, part in enumerate(self.parts):
+            check_seed_span(self.seed, part.episodes, "seed", f"parts[{index}].episodes")
         set_canonical(self, "airframe", canonical_airframe)
         set_canonical(self, "pilot", canonical_pilot)
 
@@ -146,7 +150,8 @@ def record_episode(env, config: CollectConfig, key: EpisodeKey) -> Episode:
     if config.pilot == "expert":
         result = run_episode(env, expert, key.seed, on_step=on_step, perturb=noise)
     else:
-        result = run_episode(env, make_pilot(config.pilot, env), key.seed, on_step=on_step, labeller=expert)
+        pilot = make_pilot(config.pilot, env, camera_key="camera")  # collect's YAML sets `camera:`
+        result = run_episode(env, pilot, key.seed, on_step=on_step, labeller=expert)
     steps = len(frames["images"])
     camera = task.camera
     return Episode(

@@ -3,7 +3,8 @@
 A config is a plain (possibly nested) dataclass. `load_config(Cls, path, overrides, flags)` reads a YAML mapping into
 it and refuses unknown keys, duplicate keys, wrongly typed values, non-finite numbers and values out of a field's
 range, with a message in the user's terms: the flag (`--max-seconds`) when the value came from one, else the key and
-the file (`scenario.max_seconds in launch/fly.yaml`). Ranges are declared once per field with `setting(...)` and
+the file (`scenario.max_seconds in launch/fly.yaml`). Continued work (`--resume`) may load the settings it recorded
+(`RecordedSettings`) in place of a file. Ranges are declared once per field with `setting(...)` and
 checked by `check_settings(self)` in the dataclass's `__post_init__`, so a config built in code is held to them too.
 `ConfigFlags` declares a command's flags once: argparse options whose help shows the dataclass default, the
 overrides they give, and the flag names errors use.
@@ -12,6 +13,7 @@ overrides they give, and the flag names errors use.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import math
 import re
@@ -37,23 +39,37 @@ class ConfigError(UserError, ValueError):
     """A configuration file or value that cannot be used; the message says what and how to fix it.
 
     `key` is the dotted setting (`scenario.max_seconds`, `parts[0].preset`) when one setting is at fault, and
-    `problem` what is wrong with it, so that the loader can name the setting as the user wrote it (flag or file)."""
+    `problem` what is wrong with it, so that the loader can name the setting as the user wrote it (flag or file).
+    `mentions` are other dotted settings the problem names as `{key}` (see SettingError)."""
 
-    def __init__(self, message: str, key: str | None = None, problem: str | None = None) -> None:
+    def __init__(self, message: str, key: str | None = None, problem: str | None = None,
+                 mentions: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.key = key
         self.problem = problem
+        self.mentions = mentions
 
 
 class SettingError(ValueError):
     """Raised by a dataclass's own checks: one field `name` is invalid; `problem` says why ("must be > 0, got -1").
 
-    A ValueError, so that code building configs directly sees the usual exception type."""
+    A problem that involves other settings too (the last seed depends on `seed` and `episodes`) names each one it
+    lists in `mentions` as `{dotted.name}`, so that the loader can write it as the user gave it (`--episodes`, or
+    `episodes in fly.yaml`); `str()` of the error shows the plain names. A ValueError, so that code building configs
+    directly sees the usual exception type."""
 
-    def __init__(self, name: str, problem: str) -> None:
-        super().__init__(_phrase(name, problem))
+    def __init__(self, name: str, problem: str, mentions: tuple[str, ...] = ()) -> None:
+        super().__init__(_phrase(name, _named(problem, mentions, lambda mention: mention)))
         self.name = name
         self.problem = problem
+        self.mentions = mentions
+
+
+def _named(problem: str, mentions: tuple[str, ...], name: Callable[[str], str]) -> str:
+    """`problem` with each `{mention}` written as `name(mention)`."""
+    for mention in mentions:
+        problem = problem.replace(f"{{{mention}}}", name(mention))
+    return problem
 
 
 def _phrase(where: str, problem: str) -> str:
@@ -120,6 +136,17 @@ def check_settings(config: Any) -> None:
             raise SettingError(f.name, problem)
 
 
+def check_seed_span(seed: int, count: int, seed_name: str, count_name: str) -> None:
+    """Episodes fly seeds `seed`, `seed` + 1, ..., `seed` + `count` - 1: the last must not pass MAX_SEED either.
+    `seed_name` and `count_name` are the fields (dotted, relative to the dataclass that checks) that set them."""
+    last = seed + count - 1
+    if last > MAX_SEED:
+        raise SettingError(seed_name, f"with {{{count_name}}} {count} the last episode's seed would be {last}, past "
+                                      f"the largest seed {MAX_SEED}; give {{{seed_name}}} at most "
+                                      f"{max(0, MAX_SEED - count + 1)} or fewer {{{count_name}}}",
+                           (seed_name, count_name))
+
+
 @contextmanager
 def setting_check(name: str) -> Iterator[None]:
     """Turn a ValueError raised inside (an unknown name, say) into a SettingError for field `name`."""
@@ -153,6 +180,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     """Read a YAML file that must hold a mapping (an empty file is an empty mapping); duplicate keys are refused."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder, not a YAML file; give the path of a .yaml file")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
@@ -173,8 +202,8 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _bad(key: str, problem: str) -> ConfigError:
-    return ConfigError(_phrase(key, problem), key, problem)
+def _bad(key: str, problem: str, mentions: tuple[str, ...] = ()) -> ConfigError:
+    return ConfigError(_phrase(key, _named(problem, mentions, lambda mention: mention)), key, problem, mentions)
 
 
 def _convert(value: Any, annotation: Any, key: str, nonfinite: bool = False) -> Any:
@@ -258,26 +287,47 @@ def from_dict(cls: type[T], data: dict[str, Any], key: str = "") -> T:
     try:
         return cls(**kwargs)
     except SettingError as error:
-        raise _bad(f"{key}.{error.name}" if key else error.name, error.problem) from None
+        raise _bad(f"{key}.{error.name}" if key else error.name, error.problem,
+                   tuple(f"{key}.{mention}" if key else mention for mention in error.mentions)) from None
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{key}: {error}" if key else str(error)) from None
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                flags: dict[str, str] | None = None) -> T:
-    """Defaults of `cls`, then the YAML file at `path` (if any), then `overrides` (flags; None values are ignored).
+@dataclasses.dataclass(frozen=True)
+class RecordedSettings:
+    """Settings an earlier run recorded (a dataset manifest's recipe, a training run's run.json), standing in for a
+    YAML file when that work is continued, so that `--resume` needs no flags retyped. `where` names the record in
+    messages ("datasets/summer/manifest.json's recipe")."""
+
+    data: dict[str, Any]
+    where: str
+
+    def __str__(self) -> str:
+        return self.where
+
+
+def load_config(cls: type[T], path: str | Path | RecordedSettings | None = None,
+                overrides: dict[str, Any] | None = None, flags: dict[str, str] | None = None,
+                all_flags: dict[str, str] | None = None) -> T:
+    """Defaults of `cls`, then the YAML file at `path` (or the recorded settings; if any), then `overrides` (flags;
+    None values are ignored).
 
     Overrides may address nested fields with dots: {"camera.width": 96}. `flags` maps the dotted keys that flags set
-    to those flags ({"scenario.max_seconds": "--max-seconds"}), so that an error names what the user typed.
+    to those flags ({"scenario.max_seconds": "--max-seconds"}), so that an error names what the user typed;
+    `all_flags` maps every key the command has a flag for, to name the other settings a problem mentions.
     """
-    data: dict[str, Any] = read_yaml_mapping(path) if path is not None else {}
+    if isinstance(path, RecordedSettings):
+        data: dict[str, Any] = copy.deepcopy(path.data)
+    else:
+        data = read_yaml_mapping(path) if path is not None else {}
     try:
         for dotted, value in (overrides or {}).items():
             if value is not None:
                 _set(data, dotted, value)
         return from_dict(cls, data)
     except ConfigError as error:
-        raise ConfigError(_located(error, path, flags or {}), error.key, error.problem) from None
+        raise ConfigError(_located(error, path, flags or {}, all_flags or flags or {}), error.key, error.problem,
+                          error.mentions) from None
 
 
 def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -292,14 +342,27 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _located(error: ConfigError, path: str | Path | None, flags: dict[str, str]) -> str:
-    """The error's message with its setting named as the user gave it: a flag, or a key in the file."""
+def _flag_for(key: str, flags: dict[str, str]) -> str | None:
+    """The flag that sets dotted setting `key` (`--preset` for `parts[0].preset`, given {"parts[0].preset":
+    "--preset"}), or None."""
+    for dotted, flag in flags.items():
+        if key == dotted or key.startswith((f"{dotted}.", f"{dotted}[")):
+            return flag + key[len(dotted):]
+    return None
+
+
+def _located(error: ConfigError, path: str | Path | RecordedSettings | None, flags: dict[str, str],
+             all_flags: dict[str, str]) -> str:
+    """The error's message with its setting named as the user gave it: a flag, or a key in the file. Other settings
+    the problem mentions are named by the command's flag for them, else by their key."""
     if error.key is not None and error.problem is not None:
-        for dotted, flag in flags.items():
-            if error.key == dotted or error.key.startswith((f"{dotted}.", f"{dotted}[")):
-                return _phrase(flag + error.key[len(dotted):], error.problem)
+        problem = _named(error.problem, error.mentions, lambda key: _flag_for(key, all_flags) or key)
+        flag = _flag_for(error.key, flags)
+        if flag is not None:
+            return _phrase(flag, problem)
         if path is not None:
-            return _phrase(f"{error.key} in {path}", error.problem)
+            return _phrase(f"{error.key} in {path}", problem)
+        return _phrase(error.key, problem)
     return f"{path}: {error}" if path is not None else str(error)
 
 
@@ -372,13 +435,13 @@ class ConfigFlags:
         self._keys[dest] = key
         self._flags[key] = flag
 
-    def load(self, args: argparse.Namespace, path: str | Path | None,
+    def load(self, args: argparse.Namespace, path: str | Path | RecordedSettings | None,
              place: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Any:
-        """The config from defaults, the file at `path` and the flags in `args`; `place` may rewrite the overrides
-        (e.g. to put flags into a list item)."""
+        """The config from defaults, the file at `path` (or recorded settings) and the flags in `args`; `place` may
+        rewrite the overrides (e.g. to put flags into a list item)."""
         overrides = {key: getattr(args, dest) for dest, key in self._keys.items()}
         given = {key: flag for key, flag in self._flags.items() if overrides[key] is not None}
-        return load_config(self.cls, path, place(overrides) if place else overrides, given)
+        return load_config(self.cls, path, place(overrides) if place else overrides, given, self._flags)
 
 
 def to_dict(config: Any) -> dict[str, Any]:

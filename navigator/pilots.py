@@ -6,6 +6,7 @@ checkpoint written by `navigator train` flies too.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,10 +49,19 @@ class ExpertPilot:
         return self._expert.act()
 
 
-class CheckpointPilot:
-    """A trained policy from a checkpoint, stepped in torch with its hidden state carried across steps."""
+# The camera settings a checkpoint records (from the demonstrations it learnt on), in the order a message lists them.
+CAMERA_SETTINGS = ("width", "height", "fov_deg", "tilt_deg", "rate_hz")
 
-    def __init__(self, path: Path, env) -> None:
+
+class CheckpointPilot:
+    """A trained policy from a checkpoint, stepped in torch with its hidden state carried across steps.
+
+    It flies only the camera and airframe it learnt on: another field of view, tilt or rate shows it a world it never
+    saw (the preprocessing crops for the trained field of view; dt drives the liquid head's time constants), so every
+    differing setting is refused, named, with how to set it. `camera_key` is where the scenario's camera lives in the
+    command's --config YAML (`scenario.camera` for fly, `camera` for eval)."""
+
+    def __init__(self, path: Path, env, camera_key: str = "scenario.camera") -> None:
         import torch
 
         from policies.checkpoint import load_checkpoint
@@ -64,38 +74,67 @@ class CheckpointPilot:
         self.name = str(path)
         self._torch = torch
         self._crop_and_resize = crop_and_resize
+        self._check_scenario(path, env, camera_key)
+        self._dt = torch.tensor([env.unwrapped.dt], dtype=torch.float32)
+        self._dt_s = float(env.unwrapped.dt)
+        self.reset()
+
+    def _check_scenario(self, path: Path, env, camera_key: str) -> None:
         spec = self._policy.config.image
+        # Older checkpoints may record no camera: their image spec still gives the size and field of view.
+        trained = {"width": spec.input_width, "height": spec.input_height, "fov_deg": spec.input_hfov_deg,
+                   **{k: v for k, v in (self.metadata.get("camera") or {}).items() if k in CAMERA_SETTINGS}}
         camera = env.unwrapped.camera
-        if (spec.input_height, spec.input_width) != (camera.height, camera.width):
-            raise UserError(f"{path} was trained on {spec.input_width}x{spec.input_height} images but this scenario's "
-                            f"camera gives {camera.width}x{camera.height}; fly it with the camera it was trained on")
+        differing = [name for name in CAMERA_SETTINGS
+                     if name in trained and not math.isclose(float(trained[name]), float(getattr(camera, name)),
+                                                             rel_tol=1e-9, abs_tol=1e-9)]
+        problems = []
+        if differing:
+            listed = ", ".join(f"{name} {trained[name]} (this scenario has {getattr(camera, name)})"
+                               for name in differing)
+            fix = ", ".join(f"{name}: {trained[name]}" for name in differing)
+            *parents, leaf = camera_key.split(".")
+            yaml = "{" + leaf + ": {" + fix + "}}"
+            for parent in reversed(parents):
+                yaml = "{" + parent + ": " + yaml + "}"
+            problems.append(f"{path} was trained with another camera: {listed}; fly it with the camera it was "
+                            f"trained on, set in a YAML file given with --config: {yaml[1:-1]}")
         trained_on = self.metadata.get("airframe")
         if trained_on is not None and trained_on != env.unwrapped.airframe.name:
-            raise UserError(f"{path} was trained on the {trained_on} airframe, not {env.unwrapped.airframe.name}: its "
-                            f"actions are scaled by that airframe's limits; fly it with --airframe {trained_on}")
-        self._dt = torch.tensor([env.unwrapped.dt], dtype=torch.float32)
-        self.reset()
+            problems.append(f"{path} was trained on the {trained_on} airframe, not {env.unwrapped.airframe.name}: "
+                            f"its actions are scaled by that airframe's limits; fly it with --airframe {trained_on}")
+        if problems:
+            raise UserError("; and ".join(problems))
 
     def reset(self) -> None:
         self._hidden = self._policy.initial_hidden(1)
+        self._steps = 0
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        """The policy's action for this observation; a non-finite one (weights that overflow on this input) is a
+        UserError, as no flight can use it."""
         torch = self._torch
         frame = self._crop_and_resize(observation["image"], self._policy.config.image)
         with torch.inference_mode():
             action, self._hidden = self._policy.step(torch.from_numpy(frame)[None],
                                                      torch.from_numpy(observation["state"])[None], self._hidden,
                                                      self._dt)
-        return action[0].numpy()
+        action = action[0].numpy()
+        if not np.isfinite(action).all():
+            raise UserError(f"{self.name} produced a non-finite action at t={self._steps * self._dt_s:.2f}s; the "
+                            f"policy is unusable: retrain it or pick another checkpoint")
+        self._steps += 1
+        return action
 
 
-def make_pilot(spec: str, env) -> Pilot:
-    """"pretrained" (the shipped policy), "expert", or the path of a policy checkpoint."""
+def make_pilot(spec: str, env, camera_key: str = "scenario.camera") -> Pilot:
+    """"pretrained" (the shipped policy), "expert", or the path of a policy checkpoint. `camera_key`: where the
+    command's --config YAML sets the camera, for the message that refuses a checkpoint trained on another one."""
     if spec == "expert":
         return ExpertPilot(env)
     path = pretrained_checkpoint() if spec == "pretrained" else Path(spec)
     if path.suffix == ".pt":
         if not path.is_file():
             raise UserError(f"pilot checkpoint {path} does not exist")
-        return CheckpointPilot(path, env)
+        return CheckpointPilot(path, env, camera_key)
     raise UserError(f"unknown pilot {spec!r}; valid pilots are: {', '.join(PILOT_CHOICES)}")

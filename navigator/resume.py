@@ -4,7 +4,8 @@ the settings given now, named setting by setting in the user's terms.
 `collect --resume` and `train --resume` continue exactly what was started, so any difference in a setting that
 decides the result is refused, with every differing setting named ("batch_size: run has 16, you gave 32") instead of
 a vague "other settings". Extending (more episodes, more epochs) is the one change allowed, and only when asked for
-(`extend`), so that a typo in --epochs never silently lengthens a finished run.
+(`extend`), so that a typo in --epochs never silently lengthens a finished run; a count given lower than the recorded
+one is named as such ("--extend only raises epochs: the run has 10, you gave 5"), since work done cannot be undone.
 """
 
 from __future__ import annotations
@@ -28,10 +29,15 @@ class Difference:
         return f"{self.name}: {owner} has {_show(self.recorded)}, you gave {_show(self.given)}"
 
     @property
+    def is_count(self) -> bool:
+        """True when both values are whole numbers (not booleans)."""
+        return (isinstance(self.recorded, int) and isinstance(self.given, int) and not isinstance(self.recorded, bool)
+                and not isinstance(self.given, bool))
+
+    @property
     def raises_a_count(self) -> bool:
         """True when both values are whole numbers and the given one is larger (an extension)."""
-        return (isinstance(self.recorded, int) and isinstance(self.given, int) and not isinstance(self.recorded, bool)
-                and not isinstance(self.given, bool) and self.given > self.recorded)
+        return self.is_count and self.given > self.recorded
 
 
 _MISSING = object()
@@ -80,18 +86,25 @@ def check_continuation(found: list[Difference], extendable: Callable[[Difference
     """Refuse, naming every differing setting, a continuation whose settings differ from the recorded ones; with
     `extend`, only larger counts that `extendable` accepts may differ, and at least one must. Returns those."""
     grown = [d for d in found if extendable(d) and d.raises_a_count]
+    lowered = [d for d in found if extendable(d) and d.is_count and d not in grown]
     out, owner = what.out, what.owner
     if extend:
         others = [d for d in found if d not in grown]
+        if lowered and len(lowered) == len(others):
+            counts = (f"the {owner} has {lowered[0].recorded}, you gave {lowered[0].given}" if len(lowered) == 1
+                      else describe(lowered, owner))
+            raise UserError(f"--extend only raises {what.grows}: {counts}; give a larger {what.flag} than {out} "
+                            f"has, or drop --extend and {what.flag} to resume it as it is")
         if others:
             raise UserError(f"--extend: {out} can only gain {what.grows}, but other settings differ from the "
-                            f"{owner}'s: {describe(others, owner)}; give the {owner}'s settings ({what.record} lists "
-                            f"them) with a larger {what.flag}")
+                            f"{owner}'s: {describe(others, owner)}; drop --config and the flags that differ (the "
+                            f"{owner}'s settings are then taken from {what.record}) and give a larger {what.flag}")
         if not grown:
             raise UserError(f"--extend: the {what.grows} you gave are no more than {out} already has; give a larger "
                             f"{what.flag} to extend it, or drop --extend to resume it")
     elif found:
         hint = f"; to add {what.grows} pass --extend" if found == grown else ""
-        raise UserError(f"--resume: {out} was started with other settings: {describe(found, owner)}; resume with the "
-                        f"{owner}'s settings ({what.record} lists them) or choose another --out{hint}")
+        raise UserError(f"--resume: {out} was started with other settings: {describe(found, owner)}; drop --config "
+                        f"and the flags that differ (the {owner}'s settings are then taken from {what.record}), or "
+                        f"choose another --out{hint}")
     return grown

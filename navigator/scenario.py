@@ -1,8 +1,9 @@
 """The scenario a command flies in (task, preset, airframe, camera), as a YAML-loadable config, and the environment
 factory every pipeline (fly, collect, eval, sitl) shares, so that they all build the world the same way.
 
-Names are checked and normalised when the config is built (`winter + wind` is stored as `winter+wind`), before any
-world is made, so a bad name costs nothing and a good one is recorded one way only.
+Names are checked and normalised when the config is built (`winter + wind` is stored as `winter+wind`, ` HIKE ` as
+`hike`), before any world is made, so a bad name costs nothing and a good one is recorded one way only. Every name
+(task, preset, airframe, pilot keyword) is normalised the same way, `sim_envs.normal_name`; paths stay as given.
 """
 
 from __future__ import annotations
@@ -40,21 +41,17 @@ class CameraSettings:
 
 
 def canonical_task(name: str) -> str:
-    """The task's CLI name, or a ValueError listing the valid ones."""
-    from sim_envs import task_id
+    """The task's CLI name ("HIKE" -> "hike"), or a ValueError listing the valid ones."""
+    from sim_envs import canonical_task as canonical
 
-    task_id(name)
-    return name
+    return canonical(name)
 
 
 def canonical_airframe(name: str) -> str:
-    """The airframe's name, or a ValueError listing the valid ones."""
-    from sim_envs.airframe import AIRFRAME_NAMES
-    from sim_envs.errors import UnknownNameError
+    """The airframe's name ("CF2X" -> "cf2x"), or a ValueError listing the valid ones."""
+    from sim_envs.airframe import canonical_airframe as canonical
 
-    if name not in AIRFRAME_NAMES:
-        raise UnknownNameError("airframe", name, AIRFRAME_NAMES)
-    return name
+    return canonical(name)
 
 
 def canonical_preset(spec: str) -> str:
@@ -65,14 +62,21 @@ def canonical_preset(spec: str) -> str:
 
 
 def canonical_pilot(spec: str) -> str:
-    """"pretrained", "expert" or the path of an existing policy checkpoint (.pt); anything else is a ValueError that
-    lists the choices. Checked here, not when the pilot is made, so that a typo costs no world building."""
+    """"pretrained", "expert" (in any case: " Expert " -> "expert") or the path of an existing policy checkpoint
+    (.pt, kept as given: paths are case-sensitive); anything else is a ValueError that lists the choices. Checked
+    here, not when the pilot is made, so that a typo costs no world building."""
     from navigator.pilots import PILOT_CHOICES
+    from sim_envs import normal_name
 
-    if spec in ("pretrained", "expert"):
-        return spec
+    if not isinstance(spec, str):
+        raise ValueError(f"pilot must be a string, got {spec!r}; valid pilots are: {', '.join(PILOT_CHOICES)}")
+    if normal_name(spec) in ("pretrained", "expert"):
+        return normal_name(spec)
     if Path(spec).suffix != ".pt":
         raise ValueError(f"unknown pilot {spec!r}; valid pilots are: {', '.join(PILOT_CHOICES)}")
+    if Path(spec).is_dir():
+        raise ValueError(f"pilot checkpoint {spec} is a folder, not a checkpoint file; give the path of a .pt file "
+                         f"(e.g. RUN/best.pt)")
     if not Path(spec).is_file():
         raise ValueError(f"pilot checkpoint {spec} does not exist")
     return spec

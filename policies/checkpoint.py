@@ -2,13 +2,19 @@
 pickled code runs on load) and rebuild the policy from the config they carry.
 
 Every way a file can fail to be a usable checkpoint (missing, empty, not a PyTorch file, truncated, pickled code,
-someone else's weights, another format version, weights that do not fit their config) raises one error type,
+someone else's weights, another format version, weights that do not fit their config, content changed after it was
+written, NaN or infinite weights, a training state given for a policy) raises one error type,
 `CheckpointError`, whose message names the file, what is wrong with it in the user's terms and what to do; it is a
 ValueError, so callers outside this package (which may not import the CLI's error types) catch one thing.
+
+A checkpoint carries the sha256 of its content (`content_sha256`), because torch's zip container does not check its
+own CRCs: a flipped bit in a weight would otherwise load and fly. Files written before checksums existed (no
+`sha256` key) still load; their weights are still checked to be finite.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -24,19 +30,70 @@ from policies.config import PolicyConfig
 from policies.policy import Policy, build_policy
 
 FORMAT = "liquid-navigator/policy-checkpoint"
+# What `navigator train` writes as last.pt (defined here so that loading one as a policy can say what it is).
+TRAINING_STATE_FORMAT = "liquid-navigator/training-state"
 VERSION = 1
 _KEYS = ("format", "version", "config", "state_dict", "metadata")
+CHECKSUM_KEY = "sha256"
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format is a zip archive
 DEFAULT_ADVICE = "re-run navigator train or pick another file"
 
 
 class CheckpointError(ValueError):
-    """A file that cannot be used as what it was loaded for; `reason` says why in a few words."""
+    """A file that cannot be used as what it was loaded for; `reason` says why in a few words. `verdict` replaces
+    "is not a liquid-navigator checkpoint" where the file is one, but damaged or unusable."""
 
-    def __init__(self, path: Path, reason: str, advice: str = DEFAULT_ADVICE, what: str = "checkpoint") -> None:
-        super().__init__(f"{path} is not a liquid-navigator {what} ({reason}): {advice}")
+    def __init__(self, path: Path, reason: str, advice: str = DEFAULT_ADVICE, what: str = "checkpoint",
+                 verdict: str | None = None) -> None:
+        super().__init__(f"{path} {verdict or f'is not a liquid-navigator {what}'} ({reason}): {advice}")
         self.path = path
         self.reason = reason
+
+
+def _feed(digest: Any, value: Any) -> None:
+    """Feed `value` (nested dicts, lists, tensors and JSON scalars) into `digest`, each item tagged with its kind and
+    length so that different structures never feed the same bytes; dict keys in a stable (sorted) order."""
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{tensor.dtype}{tuple(value.shape)}:".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, Mapping):
+        digest.update(f"D{len(value)}:".encode())
+        for key in sorted(value, key=lambda k: (type(k).__name__, str(k))):
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"L{len(value)}:".encode())
+        for item in value:
+            _feed(digest, item)
+    elif isinstance(value, str):
+        encoded = value.encode("utf-8")
+        digest.update(f"S{len(encoded)}:".encode() + encoded)
+    elif value is None or isinstance(value, (bool, int, float)):
+        text = repr(value).encode()  # repr round-trips floats exactly
+        digest.update(f"{type(value).__name__}{len(text)}:".encode() + text)
+    else:
+        raise TypeError(f"cannot checksum a {type(value).__name__}")
+
+
+def content_sha256(payload: Mapping[str, Any]) -> str:
+    """The sha256 of everything in `payload` but its own checksum: tensors by dtype, shape and bytes, plain data by
+    value, in a stable order, so that it is the same after a torch.save / torch.load round trip."""
+    digest = hashlib.sha256()
+    _feed(digest, {key: value for key, value in payload.items() if key != CHECKSUM_KEY})
+    return digest.hexdigest()
+
+
+def check_checksum(path: Path, payload: Mapping[str, Any], advice: str = DEFAULT_ADVICE) -> None:
+    """Refuse `payload` read from `path` when it carries a checksum that does not match its content."""
+    if CHECKSUM_KEY in payload and payload[CHECKSUM_KEY] != content_sha256(payload):
+        raise CheckpointError(path, "its checksum does not match its content: it changed after it was written, e.g. "
+                                    "in a disk or copy error", advice, verdict="is damaged")
+
+
+def with_checksum(payload: dict[str, Any]) -> dict[str, Any]:
+    """`payload` with its content's checksum added, ready for torch.save."""
+    return {**payload, CHECKSUM_KEY: content_sha256(payload)}
 
 
 def read_torch_file(path: str | os.PathLike[str], advice: str = DEFAULT_ADVICE, what: str = "checkpoint") -> Any:
@@ -85,7 +142,7 @@ def checkpoint_bytes(policy: Policy, metadata: Mapping[str, Any] | None = None) 
         "metadata": metadata,
     }
     buffer = io.BytesIO()
-    torch.save(payload, buffer)
+    torch.save(with_checksum(payload), buffer)
     return buffer.getvalue()
 
 
@@ -94,6 +151,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[Policy, dict[str, Any
     file is not a usable checkpoint, saying why."""
     path = Path(path)
     payload = read_torch_file(path)
+    if isinstance(payload, dict) and payload.get("format") == TRAINING_STATE_FORMAT:
+        raise CheckpointError(path, "what navigator train --resume continues from", f"fly the run's policy, "
+                              f"{path.with_name('best.pt')}", verdict="is a training state, not a policy")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = sorted(map(str, payload))[:5] if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(path, f"a PyTorch file of other content: {found}, not a policy checkpoint")
@@ -105,10 +165,28 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[Policy, dict[str, Any
     if missing:
         raise CheckpointError(path, f"incomplete: no {', '.join(missing)}")
     try:
+        check_checksum(path, payload)
+    except TypeError:  # content no checkpoint_bytes writes, so it cannot be what was checksummed
+        raise CheckpointError(path, "its checksum does not match its content", verdict="is damaged") from None
+    try:
         policy = build_policy(PolicyConfig.from_dict(payload["config"]))
         policy.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(path, f"its weights do not match its own config: {error}") from None
     if not isinstance(payload["metadata"], dict):
         raise CheckpointError(path, "incomplete: its metadata is not a mapping")
+    _check_finite(path, policy)
     return policy.eval(), dict(payload["metadata"])
+
+
+def _check_finite(path: Path, policy: Policy) -> None:
+    """Refuse NaN or infinite weights (or normalisation buffers): such a policy outputs NaN actions, which no
+    flight can use."""
+    bad = {name: int((~torch.isfinite(tensor)).sum()) for name, tensor in policy.state_dict().items()
+           if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())}
+    if bad:
+        total = sum(bad.values())
+        names = ", ".join(list(bad)[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise CheckpointError(path, f"{total} of its weights are NaN or infinite, in {names}", "the training that "
+                              "wrote it diverged or the file was altered; re-run navigator train (a lower --lr may "
+                              "help) or pick another file", verdict="is unusable")

@@ -11,7 +11,7 @@ import importlib.util
 
 import gymnasium
 
-from sim_envs.errors import UnknownNameError
+from sim_envs.errors import InvalidNameError, UnknownNameError
 
 if importlib.util.find_spec("pybullet") is not None:  # absent on a companion computer, which never simulates
     from sim_envs import _pybullet  # noqa: F401  (the first, silenced import of pybullet: no build banner)
@@ -35,13 +35,29 @@ for _env_id, _entry_point in _ENTRY_POINTS.items():
         gymnasium.register(_env_id, entry_point=_entry_point)
 
 
-def task_id(name: str) -> str:
-    """A CLI task name ("fly-to-target") or a gymnasium id -> the gymnasium id; unknown names list the valid ones."""
-    if name in TASKS:
-        return TASKS[name]
-    if name in _ENTRY_POINTS:
-        return name
+def normal_name(name: str) -> str:
+    """The one way names are compared (tasks, airframes, preset parts, and in `navigator` models and pilot keywords):
+    surrounding space dropped, lower-cased, so that "HIKE" and " hike " are the task `hike`."""
+    return name.strip().lower()
+
+
+def canonical_task(name: str) -> str:
+    """A task's CLI name in any case ("HIKE"), or its gymnasium id -> the CLI name ("hike"); unknown names are an
+    UnknownNameError (a ValueError) that lists the valid ones."""
+    if not isinstance(name, str):
+        raise InvalidNameError(f"task must be a string such as 'hike', got {name!r}")
+    if normal_name(name) in TASKS:
+        return normal_name(name)
+    for cli_name, env_id in TASKS.items():
+        if name.strip() == env_id:
+            return cli_name
     raise UnknownNameError("task", name, list(TASKS))
+
+
+def task_id(name: str) -> str:
+    """A CLI task name ("fly-to-target", any case) or a gymnasium id -> the gymnasium id; unknown names list the valid
+    ones."""
+    return TASKS[canonical_task(name)]
 
 
 def make_env(task: str, **kwargs):

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from sim_envs.errors import UnknownNameError
+from sim_envs import normal_name
+from sim_envs.errors import InvalidNameError, UnknownNameError
 
 AIRFRAME_NAMES: tuple[str, ...] = ("x500", "cf2x")  # x500 is the default airframe
 AIRFRAME_DIR = pathlib.Path(__file__).resolve().parent / "airframes"
@@ -105,9 +106,17 @@ class Airframe:
 
 def load_airframe(name: str) -> Airframe:
     """The named shipped airframe; unknown names raise a ValueError that lists the valid ones."""
-    if name not in AIRFRAME_NAMES:
+    return read_airframe(AIRFRAME_DIR / f"{canonical_airframe(name)}.yaml")
+
+
+def canonical_airframe(name: str) -> str:
+    """A shipped airframe's name in any case (" CF2X ") -> its name ("cf2x"); unknown names raise an
+    UnknownNameError (a ValueError) that lists the valid ones."""
+    if not isinstance(name, str):
+        raise InvalidNameError(f"airframe must be a string such as 'x500', got {name!r}")
+    if normal_name(name) not in AIRFRAME_NAMES:
         raise UnknownNameError("airframe", name, AIRFRAME_NAMES)
-    return read_airframe(AIRFRAME_DIR / f"{name}.yaml")
+    return normal_name(name)
 
 
 def read_airframe(yaml_path: pathlib.Path) -> Airframe:

@@ -6,12 +6,17 @@ winter's overrides, then wind's (later parts win where two set the same knob, so
 A preset spec is written in one canonical form, `canonical_preset`: parts lower-cased, without spaces, joined by `+`
 in the order given. "Winter + Wind" and "winter+wind" are one preset, and datasets, bundles and `env.preset` store
 the canonical form.
+
+The seasons (`SEASONS`) each repaint the whole landscape (ground, trees, sky, sun), so two of them in one spec would
+not compose but one would silently overwrite the other: a spec holds at most one season, composed with any of the
+other presets.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from sim_envs import normal_name
 from sim_envs.errors import InvalidNameError, UnknownNameError
 from sim_envs.scenery import Scenery
 from sim_envs.wind import WindConfig
@@ -61,6 +66,7 @@ _OVERRIDES: dict[str, dict[str, object]] = {
 }
 
 PRESET_NAMES: tuple[str, ...] = tuple(_OVERRIDES)
+SEASONS: tuple[str, ...] = ("summer", "autumn", "winter")  # at most one per spec: each sets the same landscape knobs
 TRAINING_PRESET = "summer"
 HELD_OUT_PRESETS: tuple[str, ...] = tuple(name for name in PRESET_NAMES if name != TRAINING_PRESET)
 
@@ -69,11 +75,12 @@ def canonical_preset(spec: str) -> str:
     """`" Winter + Wind "` -> `"winter+wind"`: the one spelling of a preset spec that everything stores.
 
     Raises InvalidNameError (a ValueError) that echoes the whole spec for an empty spec or part ("winter+"),
-    a part given twice ("wind+wind"), or a part that is not a preset (UnknownNameError, listing the valid ones).
+    a part given twice ("wind+wind"), two seasons ("winter+autumn"), or a part that is not a preset
+    (UnknownNameError, listing the valid ones).
     """
     if not isinstance(spec, str):
         raise InvalidNameError(f"preset must be a string such as 'winter+wind', got {spec!r}")
-    parts = [part.strip().lower() for part in spec.split("+")]
+    parts = [normal_name(part) for part in spec.split("+")]
     valid = f"valid presets are: {', '.join(PRESET_NAMES)}, composed with '+' (e.g. 'winter+wind')"
     if not any(parts):
         raise InvalidNameError(f"preset {spec!r} is empty; {valid}")
@@ -86,6 +93,11 @@ def canonical_preset(spec: str) -> str:
     if repeated:
         raise InvalidNameError(f"preset {spec!r} names {', '.join(map(repr, repeated))} more than once; "
                                f"give each preset once")
+    seasons = [part for part in parts if part in SEASONS]
+    if len(seasons) > 1:
+        raise InvalidNameError(f"preset {spec!r} names {len(seasons)} seasons ({', '.join(seasons)}), which repaint "
+                               f"the same landscape; give at most one season ({', '.join(SEASONS)}), composed with "
+                               f"any of the other presets (e.g. 'winter+night+wind')")
     return "+".join(parts)
 
 

@@ -38,10 +38,11 @@ def _user_files(root: Path) -> None:
     (root / "full").mkdir()
     (root / "full" / "notes.txt").write_text(USER_TEXT)
     (root / "folder.mp4").mkdir()
+    (root / "folder.pt").mkdir()
 
 
-def _snapshot(root: Path) -> dict[str, str | None]:
-    return {str(p.relative_to(root)): p.read_text() if p.is_file() else None for p in sorted(root.rglob("*"))}
+def _snapshot(root: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))}
 
 
 # (command line, YAML text for {config} or None, what the message must say). {tmp}: a folder holding _user_files;
@@ -82,9 +83,47 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --config {config} --preset wind", "scenario: [1]\n", "scenario in {config} must be a mapping"),
     ("fly --config {config}", "pilots: expert\n", "unknown setting(s) pilots"),
     ("fly --config {tmp}/none.yaml", None, "none.yaml does not exist"),
+    ("fly --config {tmp}/full", None, "config file {tmp}/full is a folder, not a YAML file"),
+    ("fly --pilot {tmp}/folder.pt", None, "pilot checkpoint {tmp}/folder.pt is a folder, not a checkpoint file"),
+    # seeds run from --seed over --episodes: the last one must be a valid seed too
+    ("fly --seed 2147483647 --episodes 2", None, "--seed: with --episodes 2 the last episode's seed would be "
+                                                 "2147483648, past the largest seed 2147483647; give --seed at most "
+                                                 "2147483646 or fewer --episodes"),
+    ("fly --config {config}", "seed: 2147483000\nepisodes: 1000\n",
+     "seed in {config}: with --episodes 1000 the last episode's seed would be 2147483999"),
+    ("collect --out {tmp}/ds --seed 2147483647 --episodes 2", None, "--seed: with --episodes 2 the last episode's"),
+    ("collect --out {tmp}/ds --config {config}", "seed: 2147483640\nparts:\n  - {task: hike, episodes: 3}\n"
+     "  - {task: follow, episodes: 9}\n", "seed in {config}: with parts[1].episodes 9 the last episode's seed would "
+                                           "be 2147483648"),
+    ("eval --out {tmp}/ev --seed 2147483647 --episodes 2", None, "--seed: with --episodes 2 the last episode's"),
+    ("eval --out {tmp}/ev --seed 2147483648", None, "--seed must be in [0, 2147483647], got 2147483648"),
+    ("train --data {data} --out {tmp}/run --dagger 2148", None, "--dagger must be at most 2147, got 2148"),
+    ("train --config {config} --out {tmp}/run", "data: [DATA]\ndagger:\n  episodes: 1000001\n",
+     "dagger.episodes in {config} must be in [1, 1000000]"),
+    # extreme values whose meaning has a limit
+    ("train --data {data} --out {tmp}/run --lr 1e9", None, "--lr must be in (0, 1], got 1000000000.0"),
+    ("train --config {config} --out {tmp}/run", "data: [DATA]\naugment:\n  noise_std: 1000\n",
+     "augment.noise_std in {config} must be in [0, 255], got 1000.0"),
+    ("train --config {config} --out {tmp}/run", "data: [DATA]\nwindow: 8\nstride: 9\n",
+     "stride in {config} must be at most window (8), got 9"),
+    ("fly --preset winter+autumn+night", None, "--preset: preset 'winter+autumn+night' names 2 seasons (winter, "
+                                               "autumn)"),
+    ("collect --out {tmp}/ds --preset Summer+WINTER", None, "at most one season (summer, autumn, winter)"),
+    # names are normalised (the error comes from another flag), paths are not
+    ("fly --task HIKE --airframe CF2X --pilot EXPERT --preset Winter+WIND --episodes 0", None,
+     "--episodes must be at least 1, got 0"),
+    ("train --data {data} --out {tmp}/run --model LSTM --epochs 0", None, "--epochs must be at least 1, got 0"),
+    ("train --data {data} --out {tmp}/run --model LSTMX", None, "--model: unknown model 'LSTMX'"),
+    ("eval --out {tmp}/ev --pilot Expert --pilot expert", None, "--pilot: repeat expert: give each once"),
+    # --resume and --extend contradict each other
+    ("collect --out {tmp}/ds --resume --extend", None, "argument --extend: not allowed with argument --resume"),
+    ("train --data {data} --out {tmp}/run --resume --extend", None,
+     "argument --extend: not allowed with argument --resume"),
+    ("train --out {tmp}/full --resume", None, "--resume: {tmp}/full holds no training run to continue (no run.json)"),
     # collect
     ("collect --out {tmp}/ds --dart-noise nan", None, "--dart-noise must be a finite number, got nan"),
-    ("collect --out {tmp}/ds --dart-noise -1", None, "--dart-noise must be >= 0"),
+    ("collect --out {tmp}/ds --dart-noise -1", None, "--dart-noise must be in [0, 1], got -1.0"),
+    ("collect --out {tmp}/ds --dart-noise 1e9", None, "--dart-noise must be in [0, 1], got 1000000000.0"),
     ("collect --out {tmp}/ds --episodes 0", None, "--episodes must be at least 1, got 0"),
     ("collect --out {tmp}/ds --workers -2", None, "--workers must be"),
     ("collect --out {tmp}/ds --seed -1", None, "--seed must be in [0, "),
@@ -107,7 +146,7 @@ CASES: list[tuple[str, str | None, str]] = [
     ("collect --out {tmp}/ds --config {config}", "pilot: robot\n", "pilot in {config}: unknown pilot 'robot'"),
     # train
     ("train --data {data} --out {tmp}/run --lr nan", None, "--lr must be a finite number, got nan"),
-    ("train --data {data} --out {tmp}/run --lr 0", None, "--lr must be > 0, got 0.0"),
+    ("train --data {data} --out {tmp}/run --lr 0", None, "--lr must be in (0, 1], got 0.0"),
     ("train --data {data} --out {tmp}/run --epochs 0", None, "--epochs must be at least 1, got 0"),
     ("train --data {data} --out {tmp}/run --batch-size -4", None, "--batch-size must be at least 1"),
     ("train --data {data} --out {tmp}/run --dagger -1", None, "--dagger must be >= 0, got -1"),
@@ -139,7 +178,7 @@ CASES: list[tuple[str, str | None, str]] = [
      "--val-fraction must be a finite number, got nan"),
     ("data export {data} --format robomimic --out {tmp}/x.hdf5 --split-seed -1", None,
      "--split-seed must be in [0, 2147483647], got -1"),
-    ("data export {data} --format robomimic --out {tmp}/notes.txt", None, "notes.txt already exists"),
+    ("data export {data} --format robomimic --out {tmp}/notes.txt", None, "notes.txt must end in .hdf5 or .h5"),
     ("data export {data} --format robomimic --out {tmp}/demos.hdf5", None, "demos.hdf5 already exists"),
     ("data export {data} --format robomimic --out {tmp}/full --overwrite", None, "full is a folder"),
     ("data export {data} --format robomimic --out /proc/x.hdf5", None, "cannot write in folder /proc"),
@@ -237,3 +276,100 @@ def test_help_shows_each_options_default(command, defaults, capsys):
     assert exited.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
     assert all(default in text for default in defaults)
+
+
+def _recorded_dataset(out: Path) -> None:
+    """A dataset whose manifest records a non-default recipe (hike in autumn, seeds 3 and 4) and holds both of its
+    episodes: resuming it has nothing left to fly."""
+    from navigator.collect import CollectConfig, CollectPart
+
+    recipe = CollectConfig(parts=(CollectPart(task="hike", preset="autumn", episodes=2),), seed=3).recipe()
+    writer = DatasetWriter.create(out, image_size=(48, 64), recipe=recipe)
+    for seed in (3, 4):
+        writer.write(synthetic_episode(seed, frames=12, task="hike", preset="autumn"))
+
+
+def test_collect_resume_takes_the_recorded_recipe_so_no_flag_needs_retyping(tmp_path, capsys):
+    out = tmp_path / "ds"
+    _recorded_dataset(out)
+    assert main(["collect", "--out", str(out), "--resume"]) == 0
+    assert "2 episodes stored" in " ".join(capsys.readouterr().out.split())
+    # Flags given on top still must match: only the one that differs is named.
+    assert main(["collect", "--out", str(out), "--resume", "--seed", "5"]) == 2
+    error = capsys.readouterr().err
+    assert "seed: dataset has 3, you gave 5" in error and "episodes" not in error and "task" not in error
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--extend", "--episodes", "1"], "--extend only raises episodes: the dataset has 2, you gave 1"),
+    (["--extend"], "--extend: the episodes you gave are no more than"),
+])
+def test_collect_extend_builds_on_the_recorded_recipe(flags, message, tmp_path, capsys):
+    out = tmp_path / "ds"
+    _recorded_dataset(out)
+    before = _snapshot(tmp_path)
+    assert main(["collect", "--out", str(out), *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert _snapshot(tmp_path) == before
+
+
+def _recorded_run(out: Path, data: Path) -> None:
+    """A finished 2-epoch training run's folder, as far as resuming reads it (run.json, progress.json)."""
+    from navigator.config import to_dict
+    from navigator.training.config import TrainConfig
+    from navigator.training.pipeline import RUN_FORMAT, RUN_RECORD, RUN_VERSION
+
+    out.mkdir()
+    config = TrainConfig(data=(str(data),), out=str(out), epochs=2, model="lstm", window=8, stride=4)
+    (out / RUN_RECORD).write_text(json.dumps({"format": RUN_FORMAT, "version": RUN_VERSION, "config": to_dict(config),
+                                              "extensions": []}))
+    (out / "progress.json").write_text(json.dumps({"completed": ["train"]}))
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--resume"], "is finished (all 2 epochs): nothing to resume"),  # every setting came from run.json
+    (["--resume", "--seed", "1"], "was started with other settings: seed: run has 0, you gave 1; drop --config"),
+    (["--extend", "--epochs", "1"], "--extend only raises epochs: the run has 2, you gave 1"),
+    (["--extend", "--epochs", "2"], "--extend: the epochs you gave are no more than"),
+])
+def test_train_continues_with_the_settings_its_run_recorded(flags, message, dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    _recorded_run(out, dataset)
+    before = _snapshot(tmp_path)
+    assert main(["train", "--out", str(out), *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert _snapshot(tmp_path) == before
+
+
+def test_eval_resume_takes_the_settings_eval_json_recorded(tmp_path, capsys):
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "eval.json").write_text(json.dumps({"settings": {"suites": ["spring"]}}))
+    assert main(["eval", "--out", str(out), "--resume"]) == 2
+    assert f"suites in {out / 'eval.json'}'s 'settings': unknown preset 'spring'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, last_line", [
+    (["collect", "--out", "ds"], "navigator collect: interrupted; rerun the same command with --resume to continue"),
+    (["train", "--out", "run", "--extend"],
+     "navigator train: interrupted; rerun the same command with --resume in place of --extend to continue"),
+    (["eval", "--out", "report", "--resume"], "navigator eval: interrupted; rerun the same command to continue"),
+    (["fly"], "navigator fly: interrupted"),
+])
+def test_ctrl_c_says_how_to_continue(argv, last_line, monkeypatch, capsys):
+    import importlib
+
+    def interrupt(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module(f"navigator.commands.{argv[0]}"), "run", interrupt)
+    assert main(argv) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == last_line
+
+
+@pytest.mark.parametrize("command", ["collect", "train"])
+def test_help_says_resume_and_extend_exclude_each_other_and_take_the_record(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "[--resume | --extend]" in text and "no flag needs retyping" in text

@@ -119,7 +119,7 @@ def test_kill_minus_nine_then_resume(tmp_path):
     (["--preset", "summer+spring"], "unknown preset 'spring'"),
     (["--airframe", "f450"], "unknown airframe 'f450'"),
     (["--episodes", "0"], "episodes must be at least 1"),
-    (["--dart-noise", "-1"], "--dart-noise must be >= 0"),
+    (["--dart-noise", "-1"], "--dart-noise must be in [0, 1], got -1.0"),
 ])
 def test_bad_input_is_a_clear_error(tmp_path, args, message, capsys):
     assert collect("--out", str(tmp_path / "ds"), *args) == 2
@@ -203,7 +203,8 @@ def test_ctrl_c_stops_every_worker_quietly_and_the_dataset_resumes(tmp_path):
     _, error = process.communicate(timeout=60)
     assert process.returncode == 130, error
     assert "Traceback" not in error and "KeyboardInterrupt" not in error
-    assert error.strip().splitlines()[-1] == "navigator collect: interrupted"
+    assert error.strip().splitlines()[-1] == ("navigator collect: interrupted; rerun the same command with --resume "
+                                              "to continue")
     assert 1 <= len(read_manifest(out).episodes) < 8 and check_dataset(out).sound
     assert subprocess.run([*command, "--resume"], capture_output=True).returncode == 0
     assert len(read_manifest(out).episodes) == 8

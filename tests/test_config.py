@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from navigator.commands.fly import FlyConfig
-from navigator.config import (ConfigError, ConfigFlags, DefaultsHelpFormatter, SettingError, check_settings,
-                              field_default, load_config, read_yaml_mapping, setting, to_dict)
+from navigator.config import (MAX_SEED, ConfigError, ConfigFlags, DefaultsHelpFormatter, RecordedSettings,
+                              SettingError, check_seed_span, check_settings, field_default, load_config,
+                              read_yaml_mapping, setting, to_dict)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,6 +58,11 @@ def test_malformed_yaml_is_a_clear_error(tmp_path, text, problem):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(Outer, tmp_path / "nope.yaml")
+
+
+def test_a_folder_given_as_the_config_file_is_named_a_folder(tmp_path):
+    with pytest.raises(ConfigError, match=f"^config file {tmp_path} is a folder, not a YAML file"):
+        load_config(Outer, tmp_path)
 
 
 def test_shipped_fly_launch_file_equals_the_built_in_defaults():
@@ -157,3 +163,88 @@ def test_every_shipped_launch_file_loads():
     from navigator.collect import CollectConfig
 
     assert len(load_config(CollectConfig, ROOT / "launch" / "collect" / "mixed.yaml").parts) == 3
+
+
+@dataclass(frozen=True)
+class Seeded:
+    seed: int = setting(0, ge=0, le=MAX_SEED)
+    episodes: int = setting(5, ge=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        check_seed_span(self.seed, self.episodes, "seed", "episodes")
+
+
+def test_the_last_seed_is_held_to_the_seed_range_naming_both_settings_as_given(tmp_path):
+    assert Seeded(seed=MAX_SEED, episodes=1).seed == MAX_SEED
+    with pytest.raises(SettingError, match=f"^seed: with episodes 2 the last episode's seed would be {MAX_SEED + 1}, "
+                                           f"past the largest seed {MAX_SEED}; give seed at most {MAX_SEED - 1} or "
+                                           f"fewer episodes$"):
+        Seeded(seed=MAX_SEED, episodes=2)
+    flags = ConfigFlags(Seeded)
+    parser = argparse.ArgumentParser()
+    flags.add(parser, "--seed", "seed", "first seed", type=int)
+    flags.add(parser, "--episodes", "episodes", "how many", type=int)
+    path = tmp_path / "c.yaml"
+    path.write_text(f"seed: {MAX_SEED}\n")
+    # The setting at fault as the user gave it (here: the file); the other one by the flag that sets it.
+    with pytest.raises(ConfigError, match=f"^seed in {path}: with --episodes 3 .* give --seed at most {MAX_SEED - 2} "
+                                          f"or fewer --episodes$"):
+        flags.load(parser.parse_args(["--episodes", "3"]), path)
+    with pytest.raises(ConfigError, match="^--seed: with --episodes 5 "):
+        flags.load(parser.parse_args(["--seed", str(MAX_SEED)]), None)
+
+
+def test_recorded_settings_stand_in_for_a_file_and_are_named_in_errors():
+    recorded = RecordedSettings({"name": "b", "inner": {"width": 96}}, "runs/x/run.json's 'config'")
+    assert load_config(Outer, recorded, {"inner.scale": 2.0}) == Outer(name="b", inner=Inner(width=96, scale=2.0))
+    assert recorded.data == {"name": "b", "inner": {"width": 96}}  # overrides never change the record
+    with pytest.raises(ConfigError, match="^count in runs/x/run.json's 'config' must be at least 1, got 0$"):
+        load_config(Ranged, RecordedSettings({"count": 0}, "runs/x/run.json's 'config'"))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"dart_noise": 1.5}, "dart_noise must be in [0, 1], got 1.5"),
+    ({"seed": MAX_SEED - 1, "parts": [{"episodes": 1}, {"task": "hike", "episodes": 3}]},
+     f"seed: with parts[1].episodes 3 the last episode's seed would be {MAX_SEED + 1}"),
+])
+def test_collect_config_bounds(overrides, message):
+    from navigator.collect import CollectConfig
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(CollectConfig, None, overrides)
+    assert str(raised.value).startswith(message)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"lr": 2.0}, "lr must be in (0, 1], got 2.0"),
+    ({"augment.noise_std": 300}, "augment.noise_std must be in [0, 255], got 300.0"),
+    ({"window": 8, "stride": 9}, "stride must be at most window (8), got 9"),
+    ({"dagger.episodes": 1_000_001}, "dagger.episodes must be in [1, 1000000], got 1000001"),
+    ({"dagger.rounds": 2148}, "dagger.rounds must be at most 2147, got 2148: round 2148 would fly seeds up to "
+                              "2148000015, past the largest seed 2147483647"),
+    ({"model": "transformer"}, "model: unknown model 'transformer'"),
+])
+def test_training_config_bounds(overrides, message):
+    from navigator.training.config import TrainConfig
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(TrainConfig, None, {"data": ["d"], **overrides})
+    assert str(raised.value).startswith(message)
+
+
+def test_every_name_is_normalised_the_same_way_and_paths_stay_as_given(tmp_path):
+    from navigator.evaluation.settings import EvalSettings
+    from navigator.training.config import TrainConfig
+
+    fly = load_config(FlyConfig, None, {"scenario.task": " HIKE ", "scenario.airframe": "CF2X",
+                                        "scenario.preset": "Winter+WIND", "pilot": " Expert "})
+    assert (fly.scenario.task, fly.scenario.airframe, fly.scenario.preset, fly.pilot) == (
+        "hike", "cf2x", "winter+wind", "expert")
+    assert load_config(FlyConfig, None, {"pilot": "PRETRAINED"}).pilot == "pretrained"
+    assert load_config(TrainConfig, None, {"data": ["d"], "model": " LSTM "}).model == "lstm"
+    checkpoint = tmp_path / "Run" / "Best.pt"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"")
+    settings = load_config(EvalSettings, None, {"pilots": ["EXPERT", str(checkpoint)], "task": "Follow"})
+    assert settings.pilots == ("expert", str(checkpoint)) and settings.task == "follow"

@@ -102,3 +102,62 @@ def test_info_is_not_cut_at_80_columns_when_piped(tmp_path, capsys):
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if preset in line)  # whole, on one line
     assert "…" not in out and len(row) > 80
+
+
+@pytest.mark.parametrize("action", [["info"], ["check"], ["export", "--format", "robomimic", "--out", "demos.hdf5"]])
+def test_the_same_dataset_twice_is_refused(dataset, tmp_path, capsys, monkeypatch, action):
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", action[0], str(dataset), f"{dataset}/", *action[1:]]) == 2
+    assert f"{dataset} is given twice: give each dataset once" in capsys.readouterr().err
+    assert not (tmp_path / "demos.hdf5").exists()
+
+
+def test_an_incomplete_dataset_is_sound_but_named_so(tmp_path, capsys):
+    recipe = {"parts": [{"task": "fly_to_target", "preset": "summer", "episodes": 5}], "seed": 0}
+    writer = DatasetWriter.create(tmp_path / "part", image_size=(48, 64), recipe=recipe)
+    for seed in range(2):
+        writer.write(synthetic_episode(seed, frames=6))
+    assert main(["data", "check", str(writer.path)]) == 0
+    out = capsys.readouterr().out
+    assert "incomplete: 2 of 5 episodes flown" in out and "missing fly_to_target/summer seeds 2-4" in out
+    assert f"navigator collect --out {writer.path} --resume" in out and "1 warnings: sound" in out
+    assert main(["data", "info", str(writer.path)]) == 0
+    assert "2 of 5 episodes (incomplete)" in capsys.readouterr().out
+    assert main(["data", "info", str(writer.path), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert (document["episodes"], document["expected_episodes"], list(document["incomplete"])) == (
+        2, 5, [str(writer.path)])
+    out = tmp_path / "part.h5"
+    assert main(["data", "export", str(writer.path), "--format", "robomimic", "--out", str(out)]) == 0
+    assert "incomplete: 2 of 5 episodes flown" in capsys.readouterr().err and out.exists()
+
+
+def test_check_of_an_edited_manifest_lists_each_problem_in_the_users_terms(dataset, tmp_path, capsys):
+    edited = tmp_path / "edited"
+    writer = DatasetWriter.create(edited, image_size=(48, 64), recipe={})
+    for seed in range(2):
+        writer.write(synthetic_episode(seed, frames=6))
+    manifest = json.loads((edited / "manifest.json").read_text())
+    manifest["episodes"][0].update(success=True, ending="success", frames=999)
+    manifest["episodes"][1]["success"] = "yes"
+    manifest["image_width"] = -3
+    (edited / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["data", "check", str(edited)]) == 1
+    out = capsys.readouterr().out
+    assert "5 errors" in out and "image_width must be a positive integer" in out and "(got -3)" in out
+    assert 'success must be true or false (got "yes")' in out and "lists frames 999" in out
+    assert "lists success true but the episode file records false" in out
+    assert "EpisodeKey" not in out and "camera size" not in out
+
+
+def test_a_file_is_not_taken_for_a_dataset_folder(dataset, capsys):
+    for action in ("check", "info"):
+        assert main(["data", action, str(dataset / "manifest.json")]) == 2
+        err = capsys.readouterr().err
+        assert f"{dataset / 'manifest.json'}: is a file, not a dataset folder" in err and f"({dataset})" in err
+
+
+def test_export_writes_hdf5_files_only(dataset, tmp_path, capsys):
+    out = tmp_path / "demos.txt"
+    assert main(["data", "export", str(dataset), "--format", "robomimic", "--out", str(out)]) == 2
+    assert f"--out {out} must end in .hdf5 or .h5" in capsys.readouterr().err and not out.exists()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from policies import PolicyConfig, build_policy, checkpoint_bytes, load_checkpoint
-from policies.checkpoint import CheckpointError
+from policies.checkpoint import TRAINING_STATE_FORMAT, CheckpointError, with_checksum
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -14,7 +14,8 @@ def test_round_trip(tmp_path: Path) -> None:
     policy.set_state_normalisation(torch.arange(7.0), torch.full((7,), 3.0))
     path = tmp_path / "policy.pt"
     path.write_bytes(checkpoint_bytes(policy, {"epoch": 3, "val_loss": 0.25}))
-    assert set(torch.load(path, weights_only=True)) == {"format", "version", "config", "state_dict", "metadata"}
+    assert set(torch.load(path, weights_only=True)) == {"format", "version", "config", "state_dict", "metadata",
+                                                        "sha256"}
     loaded, metadata = load_checkpoint(path)
     assert metadata == {"epoch": 3, "val_loss": 0.25} and loaded.config == policy.config
     for (name, ours), theirs in zip(policy.state_dict().items(), loaded.state_dict().values()):
@@ -87,7 +88,7 @@ def test_weights_that_do_not_fit_the_config(tmp_path: Path) -> None:
     path.write_bytes(checkpoint_bytes(build_policy(PolicyConfig(model="gru", head_size=16))))
     payload = torch.load(path, weights_only=True)
     payload["config"]["head_size"] = 17
-    torch.save(payload, path)
+    torch.save(with_checksum(payload), path)
     with pytest.raises(CheckpointError, match="do not match its own config"):
         load_checkpoint(path)
 
@@ -97,7 +98,7 @@ def test_unknown_model_in_config(tmp_path: Path) -> None:
     path.write_bytes(checkpoint_bytes(build_policy(PolicyConfig(model="mlp", head_size=8))))
     payload = torch.load(path, weights_only=True)
     payload["config"]["model"] = "transformer"
-    torch.save(payload, path)
+    torch.save(with_checksum(payload), path)
     with pytest.raises(ValueError, match="valid models"):
         load_checkpoint(path)
 
@@ -105,3 +106,73 @@ def test_unknown_model_in_config(tmp_path: Path) -> None:
 def test_metadata_must_be_json(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="JSON-able"):
         checkpoint_bytes(build_policy(PolicyConfig(model="mlp", head_size=8)), {"t": torch.ones(1)})
+
+
+def test_a_flipped_bit_in_a_weight_is_refused_as_damaged(tmp_path: Path) -> None:
+    # torch's zip container stores tensors uncompressed and does not check its CRCs: without a checksum of its own a
+    # checkpoint with one weight turned into 3e37 loads and flies.
+    policy = build_policy(PolicyConfig(model="mlp", head_size=8))
+    path = tmp_path / "policy.pt"
+    path.write_bytes(checkpoint_bytes(policy))
+    name, weight = next((k, t) for k, t in policy.state_dict().items() if t.numel() > 64)
+    raw = bytearray(path.read_bytes())
+    at = raw.find(bytes(weight.untyped_storage().tolist()[:64]))  # as torch.save stores it: its storage's bytes
+    assert at > 0
+    raw[at + 3] ^= 0x40  # the top exponent bit of the first float32 (little-endian)
+    path.write_bytes(bytes(raw))
+    assert not torch.equal(torch.load(path, weights_only=True)["state_dict"][name], weight)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    assert str(caught.value).startswith(f"{path} is damaged (its checksum does not match its content")
+    assert str(caught.value).endswith("re-run navigator train or pick another file")
+
+
+def test_changed_metadata_is_refused_as_damaged(tmp_path: Path) -> None:
+    path = tmp_path / "policy.pt"
+    path.write_bytes(checkpoint_bytes(build_policy(PolicyConfig(model="mlp", head_size=8)), {"airframe": "x500"}))
+    payload = torch.load(path, weights_only=True)
+    torch.save({**payload, "metadata": {"airframe": "cf2x"}}, path)
+    with pytest.raises(CheckpointError, match=r"is damaged \(its checksum does not match"):
+        load_checkpoint(path)
+
+
+def test_a_checkpoint_written_before_checksums_still_loads(tmp_path: Path) -> None:
+    policy = build_policy(PolicyConfig(model="mlp", head_size=8))
+    path = tmp_path / "policy.pt"
+    path.write_bytes(checkpoint_bytes(policy, {"epoch": 1}))
+    payload = torch.load(path, weights_only=True)
+    del payload["sha256"]
+    torch.save(payload, path)
+    loaded, metadata = load_checkpoint(path)
+    assert metadata == {"epoch": 1}
+    assert all(torch.equal(a, b) for a, b in zip(policy.state_dict().values(), loaded.state_dict().values()))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("checksummed", [True, False])
+def test_non_finite_weights_are_refused(tmp_path: Path, bad: float, checksummed: bool) -> None:
+    policy = build_policy(PolicyConfig(model="mlp", head_size=8))
+    name, first = next(iter(policy.state_dict().items()))
+    values = first.flatten().clone()
+    values[:2] = bad
+    policy.load_state_dict({**policy.state_dict(), name: values.reshape(first.shape)})
+    path = tmp_path / "policy.pt"
+    path.write_bytes(checkpoint_bytes(policy))  # a well-formed file, checksum and all, of a diverged policy
+    if not checksummed:
+        payload = torch.load(path, weights_only=True)
+        del payload["sha256"]
+        torch.save(payload, path)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    assert str(caught.value).startswith(f"{path} is unusable (2 of its weights are NaN or infinite, in {name})")
+    assert "re-run navigator train" in str(caught.value)
+
+
+def test_a_training_state_is_not_a_policy(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "last.pt"
+    path.parent.mkdir()
+    torch.save({"format": TRAINING_STATE_FORMAT, "epoch": 1}, path)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    assert str(caught.value) == (f"{path} is a training state, not a policy (what navigator train --resume continues "
+                                 f"from): fly the run's policy, {tmp_path / 'run' / 'best.pt'}")

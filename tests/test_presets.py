@@ -1,7 +1,9 @@
 import pytest
 
+from sim_envs import canonical_task, task_id
+from sim_envs.airframe import canonical_airframe, load_airframe
 from sim_envs.errors import InvalidNameError, UnknownNameError
-from sim_envs.presets import HELD_OUT_PRESETS, PRESET_NAMES, canonical_preset, resolve_preset
+from sim_envs.presets import HELD_OUT_PRESETS, PRESET_NAMES, SEASONS, canonical_preset, resolve_preset
 from sim_envs.scenery import Scenery
 
 
@@ -64,3 +66,38 @@ def test_bad_preset_specs_are_refused_echoing_the_whole_spec(spec, problem):
 def test_unknown_preset_error_is_an_invalid_name_error():
     with pytest.raises(UnknownNameError):
         canonical_preset("spring")
+
+
+@pytest.mark.parametrize("spec", ["winter+autumn", "winter+autumn+night", "Summer + WINTER", "autumn+wind+summer"])
+def test_at_most_one_season_composes_with_the_other_presets(spec):
+    with pytest.raises(InvalidNameError, match="seasons .*give at most one season \\(summer, autumn, winter\\), "
+                                               "composed with any of the other presets") as error:
+        canonical_preset(spec)
+    assert repr(spec) in str(error.value)
+
+
+def test_every_season_is_a_preset_and_composes_with_every_other_preset():
+    assert set(SEASONS) <= set(PRESET_NAMES)
+    for season in SEASONS:
+        for other in set(PRESET_NAMES) - set(SEASONS):
+            assert canonical_preset(f"{season}+{other}") == f"{season}+{other}"
+
+
+@pytest.mark.parametrize("name, canonical", [
+    ("HIKE", "hike"), (" follow ", "follow"), ("Fly-To-Target", "fly-to-target"), ("navigator/Hike-v0", "hike"),
+])
+def test_task_names_are_normalised_like_presets(name, canonical):
+    assert canonical_task(name) == canonical
+    assert task_id(name) == task_id(canonical)
+
+
+@pytest.mark.parametrize("name, canonical", [("CF2X", "cf2x"), (" x500 ", "x500")])
+def test_airframe_names_are_normalised_like_presets(name, canonical):
+    assert canonical_airframe(name) == canonical
+    assert load_airframe(name).name == canonical
+
+
+@pytest.mark.parametrize("check, name", [(canonical_task, "race"), (canonical_airframe, "f450")])
+def test_unknown_names_are_still_refused_echoing_the_input(check, name):
+    with pytest.raises(UnknownNameError, match=repr(name)):
+        check(name)

@@ -191,3 +191,93 @@ def test_ltc_trains_on_data_with_zero_and_huge_dt_that_check_accepts(tmp_path):
     run_recipe(settings(writer.path, out, model="ltc-ncp", head_size=None), resume=False, hooks=Hooks())
     history = json.loads((out / "history.json").read_text())
     assert all(np.isfinite(e["train_loss"]) and np.isfinite(e["val_loss"]) for e in history)
+
+
+def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path):
+    writer = DatasetWriter.create(tmp_path / "ds", image_size=(24, 32), recipe={})
+    for seed in range(4):
+        writer.write(synthetic_episode(seed, frames=12, height=24, width=32))
+    out = tmp_path / "run"
+    interrupted_run(writer.path, out)
+    DatasetWriter.open(writer.path).write(synthetic_episode(9, frames=12, height=24, width=32))  # collect --extend
+    for extend, epochs in ((False, 2), (True, 3)):
+        with pytest.raises(UserError) as caught:
+            run_recipe(settings(writer.path, out, epochs=epochs), resume=True, hooks=Hooks(), extend=extend)
+        assert (f"{writer.path} changed since this run started (5 episodes now, 4 then): resume needs the same data; "
+                f"start a new run in another --out") in str(caught.value)
+    assert saved_epoch(out) == 1 and json.loads((out / "run.json").read_text())["extensions"] == []
+
+
+def test_resume_refuses_a_changed_dagger_round(tmp_path, monkeypatch):
+    from navigator.training import pipeline
+
+    # A DAgger round's roll-outs, without flying: the round's dataset gets two synthetic episodes.
+    def fake_collect(out: Path, config, hooks) -> None:
+        writer = DatasetWriter.create(out, image_size=(24, 32), recipe={})
+        for seed in (20, 21):
+            writer.write(synthetic_episode(seed, frames=12, height=24, width=32))
+
+    writer = DatasetWriter.create(tmp_path / "ds", image_size=(24, 32), recipe={})
+    for seed in range(4):
+        writer.write(synthetic_episode(seed, frames=12, height=24, width=32))
+    monkeypatch.setattr(pipeline, "_collect_into", fake_collect)
+    out = tmp_path / "run"
+    recipe = {"dagger": {"rounds": 1, "episodes": 2, "epochs": 2}}
+    interrupted_run(writer.path, out, **recipe)  # in the first training: only the recipe's data is recorded
+    record = json.loads((out / "run.json").read_text())
+    assert set(record["datasets"]["data"]) == {str(writer.path)} and record["datasets"]["dagger"] == {}
+    with pytest.raises(Interrupt):  # the first training finishes; interrupted in the round's first epoch
+        run_recipe(settings(writer.path, out, **recipe), resume=True, hooks=StopAfterEpoch(1))
+    assert torch.load(out / "last.pt", weights_only=True)["stage"] == "dagger-1"
+    round_data = out / "dagger" / "round-1"
+    assert json.loads((out / "run.json").read_text())["datasets"]["dagger"]["round-1"]["episodes"] == 2
+    DatasetWriter.open(round_data).write(synthetic_episode(22, frames=12, height=24, width=32))
+    with pytest.raises(UserError, match=r"round-1 changed since this run started \(3 episodes now, 2 then\)"):
+        run_recipe(settings(writer.path, out, **recipe), resume=True, hooks=Hooks())
+
+
+def _stage_completed(out: Path) -> bool:
+    progress = out / "progress.json"
+    return progress.exists() and "train" in json.loads(progress.read_text())["completed"]
+
+
+def test_a_non_finite_validation_loss_stops_the_run_and_keeps_the_last_good_state(data, tmp_path, monkeypatch, capsys):
+    from navigator.training import loop
+
+    losses = iter([0.5, float("nan")])
+    monkeypatch.setattr(loop, "evaluate", lambda *args: next(losses))
+    out = tmp_path / "run"
+    with pytest.raises(loop.TrainingDiverged) as caught:
+        run_recipe(settings(data, out, epochs=3), resume=False, hooks=Hooks())
+    assert str(caught.value).startswith(f"the validation loss became nan after epoch 2; training stopped and "
+                                        f"{out / 'last.pt'} keeps the last good state (train, epoch 1). Try a lower "
+                                        f"--lr")
+    assert saved_epoch(out) == 1 and not _stage_completed(out)
+    assert torch.load(out / "best.pt", weights_only=True)["metadata"]["epoch"] == 1
+    assert not (out / "history.json").exists() or "NaN" not in (out / "history.json").read_text()
+
+    # Diverged in the first epoch of a new run: nothing is kept, and the CLI says so in one line.
+    monkeypatch.setattr(loop, "evaluate", lambda *args: float("inf"))
+    fresh = tmp_path / "fresh"
+    config = tmp_path / "recipe.yaml"
+    config.write_text("window: 8\nstride: 4\nfeature_size: 8\nhead_size: 8\nmodel: gru\n")
+    assert main(["train", "--config", str(config), "--data", str(data), "--out", str(fresh), "--epochs", "2",
+                 "--batch-size", "4"]) == 2
+    error = capsys.readouterr().err
+    assert "the validation loss became inf after epoch 1; training stopped and no epoch of it was saved" in error
+    assert "Traceback" not in error and not fresh.exists()
+
+
+def test_a_damaged_training_state_is_refused_by_its_checksum(data, tmp_path):
+    out = tmp_path / "run"
+    interrupted_run(data, out)
+    state = torch.load(out / "last.pt", weights_only=True)
+    weight = next(t for t in state["policy"].values() if t.numel() > 16)
+    raw = bytearray((out / "last.pt").read_bytes())
+    at = raw.find(bytes(weight.untyped_storage().tolist()[:16]))
+    assert at > 0
+    raw[at + 3] ^= 0x40  # one flipped bit: the first float of a weight becomes huge (or tiny)
+    (out / "last.pt").write_bytes(bytes(raw))
+    with pytest.raises(UserError, match=r"last.pt is damaged \(its checksum does not match its content.*\): it "
+                                        r"cannot be resumed"):
+        run_recipe(settings(data, out), resume=True, hooks=Hooks())

@@ -190,4 +190,77 @@ def test_policy_trained_on_another_camera_is_refused(demos, tmp_path, capsys):
     config = tmp_path / "wide.yaml"
     config.write_text("scenario:\n  camera: {width: 96, height: 72}\nepisodes: 1\n")
     assert main(["fly", "--config", str(config), "--pilot", str(out / "best.pt")]) == 2
-    assert "was trained on 64x48 images but this scenario's camera gives 96x72" in capsys.readouterr().err
+    assert ("was trained with another camera: width 64 (this scenario has 96), height 48 (this scenario has 72); "
+            "fly it with the camera it was trained on, set in a YAML file given with --config: scenario: {camera: "
+            "{width: 64, height: 48}}") in capsys.readouterr().err
+
+
+def tiny_checkpoint(path, camera=None, huge=False):
+    """A checkpoint of a small MLP policy for 64x48 images, as `navigator train` would write it, without training:
+    `camera` is what its metadata records; `huge`: finite weights of +-1e38, whose products overflow to NaN."""
+    from policies import PolicyConfig, build_policy, checkpoint_bytes
+
+    policy = build_policy(PolicyConfig(model="mlp", head_size=8))
+    if huge:
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for parameter in policy.parameters():
+                signs = torch.rand(parameter.shape, generator=generator) < 0.5
+                parameter.copy_(torch.where(signs, -1e38, 1e38))
+    camera = camera or {"width": 64, "height": 48, "fov_deg": 80.0, "tilt_deg": 0.0, "rate_hz": 30}
+    path.write_bytes(checkpoint_bytes(policy, {"airframe": "x500", "camera": camera}))
+    return path
+
+
+def test_every_camera_setting_the_checkpoint_records_must_match(tmp_path, capsys):
+    pilot = tiny_checkpoint(tmp_path / "narrow.pt", {"width": 64, "height": 48, "fov_deg": 60.0, "tilt_deg": 0.0,
+                                                     "rate_hz": 15})
+    config = tmp_path / "wide.yaml"
+    config.write_text("scenario:\n  camera: {fov_deg: 120, tilt_deg: 30, rate_hz: 60}\nepisodes: 1\n")
+    assert main(["fly", "--config", str(config), "--pilot", str(pilot), "--airframe", "cf2x"]) == 2
+    error = capsys.readouterr().err
+    assert (f"{pilot} was trained with another camera: fov_deg 60.0 (this scenario has 120.0), tilt_deg 0.0 (this "
+            f"scenario has 30.0), rate_hz 15 (this scenario has 60); fly it with the camera it was trained on, set in "
+            f"a YAML file given with --config: scenario: {{camera: {{fov_deg: 60.0, tilt_deg: 0.0, rate_hz: 15}}}}; "
+            f"and {pilot} was trained on the x500 airframe, not cf2x") in error
+    # eval's --config sets the camera at the top level, and its message says so.
+    config.write_text("camera: {fov_deg: 120, tilt_deg: 30, rate_hz: 60}\n")
+    assert main(["eval", "--config", str(config), "--pilot", str(pilot), "--episodes", "1", "--suites", "summer",
+                 "--out", str(tmp_path / "report")]) == 2
+    error = capsys.readouterr().err
+    assert "given with --config: camera: {fov_deg: 60.0, tilt_deg: 0.0, rate_hz: 15}" in error
+    assert not (tmp_path / "report").exists()
+
+
+def test_a_policy_whose_action_is_not_finite_stops_the_flight_with_a_clear_error(tmp_path, capsys):
+    pilot = tiny_checkpoint(tmp_path / "overflowing.pt", huge=True)  # loads: every weight is finite
+    assert main(["fly", "--json", "--pilot", str(pilot), "--episodes", "1", "--max-seconds", "0.5"]) == 2
+    captured = capsys.readouterr()
+    assert (f"{pilot} produced a non-finite action at t=0.00s; the policy is unusable: retrain it or pick another "
+            f"checkpoint") in captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+
+
+def test_a_training_state_given_as_pilot_points_at_the_policy(tmp_path, capsys):
+    from navigator.training.loop import RESUME_FORMAT
+
+    out = tmp_path / "run"
+    out.mkdir()
+    torch.save({"format": RESUME_FORMAT, "stage": "train", "epoch": 1}, out / "last.pt")
+    assert main(["fly", "--pilot", str(out / "last.pt"), "--episodes", "1"]) == 2
+    assert (f"{out / 'last.pt'} is a training state, not a policy (what navigator train --resume continues from): "
+            f"fly the run's policy, {out / 'best.pt'}") in capsys.readouterr().err
+
+
+def test_training_on_a_collection_that_stopped_early_warns(tmp_path, capsys):
+    from navigator.dataset import DatasetWriter
+    from navigator.dataset.synthetic import synthetic_episode
+
+    recipe = {"parts": [{"task": "fly_to_target", "preset": "summer", "episodes": 3}], "seed": 0}
+    writer = DatasetWriter.create(tmp_path / "ds", image_size=(48, 64), recipe=recipe)
+    for seed in (0, 1):  # seed 2 was never flown
+        writer.write(synthetic_episode(seed, frames=40, height=48, width=64))
+    assert train("--data", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--epochs", "1",
+                 "--batch-size", "2") == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "warning" in printed and "incomplete: 2 of 3 episodes" in printed

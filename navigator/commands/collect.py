@@ -4,11 +4,13 @@ examples:
   navigator collect --out datasets/summer --episodes 200
   navigator collect --task hike --preset autumn --episodes 50 --out datasets/autumn-hike --workers 2
   navigator collect --config launch/collect/mixed.yaml --out datasets/mixed
-  navigator collect --out datasets/summer --episodes 200 --resume     # after an interruption
+  navigator collect --out datasets/summer --resume                   # after an interruption
   navigator collect --out datasets/summer --episodes 400 --extend     # 200 more episodes of the same recipe
 
 Each episode is (task, preset, seed) and deterministic: the same recipe gives the same dataset, whatever the number
-of workers, and --resume flies only the episodes still missing.
+of workers, and --resume flies only the episodes still missing. With --resume or --extend and no --config, the
+settings are the recipe the dataset's manifest recorded: flags given on top must match it (--extend: or raise
+--episodes).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from navigator.config import ConfigFlags
+from navigator.config import ConfigFlags, RecordedSettings
 
 
 def _config_class() -> type:
@@ -50,14 +52,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     FLAGS.add(failed, "--drop-failed", "keep_failed", "store only successful episodes; failures are only marked in "
                                                       "the manifest", dest="keep_failed", action="store_const",
               const=False, default_text="keep")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted collection in --out")
-    parser.add_argument("--extend", action="store_true", help="add episodes to the finished dataset in --out: the "
-                                                              "same recipe with larger --episodes counts")
+    continuing = parser.add_mutually_exclusive_group()
+    continuing.add_argument("--resume", action="store_true", help="continue an interrupted collection in --out; "
+                                                                  "without --config, the settings are those its "
+                                                                  "manifest recorded, so no flag needs retyping")
+    continuing.add_argument("--extend", action="store_true", help="add episodes to the dataset in --out: its "
+                                                                  "recorded recipe with a larger --episodes (to "
+                                                                  "continue an interrupted --extend, use --resume)")
 
 
-def _one_part(config_path: Path | None) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """Places the flags that describe one part (--task, --preset, --episodes): on top of the recipe's part when it
-    has exactly one, else of the defaults; that one part replaces the recipe's parts."""
+def _one_part(source: Path | RecordedSettings | None) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Places the flags that describe one part (--task, --preset, --episodes): on top of the recipe's part (from the
+    YAML file or the recorded recipe `source`) when it has exactly one, else of the defaults; that one part replaces
+    the recipe's parts."""
     from navigator.config import read_yaml_mapping
 
     def place(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +72,9 @@ def _one_part(config_path: Path | None) -> Callable[[dict[str, Any]], dict[str, 
                   if key.startswith("parts[0].")}
         single = {name: value for name, value in single.items() if value is not None}
         if single:
-            parts = read_yaml_mapping(config_path).get("parts") if config_path else None
+            recipe = (source.data if isinstance(source, RecordedSettings)
+                      else read_yaml_mapping(source) if source is not None else {})
+            parts = recipe.get("parts")
             base = parts[0] if isinstance(parts, list) and len(parts) == 1 and isinstance(parts[0], dict) else {}
             overrides["parts"] = [{**base, **single}]
         return overrides
@@ -76,10 +85,14 @@ def _one_part(config_path: Path | None) -> Callable[[dict[str, Any]], dict[str, 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from navigator.collect import collect, open_for_collection
-    from navigator.commands.common import check_output_folder, progress_bar
+    from navigator.collect import EXTENSIONS_KEY, collect, open_for_collection
+    from navigator.commands.common import check_output_folder, progress_bar, recorded_settings
+    from navigator.dataset.manifest import manifest_path
 
-    config = FLAGS.load(args, args.config, _one_part(args.config))
+    source: Path | RecordedSettings | None = args.config
+    if source is None and (args.resume or args.extend):
+        source = recorded_settings(manifest_path(args.out), "recipe", dropped=(EXTENSIONS_KEY,))
+    config = FLAGS.load(args, source, _one_part(source))
     check_output_folder(args.out, "--out", continuing=args.resume or args.extend)
     console = Console()
     writer, notes = open_for_collection(args.out, config, args.resume, extend=args.extend)

@@ -1,4 +1,5 @@
-"""What every command shares: up-front checks of the files and folders it will write, and `--json` output.
+"""What every command shares: up-front checks of the files and folders it will write, the settings continued work
+recorded, and `--json` output.
 
 Outputs are checked before any work, so that a run that would fail to save its result fails at once and a file the
 user owns is never replaced without `--overwrite`. With `--json`, stdout carries exactly one JSON document: while
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from navigator.config import RecordedSettings
 from navigator.errors import UserError
 
 if TYPE_CHECKING:
@@ -45,10 +47,10 @@ def _check_writable_folder(folder: Path, what: str) -> None:
 def check_output_file(path: Path, flag: str, *, overwrite: bool, suffixes: tuple[str, ...] = ()) -> Path:
     """Refuse, before any work, an output file that could not be written or would replace something unasked:
     a wrong extension, a folder, an existing file without --overwrite, a missing or unwritable parent folder."""
+    if path.is_dir():  # said first: a folder's name rarely has the file's extension, and that is not the problem
+        raise UserError(f"{flag} {path} is a folder; give the name of a file to write")
     if suffixes and path.suffix.lower() not in suffixes:
         raise UserError(f"{flag} {path} must end in {' or '.join(suffixes)}")
-    if path.is_dir():
-        raise UserError(f"{flag} {path} is a folder; give the name of a file to write")
     if path.exists() or path.is_symlink():
         if not overwrite:
             raise UserError(f"{flag} {path} already exists; pass --overwrite to replace it, or choose another name")
@@ -75,6 +77,22 @@ def check_output_folder(path: Path, flag: str, *, continuing: bool) -> Path:
         ancestor = ancestor.parent
     _check_writable_folder(ancestor, f"{flag} {path}")
     return path
+
+
+def recorded_settings(record: Path, key: str, dropped: tuple[str, ...] = ()) -> RecordedSettings | None:
+    """The settings an earlier run recorded under `key` of JSON file `record` (a dataset manifest's "recipe", a
+    training run's run.json "config", an evaluation's eval.json "settings"), less the bookkeeping keys `dropped`:
+    what `--resume` without --config continues, so that no flag needs retyping. None when there is no readable
+    record: the pipeline then refuses the folder with a message that says what is wrong with it."""
+    try:
+        document = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    settings = document.get(key) if isinstance(document, dict) else None
+    if not isinstance(settings, dict):
+        return None
+    return RecordedSettings({name: value for name, value in settings.items() if name not in dropped},
+                            f"{record}'s {key!r}")
 
 
 def _flush_c_stdio() -> None:

@@ -12,6 +12,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     preview.add_argument("--overwrite", action="store_true", help="let --out replace an existing file")
     export = action("export", "write the episodes in another layout")
     export.add_argument("--format", choices=("robomimic",), required=True)
-    export.add_argument("--out", type=Path, required=True, metavar="FILE", help="e.g. demos.hdf5")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE", help=".hdf5 or .h5, e.g. demos.hdf5")
     EXPORT_FLAGS.add(export, "--val-fraction", "val_fraction", "share of episodes in mask/valid", type=float)
     EXPORT_FLAGS.add(export, "--split-seed", "split_seed", "seed of the train/validation split", type=int)
     export.add_argument("--overwrite", action="store_true", help="let --out replace an existing file")
@@ -82,9 +83,13 @@ def _info(args: argparse.Namespace) -> int:
         return 0
     console = output_console()
     height, width = summary.image_size
-    console.print(f"[bold]{escape(', '.join(summary.datasets))}[/bold]: {summary.episodes} episodes, {summary.frames} "
+    episodes = (f"{summary.episodes} of {summary.expected_episodes} episodes (incomplete)" if summary.incomplete
+                else f"{summary.episodes} episodes")
+    console.print(f"[bold]{escape(', '.join(summary.datasets))}[/bold]: {episodes}, {summary.frames} "
                   f"frames, {summary.duration_s / 60:.1f} min simulated, success {summary.success_rate:.0%} · "
                   f"images {width}x{height} · actions {summary.action_convention}", soft_wrap=True)
+    for dataset, warning in summary.incomplete.items():
+        console.print(f"[yellow]warning[/yellow] {escape(dataset)}: {escape(warning)}", soft_wrap=True)
     groups = Table(title="episodes by task and preset")
     # On a narrow terminal cells fold onto more lines: nothing is cut off.
     for name in ("task", "preset"):
@@ -115,7 +120,9 @@ def _check(args: argparse.Namespace) -> int:
 
     from navigator.commands.common import output_console, print_json
     from navigator.dataset.check import check_dataset
+    from navigator.dataset.reader import require_distinct
 
+    require_distinct(args.datasets)
     reports = [check_dataset(path) for path in args.datasets]
     if args.json:
         print_json([{"dataset": str(r.dataset), "sound": r.sound, "episodes_checked": r.episodes_checked,
@@ -149,12 +156,18 @@ def _preview(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from navigator.commands.common import check_output_file
-    from navigator.dataset.export_robomimic import export_robomimic
+    from navigator.dataset.completeness import completeness
+    from navigator.dataset.export_robomimic import HDF5_SUFFIXES, export_robomimic
     from navigator.dataset.reader import open_datasets
 
     options = EXPORT_FLAGS.load(args, None)
-    check_output_file(args.out, "--out", overwrite=args.overwrite)
-    demos = export_robomimic(open_datasets(args.datasets), args.out, val_fraction=options.val_fraction,
-                             split_seed=options.split_seed)
+    check_output_file(args.out, "--out", overwrite=args.overwrite, suffixes=HDF5_SUFFIXES)
+    datasets = open_datasets(args.datasets)
+    # An interrupted collection is sound but partial: exporting it is allowed, silently doing so is not.
+    for dataset in datasets:
+        state = completeness(dataset.manifest)
+        if not state.complete:
+            print(f"warning: {dataset.path}: {state.message(dataset.path)}", file=sys.stderr)
+    demos = export_robomimic(datasets, args.out, val_fraction=options.val_fraction, split_seed=options.split_seed)
     print(f"{demos} episodes exported to {args.out} ({args.format})")
     return 0

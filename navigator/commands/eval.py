@@ -5,10 +5,11 @@ and how episodes ended.
 examples:
   navigator eval --out reports/shipped                       # the shipped policy in summer, autumn, winter, night
   navigator eval --pilot pretrained --pilot expert --suites summer,night+wind,range --episodes 40 --out reports/cmp
-  navigator eval --pilot runs/NAME/best.pt --out reports/NAME --resume   # fly only the episodes still missing
+  navigator eval --out reports/NAME --resume     # after an interruption: fly only the episodes still missing
 
 OUT receives eval.json (the settings), episodes/ (one JSON per finished episode), results.json, report.md,
-success.png and trajectories.png.
+success.png and trajectories.png. With --resume and no --config, the settings are those OUT/eval.json recorded:
+flags given on top must match them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from navigator.commands.common import check_output_folder, progress_bar
+from navigator.commands.common import check_output_folder, progress_bar, recorded_settings
 from navigator.config import ConfigFlags
 from navigator.errors import UserError
 from navigator.evaluation.settings import EvalSettings
@@ -48,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=0, help="parallel processes; the results do not depend on it "
                                                                "(default: one per CPU core)")
     parser.add_argument("--resume", action="store_true", help="continue the evaluation in OUT: fly only the "
-                                                              "episodes it is missing")
+                                                              "episodes it is missing; without --config, the "
+                                                              "settings are those OUT/eval.json recorded")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 0:
         raise UserError(f"--workers must be >= 0 (0: one per CPU core), got {args.workers}")
-    settings = FLAGS.load(args, args.config)
+    source = args.config
+    if source is None and args.resume:
+        source = recorded_settings(args.out / "eval.json", "settings")
+    settings = FLAGS.load(args, source)
     check_output_folder(args.out, "--out", continuing=args.resume)
 
     console = Console()

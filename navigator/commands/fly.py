@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from navigator.commands.common import check_output_file, finite_or_none, print_json, progress_bar
-from navigator.config import MAX_SEED, ConfigFlags, check_settings, setting, to_dict
+from navigator.config import MAX_SEED, ConfigFlags, check_seed_span, check_settings, setting, to_dict
 from navigator.scenario import HELD_OUT_SEED, ScenarioConfig, canonical_pilot, set_canonical
 
 
@@ -31,6 +31,7 @@ class FlyConfig:
 
     def __post_init__(self) -> None:
         check_settings(self)
+        check_seed_span(self.seed, self.episodes, "seed", "episodes")
         set_canonical(self, "pilot", canonical_pilot)
 
 

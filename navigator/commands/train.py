@@ -4,12 +4,14 @@ examples:
   navigator train --data datasets/summer --model cfc-ncp --out runs/cfc-ncp
   navigator train --config launch/train/fly_to_target.yaml      # collects the data first if it is missing
   navigator train --data datasets/summer --model lstm --out runs/lstm --epochs 10
-  navigator train --config launch/train/fly_to_target.yaml --resume   # after an interruption
-  navigator train --config launch/train/fly_to_target.yaml --epochs 20 --extend   # the same run, trained longer
+  navigator train --out runs/cfc-ncp --resume                       # after an interruption
+  navigator train --out runs/cfc-ncp --epochs 40 --extend           # the same run, trained longer
   navigator fly --pilot runs/cfc-ncp/best.pt                        # fly the result
 
-Writes OUT/best.pt (the policy with the best validation loss), OUT/last.pt (the state to resume from),
-OUT/history.json and TensorBoard logs in OUT/tensorboard (tensorboard --logdir OUT).
+Writes OUT/run.json (the settings), OUT/best.pt (the policy with the best validation loss), OUT/last.pt (the state to
+resume from), OUT/history.json and TensorBoard logs in OUT/tensorboard (tensorboard --logdir OUT). With --resume or
+--extend and no --config, the settings are those OUT/run.json recorded: flags given on top must match them
+(--extend: or raise --epochs).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from navigator.config import ConfigFlags
+from navigator.config import ConfigFlags, RecordedSettings, field_default
 
 
 def _config_class() -> type:
@@ -41,18 +43,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     FLAGS.add(parser, "--seed", "seed", "seed of initialisation, split, shuffling and augmentation", type=int)
     FLAGS.add(parser, "--dagger", "dagger.rounds", "DAgger rounds after the first training", type=int,
               metavar="ROUNDS")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    parser.add_argument("--extend", action="store_true", help="continue the run in --out for more --epochs (the only "
-                                                              "setting that may change)")
+    continuing = parser.add_mutually_exclusive_group()
+    continuing.add_argument("--resume", action="store_true", help="continue an interrupted run in --out; without "
+                                                                  "--config, the settings are those OUT/run.json "
+                                                                  "recorded, so no flag needs retyping")
+    continuing.add_argument("--extend", action="store_true", help="train the run in --out for a larger --epochs (the "
+                                                                  "only setting that may change; to continue an "
+                                                                  "interrupted --extend, use --resume)")
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from navigator.commands.common import progress_bar
     from navigator.training.pipeline import Hooks, run_recipe
 
-    config = FLAGS.load(args, args.config)
+    config = FLAGS.load(args, _source(args))
     _check_folders(config, args)
     console = Console()
 
@@ -70,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
             def batch(self, index: int, batches: int, frames: int, loss: float) -> None:
                 progress.update(bar, completed=index + 1, total=batches, status=f"loss {loss:.4f} · {frames} frames")
 
+            def warning(self, message: str) -> None:
+                console.print(f"[yellow]warning[/yellow]: {escape(message)}", soft_wrap=True)
+
             def epoch(self, report) -> None:
                 mark = " *" if report.best else ""
                 console.print(f"  epoch {report.epoch:3d}  train {report.train_loss:.4f}  val {report.val_loss:.4f}"
@@ -84,6 +94,24 @@ def run(args: argparse.Namespace) -> int:
                   f" · best validation loss {metadata['val_loss']:.4f} (epoch {metadata['epoch']}, {metadata['stage']})")
     console.print(f"best policy: {best}  ·  fly it: navigator fly --pilot {best}")
     return 0
+
+
+def _source(args: argparse.Namespace) -> Path | RecordedSettings | None:
+    """Where the settings come from before the flags: --config; or, continuing a run without one, what the run's
+    OUT/run.json recorded. A folder without that record is refused here, before the defaults' missing --data could
+    hide the real problem."""
+    from navigator.commands.common import recorded_settings
+    from navigator.errors import UserError
+    from navigator.training.pipeline import RUN_RECORD
+
+    if args.config is not None or not (args.resume or args.extend):
+        return args.config
+    out = Path(args.out if args.out is not None else field_default(FLAGS.cls, "out"))
+    if not (out / RUN_RECORD).is_file():
+        flag = "--extend" if args.extend else "--resume"
+        raise UserError(f"{flag}: {out} holds no training run to continue (no {RUN_RECORD}); give the run's folder "
+                        f"as --out, or drop {flag} to start a run")
+    return recorded_settings(out / RUN_RECORD, "config")
 
 
 def _check_folders(config, args: argparse.Namespace) -> None:

@@ -5,6 +5,7 @@ Imports only numpy and OpenCV (h5py inside the export function alone), so it wor
 
 from navigator.dataset.check import CheckReport, Problem, check_dataset
 from navigator.dataset.compat import SourceFormat, require_compatible
+from navigator.dataset.completeness import Completeness, completeness
 from navigator.dataset.episode import Episode, EpisodeKey
 from navigator.dataset.episode_file import file_sha256, load_arrays, load_episode, save_episode
 from navigator.dataset.errors import (ChecksumError, CorruptEpisodeError, DatasetError, DatasetNotFoundError,
@@ -21,9 +22,10 @@ from navigator.dataset.writer import DatasetWriter, Recovery, write_episode
 
 __all__ = [
     "ACTION_CONVENTION", "ENDINGS", "FORMAT_NAME", "SCHEMA_VERSION", "Batch", "CheckReport", "ChecksumError",
-    "CorruptEpisodeError", "Dataset", "DatasetError", "DatasetNotFoundError", "DatasetWriter", "DroppedEntry", "Episode",
-    "EpisodeEntry", "EpisodeKey", "IncompatibleDatasetsError", "InvalidEpisodeError", "SourceFormat", "Manifest",
-    "ManifestError", "NormStats", "Problem", "Recovery", "SchemaVersionError", "WindowLoader", "WindowRef",
-    "check_dataset", "compute_stats", "file_sha256", "load_arrays", "load_episode", "open_datasets",
-    "read_manifest", "require_compatible", "save_episode", "split_keys", "window_starts", "write_episode",
+    "Completeness", "CorruptEpisodeError", "Dataset", "DatasetError", "DatasetNotFoundError", "DatasetWriter",
+    "DroppedEntry", "Episode", "EpisodeEntry", "EpisodeKey", "IncompatibleDatasetsError", "InvalidEpisodeError",
+    "SourceFormat", "Manifest", "ManifestError", "NormStats", "Problem", "Recovery", "SchemaVersionError",
+    "WindowLoader", "WindowRef", "check_dataset", "completeness", "compute_stats", "file_sha256", "load_arrays",
+    "load_episode", "open_datasets", "read_manifest", "require_compatible", "save_episode", "split_keys",
+    "window_starts", "write_episode",
 ]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from navigator.dataset.atomic import TEMP_SUFFIX
+from navigator.dataset.completeness import completeness
+from navigator.dataset.episode import Episode
 from navigator.dataset.episode_file import load_episode
-from navigator.dataset.errors import DatasetError, DatasetNotFoundError
-from navigator.dataset.manifest import EPISODES_FOLDER, MANIFEST_NAME, read_manifest
-from navigator.dataset.reader import Dataset
+from navigator.dataset.errors import DatasetError
+from navigator.dataset.manifest import (EPISODES_FOLDER, MANIFEST_NAME, Manifest, image_size_of, load_manifest_data,
+                                        manifest_problems, plain_file_name, require_dataset_folder)
+from navigator.dataset.reader import entry_mismatches, layout_mismatches
 
 Severity = Literal["error", "warning"]
 
@@ -49,38 +52,27 @@ def _strip_path(message: str, path: Path) -> str:
 
 
 def check_dataset(path: str | Path) -> CheckReport:
-    """Verify manifest, schema version, every checksum, every file's arrays; list leftover and unlisted files.
+    """Verify the manifest field by field, the schema version, every checksum, every file's arrays, and that every
+    manifest entry agrees with its episode file; list leftover and unlisted files and warn about an incomplete
+    collection. Every problem found is listed, not only the first.
 
-    A missing folder raises DatasetNotFoundError (that is bad input, not an unsound dataset); everything else is
-    reported as a Problem."""
+    A missing folder, or a file given instead of a folder, raises DatasetNotFoundError (that is bad input, not an
+    unsound dataset); everything else is reported as a Problem."""
     path = Path(path)
-    if not path.is_dir():
-        raise DatasetNotFoundError(f"{path}: no such dataset folder")
+    require_dataset_folder(path)
     report = CheckReport(path)
     folder = path / EPISODES_FOLDER
     on_disk = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
     try:
-        dataset = Dataset(path, read_manifest(path))
+        data = load_manifest_data(path)
     except DatasetError as error:
         report.problems.append(Problem("error", MANIFEST_NAME, _strip_path(str(error), path / MANIFEST_NAME)))
         # Without a manifest there are no checksums to compare, but each file can still be read and validated.
         listed = {name for name in on_disk if name.endswith(".npz")}
         for name in sorted(listed):
-            report.episodes_checked += 1
-            try:
-                load_episode(folder / name)
-            except DatasetError as error:
-                report.problems.append(Problem("error", f"{EPISODES_FOLDER}/{name}",
-                                               _strip_path(str(error), folder / name)))
+            _load(report, folder, name, None)
     else:
-        listed = {entry.file for entry in dataset.entries}
-        for entry in dataset.entries:
-            report.episodes_checked += 1
-            relative = f"{EPISODES_FOLDER}/{entry.file}"
-            try:
-                dataset.read(entry, verify=True)
-            except DatasetError as error:
-                report.problems.append(Problem("error", relative, _strip_path(str(error), dataset.episode_path(entry))))
+        listed = _check_against_manifest(report, data)
     for name in on_disk:
         relative = f"{EPISODES_FOLDER}/{name}"
         if name.endswith(TEMP_SUFFIX):
@@ -94,3 +86,40 @@ def check_dataset(path: str | Path) -> CheckReport:
     if not folder.is_dir() and (path / MANIFEST_NAME).exists():
         report.problems.append(Problem("error", EPISODES_FOLDER, "episodes folder is missing"))
     return report
+
+
+def _load(report: CheckReport, folder: Path, name: str, sha256: str | None) -> Episode | None:
+    """Read and validate one episode file (checksum first when given), reporting a failure as an error."""
+    report.episodes_checked += 1
+    try:
+        return load_episode(folder / name, sha256)
+    except DatasetError as error:
+        report.problems.append(Problem("error", f"{EPISODES_FOLDER}/{name}", _strip_path(str(error), folder / name)))
+        return None
+
+
+def _check_against_manifest(report: CheckReport, data: dict[str, Any]) -> set[str]:
+    """Report every field-level problem of a parsed manifest, then read each entry's file and compare it with every
+    field of the entry it could be checked against; returns the file names the manifest lists."""
+    path = report.dataset
+    folder = path / EPISODES_FOLDER
+    problems = manifest_problems(data)
+    report.problems += [Problem("error", MANIFEST_NAME, problem) for problem in problems]
+    entries = data.get("episodes") if isinstance(data.get("episodes"), list) else []
+    convention = data.get("action_convention") if isinstance(data.get("action_convention"), str) else None
+    listed = set()
+    for entry in entries:
+        name = entry.get("file") if isinstance(entry, dict) else None
+        if not plain_file_name(name):
+            continue  # reported with the manifest's problems; there is no file to compare it with
+        listed.add(name)
+        episode = _load(report, folder, name, entry["sha256"] if isinstance(entry.get("sha256"), str) else None)
+        if episode is not None:
+            report.problems += [Problem("error", f"{EPISODES_FOLDER}/{name}", mismatch)
+                                for mismatch in entry_mismatches(entry, episode)
+                                + layout_mismatches(image_size_of(data), convention, episode)]
+    if not problems:
+        state = completeness(Manifest.from_dict(data, str(path / MANIFEST_NAME)))
+        if not state.complete:
+            report.problems.append(Problem("warning", MANIFEST_NAME, state.message(path)))
+    return listed

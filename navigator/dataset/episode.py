@@ -18,6 +18,10 @@ class EpisodeKey(NamedTuple):
     preset: str
     seed: int
 
+    def __str__(self) -> str:
+        # How messages name an episode ("fly-to-target/winter+wind seed 42"): users read it, so no tuple repr.
+        return f"{self.task}/{self.preset} seed {self.seed}"
+
     def file_name(self) -> str:
         # Derived from the key, so a re-run of the same episode replaces its file instead of adding a duplicate.
         return f"{self.task}__{self.preset}__seed{self.seed:08d}.npz"

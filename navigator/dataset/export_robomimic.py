@@ -24,6 +24,7 @@ from navigator.dataset.schema import FORMAT_NAME, SCHEMA_VERSION
 from navigator.dataset.split import split_keys
 
 _GYM_ENV_TYPE = 2  # robomimic's EnvType.GYM_TYPE
+HDF5_SUFFIXES = (".hdf5", ".h5")  # what robomimic and h5py tools expect an HDF5 file to be called
 
 
 def _states(episode: Episode) -> tuple[np.ndarray, list[list[Any]]]:

@@ -18,17 +18,64 @@ MANIFEST_NAME = "manifest.json"
 EPISODES_FOLDER = "episodes"
 
 
+def show(value: Any) -> str:
+    """A manifest value as its JSON text (`true`, `"yes"`, `-3`), the way the user sees it in the file, never as a
+    Python repr."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+# The manifest's field kinds (the annotations of the entry dataclasses, which are strings under `annotations`), in
+# the user's words, with the Python type a JSON value of that kind parses to.
+_KINDS: dict[str, tuple[str, type]] = {"str": ("a string", str), "int": ("an integer", int),
+                                       "bool": ("true or false", bool)}
+
+
+def fits(value: Any, kind: str) -> bool:
+    """Whether a parsed JSON value is of the manifest field kind `kind` (true and false are not integers here)."""
+    python_type = _KINDS[kind][1]
+    return isinstance(value, python_type) and not (python_type is int and isinstance(value, bool))
+
+
+def plain_file_name(value: Any) -> bool:
+    """Whether a manifest's `file` names an .npz file directly inside the episodes folder (no path that could
+    reach elsewhere)."""
+    return isinstance(value, str) and "/" not in value and "\\" not in value and value.endswith(".npz")
+
+
 def _field_problems(data: dict[str, Any], cls: type) -> list[str]:
-    """What is wrong with a manifest entry for dataclass `cls`: field types (bool is not an int here), unknown
-    fields, and an ending that is not one of ENDINGS."""
-    expected = {name: kind for name, kind in cls.__annotations__.items()}
-    types = {"str": str, "int": int, "bool": bool}
-    problems = [f"{name} must be {kind} (got {data.get(name)!r})" for name, kind in expected.items()
-                if not isinstance(data.get(name), types[kind]) or (kind == "int" and isinstance(data.get(name), bool))]
-    problems += [f"unknown field {name}" for name in sorted(set(data) - set(expected))]
-    if not problems and data["ending"] not in ENDINGS:
-        problems.append(f"ending {data['ending']!r} is not one of {', '.join(ENDINGS)}")
+    """Every problem of a manifest entry for dataclass `cls`: missing, mistyped or unknown fields, negative seeds,
+    frame counts below one, an ending that is not one of ENDINGS, and a file that is not a plain .npz name."""
+    problems = []
+    for name, kind in cls.__annotations__.items():
+        value = data.get(name)
+        if name not in data:
+            problems.append(f"{name} is missing")
+        elif not fits(value, kind):
+            problems.append(f"{name} must be {_KINDS[kind][0]} (got {show(value)})")
+        elif name == "seed" and value < 0:
+            problems.append(f"seed must be 0 or more (got {value})")
+        elif name == "frames" and value < 1:
+            problems.append(f"frames must be 1 or more (got {value})")
+        elif name == "ending" and value not in ENDINGS:
+            problems.append(f"ending {show(value)} is not one of {', '.join(ENDINGS)}")
+        elif name == "file" and not plain_file_name(value):
+            problems.append(f"file {show(value)} must be a plain .npz file name inside {EPISODES_FOLDER}/")
+    problems += [f"unknown field {name}" for name in sorted(set(data) - set(cls.__annotations__))]
     return problems
+
+
+def _entry_label(data: Any, index: int, section: str) -> str:
+    """How a message names a manifest entry: by its file or key when they can be read, else by its position."""
+    if isinstance(data, dict) and isinstance(data.get("file"), str):
+        return f"episode entry {data['file']}"
+    if isinstance(data, dict) and all(fits(data.get(k), kind) for k, kind in (("task", "str"), ("preset", "str"),
+                                                                              ("seed", "int"))):
+        word = "episode" if section == "episodes" else "dropped"
+        return f"{word} entry {EpisodeKey(data['task'], data['preset'], data['seed'])}"
+    return f"{section}[{index}]"
 
 
 @dataclass(frozen=True)
@@ -48,16 +95,6 @@ class EpisodeEntry:
     def key(self) -> EpisodeKey:
         return EpisodeKey(self.task, self.preset, self.seed)
 
-    @classmethod
-    def from_dict(cls, data: Any, where: str) -> EpisodeEntry:
-        if not isinstance(data, dict):
-            raise ManifestError(f"{where}: an episode entry must be a mapping, got {data!r}")
-        problems = _field_problems(data, cls)
-        if not problems and ("/" in data["file"] or "\\" in data["file"] or not data["file"].endswith(".npz")):
-            problems.append(f"file {data['file']!r} must be a plain .npz file name inside {EPISODES_FOLDER}/")
-        if problems:
-            raise ManifestError(f"{where}: episode entry {data.get('file', '?')}: " + "; ".join(problems))
-        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -75,15 +112,6 @@ class DroppedEntry:
     def key(self) -> EpisodeKey:
         return EpisodeKey(self.task, self.preset, self.seed)
 
-    @classmethod
-    def from_dict(cls, data: Any, where: str) -> DroppedEntry:
-        if not isinstance(data, dict):
-            raise ManifestError(f"{where}: a dropped entry must be a mapping, got {data!r}")
-        problems = _field_problems(data, cls)
-        if problems:
-            raise ManifestError(f"{where}: dropped entry {data.get('task', '?')} seed {data.get('seed', '?')}: "
-                                + "; ".join(problems))
-        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -134,42 +162,101 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Manifest:
-        if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-            found = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise ManifestError(f"{where}: not a {FORMAT_NAME} manifest (format is {found!r})")
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise SchemaVersionError(f"{where}: dataset schema version {data.get('schema_version')!r}, but this "
-                                     f"software reads version {SCHEMA_VERSION}; use the software that wrote it, "
-                                     f"or re-collect")
-        for name, kind in (("image_height", int), ("image_width", int), ("action_convention", str),
-                           ("recipe", dict), ("episodes", list)):
-            if not isinstance(data.get(name), kind):
-                raise ManifestError(f"{where}: {name} must be {kind.__name__} (got {data.get(name)!r})")
-        entries = tuple(EpisodeEntry.from_dict(item, where) for item in data["episodes"])
-        seen: dict[Any, str] = {}
-        for entry in entries:
-            for identity in (entry.key, entry.file):
-                if identity in seen:
-                    raise ManifestError(f"{where}: episodes {seen[identity]} and {entry.file} are both listed as "
-                                        f"{identity}")
-                seen[identity] = entry.file
-        if not isinstance(data.get("dropped", []), list):
-            raise ManifestError(f"{where}: dropped must be list (got {data.get('dropped')!r})")
-        dropped = tuple(DroppedEntry.from_dict(item, where) for item in data.get("dropped", []))
+        """The manifest in `data` (parsed JSON), refusing another format or schema version, and any field-level
+        problem: the error lists every one of them, not only the first."""
+        require_format(data, where)
+        problems = manifest_problems(data)
+        if problems:
+            raise ManifestError(f"{where}: " + "; ".join(problems))
+        entries = (EpisodeEntry(**item) for item in data["episodes"])
+        dropped = (DroppedEntry(**item) for item in data.get("dropped", []))
         return cls(data["image_height"], data["image_width"], data["action_convention"], data["recipe"],
                    tuple(sorted(entries, key=lambda e: e.key)), tuple(sorted(dropped, key=lambda e: e.key)))
+
+
+def require_format(data: Any, where: str) -> None:
+    """Refuse parsed JSON that is not a manifest of this format and schema version: nothing else in it can be
+    judged then."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+        found = show(data.get("format")) if isinstance(data, dict) else f"a JSON {type(data).__name__}"
+        raise ManifestError(f"{where}: not a {FORMAT_NAME} manifest (its format is {found})")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise SchemaVersionError(f"{where}: dataset schema version {show(data.get('schema_version'))}, but this "
+                                 f"software reads version {SCHEMA_VERSION}; use the software that wrote it, "
+                                 f"or re-collect")
+
+
+def image_size_of(data: dict[str, Any]) -> tuple[int, int] | None:
+    """The (height, width) a manifest states, or None when either is not a positive integer (reported by
+    `manifest_problems`), so that episodes are not compared with a size that means nothing."""
+    height, width = data.get("image_height"), data.get("image_width")
+    if fits(height, "int") and fits(width, "int") and height > 0 and width > 0:
+        return height, width
+    return None
+
+
+def manifest_problems(data: dict[str, Any]) -> list[str]:
+    """Every field-level problem of a manifest whose format and schema version are right (`require_format`): the
+    top-level fields, each episode and dropped entry, and keys or files listed twice. `data check` lists them all
+    in one run; an empty list means `Manifest.from_dict` accepts it."""
+    problems = []
+    for name in ("image_height", "image_width"):
+        value = data.get(name)
+        if not fits(value, "int") or value < 1:
+            what = "height" if name == "image_height" else "width"
+            problems.append(f"{name} must be a positive integer, the camera image {what} in pixels (got "
+                            f"{show(value)})")
+    if not isinstance(data.get("action_convention"), str) or not data.get("action_convention"):
+        problems.append(f"action_convention must be a non-empty string (got {show(data.get('action_convention'))})")
+    if not isinstance(data.get("recipe"), dict):
+        problems.append(f"recipe must be a mapping (got {show(data.get('recipe'))})")
+    listed: dict[Any, str] = {}  # key or file -> the first entry that claimed it
+    for section, cls in (("episodes", EpisodeEntry), ("dropped", DroppedEntry)):
+        items = data.get(section, [] if section == "dropped" else None)
+        if not isinstance(items, list):
+            problems.append(f"{section} must be a list (got {show(items)})")
+            continue
+        for index, item in enumerate(items):
+            label = _entry_label(item, index, section)
+            if not isinstance(item, dict):
+                problems.append(f"{label} must be a mapping (got {show(item)})")
+                continue
+            field_problems = _field_problems(item, cls)
+            problems += [f"{label}: {problem}" for problem in field_problems]
+            if field_problems:
+                continue
+            key = EpisodeKey(item["task"], item["preset"], item["seed"])
+            for identity, shown in ((key, str(key)), (item.get("file"), f"file {item.get('file')}")):
+                if identity is None:
+                    continue
+                if identity in listed:
+                    problems.append(f"{listed[identity]} and {label} are both listed as {shown}; keep one")
+                else:
+                    listed[identity] = label
+    return problems
 
 
 def manifest_path(dataset: Path) -> Path:
     return Path(dataset) / MANIFEST_NAME
 
 
-def read_manifest(dataset: Path) -> Manifest:
-    """The manifest of the dataset folder `dataset`, refusing a missing folder, a missing or damaged manifest and
-    another schema version, each with a message naming the path."""
+def require_dataset_folder(dataset: Path) -> None:
+    """Refuse a path that is not a folder, saying whether it is missing or a file."""
+    if dataset.is_dir():
+        return
+    if dataset.exists():
+        hint = f" ({dataset.parent})" if dataset.name == MANIFEST_NAME else ""
+        raise DatasetNotFoundError(f"{dataset}: is a file, not a dataset folder; give the folder that holds "
+                                   f"{MANIFEST_NAME}{hint}")
+    raise DatasetNotFoundError(f"{dataset}: no such dataset folder")
+
+
+def load_manifest_data(dataset: Path) -> dict[str, Any]:
+    """The parsed manifest.json of the dataset folder `dataset`, refusing a missing folder, a missing or unreadable
+    manifest, and another format or schema version, each with a message naming the path. Its fields are not judged
+    here (`manifest_problems`), so that `data check` can list every problem of a manifest that parses."""
     dataset = Path(dataset)
-    if not dataset.is_dir():
-        raise DatasetNotFoundError(f"{dataset}: no such dataset folder")
+    require_dataset_folder(dataset)
     path = manifest_path(dataset)
     try:
         text = path.read_text(encoding="utf-8")
@@ -182,7 +269,14 @@ def read_manifest(dataset: Path) -> Manifest:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise ManifestError(f"{path}: not valid JSON ({error})") from None
-    return Manifest.from_dict(data, str(path))
+    require_format(data, str(path))
+    return data
+
+
+def read_manifest(dataset: Path) -> Manifest:
+    """The manifest of the dataset folder `dataset`; any problem with it is refused with a message naming the path
+    and listing every problem found."""
+    return Manifest.from_dict(load_manifest_data(Path(dataset)), str(manifest_path(Path(dataset))))
 
 
 def write_manifest(dataset: Path, manifest: Manifest) -> None:

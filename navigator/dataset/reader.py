@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,7 +13,46 @@ from navigator.dataset.compat import SourceFormat, require_compatible
 from navigator.dataset.episode import Episode, EpisodeKey
 from navigator.dataset.episode_file import load_arrays, load_episode
 from navigator.dataset.errors import DatasetError
-from navigator.dataset.manifest import EPISODES_FOLDER, EpisodeEntry, Manifest, manifest_path, read_manifest
+from navigator.dataset.manifest import (EPISODES_FOLDER, EpisodeEntry, Manifest, fits, manifest_path, read_manifest,
+                                        show)
+
+
+def entry_mismatches(recorded: Mapping[str, Any], episode: Episode) -> list[str]:
+    """Each field of a manifest entry (parsed JSON, or an EpisodeEntry as a dict) that differs from what the episode
+    file itself records, one message per field. Fields of the wrong type are skipped: the manifest's own check
+    reports those. Called on a file whose checksum matched, so the file is what was flown and the fix is to set the
+    manifest back."""
+    outcome = episode.metadata["outcome"]
+    actual = {"file": episode.key.file_name(), "frames": episode.frames, "task": episode.metadata["task"],
+              "preset": episode.metadata["preset"], "seed": episode.metadata["seed"],
+              "success": outcome["success"], "ending": outcome["ending"]}
+    kinds = EpisodeEntry.__annotations__
+    problems = []
+    for name, value in actual.items():
+        given = recorded.get(name)
+        if name in recorded and fits(given, kinds[name]) and given != value:
+            problems.append(f"the manifest lists {name} {show(given)} but the episode file records {show(value)}; "
+                            f"set the manifest entry back to {show(value)}")
+    return problems
+
+
+def _size_mismatch(actual: tuple[int, int], listed: tuple[int, int]) -> str:
+    # Said in the user's terms: the manifest's field names and width x height, as cameras are described.
+    return (f"its images are {actual[1]}x{actual[0]} but the manifest says {listed[1]}x{listed[0]} (width x height); "
+            f"set image_width and image_height in the manifest to the episodes' size")
+
+
+def layout_mismatches(image_size: tuple[int, int] | None, action_convention: str | None,
+                      episode: Episode) -> list[str]:
+    """How an episode differs from its manifest's image size and action convention (None: the manifest's value is
+    itself invalid and reported elsewhere, so there is nothing to compare with)."""
+    problems = []
+    if image_size is not None and episode.image_size != image_size:
+        problems.append(_size_mismatch(episode.image_size, image_size))
+    convention = episode.metadata.get("action_convention")
+    if action_convention is not None and convention != action_convention:
+        problems.append(f"its actions follow {show(convention)} but the manifest says {show(action_convention)}")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -44,12 +84,13 @@ class Dataset:
 
     def read(self, entry: EpisodeEntry, verify: bool = True) -> Episode:
         """The whole episode, validated; with `verify`, its sha256 is checked against the manifest first."""
-        episode = load_episode(self.episode_path(entry), entry.sha256 if verify else None)
-        if episode.frames != entry.frames or episode.key != entry.key:
-            raise DatasetError(f"{self.episode_path(entry)}: holds {episode.key} with {episode.frames} frames but "
-                               f"the manifest lists {entry.key} with {entry.frames}")
-        require_compatible([self.source_format, SourceFormat(str(self.episode_path(entry)), episode.image_size,
-                                                             str(episode.metadata["action_convention"]))])
+        path = self.episode_path(entry)
+        episode = load_episode(path, entry.sha256 if verify else None)
+        problems = entry_mismatches(asdict(entry), episode) + layout_mismatches(
+            self.manifest.image_size, self.manifest.action_convention, episode)
+        if problems:
+            raise DatasetError(f"{path}: " + "; ".join(problems) + f" (`navigator data check {self.path}` lists "
+                               f"every such problem)")
         return episode
 
     def read_arrays(self, entry: EpisodeEntry, names: Iterable[str]) -> dict[str, np.ndarray]:
@@ -57,12 +98,15 @@ class Dataset:
         path = self.episode_path(entry)
         arrays = load_arrays(path, names)
         frames = next(iter(arrays.values())).shape[0] if arrays else entry.frames
+        problems = []
         if frames != entry.frames:
-            raise DatasetError(f"{path}: has {frames} frames but the manifest lists {entry.frames}")
-        if "images" in arrays:
-            size = arrays["images"].shape[1:3]
-            require_compatible([self.source_format,
-                                SourceFormat(str(path), (size[0], size[1]), self.manifest.action_convention)])
+            problems.append(f"the manifest lists frames {entry.frames} but the episode file holds {frames}")
+        if "images" in arrays and arrays["images"].shape[1:3] != self.manifest.image_size:
+            height, width = arrays["images"].shape[1:3]
+            problems.append(_size_mismatch((height, width), self.manifest.image_size))
+        if problems:
+            raise DatasetError(f"{path}: " + "; ".join(problems) + f" (`navigator data check {self.path}` lists "
+                               f"every such problem)")
         return arrays
 
     def __iter__(self) -> Iterator[Episode]:
@@ -73,8 +117,29 @@ class Dataset:
 
 
 def open_datasets(paths: Sequence[str | Path]) -> list[Dataset]:
-    """Open several datasets to use together, refusing different image sizes or action conventions (the error names
-    both manifests and both values)."""
+    """Open several datasets to use together, refusing one dataset given twice (`require_distinct`) and different
+    image sizes or action conventions (the error names both manifests and both values). Every command that uses
+    datasets together (data info, preview and export, train) opens them here."""
     datasets = [Dataset.open(path) for path in paths]
+    require_distinct(paths)
     require_compatible([dataset.source_format for dataset in datasets])
     return datasets
+
+
+def require_distinct(paths: Sequence[str | Path]) -> None:
+    """Refuse one dataset folder given twice, however it is spelt (X, X/, ./X, a symbolic link or another mount of
+    the same folder): its episodes would count twice, in statistics, exports and training, where the copies of an
+    episode could land in both training and validation. Folders are compared by device and inode; a path that is not
+    a folder is left to the code that opens it, which says what is wrong with it."""
+    seen: dict[tuple[int, int], Path] = {}
+    for path in map(Path, paths):
+        if not path.is_dir():
+            continue
+        status = path.stat()
+        identity = (status.st_dev, status.st_ino)
+        if identity in seen:
+            first = seen[identity]
+            same = f"{first} is given twice" if str(first) == str(path) else (
+                f"{first} and {path} are the same dataset folder")
+            raise DatasetError(f"{same}: give each dataset once (otherwise its episodes count twice)")
+        seen[identity] = path

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from navigator.dataset.completeness import completeness
 from navigator.dataset.reader import Dataset
 from navigator.dataset.schema import ACTION_NAMES
 
@@ -46,6 +47,10 @@ class DatasetSummary:
     groups: list[GroupSummary]
     action_label: list[ComponentStats]
     action_executed: list[ComponentStats]
+    # Episodes the datasets' recipes ask for, stored, dropped and still missing (a dataset whose recipe states no
+    # expectation counts what it holds), and the warning for each incomplete dataset, by its path.
+    expected_episodes: int = 0
+    incomplete: dict[str, str] = field(default_factory=dict)
 
     @property
     def episodes(self) -> int:
@@ -98,8 +103,11 @@ def summarize(datasets: list[Dataset]) -> DatasetSummary:
         for dropped in dataset.manifest.dropped:
             group = groups.setdefault((dropped.task, dropped.preset), GroupSummary(dropped.task, dropped.preset))
             group.dropped += 1
+    states = [(dataset, completeness(dataset.manifest)) for dataset in datasets]
     first = datasets[0].manifest
     return DatasetSummary(
         datasets=[str(d.path) for d in datasets], image_size=first.image_size,
         action_convention=first.action_convention, groups=[groups[k] for k in sorted(groups)],
-        action_label=_component_stats(labels), action_executed=_component_stats(executed))
+        action_label=_component_stats(labels), action_executed=_component_stats(executed),
+        expected_episodes=sum(state.done + len(state.missing) for _, state in states),
+        incomplete={str(dataset.path): state.message(dataset.path) for dataset, state in states if not state.complete})

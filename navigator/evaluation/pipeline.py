@@ -33,7 +33,7 @@ def inspect_pilots(settings: EvalSettings) -> tuple[PilotInfo, ...]:
 
     env = make_scenario_env(settings.scenario(settings.suites[0]))
     try:
-        pilots = [make_pilot(spec, env) for spec in settings.pilots]
+        pilots = [make_pilot(spec, env, camera_key="camera") for spec in settings.pilots]  # eval's YAML key
     finally:
         env.close()
     infos = []

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from navigator.errors import UserError
-
-DAGGER_SEED_STRIDE = 1_000_000  # navigator.training.pipeline: round r's seeds start at DAGGER_SEED_STRIDE * r
+from navigator.training.config import DAGGER_SEED_STRIDE
 
 
 @dataclass(frozen=True)

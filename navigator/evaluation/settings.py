@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from navigator.config import SettingError, check_settings, setting
+from navigator.config import MAX_SEED, SettingError, check_seed_span, check_settings, setting
 from navigator.scenario import (HELD_OUT_SEED, CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot,
                                 canonical_preset, canonical_task, set_canonical)
 
@@ -29,7 +29,7 @@ class EvalSettings:
     task: str = "fly-to-target"
     suites: tuple[str, ...] = ("summer", "autumn", "winter", "night")  # preset specs, e.g. "night+wind"
     episodes: int = setting(20, ge=1)  # per suite and pilot: seeds seed, seed+1, ..., seed+episodes-1
-    seed: int = setting(HELD_OUT_SEED, ge=0)
+    seed: int = setting(HELD_OUT_SEED, ge=0, le=MAX_SEED)
     airframe: str = "x500"
     camera: CameraSettings = field(default_factory=CameraSettings)
     max_seconds: float | None = setting(None, gt=0.0)  # None: the task's own limit
@@ -38,6 +38,7 @@ class EvalSettings:
         """Check ranges and names (before any world is built) and store names one way only ("winter + wind" as
         "winter+wind"), so that a suite given twice in two spellings is caught."""
         check_settings(self)
+        check_seed_span(self.seed, self.episodes, "seed", "episodes")
         set_canonical(self, "task", canonical_task)
         set_canonical(self, "airframe", canonical_airframe)
         set_canonical(self, "pilots", lambda names: tuple(map(canonical_pilot, names)))

@@ -1,7 +1,8 @@
 """The training recipe: what `navigator train` reads from YAML (launch/train/*.yaml) and flags.
 
-Every number has its valid range declared beside its default, and the model name is checked here, so that a bad
-recipe is refused before any data is collected or read."""
+Every number has its valid range declared beside its default, and the model name is checked (and normalised: "LSTM"
+is `lstm`) here, so that a bad recipe is refused before any data is collected or read, and a DAgger round whose
+seeds would pass the largest seed is refused before the hours of training that precede it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from dataclasses import dataclass, field
 
 from navigator.collect import CollectConfig
 from navigator.config import MAX_SEED, SettingError, check_settings, setting, setting_check
+
+# DAgger round r flies seeds DAGGER_SEED_STRIDE * r, ... (navigator/training/pipeline.py): far above demonstration
+# seeds (0, 1, ...), and one round's seeds never reach the next round's.
+DAGGER_SEED_STRIDE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -18,7 +23,7 @@ class AugmentConfig:
     brightness: float = setting(0.3, ge=0.0, lt=1.0)  # multiplicative, factor in [1 - b, 1 + b]
     contrast: float = setting(0.3, ge=0.0, lt=1.0)
     saturation: float = setting(0.3, ge=0.0, lt=1.0)
-    noise_std: float = setting(4.0, ge=0.0)  # per-pixel Gaussian noise, 0..255 units
+    noise_std: float = setting(4.0, ge=0.0, le=255.0)  # per-pixel Gaussian noise, in 0..255 pixel units
     shift_px: int = setting(2, ge=0)  # translation of up to this many pixels in each direction
 
     def __post_init__(self) -> None:
@@ -28,19 +33,28 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class DaggerConfig:
     rounds: int = setting(0, ge=0)  # DAgger rounds after the first training
-    episodes: int = setting(16, ge=1)  # policy roll-outs per round, relabelled by the expert
+    # policy roll-outs per round, relabelled by the expert; more would fly the next round's seeds
+    episodes: int = setting(16, ge=1, le=DAGGER_SEED_STRIDE)
     epochs: int = setting(5, ge=1)  # training epochs after each round (continuing from the current weights)
 
     def __post_init__(self) -> None:
         check_settings(self)
+        last = DAGGER_SEED_STRIDE * self.rounds + self.episodes - 1
+        if self.rounds and last > MAX_SEED:
+            raise SettingError("rounds", f"must be at most {(MAX_SEED - self.episodes + 1) // DAGGER_SEED_STRIDE}, "
+                                         f"got {self.rounds}: round {self.rounds} would fly seeds up to {last}, past "
+                                         f"the largest seed {MAX_SEED}")
 
 
-def _check_model(name: str) -> str:
+def _canonical_model(name: str) -> str:
+    """The model's name, normalised like every name ("CfC-NCP" -> "cfc-ncp"), or a ValueError listing the valid
+    ones."""
     from policies.config import MODEL_NAMES
+    from sim_envs import normal_name
 
-    if name not in MODEL_NAMES:
+    if not isinstance(name, str) or normal_name(name) not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; valid models are: {', '.join(MODEL_NAMES)}")
-    return name
+    return normal_name(name)
 
 
 @dataclass(frozen=True)
@@ -53,8 +67,8 @@ class TrainConfig:
     epochs: int = setting(20, ge=1)
     batch_size: int = setting(16, ge=1)
     window: int = setting(32, ge=1)  # frames per training window (truncated backpropagation through time)
-    stride: int = setting(16, ge=1)
-    lr: float = setting(3e-3, gt=0.0)
+    stride: int = setting(16, ge=1)  # at most `window`: a larger stride would leave frames out of every window
+    lr: float = setting(3e-3, gt=0.0, le=1.0)  # Adam's step is about lr per weight: above 1 training only diverges
     lr_final_fraction: float = setting(0.05, gt=0.0, le=1.0)  # cosine decay from lr to lr * this
     weight_decay: float = setting(1e-4, ge=0.0)
     grad_clip: float = setting(1.0, gt=0.0)
@@ -73,5 +87,8 @@ class TrainConfig:
             raise SettingError("data", "no training data: give --data DATASET (or `data:` in the recipe)")
         if not self.out:
             raise SettingError("out", "must name a folder, got ''")
+        if self.stride > self.window:
+            raise SettingError("stride", f"must be at most window ({self.window}), got {self.stride}: frames "
+                                         f"between windows would never be trained on")
         with setting_check("model"):
-            _check_model(self.model)
+            object.__setattr__(self, "model", _canonical_model(self.model))

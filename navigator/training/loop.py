@@ -28,12 +28,13 @@ from navigator.dataset.atomic import atomic_write_bytes
 from navigator.errors import UserError
 from navigator.training.augment import augment
 from navigator.training.config import TrainConfig
-from policies.checkpoint import CheckpointError, checkpoint_bytes, read_torch_file
+from policies.checkpoint import (TRAINING_STATE_FORMAT, CheckpointError, check_checksum, checkpoint_bytes,
+                                 read_torch_file, with_checksum)
 from policies.config import PolicyConfig
 from policies.policy import Policy, build_policy
 from policies.preprocessing import ImageSpec
 
-RESUME_FORMAT = "liquid-navigator/training-state"
+RESUME_FORMAT = TRAINING_STATE_FORMAT
 
 
 class TrainingDiverged(UserError):
@@ -61,8 +62,9 @@ def git_commit() -> str | None:
 
 
 def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
+    """Write `payload` with its checksum, so that a resume never continues from silently damaged weights."""
     buffer = io.BytesIO()
-    torch.save(payload, buffer)
+    torch.save(with_checksum(payload), buffer)
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -70,15 +72,31 @@ _STATE_ADVICE = "it cannot be resumed; start the run over in another --out"
 
 
 def read_training_state(path: Path) -> dict[str, Any]:
-    """The resume state saved at `path` (last.pt); a damaged or foreign file is a UserError saying so."""
+    """The resume state saved at `path` (last.pt); a damaged or foreign file is a UserError saying so. States written
+    before checksums existed are read unchecked."""
     try:
         state = read_torch_file(path, _STATE_ADVICE, what="training state")
+        if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
+            raise CheckpointError(path, "a PyTorch file of other content", _STATE_ADVICE, what="training state")
+        check_checksum(path, state, _STATE_ADVICE)
     except CheckpointError as error:
         raise UserError(str(error)) from None
-    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
-        raise UserError(str(CheckpointError(path, "a PyTorch file of other content", _STATE_ADVICE,
-                                            what="training state")))
+    except TypeError:  # content the training never writes, so it cannot be what was checksummed
+        raise UserError(str(CheckpointError(path, "its checksum does not match its content", _STATE_ADVICE,
+                                            verdict="is damaged"))) from None
     return state
+
+
+def _diverged(what: str, state_path: Path, config: TrainConfig) -> TrainingDiverged:
+    """The error for a non-finite loss, raised before anything of the diverged epoch is saved: the stage is not
+    marked completed, and last.pt (when an epoch was saved) keeps the last good state to resume or inspect."""
+    if state_path.exists():
+        saved = read_training_state(state_path)
+        kept = f"{state_path} keeps the last good state ({saved['stage']}, epoch {saved['epoch']})"
+    else:
+        kept = "no epoch of it was saved"
+    return TrainingDiverged(f"{what}; training stopped and {kept}. Try a lower --lr (now {config.lr}) or a smaller "
+                            f"grad_clip, and run 'navigator data check' on the data")
 
 
 def _masked_mse(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -207,11 +225,8 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
             actions, _ = policy(images, torch.from_numpy(batch.state), torch.from_numpy(batch.dt))
             loss = _masked_mse(actions, torch.from_numpy(batch.action), torch.from_numpy(batch.mask))
             if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"the training loss became {float(loss.detach())} at epoch {epoch + 1}, batch {index + 1}; training "
-                    f"stopped and {state_path if state_path.exists() else 'no checkpoint'} keeps the last good "
-                    f"state. Try a lower --lr (now {config.lr}) or a smaller grad_clip, and run "
-                    f"'navigator data check' on the data")
+                raise _diverged(f"the training loss became {float(loss.detach())} at epoch {epoch + 1}, batch "
+                                f"{index + 1}", state_path, config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
@@ -223,6 +238,8 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
         schedule.step()
         fps = frames / max(1e-9, time.perf_counter() - started)
         val_loss = evaluate(policy, loader, config.batch_size)
+        if not math.isfinite(val_loss):  # the weights diverged in the epoch's last steps: nothing of it is kept
+            raise _diverged(f"the validation loss became {val_loss} after epoch {epoch + 1}", state_path, config)
         improved = val_loss < best_val
         if improved:
             best_val, stale = val_loss, 0

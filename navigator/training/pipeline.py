@@ -8,12 +8,18 @@ training resumes from its last epoch. Without resume a folder that holds any run
 so a run never silently continues or overwrites. Extending a run with more epochs is asked for explicitly
 (`extend`), and `run.json` records it.
 
+The data is part of what a run computes, so `run.json` also records a fingerprint of every dataset a stage trains on
+(its episodes' content checksums, from the manifest) when the stage starts; resuming refuses, before any work, a
+dataset that changed since (re-collected, extended, episodes dropped), which would otherwise silently train on other
+data with another validation split.
+
 DAgger round r rolls out the current best policy, has the expert label every frame (into the dataset
 `out/dagger/round-r`), adds those episodes to the data and continues training from the current weights.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import replace
@@ -22,12 +28,12 @@ from typing import Any
 
 from navigator.collect import CollectConfig, CollectedEpisode, CollectPart, collect, open_for_collection
 from navigator.config import to_dict
-from navigator.dataset import read_manifest
+from navigator.dataset import completeness, read_manifest
 from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError
 from navigator.resume import Continued, Difference, check_continuation, differences
-from navigator.training.config import TrainConfig
+from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig
 from navigator.training.loop import EpochReport, read_training_state, train
 from policies.checkpoint import CheckpointError, load_checkpoint
 from policies.policy import Policy
@@ -54,6 +60,8 @@ class Hooks:
 
     def batch(self, index: int, batches: int, frames: int, loss: float) -> None: ...
 
+    def warning(self, message: str) -> None: ...
+
 
 def load_trained(path: Path) -> tuple[Policy, dict[str, Any]]:
     """A checkpoint this pipeline wrote, as (policy, metadata); a missing or damaged file is a UserError that says
@@ -78,7 +86,7 @@ def dagger_collect_config(config: TrainConfig, pilot: Path, round_index: int) ->
                   for p in recipe.get("parts", [])) or (CollectPart(episodes=config.dagger.episodes),)
     camera = recipe.get("camera")
     # The roll-outs fly the scenario the demonstrations were recorded in.
-    return replace(base, parts=parts, seed=1_000_000 * round_index, pilot=str(pilot), keep_failed=True,
+    return replace(base, parts=parts, seed=DAGGER_SEED_STRIDE * round_index, pilot=str(pilot), keep_failed=True,
                    airframe=recipe.get("airframe", base.airframe), max_seconds=recipe.get("max_seconds"),
                    camera=type(base.camera)(**camera) if isinstance(camera, dict) else base.camera)
 
@@ -126,7 +134,7 @@ def _start_new(out: Path, config: TrainConfig) -> tuple[Path, ...]:
     created = tuple(folder for folder in (*reversed(out.parents), out) if not folder.exists())
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / RUN_RECORD, {"format": RUN_FORMAT, "version": RUN_VERSION, "config": to_dict(config),
-                                   "extensions": []})
+                                   "extensions": [], "datasets": {"data": {}, "dagger": {}}})
     return created
 
 
@@ -175,6 +183,7 @@ def _continue(out: Path, config: TrainConfig, extend: bool) -> ProgressFile:
     found = differences(_settings(record["config"]), _settings(to_dict(config)))
     more_epochs = check_continuation(found, lambda d: d.name == "epochs", extend,
                                      Continued(out, "run", str(out / RUN_RECORD), "epochs", "--epochs"))
+    _check_datasets(out, record, flag)
     if extend:
         _extend(out, config, record, progress, more_epochs[0])
     elif all(stage in progress["completed"] for stage in _stages(config)):
@@ -183,6 +192,58 @@ def _continue(out: Path, config: TrainConfig, extend: bool) -> ProgressFile:
                         f"resume; to train it for more epochs pass --extend with a larger --epochs, to fly it: "
                         f"navigator fly --pilot {out / 'best.pt'}")
     return progress
+
+
+def dataset_fingerprint(path: Path) -> dict[str, Any]:
+    """What a resumed run compares: the dataset's episode count and the sha256 of its episodes' files and content
+    checksums (the manifest's), which changes with any episode added, dropped or re-recorded."""
+    episodes = read_manifest(path).episodes
+    listing = json.dumps(sorted([entry.file, entry.sha256] for entry in episodes)).encode("utf-8")
+    return {"episodes": len(episodes), "sha256": hashlib.sha256(listing).hexdigest()}
+
+
+# A run's datasets, as run.json records them: `data` by the path given in the recipe, `dagger` by round folder
+# name inside the run folder (whose own path may be spelt differently on resume).
+_DatasetKey = tuple[str, str]
+
+
+def _dataset_path(out: Path, key: _DatasetKey) -> Path:
+    section, name = key
+    return out / "dagger" / name if section == "dagger" else Path(name)
+
+
+def _recorded_datasets(record: dict[str, Any]) -> dict[_DatasetKey, dict[str, Any]]:
+    """The fingerprints in a run record (none in records written before fingerprints existed)."""
+    sections = record.get("datasets")
+    if not isinstance(sections, dict):
+        return {}
+    return {(section, name): fingerprint for section in ("data", "dagger")
+            for name, fingerprint in (sections.get(section) or {}).items()}
+
+
+def _check_datasets(out: Path, record: dict[str, Any], flag: str = "--resume",
+                    keys: list[_DatasetKey] | None = None) -> None:
+    """Refuse when a dataset the run recorded (every one, or those of `keys`) changed since; record the fingerprints
+    of those of `keys` not recorded yet (a stage's data, when the stage starts)."""
+    recorded = _recorded_datasets(record)
+    new = {}
+    for key in (list(recorded) if keys is None else keys):
+        path = _dataset_path(out, key)
+        now = dataset_fingerprint(path)
+        then = recorded.get(key)
+        if then is None:
+            new[key] = now
+        elif now != then:
+            counts = (f"{now['episodes']} episodes now, {then['episodes']} then" if now["episodes"] != then["episodes"]
+                      else f"{now['episodes']} episodes, but not the ones it had then")
+            raise UserError(f"{flag}: {path} changed since this run started ({counts}): resume needs the same data; "
+                            f"start a new run in another --out")
+    if new:
+        sections = {section: {name: fp for (s, name), fp in recorded.items() if s == section}
+                    for section in ("data", "dagger")}
+        for (section, name), fingerprint in new.items():
+            sections[section][name] = fingerprint
+        _write_json(out / RUN_RECORD, {**record, "datasets": sections})
 
 
 def _extend(out: Path, config: TrainConfig, record: dict[str, Any], progress: ProgressFile,
@@ -251,11 +312,13 @@ def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: H
         _complete(progress, "collect", progress_path)
 
     data = list(config.data)
+    keys: list[_DatasetKey] = [("data", path) for path in config.data]
     policy: Policy | None = None
     for index, stage in enumerate(_stages(config)):
         if stage != "train":
             round_data = out / "dagger" / f"round-{index}"
             data.append(str(round_data))
+            keys.append(("dagger", round_data.name))
         if stage in progress["completed"]:
             continue
         if stage != "train":
@@ -263,13 +326,23 @@ def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: H
                                f"labels them into {round_data}")
             _collect_into(round_data, dagger_collect_config(config, out / "best.pt", index), hooks)
             policy, _ = load_trained(out / "best.pt")
+        _check_datasets(out, _read_record(out), keys=keys)
         epochs = config.epochs if stage == "train" else config.dagger.epochs
         state_path = out / "last.pt"
         saved = read_training_state(state_path).get("stage") if state_path.exists() else None
         hooks.stage(stage, f"{epochs} epochs on {len(data)} dataset(s)")
+        _warn_if_incomplete(data, hooks)
         train(config, data, out, epochs, resume=saved == stage, on_epoch=hooks.epoch, on_batch=hooks.batch,
               initial=policy, stage=stage)
         _complete(progress, stage, progress_path)
+
+
+def _warn_if_incomplete(data: list[str], hooks: Hooks) -> None:
+    """Training on a collection that stopped early is allowed (it is sound data), but the user should know."""
+    for folder in data:
+        found = completeness(read_manifest(Path(folder)))
+        if not found.complete:
+            hooks.warning(f"{folder}: {found.message(folder)}")
 
 
 def _complete(progress: ProgressFile, stage: str, path: Path) -> None:

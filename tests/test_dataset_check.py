@@ -1,0 +1,123 @@
+"""`check_dataset` lists every problem at once (manifest fields, entries against their files, incomplete
+collections); datasets given twice are refused; completeness against the recipe."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from navigator.dataset import (Dataset, DatasetError, DatasetNotFoundError, DatasetWriter, DroppedEntry,
+                               ManifestError, check_dataset, completeness, open_datasets, read_manifest)
+from navigator.dataset.synthetic import synthetic_episode
+
+RECIPE = {"parts": [{"task": "fly_to_target", "preset": "summer", "episodes": 4},
+                    {"task": "fly_to_target", "preset": "winter", "episodes": 2}], "seed": 10, "workers": 1}
+
+
+def make(path: Path, seeds=(0, 1), recipe=None) -> Path:
+    writer = DatasetWriter.create(path, image_size=(24, 32), recipe=recipe or {})
+    for seed in seeds:
+        writer.write(synthetic_episode(seed, frames=5, height=24, width=32))
+    return path
+
+
+def edit_manifest(root: Path, change) -> None:
+    manifest = json.loads((root / "manifest.json").read_text())
+    change(manifest)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_check_compares_every_manifest_field_with_the_episode_file(tmp_path):
+    root = make(tmp_path / "ds")
+    assert [e.ending for e in Dataset.open(root).entries] == ["timeout", "timeout"]
+
+    def mark_success(manifest):
+        manifest["episodes"][0].update(success=True, ending="success")
+        manifest["episodes"][1].update(seed=7, preset="winter")
+    edit_manifest(root, mark_success)
+    report = check_dataset(root)
+    first, second = (f"episodes/fly_to_target__summer__seed0000000{i}.npz" for i in (0, 1))
+    assert sorted((p.file, p.message.split(" but ")[0]) for p in report.errors) == [
+        (first, "the manifest lists ending \"success\""), (first, "the manifest lists success true"),
+        (second, "the manifest lists preset \"winter\""), (second, "the manifest lists seed 7")]
+    assert "set the manifest entry back to false" in " ".join(p.message for p in report.errors)
+    with pytest.raises(DatasetError, match="lists success true but the episode file records false"):
+        Dataset.open(root).read(Dataset.open(root).entries[0])
+
+
+def test_check_lists_every_manifest_problem_in_one_run(tmp_path):
+    root = make(tmp_path / "ds", seeds=(0, 1, 2))
+
+    def break_three_fields(manifest):
+        manifest["episodes"][0]["frames"] = 999
+        manifest["episodes"][1]["success"] = "yes"
+        manifest["image_width"] = -3
+        manifest["episodes"][2]["seed"] = 0  # now listed twice
+    edit_manifest(root, break_three_fields)
+    messages = [p.message for p in check_dataset(root).errors]
+    assert any(m == "image_width must be a positive integer, the camera image width in pixels (got -3)"
+               for m in messages)
+    assert any(m.endswith("seed00000001.npz: success must be true or false (got \"yes\")") for m in messages)
+    assert any(m.startswith("the manifest lists frames 999 but the episode file records 5") for m in messages)
+    assert any("are both listed as fly_to_target/summer seed 0" in m for m in messages)
+    assert not any("EpisodeKey" in m or "camera size" in m for m in messages)
+    with pytest.raises(ManifestError) as raised:  # a reader refuses it naming every field problem, too
+        read_manifest(root)
+    assert "image_width" in str(raised.value) and "success must be true or false" in str(raised.value)
+
+
+def test_check_refuses_a_file_given_as_the_dataset(tmp_path):
+    root = make(tmp_path / "ds", seeds=(0,))
+    for path in (root / "manifest.json", root / "episodes" / "fly_to_target__summer__seed00000000.npz"):
+        with pytest.raises(DatasetNotFoundError, match="is a file, not a dataset folder"):
+            check_dataset(path)
+        with pytest.raises(DatasetNotFoundError, match="is a file, not a dataset folder"):
+            Dataset.open(path)
+
+
+def test_an_interrupted_collection_is_sound_but_reported_incomplete(tmp_path):
+    root = make(tmp_path / "ds", seeds=(10, 11), recipe=RECIPE)
+    writer = DatasetWriter.open(root)
+    writer.drop(DroppedEntry("fly_to_target", "winter", 11, "collision", 3))
+    state = completeness(read_manifest(root))
+    assert (state.complete, state.done, len(state.expected)) == (False, 3, 6)
+    assert [str(key) for key in state.missing] == ["fly_to_target/summer seed 12", "fly_to_target/summer seed 13",
+                                                   "fly_to_target/winter seed 10"]
+    report = check_dataset(root)
+    assert report.sound and [p.file for p in report.warnings] == ["manifest.json"]
+    assert report.warnings[0].message == (
+        "incomplete: 3 of 6 episodes flown, the collection stopped early (missing fly_to_target/summer seeds 12-13; "
+        f"fly_to_target/winter seed 10); finish it with `navigator collect --out {root} --resume` and the settings "
+        "it was started with (the manifest's recipe)")
+    for seed in (12, 13):
+        writer.write(synthetic_episode(seed, frames=5, height=24, width=32))
+    writer.write(synthetic_episode(10, frames=5, preset="winter", height=24, width=32))
+    assert completeness(read_manifest(root)).complete and check_dataset(root).problems == []
+
+
+def test_a_dataset_without_a_collection_recipe_expects_nothing(tmp_path):
+    assert completeness(read_manifest(make(tmp_path / "ds"))).complete
+    odd = make(tmp_path / "odd", recipe={"parts": "all of them"})
+    assert completeness(read_manifest(odd)).complete
+
+
+def test_the_same_dataset_given_twice_is_refused_however_it_is_spelt(tmp_path, monkeypatch):
+    root = make(tmp_path / "ds", seeds=(0,))
+    other = make(tmp_path / "other", seeds=(1,))
+    (tmp_path / "link").symlink_to(root)
+    monkeypatch.chdir(tmp_path)
+    for spelling in (root, f"{root}/", "./ds", "ds", tmp_path / "link"):
+        with pytest.raises(DatasetError, match="give each dataset once") as raised:
+            open_datasets([root, other, spelling])
+        assert str(root) in str(raised.value)
+    assert len(open_datasets([root, other])) == 2
+
+
+def test_completeness_expects_exactly_the_episodes_collect_flies():
+    from navigator.collect import CollectConfig, CollectPart
+    from navigator.dataset import Manifest
+
+    config = CollectConfig(parts=(CollectPart(episodes=3), CollectPart(preset="winter+wind", episodes=2)), seed=5)
+    assert completeness(Manifest(48, 64, recipe=config.recipe())).expected == tuple(config.keys())
