@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 import typing
+from pathlib import Path
 
 from navigator import __version__
 from navigator.config import DefaultsHelpFormatter, SettingError
@@ -89,6 +90,9 @@ def interrupted(args: argparse.Namespace) -> str:
     how to continue it, since what it finished is kept."""
     if not hasattr(args, "resume"):
         return "interrupted"
+    out = getattr(args, "out", None)
+    if out is not None and not (Path(out).is_dir() and any(Path(out).iterdir())):
+        return "interrupted before anything was saved; rerun the same command to start again"
     if getattr(args, "extend", False):  # the extension is recorded before any work: --resume continues it
         return "interrupted; rerun the same command with --resume in place of --extend to continue"
     if args.resume:

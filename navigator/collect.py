@@ -11,10 +11,8 @@ drifts off the expert's path and the labels show how to come back; the label sta
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import re
-import signal
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -26,11 +24,12 @@ import numpy as np
 from navigator import __version__
 from navigator.config import MAX_SEED, SettingError, check_seed_span, check_settings, setting, to_dict
 from navigator.dataset import (ACTION_CONVENTION, DatasetWriter, DroppedEntry, Episode, EpisodeEntry, EpisodeKey,
-                               write_episode)
+                               Verification, write_episode)
 from navigator.errors import UserError
 from navigator.resume import Continued, Difference, check_continuation, differences
 from navigator.scenario import (CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot, canonical_preset,
                                 canonical_task, set_canonical)
+from navigator.workers import spawn_pool
 
 
 @dataclass(frozen=True)
@@ -204,6 +203,16 @@ def _is_episode_count(difference: Difference) -> bool:
     return re.fullmatch(r"parts\[\d+\]\.episodes", difference.name) is not None
 
 
+def _grow_hint(recorded: dict[str, Any]) -> str:
+    """How to extend a dataset of several parts, which --episodes cannot: it would replace them all by one."""
+    parts = recorded.get("parts")
+    if not isinstance(parts, list) or len(parts) < 2:
+        return ""
+    return (f"it has {len(parts)} parts and --episodes would replace them all by one: copy its manifest's 'recipe' "
+            f"(without '{EXTENSIONS_KEY}') into a --config YAML, raise parts[i].episodes there for each part to grow, "
+            f"and pass that --config with --extend")
+
+
 def open_for_collection(out: Path, config: CollectConfig, resume: bool,
                         extend: bool = False) -> tuple[DatasetWriter, list[str]]:
     """A writer for `out`: new, or (resume) the interrupted one after recovering finished files. Also returns
@@ -230,16 +239,36 @@ def open_for_collection(out: Path, config: CollectConfig, resume: bool,
     given = config.recipe()
     found = differences(recorded, given)
     grown = check_continuation(found, _is_episode_count, extend,
-                               Continued(out, "dataset", "its manifest's 'recipe'", "episodes", "--episodes"))
+                               Continued(out, "dataset", "its manifest's 'recipe'", "episodes", "--episodes",
+                                         _grow_hint(recorded)))
     if extend:
         writer.set_recipe({**given, EXTENSIONS_KEY: [*extensions, {d.name: {"from": d.recorded, "to": d.given}
                                                                    for d in grown}]})
+    verification = writer.verify_listed()
+    notes = _refly_notes(verification)
     recovery = writer.recover()
-    notes = [f"adopted {len(recovery.adopted)} finished episode file(s) missing from the manifest"] * bool(
+    notes += [f"adopted {len(recovery.adopted)} finished episode file(s) missing from the manifest"] * bool(
         recovery.adopted)
     notes += [f"set aside {file}: {why}" for file, why in recovery.rejected]
     notes += [f"removed {len(recovery.removed_temporaries)} partial file(s)"] * bool(recovery.removed_temporaries)
     return writer, notes
+
+
+def _refly_notes(verification: Verification) -> list[str]:
+    """The resume notes for episodes the manifest listed but whose files are missing or damaged: "re-flying 1 episode
+    whose file is missing: fly-to-target/summer seed 4"."""
+    def episodes(entries: list[EpisodeEntry], state: str) -> str:
+        many = len(entries) != 1
+        listed = ", ".join(f"{e.task}/{e.preset} seed {e.seed}" for e in entries)
+        return (f"re-flying {len(entries)} episode{'s' * many} whose file{'s' * many} {'are' if many else 'is'} "
+                f"{state}: {listed}")
+
+    notes = [episodes(verification.missing, "missing")] * bool(verification.missing)
+    if verification.damaged:
+        aside = ", ".join(name for _, name in verification.damaged)
+        notes.append(f"{episodes([entry for entry, _ in verification.damaged], 'damaged')} (sha256 differs from the "
+                     f"manifest's; set aside as {aside})")
+    return notes
 
 
 def collect(out: Path, config: CollectConfig, writer: DatasetWriter,
@@ -268,12 +297,6 @@ def collect(out: Path, config: CollectConfig, writer: DatasetWriter,
     return done
 
 
-def _ignore_interrupts() -> None:
-    """Worker initializer. Ctrl-C sends SIGINT to every process of the terminal's process group; only the parent
-    acts on it (leaving the pool stops the workers), so workers ignore it instead of each printing a traceback."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _run_jobs(jobs: list, workers: int) -> Iterator[CollectedEpisode]:
     if workers <= 1:
         try:
@@ -283,13 +306,5 @@ def _run_jobs(jobs: list, workers: int) -> Iterator[CollectedEpisode]:
                 env.close()
             _worker_envs.clear()
         return
-    # spawn, not fork: PyBullet clients and BLAS threads do not survive a fork cleanly. SIGINT stays blocked while
-    # the workers start: they inherit the block, so a Ctrl-C before their initializer runs cannot interrupt their
-    # start-up either; the parent gets a Ctrl-C of that moment as soon as the block is lifted.
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_ignore_interrupts)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    with pool:
+    with spawn_pool(workers) as pool:  # its workers leave Ctrl-C to this process
         yield from pool.imap_unordered(_collect_one, jobs)

@@ -72,13 +72,20 @@ def describe(found: list[Difference], owner: str) -> str:
 @dataclass(frozen=True)
 class Continued:
     """What is being continued, in the user's words: the `owner` ("dataset", "run"), the `record` that lists its
-    settings ("its manifest's 'recipe'"), and what extending it grows ("episodes", flag "--episodes")."""
+    settings ("its manifest's 'recipe'"), and what extending it grows ("episodes", flag "--episodes"). `grow_hint`,
+    when given, replaces "give a larger FLAG" as the way to extend it (a dataset of several parts, which one
+    --episodes would replace by a single part, grows through a --config YAML instead)."""
 
     out: Any
     owner: str
     record: str
     grows: str
     flag: str
+    grow_hint: str = ""
+
+    @property
+    def how_to_grow(self) -> str:
+        return self.grow_hint or f"give a larger {self.flag}"
 
 
 def check_continuation(found: list[Difference], extendable: Callable[[Difference], bool], extend: bool,
@@ -96,12 +103,14 @@ def check_continuation(found: list[Difference], extendable: Callable[[Difference
             raise UserError(f"--extend only raises {what.grows}: {counts}; give a larger {what.flag} than {out} "
                             f"has, or drop --extend and {what.flag} to resume it as it is")
         if others:
+            fix = (what.grow_hint if what.grow_hint else
+                   f"drop --config and the flags that differ (the {owner}'s settings are then taken from "
+                   f"{what.record}) and give a larger {what.flag}")
             raise UserError(f"--extend: {out} can only gain {what.grows}, but other settings differ from the "
-                            f"{owner}'s: {describe(others, owner)}; drop --config and the flags that differ (the "
-                            f"{owner}'s settings are then taken from {what.record}) and give a larger {what.flag}")
+                            f"{owner}'s: {describe(others, owner)}; {fix}")
         if not grown:
-            raise UserError(f"--extend: the {what.grows} you gave are no more than {out} already has; give a larger "
-                            f"{what.flag} to extend it, or drop --extend to resume it")
+            raise UserError(f"--extend: the {what.grows} you gave are no more than {out} already has; "
+                            f"{what.how_to_grow} to extend it, or drop --extend to resume it")
     elif found:
         hint = f"; to add {what.grows} pass --extend" if found == grown else ""
         raise UserError(f"--resume: {out} was started with other settings: {describe(found, owner)}; drop --config "

@@ -170,9 +170,14 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[Policy, dict[str, Any
         raise CheckpointError(path, "its checksum does not match its content", verdict="is damaged") from None
     try:
         policy = build_policy(PolicyConfig.from_dict(payload["config"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(path, f"its config cannot be used: {error}") from None
+    try:
         policy.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(path, f"its weights do not match its own config: {error}") from None
+    except (KeyError, TypeError, RuntimeError):
+        # torch's own message spans lines (one per tensor) and names its internals: say what it means in one line.
+        raise CheckpointError(path, "its weights do not match its own config (missing, unexpected or misshapen "
+                                    "weights)") from None
     if not isinstance(payload["metadata"], dict):
         raise CheckpointError(path, "incomplete: its metadata is not a mapping")
     _check_finite(path, policy)

@@ -354,14 +354,20 @@ def test_eval_resume_takes_the_settings_eval_json_recorded(tmp_path, capsys):
     (["train", "--out", "run", "--extend"],
      "navigator train: interrupted; rerun the same command with --resume in place of --extend to continue"),
     (["eval", "--out", "report", "--resume"], "navigator eval: interrupted; rerun the same command to continue"),
+    (["collect", "--out", "nothing-saved"],
+     "navigator collect: interrupted before anything was saved; rerun the same command to start again"),
     (["fly"], "navigator fly: interrupted"),
 ])
-def test_ctrl_c_says_how_to_continue(argv, last_line, monkeypatch, capsys):
+def test_ctrl_c_says_how_to_continue(argv, last_line, monkeypatch, capsys, tmp_path):
     import importlib
 
     def interrupt(args):
         raise KeyboardInterrupt
 
+    monkeypatch.chdir(tmp_path)
+    for saved in ("ds", "run", "report"):  # what the interrupted command had written
+        (tmp_path / saved).mkdir()
+        (tmp_path / saved / "manifest.json").write_text("{}")
     monkeypatch.setattr(importlib.import_module(f"navigator.commands.{argv[0]}"), "run", interrupt)
     assert main(argv) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == last_line

@@ -208,3 +208,67 @@ def test_ctrl_c_stops_every_worker_quietly_and_the_dataset_resumes(tmp_path):
     assert 1 <= len(read_manifest(out).episodes) < 8 and check_dataset(out).sound
     assert subprocess.run([*command, "--resume"], capture_output=True).returncode == 0
     assert len(read_manifest(out).episodes) == 8
+
+
+def dataset_bytes(path):
+    return {p.relative_to(path): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_resume_re_flies_exactly_a_missing_episode_file(tmp_path, capsys):
+    out = tmp_path / "ds"
+    args = ["--out", str(out), "--episodes", "3", "--workers", "1", *SHORT]
+    assert collect(*args) == 0
+    uninterrupted = dataset_bytes(out)
+    (out / "episodes" / "fly-to-target__summer__seed00000001.npz").unlink()
+    capsys.readouterr()
+    assert collect(*args, "--resume") == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "resume: re-flying 1 episode whose file is missing: fly-to-target/summer seed 1" in printed
+    assert "flew 1 this run" in printed
+    assert dataset_bytes(out) == uninterrupted  # the same dataset as if nothing had happened
+
+
+def test_resume_and_extend_set_a_damaged_episode_file_aside_and_fly_it_again(tmp_path, capsys):
+    out = tmp_path / "ds"
+    args = ["--out", str(out), "--episodes", "2", "--workers", "1", *SHORT]
+    assert collect(*args) == 0
+    uninterrupted = dataset_bytes(out)
+    episodes = out / "episodes"
+    for seed, extra in ((0, ["--resume"]), (1, ["--extend", "--episodes", "3"])):
+        name = f"fly-to-target__summer__seed{seed:08d}.npz"
+        damaged = bytearray((episodes / name).read_bytes())
+        damaged[len(damaged) // 2] ^= 0xFF
+        (episodes / name).write_bytes(bytes(damaged))
+        assert not check_dataset(out).sound
+        capsys.readouterr()
+        assert collect(*args, *extra) == 0
+        printed = " ".join(capsys.readouterr().out.split())
+        assert (f"resume: re-flying 1 episode whose file is damaged: fly-to-target/summer seed {seed} (sha256 "
+                f"differs from the manifest's; set aside as {name}.damaged)") in printed
+        assert (episodes / f"{name}.damaged").read_bytes() == bytes(damaged)  # the user's bytes are kept
+        assert (episodes / name).read_bytes() == uninterrupted[Path("episodes") / name]
+        assert check_dataset(out).sound
+    assert [e.seed for e in read_manifest(out).episodes] == [0, 1, 2]
+
+
+def test_extending_a_dataset_of_several_parts_says_how(tmp_path, capsys):
+    import yaml
+
+    recipe = tmp_path / "mixed.yaml"
+    recipe.write_text("parts:\n  - {preset: summer, episodes: 1}\n  - {preset: winter, episodes: 1}\n"
+                      "max_seconds: 1\nworkers: 1\n")
+    out = tmp_path / "ds"
+    assert collect("--config", str(recipe), "--out", str(out)) == 0
+    capsys.readouterr()
+    assert collect("--out", str(out), "--extend", "--episodes", "2") == 2  # would replace both parts by one
+    error = " ".join(capsys.readouterr().err.split())
+    assert "it has 2 parts and --episodes would replace them all by one" in error
+    assert "raise parts[i].episodes there" in error and "drop --config" not in error
+    # Following the advice extends it.
+    recorded = dict(read_manifest(out).recipe)
+    recorded.pop("extensions", None)
+    recorded["parts"][1]["episodes"] = 2
+    grown = tmp_path / "grown.yaml"
+    grown.write_text(yaml.safe_dump(recorded))
+    assert collect("--config", str(grown), "--out", str(out), "--extend") == 0
+    assert [(e.preset, e.seed) for e in read_manifest(out).episodes] == [("summer", 0), ("winter", 0), ("winter", 1)]

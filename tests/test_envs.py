@@ -172,3 +172,16 @@ def test_timeout_truncates():
             break
     assert truncated and not terminated and info["ending"] == "timeout" and step + 1 == 30
     env.close()
+
+
+def test_follow_cut_short_ends_in_timeout_never_success():
+    """Success at follow is judged over the task's full 40 s: a shortened episode must not pass for one."""
+    from navigator.pilots import ExpertPilot
+    from navigator.rollout import run_episode
+
+    env = sim_envs.make_env("follow", max_seconds=1.0)
+    try:
+        result = run_episode(env, ExpertPilot(env), seed=3)
+    finally:
+        env.close()
+    assert (result.ending, result.success) == ("timeout", False)

@@ -144,6 +144,7 @@ def test_resume_with_other_settings_is_refused(expert_run, tmp_path, capsys):
     (["--pilot", "expert", "--pilot", "expert"], "repeat expert"),
     (["--pilot", "missing.pt"], "missing.pt does not exist"),
     (["--workers", "-1"], "--workers must be >= 0"),
+    (["--suites", "winter+wind,Wind + Winter"], "winter+wind and wind+winter are the same scenery"),
     # The shipped policy's demonstrations flew seeds 0-199 (its checkpoint records its recipe).
     (["--pilot", "pretrained", "--seed", "150", "--episodes", "100"], "seeds 150-199"),
 ])
@@ -160,3 +161,28 @@ def test_existing_output_needs_resume(tmp_path, capsys):
     assert main(["eval", "--pilot", "expert", "--out", str(tmp_path)]) == 2
     assert "is not empty" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_ctrl_c_stops_every_worker_quietly(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "report"
+    command = [sys.executable, "-m", "navigator.cli", "eval", "--pilot", "expert", "--suites", "summer",
+               "--episodes", "40", "--max-seconds", "2", "--workers", "2", "--out", str(out)]
+    # Its own session, so that the signal can go to its whole process group, as a terminal's Ctrl-C does.
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if (out / "episodes").is_dir() and any((out / "episodes").rglob("*.json")):
+            break  # the workers are flying
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGINT)
+    _, error = process.communicate(timeout=60)
+    assert process.returncode == 130, error
+    assert "SpawnPoolWorker" not in error and "Traceback" not in error and "KeyboardInterrupt" not in error
+    assert error.strip().splitlines()[-1].startswith("navigator eval: interrupted")

@@ -176,3 +176,17 @@ def test_a_training_state_is_not_a_policy(tmp_path: Path) -> None:
         load_checkpoint(path)
     assert str(caught.value) == (f"{path} is a training state, not a policy (what navigator train --resume continues "
                                  f"from): fly the run's policy, {tmp_path / 'run' / 'best.pt'}")
+
+
+def test_weights_that_do_not_fit_the_config_are_one_line(tmp_path: Path) -> None:
+    import io
+
+    from policies.checkpoint import with_checksum
+
+    payload = torch.load(io.BytesIO(checkpoint_bytes(build_policy(PolicyConfig(model="mlp", head_size=8)))),
+                         weights_only=True)
+    del payload["state_dict"][next(iter(payload["state_dict"]))]
+    torch.save(with_checksum(payload), tmp_path / "p.pt")
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(tmp_path / "p.pt")
+    assert "\n" not in str(error.value) and "missing, unexpected or misshapen weights" in str(error.value)

@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     PREVIEW_FLAGS.add(preview, "--episodes", "episodes", "episodes to show", type=int, metavar="N")
     preview.add_argument("--overwrite", action="store_true", help="let --out replace an existing file")
     export = action("export", "write the episodes in another layout")
-    export.add_argument("--format", choices=("robomimic",), required=True)
+    export.add_argument("--format", choices=("robomimic",), required=True, type=lambda name: name.strip().lower())
     export.add_argument("--out", type=Path, required=True, metavar="FILE", help=".hdf5 or .h5, e.g. demos.hdf5")
     EXPORT_FLAGS.add(export, "--val-fraction", "val_fraction", "share of episodes in mask/valid", type=float)
     EXPORT_FLAGS.add(export, "--split-seed", "split_seed", "seed of the train/validation split", type=int)

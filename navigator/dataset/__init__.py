@@ -18,14 +18,14 @@ from navigator.dataset.reader import Dataset, open_datasets
 from navigator.dataset.schema import ACTION_CONVENTION, ENDINGS, FORMAT_NAME, SCHEMA_VERSION
 from navigator.dataset.split import split_keys
 from navigator.dataset.windows import window_starts
-from navigator.dataset.writer import DatasetWriter, Recovery, write_episode
+from navigator.dataset.writer import DatasetWriter, Recovery, Verification, write_episode
 
 __all__ = [
     "ACTION_CONVENTION", "ENDINGS", "FORMAT_NAME", "SCHEMA_VERSION", "Batch", "CheckReport", "ChecksumError",
     "Completeness", "CorruptEpisodeError", "Dataset", "DatasetError", "DatasetNotFoundError", "DatasetWriter",
     "DroppedEntry", "Episode", "EpisodeEntry", "EpisodeKey", "IncompatibleDatasetsError", "InvalidEpisodeError",
     "SourceFormat", "Manifest", "ManifestError", "NormStats", "Problem", "Recovery", "SchemaVersionError",
-    "WindowLoader", "WindowRef", "check_dataset", "completeness", "compute_stats", "file_sha256", "load_arrays",
-    "load_episode", "open_datasets", "read_manifest", "require_compatible", "save_episode", "split_keys",
-    "window_starts", "write_episode",
+    "Verification", "WindowLoader", "WindowRef", "check_dataset", "completeness", "compute_stats", "file_sha256",
+    "load_arrays", "load_episode", "open_datasets", "read_manifest", "require_compatible", "save_episode",
+    "split_keys", "window_starts", "write_episode",
 ]

@@ -66,6 +66,28 @@ class Recovery:
     removed_temporaries: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Verification:
+    """What `DatasetWriter.verify_listed` found among the manifest's episodes: entries whose file is gone, and entries
+    whose file no longer matches its recorded sha256 (each set aside under the returned name). All of them were
+    removed from the manifest, so a resumed collection flies them again."""
+
+    missing: list[EpisodeEntry] = field(default_factory=list)
+    damaged: list[tuple[EpisodeEntry, str]] = field(default_factory=list)  # (entry, name it was set aside as)
+
+
+DAMAGED_SUFFIX = ".damaged"
+
+
+def _aside_name(path: Path) -> Path:
+    """A free name next to `path` to set its damaged file aside under: NAME.damaged, NAME.damaged-2, ..."""
+    candidate, number = path.with_name(path.name + DAMAGED_SUFFIX), 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}{DAMAGED_SUFFIX}-{number}")
+    return candidate
+
+
 class DatasetWriter:
     """The parent process's handle on a dataset: the one place that changes manifest.json."""
 
@@ -161,6 +183,27 @@ class DatasetWriter:
         entry = write_episode(self.path, episode)
         self.add(entry)
         return entry
+
+    def verify_listed(self) -> Verification:
+        """Before continuing a dataset: check that every episode the manifest lists still has its file, with the
+        recorded sha256. A missing one is removed from the manifest; a damaged one is renamed aside (never deleted)
+        and removed from the manifest; either way `missing()` then names it again, so it is flown again."""
+        verification = Verification()
+        folder = self.path / EPISODES_FOLDER
+        for entry in self._manifest.episodes:
+            path = folder / entry.file
+            if not path.is_file():
+                verification.missing.append(entry)
+            elif file_sha256(path) != entry.sha256:
+                aside = _aside_name(path)
+                path.rename(aside)
+                verification.damaged.append((entry, aside.name))
+        gone = {entry.key for entry in verification.missing} | {entry.key for entry, _ in verification.damaged}
+        if gone:
+            self._manifest = replace(self._manifest,
+                                     episodes=tuple(e for e in self._manifest.episodes if e.key not in gone))
+            write_manifest(self.path, self._manifest)
+        return verification
 
     def recover(self) -> Recovery:
         """After an interrupted collection, with no writer running: adopt complete episode files the manifest does

@@ -7,7 +7,6 @@ episode is deterministic given (pilot, suite, seed), so the records do not depen
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
+from navigator.workers import spawn_pool
 
 PATH_EVERY = 10  # camera steps between recorded path points (a third of a second at 30 Hz)
 
@@ -112,6 +112,7 @@ def fly_episodes(settings: EvalSettings, keys: list[EpisodeKey],
     the parent's thread settings); yields (key, record) as episodes finish, in no particular order."""
     if not keys:
         return
-    # spawn, not fork: PyBullet clients and BLAS threads do not survive a fork cleanly.
+    # Spawn workers that leave Ctrl-C to this process (the same pool as collect's).
+    import multiprocessing
     with multiprocessing.get_context("spawn").Pool(min(workers, len(keys)), initializer=_init_worker) as pool:
         yield from pool.imap_unordered(_fly_one, [(settings, key) for key in keys])

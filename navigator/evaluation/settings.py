@@ -50,6 +50,7 @@ class EvalSettings:
             repeated = sorted({n for n in names if names.count(n) > 1})
             if repeated:
                 raise SettingError(name, f"repeat {', '.join(repeated)}: give each once")
+        _refuse_equivalent_suites(self.suites)
 
     @property
     def seeds(self) -> range:
@@ -64,3 +65,15 @@ class EvalSettings:
         return ScenarioConfig(task=self.task, preset=suite, airframe=self.airframe, camera=self.camera,
                               max_seconds=self.max_seconds)
 
+
+
+def _refuse_equivalent_suites(suites: tuple[str, ...]) -> None:
+    """Two specs that compose the same scenery (`winter+wind`, `wind+winter`) would fly the same worlds twice."""
+    from sim_envs.presets import resolve_preset
+
+    seen: dict[object, str] = {}
+    for suite in suites:
+        scenery = resolve_preset(suite)
+        if scenery in seen:
+            raise SettingError("suites", f"{seen[scenery]} and {suite} are the same scenery: give it once")
+        seen[scenery] = suite
