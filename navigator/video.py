@@ -3,8 +3,8 @@
 Frames are encoded as H.264 (libx264 from PyAV's wheels, yuv420p, moov atom first) so that a video plays in a
 browser, a notebook and a chat window alike; OpenCV's only mp4 codec, MPEG-4 Part 2, plays in none of them.
 Encoding runs in a background thread (PyAV releases the GIL while x264 works), so where a core is free a caller
-that renders frames pays for rendering only. Frames go to a temporary file in the destination folder that is renamed into place once
-complete: an interrupted run never leaves a truncated video under the requested name.
+that renders frames pays for rendering only. Frames go to a temporary file in the destination folder that is renamed
+into place once complete: an interrupted run never leaves a truncated video under the requested name.
 """
 
 from __future__ import annotations

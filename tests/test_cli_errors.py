@@ -379,3 +379,20 @@ def test_help_says_resume_and_extend_exclude_each_other_and_take_the_record(comm
         main([command, "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "[--resume | --extend]" in text and "no flag needs retyping" in text
+
+
+@pytest.mark.parametrize("argv, record, message", [
+    (["train", "--data", "{d}", "--out", "{d}"], "manifest.json",
+     "holds a dataset (manifest.json), not a training run"),
+    (["collect", "--out", "{d}", "--resume"], "run.json", "holds a training run (run.json), not a dataset"),
+    (["eval", "--pilot", "expert", "--out", "{d}", "--resume"], "manifest.json",
+     "holds a dataset (manifest.json), not an evaluation"),
+])
+def test_one_commands_output_folder_is_never_taken_for_anothers(tmp_path, capsys, argv, record, message):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / record).write_text("{}")
+    before = _snapshot(tmp_path)
+    assert main([arg.format(d=folder) for arg in argv]) == 2
+    assert message in capsys.readouterr().err
+    assert _snapshot(tmp_path) == before

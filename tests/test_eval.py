@@ -186,3 +186,15 @@ def test_ctrl_c_stops_every_worker_quietly(tmp_path):
     assert process.returncode == 130, error
     assert "SpawnPoolWorker" not in error and "Traceback" not in error and "KeyboardInterrupt" not in error
     assert error.strip().splitlines()[-1].startswith("navigator eval: interrupted")
+
+
+def test_eval_workers_ignore_sigint_and_keep_their_setup():
+    import os
+    import signal
+
+    from navigator.evaluation.episodes import _init_worker
+    from navigator.workers import spawn_pool
+
+    with spawn_pool(1, _init_worker) as pool:
+        assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN
+        assert pool.apply(os.getenv, ("OMP_NUM_THREADS",)) == "1"

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if source is None and (args.resume or args.extend):
         source = recorded_settings(manifest_path(args.out), "recipe", dropped=(EXTENSIONS_KEY,))
     config = FLAGS.load(args, source, _one_part(source))
-    check_output_folder(args.out, "--out", continuing=args.resume or args.extend)
+    check_output_folder(args.out, "--out", continuing=args.resume or args.extend, kind="dataset")
     console = Console()
     writer, notes = open_for_collection(args.out, config, args.resume, extend=args.extend)
     for note in notes:

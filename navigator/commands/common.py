@@ -60,12 +60,23 @@ def check_output_file(path: Path, flag: str, *, overwrite: bool, suffixes: tuple
     return path
 
 
-def check_output_folder(path: Path, flag: str, *, continuing: bool) -> Path:
+# The record each kind of output folder holds: how a folder written by one command is told from another's.
+_RECORDS = {"dataset": "manifest.json", "training run": "run.json", "evaluation": "eval.json"}
+
+
+def check_output_folder(path: Path, flag: str, *, continuing: bool, kind: str | None = None) -> Path:
     """Refuse, before any work, an output folder that could not be written or holds files of the user's: a file in
-    its place, an unwritable nearest existing folder, or (unless `continuing` a run there) a folder that is not empty.
-    Missing parent folders are fine: the run creates them."""
+    its place, an unwritable nearest existing folder, another command's output (a dataset given as a run's --out),
+    or (unless `continuing` a run there) a folder that is not empty. Missing parent folders are fine: the run creates
+    them. `kind` is what the command writes there: "dataset", "training run" or "evaluation"."""
     if path.exists() and not path.is_dir():
         raise UserError(f"{flag} {path} is a file, not a folder; choose a folder to write into")
+    if path.is_dir() and kind is not None:
+        other = next((name for name, record in _RECORDS.items() if name != kind and (path / record).exists()), None)
+        if other is not None:
+            raise UserError(f"{flag} {path} holds {'an' if other[0] in 'aeiou' else 'a'} {other} "
+                            f"({_RECORDS[other]}), not {'an' if kind[0] in 'aeiou' else 'a'} {kind}: choose "
+                            f"another folder")
     if path.is_dir():
         if not continuing and any(path.iterdir()):
             raise UserError(f"{flag} {path} is not empty: pass --resume to continue what is there, or choose a new "

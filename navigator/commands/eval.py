@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if source is None and args.resume:
         source = recorded_settings(args.out / "eval.json", "settings")
     settings = FLAGS.load(args, source)
-    check_output_folder(args.out, "--out", continuing=args.resume)
+    check_output_folder(args.out, "--out", continuing=args.resume, kind="evaluation")
 
     console = Console()
     with progress_bar(console, transient=True) as progress:

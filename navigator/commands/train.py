@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     policy, metadata = load_trained(best)
     counts = policy.parameter_counts()
     console.print(f"{config.model}: {counts['head']:,} head + {counts['cnn']:,} CNN = {counts['total']:,} parameters"
-                  f" · best validation loss {metadata['val_loss']:.4f} (epoch {metadata['epoch']}, {metadata['stage']})")
+                  f" · best validation loss {metadata['val_loss']:.4f} (epoch {metadata['epoch']}, "
+                  f"{metadata['stage']})")
     console.print(f"best policy: {best}  ·  fly it: navigator fly --pilot {best}")
     return 0
 
@@ -121,9 +122,10 @@ def _check_folders(config, args: argparse.Namespace) -> None:
     from navigator.dataset.reader import open_datasets
 
     out_flag = "--out" if args.out is not None or args.config is None else f"out in {args.config}:"
-    check_output_folder(Path(config.out), out_flag, continuing=args.resume or args.extend)
+    check_output_folder(Path(config.out), out_flag, continuing=args.resume or args.extend, kind="training run")
     existing = list(config.data)
     if config.collect is not None:
-        check_output_folder(Path(existing.pop(0)), "the dataset to collect, data[0],", continuing=True)
+        check_output_folder(Path(existing.pop(0)), "the dataset to collect, data[0],", continuing=True,
+                            kind="dataset")
     if existing:
         open_datasets([Path(path) for path in existing])

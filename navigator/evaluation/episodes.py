@@ -113,6 +113,5 @@ def fly_episodes(settings: EvalSettings, keys: list[EpisodeKey],
     if not keys:
         return
     # Spawn workers that leave Ctrl-C to this process (the same pool as collect's).
-    import multiprocessing
-    with multiprocessing.get_context("spawn").Pool(min(workers, len(keys)), initializer=_init_worker) as pool:
+    with spawn_pool(min(workers, len(keys)), _init_worker) as pool:
         yield from pool.imap_unordered(_fly_one, [(settings, key) for key in keys])

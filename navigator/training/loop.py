@@ -205,7 +205,8 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
             policy.load_state_dict(state["policy"])
         except RuntimeError:
             raise UserError(f"{state_path} holds a {stage} of another model or camera than --model {config.model} on "
-                            f"this data; resume with the settings it was started with, or choose another --out") from None
+                            f"this data; resume with the settings it was started with, or choose another --out"
+                            ) from None
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         start_epoch, best_val, stale = state["epoch"], state["best_val"], state["stale"]
