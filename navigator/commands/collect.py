@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from navigator.commands.common import add_continuation_flags
 from navigator.config import ConfigFlags, RecordedSettings
 
 
@@ -52,13 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     FLAGS.add(failed, "--drop-failed", "keep_failed", "store only successful episodes; failures are only marked in "
                                                       "the manifest", dest="keep_failed", action="store_const",
               const=False, default_text="keep")
-    continuing = parser.add_mutually_exclusive_group()
-    continuing.add_argument("--resume", action="store_true", help="continue an interrupted collection in --out; "
-                                                                  "without --config, the settings are those its "
-                                                                  "manifest recorded, so no flag needs retyping")
-    continuing.add_argument("--extend", action="store_true", help="add episodes to the dataset in --out: its "
-                                                                  "recorded recipe with a larger --episodes (to "
-                                                                  "continue an interrupted --extend, use --resume)")
+    add_continuation_flags(
+        parser, resume_help="continue an interrupted collection in --out; without --config, the settings are those "
+                            "its manifest recorded, so no flag needs retyping",
+        extend_help="add episodes to the dataset in --out: its recorded recipe with a larger --episodes (to continue "
+                    "an interrupted --extend, use --resume)")
 
 
 def _one_part(source: Path | RecordedSettings | None) -> Callable[[dict[str, Any]], dict[str, Any]]:

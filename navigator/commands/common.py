@@ -9,6 +9,7 @@ the command runs, file descriptor 1 points at stderr, so that even C libraries' 
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import json
 import math
@@ -62,6 +63,14 @@ def check_output_file(path: Path, flag: str, *, overwrite: bool, suffixes: tuple
 
 # The record each kind of output folder holds: how a folder written by one command is told from another's.
 _RECORDS = {"dataset": "manifest.json", "training run": "run.json", "evaluation": "eval.json"}
+
+
+def add_continuation_flags(parser: argparse.ArgumentParser, resume_help: str, extend_help: str) -> None:
+    """--resume and --extend, which exclude each other: one continues exactly what was started, the other
+    continues it with larger counts."""
+    continuing = parser.add_mutually_exclusive_group()
+    continuing.add_argument("--resume", action="store_true", help=resume_help)
+    continuing.add_argument("--extend", action="store_true", help=extend_help)
 
 
 def check_output_folder(path: Path, flag: str, *, continuing: bool, kind: str | None = None) -> Path:

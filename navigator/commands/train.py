@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from navigator.commands.common import add_continuation_flags
 from navigator.config import ConfigFlags, RecordedSettings, field_default
 
 
@@ -43,13 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     FLAGS.add(parser, "--seed", "seed", "seed of initialisation, split, shuffling and augmentation", type=int)
     FLAGS.add(parser, "--dagger", "dagger.rounds", "DAgger rounds after the first training", type=int,
               metavar="ROUNDS")
-    continuing = parser.add_mutually_exclusive_group()
-    continuing.add_argument("--resume", action="store_true", help="continue an interrupted run in --out; without "
-                                                                  "--config, the settings are those OUT/run.json "
-                                                                  "recorded, so no flag needs retyping")
-    continuing.add_argument("--extend", action="store_true", help="train the run in --out for a larger --epochs (the "
-                                                                  "only setting that may change; to continue an "
-                                                                  "interrupted --extend, use --resume)")
+    add_continuation_flags(
+        parser, resume_help="continue an interrupted run in --out; without --config, the settings are those "
+                            "OUT/run.json recorded, so no flag needs retyping",
+        extend_help="train the run in --out for a larger --epochs (the only setting that may change; to continue an "
+                    "interrupted --extend, use --resume)")
 
 
 def run(args: argparse.Namespace) -> int:
