@@ -397,7 +397,7 @@ def _render_default(value: Any) -> str:
 
 class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Help that shows each config flag's default, looked up in its dataclass only when help is printed, so that
-    building the parser imports no heavy module (a training config's field types need torch)."""
+    building the parser (every `navigator` call) imports no command's config module."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = super()._get_help_string(action)
