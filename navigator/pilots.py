@@ -17,11 +17,19 @@ from navigator.errors import UserError
 PILOT_CHOICES = ("pretrained", "expert", "a policy checkpoint (.pt)")
 
 
-def pretrained_checkpoint() -> Path:
-    """The shipped policy: a CfC-NCP trained by `navigator train --config launch/train/fly_to_target.yaml`."""
+def pretrained_checkpoint(task: str) -> Path:
+    """The shipped policy of `task` (a CLI task name): the CfC-NCP that `navigator train --config
+    launch/train/<task>.yaml` trains, with its evaluation report beside it (policies/pretrained/README.md).
+    UserError when no policy is shipped for the task."""
     import policies  # lazy package: no torch import here
 
-    return Path(policies.__file__).resolve().parent / "pretrained" / "fly-to-target-cfc-ncp.pt"
+    folder = Path(policies.__file__).resolve().parent / "pretrained"
+    path = folder / f"{task}-cfc-ncp.pt"
+    if not path.is_file():
+        shipped = sorted(p.name.removesuffix("-cfc-ncp.pt") for p in folder.glob("*-cfc-ncp.pt"))
+        raise UserError(f"no pretrained policy is shipped for the task {task!r} (shipped: {', '.join(shipped)}); "
+                        f"fly --pilot expert, or train one: navigator train --data DATASET --out runs/NAME")
+    return path
 
 
 class Pilot(Protocol):
@@ -128,11 +136,12 @@ class CheckpointPilot:
 
 
 def make_pilot(spec: str, env, camera_key: str = "scenario.camera") -> Pilot:
-    """"pretrained" (the shipped policy), "expert", or the path of a policy checkpoint. `camera_key`: where the
-    command's --config YAML sets the camera, for the message that refuses a checkpoint trained on another one."""
+    """"pretrained" (the shipped policy of the env's task), "expert", or the path of a policy checkpoint.
+    `camera_key`: where the command's --config YAML sets the camera, for the message that refuses a checkpoint
+    trained on another one."""
     if spec == "expert":
         return ExpertPilot(env)
-    path = pretrained_checkpoint() if spec == "pretrained" else Path(spec)
+    path = pretrained_checkpoint(env.unwrapped.task_name) if spec == "pretrained" else Path(spec)
     if path.suffix == ".pt":
         if not path.is_file():
             raise UserError(f"pilot checkpoint {path} does not exist")

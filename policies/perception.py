@@ -13,19 +13,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from policies.preprocessing import ImageSpec
+from policies.preprocessing import PER_FRAME_EPSILON, ImageSpec
 
 # (out_channels, kernel, stride, padding) per convolution.
 CONV_LAYERS = ((12, 5, 3, 2), (16, 3, 2, 1), (24, 3, 2, 1))
 
 
 class ImageNormalisation(nn.Module):
-    """uint8 (or float 0..255) NHWC frames -> normalised float32 NCHW (channels-last memory), exactly as
-    `preprocessing.normalise`: pixel * scale - offset with the spec's float32 constants."""
+    """uint8 (or float 0..255) NHWC frames -> normalised float32 NCHW (channels-last memory), as
+    `preprocessing.normalise`: "fixed" is pixel * scale - offset with the spec's float32 constants (bit for bit),
+    "per_frame" standardises each frame by its own statistics (equal up to float rounding of the sums)."""
 
     def __init__(self, spec: ImageSpec) -> None:
         super().__init__()
         self.frame_shape = (spec.output_height, spec.output_width, 3)
+        self.per_frame = spec.normalisation == "per_frame"
         scale, offset = spec.scale_offset()
         self.register_buffer("scale", torch.from_numpy(scale))
         self.register_buffer("offset", torch.from_numpy(offset))
@@ -33,7 +35,13 @@ class ImageNormalisation(nn.Module):
     def forward(self, frames: Tensor) -> Tensor:
         if not torch.jit.is_tracing() and tuple(frames.shape[1:]) != self.frame_shape:
             raise ValueError(f"expected frames (N, *{self.frame_shape}), got {tuple(frames.shape)}")
-        normalised = frames.to(torch.float32) * self.scale - self.offset
+        pixels = frames.to(torch.float32)
+        if self.per_frame:
+            centred = pixels - pixels.mean(dim=(1, 2), keepdim=True)
+            spread = centred.square().mean(dim=(1, 2, 3), keepdim=True).sqrt()
+            normalised = centred / (spread + PER_FRAME_EPSILON)
+        else:
+            normalised = pixels * self.scale - self.offset
         return normalised.permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels-last, no copy
 
 

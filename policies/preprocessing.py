@@ -4,9 +4,14 @@ numpy and OpenCV only (the companion computer imports this module without torch)
 
 * geometry, `crop_and_resize`: a centred crop of the camera image to the field of view the policy was trained on,
   then a resize to the policy's input size. This is the only implementation of the geometric step anywhere.
-* normalisation, `normalise`: uint8 RGB HWC -> float32 CHW, `x * scale - offset` per channel with
-  scale = 1 / (255 std) and offset = mean / std. The torch policy applies the same two float32 constants inside
-  its graph (so an exported policy takes uint8 images); `ImageSpec.scale_offset` is their single source.
+* normalisation, `normalise`: uint8 RGB HWC -> float32 CHW, in one of two modes (`ImageSpec.normalisation`):
+  - "fixed": `x * scale - offset` per channel with scale = 1 / (255 std) and offset = mean / std, the two float32
+    constants of `ImageSpec.scale_offset`;
+  - "per_frame": each channel minus its own mean over the frame, divided by the frame's standard deviation over
+    all pixels and channels (plus `PER_FRAME_EPSILON` grey levels): the grey-world white balance and automatic
+    exposure of a camera pipeline, done by the policy, so that a frame ten times darker or tinted by the season
+    reaches the network the same. It is what lets a policy trained in summer daylight fly at night.
+  The torch policy computes the same inside its graph (so an exported policy takes uint8 images).
 
 `preprocess` composes both. Test vectors in tests/test_preprocessing.py pin the exact values.
 """
@@ -21,6 +26,10 @@ import cv2
 import numpy as np
 
 Triple = tuple[float, float, float]
+NORMALISATIONS = ("fixed", "per_frame")
+# Added to a frame's standard deviation (in grey levels, 0..255) in "per_frame" normalisation: a uniform frame (a
+# lens cap, a blank wall) gives zeros instead of dividing by zero, while a night frame (std ~7) keeps its contrast.
+PER_FRAME_EPSILON = 1.0
 
 
 @dataclass(frozen=True)
@@ -34,8 +43,9 @@ class ImageSpec:
     output_height: int = 48
     output_width: int = 64
     output_hfov_deg: float = 80.0
-    mean: Triple = (0.5, 0.5, 0.5)  # RGB, of pixel values scaled to [0, 1]
+    mean: Triple = (0.5, 0.5, 0.5)  # RGB, of pixel values scaled to [0, 1] ("fixed" normalisation)
     std: Triple = (0.25, 0.25, 0.25)
+    normalisation: str = "fixed"  # "fixed" (mean and std above) or "per_frame" (each frame by its own statistics)
 
     def __post_init__(self) -> None:
         # Normalise sequences (a JSON round trip gives lists) to tuples so that specs compare and hash as values.
@@ -51,6 +61,9 @@ class ImageSpec:
                 f"ImageSpec.output_hfov_deg ({self.output_hfov_deg}) must be in (0, input_hfov_deg "
                 f"= {self.input_hfov_deg}]: a crop cannot widen the camera's field of view"
             )
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(f"ImageSpec.normalisation must be one of {', '.join(NORMALISATIONS)}, got "
+                             f"{self.normalisation!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0.0:
             raise ValueError(f"ImageSpec mean and std need 3 values each, std > 0; got {self.mean}, {self.std}")
         top, left, height, width = self.crop_box()
@@ -114,8 +127,14 @@ def normalise(images: np.ndarray, spec: ImageSpec) -> np.ndarray:
     expected = (spec.output_height, spec.output_width, 3)
     if images.dtype != np.uint8 or images.shape[-3:] != expected:
         raise ValueError(f"expected uint8 images of shape (..., *{expected}), got {images.dtype} {images.shape}")
-    scale, offset = spec.scale_offset()
-    normalised = images.astype(np.float32) * scale - offset
+    pixels = images.astype(np.float32)
+    if spec.normalisation == "per_frame":
+        centred = pixels - pixels.mean(axis=(-3, -2), keepdims=True, dtype=np.float32)
+        spread = np.sqrt(np.square(centred).mean(axis=(-3, -2, -1), keepdims=True, dtype=np.float32))
+        normalised = centred / (spread + np.float32(PER_FRAME_EPSILON))
+    else:
+        scale, offset = spec.scale_offset()
+        normalised = pixels * scale - offset
     return np.ascontiguousarray(np.moveaxis(normalised, -1, -3))
 
 

@@ -169,6 +169,15 @@ def test_in_graph_normalisation_equals_preprocessing() -> None:
     np.testing.assert_array_equal(in_graph.numpy(), normalise(frames, spec))
 
 
+def test_in_graph_per_frame_normalisation_equals_preprocessing() -> None:
+    spec = ImageSpec(normalisation="per_frame")
+    model = build_policy(PolicyConfig(image=spec))
+    frames = np.random.default_rng(0).integers(0, 256, (2, 48, 64, 3), dtype=np.uint8)
+    frames[1] //= 12  # a night-dark frame
+    in_graph = model.encoder.normalisation(torch.from_numpy(frames))
+    np.testing.assert_allclose(in_graph.numpy(), normalise(frames, spec), atol=2e-5)
+
+
 def test_same_config_same_weights() -> None:
     a, b = build_policy(PolicyConfig(seed=5)), build_policy(PolicyConfig(seed=5))
     c = build_policy(PolicyConfig(seed=6))

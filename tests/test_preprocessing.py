@@ -134,3 +134,45 @@ def test_imports_without_torch() -> None:
     # The onboard runtime imports this module on a companion computer that has no torch.
     code = "import sys, policies, policies.preprocessing; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+PER_FRAME = ImageSpec(input_height=4, input_width=4, output_height=4, output_width=4, normalisation="per_frame")
+
+
+def test_per_frame_normalisation_values() -> None:
+    """Each channel minus its own frame mean, over the frame's std (all pixels and channels) plus one grey level."""
+    image = np.zeros((4, 4, 3), np.uint8)
+    image[:, :2] = (100, 50, 0)  # left half; right half black
+    out = normalise(image, PER_FRAME)
+    # Channel means 50, 25, 0; deviations +-50, +-25, 0; std over all = sqrt((2500 + 625 + 0) / 3).
+    spread = np.sqrt((2500 + 625) / 3) + 1.0
+    np.testing.assert_allclose(out[0, :, 0], 50 / spread, rtol=1e-6)
+    np.testing.assert_allclose(out[1, :, 3], -25 / spread, rtol=1e-6)
+    np.testing.assert_array_equal(out[2], 0.0)
+
+
+def test_per_frame_normalisation_ignores_exposure_and_tint() -> None:
+    """A frame ten times darker, or tinted, reaches the network nearly the same (the night and season presets)."""
+    rng = np.random.default_rng(1)
+    bright = rng.integers(0, 256, (4, 4, 3)).astype(np.float64)
+    dark = np.round(bright / 10).astype(np.uint8)
+    tinted = np.clip(bright + (30, 0, -20), 0, 255).astype(np.uint8)
+    reference = normalise(bright.astype(np.uint8), PER_FRAME)
+    assert np.abs(normalise(dark, PER_FRAME) - reference).max() < 0.25  # rounding to whole grey levels, epsilon
+    assert np.abs(normalise(np.clip(bright + (30, 0, 0), 0, 255).astype(np.uint8), PER_FRAME)
+                  - reference).max() < 0.3  # (clipping at 255)
+    assert np.abs(normalise(tinted, PER_FRAME) - reference).max() < 0.5
+    assert np.abs(normalise(dark, ImageSpec(input_height=4, input_width=4, output_height=4, output_width=4))
+                  - normalise(bright.astype(np.uint8), ImageSpec(input_height=4, input_width=4, output_height=4,
+                                                                  output_width=4))).max() > 1.0
+
+
+def test_per_frame_normalisation_of_a_uniform_frame_is_zero() -> None:
+    out = normalise(np.full((2, 4, 4, 3), 77, np.uint8), PER_FRAME)
+    assert out.shape == (2, 3, 4, 4) and np.isfinite(out).all() and not out.any()
+
+
+def test_unknown_normalisation_is_refused() -> None:
+    with pytest.raises(ValueError, match="normalisation must be one of fixed, per_frame"):
+        ImageSpec(normalisation="auto")
+    assert ImageSpec.from_dict({k: v for k, v in ImageSpec().to_dict().items() if k != "normalisation"}) == ImageSpec()

@@ -1,15 +1,23 @@
 """Evaluate pilots in closed loop, in and out of distribution: every pilot flies the same held-out worlds in each
 suite (a preset), and the report gives success rates with 95% intervals, time to target, path efficiency, collisions
-and how episodes ended.
+and how episodes ended; success against the start distance; stress sweeps; training seeds of one recipe grouped.
 
 examples:
   navigator eval --out reports/shipped                       # the shipped policy in summer, autumn, winter, night
   navigator eval --pilot pretrained --pilot expert --suites summer,night+wind,range --episodes 40 --out reports/cmp
+  navigator eval --suites summer --sweep noise,wind --out reports/stress   # success as sensor noise and wind grow
+  navigator eval --suites winter --sweep brightness --sweep-base winter --sweep-levels 1,0.5,0.25,0.1 --out reports/dusk
+  navigator eval --pilot runs/s0/best.pt --pilot runs/s1/best.pt --pilot runs/s2/best.pt --videos 3 --out reports/seeds
   navigator eval --out reports/NAME --resume     # after an interruption: fly only the episodes still missing
 
 OUT receives eval.json (the settings), episodes/ (one JSON per finished episode), results.json, report.md,
-success.png and trajectories.png. With --resume and no --config, the settings are those OUT/eval.json recorded:
-flags given on top must match them.
+success.png, trajectories.png, distance.png (success against the start distance, per suite) and, per stress sweep,
+sweep-KIND.png. --sweep KIND flies levels of one stress on top of --sweep-base (every level on the same worlds):
+noise (sensor noise std, grey levels: 0,4,8,12,16,24), brightness (exposure factor: 1,0.6,0.35,0.2,0.1,0.05),
+occlusion (black patches: 0-5), wind (steady m/s with gusts as the wind preset's: 0-5). Checkpoints trained by the
+same recipe apart from their seed are grouped: the report gives the group's mean success with a hierarchical
+bootstrap interval. --videos K films the first K failed episodes of each suite and pilot into OUT/videos/. With
+--resume and no --config, the settings are those OUT/eval.json recorded: flags given on top must match them.
 """
 
 from __future__ import annotations
@@ -28,6 +36,14 @@ def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",")]
 
 
+def _numbers(text: str) -> list[float]:
+    """"0, 4, 8" -> [0.0, 4.0, 8.0] (the settings check each level against its sweep)."""
+    try:
+        return [float(value) for value in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give comma-separated numbers such as 0,4,8, not {text!r}") from None
+
+
 FLAGS = ConfigFlags(EvalSettings)
 
 
@@ -35,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for the report (refused if it exists and is "
                                                                 "not empty, unless --resume)")
     parser.add_argument("--config", type=Path, help="YAML file of evaluation settings (pilots, task, suites, "
-                                                    "episodes, seed, airframe, camera, max_seconds)")
+                                                    "episodes, seed, airframe, camera, max_seconds, sweeps, "
+                                                    "sweep_levels, sweep_base)")
     FLAGS.add(parser, "--pilot", "pilots", "who flies, repeatable: pretrained | expert | a policy checkpoint (.pt)",
               action="append")
     FLAGS.add(parser, "--task", "task", "fly-to-target | hike | follow")
@@ -46,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     FLAGS.add(parser, "--airframe", "airframe", "x500 | cf2x")
     FLAGS.add(parser, "--max-seconds", "max_seconds", "end each episode after this many simulated seconds",
               type=float, default_text="the task's own limit")
+    FLAGS.add(parser, "--sweep", "sweeps", "comma-separated stress sweeps flown on top of --sweep-base: noise | "
+                                           "brightness | occlusion | wind", type=_names, default_text="none")
+    FLAGS.add(parser, "--sweep-levels", "sweep_levels", "the levels of the one --sweep, comma-separated",
+              type=_numbers, default_text="the sweep's own levels")
+    FLAGS.add(parser, "--sweep-base", "sweep_base", "the suite (preset spec) the sweep levels are applied to")
+    parser.add_argument("--videos", type=int, default=0, metavar="K", help="film the first K failed episodes of "
+                                                                           "each suite and pilot into OUT/videos/")
     parser.add_argument("--workers", type=int, default=0, help="parallel processes; the results do not depend on it "
                                                                "(default: one per CPU core)")
     parser.add_argument("--resume", action="store_true", help="continue the evaluation in OUT: fly only the "
@@ -61,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 0:
         raise UserError(f"--workers must be >= 0 (0: one per CPU core), got {args.workers}")
+    if args.videos < 0:
+        raise UserError(f"--videos must be >= 0 (0: no videos), got {args.videos}")
     source = args.config
     if source is None and args.resume:
         source = recorded_settings(args.out / "eval.json", "settings")
@@ -78,7 +104,14 @@ def run(args: argparse.Namespace) -> int:
                 progress.update(self.bar, advance=1, status=f"last: {record.suite} seed {record.seed} "
                                                             f"{record.ending}")
 
-        results = evaluate(args.out, settings, args.workers, args.resume, ProgressHooks())
+            def filming(self, todo: int) -> None:
+                if todo:
+                    self.bar = progress.add_task("filming failures", total=todo, status="")
+
+            def filmed(self, record) -> None:
+                progress.update(self.bar, advance=1, status=f"last: {record.suite} seed {record.seed}")
+
+        results = evaluate(args.out, settings, args.workers, args.resume, ProgressHooks(), args.videos)
 
     table = Table(title=f"{settings.task} · {settings.episodes} episodes per suite and pilot, seeds from "
                         f"{settings.seed}")

@@ -1,7 +1,8 @@
 """One evaluation episode: a pilot flies one world to its ending, and what the report needs is recorded.
 
 Episodes fly in spawn worker processes, each keeping one environment per scenario (and its pilots) for reuse; each
-episode is deterministic given (pilot, suite, seed), so the records do not depend on the number of workers.
+episode is deterministic given (pilot, suite, seed), so the records do not depend on the number of workers, and an
+episode flown again (to film it) is the episode recorded.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,8 +56,9 @@ class EpisodeRecord:
         return math.dist(self.start, self.target)
 
 
-def fly_episode(env, pilot, pilot_spec: str, suite: str, seed: int) -> EpisodeRecord:
-    """Fly `pilot` in `env` (built for `suite`) from `seed` and record the episode."""
+def fly_episode(env, pilot, pilot_spec: str, suite: str, seed: int, video=None) -> EpisodeRecord:
+    """Fly `pilot` in `env` (built for `suite`) from `seed` and record the episode; `video` (a
+    navigator.video.VideoWriter) gets every step's onboard camera beside a chase view, as `navigator fly --video`."""
     from navigator.rollout import run_episode
 
     trace: list[np.ndarray] = []
@@ -65,6 +68,9 @@ def fly_episode(env, pilot, pilot_spec: str, suite: str, seed: int) -> EpisodeRe
         if not first:
             first.update(start=info["position"], target=info["target_position"])
         trace.append(info["position"][:2])
+        if video is not None:
+            video.write(env.unwrapped.side_by_side_frame(),
+                        f"{suite} seed {seed}  t {info['time']:5.1f}s  d {info['distance']:5.1f}m")
 
     result = run_episode(env, pilot, seed, on_step=on_step)
     points = trace[::PATH_EVERY] + ([trace[-1]] if (len(trace) - 1) % PATH_EVERY else [])
@@ -91,27 +97,35 @@ def _init_worker() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
-def _fly_one(job: tuple[EvalSettings, EpisodeKey]) -> tuple[EpisodeKey, EpisodeRecord]:
+def _fly_one(job: tuple[EvalSettings, EpisodeKey, Path | None]) -> tuple[EpisodeKey, EpisodeRecord]:
     from navigator.pilots import make_pilot
     from navigator.scenario import make_scenario_env
+    from navigator.video import VideoWriter
 
-    settings, key = job
-    suite, spec = settings.suites[key.suite], settings.pilots[key.pilot]
+    settings, key, video_path = job
+    suite, spec = settings.flown_suites[key.suite], settings.pilots[key.pilot]
     scenario = settings.scenario(suite)
     if scenario not in _worker_envs:
         _worker_envs[scenario] = make_scenario_env(scenario)
     env = _worker_envs[scenario]
+    env.unwrapped.use_scenery(settings.scenery(suite))  # a sweep level's, or (None) the suite's preset's
     if (scenario, spec) not in _worker_pilots:
         _worker_pilots[scenario, spec] = make_pilot(spec, env)
-    return key, fly_episode(env, _worker_pilots[scenario, spec], spec, suite, key.seed)
+    pilot = _worker_pilots[scenario, spec]
+    if video_path is None:
+        return key, fly_episode(env, pilot, spec, suite, key.seed)
+    with VideoWriter(video_path, env.unwrapped.camera.rate_hz) as video:
+        return key, fly_episode(env, pilot, spec, suite, key.seed, video)
 
 
-def fly_episodes(settings: EvalSettings, keys: list[EpisodeKey],
-                 workers: int) -> Iterator[tuple[EpisodeKey, EpisodeRecord]]:
+def fly_episodes(settings: EvalSettings, keys: list[EpisodeKey], workers: int,
+                 videos: dict[EpisodeKey, Path] | None = None) -> Iterator[tuple[EpisodeKey, EpisodeRecord]]:
     """Fly `keys` in `workers` spawn processes (always separate processes, so that a record does not depend on
-    the parent's thread settings); yields (key, record) as episodes finish, in no particular order."""
+    the parent's thread settings); yields (key, record) as episodes finish, in no particular order. An episode with
+    a path in `videos` is filmed there (an .mp4 that must not exist yet, in an existing folder)."""
     if not keys:
         return
+    videos = videos or {}
     # Spawn workers that leave Ctrl-C to this process (the same pool as collect's).
     with spawn_pool(min(workers, len(keys)), _init_worker) as pool:
-        yield from pool.imap_unordered(_fly_one, [(settings, key) for key in keys])
+        yield from pool.imap_unordered(_fly_one, [(settings, key, videos.get(key)) for key in keys])

@@ -21,6 +21,7 @@ from navigator.resume import describe, differences
 
 FORMAT = "liquid-navigator/eval"
 VERSION = 1
+ADDED_SETTINGS = ("sweeps", "sweep_levels", "sweep_base")  # settings that folders written before them lack
 
 
 def write_json(path: Path, document: Any) -> None:
@@ -28,18 +29,16 @@ def write_json(path: Path, document: Any) -> None:
     atomic_write_bytes(path, (json.dumps(document, indent=1, allow_nan=False) + "\n").encode())
 
 
-def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], resume: bool) -> None:
-    """Start a new evaluation in `out`, or (resume) check that `out` holds this very evaluation."""
+def check_folder(out: Path, resume: bool) -> dict[str, Any] | None:
+    """Refuse, cheaply and before any pilot is loaded, a folder that cannot be started in (not empty, without
+    `resume`) or continued (with `resume`: no readable eval.json of this format). Returns the recorded eval.json
+    document when resuming, else None."""
     recorded_path = out / "eval.json"
-    document = {"format": FORMAT, "version": VERSION, "settings": to_dict(settings),
-                "pilots": [p.to_dict() for p in pilots]}
     if not resume:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise UserError(f"{out} already exists and is not empty: pass --resume to continue the evaluation "
                             f"recorded there, or choose another --out")
-        (out / "episodes").mkdir(parents=True, exist_ok=True)
-        write_json(recorded_path, document)
-        return
+        return None
     if not recorded_path.is_file():
         raise UserError(f"--resume: {out} holds no evaluation to continue (no eval.json); drop --resume to start one")
     try:
@@ -49,8 +48,29 @@ def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...]
     if not isinstance(recorded, dict) or (recorded.get("format"), recorded.get("version")) != (FORMAT, VERSION):
         raise UserError(f"--resume: {recorded_path} is not a {FORMAT} version {VERSION} file; start again in another "
                         f"--out")
-    found = differences(recorded.get("settings"), document["settings"]) + differences(
-        {"pilots": recorded.get("pilots")}, {"pilots": document["pilots"]})
+    return recorded
+
+
+def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], resume: bool) -> None:
+    """Start a new evaluation in `out`, or (resume) check that `out` holds this very evaluation: the same settings
+    and the same pilots (specs and checkpoint bytes)."""
+    recorded = check_folder(out, resume)
+    document = {"format": FORMAT, "version": VERSION, "settings": to_dict(settings),
+                "pilots": [p.to_dict() for p in pilots]}
+    if recorded is None:
+        (out / "episodes").mkdir(parents=True, exist_ok=True)
+        write_json(out / "eval.json", document)
+        return
+    recorded_pilots = recorded.get("pilots")
+    if isinstance(recorded_pilots, list) and all(isinstance(p, dict) for p in recorded_pilots):
+        # Compared by identity only: what else eval.json says of a pilot follows from its checkpoint's bytes.
+        recorded_pilots = [{name: p.get(name) for name in ("spec", "checkpoint_sha256")} for p in recorded_pilots]
+    recorded_settings = recorded.get("settings")
+    if isinstance(recorded_settings, dict):  # a folder from before sweeps flew none: the added settings' defaults
+        recorded_settings = {**{name: value for name, value in to_dict(EvalSettings()).items()
+                                if name in ADDED_SETTINGS}, **recorded_settings}
+    found = differences(recorded_settings, document["settings"]) + differences(
+        {"pilots": recorded_pilots}, {"pilots": [p.identity() for p in pilots]})
     if found:
         raise UserError(f"--resume: {out} was started with other settings ({describe(found, 'eval.json')}); resume "
                         f"with the settings it was started with, or choose another --out")
@@ -58,8 +78,9 @@ def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...]
 
 
 def episode_path(out: Path, settings: EvalSettings, key: EpisodeKey) -> Path:
-    """out/episodes/SUITE/pPILOT-SEED.json (PILOT: the pilot's index in the settings, which eval.json fixes)."""
-    return out / "episodes" / settings.suites[key.suite] / f"p{key.pilot}-{key.seed}.json"
+    """out/episodes/SUITE/pPILOT-SEED.json (PILOT: the pilot's index in the settings, which eval.json fixes; SUITE a
+    sweep level's too, e.g. summer@noise=8)."""
+    return out / "episodes" / settings.flown_suites[key.suite] / f"p{key.pilot}-{key.seed}.json"
 
 
 def read_finished(out: Path, settings: EvalSettings) -> dict[EpisodeKey, EpisodeRecord]:

@@ -1,5 +1,6 @@
-"""`navigator eval` from settings to report: check the pilots, fly the missing episodes in parallel, summarise, write
-results.json, report.md, success.png and trajectories.png."""
+"""`navigator eval` from settings to report: refuse a folder it cannot use, check the pilots, fly the missing
+episodes in parallel, summarise, film failed episodes, write results.json, report.md and the figures (success.png,
+trajectories.png, distance.png, one sweep-KIND.png per stress sweep)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from pathlib import Path
 
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.evaluation.episodes import EpisodeRecord, fly_episodes
-from navigator.evaluation.folder import open_folder, read_finished, write_episode, write_json
-from navigator.evaluation.plots import plot_success, plot_trajectories
+from navigator.evaluation.folder import check_folder, open_folder, read_finished, write_episode, write_json
+from navigator.evaluation.groups import checkpoint_recipe
+from navigator.evaluation.plots import plot_distance, plot_success, plot_sweep, plot_trajectories
 from navigator.evaluation.report import render_report
 from navigator.evaluation.results import EvalResults, PilotInfo, build_results
 from navigator.evaluation.seeds import check_no_overlap, training_seeds
-from navigator.evaluation.settings import EvalSettings
+from navigator.evaluation.settings import EpisodeKey, EvalSettings
+from navigator.evaluation.videos import failures_to_film, filmed, video_path
 
 
 class Hooks:
@@ -23,6 +26,10 @@ class Hooks:
     def start(self, todo: int, done: int) -> None: ...
 
     def episode(self, record: EpisodeRecord) -> None: ...
+
+    def filming(self, todo: int) -> None: ...
+
+    def filmed(self, record: EpisodeRecord) -> None: ...
 
 
 def inspect_pilots(settings: EvalSettings) -> tuple[PilotInfo, ...]:
@@ -43,29 +50,62 @@ def inspect_pilots(settings: EvalSettings) -> tuple[PilotInfo, ...]:
             continue
         seeds = training_seeds(pilot.metadata)
         check_no_overlap(spec, seeds, settings.task, settings.seeds)
-        infos.append(PilotInfo(spec, hashlib.sha256(Path(pilot.name).read_bytes()).hexdigest(), seeds))
+        infos.append(PilotInfo(spec, hashlib.sha256(Path(pilot.name).read_bytes()).hexdigest(), seeds,
+                               checkpoint_recipe(pilot.metadata)))
     return tuple(infos)
 
 
 def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool = False,
-             hooks: Hooks | None = None) -> EvalResults:
-    """Fly every episode of `settings` not yet recorded in `out` with `workers` processes (0: one per core), then
-    write the results and the report there; returns the results."""
+             hooks: Hooks | None = None, videos: int = 0) -> EvalResults:
+    """Fly every episode of `settings` not yet recorded in `out` with `workers` processes (0: one per core), film
+    the first `videos` failed episodes of each named suite and pilot not yet filmed, then write the results and the
+    report there; returns the results. UserError, before any pilot is loaded, for a folder it cannot use."""
     hooks = hooks or Hooks()
+    workers = workers or os.cpu_count() or 1
+    check_folder(out, resume)
     pilots = inspect_pilots(settings)
     open_folder(out, settings, pilots, resume)
     finished = read_finished(out, settings)
     todo = [key for key in settings.keys() if key not in finished]
     hooks.start(len(todo), len(finished))
-    for key, record in fly_episodes(settings, todo, workers or os.cpu_count() or 1):
+    for key, record in fly_episodes(settings, todo, workers):
         write_episode(out, settings, key, record)
         finished[key] = record
         hooks.episode(record)
     results = build_results(settings, pilots, list(finished.values()))
     write_json(out / "results.json", results.to_dict())
+    _film_failures(out, settings, finished, videos, workers, hooks)
+
     figures = {"success per suite and pilot": "success.png",
-               f"trajectories from above in {settings.suites[0]}": "trajectories.png"}
+               f"trajectories from above in {settings.suites[0]}": "trajectories.png",
+               "success against the start distance to the target": "distance.png"}
     plot_success(results, out / "success.png")
     plot_trajectories(results, settings.suites[0], out / "trajectories.png")
-    atomic_write_bytes(out / "report.md", render_report(results, figures).encode())
+    plot_distance(results, out / "distance.png")
+    for curve in results.sweeps:
+        figures[f"success against {curve.kind}"] = f"sweep-{curve.kind}.png"
+        plot_sweep(curve, out / f"sweep-{curve.kind}.png")
+    shown = filmed(out, settings, finished)
+    report = render_report(results, figures, [finished[key] for key in shown],
+                           [video_path(out, settings, key).relative_to(out).as_posix() for key in shown])
+    atomic_write_bytes(out / "report.md", report.encode())
     return results
+
+
+def _film_failures(out: Path, settings: EvalSettings, records: dict[EpisodeKey, EpisodeRecord], per_pair: int,
+                   workers: int, hooks: Hooks) -> None:
+    """Fly again, filming, the first `per_pair` failed episodes of each named suite and pilot whose video is not in
+    `out` yet. A flight that differs from its record would film another episode than the one reported: its video
+    is removed and a RuntimeError raised."""
+    paths = {key: video_path(out, settings, key) for key in failures_to_film(settings, records, per_pair)}
+    paths = {key: path for key, path in paths.items() if not path.exists()}
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    hooks.filming(len(paths))
+    for key, record in fly_episodes(settings, list(paths), workers, paths):
+        if record != records[key]:
+            paths[key].unlink(missing_ok=True)
+            raise RuntimeError(f"{record.pilot} in {record.suite} from seed {record.seed} flew otherwise when filmed "
+                               f"({record.ending}) than when evaluated ({records[key].ending}): the episode is not "
+                               f"deterministic")
+        hooks.filmed(record)

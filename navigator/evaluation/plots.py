@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from navigator.dataset.atomic import atomic_write_bytes
+from navigator.evaluation.distance import bin_edges, distance_bins
 from navigator.evaluation.results import EvalResults
+from navigator.evaluation.sweeps import SweepCurve
 
 ENDING_COLOURS = {"success": "tab:green", "collision": "tab:red", "timeout": "tab:orange"}  # others: grey
 
@@ -76,6 +78,60 @@ def plot_trajectories(results: EvalResults, suite: str, path: Path) -> None:
     handles.append(plt.Line2D([], [], color="tab:gray", label="other ending"))
     figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize="small")
     figure.tight_layout(rect=(0, 0.07, 1, 1))
+    _save(figure, path)
+    plt.close(figure)
+
+
+def plot_sweep(curve: SweepCurve, path: Path) -> None:
+    """Success rate against a sweep's level, one line per pilot, with Wilson 95% intervals as error bars (levels
+    evenly spaced, in the order flown: they need not be monotone in value, e.g. falling exposure)."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6.0, 3.6))
+    positions = np.arange(len(curve.levels))
+    for line in curve.lines:
+        rates = np.array(line.success_rates)
+        errors = np.array([[rate - low for rate, (low, _) in zip(rates, line.success_intervals)],
+                           [high - rate for rate, (_, high) in zip(rates, line.success_intervals)]])
+        axes.errorbar(positions, rates, yerr=errors, marker="o", capsize=3, label=_label(line.pilot))
+    axes.set_xticks(positions, [f"{level:g}" for level in curve.levels])
+    axes.set_xlabel(curve.unit)
+    axes.set_ylim(-0.02, 1.2)
+    axes.set_yticks(np.linspace(0, 1, 6))
+    axes.set_ylabel("success rate")
+    axes.set_title(f"{curve.kind} on {curve.base}: {curve.episodes} episodes per point (the same worlds), 95% "
+                   f"Wilson intervals", fontsize="small")
+    axes.legend(fontsize="small", loc="upper center", ncol=len(curve.lines), frameon=False)
+    figure.tight_layout()
+    _save(figure, path)
+    plt.close(figure)
+
+
+def plot_distance(results: EvalResults, path: Path) -> None:
+    """Success rate against the straight start-to-target distance, one panel per named suite, one line per pilot
+    through the centres of the distance bins, with Wilson 95% intervals."""
+    plt = _pyplot()
+    suites, pilots = results.settings.suites, results.settings.pilots
+    figure, axes = plt.subplots(1, len(suites), figsize=(3.6 * len(suites) + 0.6, 3.6), squeeze=False,
+                                sharey=True)
+    for panel, suite in zip(axes[0], suites):
+        records = [r for r in results.episodes if r.suite == suite]
+        edges = bin_edges([r.straight_distance for r in records], results.settings.episodes)
+        for pilot in pilots:
+            bins = [b for b in distance_bins([r for r in records if r.pilot == pilot], edges) if b.episodes]
+            centres = np.array([(b.low + b.high) / 2 for b in bins])
+            rates = np.array([b.success_rate for b in bins])
+            errors = np.array([[rate - b.success_interval[0] for rate, b in zip(rates, bins)],
+                               [b.success_interval[1] - rate for rate, b in zip(rates, bins)]]).clip(0.0)  # rounding
+            panel.errorbar(centres, rates, yerr=errors, marker="o", capsize=3, label=_label(pilot))
+        panel.set_xticks(edges, [f"{edge:g}" for edge in edges], fontsize="small")
+        panel.set_xlabel("start distance to target (m)")
+        panel.set_title(suite, fontsize="medium")
+        panel.grid(axis="x", alpha=0.3)
+    axes[0][0].set_ylim(-0.02, 1.2)
+    axes[0][0].set_yticks(np.linspace(0, 1, 6))
+    axes[0][0].set_ylabel("success rate")
+    axes[0][0].legend(fontsize="small", loc="upper center", ncol=len(pilots), frameon=False)
+    figure.tight_layout()
     _save(figure, path)
     plt.close(figure)
 

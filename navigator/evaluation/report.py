@@ -1,15 +1,20 @@
-"""report.md: the evaluation in words and tables, one table per suite with a row per pilot."""
+"""report.md: the evaluation in words and tables: one table per suite with a row per pilot, one per stress sweep
+with a row per level, the groups of training seeds, and links to the videos of failed episodes."""
 
 from __future__ import annotations
 
+from navigator.evaluation.episodes import EpisodeRecord
 from navigator.evaluation.results import EvalResults, PilotInfo, SuiteSummary
+from navigator.evaluation.sweeps import SweepCurve
 
 COLUMNS = ("pilot", "success", "95% interval", "mean time to target (s)", "path efficiency", "collision rate",
            "endings")
 
 
-def render_report(results: EvalResults, figures: dict[str, str]) -> str:
-    """The markdown report; `figures` maps a caption to an image file name beside the report."""
+def render_report(results: EvalResults, figures: dict[str, str], videos: list[EpisodeRecord],
+                  video_links: list[str]) -> str:
+    """The markdown report; `figures` maps a caption to an image file name beside the report; `videos` are the
+    filmed failed episodes, at `video_links` (paths relative to the report)."""
     s = results.settings
     lines = [f"# Closed-loop evaluation: {s.task}", "",
              f"{s.episodes} episodes per suite and pilot, world seeds {s.seed}-{s.seed + s.episodes - 1} (the same "
@@ -22,9 +27,50 @@ def render_report(results: EvalResults, figures: dict[str, str]) -> str:
     for suite in s.suites:
         lines += [f"## {suite}", "", "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
         lines += [_row(results.summary(suite, pilot)) for pilot in s.pilots] + [""]
+    for curve in results.sweeps:
+        lines += _sweep(curve)
+    if results.groups:
+        lines += _groups(results)
+    if videos:
+        lines += ["## Videos of failed episodes", "", "The first failed episodes of each suite and pilot, flown again "
+                  "(the same worlds, the same flights) with the onboard camera beside a chase view.", ""]
+        lines += [f"- {r.suite}, `{r.pilot}`, seed {r.seed} ({r.ending}): [{link}]({link})"
+                  for r, link in zip(videos, video_links)] + [""]
     for caption, name in figures.items():
         lines += [f"![{caption}]({name})", ""]
     return "\n".join(lines)
+
+
+def _sweep(curve: SweepCurve) -> list[str]:
+    """A sweep's table: a row per level, a column per pilot: successes and the Wilson 95% interval."""
+    lines = [f"## Sweep: {curve.kind} on {curve.base}", "",
+             f"Success against {curve.unit}, {curve.episodes} episodes per level and pilot, on the same worlds at "
+             f"every level (suites `{curve.suites[0]}` ...).", "",
+             "| level | " + " | ".join(f"`{line.pilot}`" for line in curve.lines) + " |",
+             "| --- |" + " --- |" * len(curve.lines)]
+    for index, level in enumerate(curve.levels):
+        cells = [f"{line.successes[index]}/{curve.episodes} ({line.success_intervals[index][0]:.0%}-"
+                 f"{line.success_intervals[index][1]:.0%})" for line in curve.lines]
+        lines.append(f"| {level:g} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _groups(results: EvalResults) -> list[str]:
+    """The groups of training seeds: per suite, the mean success over seeds with its hierarchical bootstrap 95%
+    interval."""
+    lines = ["## Across training seeds", "",
+             "Checkpoints of one model trained by the same recipe apart from the seed. Success is the mean over the "
+             "group's seeds; the interval is a hierarchical bootstrap 95% interval (training seeds, then worlds, "
+             "resampled), which counts the spread between training seeds.", ""]
+    lines += [f"- {g.label}: seeds {', '.join(map(str, g.training_seeds))} "
+              f"({', '.join(f'`{pilot}`' for pilot in g.pilots)})" for g in results.groups] + [""]
+    suites = results.groups[0].suites
+    lines += ["| group | " + " | ".join(s.suite for s in suites) + " |", "| --- |" + " --- |" * len(suites)]
+    for group in results.groups:
+        cells = [f"{s.success_rate:.0%} ({s.success_interval[0]:.0%}-{s.success_interval[1]:.0%})"
+                 for s in group.suites]
+        lines.append(f"| {group.label} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _row(summary: SuiteSummary) -> str:

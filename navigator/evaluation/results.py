@@ -1,16 +1,19 @@
-"""Everything an evaluation found: the settings, the pilots, every episode's record and the summary per suite and
-pilot. `EvalResults` round-trips exactly through `to_dict`/`from_dict` (and so through results.json)."""
+"""Everything an evaluation found: the settings, the pilots, every episode's record, the summary per suite and pilot,
+the stress sweeps' curves and the groups of training seeds. `EvalResults` round-trips exactly through
+`to_dict`/`from_dict` (and so through results.json), without needing the pilots' checkpoints."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from navigator.config import from_dict, to_dict
+from navigator.config import to_dict
 from navigator.evaluation.episodes import EpisodeRecord
+from navigator.evaluation.groups import Recipe, SeedGroup, build_groups
 from navigator.evaluation.seeds import SeedRange, TrainingSeeds
 from navigator.evaluation.settings import EvalSettings
 from navigator.evaluation.stats import wilson_interval
+from navigator.evaluation.sweeps import KINDS, SweepCurve, SweepLine
 
 FORMAT = "liquid-navigator/eval-results"
 VERSION = 1
@@ -18,12 +21,13 @@ VERSION = 1
 
 @dataclass(frozen=True)
 class PilotInfo:
-    """A pilot as evaluated: its spec, the sha256 of its checkpoint (None for the expert) and its training seeds
-    (None for the expert)."""
+    """A pilot as evaluated: its spec, the sha256 of its checkpoint, the seeds of its training data and its training
+    recipe (each None for the expert; the recipe also for a checkpoint that records none)."""
 
     spec: str
     checkpoint_sha256: str | None
     training_seeds: TrainingSeeds | None
+    recipe: Recipe | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"training_seeds": None if self.training_seeds is None else {
@@ -31,9 +35,14 @@ class PilotInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PilotInfo:
-        seeds = data["training_seeds"]
+        seeds, recipe = data["training_seeds"], data.get("recipe")  # results written before recipes: None
         return cls(data["spec"], data["checkpoint_sha256"], None if seeds is None else TrainingSeeds(
-            tuple(SeedRange(**r) for r in seeds["ranges"]), seeds["complete"]))
+            tuple(SeedRange(**r) for r in seeds["ranges"]), seeds["complete"]),
+            None if recipe is None else Recipe(**recipe))
+
+    def identity(self) -> dict[str, Any]:
+        """What makes it the same pilot when an evaluation is resumed: its spec and its checkpoint's bytes."""
+        return {"spec": self.spec, "checkpoint_sha256": self.checkpoint_sha256}
 
 
 @dataclass(frozen=True)
@@ -69,21 +78,28 @@ class EvalResults:
     settings: EvalSettings
     pilots: tuple[PilotInfo, ...]
     episodes: tuple[EpisodeRecord, ...]  # in EvalSettings.keys() order: suite, pilot, seed
-    summaries: tuple[SuiteSummary, ...]  # suite-major, in the settings' order
+    summaries: tuple[SuiteSummary, ...]  # suite-major, in the order of the settings' flown suites
+    sweeps: tuple[SweepCurve, ...] = ()  # one per sweep kind, in the settings' order
+    groups: tuple[SeedGroup, ...] = ()  # pilots of one recipe from several training seeds
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "settings": to_dict(self.settings),
                 "pilots": [p.to_dict() for p in self.pilots], "summaries": [s.to_dict() for s in self.summaries],
+                "sweeps": [c.to_dict() for c in self.sweeps], "groups": [g.to_dict() for g in self.groups],
                 "episodes": [e.to_dict() for e in self.episodes]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalResults:
+        """Results from results.json's document; its checkpoint pilots need not exist any more. ValueError (a
+        ConfigError for bad settings) when it is not results of this format and version."""
         if data.get("format") != FORMAT or data.get("version") != VERSION:
             raise ValueError(f"not {FORMAT} version {VERSION} results")
-        return cls(from_dict(EvalSettings, data["settings"], "settings"),
+        return cls(EvalSettings.recorded(data["settings"]),
                    tuple(PilotInfo.from_dict(p) for p in data["pilots"]),
                    tuple(EpisodeRecord.from_dict(e) for e in data["episodes"]),
-                   tuple(SuiteSummary.from_dict(s) for s in data["summaries"]))
+                   tuple(SuiteSummary.from_dict(s) for s in data["summaries"]),
+                   tuple(SweepCurve.from_dict(c) for c in data.get("sweeps", [])),  # absent from older results
+                   tuple(SeedGroup.from_dict(g) for g in data.get("groups", [])))
 
     def summary(self, suite: str, pilot: str) -> SuiteSummary:
         return next(s for s in self.summaries if (s.suite, s.pilot) == (suite, pilot))
@@ -110,13 +126,24 @@ def summarize(suite: str, pilot: str, records: list[EpisodeRecord], task: str) -
 def build_results(settings: EvalSettings, pilots: tuple[PilotInfo, ...],
                   records: list[EpisodeRecord]) -> EvalResults:
     """Results from every episode's record (any order): sorted into report order and summarised."""
-    order = {(suite, pilot): (i, j) for i, suite in enumerate(settings.suites)
+    order = {(suite, pilot): (i, j) for i, suite in enumerate(settings.flown_suites)
              for j, pilot in enumerate(settings.pilots)}
     records = sorted(records, key=lambda r: (order[r.suite, r.pilot], r.seed))
     summaries = tuple(summarize(suite, pilot, [r for r in records if (r.suite, r.pilot) == (suite, pilot)],
                                 settings.task)
-                      for suite in settings.suites for pilot in settings.pilots)
-    return EvalResults(settings, pilots, tuple(records), summaries)
+                      for suite in settings.flown_suites for pilot in settings.pilots)
+    by_key = {(s.suite, s.pilot): s for s in summaries}
+    sweeps = []
+    for kind in settings.sweeps:
+        points = [point for point in settings.sweep_points if point.kind == kind]
+        lines = tuple(SweepLine(pilot, tuple(by_key[p.suite, pilot].successes for p in points),
+                                tuple(by_key[p.suite, pilot].success_rate for p in points),
+                                tuple(by_key[p.suite, pilot].success_interval for p in points))
+                      for pilot in settings.pilots)
+        sweeps.append(SweepCurve(kind, settings.sweep_base, KINDS[kind].unit, tuple(p.level for p in points),
+                                 tuple(p.suite for p in points), settings.episodes, lines))
+    groups = build_groups(pilots, settings.flown_suites, records, settings.seeds)
+    return EvalResults(settings, pilots, tuple(records), summaries, tuple(sweeps), groups)
 
 
 def _mean(values: list[float]) -> float | None:

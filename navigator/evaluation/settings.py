@@ -1,14 +1,19 @@
-"""What an evaluation flies: pilots, task, suites (preset specs), seeds and scenario, as a YAML-loadable config.
+"""What an evaluation flies: pilots, task, suites (preset specs), stress sweeps, seeds and scenario, as a
+YAML-loadable config.
 
 Every pilot flies the same (suite, seed) worlds, so comparisons between pilots are paired. Evaluation seeds start far
-from the seeds demonstrations use (0, 1, ...) and below DAgger's (1,000,000 per round).
+from the seeds demonstrations use (0, 1, ...) and below DAgger's (1,000,000 per round). A sweep's levels are flown as
+suites of their own (`navigator.evaluation.sweeps`), after the named suites: `flown_suites`.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
-from navigator.config import MAX_SEED, SettingError, check_seed_span, check_settings, setting
+from navigator.config import MAX_SEED, SettingError, check_seed_span, check_settings, from_dict, setting, setting_check
+from navigator.evaluation.sweeps import SweepPoint, check_sweep, point_scenery, sweep_points
 from navigator.scenario import (HELD_OUT_SEED, CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot,
                                 canonical_preset, canonical_task, set_canonical)
 
@@ -33,6 +38,9 @@ class EvalSettings:
     airframe: str = "x500"
     camera: CameraSettings = field(default_factory=CameraSettings)
     max_seconds: float | None = setting(None, gt=0.0)  # None: the task's own limit
+    sweeps: tuple[str, ...] = ()  # stress sweeps flown on top of sweep_base: noise | brightness | occlusion | wind
+    sweep_levels: tuple[float, ...] = ()  # the one sweep's levels; empty: each sweep's default levels
+    sweep_base: str = "summer"  # the suite (preset spec) the sweeps' levels are applied to
 
     def __post_init__(self) -> None:
         """Check ranges and names (before any world is built) and store names one way only ("winter + wind" as
@@ -41,8 +49,12 @@ class EvalSettings:
         check_seed_span(self.seed, self.episodes, "seed", "episodes")
         set_canonical(self, "task", canonical_task)
         set_canonical(self, "airframe", canonical_airframe)
-        set_canonical(self, "pilots", lambda names: tuple(map(canonical_pilot, names)))
+        set_canonical(self, "pilots", lambda names: tuple(map(_pilot, names)))
         set_canonical(self, "suites", lambda names: tuple(map(canonical_preset, names)))
+        set_canonical(self, "sweep_base", canonical_preset)
+        set_canonical(self, "sweeps", lambda names: tuple(name.strip().lower() for name in names))
+        with setting_check("sweep_levels" if self.sweep_levels else "sweeps"):
+            check_sweep(self.sweeps, self.sweep_levels)
         for name in ("pilots", "suites"):
             names = getattr(self, name)
             if not names:
@@ -56,14 +68,54 @@ class EvalSettings:
     def seeds(self) -> range:
         return range(self.seed, self.seed + self.episodes)
 
+    @property
+    def sweep_points(self) -> tuple[SweepPoint, ...]:
+        """Every level of every sweep, in order."""
+        return sweep_points(self.sweep_base, self.sweeps, self.sweep_levels)
+
+    @property
+    def flown_suites(self) -> tuple[str, ...]:
+        """The named suites, then one suite per sweep level ("summer@noise=8"): what EpisodeKey.suite indexes."""
+        return self.suites + tuple(point.suite for point in self.sweep_points)
+
     def keys(self) -> list[EpisodeKey]:
         """Every episode, in report order."""
-        return [EpisodeKey(s, p, seed) for s in range(len(self.suites)) for p in range(len(self.pilots))
+        return [EpisodeKey(s, p, seed) for s in range(len(self.flown_suites)) for p in range(len(self.pilots))
                 for seed in self.seeds]
 
     def scenario(self, suite: str) -> ScenarioConfig:
-        return ScenarioConfig(task=self.task, preset=suite, airframe=self.airframe, camera=self.camera,
-                              max_seconds=self.max_seconds)
+        """The scenario of a flown suite (a sweep level's is its base suite's: `scenery` tells the difference)."""
+        point = self._point(suite)
+        return ScenarioConfig(task=self.task, preset=suite if point is None else point.base, airframe=self.airframe,
+                              camera=self.camera, max_seconds=self.max_seconds)
+
+    def scenery(self, suite: str):
+        """The sim_envs Scenery a sweep level flies instead of its scenario's preset; None for a named suite."""
+        point = self._point(suite)
+        return None if point is None else point_scenery(point)
+
+    def _point(self, suite: str) -> SweepPoint | None:
+        return next((point for point in self.sweep_points if point.suite == suite), None)
+
+    @classmethod
+    def recorded(cls, data: dict[str, Any], key: str = "settings") -> EvalSettings:
+        """Settings as a results file recorded them, checked as any, except that the checkpoints of its pilots need
+        not exist any more: they were checked when the evaluation flew (reading results needs no checkpoint)."""
+        token = _checking_files.set(False)
+        try:
+            return from_dict(cls, data, key)
+        finally:
+            _checking_files.reset(token)
+
+
+# False while recorded settings are read: a checkpoint pilot is then kept as recorded, without looking for its file.
+_checking_files: ContextVar[bool] = ContextVar("checking_files", default=True)
+
+
+def _pilot(spec: str) -> str:
+    if _checking_files.get() or not isinstance(spec, str) or spec.strip().lower() in ("pretrained", "expert"):
+        return canonical_pilot(spec)
+    return spec
 
 
 

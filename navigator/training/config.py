@@ -18,13 +18,18 @@ DAGGER_SEED_STRIDE = 1_000_000
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Per-window image augmentation (navigator/training/augment.py applies it)."""
+    """Image augmentation of training windows (navigator/training/augment.py applies it, in this order). Each
+    amount is the largest; every window draws its own, uniformly up to it (exposure: log-uniformly)."""
 
+    saturation: float = setting(0.3, ge=0.0, lt=1.0)  # factor in [1 - s, 1 + s] on the distance from grey
+    contrast: float = setting(0.3, ge=0.0, lt=1.0)  # factor in [1 - c, 1 + c] on the distance from the mean
     brightness: float = setting(0.3, ge=0.0, lt=1.0)  # multiplicative, factor in [1 - b, 1 + b]
-    contrast: float = setting(0.3, ge=0.0, lt=1.0)
-    saturation: float = setting(0.3, ge=0.0, lt=1.0)
-    noise_std: float = setting(4.0, ge=0.0, le=255.0)  # per-pixel Gaussian noise, in 0..255 pixel units
+    color: float = setting(0.0, ge=0.0, lt=1.0)  # per-channel gain in [1 - c, 1 + c]: white balance, tints
+    exposure_min: float = setting(1.0, gt=0.0, le=1.0)  # darkest exposure factor (dusk, night): log-uniform to 1
+    blur_sigma: float = setting(0.0, ge=0.0, le=3.0)  # Gaussian blur (defocus, motion), in pixels
+    noise_std: float = setting(4.0, ge=0.0, le=255.0)  # per-pixel sensor noise after exposure, 0..255 units
     shift_px: int = setting(2, ge=0)  # translation of up to this many pixels in each direction
+    cutouts: int = setting(0, ge=0, le=16)  # black rectangles (up to this many per window, 1/8 to 1/3 a side)
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -62,6 +67,9 @@ class TrainConfig:
     data: tuple[str, ...] = ()  # dataset folders (merged; image sizes and action conventions must agree)
     out: str = "runs/cfc-ncp"
     model: str = "cfc-ncp"  # cfc-ncp | cfc | ltc-ncp | lstm | gru | mlp
+    # How frames are normalised before the CNN (policies/preprocessing.py): "per_frame" (grey-world white balance and
+    # automatic exposure, each frame by its own statistics) or "fixed" (one mean and std for all frames).
+    normalisation: str = "per_frame"
     feature_size: int = setting(32, ge=1)
     head_size: int | None = setting(None, ge=1)  # None: the model's ~20k-parameter default
     epochs: int = setting(20, ge=1)
@@ -92,3 +100,8 @@ class TrainConfig:
                                          f"between windows would never be trained on")
         with setting_check("model"):
             object.__setattr__(self, "model", _canonical_model(self.model))
+        from policies.preprocessing import NORMALISATIONS
+
+        if self.normalisation not in NORMALISATIONS:
+            raise SettingError("normalisation", f"must be one of {', '.join(NORMALISATIONS)}, got "
+                                                f"{self.normalisation!r}")

@@ -81,6 +81,13 @@ class NavigationEnv(gym.Env):
         self.layout: Layout | None = None
         self.plan: EpisodePlan | None = None
 
+    def use_scenery(self, scenery: Scenery | None) -> None:
+        """Fly the next episodes (from the next `reset`) in `scenery` instead of the preset's; None: the preset's
+        again. How a stress sweep turns one knob (noise, exposure, occluders, wind) level by level on top of a
+        preset; `preset` keeps naming the preset the levels start from."""
+        self.scenery = resolve_preset(self.preset) if scenery is None else scenery
+        self._wind = Wind(self.scenery.wind)
+
     # --- task hooks -------------------------------------------------------------------------------------------
     def _plan(self, rng: np.random.Generator) -> EpisodePlan:
         raise NotImplementedError

@@ -1,0 +1,85 @@
+"""The training augmentation: reproducible, whole grey levels, and each knob doing what its setting says."""
+
+import numpy as np
+import pytest
+import torch
+
+from navigator.config import SettingError
+from navigator.training.augment import augment
+from navigator.training.config import AugmentConfig
+
+OFF = AugmentConfig(saturation=0.0, contrast=0.0, brightness=0.0, noise_std=0.0, shift_px=0)
+
+
+def frames(batch: int = 8, steps: int = 3) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randint(60, 200, (batch, steps, 12, 16, 3), dtype=torch.uint8, generator=generator)
+
+
+def run(config: AugmentConfig, images: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+    return augment(frames() if images is None else images, config, torch.Generator().manual_seed(seed))
+
+
+def test_all_off_is_the_identity() -> None:
+    assert torch.equal(run(OFF), frames().float())
+
+
+def test_same_generator_same_result_and_whole_grey_levels() -> None:
+    config = AugmentConfig(color=0.2, exposure_min=0.1, blur_sigma=1.0, noise_std=8.0, cutouts=3)
+    a, b, c = run(config), run(config), run(config, seed=1)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.dtype == torch.float32 and a.shape == frames().shape
+    assert torch.equal(a, a.round()) and a.min() >= 0 and a.max() <= 255
+
+
+def test_exposure_darkens_down_to_its_minimum_and_a_window_shares_it() -> None:
+    out = run(AugmentConfig(**{**OFF.__dict__, "exposure_min": 0.1}), torch.full((64, 4, 4, 4, 3), 200, dtype=torch.uint8))
+    per_window = out.mean(dim=(1, 2, 3, 4))
+    assert per_window.min() < 60 and per_window.max() <= 200 and per_window.min() >= 19
+    assert (out == out[:, :1, :1, :1, :1]).all()  # one exposure per window, every frame and pixel alike
+
+
+def test_cutouts_black_out_rectangles_fixed_over_a_window() -> None:
+    out = run(AugmentConfig(**{**OFF.__dict__, "cutouts": 3}), torch.full((32, 3, 12, 16, 3), 100, dtype=torch.uint8))
+    black = out[..., 0] == 0
+    assert black.any() and not black.all()
+    assert (black == black[:, :1]).all()  # the same boxes in every frame of the window
+    assert black.float().mean(dim=(1, 2, 3)).max() < 0.35 * 3  # at most three boxes of at most 1/3 x 1/3
+
+
+def test_blur_keeps_a_uniform_image_and_smooths_an_edge() -> None:
+    images = torch.zeros(4, 1, 8, 8, 3, dtype=torch.uint8)
+    images[:, :, :, 4:] = 200
+    out = run(AugmentConfig(**{**OFF.__dict__, "blur_sigma": 2.0}), images)
+    assert torch.equal(run(AugmentConfig(**{**OFF.__dict__, "blur_sigma": 2.0}),
+                           torch.full((4, 1, 8, 8, 3), 90, dtype=torch.uint8)), torch.full((4, 1, 8, 8, 3), 90.0))
+    edge = out[:, 0, 0, 3:5, 0]
+    assert ((edge > 0) & (edge < 200)).any()  # some window drew a visible blur
+
+
+def test_noise_is_per_pixel_and_bounded_by_its_setting() -> None:
+    flat = torch.full((16, 2, 12, 16, 3), 128, dtype=torch.uint8)
+    out = run(AugmentConfig(**{**OFF.__dict__, "noise_std": 10.0}), flat)
+    stds = (out - 128).std(dim=(1, 2, 3, 4))
+    assert stds.max() < 11 and stds.max() > 2
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("exposure_min", 0.0, r"exposure_min must be in \(0, 1\], got 0.0"),
+    ("exposure_min", 1.5, "exposure_min must be in"),
+    ("cutouts", -1, r"cutouts must be in \[0, 16\], got -1"),
+    ("color", 1.0, "color must be in"),
+    ("blur_sigma", float("nan"), "blur_sigma must be a finite number"),
+])
+def test_out_of_range_settings_are_refused(name, value, message) -> None:
+    with pytest.raises(SettingError, match=message):
+        AugmentConfig(**{name: value})
+
+
+def test_per_window_frames_stay_consistent_for_training() -> None:
+    """Shifts move a whole window alike (a camera mount), so a frame's content stays where the previous had it."""
+    images = frames(batch=6, steps=2)
+    images[:, 1] = images[:, 0]
+    out = run(AugmentConfig(**{**OFF.__dict__, "shift_px": 3}), images)
+    assert torch.equal(out[:, 0], out[:, 1])
+    np.testing.assert_array_equal(np.sort(out[0, 0].flatten().numpy()), np.sort(images[0, 0].float().flatten().numpy()))
