@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "train a policy by imitation (behaviour cloning, then optional DAgger rounds)"),
     "data": ("data", "inspect, verify, preview and export recorded demonstration datasets"),
     "eval": ("eval", "evaluate pilots in closed loop on the same held-out worlds per suite; report with intervals"),
+    "compare": ("compare", "train every model on the same data and seeds, evaluate all on the same worlds; table"),
 }
 
 

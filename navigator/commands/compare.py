@@ -1,0 +1,122 @@
+"""Compare models fairly: train each one on the same data with the same recipe, for several training seeds, then fly
+every checkpoint on the same held-out worlds of each suite; a table and a figure give each model's mean success per
+suite with a 95% hierarchical bootstrap interval over its training seeds and the worlds.
+
+examples:
+  navigator compare --config launch/compare/fly_to_target.yaml                  # six models x three seeds
+  navigator compare --config launch/compare/fly_to_target.yaml --out reports/cmp --workers 2
+  navigator compare --config launch/compare/fly_to_target.yaml --resume         # after an interruption
+
+The config names the base training recipe (`recipe:` a launch/train/*.yaml, `train:` settings on top of it), the
+`models`, the training `seeds` and the `evaluation` settings (as navigator eval's: task, suites, episodes, seed).
+Each run trains in OUT/runs/MODEL-seedSEED (the first collects the shared data if the recipe has a `collect` section
+and it is missing), the evaluation flies in OUT/eval, and the comparison is written to OUT/comparison.json (every
+run's outcome in every world), OUT/comparison.md (the table) and OUT/comparison.png. --resume trains nothing that
+finished, continues the run that was interrupted and the evaluation, and refuses settings that changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from navigator.config import ConfigFlags
+
+
+def _config_class() -> type:
+    from navigator.comparison.config import CompareConfig
+
+    return CompareConfig
+
+
+FLAGS = ConfigFlags(_config_class)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, required=True, help="YAML comparison config (see launch/compare/)")
+    FLAGS.add(parser, "--out", "out", "folder for the runs, the evaluation and the comparison (refused if it is "
+                                      "not empty, unless --resume)")
+    parser.add_argument("--workers", type=int, default=0, help="parallel processes of the evaluation; the results "
+                                                               "do not depend on it (default: one per CPU core)")
+    parser.add_argument("--resume", action="store_true", help="continue the comparison in --out: train only the "
+                                                              "runs not finished, then evaluate what is missing")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from navigator.commands.common import check_output_folder, progress_bar
+    from navigator.comparison.runner import Hooks, run_comparison
+    from navigator.comparison.table import cell
+    from navigator.dataset.reader import open_datasets
+    from navigator.errors import UserError
+    from navigator.evaluation import pipeline as evaluation
+    from navigator.training import pipeline as training
+
+    if args.workers < 0:
+        raise UserError(f"--workers must be >= 0 (0: one per CPU core), got {args.workers}")
+    config = FLAGS.load(args, args.config)
+    out_flag = "--out" if args.out is not None else f"out in {args.config}:"
+    check_output_folder(Path(config.out), out_flag, continuing=args.resume, kind="comparison")
+    existing = list(config.base.data)
+    if config.base.collect is not None:  # collected by the first run when missing; reused as it is by the others
+        check_output_folder(Path(existing.pop(0)), "the dataset to collect, data[0],", continuing=True,
+                            kind="dataset")
+    if existing:
+        open_datasets([Path(path) for path in existing])
+
+    console = Console()
+    with progress_bar(console) as progress:
+        bar = progress.add_task("", total=None, status="")
+
+        class Training(training.Hooks):
+            label = ""  # the run being trained, set as each run starts
+
+            def stage(self, name: str, detail: str) -> None:
+                progress.update(bar, description=f"{self.label} · {name}", completed=0, total=None, status="")
+                console.print(f"  [bold]{name}[/bold]: {escape(detail)}")
+
+            def episode(self, collected) -> None:
+                progress.update(bar, advance=1, status=f"{collected.frames} frames")
+
+            def batch(self, index: int, batches: int, frames: int, loss: float) -> None:
+                progress.update(bar, completed=index + 1, total=batches, status=f"loss {loss:.4f}")
+
+            def warning(self, message: str) -> None:
+                console.print(f"[yellow]warning[/yellow]: {escape(message)}", soft_wrap=True)
+
+            def epoch(self, report) -> None:
+                mark = " *" if report.best else ""
+                console.print(f"    epoch {report.epoch:3d}  train {report.train_loss:.4f}  val "
+                              f"{report.val_loss:.4f}{mark}")
+
+        class Evaluation(evaluation.Hooks):
+            def start(self, todo: int, done: int) -> None:
+                console.print(f"[bold]evaluation[/bold]: {todo} episodes to fly, {done} already recorded")
+                progress.update(bar, description="evaluating", completed=0, total=todo, status="")
+
+            def episode(self, record) -> None:
+                progress.update(bar, advance=1, status=f"last: {record.suite} seed {record.seed} {record.ending}")
+
+        class Show(Hooks):
+            def __init__(self) -> None:
+                self.training_hooks = Training()
+
+            def run(self, model: str, seed: int, index: int, total: int, finished: bool) -> None:
+                self.training_hooks.label = f"{model} seed {seed} ({index + 1}/{total})"
+                console.print(f"[bold]{self.training_hooks.label}[/bold]" + (": finished before" if finished else ""))
+
+            def training(self) -> training.Hooks:
+                return self.training_hooks
+
+            def evaluation(self) -> evaluation.Hooks:
+                return Evaluation()
+
+        document = run_comparison(config, args.resume, args.workers, Show())
+
+    for entry in document["models"]:
+        console.print(f"{entry['model']:>8}: " + "  ".join(f"{suite} {cell(entry['suites'][suite])}"
+                                                           for suite in document["suites"]))
+    console.print(f"comparison written to {Path(config.out) / 'comparison.md'} (and comparison.json, comparison.png)")
+    return 0

@@ -1,0 +1,47 @@
+"""comparison.png: per suite, one bar per model at its mean success over training seeds, with the 95% interval as
+whiskers and each training seed's own success rate as a dot; drawn with matplotlib's Agg backend from the
+comparison document."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from navigator.dataset.atomic import atomic_write_bytes
+
+
+def plot_comparison(document: dict[str, Any], path: Path) -> None:
+    """Draw comparison.json's document into the png at `path` (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    suites, models = document["suites"], document["models"]
+    width = 0.8 / len(models)
+    figure, axes = plt.subplots(figsize=(max(7.0, 1.4 * len(suites) + 2), 4.2))
+    positions = np.arange(len(suites))
+    for j, entry in enumerate(models):
+        cells = [entry["suites"][suite] for suite in suites]
+        means = np.array([c["mean"] for c in cells])
+        errors = np.array([[c["mean"] - c["low"] for c in cells], [c["high"] - c["mean"] for c in cells]])
+        x = positions + (j - (len(models) - 1) / 2) * width
+        axes.bar(x, means, width, yerr=errors, capsize=2, label=entry["model"], alpha=0.85)
+        for run in entry["runs"]:
+            rates = [run["suites"][suite]["successes"] / run["suites"][suite]["trials"] for suite in suites]
+            axes.plot(x, rates, linestyle="none", marker=".", markersize=4, color="black", alpha=0.6)
+    axes.set_xticks(positions, suites)
+    axes.set_ylim(0, 1.2)  # headroom for the legend above the bars
+    axes.set_yticks(np.linspace(0, 1, 6))
+    axes.set_ylabel("success rate")
+    axes.set_title(f"{document['task']}: mean success of {len(document['training_seeds'])} training seeds (dots: "
+                   f"each seed)\n{document['episodes']} worlds per suite; whiskers: 95% intervals", fontsize="medium")
+    axes.legend(fontsize="small", loc="upper center", ncol=min(len(models), 6), frameon=False)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())

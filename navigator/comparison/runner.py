@@ -1,0 +1,147 @@
+"""A comparison from config to files: train every (model, seed) run under OUT/runs/MODEL-seedSEED through the
+training pipeline (the first run collects the shared data when the recipe has a `collect` section and it is missing;
+the others reuse it), evaluate every run's best.pt together under OUT/eval (every pilot meets the same worlds), then
+write OUT/comparison.json, comparison.md and comparison.png.
+
+OUT/compare.json records the comparison's settings before any work and OUT/finished.json the runs that finished, so
+that `resume` trains nothing finished again, continues a run that started (its folder holds run.json), starts the
+others, and refuses, before any work, settings that differ from the recorded ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from navigator.comparison.config import PER_RUN, CompareConfig, run_folder
+from navigator.comparison.plot import plot_comparison
+from navigator.comparison.summary import RunInfo, build_comparison
+from navigator.comparison.table import render_table
+from navigator.config import to_dict
+from navigator.dataset.atomic import atomic_write_bytes
+from navigator.errors import UserError
+from navigator.evaluation import pipeline as evaluation
+from navigator.resume import describe, differences
+from navigator.training import pipeline as training
+
+RECORD = "compare.json"
+FINISHED = "finished.json"
+FORMAT = "liquid-navigator/comparison-run"
+VERSION = 1
+# Base recipe settings that cannot change a run's result (resources): they may differ on resume.
+RESOURCES = ("threads", "cache_mb", "collect.workers")
+
+
+class Hooks:
+    """What the command shows (the runner prints nothing): each run as it starts or is skipped, and the hooks the
+    training and evaluation pipelines report to."""
+
+    def run(self, model: str, seed: int, index: int, total: int, finished: bool) -> None:
+        """Run `index` (0-based) of `total` starts, or (`finished`) is skipped as finished before."""
+
+    def training(self) -> training.Hooks:
+        return training.Hooks()
+
+    def evaluation(self) -> evaluation.Hooks:
+        return evaluation.Hooks()
+
+
+def recorded_settings(config: CompareConfig) -> dict[str, Any]:
+    """What compare.json records and resuming compares: the models, reference, seeds and evaluation, and the base
+    recipe as resolved (so that an edit to the recipe file is seen) less what each run sets itself and the
+    resources. Where the recipe came from (`recipe`, `train`) and where the comparison is written are left out."""
+    settings = to_dict(config)
+    for name in ("out", "recipe", "train"):
+        settings.pop(name)
+    base = settings["base"]
+    for key in PER_RUN:
+        base.pop(key)
+    for dotted in RESOURCES:
+        *parents, leaf = dotted.split(".")
+        node = base
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return settings
+
+
+def _write_json(path: Path, document: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(document, indent=1, allow_nan=False) + "\n").encode())
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise UserError(f"--resume: cannot read {path} ({error}); start the comparison over in another --out") \
+            from None
+
+
+def open_comparison(config: CompareConfig, resume: bool) -> list[str]:
+    """Start the comparison in OUT (recording its settings), or (`resume`) check that OUT holds this very
+    comparison; before any work. Returns the names of the runs finished before (`cfc-ncp-seed0`, ...)."""
+    out = Path(config.out)
+    settings = recorded_settings(config)
+    if not resume:
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise UserError(f"--out {out} already exists and is not empty: pass --resume to continue the comparison "
+                            f"there, or choose a new or empty folder")
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / RECORD, {"format": FORMAT, "version": VERSION, "settings": settings})
+        return []
+    if not (out / RECORD).is_file():
+        raise UserError(f"--resume: {out} holds no comparison to continue (no {RECORD}); drop --resume to start one "
+                        f"in a new or empty --out")
+    record = _read_json(out / RECORD)
+    if not isinstance(record, dict) or (record.get("format"), record.get("version")) != (FORMAT, VERSION):
+        raise UserError(f"--resume: {out / RECORD} is not a {FORMAT} version {VERSION} record; start the comparison "
+                        f"over in another --out")
+    found = differences(record.get("settings"), settings)
+    if found:
+        raise UserError(f"--resume: {out} was started with other settings ({describe(found, RECORD)}); resume with "
+                        f"the settings it was started with, or choose another --out")
+    finished = _read_json(out / FINISHED) if (out / FINISHED).exists() else {"runs": []}
+    return list(finished["runs"])
+
+
+def run_comparison(config: CompareConfig, resume: bool, workers: int = 0, hooks: Hooks | None = None) -> dict[str, Any]:
+    """Train the missing runs, evaluate them all (`workers` processes, 0: one per core; the results do not depend
+    on it), write comparison.json, .md and .png in OUT; returns comparison.json's document. UserError, before any
+    work, for an OUT that holds another comparison (or its settings changed, when resuming)."""
+    hooks = hooks or Hooks()
+    out = Path(config.out)
+    finished = open_comparison(config, resume)
+    runs = config.runs()
+    for index, (model, seed) in enumerate(runs):
+        folder = run_folder(out, model, seed)
+        done = folder.name in finished
+        hooks.run(model, seed, index, len(runs), done)
+        if done:
+            continue
+        # A run that started continues exactly (its pipeline checks its settings and data); the others start anew.
+        training.run_recipe(config.run_config(model, seed), (folder / training.RUN_RECORD).is_file(),
+                            hooks.training())
+        finished.append(folder.name)
+        _write_json(out / FINISHED, {"runs": finished})
+
+    infos = [_run_info(config, model, seed) for model, seed in runs]
+    settings = dataclasses.replace(config.evaluation, pilots=tuple(info.pilot for info in infos))
+    eval_out = out / "eval"
+    results = evaluation.evaluate(eval_out, settings, workers, resume and (eval_out / "eval.json").is_file(),
+                                  hooks.evaluation())
+    document = build_comparison(results, infos, config.reference, recorded_settings(config)["base"])
+    _write_json(out / "comparison.json", document)
+    atomic_write_bytes(out / "comparison.md", render_table(document).encode())
+    plot_comparison(document, out / "comparison.png")
+    return document
+
+
+def _run_info(config: CompareConfig, model: str, seed: int) -> RunInfo:
+    """A finished run as the comparison reports it: its best.pt (the pilot), head and CNN sizes and validation
+    loss."""
+    best = run_folder(Path(config.out), model, seed) / "best.pt"
+    policy, metadata = training.load_trained(best)
+    return RunInfo(model, seed, str(best), policy.parameter_counts(), metadata["val_loss"])

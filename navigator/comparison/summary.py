@@ -1,0 +1,85 @@
+"""The comparison document (comparison.json) from an evaluation's results: per model, per training seed and per
+suite the successes, trials and every world's outcome; per model and suite the mean success over its seeds with the
+hierarchical bootstrap 95% interval, which is the evaluation's own seed group (`navigator.evaluation.groups`), not
+computed again; and where a baseline's mean is above the reference model's.
+
+Everything the table and the figure show is in the document, so that both can be drawn again from comparison.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from navigator.evaluation.episodes import EpisodeRecord
+    from navigator.evaluation.results import EvalResults
+
+FORMAT = "liquid-navigator/comparison"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One trained run: its model, training seed, checkpoint (the pilot spec it was evaluated as), parameter counts
+    ({"cnn", "head", "total"}: trainable parameters) and best validation loss."""
+
+    model: str
+    seed: int
+    pilot: str
+    parameters: dict[str, int]
+    val_loss: float
+
+
+def build_comparison(results: EvalResults, runs: list[RunInfo], reference: str,
+                     recipe: dict[str, Any]) -> dict[str, Any]:
+    """The document for `runs` (in model, then seed order; each pilot of `results`), over the evaluation's named
+    suites; `recipe` is the training recipe the runs share, recorded as it is. RuntimeError when the evaluation did
+    not group a model's checkpoints (they would not be trainings of one recipe apart from the seed)."""
+    settings = results.settings
+    seeds = list(settings.seeds)
+    outcome = {(r.suite, r.pilot, r.seed): r for r in results.episodes}
+    models = list(dict.fromkeys(run.model for run in runs))
+    entries = []
+    for model in models:
+        members = [run for run in runs if run.model == model]
+        group = next((g for g in results.groups if g.pilots == tuple(run.pilot for run in members)), None)
+        if group is None:
+            raise RuntimeError(f"the evaluation did not group the checkpoints of {model} "
+                               f"({', '.join(run.pilot for run in members)}) as training seeds of one recipe")
+        rows = {row.suite: row for row in group.suites}
+        entries.append({
+            "model": model,
+            "parameters": members[0].parameters,
+            "suites": {suite: {"mean": rows[suite].success_rate, "low": rows[suite].success_interval[0],
+                               "high": rows[suite].success_interval[1]} for suite in settings.suites},
+            "runs": [{"seed": run.seed, "checkpoint": run.pilot, "val_loss": run.val_loss,
+                      "suites": {suite: _outcomes([outcome[suite, run.pilot, seed] for seed in seeds])
+                                 for suite in settings.suites}} for run in members],
+        })
+    return {"format": FORMAT, "version": VERSION, "task": settings.task, "suites": list(settings.suites),
+            "episodes": settings.episodes, "world_seeds": seeds, "training_seeds": [run.seed for run in runs if run.model == models[0]],
+            "interval": "hierarchical bootstrap 95% interval (training seeds resampled, then worlds, the same for every seed)",
+            "reference": reference, "recipe": recipe, "models": entries,
+            "above_reference": above_reference(entries, reference, list(settings.suites))}
+
+
+def _outcomes(records: list[EpisodeRecord]) -> dict[str, Any]:
+    """One run in one suite: successes of trials, and each world's success and ending, in world seed order."""
+    return {"successes": sum(r.success for r in records), "trials": len(records),
+            "outcomes": [r.success for r in records], "endings": [r.ending for r in records]}
+
+
+def above_reference(models: list[dict[str, Any]], reference: str, suites: list[str]) -> list[dict[str, Any]]:
+    """Every (baseline, suite) where the baseline's mean success is higher than the reference's, and whether their
+    intervals overlap (if they do, the difference is within what training seeds and worlds vary by)."""
+    ref = next(entry for entry in models if entry["model"] == reference)["suites"]
+    found = []
+    for suite in suites:
+        for entry in models:
+            cell = entry["suites"][suite]
+            if entry["model"] != reference and cell["mean"] > ref[suite]["mean"]:
+                found.append({"model": entry["model"], "suite": suite, "mean": cell["mean"],
+                              "reference_mean": ref[suite]["mean"],
+                              "overlap": cell["low"] <= ref[suite]["high"] and ref[suite]["low"] <= cell["high"]})
+    return found

@@ -1,0 +1,49 @@
+"""comparison.md: the comparison document as a markdown table (rows: models; columns: head parameters, then each
+suite's mean success with its 95% interval, "62% [48–75]") and, in plain words, every suite where a baseline's mean
+is higher than the reference model's, and whether their intervals overlap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def percent(rate: float) -> str:
+    """0.625 -> "62"; a rate in [0, 1] as a whole percentage (Python's rounding, half to even)."""
+    return f"{100 * rate:.0f}"
+
+
+def cell(entry: dict[str, Any]) -> str:
+    """{"mean": 0.62, "low": 0.48, "high": 0.75} -> "62% [48–75]"."""
+    return f"{percent(entry['mean'])}% [{percent(entry['low'])}–{percent(entry['high'])}]"
+
+
+def render_table(document: dict[str, Any]) -> str:
+    """The markdown of comparison.json's document (see navigator.comparison.summary)."""
+    suites, seeds, worlds = document["suites"], document["training_seeds"], document["world_seeds"]
+    reference = document["reference"]
+    intro = (f"Success rate per suite: mean over {len(seeds)} training seeds ({', '.join(map(str, seeds))}) and "
+             f"{document['episodes']} worlds per suite (world seeds {worlds[0]}–{worlds[-1]}, the same for every "
+             f"checkpoint), with its {document['interval']}. Head parameters: the recurrent core and its read-out, "
+             f"without the CNN every model shares.")
+    lines = [f"# Model comparison: {document['task']}", "", intro, "",
+             "| model | head parameters | " + " | ".join(suites) + " |",
+             "|---|---:|" + "---:|" * len(suites)]
+    for entry in document["models"]:
+        lines.append(f"| {entry['model']} | {entry['parameters']['head']:,} | "
+                     + " | ".join(cell(entry["suites"][suite]) for suite in suites) + " |")
+    lines += ["", *verdict(document["above_reference"], reference), ""]
+    return "\n".join(lines)
+
+
+def verdict(above: list[dict[str, Any]], reference: str) -> list[str]:
+    """One line per suite where a baseline's mean success is higher than the reference's, or one line saying there
+    is none."""
+    if not above:
+        return [f"No baseline has a higher mean success than {reference} in any suite."]
+    lines = []
+    for found in above:
+        overlap = ("the intervals overlap, so the difference is within what training seeds and worlds vary by"
+                   if found["overlap"] else "the intervals do not overlap")
+        lines.append(f"- {found['suite']}: {found['model']}'s mean success ({percent(found['mean'])}%) is higher "
+                     f"than {reference}'s ({percent(found['reference_mean'])}%); {overlap}.")
+    return [f"Where a baseline beats {reference}:", "", *lines]

@@ -1,0 +1,245 @@
+"""`navigator compare`: a tiny comparison end to end (two models, two training seeds, one epoch, two worlds) whose
+table, figure and raw JSON agree with the evaluation's results; the table computed from crafted outcomes; resuming
+trains nothing finished, continues an interrupted run and refuses changed settings; bad configs refused up front."""
+
+import json
+
+import pytest
+import torch
+
+from navigator.cli import main
+from navigator.comparison.config import CompareConfig
+from navigator.comparison.runner import Hooks, run_comparison
+from navigator.comparison.summary import RunInfo, build_comparison
+from navigator.comparison.table import render_table
+from navigator.config import load_config
+from navigator.evaluation.episodes import EpisodeRecord
+from navigator.evaluation.groups import checkpoint_recipe
+from navigator.evaluation.pipeline import Hooks as EvalHooks
+from navigator.evaluation.results import EvalResults, PilotInfo, build_results
+from navigator.evaluation.seeds import SeedRange, TrainingSeeds
+from navigator.evaluation.settings import EvalSettings
+from navigator.evaluation.stats import seed_bootstrap
+from navigator.training import pipeline as training
+
+torch.set_num_threads(1)
+
+
+def tiny_config(tmp_path, data, models=("cfc-ncp", "mlp"), epochs=1):
+    """A comparison config file: four short demonstrations collected by the first run, one tiny epoch per run, two
+    worlds of summer cut at one second."""
+    path = tmp_path / f"compare-{len(list(tmp_path.glob('compare-*.yaml')))}.yaml"
+    path.write_text(
+        f"models: [{', '.join(models)}]\n"
+        f"seeds: [0, 1]\n"
+        f"train:\n"
+        f"  data: [{data}]\n"
+        f"  epochs: {epochs}\n  batch_size: 4\n  window: 8\n  stride: 8\n  threads: 1\n  cache_mb: 64\n"
+        f"  collect: {{parts: [{{task: fly-to-target, preset: summer, episodes: 4}}], max_seconds: 2, workers: 1}}\n"
+        f"evaluation: {{suites: [summer], episodes: 2, max_seconds: 1}}\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    """A tiny comparison through the command line."""
+    root = tmp_path_factory.mktemp("compare")
+    config = tiny_config(root, root / "demos")
+    out = root / "out"
+    assert main(["compare", "--config", str(config), "--out", str(out), "--workers", "1"]) == 0
+    return root, config, out
+
+
+def test_the_comparison_reports_what_the_evaluation_found(compared):
+    root, _, out = compared
+    document = json.loads((out / "comparison.json").read_text())
+    results = EvalResults.from_dict(json.loads((out / "eval" / "results.json").read_text()))
+    assert [entry["model"] for entry in document["models"]] == ["cfc-ncp", "mlp"]
+    assert document["suites"] == ["summer"] and document["world_seeds"] == [100_000, 100_001]
+    # Every run flew the same worlds, each its own checkpoint.
+    assert list(results.settings.pilots) == [str(out / "runs" / name / "best.pt") for name in
+                                             ("cfc-ncp-seed0", "cfc-ncp-seed1", "mlp-seed0", "mlp-seed1")]
+    for entry in document["models"]:
+        assert [run["seed"] for run in entry["runs"]] == [0, 1]
+        rows = []
+        for run in entry["runs"]:
+            summary = results.summary("summer", run["checkpoint"])
+            raw = run["suites"]["summer"]
+            assert (raw["successes"], raw["trials"]) == (summary.successes, summary.episodes) == (sum(
+                raw["outcomes"]), 2)
+            records = [r for r in results.episodes if r.pilot == run["checkpoint"]]
+            assert raw["outcomes"] == [r.success for r in records] and raw["endings"] == [r.ending for r in records]
+            rows.append(raw["outcomes"])
+        mean, low, high = seed_bootstrap(rows)
+        assert entry["suites"]["summer"] == pytest.approx({"mean": mean, "low": low, "high": high}, abs=1e-6)
+        policy, _ = training.load_trained(out / "runs" / f"{entry['model']}-seed0" / "best.pt")
+        assert entry["parameters"] == policy.parameter_counts()
+    table = (out / "comparison.md").read_text()
+    assert render_table(document) == table
+    for entry in document["models"]:
+        cell = entry["suites"]["summer"]
+        assert (f"| {entry['model']} | {entry['parameters']['head']:,} | {100 * cell['mean']:.0f}% "
+                f"[{100 * cell['low']:.0f}–{100 * cell['high']:.0f}] |") in table
+    assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The data was collected once, by the first run, and every run trained on it.
+    assert len(json.loads((root / "demos" / "manifest.json").read_text())["episodes"]) == 4
+    for name in ("cfc-ncp-seed0", "mlp-seed1"):
+        _, metadata = training.load_trained(out / "runs" / name / "best.pt")
+        assert metadata["data"] == [str(root / "demos")]
+        assert metadata["train_config"]["seed"] == int(name[-1]) and metadata["train_config"]["epochs"] == 1
+
+
+class Recorder(Hooks):
+    """Remembers which runs trained, and how many episodes the evaluation had left to fly."""
+
+    def __init__(self, interrupt_at=None):
+        self.trained, self.todo, self.interrupt_at, self.current = [], [], interrupt_at, None
+        recorder = self
+
+        class Training(training.Hooks):
+            def epoch(self, report):
+                recorder.trained.append(recorder.current)
+                if recorder.current == recorder.interrupt_at:
+                    raise KeyboardInterrupt  # as Ctrl-C right after the run's first checkpoint
+
+        class Evaluation(EvalHooks):
+            def start(self, todo, done):
+                recorder.todo.append(todo)
+
+        self._training, self._evaluation = Training(), Evaluation()
+
+    def run(self, model, seed, index, total, finished):
+        self.current = f"{model}-seed{seed}"
+
+    def training(self):
+        return self._training
+
+    def evaluation(self):
+        return self._evaluation
+
+
+def test_resuming_a_finished_comparison_trains_nothing_and_gives_the_same_files(compared):
+    _, config_path, out = compared
+    before = {name: (out / name).read_bytes() for name in ("comparison.json", "comparison.md")}
+    config = load_config(CompareConfig, config_path, {"out": str(out)})
+    recorder = Recorder()
+    run_comparison(config, resume=True, workers=1, hooks=recorder)
+    assert recorder.trained == [] and recorder.todo == [0]
+    assert {name: (out / name).read_bytes() for name in before} == before
+
+
+@pytest.mark.parametrize("old, new, named", [("epochs: 1", "epochs: 2", "base.epochs"),
+                                             ("models: [cfc-ncp, mlp]", "models: [cfc-ncp, lstm]", "models[1]")])
+def test_resuming_with_changed_settings_is_refused_before_any_work(compared, tmp_path, capsys, old, new, named):
+    _, config_path, out = compared
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(config_path.read_text().replace(old, new))
+    listing = sorted(p.relative_to(out) for p in out.rglob("*"))
+    assert main(["compare", "--config", str(changed), "--out", str(out), "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert f"{named}: compare.json has" in error and "other settings" in error and len(error.strip().splitlines()) == 1
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == listing
+
+
+def test_an_interrupted_comparison_resumes_without_training_again_what_finished(compared, tmp_path):
+    root, config_path, _ = compared
+    out = tmp_path / "out"
+    config = load_config(CompareConfig, config_path, {"out": str(out)})  # the same data, already collected
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(config, resume=False, workers=1, hooks=Recorder(interrupt_at="cfc-ncp-seed1"))
+    assert (out / "runs" / "cfc-ncp-seed1" / "run.json").is_file() and not (out / "runs" / "mlp-seed0").exists()
+    recorder = Recorder()
+    document = run_comparison(config, resume=True, workers=1, hooks=recorder)
+    # cfc-ncp-seed0 finished before; cfc-ncp-seed1 had finished its only epoch: nothing left to train there.
+    assert recorder.trained == ["mlp-seed0", "mlp-seed1"]
+    # Same seeds, same recipe, same data: the same checkpoints and outcomes as the uninterrupted comparison.
+    first = json.loads((root / "out" / "comparison.json").read_text())
+    strip = [{**entry, "runs": [{**run, "checkpoint": None} for run in entry["runs"]]} for entry in first["models"]]
+    assert [{**entry, "runs": [{**run, "checkpoint": None} for run in entry["runs"]]}
+            for entry in document["models"]] == strip
+
+
+def test_a_new_comparison_refuses_a_folder_that_is_not_empty(compared, tmp_path, capsys):
+    root, config_path, _ = compared
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["compare", "--config", str(config_path), "--out", str(tmp_path)]) == 2
+    assert "not empty" in capsys.readouterr().err and (tmp_path / "notes.txt").read_text() == "mine"
+    assert main(["compare", "--config", str(config_path), "--out", str(root / "demos"), "--resume"]) == 2
+    assert "holds a dataset" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, message", [
+    ("models: [cfc-ncp, transformer]", "models in COMPARE: unknown model 'transformer'"),
+    ("models: [cfc-ncp, mlp, mlp]", "models in COMPARE: repeat mlp"),
+    ("seeds: [0]", "seeds in COMPARE must list at least two training seeds"),
+    ("models: [lstm, mlp]", "reference in COMPARE: cfc-ncp is not one of the models"),
+    ("train: {epochs: 0}", "train.epochs must be at least 1, got 0"),
+    ("train: {model: lstm}", "the comparison sets per run"),
+    ("recipe: launch/train/missing.yaml", "recipe in COMPARE: launch/train/missing.yaml is not a file"),
+    ("evaluation: {pilots: [expert]}", "evaluation.pilots in COMPARE must not be given"),
+    ("evaluation: {suites: [summer, moon]}", "unknown preset 'moon'"),
+    ("colour: red", "unknown setting(s) colour"),
+])
+def test_bad_configs_are_refused_with_one_line_before_any_work(tmp_path, capsys, text, message):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"data: [{tmp_path / 'demos'}]\ncollect: {{parts: [{{episodes: 2}}]}}\n")
+    config = tmp_path / "compare.yaml"
+    config.write_text(("" if text.startswith("recipe:") else f"recipe: {recipe}\n") + text + "\n")
+    assert main(["compare", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert message.replace("COMPARE", str(config)) in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() and not (tmp_path / "demos").exists()
+
+
+def test_the_shipped_config_is_the_full_comparison():
+    config = load_config(CompareConfig, "launch/compare/fly_to_target.yaml")
+    assert config.models == ("cfc-ncp", "cfc", "ltc-ncp", "lstm", "gru", "mlp") and config.seeds == (0, 1, 2)
+    assert config.evaluation.suites == ("summer", "autumn", "winter", "night", "wind", "range")
+    assert config.evaluation.episodes == 40
+    shipped = load_config(training.TrainConfig, "launch/train/fly_to_target.yaml")
+    assert config.run_config("lstm", 2) == training.TrainConfig(**{
+        **{name: getattr(shipped, name) for name in shipped.__dataclass_fields__},
+        "model": "lstm", "seed": 2, "out": "reports/comparison/runs/lstm-seed2"})
+
+
+def _record(pilot, suite, seed, success):
+    return EpisodeRecord(pilot=pilot, suite=suite, seed=seed, ending="success" if success else "timeout",
+                         success=success, steps=30, time=1.0, path_length=2.0, final_distance=0.5,
+                         start=(0.0, 0.0, 1.0), target=(4.0, 0.0, 1.0), path_xy=((0.0, 0.0),))
+
+
+def test_the_table_is_computed_from_the_outcomes(tmp_path):
+    """Crafted outcomes: in summer cfc-ncp wins every world and mlp none; at night mlp wins more than cfc-ncp, with
+    overlapping intervals."""
+    specs = {}
+    for model in ("cfc-ncp", "mlp"):
+        for seed in (0, 1):
+            path = tmp_path / f"{model}-{seed}.pt"
+            path.write_bytes(b"not read")
+            specs[model, seed] = str(path)
+    settings = EvalSettings(pilots=tuple(specs.values()), suites=("summer", "night"), episodes=5, seed=100_000)
+    wins = {("cfc-ncp", "summer"): [5, 5], ("mlp", "summer"): [0, 0], ("cfc-ncp", "night"): [2, 1],
+            ("mlp", "night"): [3, 2]}
+    records = [_record(spec, suite, world, world - settings.seed < wins[model, suite][seed])
+               for suite in settings.suites for (model, seed), spec in specs.items() for world in settings.seeds]
+    seeds = TrainingSeeds((SeedRange(None, 0, 4, "demonstrations"),), True)
+    pilots = tuple(PilotInfo(spec, "0" * 64, seeds, checkpoint_recipe({"train_config": {
+        "model": model, "seed": seed, "out": f"runs/{model}-{seed}", "epochs": 1}})) for (model, seed), spec in
+        specs.items())
+    results = build_results(settings, pilots, records)
+    runs = [RunInfo(model, seed, spec, {"cnn": 10, "head": 1234 if model == "mlp" else 20_000, "total": 0}, 0.1)
+            for (model, seed), spec in specs.items()]
+    document = build_comparison(results, runs, "cfc-ncp", {"epochs": 1})
+    table = render_table(document)
+    assert "| cfc-ncp | 20,000 | 100% [100–100] |" in table and "| mlp | 1,234 | 0% [0–0] |" in table
+    night = {model: seed_bootstrap([[world - settings.seed < wins[model, "night"][seed] for world in settings.seeds]
+                                    for seed in (0, 1)]) for model in ("cfc-ncp", "mlp")}
+    assert night["cfc-ncp"][0] == pytest.approx(0.3) and night["mlp"][0] == pytest.approx(0.5)
+    for model, (mean, low, high) in night.items():
+        assert f"{100 * mean:.0f}% [{100 * low:.0f}–{100 * high:.0f}] |\n" in table
+    assert document["above_reference"] == [{"model": "mlp", "suite": "night", "mean": 0.5, "reference_mean": 0.3,
+                                             "overlap": True}]
+    assert "- night: mlp's mean success (50%) is higher than cfc-ncp's (30%); the intervals overlap" in table
+    assert "summer: mlp" not in table
+    calm = {**document, "above_reference": []}
+    assert "No baseline has a higher mean success than cfc-ncp in any suite." in render_table(calm)
