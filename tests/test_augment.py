@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from navigator.config import SettingError
-from navigator.training.augment import augment
+from navigator.training.augment import _shift, augment
 from navigator.training.config import AugmentConfig
 
 OFF = AugmentConfig(saturation=0.0, contrast=0.0, brightness=0.0, noise_std=0.0, shift_px=0)
@@ -83,3 +83,12 @@ def test_per_window_frames_stay_consistent_for_training() -> None:
     out = run(AugmentConfig(**{**OFF.__dict__, "shift_px": 3}), images)
     assert torch.equal(out[:, 0], out[:, 1])
     np.testing.assert_array_equal(np.sort(out[0, 0].flatten().numpy()), np.sort(images[0, 0].float().flatten().numpy()))
+
+
+def test_shifting_a_batch_moves_each_window_as_torch_roll_would():
+    # Pins augment's batched shift (one gather) to the per-window roll it replaced: same draws, same pixels.
+    x = torch.rand(5, 3, 6, 7, 3)
+    shifts = torch.randint(-2, 3, (5, 2), generator=torch.Generator().manual_seed(1))
+    expected = torch.stack([torch.roll(x[i], shifts=(int(dy), int(dx)), dims=(1, 2))
+                            for i, (dy, dx) in enumerate(shifts.tolist())])
+    assert torch.equal(_shift(x, 2, torch.Generator().manual_seed(1)), expected)

@@ -3,9 +3,11 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import pytest
+import yaml
 
 from navigator.cli import main
 
@@ -99,15 +101,51 @@ def test_console_script_help():
     assert result.returncode == 0 and "fly" in result.stdout and "data" in result.stdout
 
 
-def test_shipped_policy_records_where_it_came_from():
+def assert_contains(recorded, given, where: str) -> None:
+    """Every value of `given` (nested dicts and lists of them) equals the one `recorded` holds at the same place."""
+    if isinstance(given, dict):
+        for key, value in given.items():
+            assert_contains(recorded[key], value, f"{where}.{key}")
+    elif isinstance(given, list):
+        assert len(recorded) == len(given), where
+        for index, (a, b) in enumerate(zip(recorded, given)):
+            assert_contains(a, b, f"{where}[{index}]")
+    else:
+        assert recorded == given, f"{where}: checkpoint has {recorded!r}, recipe {given!r}"
+
+
+@pytest.mark.parametrize("task", ["fly-to-target", "hike", "follow"])
+def test_a_policy_is_shipped_for_every_task_and_records_where_it_came_from(task):
     from navigator.pilots import pretrained_checkpoint
     from policies.checkpoint import load_checkpoint
 
-    policy, metadata = load_checkpoint(pretrained_checkpoint())
-    assert policy.config.model == "cfc-ncp"
+    policy, metadata = load_checkpoint(pretrained_checkpoint(task))
+    assert policy.config.model == "cfc-ncp" and policy.config.image.normalisation == "per_frame"
     assert metadata["parameter_counts"]["head"] == 20_272
-    assert metadata["airframe"] == "x500" and metadata["stage"] == "dagger-1"
-    assert metadata["train_config"]["out"] == "runs/fly-to-target-cfc-ncp"
+    assert metadata["airframe"] == "x500" and metadata["stage"].startswith("dagger-")
+    # Trained by the shipped recipe: every setting it names is what the checkpoint records (the output folder and
+    # thread count cannot change what a run computes, so they may differ).
+    recipe = yaml.safe_load((Path(__file__).parents[1] / "launch" / "train" / f"{task.replace('-', '_')}.yaml"
+                             ).read_text())
+    for name in set(recipe) - {"out", "threads"}:
+        assert_contains(metadata["train_config"][name], recipe[name], name)
+    # Demonstrations of this task only, all in the training scenery: no held-out preset was ever trained on.
+    assert {seeds["task"] for seeds in metadata["training_seeds"]} == {task}
+    assert {part["preset"] for part in metadata["train_config"]["collect"]["parts"]} == {"summer"}
+
+
+@pytest.mark.parametrize("task", ["fly-to-target", "hike", "follow"])
+def test_pretrained_is_the_policy_of_the_task(task):
+    import gymnasium
+
+    import sim_envs
+    from navigator.pilots import make_pilot
+
+    env = gymnasium.make(sim_envs.task_id(task))
+    try:
+        assert make_pilot("pretrained", env).name.endswith(f"{task}-cfc-ncp.pt")
+    finally:
+        env.close()
 
 
 def test_video_replaces_a_file_only_with_overwrite(tmp_path, capsys):

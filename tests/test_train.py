@@ -264,3 +264,37 @@ def test_training_on_a_collection_that_stopped_early_warns(tmp_path, capsys):
                  "--batch-size", "2") == 0
     printed = " ".join(capsys.readouterr().out.split())
     assert "warning" in printed and "incomplete: 2 of 3 episodes" in printed
+
+
+def test_batches_made_ahead_come_in_order_with_errors_in_their_place():
+    from navigator.training.loop import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("episode 2 is damaged")
+
+    items = prefetched(failing())
+    assert next(items) == 1
+    with pytest.raises(ValueError, match="episode 2 is damaged"):
+        next(items)
+
+
+def test_a_training_that_stops_mid_epoch_stops_making_batches():
+    import threading
+
+    from navigator.training.loop import prefetched
+
+    made = []
+
+    def counting():
+        for index in range(1000):
+            made.append(index)
+            yield index
+
+    items = prefetched(counting(), depth=2)
+    assert next(items) == 0
+    items.close()  # as when the loss diverges: the batch in use, two ready and the one being made, no more
+    assert len(made) <= 4
+    assert not any(thread.name == "training-batches" for thread in threading.enumerate())

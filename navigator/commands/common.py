@@ -62,7 +62,8 @@ def check_output_file(path: Path, flag: str, *, overwrite: bool, suffixes: tuple
 
 
 # The record each kind of output folder holds: how a folder written by one command is told from another's.
-_RECORDS = {"dataset": "manifest.json", "training run": "run.json", "evaluation": "eval.json"}
+_RECORDS = {"dataset": "manifest.json", "training run": "run.json", "evaluation": "eval.json",
+            "comparison": "compare.json"}
 
 
 def add_continuation_flags(parser: argparse.ArgumentParser, resume_help: str, extend_help: str) -> None:

@@ -1,10 +1,16 @@
 """Behaviour cloning, top to bottom: windows of expert demonstrations in, a policy checkpoint out.
 
-Per epoch: shuffled training windows (truncated backpropagation through time over each window, from a zero hidden
-state), augmented images, masked MSE against the expert's labels, AdamW with a cosine schedule and gradient clipping;
-then the validation loss, checkpoints and TensorBoard scalars. `last.pt` holds everything needed to resume exactly
-(model, optimiser, schedule, counters); `best.pt` is the policy with the best validation loss, the file to fly and
-export. Both are tensors and plain data only: `torch.load(..., weights_only=True)` reads them.
+`train(config, out)` runs the recipe's first training; a DAgger round runs the same loop as another `Stage` (its
+name, its datasets, its epochs) of the same config. Per epoch: shuffled training windows (truncated backpropagation
+through time over each window, from a zero hidden state), augmented images, masked MSE against the expert's labels,
+AdamW with a cosine schedule and gradient clipping; then the validation loss, checkpoints and TensorBoard scalars.
+`last.pt` holds everything needed to resume exactly (model, optimiser, schedule, counters); `best.pt` is the policy
+with the best validation loss, the file to fly and export. Both are tensors and plain data only:
+`torch.load(..., weights_only=True)` reads them.
+
+Batches are read, decoded and augmented ahead in a background thread (`prefetched`), overlapping the optimiser step
+(zlib and torch release the GIL); they come in the same order from the same generator, so a seeded run computes
+exactly what it would serially.
 """
 
 from __future__ import annotations
@@ -12,18 +18,20 @@ from __future__ import annotations
 import io
 import json
 import math
+import queue
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from navigator.config import to_dict
-from navigator.dataset import ACTION_CONVENTION, WindowLoader, open_datasets
+from navigator.dataset import ACTION_CONVENTION, Batch, WindowLoader, open_datasets
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.errors import UserError
 from navigator.training.augment import augment
@@ -35,10 +43,30 @@ from policies.policy import Policy, build_policy
 from policies.preprocessing import ImageSpec
 
 RESUME_FORMAT = TRAINING_STATE_FORMAT
+# Batches waiting for the step: enough to absorb a slow one (episodes decoded on the first epoch), few enough to hold
+# little memory (an augmented batch of 16 windows of 32 frames of 48x64 is 19 MB).
+PREFETCH_BATCHES = 2
+
+T = TypeVar("T")
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the message says where and what to try."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training of a run: its name in the resume state ("train", "dagger-1", ...), the datasets it trains on
+    and its epochs (the cosine schedule spans them)."""
+
+    name: str
+    data: tuple[str, ...]
+    epochs: int
+
+
+def first_stage(config: TrainConfig) -> Stage:
+    """The recipe's training before any DAgger round: its datasets, for its epochs."""
+    return Stage("train", tuple(config.data), config.epochs)
 
 
 @dataclass
@@ -49,6 +77,14 @@ class EpochReport:
     frames_per_second: float
     lr: float
     best: bool
+
+
+class TrainHooks:
+    """What a caller sees of a training while it runs (nothing, unless overridden)."""
+
+    def epoch(self, report: EpochReport) -> None: ...
+
+    def batch(self, index: int, batches: int, frames: int, loss: float) -> None: ...
 
 
 def git_commit() -> str | None:
@@ -104,7 +140,7 @@ def _masked_mse(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     return ((predicted - target) ** 2 * weights).sum() / (weights.sum() * predicted.shape[-1]).clamp_min(1.0)
 
 
-def make_loader(config: TrainConfig, data: list[str]) -> WindowLoader:
+def make_loader(config: TrainConfig, data: tuple[str, ...]) -> WindowLoader:
     datasets = open_datasets([Path(d) for d in data])
     for dataset in datasets:
         if dataset.manifest.action_convention != ACTION_CONVENTION:
@@ -128,7 +164,7 @@ def new_policy(config: TrainConfig, loader: WindowLoader, camera: dict[str, Any]
     height, width = loader.image_size
     fov = float(camera.get("fov_deg", ImageSpec.input_hfov_deg))
     image = ImageSpec(input_height=height, input_width=width, input_hfov_deg=fov, output_height=height,
-                      output_width=width, output_hfov_deg=fov)
+                      output_width=width, output_hfov_deg=fov, normalisation=config.normalisation)
     try:
         policy = build_policy(PolicyConfig(model=config.model, image=image, feature_size=config.feature_size,
                                            head_size=config.head_size, seed=config.seed))
@@ -149,13 +185,64 @@ def check_fits(policy: Policy, loader: WindowLoader, where: str) -> None:
                         f"new model")
 
 
+_DONE = object()
+
+
+def prefetched(items: Iterator[T], depth: int = PREFETCH_BATCHES) -> Iterator[T]:
+    """`items` in their order, each made in a background thread up to `depth` ahead of the one being used. An error
+    making one is raised here, in its place; when the consumer stops early, the thread stops after the item it is
+    making."""
+    ready: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_DONE, None))
+        except BaseException as error:  # noqa: BLE001 (handed to the consumer, which raises it)
+            put((_DONE, error))
+
+    worker = threading.Thread(target=produce, name="training-batches", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = ready.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _augmented(loader: WindowLoader, config: TrainConfig, epoch: int) -> Iterator[tuple[Batch, torch.Tensor]]:
+    """The epoch's shuffled training batches, each with its augmented images (one generator per epoch, drawn in
+    batch order, so a resumed run augments its epochs as an uninterrupted one)."""
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+    for batch in loader.batches("train", config.batch_size, shuffle=True, seed=config.seed, epoch=epoch):
+        yield batch, augment(torch.from_numpy(batch.images), config.augment, generator)
+
+
 def evaluate(policy: Policy, loader: WindowLoader, batch_size: int) -> float:
     """Mean masked MSE over the validation windows (over the training windows when there are none)."""
     split = "val" if loader.windows("val") else "train"
     policy.eval()
     total, count = 0.0, 0
     with torch.no_grad():
-        for batch in loader.batches(split, batch_size, shuffle=False):
+        for batch in prefetched(loader.batches(split, batch_size, shuffle=False)):
             actions, _ = policy(torch.from_numpy(batch.images), torch.from_numpy(batch.state),
                                 torch.from_numpy(batch.dt))
             mask = torch.from_numpy(batch.mask)
@@ -164,36 +251,38 @@ def evaluate(policy: Policy, loader: WindowLoader, batch_size: int) -> float:
     return total / max(1, count)
 
 
-def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: bool,
-          on_epoch: Callable[[EpochReport], None] | None = None,
-          on_batch: Callable[[int, int, int, float], None] | None = None,
-          initial: Policy | None = None, stage: str = "train") -> Policy:
-    """Train for `epochs` epochs on `data`, writing `out`/last.pt, best.pt and TensorBoard logs under `out`.
+def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume: bool = False,
+          hooks: TrainHooks | None = None, initial: Policy | None = None) -> Policy:
+    """Train `stage` of `config` (by default its first training), writing `out`/last.pt, best.pt and TensorBoard
+    logs under `out`.
 
-    `initial`: continue from these weights (DAgger rounds) instead of a fresh policy. `stage` names this training in
-    the resume state. `resume` is strict both ways: True continues `stage` from `out`/last.pt and refuses when that
-    holds no state of `stage`; False starts `stage` afresh and refuses to overwrite a state of `stage` (a state of
-    an earlier stage is what a DAgger round follows, and is replaced). Whether the settings match the run's is the
-    caller's to check (`navigator.training.pipeline` compares them with the run's record).
+    `initial`: continue from these weights (DAgger rounds) instead of a fresh policy. `resume` is strict both ways:
+    True continues the stage from `out`/last.pt and refuses when that holds no state of the stage; False starts the
+    stage afresh and refuses to overwrite a state of it (a state of an earlier stage is what a DAgger round follows,
+    and is replaced). Whether the settings match the run's is the caller's to check (`navigator.training.pipeline`
+    compares them with the run's record).
 
-    The cosine learning-rate schedule spans `epochs`: a run extended to more epochs continues on the cosine of its
-    new length from the epoch it had reached.
+    The cosine learning-rate schedule spans the stage's epochs: a run extended to more epochs continues on the
+    cosine of its new length from the epoch it had reached.
     """
     from torch.utils.tensorboard import SummaryWriter
 
+    stage = stage or first_stage(config)
+    hooks = hooks or TrainHooks()
+    epochs = stage.epochs
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     state_path, best_path = out / "last.pt", out / "best.pt"
     start_epoch, best_val, stale, history = 0, math.inf, 0, []
     state = read_training_state(state_path) if state_path.exists() else None
-    if resume and (state is None or state.get("stage") != stage):
-        raise UserError(f"{out} holds no {stage} to resume ({state_path} "
+    if resume and (state is None or state.get("stage") != stage.name):
+        raise UserError(f"{out} holds no {stage.name} to resume ({state_path} "
                         f"{'is missing' if state is None else 'holds ' + str(state.get('stage'))}); start it afresh")
-    if not resume and state is not None and state.get("stage") == stage:
-        raise UserError(f"{out} already holds a {stage} (its state is {state_path}); resume it, or choose another "
-                        f"--out")
+    if not resume and state is not None and state.get("stage") == stage.name:
+        raise UserError(f"{out} already holds a {stage.name} (its state is {state_path}); resume it, or choose "
+                        f"another --out")
     out.mkdir(parents=True, exist_ok=True)
-    loader = make_loader(config, data)
+    loader = make_loader(config, stage.data)
     scenario = data_scenario(loader)
     policy = initial if initial is not None else new_policy(config, loader, scenario["camera"])
     check_fits(policy, loader, "the model")
@@ -204,25 +293,22 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
         try:
             policy.load_state_dict(state["policy"])
         except RuntimeError:
-            raise UserError(f"{state_path} holds a {stage} of another model or camera than --model {config.model} on "
-                            f"this data; resume with the settings it was started with, or choose another --out"
-                            ) from None
+            raise UserError(f"{state_path} holds a {stage.name} of another model or camera than --model "
+                            f"{config.model} on this data; resume with the settings it was started with, or choose "
+                            f"another --out") from None
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         start_epoch, best_val, stale = state["epoch"], state["best_val"], state["stale"]
         history = json.loads(state["history"])
     tensorboard = SummaryWriter(str(out / "tensorboard"))
     commit = git_commit()
+    per_epoch = math.ceil(len(loader.windows("train")) / config.batch_size)  # the progress bar's total
     for epoch in range(start_epoch, epochs):
         if stale >= config.patience:
             break
         policy.train()
-        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         losses, frames, started = [], 0, time.perf_counter()
-        batches = loader.batches("train", config.batch_size, shuffle=True, seed=config.seed, epoch=epoch)
-        per_epoch = math.ceil(len(loader.windows("train")) / config.batch_size)  # the progress bar's total
-        for index, batch in enumerate(batches):
-            images = augment(torch.from_numpy(batch.images), config.augment, generator)
+        for index, (batch, images) in enumerate(prefetched(_augmented(loader, config, epoch))):
             actions, _ = policy(images, torch.from_numpy(batch.state), torch.from_numpy(batch.dt))
             loss = _masked_mse(actions, torch.from_numpy(batch.action), torch.from_numpy(batch.mask))
             if not torch.isfinite(loss):
@@ -234,8 +320,7 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
             optimizer.step()
             losses.append(float(loss.detach()))
             frames += int(batch.mask.sum())
-            if on_batch is not None:
-                on_batch(index, per_epoch, frames, losses[-1])
+            hooks.batch(index, per_epoch, frames, losses[-1])
         schedule.step()
         fps = frames / max(1e-9, time.perf_counter() - started)
         val_loss = evaluate(policy, loader, config.batch_size)
@@ -245,7 +330,7 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
         if improved:
             best_val, stale = val_loss, 0
             atomic_write_bytes(best_path, checkpoint_bytes(policy, {
-                "epoch": epoch + 1, "val_loss": val_loss, "stage": stage, "data": list(data),
+                "epoch": epoch + 1, "val_loss": val_loss, "stage": stage.name, "data": list(stage.data),
                 "train_config": to_dict(config), "commit": commit, **scenario,
                 "parameter_counts": policy.parameter_counts(),
                 "normalisation": loader.stats().to_dict(),
@@ -258,15 +343,14 @@ def train(config: TrainConfig, data: list[str], out: Path, epochs: int, resume: 
                              schedule.get_last_lr()[0], improved)
         history.append(report.__dict__)
         _atomic_torch_save({
-            "format": RESUME_FORMAT, "stage": stage, "policy": policy.state_dict(),
+            "format": RESUME_FORMAT, "stage": stage.name, "policy": policy.state_dict(),
             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "epoch": epoch + 1,
             "best_val": best_val, "stale": stale, "history": json.dumps(history),
         }, state_path)
         for name in ("train_loss", "val_loss", "frames_per_second", "lr"):
-            tensorboard.add_scalar(f"{stage}/{name}", getattr(report, name), epoch + 1)
+            tensorboard.add_scalar(f"{stage.name}/{name}", getattr(report, name), epoch + 1)
         tensorboard.flush()
-        if on_epoch is not None:
-            on_epoch(report)
+        hooks.epoch(report)
     tensorboard.close()
     atomic_write_bytes(out / "history.json", (json.dumps(history, indent=1) + "\n").encode("utf-8"))
     return policy

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,9 @@ from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError
 from navigator.resume import Continued, Difference, check_continuation, differences
+from navigator.scenario import CameraSettings
 from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig
-from navigator.training.loop import EpochReport, read_training_state, train
+from navigator.training.loop import Stage, TrainHooks, first_stage, read_training_state, train
 from policies.checkpoint import CheckpointError, load_checkpoint
 from policies.policy import Policy
 
@@ -49,16 +49,13 @@ FREE_SETTINGS = ("out", "threads", "cache_mb", "collect.workers")
 ProgressFile = dict[str, list[str]]
 
 
-class Hooks:
-    """What the command shows while the recipe runs (the pipeline itself prints nothing)."""
+class Hooks(TrainHooks):
+    """What the command shows while the recipe runs (the pipeline itself prints nothing): its stages, collected
+    episodes and warnings, and each training's epochs and batches (`TrainHooks`)."""
 
     def stage(self, name: str, detail: str) -> None: ...
 
     def episode(self, collected: CollectedEpisode) -> None: ...
-
-    def epoch(self, report: EpochReport) -> None: ...
-
-    def batch(self, index: int, batches: int, frames: int, loss: float) -> None: ...
 
     def warning(self, message: str) -> None: ...
 
@@ -78,25 +75,31 @@ def _collect_into(out: Path, config: CollectConfig, hooks: Hooks) -> None:
 
 
 def dagger_collect_config(config: TrainConfig, pilot: Path, round_index: int) -> CollectConfig:
-    """Round r's roll-outs: the tasks, presets, airframe and camera of the first dataset's recipe, with seeds no
-    demonstration used; worker count and the like from the recipe's `collect` section when there is one."""
-    recipe = read_manifest(Path(config.data[0])).recipe
-    base = config.collect or CollectConfig()
+    """Round r's roll-outs, flown by `pilot` and labelled by the expert: the scenario the demonstrations were
+    recorded in (tasks, presets, airframe, camera and time limit of the first dataset's manifest), with seeds no
+    demonstration used; the noise and worker settings from the recipe's `collect` section when there is one."""
+    recorded = read_manifest(Path(config.data[0])).recipe
+    settings = config.collect or CollectConfig()
     parts = tuple(CollectPart(task=p["task"], preset=p["preset"], episodes=config.dagger.episodes)
-                  for p in recipe.get("parts", [])) or (CollectPart(episodes=config.dagger.episodes),)
-    camera = recipe.get("camera")
-    # The roll-outs fly the scenario the demonstrations were recorded in.
-    return replace(base, parts=parts, seed=DAGGER_SEED_STRIDE * round_index, pilot=str(pilot), keep_failed=True,
-                   airframe=recipe.get("airframe", base.airframe), max_seconds=recipe.get("max_seconds"),
-                   camera=type(base.camera)(**camera) if isinstance(camera, dict) else base.camera)
+                  for p in recorded.get("parts", [])) or (CollectPart(episodes=config.dagger.episodes),)
+    camera = recorded.get("camera")
+    return CollectConfig(parts=parts, airframe=recorded.get("airframe", settings.airframe),
+                         camera=CameraSettings(**camera) if isinstance(camera, dict) else settings.camera,
+                         max_seconds=recorded.get("max_seconds"), seed=DAGGER_SEED_STRIDE * round_index,
+                         dart_noise=settings.dart_noise, dart_time_constant=settings.dart_time_constant,
+                         keep_failed=True, workers=settings.workers, pilot=str(pilot))
 
 
 def _write_json(path: Path, data: Any) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8"))
 
 
-def _stages(config: TrainConfig) -> list[str]:
-    return ["train"] + [f"dagger-{r}" for r in range(1, config.dagger.rounds + 1)]
+def stages(config: TrainConfig, out: Path) -> list[Stage]:
+    """The trainings of the recipe in order: the first on its datasets, then DAgger round r on those and the roll-outs
+    of rounds 1 to r (`out`/dagger/round-r), for the rounds' epochs."""
+    rounds = [str(out / "dagger" / f"round-{r}") for r in range(1, config.dagger.rounds + 1)]
+    return [first_stage(config)] + [Stage(f"dagger-{r}", (*config.data, *rounds[:r]), config.dagger.epochs)
+                                    for r in range(1, config.dagger.rounds + 1)]
 
 
 def _settings(recorded_config: dict[str, Any]) -> dict[str, Any]:
@@ -186,7 +189,7 @@ def _continue(out: Path, config: TrainConfig, extend: bool) -> ProgressFile:
     _check_datasets(out, record, flag)
     if extend:
         _extend(out, config, record, progress, more_epochs[0])
-    elif all(stage in progress["completed"] for stage in _stages(config)):
+    elif all(stage.name in progress["completed"] for stage in stages(config, out)):
         raise UserError(f"--resume: {out} is finished (all {config.epochs} epochs"
                         f"{f' and {config.dagger.rounds} DAgger rounds' if config.dagger.rounds else ''}): nothing to "
                         f"resume; to train it for more epochs pass --extend with a larger --epochs, to fly it: "
@@ -311,33 +314,32 @@ def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: H
         _collect_into(first, config.collect, hooks)
         _complete(progress, "collect", progress_path)
 
-    data = list(config.data)
-    keys: list[_DatasetKey] = [("data", path) for path in config.data]
     policy: Policy | None = None
-    for index, stage in enumerate(_stages(config)):
-        if stage != "train":
-            round_data = out / "dagger" / f"round-{index}"
-            data.append(str(round_data))
-            keys.append(("dagger", round_data.name))
-        if stage in progress["completed"]:
+    for round_index, stage in enumerate(stages(config, out)):
+        if stage.name in progress["completed"]:
             continue
-        if stage != "train":
-            hooks.stage(stage, f"the current policy flies {config.dagger.episodes} episodes per task, the expert "
-                               f"labels them into {round_data}")
-            _collect_into(round_data, dagger_collect_config(config, out / "best.pt", index), hooks)
+        if round_index:
+            round_data = Path(stage.data[-1])
+            hooks.stage(stage.name, f"the current policy flies {config.dagger.episodes} episodes per task, the "
+                                    f"expert labels them into {round_data}")
+            _collect_into(round_data, dagger_collect_config(config, out / "best.pt", round_index), hooks)
             policy, _ = load_trained(out / "best.pt")
-        _check_datasets(out, _read_record(out), keys=keys)
-        epochs = config.epochs if stage == "train" else config.dagger.epochs
+        _check_datasets(out, _read_record(out), keys=_dataset_keys(config, stage))
         state_path = out / "last.pt"
         saved = read_training_state(state_path).get("stage") if state_path.exists() else None
-        hooks.stage(stage, f"{epochs} epochs on {len(data)} dataset(s)")
-        _warn_if_incomplete(data, hooks)
-        train(config, data, out, epochs, resume=saved == stage, on_epoch=hooks.epoch, on_batch=hooks.batch,
-              initial=policy, stage=stage)
-        _complete(progress, stage, progress_path)
+        hooks.stage(stage.name, f"{stage.epochs} epochs on {len(stage.data)} dataset(s)")
+        _warn_if_incomplete(stage.data, hooks)
+        train(config, out, stage, resume=saved == stage.name, hooks=hooks, initial=policy)
+        _complete(progress, stage.name, progress_path)
 
 
-def _warn_if_incomplete(data: list[str], hooks: Hooks) -> None:
+def _dataset_keys(config: TrainConfig, stage: Stage) -> list[_DatasetKey]:
+    """How run.json names a stage's datasets: the recipe's by their path, the DAgger rounds' by their folder name."""
+    rounds = stage.data[len(config.data):]
+    return [("data", path) for path in config.data] + [("dagger", Path(path).name) for path in rounds]
+
+
+def _warn_if_incomplete(data: tuple[str, ...], hooks: Hooks) -> None:
     """Training on a collection that stopped early is allowed (it is sound data), but the user should know."""
     for folder in data:
         found = completeness(read_manifest(Path(folder)))

@@ -1,0 +1,133 @@
+"""Speed of the whole training loop (`navigator.training.loop.train`: loading, decoding, augmentation, the optimiser
+step, validation, checkpoints and TensorBoard) against the bare optimiser step of the same policy.
+
+    .venv/bin/python bench/bench_train.py                                       # synthetic data, a few minutes
+    .venv/bin/python bench/bench_train.py --data datasets/summer-fly-to-target  # a collected dataset
+    .venv/bin/python bench/bench_train.py --quick                               # a smoke run (tiny data, 3 rounds of 1 epoch)
+
+The contenders run interleaved, round by round (bench_cfc.interleaved_medians), so that load from other processes
+hits both alike: a round of the loop is a whole `train` of `--epochs` epochs from scratch in a fresh folder (the
+first epoch decodes the episodes, later ones read the RAM cache); a round of the baseline is as many optimiser steps
+(forward, masked MSE, backward, clipping, AdamW) on one batch already in memory and augmented. The ratio says how
+much of the step's rate the loop keeps (1.00: nothing but the step costs time; on a loaded machine it can exceed 1,
+as the loop's background thread wins it a larger share of the contended cores). Figures only, never pass/fail:
+they depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_cfc import interleaved_medians  # bench/ is on the path of a script run from it
+
+from navigator.dataset import DatasetWriter
+from navigator.dataset.synthetic import synthetic_episode
+from navigator.training.augment import augment
+from navigator.training.config import TrainConfig
+from navigator.training.loop import EpochReport, TrainHooks, _masked_mse, make_loader, new_policy, train
+
+DISTINCT = 8  # rendered synthetic episodes; the others are copies under other seeds (quicker to make, same bytes)
+
+
+def synthetic_dataset(root: Path, episodes: int, frames: int) -> Path:
+    rendered = [synthetic_episode(seed, frames=frames) for seed in range(min(DISTINCT, episodes))]
+    writer = DatasetWriter.create(root, image_size=rendered[0].image_size, recipe={"bench": True})
+    for seed in range(episodes):
+        source = rendered[seed % len(rendered)]
+        writer.write(dataclasses.replace(source, metadata={**source.metadata, "seed": seed}))
+    return root
+
+
+class EpochRates(TrainHooks):
+    """The loop's own per-epoch figure (training batches only), as `navigator train` prints it."""
+
+    def __init__(self) -> None:
+        self.rates: list[float] = []
+
+    def epoch(self, report: EpochReport) -> None:
+        self.rates.append(report.frames_per_second)
+
+
+def whole_loop(config: TrainConfig, scratch: Path, hooks: EpochRates) -> Callable[[], None]:
+    runs = iter(range(1_000_000))
+
+    def run() -> None:
+        train(config, scratch / f"run-{next(runs)}", hooks=hooks)
+
+    return run
+
+
+def bare_steps(config: TrainConfig, steps: int) -> tuple[Callable[[], None], int]:
+    """`steps` optimiser steps of the loop's policy on one in-memory, augmented batch, and the frames they train."""
+    loader = make_loader(config, config.data)
+    policy = new_policy(config, loader, {})
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    batch = next(loader.batches("train", config.batch_size, seed=config.seed))
+    images = augment(torch.from_numpy(batch.images), config.augment, torch.Generator().manual_seed(0))
+    state, dt = torch.from_numpy(batch.state), torch.from_numpy(batch.dt)
+    action, mask = torch.from_numpy(batch.action), torch.from_numpy(batch.mask)
+
+    def run() -> None:
+        for _ in range(steps):
+            actions, _ = policy(images, state, dt)
+            loss = _masked_mse(actions, action, mask)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
+            optimizer.step()
+
+    return run, steps * int(batch.mask.sum())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", help="a dataset folder (default: a synthetic one made in a temporary folder)")
+    parser.add_argument("--episodes", type=int, default=24, help="synthetic episodes")
+    parser.add_argument("--frames", type=int, default=150, help="frames per synthetic episode")
+    parser.add_argument("--model", default="cfc-ncp")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per round of the loop")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds after which no new round starts")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (the recipe's default)")
+    parser.add_argument("--quick", action="store_true", help="a small synthetic dataset, 3 rounds of 1 epoch")
+    args = parser.parse_args()
+    if args.quick:
+        args.episodes, args.frames, args.epochs, args.rounds, args.budget = 8, 80, 1, 3, 1.0
+
+    with tempfile.TemporaryDirectory() as folder:
+        scratch = Path(folder)
+        data = args.data or str(synthetic_dataset(scratch / "data", args.episodes, args.frames))
+        config = TrainConfig(data=(data,), out=str(scratch / "unused"), model=args.model, epochs=args.epochs,
+                             threads=args.threads, patience=args.epochs + 1)
+        torch.set_num_threads(args.threads)
+        loader = make_loader(config, config.data)
+        batches = math.ceil(len(loader.windows("train")) / config.batch_size)
+        frames = loader.frames("train")
+        hooks = EpochRates()
+        bare, bare_frames = bare_steps(config, batches * args.epochs)
+        medians, rounds = interleaved_medians({"loop": whole_loop(config, scratch, hooks), "bare": bare},
+                                              args.rounds, args.budget)
+        # Frames the loop trains on per epoch: every training window's real frames (windows overlap by
+        # window - stride, so more than the split's frames), as the loop counts them.
+        windows = sum(ref.length for ref in loader.windows("train"))
+        loop_rate = windows * args.epochs / medians["loop"]
+        bare_rate = bare_frames / medians["bare"]
+        print(f"torch {torch.__version__}, {args.threads} threads; {data}: {frames:,} training frames in "
+              f"{len(loader.windows('train'))} windows of {config.window} ({batches} batches of {config.batch_size})")
+        print(f"{args.model}, {args.epochs} epoch(s) per round, {rounds} rounds (median):")
+        print(f"  bare optimiser step      {bare_rate:8,.0f} frames/s   1.00x (baseline)")
+        print(f"  whole loop, wall clock   {loop_rate:8,.0f} frames/s   {loop_rate / bare_rate:.2f}x the step's rate "
+              f"(validation, checkpoints, first-epoch decode included)")
+        print(f"  loop's own epoch figure  {np.median(hooks.rates):8,.0f} frames/s   "
+              f"{np.median(hooks.rates) / bare_rate:.2f}x (training batches only, as `navigator train` prints it)")
+
+
+if __name__ == "__main__":
+    main()
