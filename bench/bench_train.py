@@ -3,7 +3,7 @@ step, validation, checkpoints and TensorBoard) against the bare optimiser step o
 
     .venv/bin/python bench/bench_train.py                                       # synthetic data, a few minutes
     .venv/bin/python bench/bench_train.py --data datasets/summer-fly-to-target  # a collected dataset
-    .venv/bin/python bench/bench_train.py --quick                               # a smoke run (tiny data, 3 rounds of 1 epoch)
+    .venv/bin/python bench/bench_train.py --quick   # a smoke run (tiny data, 3 rounds of 1 epoch)
 
 The contenders run interleaved, round by round (bench_cfc.interleaved_medians), so that load from other processes
 hits both alike: a round of the loop is a whole `train` of `--epochs` epochs from scratch in a fresh folder (the

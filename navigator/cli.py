@@ -62,6 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse_repeated_options(parser: argparse.ArgumentParser, command: str, argv: list[str]) -> None:
+    """argparse lets the last of `--epochs 1 --epochs 2` win silently; a repeated option that takes one value is
+    refused instead (as a duplicate YAML key is), since one of the two values is not what the user meant."""
+    command_parser = next(action.choices[command] for action in parser._actions
+                          if isinstance(action, argparse._SubParsersAction))
+    given = [token.split("=", 1)[0] for token in argv[: argv.index("--") if "--" in argv else len(argv)]]
+    for action in command_parser._actions:
+        if not action.option_strings or isinstance(action, (argparse._AppendAction, argparse._HelpAction)):
+            continue
+        count = sum(given.count(option) for option in action.option_strings)
+        if count > 1:
+            raise UsageError(command_parser, f"{'/'.join(action.option_strings)} given {count} times; give it once")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit code: 0 done, 1 a verdict of failure (e.g. an unsound dataset), 2 bad
     input (one line on stderr, no traceback), 130 interrupted. Anything else raised is a bug and shows its traceback.
@@ -69,11 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     from navigator.commands.common import json_stdout
 
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parser.parse_args(argv)
+        _refuse_repeated_options(parser, args.command, argv)
     except UsageError as error:
-        error.parser.print_usage(sys.stderr)
-        print(f"{error.parser.prog}: error: {error}", file=sys.stderr)
+        print(f"{error.parser.prog}: error: {error} (see '{error.parser.prog} --help')", file=sys.stderr)
         return 2
     try:
         with json_stdout(getattr(args, "json", False)):

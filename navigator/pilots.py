@@ -111,6 +111,13 @@ class CheckpointPilot:
         if trained_on is not None and trained_on != env.unwrapped.airframe.name:
             problems.append(f"{path} was trained on the {trained_on} airframe, not {env.unwrapped.airframe.name}: "
                             f"its actions are scaled by that airframe's limits; fly it with --airframe {trained_on}")
+        # The task is what the demonstrations showed: a policy that learnt to stop 1 m from a target does not know
+        # to hold 2.5 m behind a moving one.
+        tasks = sorted({r.get("task") for r in self.metadata.get("training_seeds") or [] if r.get("task")})
+        task = env.unwrapped.task_name
+        if tasks and task not in tasks:
+            problems.append(f"{path} was trained on {' and '.join(tasks)} demonstrations, not {task}: fly it with "
+                            f"--task {tasks[0]}, or train a policy for {task}")
         if problems:
             raise UserError("; and ".join(problems))
 

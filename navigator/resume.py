@@ -10,6 +10,7 @@ one is named as such ("--extend only raises epochs: the run has 10, you gave 5")
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,20 @@ _MISSING = object()
 
 def _show(value: Any) -> str:
     return "nothing" if value is _MISSING else repr(value)
+
+
+def without(settings: dict[str, Any], dotted_names: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of nested `settings` without the dotted names ("collect.workers") that cannot change a result, so that
+    a resumption compares only what matters; names absent are ignored."""
+    kept = copy.deepcopy(settings)
+    for dotted in dotted_names:
+        *parents, leaf = dotted.split(".")
+        node: Any = kept
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return kept
 
 
 def differences(recorded: Any, given: Any, name: str = "") -> list[Difference]:

@@ -33,7 +33,8 @@ def test_same_generator_same_result_and_whole_grey_levels() -> None:
 
 
 def test_exposure_darkens_down_to_its_minimum_and_a_window_shares_it() -> None:
-    out = run(AugmentConfig(**{**OFF.__dict__, "exposure_min": 0.1}), torch.full((64, 4, 4, 4, 3), 200, dtype=torch.uint8))
+    bright = torch.full((64, 4, 4, 4, 3), 200, dtype=torch.uint8)
+    out = run(AugmentConfig(**{**OFF.__dict__, "exposure_min": 0.1}), bright)
     per_window = out.mean(dim=(1, 2, 3, 4))
     assert per_window.min() < 60 and per_window.max() <= 200 and per_window.min() >= 19
     assert (out == out[:, :1, :1, :1, :1]).all()  # one exposure per window, every frame and pixel alike
@@ -92,3 +93,13 @@ def test_shifting_a_batch_moves_each_window_as_torch_roll_would():
     expected = torch.stack([torch.roll(x[i], shifts=(int(dy), int(dx)), dims=(1, 2))
                             for i, (dy, dx) in enumerate(shifts.tolist())])
     assert torch.equal(_shift(x, 2, torch.Generator().manual_seed(1)), expected)
+
+
+def test_normalisation_names_are_normalised_and_checked() -> None:
+    from navigator.training.config import TrainConfig
+
+    assert TrainConfig(data=("d",), normalisation=" Per-Frame ").normalisation == "per_frame"
+    with pytest.raises(SettingError, match="normalisation must be one of fixed, per_frame, got 'auto'"):
+        TrainConfig(data=("d",), normalisation="auto")
+    with pytest.raises(SettingError, match=r"shift_px must be in \[0, 16\], got 1000000"):
+        AugmentConfig(shift_px=1_000_000)

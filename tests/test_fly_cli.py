@@ -157,3 +157,18 @@ def test_video_replaces_a_file_only_with_overwrite(tmp_path, capsys):
     assert path.read_text() == "an older flight the user keeps\n"
     assert main([*args, "--overwrite"]) == 0
     assert cv2.VideoCapture(str(path)).isOpened() and sorted(tmp_path.iterdir()) == [path]
+
+
+def test_a_policy_flies_only_the_task_it_was_trained_on(capsys):
+    from navigator.pilots import pretrained_checkpoint
+
+    assert main(["fly", "--task", "hike", "--pilot", str(pretrained_checkpoint("follow")), "--episodes", "1"]) == 2
+    assert "was trained on follow demonstrations, not hike: fly it with --task follow" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["--episodes", "1", "--episodes", "2"], ["--seed=3", "--seed", "4"],
+                                  ["--json", "--json"]])
+def test_an_option_given_twice_is_refused_in_one_line(args, capsys):
+    assert main(["fly", *args]) == 2
+    error = capsys.readouterr().err
+    assert "given 2 times; give it once (see 'navigator fly --help')" in error and len(error.splitlines()) == 1

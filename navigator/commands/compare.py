@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
                             kind="dataset")
     if existing:
         open_datasets([Path(path) for path in existing])
+    _refuse_training_worlds(config, str(args.config) if args.config else "the default comparison")
 
     console = Console()
     with progress_bar(console) as progress:
@@ -120,3 +121,22 @@ def run(args: argparse.Namespace) -> int:
                                                            for suite in document["suites"]))
     console.print(f"comparison written to {Path(config.out) / 'comparison.md'} (and comparison.json, comparison.png)")
     return 0
+
+
+def _refuse_training_worlds(config, source: str) -> None:
+    """Refuse, before any training, evaluation worlds that the runs will train on: the recipe's demonstrations (its
+    `collect` parts, or the recorded seeds of datasets it reads) and its DAgger rounds. The evaluation would find the
+    overlap in every checkpoint, but only after hours of training."""
+    from navigator.config import to_dict
+    from navigator.dataset import read_manifest
+    from navigator.evaluation.seeds import SeedRange, TrainingSeeds, check_no_overlap, training_seeds
+
+    recipe = training_seeds({"train_config": to_dict(config.base)})
+    collected = Path(config.base.data[0]) if config.base.collect is not None else None
+    recorded = [SeedRange(r["task"], r["first"], r["count"], f"data in {path}")
+                for path in config.base.data if Path(path) != collected and Path(path, "manifest.json").exists()
+                for r in read_manifest(Path(path)).seed_ranges()]
+    evaluation = config.evaluation
+    check_no_overlap(f"each run of the recipe (in {source})", TrainingSeeds((*recipe.ranges, *recorded), True),
+                     evaluation.task, range(evaluation.seed, evaluation.seed + evaluation.episodes),
+                     seed_option=f"evaluation.seed in {source}:")

@@ -20,6 +20,7 @@ from navigator.comparison.plot import plot_comparison
 from navigator.comparison.summary import RunInfo, build_comparison
 from navigator.comparison.table import render_table
 from navigator.config import to_dict
+from navigator.resume import without
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.errors import UserError
 from navigator.evaluation import pipeline as evaluation
@@ -55,16 +56,7 @@ def recorded_settings(config: CompareConfig) -> dict[str, Any]:
     settings = to_dict(config)
     for name in ("out", "recipe", "train"):
         settings.pop(name)
-    base = settings["base"]
-    for key in PER_RUN:
-        base.pop(key)
-    for dotted in RESOURCES:
-        *parents, leaf = dotted.split(".")
-        node = base
-        for parent in parents:
-            node = node.get(parent) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(leaf, None)
+    settings["base"] = without(settings["base"], (*PER_RUN, *RESOURCES))
     return settings
 
 

@@ -58,8 +58,10 @@ def build_comparison(results: EvalResults, runs: list[RunInfo], reference: str,
                                  for suite in settings.suites}} for run in members],
         })
     return {"format": FORMAT, "version": VERSION, "task": settings.task, "suites": list(settings.suites),
-            "episodes": settings.episodes, "world_seeds": seeds, "training_seeds": [run.seed for run in runs if run.model == models[0]],
-            "interval": "hierarchical bootstrap 95% interval (training seeds resampled, then worlds, the same for every seed)",
+            "episodes": settings.episodes, "world_seeds": seeds,
+            "training_seeds": [run.seed for run in runs if run.model == models[0]],
+            "interval": "hierarchical bootstrap 95% interval (training seeds resampled, then worlds, the same for "
+                        "every seed)",
             "reference": reference, "recipe": recipe, "models": entries,
             "above_reference": above_reference(entries, reference, list(settings.suites))}
 

@@ -4,8 +4,8 @@ Workers call `write_episode(dataset, episode)`: it writes one episode file atomi
 (small and picklable) without touching the manifest. The parent process owns a `DatasetWriter` and calls `add(entry)`
 for each entry a worker returns: it is the only writer of manifest.json, so the manifest is always consistent.
 Killed at any moment, a collection leaves complete episode files, at most one temporary file per worker, and a
-manifest that lists only complete episodes; `DatasetWriter.open(...).recover()` then adopts complete files the manifest missed
-and removes temporaries, and `missing(keys)` says what is left to collect.
+manifest that lists only complete episodes; `DatasetWriter.open(...).recover()` then adopts complete files the
+manifest missed and removes temporaries, and `missing(keys)` says what is left to collect.
 """
 
 from __future__ import annotations

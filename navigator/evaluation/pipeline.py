@@ -49,7 +49,7 @@ def inspect_pilots(settings: EvalSettings) -> tuple[PilotInfo, ...]:
             infos.append(PilotInfo(spec, None, None))
             continue
         seeds = training_seeds(pilot.metadata)
-        check_no_overlap(spec, seeds, settings.task, settings.seeds)
+        check_no_overlap(f"pilot {spec}", seeds, settings.task, settings.seeds)
         infos.append(PilotInfo(spec, hashlib.sha256(Path(pilot.name).read_bytes()).hexdigest(), seeds,
                                checkpoint_recipe(pilot.metadata)))
     return tuple(infos)

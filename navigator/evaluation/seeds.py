@@ -60,12 +60,19 @@ def training_seeds(metadata: dict[str, Any]) -> TrainingSeeds:
     return TrainingSeeds(tuple(ranges), complete)
 
 
-def check_no_overlap(pilot: str, seeds: TrainingSeeds, task: str, evaluated: range) -> None:
-    """Refuse evaluation seeds that the pilot's training flew, naming the overlap and a free starting seed."""
+def check_no_overlap(who: str, seeds: TrainingSeeds, task: str, evaluated: range, seed_option: str = "--seed"
+                     ) -> None:
+    """Refuse evaluation seeds that training flew (`who`: "pilot P", the subject of the message), naming the
+    overlap and a free starting seed (to give as `seed_option`)."""
     for known in seeds.ranges:
         shared = known.overlap(task, evaluated)
         if shared:
             free = max(r.first + r.count for r in seeds.ranges if r.overlap(task, evaluated))
-            raise UserError(f"pilot {pilot} was trained on {task} seeds {known.first}-{known.first + known.count - 1} "
-                            f"({known.source}), and this evaluation would fly seeds {shared.start}-{shared.stop - 1} "
-                            f"of them: evaluate on worlds it has not seen, e.g. --seed {free}")
+            trained = range(known.first, known.first + known.count)
+            raise UserError(f"{who} was trained on {task} {_seeds(trained)} ({known.source}), and this evaluation "
+                            f"would fly {_seeds(shared)} of them: evaluate on worlds it has not seen, e.g. "
+                            f"{seed_option} {free}")
+
+
+def _seeds(seeds: range) -> str:
+    return f"seed {seeds.start}" if len(seeds) == 1 else f"seeds {seeds.start}-{seeds.stop - 1}"

@@ -28,7 +28,7 @@ class AugmentConfig:
     exposure_min: float = setting(1.0, gt=0.0, le=1.0)  # darkest exposure factor (dusk, night): log-uniform to 1
     blur_sigma: float = setting(0.0, ge=0.0, le=3.0)  # Gaussian blur (defocus, motion), in pixels
     noise_std: float = setting(4.0, ge=0.0, le=255.0)  # per-pixel sensor noise after exposure, 0..255 units
-    shift_px: int = setting(2, ge=0)  # translation of up to this many pixels in each direction
+    shift_px: int = setting(2, ge=0, le=16)  # translation of up to this many pixels in each direction
     cutouts: int = setting(0, ge=0, le=16)  # black rectangles (up to this many per window, 1/8 to 1/3 a side)
 
     def __post_init__(self) -> None:
@@ -101,7 +101,10 @@ class TrainConfig:
         with setting_check("model"):
             object.__setattr__(self, "model", _canonical_model(self.model))
         from policies.preprocessing import NORMALISATIONS
+        from sim_envs import normal_name
 
+        if isinstance(self.normalisation, str):  # "Per-Frame" is per_frame, as every name is normalised first
+            object.__setattr__(self, "normalisation", normal_name(self.normalisation).replace("-", "_"))
         if self.normalisation not in NORMALISATIONS:
             raise SettingError("normalisation", f"must be one of {', '.join(NORMALISATIONS)}, got "
                                                 f"{self.normalisation!r}")

@@ -31,7 +31,7 @@ from navigator.dataset import completeness, read_manifest
 from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError
-from navigator.resume import Continued, Difference, check_continuation, differences
+from navigator.resume import Continued, Difference, check_continuation, differences, without
 from navigator.scenario import CameraSettings
 from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig
 from navigator.training.loop import Stage, TrainHooks, first_stage, read_training_state, train
@@ -104,15 +104,7 @@ def stages(config: TrainConfig, out: Path) -> list[Stage]:
 
 def _settings(recorded_config: dict[str, Any]) -> dict[str, Any]:
     """A recorded or given config without the settings that cannot change the result."""
-    settings = json.loads(json.dumps(recorded_config))
-    for dotted in FREE_SETTINGS:
-        *parents, leaf = dotted.split(".")
-        node = settings
-        for parent in parents:
-            node = node.get(parent) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(leaf, None)
-    return settings
+    return without(recorded_config, FREE_SETTINGS)
 
 
 def _run_state(out: Path) -> list[str]:
