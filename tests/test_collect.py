@@ -230,11 +230,11 @@ def test_resume_re_flies_exactly_a_missing_episode_file(tmp_path, capsys):
 
 def test_resume_and_extend_set_a_damaged_episode_file_aside_and_fly_it_again(tmp_path, capsys):
     out = tmp_path / "ds"
-    args = ["--out", str(out), "--episodes", "2", "--workers", "1", *SHORT]
-    assert collect(*args) == 0
+    args = ["--out", str(out), "--workers", "1", *SHORT]
+    assert collect(*args, "--episodes", "2") == 0
     uninterrupted = dataset_bytes(out)
     episodes = out / "episodes"
-    for seed, extra in ((0, ["--resume"]), (1, ["--extend", "--episodes", "3"])):
+    for seed, extra in ((0, ["--resume", "--episodes", "2"]), (1, ["--extend", "--episodes", "3"])):
         name = f"fly-to-target__summer__seed{seed:08d}.npz"
         damaged = bytearray((episodes / name).read_bytes())
         damaged[len(damaged) // 2] ^= 0xFF
