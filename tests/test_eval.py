@@ -142,6 +142,8 @@ def test_resume_with_other_settings_is_refused(expert_run, tmp_path, capsys):
     (["--suites", "summer,moon"], "unknown preset 'moon'"),
     (["--episodes", "0"], "--episodes must be at least 1"),
     (["--pilot", "expert", "--pilot", "expert"], "repeat expert"),
+    (["--pilot", "policies/pretrained/hike-cfc-ncp.pt", "--pilot", "./policies/../policies/pretrained/hike-cfc-ncp.pt"],
+     "repeat ./policies/../policies/pretrained/hike-cfc-ncp.pt: give each once"),
     (["--pilot", "missing.pt"], "missing.pt does not exist"),
     (["--workers", "-1"], "--workers must be >= 0"),
     (["--suites", "winter+wind,Wind + Winter"], "winter+wind and wind+winter are the same scenery"),

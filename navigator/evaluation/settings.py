@@ -8,6 +8,8 @@ suites of their own (`navigator.evaluation.sweeps`), after the named suites: `fl
 
 from __future__ import annotations
 
+import os
+
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,7 +61,9 @@ class EvalSettings:
             names = getattr(self, name)
             if not names:
                 raise SettingError(name, "must name at least one")
-            repeated = sorted({n for n in names if names.count(n) > 1})
+            # A checkpoint is one pilot however its path is spelt ("run/best.pt", "./run/best.pt").
+            same = [_pilot_identity(n) for n in names] if name == "pilots" else list(names)
+            repeated = [n for i, n in enumerate(names) if same[i] in same[:i]]
             if repeated:
                 raise SettingError(name, f"repeat {', '.join(repeated)}: give each once")
         _refuse_equivalent_suites(self.suites)
@@ -129,3 +133,8 @@ def _refuse_equivalent_suites(suites: tuple[str, ...]) -> None:
         if scenery in seen:
             raise SettingError("suites", f"{seen[scenery]} and {suite} are the same scenery: give it once")
         seen[scenery] = suite
+
+
+def _pilot_identity(pilot: str) -> str:
+    """What a pilot spec names: the keyword, or the real path of a checkpoint."""
+    return pilot if pilot in ("expert", "pretrained") else os.path.realpath(pilot)
