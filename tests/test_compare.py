@@ -249,3 +249,17 @@ def test_the_table_is_computed_from_the_outcomes(tmp_path):
     assert "summer: mlp" not in table
     calm = {**document, "above_reference": []}
     assert "No baseline has a higher mean success than cfc-ncp in any suite." in render_table(calm)
+
+
+def test_worlds_of_a_dataset_read_as_it_is_are_refused_before_any_work(compared, tmp_path, capsys):
+    """A recipe without `collect` trains on datasets as they are: their recorded seeds count too."""
+    root, _, _ = compared
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"data: [{root / 'demos'}]\n")
+    config = tmp_path / "compare.yaml"
+    config.write_text(f"recipe: {recipe}\nevaluation: {{seed: 3}}\n")
+    assert main(["compare", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert f"was trained on fly-to-target seeds 0-3 (data in {root / 'demos'}), and this evaluation would fly seed 3" \
+           in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -63,9 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if config.base.collect is not None:  # collected by the first run when missing; reused as it is by the others
         check_output_folder(Path(existing.pop(0)), "the dataset to collect, data[0],", continuing=True,
                             kind="dataset")
-    if existing:
-        open_datasets([Path(path) for path in existing])
-    _refuse_training_worlds(config, str(args.config) if args.config else "the default comparison")
+    datasets = open_datasets([Path(path) for path in existing]) if existing else []
+    _refuse_training_worlds(config, datasets, str(args.config) if args.config else "the default comparison")
 
     console = Console()
     with progress_bar(console) as progress:
@@ -123,19 +122,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refuse_training_worlds(config, source: str) -> None:
+def _refuse_training_worlds(config, datasets: list, source: str) -> None:
     """Refuse, before any training, evaluation worlds that the runs will train on: the recipe's demonstrations (its
-    `collect` parts, or the recorded seeds of datasets it reads) and its DAgger rounds. The evaluation would find the
-    overlap in every checkpoint, but only after hours of training."""
+    `collect` parts, and the recorded seeds of the other `datasets` it reads) and its DAgger rounds. The evaluation
+    would find the overlap in every checkpoint, but only after hours of training."""
     from navigator.config import to_dict
-    from navigator.dataset import read_manifest
     from navigator.evaluation.seeds import SeedRange, TrainingSeeds, check_no_overlap, training_seeds
 
     recipe = training_seeds({"train_config": to_dict(config.base)})
-    collected = Path(config.base.data[0]) if config.base.collect is not None else None
-    recorded = [SeedRange(r["task"], r["first"], r["count"], f"data in {path}")
-                for path in config.base.data if Path(path) != collected and Path(path, "manifest.json").exists()
-                for r in read_manifest(Path(path)).seed_ranges()]
+    recorded = [SeedRange(r["task"], r["first"], r["count"], f"data in {dataset.path}")
+                for dataset in datasets for r in dataset.manifest.seed_ranges()]
     evaluation = config.evaluation
     check_no_overlap(f"each run of the recipe (in {source})", TrainingSeeds((*recipe.ranges, *recorded), True),
                      evaluation.task, range(evaluation.seed, evaluation.seed + evaluation.episodes),
