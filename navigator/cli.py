@@ -25,6 +25,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("data", "inspect, verify, preview and export recorded demonstration datasets"),
     "eval": ("eval", "evaluate pilots in closed loop on the same held-out worlds per suite; report with intervals"),
     "compare": ("compare", "train every model on the same data and seeds, evaluate all on the same worlds; table"),
+    "onboard": ("onboard", "fly an exported bundle over MAVLink on the companion computer; plot its flight logs"),
+    "export": ("export", "export a policy to an ONNX bundle for the onboard runtime, verified against PyTorch"),
+    "sitl": ("sitl", "run a simulated world in real time as a PX4/ArduPilot MAVLink vehicle with a camera stream"),
+}
+
+
+# Third-party module -> the extra of pyproject.toml that installs it, for the message when a command needs a part that
+# is not installed (`navigator fly` on a companion computer that has only `liquid-navigator[onboard]`).
+EXTRA_OF_MODULE = {
+    "pybullet": "sim", "gymnasium": "sim", "av": "sim",
+    "torch": "train", "ncps": "train", "tensorboard": "train", "matplotlib": "train", "h5py": "train",
+    "onnxruntime": "onboard", "pymavlink": "onboard", "onnx": "all",
 }
 
 
@@ -99,6 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"navigator {args.command}: {interrupted(args)}", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as error:
+        extra = EXTRA_OF_MODULE.get((error.name or "").partition(".")[0])
+        if extra is None:  # not a dependency an extra provides: a broken install or a bug, shown in full
+            raise
+        print(f"navigator {args.command}: error: this command needs {error.name}, which this installation lacks "
+              f"(a companion computer installs only the onboard extra); install it with: "
+              f"pip install 'liquid-navigator[{extra}]'", file=sys.stderr)
+        return 2
 
 
 def interrupted(args: argparse.Namespace) -> str:

@@ -1,7 +1,8 @@
 """Pilots: whatever flies an environment, behind one small interface.
 
-`pretrained` is the shipped liquid policy, `expert` the privileged demonstrator of the task, and any policy
-checkpoint written by `navigator train` flies too.
+`pretrained` is the shipped liquid policy, `expert` the privileged demonstrator of the task; any policy checkpoint
+written by `navigator train` flies too (in PyTorch), and so does any bundle written by `navigator export` (through
+ONNX Runtime, as the onboard runtime flies it).
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ import numpy as np
 
 from navigator.errors import UserError
 
-PILOT_CHOICES = ("pretrained", "expert", "a policy checkpoint (.pt)")
+PILOT_CHOICES = ("pretrained", "expert", "a policy checkpoint (.pt)", "an exported bundle (its folder or policy.json)")
+BUNDLE_MANIFEST = "policy.json"  # navigator.onboard.bundle.MANIFEST_NAME, without importing onnxruntime here
+
+
+def is_bundle(path: Path) -> bool:
+    """Whether `path` names an exported bundle: its policy.json, or a folder holding one."""
+    return path.name == BUNDLE_MANIFEST or (path.is_dir() and (path / BUNDLE_MANIFEST).is_file())
 
 
 def pretrained_checkpoint(task: str) -> Path:
@@ -61,13 +68,53 @@ class ExpertPilot:
 CAMERA_SETTINGS = ("width", "height", "fov_deg", "tilt_deg", "rate_hz")
 
 
+def check_scenario(name: str, env, camera_key: str, trained_camera: dict[str, Any], airframe: str | None,
+                   tasks: list[str]) -> None:
+    """Refuse to fly a policy (`name`) in a scenario other than the one it learnt: another camera setting of
+    CAMERA_SETTINGS than `trained_camera`'s, another airframe than `airframe`, a task not in `tasks` (None/empty:
+    not recorded, not checked). One UserError names every difference and how to set it. `camera_key` is where the
+    scenario's camera lives in the command's --config YAML (`scenario.camera` for fly, `camera` for eval)."""
+    description = env.unwrapped.description()
+    camera = description.camera
+    differing = [setting for setting in CAMERA_SETTINGS
+                 if setting in trained_camera and not math.isclose(float(trained_camera[setting]),
+                                                                   float(getattr(camera, setting)),
+                                                                   rel_tol=1e-9, abs_tol=1e-9)]
+    problems = []
+    if differing:
+        listed = ", ".join(f"{setting} {trained_camera[setting]} (this scenario has {getattr(camera, setting)})"
+                           for setting in differing)
+        fix = ", ".join(f"{setting}: {trained_camera[setting]}" for setting in differing)
+        *parents, leaf = camera_key.split(".")
+        yaml = "{" + leaf + ": {" + fix + "}}"
+        for parent in reversed(parents):
+            yaml = "{" + parent + ": " + yaml + "}"
+        problems.append(f"{name} was trained with another camera: {listed}; fly it with the camera it was "
+                        f"trained on, set in a YAML file given with --config: {yaml[1:-1]}")
+    if airframe is not None and airframe != description.airframe:
+        problems.append(f"{name} was trained on the {airframe} airframe, not {description.airframe}: its actions "
+                        f"are scaled by that airframe's limits; fly it with --airframe {airframe}")
+    # The task is what the demonstrations showed: a policy that learnt to stop 1 m from a target does not know
+    # to hold 2.5 m behind a moving one.
+    if tasks and description.task not in tasks:
+        problems.append(f"{name} was trained on {' and '.join(tasks)} demonstrations, not {description.task}: fly "
+                        f"it with --task {tasks[0]}, or train a policy for {description.task}")
+    if problems:
+        raise UserError("; and ".join(problems))
+
+
+def _refuse_non_finite(name: str, action: np.ndarray, seconds: float) -> None:
+    if not np.isfinite(action).all():
+        raise UserError(f"{name} produced a non-finite action at t={seconds:.2f}s; the policy is unusable: retrain "
+                        f"it or pick another checkpoint")
+
+
 class CheckpointPilot:
     """A trained policy from a checkpoint, stepped in torch with its hidden state carried across steps.
 
     It flies only the camera and airframe it learnt on: another field of view, tilt or rate shows it a world it never
     saw (the preprocessing crops for the trained field of view; dt drives the liquid head's time constants), so every
-    differing setting is refused, named, with how to set it. `camera_key` is where the scenario's camera lives in the
-    command's --config YAML (`scenario.camera` for fly, `camera` for eval)."""
+    differing setting is refused, named, with how to set it (`check_scenario`)."""
 
     def __init__(self, path: Path, env, camera_key: str = "scenario.camera") -> None:
         import torch
@@ -82,44 +129,15 @@ class CheckpointPilot:
         self.name = str(path)
         self._torch = torch
         self._crop_and_resize = crop_and_resize
-        self._check_scenario(path, env, camera_key)
-        self._dt = torch.tensor([env.unwrapped.dt], dtype=torch.float32)
-        self._dt_s = float(env.unwrapped.dt)
-        self.reset()
-
-    def _check_scenario(self, path: Path, env, camera_key: str) -> None:
         spec = self._policy.config.image
         # Older checkpoints may record no camera: their image spec still gives the size and field of view.
         trained = {"width": spec.input_width, "height": spec.input_height, "fov_deg": spec.input_hfov_deg,
                    **{k: v for k, v in (self.metadata.get("camera") or {}).items() if k in CAMERA_SETTINGS}}
-        camera = env.unwrapped.camera
-        differing = [name for name in CAMERA_SETTINGS
-                     if name in trained and not math.isclose(float(trained[name]), float(getattr(camera, name)),
-                                                             rel_tol=1e-9, abs_tol=1e-9)]
-        problems = []
-        if differing:
-            listed = ", ".join(f"{name} {trained[name]} (this scenario has {getattr(camera, name)})"
-                               for name in differing)
-            fix = ", ".join(f"{name}: {trained[name]}" for name in differing)
-            *parents, leaf = camera_key.split(".")
-            yaml = "{" + leaf + ": {" + fix + "}}"
-            for parent in reversed(parents):
-                yaml = "{" + parent + ": " + yaml + "}"
-            problems.append(f"{path} was trained with another camera: {listed}; fly it with the camera it was "
-                            f"trained on, set in a YAML file given with --config: {yaml[1:-1]}")
-        trained_on = self.metadata.get("airframe")
-        if trained_on is not None and trained_on != env.unwrapped.airframe.name:
-            problems.append(f"{path} was trained on the {trained_on} airframe, not {env.unwrapped.airframe.name}: "
-                            f"its actions are scaled by that airframe's limits; fly it with --airframe {trained_on}")
-        # The task is what the demonstrations showed: a policy that learnt to stop 1 m from a target does not know
-        # to hold 2.5 m behind a moving one.
         tasks = sorted({r.get("task") for r in self.metadata.get("training_seeds") or [] if r.get("task")})
-        task = env.unwrapped.task_name
-        if tasks and task not in tasks:
-            problems.append(f"{path} was trained on {' and '.join(tasks)} demonstrations, not {task}: fly it with "
-                            f"--task {tasks[0]}, or train a policy for {task}")
-        if problems:
-            raise UserError("; and ".join(problems))
+        check_scenario(str(path), env, camera_key, trained, self.metadata.get("airframe"), tasks)
+        self._dt_s = env.unwrapped.description().dt
+        self._dt = torch.tensor([self._dt_s], dtype=torch.float32)
+        self.reset()
 
     def reset(self) -> None:
         self._hidden = self._policy.initial_hidden(1)
@@ -135,20 +153,51 @@ class CheckpointPilot:
                                                      torch.from_numpy(observation["state"])[None], self._hidden,
                                                      self._dt)
         action = action[0].numpy()
-        if not np.isfinite(action).all():
-            raise UserError(f"{self.name} produced a non-finite action at t={self._steps * self._dt_s:.2f}s; the "
-                            f"policy is unusable: retrain it or pick another checkpoint")
+        _refuse_non_finite(self.name, action, self._steps * self._dt_s)
+        self._steps += 1
+        return action
+
+
+class BundlePilot:
+    """An exported bundle (`navigator export`) flown through ONNX Runtime by `navigator.onboard.bundle.BundlePolicy`,
+    the runtime the companion computer uses, with the same refusals as CheckpointPilot from what policy.json records
+    (camera, airframe, task). A bundle that fails its checks (checksum, schema, graph shapes) is a UserError."""
+
+    def __init__(self, path: Path, env, camera_key: str = "scenario.camera") -> None:
+        from navigator.onboard.bundle import BundlePolicy, load_bundle
+        from policies.preprocessing import crop_and_resize
+
+        self.bundle = load_bundle(path)
+        self.manifest = self.bundle.manifest
+        self.name = str(path)
+        check_scenario(str(path), env, camera_key, self.bundle.camera, self.bundle.airframe, [self.bundle.task])
+        self._crop_and_resize = crop_and_resize
+        self._policy = BundlePolicy(self.bundle)
+        self._dt_s = env.unwrapped.description().dt
+        self.reset()
+
+    def reset(self) -> None:
+        self._policy.reset()
+        self._steps = 0
+
+    def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        """The bundle's action for this observation; a non-finite one is a UserError, as for a checkpoint."""
+        frame = self._crop_and_resize(observation["image"], self.bundle.image_spec)
+        action = self._policy.step(frame, observation["state"], self._dt_s)
+        _refuse_non_finite(self.name, action, self._steps * self._dt_s)
         self._steps += 1
         return action
 
 
 def make_pilot(spec: str, env, camera_key: str = "scenario.camera") -> Pilot:
-    """"pretrained" (the shipped policy of the env's task), "expert", or the path of a policy checkpoint.
-    `camera_key`: where the command's --config YAML sets the camera, for the message that refuses a checkpoint
-    trained on another one."""
+    """"pretrained" (the shipped policy of the env's task), "expert", the path of a policy checkpoint, or an
+    exported bundle (its folder or policy.json). `camera_key`: where the command's --config YAML sets the camera,
+    for the message that refuses a policy trained on another one."""
     if spec == "expert":
         return ExpertPilot(env)
-    path = pretrained_checkpoint(env.unwrapped.task_name) if spec == "pretrained" else Path(spec)
+    path = pretrained_checkpoint(env.unwrapped.description().task) if spec == "pretrained" else Path(spec)
+    if is_bundle(path):
+        return BundlePilot(path, env, camera_key)
     if path.suffix == ".pt":
         if not path.is_file():
             raise UserError(f"pilot checkpoint {path} does not exist")

@@ -62,22 +62,31 @@ def canonical_preset(spec: str) -> str:
 
 
 def canonical_pilot(spec: str) -> str:
-    """"pretrained", "expert" (in any case: " Expert " -> "expert") or the path of an existing policy checkpoint
-    (.pt, kept as given: paths are case-sensitive); anything else is a ValueError that lists the choices. Checked
-    here, not when the pilot is made, so that a typo costs no world building."""
-    from navigator.pilots import PILOT_CHOICES
+    """"pretrained", "expert" (in any case: " Expert " -> "expert"), the path of an existing policy checkpoint (.pt)
+    or of an exported bundle (its folder or policy.json), kept as given (paths are case-sensitive); anything else is
+    a ValueError that lists the choices. Checked here, not when the pilot is made, so that a typo costs no world
+    building."""
+    from navigator.pilots import BUNDLE_MANIFEST, PILOT_CHOICES, is_bundle
     from sim_envs import normal_name
 
     if not isinstance(spec, str):
         raise ValueError(f"pilot must be a string, got {spec!r}; valid pilots are: {', '.join(PILOT_CHOICES)}")
     if normal_name(spec) in ("pretrained", "expert"):
         return normal_name(spec)
-    if Path(spec).suffix != ".pt":
+    path = Path(spec)
+    if is_bundle(path):
+        if not path.exists():
+            raise ValueError(f"pilot bundle {spec} does not exist")
+        return spec
+    if path.suffix != ".pt":
+        if path.is_dir():
+            raise ValueError(f"pilot {spec} is a folder without {BUNDLE_MANIFEST}: give an exported bundle's folder "
+                             f"or a policy checkpoint (.pt)")
         raise ValueError(f"unknown pilot {spec!r}; valid pilots are: {', '.join(PILOT_CHOICES)}")
-    if Path(spec).is_dir():
+    if path.is_dir():
         raise ValueError(f"pilot checkpoint {spec} is a folder, not a checkpoint file; give the path of a .pt file "
                          f"(e.g. RUN/best.pt)")
-    if not Path(spec).is_file():
+    if not path.is_file():
         raise ValueError(f"pilot checkpoint {spec} does not exist")
     return spec
 

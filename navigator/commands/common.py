@@ -156,10 +156,11 @@ def json_stdout(enabled: bool) -> Iterator[None]:
         _document_stream = None
 
 
-def print_json(document: Any) -> None:
-    """Write `document` as one JSON document on stdout. NaN and infinities are refused (they are not JSON):
-    values that can legitimately be unknown must be None before they get here."""
-    text = json.dumps(document, indent=2, allow_nan=False)
+def print_json(document: Any, *, line: bool = False) -> None:
+    """Write `document` as one JSON document on stdout (`line`: on one line, for commands that report events as
+    they happen, one JSON object per line). NaN and infinities are refused (they are not JSON): values that can
+    legitimately be unknown must be None before they get here."""
+    text = json.dumps(document, indent=None if line else 2, allow_nan=False)
     stream = _document_stream if _document_stream is not None else sys.stdout
     stream.write(text + "\n")
     stream.flush()

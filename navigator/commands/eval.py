@@ -8,6 +8,7 @@ examples:
   navigator eval --suites summer --sweep noise,wind --out reports/stress   # success as sensor noise and wind grow
   navigator eval --suites winter --sweep brightness --sweep-base winter --sweep-levels 1,0.5,0.25,0.1 --out reports/dusk
   navigator eval --pilot runs/s0/best.pt --pilot runs/s1/best.pt --pilot runs/s2/best.pt --videos 3 --out reports/seeds
+  navigator eval --pilot bundles/NAME --pilot pretrained --out reports/onnx   # a bundle beside its checkpoint
   navigator eval --out reports/NAME --resume     # after an interruption: fly only the episodes still missing
 
 OUT receives eval.json (the settings), episodes/ (one JSON per finished episode), results.json, report.md,
@@ -53,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML file of evaluation settings (pilots, task, suites, "
                                                     "episodes, seed, airframe, camera, max_seconds, sweeps, "
                                                     "sweep_levels, sweep_base)")
-    FLAGS.add(parser, "--pilot", "pilots", "who flies, repeatable: pretrained | expert | a policy checkpoint (.pt)",
+    FLAGS.add(parser, "--pilot", "pilots", "who flies, repeatable: pretrained | expert | a policy checkpoint (.pt) | "
+                                            "an exported bundle (folder or its policy.json)",
               action="append")
     FLAGS.add(parser, "--task", "task", "fly-to-target | hike | follow")
     FLAGS.add(parser, "--suites", "suites", "comma-separated presets, each composable with +, e.g. "

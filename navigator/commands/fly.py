@@ -4,6 +4,7 @@ examples:
   navigator fly                                   # the shipped liquid policy: 5 fly-to-target episodes in summer
   navigator fly --pilot expert                    # the privileged expert instead
   navigator fly --pilot runs/NAME/best.pt         # a policy you trained
+  navigator fly --pilot bundles/NAME              # an exported bundle, through ONNX Runtime as onboard
   navigator fly --task hike --preset winter+wind --episodes 20 --seed 7
   navigator fly --video flight.mp4 --episodes 2   # onboard camera beside a chase view
   navigator fly --gui                             # PyBullet's window (needs a display)
@@ -45,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     FLAGS.add(parser, "--preset", "scenario.preset", "scenery preset, composable with +, e.g. winter+wind")
     FLAGS.add(parser, "--airframe", "scenario.airframe", "x500 | cf2x")
     FLAGS.add(parser, "--pilot", "pilot", "who flies: pretrained (the shipped policy) | expert | a checkpoint "
-                                          "path (.pt)")
+                                          "path (.pt) | an exported bundle (folder or its policy.json)")
     FLAGS.add(parser, "--episodes", "episodes", "number of episodes (seeds SEED, SEED+1, ...)", type=int)
     FLAGS.add(parser, "--seed", "seed", "seed of the first episode", type=int)
     FLAGS.add(parser, "--max-seconds", "scenario.max_seconds", "end each episode after this many simulated seconds",
@@ -72,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     # With --json, stdout carries only the JSON document; progress and tables go to stderr.
     console = Console(stderr=args.json)
     env = make_scenario_env(config.scenario, render_mode="human" if args.gui else None)
-    video = VideoWriter(args.video, env.unwrapped.camera.rate_hz, overwrite=args.overwrite) if args.video else None
+    rate_hz = env.unwrapped.description().camera.rate_hz
+    video = VideoWriter(args.video, rate_hz, overwrite=args.overwrite) if args.video else None
     results = []
     try:
         pilot = make_pilot(config.pilot, env)
@@ -125,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _frame_hook(env, video, seed: int, realtime: bool):
     """Per-step hook: record the side-by-side frame and/or pace the GUI to real time."""
-    period = env.unwrapped.dt
+    period = env.unwrapped.description().dt
     next_tick = time.monotonic()
 
     def hook(observation, action, info) -> None:

@@ -114,7 +114,7 @@ def _fly_one(job: tuple[EvalSettings, EpisodeKey, Path | None]) -> tuple[Episode
     pilot = _worker_pilots[scenario, spec]
     if video_path is None:
         return key, fly_episode(env, pilot, spec, suite, key.seed)
-    with VideoWriter(video_path, env.unwrapped.camera.rate_hz) as video:
+    with VideoWriter(video_path, env.unwrapped.description().camera.rate_hz) as video:
         return key, fly_episode(env, pilot, spec, suite, key.seed, video)
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.evaluation.episodes import EpisodeRecord, fly_episodes
 from navigator.evaluation.folder import check_folder, open_folder, read_finished, write_episode, write_json
-from navigator.evaluation.groups import checkpoint_recipe
+from navigator.evaluation.groups import Recipe, checkpoint_recipe
 from navigator.evaluation.plots import plot_distance, plot_success, plot_sweep, plot_trajectories
 from navigator.evaluation.report import render_report
 from navigator.evaluation.results import EvalResults, PilotInfo, build_results
-from navigator.evaluation.seeds import check_no_overlap, training_seeds
+from navigator.evaluation.seeds import SeedRange, TrainingSeeds, check_no_overlap, training_seeds
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.evaluation.videos import failures_to_film, filmed, video_path
 
@@ -33,9 +33,10 @@ class Hooks:
 
 
 def inspect_pilots(settings: EvalSettings) -> tuple[PilotInfo, ...]:
-    """Build every pilot once (a bad spec, checkpoint, camera or airframe is a UserError before anything flies) and
-    refuse evaluation seeds that a checkpoint was trained on."""
-    from navigator.pilots import CheckpointPilot, make_pilot
+    """Build every pilot once (a bad spec, checkpoint, bundle, camera or airframe is a UserError before anything
+    flies) and refuse evaluation seeds that a checkpoint, or the checkpoint a bundle was exported from, was trained
+    on."""
+    from navigator.pilots import BundlePilot, CheckpointPilot, make_pilot
     from navigator.scenario import make_scenario_env
 
     env = make_scenario_env(settings.scenario(settings.suites[0]))
@@ -45,6 +46,9 @@ def inspect_pilots(settings: EvalSettings) -> tuple[PilotInfo, ...]:
         env.close()
     infos = []
     for spec, pilot in zip(settings.pilots, pilots):
+        if isinstance(pilot, BundlePilot):
+            infos.append(bundle_info(spec, pilot.manifest, settings))
+            continue
         if not isinstance(pilot, CheckpointPilot):
             infos.append(PilotInfo(spec, None, None))
             continue
@@ -53,6 +57,18 @@ def inspect_pilots(settings: EvalSettings) -> tuple[PilotInfo, ...]:
         infos.append(PilotInfo(spec, hashlib.sha256(Path(pilot.name).read_bytes()).hexdigest(), seeds,
                                checkpoint_recipe(pilot.metadata)))
     return tuple(infos)
+
+
+def bundle_info(spec: str, manifest: dict, settings: EvalSettings) -> PilotInfo:
+    """A bundle as evaluated: identified by the sha256 of its graph, with the training seeds and recipe of the
+    checkpoint it was exported from (policy.json's `source`); refuses evaluation seeds those seeds include."""
+    source = manifest.get("source") or {}
+    recorded = source.get("training_seeds")
+    seeds = TrainingSeeds((), complete=False) if not isinstance(recorded, dict) else TrainingSeeds(
+        tuple(SeedRange(**r) for r in recorded["ranges"]), bool(recorded["complete"]))
+    check_no_overlap(f"pilot {spec}", seeds, settings.task, settings.seeds)
+    recipe = source.get("recipe")
+    return PilotInfo(spec, manifest["onnx"]["sha256"], seeds, None if recipe is None else Recipe(**recipe))
 
 
 def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool = False,

@@ -20,6 +20,7 @@ import numpy as np
 
 from sim_envs.airframe import load_airframe
 from sim_envs.camera import CameraConfig
+from sim_envs.description import CameraDescription, EnvDescription
 from sim_envs.image_effects import apply_effects, random_occluders
 from sim_envs.layout import Bounds, Layout, generate_layout
 from sim_envs.presets import canonical_preset, resolve_preset
@@ -54,7 +55,7 @@ class NavigationEnv(gym.Env):
 
     def __init__(self, preset: str = "summer", airframe: str = "x500", camera: CameraConfig | dict | None = None,
                  physics_hz: int = 240, physics: PhysicsSwitches | None = None, max_seconds: float | None = None,
-                 render_mode: str | None = None) -> None:
+                 render_mode: str | None = None, task_fov_deg: float | None = None) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; valid: {', '.join(self.metadata['render_modes'])}")
         self.preset = canonical_preset(preset)  # "Winter + Wind" is stored as "winter+wind"
@@ -63,6 +64,13 @@ class NavigationEnv(gym.Env):
         if isinstance(camera, dict):
             camera = CameraConfig(**camera)
         self.camera = camera or CameraConfig()
+        # The horizontal view a task keeps its first target within at the start (fly-to-target's bearing): the
+        # camera's own by default. A camera wider than the policy's (the SITL's stream, which the companion computer
+        # crops back to the trained view) sets the policy's, so that the same seed gives the same world and plan.
+        self.task_fov_deg = float(task_fov_deg) if task_fov_deg is not None else self.camera.fov_deg
+        if not 10.0 <= self.task_fov_deg <= self.camera.fov_deg:
+            raise ValueError(f"task_fov_deg {self.task_fov_deg} must be in [10, the camera's fov_deg "
+                             f"{self.camera.fov_deg}]: a task cannot start its target outside what the camera sees")
         self.render_mode = render_mode
         if max_seconds is not None:
             self.max_seconds = float(max_seconds)
@@ -80,6 +88,17 @@ class NavigationEnv(gym.Env):
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
         self.layout: Layout | None = None
         self.plan: EpisodePlan | None = None
+
+    def description(self) -> EnvDescription:
+        """The environment's contract as plain data (sim_envs.description): what pipelines, SITL and bundles read
+        instead of this object's attributes."""
+        camera = self.camera
+        return EnvDescription(
+            task=self.task_name, preset=self.preset, airframe=self.airframe.name, action_limits=self.airframe.limits,
+            camera=CameraDescription(camera.width, camera.height, float(camera.fov_deg), float(camera.tilt_deg),
+                                     camera.rate_hz),
+            dt=self.dt, physics_hz=self.world.physics_hz, max_seconds=float(self.max_seconds),
+            state_fields=STATE_FIELDS)
 
     def use_scenery(self, scenery: Scenery | None) -> None:
         """Fly the next episodes (from the next `reset`) in `scenery` instead of the preset's; None: the preset's
@@ -248,6 +267,6 @@ def _finite(state: VehicleState) -> bool:
     return all(math.isfinite(v) for v in (*state.position, *state.velocity))
 
 
-def bearing_in_view(camera: CameraConfig, margin_deg: float = 12.0) -> float:
-    """Half-angle (rad) within which a target starts so that it is inside the camera's view."""
-    return math.radians(max(5.0, camera.fov_deg / 2 - margin_deg))
+def bearing_in_view(fov_deg: float, margin_deg: float = 12.0) -> float:
+    """Half-angle (rad) within which a target starts so that it is inside a horizontal view of `fov_deg`."""
+    return math.radians(max(5.0, fov_deg / 2 - margin_deg))

@@ -33,7 +33,7 @@ class FlyToTargetEnv(NavigationEnv):
     def _plan(self, rng: np.random.Generator) -> EpisodePlan:
         start = (0.0, 0.0, float(rng.uniform(1.2, 1.8)))
         distance = float(rng.uniform(*self.scenery.target_distance))
-        bearing = float(rng.uniform(-1, 1)) * bearing_in_view(self.camera)
+        bearing = float(rng.uniform(-1, 1)) * bearing_in_view(self.task_fov_deg)
         target = (distance * math.cos(bearing), distance * math.sin(bearing), float(rng.uniform(1.0, 2.0)))
         return EpisodePlan(start, 0.0, [target], rectangle_around([start, target], AREA_MARGIN),
                            keep_clear=[(start[0], start[1], 1.5), (target[0], target[1], 1.5)])

@@ -1,0 +1,158 @@
+"""Fly an exported policy bundle on a drone from its companion computer, over MAVLink (PX4 or ArduPilot); or plot a
+flight log of such a run.
+
+The runtime streams body-frame velocity setpoints while the operator holds the autopilot in its offboard mode
+(PX4 OFFBOARD, ArduPilot GUIDED): switching the vehicle into that mode hands it to the policy, any other mode takes
+it back (safety states in navigator/onboard/safety.py). `--engage` makes the runtime request the mode itself, once
+(rehearsal in SITL, tests). It stops at --duration, Ctrl-C or SIGTERM: zero velocity, then no more setpoints.
+
+examples:
+  navigator onboard --bundle bundles/default --camera 0 --mavlink /dev/ttyACM0,921600 --camera-fov 120
+  navigator onboard --bundle bundles/default --camera http://127.0.0.1:5600/camera.mjpg \\
+      --mavlink udpin:127.0.0.1:14540 --camera-fov 110 --engage --duration 60   # against navigator sitl (PX4)
+  navigator onboard --bundle bundles/default --camera flight.mp4 --mavlink tcp:127.0.0.1:5760 --config my.yaml
+  navigator onboard plot logs/onboard/onboard-20250101-120000.jsonl --out flight.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from navigator.config import ConfigFlags
+from navigator.errors import UserError
+
+
+def _config_class() -> type:
+    from navigator.onboard.config import OnboardConfig
+
+    return OnboardConfig
+
+
+FLAGS = ConfigFlags(_config_class)
+DEFAULT_LOG_DIR = Path("logs/onboard")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", type=Path, help="the bundle folder navigator export wrote (or its policy.json)")
+    parser.add_argument("--camera", metavar="SOURCE", help="what OpenCV opens: a device index (0), a video file or "
+                                                           "a stream URL (http://HOST:PORT/camera.mjpg, rtsp://...)")
+    parser.add_argument("--mavlink", metavar="URL", help="the autopilot link: udpin:0.0.0.0:14540 (PX4), "
+                                                         "tcp:127.0.0.1:5760 (ArduPilot SITL), /dev/ttyACM0,921600")
+    parser.add_argument("--config", type=Path, help="onboard settings (YAML; default: the built-in defaults, the "
+                                                    "same as launch/onboard.yaml)")
+    FLAGS.add(parser, "--camera-fov", "camera.hfov_deg", "horizontal field of view of the camera, degrees",
+              type=float, default_text="the policy's trained field of view")
+    parser.add_argument("--engage", action="store_true", help="request the offboard mode (OFFBOARD / GUIDED) once "
+                                                              "after pre-streaming setpoints, instead of waiting for "
+                                                              "the operator to switch to it")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after this many seconds (default: run "
+                                                                    "until Ctrl-C or SIGTERM)")
+    parser.add_argument("--log-dir", type=Path, default=DEFAULT_LOG_DIR, help="folder for the flight log "
+                                                                             "(one JSON Lines file per run)")
+    parser.add_argument("--json", action="store_true", help="print the run's summary as one JSON document on stdout")
+    actions = parser.add_subparsers(dest="action", metavar="plot", required=False)
+    plot = actions.add_parser("plot", help="draw a flight log: commands, state, frame age, inference time, safety "
+                                           "state", description="Draw an onboard flight log into a PNG.")
+    plot.add_argument("log", type=Path, help="a log file navigator onboard wrote (.jsonl; any part of the run)")
+    plot.add_argument("--out", type=Path, help="the PNG to write (default: the log's name with .png)")
+    plot.add_argument("--overwrite", action="store_true", help="let --out replace an existing file")
+    plot.add_argument("--json", action="store_true", help="print the plot's summary as one JSON document on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    if getattr(args, "action", None) == "plot":
+        return _plot(args)
+    return _fly(args)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from navigator.commands.common import check_output_file, print_json
+    from navigator.onboard.plot import plot_log
+
+    if not args.log.is_file():
+        raise UserError(f"log {args.log} does not exist; give a .jsonl file from navigator onboard --log-dir")
+    out = check_output_file(args.out or args.log.with_suffix(".png"), "--out", overwrite=args.overwrite,
+                            suffixes=(".png",))
+    try:
+        summary = plot_log(args.log, out)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    if args.json:
+        print_json({"plot": str(out), **summary})
+    else:
+        Console().print(f"{summary['steps']} steps over {summary['seconds']:.1f} s plotted to {out}")
+    return 0
+
+
+def _fly(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from navigator import __version__
+    from navigator.commands.common import check_output_folder, print_json
+    from navigator.config import to_dict
+    from navigator.onboard.bundle import BundlePolicy, load_bundle
+    from navigator.onboard.camera import CameraReader
+    from navigator.onboard.link import MavlinkLink, check_url
+    from navigator.onboard.log import FlightLog
+    from navigator.onboard.runtime import OnboardRuntime, PolicyStepper
+
+    for flag, value in (("--bundle", args.bundle), ("--camera", args.camera), ("--mavlink", args.mavlink)):
+        if value is None:
+            raise UserError(f"{flag} is required to fly (or use 'navigator onboard plot LOG' to plot a log)")
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise UserError(f"--duration must be a positive number of seconds, got {args.duration}")
+    config = FLAGS.load(args, args.config)
+    check_url(args.mavlink)
+    check_output_folder(args.log_dir, "--log-dir", continuing=True)
+    bundle = load_bundle(args.bundle)
+    console = Console(stderr=args.json)
+    hfov = config.camera.hfov_deg if config.camera.hfov_deg is not None else bundle.image_spec.input_hfov_deg
+
+    camera = CameraReader(args.camera, read_timeout_s=config.camera.read_timeout_s,
+                          backoff_s=config.camera.reopen_backoff_s, backoff_max_s=config.camera.reopen_backoff_max_s)
+    link = MavlinkLink(args.mavlink)
+    try:
+        first = camera.start().wait_first(config.camera.open_timeout_s)
+        height, width = first.image.shape[:2]
+        spec = bundle.image_spec_for(width, height, hfov)
+        console.print(f"camera {args.camera}: {width}x{height}, {hfov:g} deg -> policy "
+                      f"{spec.output_width}x{spec.output_height} at {spec.output_hfov_deg:g} deg")
+        stepper = PolicyStepper(bundle, BundlePolicy(bundle, threads=config.threads), spec)
+        status = link.open(config.link.connect_timeout_s).wait_for_autopilot(config.link.connect_timeout_s)
+        autopilot = status.autopilot
+        assert autopilot is not None
+        console.print(f"autopilot {autopilot.name} (system {status.system_id}) in {status.mode_name()}, "
+                      f"{'armed' if status.armed else 'disarmed'}; the policy flies in {autopilot.engaged_mode_name}")
+        header = {"version": __version__, "bundle": str(bundle.path), "onnx_sha256": bundle.manifest["onnx"]["sha256"],
+                  "task": bundle.task, "airframe": bundle.airframe, "camera": args.camera,
+                  "camera_size": [width, height], "camera_hfov_deg": hfov, "image_spec": spec.to_dict(),
+                  "mavlink": args.mavlink, "autopilot": autopilot.name, "system_id": status.system_id,
+                  "engage": args.engage, "config": to_dict(config)}
+        log = FlightLog(args.log_dir, header, part_bytes=int(config.log.part_mb * 1e6),
+                        max_parts=config.log.max_parts)
+        console.print(f"flight log {log.path}")
+
+        def announce(decision) -> None:
+            console.print(f"[bold]{decision.state.value}[/bold]: {decision.reason}")
+
+        runtime = OnboardRuntime(config, stepper, camera, link, log, engage=args.engage, on_change=announce)
+        summary = runtime.run(args.duration)
+    finally:
+        camera.close()
+        link.close()
+    document = summary.to_dict()
+    if args.json:
+        print_json(document)
+    else:
+        median = document["inference_ms_median"]
+        console.print(f"ended ({summary.ended}) after {summary.seconds:.1f} s: {summary.steps} steps, "
+                      f"{summary.policy_steps} policy steps"
+                      f"{f' (median {median:.2f} ms each)' if median is not None else ''}, "
+                      f"{summary.setpoints_sent} setpoints sent; states "
+                      + ", ".join(f"{k} {v}" for k, v in document["states"].items() if v))
+        console.print(f"flight log {summary.log}")
+    return 0

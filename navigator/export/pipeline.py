@@ -1,0 +1,253 @@
+"""`navigator export` from a checkpoint to a verified bundle folder: check the request, export the graph, fly and
+replay the verification episodes, optionally quantise and measure, then move the finished folder into place.
+
+The bundle is assembled in a temporary folder beside `out` and renamed into place only once every check passed:
+a failed or interrupted export leaves nothing at `out` (and with --force, the bundle that was there stays until the
+new one replaces it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from navigator.dataset.atomic import atomic_write_bytes, fsync_folder, temporary_name
+from navigator.errors import UserError
+from navigator.export.verify import Recording, record_episodes, replay
+from navigator.onboard.bundle import GRAPH_NAME, MANIFEST_NAME, BundlePolicy, load_bundle
+from navigator.scenario import HELD_OUT_SEED
+
+TOLERANCE = 1e-4  # the largest action difference (normalised units) allowed between ONNX Runtime and PyTorch
+QUANTIZATIONS = ("int8",)
+VERIFICATION_PRESET = "summer"  # the training scenery: verification checks the graph, not generalisation
+
+
+class VerificationError(Exception):
+    """The exported graph does not act as the PyTorch policy does (a verdict about the export, not bad input)."""
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """checkpoint: a checkpoint path or "pretrained" (the shipped policy of `task`); task: the task to verify on
+    (None: the one the checkpoint was trained on; fly-to-target for "pretrained"); out: the bundle folder;
+    quantize: None or "int8"; verify_episodes: closed-loop episodes flown to verify (and, int8, to compare
+    success); seed: the first of their world seeds; force: replace an existing bundle at `out`."""
+
+    checkpoint: str
+    out: Path
+    task: str | None = None
+    quantize: str | None = None
+    verify_episodes: int = 3
+    seed: int = HELD_OUT_SEED
+    force: bool = False
+
+
+class Hooks:
+    """What the command shows while the export runs (the pipeline itself prints nothing)."""
+
+    def stage(self, text: str) -> None: ...
+
+    def episode(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Source:
+    path: Path
+    policy: Any  # policies.policy.Policy
+    metadata: dict[str, Any]
+    task: str
+    shipped: bool
+
+
+def _load_source(request: ExportRequest) -> _Source:
+    """The checkpoint and the task to verify on; UserError for a bad path, a file that is no checkpoint, an unknown
+    task."""
+    from navigator.pilots import pretrained_checkpoint
+    from navigator.scenario import canonical_task
+    from policies.checkpoint import load_checkpoint
+
+    try:
+        task = None if request.task is None else canonical_task(request.task)
+    except ValueError as error:
+        raise UserError(f"--task: {error}") from None
+    shipped = request.checkpoint.strip().lower() == "pretrained"
+    path = pretrained_checkpoint(task or "fly-to-target") if shipped else Path(request.checkpoint)
+    if not shipped and not path.is_file():
+        raise UserError(f"--checkpoint {path} {'is a folder' if path.is_dir() else 'does not exist'}: give a policy "
+                        f"checkpoint (.pt) written by navigator train, e.g. runs/NAME/best.pt, or pretrained")
+    try:
+        policy, metadata = load_checkpoint(path)
+    except (OSError, ValueError) as error:
+        raise UserError(str(error)) from None
+    if task is None:
+        trained = sorted({r.get("task") for r in metadata.get("training_seeds") or [] if r.get("task")})
+        task = trained[0] if trained else "fly-to-target"
+    return _Source(path, policy, metadata, task, shipped)
+
+
+def _check_out(out: Path, force: bool) -> None:
+    """Refuse, before any work, an --out that exists (unless --force and it is a bundle or an empty folder) or that
+    could not be written."""
+    from navigator.commands.common import check_output_folder
+
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise UserError(f"--out {out} already exists; pass --force to replace it, or choose another name")
+        if not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_NAME).is_file()):
+            raise UserError(f"--out {out} exists and is not a bundle (no {MANIFEST_NAME}): --force replaces only a "
+                            f"bundle; choose another name")
+        check_output_folder(out.parent, "--out", continuing=True)
+    else:
+        check_output_folder(out, "--out", continuing=False)
+
+
+def _scenario(source: _Source):
+    """The scenario the checkpoint was trained for: its task, airframe and camera, in the training scenery."""
+    from navigator.pilots import CAMERA_SETTINGS
+    from navigator.scenario import CameraSettings, ScenarioConfig
+
+    spec = source.policy.config.image
+    camera = {"width": spec.input_width, "height": spec.input_height, "fov_deg": spec.input_hfov_deg,
+              **{k: v for k, v in (source.metadata.get("camera") or {}).items() if k in CAMERA_SETTINGS}}
+    return ScenarioConfig(task=source.task, preset=VERIFICATION_PRESET,
+                          airframe=source.metadata.get("airframe") or "x500", camera=CameraSettings(**camera))
+
+
+def export_bundle(request: ExportRequest, hooks: Hooks | None = None) -> dict[str, Any]:
+    """Write the verified bundle of `request` to `request.out`; returns its manifest. UserError (before any work)
+    for a bad request; VerificationError (nothing written) when ONNX Runtime and PyTorch act differently."""
+    from navigator.evaluation.seeds import check_no_overlap, training_seeds
+    from navigator.export.graph import export_graph, graph_opset
+    from navigator.export.manifest import build_manifest, find_evaluation, graph_record
+    from navigator.pilots import CheckpointPilot
+    from navigator.scenario import make_scenario_env
+    from navigator.training.loop import git_commit
+
+    hooks = hooks or Hooks()
+    if request.verify_episodes < 1:
+        raise UserError(f"--verify-episodes must be >= 1 (export always verifies itself), got "
+                        f"{request.verify_episodes}")
+    if request.quantize is not None and request.quantize not in QUANTIZATIONS:
+        raise UserError(f"--quantize {request.quantize!r} is not supported; choose one of {', '.join(QUANTIZATIONS)}")
+    out = Path(request.out)
+    source = _load_source(request)
+    _check_out(out, request.force)
+    seeds = range(request.seed, request.seed + request.verify_episodes)
+    check_no_overlap(f"checkpoint {source.path}", training_seeds(source.metadata), source.task, seeds)
+
+    checkpoint_sha256 = hashlib.sha256(source.path.read_bytes()).hexdigest()
+    folders = [source.path.parent]
+    if source.shipped:  # the shipped policies' evaluations live in the repository's reports/
+        folders.append(source.path.parents[2] / "reports" / f"shipped-{source.task}")
+    evaluation = find_evaluation(folders, checkpoint_sha256)
+
+    hooks.stage("exporting the single-step graph")
+    graph = export_graph(source.policy)
+    env = make_scenario_env(_scenario(source))
+    staging = temporary_name(out)
+    try:
+        pilot = CheckpointPilot(source.path, env)
+        description = env.unwrapped.description()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
+        inputs, outputs = _names(source.policy)
+        manifest = build_manifest(source.policy, source.metadata, source.path, checkpoint_sha256, description,
+                                  graph_record(graph, _sha256(graph), graph_opset(graph), inputs, outputs, "float32"),
+                                  git_commit(), evaluation)
+        _write(staging, graph, manifest)
+
+        hooks.stage(f"flying {len(seeds)} verification episodes in PyTorch ({source.task}, {VERIFICATION_PRESET})")
+        recordings = record_episodes(
+            env, pilot, source.policy.config.image, seeds,
+            lambda r: hooks.episode(f"seed {r.seed}: {r.ending}, {len(r.actions)} steps"))
+        hooks.stage("replaying them through ONNX Runtime")
+        difference = replay(BundlePolicy(load_bundle(staging)), recordings)
+        steps = sum(len(r.actions) for r in recordings)
+        if not difference <= TOLERANCE:
+            raise VerificationError(
+                f"the exported graph's actions differ from PyTorch's by up to {difference:.3g} (tolerance "
+                f"{TOLERANCE:g}) over {steps} steps of {len(recordings)} episodes: the export is wrong, nothing was "
+                f"written to {out}; please report it with the checkpoint")
+        manifest["verification"] = {"task": source.task, "preset": VERIFICATION_PRESET, "seeds": list(seeds),
+                                    "episodes": len(recordings), "steps": steps,
+                                    "successes": sum(r.success for r in recordings),
+                                    "max_action_diff": difference, "tolerance": TOLERANCE}
+        if request.quantize == "int8":
+            manifest = _quantize(staging, graph, manifest, recordings, env, hooks)
+        _write(staging, None, manifest)
+        _move_into_place(staging, out)
+    finally:
+        env.close()
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def _names(policy) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from policies.policy import PolicyStep
+
+    step = PolicyStep(policy)
+    return step.input_names, step.output_names
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write(folder: Path, graph: bytes | None, manifest: dict[str, Any]) -> None:
+    if graph is not None:
+        atomic_write_bytes(folder / GRAPH_NAME, graph)
+    atomic_write_bytes(folder / MANIFEST_NAME, (json.dumps(manifest, indent=2, allow_nan=False) + "\n").encode())
+
+
+def _quantize(staging: Path, graph: bytes, manifest: dict[str, Any], recordings: Sequence[Recording], env,
+              hooks: Hooks) -> dict[str, Any]:
+    """Replace the staged float graph by its int8 version; measure its action difference on the recorded steps and
+    its closed-loop success on the verification seeds against the float policy's (the verification flights, which
+    the float graph reproduces to TOLERANCE)."""
+    from navigator.export.graph import graph_opset
+    from navigator.export.manifest import graph_record
+    from navigator.export.quantize import METHOD, quantize_int8
+    from navigator.pilots import BundlePilot
+    from navigator.rollout import run_episode
+
+    hooks.stage("quantising to int8")
+    quantized = quantize_int8(graph)
+    onnx = manifest["onnx"]
+    manifest = {**manifest, "onnx": graph_record(quantized, _sha256(quantized), graph_opset(quantized),
+                                                 tuple(onnx["inputs"]), tuple(onnx["outputs"]), "int8")}
+    _write(staging, quantized, manifest)
+    difference = replay(BundlePolicy(load_bundle(staging)), recordings)
+    hooks.stage(f"flying the int8 graph on the same {len(recordings)} seeds")
+    pilot = BundlePilot(staging, env)
+    successes = 0
+    for recording in recordings:
+        result = run_episode(env, pilot, recording.seed)
+        successes += result.success
+        hooks.episode(f"seed {recording.seed}: {result.ending} (float: {recording.ending})")
+    float_rate = sum(r.success for r in recordings) / len(recordings)
+    int8_rate = successes / len(recordings)
+    manifest["quantization"] = {"method": METHOD, "max_action_diff": difference if math.isfinite(difference) else None,
+                                "episodes": len(recordings), "seeds": [r.seed for r in recordings],
+                                "success_rate_float": float_rate, "success_rate_int8": int8_rate,
+                                "success_difference": int8_rate - float_rate}
+    return manifest
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    """Rename the finished bundle to `out`; an existing bundle there (--force) is moved aside first and removed
+    after, so that `out` is at every moment the old bundle, the new one, or (between two renames) absent."""
+    previous = None
+    if out.exists():
+        previous = temporary_name(out)
+        os.replace(out, previous)
+    os.replace(staging, out)
+    fsync_folder(out.parent)
+    if previous is not None:
+        shutil.rmtree(previous)

@@ -1,0 +1,139 @@
+"""The camera reader: a thread that reads any OpenCV source (a device index, a video file, a network stream URL)
+and keeps only the newest frame, RGB, with the monotonic time it arrived.
+
+`cv2.VideoCapture.read()` can block for seconds when a network source drops, and FFmpeg queues frames when the
+reader falls behind; so the control loop never calls it. The thread reads as fast as frames come (draining any
+queue: only the newest is kept), and the loop takes the newest frame and judges its age by its arrival time, which
+keeps counting while `read()` hangs. A source that fails (cannot open, read fails, stream ends, no frame for
+`read_timeout_s` on a network stream) is released and reopened, waiting `backoff_s` first and doubling the wait up to
+`backoff_max_s`; a good frame resets the wait. A video file plays at its own frame rate and starts over at its end.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from navigator.errors import UserError
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One camera frame: uint8 (height, width, 3) RGB, its arrival (time.monotonic() s) and sequence number."""
+
+    image: np.ndarray
+    arrival: float
+    sequence: int
+
+
+def parse_source(source: str) -> int | str:
+    """A device index ("0") as int; anything else (file path, URL) unchanged."""
+    return int(source) if source.strip().isdigit() else source
+
+
+class CameraReader:
+    """Reads `source` on a daemon thread. `start()` begins; `latest()` and `wait_newer()` give the newest frame;
+    `close()` stops (never blocks on a hung read: the thread releases the capture itself when the read returns)."""
+
+    def __init__(self, source: str, *, read_timeout_s: float = 3.0, backoff_s: float = 0.5,
+                 backoff_max_s: float = 5.0) -> None:
+        self.source = source
+        self._target = parse_source(source)
+        self._is_file = isinstance(self._target, str) and os.path.isfile(self._target)
+        self._read_timeout_s = read_timeout_s
+        self._backoff_s, self._backoff_max_s = backoff_s, backoff_max_s
+        self._condition = threading.Condition()
+        self._latest: Frame | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="camera-reader", daemon=True)
+        self.reopens = 0
+        self.last_error: str | None = None
+
+    def start(self) -> CameraReader:
+        self._thread.start()
+        return self
+
+    def latest(self) -> Frame | None:
+        with self._condition:
+            return self._latest
+
+    def wait_newer(self, sequence: int, timeout: float) -> Frame | None:
+        """The newest frame if its sequence number is above `sequence`, waiting up to `timeout` s for one; else
+        None."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while self._latest is None or self._latest.sequence <= sequence:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.is_set():
+                    return None
+                self._condition.wait(remaining)
+            return self._latest
+
+    def wait_first(self, timeout: float) -> Frame:
+        """The first frame, or a UserError naming the source when none arrives within `timeout` s."""
+        frame = self.wait_newer(-1, timeout)
+        if frame is None:
+            detail = f" ({self.last_error})" if self.last_error else ""
+            raise UserError(f"--camera {self.source}: no frame within {timeout:g} s{detail}; check the device index, "
+                            f"file or stream URL (and that the stream is running)")
+        return frame
+
+    def close(self, timeout: float = 1.0) -> None:
+        self._stop.set()
+        with self._condition:
+            self._condition.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _open(self) -> cv2.VideoCapture | None:
+        if isinstance(self._target, int):
+            capture = cv2.VideoCapture(self._target)
+        else:
+            timeout_ms = int(self._read_timeout_s * 1000)
+            capture = cv2.VideoCapture(self._target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
+                                                                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
+            if not capture.isOpened():  # not FFmpeg's (an image sequence, a GStreamer pipeline): any backend
+                capture = cv2.VideoCapture(self._target)
+        if capture.isOpened():
+            return capture
+        capture.release()
+        self.last_error = "cannot open the source"
+        return None
+
+    def _run(self) -> None:
+        backoff = self._backoff_s
+        sequence = 0
+        while not self._stop.is_set():
+            capture = self._open()
+            if capture is not None:
+                period = 0.0
+                if self._is_file:
+                    fps = capture.get(cv2.CAP_PROP_FPS)
+                    period = 1.0 / fps if 0 < fps < 1000 else 1.0 / 30.0
+                next_time = time.monotonic()
+                try:
+                    while not self._stop.is_set():
+                        ok, bgr = capture.read()
+                        if not ok or bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
+                            self.last_error = "read failed or the stream ended"
+                            break
+                        if period:  # a file: play at its frame rate, not as fast as it decodes
+                            next_time += period
+                            self._stop.wait(max(0.0, next_time - time.monotonic()))
+                        sequence += 1
+                        frame = Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time.monotonic(), sequence)
+                        with self._condition:
+                            self._latest = frame
+                            self._condition.notify_all()
+                        backoff = self._backoff_s
+                finally:
+                    capture.release()
+            if self._stop.wait(backoff):
+                break
+            backoff = min(backoff * 2.0, self._backoff_max_s)
+            self.reopens += 1

@@ -1,0 +1,217 @@
+"""`navigator export` end to end: the shipped fly-to-target policy to a bundle, checked by onnx, verified against
+PyTorch, read by the torch-free runtime (which refuses damaged bundles), flown by `navigator fly` and `navigator
+eval`; int8 quantization; refusals before any work."""
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from navigator.cli import main
+from navigator.errors import UserError
+from navigator.onboard.bundle import SCHEMA_VERSION, BundleError, BundlePolicy, load_bundle
+from navigator.pilots import pretrained_checkpoint
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    """The shipped fly-to-target policy exported with one verification episode (a few seconds)."""
+    out = tmp_path_factory.mktemp("bundles") / "fly-to-target"
+    assert main(["export", "--checkpoint", "pretrained", "--out", str(out), "--verify-episodes", "1"]) == 0
+    return out
+
+
+def copy_of(bundle: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(bundle, tmp_path / "copy"))
+
+
+def test_bundle_holds_a_clean_single_file_graph_with_a_dynamic_batch(bundle):
+    assert sorted(p.name for p in bundle.iterdir()) == ["policy.json", "policy.onnx"]
+    model = onnx.load(bundle / "policy.onnx")
+    onnx.checker.check_model(model, full_check=True)
+    assert next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+    session = ort.InferenceSession(str(bundle / "policy.onnx"), providers=["CPUExecutionProvider"])
+    feeds = {"image": np.zeros((3, 48, 64, 3), np.uint8), "state": np.zeros((3, 7), np.float32),
+             "dt": np.full(3, 1 / 30, np.float32), "h_in": np.zeros((3, 70), np.float32)}
+    action, hidden = session.run(["action", "h_out"], feeds)
+    assert action.shape == (3, 4) and hidden.shape == (3, 70)
+
+
+def test_manifest_fields(bundle):
+    manifest = json.loads((bundle / "policy.json").read_text())
+    assert manifest["schema_version"] == SCHEMA_VERSION
+    assert (manifest["model"], manifest["task"], manifest["airframe"]) == ("cfc-ncp", "fly-to-target", "x500")
+    assert manifest["parameter_counts"] == {"cnn": 24600, "head": 20272, "total": 44872}
+    assert manifest["image"]["normalisation"] == "per_frame" and manifest["image"]["output_width"] == 64
+    assert manifest["camera"] == {"width": 64, "height": 48, "fov_deg": 80.0, "tilt_deg": 0.0, "rate_hz": 30}
+    assert manifest["rate_hz"] == 30 and manifest["dt"] == pytest.approx(1 / 30)
+    assert manifest["action_limits"]["yaw_rate"] == pytest.approx(np.pi / 2)
+    assert manifest["state_fields"] == ["vx", "vy", "vz", "roll", "pitch", "yaw_rate", "height"]
+    assert manifest["hidden"] == [{"name": "h", "size": 70}]
+    assert manifest["onnx"]["sha256"] == hashlib.sha256((bundle / "policy.onnx").read_bytes()).hexdigest()
+    assert manifest["onnx"]["precision"] == "float32" and manifest["quantization"] is None
+    source = manifest["source"]
+    assert source["checkpoint_sha256"] == hashlib.sha256(pretrained_checkpoint("fly-to-target").read_bytes()
+                                                         ).hexdigest()
+    assert source["datasets"][0] == "datasets/summer-fly-to-target" and source["commit"]
+    assert source["training_seeds"]["ranges"][0] | {"source": None} == {"task": "fly-to-target", "first": 0,
+                                                                         "count": 200, "source": None}
+    verification = manifest["verification"]
+    assert verification["episodes"] == 1 and verification["steps"] > 100
+    assert verification["seeds"] == [100_000]
+    assert 0 <= verification["max_action_diff"] <= 1e-4
+    # The shipped policy's evaluation report, found by the checkpoint's sha256.
+    assert manifest["evaluation"]["suites"][0]["suite"] == "summer"
+    assert manifest["evaluation"]["suites"][0]["episodes"] == 50
+
+
+def test_bundle_policy_steps_like_torch_with_irregular_dt(bundle):
+    from policies.checkpoint import load_checkpoint
+
+    policy, _ = load_checkpoint(pretrained_checkpoint("fly-to-target"))
+    runtime = BundlePolicy(load_bundle(bundle))
+    rng = np.random.default_rng(0)
+    hidden = None
+    for _ in range(20):
+        image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        state = rng.normal(size=7).astype(np.float32)
+        dt = float(rng.uniform(0.01, 0.08))
+        with torch.no_grad():
+            expected, hidden = policy.step(torch.from_numpy(image)[None], torch.from_numpy(state)[None], hidden, dt)
+        np.testing.assert_allclose(runtime.step(image, state, dt), expected[0].numpy(), atol=1e-5, rtol=0)
+    runtime.reset()  # a fresh episode: the same first action as a fresh torch hidden state
+    with torch.no_grad():
+        first, _ = policy.step(torch.from_numpy(image)[None], torch.from_numpy(state)[None], None, dt)
+    np.testing.assert_allclose(runtime.step(image, state, dt), first[0].numpy(), atol=1e-5, rtol=0)
+
+
+def test_image_spec_for_a_wider_camera(bundle):
+    loaded = load_bundle(bundle / "policy.json")
+    spec = loaded.image_spec_for(320, 240, 100.0)
+    assert (spec.input_width, spec.output_width, spec.output_hfov_deg) == (320, 64, 80.0)
+    assert spec.crop_box()[3] < 320  # cropped to the trained 80 degrees
+    with pytest.raises(UserError, match="cannot give"):
+        loaded.image_spec_for(320, 240, 60.0)
+
+
+@pytest.mark.parametrize("damage, message, cli_message", [
+    ("graph", "sha256 of policy.onnx", None),
+    ("schema", "schema version 99", None),
+    ("hidden size", "policy.onnx does not match policy.json: graph inputs", None),
+    ("image size", "policy.onnx does not match policy.json: graph inputs image uint8(B, 48, 64, 3)", None),
+    ("no manifest", "no policy.json", "is a folder without policy.json"),
+])
+def test_damaged_bundles_are_refused_before_anything_runs(bundle, tmp_path, capsys, damage, message, cli_message):
+    copy = copy_of(bundle, tmp_path)
+    manifest = json.loads((copy / "policy.json").read_text())
+    if damage == "graph":
+        data = bytearray((copy / "policy.onnx").read_bytes())
+        data[len(data) // 2] ^= 0x01
+        (copy / "policy.onnx").write_bytes(bytes(data))
+    elif damage == "schema":
+        manifest["schema_version"] = 99
+    elif damage == "hidden size":
+        manifest["hidden"][0]["size"] = 71
+    elif damage == "image size":
+        manifest["image"] |= {"output_width": 80, "output_height": 60, "input_width": 80, "input_height": 60}
+    if damage == "no manifest":
+        (copy / "policy.json").unlink()
+    else:
+        (copy / "policy.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=re.escape(message)):
+        load_bundle(copy)
+    # The same one line from the CLI, exit 2, before any episode flies.
+    assert main(["fly", "--pilot", str(copy), "--episodes", "1"]) == 2
+    assert (cli_message or message) in capsys.readouterr().err
+
+
+def test_fly_and_eval_take_a_bundle(bundle, tmp_path, capsys):
+    assert main(["fly", "--json", "--pilot", str(bundle), "--episodes", "1", "--seed", "5000"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["config"]["pilot"] == str(bundle)
+    assert document["episodes"][0]["ending"] == "success"
+    # The same refusals as a checkpoint's, from policy.json: another task ...
+    assert main(["fly", "--pilot", str(bundle / "policy.json"), "--task", "hike", "--episodes", "1"]) == 2
+    assert "trained on fly-to-target demonstrations, not hike" in capsys.readouterr().err
+    # ... and eval refuses seeds the exported checkpoint was trained on, from the bundle's record.
+    assert main(["eval", "--pilot", str(bundle), "--suites", "summer", "--episodes", "2", "--seed", "199",
+                 "--out", str(tmp_path / "report")]) == 2
+    error = capsys.readouterr().err
+    assert "trained on fly-to-target seeds 0-199 (data in datasets/summer-fly-to-target)" in error
+    assert "would fly seed 199 of them" in error
+
+
+def test_runtime_import_and_step_load_no_torch_or_simulator(bundle):
+    script = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        from navigator.onboard.bundle import BundlePolicy, load_bundle
+        bundle = load_bundle({str(bundle)!r})
+        policy = BundlePolicy(bundle)
+        action = policy.step(np.zeros((48, 64, 3), np.uint8), np.zeros(7, np.float32), bundle.dt)
+        assert action.shape == (4,) and np.isfinite(action).all()
+        heavy = ("torch", "pybullet", "gymnasium", "sim_envs", "ncps")
+        print(sorted(name for name in sys.modules if name.split(".")[0] in heavy))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_existing_out_bad_checkpoint_and_bad_options_are_refused_before_work(bundle, tmp_path, capsys):
+    not_a_checkpoint = tmp_path / "notes.pt"
+    not_a_checkpoint.write_text("hello")
+    cases = [
+        (["--checkpoint", "pretrained", "--out", str(bundle)], "already exists; pass --force"),
+        (["--checkpoint", str(tmp_path / "gone.pt"), "--out", str(tmp_path / "b")], "gone.pt does not exist"),
+        (["--checkpoint", str(not_a_checkpoint), "--out", str(tmp_path / "b")], "not a PyTorch file"),
+        (["--checkpoint", "pretrained", "--task", "swim", "--out", str(tmp_path / "b")], "--task"),
+        (["--checkpoint", "pretrained", "--out", str(tmp_path / "b"), "--verify-episodes", "0"], "must be >= 1"),
+        (["--checkpoint", "pretrained", "--out", str(tmp_path / "b"), "--seed", "150"], "trained on fly-to-target"),
+    ]
+    for args, message in cases:
+        assert main(["export", *args]) == 2, args
+        assert message in capsys.readouterr().err, args
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.pt"]  # nothing written
+
+
+def test_failed_verification_leaves_nothing(tmp_path, capsys, monkeypatch):
+    from navigator.export import pipeline
+
+    monkeypatch.setattr(pipeline, "TOLERANCE", 0.0)  # no float graph matches PyTorch to the last bit
+    out = tmp_path / "bundles" / "strict"
+    assert main(["export", "--checkpoint", "pretrained", "--out", str(out), "--verify-episodes", "1"]) == 1
+    assert "differ from PyTorch's by up to" in capsys.readouterr().err
+    assert list((tmp_path / "bundles").iterdir()) == []  # neither the bundle nor its staging folder
+
+
+def test_int8_replaces_with_force_and_reports_its_cost(bundle, tmp_path, capsys):
+    out = copy_of(bundle, tmp_path)
+    assert main(["export", "--checkpoint", "pretrained", "--out", str(out), "--verify-episodes", "1",
+                 "--quantize", "int8", "--force"]) == 0
+    console = capsys.readouterr().out
+    assert "int8: largest action difference vs PyTorch" in console
+    manifest = json.loads((out / "policy.json").read_text())
+    quantization = manifest["quantization"]
+    assert manifest["onnx"]["precision"] == "int8" and manifest["onnx"]["bytes"] < 0.6 * (bundle / "policy.onnx"
+                                                                                           ).stat().st_size
+    assert 0 < quantization["max_action_diff"] < 0.2
+    assert quantization["episodes"] == 1 and quantization["success_difference"] == (
+        quantization["success_rate_int8"] - quantization["success_rate_float"])
+    onnx.checker.check_model(onnx.load(out / "policy.onnx"), full_check=True)
+    assert np.isfinite(BundlePolicy(load_bundle(out)).step(np.zeros((48, 64, 3), np.uint8), np.zeros(7, np.float32),
+                                                           1 / 30)).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]  # no staging or displaced folder left

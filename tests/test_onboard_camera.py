@@ -1,0 +1,109 @@
+"""The camera reader: a real video file written by OpenCV, a real HTTP MJPEG stream that stalls and resumes, and a
+source that cannot be opened. The newest frame is always at hand, and its age keeps counting while the source is
+silent (the reader's blocked read never reaches the caller)."""
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from onboard_support import write_video
+
+from navigator.errors import UserError
+from navigator.onboard.camera import CameraReader, parse_source
+
+
+def test_parse_source() -> None:
+    assert parse_source("0") == 0 and parse_source("http://x/camera.mjpg") == "http://x/camera.mjpg"
+
+
+def test_video_file_frames_are_rgb_newest_and_paced(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "clip.avi", frames=10, fps=20.0)
+    reader = CameraReader(str(video), backoff_s=0.05, backoff_max_s=0.05).start()
+    try:
+        first = reader.wait_first(5.0)
+        assert first.image.shape == (240, 320, 3) and first.image.dtype == np.uint8
+        assert first.image[100, 100, 0] > 150 and first.image[100, 100, 2] < 50  # red first: RGB
+        time.sleep(0.6)
+        newest = reader.latest()
+        # Played at its 20 fps (about 12 frames in 0.6 s, not the hundreds a decoder manages), started over at its
+        # end (10 frames), newest frame fresh.
+        assert 6 <= newest.sequence - first.sequence <= 18
+        assert time.monotonic() - newest.arrival < 0.2
+        assert reader.reopens >= 1
+        assert reader.wait_newer(newest.sequence, 1.0).sequence > newest.sequence
+    finally:
+        reader.close()
+
+
+class MjpegStream:
+    """An HTTP multipart MJPEG stream (what navigator sitl serves) at 30 fps that can be paused (the connection
+    stays open, nothing is sent: a stalled camera)."""
+
+    def __init__(self) -> None:
+        self.paused = threading.Event()
+        self.stop = threading.Event()
+        ok, jpeg = cv2.imencode(".jpg", np.full((120, 160, 3), 90, np.uint8))
+        assert ok
+        stream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                try:
+                    while not stream.stop.is_set():
+                        if stream.paused.is_set():
+                            time.sleep(0.02)
+                            continue
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                         + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg.tobytes() + b"\r\n")
+                        time.sleep(1 / 30)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/camera.mjpg"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_stalled_stream_ages_without_blocking_and_recovers() -> None:
+    stream = MjpegStream()
+    reader = CameraReader(stream.url, read_timeout_s=1.0, backoff_s=0.1, backoff_max_s=0.2).start()
+    try:
+        reader.wait_first(10.0)
+        stream.paused.set()
+        time.sleep(0.2)
+        stalled_at = reader.latest().sequence
+        started = time.monotonic()
+        assert reader.wait_newer(stalled_at, 0.5) is None  # returns on time although read() is blocked
+        assert time.monotonic() - started < 0.7
+        assert time.monotonic() - reader.latest().arrival > 0.5  # the age grows: the runtime sees it stale
+        stream.paused.clear()
+        resumed = reader.wait_newer(stalled_at, 10.0)  # after the read timeout, reopened (or the stream resumed)
+        assert resumed is not None and time.monotonic() - resumed.arrival < 0.5
+    finally:
+        reader.close()
+        stream.close()
+
+
+def test_source_that_cannot_open_is_a_user_error(tmp_path: Path) -> None:
+    reader = CameraReader(str(tmp_path / "missing.mp4"), backoff_s=0.05, backoff_max_s=0.1).start()
+    try:
+        with pytest.raises(UserError, match="--camera .*missing.mp4: no frame within 0.5 s"):
+            reader.wait_first(0.5)
+    finally:
+        reader.close()

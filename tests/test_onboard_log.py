@@ -1,0 +1,74 @@
+"""The flight log: rows round-trip, a torn last line is skipped, parts rotate within their bound, and the log
+plots (in code and through `navigator onboard plot`)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from navigator.cli import main
+from navigator.onboard.log import FlightLog, log_parts, read_log
+
+
+def write_run(folder: Path, steps: int, **kwargs) -> FlightLog:
+    log = FlightLog(folder, {"task": "fly-to-target", "autopilot": "px4"}, **kwargs)
+    for index in range(steps):
+        engaged = index >= steps // 2
+        log.step(t=1000.0 + index / 30, frame_age_s=0.01, inference_ms=0.4 if engaged else None,
+                 dt_s=1 / 30 if engaged else None, action=np.array([0.5, np.nan, 0.0, 0.1], np.float32),
+                 command_ned=np.array([1.0, 0.0, -0.1, 0.2]), state=np.arange(7, dtype=np.float32),
+                 safety="ENGAGED" if engaged else "STANDBY", reason="test", mode="OFFBOARD")
+    return log
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    log = write_run(tmp_path / "logs", 10)
+    log.close(ended="duration")
+    header, rows, end = read_log(log.path)
+    assert header["task"] == "fly-to-target" and header["part"] == 1
+    assert len(rows) == 10 and end["ended"] == "duration" and end["steps"] == 10
+    assert rows[0]["action"] == [0.5, None, 0.0, 0.1]  # NaN is written as null
+    assert rows[9]["command_ned"] == [1.0, 0.0, -0.1, 0.2] and rows[9]["state"] == list(range(7))
+    assert rows[0]["inference_ms"] is None and rows[9]["inference_ms"] == 0.4
+    assert rows[3]["safety"] == "STANDBY"
+
+
+def test_rows_reach_the_file_before_close_and_a_torn_line_is_skipped(tmp_path: Path) -> None:
+    log = write_run(tmp_path, 5)
+    # Not closed (a crash): every row written is already in the file.
+    with open(log.path, "a", encoding="utf-8") as handle:
+        handle.write('{"kind": "step", "t": 1')  # torn mid-row
+    _, rows, end = read_log(log.path)
+    assert len(rows) == 5 and end is None
+
+
+def test_parts_rotate_and_stay_bounded(tmp_path: Path) -> None:
+    log = write_run(tmp_path, 400, part_bytes=4000, max_parts=3)
+    log.close(ended="stopped")
+    parts = log_parts(log.path)
+    assert len(parts) == 3 and all(p.stat().st_size < 4000 + 1000 for p in parts)
+    assert not log.path.exists()  # the oldest parts were deleted
+    header, rows, end = read_log(parts[-1])
+    assert header["kind"] == "header" and end["steps"] == 400
+    times = [row["t"] for row in rows]
+    assert times == sorted(times) and times[-1] == pytest.approx(1000 + 399 / 30)  # the newest rows are kept
+
+
+def test_plot_command(tmp_path: Path, capsys) -> None:
+    log = write_run(tmp_path, 60)
+    log.close(ended="duration")
+    out = tmp_path / "flight.png"
+    assert main(["onboard", "plot", str(log.path), "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 60 and summary["ENGAGED"] == 30 and summary["STANDBY"] == 30
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["onboard", "plot", str(log.path), "--out", str(out)]) == 2  # exists: needs --overwrite
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_plot_refuses_what_is_not_a_log(tmp_path: Path, capsys) -> None:
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"kind": "step"}\n')
+    assert main(["onboard", "plot", str(other)]) == 2
+    assert "not an onboard flight log" in capsys.readouterr().err
