@@ -175,7 +175,7 @@ def test_existing_out_bad_checkpoint_and_bad_options_are_refused_before_work(bun
     not_a_checkpoint = tmp_path / "notes.pt"
     not_a_checkpoint.write_text("hello")
     cases = [
-        (["--checkpoint", "pretrained", "--out", str(bundle)], "already exists; pass --force"),
+        (["--checkpoint", "pretrained", "--out", str(bundle)], "already exists; pass --overwrite"),
         (["--checkpoint", str(tmp_path / "gone.pt"), "--out", str(tmp_path / "b")], "gone.pt does not exist"),
         (["--checkpoint", str(not_a_checkpoint), "--out", str(tmp_path / "b")], "not a PyTorch file"),
         (["--checkpoint", "pretrained", "--task", "swim", "--out", str(tmp_path / "b")], "--task"),
@@ -198,10 +198,10 @@ def test_failed_verification_leaves_nothing(tmp_path, capsys, monkeypatch):
     assert list((tmp_path / "bundles").iterdir()) == []  # neither the bundle nor its staging folder
 
 
-def test_int8_replaces_with_force_and_reports_its_cost(bundle, tmp_path, capsys):
+def test_int8_replaces_with_overwrite_and_reports_its_cost(bundle, tmp_path, capsys):
     out = copy_of(bundle, tmp_path)
     assert main(["export", "--checkpoint", "pretrained", "--out", str(out), "--verify-episodes", "1",
-                 "--quantize", "int8", "--force"]) == 0
+                 "--quantize", "int8", "--overwrite"]) == 0
     console = capsys.readouterr().out
     assert "int8: largest action difference vs PyTorch" in console
     manifest = json.loads((out / "policy.json").read_text())

@@ -28,14 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", help="fly-to-target | hike | follow: the task to verify on (default: the one the "
                                        "checkpoint was trained on; fly-to-target for pretrained)")
     parser.add_argument("--out", type=Path, required=True, help="the bundle folder to write (refused if it exists, "
-                                                                "unless --force)")
+                                                                "unless --overwrite)")
     parser.add_argument("--quantize", choices=("int8",), help="store an int8 graph (dynamic quantization); its "
                                                               "parity and success are measured and reported")
     parser.add_argument("--verify-episodes", type=int, default=3, metavar="N", help="closed-loop episodes flown to "
                                                                                     "verify the graph")
     parser.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="world seed of the first verification "
                                                                         "episode")
-    parser.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = output_console()
     request = ExportRequest(checkpoint=args.checkpoint, out=args.out, task=args.task, quantize=args.quantize,
-                            verify_episodes=args.verify_episodes, seed=args.seed, force=args.force)
+                            verify_episodes=args.verify_episodes, seed=args.seed, overwrite=args.overwrite)
 
     class ConsoleHooks(Hooks):
         def stage(self, text: str) -> None:

@@ -2,7 +2,7 @@
 replay the verification episodes, optionally quantise and measure, then move the finished folder into place.
 
 The bundle is assembled in a temporary folder beside `out` and renamed into place only once every check passed:
-a failed or interrupted export leaves nothing at `out` (and with --force, the bundle that was there stays until the
+a failed or interrupted export leaves nothing at `out` (and with --overwrite, the bundle that was there stays until the
 new one replaces it).
 """
 
@@ -38,7 +38,7 @@ class ExportRequest:
     """checkpoint: a checkpoint path or "pretrained" (the shipped policy of `task`); task: the task to verify on
     (None: the one the checkpoint was trained on; fly-to-target for "pretrained"); out: the bundle folder;
     quantize: None or "int8"; verify_episodes: closed-loop episodes flown to verify (and, int8, to compare
-    success); seed: the first of their world seeds; force: replace an existing bundle at `out`."""
+    success); seed: the first of their world seeds; overwrite: replace an existing bundle at `out`."""
 
     checkpoint: str
     out: Path
@@ -46,7 +46,7 @@ class ExportRequest:
     quantize: str | None = None
     verify_episodes: int = 3
     seed: int = HELD_OUT_SEED
-    force: bool = False
+    overwrite: bool = False
 
 
 class Hooks:
@@ -92,16 +92,16 @@ def _load_source(request: ExportRequest) -> _Source:
     return _Source(path, policy, metadata, task, shipped)
 
 
-def _check_out(out: Path, force: bool) -> None:
-    """Refuse, before any work, an --out that exists (unless --force and it is a bundle or an empty folder) or that
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse, before any work, an --out that exists (unless --overwrite and it is a bundle or an empty folder) or that
     could not be written."""
     from navigator.commands.common import check_output_folder
 
     if out.exists() or out.is_symlink():
-        if not force:
-            raise UserError(f"--out {out} already exists; pass --force to replace it, or choose another name")
+        if not overwrite:
+            raise UserError(f"--out {out} already exists; pass --overwrite to replace it, or choose another name")
         if not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_NAME).is_file()):
-            raise UserError(f"--out {out} exists and is not a bundle (no {MANIFEST_NAME}): --force replaces only a "
+            raise UserError(f"--out {out} exists and is not a bundle (no {MANIFEST_NAME}): --overwrite replaces only a "
                             f"bundle; choose another name")
         check_output_folder(out.parent, "--out", continuing=True)
     else:
@@ -138,7 +138,7 @@ def export_bundle(request: ExportRequest, hooks: Hooks | None = None) -> dict[st
         raise UserError(f"--quantize {request.quantize!r} is not supported; choose one of {', '.join(QUANTIZATIONS)}")
     out = Path(request.out)
     source = _load_source(request)
-    _check_out(out, request.force)
+    _check_out(out, request.overwrite)
     seeds = range(request.seed, request.seed + request.verify_episodes)
     check_no_overlap(f"checkpoint {source.path}", training_seeds(source.metadata), source.task, seeds)
 
@@ -241,7 +241,7 @@ def _quantize(staging: Path, graph: bytes, manifest: dict[str, Any], recordings:
 
 
 def _move_into_place(staging: Path, out: Path) -> None:
-    """Rename the finished bundle to `out`; an existing bundle there (--force) is moved aside first and removed
+    """Rename the finished bundle to `out`; an existing bundle there (--overwrite) is moved aside first and removed
     after, so that `out` is at every moment the old bundle, the new one, or (between two renames) absent."""
     previous = None
     if out.exists():
