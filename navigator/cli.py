@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "train every model on the same data and seeds, evaluate all on the same worlds; table"),
     "onboard": ("onboard", "fly an exported bundle over MAVLink on the companion computer; plot its flight logs"),
     "export": ("export", "export a policy to an ONNX bundle for the onboard runtime, verified against PyTorch"),
+    "deploy": ("deploy", "put a bundle on the companion computer over SSH: self-tested, switched atomically, "
+                         "reversible (--rollback, --status)"),
     "sitl": ("sitl", "run a simulated world in real time as a PX4/ArduPilot MAVLink vehicle with a camera stream"),
 }
 

@@ -12,6 +12,11 @@ examples:
       --mavlink udpin:127.0.0.1:14540 --camera-fov 110 --engage --duration 60   # against navigator sitl (PX4)
   navigator onboard --bundle bundles/default --camera flight.mp4 --mavlink tcp:127.0.0.1:5760 --config my.yaml
   navigator onboard plot logs/onboard/onboard-20250101-120000.jsonl --out flight.png
+  navigator onboard --self-test --bundle bundles/default --camera 0 --mavlink /dev/ttyACM0,921600 --require-link
+
+--self-test flies nothing: it loads the settings and the bundle, runs one inference, and probes the camera and the
+autopilot's heartbeat (navigator/onboard/selftest.py); exit 0 when no blocking check failed, else 1. `navigator deploy`
+runs it on the companion computer before it switches to a new version.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-dir", type=Path, default=DEFAULT_LOG_DIR, help="folder for the flight log "
                                                                              "(one JSON Lines file per run)")
     parser.add_argument("--json", action="store_true", help="print the run's summary as one JSON document on stdout")
+    _add_self_test_arguments(parser)
     actions = parser.add_subparsers(dest="action", metavar="plot", required=False)
     plot = actions.add_parser("plot", help="draw a flight log: commands, state, frame age, inference time, safety "
                                            "state", description="Draw an onboard flight log into a PNG.")
@@ -61,10 +67,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     plot.add_argument("--json", action="store_true", help="print the plot's summary as one JSON document on stdout")
 
 
+def _add_self_test_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("self-test (flies nothing)")
+    group.add_argument("--self-test", action="store_true", help="check the settings, the bundle and one inference, "
+                                                                "and probe --camera and --mavlink; exit 1 if a "
+                                                                "blocking check fails")
+    group.add_argument("--probe-timeout", type=float, default=5.0, metavar="S",
+                       help="how long the camera and MAVLink probes wait for a frame and a heartbeat")
+    group.add_argument("--require-camera", action="store_true", help="a camera that gives no frame fails the "
+                                                                     "self-test (default: reported only)")
+    group.add_argument("--require-link", action="store_true", help="no autopilot heartbeat fails the self-test "
+                                                                   "(default: reported only)")
+
+
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "action", None) == "plot":
         return _plot(args)
+    if args.self_test:
+        return _self_test(args)
     return _fly(args)
+
+
+def _self_test(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
+    from navigator.commands.common import output_console, print_json
+    from navigator.onboard.selftest import SelfTestRequest, run_self_test
+
+    if args.bundle is None:
+        raise UserError("--bundle is required for --self-test")
+    if not (math.isfinite(args.probe_timeout) and args.probe_timeout > 0):
+        raise UserError(f"--probe-timeout must be a positive number of seconds, got {args.probe_timeout}")
+    request = SelfTestRequest(args.bundle, args.config, args.camera, args.mavlink, args.probe_timeout,
+                              require_camera=args.require_camera, require_link=args.require_link)
+    report = run_self_test(request, lambda: FLAGS.load(args, args.config))
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        console = output_console()
+        for check in report.checks:
+            # A failed probe that does not block is a warning: the version is still accepted.
+            label, style = ("ok", "green") if check.ok else ("FAIL", "red") if check.blocking else ("warn", "yellow")
+            console.print(f"[{style}]{label:<4}[/{style}] {check.name:<9} {escape(check.detail)}", highlight=False)
+        console.print("self-test " + ("passed" if report.passed else "[red]failed[/red]"))
+    return 0 if report.passed else 1
 
 
 def _plot(args: argparse.Namespace) -> int:

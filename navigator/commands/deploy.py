@@ -1,0 +1,196 @@
+"""Put an exported policy bundle on the drone's companion computer over SSH, as a new version beside the old ones,
+self-tested there before the switch; roll back to the previous version; show what a target holds.
+
+examples:
+  navigator deploy --bundle bundles/fly-to-target --target pi@drone.local --camera 0 --mavlink /dev/ttyACM0,921600
+  navigator deploy --bundle bundles/hike --target pi@drone.local                # camera, link, settings kept
+  navigator deploy --bundle bundles/hike --target pi@drone.local --require-link # refuse without a heartbeat
+  navigator deploy --bundle bundles/hike --target pi@10.0.0.2:/opt/navigator --wheelhouse wheels/aarch64
+  navigator deploy --bundle bundles/hike --target pi@drone.local --dry-run      # every step's argv, none run
+  navigator deploy --target pi@drone.local --rollback
+  navigator deploy --target pi@drone.local --status
+
+The target is [USER@]HOST[:DIR] (DIR default ~/liquid-navigator; an IPv6 host in brackets), reached with the system's
+OpenSSH client and key authentication only; its host key must be known (connect once with ssh, or --known-hosts).
+The target needs python3 (3.11+, with venv) and, for a first deploy without --wheelhouse, a package index.
+Steps, the target's layout and what is undone on failure: navigator/deploy/pipeline.py and layout.py.
+Exit codes: 0 done, 1 a step failed (the target was left as it was, unless the message says otherwise),
+2 bad input (nothing was run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from navigator.deploy.runner import Hooks
+from navigator.errors import UserError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from navigator.deploy.layout import TargetState
+    from navigator.deploy.ssh import Step
+    from navigator.deploy.target import Target
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", required=True, metavar="[USER@]HOST[:DIR]",
+                        help="the companion computer and the folder for the versions (default ~/liquid-navigator)")
+    parser.add_argument("--port", type=int, default=22, help="SSH port")
+    parser.add_argument("--identity", type=Path, metavar="KEY", help="SSH private key (default: ssh's own choice "
+                                                                     "and agent)")
+    parser.add_argument("--known-hosts", type=Path, metavar="FILE", help="known host keys to check the target "
+                                                                         "against (default: ~/.ssh/known_hosts)")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--bundle", type=Path, help="the bundle folder navigator export wrote: deploy it")
+    what.add_argument("--rollback", action="store_true", help="return to the previous version")
+    what.add_argument("--status", action="store_true", help="list the versions, the active one and the service")
+    parser.add_argument("--config", type=Path, help="onboard settings (YAML) for the new version (default: the "
+                                                    "active version's; launch/onboard.yaml on a first deploy)")
+    parser.add_argument("--camera", metavar="SOURCE", help="the camera the service opens: device index, path or URL "
+                                                           "(default: the active version's)")
+    parser.add_argument("--mavlink", metavar="URL", help="the autopilot link the service opens, e.g. "
+                                                         "/dev/ttyACM0,921600 (default: the active version's)")
+    parser.add_argument("--wheelhouse", type=Path, metavar="DIR", help="install the dependencies from these wheels "
+                                                                       "only (for a target without a package index)")
+    parser.add_argument("--probe-timeout", type=float, default=5.0, metavar="S",
+                        help="how long the self-test waits for a camera frame and an autopilot heartbeat")
+    parser.add_argument("--require-camera", action="store_true", help="refuse the new version if the camera gives "
+                                                                      "no frame in its self-test")
+    parser.add_argument("--require-link", action="store_true", help="refuse the new version if no autopilot "
+                                                                    "heartbeat arrives in its self-test")
+    parser.add_argument("--dry-run", action="store_true", help="print every step that would change something, "
+                                                               "with its exact argv, and run none of them")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON document on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    from navigator.commands.common import output_console
+    from navigator.deploy import pipeline
+    from navigator.deploy.runner import DeployFailed
+    from navigator.deploy.ssh import SshClient, StepFailed
+    from navigator.deploy.target import (check_camera, check_key_file, check_known_hosts, check_mavlink,
+                                         parse_target)
+
+    # Every check on what the user typed comes before the first connection.
+    target = parse_target(args.target, args.port)
+    identity = check_key_file(args.identity, "--identity") if args.identity is not None else None
+    known_hosts = check_known_hosts(args.known_hosts) if args.known_hosts is not None else None
+    if args.bundle is None:
+        given = [flag for flag, value in (("--config", args.config), ("--camera", args.camera),
+                                          ("--mavlink", args.mavlink), ("--wheelhouse", args.wheelhouse))
+                 if value is not None] + [flag for flag, on in (("--require-camera", args.require_camera),
+                                                                ("--require-link", args.require_link)) if on]
+        if not (args.rollback or args.status):
+            raise UserError("say what to do: --bundle B (deploy it), --rollback or --status")
+        if given:
+            raise UserError(f"{', '.join(given)} only apply to a deploy (--bundle)")
+        if args.status and args.dry_run:
+            raise UserError("--status changes nothing; it takes no --dry-run")
+    else:
+        if args.camera is not None:
+            check_camera(args.camera)
+        if args.mavlink is not None:
+            check_mavlink(args.mavlink)
+        if args.config is not None and not args.config.is_file():
+            raise UserError(f"--config {args.config}: no such file")
+        if not (math.isfinite(args.probe_timeout) and 0 < args.probe_timeout <= 120):
+            raise UserError(f"--probe-timeout must be 0-120 seconds, got {args.probe_timeout}")
+    ssh = SshClient(target, identity, known_hosts)
+    console = output_console(stderr=args.json)
+    hooks = _ConsoleHooks(console, args.dry_run)
+    try:
+        if args.status:
+            return _show_status(pipeline.status(ssh, hooks), target, console, args.json)
+        if args.rollback:
+            version, service = pipeline.rollback(ssh, hooks, args.dry_run)
+            _finish(console, args, {"active": version, "service": service, "dry_run": args.dry_run},
+                    f"{'would switch' if args.dry_run else 'switched'} {target} back to version {version}; "
+                    f"service: {service}")
+            return 0
+        request = pipeline.DeployRequest(args.bundle, args.config, args.camera, args.mavlink, args.wheelhouse,
+                                         args.probe_timeout, args.require_camera, args.require_link, args.dry_run)
+        result = pipeline.deploy(request, ssh, hooks)
+    except DeployFailed as error:
+        console.print(f"[red]deploy failed[/red]: {error}", highlight=False, markup=True)
+        for line in error.undone:
+            console.print(f"  undo: {line}", highlight=False, markup=False)
+        console.print("the target is as it was before this deploy", highlight=False)
+        return 1
+    except StepFailed as error:  # a read-only step (the probe, the wheel build) or a step after the switch
+        console.print(f"[red]failed[/red]: {error}", highlight=False)
+        return 1
+    if args.dry_run:
+        _finish(console, args, {"dry_run": True, **result.to_dict()},
+                f"dry run: {len(result.steps)} steps listed, none of those that change anything ran")
+        return 0
+    _finish(console, args, result.to_dict(),
+            f"version {result.version} is active on {target} (venv {result.venv}"
+            f"{', reused' if result.venv_reused else ', new'}); previous: {result.previous or 'none'}; "
+            f"service: {result.service}")
+    return 0 if not result.service.startswith("FAILED") else 1
+
+
+def _finish(console: Console, args: argparse.Namespace, document: dict, line: str) -> None:
+    from navigator.commands.common import print_json
+
+    if args.json:
+        print_json(document)
+    else:
+        console.print(line, highlight=False, markup=False)
+
+
+class _ConsoleHooks(Hooks):
+    """One numbered line per step (with its argv in a dry run), then how long it took: readable in a terminal and in
+    a log file alike."""
+
+    def __init__(self, console: Console, dry_run: bool) -> None:
+        self.console, self.dry_run, self.count = console, dry_run, 0
+
+    def begin(self, step: Step) -> None:
+        self.count += 1
+        self.console.print(f"[{self.count}] {step.title}", highlight=False, markup=False)
+        if self.dry_run:
+            self.console.print(f"    {step.shown()}", highlight=False, markup=False, soft_wrap=True)
+
+    def end(self, step: Step, seconds: float, note: str = "") -> None:
+        self.console.print(f"    done in {seconds:.1f} s{f': {note}' if note else ''}", highlight=False,
+                           markup=False, style="dim")
+
+    def note(self, text: str) -> None:
+        self.console.print(f"    {text}", highlight=False, markup=False)
+
+
+def _show_status(state: TargetState, target: Target, console: Console, as_json: bool) -> int:
+    from rich.table import Table
+
+    from navigator.commands.common import print_json
+
+    service = state.facts["service"]
+    service_text = "systemd not available" if not state.systemd else (f"{service['active'] or 'unknown'}, {service['enabled'] or 'not enabled'}"
+                              f"{'' if service['unit_installed'] else ', unit not installed'}")
+    if as_json:
+        print_json({"target": str(target), "dir": state.facts["dir"], "current": state.current,
+                    "previous": state.previous, "versions": state.versions, "venvs": state.venvs,
+                    "service": service_text, "systemd": state.systemd, "python": state.facts["python"],
+                    "machine": state.facts["machine"]})
+        return 0
+    table = Table(title=f"{target}: {state.facts['dir']}")
+    for column in ("version", "", "task", "model", "policy sha256", "venv", "self-test"):
+        table.add_column(column)
+    for name, version in state.versions.items():
+        record = version["record"] or {}
+        bundle = record.get("bundle", {})
+        test = record.get("self_test") or {}
+        mark = "active" if name == state.current else "previous" if name == state.previous else ""
+        venv = version["venv"] or "none"
+        table.add_row(name, mark, bundle.get("task", "?"), bundle.get("model", "?"),
+                      bundle.get("onnx_sha256", "?")[:12], venv if venv in state.venvs else f"{venv} (missing)",
+                      "passed" if test.get("passed") else "?")
+    console.print(table)
+    console.print(f"service: {service_text}; python {state.facts['python']} on {state.facts['machine']}",
+                  highlight=False, markup=False)
+    return 0

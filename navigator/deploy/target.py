@@ -1,0 +1,166 @@
+"""What the user names on the command line of `navigator deploy`, checked against strict patterns before anything
+runs: the target `[USER@]HOST[:DIR]`, the SSH port, the key and known-hosts files, the camera source and the MAVLink
+URL that the service will be started with.
+
+Everything checked here ends up in an ssh or scp argument list, in a command line the target's shell reads, in a
+systemd unit or in its environment file. Each of those has its own metacharacters, so the patterns allow only what a
+host name, a user name, a path or a URL needs and refuse the rest outright (no escaping attempts): whitespace,
+quotes, backslashes, `;`, `&` in hosts and paths, backticks, `$`, `%` (a systemd specifier), a leading `-` (an
+option to ssh, scp or a remote command: `-oProxyCommand=...`), `..` components (a path that climbs out of where it
+says it is), and control characters. Remote commands are still built with `shlex.quote` on every word
+(navigator/deploy/ssh.py): the patterns are the first wall, quoting the second.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from navigator.errors import UserError
+
+DEFAULT_DIR = "~/liquid-navigator"  # on the target, relative to the SSH user's home
+MAX_DIR_LENGTH = 200  # the unit's paths and the socket paths under it stay well inside every system limit
+
+_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}", re.IGNORECASE)  # POSIX portable user names (useradd's rule)
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?", re.IGNORECASE)  # RFC 1123 host names, IPv4 dotted quads
+_COMPONENT = re.compile(r"[A-Za-z0-9_.+][A-Za-z0-9_.+-]*")  # a path component: no leading '-', no metacharacters
+# Camera sources: a device index, a path, or a URL (rtsp://, http://...). Query strings need ? = & and percent
+# escapes; none of these is special where the value goes (a quoted ssh word, a systemd environment file line).
+_CAMERA = re.compile(r"[A-Za-z0-9_./:?=&%@+,~\[\]-]+")
+_MAVLINK = re.compile(r"[A-Za-z0-9_./:,-]+")  # udpin:0.0.0.0:14540, tcp:host:5760, /dev/ttyACM0,921600
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked SSH target. `host`: a host name, IPv4 or IPv6 address (without brackets); `user`: None for ssh's
+    own choice (its config, else the local user name); `directory`: absolute, or relative to the user's home
+    (a leading `~/` removed): the folder on the target that holds every deployed version."""
+
+    host: str
+    user: str | None
+    directory: str
+    port: int = 22
+
+    @property
+    def is_ipv6(self) -> bool:
+        return ":" in self.host
+
+    def ssh_host(self) -> str:
+        """The host as ssh's destination argument (with `-l USER` given separately)."""
+        return self.host
+
+    def scp_location(self, remote_path: str) -> str:
+        """`[USER@]HOST:PATH` for scp; IPv6 addresses in brackets, as scp requires."""
+        host = f"[{self.host}]" if self.is_ipv6 else self.host
+        return f"{self.user + '@' if self.user else ''}{host}:{remote_path}"
+
+    def __str__(self) -> str:
+        shown = self.directory if self.directory.startswith("/") else f"~/{self.directory}"
+        return self.scp_location(shown) + (f" (port {self.port})" if self.port != 22 else "")
+
+
+def _refuse(flag: str, value: str, problem: str, fix: str) -> UserError:
+    return UserError(f"{flag} {value!r}: {problem}; {fix}")
+
+
+def check_remote_dir(text: str, flag: str = "--target") -> str:
+    """A target folder: absolute, `~/...` or relative to the home folder; returned without `~/` and without a
+    trailing `/`. UserError for anything else (`..`, `~user`, metacharacters, a leading '-', the root folder)."""
+    fix = "give a folder such as ~/liquid-navigator or /opt/liquid-navigator (letters, digits, . _ + -)"
+    path = text[2:] if text.startswith("~/") else text
+    absolute = path.startswith("/")
+    parts = [part for part in path.split("/") if part]
+    if not parts:
+        raise _refuse(flag, text, "names no folder (the home or root folder itself)", fix)
+    if len(path) > MAX_DIR_LENGTH:
+        raise _refuse(flag, text, f"is longer than {MAX_DIR_LENGTH} characters", fix)
+    for part in parts:
+        if part in (".", ".."):
+            raise _refuse(flag, text, f"has a {part!r} component", fix)
+        if not _COMPONENT.fullmatch(part):
+            raise _refuse(flag, text, f"has a character a folder name here may not hold, or starts with '-' "
+                                      f"({part!r})", fix)
+    return ("/" if absolute else "") + "/".join(parts)
+
+
+def _check_host(host: str, text: str) -> str:
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            return str(ipaddress.IPv6Address(host[1:-1]))
+        except ValueError:
+            raise _refuse("--target", text, f"{host} is not an IPv6 address", "write it as [fe80::1]") from None
+    if not _HOSTNAME.fullmatch(host) or len(host) > 253:
+        raise _refuse("--target", text, f"{host!r} is not a host name or address",
+                      "give USER@HOST[:DIR] with a host name such as drone.local or an address such as 10.0.0.2")
+    return host
+
+
+def parse_target(text: str, port: int = 22) -> Target:
+    """`[USER@]HOST[:DIR]` (an IPv6 host in brackets) and the SSH port (1-65535) as a Target; DIR defaults to
+    DEFAULT_DIR. UserError naming the part that is wrong."""
+    if not 0 < port < 65536:
+        raise UserError(f"--port {port}: not a TCP port; give 1-65535 (22, ssh's default, if unsure)")
+    if not text or text != text.strip() or any(ord(c) < 32 or c in " \t\x7f" for c in text):
+        raise _refuse("--target", text, "is empty or holds spaces or control characters", "give USER@HOST[:DIR]")
+    user, at, rest = text.rpartition("@")
+    if at and not _USER.fullmatch(user):
+        raise _refuse("--target", text, f"{user!r} is not a user name", "give USER@HOST[:DIR], e.g. pi@drone.local")
+    if rest.startswith("["):
+        close = rest.find("]")
+        host, directory = (rest, "") if close < 0 else (rest[:close + 1], rest[close + 1:])
+        if directory and not directory.startswith(":"):
+            raise _refuse("--target", text, "has text after the IPv6 address", "write USER@[ADDRESS]:DIR")
+        directory = directory[1:]
+    else:
+        host, _, directory = rest.partition(":")
+    return Target(host=_check_host(host, text), user=user or None,
+                  directory=check_remote_dir(directory or DEFAULT_DIR), port=port)
+
+
+def check_camera(source: str) -> str:
+    """A camera source for the service (device index, path or URL), refused if it holds anything a shell, ssh or
+    systemd would read specially."""
+    if not source or source.startswith("-") or not _CAMERA.fullmatch(source):
+        raise _refuse("--camera", source, "holds characters a camera source here may not (spaces, quotes, ;, $, "
+                                          "`, \\), or starts with '-'",
+                      "give a device index (0), a path or a URL such as rtsp://10.0.0.5:8554/cam")
+    return source
+
+
+def check_mavlink(url: str) -> str:
+    """A MAVLink URL for the service: the runtime's own URL check, and only the characters such URLs have."""
+    from navigator.onboard.link import check_url  # pymavlink: imported when a deploy is actually checked
+
+    if not _MAVLINK.fullmatch(url) or url.startswith("-"):
+        raise _refuse("--mavlink", url, "holds characters a MAVLink URL does not",
+                      "give e.g. /dev/ttyACM0,921600 or udpin:0.0.0.0:14540")
+    check_url(url)
+    return url
+
+
+def check_key_file(path: Path, flag: str) -> Path:
+    """An SSH private key ssh will use: a readable regular file, not a .pub, not readable by group or others (ssh
+    refuses such a key with 'UNPROTECTED PRIVATE KEY FILE')."""
+    if not path.is_file():
+        raise UserError(f"{flag} {path}: no such file; give the private key whose .pub the target trusts")
+    if path.suffix == ".pub":
+        raise UserError(f"{flag} {path}: this is the public half; give the private key ({path.with_suffix('')})")
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise UserError(f"{flag} {path}: readable by others (mode {stat.S_IMODE(mode):o}), which ssh refuses; "
+                        f"run chmod 600 {path}")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"{flag} {path}: not readable by you")
+    return path.resolve()
+
+
+def check_known_hosts(path: Path) -> Path:
+    if not path.is_file():
+        raise UserError(f"--known-hosts {path}: no such file; give a file of known host keys (ssh-keyscan HOST "
+                        f"writes one: check the fingerprint it prints)")
+    return path.resolve()
