@@ -144,6 +144,8 @@ def test_resume_with_other_settings_is_refused(expert_run, tmp_path, capsys):
     (["--pilot", "expert", "--pilot", "expert"], "repeat expert"),
     (["--pilot", "policies/pretrained/hike-cfc-ncp.pt", "--pilot", "./policies/../policies/pretrained/hike-cfc-ncp.pt"],
      "repeat ./policies/../policies/pretrained/hike-cfc-ncp.pt: give each once"),
+    (["--pilot", "policies/pretrained/bundles/hike", "--pilot", "policies/pretrained/bundles/hike/policy.json"],
+     "repeat policies/pretrained/bundles/hike/policy.json: give each once"),
     (["--pilot", "missing.pt"], "missing.pt does not exist"),
     (["--workers", "-1"], "--workers must be >= 0"),
     (["--suites", "winter+wind,Wind + Winter"], "winter+wind and wind+winter are the same scenery"),

@@ -170,8 +170,11 @@ def _show_status(state: TargetState, target: Target, console: Console, as_json: 
     from navigator.commands.common import print_json
 
     service = state.facts["service"]
-    service_text = "systemd not available" if not state.systemd else (f"{service['active'] or 'unknown'}, {service['enabled'] or 'not enabled'}"
-                              f"{'' if service['unit_installed'] else ', unit not installed'}")
+    if not state.systemd:
+        service_text = "systemd not available"
+    else:
+        service_text = f"{service['active'] or 'unknown'}, {service['enabled'] or 'not enabled'}" + \
+            ("" if service["unit_installed"] else ", unit not installed")
     if as_json:
         print_json({"target": str(target), "dir": state.facts["dir"], "current": state.current,
                     "previous": state.previous, "versions": state.versions, "venvs": state.venvs,

@@ -87,8 +87,9 @@ class SshClient:
     known_hosts: Path | None = None
 
     def _options(self) -> list[str]:
-        options = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}",
-                   "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
+        options = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                   "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}", "-o", "ServerAliveInterval=5",
+                   "-o", "ServerAliveCountMax=3"]
         if self.identity is not None:
             options += ["-o", "IdentitiesOnly=yes", "-i", str(self.identity)]
         if self.known_hosts is not None:

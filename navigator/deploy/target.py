@@ -68,7 +68,7 @@ def _refuse(flag: str, value: str, problem: str, fix: str) -> UserError:
     return UserError(f"{flag} {value!r}: {problem}; {fix}")
 
 
-def check_remote_dir(text: str, flag: str = "--target") -> str:
+def check_remote_dir(text: str, flag: str) -> str:
     """A target folder: absolute, `~/...` or relative to the home folder; returned without `~/` and without a
     trailing `/`. UserError for anything else (`..`, `~user`, metacharacters, a leading '-', the root folder)."""
     fix = "give a folder such as ~/liquid-navigator or /opt/liquid-navigator (letters, digits, . _ + -)"
@@ -119,7 +119,7 @@ def parse_target(text: str, port: int = 22) -> Target:
     else:
         host, _, directory = rest.partition(":")
     return Target(host=_check_host(host, text), user=user or None,
-                  directory=check_remote_dir(directory or DEFAULT_DIR), port=port)
+                  directory=check_remote_dir(directory or DEFAULT_DIR, "--target's DIR"), port=port)
 
 
 def check_camera(source: str) -> str:

@@ -9,9 +9,9 @@ suites of their own (`navigator.evaluation.sweeps`), after the named suites: `fl
 from __future__ import annotations
 
 import os
-
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from navigator.config import MAX_SEED, SettingError, check_seed_span, check_settings, from_dict, setting, setting_check
@@ -136,5 +136,11 @@ def _refuse_equivalent_suites(suites: tuple[str, ...]) -> None:
 
 
 def _pilot_identity(pilot: str) -> str:
-    """What a pilot spec names: the keyword, or the real path of a checkpoint."""
-    return pilot if pilot in ("expert", "pretrained") else os.path.realpath(pilot)
+    """What a pilot spec names: the keyword, the real path of a checkpoint, or the real path of a bundle's folder
+    (a bundle given as "b" and as "b/policy.json" is one pilot)."""
+    from navigator.pilots import BUNDLE_MANIFEST
+
+    if pilot in ("expert", "pretrained"):
+        return pilot
+    path = Path(pilot)
+    return os.path.realpath(path.parent if path.name == BUNDLE_MANIFEST else path)
