@@ -115,13 +115,14 @@ def run(args: argparse.Namespace) -> int:
                                          args.probe_timeout, args.require_camera, args.require_link, args.dry_run)
         result = pipeline.deploy(request, ssh, hooks)
     except DeployFailed as error:
-        console.print(f"[red]deploy failed[/red]: {error}", highlight=False, markup=True)
+        errors = output_console(stderr=True)
+        errors.print(f"navigator deploy: failed: {error}", highlight=False, markup=False)
         for line in error.undone:
-            console.print(f"  undo: {line}", highlight=False, markup=False)
-        console.print("the target is as it was before this deploy", highlight=False)
+            errors.print(f"  undo: {line}", highlight=False, markup=False)
+        errors.print("the target is as it was before this deploy", highlight=False, markup=False)
         return 1
-    except StepFailed as error:  # a read-only step (the probe, the wheel build) or a step after the switch
-        console.print(f"[red]failed[/red]: {error}", highlight=False)
+    except StepFailed as error:  # a read-only step: the probe, the wheel build, the switch of a rollback
+        output_console(stderr=True).print(f"navigator deploy: failed: {error}", highlight=False, markup=False)
         return 1
     if args.dry_run:
         _finish(console, args, {"dry_run": True, **result.to_dict()},

@@ -143,9 +143,17 @@ def check_mavlink(url: str) -> str:
     return url
 
 
+def _check_ssh_path(path: Path, flag: str) -> None:
+    # ssh reads `%` in these paths as its own tokens and splits UserKnownHostsFile at whitespace.
+    if any(c in str(path) for c in " \t\n%\"'"):
+        raise UserError(f"{flag} {str(path)!r}: ssh would misread a path with spaces, quotes or %; move or link the "
+                        f"file to a plain path")
+
+
 def check_key_file(path: Path, flag: str) -> Path:
     """An SSH private key ssh will use: a readable regular file, not a .pub, not readable by group or others (ssh
-    refuses such a key with 'UNPROTECTED PRIVATE KEY FILE')."""
+    refuses such a key with 'UNPROTECTED PRIVATE KEY FILE'), at a path ssh reads literally."""
+    _check_ssh_path(path, flag)
     if not path.is_file():
         raise UserError(f"{flag} {path}: no such file; give the private key whose .pub the target trusts")
     if path.suffix == ".pub":
@@ -160,6 +168,8 @@ def check_key_file(path: Path, flag: str) -> Path:
 
 
 def check_known_hosts(path: Path) -> Path:
+    """A known-hosts file for the target's host key, at a path ssh reads literally."""
+    _check_ssh_path(path, "--known-hosts")
     if not path.is_file():
         raise UserError(f"--known-hosts {path}: no such file; give a file of known host keys (ssh-keyscan HOST "
                         f"writes one: check the fingerprint it prints)")

@@ -9,5 +9,6 @@ yaml, the standard library and the project's torch-free modules (`navigator.erro
 own thread. `link`: the MAVLink connection (companion identity, autopilot heartbeat, mode, telemetry, setpoints).
 `autopilot`: PX4 and ArduPilot offboard conventions as data. `frames`: FLU <-> body NED, and the policy's state vector
 from telemetry. `safety`: the state machine that decides what is sent. `runtime`: the control loop. `log`: the
-per-step flight log; `plot` draws it (matplotlib, imported only there).
+per-step flight log; `plot` draws it (matplotlib, imported only there). `selftest`: the checks `navigator onboard
+--self-test` runs (and `navigator deploy` runs on the target before it switches versions).
 """

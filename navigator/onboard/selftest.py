@@ -10,9 +10,9 @@ Checks, in order, each reported with a verdict and a one-line detail:
 - `mavlink`: an autopilot heartbeat arrives on the MAVLink URL within the probe timeout.
 
 `config`, `bundle` and `inference` always block (a computer that cannot run the policy must never fly it).
-`camera` and `mavlink` block only when required (`require_camera`, `require_link`): on a bench, or while the
-service holds the camera and the serial port, they are often unreachable, which is worth knowing but is no reason
-to refuse a policy. The camera and the link are probed at the same time, so the probe costs one timeout at most.
+`camera` and `mavlink` block only when required (`require_camera`, `require_link`): on a bench they are often
+unreachable, which is worth knowing but is no reason to refuse a policy. The camera and the link are probed at the
+same time, so the probes cost one timeout at most.
 
 Torch-free: numpy, onnxruntime, OpenCV and pymavlink, through the runtime's own modules.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,9 +85,11 @@ def run_self_test(request: SelfTestRequest, load_config: Callable[[], Any]) -> S
     bundle = _check_policy(request, config, report)
     camera, link, link_error = _start_probes(request, config)
     try:
-        deadline = time.monotonic() + request.probe_timeout_s
-        report.checks.append(_camera_check(request, camera, bundle, config, deadline))
-        report.checks.append(_link_check(request, link, link_error, deadline))
+        # The two waits run side by side, each with the whole timeout: the probe costs one timeout at most.
+        with ThreadPoolExecutor(2) as pool:
+            camera_check = pool.submit(_camera_check, request, camera, bundle, config)
+            link_check = pool.submit(_link_check, request, link, link_error)
+            report.checks += [camera_check.result(), link_check.result()]
     finally:
         if camera is not None:
             camera.close()
@@ -119,14 +122,14 @@ def _check_policy(request: SelfTestRequest, config: Any, report: SelfTestReport)
         report.checks.append(Check("inference", False, True, f"ONNX Runtime failed: {str(error).splitlines()[0]}"))
         return bundle
     finite = bool(np.all(np.isfinite(action)) and np.all(np.abs(action) <= 1.0))
-    detail = f"action {np.round(action, 3).tolist()} in {elapsed_ms:.1f} ms"
+    detail = f"action {[round(float(v), 3) for v in action]} in {elapsed_ms:.1f} ms"
     report.checks.append(Check("inference", finite, True, detail if finite else f"not finite in [-1, 1]: {detail}"))
     return bundle
 
 
 def _start_probes(request: SelfTestRequest, config: Any) -> tuple[Any, Any, str | None]:
-    """Start the camera reader and open the MAVLink link (both listen on their own threads), so that the two
-    probes wait out one timeout together: (camera or None, link or None, why the link did not open or None)."""
+    """Start the camera reader and open the MAVLink link (each reads on its own thread): (camera or None, link or
+    None, why the link did not open or None)."""
     from navigator.onboard.camera import CameraReader
     from navigator.onboard.link import MavlinkLink
 
@@ -143,14 +146,14 @@ def _start_probes(request: SelfTestRequest, config: Any) -> tuple[Any, Any, str 
     return camera, link, link_error
 
 
-def _camera_check(request: SelfTestRequest, camera: Any, bundle: Any, config: Any, deadline: float) -> Check:
+def _camera_check(request: SelfTestRequest, camera: Any, bundle: Any, config: Any) -> Check:
     blocking = request.require_camera
     if request.camera is None:
         return Check("camera", False, blocking, "not checked: no camera source given")
     if camera is None:
         return Check("camera", False, blocking, "not checked: the settings did not load")
     try:
-        frame = camera.wait_first(max(0.0, deadline - time.monotonic()))
+        frame = camera.wait_first(request.probe_timeout_s)
     except UserError as error:
         return Check("camera", False, blocking, str(error))
     height, width = frame.image.shape[:2]
@@ -165,14 +168,14 @@ def _camera_check(request: SelfTestRequest, camera: Any, bundle: Any, config: An
     return Check("camera", True, blocking, detail)
 
 
-def _link_check(request: SelfTestRequest, link: Any, link_error: str | None, deadline: float) -> Check:
+def _link_check(request: SelfTestRequest, link: Any, link_error: str | None) -> Check:
     blocking = request.require_link
     if request.mavlink is None:
         return Check("mavlink", False, blocking, "not checked: no MAVLink URL given")
     if link is None:
         return Check("mavlink", False, blocking, str(link_error))
     try:
-        status = link.wait_for_autopilot(max(0.0, deadline - time.monotonic()))
+        status = link.wait_for_autopilot(request.probe_timeout_s)
     except UserError as error:
         return Check("mavlink", False, blocking, str(error))
     assert status.autopilot is not None
