@@ -121,7 +121,8 @@ ARDU_LOITER, ARDU_GUIDED = 5, 4
 class FakeAutopilot:
     """A minimal vehicle over real pymavlink sockets: HEARTBEAT (5 Hz), ATTITUDE and LOCAL_POSITION_NED (30 Hz);
     answers DO_SET_MODE (PX4: accepted into OFFBOARD only after setpoints above 2 Hz in the last second, else
-    denied; ArduPilot: GUIDED accepted); records what it receives. `silent` stops everything it sends."""
+    denied; ArduPilot: GUIDED accepted); records what it receives. `silent` stops everything it sends,
+    `no_heartbeats` only its HEARTBEATs."""
 
     def __init__(self, url: str, flavour: str = "px4", system_id: int = 1, height: float = 2.0) -> None:
         self.flavour = flavour
@@ -129,6 +130,7 @@ class FakeAutopilot:
         self.custom_mode = PX4_LOITER if flavour == "px4" else ARDU_LOITER
         self.height = height
         self.silent = threading.Event()
+        self.no_heartbeats = threading.Event()
         self.setpoints: list[tuple[float, object]] = []
         self.heartbeats: list[object] = []
         self.mode_commands: list[object] = []
@@ -151,7 +153,7 @@ class FakeAutopilot:
         while not self._stop.is_set():
             now = time.monotonic()
             if not self.silent.is_set():
-                if now >= next_heartbeat:
+                if now >= next_heartbeat and not self.no_heartbeats.is_set():
                     next_heartbeat = now + 0.2
                     mav.heartbeat_send(2, autopilot, 1 | 128, self.custom_mode, 4)
                 if now >= next_telemetry:

@@ -32,6 +32,12 @@ class Rehearsal:
     sitl_code: int
     episodes: list[dict[str, Any]] = field(default_factory=list)
 
+    def rows_in_flight(self) -> list[dict[str, Any]]:
+        """The log rows up to the end of the episode: after it the SITL process exits, and the runtime, which
+        outlives it until the harness stops it, rightly finds the link lost."""
+        end = self.episodes[0]["received"] if self.episodes else float("inf")
+        return [row for row in self.rows if row["t"] <= end]
+
 
 def _read_events(stream, into: list[dict[str, Any]]) -> None:
     """The SITL's JSON lines, each stamped with the wall time it arrived (`received`): the clock of the onboard

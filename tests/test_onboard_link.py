@@ -53,6 +53,24 @@ def test_px4_over_udp() -> None:
         link.close()
 
 
+def test_telemetry_keeps_the_link_alive_when_heartbeats_drop() -> None:
+    # A lossy radio drops single heartbeats while ATTITUDE streams at 30 Hz: the autopilot is still there.
+    port = free_port()
+    link = MavlinkLink(f"udpin:127.0.0.1:{port}").open()
+    vehicle = FakeAutopilot(f"udpout:127.0.0.1:{port}", "px4").start()
+    try:
+        link.wait_for_autopilot(5.0)
+        vehicle.no_heartbeats.set()
+        time.sleep(0.6)
+        assert link.status().heartbeat_age(time.monotonic()) < 0.3
+        vehicle.silent.set()
+        time.sleep(0.6)
+        assert link.status().heartbeat_age(time.monotonic()) > 0.5
+    finally:
+        vehicle.close()
+        link.close()
+
+
 def test_ardupilot_over_tcp() -> None:
     port = free_port(socket.SOCK_STREAM)
     vehicle = FakeAutopilot(f"tcpin:127.0.0.1:{port}", "ardupilot").start()

@@ -51,6 +51,7 @@ _URL_PREFIXES = ("udpin:", "udpout:", "udp:", "udpbcast:", "tcp:", "tcpin:", "/d
 @dataclass(frozen=True)
 class LinkStatus:
     """A snapshot of what the link knows. Times are time.monotonic() seconds of arrival; None: never received.
+    `heartbeat_time` is the newest arrival of anything from the autopilot (its HEARTBEAT or telemetry).
     `mode_ack` is the result of the newest COMMAND_ACK to DO_SET_MODE since the last `request_mode` (None: none)."""
 
     autopilot: Autopilot | None
@@ -250,8 +251,10 @@ class MavlinkLink:
         if source != (self._system_id, self._component_id):
             return
         with self._lock:
+            # Anything the autopilot sends shows the link alive: on a link that drops one message in five, three
+            # heartbeats in a row go missing now and then while telemetry still streams at 30-50 Hz.
+            self._heartbeat_time = now
             if kind == "HEARTBEAT":
-                self._heartbeat_time = now
                 self._custom_mode = int(message.custom_mode)
                 self._armed = bool(message.base_mode & MAV_MODE_FLAG_SAFETY_ARMED)
             elif kind == "ATTITUDE":

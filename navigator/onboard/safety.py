@@ -10,7 +10,7 @@ States, and what is sent in each (setpoints are SET_POSITION_TARGET_LOCAL_NED bo
 | STANDBY | connected; the autopilot is not in its engaged mode | zero-velocity setpoints (1); mode request (2) |
 | ENGAGED | in the engaged mode, every check passes | the policy's command (3) |
 | HOLD | in the engaged mode, a check fails | zero-velocity setpoints: the vehicle stops, stays in the mode |
-| LINK_LOST | no HEARTBEAT for `heartbeat_timeout_s` | nothing: the autopilot's own failsafe is in charge (4) |
+| LINK_LOST | nothing (HEARTBEAT or telemetry) from the autopilot for `heartbeat_timeout_s` | nothing: the autopilot's own failsafe is in charge (4) |
 
 (1) PX4 accepts a switch to OFFBOARD only while setpoints stream. (2) With `request_mode` only (below).
 (3) Clipped to [-1, 1], scaled by the bundle's action limits, clamped to `max_command`, acceleration-limited.
@@ -22,7 +22,7 @@ Transitions, checked in this order at every step (the first that applies wins):
 | condition | next state |
 | --- | --- |
 | never a heartbeat | WAITING_FOR_AUTOPILOT |
-| heartbeat older than `heartbeat_timeout_s` | LINK_LOST |
+| the last message from the autopilot older than `heartbeat_timeout_s` | LINK_LOST |
 | the mode is not the engaged one | STANDBY (5) |
 | telemetry (ATTITUDE, LOCAL_POSITION_NED) older than `telemetry_timeout_s` | HOLD |
 | geofence breached since this engagement (6) | HOLD, latched until the mode is left |
