@@ -2,7 +2,8 @@
 installs it) with throwaway host and client keys, real ssh/scp clients, a real venv built on the "target" (this
 machine, through sshd) from a wheelhouse, a camera that is a video file and an autopilot that is real pymavlink
 sockets: deploy, self-test, a second version reusing the venv, a failing self-test that keeps the old version,
-rollback, status, dry run, and hostile input refused before anything runs."""
+rollback, status, dry run, pruning to --keep versions, the target's lock, and hostile input refused before anything
+runs."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from pathlib import Path
 import pytest
 
 from navigator.cli import main
+from navigator.deploy.lock import lock_step
+from navigator.deploy.ssh import SshClient
+from navigator.deploy.target import parse_target
 from onboard_support import FakeAutopilot, free_port, write_tiny_bundle, write_video
 
 REPO = Path(__file__).resolve().parent.parent
@@ -139,10 +143,25 @@ def test_deploy_self_test_second_version_failing_version_rollback_status(sshd: S
                                 capture_output=True, text=True)
         assert verify.returncode == 0, verify.stderr
 
-    # A second version: camera and link kept, venv reused; no autopilot now, which only warns.
-    code, out, err = navigator(capsys, "deploy", "--bundle", str(BUNDLES / "follow"), *common)
+    # A second version: camera and link kept, venv reused; no autopilot now, which only warns. With --keep 2 it
+    # prunes an older version, the venv only that one used and what a killed run left.
+    old = "20000101-000000-aaaaaaaa"
+    (target / "venvs" / "0000000000000000").mkdir()
+    (target / "venvs" / "0000000000000000" / ".complete").touch()
+    (target / "versions" / old).mkdir()
+    (target / "versions" / old / "venv").symlink_to("../../venvs/0000000000000000")
+    (target / "versions" / ".staging-20000101-000001-bbbbbbbb").mkdir()
+    (target / "incoming" / "20000101-000001-bbbbbbbb").mkdir()
+    code, out, err = navigator(capsys, "deploy", "--bundle", str(BUNDLES / "follow"), *common, "--keep", "2")
     assert code == 0, err
     second = json.loads(out)
+    assert second["pruned"] == {"keep": 2, "kept": [second["version"], first["version"]], "versions": [old],
+                                "venvs": ["0000000000000000"], "error": None,
+                                "leftovers": ["versions/.staging-20000101-000001-bbbbbbbb",
+                                              "incoming/20000101-000001-bbbbbbbb"]}
+    assert sorted(p.name for p in (target / "versions").iterdir()) == sorted([first["version"], second["version"]])
+    assert [p.name for p in (target / "venvs").iterdir()] == [first["venv"]]
+    assert not list((target / "incoming").iterdir()) and not (target / ".lock").exists()
     assert second["venv_reused"] and second["venv"] == first["venv"] and second["previous"] == first["version"]
     link = next(c for c in second["self_test"]["checks"] if c["name"] == "mavlink")
     assert not link["ok"] and not link["blocking"] and "no autopilot heartbeat" in link["detail"]
@@ -256,3 +275,106 @@ def test_self_test_fails_a_tampered_bundle(tmp_path: Path, capsys) -> None:
     checks = {c["name"]: c for c in json.loads(out)["checks"]}
     assert not checks["bundle"]["ok"] and "sha256" in checks["bundle"]["detail"]
     assert not checks["inference"]["ok"] and checks["camera"]["detail"].startswith("not checked")
+
+
+def fake_target(folder: Path) -> dict[str, str]:
+    """A target folder as deploys would leave it, without building venvs: four versions, v2 active after a rollback
+    from v4; venvs a (v1), b (v2, v3), c (v4) and an unfinished one. The versions' ids by name."""
+    ids = {f"v{n}": f"2000010{n}-000000-0000000{n}" for n in range(1, 5)}
+    for key in ("a", "b", "c", "unfinished"):
+        (folder / "venvs" / key).mkdir(parents=True)
+        if key != "unfinished":
+            (folder / "venvs" / key / ".complete").touch()
+    for name, key in (("v1", "a"), ("v2", "b"), ("v3", "b"), ("v4", "c")):
+        (folder / "versions" / ids[name]).mkdir(parents=True)
+        (folder / "versions" / ids[name] / "venv").symlink_to(f"../../venvs/{key}")
+    (folder / "current").symlink_to(f"versions/{ids['v2']}")
+    (folder / "previous").symlink_to(f"versions/{ids['v4']}")
+    return ids
+
+
+def test_prune_keeps_current_previous_and_the_newest(sshd: Sshd, tmp_path: Path, capsys) -> None:
+    target = tmp_path / "target"
+    ids = fake_target(target)
+    args = target_args(sshd, target)
+
+    code, out, err = navigator(capsys, "deploy", *args, "--status", "--keep", "3", "--json")
+    assert code == 0, err
+    assert json.loads(out)["prune"] == {"keep": 3, "kept": [ids["v4"], ids["v3"], ids["v2"]], "versions": [ids["v1"]],
+                                        "venvs": ["a", "unfinished"], "leftovers": []}
+    code, out, err = navigator(capsys, "deploy", *args, "--status", "--keep", "2")
+    assert code == 0, err
+    assert "pruned" in out and "also removes: a, unfinished" in out
+
+    before = tree(target)
+    code, out, err = navigator(capsys, "deploy", *args, "--prune", "--keep", "2", "--dry-run")
+    assert code == 0, err
+    assert f"prune: version {ids['v1']}" in out and f"prune: version {ids['v3']}" in out and "rm -rf --" in out
+    assert tree(target) == before
+
+    for argv, problem in ((["--prune", "--keep", "1"], "at least 2"), (["--rollback", "--keep", "3"], "--keep"),
+                          (["--status", "--break-lock"], "no lock")):
+        code, _, err = navigator(capsys, "deploy", *args, *argv)
+        assert code == 2 and problem in err
+
+    code, out, err = navigator(capsys, "deploy", *args, "--prune", "--keep", "2", "--json")
+    assert code == 0, err
+    assert json.loads(out)["kept"] == [ids["v4"], ids["v2"]]
+    assert sorted(p.name for p in (target / "versions").iterdir()) == [ids["v2"], ids["v4"]]
+    assert sorted(p.name for p in (target / "venvs").iterdir()) == ["b", "c"]
+    assert os.readlink(target / "current") == f"versions/{ids['v2']}" and not (target / ".lock").exists()
+
+
+def hold_lock(target: Path, **holder) -> None:
+    """DIR/.lock as another run would hold it."""
+    (target / ".lock").mkdir()
+    (target / ".lock" / "holder.json").write_text(json.dumps({"token": "0123", **holder}))
+
+
+def test_a_held_lock_refuses_changes_until_broken(sshd: Sshd, tmp_path: Path, capsys) -> None:
+    target = tmp_path / "target"
+    ids = fake_target(target)
+    args = target_args(sshd, target)
+    hold_lock(target, by="ci@elsewhere", host="elsewhere", pid=4242, operation="deploy")
+    before = tree(target)
+    for argv in (["--rollback"], ["--prune"], ["--bundle", str(BUNDLES / "hike")]):
+        code, _, err = navigator(capsys, "deploy", *args, *argv)
+        assert code == 2, err
+        assert "locked by ci@elsewhere (pid 4242, deploy" in err and "--break-lock" in err
+    assert tree(target) == before
+
+    # --status and --dry-run take no lock; status shows it.
+    code, out, err = navigator(capsys, "deploy", *args, "--status", "--json")
+    assert code == 0, err
+    assert json.loads(out)["lock"]["holder"]["by"] == "ci@elsewhere"
+    code, out, err = navigator(capsys, "deploy", *args, "--rollback", "--dry-run")
+    assert code == 0, err
+    assert tree(target) == before
+
+    # A holder on this computer whose process runs is not broken; one whose process is gone is.
+    shutil.rmtree(target / ".lock")
+    hold_lock(target, by="me@here", host=socket.gethostname(), pid=os.getpid(), operation="prune")
+    code, _, err = navigator(capsys, "deploy", *args, "--prune", "--break-lock")
+    assert code == 2 and f"process {os.getpid()} still runs" in err
+    assert tree(target) == before
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    shutil.rmtree(target / ".lock")
+    hold_lock(target, by="me@here", host=socket.gethostname(), pid=gone.pid, operation="prune")
+    code, out, err = navigator(capsys, "deploy", *args, "--rollback", "--break-lock", "--json")
+    assert code == 0, err
+    assert json.loads(out)["active"] == ids["v4"] and not (target / ".lock").exists()
+
+
+def test_of_concurrent_lock_takers_exactly_one_wins(sshd: Sshd, tmp_path: Path) -> None:
+    target = tmp_path / "target"  # missing: the first taker creates it
+    ssh = SshClient(parse_target(f"root@127.0.0.1:{target}", sshd.port), sshd.key, sshd.known_hosts)
+    steps = [lock_step(ssh, "take", "take", json.dumps({"by": f"runner{n}", "token": str(n)})) for n in range(6)]
+    takers = [subprocess.Popen(step.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE) for step in steps]
+    reports = [json.loads(taker.communicate(step.stdin, timeout=60)[0]) for taker, step in zip(takers, steps)]
+    winners = [n for n, report in enumerate(reports) if report["taken"]]
+    assert len(winners) == 1
+    assert all(report["lock"]["holder"]["by"] == f"runner{winners[0]}" for report in reports if not report["taken"])
+    release = lock_step(ssh, "release", "release", str(winners[0]))
+    assert json.loads(subprocess.run(release.argv, input=release.stdin, capture_output=True).stdout)["released"]
+    assert not target.exists()  # the lock made the folder, and took it away again

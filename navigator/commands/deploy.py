@@ -1,5 +1,5 @@
 """Put an exported policy bundle on the drone's companion computer over SSH, as a new version beside the old ones,
-self-tested there before the switch; roll back to the previous version; show what a target holds.
+self-tested there before the switch; roll back to the previous version; prune old versions; show what a target holds.
 
 examples:
   navigator deploy --bundle bundles/fly-to-target --target pi@drone.local --camera 0 --mavlink /dev/ttyACM0,921600
@@ -9,13 +9,17 @@ examples:
   navigator deploy --bundle bundles/hike --target pi@drone.local --dry-run      # every step's argv, none run
   navigator deploy --target pi@drone.local --rollback
   navigator deploy --target pi@drone.local --status
+  navigator deploy --target pi@drone.local --prune --keep 3 --dry-run       # what pruning to 3 versions removes
 
 The target is [USER@]HOST[:DIR] (DIR default ~/liquid-navigator; an IPv6 host in brackets), reached with the system's
 OpenSSH client and key authentication only; its host key must be known (connect once with ssh, or --known-hosts).
 The target needs python3 (3.11+, with venv) and, for a first deploy without --wheelhouse, a package index.
-Steps, the target's layout and what is undone on failure: navigator/deploy/pipeline.py and layout.py.
+Steps, the target's layout and what is undone on failure: navigator/deploy/pipeline.py and layout.py. Every deploy
+prunes the target to --keep versions (default 5, the active and previous ones always among them). Deploy, rollback
+and prune lock the target while they run; a lock left by a killed run is taken over with --break-lock
+(navigator/deploy/lock.py says what it checks).
 Exit codes: 0 done, 1 a step failed (the target was left as it was, unless the message says otherwise),
-2 bad input (nothing was run).
+2 bad input or a target locked by another run (nothing was changed).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from navigator.deploy.layout import DEFAULT_KEEP
 from navigator.deploy.runner import Hooks
 from navigator.errors import UserError
 
@@ -47,7 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--bundle", type=Path, help="the bundle folder navigator export wrote: deploy it")
     what.add_argument("--rollback", action="store_true", help="return to the previous version")
-    what.add_argument("--status", action="store_true", help="list the versions, the active one and the service")
+    what.add_argument("--status", action="store_true", help="list the versions, the active one, what --keep "
+                                                            "keeps, the lock and the service")
+    what.add_argument("--prune", action="store_true", help="remove old versions down to --keep, and the venvs "
+                                                           "and leftovers no kept version needs (a deploy does this)")
+    parser.add_argument("--keep", type=int, metavar="N", help=f"versions to keep, the active and the previous one "
+                                                              f"among them (default {DEFAULT_KEEP}, at least 2)")
+    parser.add_argument("--break-lock", action="store_true", help="take over the target's lock from a run that was "
+                                                                  "killed (refused while its process still runs "
+                                                                  "here)")
     parser.add_argument("--config", type=Path, help="onboard settings (YAML) for the new version (default: the "
                                                     "active version's; launch/onboard.yaml on a first deploy)")
     parser.add_argument("--camera", metavar="SOURCE", help="the camera the service opens: device index, path or URL "
@@ -70,6 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from navigator.commands.common import output_console
     from navigator.deploy import pipeline
+    from navigator.deploy.layout import check_keep
     from navigator.deploy.runner import DeployFailed
     from navigator.deploy.ssh import SshClient, StepFailed
     from navigator.deploy.target import (check_camera, check_key_file, check_known_hosts, check_mavlink,
@@ -79,13 +93,18 @@ def run(args: argparse.Namespace) -> int:
     target = parse_target(args.target, args.port)
     identity = check_key_file(args.identity, "--identity") if args.identity is not None else None
     known_hosts = check_known_hosts(args.known_hosts) if args.known_hosts is not None else None
+    keep = check_keep(args.keep) if args.keep is not None else DEFAULT_KEEP
+    if args.keep is not None and args.rollback:
+        raise UserError("--keep applies to a deploy, --prune and --status, not to --rollback")
+    if args.break_lock and (args.status or args.dry_run):
+        raise UserError("--status and --dry-run take no lock, so there is none to break")
     if args.bundle is None:
         given = [flag for flag, value in (("--config", args.config), ("--camera", args.camera),
                                           ("--mavlink", args.mavlink), ("--wheelhouse", args.wheelhouse))
                  if value is not None] + [flag for flag, on in (("--require-camera", args.require_camera),
                                                                 ("--require-link", args.require_link)) if on]
-        if not (args.rollback or args.status):
-            raise UserError("say what to do: --bundle B (deploy it), --rollback or --status")
+        if not (args.rollback or args.status or args.prune):
+            raise UserError("say what to do: --bundle B (deploy it), --rollback, --prune or --status")
         if given:
             raise UserError(f"{', '.join(given)} only apply to a deploy (--bundle)")
         if args.status and args.dry_run:
@@ -104,15 +123,22 @@ def run(args: argparse.Namespace) -> int:
     hooks = _ConsoleHooks(console, args.dry_run)
     try:
         if args.status:
-            return _show_status(pipeline.status(ssh, hooks), target, console, args.json)
+            return _show_status(pipeline.status(ssh, hooks), keep, target, console, args.json)
+        if args.prune:
+            plan = pipeline.prune(ssh, hooks, keep, args.dry_run, args.break_lock)
+            _finish(console, args, {**plan.to_dict(), "dry_run": args.dry_run},
+                    f"{'would remove' if args.dry_run else 'removed'} {plan.summary()} on {target}; kept "
+                    f"{len(plan.kept)} version(s): {', '.join(plan.kept) or 'none'}")
+            return 0
         if args.rollback:
-            version, service = pipeline.rollback(ssh, hooks, args.dry_run)
+            version, service = pipeline.rollback(ssh, hooks, args.dry_run, args.break_lock)
             _finish(console, args, {"active": version, "service": service, "dry_run": args.dry_run},
                     f"{'would switch' if args.dry_run else 'switched'} {target} back to version {version}; "
                     f"service: {service}")
             return 0
         request = pipeline.DeployRequest(args.bundle, args.config, args.camera, args.mavlink, args.wheelhouse,
-                                         args.probe_timeout, args.require_camera, args.require_link, args.dry_run)
+                                         args.probe_timeout, args.require_camera, args.require_link, args.dry_run,
+                                         keep, args.break_lock)
         result = pipeline.deploy(request, ssh, hooks)
     except DeployFailed as error:
         errors = output_console(stderr=True)
@@ -121,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             errors.print(f"  undo: {line}", highlight=False, markup=False)
         errors.print("the target is as it was before this deploy", highlight=False, markup=False)
         return 1
-    except StepFailed as error:  # a read-only step: the probe, the wheel build, the switch of a rollback
+    except StepFailed as error:  # a read-only step, the lock, the switch of a rollback, a prune
         output_console(stderr=True).print(f"navigator deploy: failed: {error}", highlight=False, markup=False)
         return 1
     if args.dry_run:
@@ -131,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
     _finish(console, args, result.to_dict(),
             f"version {result.version} is active on {target} (venv {result.venv}"
             f"{', reused' if result.venv_reused else ', new'}); previous: {result.previous or 'none'}; "
-            f"service: {result.service}")
+            f"service: {result.service}; pruned: "
+            f"{'FAILED' if result.pruned['error'] else ', '.join(result.pruned['versions']) or 'nothing'}")
     return 0 if not result.service.startswith("FAILED") else 1
 
 
@@ -165,10 +192,15 @@ class _ConsoleHooks(Hooks):
         self.console.print(f"    {text}", highlight=False, markup=False)
 
 
-def _show_status(state: TargetState, target: Target, console: Console, as_json: bool) -> int:
+def _show_status(state: TargetState, keep: int, target: Target, console: Console, as_json: bool) -> int:
     from rich.table import Table
 
     from navigator.commands.common import print_json
+    from navigator.deploy.layout import plan_prune
+    from navigator.deploy.lock import describe
+
+    plan = plan_prune(state, keep)
+    lock = state.facts["lock"]
 
     service = state.facts["service"]
     if not state.systemd:
@@ -180,10 +212,11 @@ def _show_status(state: TargetState, target: Target, console: Console, as_json: 
         print_json({"target": str(target), "dir": state.facts["dir"], "current": state.current,
                     "previous": state.previous, "versions": state.versions, "venvs": state.venvs,
                     "service": service_text, "systemd": state.systemd, "python": state.facts["python"],
-                    "machine": state.facts["machine"]})
+                    "machine": state.facts["machine"], "prune": plan.to_dict(),
+                    "lock": lock and {**lock, "description": describe(lock)}})
         return 0
     table = Table(title=f"{target}: {state.facts['dir']}")
-    for column in ("version", "", "task", "model", "policy sha256", "venv", "self-test"):
+    for column in ("version", "", "task", "model", "policy sha256", "venv", "self-test", f"--keep {keep}"):
         table.add_column(column)
     for name, version in state.versions.items():
         record = version["record"] or {}
@@ -193,8 +226,13 @@ def _show_status(state: TargetState, target: Target, console: Console, as_json: 
         venv = version["venv"] or "none"
         table.add_row(name, mark, bundle.get("task", "?"), bundle.get("model", "?"),
                       bundle.get("onnx_sha256", "?")[:12], venv if venv in state.venvs else f"{venv} (missing)",
-                      "passed" if test.get("passed") else "?")
+                      "passed" if test.get("passed") else "?", "kept" if name in plan.kept else "pruned")
     console.print(table)
+    if plan.venvs or plan.leftovers:
+        console.print(f"--prune --keep {keep} also removes: {', '.join([*plan.venvs, *plan.leftovers])}",
+                      highlight=False, markup=False)
+    if lock is not None:
+        console.print(f"locked by {describe(lock)}", highlight=False, markup=False)
     console.print(f"service: {service_text}; python {state.facts['python']} on {state.facts['machine']}",
                   highlight=False, markup=False)
     return 0

@@ -4,6 +4,6 @@ made active, by an atomic switch of a symlink; the previous version stays for `-
 
 `target`: the checked target and options. `ssh`: OpenSSH argv lists and the Step type. `runner`: runs steps, dry
 runs, undo. `probe`: the read-only look at the target (runs there). `layout`: the target's folders and the probe's
-report. `wheel`: the project's wheel and the venv key. `service`: the systemd unit. `pipeline`: deploy, rollback,
-status.
+report. `wheel`: the project's wheel and the venv key. `service`: the systemd unit. `lock`, `lock_remote`: one
+state-changing run at a time per target. `pipeline`: deploy, rollback, prune, status.
 """

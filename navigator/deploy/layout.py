@@ -14,9 +14,14 @@
     DIR/current -> versions/<ID>   what the service runs; replaced atomically (ln -s to a new name, mv -T over it)
     DIR/previous -> versions/<ID>  what `navigator deploy --rollback` returns to
     DIR/logs/                      flight logs (the only folder the service may write)
+    DIR/.lock/                     held by the deploy, rollback or prune that runs (navigator/deploy/lock.py)
 
 <ID> is the UTC deploy time and the first 8 hex digits of the policy's sha256 (20250102-030405-1a2b3c4d), so that
 versions sort by age and say which policy they hold.
+
+Pruning (`plan_prune`) bounds what piles up: of the versions it keeps `current`, `previous` and the newest others,
+`keep` in all, and removes the rest, every venv no kept version links to, and what killed runs left (staging folders,
+unfinished venvs, uploads). It runs under the lock, so nothing it removes belongs to a deploy in progress.
 """
 
 from __future__ import annotations
@@ -26,8 +31,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from navigator.errors import UserError
+
 UNIT_NAME = "navigator-onboard.service"
 RUNTIME_ENV_KEYS = ("NAVIGATOR_CAMERA", "NAVIGATOR_MAVLINK")
+DEFAULT_KEEP = 5
+MIN_KEEP = 2  # current and previous: rollback must always have somewhere to return to
 
 
 @dataclass(frozen=True)
@@ -131,3 +140,55 @@ class TargetState:
     def privileged(self, argv: list[str]) -> list[str]:
         """`argv` as the target user may run a system-wide command: as is for root, through `sudo -n` otherwise."""
         return argv if self.is_root else ["sudo", "-n", *argv]
+
+
+def check_keep(keep: int) -> int:
+    if keep < MIN_KEEP:
+        raise UserError(f"--keep {keep}: at least {MIN_KEEP} versions stay (the active one and the previous one, "
+                        f"for --rollback)")
+    return keep
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    """What pruning keeps and removes: version ids (`kept` newest first), venv keys, and leftovers of killed runs
+    (paths relative to DIR)."""
+
+    keep: int
+    kept: list[str]
+    versions: list[str]
+    venvs: list[str]
+    leftovers: list[str]
+
+    def paths(self, layout: Layout) -> list[str]:
+        """Everything to remove, absolute: versions before the venvs they link to."""
+        return [*(layout.version(v) for v in self.versions), *(layout.venv(k) for k in self.venvs),
+                *(layout.path(p) for p in self.leftovers)]
+
+    def summary(self) -> str:
+        removed = [f"{len(self.versions)} old version(s)" if self.versions else "",
+                   f"{len(self.venvs)} venv(s)" if self.venvs else "",
+                   f"{len(self.leftovers)} leftover(s) of killed runs" if self.leftovers else ""]
+        return ", ".join(part for part in removed if part) or "nothing"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"keep": self.keep, "kept": self.kept, "versions": self.versions, "venvs": self.venvs,
+                "leftovers": self.leftovers}
+
+
+def plan_prune(state: TargetState, keep: int, deployed: tuple[str, str] | None = None) -> PrunePlan:
+    """What pruning `state` down to `keep` versions removes; `deployed`: (version, venv key) of a version this run
+    has just made current (the state was read before it existed)."""
+    links = {name: version["venv"] for name, version in state.versions.items()}
+    current, previous = state.current, state.previous
+    if deployed is not None:
+        links[deployed[0]] = deployed[1]
+        current, previous = deployed[0], state.current
+    protected = [name for name in (current, previous) if name in links]
+    others = sorted((name for name in links if name not in protected), reverse=True)  # ids sort by deploy time
+    kept = protected + others[:max(keep - len(protected), 0)]
+    linked = {links[name] for name in kept}
+    return PrunePlan(keep, sorted(kept, reverse=True), sorted(set(links) - set(kept)),
+                     [key for key in state.facts["venv_folders"] if key not in linked],
+                     [f"versions/{name}" for name in state.facts["staging"]]
+                     + [f"incoming/{name}" for name in state.facts["incoming"]])

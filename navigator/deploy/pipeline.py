@@ -1,5 +1,6 @@
-"""`navigator deploy`'s three flows over SSH: deploy a bundle as a new version, roll back to the previous one, and
-report the target's status. Layout on the target: navigator/deploy/layout.py.
+"""`navigator deploy`'s flows over SSH: deploy a bundle as a new version, roll back to the previous one, prune old
+versions, and report the target's status. Layout on the target: navigator/deploy/layout.py. Deploy, rollback and
+prune hold the target's lock from before they read it until they end (navigator/deploy/lock.py).
 
 Deploy, in order (each step reported; the first failure undoes what the deploy created and names the step):
  1. here, before anything else: the bundle loads (`load_bundle`: schema, checksum, graph), the settings file loads,
@@ -18,14 +19,17 @@ Deploy, in order (each step reported; the first failure undoes what the deploy c
  9. write the version's record, rename .staging-<ID> to <ID>, and switch: `previous` to the old version, `current` to
     the new one, each by a new symlink renamed over the old (atomic);
 10. install the unit and restart the service where systemd runs and the user may (root or `sudo -n`); otherwise say
-    so and how to do it by hand.
+    so and how to do it by hand;
+11. prune: keep `--keep` versions (the new one and the previous one among them) and remove the rest, the venvs no
+    kept version links to and what killed runs left (layout.plan_prune). A failure here is reported, not undone:
+    the new version is active.
 Until step 9 nothing the service uses has changed; a failure before it removes the staging folder, a venv built by
 this deploy, the uploaded wheels, the folders this deploy created (if empty), and starts the service again if the
 deploy stopped it. After the switch nothing is undone: a failed restart is reported with the way back (--rollback).
 
 Rollback switches `current` and `previous` (so a second rollback returns) and restarts the service; the version it
 returns to passed its self-test when it was deployed, and is not tested again (a rollback must be quick and must not
-depend on the camera or link being free). Versions are never deleted by deploy.
+depend on the camera or link being free). Prune alone is step 11 on the target as it is.
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from navigator.deploy.layout import RUNTIME_ENV_KEYS, UNIT_NAME, Layout, TargetState, new_version_id
+from navigator.deploy.layout import (DEFAULT_KEEP, RUNTIME_ENV_KEYS, UNIT_NAME, Layout, PrunePlan, TargetState,
+                                     new_version_id, plan_prune)
+from navigator.deploy.lock import target_lock
 from navigator.deploy.runner import Hooks, Runner
 from navigator.deploy.service import (TEMPLATE, install_steps, manual_install, render_unit, restart_step,
                                       start_step, stop_step, unavailable_reason)
@@ -60,7 +66,8 @@ PIP_TIMEOUT_S = 1800.0  # installing OpenCV and ONNX Runtime over a drone's Wi-F
 class DeployRequest:
     """What to deploy: the bundle folder; settings (None: kept from the active version, or for a first deploy
     launch/onboard.yaml and required camera/MAVLink); the wheelhouse (None: the target's package index); the
-    self-test's probe timeout (s) and which probes block; `dry_run`: report the steps, change nothing."""
+    self-test's probe timeout (s) and which probes block; `dry_run`: report the steps, change nothing; `keep`: the
+    versions pruning leaves; `break_lock`: take over a lock whose holder is gone."""
 
     bundle: Path
     config: Path | None = None
@@ -71,6 +78,8 @@ class DeployRequest:
     require_camera: bool = False
     require_link: bool = False
     dry_run: bool = False
+    keep: int = DEFAULT_KEEP
+    break_lock: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,11 +90,13 @@ class DeployResult:
     venv_reused: bool
     self_test: dict[str, Any] | None  # the target's report; None in a dry run
     service: str  # "restarted", or why it was not
+    pruned: dict[str, Any]  # PrunePlan.to_dict(), and "error": why pruning failed (None: it did not)
     steps: list[Step]
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "previous": self.previous, "venv": self.venv,
                 "venv_reused": self.venv_reused, "self_test": self.self_test, "service": self.service,
+                "pruned": self.pruned,
                 "steps": [{"title": step.title, "argv": list(step.argv)} for step in self.steps]}
 
 
@@ -160,7 +171,8 @@ def deploy(request: DeployRequest, ssh: SshClient, hooks: Hooks) -> DeployResult
     tree = source_tree()
     template = (tree / TEMPLATE).read_text()
     runner = Runner(hooks, request.dry_run)
-    with tempfile.TemporaryDirectory(prefix="navigator-deploy-") as work_dir:
+    with (tempfile.TemporaryDirectory(prefix="navigator-deploy-") as work_dir,
+          target_lock(runner, ssh, "deploy", request.break_lock)):
         work = Path(work_dir)
         state = read_target(runner, ssh)
         _check_target_python(state, tree)
@@ -195,7 +207,14 @@ def deploy(request: DeployRequest, ssh: SshClient, hooks: Hooks) -> DeployResult
             raise runner.undo(error) from None
         runner.forget_undo()
         service = _restart_service(runner, ssh, state, layout.version(version) + "/" + UNIT_NAME, stopped)
-    return DeployResult(version, state.current, key, reused, self_test, service, runner.planned)
+        plan = plan_prune(state, request.keep, deployed=(version, key))
+        try:
+            _prune(runner, ssh, layout, plan)
+            pruned = {**plan.to_dict(), "error": None}
+        except StepFailed as error:
+            hooks.note(f"pruning failed ({error}); the new version is active; navigator deploy --prune retries")
+            pruned = {**plan.to_dict(), "error": str(error)}
+    return DeployResult(version, state.current, key, reused, self_test, service, pruned, runner.planned)
 
 
 def _prepare(runner: Runner, ssh: SshClient, state: TargetState, request: DeployRequest, layout: Layout,
@@ -297,27 +316,51 @@ def _restart_service(runner: Runner, ssh: SshClient, state: TargetState, unit_so
     return "restarted" + (" (it was stopped for the self-test)" if stopped else "")
 
 
-def rollback(ssh: SshClient, hooks: Hooks, dry_run: bool = False) -> tuple[str, str]:
+def _prune(runner: Runner, ssh: SshClient, layout: Layout, plan: PrunePlan) -> None:
+    """Remove what `plan` removes (one step; none when there is nothing to remove), each path listed first."""
+    for name in plan.versions:
+        runner.hooks.note(f"prune: version {name}")
+    for name in [*plan.venvs, *plan.leftovers]:
+        runner.hooks.note(f"prune: {name if '/' in name else 'venvs/' + name}")
+    if plan.versions or plan.venvs or plan.leftovers:
+        runner.run(ssh.ssh(f"prune to {plan.keep} versions: remove {plan.summary()}",
+                           ["rm", "-rf", "--", *plan.paths(layout)]))
+
+
+def prune(ssh: SshClient, hooks: Hooks, keep: int = DEFAULT_KEEP, dry_run: bool = False,
+          break_lock: bool = False) -> PrunePlan:
+    """Step 11 of a deploy on the target as it is; what it removed (or, in a dry run, would remove)."""
+    runner = Runner(hooks, dry_run)
+    with target_lock(runner, ssh, "prune", break_lock):
+        state = read_target(runner, ssh)
+        plan = plan_prune(state, keep)
+        _prune(runner, ssh, state.layout, plan)
+    return plan
+
+
+def rollback(ssh: SshClient, hooks: Hooks, dry_run: bool = False, break_lock: bool = False) -> tuple[str, str]:
     """Make the previous version current again (and the current one previous) and restart the service; (the
     version now active, what happened to the service). UserError when there is nothing to return to."""
     runner = Runner(hooks, dry_run)
-    state = read_target(runner, ssh)
-    previous, current = state.previous, state.current
-    if previous is None or previous not in state.versions:
-        raise UserError(f"{ssh.target} has no previous version to return to"
-                        + (f" ({previous} is gone)" if previous else ""))
-    if state.versions[previous]["venv"] not in state.venvs:
-        raise UserError(f"version {previous} on {ssh.target} has no complete venv; deploy its bundle again instead")
-    runner.run(_switch_step(ssh, state.layout, current=previous, previous=current))
-    reason = unavailable_reason(state)
-    if reason is not None:
-        hooks.note(f"service not restarted: {reason}")
-        return previous, reason
-    try:
-        runner.run(restart_step(ssh, state))
-    except StepFailed as error:
-        return previous, f"FAILED: {error}"
-    return previous, "restarted"
+    with target_lock(runner, ssh, "rollback", break_lock):
+        state = read_target(runner, ssh)
+        previous, current = state.previous, state.current
+        if previous is None or previous not in state.versions:
+            raise UserError(f"{ssh.target} has no previous version to return to"
+                            + (f" ({previous} is gone)" if previous else ""))
+        if state.versions[previous]["venv"] not in state.venvs:
+            raise UserError(f"version {previous} on {ssh.target} has no complete venv; deploy its bundle again "
+                            f"instead")
+        runner.run(_switch_step(ssh, state.layout, current=previous, previous=current))
+        reason = unavailable_reason(state)
+        if reason is not None:
+            hooks.note(f"service not restarted: {reason}")
+            return previous, reason
+        try:
+            runner.run(restart_step(ssh, state))
+        except StepFailed as error:
+            return previous, f"FAILED: {error}"
+        return previous, "restarted"
 
 
 def status(ssh: SshClient, hooks: Hooks) -> TargetState:

@@ -1,12 +1,14 @@
-"""The read-only look at a target that every deploy, rollback and status starts with; this file is sent to the
+"""The read-only look at a target that every deploy, rollback, prune and status starts with; this file is sent to the
 target's `python3` on stdin (`ssh HOST python3 - DIR`) and prints one JSON document.
 
 It reports: the SSH user, uid and home; the machine and the Python version (and whether its `venv` and `ensurepip`
 modules are there: Debian splits them into python3-venv); DIR made absolute (a relative DIR is relative to the home
 folder, ssh's working folder); the deployed versions with their records and the venv each points to; what `current`
 and `previous` point to; the venvs that finished building; the active version's runtime settings; leftover staging
-folders; and the service: whether systemd runs (/run/systemd/system exists, as sd_booted() checks), whether the
-unit is installed, its active and enabled states, and whether `sudo -n` works for a user that is not root.
+folders, unfinished venvs and uploads (what `--prune` may remove); the deploy lock, if one is held (its holder's
+record and age: navigator/deploy/lock.py); and the service: whether systemd runs (/run/systemd/system exists, as
+sd_booted() checks), whether the unit is installed, its active and enabled states, and whether `sudo -n` works for
+a user that is not root.
 
 It changes nothing. It runs on whatever python3 the target has, so it uses the standard library only and the
 syntax of old Pythons: deploy reads the version it reports and refuses one the runtime does not support, with that
@@ -19,6 +21,7 @@ import platform
 import pwd
 import subprocess
 import sys
+import time
 
 UNIT_NAME = "navigator-onboard.service"
 UNIT_PATH = "/etc/systemd/system/" + UNIT_NAME
@@ -38,6 +41,18 @@ def _read_json(path):
             return json.load(handle)
     except (OSError, ValueError):
         return None
+
+
+def _lock(folder):
+    """DIR/.lock as navigator/deploy/lock_remote.py reports it: the holder's record and the lock's age (None: no
+    lock)."""
+    path = os.path.join(folder, ".lock")
+    try:
+        age = time.time() - os.stat(path).st_mtime
+    except OSError:
+        return None
+    holder = _read_json(os.path.join(path, "holder.json"))
+    return {"holder": holder if isinstance(holder, dict) else None, "age_s": round(age)}
 
 
 def _read_env(path):
@@ -83,8 +98,9 @@ def probe(directory):
                 versions[name] = {"venv": _link_name(os.path.join(path, "venv")),
                                   "record": _read_json(os.path.join(path, "deploy.json"))}
     venvs_dir = os.path.join(folder, "venvs")
-    venvs = sorted(name for name in (os.listdir(venvs_dir) if os.path.isdir(venvs_dir) else [])
-                   if os.path.isfile(os.path.join(venvs_dir, name, ".complete")))
+    venv_folders = sorted(os.listdir(venvs_dir)) if os.path.isdir(venvs_dir) else []
+    venvs = [name for name in venv_folders if os.path.isfile(os.path.join(venvs_dir, name, ".complete"))]
+    incoming_dir = os.path.join(folder, "incoming")
     current = _link_name(os.path.join(folder, "current"))
     systemd = os.path.isdir("/run/systemd/system")
     service = {"unit_installed": os.path.isfile(UNIT_PATH), "active": None, "enabled": None}
@@ -98,7 +114,9 @@ def probe(directory):
         "dir": folder, "dir_exists": os.path.isdir(folder),
         "existing": sorted(name for name in ("versions", "venvs", "logs", "incoming")
                            if os.path.isdir(os.path.join(folder, name))),
-        "versions": versions, "staging": staging, "venvs": venvs,
+        "versions": versions, "staging": staging, "venvs": venvs, "venv_folders": venv_folders,
+        "incoming": sorted(os.listdir(incoming_dir)) if os.path.isdir(incoming_dir) else [],
+        "lock": _lock(folder),
         "current": current, "previous": _link_name(os.path.join(folder, "previous")),
         "runtime_env": _read_env(os.path.join(folder, "current", "runtime.env")) if current else {},
         "systemd": systemd, "service": service,
