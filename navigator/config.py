@@ -206,6 +206,33 @@ def _bad(key: str, problem: str, mentions: tuple[str, ...] = ()) -> ConfigError:
     return ConfigError(_phrase(key, _named(problem, mentions, lambda mention: mention)), key, problem, mentions)
 
 
+def _read_as_text(value: Any, whole: bool) -> str:
+    """For text that Python reads as a finite number: why YAML gave text, and how to write the number (else "").
+
+    YAML 1.1 (PyYAML) reads a number with an exponent only when it has a decimal point and a signed exponent, so
+    1e3 and 1.0e300 arrive as the strings '1e3' and '1.0e300'; a quoted number is text too."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    if not math.isfinite(number) or (whole and not number.is_integer()):
+        return ""
+    text = value.strip()
+    if whole:
+        written = str(int(number))
+    elif "e" in text.lower():
+        mantissa, _, exponent = text.lower().partition("e")
+        written = (mantissa if "." in mantissa else f"{mantissa}.0") + "e" + (
+            exponent if exponent.startswith(("+", "-")) else f"+{exponent}")
+    else:
+        written = text
+    if written == text:
+        return f" (YAML read it as text because it is quoted; write {written} without quotes)"
+    return f" (YAML read it as text; write it as {written})"
+
+
 def _convert(value: Any, annotation: Any, key: str, nonfinite: bool = False) -> Any:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -253,13 +280,13 @@ def _convert(value: Any, annotation: Any, key: str, nonfinite: bool = False) -> 
         return value
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _bad(key, f"must be a number, got {value!r}")
+            raise _bad(key, f"must be a number, got {value!r}{_read_as_text(value, whole=False)}")
         if not nonfinite and not math.isfinite(value):
             raise _bad(key, f"must be a finite number, got {value!r}")
         return float(value)
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _bad(key, f"must be a whole number, got {value!r}")
+            raise _bad(key, f"must be a whole number, got {value!r}{_read_as_text(value, whole=True)}")
         return value
     if annotation is str:
         if not isinstance(value, str):
@@ -358,6 +385,8 @@ def _located(error: ConfigError, path: str | Path | RecordedSettings | None, fla
     if error.key is not None and error.problem is not None:
         problem = _named(error.problem, error.mentions, lambda key: _flag_for(key, all_flags) or key)
         flag = _flag_for(error.key, flags)
+        if flag is None and path is None:  # a default at fault (with another setting): named by the flag that sets it
+            flag = _flag_for(error.key, all_flags)
         if flag is not None:
             return _phrase(flag, problem)
         if path is not None:
@@ -430,8 +459,9 @@ class ConfigFlags:
         (e.g. None meaning "the task's own limit")."""
         dest = kwargs.pop("dest", flag.lstrip("-").replace("-", "_"))
         action = parser.add_argument(flag, dest=dest, default=None, help=help, **kwargs)
-        action.describe_default = (lambda: default_text) if default_text is not None else (
-            lambda: _render_default(field_default(self.cls, key)))
+        if not kwargs.get("required"):  # a required option has no default to show
+            action.describe_default = (lambda: default_text) if default_text is not None else (
+                lambda: _render_default(field_default(self.cls, key)))
         self._keys[dest] = key
         self._flags[key] = flag
 

@@ -73,7 +73,25 @@ def check_scenario(name: str, env, camera_key: str, trained_camera: dict[str, An
     """Refuse to fly a policy (`name`) in a scenario other than the one it learnt: another camera setting of
     CAMERA_SETTINGS than `trained_camera`'s, another airframe than `airframe`, a task not in `tasks` (None/empty:
     not recorded, not checked). One UserError names every difference and how to set it. `camera_key` is where the
-    scenario's camera lives in the command's --config YAML (`scenario.camera` for fly, `camera` for eval)."""
+    scenario's camera lives in the command's --config YAML (`scenario.camera` for fly, `camera` for eval).
+
+    What the policy records is checked first against what a scenario can be (known task and airframe names, a camera
+    within CameraSettings' bounds): the advice below repeats those values, and must never suggest one that is refused.
+    """
+    from navigator.scenario import CameraSettings, canonical_airframe, canonical_task
+
+    def recorded(what: str, canonical, value):
+        try:
+            return canonical(value)
+        except (TypeError, ValueError) as error:
+            raise UserError(f"{name} records {what} that no scenario has ({error}): it was edited, or written by "
+                            f"another version of navigator; export or train it again") from None
+
+    tasks = [recorded("a task", canonical_task, task) for task in tasks]
+    if airframe is not None:
+        airframe = recorded("an airframe", canonical_airframe, airframe)
+    recorded("a camera", lambda camera: CameraSettings(**camera), {k: trained_camera[k] for k in CAMERA_SETTINGS
+                                                                    if k in trained_camera})
     description = env.unwrapped.description()
     camera = description.camera
     differing = [setting for setting in CAMERA_SETTINGS

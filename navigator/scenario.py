@@ -13,10 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from navigator.config import check_settings, setting, setting_check
+from navigator.config import SettingError, check_settings, setting, setting_check
 from navigator.errors import UserError
 
 PHYSICS_HZ = 240  # the world's physics rate; the camera rate must divide it
+# The longest episode any command flies: an hour, far beyond every task's own limit (75 s at most). Without a bound a
+# typo such as 1e300 plans a path of that many steps (follow) or holds a real-time SITL run forever.
+MAX_EPISODE_SECONDS = 3600.0
 
 
 # The first world seed `fly` and `eval` use by default: far from the seeds training recipes fly (demonstrations
@@ -36,8 +39,9 @@ class CameraSettings:
         check_settings(self)
         if PHYSICS_HZ % self.rate_hz:
             valid = ", ".join(str(r) for r in range(1, PHYSICS_HZ + 1) if PHYSICS_HZ % r == 0)
-            raise ValueError(f"camera.rate_hz {self.rate_hz} does not divide the physics rate {PHYSICS_HZ} Hz; "
-                             f"use one of {valid}")
+            # A SettingError, so that the message names the option or key that set the rate (--camera-rate).
+            raise SettingError("rate_hz", f"{self.rate_hz} Hz does not divide the physics rate {PHYSICS_HZ} Hz; "
+                                          f"use one of {valid}")
 
 
 def canonical_task(name: str) -> str:
@@ -103,7 +107,7 @@ class ScenarioConfig:
     preset: str = "summer"
     airframe: str = "x500"
     camera: CameraSettings = field(default_factory=CameraSettings)
-    max_seconds: float | None = setting(None, gt=0.0)  # None: the task's own limit
+    max_seconds: float | None = setting(None, gt=0.0, le=MAX_EPISODE_SECONDS)  # None: the task's own limit
 
     def __post_init__(self) -> None:
         check_settings(self)

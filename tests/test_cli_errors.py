@@ -53,8 +53,9 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --seed 9999999999", None, "--seed must be in [0, 2147483647], got 9999999999"),
     ("fly --seed x", None, "argument --seed: invalid int value: 'x'"),
     ("fly --episodes 0", None, "--episodes must be at least 1, got 0"),
-    ("fly --max-seconds 0", None, "--max-seconds must be > 0, got 0.0"),
-    ("fly --max-seconds -3", None, "--max-seconds must be > 0, got -3.0"),
+    ("fly --max-seconds 0", None, "--max-seconds must be in (0, 3600], got 0.0"),
+    ("fly --max-seconds -3", None, "--max-seconds must be in (0, 3600], got -3.0"),
+    ("fly --max-seconds 1e300 --task follow", None, "--max-seconds must be in (0, 3600], got 1e+300"),
     ("fly --max-seconds nan --json", None, "--max-seconds must be a finite number, got nan"),
     ("fly --max-seconds inf", None, "--max-seconds must be a finite number, got inf"),
     ("fly --preset winter+", None, "--preset: preset 'winter+' has an empty part"),
@@ -74,7 +75,8 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --config {config}", "scenario:\n  max_seconds: .nan\n",
      "scenario.max_seconds in {config} must be a finite number, got nan"),
     ("fly --config {config}", "scenario:\n  preset: 'winter + '\n", "scenario.preset in {config}: preset 'winter + '"),
-    ("fly --config {config}", "scenario:\n  camera:\n    rate_hz: 7\n", "does not divide the physics rate"),
+    ("fly --config {config}", "scenario:\n  camera:\n    rate_hz: 7\n",
+     "scenario.camera.rate_hz in {config}: 7 Hz does not divide the physics rate"),
     ("fly --config {config}", "scenario:\n  camera:\n    fov_deg: 0\n",
      "scenario.camera.fov_deg in {config} must be in [10, 170], got 0.0"),
     ("fly --config {config}", "seed: 1\nepisodes: 2\nseed: 3\n",
@@ -89,6 +91,8 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --seed 2147483647 --episodes 2", None, "--seed: with --episodes 2 the last episode's seed would be "
                                                  "2147483648, past the largest seed 2147483647; give --seed at most "
                                                  "2147483646 or fewer --episodes"),
+    ("fly --episodes 2147483647", None, "--seed: with --episodes 2147483647 the last episode's seed would be "
+                                        "2147583646"),
     ("fly --config {config}", "seed: 2147483000\nepisodes: 1000\n",
      "seed in {config}: with --episodes 1000 the last episode's seed would be 2147483999"),
     ("collect --out {tmp}/ds --seed 2147483647 --episodes 2", None, "--seed: with --episodes 2 the last episode's"),
@@ -183,6 +187,63 @@ CASES: list[tuple[str, str | None, str]] = [
     ("data export {data} --format robomimic --out {tmp}/full --overwrite", None, "full is a folder"),
     ("data export {data} --format robomimic --out /proc/x.hdf5", None, "cannot write in folder /proc"),
     ("data export {data} --format hdf5 --out {tmp}/x.hdf5", None, "invalid choice: 'hdf5'"),
+    # export: every option checked as fly checks its own, before the checkpoint is read or anything flies
+    ("export --checkpoint pretrained --out {tmp}/b --seed -5 --verify-episodes 1", None,
+     "--seed must be in [0, 2147483647], got -5"),
+    ("export --checkpoint pretrained --out {tmp}/b --seed 99999999999", None,
+     "--seed must be in [0, 2147483647], got 99999999999"),
+    ("export --checkpoint pretrained --out {tmp}/b --seed 2147483647 --verify-episodes 2", None,
+     "--seed: with --verify-episodes 2 the last episode's seed would be 2147483648, past the largest seed"),
+    ("export --checkpoint pretrained --out {tmp}/b --verify-episodes 0", None,
+     "--verify-episodes must be in [1, 100], got 0"),
+    ("export --checkpoint pretrained --out {tmp}/b --verify-episodes 101", None,
+     "--verify-episodes must be in [1, 100], got 101"),
+    ("export --checkpoint pretrained --out {tmp}/b --task moonwalk", None, "--task: unknown task 'moonwalk'"),
+    ("export --checkpoint pretrained --out=", None,
+     "--out must name the bundle's folder, e.g. bundles/NAME, got an empty value"),
+    ("export --checkpoint pretrained --out .", None, "--out must name the bundle's own folder, e.g. bundles/NAME, got "
+                                                     "'.' (the current folder"),
+    ("export --checkpoint pretrained --out {tmp}/.. --overwrite", None, "got '{tmp}/..' (the current folder, one "
+                                                                        "above it or the root"),
+    ("export --checkpoint pretrained --out / --overwrite", None, "got '/'"),
+    ("export --checkpoint pretrained --out {tmp}/full --overwrite", None,
+     "--out {tmp}/full exists and is not a bundle (no policy.json written by navigator export)"),
+    ("export --checkpoint pretrained --out {tmp}/notes.txt --overwrite", None,
+     "--out {tmp}/notes.txt exists and is not a bundle folder"),
+    # sitl: messages name the option as typed, never the field behind it
+    ("sitl --max-seconds -1", None, "--max-seconds must be in (0, 3600], got -1.0"),
+    ("sitl --max-seconds 1e300", None, "--max-seconds must be in (0, 3600], got 1e+300"),
+    ("sitl --episodes 0", None, "--episodes must be at least 1, got 0"),
+    ("sitl --seed -5", None, "--seed must be in [0, 2147483647], got -5"),
+    ("sitl --seed 2147483647 --episodes 2", None, "--seed: with --episodes 2 the last episode's seed would be"),
+    ("sitl --camera-width 0", None, "--camera-width must be in [8, 1024], got 0"),
+    ("sitl --camera-height 2000", None, "--camera-height must be in [8, 1024], got 2000"),
+    ("sitl --camera-fov nan", None, "--camera-fov must be a finite number, got nan"),
+    ("sitl --camera-rate 0", None, "--camera-rate must be in [1, 240], got 0"),
+    ("sitl --camera-rate 7", None, "--camera-rate: 7 Hz does not divide the physics rate 240 Hz"),
+    ("sitl --camera-tilt 1e9", None, "--camera-tilt must be in [-90, 90], got 1000000000.0"),
+    ("sitl --camera-quality 0", None, "--camera-quality must be in [1, 100], got 0"),
+    ("sitl --setpoint-timeout 0", None, "--setpoint-timeout must be in (0, 60], got 0.0"),
+    ("sitl --task-fov 120", None, "--task-fov must be at most --camera-fov (100)"),
+    ("sitl --camera-fov 60", None, "--task-fov must be at most --camera-fov (60)"),
+    ("sitl --gcs-port 70000", None, "--gcs-port must be in [0, 65535], got 70000"),
+    ("sitl --task race", None, "--task: unknown task 'race'"),
+    # sitl: settings that contradict each other, refused before a socket is bound
+    ("sitl --mavlink-port 15000 --mavlink-local-port 15000", None,
+     "--mavlink-port 15000 is the vehicle's own UDP port (--mavlink-local-port 15000): it would send its MAVLink to "
+     "itself"),
+    ("sitl --mavlink-local-port 14540", None, "the default --mavlink-port 14540 is the vehicle's own UDP port "
+                                              "(--mavlink-local-port 14540)"),
+    ("sitl --gcs-port 14580", None, "--gcs-port 14580 is the vehicle's own UDP port (the default --mavlink-local-port "
+                                    "14580)"),
+    ("sitl --gcs-port 15000 --mavlink-port 15000", None, "--mavlink-port 15000 and --gcs-port 15000 are one port"),
+    ("sitl --autopilot ardupilot --camera-port 5760", None,
+     "the default --mavlink-port 5760 and --camera-port 5760 are one TCP port"),
+    ("sitl --fault camera-stall:5:2 --max-seconds 1", None,
+     "--fault camera-stall:5:2 starts at 5 s, when every episode has ended (--max-seconds 1), so it would never act"),
+    ("sitl --task hike --fault mode-change:80", None, "(the hike task's own limit, 75 s)"),
+    ("sitl --host nonexistent.invalid", None,
+     "cannot resolve host 'nonexistent.invalid' (Name or service not known): give --host an address of this machine"),
 ]
 
 
@@ -269,6 +330,9 @@ def test_non_finite_numbers_never_reach_json(capsys):
     (["fly"], ["(default: 5)", "(default: the task's own limit)", "(default: summer)", "(default: pretrained)"]),
     (["collect"], ["(default: 0.1)", "(default: 10)", "(default: x500)"]),
     (["data", "export"], ["(default: 0.1)", "(default: 0)"]),
+    (["export"], ["(default: 3)", "(default: 100000)", "(default: float32, no quantization)"]),
+    (["sitl"], ["(default: 320)", "(default: 240)", "(default: 100)", "(default: 30)", "(default: 14550)",
+                "(default: 100000)", "(default: the task's own limit)"]),
 ])
 def test_help_shows_each_options_default(command, defaults, capsys):
     with pytest.raises(SystemExit) as exited:

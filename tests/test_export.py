@@ -113,6 +113,13 @@ def test_image_spec_for_a_wider_camera(bundle):
     ("hidden size", "policy.onnx does not match policy.json: graph inputs", None),
     ("image size", "policy.onnx does not match policy.json: graph inputs image uint8(B, 48, 64, 3)", None),
     ("no manifest", "no policy.json", "is a folder without policy.json"),
+    # Edits the graph cannot show (it fixes only the output size): the manifest then contradicts itself.
+    ("camera and input height", "policy.json contradicts itself (edited after export?): image.input_height 96 but "
+                                "policy_config.image.input_height 48", None),
+    ("camera height", "camera.height 96 but image.input_height 48", None),
+    ("camera fov", "camera.fov_deg 100.0 but image.input_hfov_deg 80.0", None),
+    ("rate", "camera.rate_hz 15 but rate_hz 30", None),
+    ("dt", "dt 0.1 is not 1/rate_hz (rate_hz 30)", None),
 ])
 def test_damaged_bundles_are_refused_before_anything_runs(bundle, tmp_path, capsys, damage, message, cli_message):
     copy = copy_of(bundle, tmp_path)
@@ -127,6 +134,16 @@ def test_damaged_bundles_are_refused_before_anything_runs(bundle, tmp_path, caps
         manifest["hidden"][0]["size"] = 71
     elif damage == "image size":
         manifest["image"] |= {"output_width": 80, "output_height": 60, "input_width": 80, "input_height": 60}
+    elif damage == "camera and input height":
+        manifest["image"]["input_height"] = manifest["camera"]["height"] = 96
+    elif damage == "camera height":
+        manifest["camera"]["height"] = 96
+    elif damage == "camera fov":
+        manifest["camera"]["fov_deg"] = 100.0
+    elif damage == "rate":
+        manifest["camera"]["rate_hz"] = 15
+    elif damage == "dt":
+        manifest["dt"] = 0.1
     if damage == "no manifest":
         (copy / "policy.json").unlink()
     else:
@@ -154,6 +171,32 @@ def test_fly_and_eval_take_a_bundle(bundle, tmp_path, capsys):
     assert "would fly seed 199 of them" in error
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("task", "moonwalk", "records a task that no scenario has (unknown task 'moonwalk'; valid tasks are: "
+                         "fly-to-target, hike, follow)"),
+    ("airframe", "f450", "records an airframe that no scenario has (unknown airframe 'f450'"),
+    ("camera rate", 7, "records a camera that no scenario has (rate_hz: 7 Hz does not divide the physics rate"),
+])
+def test_names_a_bundle_records_are_checked_before_any_advice_repeats_them(bundle, tmp_path, capsys, field, value,
+                                                                           message):
+    """The torch-free runtime cannot know the simulator's names; a pilot can, and never suggests one it would
+    refuse (`--task moonwalk`)."""
+    copy = copy_of(bundle, tmp_path)
+    manifest = json.loads((copy / "policy.json").read_text())
+    if field == "camera rate":  # consistent through the manifest, so only the simulator can refuse it
+        manifest["camera"]["rate_hz"] = manifest["rate_hz"] = value
+        manifest["dt"] = 1 / value
+    else:
+        manifest[field] = value
+    (copy / "policy.json").write_text(json.dumps(manifest))
+    load_bundle(copy)
+    for argv in (["fly", "--pilot", str(copy), "--episodes", "1"],
+                 ["eval", "--pilot", str(copy), "--suites", "summer", "--episodes", "1", "--out", str(tmp_path / "e")]):
+        assert main(argv) == 2
+        error = capsys.readouterr().err
+        assert message in error and f"--{field} {value}" not in error and "Traceback" not in error
+
+
 def test_runtime_import_and_step_load_no_torch_or_simulator(bundle):
     script = textwrap.dedent(f"""
         import sys
@@ -179,13 +222,48 @@ def test_existing_out_bad_checkpoint_and_bad_options_are_refused_before_work(bun
         (["--checkpoint", str(tmp_path / "gone.pt"), "--out", str(tmp_path / "b")], "gone.pt does not exist"),
         (["--checkpoint", str(not_a_checkpoint), "--out", str(tmp_path / "b")], "not a PyTorch file"),
         (["--checkpoint", "pretrained", "--task", "swim", "--out", str(tmp_path / "b")], "--task"),
-        (["--checkpoint", "pretrained", "--out", str(tmp_path / "b"), "--verify-episodes", "0"], "must be >= 1"),
+        (["--checkpoint", "pretrained", "--out", str(tmp_path / "b"), "--verify-episodes", "0"],
+         "--verify-episodes must be in [1, 100], got 0"),
         (["--checkpoint", "pretrained", "--out", str(tmp_path / "b"), "--seed", "150"], "trained on fly-to-target"),
     ]
     for args, message in cases:
         assert main(["export", *args]) == 2, args
         assert message in capsys.readouterr().err, args
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.pt"]  # nothing written
+
+
+def test_overwrite_never_deletes_what_the_user_put_in_the_bundle_folder(bundle, tmp_path, capsys):
+    copy = copy_of(bundle, tmp_path)
+    (copy / "notes.txt").write_text("my flight notes\n")
+    (copy / "plots").mkdir()
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
+    assert main(["export", "--checkpoint", "pretrained", "--out", str(copy), "--verify-episodes", "1",
+                 "--overwrite"]) == 2
+    error = capsys.readouterr().err
+    assert f"--out {copy} holds files that are not the bundle's (notes.txt, plots)" in error
+    assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == before and (copy / "plots").is_dir()
+    # A policy.json of the user's own is no bundle either.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "policy.json").write_text('{"policy": "mine"}')
+    assert main(["export", "--checkpoint", "pretrained", "--out", str(other), "--overwrite"]) == 2
+    assert "is not a bundle (no policy.json written by navigator export)" in capsys.readouterr().err
+    assert (other / "policy.json").read_text() == '{"policy": "mine"}'
+
+
+@pytest.mark.parametrize("out", ["", ".", "./"])
+def test_an_out_that_is_the_current_folder_is_refused_before_work(bundle, tmp_path, monkeypatch, capsys, out):
+    """Run inside a bundle folder: the bundle cannot be renamed into place as the folder one stands in."""
+    copy = copy_of(bundle, tmp_path)
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+    monkeypatch.chdir(copy)
+    for overwrite in ([], ["--overwrite"]):
+        assert main(["export", "--checkpoint", "pretrained", "--out", out, "--verify-episodes", "1",
+                     *overwrite]) == 2
+        error = capsys.readouterr().err
+        assert "--out must name the bundle" in error and "already exists" not in error
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]
 
 
 def test_failed_verification_leaves_nothing(tmp_path, capsys, monkeypatch):

@@ -333,6 +333,24 @@ def test_fault_specs():
             parse_fault(bad)
 
 
+def test_cli_defaults_are_the_stream_configs_and_one_camera_option_keeps_the_others():
+    """The command's defaults are stated beside its options (for --help); they must stay sim_envs.sitl's."""
+    import argparse
+
+    from navigator.commands import sitl
+
+    def config(*argv: str) -> SitlConfig:
+        parser = argparse.ArgumentParser()
+        sitl.add_arguments(parser)
+        return sitl.sitl_config(parser.parse_args(argv))
+
+    default = config()
+    assert default.camera == StreamConfig() and default.link == LinkConfig()
+    assert (default.seed, default.episodes, default.task_fov_deg) == (100_000, 1, SitlConfig().task_fov_deg)
+    wide = config("--camera-width", "640", "--task", "HIKE")
+    assert (wide.camera.width, wide.camera.height, wide.camera.fov_deg, wide.task) == (640, 240, 100.0, "hike")
+
+
 def test_cli_refuses_bad_input_before_starting(capsys):
     assert main(["sitl", "--preset", "monsoon"]) == 2
     assert "monsoon" in capsys.readouterr().err

@@ -17,36 +17,46 @@ policy's. Fly a bundle with `navigator fly --pilot OUT`, evaluate it with `navig
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from navigator.scenario import HELD_OUT_SEED
+from navigator.config import ConfigFlags
+
+
+def _request_class() -> type:
+    from navigator.export.pipeline import ExportRequest  # imports onnxruntime: only when the command runs
+
+    return ExportRequest
+
+
+# Every option is a field of ExportRequest, checked with its declared bounds before any work, errors naming the option.
+FLAGS = ConfigFlags(_request_class)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a policy checkpoint (.pt) written by navigator train, "
-                                                            "or pretrained (the shipped policy of --task)")
-    parser.add_argument("--task", help="fly-to-target | hike | follow: the task to verify on (default: the one the "
-                                       "checkpoint was trained on; fly-to-target for pretrained)")
-    parser.add_argument("--out", type=Path, required=True, help="the bundle folder to write (refused if it exists, "
-                                                                "unless --overwrite)")
-    parser.add_argument("--quantize", choices=("int8",), help="store an int8 graph (dynamic quantization); its "
-                                                              "parity and success are measured and reported")
-    parser.add_argument("--verify-episodes", type=int, default=3, metavar="N", help="closed-loop episodes flown to "
-                                                                                    "verify the graph")
-    parser.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="world seed of the first verification "
-                                                                        "episode")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    FLAGS.add(parser, "--checkpoint", "checkpoint", "a policy checkpoint (.pt) written by navigator train, or "
+                                                    "pretrained (the shipped policy of --task)", required=True)
+    FLAGS.add(parser, "--task", "task", "fly-to-target | hike | follow: the task to verify on",
+              default_text="the one the checkpoint was trained on; fly-to-target for pretrained")
+    FLAGS.add(parser, "--out", "out", "the bundle folder to write (refused if it exists, unless --overwrite)",
+              required=True)
+    FLAGS.add(parser, "--quantize", "quantize", "store an int8 graph (dynamic quantization); its parity and success "
+                                                "are measured and reported", choices=("int8",),
+              default_text="float32, no quantization")
+    FLAGS.add(parser, "--verify-episodes", "verify_episodes", "closed-loop episodes flown to verify the graph",
+              type=int, metavar="N")
+    FLAGS.add(parser, "--seed", "seed", "world seed of the first verification episode", type=int)
+    FLAGS.add(parser, "--overwrite", "overwrite", "replace an existing bundle at --out (a folder holding only "
+                                                  "policy.json and policy.onnx: other files are never deleted)",
+              action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
     import sys
 
     from navigator.commands.common import output_console
-    from navigator.export.pipeline import ExportRequest, Hooks, VerificationError, export_bundle
+    from navigator.export.pipeline import Hooks, VerificationError, export_bundle
 
     console = output_console()
-    request = ExportRequest(checkpoint=args.checkpoint, out=args.out, task=args.task, quantize=args.quantize,
-                            verify_episodes=args.verify_episodes, seed=args.seed, overwrite=args.overwrite)
+    request = FLAGS.load(args, None)
 
     class ConsoleHooks(Hooks):
         def stage(self, text: str) -> None:
@@ -61,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"navigator export: error: {error}", file=sys.stderr)
         return 1
     onnx, verification = manifest["onnx"], manifest["verification"]
-    console.print(f"bundle written to {args.out}: {onnx['file']} ({onnx['bytes'] / 1024:.0f} KiB, {onnx['precision']}, "
-                  f"opset {onnx['opset']}, sha256 {onnx['sha256'][:12]}), policy.json")
+    console.print(f"bundle written to {request.out}: {onnx['file']} ({onnx['bytes'] / 1024:.0f} KiB, "
+                  f"{onnx['precision']}, opset {onnx['opset']}, sha256 {onnx['sha256'][:12]}), policy.json")
     console.print(f"verified on {verification['episodes']} episodes ({verification['steps']} steps, "
                   f"{verification['successes']} successes): largest action difference ONNX Runtime vs PyTorch "
                   f"{verification['max_action_diff']:.2g} (tolerance {verification['tolerance']:g})")

@@ -4,7 +4,8 @@ flight log of such a run.
 The runtime streams body-frame velocity setpoints while the operator holds the autopilot in its offboard mode
 (PX4 OFFBOARD, ArduPilot GUIDED): switching the vehicle into that mode hands it to the policy, any other mode takes
 it back (safety states in navigator/onboard/safety.py). `--engage` makes the runtime request the mode itself, once
-(rehearsal in SITL, tests). It stops at --duration, Ctrl-C or SIGTERM: zero velocity, then no more setpoints.
+(rehearsal in SITL, tests). It stops at --duration, Ctrl-C or SIGTERM (the same stop request): zero velocity, then no
+more setpoints, and the flight log is closed.
 
 examples:
   navigator onboard --bundle bundles/default --camera 0 --mavlink /dev/ttyACM0,921600 --camera-fov 120
@@ -17,15 +18,23 @@ examples:
 --self-test flies nothing: it loads the settings and the bundle, runs one inference, and probes the camera and the
 autopilot's heartbeat (navigator/onboard/selftest.py); exit 0 when no blocking check failed, else 1. `navigator deploy`
 runs it on the companion computer before it switches to a new version.
+
+Every input is checked before anything starts (a missing serial device or video file, a UDP port another program
+holds, a TCP port nothing listens on, a setting out of its range): exit 2 with one line naming the problem and the fix.
+Exit codes: 0 a flight ended by --duration, Ctrl-C or SIGTERM (after zero velocity; the log says which); 2 bad input;
+130 Ctrl-C or SIGTERM before flying (waiting for the camera or the autopilot: nothing was sent).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from navigator.config import ConfigFlags
+from navigator.config import Bounds, ConfigFlags
 from navigator.errors import UserError
 
 
@@ -37,6 +46,18 @@ def _config_class() -> type:
 
 FLAGS = ConfigFlags(_config_class)
 DEFAULT_LOG_DIR = Path("logs/onboard")
+DEFAULT_PROBE_TIMEOUT_S = 5.0
+# The options' ranges. A day is longer than any flight: a longer --duration is a typo. 120 s is what navigator deploy
+# allows its self-test's probes.
+DURATION_S = Bounds(gt=0.0, le=86400.0)
+PROBE_TIMEOUT_S = Bounds(gt=0.0, le=120.0)
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+# Options that only flying, or only the self-test, reads: given to the other (or to plot), they would be ignored.
+FLY_ONLY = {"engage": "--engage", "duration": "--duration", "log_dir": "--log-dir"}
+SELF_TEST_ONLY = {"probe_timeout": "--probe-timeout", "require_camera": "--require-camera",
+                  "require_link": "--require-link"}
+RUNTIME_INPUTS = {"bundle": "--bundle", "camera": "--camera", "mavlink": "--mavlink", "config": "--config",
+                  "camera_fov": "--camera-fov", "self_test": "--self-test"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,16 +73,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engage", action="store_true", help="request the offboard mode (OFFBOARD / GUIDED) once "
                                                               "after pre-streaming setpoints, instead of waiting for "
                                                               "the operator to switch to it")
-    parser.add_argument("--duration", type=float, metavar="S", help="stop after this many seconds (default: run "
-                                                                    "until Ctrl-C or SIGTERM)")
-    parser.add_argument("--log-dir", type=Path, default=DEFAULT_LOG_DIR, help="folder for the flight log "
-                                                                             "(one JSON Lines file per run)")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after this many seconds, at most "
+                                                                    f"{DURATION_S.le:g} (default: run until Ctrl-C "
+                                                                    "or SIGTERM)")
+    parser.add_argument("--log-dir", type=Path, help=f"folder for the flight log (one JSON Lines file per run; "
+                                                     f"default: {DEFAULT_LOG_DIR})")
     parser.add_argument("--json", action="store_true", help="print the run's summary as one JSON document on stdout")
     _add_self_test_arguments(parser)
     actions = parser.add_subparsers(dest="action", metavar="plot", required=False)
     plot = actions.add_parser("plot", help="draw a flight log: commands, state, frame age, inference time, safety "
                                            "state", description="Draw an onboard flight log into a PNG.")
-    plot.add_argument("log", type=Path, help="a log file navigator onboard wrote (.jsonl; any part of the run)")
+    plot.add_argument("log", type=Path, help="a log file navigator onboard wrote (.jsonl; any part of the run, or "
+                                             "the run's name even when log rotation deleted its first part)")
     plot.add_argument("--out", type=Path, help="the PNG to write (default: the log's name with .png)")
     plot.add_argument("--overwrite", action="store_true", help="let --out replace an existing file")
     plot.add_argument("--json", action="store_true", help="print the plot's summary as one JSON document on stdout")
@@ -72,8 +95,9 @@ def _add_self_test_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--self-test", action="store_true", help="check the settings, the bundle and one inference, "
                                                                 "and probe --camera and --mavlink; exit 1 if a "
                                                                 "blocking check fails")
-    group.add_argument("--probe-timeout", type=float, default=5.0, metavar="S",
-                       help="how long the camera and MAVLink probes wait for a frame and a heartbeat")
+    group.add_argument("--probe-timeout", type=float, metavar="S",
+                       help=f"how long the camera and MAVLink probes wait for a frame and a heartbeat, at most "
+                            f"{PROBE_TIMEOUT_S.le:g} (default: {DEFAULT_PROBE_TIMEOUT_S:g})")
     group.add_argument("--require-camera", action="store_true", help="a camera that gives no frame fails the "
                                                                      "self-test (default: reported only)")
     group.add_argument("--require-link", action="store_true", help="no autopilot heartbeat fails the self-test "
@@ -82,10 +106,56 @@ def _add_self_test_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "action", None) == "plot":
+        _refuse_unused(args, {**RUNTIME_INPUTS, **FLY_ONLY, **SELF_TEST_ONLY},
+                       "{flag} does not apply to plot, which only draws a log; remove it")
         return _plot(args)
-    if args.self_test:
-        return _self_test(args)
-    return _fly(args)
+    with _sigterm_as_ctrl_c():
+        if args.self_test:
+            _refuse_unused(args, FLY_ONLY, "{flag} applies only to flying, and --self-test flies nothing; remove it")
+            return _self_test(args)
+        _refuse_unused(args, SELF_TEST_ONLY, "{flag} applies only to --self-test; add --self-test, or remove it")
+        return _fly(args)
+
+
+def _refuse_unused(args: argparse.Namespace, options: dict[str, str], message: str) -> None:
+    """UserError (`message` with the {flag}) for an option given where it would be silently ignored."""
+    for dest, flag in options.items():
+        if getattr(args, dest, None) not in (None, False):
+            raise UserError(message.format(flag=flag))
+
+
+@contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (systemctl stop, kill) handled as Ctrl-C: before flying it interrupts the wait for the camera or the
+    autopilot (exit 130, with a message, sockets and camera closed); while flying the runtime's own handler makes
+    either signal a clean stop. Python's default would end the process at once, without a word or the log's end."""
+    if threading.current_thread() is not threading.main_thread():  # in-process callers off the main thread
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _check_seconds(flag: str, value: float, bounds: Bounds) -> None:
+    if bounds.problem(value) is not None:
+        raise UserError(f"{flag} must be {bounds.describe()} seconds, got {value:g}")
+
+
+def _check_bundle_path(path: Path) -> None:
+    """UserError for a --bundle that is a file other than a bundle's policy.json: a checkpoint that needs exporting
+    first, or the bundle's graph given in place of its folder."""
+    if not path.is_file() or path.name == "policy.json":
+        return
+    if path.suffix in CHECKPOINT_SUFFIXES:
+        raise UserError(f"--bundle {path} is a PyTorch checkpoint, not a bundle; export it first: navigator export "
+                        f"--checkpoint {path} --out bundles/NAME, then give --bundle bundles/NAME")
+    if path.suffix == ".onnx":
+        raise UserError(f"--bundle {path} is the bundle's graph; give the bundle's folder: --bundle {path.parent}")
+    raise UserError(f"--bundle {path} is a file, not a bundle; give the folder navigator export wrote (or its "
+                    f"policy.json)")
 
 
 def _self_test(args: argparse.Namespace) -> int:
@@ -96,9 +166,10 @@ def _self_test(args: argparse.Namespace) -> int:
 
     if args.bundle is None:
         raise UserError("--bundle is required for --self-test")
-    if not (math.isfinite(args.probe_timeout) and args.probe_timeout > 0):
-        raise UserError(f"--probe-timeout must be a positive number of seconds, got {args.probe_timeout}")
-    request = SelfTestRequest(args.bundle, args.config, args.camera, args.mavlink, args.probe_timeout,
+    probe_timeout = DEFAULT_PROBE_TIMEOUT_S if args.probe_timeout is None else args.probe_timeout
+    _check_seconds("--probe-timeout", probe_timeout, PROBE_TIMEOUT_S)
+    _check_bundle_path(args.bundle)
+    request = SelfTestRequest(args.bundle, args.config, args.camera, args.mavlink, probe_timeout,
                               require_camera=args.require_camera, require_link=args.require_link)
     report = run_self_test(request, lambda: FLAGS.load(args, args.config))
     if args.json:
@@ -117,15 +188,21 @@ def _plot(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from navigator.commands.common import check_output_file, print_json
+    from navigator.onboard.log import log_parts
     from navigator.onboard.plot import plot_log
 
-    if not args.log.is_file():
-        raise UserError(f"log {args.log} does not exist; give a .jsonl file from navigator onboard --log-dir")
+    if args.log.is_dir():
+        logs = sorted(args.log.glob("onboard-*.jsonl"))
+        example = f", e.g. {logs[-1]}" if logs else " (this one holds none)"
+        raise UserError(f"log {args.log} is a folder; give one of the .jsonl flight logs in it{example}")
+    if not args.log.is_file() and not log_parts(args.log):
+        raise UserError(f"log {args.log} does not exist, nor any part of a run of that name; give a .jsonl file from "
+                        f"navigator onboard --log-dir (default: {DEFAULT_LOG_DIR})")
     out = check_output_file(args.out or args.log.with_suffix(".png"), "--out", overwrite=args.overwrite,
                             suffixes=(".png",))
     try:
         summary = plot_log(args.log, out)
-    except ValueError as error:
+    except ValueError as error:  # the message names the file
         raise UserError(str(error)) from None
     if args.json:
         print_json({"plot": str(out), **summary})
@@ -142,32 +219,36 @@ def _fly(args: argparse.Namespace) -> int:
     from navigator.config import to_dict
     from navigator.onboard.bundle import BundlePolicy, load_bundle
     from navigator.onboard.camera import CameraReader
-    from navigator.onboard.link import MavlinkLink, check_url
+    from navigator.onboard.link import MavlinkLink
     from navigator.onboard.log import FlightLog
     from navigator.onboard.runtime import OnboardRuntime, PolicyStepper
 
     for flag, value in (("--bundle", args.bundle), ("--camera", args.camera), ("--mavlink", args.mavlink)):
         if value is None:
             raise UserError(f"{flag} is required to fly (or use 'navigator onboard plot LOG' to plot a log)")
-    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
-        raise UserError(f"--duration must be a positive number of seconds, got {args.duration}")
+    if args.duration is not None:
+        _check_seconds("--duration", args.duration, DURATION_S)
     config = FLAGS.load(args, args.config)
-    check_url(args.mavlink)
-    check_output_folder(args.log_dir, "--log-dir", continuing=True)
+    _check_bundle_path(args.bundle)
+    camera = CameraReader(args.camera, read_timeout_s=config.camera.read_timeout_s,
+                          backoff_s=config.camera.reopen_backoff_s, backoff_max_s=config.camera.reopen_backoff_max_s)
+    link = MavlinkLink(args.mavlink).check()
+    log_dir = check_output_folder(args.log_dir or DEFAULT_LOG_DIR, "--log-dir", continuing=True)
     bundle = load_bundle(args.bundle)
     console = Console(stderr=args.json)
     hfov = config.camera.hfov_deg if config.camera.hfov_deg is not None else bundle.image_spec.input_hfov_deg
 
-    camera = CameraReader(args.camera, read_timeout_s=config.camera.read_timeout_s,
-                          backoff_s=config.camera.reopen_backoff_s, backoff_max_s=config.camera.reopen_backoff_max_s)
-    link = MavlinkLink(args.mavlink)
+    log = None
     try:
+        console.print(f"camera {args.camera}: waiting up to {config.camera.open_timeout_s:g} s for a first frame")
         first = camera.start().wait_first(config.camera.open_timeout_s)
         height, width = first.image.shape[:2]
         spec = bundle.image_spec_for(width, height, hfov)
         console.print(f"camera {args.camera}: {width}x{height}, {hfov:g} deg -> policy "
                       f"{spec.output_width}x{spec.output_height} at {spec.output_hfov_deg:g} deg")
         stepper = PolicyStepper(bundle, BundlePolicy(bundle, threads=config.threads), spec)
+        console.print(f"mavlink {args.mavlink}: waiting up to {config.link.connect_timeout_s:g} s for the "
+                      f"autopilot's heartbeat")
         status = link.open(config.link.connect_timeout_s).wait_for_autopilot(config.link.connect_timeout_s)
         autopilot = status.autopilot
         assert autopilot is not None
@@ -178,8 +259,7 @@ def _fly(args: argparse.Namespace) -> int:
                   "camera_size": [width, height], "camera_hfov_deg": hfov, "image_spec": spec.to_dict(),
                   "mavlink": args.mavlink, "autopilot": autopilot.name, "system_id": status.system_id,
                   "engage": args.engage, "config": to_dict(config)}
-        log = FlightLog(args.log_dir, header, part_bytes=int(config.log.part_mb * 1e6),
-                        max_parts=config.log.max_parts)
+        log = FlightLog(log_dir, header, part_bytes=int(config.log.part_mb * 1e6), max_parts=config.log.max_parts)
         console.print(f"flight log {log.path}")
 
         def announce(decision) -> None:
@@ -188,6 +268,8 @@ def _fly(args: argparse.Namespace) -> int:
         runtime = OnboardRuntime(config, stepper, camera, link, log, engage=args.engage, on_change=announce)
         summary = runtime.run(args.duration)
     finally:
+        if log is not None:  # interrupted before the run took the log over (the run closes it itself)
+            log.close(ended="interrupted")
         camera.close()
         link.close()
     document = summary.to_dict()
@@ -200,5 +282,6 @@ def _fly(args: argparse.Namespace) -> int:
                       f"{f' (median {median:.2f} ms each)' if median is not None else ''}, "
                       f"{summary.setpoints_sent} setpoints sent; states "
                       + ", ".join(f"{k} {v}" for k, v in document["states"].items() if v))
-        console.print(f"flight log {summary.log}")
+        parts = f" and {summary.log_parts - 1} later parts" if summary.log_parts > 1 else ""
+        console.print(f"flight log {summary.log}{parts}")
     return 0

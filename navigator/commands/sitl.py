@@ -18,53 +18,95 @@ examples:
 faults (repeatable --fault, times in seconds from each episode's start):
   camera-stall:AT:FOR  camera-drop:FRACTION[:AT:FOR]  camera-corrupt:FRACTION[:AT:FOR]
   mavlink-loss:FRACTION[:AT:FOR]  mavlink-latency:MS[:AT:FOR]  heartbeat-silence:AT:FOR  mode-change:AT[:FOR]
+  A fault whose AT is at or past the episode's end (--max-seconds, else the task's own limit) is refused: it would
+  never act, and a rehearsal that seems to have survived it would prove nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 from typing import Any
 
+from navigator.config import MAX_SEED, ConfigFlags, SettingError, check_seed_span, check_settings, setting
 from navigator.errors import UserError
-from navigator.scenario import HELD_OUT_SEED
+from navigator.scenario import HELD_OUT_SEED, ScenarioConfig
 
 # Option of each port SITL binds, for the message when one is taken.
 _PORT_OPTIONS = {"mavlink port": "--mavlink-port", "mavlink local port": "--mavlink-local-port",
                  "camera port": "--camera-port"}
 
+# The stream's camera where no option sets it: wider than the policy's 64x48 at 80 deg (CameraSettings' defaults), as
+# a real drone's camera is, so that onboard crops it as it would there (sim_envs.sitl.StreamConfig's defaults).
+STREAM_CAMERA = {"scenario.camera.width": 320, "scenario.camera.height": 240, "scenario.camera.fov_deg": 100.0}
+
+
+@dataclass(frozen=True)
+class SitlSettings:
+    """What the options of `navigator sitl` set, each checked against its bounds when built (the scenario's by
+    ScenarioConfig), so that an error names the option as typed. `run` turns it into a sim_envs SitlConfig."""
+
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    seed: int = setting(HELD_OUT_SEED, ge=0, le=MAX_SEED)
+    episodes: int = setting(1, ge=1)
+    autopilot: str = "px4"
+    host: str = "127.0.0.1"
+    mavlink_port: int | None = setting(None, ge=0, le=65535)  # None: the flavour's default
+    mavlink_local_port: int | None = setting(None, ge=0, le=65535)
+    gcs_port: int = setting(14550, ge=0, le=65535)
+    setpoint_timeout: float | None = setting(None, gt=0.0, le=60.0)
+    camera_port: int = setting(5600, ge=0, le=65535)
+    camera_quality: int = setting(95, ge=1, le=100)
+    task_fov: float = setting(80.0, ge=10.0, le=170.0)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        check_seed_span(self.seed, self.episodes, "seed", "episodes")
+        if self.task_fov > self.scenario.camera.fov_deg:
+            raise SettingError("task_fov", f"must be at most {{scenario.camera.fov_deg}} "
+                                           f"({self.scenario.camera.fov_deg:g}): the policy's view is a crop of the "
+                                           f"stream, got {self.task_fov:g}", ("scenario.camera.fov_deg",))
+
+
+FLAGS = ConfigFlags(SitlSettings)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     world = parser.add_argument_group("world")
-    world.add_argument("--task", default="fly-to-target", help="fly-to-target | hike | follow")
-    world.add_argument("--preset", default="summer", help="scenery preset, composable with +, e.g. winter+wind")
-    world.add_argument("--airframe", default="x500", help="x500 | cf2x")
-    world.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="seed of the first episode")
-    world.add_argument("--episodes", type=int, default=1, help="number of episodes (seeds SEED, SEED+1, ...)")
-    world.add_argument("--max-seconds", type=float, help="end each episode after this many seconds "
-                                                         "(default: the task's own limit)")
+    FLAGS.add(world, "--task", "scenario.task", "fly-to-target | hike | follow")
+    FLAGS.add(world, "--preset", "scenario.preset", "scenery preset, composable with +, e.g. winter+wind")
+    FLAGS.add(world, "--airframe", "scenario.airframe", "x500 | cf2x")
+    FLAGS.add(world, "--seed", "seed", "seed of the first episode", type=int)
+    FLAGS.add(world, "--episodes", "episodes", "number of episodes (seeds SEED, SEED+1, ...)", type=int)
+    FLAGS.add(world, "--max-seconds", "scenario.max_seconds", "end each episode after this many seconds", type=float,
+              default_text="the task's own limit")
     vehicle = parser.add_argument_group("vehicle and MAVLink")
-    vehicle.add_argument("--autopilot", default="px4", choices=("px4", "ardupilot"), help="flavour: modes, "
-                         "custom_mode encodings, setpoint timeouts and port conventions")
-    vehicle.add_argument("--host", default="127.0.0.1", help="address the vehicle and the camera stream bind to "
-                                                             "(and send to, for UDP)")
-    vehicle.add_argument("--mavlink-port", type=int, help="PX4: UDP port the offboard client listens on "
-                                                          "(default 14540); ArduPilot: TCP server port (default 5760)")
-    vehicle.add_argument("--mavlink-local-port", type=int, help="PX4: the vehicle's own UDP port (default 14580; "
-                                                                "0: any free)")
-    vehicle.add_argument("--gcs-port", type=int, default=14550, help="UDP port a ground station listens on; 0: off")
-    vehicle.add_argument("--setpoint-timeout", type=float, metavar="S", help="COM_OF_LOSS_T (PX4, default 1 s) or "
-                                                                            "GUID_TIMEOUT (ArduPilot, default 3 s)")
+    FLAGS.add(vehicle, "--autopilot", "autopilot", "flavour: modes, custom_mode encodings, setpoint timeouts and port "
+                                                   "conventions", choices=("px4", "ardupilot"))
+    FLAGS.add(vehicle, "--host", "host", "address the vehicle and the camera stream bind to (and send to, for UDP)")
+    FLAGS.add(vehicle, "--mavlink-port", "mavlink_port", "PX4: UDP port the offboard client listens on; ArduPilot: "
+                                                         "TCP server port", type=int,
+              default_text="14540 for PX4, 5760 for ArduPilot")
+    FLAGS.add(vehicle, "--mavlink-local-port", "mavlink_local_port", "PX4: the vehicle's own UDP port (0: any free)",
+              type=int, default_text="14580")
+    FLAGS.add(vehicle, "--gcs-port", "gcs_port", "UDP port a ground station listens on; 0: off", type=int)
+    FLAGS.add(vehicle, "--setpoint-timeout", "setpoint_timeout", "COM_OF_LOSS_T (PX4) or GUID_TIMEOUT (ArduPilot), "
+                                                                 "seconds", type=float, metavar="S",
+              default_text="1 for PX4, 3 for ArduPilot")
     camera = parser.add_argument_group("camera stream")
-    camera.add_argument("--camera-port", type=int, default=5600, help="HTTP port of the MJPEG stream; 0: any free")
-    camera.add_argument("--camera-width", type=int, default=320, help="pixels")
-    camera.add_argument("--camera-height", type=int, default=240, help="pixels")
-    camera.add_argument("--camera-fov", type=float, default=100.0, help="horizontal field of view, degrees (wider "
-                                                                         "than the policy's: onboard crops it)")
-    camera.add_argument("--task-fov", type=float, default=80.0, help="the policy's horizontal field of view, "
-                        "degrees: fly-to-target starts its target within it, as in `navigator fly`")
-    camera.add_argument("--camera-tilt", type=float, default=0.0, help="degrees up")
-    camera.add_argument("--camera-rate", type=int, default=30, help="frames per second: also the simulation step")
-    camera.add_argument("--camera-quality", type=int, default=95, help="JPEG quality 1..100")
+    FLAGS.add(camera, "--camera-port", "camera_port", "HTTP port of the MJPEG stream; 0: any free", type=int)
+    for flag, key, text, kind in (
+            ("--camera-width", "scenario.camera.width", "pixels", int),
+            ("--camera-height", "scenario.camera.height", "pixels", int),
+            ("--camera-fov", "scenario.camera.fov_deg", "horizontal field of view, degrees (wider than the policy's: "
+                                                        "onboard crops it)", float)):
+        FLAGS.add(camera, flag, key, text, type=kind, default_text=f"{STREAM_CAMERA[key]:g}")
+    FLAGS.add(camera, "--task-fov", "task_fov", "the policy's horizontal field of view, degrees: fly-to-target starts "
+                                                "its target within it, as in `navigator fly`", type=float)
+    FLAGS.add(camera, "--camera-tilt", "scenario.camera.tilt_deg", "degrees up", type=float)
+    FLAGS.add(camera, "--camera-rate", "scenario.camera.rate_hz", "frames per second: also the simulation step",
+              type=int)
+    FLAGS.add(camera, "--camera-quality", "camera_quality", "JPEG quality 1..100", type=int)
     parser.add_argument("--fault", action="append", default=[], metavar="SPEC",
                         help="inject a fault (repeatable); see the list above")
     parser.add_argument("--gui", action="store_true", help="also show PyBullet's window (needs a display)")
@@ -76,37 +118,72 @@ def sitl_config(args: argparse.Namespace) -> Any:
     """The SitlConfig of a command line, every value checked (UserError naming the option) before anything starts."""
     import dataclasses
 
-    from navigator.scenario import CameraSettings, ScenarioConfig
-    from sim_envs.sitl import FaultConfig, FaultSpecError, LinkConfig, SitlConfig, StreamConfig
+    from sim_envs.sitl import FaultConfig, FaultSpecError, LinkConfig, SitlConfig, StreamConfig, task_seconds
 
-    # ScenarioConfig checks and normalises the names and camera settings (a SettingError names the value).
-    scenario = ScenarioConfig(task=args.task, preset=args.preset, airframe=args.airframe,
-                              camera=CameraSettings(args.camera_width, args.camera_height, args.camera_fov,
-                                                    args.camera_tilt, args.camera_rate),
-                              max_seconds=args.max_seconds)
+    # Options the stream's camera does not share with the policy's take the stream's defaults, not CameraSettings'.
+    settings = FLAGS.load(args, None, lambda overrides: {key: STREAM_CAMERA.get(key) if value is None else value
+                                                         for key, value in overrides.items()})
+    scenario = settings.scenario
     try:
         faults = FaultConfig.parse(args.fault)
     except FaultSpecError as error:
         raise UserError(f"--fault: {error}") from None
-    for flag, value in (("--mavlink-port", args.mavlink_port), ("--mavlink-local-port", args.mavlink_local_port),
-                        ("--gcs-port", args.gcs_port), ("--camera-port", args.camera_port)):
-        if value is not None and not 0 <= value <= 65535:
-            raise UserError(f"{flag} {value} is not a port number: use 1..65535, or 0 for any free port")
-    if args.autopilot == "px4" and args.mavlink_port == 0:
+    limit = scenario.max_seconds if scenario.max_seconds is not None else task_seconds(scenario.task)
+    for spec, fault in zip(args.fault, faults.faults):
+        if fault.at >= limit:
+            ends = (f"--max-seconds {limit:g}" if scenario.max_seconds is not None
+                    else f"the {scenario.task} task's own limit, {limit:g} s")
+            raise UserError(f"--fault {spec} starts at {fault.at:g} s, when every episode has ended ({ends}), so it "
+                            f"would never act: start it before {limit:g} s, or give a longer --max-seconds")
+    link = LinkConfig(host=settings.host, port=settings.mavlink_port, local_port=settings.mavlink_local_port,
+                      gcs_port=settings.gcs_port)
+    _check_ports(args, settings.autopilot, link.resolved(settings.autopilot), settings.camera_port)
+    return SitlConfig(
+        task=scenario.task, preset=scenario.preset, airframe=scenario.airframe, seed=settings.seed,
+        episodes=settings.episodes, max_seconds=scenario.max_seconds, autopilot=settings.autopilot,
+        setpoint_timeout_s=settings.setpoint_timeout, task_fov_deg=settings.task_fov, link=link,
+        camera=StreamConfig(host=settings.host, port=settings.camera_port, quality=settings.camera_quality,
+                            **dataclasses.asdict(scenario.camera)),
+        faults=faults, gui=args.gui)
+
+
+def _check_ports(args: argparse.Namespace, autopilot: str, link: Any, camera_port: int) -> None:
+    """Refuse ports that collide with each other (after the flavour's defaults fill those not given): two sockets of
+    one protocol bound to one port, a UDP link that sends to the vehicle's own port (it would talk to itself), or the
+    offboard and ground-station links sent to one port (one client would get both streams, the other none)."""
+    if autopilot == "px4" and link.port == 0:
         raise UserError("--mavlink-port 0: with PX4 it is the port the offboard client listens on, so it must be "
                         "given; 0 is only for --mavlink-local-port")
-    try:
-        return SitlConfig(
-            task=scenario.task, preset=scenario.preset, airframe=scenario.airframe, seed=args.seed,
-            episodes=args.episodes, max_seconds=scenario.max_seconds, autopilot=args.autopilot,
-            setpoint_timeout_s=args.setpoint_timeout, task_fov_deg=args.task_fov,
-            link=LinkConfig(host=args.host, port=args.mavlink_port, local_port=args.mavlink_local_port,
-                            gcs_port=args.gcs_port),
-            camera=StreamConfig(host=args.host, port=args.camera_port, quality=args.camera_quality,
-                                **dataclasses.asdict(scenario.camera)),
-            faults=faults, gui=args.gui)
-    except ValueError as error:
-        raise UserError(str(error)) from None
+
+    def option(flag: str, port: int) -> str:
+        given = getattr(args, flag.lstrip("-").replace("-", "_")) is not None
+        return f"{flag} {port}" if given else f"the default {flag} {port}"
+
+    # (option, protocol, port) of what the vehicle binds, and of the UDP ports its links send to; port 0 is any free
+    # port (bound) or no link (GCS), which collides with nothing.
+    if autopilot == "px4":
+        bound = [("--mavlink-local-port", "UDP", link.local_port), ("--camera-port", "TCP", camera_port)]
+        sent = [("--mavlink-port", link.port), ("--gcs-port", link.gcs_port)]
+    else:
+        bound = [("--mavlink-port", "TCP", link.port), ("--camera-port", "TCP", camera_port)]
+        sent = [("--gcs-port", link.gcs_port)]
+    bound = [(flag, protocol, port) for flag, protocol, port in bound if port]
+    sent = [(flag, port) for flag, port in sent if port]
+    for index, (flag, protocol, port) in enumerate(bound):
+        for other, other_protocol, other_port in bound[index + 1:]:
+            if (protocol, port) == (other_protocol, other_port):
+                raise UserError(f"{option(flag, port)} and {option(other, other_port)} are one {protocol} port, and "
+                                f"the vehicle binds both: give them different ports")
+    for flag, port in sent:
+        for other, protocol, other_port in bound:
+            if protocol == "UDP" and port == other_port:
+                raise UserError(f"{option(flag, port)} is the vehicle's own UDP port ({option(other, other_port)}): "
+                                f"it would send its MAVLink to itself; give {flag} the port your client listens on, "
+                                f"and {other} another")
+    if len(sent) == 2 and sent[0][1] == sent[1][1]:
+        raise UserError(f"{option(*sent[0])} and {option(*sent[1])} are one port: the offboard client and a ground "
+                        f"station cannot both listen there; give --gcs-port another port, or 0 for no ground station "
+                        f"link")
 
 
 def run(args: argparse.Namespace) -> int:

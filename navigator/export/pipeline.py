@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from navigator.config import MAX_SEED, check_seed_span, check_settings, setting
 from navigator.dataset.atomic import atomic_write_bytes, fsync_folder, temporary_name
 from navigator.errors import UserError
 from navigator.export.verify import Recording, record_episodes, replay
-from navigator.onboard.bundle import GRAPH_NAME, MANIFEST_NAME, BundlePolicy, load_bundle
-from navigator.scenario import HELD_OUT_SEED
+from navigator.onboard.bundle import FORMAT, GRAPH_NAME, MANIFEST_NAME, BundlePolicy, load_bundle
+from navigator.scenario import HELD_OUT_SEED, canonical_task, set_canonical
 
 TOLERANCE = 1e-4  # the largest action difference (normalised units) allowed between ONNX Runtime and PyTorch
 QUANTIZATIONS = ("int8",)
@@ -33,20 +34,46 @@ class VerificationError(Exception):
     """The exported graph does not act as the PyTorch policy does (a verdict about the export, not bad input)."""
 
 
+# Export keeps every verification episode's frames in memory to replay them (8 MB for a 30 s fly-to-target episode,
+# 20 MB for a 75 s hike one): a hundred (2 GB at worst) fit a workstation, and more would prove nothing ten do not.
+MAX_VERIFY_EPISODES = 100
+
+
+def bundle_folder(out: str | Path) -> Path:
+    """--out as a Path; ValueError for a value that names no folder of its own: empty, or the current folder, one above
+    it or the root ('.', '..', 'a/..', '/'), which a finished bundle cannot be renamed into place as (nor should
+    --overwrite replace)."""
+    if not str(out).strip():
+        raise ValueError("must name the bundle's folder, e.g. bundles/NAME, got an empty value")
+    path = Path(out)
+    if path.name in ("", ".."):
+        raise ValueError(f"must name the bundle's own folder, e.g. bundles/NAME, got {str(out)!r} (the current folder, "
+                         f"one above it or the root, which a bundle cannot replace)")
+    return path
+
+
 @dataclass(frozen=True)
 class ExportRequest:
     """checkpoint: a checkpoint path or "pretrained" (the shipped policy of `task`); task: the task to verify on
     (None: the one the checkpoint was trained on; fly-to-target for "pretrained"); out: the bundle folder;
     quantize: None or "int8"; verify_episodes: closed-loop episodes flown to verify (and, int8, to compare
-    success); seed: the first of their world seeds; overwrite: replace an existing bundle at `out`."""
+    success); seed: the first of their world seeds; overwrite: replace an existing bundle at `out`. Values are checked
+    when it is built (a SettingError naming the field; `navigator export` names the option)."""
 
     checkpoint: str
-    out: Path
+    out: str | Path  # a Path once built; a string (from --out) is checked as typed, before Path("") makes it "."
     task: str | None = None
     quantize: str | None = None
-    verify_episodes: int = 3
-    seed: int = HELD_OUT_SEED
+    verify_episodes: int = setting(3, ge=1, le=MAX_VERIFY_EPISODES)
+    seed: int = setting(HELD_OUT_SEED, ge=0, le=MAX_SEED)
     overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        check_seed_span(self.seed, self.verify_episodes, "seed", "verify_episodes")
+        set_canonical(self, "out", bundle_folder)
+        if self.task is not None:
+            set_canonical(self, "task", canonical_task)
 
 
 class Hooks:
@@ -67,16 +94,11 @@ class _Source:
 
 
 def _load_source(request: ExportRequest) -> _Source:
-    """The checkpoint and the task to verify on; UserError for a bad path, a file that is no checkpoint, an unknown
-    task."""
+    """The checkpoint and the task to verify on; UserError for a bad path or a file that is no checkpoint."""
     from navigator.pilots import pretrained_checkpoint
-    from navigator.scenario import canonical_task
     from policies.checkpoint import load_checkpoint
 
-    try:
-        task = None if request.task is None else canonical_task(request.task)
-    except ValueError as error:
-        raise UserError(f"--task: {error}") from None
+    task = request.task
     shipped = request.checkpoint.strip().lower() == "pretrained"
     path = pretrained_checkpoint(task or "fly-to-target") if shipped else Path(request.checkpoint)
     if not shipped and not path.is_file():
@@ -92,20 +114,41 @@ def _load_source(request: ExportRequest) -> _Source:
     return _Source(path, policy, metadata, task, shipped)
 
 
+BUNDLE_FILES = (MANIFEST_NAME, GRAPH_NAME)  # all a bundle folder holds: --overwrite replaces these and nothing else
+
+
 def _check_out(out: Path, overwrite: bool) -> None:
-    """Refuse, before any work, an --out that exists (unless --overwrite and it is a bundle or an empty folder) or that
-    could not be written."""
+    """Refuse, before any work, an --out that exists (unless --overwrite and it is an empty folder, or a bundle holding
+    nothing but its own files: nothing of the user's is ever deleted) or that could not be written."""
     from navigator.commands.common import check_output_folder
 
     if out.exists() or out.is_symlink():
         if not overwrite:
             raise UserError(f"--out {out} already exists; pass --overwrite to replace it, or choose another name")
-        if not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_NAME).is_file()):
-            raise UserError(f"--out {out} exists and is not a bundle (no {MANIFEST_NAME}): --overwrite replaces only a "
-                            f"bundle; choose another name")
+        if out.is_symlink() or not out.is_dir():
+            raise UserError(f"--out {out} exists and is not a bundle folder: --overwrite replaces only a bundle; "
+                            f"choose another name")
+        names = sorted(p.name for p in out.iterdir())
+        if names and not _is_bundle_manifest(out / MANIFEST_NAME):
+            raise UserError(f"--out {out} exists and is not a bundle (no {MANIFEST_NAME} written by navigator "
+                            f"export): --overwrite replaces only a bundle; choose another name")
+        others = [name for name in names if name not in BUNDLE_FILES]
+        if others:
+            raise UserError(f"--out {out} holds files that are not the bundle's ({', '.join(others)}): --overwrite "
+                            f"replaces only {' and '.join(BUNDLE_FILES)} and would lose them; move them elsewhere "
+                            f"or choose another --out")
         check_output_folder(out.parent, "--out", continuing=True)
     else:
         check_output_folder(out, "--out", continuing=False)
+
+
+def _is_bundle_manifest(path: Path) -> bool:
+    """Whether `path` is a policy.json navigator export wrote (a file of that name may be anything of the user's)."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
 
 
 def _scenario(source: _Source):
@@ -131,9 +174,6 @@ def export_bundle(request: ExportRequest, hooks: Hooks | None = None) -> dict[st
     from navigator.training.loop import git_commit
 
     hooks = hooks or Hooks()
-    if request.verify_episodes < 1:
-        raise UserError(f"--verify-episodes must be >= 1 (export always verifies itself), got "
-                        f"{request.verify_episodes}")
     if request.quantize is not None and request.quantize not in QUANTIZATIONS:
         raise UserError(f"--quantize {request.quantize!r} is not supported; choose one of {', '.join(QUANTIZATIONS)}")
     out = Path(request.out)
@@ -241,8 +281,8 @@ def _quantize(staging: Path, graph: bytes, manifest: dict[str, Any], recordings:
 
 
 def _move_into_place(staging: Path, out: Path) -> None:
-    """Rename the finished bundle to `out`; an existing bundle there (--overwrite) is moved aside first and removed
-    after, so that `out` is at every moment the old bundle, the new one, or (between two renames) absent."""
+    """Rename the finished bundle to `out`; an existing bundle there (--overwrite) is moved aside first and its files
+    removed after, so that `out` is at every moment the old bundle, the new one, or (between two renames) absent."""
     previous = None
     if out.exists():
         previous = temporary_name(out)
@@ -250,4 +290,8 @@ def _move_into_place(staging: Path, out: Path) -> None:
     os.replace(staging, out)
     fsync_folder(out.parent)
     if previous is not None:
-        shutil.rmtree(previous)
+        # Only the bundle's own files (all _check_out let it hold): os.rmdir fails rather than delete a file the user
+        # put there during the export, which stays in the moved-aside folder.
+        for name in BUNDLE_FILES:
+            (previous / name).unlink(missing_ok=True)
+        os.rmdir(previous)

@@ -3,10 +3,11 @@ ONNX Runtime with its hidden state carried between steps.
 
 A bundle is a folder that `navigator export` writes: `policy.onnx` (the single-step graph of `policies.PolicyStep`,
 weights inside) and `policy.json` (its manifest; `SCHEMA_VERSION` below, fields in `navigator/export/manifest.py`).
-Nothing of a bundle runs before all of it is checked: the manifest's schema version and fields, the sha256 of the
-graph's bytes (the bytes checked are the bytes run: they are read once), and the graph's inputs and outputs
-(names, element types, shapes) against what the manifest says; any disagreement is a `BundleError` naming the file,
-the problem and the fix.
+Nothing of a bundle runs before all of it is checked: the manifest's schema version and fields, its agreement with
+itself (camera and image input, policy_config's image spec, rate and dt), the sha256 of the graph's bytes (the bytes
+checked are the bytes run: they are read once), and the graph's inputs and outputs (names, element types, shapes)
+against what the manifest says; any disagreement is a `BundleError` naming the file, the problem and the fix. Names
+of tasks and airframes are the simulator's, checked where the simulator is (`navigator.pilots.check_scenario`).
 
 Imports numpy, onnxruntime, json, hashlib and `policies.preprocessing` only: this module runs on a companion
 computer that has neither torch nor the simulator.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +112,9 @@ def _manifest_path(path: Path) -> Path:
 
 def load_bundle(path: str | Path) -> Bundle:
     """Read and check the bundle in folder `path` (or its policy.json). Raises BundleError for a missing file, a
-    manifest that is not this schema version or lacks fields, a graph whose sha256 differs from the manifest's, or
-    graph inputs/outputs that disagree with the manifest; nothing of the graph runs before these checks pass."""
+    manifest that is not this schema version or lacks fields, a graph whose sha256 differs from the manifest's,
+    graph inputs/outputs that disagree with the manifest, or a manifest that contradicts itself (`_contradictions`);
+    nothing of the graph runs before these checks pass."""
     manifest_path = _manifest_path(Path(path))
     folder = manifest_path.parent
 
@@ -139,6 +142,7 @@ def load_bundle(path: str | Path) -> Bundle:
     try:
         image_spec = ImageSpec.from_dict(manifest["image"])
         _check_fields(manifest)
+        contradictions = _contradictions(manifest, image_spec)
     except (KeyError, TypeError, ValueError) as error:
         raise fail(f"{MANIFEST_NAME} has an unusable field ({error})") from None
 
@@ -162,6 +166,9 @@ def load_bundle(path: str | Path) -> Bundle:
     problems = _interface_problems(bundle, session)
     if problems:
         raise fail(f"{graph_path.name} does not match {MANIFEST_NAME}: {'; '.join(problems)}")
+    # After the graph's check: the graph is the authority on the output size, the manifest's self-agreement on the rest.
+    if contradictions:
+        raise fail(f"{MANIFEST_NAME} contradicts itself (edited after export?): {'; '.join(contradictions)}")
     return bundle
 
 
@@ -183,6 +190,28 @@ def _check_fields(manifest: dict[str, Any]) -> None:
     for key in ("file", "sha256"):
         if not isinstance(manifest["onnx"][key], str):
             raise ValueError(f"onnx.{key} must be a string")
+
+
+def _contradictions(manifest: dict[str, Any], image_spec: ImageSpec) -> list[str]:
+    """Where the manifest disagrees with itself (an empty list: nowhere). Export writes the camera the policy was
+    trained with, the image spec whose input is that camera, the same spec inside policy_config, and rate_hz = 1/dt;
+    the graph itself fixes only the spec's output size (checked against the session), so an edited camera or input
+    size shows here, before a frame of the wrong shape reaches the crop."""
+    camera = manifest["camera"]
+    problems = [f"camera.{name} {camera[name]} but image.{key} {getattr(image_spec, key)}"
+                for name, key in (("width", "input_width"), ("height", "input_height"), ("fov_deg", "input_hfov_deg"))
+                if not math.isclose(float(camera[name]), float(getattr(image_spec, key)), rel_tol=1e-9)]
+    if not math.isclose(float(camera["rate_hz"]), float(manifest["rate_hz"]), rel_tol=1e-9):
+        problems.append(f"camera.rate_hz {camera['rate_hz']} but rate_hz {manifest['rate_hz']}")
+    if not math.isclose(float(manifest["dt"]) * float(manifest["rate_hz"]), 1.0, rel_tol=1e-6):
+        problems.append(f"dt {manifest['dt']} is not 1/rate_hz (rate_hz {manifest['rate_hz']})")
+    config = manifest.get("policy_config")  # not required: a bundle written by hand may leave it out
+    if isinstance(config, dict) and config.get("image") is not None:
+        trained = ImageSpec.from_dict(config["image"])
+        problems.extend(f"image.{f.name} {getattr(image_spec, f.name)} but policy_config.image.{f.name} "
+                        f"{getattr(trained, f.name)}" for f in fields(ImageSpec)
+                        if getattr(image_spec, f.name) != getattr(trained, f.name))
+    return problems
 
 
 def expected_interface(bundle: Bundle) -> tuple[list[tuple[str, str, tuple[int | None, ...]]], ...]:

@@ -36,12 +36,29 @@ def parse_source(source: str) -> int | str:
     return int(source) if source.strip().isdigit() else source
 
 
+def check_source(source: str) -> None:
+    """UserError for a source that can be known at once never to give a frame: empty, a negative device index, or a
+    path to a file or device that does not exist. A URL (`scheme://`), an image sequence (`%d`) or a GStreamer
+    pipeline (`!`) is left to OpenCV, which alone can tell."""
+    fix = "give a device index (0 for /dev/video0), a video file or a stream URL (rtsp://..., http://...)"
+    stripped = source.strip()
+    if not stripped:
+        raise UserError(f"--camera is empty; {fix}")
+    if stripped.startswith("-") and stripped[1:].isdigit():
+        raise UserError(f"--camera {source}: a device index is 0 or more (0 is /dev/video0); {fix}")
+    if stripped.isdigit():
+        return
+    if "://" not in source and "%" not in source and "!" not in source and not os.path.exists(source):
+        raise UserError(f"--camera {source}: no such file or device; {fix}")
+
+
 class CameraReader:
     """Reads `source` on a daemon thread. `start()` begins; `latest()` and `wait_newer()` give the newest frame;
     `close()` stops (never blocks on a hung read: the thread releases the capture itself when the read returns)."""
 
     def __init__(self, source: str, *, read_timeout_s: float = 3.0, backoff_s: float = 0.5,
                  backoff_max_s: float = 5.0) -> None:
+        check_source(source)
         self.source = source
         self._target = parse_source(source)
         self._is_file = isinstance(self._target, str) and os.path.isfile(self._target)
@@ -79,16 +96,20 @@ class CameraReader:
         frame = self.wait_newer(-1, timeout)
         if frame is None:
             detail = f" ({self.last_error})" if self.last_error else ""
-            raise UserError(f"--camera {self.source}: no frame within {timeout:g} s{detail}; check the device index, "
-                            f"file or stream URL (and that the stream is running)")
+            raise UserError(f"--camera {self.source}: no frame within {timeout:.3g} s{detail}; check the device "
+                            f"index, file or stream URL (and that the stream is running)")
         return frame
 
-    def close(self, timeout: float = 1.0) -> None:
+    def close(self) -> None:
+        """Stop the thread and wait for it to end. A read or open in progress ends within the read timeout (OpenCV's
+        own, set on network sources), so the wait is bounded by it; the thread must not outlive the caller: Python
+        ending while a daemon thread is still inside OpenCV aborts the process ("terminate called without an active
+        exception")."""
         self._stop.set()
         with self._condition:
             self._condition.notify_all()
         if self._thread.is_alive():
-            self._thread.join(timeout)
+            self._thread.join(self._read_timeout_s + 1.0)
 
     def _open(self) -> cv2.VideoCapture | None:
         if isinstance(self._target, int):

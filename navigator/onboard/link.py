@@ -16,12 +16,23 @@ systems are ignored.
 
 URLs are pymavlink's: `udpin:0.0.0.0:14540` (listen; PX4 SITL's offboard link sends there), `udpout:HOST:PORT`,
 `tcp:127.0.0.1:5760` (ArduPilot SITL), `tcpin:`, or a serial device `/dev/ttyACM0` (`,BAUD` appended sets the baud
-rate). MAVLink 2 framing; a TCP link that drops is reconnected by the receive thread (one attempt per second).
+rate). MAVLink 2 framing.
+
+Opening (`check`, then `open`) refuses at once, with the fix, what cannot work: a serial device that is missing or not
+ours to open (or pyserial not installed), a UDP port another program already listens on (pymavlink binds with
+SO_REUSEADDR, so a second listener would bind without error and silently take the autopilot's packets), an address
+that is not this computer's. A TCP connection that is refused fails at once: nothing listens there, and waiting
+would only hide that (an autopilot that boots later is what the service's restart is for); one that is not answered
+fails after the connect timeout. Once connected, a TCP link that drops is reconnected by the receive thread, one
+attempt a second, each bounded to a second, without pymavlink's messages on stdout.
 """
 
 from __future__ import annotations
 
+import errno
+import importlib
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -45,7 +56,9 @@ MAV_AUTOPILOT_INVALID = 8
 MAV_STATE_ACTIVE = 4
 MAV_MODE_FLAG_SAFETY_ARMED = 128
 HEARTBEAT_PERIOD_S = 1.0
+RECONNECT_TIMEOUT_S = 1.0  # a TCP reconnect attempt of the receive thread waits this long for an answer
 _URL_PREFIXES = ("udpin:", "udpout:", "udp:", "udpbcast:", "tcp:", "tcpin:", "/dev/", "COM")
+BAUD_RATES = (1200, 12_000_000)  # serial: slow telemetry radios .. the fastest USB-serial bridges
 
 
 @dataclass(frozen=True)
@@ -84,21 +97,156 @@ class LinkStatus:
 
 
 def check_url(url: str) -> None:
-    """UserError for a MAVLink URL pymavlink would not read as a network or serial link."""
+    """UserError for a MAVLink URL pymavlink would not read as a network or serial link (syntax only: deploy checks
+    the URL on the computer it deploys from, where the device need not exist)."""
     if not url.startswith(_URL_PREFIXES):
         raise UserError(f"--mavlink {url!r} is not a MAVLink connection URL; use e.g. udpin:0.0.0.0:14540 (PX4 "
                         f"SITL), tcp:127.0.0.1:5760 (ArduPilot SITL) or a serial device such as /dev/ttyACM0,921600")
-    if url.startswith(("udp", "tcp")):
-        host_port = url.split(":", 1)[1]
-        host, _, port = host_port.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise UserError(f"--mavlink {url!r}: expected HOST:PORT after {url.split(':', 1)[0]}:, e.g. "
-                            f"udpin:0.0.0.0:14540")
+    if _transport(url) == "serial":
+        device, _, baud = url.partition(",")
+        if device in ("/dev/", "COM"):
+            raise UserError(f"--mavlink {url!r}: name the serial device, e.g. /dev/ttyACM0,921600")
+        if baud and not (baud.isdigit() and BAUD_RATES[0] <= int(baud) <= BAUD_RATES[1]):
+            raise UserError(f"--mavlink {url!r}: the baud rate after the comma must be a whole number from "
+                            f"{BAUD_RATES[0]} to {BAUD_RATES[1]}, e.g. {device},921600 (the autopilot's "
+                            f"SERIALn_BAUD or SER_TELn_BAUD)")
+        return
+    host, port = _address(url)
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--mavlink {url!r}: expected HOST:PORT after {url.split(':', 1)[0]}:, e.g. "
+                        f"udpin:0.0.0.0:14540")
+
+
+def _transport(url: str) -> str:
+    """"serial", or the URL's scheme ("udpin", "udpout", "udp", "udpbcast", "tcp", "tcpin")."""
+    return "serial" if url.startswith(("/dev/", "COM")) else url.split(":", 1)[0]
+
+
+def _address(url: str) -> tuple[str, str]:
+    """(host, port) of a network URL, as text."""
+    host, _, port = url.split(":", 1)[1].rpartition(":")
+    return host, port
+
+
+def _listens(url: str) -> bool:
+    """Whether pymavlink binds the URL's address (udp: is pymavlink's legacy spelling of udpin:)."""
+    return _transport(url) in ("udpin", "udp", "tcpin")
+
+
+def _hint(url: str) -> str:
+    """What to check when this URL's link cannot be opened or stays silent, in the terms of its transport."""
+    transport = _transport(url)
+    if transport == "serial":
+        return ("check the cable and the device name (ls /dev/serial/by-id/), the baud rate (the autopilot's "
+                "SERIALn_BAUD or SER_TELn_BAUD) and that MAVLink runs on that port")
+    if transport in ("udpin", "udp"):
+        return ("is the autopilot (or navigator sitl) running and sending to this port? PX4's offboard link sends "
+                "to 14540")
+    if transport == "tcp":
+        return ("is the autopilot (or navigator sitl --autopilot ardupilot) serving MAVLink on this TCP port? "
+                "ArduPilot SITL serves 5760")
+    if transport == "tcpin":
+        return "is the autopilot configured to connect to this port?"
+    return "is the autopilot reachable at this address, and does it send to this computer?"
+
+
+def _open_problem(url: str, error: BaseException) -> str:
+    """The one-line reason and fix for an error opening `url`'s link."""
+    transport = _transport(url)
+    device = url.partition(",")[0]
+    code = getattr(error, "errno", None)
+    if transport == "serial":
+        if isinstance(error, ImportError):
+            return (f"--mavlink {url}: a serial link needs pyserial, which is not installed; install it with: "
+                    f"pip install pyserial (the liquid-navigator[onboard] extra includes it)")
+        if code == errno.ENOENT:
+            return (f"--mavlink {url}: no serial device {device}; check that the flight controller is connected "
+                    f"and powered, and its name (ls /dev/serial/by-id/ /dev/ttyACM* /dev/ttyUSB*)")
+        if code in (errno.EACCES, errno.EPERM):
+            return (f"--mavlink {url}: permission denied on {device}; add this user to the group that owns it "
+                    f"(sudo usermod -aG dialout $USER, then log in again)")
+    elif code == errno.EADDRINUSE:
+        protocol = "TCP" if transport == "tcpin" else "UDP"
+        return (f"--mavlink {url}: {protocol} port {_address(url)[1]} is already in use: another navigator onboard or "
+                f"another program (a ground station, mavlink-router, mavproxy) listens there; stop it, or give "
+                f"another port")
+    elif code == errno.EADDRNOTAVAIL:
+        return (f"--mavlink {url}: {_address(url)[0]} is not an address of this computer; listen on 0.0.0.0 (every "
+                f"interface) or on one of its own addresses")
+    reason = getattr(error, "strerror", None) or str(error).splitlines()[0] or type(error).__name__
+    return f"--mavlink {url}: cannot open the link ({reason}); {_hint(url)}"
+
+
+def _check_port_free(url: str) -> None:
+    """UserError when another socket already holds the address `url` listens on.
+
+    pymavlink binds with SO_REUSEADDR, with which Linux lets a second UDP socket bind the same port and take its
+    packets: a second runtime would bind without error and silently take the link over. A probe bound without
+    SO_REUSEADDR fails if any socket holds the port (whether bound to this host or to 0.0.0.0). For TCP the probe
+    sets SO_REUSEADDR like pymavlink, so that connections of an earlier run in TIME_WAIT do not count, while a
+    listener does."""
+    host, port = _address(url)
+    kind = socket.SOCK_STREAM if _transport(url) == "tcpin" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, kind) as probe:
+        if kind == socket.SOCK_STREAM:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, int(port)))
+        except OSError as error:
+            raise UserError(_open_problem(url, error)) from None
+
+
+class _TcpClient(mavutil.mavtcp):
+    """pymavlink's TCP client, with every connect bounded in time and silent.
+
+    pymavlink's own connect blocks for minutes on an address that never answers, and it prints each reset and
+    reconnect on stdout, once per message on a link that keeps dropping. Here the first connect waits up to
+    `connect_timeout_s`; a dropped connection raises to the receive thread, which tries again a second later (each
+    attempt bounded to RECONNECT_TIMEOUT_S); a send never reconnects (it would stall the control loop)."""
+
+    def __init__(self, address: str, connect_timeout_s: float, **kwargs: object) -> None:
+        self.connect_timeout_s = connect_timeout_s
+        super().__init__(address, autoreconnect=True, **kwargs)
+        self.connect_timeout_s = RECONNECT_TIMEOUT_S
+
+    def do_connect(self) -> None:
+        self.port = socket.create_connection(self.destination_addr, timeout=self.connect_timeout_s)
+        self.port.setblocking(False)
+        mavutil.set_close_on_exec(self.port.fileno())
+        self.port.setsockopt(socket.SOL_TCP, socket.TCP_NODELAY, 1)
+        self.fd = self.port.fileno()  # what pymavlink's select waits on: the new socket, not the closed one
+
+    def reconnect(self) -> None:
+        self._drop()
+        self.do_connect()
+
+    def handle_disconnect(self) -> None:  # pymavlink re-raises the reset after this
+        self._drop()
+
+    def handle_eof(self) -> None:
+        self._drop()
+        raise ConnectionResetError(errno.ECONNRESET, "the autopilot closed the connection")
+
+    def write(self, buf: bytes) -> None:
+        port = self.port
+        if port is None:  # dropped: the receive thread reconnects
+            return
+        try:
+            port.send(buf)
+        except OSError:  # a full send buffer or a reset: the packet is lost, as on any MAVLink link
+            pass
+
+    def _drop(self) -> None:
+        if self.port is not None:
+            self.port.close()
+        self.port = None
+        self.fd = None  # pymavlink's select then sleeps instead of waiting on a closed descriptor
 
 
 class MavlinkLink:
-    """A MAVLink connection to one autopilot. `open()` connects (UserError when the URL cannot be opened),
-    `wait_for_autopilot(timeout)` waits for its heartbeat, `close()` stops the thread and closes the socket."""
+    """A MAVLink connection to one autopilot. `check()` refuses (UserError) what cannot be opened; `open(timeout)`
+    connects; `wait_for_autopilot(timeout)` waits for its heartbeat; `close()` stops the thread and closes the
+    socket."""
 
     def __init__(self, url: str) -> None:
         check_url(url)
@@ -124,27 +272,55 @@ class MavlinkLink:
         self._mode_ack: int | None = None
         self._statustext: str | None = None
         self._confirmation = 0
+        self._read_error: str | None = None  # the receive thread's newest read error (a dropped TCP link)
         self.sent_setpoints = 0
 
-    def open(self, timeout: float = 0.0) -> MavlinkLink:
-        """Open the connection; a TCP server that refuses is retried for up to `timeout` s (it may be starting)."""
-        device, baud = (self.url.split(",", 1) + ["115200"])[:2] if self.url.startswith(("/dev/", "COM")) else \
-            (self.url, "115200")
-        deadline = time.monotonic() + timeout
-        while True:
+    def check(self) -> MavlinkLink:
+        """UserError, with the fix, for a link that cannot open on this computer: pyserial missing, a serial device
+        that does not exist or is not ours to open, an address another program already listens on. Quick and
+        side-effect free, so that a command can refuse before it starts any work; `open` checks again."""
+        if _transport(self.url) == "serial":
             try:
-                self._connection = mavutil.mavlink_connection(
-                    device, baud=int(baud), source_system=1, source_component=MAV_COMP_ID_ONBOARD_COMPUTER,
-                    autoreconnect=True, retries=0, reconnect_delay=0)
-                break
-            except ConnectionRefusedError as error:
-                if time.monotonic() >= deadline:
-                    raise UserError(f"--mavlink {self.url}: connection refused ({error}); is the autopilot or SITL "
-                                    f"listening there?") from None
-                time.sleep(0.5)
-            except (OSError, ValueError) as error:
-                raise UserError(f"--mavlink {self.url}: cannot open the link ({error}); check the address and that "
-                                f"the port is free (udpin)") from None
+                importlib.import_module("serial")  # pymavlink opens serial ports through pyserial, imported late
+            except ImportError as error:
+                raise UserError(_open_problem(self.url, error)) from None
+            device = self.url.partition(",")[0]
+            if device.startswith("/dev/"):  # COMn (Windows) names no file
+                if not os.path.exists(device):
+                    raise UserError(_open_problem(self.url, FileNotFoundError(errno.ENOENT, "no such device")))
+                if not os.access(device, os.R_OK | os.W_OK):
+                    raise UserError(_open_problem(self.url, PermissionError(errno.EACCES, "permission denied")))
+        elif _listens(self.url):
+            _check_port_free(self.url)
+        return self
+
+    def open(self, timeout: float = 5.0) -> MavlinkLink:
+        """Open the connection (after `check`); a TCP server must answer within `timeout` s (> 0). UserError, naming
+        the problem and the fix, when it cannot open; a refused TCP connection fails at once."""
+        self.check()
+        transport = _transport(self.url)
+        identity = {"source_system": 1, "source_component": MAV_COMP_ID_ONBOARD_COMPUTER}
+        try:
+            if transport == "tcp":
+                self._connection = _TcpClient(self.url.split(":", 1)[1], timeout, **identity)
+            elif transport == "serial":
+                # pymavlink's mavlink_connection would read a device path with a colon (/dev/serial/by-path/...)
+                # as a UDP address: the serial class is named directly.
+                device, _, baud = self.url.partition(",")
+                self._connection = mavutil.mavserial(device, baud=int(baud or 115200), autoreconnect=True, **identity)
+            else:
+                self._connection = mavutil.mavlink_connection(self.url, **identity)
+        except ConnectionRefusedError:
+            host, port = _address(self.url)
+            raise UserError(f"--mavlink {self.url}: connection refused: nothing accepts connections on {host}:{port}; "
+                            f"start the autopilot (or navigator sitl --autopilot ardupilot) first, or check the "
+                            f"port") from None
+        except TimeoutError:
+            host, port = _address(self.url)
+            raise UserError(f"--mavlink {self.url}: no answer from {host}:{port} within {timeout:.3g} s; check the "
+                            f"address and that this computer can reach it (ping {host})") from None
+        except (ImportError, OSError, ValueError, OverflowError) as error:  # pyserial refuses a baud with these two
+            raise UserError(_open_problem(self.url, error)) from None
         self._thread.start()
         return self
 
@@ -152,8 +328,9 @@ class MavlinkLink:
         """The status once the autopilot's first heartbeat arrived; UserError after `timeout` s without one, or for
         an autopilot flavour the runtime does not fly."""
         if not self._heard.wait(timeout):
-            raise UserError(f"--mavlink {self.url}: no autopilot heartbeat within {timeout:g} s; is the autopilot (or "
-                            f"navigator sitl) running and sending to this address?")
+            problem = f" (the link: {self._read_error})" if self._read_error else ""
+            raise UserError(f"--mavlink {self.url}: no autopilot heartbeat within {timeout:.3g} s{problem}; "
+                            f"{_hint(self.url)}")
         if self._unsupported is not None:
             raise UserError(f"--mavlink {self.url}: the autopilot reports MAV_AUTOPILOT {self._unsupported}; the "
                             f"runtime flies PX4 (12) and ArduPilot (3)")
@@ -212,7 +389,8 @@ class MavlinkLink:
         while not self._stop.is_set():
             try:
                 message = connection.recv_match(blocking=True, timeout=0.05)
-            except OSError:  # a TCP peer went away: pymavlink reconnects on the next read; try once a second
+            except OSError as error:  # a TCP peer went away: the next read reconnects; try once a second
+                self._read_error = getattr(error, "strerror", None) or str(error) or type(error).__name__
                 self._stop.wait(1.0)
                 continue
             if message is not None:

@@ -24,6 +24,7 @@ part_bytes x max_parts and the newest rows (what led to an incident) are kept.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -100,6 +101,11 @@ class FlightLog:
             self._close_part()
             self._open_part()
 
+    @property
+    def parts(self) -> list[Path]:
+        """The run's parts still on disk, oldest first (rotation deletes the oldest past `max_parts`)."""
+        return list(self._parts)
+
     def close(self, **end: Any) -> None:
         """Write the end record (why the run ended, counts) and close the file durably."""
         if self._file is None:
@@ -114,24 +120,31 @@ def _part_number(path: Path) -> int:
 
 
 def log_parts(path: Path) -> list[Path]:
-    """Every remaining part of the run whose log (any part) is `path`, oldest first."""
+    """Every remaining part of the run whose log is `path`: any part, or the run's name (`onboard-DATE-TIME.jsonl`,
+    with or without .jsonl) even when rotation deleted that first part. Oldest first."""
     name = re.sub(r"(\.part\d+)?\.jsonl$", "", path.name)
-    parts = [p for p in path.parent.glob(f"{name}*.jsonl") if re.fullmatch(rf"{re.escape(name)}(\.part\d+)?\.jsonl",
-                                                                            p.name)]
+    parts = [p for p in path.parent.glob(f"{glob.escape(name)}*.jsonl")
+             if re.fullmatch(rf"{re.escape(name)}(\.part\d+)?\.jsonl", p.name)]
     return sorted(parts, key=_part_number)
 
 
 def read_log(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
     """(header of the first remaining part, step rows in order, end record or None) of the run logged at `path`.
     A torn last line (a crash mid-write) is skipped. ValueError for a file that is not an onboard log."""
-    parts = log_parts(path)
+    # A file named otherwise is read as it is, to be told apart from a log by its content.
+    parts = log_parts(path) or ([path] if path.is_file() else [])
     if not parts:
         raise ValueError(f"{path}: no such onboard log")
     header: dict[str, Any] | None = None
     rows: list[dict[str, Any]] = []
     end = None
     for part in parts:
-        lines = part.read_text(encoding="utf-8").splitlines()
+        try:
+            lines = part.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise ValueError(f"{part}: not an onboard flight log (not text: its bytes are not UTF-8)") from None
+        except OSError as error:
+            raise ValueError(f"{part}: cannot read it ({error.strerror or error})") from None
         for number, line in enumerate(lines, 1):
             try:
                 record = json.loads(line)

@@ -13,11 +13,11 @@ Pacing: a step runs as soon as a new frame arrives, but never sooner than 0.75 p
 setpoint stream (and the stale-frame check) never waits on the camera. The period is 1 / rate_hz (the bundle's
 rate unless the config sets one).
 
-Ending (`--duration`, Ctrl-C, SIGTERM): the loop stops at the next step; if the policy was commanding (ENGAGED or
-HOLD), three zero-velocity setpoints are sent first, so that the vehicle stops rather than keep the last velocity
-(ArduPilot GUIDED holds it for up to 3 s), then nothing more: the autopilot's offboard-loss handling takes over
-(PX4 leaves OFFBOARD after COM_OF_LOSS_T, ArduPilot GUIDED stops at GUID_TIMEOUT). The log is closed with an end
-record.
+Ending (`--duration`, Ctrl-C, SIGTERM: the two signals are one stop request): the loop stops at the next step; if the
+policy was commanding (ENGAGED or HOLD), three zero-velocity setpoints are sent first, so that the vehicle stops
+rather than keep the last velocity (ArduPilot GUIDED holds it for up to 3 s), then nothing more: the autopilot's
+offboard-loss handling takes over (PX4 leaves OFFBOARD after COM_OF_LOSS_T, ArduPilot GUIDED stops at GUID_TIMEOUT).
+The log is closed with an end record saying why ("duration", "stopped by SIGTERM", "stopped by SIGINT").
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ class RunSummary:
     states: Counter = field(default_factory=Counter)
     inference_ms: list[float] = field(default_factory=list)
     camera_reopens: int = 0
-    log: str | None = None
+    log: str | None = None  # the oldest part of the run's log still on disk (any part names the run to `plot`)
+    log_parts: int = 0  # how many parts remain
 
     def to_dict(self) -> dict[str, object]:
         timings = np.asarray(self.inference_ms) if self.inference_ms else np.full(1, np.nan)
@@ -66,7 +67,7 @@ class RunSummary:
                 "states": {state.value: self.states.get(state, 0) for state in State},
                 "inference_ms_median": None if not self.inference_ms else round(float(np.median(timings)), 4),
                 "inference_ms_p95": None if not self.inference_ms else round(float(np.percentile(timings, 95)), 4),
-                "camera_reopens": self.camera_reopens, "log": self.log}
+                "camera_reopens": self.camera_reopens, "log": self.log, "log_parts": self.log_parts}
 
 
 def safety_limits(config: OnboardConfig, bundle: Bundle, pre_stream_s: float, engage: bool) -> SafetyLimits:
@@ -103,20 +104,23 @@ class PolicyStepper:
 
 
 @contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """While inside, the first Ctrl-C (SIGINT) or SIGTERM sets `stop` (the loop ends cleanly); a second Ctrl-C
-    interrupts at once. Does nothing off the main thread (signals go to the main thread only)."""
+def stop_on_signals(stop: threading.Event) -> Iterator[list[str]]:
+    """While inside, the first Ctrl-C (SIGINT) or SIGTERM sets `stop` (the loop ends cleanly) and its name is
+    appended to the list yielded; a second Ctrl-C interrupts at once. Does nothing off the main thread (signals go
+    to the main thread only)."""
+    received: list[str] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield received
         return
 
     def handler(signum: int, _frame: object) -> None:
+        received.append(signal.Signals(signum).name)
         stop.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield received
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -144,14 +148,14 @@ class OnboardRuntime:
     def run(self, duration: float | None = None, stop: threading.Event | None = None) -> RunSummary:
         """Run until `duration` seconds pass or `stop` is set (or a signal: see `stop_on_signals`)."""
         stop = stop or threading.Event()
-        summary = RunSummary(log=str(self.log.path) if self.log is not None else None)
+        summary = RunSummary()
         started = time.monotonic()
         last_sequence = -1
         usable: Frame | None = None  # the newest frame of the camera's size
         last_step = started
         last_policy = started - self.period
         try:
-            with stop_on_signals(stop):
+            with stop_on_signals(stop) as signals:
                 while not stop.is_set():
                     now = time.monotonic()
                     if duration is not None and now - started >= duration:
@@ -187,7 +191,7 @@ class OnboardRuntime:
                         summary.setpoints_sent += 1
                     self._record(summary, decision, status, usable, now, action, dt, inference_ms)
                 else:
-                    summary.ended = "stopped"
+                    summary.ended = f"stopped by {signals[0]}" if signals else "stopped"
         except KeyboardInterrupt:  # a second Ctrl-C: still stop the vehicle and close the log
             summary.ended = "interrupted"
         finally:
@@ -199,7 +203,9 @@ class OnboardRuntime:
             summary.camera_reopens = self.camera.reopens
             if self.log is not None:
                 self.log.close(ended=summary.ended or "error", **{k: v for k, v in summary.to_dict().items()
-                                                                   if k not in ("ended", "steps", "log")})
+                                                                   if k not in ("ended", "steps", "log", "log_parts")})
+                # Named after closing: rotation may have deleted the first parts, the path the run began with.
+                summary.log, summary.log_parts = str(self.log.parts[0]), len(self.log.parts)
         return summary
 
     def _observe(self, now: float, status: LinkStatus, frame: Frame | None, new_frame: bool) -> Observation:

@@ -12,7 +12,9 @@ Checks, in order, each reported with a verdict and a one-line detail:
 `config`, `bundle` and `inference` always block (a computer that cannot run the policy must never fly it).
 `camera` and `mavlink` block only when required (`require_camera`, `require_link`): on a bench they are often
 unreachable, which is worth knowing but is no reason to refuse a policy. The camera and the link are probed at the
-same time, so the probes cost one timeout at most.
+same time, each on its own thread that opens and closes its source, so the probes cost one timeout (a TCP link slow
+to accept its connection may add one more), and no reader thread outlives the self-test, whatever fails: Python
+ending while the camera's thread is inside OpenCV would abort the process.
 
 Torch-free: numpy, onnxruntime, OpenCV and pymavlink, through the runtime's own modules.
 """
@@ -83,18 +85,11 @@ def run_self_test(request: SelfTestRequest, load_config: Callable[[], Any]) -> S
         config = None
 
     bundle = _check_policy(request, config, report)
-    camera, link, link_error = _start_probes(request, config)
-    try:
-        # The two waits run side by side, each with the whole timeout: the probe costs one timeout at most.
-        with ThreadPoolExecutor(2) as pool:
-            camera_check = pool.submit(_camera_check, request, camera, bundle, config)
-            link_check = pool.submit(_link_check, request, link, link_error)
-            report.checks += [camera_check.result(), link_check.result()]
-    finally:
-        if camera is not None:
-            camera.close()
-        if link is not None:
-            link.close()
+    # The two probes run side by side, each with the whole timeout.
+    with ThreadPoolExecutor(2) as pool:
+        camera_check = pool.submit(_camera_check, request, bundle, config)
+        link_check = pool.submit(_link_check, request)
+        report.checks += [camera_check.result(), link_check.result()]
     return report
 
 
@@ -127,35 +122,26 @@ def _check_policy(request: SelfTestRequest, config: Any, report: SelfTestReport)
     return bundle
 
 
-def _start_probes(request: SelfTestRequest, config: Any) -> tuple[Any, Any, str | None]:
-    """Start the camera reader and open the MAVLink link (each reads on its own thread): (camera or None, link or
-    None, why the link did not open or None)."""
+def _camera_check(request: SelfTestRequest, bundle: Any, config: Any) -> Check:
     from navigator.onboard.camera import CameraReader
-    from navigator.onboard.link import MavlinkLink
 
-    camera = link = link_error = None
-    if request.camera is not None and config is not None:
-        camera = CameraReader(request.camera, read_timeout_s=config.camera.read_timeout_s,
-                              backoff_s=config.camera.reopen_backoff_s,
-                              backoff_max_s=config.camera.reopen_backoff_max_s).start()
-    if request.mavlink is not None:
-        try:
-            link = MavlinkLink(request.mavlink).open()
-        except UserError as error:  # a busy UDP port, a missing serial device: the check's verdict
-            link_error = str(error)
-    return camera, link, link_error
-
-
-def _camera_check(request: SelfTestRequest, camera: Any, bundle: Any, config: Any) -> Check:
     blocking = request.require_camera
     if request.camera is None:
         return Check("camera", False, blocking, "not checked: no camera source given")
-    if camera is None:
+    if config is None:
         return Check("camera", False, blocking, "not checked: the settings did not load")
     try:
-        frame = camera.wait_first(request.probe_timeout_s)
+        camera = CameraReader(request.camera, read_timeout_s=config.camera.read_timeout_s,
+                              backoff_s=config.camera.reopen_backoff_s,
+                              backoff_max_s=config.camera.reopen_backoff_max_s)
+    except UserError as error:  # a missing video file, an empty source: the check's verdict
+        return Check("camera", False, blocking, str(error))
+    try:
+        frame = camera.start().wait_first(request.probe_timeout_s)
     except UserError as error:
         return Check("camera", False, blocking, str(error))
+    finally:
+        camera.close()
     height, width = frame.image.shape[:2]
     detail = f"{request.camera}: {width}x{height}"
     if bundle is not None:
@@ -168,16 +154,23 @@ def _camera_check(request: SelfTestRequest, camera: Any, bundle: Any, config: An
     return Check("camera", True, blocking, detail)
 
 
-def _link_check(request: SelfTestRequest, link: Any, link_error: str | None) -> Check:
+def _link_check(request: SelfTestRequest) -> Check:
+    from navigator.onboard.link import MavlinkLink
+
     blocking = request.require_link
     if request.mavlink is None:
         return Check("mavlink", False, blocking, "not checked: no MAVLink URL given")
-    if link is None:
-        return Check("mavlink", False, blocking, str(link_error))
     try:
-        status = link.wait_for_autopilot(request.probe_timeout_s)
+        link = MavlinkLink(request.mavlink)
     except UserError as error:
         return Check("mavlink", False, blocking, str(error))
+    try:
+        # A busy UDP port, a missing serial device or pyserial, no heartbeat: the check's verdict.
+        status = link.open(request.probe_timeout_s).wait_for_autopilot(request.probe_timeout_s)
+    except UserError as error:
+        return Check("mavlink", False, blocking, str(error))
+    finally:
+        link.close()
     assert status.autopilot is not None
     return Check("mavlink", True, blocking, f"{status.autopilot.name} (system {status.system_id}) answers, in "
                                             f"{status.mode_name()}")

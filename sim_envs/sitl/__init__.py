@@ -22,10 +22,10 @@ see `autopilot` for what each flavour accepts. A harness starts one in-process:
         sitl.run(stop_event)        # blocking; events: ready, episode_start, mode, fault, episode
 """
 
-from sim_envs.sitl.config import LinkConfig, SitlConfig, StreamConfig
+from sim_envs.sitl.config import LinkConfig, SitlConfig, StreamConfig, task_seconds
 from sim_envs.sitl.faults import Fault, FaultConfig, FaultSpecError, parse_fault
 from sim_envs.sitl.link import BindError, PortInUseError
 from sim_envs.sitl.runner import EpisodeReport, Sitl
 
 __all__ = ["BindError", "EpisodeReport", "Fault", "FaultConfig", "FaultSpecError", "LinkConfig", "PortInUseError",
-           "Sitl", "SitlConfig", "StreamConfig", "parse_fault"]
+           "Sitl", "SitlConfig", "StreamConfig", "parse_fault", "task_seconds"]

@@ -21,6 +21,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+import gymnasium
+
 from sim_envs.sitl.autopilot import AUTOPILOT_NAMES
 from sim_envs.sitl.faults import FaultConfig
 from sim_envs.sitl.telemetry import Home
@@ -30,6 +32,15 @@ PX4_LOCAL_PORT = 14580
 ARDUPILOT_TCP_PORT = 5760
 GCS_PORT = 14550
 CAMERA_PORT = 5600
+
+
+def task_seconds(task: str) -> float:
+    """The task's own episode limit in seconds (its env class's `max_seconds`), read without building a world."""
+    from gymnasium.envs.registration import load_env_creator
+
+    from sim_envs import task_id
+
+    return float(load_env_creator(gymnasium.spec(task_id(task)).entry_point).max_seconds)
 
 
 @dataclass(frozen=True)

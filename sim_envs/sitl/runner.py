@@ -30,7 +30,7 @@ from sim_envs.sitl.autopilot import FLAVOURS, Autopilot
 from sim_envs.sitl.camera_stream import CameraStream, corrupt_jpeg, encode_jpeg
 from sim_envs.sitl.config import SitlConfig
 from sim_envs.sitl.faults import Fault
-from sim_envs.sitl.link import MavlinkLink, PortInUseError, TcpServer, UdpPeer, bind_socket
+from sim_envs.sitl.link import BindError, MavlinkLink, PortInUseError, TcpServer, UdpPeer, bind_socket
 from sim_envs.sitl.telemetry import Parameters, Snapshot, Telemetry
 from sim_envs.sitl.vehicle import SEVERITY_NOTICE, SEVERITY_WARNING, MavlinkVehicle
 
@@ -63,10 +63,11 @@ class EpisodeReport:
 
 
 class Sitl:
-    """A SITL vehicle for `config`: binds its sockets (PortInUseError names the option whose port is taken), starts
-    the camera stream and builds the env, in that order, so that a taken port costs nothing. Use as a context
-    manager, or call `close()`; `run()` flies the episodes. Everything runs in the calling thread except the stream's
-    client threads; to run it in-process, construct and run it in one background thread and end it with `stop`."""
+    """A SITL vehicle for `config`: binds its sockets (PortInUseError names the option whose port is taken; BindError
+    a host it cannot resolve or bind), starts the camera stream and builds the env, in that order, so that a taken
+    port costs nothing. Use as a context manager, or call `close()`; `run()` flies the episodes. Everything runs in
+    the calling thread except the stream's client threads; to run it in-process, construct and run it in one
+    background thread and end it with `stop`."""
 
     def __init__(self, config: SitlConfig, on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.config = config
@@ -85,7 +86,11 @@ class Sitl:
         from sim_envs.camera import CameraConfig
 
         config, link = self.config, self.link_config
-        host = socket.gethostbyname(link.host)
+        try:
+            host = socket.gethostbyname(link.host)
+        except (OSError, UnicodeError) as error:  # socket.gaierror, or a name IDNA cannot encode
+            raise BindError(errno.EADDRNOTAVAIL, f"cannot resolve host {link.host!r} "
+                                                 f"({getattr(error, 'strerror', None) or error})") from None
         self.link = MavlinkLink([], link.system_id)
         self._closers.append(self.link.close)
         if config.autopilot == "px4":
