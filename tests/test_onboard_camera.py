@@ -101,9 +101,42 @@ def test_stalled_stream_ages_without_blocking_and_recovers() -> None:
 
 
 def test_source_that_cannot_open_is_a_user_error(tmp_path: Path) -> None:
-    reader = CameraReader(str(tmp_path / "missing.mp4"), backoff_s=0.05, backoff_max_s=0.1).start()
+    broken = tmp_path / "broken.mp4"
+    broken.write_text("not a video")
+    reader = CameraReader(str(broken), backoff_s=0.05, backoff_max_s=0.1).start()
     try:
-        with pytest.raises(UserError, match="--camera .*missing.mp4: no frame within 0.5 s"):
-            reader.wait_first(0.5)
+        with pytest.raises(UserError, match="--camera .*broken.mp4: no frame within 0.5 s"):
+            reader.wait_first(0.499995)  # the same figure as every other wait's message
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("", "--camera is empty"),
+    ("  ", "--camera is empty"),
+    ("-1", "--camera -1: a device index is 0 or more"),
+    ("missing.mp4", "--camera missing.mp4: no such file or device"),
+])
+def test_sources_that_can_never_give_a_frame_are_refused_at_once(source: str, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        CameraReader(source)  # before any thread starts: no open_timeout_s wait
+
+
+def test_sources_only_opencv_can_judge_are_left_to_it(tmp_path: Path) -> None:
+    for source in ("0", "rtsp://127.0.0.1:1/cam", str(tmp_path / "frame_%03d.png"), "videotestsrc ! appsink"):
+        CameraReader(source)  # constructed, not refused
+
+
+def test_close_waits_for_a_blocked_read_to_end() -> None:
+    # Python ending while the reader thread is inside OpenCV aborts the process: close() must outlast a read that
+    # hangs on a stalled stream (it ends within the read timeout).
+    stream = MjpegStream()
+    reader = CameraReader(stream.url, read_timeout_s=1.0, backoff_s=0.1, backoff_max_s=0.2).start()
+    try:
+        reader.wait_first(10.0)
+        stream.paused.set()
+        time.sleep(0.2)
+    finally:
+        reader.close()
+        stream.close()
+    assert not any(thread.name == "camera-reader" and thread.is_alive() for thread in threading.enumerate())

@@ -2,7 +2,12 @@
 autopilot flavour and mode, telemetry, setpoint encoding (frame, type_mask, NED signs) and the mode request, over
 UDP (PX4's convention) and TCP (ArduPilot's)."""
 
+import os
 import socket
+import struct
+import subprocess
+import sys
+import threading
 import time
 
 import numpy as np
@@ -11,6 +16,7 @@ from onboard_support import ARDU_GUIDED, PX4_OFFBOARD, FakeAutopilot, free_port
 
 from navigator.errors import UserError
 from navigator.onboard.link import MavlinkLink, check_url
+from pymavlink import mavutil
 
 
 def wait_for(condition, timeout: float = 5.0) -> None:
@@ -98,9 +104,153 @@ def test_no_autopilot_is_a_user_error() -> None:
         link.close()
 
 
-def test_refused_tcp_and_bad_urls_are_user_errors() -> None:
-    with pytest.raises(UserError, match="connection refused"):
-        MavlinkLink(f"tcp:127.0.0.1:{free_port(socket.SOCK_STREAM)}").open(timeout=0.0)
-    for url in ("14540", "udp:localhost", "http://x"):
+def test_refused_tcp_fails_at_once_and_bad_urls_are_user_errors() -> None:
+    started = time.monotonic()
+    with pytest.raises(UserError, match="connection refused: nothing accepts connections .* ArduPilot|"
+                                        "connection refused: nothing accepts .*navigator sitl --autopilot ardupilot"):
+        MavlinkLink(f"tcp:127.0.0.1:{free_port(socket.SOCK_STREAM)}").open(timeout=30.0)
+    assert time.monotonic() - started < 2.0  # refused is known at once: no waiting out the 30 s
+    for url in ("14540", "udp:localhost", "http://x", "/dev/ttyACM0,fast", "/dev/ttyACM0,0", "/dev/,57600"):
         with pytest.raises(UserError, match="--mavlink"):
             check_url(url)
+
+
+def test_a_second_listener_on_a_udp_port_is_refused() -> None:
+    # pymavlink binds with SO_REUSEADDR: without the check, the second bind succeeds and takes the packets.
+    port = free_port()
+    first = MavlinkLink(f"udpin:0.0.0.0:{port}").open()
+    try:
+        for host in ("0.0.0.0", "127.0.0.1"):
+            second = MavlinkLink(f"udpin:{host}:{port}")
+            with pytest.raises(UserError, match=f"UDP port {port} is already in use: another navigator onboard"):
+                second.check()
+            with pytest.raises(UserError, match="already in use"):
+                second.open()
+    finally:
+        first.close()
+    MavlinkLink(f"udpin:127.0.0.1:{port}").open().close()  # free again once the first closed
+
+
+def test_a_listen_address_of_another_computer_is_refused() -> None:
+    with pytest.raises(UserError, match="192.0.2.1 is not an address of this computer; listen on 0.0.0.0"):
+        MavlinkLink(f"udpin:192.0.2.1:{free_port()}").check()
+
+
+def test_tcp_link_that_keeps_dropping_retries_quietly(capfd) -> None:
+    # A server that accepts and resets every connection: pymavlink alone prints a line per reset and reconnects in a
+    # tight loop. Here: one attempt a second, nothing printed, and the reason in the message.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.1)
+    accepted = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except TimeoutError:
+                continue
+            accepted.append(time.monotonic())
+            stop.wait(0.2)  # connected, then dropped: the reconnects are the receive thread's
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+            client.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    link = MavlinkLink(f"tcp:127.0.0.1:{server.getsockname()[1]}").open(timeout=5.0)
+    try:
+        with pytest.raises(UserError, match=r"no autopilot heartbeat within 2.5 s \(the link: .*(reset|closed).*\); "
+                                            r"is the autopilot .* serving MAVLink on this TCP port"):
+            link.wait_for_autopilot(2.5)
+    finally:
+        link.close()
+        stop.set()
+        thread.join(2)
+        server.close()
+    assert 2 <= len(accepted) <= 5
+    captured = capfd.readouterr()
+    assert "reconnect" not in captured.out + captured.err and "TCP socket" not in captured.out + captured.err
+
+
+class PtyAutopilot:
+    """A flight controller on a real serial line: the far side of a pseudo-terminal, sending PX4 HEARTBEATs."""
+
+    def __init__(self) -> None:
+        self.master, slave = os.openpty()
+        self.device = os.ttyname(slave)
+        os.close(slave)
+        os.set_blocking(self.master, False)
+        self.mav = mavutil.mavlink.MAVLink(self, srcSystem=3, srcComponent=1)
+        self.received = bytearray()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def write(self, buf: bytes) -> None:
+        os.write(self.master, buf)
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.1):
+            try:
+                self.mav.heartbeat_send(2, 12, 129, 0, 4)
+                self.received += os.read(self.master, 4096)  # what the link sends (its own heartbeat)
+            except OSError:  # nothing to read yet, or no one holds the line's other end
+                pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        os.close(self.master)
+
+
+def test_serial_link_over_a_real_tty() -> None:
+    vehicle = PtyAutopilot()
+    link = MavlinkLink(f"{vehicle.device},921600").open()
+    try:
+        status = link.wait_for_autopilot(5.0)
+        assert status.autopilot.name == "px4" and status.system_id == 3
+        wait_for(lambda: len(vehicle.received) > 0)  # the companion's heartbeat went down the line
+    finally:
+        link.close()
+        vehicle.close()
+
+
+def test_serial_problems_are_one_line_user_errors() -> None:
+    with pytest.raises(UserError, match="no serial device /dev/ttyNAVIGATOR9; check that the flight controller is "
+                                        "connected"):
+        MavlinkLink("/dev/ttyNAVIGATOR9,921600").check()
+    # pyserial absent (no extra installs it otherwise): named, with the install command. A separate interpreter,
+    # where `serial` cannot be imported.
+    script = ("import sys; sys.modules['serial'] = None\n"
+              "from navigator.onboard.link import MavlinkLink\n"
+              "from navigator.errors import UserError\n"
+              "try:\n    MavlinkLink(sys.argv[1] + ',921600').open()\nexcept UserError as error:\n    print(error)\n")
+    vehicle = PtyAutopilot()
+    try:
+        result = subprocess.run([sys.executable, "-c", script, vehicle.device], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert "a serial link needs pyserial, which is not installed; install it with: pip install pyserial" \
+            in result.stdout
+    finally:
+        vehicle.close()
+
+
+def test_a_serial_device_this_user_may_not_open_is_a_user_error() -> None:
+    # Run as a user without the capabilities that let root open any file (the tests may run as root, as in CI):
+    # then file permissions apply, as they do to the service's user on a companion computer.
+    script = ("import sys\n"
+              "from navigator.onboard.link import MavlinkLink\n"
+              "from navigator.errors import UserError\n"
+              "try:\n    MavlinkLink(sys.argv[1] + ',57600').check()\nexcept UserError as error:\n    print(error)\n")
+    vehicle = PtyAutopilot()
+    try:
+        os.chmod(vehicle.device, 0)
+        without_override = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+        result = subprocess.run([*without_override, sys.executable, "-c", script, vehicle.device],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert f"permission denied on {vehicle.device}; add this user to the group" in result.stdout
+    finally:
+        vehicle.close()

@@ -72,3 +72,32 @@ def test_plot_refuses_what_is_not_a_log(tmp_path: Path, capsys) -> None:
     other.write_text('{"kind": "step"}\n')
     assert main(["onboard", "plot", str(other)]) == 2
     assert "not an onboard flight log" in capsys.readouterr().err
+
+
+def test_rotated_run_is_found_by_its_name(tmp_path: Path, capsys) -> None:
+    log = write_run(tmp_path, 400, part_bytes=4000, max_parts=3)
+    log.close(ended="stopped")
+    assert not log.path.exists() and log.parts == log_parts(log.path) and all(p.exists() for p in log.parts)
+    # The run's name (its deleted first part, with or without .jsonl) still names the parts that remain.
+    for name in (log.path, log.path.with_suffix("")):
+        _, rows, end = read_log(name)
+        assert end["steps"] == 400 and rows
+        out = tmp_path / f"{name.name}.png"
+        assert main(["onboard", "plot", str(name), "--out", str(out)]) == 0, capsys.readouterr().err
+        assert out.exists()
+
+
+def test_plot_names_what_it_was_given(tmp_path: Path, capsys) -> None:
+    log = write_run(tmp_path / "logs", 5)
+    log.close(ended="stopped")
+    assert main(["onboard", "plot", str(tmp_path / "logs")]) == 2
+    assert f"is a folder; give one of the .jsonl flight logs in it, e.g. {log.path}" in capsys.readouterr().err
+    binary = tmp_path / "policy.onnx"
+    binary.write_bytes(bytes(range(256)) * 4)
+    assert main(["onboard", "plot", str(binary), "--out", str(tmp_path / "b.png")]) == 2
+    error = capsys.readouterr().err
+    assert f"{binary}: not an onboard flight log (not text" in error and "codec" not in error
+    assert main(["onboard", "plot", str(tmp_path / "none.jsonl")]) == 2
+    assert "does not exist, nor any part of a run of that name" in capsys.readouterr().err
+    assert main(["onboard", "--engage", "plot", str(log.path)]) == 2
+    assert "--engage does not apply to plot" in capsys.readouterr().err

@@ -4,6 +4,11 @@ runtime pre-streams, requests OFFBOARD once, flies, yields to the operator's mod
 lost heartbeat and recovers; the log records it all. Bad inputs are refused before anything is sent."""
 
 import json
+import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -120,28 +125,146 @@ def test_cli_flies_for_a_duration(bundle: Path, video: Path, tmp_path: Path, cap
     assert header["camera_size"] == [320, 240] and header["image_spec"]["input_hfov_deg"] == 110.0
 
 
+@pytest.fixture(scope="module")
+def held_port():
+    """A UDP port another listener holds (with SO_REUSEADDR, as pymavlink binds)."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", 0))
+    yield holder.getsockname()[1]
+    holder.close()
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"--bundle": "missing"}, "bundle .*missing: no such folder"),
+    ({"--bundle": "policy.onnx"}, "--bundle .*policy.onnx is the bundle's graph; give the bundle's folder: --bundle"),
+    ({"--bundle": "model.pt"}, "--bundle .*model.pt is a PyTorch checkpoint, not a bundle; export it first: "
+                               "navigator export --checkpoint .*model.pt --out bundles/NAME"),
     ({"--camera-fov": "60"}, "cannot give the policy .* trained 80"),
     ({"--mavlink": "14540"}, "is not a MAVLink connection URL"),
-    ({"--duration": "-1"}, "--duration must be a positive"),
+    ({"--mavlink": "/dev/ttyNAVIGATOR9,921600"}, "no serial device /dev/ttyNAVIGATOR9"),
+    ({"--mavlink": "/dev/ttyACM0,fast"}, "baud rate after the comma must be a whole number"),
+    ({"--mavlink": "HELD"}, "UDP port [0-9]+ is already in use: another navigator onboard"),
+    ({"--mavlink": "tcp:127.0.0.1:1"}, "connection refused: nothing accepts connections on 127.0.0.1:1"),
+    ({"--duration": "-1"}, "--duration must be in \\(0, 86400\\] seconds, got -1"),
+    ({"--duration": "1e300"}, "--duration must be in \\(0, 86400\\] seconds, got 1e\\+300"),
     ({"--camera-fov": "190"}, "--camera-fov must be in"),
+    ({"--camera": ""}, "--camera is empty"),
+    ({"--camera": "-1"}, "--camera -1: a device index is 0 or more"),
+    ({"--camera": "missing.avi"}, "--camera missing.avi: no such file or device"),
+    ({"--require-link": None}, "--require-link applies only to --self-test"),
+    ({"--probe-timeout": "2"}, "--probe-timeout applies only to --self-test"),
 ])
-def test_bad_inputs_are_refused_before_anything_is_sent(bundle: Path, video: Path, tmp_path: Path, capsys,
+def test_bad_inputs_are_refused_before_anything_is_sent(bundle: Path, video: Path, tmp_path: Path, capsys, held_port,
                                                          change: dict, message: str) -> None:
+    (tmp_path / "policy.onnx").write_bytes((bundle / "policy.onnx").read_bytes())
+    (tmp_path / "model.pt").write_bytes(b"checkpoint")
     options = {"--bundle": str(bundle), "--camera": str(video), "--mavlink": f"udpin:127.0.0.1:{free_port()}",
                "--camera-fov": "110", "--duration": "1", "--log-dir": str(tmp_path)}
-    options.update({k: v if k != "--bundle" else str(tmp_path / v) for k, v in change.items()})
-    argv = ["onboard"] + [item for pair in options.items() for item in pair]
+    options.update({k: str(tmp_path / v) if k == "--bundle" else f"udpin:127.0.0.1:{held_port}" if v == "HELD"
+                    else v for k, v in change.items()})
+    argv = ["onboard"] + [item for pair in options.items() for item in ((pair[0],) if pair[1] is None else pair)]
+    started = time.monotonic()
     assert main(argv) == 2
-    assert pytest.importorskip("re").search(message, capsys.readouterr().err)
+    # At once: none of these waits for the camera's first frame or the autopilot's heartbeat. One line, no traceback.
+    assert time.monotonic() - started < 3.0
+    error = capsys.readouterr().err
+    assert re.search(message, error), error
+    assert len(error.strip().splitlines()) == 1 or "tcp:" in options["--mavlink"]  # tcp: after the camera's lines
+
+
+def test_self_test_options_need_self_test_and_fly_options_need_flying(bundle: Path, capsys) -> None:
+    assert main(["onboard", "--self-test", "--bundle", str(bundle), "--engage"]) == 2
+    assert "--engage applies only to flying, and --self-test flies nothing" in capsys.readouterr().err
+    assert main(["onboard", "--self-test", "--bundle", str(bundle), "--probe-timeout", "1e300"]) == 2
+    assert "--probe-timeout must be in (0, 120] seconds, got 1e+300" in capsys.readouterr().err
+
+
+def test_self_test_messages_and_a_missing_pyserial_never_abort(bundle: Path, video: Path) -> None:
+    # pyserial missing used to escape as ModuleNotFoundError and, with the camera's thread left inside OpenCV, abort
+    # the interpreter (rc 134). A separate interpreter where `serial` cannot be imported.
+    script = ("import sys; sys.modules['serial'] = None\n"
+              "from navigator.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    result = subprocess.run(
+        [sys.executable, "-c", script, "onboard", "--self-test", "--bundle", str(bundle), "--camera",
+         str(video), "--mavlink", "/dev/ttyACM0,921600",
+         "--probe-timeout", "0.5", "--require-link"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr  # a blocking check failed: a verdict, not a crash
+    assert "Traceback" not in result.stderr and "terminate" not in result.stderr
+    assert "a serial link needs pyserial, which is not installed; install it with: pip install pyserial" \
+        in result.stdout
+    # Both probes word their timeouts alike.
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "navigator.cli", "onboard", "--self-test", "--bundle", str(bundle), "--camera",
+         "rtsp://127.0.0.1:1/none", "--mavlink", f"udpin:127.0.0.1:{port}", "--probe-timeout", "0.499995"],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "no frame within 0.5 s" in result.stdout and "no autopilot heartbeat within 0.5 s" in result.stdout
+
+
+def test_sigterm_is_handled_as_ctrl_c(bundle: Path, video: Path, tmp_path: Path) -> None:
+    def start(port: int, *extra: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "navigator.cli", "onboard", "--bundle", str(bundle), "--camera", str(video),
+             "--camera-fov", "110", "--mavlink", f"udpin:127.0.0.1:{port}", "--log-dir", str(tmp_path / "logs"),
+             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    # Waiting for the autopilot (none comes): interrupted, as Ctrl-C, with its message and exit code.
+    waiting = start(free_port())
+    time.sleep(3.0)
+    waiting.send_signal(signal.SIGTERM)
+    _, error = waiting.communicate(timeout=20)
+    assert waiting.returncode == 130 and "navigator onboard: interrupted" in error and "Traceback" not in error
+
+    # Flying: a clean stop, zero velocity, the log closed saying why.
+    port = free_port()
+    vehicle = FakeAutopilot(f"udpout:127.0.0.1:{port}", "px4").start()
+    try:
+        flying = start(port, "--engage", "--json")
+        deadline = time.monotonic() + 30
+        while not (vehicle.setpoints and time.monotonic() - vehicle.setpoints[0][0] > 2.0):
+            assert time.monotonic() < deadline and flying.poll() is None, flying.stderr.read()
+            time.sleep(0.1)
+        flying.send_signal(signal.SIGTERM)
+        output, error = flying.communicate(timeout=20)
+    finally:
+        vehicle.close()
+    assert flying.returncode == 0, error
+    summary = json.loads(output)
+    assert summary["ended"] == "stopped by SIGTERM"
+    _, _, end = read_log(Path(summary["log"]))
+    assert end["ended"] == "stopped by SIGTERM"
+
+
+def test_summary_names_the_log_that_rotation_kept(bundle: Path, video: Path, tmp_path: Path, capsys) -> None:
+    config = tmp_path / "onboard.yaml"
+    config.write_text("log:\n  part_mb: 0.005\n  max_parts: 2\n")
+    port = free_port()
+    vehicle = FakeAutopilot(f"udpout:127.0.0.1:{port}", "px4")
+    threading.Timer(0.5, vehicle.start).start()
+    try:
+        code = main(["onboard", "--bundle", str(bundle), "--camera", str(video), "--mavlink",
+                     f"udpin:127.0.0.1:{port}", "--camera-fov", "110", "--duration", "3", "--config", str(config),
+                     "--log-dir", str(tmp_path / "logs"), "--json"])
+    finally:
+        vehicle.close()
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = json.loads(captured.out)
+    kept = Path(summary["log"])
+    assert kept.exists() and summary["log_parts"] == 2 and ".part" in kept.name  # the first part was rotated away
+    first = kept.with_name(re.sub(r"\.part\d+", "", kept.name))
+    assert not first.exists()
+    assert main(["onboard", "plot", str(first), "--out", str(tmp_path / "run.png")]) == 0, capsys.readouterr().err
 
 
 def test_changed_bundle_is_refused(bundle: Path, tmp_path: Path, video: Path, capsys) -> None:
     copy = write_tiny_bundle(tmp_path / "changed")
     graph = (copy / "policy.onnx").read_bytes()
     (copy / "policy.onnx").write_bytes(graph[:-1] + bytes([graph[-1] ^ 1]))
-    assert main(["onboard", "--bundle", str(copy), "--camera", str(video), "--mavlink", "udpin:127.0.0.1:9"]) == 2
+    assert main(["onboard", "--bundle", str(copy), "--camera", str(video), "--mavlink",
+                 f"udpin:127.0.0.1:{free_port()}"]) == 2
     assert "sha256" in capsys.readouterr().err
 
 

@@ -170,6 +170,9 @@ def _open_problem(url: str, error: BaseException) -> str:
         return (f"--mavlink {url}: {protocol} port {_address(url)[1]} is already in use: another navigator onboard or "
                 f"another program (a ground station, mavlink-router, mavproxy) listens there; stop it, or give "
                 f"another port")
+    elif code == errno.EACCES and _listens(url):
+        return (f"--mavlink {url}: this user may not listen on port {_address(url)[1]} (ports below 1024 need "
+                f"root); use a higher one, e.g. 14540")
     elif code == errno.EADDRNOTAVAIL:
         return (f"--mavlink {url}: {_address(url)[0]} is not an address of this computer; listen on 0.0.0.0 (every "
                 f"interface) or on one of its own addresses")

@@ -10,11 +10,12 @@ States, and what is sent in each (setpoints are SET_POSITION_TARGET_LOCAL_NED bo
 | STANDBY | connected; the autopilot is not in its engaged mode | zero-velocity setpoints (1); mode request (2) |
 | ENGAGED | in the engaged mode, every check passes | the policy's command (3) |
 | HOLD | in the engaged mode, a check fails | zero-velocity setpoints: the vehicle stops, stays in the mode |
-| LINK_LOST | nothing (HEARTBEAT or telemetry) from the autopilot for `heartbeat_timeout_s` | nothing: the autopilot's own failsafe is in charge (4) |
+| LINK_LOST | no message from the autopilot for `heartbeat_timeout_s` (7) | nothing: its own failsafe is in charge (4) |
 
 (1) PX4 accepts a switch to OFFBOARD only while setpoints stream. (2) With `request_mode` only (below).
 (3) Clipped to [-1, 1], scaled by the bundle's action limits, clamped to `max_command`, acceleration-limited.
 (4) PX4 COM_OF_LOSS_T then its failsafe action; ArduPilot GUIDED stops after GUID_TIMEOUT.
+(7) A HEARTBEAT or telemetry: on a lossy link single heartbeats go missing while ATTITUDE streams at 30-50 Hz.
 The engaged mode is PX4 OFFBOARD or ArduPilot GUIDED (navigator/onboard/autopilot.py).
 
 Transitions, checked in this order at every step (the first that applies wins):
