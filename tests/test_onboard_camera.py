@@ -80,13 +80,19 @@ class MjpegStream:
         self.server.server_close()
 
 
-def test_stalled_stream_ages_without_blocking_and_recovers() -> None:
+def stalled_reader() -> tuple[MjpegStream, CameraReader]:
+    """A reader that got its first frame from a stream that then stalled (its read() now blocks)."""
     stream = MjpegStream()
     reader = CameraReader(stream.url, read_timeout_s=1.0, backoff_s=0.1, backoff_max_s=0.2).start()
+    reader.wait_first(10.0)
+    stream.paused.set()
+    time.sleep(0.2)
+    return stream, reader
+
+
+def test_stalled_stream_ages_without_blocking_and_recovers() -> None:
+    stream, reader = stalled_reader()
     try:
-        reader.wait_first(10.0)
-        stream.paused.set()
-        time.sleep(0.2)
         stalled_at = reader.latest().sequence
         started = time.monotonic()
         assert reader.wait_newer(stalled_at, 0.5) is None  # returns on time although read() is blocked
@@ -130,13 +136,7 @@ def test_sources_only_opencv_can_judge_are_left_to_it(tmp_path: Path) -> None:
 def test_close_waits_for_a_blocked_read_to_end() -> None:
     # Python ending while the reader thread is inside OpenCV aborts the process: close() must outlast a read that
     # hangs on a stalled stream (it ends within the read timeout).
-    stream = MjpegStream()
-    reader = CameraReader(stream.url, read_timeout_s=1.0, backoff_s=0.1, backoff_max_s=0.2).start()
-    try:
-        reader.wait_first(10.0)
-        stream.paused.set()
-        time.sleep(0.2)
-    finally:
-        reader.close()
-        stream.close()
+    stream, reader = stalled_reader()
+    reader.close()
+    stream.close()
     assert not any(thread.name == "camera-reader" and thread.is_alive() for thread in threading.enumerate())
