@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("data", "inspect, verify, preview and export recorded demonstration datasets"),
     "eval": ("eval", "evaluate pilots in closed loop on the same held-out worlds per suite; report with intervals"),
     "compare": ("compare", "train every model on the same data and seeds, evaluate all on the same worlds; table"),
+    "explain": ("explain", "explain a policy on one episode: saliency video, neuron traces, wiring, neuron ablation"),
+    "adapt": ("adapt", "adapt a trained policy to new surroundings from a few demonstrations; learning curves"),
     "onboard": ("onboard", "fly an exported bundle over MAVLink on the companion computer; plot its flight logs"),
     "export": ("export", "export a policy to an ONNX bundle for the onboard runtime, verified against PyTorch"),
     "deploy": ("deploy", "put a bundle on the companion computer over SSH: self-tested, switched atomically, "
@@ -38,7 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 EXTRA_OF_MODULE = {
     "pybullet": "sim", "gymnasium": "sim", "av": "sim",
     "torch": "train", "ncps": "train", "tensorboard": "train", "matplotlib": "train", "h5py": "train",
-    "onnxruntime": "onboard", "pymavlink": "onboard", "onnx": "all",
+    "onnxruntime": "onboard", "pymavlink": "onboard", "onnx": "all", "captum": "explain",
+    "ray": "cluster",
 }
 
 

@@ -1,8 +1,10 @@
 """Recording expert demonstrations into a dataset, in parallel worker processes.
 
 Each episode is identified by (task, preset, seed) and is deterministic given that key, so any number of workers
-produce the same dataset, and a resumed collection flies exactly the episodes still missing. Workers write episode
-files (atomically); only this parent process touches the manifest.
+produce the same dataset, and a resumed collection flies exactly the episodes still missing. Local workers write
+episode files (atomically); Ray workers, which may run on machines that do not share the dataset folder, return each
+file's bytes through Ray's object store and this process writes them (atomically, the same bytes). Only this parent
+process touches the manifest.
 
 Recovery data (DART): the executed action is the expert's label plus temporally correlated noise, so the vehicle
 drifts off the expert's path and the labels show how to come back; the label stays the expert's clean action.
@@ -15,21 +17,22 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from navigator import __version__
+from navigator.backends import LOCAL, Backend, Cluster, run_jobs
 from navigator.config import MAX_SEED, SettingError, check_seed_span, check_settings, setting, to_dict
 from navigator.dataset import (ACTION_CONVENTION, DatasetWriter, DroppedEntry, Episode, EpisodeEntry, EpisodeKey,
                                Verification, write_episode)
+from navigator.dataset.writer import pack_episode
 from navigator.errors import UserError
 from navigator.resume import Continued, Difference, check_continuation, differences
 from navigator.scenario import (CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot, canonical_preset,
                                 canonical_task, set_canonical)
-from navigator.workers import spawn_pool
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,8 @@ class CollectConfig:
     dart_noise: float = setting(0.1, ge=0.0, le=1.0)
     dart_time_constant: float = setting(0.5, gt=0.0)  # seconds: the noise is an Ornstein-Uhlenbeck process
     keep_failed: bool = True  # False: failed episodes are not stored, only marked in the manifest
-    workers: int = setting(0, ge=0, le=256)  # 0: one per CPU core
+    workers: int = setting(0, ge=0, le=256)  # 0: one per CPU core (of this machine, or of the Ray cluster)
+    backend: Backend = field(default_factory=Backend)  # where episodes fly: local processes or a Ray cluster
     # Who flies, as `--pilot` means everywhere: "expert" (demonstrations, with DART noise), or a trained policy (a
     # checkpoint path) that flies while the expert labels every frame it sees: DAgger's data. The expert always labels.
     pilot: str = "expert"
@@ -82,20 +86,23 @@ class CollectConfig:
                               max_seconds=self.max_seconds)
 
     def recipe(self) -> dict[str, Any]:
-        """What the manifest records: everything that decides the data (not how many workers made it)."""
+        """What the manifest records: everything that decides the data (not how many workers made it, nor where)."""
         recipe = to_dict(self)
         recipe.pop("workers")
+        recipe.pop("backend")
         return recipe
 
 
 @dataclass(frozen=True)
 class CollectedEpisode:
-    """A worker's report: the stored episode, or the marker of a dropped one."""
+    """A worker's report: the stored episode, or the marker of a dropped one; `data` holds the episode file's bytes
+    when the parent is to write it (the ray backend), and is None once written."""
 
     entry: EpisodeEntry | None
     dropped: DroppedEntry | None
     frames: int
     success: bool
+    data: bytes | None = field(default=None, repr=False)
 
 
 class CorrelatedNoise:
@@ -179,20 +186,40 @@ def record_episode(env, config: CollectConfig, key: EpisodeKey) -> Episode:
 _worker_envs: dict[ScenarioConfig, Any] = {}
 
 
-def _collect_one(job: tuple[str, CollectConfig, EpisodeKey]) -> CollectedEpisode:
+def _fly(config: CollectConfig, key: EpisodeKey) -> tuple[Episode, bool]:
+    """A worker's episode `key`, in its environment for the scenario, and whether it succeeded."""
     from navigator.scenario import make_scenario_env
 
-    out, config, key = job
     scenario = config.scenario(key)
     if scenario not in _worker_envs:
         _worker_envs[scenario] = make_scenario_env(scenario)
     episode = record_episode(_worker_envs[scenario], config, key)
-    success = bool(episode.metadata["outcome"]["success"])
-    if success or config.keep_failed:
-        return CollectedEpisode(write_episode(Path(out), episode), None, episode.frames, success)
+    return episode, bool(episode.metadata["outcome"]["success"])
+
+
+def _dropped(key: EpisodeKey, episode: Episode) -> CollectedEpisode:
     ending = episode.metadata["outcome"]["ending"]
     return CollectedEpisode(None, DroppedEntry(key.task, key.preset, key.seed, ending, episode.frames),
-                            episode.frames, success)
+                            episode.frames, False)
+
+
+def _collect_one(job: tuple[str, CollectConfig, EpisodeKey]) -> CollectedEpisode:
+    """A local worker's job: fly the episode and write its file into the dataset `out`."""
+    out, config, key = job
+    episode, success = _fly(config, key)
+    if success or config.keep_failed:
+        return CollectedEpisode(write_episode(Path(out), episode), None, episode.frames, success)
+    return _dropped(key, episode)
+
+
+def _pack_one(job: tuple[CollectConfig, EpisodeKey]) -> CollectedEpisode:
+    """A Ray worker's job: fly the episode and return its file's bytes, for the parent to write."""
+    config, key = job
+    episode, success = _fly(config, key)
+    if success or config.keep_failed:
+        entry, data = pack_episode(episode)
+        return CollectedEpisode(entry, None, episode.frames, success, data)
+    return _dropped(key, episode)
 
 
 # The manifest recipe's record of explicit extensions: [{"parts[0].episodes": {"from": 6, "to": 8}}, ...].
@@ -272,19 +299,23 @@ def _refly_notes(verification: Verification) -> list[str]:
 
 
 def collect(out: Path, config: CollectConfig, writer: DatasetWriter,
-            on_episode: Callable[[CollectedEpisode], None] | None = None) -> list[CollectedEpisode]:
-    """Fly every episode of `config` still missing from `writer`'s dataset; returns what was flown.
+            on_episode: Callable[[CollectedEpisode], None] | None = None,
+            on_ready: Callable[[Cluster], None] | None = None) -> list[CollectedEpisode]:
+    """Fly every episode of `config` still missing from `writer`'s dataset, on `config.backend`; returns what was
+    flown. `on_ready` gets the workers' Cluster once they are up (not called when one in-process worker flies).
 
     A collection that fails or is interrupted before it records any episode removes the dataset it had just created
     (`DatasetWriter.discard_if_empty`), so no empty dataset folder is left behind; anything recorded stays, to
     resume."""
     todo = writer.missing(config.keys())
-    workers = min(config.workers or os.cpu_count() or 1, max(1, len(todo)))
     done = []
     try:
-        with closing(_run_jobs([(str(out), config, key) for key in todo], workers)) as results:
+        with closing(_run_jobs(out, config, todo, on_ready)) as results:
             for collected in results:
-                if collected.entry is not None:
+                if collected.data is not None:
+                    writer.store(collected.entry, collected.data)
+                    collected = replace(collected, data=None)  # written: the bytes need not stay in memory
+                elif collected.entry is not None:
                     writer.add(collected.entry)
                 else:
                     writer.drop(collected.dropped)
@@ -297,7 +328,14 @@ def collect(out: Path, config: CollectConfig, writer: DatasetWriter,
     return done
 
 
-def _run_jobs(jobs: list, workers: int) -> Iterator[CollectedEpisode]:
+def _run_jobs(out: Path, config: CollectConfig, todo: list[EpisodeKey],
+              on_ready: Callable[[Cluster], None] | None) -> Iterator[CollectedEpisode]:
+    if config.backend.kind == "ray":
+        yield from run_jobs(_pack_one, [(config, key) for key in todo], config.workers, config.backend,
+                            on_ready=on_ready)
+        return
+    jobs = [(str(out), config, key) for key in todo]
+    workers = min(config.workers or os.cpu_count() or 1, max(1, len(todo)))
     if workers <= 1:
         try:
             yield from map(_collect_one, jobs)
@@ -306,5 +344,4 @@ def _run_jobs(jobs: list, workers: int) -> Iterator[CollectedEpisode]:
                 env.close()
             _worker_envs.clear()
         return
-    with spawn_pool(workers) as pool:  # its workers leave Ctrl-C to this process
-        yield from pool.imap_unordered(_collect_one, jobs)
+    yield from run_jobs(_collect_one, jobs, workers, LOCAL, on_ready=on_ready)

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from navigator.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported only when a checkpoint flies
+    from policies.heads import Hidden
+    from policies.policy import Policy
 
 PILOT_CHOICES = ("pretrained", "expert", "a policy checkpoint (.pt)", "an exported bundle (its folder or policy.json)")
 BUNDLE_MANIFEST = "policy.json"  # navigator.onboard.bundle.MANIFEST_NAME, without importing onnxruntime here
@@ -156,6 +160,16 @@ class CheckpointPilot:
         self._dt_s = env.unwrapped.description().dt
         self._dt = torch.tensor([self._dt_s], dtype=torch.float32)
         self.reset()
+
+    @property
+    def policy(self) -> Policy:
+        """The torch policy it flies: what saliency is computed on."""
+        return self._policy
+
+    @property
+    def hidden(self) -> Hidden:
+        """The recurrent state the next `act` starts from (batch 1)."""
+        return self._hidden
 
     def reset(self) -> None:
         self._hidden = self._policy.initial_hidden(1)

@@ -70,10 +70,25 @@ class Renderer:
 
     def render(self, eye: tuple[float, float, float], forward: tuple[float, float, float],
                up: tuple[float, float, float]) -> np.ndarray:
-        target = (eye[0] + forward[0], eye[1] + forward[1], eye[2] + forward[2])
-        view = p.computeViewMatrix(eye, target, up, physicsClientId=self.client)
-        rgb, depth = tiny_render(self.client, self.width, self.height, view, self._projection, self._lighting)
+        rgb, depth = tiny_render(self.client, self.width, self.height, self._view(eye, forward, up),
+                                 self._projection, self._lighting)
         return np.where((depth >= 0.99999)[:, :, None], self._sky, rgb)
+
+    def segmentation(self, eye: tuple[float, float, float], forward: tuple[float, float, float],
+                     up: tuple[float, float, float]) -> np.ndarray:
+        """int32 (height, width): the unique id of the body seen at each pixel from this pose, -1 where nothing
+        is (the sky): the same view and projection as `render`, so pixel for pixel its image, nearer bodies
+        hiding farther ones. A second TinyRenderer pass: render asks for no segmentation, as flights rarely need
+        one."""
+        _, _, _, _, segmentation = p.getCameraImage(
+            self.width, self.height, self._view(eye, forward, up), self._projection, renderer=p.ER_TINY_RENDERER,
+            shadow=0, physicsClientId=self.client)
+        return np.asarray(segmentation, np.int32).reshape(self.height, self.width)
+
+    def _view(self, eye: tuple[float, float, float], forward: tuple[float, float, float],
+              up: tuple[float, float, float]) -> list[float]:
+        target = (eye[0] + forward[0], eye[1] + forward[1], eye[2] + forward[2])
+        return p.computeViewMatrix(eye, target, up, physicsClientId=self.client)
 
 
 def sky_gradient(height: int, width: int, top: tuple[float, float, float],

@@ -139,6 +139,20 @@ class World:
                                               physicsClientId=self.gui_client)
 
     def onboard_image(self, state: VehicleState) -> np.ndarray:
+        return self.onboard.render(*self._onboard_pose(state))
+
+    def onboard_segmentation(self, state: VehicleState) -> np.ndarray:
+        """int32 (height, width): the render-client body each pixel of the onboard image from `state` shows (-1:
+        sky); compare with `target_body`."""
+        return self.onboard.segmentation(*self._onboard_pose(state))
+
+    def target_body(self, index: int) -> int:
+        """The render-client body id of target `index` (what `onboard_segmentation` reports where it is seen)."""
+        return self._targets[index]
+
+    def _onboard_pose(self, state: VehicleState) -> tuple[tuple[float, float, float], ...]:
+        """(eye, forward, up) of the onboard camera in the world, with the chase view's model of the airframe out
+        of its sight."""
         if self._drone_visual is not None:  # the onboard camera must not see the chase view's model of the airframe
             p.resetBasePositionAndOrientation(self._drone_visual, HIDDEN, (0, 0, 0, 1),
                                               physicsClientId=self.render_client)
@@ -149,7 +163,7 @@ class World:
         eye = (x + rotation[0] * ox + rotation[1] * oy + rotation[2] * oz,
                y + rotation[3] * ox + rotation[4] * oy + rotation[5] * oz,
                z + rotation[6] * ox + rotation[7] * oy + rotation[8] * oz)
-        return self.onboard.render(eye, forward, up)
+        return eye, forward, up
 
     def chase_image(self, state: VehicleState, width: int, height: int) -> np.ndarray:
         """A third-person view from behind and above the vehicle, along its heading. Its near plane lies just short

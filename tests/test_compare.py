@@ -128,6 +128,26 @@ def test_resuming_a_finished_comparison_trains_nothing_and_gives_the_same_files(
     assert {name: (out / name).read_bytes() for name in before} == before
 
 
+def test_a_comparison_recorded_before_newer_evaluation_settings_resumes(compared):
+    # compare.json of a comparison started before `--attention` existed lacks its settings: their defaults are
+    # what it flew, so resuming it is resuming the same comparison.
+    from navigator.evaluation.folder import ADDED_SETTINGS
+
+    _, config_path, out = compared
+    current = (out / "compare.json").read_text()
+    record = json.loads(current)
+    record["settings"]["evaluation"] = {name: value for name, value in record["settings"]["evaluation"].items()
+                                        if name not in ADDED_SETTINGS}
+    (out / "compare.json").write_text(json.dumps(record))
+    recorder = Recorder()
+    try:
+        run_comparison(load_config(CompareConfig, config_path, {"out": str(out)}), resume=True, workers=1,
+                       hooks=recorder)
+    finally:
+        (out / "compare.json").write_text(current)
+    assert recorder.trained == []
+
+
 @pytest.mark.parametrize("old, new, named", [("epochs: 1", "epochs: 2", "base.epochs"),
                                              ("models: [cfc-ncp, mlp]", "models: [cfc-ncp, lstm]", "models[1]")])
 def test_resuming_with_changed_settings_is_refused_before_any_work(compared, tmp_path, capsys, old, new, named):

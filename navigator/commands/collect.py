@@ -6,11 +6,17 @@ examples:
   navigator collect --config launch/collect/mixed.yaml --out datasets/mixed
   navigator collect --out datasets/summer --resume                   # after an interruption
   navigator collect --out datasets/summer --episodes 400 --extend     # 200 more episodes of the same recipe
+  navigator collect --out datasets/big --episodes 5000 --backend ray --address 10.0.0.1:6379   # on a Ray cluster
 
 Each episode is (task, preset, seed) and deterministic: the same recipe gives the same dataset, whatever the number
 of workers, and --resume flies only the episodes still missing. With --resume or --extend and no --config, the
 settings are the recipe the dataset's manifest recorded: flags given on top must match it (--extend: or raise
 --episodes).
+
+--backend ray flies the episodes on Ray actors (pip install 'liquid-navigator[cluster]'; every node needs
+liquid-navigator[sim]): on the cluster at --address (auto: the one `ray start` runs on this machine), or without it
+on a Ray instance started for this run. The workers return each episode file's bytes and this process writes them
+into --out, so the nodes need no shared storage; the files are the same bytes as the local backend's.
 """
 
 from __future__ import annotations
@@ -44,7 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     FLAGS.add(parser, "--seed", "seed", "seed of the first episode of each part", type=int)
     FLAGS.add(parser, "--max-seconds", "max_seconds", "end each episode after this many simulated seconds",
               type=float, default_text="the task's own limit")
-    FLAGS.add(parser, "--workers", "workers", "worker processes; 0: one per CPU core", type=int)
+    FLAGS.add(parser, "--workers", "workers", "worker processes; 0: one per CPU core (of the Ray cluster with "
+                                              "--backend ray)", type=int)
+    FLAGS.add(parser, "--backend", "backend.kind", "local (processes on this machine) | ray (Ray actors)")
+    FLAGS.add(parser, "--address", "backend.address", "with --backend ray: auto or the Ray head's HOST:PORT",
+              default_text="start a local Ray instance")
     FLAGS.add(parser, "--dart-noise", "dart_noise", "std of the noise added to executed actions (normalised units; "
                                                     "0 disables)", type=float)
     failed = parser.add_mutually_exclusive_group()
@@ -110,7 +120,12 @@ def run(args: argparse.Namespace) -> int:
             progress.update(bar, advance=1, status=f"{counts['frames']} frames · success "
                                                    f"{counts['successes'] / counts['flown']:.0%}")
 
-        collect(args.out, config, writer, on_episode)
+        def on_ready(cluster) -> None:
+            if cluster.backend.kind == "ray":
+                progress.update(bar, description=f"collecting on {cluster.cpus} CPUs")
+                console.print(f"running on the {cluster.describe()}")
+
+        collect(args.out, config, writer, on_episode, on_ready)
     manifest = writer.manifest
     kept = len(manifest.episodes)
     console.print(f"{args.out}: {kept} episodes stored ({sum(e.frames for e in manifest.episodes)} frames), "

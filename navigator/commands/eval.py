@@ -10,6 +10,9 @@ examples:
   navigator eval --pilot runs/s0/best.pt --pilot runs/s1/best.pt --pilot runs/s2/best.pt --videos 3 --out reports/seeds
   navigator eval --pilot bundles/NAME --pilot pretrained --out reports/onnx   # a bundle beside its checkpoint
   navigator eval --out reports/NAME --resume     # after an interruption: fly only the episodes still missing
+  navigator eval --pilot pretrained --suites summer,night --attention --out reports/attention   # where it looks
+  navigator eval --attention --attention-method integrated-gradients --attention-every 10 --out reports/ig
+  navigator eval --pilot runs/a/best.pt --episodes 500 --backend ray --address 10.0.0.1:6379 --out reports/big
 
 OUT receives eval.json (the settings), episodes/ (one JSON per finished episode), results.json, report.md,
 success.png, trajectories.png, distance.png (success against the start distance, per suite) and, per stress sweep,
@@ -19,6 +22,15 @@ occlusion (black patches: 0-5), wind (steady m/s with gusts as the wind preset's
 same recipe apart from their seed are grouped: the report gives the group's mean success with a hierarchical
 bootstrap interval. --videos K films the first K failed episodes of each suite and pilot into OUT/videos/. With
 --resume and no --config, the settings are those OUT/eval.json recorded: flags given on top must match them.
+--attention measures, every few camera steps while the target is in view, the share of each policy checkpoint's
+saliency (VisualBackProp or integrated gradients) that falls on the target's pixels; the report gives its mean per
+suite and pilot with a bootstrap 95% interval over episodes. The expert and exported bundles have no saliency: they
+fly unmeasured, and an evaluation of only those refuses --attention.
+--backend ray flies the episodes on Ray actors (pip install 'liquid-navigator[cluster]'; every node needs
+liquid-navigator[sim], and [train] for checkpoints, which must be readable at the same path on every node): on the
+cluster at --address (auto: the one `ray start` runs on this machine), or without it on a Ray instance started for
+this run. Records come back to this process, which writes OUT; failures are filmed by local processes. The report
+is the one the local backend gives.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ from navigator.commands.common import check_output_folder, progress_bar, recorde
 from navigator.config import ConfigFlags
 from navigator.errors import UserError
 from navigator.evaluation.settings import EvalSettings
+from navigator.explain.methods import DEFAULT_EVERY, METHODS
 
 
 def _names(text: str) -> list[str]:
@@ -70,13 +83,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     FLAGS.add(parser, "--sweep-levels", "sweep_levels", "the levels of the one --sweep, comma-separated",
               type=_numbers, default_text="the sweep's own levels")
     FLAGS.add(parser, "--sweep-base", "sweep_base", "the suite (preset spec) the sweep levels are applied to")
+    FLAGS.add(parser, "--attention", "attention", "measure each policy pilot's attention on target: the share of its "
+                                                  "saliency on the target's pixels (not for the expert or bundles)",
+              action="store_const", const=True)
+    FLAGS.add(parser, "--attention-method", "attention_method", f"saliency for --attention: {' | '.join(METHODS)}")
+    FLAGS.add(parser, "--attention-every", "attention_every", "camera steps between two attention measurements "
+                                                              "(each costs a saliency map)", type=int,
+              default_text=", ".join(f"{every} for {method}" for method, every in DEFAULT_EVERY.items()) +
+              ": eval about 30% slower at most")
     parser.add_argument("--videos", type=int, default=0, metavar="K", help="film the first K failed episodes of "
                                                                            "each suite and pilot into OUT/videos/")
     parser.add_argument("--workers", type=int, default=0, help="parallel processes; the results do not depend on it "
                                                                "(default: one per CPU core)")
+    BACKEND_FLAGS.add(parser, "--backend", "kind", "local (processes on this machine) | ray (Ray actors)")
+    BACKEND_FLAGS.add(parser, "--address", "address", "with --backend ray: auto or the Ray head's HOST:PORT",
+                      default_text="start a local Ray instance")
     parser.add_argument("--resume", action="store_true", help="continue the evaluation in OUT: fly only the "
                                                               "episodes it is missing; without --config, the "
                                                               "settings are those OUT/eval.json recorded")
+
+
+def _backend_class() -> type:
+    from navigator.backends import Backend
+
+    return Backend
+
+
+BACKEND_FLAGS = ConfigFlags(_backend_class)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     if source is None and args.resume:
         source = recorded_settings(args.out / "eval.json", "settings")
     settings = FLAGS.load(args, source)
+    backend = BACKEND_FLAGS.load(args, None)
     check_output_folder(args.out, "--out", continuing=args.resume, kind="evaluation")
 
     console = Console()
@@ -113,18 +147,35 @@ def run(args: argparse.Namespace) -> int:
             def filmed(self, record) -> None:
                 progress.update(self.bar, advance=1, status=f"last: {record.suite} seed {record.seed}")
 
-        results = evaluate(args.out, settings, args.workers, args.resume, ProgressHooks(), args.videos)
+            def cluster(self, cluster) -> None:
+                if cluster.backend.kind == "ray":
+                    progress.update(self.bar, description=f"evaluating on {cluster.cpus} CPUs")
+                    console.print(f"running on the {cluster.describe()}")
+
+        results = evaluate(args.out, settings, args.workers, args.resume, ProgressHooks(), args.videos, backend)
 
     table = Table(title=f"{settings.task} · {settings.episodes} episodes per suite and pilot, seeds from "
                         f"{settings.seed}")
     for column in ("suite", "pilot", "success", "95% interval", "time (s)", "efficiency", "collisions"):
         table.add_column(column, justify="left" if column in ("suite", "pilot") else "right")
+    if settings.attention:
+        table.add_column("attention on target", justify="right")
     for s in results.summaries:
         table.add_row(s.suite, s.pilot, f"{s.successes}/{s.episodes}",
                       f"{s.success_interval[0]:.0%}-{s.success_interval[1]:.0%}",
                       "-" if s.mean_time_to_target is None else f"{s.mean_time_to_target:.1f}",
                       "-" if s.mean_path_efficiency is None else f"{s.mean_path_efficiency:.2f}",
-                      f"{s.collision_rate:.0%}")
+                      f"{s.collision_rate:.0%}",
+                      *([_attention_text(s.attention)] if settings.attention else []))
     console.print(table)
     console.print(f"report written to {args.out / 'report.md'}")
     return 0
+
+
+def _attention_text(attention) -> str:
+    """A summary's attention on target for the console: mean and interval, or why there is none."""
+    if attention is None:
+        return "no saliency"
+    if attention.mean is None:
+        return "target never seen"
+    return f"{attention.mean:.3f} ({attention.interval[0]:.3f}-{attention.interval[1]:.3f})"

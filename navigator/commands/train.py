@@ -6,12 +6,23 @@ examples:
   navigator train --data datasets/summer --model lstm --out runs/lstm --epochs 10
   navigator train --out runs/cfc-ncp --resume                       # after an interruption
   navigator train --out runs/cfc-ncp --epochs 40 --extend           # the same run, trained longer
+  navigator train --config launch/train/fly_to_target.yaml --dagger 3 --backend ray --address auto  # roll-outs on Ray
+  navigator train --data datasets/summer --out runs/ddp --nproc 2  # 2 data-parallel processes (torchrun)
+  torchrun --nproc-per-node 2 -m navigator train --data datasets/summer --out runs/ddp   # the same, by hand
   navigator fly --pilot runs/cfc-ncp/best.pt                        # fly the result
 
 Writes OUT/run.json (the settings), OUT/best.pt (the policy with the best validation loss), OUT/last.pt (the state to
 resume from), OUT/history.json and TensorBoard logs in OUT/tensorboard (tensorboard --logdir OUT). With --resume or
 --extend and no --config, the settings are those OUT/run.json recorded: flags given on top must match them
 (--extend: or raise --epochs).
+
+--backend ray (or `backend: {kind: ray, address: ...}` in the recipe) flies the recipe's collection and its DAgger
+roll-outs on Ray actors, as `navigator collect --backend ray` does (the DAgger pilot, OUT/best.pt, must be readable
+at the same path on every node); training itself runs here. The backend may change when a run is resumed.
+
+--nproc N (or `torchrun --nproc-per-node N -m navigator train ...`, also across machines) trains data-parallel:
+DistributedDataParallel over gloo on CPUs, --batch-size being the global batch that the processes share. Rank 0
+writes everything and prints the progress; the others write nothing. Any number of processes may resume a run.
 """
 
 from __future__ import annotations
@@ -39,11 +50,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     FLAGS.add(parser, "--out", "out", "run folder for checkpoints and logs")
     FLAGS.add(parser, "--model", "model", "cfc-ncp | cfc | ltc-ncp | lstm | gru | mlp")
     FLAGS.add(parser, "--epochs", "epochs", "training epochs", type=int)
-    FLAGS.add(parser, "--batch-size", "batch_size", "windows per batch", type=int)
+    FLAGS.add(parser, "--batch-size", "batch_size", "windows per batch (with --nproc or torchrun: per step of all "
+                                                     "processes together, each training its share)", type=int)
     FLAGS.add(parser, "--lr", "lr", "peak learning rate", type=float)
     FLAGS.add(parser, "--seed", "seed", "seed of initialisation, split, shuffling and augmentation", type=int)
     FLAGS.add(parser, "--dagger", "dagger.rounds", "DAgger rounds after the first training", type=int,
               metavar="ROUNDS")
+    FLAGS.add(parser, "--backend", "backend.kind", "where the recipe's roll-outs fly (its collection, DAgger): "
+                                                   "local | ray")
+    FLAGS.add(parser, "--address", "backend.address", "with --backend ray: auto or the Ray head's HOST:PORT",
+              default_text="start a local Ray instance")
+    parser.add_argument("--nproc", type=int, metavar="N",
+                        help="train with N data-parallel processes on this machine (DistributedDataParallel over "
+                             "gloo, started through torchrun); the result matches one process with the same "
+                             "--batch-size within float rounding. At most the machine's CPU cores. For several "
+                             "machines run torchrun yourself (see the README)")
     add_continuation_flags(
         parser, resume_help="continue an interrupted run in --out; without --config, the settings are those "
                             "OUT/run.json recorded, so no flag needs retyping",
@@ -52,6 +73,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from navigator.errors import UserError
+    from navigator.training import distributed
+
+    if args.nproc is not None:
+        launched = _launch(args)
+        if launched is not None:
+            return launched
+    with distributed.joined() as group:
+        if group is None or group.leader:
+            return _run(args)
+        from navigator.training.pipeline import follow_recipe
+
+        try:
+            follow_recipe(group)
+        except UserError as error:  # rank 0 reports the run's errors unmarked; this says whose it is
+            raise UserError(str(error) if isinstance(error, distributed.GroupFailed) else
+                            f"rank {group.rank}: {error}") from None
+        except KeyboardInterrupt:  # Ctrl-C, or torchrun stopping the group: rank 0 says how to continue
+            return 130
+        return 0
+
+
+def _launch(args: argparse.Namespace) -> int | None:
+    """--nproc N: check the settings and folders here, before any process starts, then run this command as N
+    processes of one torchrun group on this machine; returns their exit status (None for N = 1: train here)."""
+    from navigator.errors import UserError
+    from navigator.training import distributed
+
+    if distributed.launch_environment() is not None:
+        raise UserError("--nproc starts its own torchrun group, but this process already runs in one; drop --nproc "
+                        "(torchrun's --nproc-per-node says how many)")
+    distributed.check_process_count(args.nproc, "--nproc")
+    config = FLAGS.load(args, _source(args))
+    _check_folders(config, args)
+    if args.nproc == 1:
+        return None
+    distributed.launch(args.nproc, ["train", *_arguments_without_nproc(args)], config.threads)
+    return 0
+
+
+def _arguments_without_nproc(args: argparse.Namespace) -> list[str]:
+    """The command line that gives `args` again, less --nproc: what each launched process runs."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    arguments = []
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if action.dest == "nproc" or value is None or value is False:
+            continue
+        flag = action.option_strings[0]
+        if value is True:
+            arguments.append(flag)
+        else:  # FLAG=VALUE, so that a value starting with '-' is not read as a flag
+            arguments += [f"{flag}={item}" for item in (value if isinstance(value, list) else [value])]
+    return arguments
+
+
+def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
@@ -75,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
 
             def batch(self, index: int, batches: int, frames: int, loss: float) -> None:
                 progress.update(bar, completed=index + 1, total=batches, status=f"loss {loss:.4f} · {frames} frames")
+
+            def cluster(self, cluster) -> None:
+                if cluster.backend.kind == "ray":
+                    console.print(f"  roll-outs on the {cluster.describe()}")
 
             def warning(self, message: str) -> None:
                 console.print(f"[yellow]warning[/yellow]: {escape(message)}", soft_wrap=True)
@@ -111,7 +194,12 @@ def _source(args: argparse.Namespace) -> Path | RecordedSettings | None:
         flag = "--extend" if args.extend else "--resume"
         raise UserError(f"{flag}: {out} holds no training run to continue (no {RUN_RECORD}); give the run's folder "
                         f"as --out, or drop {flag} to start a run")
-    return recorded_settings(out / RUN_RECORD, "config")
+    recorded = recorded_settings(out / RUN_RECORD, "config")
+    if recorded is not None and "adapt" in recorded.data:  # `navigator adapt` made this run, with its own settings
+        flag = "--extend" if args.extend else "--resume"
+        raise UserError(f"{flag}: {out} is an adaptation made by navigator adapt, not a training run; continue it "
+                        f"with: navigator adapt --out {out} --resume")
+    return recorded
 
 
 def _check_folders(config, args: argparse.Namespace) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from navigator.resume import without
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.errors import UserError
 from navigator.evaluation import pipeline as evaluation
+from navigator.evaluation.folder import with_added_settings
 from navigator.resume import describe, differences
 from navigator.training import pipeline as training
 
@@ -64,39 +66,67 @@ def _write_json(path: Path, document: Any) -> None:
     atomic_write_bytes(path, (json.dumps(document, indent=1, allow_nan=False) + "\n").encode())
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, what: str = "comparison") -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise UserError(f"--resume: cannot read {path} ({error}); start the comparison over in another --out") \
-            from None
+        raise UserError(f"--resume: cannot read {path} ({error}); start the {what} over in another --out") from None
+
+
+@dataclass(frozen=True)
+class Study:
+    """A folder of many trainings evaluated together, resumable: `record` holds its settings (in `format`,
+    `version`), FINISHED the names of the runs that finished; `what` names it in messages ("comparison")."""
+
+    what: str = "comparison"
+    record: str = RECORD
+    format: str = FORMAT
+    version: int = VERSION
+
+
+COMPARISON = Study()
+
+
+def open_study(out: Path, settings: dict[str, Any], resume: bool, study: Study = COMPARISON) -> list[str]:
+    """Start the study in `out` (recording its `settings`), or (`resume`) check that `out` holds this very study;
+    before any work. Returns the names of the runs finished before."""
+    what, name = study.what, study.record
+    if not resume:
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise UserError(f"--out {out} already exists and is not empty: pass --resume to continue the {what} "
+                            f"there, or choose a new or empty folder")
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / name, {"format": study.format, "version": study.version, "settings": settings})
+        return []
+    if not (out / name).is_file():
+        raise UserError(f"--resume: {out} holds no {what} to continue (no {name}); drop --resume to start one "
+                        f"in a new or empty --out")
+    record = _read_json(out / name, what)
+    if not isinstance(record, dict) or (record.get("format"), record.get("version")) != (study.format,
+                                                                                          study.version):
+        raise UserError(f"--resume: {out / name} is not a {study.format} version {study.version} record; start the "
+                        f"{what} over in another --out")
+    recorded = record.get("settings")
+    if isinstance(recorded, dict) and "evaluation" in recorded:  # recorded before some evaluation settings existed
+        recorded = {**recorded, "evaluation": with_added_settings(recorded["evaluation"])}
+    found = differences(recorded, settings)
+    if found:
+        raise UserError(f"--resume: {out} was started with other settings ({describe(found, name)}); resume with "
+                        f"the settings it was started with, or choose another --out")
+    finished = _read_json(out / FINISHED, what) if (out / FINISHED).exists() else {"runs": []}
+    return list(finished["runs"])
+
+
+def mark_finished(out: Path, finished: list[str], run: str) -> None:
+    """Record that `run` finished (after the runs of `finished`, which gains it)."""
+    finished.append(run)
+    _write_json(out / FINISHED, {"runs": finished})
 
 
 def open_comparison(config: CompareConfig, resume: bool) -> list[str]:
     """Start the comparison in OUT (recording its settings), or (`resume`) check that OUT holds this very
     comparison; before any work. Returns the names of the runs finished before (`cfc-ncp-seed0`, ...)."""
-    out = Path(config.out)
-    settings = recorded_settings(config)
-    if not resume:
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise UserError(f"--out {out} already exists and is not empty: pass --resume to continue the comparison "
-                            f"there, or choose a new or empty folder")
-        out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / RECORD, {"format": FORMAT, "version": VERSION, "settings": settings})
-        return []
-    if not (out / RECORD).is_file():
-        raise UserError(f"--resume: {out} holds no comparison to continue (no {RECORD}); drop --resume to start one "
-                        f"in a new or empty --out")
-    record = _read_json(out / RECORD)
-    if not isinstance(record, dict) or (record.get("format"), record.get("version")) != (FORMAT, VERSION):
-        raise UserError(f"--resume: {out / RECORD} is not a {FORMAT} version {VERSION} record; start the comparison "
-                        f"over in another --out")
-    found = differences(record.get("settings"), settings)
-    if found:
-        raise UserError(f"--resume: {out} was started with other settings ({describe(found, RECORD)}); resume with "
-                        f"the settings it was started with, or choose another --out")
-    finished = _read_json(out / FINISHED) if (out / FINISHED).exists() else {"runs": []}
-    return list(finished["runs"])
+    return open_study(Path(config.out), recorded_settings(config), resume)
 
 
 def run_comparison(config: CompareConfig, resume: bool, workers: int = 0, hooks: Hooks | None = None) -> dict[str, Any]:
@@ -116,8 +146,7 @@ def run_comparison(config: CompareConfig, resume: bool, workers: int = 0, hooks:
         # A run that started continues exactly (its pipeline checks its settings and data); the others start anew.
         training.run_recipe(config.run_config(model, seed), (folder / training.RUN_RECORD).is_file(),
                             hooks.training())
-        finished.append(folder.name)
-        _write_json(out / FINISHED, {"runs": finished})
+        mark_finished(out, finished, folder.name)
 
     infos = [_run_info(config, model, seed) for model, seed in runs]
     settings = dataclasses.replace(config.evaluation, pilots=tuple(info.pilot for info in infos))

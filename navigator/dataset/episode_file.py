@@ -81,17 +81,31 @@ def file_sha256(path: Path) -> str:
         return _sha256_of(handle)
 
 
-def save_episode(path: Path, episode: Episode) -> str:
-    """Validate `episode`, write it atomically to `path`, and return the sha256 of the bytes on disk."""
-    episode.require_valid(f"episode not written to {path}")
+def _require_writable(episode: Episode, where: str) -> None:
+    episode.require_valid(f"episode not written to {where}")
     try:
         _json_array(episode.metadata)
     except (TypeError, ValueError) as error:
-        raise InvalidEpisodeError(f"episode not written to {path}: metadata is not JSON-able: {error}") from None
+        raise InvalidEpisodeError(f"episode not written to {where}: metadata is not JSON-able: {error}") from None
+
+
+def save_episode(path: Path, episode: Episode) -> str:
+    """Validate `episode`, write it atomically to `path`, and return the sha256 of the bytes on disk."""
+    _require_writable(episode, str(path))
     with atomic_output(path) as handle:
         _write_zip(handle, episode)
         handle.seek(0)
         return _sha256_of(handle)
+
+
+def episode_bytes(episode: Episode) -> bytes:
+    """Validate `episode` and return the bytes `save_episode` would write for it (the same bytes: the zip is built
+    the same way, only in memory), for a worker that cannot write into the dataset folder itself: a Ray worker on
+    another machine returns them to the process that owns the dataset."""
+    _require_writable(episode, "memory")
+    buffer = io.BytesIO()
+    _write_zip(buffer, episode)
+    return buffer.getvalue()
 
 
 def _corrupt(path: Path, error: BaseException) -> CorruptEpisodeError:

@@ -3,6 +3,8 @@
 Workers call `write_episode(dataset, episode)`: it writes one episode file atomically and returns its EpisodeEntry
 (small and picklable) without touching the manifest. The parent process owns a `DatasetWriter` and calls `add(entry)`
 for each entry a worker returns: it is the only writer of manifest.json, so the manifest is always consistent.
+A worker that cannot reach the dataset folder (a Ray worker on another machine) calls `pack_episode(episode)`
+instead and returns the file's bytes; the parent writes them with `DatasetWriter.store(entry, data)`.
 Killed at any moment, a collection leaves complete episode files, at most one temporary file per worker, and a
 manifest that lists only complete episodes; `DatasetWriter.open(...).recover()` then adopts complete files the
 manifest missed and removes temporaries, and `missing(keys)` says what is left to collect.
@@ -10,15 +12,16 @@ manifest missed and removes temporaries, and `missing(keys)` says what is left t
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from navigator.dataset.atomic import TEMP_SUFFIX
+from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.compat import SourceFormat, require_compatible
 from navigator.dataset.episode import Episode, EpisodeKey
-from navigator.dataset.episode_file import file_sha256, load_episode, save_episode
+from navigator.dataset.episode_file import episode_bytes, file_sha256, load_episode, save_episode
 from navigator.dataset.errors import ChecksumError, DatasetError, ManifestError
 from navigator.dataset.manifest import (EPISODES_FOLDER, MANIFEST_NAME, DroppedEntry, EpisodeEntry, Manifest,
                                         manifest_path, read_manifest, write_manifest)
@@ -55,6 +58,13 @@ def write_episode(dataset: Path, episode: Episode) -> EpisodeEntry:
                            f"keys that DatasetWriter.missing() returns")
     sha256 = save_episode(dataset / EPISODES_FOLDER / name, episode)
     return _entry(name, sha256, episode)
+
+
+def pack_episode(episode: Episode) -> tuple[EpisodeEntry, bytes]:
+    """Worker side, for a worker that cannot reach the dataset folder: validate `episode` and return its entry and
+    the bytes of its file, for the parent to `DatasetWriter.store`. The bytes are those `write_episode` writes."""
+    data = episode_bytes(episode)
+    return _entry(episode.key.file_name(), hashlib.sha256(data).hexdigest(), episode), data
 
 
 @dataclass
@@ -148,6 +158,22 @@ class DatasetWriter:
                                 f"writer; it was changed after it was written")
         self._manifest = self._manifest.with_entry(entry)
         write_manifest(self.path, self._manifest)
+
+    def store(self, entry: EpisodeEntry, data: bytes) -> None:
+        """Write an episode file that a worker packed (`pack_episode`) atomically, then `add` its entry: the parent
+        writes it, for a worker on a machine that does not share the dataset folder. Refuses (before writing) bytes
+        whose sha256 differs from the entry's and an episode that is already complete, so a sound file is never
+        overwritten."""
+        path = self.path / EPISODES_FOLDER / entry.file
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != entry.sha256:
+            raise ChecksumError(f"{path}: the episode's bytes (sha256 {actual[:12]}…) differ from the "
+                                f"{entry.sha256[:12]}… its worker computed; they were damaged on the way")
+        if entry.key in self.completed():
+            raise DatasetError(f"{self.path}: episode {entry.key} is already complete (file {entry.file}); collect "
+                               f"only the keys that DatasetWriter.missing() returns")
+        atomic_write_bytes(path, data)
+        self.add(entry)
 
     def set_recipe(self, recipe: dict[str, Any]) -> None:
         """Record a new recipe (an extended collection records its larger episode counts), atomically."""

@@ -1,23 +1,23 @@
 """One evaluation episode: a pilot flies one world to its ending, and what the report needs is recorded.
 
-Episodes fly in spawn worker processes, each keeping one environment per scenario (and its pilots) for reuse; each
-episode is deterministic given (pilot, suite, seed), so the records do not depend on the number of workers, and an
-episode flown again (to film it) is the episode recorded.
+Episodes fly in spawn worker processes or on Ray actors (`navigator.backends`), each keeping one environment per
+scenario (and its pilots) for reuse; each episode is deterministic given (pilot, suite, seed), so the records do not
+depend on the number of workers nor the backend, and an episode flown again (to film it) is the episode recorded.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from navigator.backends import LOCAL, Backend, Cluster, run_jobs
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
-from navigator.workers import spawn_pool
 
 PATH_EVERY = 10  # camera steps between recorded path points (a third of a second at 30 Hz)
 
@@ -38,6 +38,13 @@ class EpisodeRecord:
     start: tuple[float, float, float]  # the vehicle at reset
     target: tuple[float, float, float]  # the (first) target at reset
     path_xy: tuple[tuple[float, float], ...]  # x, y every PATH_EVERY steps, and the last step's
+    # Attention on target (navigator.explain.attention), with `EvalSettings.attention`: the mean over the measured
+    # steps with the target in view (None without any), the target's mean share of the image at those steps (what
+    # an evenly spread saliency would score), and how many there were; attention_steps is None where nothing was
+    # measured (no --attention, or a pilot without saliency: the expert, an exported bundle).
+    attention: float | None = None
+    target_share: float | None = None
+    attention_steps: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
@@ -58,7 +65,10 @@ class EpisodeRecord:
 
 def fly_episode(env, pilot, pilot_spec: str, suite: str, seed: int, video=None) -> EpisodeRecord:
     """Fly `pilot` in `env` (built for `suite`) from `seed` and record the episode; `video` (a
-    navigator.video.VideoWriter) gets every step's onboard camera beside a chase view, as `navigator fly --video`."""
+    navigator.video.VideoWriter) gets every step's onboard camera beside a chase view, as `navigator fly --video`.
+    A pilot that measures attention on target (navigator.explain.attention.AttentionMeter) has its figure
+    recorded."""
+    from navigator.explain.attention import AttentionMeter
     from navigator.rollout import run_episode
 
     trace: list[np.ndarray] = []
@@ -74,12 +84,15 @@ def fly_episode(env, pilot, pilot_spec: str, suite: str, seed: int, video=None) 
 
     result = run_episode(env, pilot, seed, on_step=on_step)
     points = trace[::PATH_EVERY] + ([trace[-1]] if (len(trace) - 1) % PATH_EVERY else [])
+    attention, target_share, attention_steps = (pilot.figure() if isinstance(pilot, AttentionMeter)
+                                                else (None, None, None))
     return EpisodeRecord(
         pilot=pilot_spec, suite=suite, seed=seed, ending=result.ending, success=result.success, steps=result.steps,
         time=result.time, path_length=result.path_length,
         final_distance=result.final_distance if math.isfinite(result.final_distance) else None,
         start=_rounded(first["start"], 6), target=_rounded(first["target"], 6),
-        path_xy=tuple(_rounded(point, 3) for point in points),
+        path_xy=tuple(_rounded(point, 3) for point in points), attention=attention, target_share=target_share,
+        attention_steps=attention_steps,
     )
 
 
@@ -110,7 +123,7 @@ def _fly_one(job: tuple[EvalSettings, EpisodeKey, Path | None]) -> tuple[Episode
     env = _worker_envs[scenario]
     env.unwrapped.use_scenery(settings.scenery(suite))  # a sweep level's, or (None) the suite's preset's
     if (scenario, spec) not in _worker_pilots:
-        _worker_pilots[scenario, spec] = make_pilot(spec, env)
+        _worker_pilots[scenario, spec] = _measured(make_pilot(spec, env), env, settings)
     pilot = _worker_pilots[scenario, spec]
     if video_path is None:
         return key, fly_episode(env, pilot, spec, suite, key.seed)
@@ -118,14 +131,27 @@ def _fly_one(job: tuple[EvalSettings, EpisodeKey, Path | None]) -> tuple[Episode
         return key, fly_episode(env, pilot, spec, suite, key.seed, video)
 
 
+def _measured(pilot, env, settings: EvalSettings):
+    """`pilot`, measuring its attention on target if the settings ask for it and it is a policy checkpoint (the
+    expert reads the world and a bundle is an ONNX graph: neither has saliency to measure)."""
+    from navigator.pilots import CheckpointPilot
+
+    if not settings.attention or not isinstance(pilot, CheckpointPilot):
+        return pilot
+    from navigator.explain.attention import AttentionMeter
+
+    return AttentionMeter(pilot, env, settings.attention_method, settings.attention_interval)
+
+
 def fly_episodes(settings: EvalSettings, keys: list[EpisodeKey], workers: int,
-                 videos: dict[EpisodeKey, Path] | None = None) -> Iterator[tuple[EpisodeKey, EpisodeRecord]]:
-    """Fly `keys` in `workers` spawn processes (always separate processes, so that a record does not depend on
-    the parent's thread settings); yields (key, record) as episodes finish, in no particular order. An episode with
-    a path in `videos` is filmed there (an .mp4 that must not exist yet, in an existing folder)."""
-    if not keys:
-        return
+                 videos: dict[EpisodeKey, Path] | None = None, backend: Backend = LOCAL,
+                 on_ready: Callable[[Cluster], None] | None = None) -> Iterator[tuple[EpisodeKey, EpisodeRecord]]:
+    """Fly `keys` in `workers` worker processes on `backend` (always separate processes, so that a record does not
+    depend on the parent's thread settings); yields (key, record) as episodes finish, in no particular order. An
+    episode with a path in `videos` is filmed there (an .mp4 that must not exist yet, in an existing folder, so
+    filming needs the local backend: a Ray worker's folder may be on another machine)."""
+    if videos and backend.kind != "local":
+        raise ValueError("episodes are filmed by local workers only: their videos go into this machine's folders")
     videos = videos or {}
-    # Spawn workers that leave Ctrl-C to this process (the same pool as collect's).
-    with spawn_pool(min(workers, len(keys)), _init_worker) as pool:
-        yield from pool.imap_unordered(_fly_one, [(settings, key, videos.get(key)) for key in keys])
+    yield from run_jobs(_fly_one, [(settings, key, videos.get(key)) for key in keys], workers, backend,
+                        _init_worker, on_ready)

@@ -21,7 +21,8 @@ from navigator.resume import describe, differences
 
 FORMAT = "liquid-navigator/eval"
 VERSION = 1
-ADDED_SETTINGS = ("sweeps", "sweep_levels", "sweep_base")  # settings that folders written before them lack
+# Settings that folders written before them lack (their defaults are what such a folder flew).
+ADDED_SETTINGS = ("sweeps", "sweep_levels", "sweep_base", "attention", "attention_method", "attention_every")
 
 
 def write_json(path: Path, document: Any) -> None:
@@ -51,6 +52,14 @@ def check_folder(out: Path, resume: bool) -> dict[str, Any] | None:
     return recorded
 
 
+def with_added_settings(recorded: Any) -> Any:
+    """Evaluation settings recorded before some settings existed, with those settings' defaults filled in (a
+    folder from before sweeps or attention flew none), so that resuming it compares like with like."""
+    if not isinstance(recorded, dict):
+        return recorded
+    return {**{name: value for name, value in to_dict(EvalSettings()).items() if name in ADDED_SETTINGS}, **recorded}
+
+
 def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], resume: bool) -> None:
     """Start a new evaluation in `out`, or (resume) check that `out` holds this very evaluation: the same settings
     and the same pilots (specs and checkpoint bytes)."""
@@ -65,11 +74,7 @@ def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...]
     if isinstance(recorded_pilots, list) and all(isinstance(p, dict) for p in recorded_pilots):
         # Compared by identity only: what else eval.json says of a pilot follows from its checkpoint's bytes.
         recorded_pilots = [{name: p.get(name) for name in ("spec", "checkpoint_sha256")} for p in recorded_pilots]
-    recorded_settings = recorded.get("settings")
-    if isinstance(recorded_settings, dict):  # a folder from before sweeps flew none: the added settings' defaults
-        recorded_settings = {**{name: value for name, value in to_dict(EvalSettings()).items()
-                                if name in ADDED_SETTINGS}, **recorded_settings}
-    found = differences(recorded_settings, document["settings"]) + differences(
+    found = differences(with_added_settings(recorded.get("settings")), document["settings"]) + differences(
         {"pilots": recorded_pilots}, {"pilots": [p.identity() for p in pilots]})
     if found:
         raise UserError(f"--resume: {out} was started with other settings ({describe(found, 'eval.json')}); resume "

@@ -1,6 +1,6 @@
 """`navigator eval` from settings to report: refuse a folder it cannot use, check the pilots, fly the missing
-episodes in parallel, summarise, film failed episodes, write results.json, report.md and the figures (success.png,
-trajectories.png, distance.png, one sweep-KIND.png per stress sweep)."""
+episodes in parallel (measuring attention on target if asked), summarise, film failed episodes, write results.json,
+report.md and the figures (success.png, trajectories.png, distance.png, one sweep-KIND.png per stress sweep)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import hashlib
 import os
 from pathlib import Path
 
+from navigator.backends import LOCAL, Backend, Cluster
 from navigator.dataset.atomic import atomic_write_bytes
+from navigator.errors import UserError
 from navigator.evaluation.episodes import EpisodeRecord, fly_episodes
 from navigator.evaluation.folder import check_folder, open_folder, read_finished, write_episode, write_json
 from navigator.evaluation.groups import Recipe, checkpoint_recipe
@@ -31,6 +33,9 @@ class Hooks:
 
     def filmed(self, record: EpisodeRecord) -> None: ...
 
+    def cluster(self, cluster: Cluster) -> None:
+        """The workers are up (Cluster.describe() says where)."""
+
 
 def inspect_pilots(settings: EvalSettings) -> tuple[PilotInfo, ...]:
     """Build every pilot once (a bad spec, checkpoint, bundle, camera or airframe is a UserError before anything
@@ -44,6 +49,8 @@ def inspect_pilots(settings: EvalSettings) -> tuple[PilotInfo, ...]:
         pilots = [make_pilot(spec, env, camera_key="camera") for spec in settings.pilots]  # eval's YAML key
     finally:
         env.close()
+    if settings.attention:
+        check_attention(settings, pilots)
     infos = []
     for spec, pilot in zip(settings.pilots, pilots):
         if isinstance(pilot, BundlePilot):
@@ -59,6 +66,20 @@ def inspect_pilots(settings: EvalSettings) -> tuple[PilotInfo, ...]:
     return tuple(infos)
 
 
+def check_attention(settings: EvalSettings, pilots: list) -> None:
+    """Refuse attention settings that can measure nothing: no policy checkpoint among the pilots (the expert reads
+    the world and a bundle is an ONNX graph: neither has saliency). A missing Captum, which integrated gradients
+    needs, fails here (ModuleNotFoundError, which the CLI turns into the extra to install) before anything flies."""
+    from navigator.pilots import CheckpointPilot
+
+    if not any(isinstance(pilot, CheckpointPilot) for pilot in pilots):
+        raise UserError("--attention measures where a policy checkpoint looks, and no pilot is one (the expert and "
+                        "exported bundles have no saliency): add a --pilot that is pretrained or a .pt checkpoint, "
+                        "or drop --attention")
+    if settings.attention_method == "integrated-gradients":
+        import captum.attr  # noqa: F401
+
+
 def bundle_info(spec: str, manifest: dict, settings: EvalSettings) -> PilotInfo:
     """A bundle as evaluated: identified by the sha256 of its graph, with the training seeds and recipe of the
     checkpoint it was exported from (policy.json's `source`); refuses evaluation seeds those seeds include."""
@@ -72,11 +93,13 @@ def bundle_info(spec: str, manifest: dict, settings: EvalSettings) -> PilotInfo:
 
 
 def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool = False,
-             hooks: Hooks | None = None, videos: int = 0) -> EvalResults:
-    """Fly every episode of `settings` not yet recorded in `out` with `workers` processes (0: one per core), film
-    the first `videos` failed episodes of each named suite and pilot not yet filmed, then write the results and the
-    report there; returns the results. UserError, before any pilot is loaded, for a folder it cannot use."""
+             hooks: Hooks | None = None, videos: int = 0, backend: Backend = LOCAL) -> EvalResults:
+    """Fly every episode of `settings` not yet recorded in `out` with `workers` processes (0: one per core; of the
+    Ray cluster with the ray `backend`), film the first `videos` failed episodes of each named suite and pilot not yet
+    filmed (in local processes: the videos go into `out`), then write the results and the report there; returns the
+    results. UserError, before any pilot is loaded, for a folder it cannot use."""
     hooks = hooks or Hooks()
+    flying = workers if backend.kind == "ray" else workers or os.cpu_count() or 1
     workers = workers or os.cpu_count() or 1
     check_folder(out, resume)
     pilots = inspect_pilots(settings)
@@ -84,7 +107,7 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
     finished = read_finished(out, settings)
     todo = [key for key in settings.keys() if key not in finished]
     hooks.start(len(todo), len(finished))
-    for key, record in fly_episodes(settings, todo, workers):
+    for key, record in fly_episodes(settings, todo, flying, backend=backend, on_ready=hooks.cluster):
         write_episode(out, settings, key, record)
         finished[key] = record
         hooks.episode(record)

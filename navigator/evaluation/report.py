@@ -1,5 +1,6 @@
-"""report.md: the evaluation in words and tables: one table per suite with a row per pilot, one per stress sweep
-with a row per level, the groups of training seeds, and links to the videos of failed episodes."""
+"""report.md: the evaluation in words and tables: one table per suite with a row per pilot, attention on target (when
+measured) per suite and pilot, one table per stress sweep with a row per level, the groups of training seeds, and
+links to the videos of failed episodes."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ def render_report(results: EvalResults, figures: dict[str, str], videos: list[Ep
     for suite in s.suites:
         lines += [f"## {suite}", "", "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
         lines += [_row(results.summary(suite, pilot)) for pilot in s.pilots] + [""]
+    if s.attention:
+        lines += _attention(results)
     for curve in results.sweeps:
         lines += _sweep(curve)
     if results.groups:
@@ -39,6 +42,36 @@ def render_report(results: EvalResults, figures: dict[str, str], videos: list[Ep
     for caption, name in figures.items():
         lines += [f"![{caption}]({name})", ""]
     return "\n".join(lines)
+
+
+def _attention(results: EvalResults) -> list[str]:
+    """Attention on target: a row per flown suite, a column per pilot: the mean with its bootstrap 95% interval and
+    the number of episodes it is over."""
+    s = results.settings
+    lines = ["## Attention on target", "",
+             f"The share of the policy's saliency mass ({s.attention_method}) that falls on the target's pixels in "
+             f"the onboard image, measured every {s.attention_interval} camera steps while the target was in view "
+             f"(a target hidden by trees or black patches covers only its visible pixels), averaged over each "
+             f"episode; the table gives the mean over episodes with a bootstrap 95% interval over episodes, and the "
+             f"target's mean share of the image (what a saliency spread evenly over the image would score). The "
+             f"expert and exported bundles have no saliency to measure (the expert reads the world, a bundle is an "
+             f"ONNX graph): their cells say so.", "",
+             "| suite | " + " | ".join(f"`{pilot}`" for pilot in s.pilots) + " |", "| --- |" + " --- |" * len(s.pilots)]
+    for suite in s.flown_suites:
+        cells = [_attention_cell(results.summary(suite, pilot)) for pilot in s.pilots]
+        lines.append(f"| {suite} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _attention_cell(summary: SuiteSummary) -> str:
+    attention = summary.attention
+    if attention is None:
+        return "no saliency (not measured)"
+    if attention.mean is None:
+        return "target never in view at a measured step"
+    low, high = attention.interval
+    return (f"{attention.mean:.3f} ({low:.3f}-{high:.3f}), target {attention.target_share:.3f} of the image, "
+            f"{attention.episodes}/{summary.episodes} episodes")
 
 
 def _sweep(curve: SweepCurve) -> list[str]:

@@ -1,6 +1,7 @@
-"""Everything an evaluation found: the settings, the pilots, every episode's record, the summary per suite and pilot,
-the stress sweeps' curves and the groups of training seeds. `EvalResults` round-trips exactly through
-`to_dict`/`from_dict` (and so through results.json), without needing the pilots' checkpoints."""
+"""Everything an evaluation found: the settings, the pilots, every episode's record, the summary per suite and pilot
+(with attention on target when measured), the stress sweeps' curves and the groups of training seeds. `EvalResults`
+round-trips exactly through `to_dict`/`from_dict` (and so through results.json), without needing the pilots'
+checkpoints."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from navigator.evaluation.episodes import EpisodeRecord
 from navigator.evaluation.groups import Recipe, SeedGroup, build_groups
 from navigator.evaluation.seeds import SeedRange, TrainingSeeds
 from navigator.evaluation.settings import EvalSettings
-from navigator.evaluation.stats import wilson_interval
+from navigator.evaluation.stats import mean_bootstrap, wilson_interval
 from navigator.evaluation.sweeps import KINDS, SweepCurve, SweepLine
 
 FORMAT = "liquid-navigator/eval-results"
@@ -46,6 +47,27 @@ class PilotInfo:
 
 
 @dataclass(frozen=True)
+class AttentionSummary:
+    """One policy pilot's attention on target in one suite: `episodes` of them had a figure (the target in view at
+    a measured step); `mean` is the mean of their figures, `interval` its 95% percentile bootstrap interval over
+    those episodes (`stats.mean_bootstrap`), `target_share` the mean share of the image the target covered in them
+    (the figure of a saliency spread evenly: a pilot that flies closer sees a bigger target); all None without
+    any."""
+
+    episodes: int
+    mean: float | None
+    interval: tuple[float, float] | None
+    target_share: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"interval": None if self.interval is None else list(self.interval)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AttentionSummary:
+        return cls(**{**data, "interval": None if data["interval"] is None else tuple(data["interval"])})
+
+
+@dataclass(frozen=True)
 class SuiteSummary:
     """One pilot in one suite. Rates are fractions of `episodes`; the interval is Wilson's 95% score interval of the
     success rate; mean time to target (s, the episode's duration, which includes the task's hold at the target) and
@@ -64,13 +86,17 @@ class SuiteSummary:
     mean_path_efficiency: float | None
     collision_rate: float
     endings: dict[str, int]
+    attention: AttentionSummary | None = None  # None: not measured (no --attention, or a pilot without saliency)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"success_interval": list(self.success_interval)}
+        return asdict(self) | {"success_interval": list(self.success_interval),
+                               "attention": None if self.attention is None else self.attention.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SuiteSummary:
-        return cls(**{**data, "success_interval": tuple(data["success_interval"])})
+        attention = data.get("attention")  # absent from results written before attention was measured
+        return cls(**{**data, "success_interval": tuple(data["success_interval"]),
+                      "attention": None if attention is None else AttentionSummary.from_dict(attention)})
 
 
 @dataclass(frozen=True)
@@ -120,7 +146,20 @@ def summarize(suite: str, pilot: str, records: list[EpisodeRecord], task: str) -
         mean_time_to_target=_mean([r.time for r in successes]),
         mean_path_efficiency=_mean(efficiencies) if task == "fly-to-target" else None,
         collision_rate=_round(endings.get("collision", 0) / len(records)), endings=dict(sorted(endings.items())),
+        attention=summarize_attention(records),
     )
+
+
+def summarize_attention(records: list[EpisodeRecord]) -> AttentionSummary | None:
+    """The attention on target of one pilot's `records` in one suite; None when it was not measured."""
+    if any(r.attention_steps is None for r in records):
+        return None
+    figures = [r.attention for r in records if r.attention is not None]
+    if not figures:
+        return AttentionSummary(0, None, None, None)
+    mean, low, high = mean_bootstrap(figures)
+    return AttentionSummary(len(figures), _round(mean), (_round(low), _round(high)),
+                            _mean([r.target_share for r in records if r.attention is not None]))
 
 
 def build_results(settings: EvalSettings, pilots: tuple[PilotInfo, ...],

@@ -3,7 +3,8 @@ YAML-loadable config.
 
 Every pilot flies the same (suite, seed) worlds, so comparisons between pilots are paired. Evaluation seeds start far
 from the seeds demonstrations use (0, 1, ...) and below DAgger's (1,000,000 per round). A sweep's levels are flown as
-suites of their own (`navigator.evaluation.sweeps`), after the named suites: `flown_suites`.
+suites of their own (`navigator.evaluation.sweeps`), after the named suites: `flown_suites`. With `attention`, every
+policy pilot's attention on target is measured every `attention_interval` steps by saliency method `attention_method`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from navigator.config import MAX_SEED, SettingError, check_seed_span, check_settings, from_dict, setting, setting_check
 from navigator.evaluation.sweeps import SweepPoint, check_sweep, point_scenery, sweep_points
+from navigator.explain.methods import DEFAULT_EVERY, METHODS
 from navigator.scenario import (HELD_OUT_SEED, CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot,
                                 canonical_preset, canonical_task, set_canonical)
 
@@ -43,6 +45,9 @@ class EvalSettings:
     sweeps: tuple[str, ...] = ()  # stress sweeps flown on top of sweep_base: noise | brightness | occlusion | wind
     sweep_levels: tuple[float, ...] = ()  # the one sweep's levels; empty: each sweep's default levels
     sweep_base: str = "summer"  # the suite (preset spec) the sweeps' levels are applied to
+    attention: bool = False  # measure each policy pilot's attention on target (navigator.explain.attention)
+    attention_method: str = "visualbackprop"  # a saliency method: navigator.explain.methods.METHODS
+    attention_every: int | None = setting(None, ge=1)  # camera steps between measurements; None: the method's own
 
     def __post_init__(self) -> None:
         """Check ranges and names (before any world is built) and store names one way only ("winter + wind" as
@@ -57,6 +62,9 @@ class EvalSettings:
         set_canonical(self, "sweeps", lambda names: tuple(name.strip().lower() for name in names))
         with setting_check("sweep_levels" if self.sweep_levels else "sweeps"):
             check_sweep(self.sweeps, self.sweep_levels)
+        if self.attention_method not in METHODS:
+            raise SettingError("attention_method", f"must be one of {', '.join(METHODS)}, got "
+                                                   f"{self.attention_method!r}")
         for name in ("pilots", "suites"):
             names = getattr(self, name)
             if not names:
@@ -71,6 +79,11 @@ class EvalSettings:
     @property
     def seeds(self) -> range:
         return range(self.seed, self.seed + self.episodes)
+
+    @property
+    def attention_interval(self) -> int:
+        """Camera steps between two attention measurements: `attention_every`, or the method's default."""
+        return self.attention_every or DEFAULT_EVERY[self.attention_method]
 
     @property
     def sweep_points(self) -> tuple[SweepPoint, ...]:

@@ -1,4 +1,5 @@
-"""Confidence intervals for success rates: Wilson's for one pilot, a hierarchical bootstrap across training seeds."""
+"""Confidence intervals: Wilson's for one pilot's success rate, a hierarchical bootstrap across training seeds, and
+the bootstrap of a mean over episodes (attention on target)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,24 @@ def seed_bootstrap(outcomes: Sequence[Sequence[bool]], *, resamples: int = 10_00
     table = np.asarray([[bool(outcome) for outcome in row] for row in outcomes], dtype=float)
     if len(outcomes) == 0 or table.ndim != 2 or table.shape[1] == 0:
         raise ValueError("need at least one training seed and one world, with the same worlds for every seed")
+    return _hierarchical_bootstrap(table, resamples, level, seed)
+
+
+def mean_bootstrap(values: Sequence[float], *, resamples: int = 10_000, level: float = 0.95,
+                   seed: int = 0) -> tuple[float, float, float]:
+    """The mean of `values` (one per episode, e.g. its attention on target) with a percentile bootstrap interval:
+    `seed_bootstrap`'s one-seed case, episodes resampled with replacement. Returns (mean, low, high); the same input
+    and `seed` give the same interval. ValueError: no values, a non-finite one, resamples < 1 or level not in
+    (0, 1)."""
+    table = np.asarray([[float(value) for value in values]], dtype=float)
+    if table.shape[1] == 0 or not np.isfinite(table).all():
+        raise ValueError("need at least one value, all finite")
+    return _hierarchical_bootstrap(table, resamples, level, seed)
+
+
+def _hierarchical_bootstrap(table: np.ndarray, resamples: int, level: float,
+                            seed: int) -> tuple[float, float, float]:
+    """table (seeds, worlds) of numbers -> (mean, low, high), as `seed_bootstrap` describes."""
     if resamples < 1 or not 0.0 < level < 1.0:
         raise ValueError(f"need resamples >= 1 and 0 < level < 1, got {resamples} and {level}")
     seeds, worlds = table.shape

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from navigator.backends import Backend
 from navigator.collect import CollectConfig
 from navigator.config import MAX_SEED, SettingError, check_settings, setting, setting_check
 
@@ -87,6 +88,8 @@ class TrainConfig:
     cache_mb: int = setting(4096, ge=0)  # decoded episodes kept in RAM
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     collect: CollectConfig | None = None  # when set and data[0] holds no dataset yet, collect it first
+    # Where roll-outs fly (that collection and the DAgger rounds): one setting for both, so it is not `collect`'s.
+    backend: Backend = field(default_factory=Backend)
     dagger: DaggerConfig = field(default_factory=DaggerConfig)
 
     def __post_init__(self) -> None:
@@ -95,6 +98,10 @@ class TrainConfig:
             raise SettingError("data", "no training data: give --data DATASET (or `data:` in the recipe)")
         if not self.out:
             raise SettingError("out", "must name a folder, got ''")
+        if self.collect is not None and self.collect.backend != Backend():
+            raise SettingError("collect.backend", "is set for the whole recipe in a training recipe: move it to "
+                                                  "`backend:` at the top level (it applies to the DAgger roll-outs "
+                                                  "too)")
         if self.stride > self.window:
             raise SettingError("stride", f"must be at most window ({self.window}), got {self.stride}: frames "
                                          f"between windows would never be trained on")

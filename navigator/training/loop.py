@@ -9,8 +9,12 @@ with the best validation loss, the file to fly and export. Both are tensors and 
 `torch.load(..., weights_only=True)` reads them.
 
 Batches are read, decoded and augmented ahead in a background thread (`prefetched`), overlapping the optimiser step
-(zlib and torch release the GIL); they come in the same order from the same generator, so a seeded run computes
+(zlib and torch release the GIL); they come in the same order from the same generators, so a seeded run computes
 exactly what it would serially.
+
+Under torchrun (navigator/training/distributed.py) every process runs this loop on its rows of each global batch:
+the loss is normalised over the global batch, DistributedDataParallel averages the gradients, and only rank 0 reads
+and writes `out`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from navigator.config import to_dict
 from navigator.dataset import ACTION_CONVENTION, Batch, WindowLoader, open_datasets
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.errors import UserError
+from navigator.training import distributed
 from navigator.training.augment import augment
 from navigator.training.config import TrainConfig
 from policies.checkpoint import (TRAINING_STATE_FORMAT, CheckpointError, check_checksum, checkpoint_bytes,
@@ -87,6 +92,33 @@ class TrainHooks:
     def batch(self, index: int, batches: int, frames: int, loss: float) -> None: ...
 
 
+class TrainingExtras:
+    """What a training may change in the plain recipe, each part overridable: where the weights start, which of them
+    train, what each batch holds, what the loss adds, and what the checkpoint records. The defaults are the plain
+    recipe; `navigator.adapt.strategies` overrides them to continue a trained policy (frozen CNN, replayed old data,
+    an L2 anchor to the starting weights)."""
+
+    def policy(self, config: TrainConfig, loader: WindowLoader, camera: dict[str, Any]) -> Policy:
+        """The policy a stage without `initial` weights starts from: fresh weights of config's model."""
+        return new_policy(config, loader, camera)
+
+    def parameters(self, policy: Policy) -> Iterator[torch.nn.Parameter]:
+        """The parameters the optimiser updates."""
+        return policy.parameters()
+
+    def batches(self, loader: WindowLoader, config: TrainConfig, epoch: int) -> Iterator[Batch]:
+        """The epoch's shuffled training batches (un-augmented)."""
+        return loader.batches("train", config.batch_size, shuffle=True, seed=config.seed, epoch=epoch)
+
+    def loss(self, policy: Policy, imitation: torch.Tensor) -> torch.Tensor:
+        """The loss minimised, from the batch's masked MSE against the expert's labels."""
+        return imitation
+
+    def metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        """What best.pt records, from what the plain recipe records."""
+        return metadata
+
+
 def git_commit() -> str | None:
     """The commit this code runs from, for provenance (None outside a git checkout)."""
     try:
@@ -135,9 +167,17 @@ def _diverged(what: str, state_path: Path, config: TrainConfig) -> TrainingDiver
                             f"grad_clip, and run 'navigator data check' on the data")
 
 
-def _masked_mse(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def _masked_sums(predicted: torch.Tensor, target: torch.Tensor,
+                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """predicted, target (B, T, A), mask (B, T) -> (the squared errors summed over valid steps and the A components,
+    the number of valid steps): a mean's parts, which processes of a torchrun group add up before dividing."""
     weights = mask.unsqueeze(-1).to(predicted.dtype)
-    return ((predicted - target) ** 2 * weights).sum() / (weights.sum() * predicted.shape[-1]).clamp_min(1.0)
+    return ((predicted - target) ** 2 * weights).sum(), weights.sum()
+
+
+def _masked_mse(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    total, steps = _masked_sums(predicted, target, mask)
+    return total / (steps * predicted.shape[-1]).clamp_min(1.0)
 
 
 def make_loader(config: TrainConfig, data: tuple[str, ...]) -> WindowLoader:
@@ -228,31 +268,53 @@ def prefetched(items: Iterator[T], depth: int = PREFETCH_BATCHES) -> Iterator[T]
         worker.join()
 
 
-def _augmented(loader: WindowLoader, config: TrainConfig, epoch: int) -> Iterator[tuple[Batch, torch.Tensor]]:
-    """The epoch's shuffled training batches, each with its augmented images (one generator per epoch, drawn in
-    batch order, so a resumed run augments its epochs as an uninterrupted one)."""
-    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-    for batch in loader.batches("train", config.batch_size, shuffle=True, seed=config.seed, epoch=epoch):
-        yield batch, augment(torch.from_numpy(batch.images), config.augment, generator)
+def _window_generator(config: TrainConfig, epoch: int, place: int) -> torch.Generator:
+    """The augmentation generator of the window at `place` (0, 1, ...) in the epoch's order of training windows."""
+    seed = np.random.SeedSequence([config.seed, epoch, place]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(seed))
 
 
-def evaluate(policy: Policy, loader: WindowLoader, batch_size: int) -> float:
-    """Mean masked MSE over the validation windows (over the training windows when there are none)."""
+def _augmented(loader: WindowLoader, config: TrainConfig, epoch: int, extras: TrainingExtras,
+               group: distributed.Group | None = None) -> Iterator[tuple[Batch, torch.Tensor]]:
+    """The epoch's shuffled training batches (under torchrun, this process's rows of each: `distributed.rows`),
+    each with its augmented images. Every window draws from its own generator, seeded by its place in the epoch, so
+    that it is augmented alike however the batches are split between processes, and a resumed run augments its
+    epochs as an uninterrupted one. An empty share's all-padding stand-in is not augmented."""
+    place = 0
+    for batch in extras.batches(loader, config, epoch):
+        taken = distributed.rows(group, len(batch))
+        mine = distributed.share(batch, taken)
+        images = [augment(torch.from_numpy(mine.images[row:row + 1]), config.augment,
+                          _window_generator(config, epoch, place + taken.start + row)) for row in range(len(taken))]
+        yield mine, torch.cat(images) if images else torch.from_numpy(mine.images).to(torch.float32)
+        place += len(batch)
+
+
+def evaluate(policy: Policy, loader: WindowLoader, batch_size: int, group: distributed.Group | None = None) -> float:
+    """Mean masked MSE over the validation windows (over the training windows when there are none); under torchrun
+    each process evaluates its rows of every batch and the group adds up the sums."""
     split = "val" if loader.windows("val") else "train"
     policy.eval()
     total, count = 0.0, 0
     with torch.no_grad():
         for batch in prefetched(loader.batches(split, batch_size, shuffle=False)):
+            taken = distributed.rows(group, len(batch))
+            if not taken:
+                continue
+            batch = distributed.share(batch, taken)
             actions, _ = policy(torch.from_numpy(batch.images), torch.from_numpy(batch.state),
                                 torch.from_numpy(batch.dt))
             mask = torch.from_numpy(batch.mask)
             total += float(_masked_mse(actions, torch.from_numpy(batch.action), mask)) * int(mask.sum())
             count += int(mask.sum())
+    if group is not None:
+        total, count = group.all_sum([total, count])
     return total / max(1, count)
 
 
 def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume: bool = False,
-          hooks: TrainHooks | None = None, initial: Policy | None = None) -> Policy:
+          hooks: TrainHooks | None = None, initial: Policy | None = None,
+          extras: TrainingExtras | None = None) -> Policy:
     """Train `stage` of `config` (by default its first training), writing `out`/last.pt, best.pt and TensorBoard
     logs under `out`.
 
@@ -260,7 +322,7 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
     True continues the stage from `out`/last.pt and refuses when that holds no state of the stage; False starts the
     stage afresh and refuses to overwrite a state of it (a state of an earlier stage is what a DAgger round follows,
     and is replaced). Whether the settings match the run's is the caller's to check (`navigator.training.pipeline`
-    compares them with the run's record).
+    compares them with the run's record). `extras`: what this training changes in the plain recipe (TrainingExtras).
 
     The cosine learning-rate schedule spans the stage's epochs: a run extended to more epochs continues on the
     cosine of its new length from the epoch it had reached.
@@ -269,24 +331,29 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
 
     stage = stage or first_stage(config)
     hooks = hooks or TrainHooks()
+    extras = extras or TrainingExtras()
+    group = distributed.current()
+    leads = group is None or group.leader  # the one process that reads and writes the run folder
     epochs = stage.epochs
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     state_path, best_path = out / "last.pt", out / "best.pt"
     start_epoch, best_val, stale, history = 0, math.inf, 0, []
-    state = read_training_state(state_path) if state_path.exists() else None
-    if resume and (state is None or state.get("stage") != stage.name):
+    state = read_training_state(state_path) if leads and state_path.exists() else None
+    if leads and resume and (state is None or state.get("stage") != stage.name):
         raise UserError(f"{out} holds no {stage.name} to resume ({state_path} "
                         f"{'is missing' if state is None else 'holds ' + str(state.get('stage'))}); start it afresh")
-    if not resume and state is not None and state.get("stage") == stage.name:
+    if leads and not resume and state is not None and state.get("stage") == stage.name:
         raise UserError(f"{out} already holds a {stage.name} (its state is {state_path}); resume it, or choose "
                         f"another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    if leads:
+        out.mkdir(parents=True, exist_ok=True)
     loader = make_loader(config, stage.data)
     scenario = data_scenario(loader)
-    policy = initial if initial is not None else new_policy(config, loader, scenario["camera"])
+    policy = initial if initial is not None else extras.policy(config, loader, scenario["camera"])
+    state, policy = distributed.start_from_leader(group, state, policy)
     check_fits(policy, loader, "the model")
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(extras.parameters(policy), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: config.lr_final_fraction + (
         1 - config.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * min(e, epochs) / epochs)))
     if resume:
@@ -300,7 +367,8 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
         schedule.load_state_dict(state["schedule"])
         start_epoch, best_val, stale = state["epoch"], state["best_val"], state["stale"]
         history = json.loads(state["history"])
-    tensorboard = SummaryWriter(str(out / "tensorboard"))
+    model = distributed.parallel(group, policy)
+    tensorboard = SummaryWriter(str(out / "tensorboard")) if leads else None
     commit = git_commit()
     per_epoch = math.ceil(len(loader.windows("train")) / config.batch_size)  # the progress bar's total
     for epoch in range(start_epoch, epochs):
@@ -308,49 +376,59 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
             break
         policy.train()
         losses, frames, started = [], 0, time.perf_counter()
-        for index, (batch, images) in enumerate(prefetched(_augmented(loader, config, epoch))):
-            actions, _ = policy(images, torch.from_numpy(batch.state), torch.from_numpy(batch.dt))
-            loss = _masked_mse(actions, torch.from_numpy(batch.action), torch.from_numpy(batch.mask))
-            if not torch.isfinite(loss):
-                raise _diverged(f"the training loss became {float(loss.detach())} at epoch {epoch + 1}, batch "
-                                f"{index + 1}", state_path, config)
+        for index, (batch, images) in enumerate(prefetched(_augmented(loader, config, epoch, extras, group))):
+            actions, _ = model(images, torch.from_numpy(batch.state), torch.from_numpy(batch.dt))
+            total, steps = _masked_sums(actions, torch.from_numpy(batch.action), torch.from_numpy(batch.mask))
+            imitation, mean, counted = distributed.mean_loss(group, total, steps, actions.shape[-1])
+            loss = extras.loss(policy, imitation)
+            if group is None:
+                value = float(loss.detach())
+            else:  # the loss of the whole global batch, the same on every process (so all stop alike if not finite)
+                with torch.no_grad():
+                    value = float(extras.loss(policy, torch.tensor(mean)))
+            if not math.isfinite(value):
+                raise _diverged(f"the training loss became {value} at epoch {epoch + 1}, batch {index + 1}",
+                                state_path, config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
             optimizer.step()
-            losses.append(float(loss.detach()))
-            frames += int(batch.mask.sum())
+            losses.append(value)
+            frames += counted
             hooks.batch(index, per_epoch, frames, losses[-1])
         schedule.step()
         fps = frames / max(1e-9, time.perf_counter() - started)
-        val_loss = evaluate(policy, loader, config.batch_size)
+        val_loss = evaluate(policy, loader, config.batch_size, group)
         if not math.isfinite(val_loss):  # the weights diverged in the epoch's last steps: nothing of it is kept
             raise _diverged(f"the validation loss became {val_loss} after epoch {epoch + 1}", state_path, config)
         improved = val_loss < best_val
         if improved:
             best_val, stale = val_loss, 0
-            atomic_write_bytes(best_path, checkpoint_bytes(policy, {
+        else:
+            stale += 1
+        if improved and leads:
+            atomic_write_bytes(best_path, checkpoint_bytes(policy, extras.metadata({
                 "epoch": epoch + 1, "val_loss": val_loss, "stage": stage.name, "data": list(stage.data),
                 "train_config": to_dict(config), "commit": commit, **scenario,
                 "parameter_counts": policy.parameter_counts(),
                 "normalisation": loader.stats().to_dict(),
                 "training_seeds": [{**seeds, "source": str(dataset.path)} for dataset in loader.datasets
                                    for seeds in dataset.manifest.seed_ranges()],
-            }))
-        else:
-            stale += 1
+            })))
         report = EpochReport(epoch + 1, float(np.mean(losses)) if losses else math.nan, val_loss, fps,
                              schedule.get_last_lr()[0], improved)
         history.append(report.__dict__)
-        _atomic_torch_save({
-            "format": RESUME_FORMAT, "stage": stage.name, "policy": policy.state_dict(),
-            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "epoch": epoch + 1,
-            "best_val": best_val, "stale": stale, "history": json.dumps(history),
-        }, state_path)
-        for name in ("train_loss", "val_loss", "frames_per_second", "lr"):
-            tensorboard.add_scalar(f"{stage.name}/{name}", getattr(report, name), epoch + 1)
-        tensorboard.flush()
+        if leads:
+            _atomic_torch_save({
+                "format": RESUME_FORMAT, "stage": stage.name, "policy": policy.state_dict(),
+                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "epoch": epoch + 1,
+                "best_val": best_val, "stale": stale, "history": json.dumps(history),
+            }, state_path)
+            for name in ("train_loss", "val_loss", "frames_per_second", "lr"):
+                tensorboard.add_scalar(f"{stage.name}/{name}", getattr(report, name), epoch + 1)
+            tensorboard.flush()
         hooks.epoch(report)
-    tensorboard.close()
-    atomic_write_bytes(out / "history.json", (json.dumps(history, indent=1) + "\n").encode("utf-8"))
+    if leads:
+        tensorboard.close()
+        atomic_write_bytes(out / "history.json", (json.dumps(history, indent=1) + "\n").encode("utf-8"))
     return policy

@@ -15,6 +15,9 @@ data with another validation split.
 
 DAgger round r rolls out the current best policy, has the expert label every frame (into the dataset
 `out/dagger/round-r`), adds those episodes to the data and continues training from the current weights.
+
+Under torchrun this pipeline runs in rank 0 alone, which tells the other processes each stage to train alongside it
+(`follow_recipe`); `run.json` records how many processes each start and continuation trained with (`world_sizes`).
 """
 
 from __future__ import annotations
@@ -22,19 +25,22 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from navigator.backends import Cluster
 from navigator.collect import CollectConfig, CollectedEpisode, CollectPart, collect, open_for_collection
-from navigator.config import to_dict
+from navigator.config import from_dict, to_dict
 from navigator.dataset import completeness, read_manifest
 from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError
 from navigator.resume import Continued, Difference, check_continuation, differences, without
 from navigator.scenario import CameraSettings
+from navigator.training import distributed
 from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig
-from navigator.training.loop import Stage, TrainHooks, first_stage, read_training_state, train
+from navigator.training.loop import Stage, TrainHooks, TrainingExtras, first_stage, read_training_state, train
 from policies.checkpoint import CheckpointError, load_checkpoint
 from policies.policy import Policy
 
@@ -44,7 +50,7 @@ RUN_VERSION = 1
 # What this pipeline writes into a run folder: a folder holding any of them holds (part of) a run.
 RUN_FILES = (RUN_RECORD, "progress.json", "last.pt", "best.pt", "history.json", "tensorboard", "dagger")
 # Settings that cannot change what a run computes: they may differ between a run's start and its resumption.
-FREE_SETTINGS = ("out", "threads", "cache_mb", "collect.workers")
+FREE_SETTINGS = ("out", "threads", "cache_mb", "collect.workers", "collect.backend", "backend")
 
 ProgressFile = dict[str, list[str]]
 
@@ -59,6 +65,9 @@ class Hooks(TrainHooks):
 
     def warning(self, message: str) -> None: ...
 
+    def cluster(self, cluster: Cluster) -> None:
+        """A collection's workers are up (Cluster.describe() says where)."""
+
 
 def load_trained(path: Path) -> tuple[Policy, dict[str, Any]]:
     """A checkpoint this pipeline wrote, as (policy, metadata); a missing or damaged file is a UserError that says
@@ -71,13 +80,14 @@ def load_trained(path: Path) -> tuple[Policy, dict[str, Any]]:
 
 def _collect_into(out: Path, config: CollectConfig, hooks: Hooks) -> None:
     writer, _ = open_for_collection(out, config, resume=manifest_path(out).exists())
-    collect(out, config, writer, hooks.episode)
+    collect(out, config, writer, hooks.episode, hooks.cluster)
 
 
 def dagger_collect_config(config: TrainConfig, pilot: Path, round_index: int) -> CollectConfig:
     """Round r's roll-outs, flown by `pilot` and labelled by the expert: the scenario the demonstrations were
     recorded in (tasks, presets, airframe, camera and time limit of the first dataset's manifest), with seeds no
-    demonstration used; the noise and worker settings from the recipe's `collect` section when there is one."""
+    demonstration used; the noise and worker settings from the recipe's `collect` section when there is one, and the
+    recipe's backend."""
     recorded = read_manifest(Path(config.data[0])).recipe
     settings = config.collect or CollectConfig()
     parts = tuple(CollectPart(task=p["task"], preset=p["preset"], episodes=config.dagger.episodes)
@@ -87,7 +97,7 @@ def dagger_collect_config(config: TrainConfig, pilot: Path, round_index: int) ->
                          camera=CameraSettings(**camera) if isinstance(camera, dict) else settings.camera,
                          max_seconds=recorded.get("max_seconds"), seed=DAGGER_SEED_STRIDE * round_index,
                          dart_noise=settings.dart_noise, dart_time_constant=settings.dart_time_constant,
-                         keep_failed=True, workers=settings.workers, pilot=str(pilot))
+                         keep_failed=True, workers=settings.workers, pilot=str(pilot), backend=config.backend)
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -129,7 +139,8 @@ def _start_new(out: Path, config: TrainConfig) -> tuple[Path, ...]:
     created = tuple(folder for folder in (*reversed(out.parents), out) if not folder.exists())
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / RUN_RECORD, {"format": RUN_FORMAT, "version": RUN_VERSION, "config": to_dict(config),
-                                   "extensions": [], "datasets": {"data": {}, "dagger": {}}})
+                                   "extensions": [], "datasets": {"data": {}, "dagger": {}},
+                                   "world_sizes": [distributed.world_size()]})
     return created
 
 
@@ -186,7 +197,17 @@ def _continue(out: Path, config: TrainConfig, extend: bool) -> ProgressFile:
                         f"{f' and {config.dagger.rounds} DAgger rounds' if config.dagger.rounds else ''}): nothing to "
                         f"resume; to train it for more epochs pass --extend with a larger --epochs, to fly it: "
                         f"navigator fly --pilot {out / 'best.pt'}")
+    _record_world_size(out)
     return progress
+
+
+def _record_world_size(out: Path) -> None:
+    """Add to run.json how many processes this continuation trains with. Any number may continue a run: the global
+    batch (batch_size, a recorded setting) fixes what it computes, whichever number of processes shares it (up to
+    float rounding)."""
+    record = _read_record(out)
+    _write_json(out / RUN_RECORD, {**record, "world_sizes": [*record.get("world_sizes", []),
+                                                             distributed.world_size()]})
 
 
 def dataset_fingerprint(path: Path) -> dict[str, Any]:
@@ -277,20 +298,21 @@ def _discard_new_run(out: Path, created: tuple[Path, ...]) -> None:
             folder.rmdir()
 
 
-def run_recipe(config: TrainConfig, resume: bool, hooks: Hooks, extend: bool = False) -> Path:
+def run_recipe(config: TrainConfig, resume: bool, hooks: Hooks, extend: bool = False,
+               extras: TrainingExtras | None = None) -> Path:
     """Run the recipe in `config.out`; returns the path of the best policy checkpoint.
 
     resume: continue the run there, with exactly its settings. extend (implies resume): continue it with more
     epochs than it was started with, the only setting that may change. Neither: start a new run, in a folder that
-    is missing or empty."""
+    is missing or empty. `extras`: what the run changes in the plain recipe (`navigator adapt`'s strategies)."""
     out = Path(config.out)
     if resume or extend:
         progress = _continue(out, config, extend)
-        _run_stages(config, out, progress, hooks)
+        _run_stages(config, out, progress, hooks, extras)
     else:
         created = _start_new(out, config)
         try:
-            _run_stages(config, out, {"completed": []}, hooks)
+            _run_stages(config, out, {"completed": []}, hooks, extras)
         except BaseException:
             _discard_new_run(out, created)
             raise
@@ -298,12 +320,13 @@ def run_recipe(config: TrainConfig, resume: bool, hooks: Hooks, extend: bool = F
     return out / "best.pt"
 
 
-def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: Hooks) -> None:
+def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: Hooks,
+                extras: TrainingExtras | None) -> None:
     progress_path = out / "progress.json"
     first = Path(config.data[0])
     if config.collect is not None and "collect" not in progress["completed"]:
         hooks.stage("collect", f"{first} ({sum(p.episodes for p in config.collect.parts)} episodes)")
-        _collect_into(first, config.collect, hooks)
+        _collect_into(first, replace(config.collect, backend=config.backend), hooks)
         _complete(progress, "collect", progress_path)
 
     policy: Policy | None = None
@@ -321,8 +344,35 @@ def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: H
         saved = read_training_state(state_path).get("stage") if state_path.exists() else None
         hooks.stage(stage.name, f"{stage.epochs} epochs on {len(stage.data)} dataset(s)")
         _warn_if_incomplete(stage.data, hooks)
-        train(config, out, stage, resume=saved == stage.name, hooks=hooks, initial=policy)
+        _lead(config, stage, resume=saved == stage.name)
+        train(config, out, stage, resume=saved == stage.name, hooks=hooks, initial=policy, extras=extras)
         _complete(progress, stage.name, progress_path)
+    _lead(config, None, resume=False)
+
+
+def _lead(config: TrainConfig, stage: Stage | None, resume: bool) -> None:
+    """Under torchrun: tell the other processes (`follow_recipe`) to train `stage` alongside rank 0, or, for None,
+    that the recipe is done."""
+    group = distributed.current()
+    if group is not None:
+        group.send({"stage": None} if stage is None else {
+            "stage": stage.name, "data": list(stage.data), "epochs": stage.epochs, "resume": resume,
+            "config": to_dict(config), "fingerprints": [dataset_fingerprint(Path(path)) for path in stage.data]})
+
+
+def follow_recipe(group: distributed.Group) -> None:
+    """A torchrun process other than rank 0: train each stage rank 0 announces (`_lead`) as rank 0 trains it, until
+    rank 0 says the recipe is done. It writes nothing: rank 0 checks, records, collects and saves. Waits for rank 0
+    up to `distributed.LEADER_WAIT` between stages (DAgger roll-outs fly meanwhile). Refuses a dataset that differs
+    from rank 0's (another copy on another machine), which would silently train on other data."""
+    while (message := group.receive(distributed.LEADER_WAIT))["stage"] is not None:
+        for path, fingerprint in zip(message["data"], message["fingerprints"]):
+            if dataset_fingerprint(Path(path)) != fingerprint:
+                raise UserError(f"{path} on this machine is not the dataset rank 0 trains on (other episodes); "
+                                f"every machine needs the same dataset at the same path")
+        config = from_dict(TrainConfig, message["config"])
+        train(config, Path(config.out), Stage(message["stage"], tuple(message["data"]), message["epochs"]),
+              resume=message["resume"])
 
 
 def _dataset_keys(config: TrainConfig, stage: Stage) -> list[_DatasetKey]:

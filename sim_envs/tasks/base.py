@@ -133,7 +133,9 @@ class NavigationEnv(gym.Env):
         self._wind.reset(rng)
         self._air = (0.0, 0.0, 0.0)
         self._effects_rng = np.random.default_rng(int(rng.integers(2**63)))
-        self._occluders: list[tuple[int, int, int, int]] = []
+        # The black patches (x0, y0, x1, y1) over the current camera image (occlusion presets); public because
+        # they hide what lies under them (sim_envs.projection.target_mask).
+        self.occluders: list[tuple[int, int, int, int]] = []
         self.time = 0.0
         self.steps = 0
         self.path_length = 0.0
@@ -225,9 +227,9 @@ class NavigationEnv(gym.Env):
         image = self.world.onboard_image(self.vehicle_state)
         s = self.scenery
         if s.occlusion_patches and self.steps % self.camera.rate_hz == 0:
-            self._occluders = random_occluders(self._effects_rng, s.occlusion_patches, self.camera.width,
-                                               self.camera.height)
-        return apply_effects(image, self._effects_rng, s.exposure, s.noise_std, s.blur_sigma, self._occluders)
+            self.occluders = random_occluders(self._effects_rng, s.occlusion_patches, self.camera.width,
+                                              self.camera.height)
+        return apply_effects(image, self._effects_rng, s.exposure, s.noise_std, s.blur_sigma, self.occluders)
 
     def _observation(self) -> dict[str, np.ndarray]:
         self.last_image = self._camera_image()

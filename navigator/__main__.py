@@ -1,0 +1,7 @@
+"""`python -m navigator`: the `navigator` command, for launchers that start modules (torchrun -m navigator train)."""
+
+import sys
+
+from navigator.cli import main
+
+sys.exit(main())

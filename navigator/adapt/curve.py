@@ -1,0 +1,157 @@
+"""A learning curve from config to files: collect one dataset of new demonstrations per scenery (OUT/data/SCENERY),
+cut its prefixes (OUT/data/SCENERY-N), adapt the starting policy once per (scenery, demonstrations, strategy, seed)
+(OUT/runs/SCENERY-N-STRATEGY-seedS, through `navigator.adapt.run`), evaluate per scenery the starting policy and all
+that scenery's adaptations together on the same worlds of the new scenery and the old suites (OUT/eval/SCENERY,
+`navigator.evaluation.pipeline.evaluate`), then write OUT/curve.json, curve.md and curve.png.
+
+It is a study like `navigator compare`'s, and shares its machinery (`navigator.comparison.runner.open_study`):
+OUT/adapt-curve.json records the settings (and the starting checkpoint's sha256) before any work, OUT/finished.json
+the adaptations that finished; resuming refuses changed settings, collects only missing
+episodes, adapts nothing finished, continues the adaptation that was interrupted, and flies only missing episodes.
+Before any work the starting policy is checked against the evaluation's scenario (camera, airframe, task) and the
+demonstrations' world seeds against the evaluation's and the ones the policy was trained on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from navigator.adapt.curve_config import CurveConfig, curve_settings
+from navigator.adapt.curve_plot import plot_curve
+from navigator.adapt.curve_report import AdaptedRun, build_curve, render_curve
+from navigator.adapt.prefix import make_prefix
+from navigator.adapt.run import (
+    adapt,
+    check_data,
+    finished,
+    policy_scenario,
+    start_checkpoint,
+)
+from navigator.collect import (
+    CollectConfig,
+    CollectedEpisode,
+    CollectPart,
+    collect,
+    open_for_collection,
+)
+from navigator.comparison.runner import Study, mark_finished, open_study
+from navigator.dataset import file_sha256
+from navigator.dataset.atomic import atomic_write_bytes
+from navigator.dataset.manifest import manifest_path
+from navigator.errors import UserError
+from navigator.evaluation import pipeline as evaluation
+from navigator.evaluation.folder import write_json
+from navigator.evaluation.seeds import training_seeds
+from navigator.training import pipeline as training
+
+CURVE = Study(what="learning curve", record="adapt-curve.json", format="liquid-navigator/adapt-curve-run", version=1)
+
+
+class Hooks:
+    """What the command shows (the runner prints nothing): collections, adaptations as they start or are skipped,
+    and the hooks the training and evaluation pipelines report to."""
+
+    def collecting(self, scenery: str, todo: int) -> None: ...
+
+    def collected(self, episode: CollectedEpisode) -> None: ...
+
+    def run(self, name: str, index: int, total: int, done: bool) -> None: ...
+
+    def training(self) -> training.Hooks:
+        return training.Hooks()
+
+    def evaluation(self, scenery: str) -> evaluation.Hooks:
+        return evaluation.Hooks()
+
+
+def run_name(scenery: str, count: int, strategy: str, seed: int) -> str:
+    return f"{scenery}-{count}-{strategy}-seed{seed}"
+
+
+def start_spec(config: CurveConfig) -> str:
+    """The starting policy as the evaluation names it."""
+    return "pretrained" if config.pilot.strip().lower() == "pretrained" else config.pilot
+
+
+def collect_config(config: CurveConfig, scenery: str, workers: int) -> CollectConfig:
+    """The demonstrations of `scenery`: as many as the largest count, flown in the evaluation's scenario."""
+    settings = config.evaluation
+    return CollectConfig(parts=(CollectPart(task=config.task, preset=scenery, episodes=max(config.demonstrations)),),
+                         airframe=settings.airframe, camera=settings.camera, max_seconds=settings.max_seconds,
+                         seed=config.collect_seed, dart_noise=config.dart_noise, workers=workers)
+
+
+def check_start(config: CurveConfig, source: str) -> str:
+    """Before any work: the starting policy flies the evaluation's scenario, its evaluation worlds and the new
+    demonstrations' are ones it was not trained on, the demonstrations' are not evaluation worlds, and the replayed
+    data is the policy's camera, airframe and task. Returns the starting checkpoint's sha256."""
+    start = start_checkpoint(config.adaptation(config.sceneries[0], 1, config.strategies[0], config.seeds[0]))
+    settings = dataclasses.replace(config.evaluation, pilots=(start_spec(config),),
+                                   suites=(*config.sceneries, *config.evaluation.suites))
+    evaluation.inspect_pilots(settings)  # camera, airframe and task; evaluation seeds it trained on
+    policy, metadata = training.load_trained(start)
+    demonstrations = config.new_seeds
+    shown = f"{demonstrations.start}-{demonstrations.stop - 1}"
+    evaluated = range(max(demonstrations.start, settings.seed), min(demonstrations.stop, settings.seed +
+                                                                     settings.episodes))
+    if evaluated:
+        raise UserError(f"collect_seed in {source}: the demonstrations would fly world seeds {shown}, and the "
+                        f"evaluation flies {evaluated.start}-{evaluated.stop - 1} of them: choose a collect_seed "
+                        f"outside {settings.seed}-{settings.seed + settings.episodes - 1}")
+    for known in training_seeds(metadata).ranges:
+        shared = known.overlap(config.task, demonstrations)
+        if shared:
+            raise UserError(f"collect_seed in {source}: the demonstrations would fly world seeds {shown}, and "
+                            f"{start} was trained on {shared.start}-{shared.stop - 1} ({known.source}): choose a "
+                            f"collect_seed past {known.first + known.count - 1}, so that new means new")
+    camera, airframe, tasks = policy_scenario(policy, metadata)
+    check_data(config.replay, f"replay in {source}:", str(start), camera, airframe, tasks)
+    return file_sha256(start)
+
+
+def run_curve(config: CurveConfig, resume: bool, workers: int = 0, hooks: Hooks | None = None,
+              source: str = "the config") -> dict[str, Any]:
+    """Collect, adapt, evaluate and report (see the module's docstring); returns curve.json's document. `source`
+    names the config file in messages. UserError before any work for what check_start refuses, an OUT that holds
+    something else, or (resuming) settings that changed."""
+    hooks = hooks or Hooks()
+    out = Path(config.out)
+    sha256 = check_start(config, source)
+    done = open_study(out, curve_settings(config, sha256), resume, CURVE)
+    for scenery in config.sceneries:
+        folder = out / "data" / scenery
+        settings = collect_config(config, scenery, workers)
+        writer, _ = open_for_collection(folder, settings, resume=manifest_path(folder).exists())
+        hooks.collecting(scenery, len(writer.missing(settings.keys())))
+        collect(folder, settings, writer, hooks.collected)
+
+    runs = config.runs()
+    adapted = []
+    for index, (scenery, count, strategy, seed) in enumerate(runs):
+        name = run_name(scenery, count, strategy, seed)
+        folder = out / "runs" / name
+        skip = name in done
+        hooks.run(name, index, len(runs), skip)
+        if not skip:
+            data = make_prefix(out / "data" / scenery, count, out / "data" / f"{scenery}-{count}")
+            settings = config.adaptation(scenery, count, strategy, seed, str(data), str(folder))
+            if not finished(folder):  # a run that finished before its name was recorded is not trained again
+                adapt(settings, (folder / training.RUN_RECORD).is_file(), hooks.training())
+            mark_finished(out, done, name)
+        _, metadata = training.load_trained(folder / "best.pt")
+        adapted.append(AdaptedRun(scenery, count, strategy, seed, str(folder / "best.pt"), metadata["val_loss"]))
+
+    results = {}
+    for scenery in config.sceneries:
+        pilots = (start_spec(config), *[run.pilot for run in adapted if run.scenery == scenery])
+        settings = dataclasses.replace(config.evaluation, pilots=pilots, suites=(scenery, *config.evaluation.suites))
+        folder = out / "eval" / scenery
+        results[scenery] = evaluation.evaluate(folder, settings, workers, resume and (folder / "eval.json").is_file(),
+                                               hooks.evaluation(scenery))
+    document = build_curve(config, results, adapted, start_spec(config), sha256)
+    write_json(out / "curve.json", document)
+    atomic_write_bytes(out / "curve.md", render_curve(document).encode())
+    plot_curve(document, out / "curve.png")
+    return document

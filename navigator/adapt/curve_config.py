@@ -1,0 +1,126 @@
+"""What a learning curve is, as a YAML-loadable config (launch/adapt/*.yaml): the starting policy, the new sceneries,
+the numbers of new demonstrations, the strategies, the training seeds, the adaptation's training settings and the
+evaluation (navigator eval's settings: its `suites` are the old suites, on which forgetting is measured).
+
+Every (scenery, demonstrations, strategy, seed) is one adaptation: the first `demonstrations` episodes of one
+dataset collected per scenery (so a larger set contains every smaller one), flown from world seed `collect_seed` on,
+with the evaluation's airframe, camera and time limit, by the expert with DART noise `dart_noise`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from navigator.adapt.config import SHIPPED_OLD_DATA, AdaptConfig, canonical_strategy
+from navigator.comparison.config import _check_unique
+from navigator.config import (
+    MAX_SEED,
+    SettingError,
+    check_seed_span,
+    check_settings,
+    field_default,
+    from_dict,
+    setting,
+    setting_check,
+)
+from navigator.evaluation.settings import EvalSettings
+from navigator.scenario import canonical_preset, canonical_task
+
+# The adaptation settings a curve may set in `train:` (the others are set per run, or come from the policy).
+TRAIN_SETTINGS = ("epochs", "lr", "batch_size", "patience", "replay_fraction", "anchor", "threads", "cache_mb")
+# Of those, the ones that cannot change a result: they may differ when a curve is resumed.
+RESOURCES = ("threads", "cache_mb")
+
+
+@dataclass(frozen=True)
+class CurveConfig:
+    """A learning curve; SettingError names the first bad setting."""
+
+    pilot: str = "pretrained"  # the policy every run starts from: pretrained (of `evaluation.task`) or a .pt
+    sceneries: tuple[str, ...] = ("night", "pillars", "wind")  # new surroundings (presets), one dataset each
+    demonstrations: tuple[int, ...] = (5, 10, 20, 50)  # new episodes per adaptation: prefixes of the dataset
+    strategies: tuple[str, ...] = ("finetune", "replay", "freeze-cnn", "l2-anchor")
+    seeds: tuple[int, ...] = (0, 1, 2)  # training seeds of each adaptation
+    replay: tuple[str, ...] = ()  # the old data the replay strategy replays
+    collect_seed: int = setting(20_000, ge=0, le=MAX_SEED)  # world seed of each scenery's first demonstration
+    dart_noise: float = setting(0.1, ge=0.0, le=1.0)  # the demonstrations' recovery noise, as navigator collect's
+    train: dict[str, Any] = field(default_factory=dict)  # AdaptConfig settings of TRAIN_SETTINGS
+    evaluation: EvalSettings = field(default_factory=lambda: EvalSettings(suites=("summer",)))  # suites: the old
+    out: str = "reports/adapt"
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        with setting_check("sceneries"):
+            object.__setattr__(self, "sceneries", tuple(canonical_preset(s) for s in self.sceneries))
+        with setting_check("strategies"):
+            object.__setattr__(self, "strategies", tuple(canonical_strategy(s) for s in self.strategies))
+        for name in ("sceneries", "demonstrations", "strategies", "seeds"):
+            _check_unique(name, getattr(self, name))
+        if len(self.seeds) < 2:  # the interval spans training seeds: one seed cannot show their spread
+            raise SettingError("seeds", f"must list at least two training seeds, got {list(self.seeds)}")
+        for seed in self.seeds:
+            if not 0 <= seed <= MAX_SEED:
+                raise SettingError("seeds", f"must be in [0, {MAX_SEED}], got {seed}")
+        if any(count < 1 for count in self.demonstrations) or list(self.demonstrations) != sorted(self.demonstrations):
+            raise SettingError("demonstrations", f"must be positive counts in increasing order, got "
+                                                 f"{list(self.demonstrations)}")
+        check_seed_span(self.collect_seed, max(self.demonstrations), "collect_seed", "demonstrations")
+        old = set(self.evaluation.suites) & set(self.sceneries)
+        if old:
+            raise SettingError("sceneries", f"{', '.join(sorted(old))} is also an old suite (evaluation.suites): "
+                                            f"a scenery is either new or old")
+        if self.evaluation.pilots != field_default(EvalSettings, "pilots"):
+            raise SettingError("evaluation.pilots", "must not be given: the curve's pilots are its starting policy "
+                                                    "and its adaptations")
+        if self.evaluation.sweeps:
+            raise SettingError("evaluation.sweeps", "must not be given: the curve evaluates named suites only")
+        unknown = sorted(set(self.train) - set(TRAIN_SETTINGS))
+        if unknown:
+            raise SettingError("train", f"sets {', '.join(unknown)}, which a curve sets per run or takes from the "
+                                        f"policy; it may set {', '.join(TRAIN_SETTINGS)}")
+        if "replay" in self.strategies and not self.replay:
+            raise SettingError("replay", f"must give the old data (dataset folders) for the replay strategy; "
+                                         f"{SHIPPED_OLD_DATA}")
+        if self.replay and "replay" not in self.strategies:
+            raise SettingError("replay", "is read by the replay strategy only: drop it, or add replay to strategies")
+        self.adaptation(self.sceneries[0], self.demonstrations[0], self.strategies[0], self.seeds[0])  # checks train
+        if not self.out:
+            raise SettingError("out", "must name a folder, got ''")
+
+    @property
+    def task(self) -> str:
+        return canonical_task(self.evaluation.task)
+
+    @property
+    def new_seeds(self) -> range:
+        """The world seeds of each scenery's demonstrations."""
+        return range(self.collect_seed, self.collect_seed + max(self.demonstrations))
+
+    def runs(self) -> list[tuple[str, int, str, int]]:
+        """(scenery, demonstrations, strategy, seed) of every adaptation, in the order they run."""
+        return [(scenery, count, strategy, seed) for scenery in self.sceneries for count in self.demonstrations
+                for strategy in self.strategies for seed in self.seeds]
+
+    def adaptation(self, scenery: str, count: int, strategy: str, seed: int, data: str = "DATA",
+                   out: str = "OUT") -> AdaptConfig:
+        """One run's settings (its data and out given by the runner). A bad `train:` setting is a SettingError named
+        `train.KEY`."""
+        settings = {**self.train, "pilot": self.pilot, "task": self.task, "data": [data], "strategy": strategy,
+                    "replay": list(self.replay) if strategy == "replay" else [], "seed": seed, "out": out}
+        try:
+            return from_dict(AdaptConfig, settings)
+        except ValueError as error:  # a ConfigError naming the setting: the train: section's, as the user wrote it
+            key = getattr(error, "key", None)
+            problem = getattr(error, "problem", None) or str(error)
+            raise SettingError(f"train.{key}" if key in self.train else str(key or "train"), problem) from None
+
+
+def curve_settings(config: CurveConfig, start_sha256: str) -> dict[str, Any]:
+    """What the curve's record holds and resuming compares: everything but where it is written and the resources,
+    and the starting checkpoint's sha256 (a retrained file at the same path is another curve)."""
+    from navigator.config import to_dict
+    from navigator.resume import without
+
+    settings = without(to_dict(config), ("out", *(f"train.{name}" for name in RESOURCES)))
+    return {**settings, "start_sha256": start_sha256}

@@ -1,0 +1,150 @@
+"""One adaptation from settings to checkpoint: resolve and check the starting policy, refuse new (or replayed) data
+that it could not learn from, build the training recipe, and run it through the training pipeline with the
+strategy's extras (`navigator.training.pipeline.run_recipe`: run.json, progress, strict resume, dataset fingerprints).
+
+Everything is checked before any work: a pilot that is no trainable checkpoint, data recorded with another camera,
+airframe or task than the policy's, a replay strategy without old data, an --out that holds something else; and on
+resume, settings or a starting checkpoint that changed since the run started.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from navigator.adapt.config import AdaptConfig, AdaptTrainConfig, recorded_adaptation
+from navigator.config import to_dict
+from navigator.dataset import file_sha256, open_datasets
+from navigator.errors import UserError
+from navigator.resume import describe, differences
+from navigator.training import pipeline as training
+
+
+def start_checkpoint(config: AdaptConfig) -> Path:
+    """The checkpoint the adaptation starts from: the shipped policy of config.task for `pretrained`."""
+    from navigator.pilots import pretrained_checkpoint
+
+    if config.pilot.strip().lower() == "pretrained":
+        return pretrained_checkpoint(config.task)
+    path = Path(config.pilot)
+    if not path.is_file():
+        raise UserError(f"--pilot {path} does not exist; give pretrained or the path of a policy checkpoint (.pt), "
+                        f"e.g. runs/NAME/best.pt")
+    return path
+
+
+def policy_scenario(policy, metadata: dict[str, Any]) -> tuple[dict[str, Any], str | None, list[str]]:
+    """What a checkpoint flies: its camera (CAMERA_SETTINGS; the image spec's size and field of view where the
+    checkpoint records none), airframe (None: not recorded) and tasks (from its training seeds)."""
+    from navigator.pilots import CAMERA_SETTINGS
+
+    spec = policy.config.image
+    camera = {"width": spec.input_width, "height": spec.input_height, "fov_deg": spec.input_hfov_deg,
+              **{k: v for k, v in (metadata.get("camera") or {}).items() if k in CAMERA_SETTINGS}}
+    tasks = sorted({r.get("task") for r in metadata.get("training_seeds") or [] if r.get("task")})
+    return camera, metadata.get("airframe"), tasks
+
+
+def check_data(paths: tuple[str, ...], flag: str, pilot: str, camera: dict[str, Any], airframe: str | None,
+               tasks: list[str]) -> None:
+    """Refuse, naming the fix, a dataset of `paths` (given as `flag`) that holds no episodes, or whose episodes were
+    recorded with another camera, airframe or task than the policy (`pilot`) flies."""
+    from navigator.pilots import CAMERA_SETTINGS
+    from navigator.scenario import canonical_task
+
+    for dataset in open_datasets([Path(p) for p in paths]):
+        if not dataset.entries:
+            raise UserError(f"{flag} {dataset.path} holds no episodes; record some with navigator collect")
+        recorded = dataset.read(dataset.entries[0], verify=False).metadata
+        theirs = recorded.get("camera") or {}
+        differing = [k for k in CAMERA_SETTINGS if k in theirs and k in camera
+                     and not math.isclose(float(theirs[k]), float(camera[k]), rel_tol=1e-9, abs_tol=1e-9)]
+        if differing:
+            listed = ", ".join(f"{k} {theirs[k]} (the policy's {camera[k]})" for k in differing)
+            fix = ", ".join(f"{k}: {camera[k]}" for k in differing)
+            raise UserError(f"{flag} {dataset.path} was recorded with another camera than {pilot} flies: {listed}; "
+                            f"record the new data with the policy's camera (navigator collect --config FILE with "
+                            f"camera: {{{fix}}}), or adapt a policy trained on this camera")
+        if airframe is not None and recorded.get("airframe") != airframe:
+            raise UserError(f"{flag} {dataset.path} was recorded on the {recorded.get('airframe')} airframe, but "
+                            f"{pilot} flies the {airframe}: its actions are scaled by that airframe's limits; record "
+                            f"the data with navigator collect --airframe {airframe}")
+        other = sorted({canonical_task(e.task) for e in dataset.entries} - set(tasks)) if tasks else []
+        if other:
+            raise UserError(f"{flag} {dataset.path} holds {' and '.join(other)} demonstrations, but {pilot} was "
+                            f"trained on {' and '.join(tasks)}: record {tasks[0]} demonstrations (navigator collect "
+                            f"--task {tasks[0]}), or adapt a policy of {other[0]} (--task {other[0]})")
+
+
+def prepare(config: AdaptConfig) -> AdaptTrainConfig:
+    """The checked training recipe of `config`, before any work (see the module's docstring)."""
+    start = start_checkpoint(config)
+    policy, metadata = training.load_trained(start)
+    camera, airframe, tasks = policy_scenario(policy, metadata)
+    shown = config.pilot if config.pilot.strip().lower() != "pretrained" else f"pretrained ({start})"
+    check_data(config.data, "--data", shown, camera, airframe, tasks)
+    check_data(config.replay, "--replay", shown, camera, airframe, tasks)
+    model = {"model": policy.config.model, "normalisation": policy.config.image.normalisation,
+             "feature_size": policy.config.feature_size, "head_size": policy.config.head_size}
+    return config.recipe(str(start), file_sha256(start), model, metadata.get("train_config"))
+
+
+def check_resumable(config: AdaptConfig, recipe: AdaptTrainConfig) -> None:
+    """On --resume: refuse settings that differ from the run's (named in adapt's terms), and a starting checkpoint
+    whose file changed since the run started."""
+    out = Path(config.out)
+    record = out / training.RUN_RECORD
+    if not record.is_file():
+        raise UserError(f"--resume: {out} holds no adaptation to continue (no {training.RUN_RECORD}); give the run's "
+                        f"folder as --out, or drop --resume to start one")
+    recorded = read_run_config(record)
+    if not isinstance(recorded.get("adapt"), dict):
+        raise UserError(f"--resume: {out} holds a training run, not an adaptation; continue it with navigator train "
+                        f"--out {out} --resume")
+    given = {name: value for name, value in recorded_adaptation(to_dict(recipe)).items() if name != "out"}
+    found = differences({k: v for k, v in recorded_adaptation(recorded).items() if k != "out"}, given)
+    if found:
+        raise UserError(f"--resume: {out} was adapted with other settings: {describe(found, 'run')}; drop the flags "
+                        f"that differ (the run's settings are read from {record}), or choose another --out")
+    if finished(out):
+        raise UserError(f"--resume: {out} is finished (all {recipe.epochs} epochs): nothing to resume; to fly it: "
+                        f"navigator fly --pilot {out / 'best.pt'}; to train longer, adapt again in another --out with "
+                        f"a larger --epochs")
+    if recorded["adapt"].get("start_sha256") != recipe.adapt.start_sha256:
+        raise UserError(f"--resume: the starting checkpoint {recipe.adapt.start} changed since {out} started (its "
+                        f"sha256 was {str(recorded['adapt'].get('start_sha256'))[:12]}): resuming would continue "
+                        f"another policy; restore it, or adapt again in another --out")
+
+
+def finished(out: Path) -> bool:
+    """Whether the training run in `out` finished (its progress.json lists its training as completed)."""
+    try:
+        progress = json.loads((out / "progress.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(progress, dict) and "train" in (progress.get("completed") or [])
+
+
+def read_run_config(record: Path) -> dict[str, Any]:
+    """The settings a run's record (run.json) holds."""
+    try:
+        document = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise UserError(f"--resume: cannot read {record} ({error}); adapt again in another --out") from None
+    config = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(config, dict):
+        raise UserError(f"--resume: {record} records no settings; adapt again in another --out")
+    return config
+
+
+def adapt(config: AdaptConfig, resume: bool, hooks: training.Hooks | None = None) -> Path:
+    """Adapt the starting policy of `config` in config.out (or, `resume`, continue the adaptation there); returns
+    the adapted best.pt. UserError before any work for anything the module's docstring lists."""
+    from navigator.adapt.strategies import Strategy
+
+    recipe = prepare(config)
+    if resume:
+        check_resumable(config, recipe)
+    return training.run_recipe(recipe, resume, hooks or training.Hooks(), extras=Strategy(recipe))

@@ -1,0 +1,225 @@
+"""Adapt a trained policy to new surroundings from a few demonstrations, and measure what that costs elsewhere.
+
+examples:
+  navigator collect --preset night --episodes 20 --seed 20000 --out datasets/night-20
+  navigator adapt --data datasets/night-20 --out runs/night                      # the shipped policy, fine-tuned
+  navigator adapt --data datasets/night-20 --strategy freeze-cnn --out runs/night-frozen
+  navigator adapt --data datasets/night-20 --strategy replay --replay datasets/summer-fly-to-target --out runs/r
+  navigator adapt --pilot runs/NAME/best.pt --data datasets/night-20 --strategy l2-anchor --anchor 100 --out runs/x
+  navigator adapt --out runs/night --resume                                       # after an interruption
+  navigator eval --pilot pretrained --pilot runs/night/best.pt --suites night,summer --out reports/night
+  navigator adapt curve --config launch/adapt/night_small.yaml                    # the learning-curve report
+
+Strategies: finetune (all weights, new data only), replay (new data mixed with replayed old data: --replay-fraction
+of each batch's windows), freeze-cnn (the perception CNN frozen, only the liquid head trains), l2-anchor (an L2
+penalty pulling the weights to the starting ones, a simple EWC-like regulariser). The adaptation continues the
+starting policy's recipe (model, windows, augmentation); it writes a training run in OUT (run.json, best.pt, last.pt,
+history.json, tensorboard/) whose best.pt flies with navigator fly and eval and exports with navigator export, and
+records where it came from (starting checkpoint and its sha256, strategy, the new and replayed datasets' world seeds:
+navigator eval refuses those seeds, and the starting policy's). The new data must be recorded with the policy's
+camera, airframe and task. With --resume the settings are those OUT/run.json recorded; flags given must match them.
+
+`navigator adapt curve --config FILE` makes the learning-curve report: for each new scenery of the config, each
+number of new demonstrations (prefixes of one collected dataset), each strategy and each training seed, it collects,
+adapts and then evaluates all adapted policies and the starting one together on the new sceneries and the old
+suites: success against demonstrations, forgetting on the old suites (curve.md, curve.json, curve.png in --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from navigator.config import ConfigFlags, RecordedSettings
+
+
+def _config_class() -> type:
+    from navigator.adapt.config import AdaptConfig
+
+    return AdaptConfig
+
+
+FLAGS = ConfigFlags(_config_class)
+# The single adaptation's flags: (flag, setting, help, argparse options).
+ADAPT_FLAGS = (
+    ("--pilot", "pilot", "the policy to adapt: pretrained (the shipped policy of --task) or a policy checkpoint (.pt)",
+     {}),
+    ("--task", "task", "whose shipped policy pretrained is: fly-to-target | hike | follow", {}),
+    ("--data", "data", "dataset of new demonstrations (repeat to merge several)",
+     {"action": "append", "default_text": "none"}),
+    ("--strategy", "strategy", "finetune | replay | freeze-cnn | l2-anchor", {}),
+    ("--replay", "replay", "old dataset to replay (--strategy replay; repeat for several)",
+     {"action": "append", "default_text": "none"}),
+    ("--replay-fraction", "replay_fraction", "share of each batch's windows replayed from --replay", {"type": float}),
+    ("--anchor", "anchor", "l2-anchor's weight on the mean squared change of the weights", {"type": float}),
+    ("--epochs", "epochs", "training epochs on the new data", {"type": int}),
+    ("--lr", "lr", "peak learning rate", {"type": float}),
+    ("--batch-size", "batch_size", "windows of new data per batch", {"type": int}),
+    ("--seed", "seed", "seed of the split, shuffling, augmentation and replay draws", {"type": int}),
+)
+# The flags of the learning-curve mode, besides --out and --resume.
+CURVE_FLAGS = ("config", "workers")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("mode", nargs="?", choices=["curve"], metavar="curve",
+                        help="make the learning-curve report of --config instead of one adaptation")
+    for flag, key, text, options in ADAPT_FLAGS:
+        FLAGS.add(parser, flag, key, text, **options)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the adaptation's run folder (default: runs/adapted); with curve: the report's folder "
+                             "(default: the config's out)")
+    parser.add_argument("--resume", action="store_true", help="continue the adaptation (or, with curve, the "
+                                                              "learning curve) in --out, with its recorded settings")
+    parser.add_argument("--config", type=Path, help="curve: the learning-curve config (see launch/adapt/)")
+    parser.add_argument("--workers", type=int, default=None, help="curve: parallel processes of the collection and "
+                                                                  "evaluation; the results do not depend on it "
+                                                                  "(default: one per CPU core)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from navigator.errors import UserError
+
+    given = [flag for flag, key, _, _ in ADAPT_FLAGS if getattr(args, key) is not None]
+    if args.mode == "curve":
+        if given:
+            raise UserError(f"{', '.join(given)}: not read by navigator adapt curve (its config sets the pilots, "
+                            f"data, strategies and training); give only --config, --out, --resume, --workers")
+        return _curve(args)
+    extra = [f"--{name}" for name in CURVE_FLAGS if getattr(args, name) is not None]
+    if extra:
+        raise UserError(f"{', '.join(extra)}: only read by navigator adapt curve; drop it, or run navigator adapt "
+                        f"curve --config FILE")
+    return _adapt(args)
+
+
+def _adapt(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from navigator.adapt.run import adapt
+    from navigator.commands.common import check_output_folder, progress_bar
+    from navigator.training.pipeline import load_trained
+
+    config = FLAGS.load(args, _source(args), lambda overrides: {**overrides, "out": args.out and str(args.out)})
+    check_output_folder(Path(config.out), "--out", continuing=args.resume, kind="training run")
+    console = Console()
+    with progress_bar(console) as progress:
+        best = adapt(config, args.resume, training_display(console, progress))
+    _, metadata = load_trained(best)
+    lineage = metadata["adapted_from"]
+    console.print(f"adapted {lineage['checkpoint']} ({lineage['strategy']}): best validation loss "
+                  f"{metadata['val_loss']:.4f} (epoch {metadata['epoch']})")
+    console.print(f"adapted policy: {best}  ·  fly it: navigator fly --pilot {best}  ·  measure it: navigator eval "
+                  f"--pilot pretrained --pilot {best} --suites summer,NEW_SCENERY --out reports/NAME")
+    return 0
+
+
+def _source(args: argparse.Namespace) -> RecordedSettings | None:
+    """With --resume: the settings OUT/run.json recorded (flags given on top must match them); else none."""
+    from navigator.adapt.config import recorded_adaptation
+    from navigator.adapt.run import read_run_config
+    from navigator.config import field_default
+    from navigator.errors import UserError
+    from navigator.training.pipeline import RUN_RECORD
+
+    if not args.resume:
+        return None
+    out = Path(args.out if args.out is not None else field_default(FLAGS.cls, "out"))
+    if not (out / RUN_RECORD).is_file():
+        raise UserError(f"--resume: {out} holds no adaptation to continue (no {RUN_RECORD}); give the run's folder "
+                        f"as --out, or drop --resume to start one")
+    return RecordedSettings(recorded_adaptation(read_run_config(out / RUN_RECORD)), f"{out / RUN_RECORD}")
+
+
+def training_display(console, progress, label: str = ""):
+    """The training pipeline's hooks that show an adaptation's stages, batches and epochs on `progress`'s bar."""
+    from rich.markup import escape
+
+    from navigator.training.pipeline import Hooks
+
+    bar = progress.add_task("", total=None, status="")
+
+    class Show(Hooks):
+        def stage(self, name: str, detail: str) -> None:
+            progress.update(bar, description=f"{self.label}{name}", completed=0, total=None, status="")
+            console.print(f"  [bold]{name}[/bold]: {escape(detail)}")
+
+        def batch(self, index: int, batches: int, frames: int, loss: float) -> None:
+            progress.update(bar, completed=index + 1, total=batches, status=f"loss {loss:.4f} · {frames} frames")
+
+        def warning(self, message: str) -> None:
+            console.print(f"[yellow]warning[/yellow]: {escape(message)}", soft_wrap=True)
+
+        def epoch(self, report) -> None:
+            mark = " *" if report.best else ""
+            console.print(f"    epoch {report.epoch:3d}  train {report.train_loss:.4f}  val {report.val_loss:.4f}"
+                          f"  {report.frames_per_second:,.0f} frames/s{mark}")
+
+    show = Show()
+    show.label = label
+    return show
+
+
+def _curve(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from navigator.adapt.curve import Hooks, run_curve
+    from navigator.adapt.curve_config import CurveConfig
+    from navigator.commands.common import check_output_folder, progress_bar
+    from navigator.comparison.table import cell
+    from navigator.config import load_config
+    from navigator.errors import UserError
+    from navigator.evaluation import pipeline as evaluation
+
+    if args.config is None:
+        raise UserError("navigator adapt curve needs --config FILE (see launch/adapt/, e.g. "
+                        "launch/adapt/night_small.yaml)")
+    workers = 0 if args.workers is None else args.workers
+    if workers < 0:
+        raise UserError(f"--workers must be >= 0 (0: one per CPU core), got {workers}")
+    overrides = {"out": None if args.out is None else str(args.out)}
+    config = load_config(CurveConfig, args.config, overrides, {"out": "--out"})
+    out_flag = "--out" if args.out is not None else f"out in {args.config}:"
+    check_output_folder(Path(config.out), out_flag, continuing=args.resume)
+    console = Console()
+    with progress_bar(console) as progress:
+        training = training_display(console, progress)
+        bar = progress.add_task("", total=None, status="")
+
+        class Evaluation(evaluation.Hooks):
+            def start(self, todo: int, done: int) -> None:
+                console.print(f"  {todo} episodes to fly, {done} already recorded")
+                progress.update(bar, description="evaluating", completed=0, total=todo, status="")
+
+            def episode(self, record) -> None:
+                progress.update(bar, advance=1, status=f"last: {record.suite} seed {record.seed} {record.ending}")
+
+        class Show(Hooks):
+            def collecting(self, scenery: str, todo: int) -> None:
+                console.print(f"[bold]collect {escape(scenery)}[/bold]: {todo} demonstrations to fly")
+                progress.update(bar, description=f"collect {scenery}", completed=0, total=todo, status="")
+
+            def collected(self, episode) -> None:
+                progress.update(bar, advance=1, status=f"{episode.frames} frames")
+
+            def run(self, name: str, index: int, total: int, done: bool) -> None:
+                training.label = f"{name} ({index + 1}/{total}) · "
+                console.print(f"[bold]{escape(name)}[/bold] ({index + 1}/{total})" + (": finished before" if done
+                                                                                        else ""))
+
+            def training(self):
+                return training
+
+            def evaluation(self, scenery: str) -> evaluation.Hooks:
+                console.print(f"[bold]evaluation of the {escape(scenery)} adaptations[/bold]")
+                return Evaluation()
+
+        document = run_curve(config, args.resume, workers, Show(), str(args.config))
+    for entry in document["cells"]:
+        scenery = entry["scenery"]
+        console.print(f"{scenery} N={entry['demonstrations']:<3} {entry['strategy']:>10}: {scenery} "
+                      f"{cell(entry['success'][scenery])}  " + "  ".join(
+                          f"{suite} {cell(entry['success'][suite])}" for suite in document["old_suites"]))
+    console.print(f"learning curve written to {Path(config.out) / 'curve.md'} (and curve.json, curve.png)")
+    return 0

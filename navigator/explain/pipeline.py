@@ -1,0 +1,327 @@
+"""`navigator explain`: one episode of a policy, explained, into one folder.
+
+The episode is flown (a seed in a scenario, recording the camera, the target's image region and the chase view at
+every step) or read from a dataset. Then, from the same inputs: the saliency video (`saliency.mp4`), the neuron
+traces (`traces.png`, `traces.npz`), the wiring diagram (`wiring.png`, NCP heads), the command-neuron ablation
+(`ablation.md|png|json`, NCP heads) and the record of what was run (`explain.json`, written last). Every file is
+written atomically; --overwrite replaces an earlier explanation's files and nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from navigator.commands.common import check_output_folder
+from navigator.config import to_dict
+from navigator.dataset.atomic import atomic_write_bytes
+from navigator.errors import UserError
+from navigator.evaluation.folder import write_json
+from navigator.explain.settings import ExplainConfig
+from navigator.explain.traces import Event
+
+FORMAT = "liquid-navigator/explain"
+VERSION = 1
+EXPLAIN_FILES = ("saliency.mp4", "traces.png", "traces.npz", "wiring.png", "ablation.md", "ablation.png",
+                 "ablation.json", "explain.json")
+CHASE_SIZE = (320, 240)  # (width, height) of the chase view, as `navigator fly --video` records it
+# The replay of a flight runs the same operations on the same inputs, so it equals the flight bit for bit (as
+# measured); the tolerance only leaves room for float rounding, far below any change a wrong input would make.
+REPLAY_TOLERANCE = 1e-5
+
+
+class Hooks:
+    """What the command shows while the pipeline works (the pipeline itself prints nothing)."""
+
+    def stage(self, text: str, total: int | None = None) -> None:
+        """A new stage begins; `total` steps of it will be reported by `advance`."""
+
+    def advance(self, status: str = "") -> None:
+        """One step of the current stage is done."""
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse, before any work, an --out that holds anything (unless --overwrite, and then only an earlier
+    explanation's files: nothing else is ever replaced), is a file, or cannot be written."""
+    if out.exists() and out.is_dir():
+        names = sorted(path.name for path in out.iterdir())
+        if names and not overwrite:
+            raise UserError(f"--out {out} already exists and is not empty; pass --overwrite to replace the "
+                            f"explanation there, or choose another folder")
+        others = [name for name in names if name not in EXPLAIN_FILES]
+        if others:
+            raise UserError(f"--out {out} holds files that are not an explanation's ({', '.join(others[:5])}): "
+                            f"--overwrite replaces only {', '.join(EXPLAIN_FILES)}; choose another folder")
+    check_output_folder(out, "--out", continuing=True)
+
+
+@dataclass
+class Recording:
+    """One episode's inputs and what happened in it, T steps: camera images (T, H, W, 3) uint8, states (T, 7), dts (T,)
+    seconds since the previous step, times (T,) seconds from the start; target masks (T, H, W) bool (None: not known,
+    a dataset episode); chase views PNG-encoded (None: a dataset episode has none); actions flown by the explained
+    policy (None for a dataset episode) and those recorded in the dataset (its expert's; None when flown)."""
+
+    images: np.ndarray
+    states: np.ndarray
+    dts: np.ndarray
+    times: np.ndarray
+    masks: np.ndarray | None
+    chase: list[bytes] | None
+    flown_actions: np.ndarray | None
+    recorded_actions: np.ndarray | None
+    events: list[Event]
+    ending: str
+    success: bool
+    duration: float
+    source: dict[str, Any]
+
+
+def fly_recording(env, pilot, seed: int, hooks: Hooks) -> Recording:
+    """Fly one episode from `seed` with `pilot`, recording per step the observation, the target's mask (in step with
+    the observation), the chase view and the flown action; hike's reached targets become events."""
+    from navigator.rollout import run_episode
+    from sim_envs.projection import target_mask
+
+    images, states, times, masks, chase, flown, events = [], [], [], [], [], [], [Event(0.0, "start")]
+    reached = 0
+
+    def record(observation, _label, info) -> None:
+        nonlocal reached
+        images.append(observation["image"])
+        states.append(observation["state"])
+        times.append(float(info["time"]))
+        masks.append(target_mask(env))
+        frame = env.unwrapped.side_by_side_frame(CHASE_SIZE)
+        chase.append(cv2.imencode(".png", frame[:, frame.shape[1] - CHASE_SIZE[0]:],
+                                  [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes())
+        flown.append(info["executed_action"])
+        if info.get("target_index", 0) > reached:
+            reached = int(info["target_index"])
+            events.append(Event(float(info["time"]), f"target {reached} reached"))
+        hooks.advance(f"t {info['time']:.1f} s")
+
+    result = run_episode(env, pilot, seed, on_step=record)
+    events.append(Event(result.time, result.ending))
+    description = env.unwrapped.description()
+    return Recording(
+        images=np.asarray(images, np.uint8), states=np.asarray(states, np.float32),
+        dts=np.full(len(images), description.dt, np.float32), times=np.asarray(times), masks=np.asarray(masks, bool),
+        chase=chase, flown_actions=np.asarray(flown, np.float32), recorded_actions=None, events=events,
+        ending=result.ending, success=result.success, duration=result.time,
+        source={"kind": "flown", "task": description.task, "preset": description.preset, "seed": seed})
+
+
+def read_recording(dataset: str, index: int) -> tuple[Recording, dict[str, Any]]:
+    """Episode `index` (manifest order) of `dataset`, checksum verified, and its metadata."""
+    from navigator.dataset.reader import Dataset
+
+    opened = Dataset.open(dataset)
+    if not 0 <= index < len(opened):
+        raise UserError(f"--episode {index} is not in {dataset}, which holds {len(opened)} episodes: give 0 to "
+                        f"{len(opened) - 1} (`navigator data info {dataset}` lists them)")
+    episode = opened.read(opened.entries[index])
+    outcome = episode.metadata["outcome"]
+    times = np.asarray(episode.timestamp - episode.timestamp[0], np.float64)
+    duration = float(outcome.get("duration", times[-1] + float(episode.dt[-1])))
+    events = [Event(0.0, "start")]
+    if "target_index" in episode.privileged:  # hike: the leg changes when a target is reached
+        legs = np.asarray(episode.privileged["target_index"]).astype(int)
+        events += [Event(float(times[t]), f"target {legs[t]} reached") for t in np.flatnonzero(np.diff(legs) > 0) + 1]
+    events.append(Event(duration, outcome["ending"]))
+    recording = Recording(
+        images=episode.images, states=episode.state, dts=episode.dt, times=times, masks=None, chase=None,
+        flown_actions=None, recorded_actions=episode.action_executed, events=events, ending=outcome["ending"],
+        success=bool(outcome["success"]), duration=duration,
+        source={"kind": "dataset", "dataset": str(dataset), "episode": index, "task": episode.metadata["task"],
+                "preset": episode.metadata["preset"], "seed": int(episode.metadata["seed"])})
+    return recording, episode.metadata
+
+
+def dataset_scenario(metadata: dict[str, Any], scenario) -> Any:
+    """The scenario a dataset episode was recorded in (task, preset, airframe, camera), for the pilot's checks and the
+    ablation's closed-loop flights; `scenario` gives what the episode does not record (airframe, max_seconds)."""
+    from navigator.config import SettingError
+    from navigator.scenario import CameraSettings
+
+    camera = {key: metadata["camera"][key] for key in ("width", "height", "fov_deg", "tilt_deg", "rate_hz")
+              if key in metadata.get("camera", {})}
+    try:
+        return dataclasses.replace(scenario, task=metadata["task"], preset=metadata["preset"],
+                                   airframe=metadata.get("airframe", scenario.airframe),
+                                   camera=CameraSettings(**camera))
+    except SettingError as error:
+        raise UserError(f"the dataset episode records a scenario no simulator world has ({error}); explain it with a "
+                        f"dataset recorded by navigator collect") from None
+
+
+def explain(config: ExplainConfig, out: Path, hooks: Hooks) -> dict[str, Any]:
+    """Write the explanation of `config`'s episode into `out` (checked with `check_out` by the caller) and return the
+    explain.json document. UserErrors: a pilot that cannot fly the scenario, a dataset or episode that cannot be
+    read."""
+    import torch
+
+    started = time.monotonic()
+    # Every policy call here is one batch-1 step of a small network: threads gain nothing on it, and where the cores
+    # are busy their synchronisation made a step 100x slower (114 ms instead of 0.7 ms, measured under load 9 on 2
+    # cores).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    # explain.json is written last: a folder without it holds an explanation that did not finish.
+    (out / "explain.json").unlink(missing_ok=True)
+    try:
+        document = _explain(config, out, hooks)
+    finally:
+        torch.set_num_threads(threads)
+    document["wall_seconds"] = round(time.monotonic() - started, 1)
+    write_json(out / "explain.json", document)
+    written = set(document["files"]) | {"explain.json"}
+    for stale in EXPLAIN_FILES:  # an earlier explanation's files that this one has no counterpart for
+        if stale not in written:
+            (out / stale).unlink(missing_ok=True)
+    return document
+
+
+def _explain(config: ExplainConfig, out: Path, hooks: Hooks) -> dict[str, Any]:
+    """Every file but explain.json; returns its document."""
+    from navigator.pilots import make_pilot
+    from navigator.scenario import make_scenario_env
+    from navigator.training.loop import git_commit
+
+    scenario, metadata, recording = config.scenario, None, None
+    if config.from_dataset is not None:
+        hooks.stage("reading the dataset episode")
+        recording, metadata = read_recording(config.from_dataset, config.dataset_episode)
+        scenario = dataset_scenario(metadata, config.scenario)
+    env = make_scenario_env(scenario)
+    try:
+        pilot = make_pilot(config.pilot, env)
+        if recording is None:
+            hooks.stage(f"flying seed {config.seed}")
+            recording = fly_recording(env, pilot, config.seed, hooks)
+        out.mkdir(parents=True, exist_ok=True)
+        document = _explain_recording(config, recording, pilot, env, out, hooks)
+    finally:
+        env.close()
+    return {"format": FORMAT, "version": VERSION, "config": to_dict(config), "scenario": to_dict(scenario),
+            "checkpoint": pilot.name, "commit": git_commit(), **document}
+
+
+def _explain_recording(config: ExplainConfig, recording: Recording, pilot, env, out: Path,
+                       hooks: Hooks) -> dict[str, Any]:
+    """Every file but explain.json, from `recording`; returns explain.json's account of them."""
+    from navigator.explain.attention import attention_on_target
+    from navigator.explain.circuit import circuit_of
+    from navigator.explain.saliency import saliency_maps
+    from navigator.explain.traces import neuron_traces, plot_traces, replay, write_traces_npz
+    from policies.preprocessing import crop_and_resize
+
+    policy = pilot.policy
+    circuit = circuit_of(policy)
+    source = recording.source
+    title = (f"{Path(pilot.name).name} ({policy.config.model}) · {source['task']} · {source['preset']} · seed "
+             f"{source['seed']} · {recording.ending}")
+    frames = np.stack([crop_and_resize(image, policy.config.image) for image in recording.images])
+
+    hooks.stage("neuron traces")
+    result = replay(policy, frames, recording.states, recording.dts)
+    if recording.flown_actions is not None:
+        gap = float(np.abs(result.actions - recording.flown_actions).max())
+        if gap > REPLAY_TOLERANCE:
+            raise RuntimeError(f"the replay of the flight differs from it by {gap:.3g} in action: the traces would not "
+                               f"be the flight's")
+    traces = neuron_traces(result, circuit, recording.times)
+    write_traces_npz(traces, recording.events, out / "traces.npz")
+    plot_traces(traces, recording.events, out / "traces.png", title, recording.recorded_actions)
+    files = ["traces.png", "traces.npz"]
+
+    hooks.stage(f"saliency ({config.method})")
+    maps = saliency_maps(policy, recording.images, recording.states, recording.dts, config.method)
+    attention = _attention(maps, recording.masks, attention_on_target)
+    _write_video(out / "saliency.mp4", recording, maps, attention, config.method,
+                 1.0 / float(np.median(recording.dts)) if len(recording.dts) else 30.0)
+    files.append("saliency.mp4")
+
+    wiring = None
+    ablation = None
+    if circuit.wiring is not None:
+        from navigator.explain.wiring import plot_wiring
+
+        wiring = plot_wiring(circuit.wiring, out / "wiring.png", f"{Path(pilot.name).name}: NCP wiring "
+                             f"({policy.config.model})", learned_sign=policy.config.model == "cfc-ncp")
+        files.append("wiring.png")
+        ablation = _ablate(config, circuit, pilot, env, frames, recording, out, title, hooks)
+        files += ["ablation.md", "ablation.png", "ablation.json"]
+    visible = [value for value in attention if value is not None]
+    return {
+        "model": policy.config.model,
+        "episode": {**source, "ending": recording.ending, "success": recording.success, "steps": len(recording.images),
+                    "duration_s": round(recording.duration, 6)},
+        "events": [dataclasses.asdict(event) for event in recording.events],
+        "attention_on_target": {
+            "method": config.method,
+            "mean": round(float(np.mean(visible)), 6) if visible else None,
+            "frames_measured": len(visible),
+            "frames": len(attention),
+            "note": ("mean over the frames in which the target is visible" if recording.masks is not None
+                     else "a dataset episode records no target mask: only flown episodes measure it")},
+        "neurons": {group.name: len(group.ids) for group in circuit.groups},
+        "wiring": wiring,
+        "ablation": ablation,
+        "files": files,
+    }
+
+
+def _attention(maps: np.ndarray, masks: np.ndarray | None, measure) -> list[float | None]:
+    """Per frame: the share of saliency on the target, None where it is not visible (or not known)."""
+    if masks is None:
+        return [None] * len(maps)
+    return [measure(saliency, mask) if mask.any() else None for saliency, mask in zip(maps, masks)]
+
+
+def _write_video(path: Path, recording: Recording, maps: np.ndarray, attention: list[float | None], method: str,
+                 rate_hz: float) -> None:
+    """The camera with its saliency beside the chase view (flown) or alone (dataset), one frame per step."""
+    from navigator.explain.overlay import compose, heat_overlay
+    from navigator.video import VideoWriter
+
+    with VideoWriter(path, rate_hz, overwrite=True) as video:
+        for t in range(len(maps)):
+            mask = recording.masks[t] if recording.masks is not None else None
+            chase = (cv2.imdecode(np.frombuffer(recording.chase[t], np.uint8), cv2.IMREAD_UNCHANGED)
+                     if recording.chase is not None else None)
+            on_target = f"  on target {attention[t]:.2f}" if attention[t] is not None else ""
+            video.write(compose(heat_overlay(recording.images[t], maps[t], mask), chase),
+                        f"t {recording.times[t]:5.1f}s  {method}{on_target}")
+
+
+def _ablate(config: ExplainConfig, circuit, pilot, env, frames: np.ndarray, recording: Recording, out: Path,
+            title: str, hooks: Hooks) -> dict[str, Any]:
+    """ablation.json, .md and .png; returns explain.json's summary of them."""
+    from navigator.explain.ablation import (ablation_document, ablation_markdown, action_changes,
+                                            closed_loop_ablation, plot_ablation)
+
+    neurons = circuit.command_neurons
+    hooks.stage(f"ablation, open loop ({len(neurons)} command neurons)")
+    changes = action_changes(pilot.policy, circuit, frames, recording.states, recording.dts, neurons)
+    intact = ablated = None
+    if config.ablation_episodes:
+        seeds = range(config.seed, config.seed + config.ablation_episodes)
+        hooks.stage("ablation, closed loop", total=(len(neurons) + 1) * len(seeds))
+        intact, ablated = closed_loop_ablation(env, pilot, circuit, seeds, neurons,
+                                               lambda success: hooks.advance("success" if success else "failure"))
+    document = ablation_document(neurons, changes, intact, ablated, len(frames))
+    write_json(out / "ablation.json", document)
+    atomic_write_bytes(out / "ablation.md", ablation_markdown(document, title).encode())
+    plot_ablation(document, out / "ablation.png", title)
+    strongest = int(np.argmax(changes.mean(axis=1))) if len(neurons) else None
+    return {"command_neurons": len(neurons), "closed_loop_episodes": config.ablation_episodes,
+            "largest_action_change": None if strongest is None else {
+                "neuron": int(neurons[strongest]),
+                "mean_abs_action_change": round(float(changes[strongest].mean()), 6)}}

@@ -1,0 +1,296 @@
+"""`navigator adapt`: the shipped policy adapted on a couple of short real demonstrations by each strategy; the CNN of
+freeze-cnn bit-identical; replay batches holding both datasets in the ratio; the L2 anchor's penalty; strict resume;
+the lineage an adapted checkpoint records and the seeds `navigator eval` then refuses; bad input refused before any
+work; and the learning curve end to end, its forgetting figure from a real closed-loop evaluation."""
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from navigator.adapt.config import AdaptConfig
+from navigator.adapt.curve_config import CurveConfig
+from navigator.adapt.curve_report import AdaptedRun, build_curve, render_curve
+from navigator.adapt.run import adapt, prepare
+from navigator.adapt.strategies import Strategy, replay_count
+from navigator.cli import main
+from navigator.dataset import file_sha256
+from navigator.dataset.synthetic import synthetic_episode
+from navigator.dataset.writer import DatasetWriter
+from navigator.evaluation.episodes import EpisodeRecord
+from navigator.evaluation.groups import checkpoint_recipe
+from navigator.evaluation.results import PilotInfo, build_results
+from navigator.evaluation.seeds import TrainingSeeds, training_seeds
+from navigator.evaluation.settings import EvalSettings
+from navigator.evaluation.stats import seed_bootstrap
+from navigator.pilots import pretrained_checkpoint
+from navigator.training.loop import make_loader
+from navigator.training.pipeline import Hooks
+from policies.checkpoint import load_checkpoint
+
+torch.set_num_threads(1)
+FAST = ["--epochs", "1", "--batch-size", "2"]
+
+
+def collect(out, *args):
+    assert main(["collect", "--out", str(out), "--workers", "1", *args]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    """Two one-second night demonstrations, recorded with the shipped policy's camera and airframe."""
+    return collect(tmp_path_factory.mktemp("adapt") / "night", "--preset", "night", "--episodes", "2",
+                   "--max-seconds", "1", "--seed", "20000")
+
+
+@pytest.fixture(scope="module")
+def old(tmp_path_factory):
+    """Old (summer) demonstrations to replay: three one-second episodes."""
+    return collect(tmp_path_factory.mktemp("adapt") / "old", "--episodes", "3", "--max-seconds", "1", "--seed",
+                   "30000")
+
+
+@pytest.fixture(scope="module")
+def finetuned(night, tmp_path_factory):
+    out = tmp_path_factory.mktemp("adapt") / "finetuned"
+    assert main(["adapt", "--data", str(night), "--out", str(out), *FAST]) == 0
+    return out / "best.pt"
+
+
+def test_an_adapted_policy_records_its_lineage_and_eval_refuses_every_seed_it_learnt_from(finetuned, night, tmp_path,
+                                                                                          capsys):
+    start = pretrained_checkpoint("fly-to-target")
+    _, base = load_checkpoint(start)
+    _, metadata = load_checkpoint(finetuned)
+    lineage = metadata["adapted_from"]
+    assert lineage["checkpoint"] == str(start) and lineage["sha256"] == file_sha256(start)
+    assert lineage["strategy"] == "finetune" and lineage["start_training_seeds"] == base["training_seeds"]
+    assert lineage["new_data"] == [{"task": "fly-to-target", "first": 20000, "count": 2, "source": str(night)}]
+    assert metadata["training_seeds"] == lineage["new_data"] + base["training_seeds"]
+    assert metadata["train_config"]["adapt"]["strategy"] == "finetune"
+    assert metadata["camera"] == base["camera"] and metadata["airframe"] == base["airframe"]
+    for seed, why in (("20001", "seeds 20000-20001"), ("150", "seeds 0-199")):
+        assert main(["eval", "--pilot", str(finetuned), "--suites", "night", "--episodes", "1", "--seed", seed,
+                     "--out", str(tmp_path / f"eval-{seed}")]) == 2
+        assert why in capsys.readouterr().err
+        assert not (tmp_path / f"eval-{seed}").exists()
+
+
+def test_freeze_cnn_keeps_the_cnn_bit_identical_and_trains_the_head(night, tmp_path):
+    assert main(["adapt", "--data", str(night), "--strategy", "freeze-cnn", "--out", str(tmp_path / "frozen"),
+                 *FAST]) == 0
+    before = load_checkpoint(pretrained_checkpoint("fly-to-target"))[0].state_dict()
+    after = load_checkpoint(tmp_path / "frozen" / "best.pt")[0].state_dict()
+    cnn = [name for name in before if name.startswith("encoder.")]
+    assert cnn and all(torch.equal(before[name], after[name]) for name in cnn)
+    assert any(not torch.equal(before[name], after[name]) for name in before if name.startswith("head."))
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.25])
+def test_replay_batches_hold_the_new_batch_and_old_windows_in_the_ratio(night, old, fraction):
+    recipe = prepare(AdaptConfig(data=(str(night),), strategy="replay", replay=(str(old),), replay_fraction=fraction,
+                                 batch_size=3, out="unused"))
+    recipe = dataclasses.replace(recipe, window=8, stride=8)
+    strategy = Strategy(recipe)
+    loader = make_loader(recipe, recipe.data)
+    old_states = [strategy.replay_loader().datasets[0].read_arrays(e, ["state"])["state"]
+                  for e in strategy.replay_loader().datasets[0].entries]
+    plain = list(loader.batches("train", recipe.batch_size, shuffle=True, seed=recipe.seed, epoch=0))
+    mixed = list(strategy.batches(loader, recipe, 0))
+    assert len(mixed) == len(plain) > 1 and len(mixed[0]) > len(plain[0])
+    for new, batch in zip(plain, mixed):
+        extra = replay_count(len(new), fraction)
+        assert len(batch) == len(new) + extra
+        assert np.array_equal(batch.images[:len(new)], new.images) and np.array_equal(batch.state[:len(new)],
+                                                                                       new.state)
+        for row in range(len(new), len(batch)):  # each added window is a window of an old episode
+            states = batch.state[row][batch.mask[row]]
+            assert any(any(np.array_equal(episode[start:start + len(states)], states)
+                           for start in range(len(episode))) for episode in old_states)
+        assert abs(extra / len(batch) - fraction) <= 0.5 / len(batch)
+
+
+def test_the_l2_anchor_adds_its_weight_times_the_mean_squared_change(night):
+    recipe = prepare(AdaptConfig(data=(str(night),), strategy="l2-anchor", anchor=3.0, out="unused"))
+    strategy = Strategy(recipe)
+    policy = strategy.policy(recipe, None, {})
+    imitation = torch.tensor(0.25)
+    assert float(strategy.loss(policy, imitation).detach()) == 0.25
+    count = sum(weight.numel() for weight in policy.parameters())
+    with torch.no_grad():
+        next(policy.parameters()).add_(0.1)
+    changed = next(policy.parameters()).numel()
+    expected = 0.25 + 3.0 * changed * 0.01 / count
+    assert float(strategy.loss(policy, imitation).detach()) == pytest.approx(expected, rel=1e-4)
+
+
+class Interrupt(Hooks):
+    def epoch(self, report):
+        if report.epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_adaptation_resumes_to_the_same_policy_and_refuses_changed_settings(night, tmp_path, capsys):
+    settings = {"data": (str(night),), "strategy": "l2-anchor", "epochs": 2, "batch_size": 2}
+    whole = adapt(AdaptConfig(**settings, out=str(tmp_path / "whole")), False)
+    config = AdaptConfig(**settings, out=str(tmp_path / "cut"))
+    with pytest.raises(KeyboardInterrupt):
+        adapt(config, False, Interrupt())
+    out = str(tmp_path / "cut")
+    assert main(["adapt", "--out", out, "--resume", "--strategy", "finetune"]) == 2
+    assert "strategy: run has 'l2-anchor', you gave 'finetune'" in capsys.readouterr().err
+    assert main(["adapt", "--out", out, "--resume"]) == 0
+    a, b = load_checkpoint(whole)[0].state_dict(), load_checkpoint(tmp_path / "cut" / "best.pt")[0].state_dict()
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    assert main(["adapt", "--out", out, "--resume"]) == 2
+    assert "is finished" in capsys.readouterr().err
+
+
+def test_a_changed_starting_checkpoint_is_refused_on_resume(night, finetuned, tmp_path, capsys):
+    start = tmp_path / "start.pt"
+    shutil.copy(pretrained_checkpoint("fly-to-target"), start)
+    config = AdaptConfig(pilot=str(start), data=(str(night),), epochs=2, batch_size=2, out=str(tmp_path / "run"))
+    with pytest.raises(KeyboardInterrupt):
+        adapt(config, False, Interrupt())
+    shutil.copy(finetuned, start)
+    assert main(["adapt", "--out", str(tmp_path / "run"), "--resume"]) == 2
+    assert f"the starting checkpoint {start} changed since" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def other_camera(tmp_path_factory):
+    writer = DatasetWriter.create(tmp_path_factory.mktemp("adapt") / "synthetic", image_size=(48, 64), recipe={})
+    for seed in range(2):
+        writer.write(synthetic_episode(seed, frames=12))
+    return writer.path
+
+
+@pytest.fixture(scope="module")
+def other_task(tmp_path_factory):
+    return collect(tmp_path_factory.mktemp("adapt") / "follow", "--task", "follow", "--episodes", "1",
+                   "--max-seconds", "0.5", "--seed", "20000")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--strategy", "forget-nothing"], "unknown strategy 'forget-nothing'; valid strategies are: finetune, replay"),
+    (["--pilot", "expert"], "expert is the privileged demonstrator"),
+    (["--pilot", "policies/pretrained/bundles/fly-to-target"], "an exported bundle cannot be trained"),
+    (["--strategy", "replay"], ("the replay strategy needs the old data: give --replay DATASET; the shipped "
+                                "policy's old data is its recipe's summer dataset")),
+    (["--replay", "{night}"], "is read by the replay strategy only"),
+    (["--data", "{other_camera}"], "was recorded with another camera than pretrained"),
+    (["--data", "{other_task}"], "holds follow demonstrations, but pretrained"),
+    (["--config", "launch/adapt/night_small.yaml"], "only read by navigator adapt curve"),
+])
+def test_bad_input_is_refused_in_one_line_before_any_work(night, other_camera, other_task, tmp_path, capsys, args,
+                                                          message):
+    given = [a.format(night=night, other_camera=other_camera, other_task=other_task) for a in args]
+    data = [] if "--data" in given else ["--data", str(night)]
+    assert main(["adapt", *data, *given, "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_learning_curve_reports_forgetting_from_a_real_evaluation(tmp_path, capsys):
+    """One scenery, one short demonstration, fine-tuning with two training seeds, one two-second world per suite in
+    the real simulator: the curve's figures are the evaluation's episodes, curve.md is drawn again from curve.json,
+    resuming a finished curve does nothing and a changed setting is refused."""
+    config = tmp_path / "curve.yaml"
+    config.write_text("sceneries: [night]\ndemonstrations: [1]\nstrategies: [finetune]\nseeds: [0, 1]\n"
+                      "train: {epochs: 1, batch_size: 2, threads: 1, cache_mb: 64}\n"
+                      "evaluation: {suites: [summer], episodes: 1, max_seconds: 2}\n"
+                      f"out: {tmp_path / 'curve'}\n")
+    assert main(["adapt", "curve", "--config", str(config), "--workers", "1"]) == 0
+    out = tmp_path / "curve"
+    document = json.loads((out / "curve.json").read_text())
+    results = json.loads((out / "eval" / "night" / "results.json").read_text())
+    flown = {(e["suite"], e["pilot"]): e["success"] for e in results["episodes"]}
+    assert {suite for suite, _ in flown} == {"night", "summer"} and len(flown) == 6
+    cell = document["cells"][0]
+    start = flown["summer", "pretrained"]
+    adapted = [flown["summer", run["checkpoint"]] for run in cell["runs"]]
+    assert document["start"]["night"]["summer"]["successes"] == start
+    assert [run["suites"]["summer"]["outcomes"] for run in cell["runs"]] == [[a] for a in adapted]
+    assert cell["forgetting"]["summer"]["mean"] == pytest.approx(start - np.mean(adapted))
+    assert (out / "curve.md").read_text() == render_curve(document)
+    assert (out / "curve.png").stat().st_size > 10_000
+    before = (out / "curve.json").read_text()
+    assert main(["adapt", "curve", "--config", str(config), "--resume", "--workers", "1"]) == 0
+    assert "finished before" in capsys.readouterr().out and (out / "curve.json").read_text() == before
+    config.write_text(config.read_text().replace("epochs: 1", "epochs: 2"))
+    assert main(["adapt", "curve", "--config", str(config), "--resume"]) == 2
+    assert "train.epochs: adapt-curve.json has 1, you gave 2" in capsys.readouterr().err
+
+
+def _record(pilot, suite, seed, success):
+    return EpisodeRecord(pilot=pilot, suite=suite, seed=seed, ending="success" if success else "timeout",
+                         success=success, steps=30, time=1.0, path_length=2.0, final_distance=0.5,
+                         start=(0.0, 0.0, 1.0), target=(4.0, 0.0, 1.0), path_xy=((0.0, 0.0),))
+
+
+def test_forgetting_and_the_goal_are_computed_from_the_outcomes(tmp_path):
+    """Crafted outcomes on five worlds: the starting policy wins 5 in summer and 2 at night; with 20 demonstrations
+    fine-tuning wins every night world but loses 3 of 10 summer ones (30 points forgotten), freeze-cnn wins 9 of 10
+    night worlds and forgets nothing: it alone meets the goal."""
+    config = CurveConfig(sceneries=("night",), demonstrations=(5, 20), strategies=("finetune", "freeze-cnn"),
+                         seeds=(0, 1), evaluation=EvalSettings(suites=("summer",), episodes=5))
+    wins = {("finetune", 5): {"night": [3, 3], "summer": [5, 5]}, ("finetune", 20): {"night": [5, 5],
+                                                                                    "summer": [3, 4]},
+            ("freeze-cnn", 5): {"night": [2, 3], "summer": [5, 5]}, ("freeze-cnn", 20): {"night": [5, 4],
+                                                                                        "summer": [5, 5]}}
+    runs, infos = [], [PilotInfo("pretrained", "0" * 64, TrainingSeeds((), True))]
+    for (strategy, count) in wins:
+        for seed in (0, 1):
+            path = tmp_path / f"{strategy}-{count}-{seed}.pt"
+            path.write_bytes(b"not read")
+            runs.append(AdaptedRun("night", count, strategy, seed, str(path), 0.01))
+            infos.append(PilotInfo(str(path), "0" * 64, TrainingSeeds((), True), checkpoint_recipe({"train_config": {
+                "model": "cfc-ncp", "seed": seed, "data": [f"night-{count}"], "adapt": {"strategy": strategy}}})))
+    settings = EvalSettings(pilots=tuple(info.spec for info in infos), suites=("night", "summer"), episodes=5)
+    start_wins = {"night": 2, "summer": 5}
+    records = [_record("pretrained", suite, world, world - settings.seed < start_wins[suite])
+               for suite in settings.suites for world in settings.seeds]
+    records += [_record(run.pilot, suite, world, world - settings.seed < wins[run.strategy, run.demonstrations][
+        suite][run.seed]) for suite in settings.suites for run in runs for world in settings.seeds]
+    results = build_results(settings, tuple(infos), records)
+    document = build_curve(config, {"night": results}, runs, "pretrained", "0" * 64)
+    cell = next(c for c in document["cells"] if (c["strategy"], c["demonstrations"]) == ("finetune", 20))
+    _, low, high = seed_bootstrap([[w - settings.seed < n for w in settings.seeds] for n in (3, 4)])
+    assert cell["success"]["summer"] == pytest.approx({"mean": 0.7, "low": low, "high": high}, abs=1e-6)
+    assert cell["forgetting"]["summer"] == pytest.approx({"mean": 0.3, "low": 1 - high, "high": 1 - low}, abs=1e-6)
+    assert cell["success"]["night"]["mean"] == 1.0
+    assert [(g["strategy"], g["met"]) for g in document["goal"]] == [("finetune", False), ("freeze-cnn", True)]
+    table = render_curve(json.loads(json.dumps(document)))
+    assert "Success in night (the starting policy: 2/5 (40%)):" in table
+    assert f"| finetune | +0 [+0, +0] (100%) | +30 [{100 * (1 - high):+.0f}, {100 * (1 - low):+.0f}] (70%) |" in table
+    assert "- night, freeze-cnn: 90% in night, +0 points on summer: met." in table
+
+
+def test_the_shipped_configs_are_the_issues_curve_and_the_small_one():
+    from navigator.config import load_config
+
+    full = load_config(CurveConfig, "launch/adapt/full.yaml")
+    assert (full.sceneries, full.demonstrations, full.seeds) == (("night", "pillars", "wind"), (5, 10, 20, 50),
+                                                                 (0, 1, 2))
+    assert full.strategies == ("finetune", "replay", "freeze-cnn", "l2-anchor") and "summer" in full.evaluation.suites
+    small = load_config(CurveConfig, "launch/adapt/night_small.yaml")
+    assert (small.sceneries, small.demonstrations, small.strategies) == (("night",), (5, 20), ("finetune", "replay",
+                                                                                                "freeze-cnn"))
+    base = training_seeds(load_checkpoint(pretrained_checkpoint("fly-to-target"))[1])
+    for config in (full, small):  # new worlds: neither evaluated nor trained on by the shipped policy
+        assert not set(config.new_seeds) & set(config.evaluation.seeds)
+        assert not any(known.overlap("fly-to-target", config.new_seeds) for known in base.ranges)
+
+
+@pytest.mark.parametrize("flag", ["--resume", "--extend"])
+def test_navigator_train_on_an_adaptation_points_to_navigator_adapt(finetuned, capsys, flag):
+    out = finetuned.parent
+    assert main(["train", "--out", str(out), flag]) == 2
+    error = capsys.readouterr().err
+    assert "made by navigator adapt" in error and f"navigator adapt --out {out} --resume" in error
+    assert len(error.strip().splitlines()) == 1

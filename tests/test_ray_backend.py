@@ -1,0 +1,184 @@
+"""The ray backend against the local one, on a real Ray cluster of one 2-CPU node started here with `ray start --head`
+(listening on loopback, with token authentication): the same dataset bytes and the same evaluation, a worker killed
+mid-collection, an interrupted collection resumed, an unreachable cluster refused fast, a DAgger round's roll-outs."""
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from navigator.backends import Backend, Cluster
+from navigator.cli import main
+from navigator.collect import CollectConfig, CollectPart, collect, open_for_collection
+from navigator.dataset import check_dataset
+
+RAY = Path(sys.executable).with_name("ray")
+EPISODES = ["--episodes", "4", "--max-seconds", "1", "--workers", "2"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def head():
+    """The address of a Ray head started like a user's (`ray start --head --block`, stopped by its process id),
+    reachable on loopback only, with a token this test process authenticates with."""
+    variables = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token",
+                 "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    temp = Path(tempfile.mkdtemp(prefix="nav-ray-"))  # short: Ray's socket paths live under it
+    port = _free_port()
+    head = subprocess.Popen([str(RAY), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+                             "--node-ip-address=127.0.0.1", "--include-dashboard=false", "--disable-usage-stats",
+                             f"--temp-dir={temp}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert head.poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
+                time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        head.send_signal(signal.SIGTERM)  # --block stops every process it started
+        head.wait(timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def local_dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("local") / "data"
+    assert main(["collect", "--out", str(out), *EPISODES]) == 0
+    return out
+
+
+def _files(dataset: Path) -> dict[str, bytes]:
+    return {path.relative_to(dataset).as_posix(): path.read_bytes() for path in sorted(dataset.rglob("*"))
+            if path.is_file()}
+
+
+def test_collect_on_ray_writes_the_local_backend_bytes(head, local_dataset, tmp_path, capsys):
+    out = tmp_path / "data"
+    assert main(["collect", "--out", str(out), *EPISODES, "--backend", "ray", "--address", head]) == 0
+    assert f"Ray cluster at {head}: 1 node, 2 CPUs, 2 workers" in capsys.readouterr().out
+    assert _files(out) == _files(local_dataset)
+    assert len(_files(out)) == 5  # the manifest and four episodes
+
+
+def test_a_killed_worker_has_its_episode_flown_again_and_resume_finishes(head, local_dataset, tmp_path, capsys):
+    out = tmp_path / "data"
+    config = CollectConfig(parts=(CollectPart(episodes=4),), max_seconds=1.0, workers=2,
+                           backend=Backend("ray", head))
+    writer, _ = open_for_collection(out, config, resume=False)
+    clusters: list[Cluster] = []
+    flown = []
+
+    def on_episode(collected) -> None:
+        flown.append(collected.entry.key)
+        if len(flown) == 1:  # both workers still hold episodes: kill one of them in flight
+            os.kill(clusters[0].processes[1].pid, signal.SIGKILL)
+        if len(flown) == 3:
+            raise KeyboardInterrupt  # as Ctrl-C: the collection stops with one episode left
+
+    with pytest.raises(KeyboardInterrupt):
+        collect(out, config, writer, on_episode, clusters.append)
+    assert len(flown) == len(set(flown)) == 3
+    report = check_dataset(out)
+    assert report.sound and [problem.message.split(":")[0] for problem in report.problems] == ["incomplete"]
+    assert not list((out / "episodes").glob(".*"))  # no temporary file: workers write nothing there
+    assert main(["collect", "--out", str(out), "--resume", "--backend", "ray", "--address", head]) == 0
+    assert "flew 1 this run" in capsys.readouterr().out
+    assert _files(out) == _files(local_dataset)
+    assert main(["data", "check", str(out)]) == 0
+
+
+def test_eval_on_ray_reports_what_the_local_backend_reports(tmp_path, capsys):
+    # No --address: a Ray instance is started for the run (and stopped, its temporary folder removed).
+    flags = ["--pilot", "expert", "--suites", "summer", "--episodes", "2", "--max-seconds", "2", "--workers", "2"]
+    assert main(["eval", "--out", str(tmp_path / "local"), *flags]) == 0
+    assert main(["eval", "--out", str(tmp_path / "ray"), *flags, "--backend", "ray"]) == 0
+    assert "local Ray instance: 1 node, 2 CPUs, 2 workers" in capsys.readouterr().out
+    local, ray = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("local", "ray"))
+    assert ray == local
+    assert len(local["episodes"]) == 2
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1:6379", "closed port"])
+def test_an_unreachable_cluster_is_a_fast_clear_error(address, tmp_path, capsys):
+    # 10.0.0.1 may drop connections (no answer), refuse them, or (behind a proxy) answer as no Ray head does.
+    address = f"127.0.0.1:{_free_port()}" if address == "closed port" else address
+    start = time.monotonic()
+    code = main(["collect", "--out", str(tmp_path / "data"), "--backend", "ray", "--address", address])
+    error = capsys.readouterr().err
+    assert code == 2 and time.monotonic() - start < 20
+    assert len(error.strip().splitlines()) == 1
+    assert f"cannot reach the Ray cluster at {address}" in error or (
+        f"cannot connect to the Ray cluster at {address}" in error and address == "10.0.0.1:6379")
+    assert not (tmp_path / "data").exists()  # the empty dataset it had created is removed
+
+
+def test_a_dagger_round_flies_on_ray_as_it_would_locally(head, local_dataset, tmp_path):
+    from navigator.config import load_config
+    from navigator.training.config import TrainConfig
+    from navigator.training.pipeline import Hooks, dagger_collect_config, run_recipe
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(json.dumps({
+        "data": [str(local_dataset)], "out": str(tmp_path / "run"), "epochs": 1, "batch_size": 4, "window": 8,
+        "stride": 8, "threads": 1, "val_fraction": 0.25, "dagger": {"rounds": 1, "episodes": 2, "epochs": 1},
+        "backend": {"kind": "ray", "address": head}}))
+    config = load_config(TrainConfig, recipe)
+    best, pilot = tmp_path / "run" / "best.pt", tmp_path / "round-1-pilot.pt"
+    clusters: list[Cluster] = []
+
+    class Keep(Hooks):
+        def stage(self, name: str, detail: str) -> None:
+            if name == "dagger-1" and not pilot.exists():  # announced before its roll-outs fly
+                shutil.copyfile(best, pilot)
+
+        def cluster(self, cluster: Cluster) -> None:
+            clusters.append(cluster)
+
+    run_recipe(config, resume=False, hooks=Keep())
+    assert [cluster.backend for cluster in clusters] == [Backend("ray", head)]
+    rolled = tmp_path / "run" / "dagger" / "round-1"
+    assert check_dataset(rolled).problems == []
+    # The same round flown by local processes, with the policy that flew it on Ray: the same bytes.
+    shutil.copyfile(pilot, best)
+    local = replace(dagger_collect_config(config, best, 1), backend=Backend(), workers=1)  # in this process
+    writer, _ = open_for_collection(tmp_path / "local-round", local, resume=False)
+    collect(tmp_path / "local-round", local, writer)
+    assert _files(rolled) == _files(tmp_path / "local-round")
+
+
+def test_a_module_the_nodes_lack_is_named_with_the_fix(head):
+    import importlib
+
+    from navigator.backends import run_jobs
+    from navigator.errors import UserError
+
+    with pytest.raises(UserError, match=r"a Ray worker on node 127\.0\.0\.1 cannot import navigator_absent_module: "
+                                        r"install liquid-navigator\[sim\] on every node"):
+        list(run_jobs(importlib.import_module, ["navigator_absent_module"], 1, Backend("ray", head)))
