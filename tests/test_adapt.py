@@ -1,7 +1,8 @@
 """`navigator adapt`: the shipped policy adapted on a couple of short real demonstrations by each strategy; the CNN of
 freeze-cnn bit-identical; replay batches holding both datasets in the ratio; the L2 anchor's penalty; strict resume;
-the lineage an adapted checkpoint records and the seeds `navigator eval` then refuses; bad input refused before any
-work; and the learning curve end to end, its forgetting figure from a real closed-loop evaluation."""
+the lineage an adapted checkpoint records and the seeds `navigator eval` then refuses; DAgger rounds flown in the
+new scenery, their seeds recorded, the CNN still frozen, resumed strictly; bad input refused before any work; and the
+learning curve end to end, its forgetting figure from a real closed-loop evaluation."""
 
 import dataclasses
 import json
@@ -27,8 +28,10 @@ from navigator.evaluation.seeds import TrainingSeeds, training_seeds
 from navigator.evaluation.settings import EvalSettings
 from navigator.evaluation.stats import seed_bootstrap
 from navigator.pilots import pretrained_checkpoint
+from navigator.dataset import read_manifest
+from navigator.training.config import DAGGER_SEED_STRIDE, DaggerConfig
 from navigator.training.loop import make_loader
-from navigator.training.pipeline import Hooks
+from navigator.training.pipeline import Hooks, dagger_collect_config
 from policies.checkpoint import load_checkpoint
 
 torch.set_num_threads(1)
@@ -161,6 +164,62 @@ def test_a_changed_starting_checkpoint_is_refused_on_resume(night, finetuned, tm
     assert f"the starting checkpoint {start} changed since" in capsys.readouterr().err
 
 
+class InterruptAtDagger(Hooks):
+    def stage(self, name, detail):
+        if name == "dagger-1":
+            raise KeyboardInterrupt
+
+
+def test_dagger_flies_the_adapted_policy_in_the_new_scenery_keeps_the_cnn_frozen_and_resumes_strictly(
+        night, tmp_path, capsys):
+    """freeze-cnn with one DAgger round of two one-second roll-outs, interrupted as the round begins, then resumed:
+    the roll-outs are the adapted policy's flights at night (the new data's preset, not the start's summer), labelled
+    by the expert, on seeds past the evaluation's; their seeds are training seeds of the checkpoint; the CNN is
+    still the start's bit for bit after the DAgger stage trained."""
+    out = tmp_path / "dagger"
+    config = AdaptConfig(data=(str(night),), strategy="freeze-cnn", epochs=1, batch_size=2, out=str(out),
+                         dagger=DaggerConfig(rounds=1, episodes=2, epochs=1))
+    with pytest.raises(KeyboardInterrupt):
+        adapt(config, False, InterruptAtDagger())
+    assert main(["adapt", "--out", str(out), "--resume"]) == 0  # the recorded DAgger settings, no flags retyped
+    rollouts = read_manifest(out / "dagger" / "round-1")
+    assert {(e.task, e.preset) for e in rollouts.episodes} == {("fly-to-target", "night")}
+    assert [e.seed for e in rollouts.episodes] == [DAGGER_SEED_STRIDE, DAGGER_SEED_STRIDE + 1]
+    assert rollouts.recipe["pilot"] == str(out / "best.pt") and rollouts.recipe["parts"][0]["preset"] == "night"
+    start = pretrained_checkpoint("fly-to-target")
+    before = load_checkpoint(start)[0].state_dict()
+    policy, metadata = load_checkpoint(out / "best.pt")
+    after = policy.state_dict()
+    assert metadata["stage"] == "dagger-1"
+    rolled = {"task": "fly-to-target", "first": DAGGER_SEED_STRIDE, "count": 2, "source": str(out / "dagger" /
+                                                                                               "round-1")}
+    lineage = metadata["adapted_from"]
+    assert rolled in metadata["training_seeds"] and lineage["dagger_data"] == [rolled]
+    assert lineage["dagger"] == {"rounds": 1, "episodes": 2, "epochs": 1}
+    assert lineage["new_data"] == [{"task": "fly-to-target", "first": 20000, "count": 2, "source": str(night)}]
+    cnn = [name for name in before if name.startswith("encoder.")]
+    assert cnn and all(torch.equal(before[name], after[name]) for name in cnn)
+    assert any(not torch.equal(before[name], after[name]) for name in before if name.startswith("head."))
+    capsys.readouterr()
+    assert main(["adapt", "--out", str(out), "--resume", "--dagger-episodes", "3"]) == 2
+    assert "dagger.episodes: run has 2, you gave 3" in capsys.readouterr().err
+    assert main(["adapt", "--out", str(out), "--resume"]) == 2
+    assert "is finished (all 1 epochs and 1 DAgger rounds)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("strategy", ["finetune", "replay", "freeze-cnn", "l2-anchor"])
+def test_every_strategy_s_dagger_rounds_fly_the_new_data_s_scenery(night, old, strategy):
+    """The pipeline rolls out in the scenario of the recipe's first dataset: the new one, in every strategy (the
+    replayed summer data is the strategy's own, never the recipe's data)."""
+    config = AdaptConfig(data=(str(night),), strategy=strategy, replay=(str(old),) if strategy == "replay" else (),
+                         dagger=DaggerConfig(rounds=1, episodes=3), out="unused")
+    recipe = prepare(config)
+    assert recipe.data == (str(night),) and recipe.dagger == config.dagger
+    rollouts = dagger_collect_config(recipe, pretrained_checkpoint("fly-to-target"), 1)  # any policy file
+    assert [(p.task, p.preset, p.episodes) for p in rollouts.parts] == [("fly-to-target", "night", 3)]
+    assert rollouts.seed == DAGGER_SEED_STRIDE and rollouts.max_seconds == 1
+
+
 @pytest.fixture(scope="module")
 def other_camera(tmp_path_factory):
     writer = DatasetWriter.create(tmp_path_factory.mktemp("adapt") / "synthetic", image_size=(48, 64), recipe={})
@@ -185,6 +244,8 @@ def other_task(tmp_path_factory):
     (["--data", "{other_camera}"], "was recorded with another camera than pretrained"),
     (["--data", "{other_task}"], "holds follow demonstrations, but pretrained"),
     (["--config", "launch/adapt/night_small.yaml"], "only read by navigator adapt curve"),
+    (["--dagger", "-1"], "--dagger must be >= 0, got -1"),
+    (["--dagger", "1", "--dagger-episodes", "0"], "--dagger-episodes must be in [1, 1000000], got 0"),
 ])
 def test_bad_input_is_refused_in_one_line_before_any_work(night, other_camera, other_task, tmp_path, capsys, args,
                                                           message):
@@ -269,6 +330,11 @@ def test_forgetting_and_the_goal_are_computed_from_the_outcomes(tmp_path):
     assert "Success in night (the starting policy: 2/5 (40%)):" in table
     assert f"| finetune | +0 [+0, +0] (100%) | +30 [{100 * (1 - high):+.0f}, {100 * (1 - low):+.0f}] (70%) |" in table
     assert "- night, freeze-cnn: 90% in night, +0 points on summer: met." in table
+    assert "| N = 5 | N = 20 |" in table and "roll-outs" not in table
+    with_dagger = dataclasses.replace(config, train={"dagger": {"rounds": 2, "episodes": 10, "epochs": 4}})
+    table = render_curve(build_curve(with_dagger, {"night": results}, runs, "pretrained", "0" * 64))
+    assert "| N = 5 + 20 roll-outs | N = 20 + 20 roll-outs |" in table
+    assert "2 DAgger rounds of 10 roll-outs each" in table and "N counts the expert's demonstrations only" in table
 
 
 def test_the_shipped_configs_are_the_issues_curve_and_the_small_one():
@@ -281,6 +347,12 @@ def test_the_shipped_configs_are_the_issues_curve_and_the_small_one():
     small = load_config(CurveConfig, "launch/adapt/night_small.yaml")
     assert (small.sceneries, small.demonstrations, small.strategies) == (("night",), (5, 20), ("finetune", "replay",
                                                                                                 "freeze-cnn"))
+    wind, dagger = (load_config(CurveConfig, f"launch/adapt/{name}.yaml") for name in ("wind_small",
+                                                                                       "wind_small_dagger"))
+    assert dagger.adaptation("wind", 5, "replay", 0).dagger == DaggerConfig(rounds=1, episodes=10, epochs=4)
+    assert dagger.out == "reports/adapt-wind-small-dagger"
+    assert dataclasses.replace(dagger, train={k: v for k, v in dagger.train.items() if k != "dagger"},
+                               out=wind.out) == wind
     base = training_seeds(load_checkpoint(pretrained_checkpoint("fly-to-target"))[1])
     for config in (full, small):  # new worlds: neither evaluated nor trained on by the shipped policy
         assert not set(config.new_seeds) & set(config.evaluation.seeds)

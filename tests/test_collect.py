@@ -191,9 +191,10 @@ def test_ctrl_c_stops_every_worker_quietly_and_the_dataset_resumes(tmp_path):
     out = tmp_path / "ds"
     command = [sys.executable, "-m", "navigator.cli", "collect", "--out", str(out), "--episodes", "8",
                "--workers", "2", "--max-seconds", "2"]
-    # Its own session, so that the signal can go to its whole process group, as a terminal's Ctrl-C does.
+    # Its own session, so that the signal can go to its whole process group, as a terminal's Ctrl-C does; with
+    # Ctrl-C's default action even where the test runner was started with SIGINT ignored (a `&` job of a script).
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if (out / "manifest.json").exists() and json.loads((out / "manifest.json").read_text())["episodes"]:

@@ -177,9 +177,10 @@ def test_ctrl_c_stops_every_worker_quietly(tmp_path):
     out = tmp_path / "report"
     command = [sys.executable, "-m", "navigator.cli", "eval", "--pilot", "expert", "--suites", "summer",
                "--episodes", "40", "--max-seconds", "2", "--workers", "2", "--out", str(out)]
-    # Its own session, so that the signal can go to its whole process group, as a terminal's Ctrl-C does.
+    # Its own session, so that the signal can go to its whole process group, as a terminal's Ctrl-C does; with
+    # Ctrl-C's default action even where the test runner was started with SIGINT ignored (a `&` job of a script).
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if (out / "episodes").is_dir() and any((out / "episodes").rglob("*.json")):

@@ -297,7 +297,14 @@ def test_camera_faults_stall_drop_and_corrupt():
         capture.release()
         gaps = np.diff(arrivals)
         assert (gaps > 0.8).sum() >= 2, gaps.max()  # the stall and the dropped second
-        fault_events = [(e["fault"].split(":")[0], e["state"]) for e in list(events.queue) if e["event"] == "fault"]
+        # The vehicle's clock may run behind the wall clock on a loaded machine: wait for the last fault's end.
+        deadline = time.monotonic() + 15
+        while True:
+            fault_events = [(e["fault"].split(":")[0], e["state"]) for e in list(events.queue)
+                            if e["event"] == "fault"]
+            if ("camera-drop", "end") in fault_events or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert ("camera-stall", "start") in fault_events and ("camera-drop", "end") in fault_events
         assert len(arrivals) > 60  # the stream came back after every fault
 

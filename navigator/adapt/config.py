@@ -9,11 +9,17 @@ continuation is part of the recipe: run.json records it (resuming refuses a chan
 carries it in its `train_config` (so an evaluation groups training seeds of one strategy, never two strategies), and
 the starting checkpoint is named by its sha256 as well as its path (a retrained file at the same path is another
 start).
+
+DAgger rounds (`dagger`, the training pipeline's own) are the adaptation's too: round r flies the current adapted
+policy in the scenario of the NEW data (the pipeline reads it from data[0]'s manifest, and an adaptation's data holds
+only its new demonstrations: replayed datasets are the strategy's, kept apart in `Continuation.replay`), the expert
+labels the flights, and training continues on the new data plus every round's roll-outs, under the same strategy
+(replayed batches, the frozen CNN, the anchor to the STARTING weights).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from navigator.config import (
@@ -26,7 +32,7 @@ from navigator.config import (
     to_dict,
 )
 from navigator.scenario import canonical_task, set_canonical
-from navigator.training.config import TrainConfig
+from navigator.training.config import DaggerConfig, TrainConfig
 
 # name -> what it trains on and what it trains, in the user's words (help texts and messages list them in this order).
 STRATEGIES: dict[str, str] = {
@@ -92,8 +98,6 @@ class AdaptTrainConfig(TrainConfig):
         super().__post_init__()
         if self.adapt is None:
             raise SettingError("adapt", "must say which checkpoint the training continues")
-        if self.dagger.rounds:  # a DAgger round would roll out the expert's worlds of the base recipe, not the new ones
-            raise SettingError("dagger.rounds", "must be 0 when adapting a policy")
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,12 @@ class AdaptConfig:
     # half the loss
     anchor: float = setting(100.0, gt=0.0)
     epochs: int = setting(10, ge=1)
+    # DAgger rounds after the training on the new data: the adapted policy flies `episodes` worlds of the new data's
+    # scenery, labelled by the expert. Round r flies world seeds DAGGER_SEED_STRIDE * r on (1000000, 2000000, ...):
+    # past the evaluation's (100000 on) and the demonstrations'. The shipped policy's own DAgger rounds flew the same
+    # seeds (in summer); that does not matter for honesty: the checkpoint's training_seeds lists both rounds' seeds,
+    # each with its dataset, so navigator eval refuses those worlds either way, and evaluations never fly them.
+    dagger: DaggerConfig = field(default_factory=DaggerConfig)
     lr: float = setting(1e-3, gt=0.0, le=1.0)  # peak learning rate (cosine decay as in the starting recipe)
     batch_size: int = setting(16, ge=1)  # windows of new data per batch (replay adds its share on top)
     patience: int = setting(6, ge=1)  # early stopping: epochs without a better validation loss
@@ -159,7 +169,7 @@ class AdaptConfig:
         inherited = {name: (start_recipe or {})[name] for name in INHERITED if name in (start_recipe or {})}
         own = {"data": list(self.data), "out": self.out, "epochs": self.epochs, "lr": self.lr,
                "batch_size": self.batch_size, "patience": self.patience, "seed": self.seed, "threads": self.threads,
-               "cache_mb": self.cache_mb}
+               "cache_mb": self.cache_mb, "dagger": to_dict(self.dagger)}
         continuation = to_dict(self.continuation(start, start_sha256))
         return from_dict(AdaptTrainConfig, {**inherited, **model, **own, "adapt": continuation})
 
@@ -168,6 +178,7 @@ class AdaptConfig:
 # `navigator adapt --resume` reads back so that no flag needs retyping.
 RECORDED = (("pilot", "adapt.start"), ("data", "data"), ("strategy", "adapt.strategy"), ("replay", "adapt.replay"),
             ("replay_fraction", "adapt.replay_fraction"), ("anchor", "adapt.anchor"), ("epochs", "epochs"),
+            ("dagger", "dagger"),
             ("lr", "lr"), ("batch_size", "batch_size"), ("patience", "patience"), ("seed", "seed"),
             ("out", "out"), ("threads", "threads"), ("cache_mb", "cache_mb"))
 

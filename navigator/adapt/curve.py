@@ -45,6 +45,7 @@ from navigator.evaluation import pipeline as evaluation
 from navigator.evaluation.folder import write_json
 from navigator.evaluation.seeds import training_seeds
 from navigator.training import pipeline as training
+from navigator.training.config import DAGGER_SEED_STRIDE
 
 CURVE = Study(what="learning curve", record="adapt-curve.json", format="liquid-navigator/adapt-curve-run", version=1)
 
@@ -83,23 +84,36 @@ def collect_config(config: CurveConfig, scenery: str, workers: int) -> CollectCo
                          seed=config.collect_seed, dart_noise=config.dart_noise, workers=workers)
 
 
+def _overlap(a: range, b: range) -> range:
+    """The seeds two runs of consecutive seeds share (empty: none)."""
+    return range(max(a.start, b.start), min(a.stop, b.stop))
+
+
 def check_start(config: CurveConfig, source: str) -> str:
     """Before any work: the starting policy flies the evaluation's scenario, its evaluation worlds and the new
-    demonstrations' are ones it was not trained on, the demonstrations' are not evaluation worlds, and the replayed
-    data is the policy's camera, airframe and task. Returns the starting checkpoint's sha256."""
-    start = start_checkpoint(config.adaptation(config.sceneries[0], 1, config.strategies[0], config.seeds[0]))
+    demonstrations' are ones it was not trained on, the demonstrations' and the DAgger roll-outs' are not evaluation
+    worlds, and the replayed data is the policy's camera, airframe and task. Returns the starting checkpoint's
+    sha256."""
+    first = config.adaptation(config.sceneries[0], 1, config.strategies[0], config.seeds[0])
+    start = start_checkpoint(first)
     settings = dataclasses.replace(config.evaluation, pilots=(start_spec(config),),
                                    suites=(*config.sceneries, *config.evaluation.suites))
     evaluation.inspect_pilots(settings)  # camera, airframe and task; evaluation seeds it trained on
     policy, metadata = training.load_trained(start)
     demonstrations = config.new_seeds
     shown = f"{demonstrations.start}-{demonstrations.stop - 1}"
-    evaluated = range(max(demonstrations.start, settings.seed), min(demonstrations.stop, settings.seed +
-                                                                     settings.episodes))
+    worlds = range(settings.seed, settings.seed + settings.episodes)
+    evaluated = _overlap(demonstrations, worlds)
     if evaluated:
         raise UserError(f"collect_seed in {source}: the demonstrations would fly world seeds {shown}, and the "
                         f"evaluation flies {evaluated.start}-{evaluated.stop - 1} of them: choose a collect_seed "
                         f"outside {settings.seed}-{settings.seed + settings.episodes - 1}")
+    for r in range(1, first.dagger.rounds + 1):  # the training pipeline's seeds of DAgger round r
+        shared = _overlap(range(DAGGER_SEED_STRIDE * r, DAGGER_SEED_STRIDE * r + first.dagger.episodes), worlds)
+        if shared:
+            raise UserError(f"evaluation.seed in {source}: the evaluation would fly world seeds {shared.start}-"
+                            f"{shared.stop - 1}, which DAgger round {r} flies (seeds {DAGGER_SEED_STRIDE * r} on); "
+                            f"choose evaluation worlds below {DAGGER_SEED_STRIDE}")
     for known in training_seeds(metadata).ranges:
         shared = known.overlap(config.task, demonstrations)
         if shared:
@@ -137,7 +151,7 @@ def run_curve(config: CurveConfig, resume: bool, workers: int = 0, hooks: Hooks 
         if not skip:
             data = make_prefix(out / "data" / scenery, count, out / "data" / f"{scenery}-{count}")
             settings = config.adaptation(scenery, count, strategy, seed, str(data), str(folder))
-            if not finished(folder):  # a run that finished before its name was recorded is not trained again
+            if not finished(folder, settings.dagger.rounds):  # a run that finished before its name was recorded is not trained again
                 adapt(settings, (folder / training.RUN_RECORD).is_file(), hooks.training())
             mark_finished(out, done, name)
         _, metadata = training.load_trained(folder / "best.pt")

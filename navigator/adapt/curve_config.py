@@ -1,5 +1,6 @@
 """What a learning curve is, as a YAML-loadable config (launch/adapt/*.yaml): the starting policy, the new sceneries,
-the numbers of new demonstrations, the strategies, the training seeds, the adaptation's training settings and the
+the numbers of new demonstrations, the strategies, the training seeds, the adaptation's training settings (DAgger
+rounds included: `train: {dagger: {rounds, episodes, epochs}}`) and the
 evaluation (navigator eval's settings: its `suites` are the old suites, on which forgetting is measured).
 
 Every (scenery, demonstrations, strategy, seed) is one adaptation: the first `demonstrations` episodes of one
@@ -28,7 +29,8 @@ from navigator.evaluation.settings import EvalSettings
 from navigator.scenario import canonical_preset, canonical_task
 
 # The adaptation settings a curve may set in `train:` (the others are set per run, or come from the policy).
-TRAIN_SETTINGS = ("epochs", "lr", "batch_size", "patience", "replay_fraction", "anchor", "threads", "cache_mb")
+TRAIN_SETTINGS = ("epochs", "lr", "batch_size", "patience", "replay_fraction", "anchor", "dagger", "threads",
+                  "cache_mb")
 # Of those, the ones that cannot change a result: they may differ when a curve is resumed.
 RESOURCES = ("threads", "cache_mb")
 
@@ -113,7 +115,8 @@ class CurveConfig:
         except ValueError as error:  # a ConfigError naming the setting: the train: section's, as the user wrote it
             key = getattr(error, "key", None)
             problem = getattr(error, "problem", None) or str(error)
-            raise SettingError(f"train.{key}" if key in self.train else str(key or "train"), problem) from None
+            known = str(key).split(".")[0] in self.train  # dagger.rounds: a key of train's dagger mapping
+            raise SettingError(f"train.{key}" if known else str(key or "train"), problem) from None
 
 
 def curve_settings(config: CurveConfig, start_sha256: str) -> dict[str, Any]:

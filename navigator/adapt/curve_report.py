@@ -6,7 +6,9 @@ in each old suite, with the hierarchical bootstrap 95% interval of the evaluatio
 there minus the adaptations' mean, in points, with the interval the bootstrap gives it (the starting policy's
 success on the same worlds is taken as fixed); every run's outcome in every world; and, for the issue's goal (with
 20 new demonstrations, at least 90% in the new scenery and at most 2 points lost on summer), which strategies meet
-it. Everything curve.md and curve.png show is in the document, so both can be drawn again from curve.json.
+it. With DAgger rounds, N counts the expert's demonstrations only: the document records the rounds' settings, and
+curve.md names the roll-outs beside every N, so that nobody reads N as all the data an adaptation trained on.
+Everything curve.md and curve.png show is in the document, so both can be drawn again from curve.json.
 """
 
 from __future__ import annotations
@@ -83,9 +85,14 @@ def build_curve(config: CurveConfig, results: dict[str, EvalResults], runs: list
                               "suites": {suite: _successes([by_key[suite, run.pilot, seed] for seed in seeds])
                                          for suite in suites}} for run in members]})
     first = next(iter(results.values())).settings
+    from navigator.training.config import DAGGER_SEED_STRIDE
+
+    dagger = config.adaptation(config.sceneries[0], 1, config.strategies[0], config.seeds[0]).dagger
     return {"format": FORMAT, "version": VERSION, "task": config.task, "pilot": start, "start_sha256": start_sha256,
             "sceneries": list(config.sceneries), "old_suites": old, "demonstrations": list(config.demonstrations),
             "strategies": list(config.strategies), "training_seeds": list(config.seeds),
+            "dagger": {"rounds": dagger.rounds, "episodes": dagger.episodes, "epochs": dagger.epochs,
+                       "first_seed": DAGGER_SEED_STRIDE},  # round r flies seeds first_seed * r on
             "demonstration_seeds": [config.new_seeds.start, config.new_seeds.stop - 1],
             "episodes": first.episodes, "world_seeds": list(first.seeds),
             "interval": "hierarchical bootstrap 95% interval (training seeds resampled, then worlds, the same for "
@@ -117,20 +124,35 @@ def _drop(entry: dict[str, Any]) -> str:
     return f"{_points(entry['mean'])} [{_points(entry['low'])}, {_points(entry['high'])}]"
 
 
+def _dagger_lines(dagger: dict[str, Any]) -> tuple[str, str]:
+    """What the DAgger rounds add to each adaptation: (beside N in a column's title, a sentence for the intro); both
+    empty without rounds."""
+    if not dagger["rounds"]:
+        return "", ""
+    total = dagger["rounds"] * dagger["episodes"]
+    rounds = f"{dagger['rounds']} DAgger round{'s' if dagger['rounds'] > 1 else ''}"
+    return (f" + {total} roll-outs",
+            f" After that training, {rounds} of {dagger['episodes']} roll-outs each: the adapted policy flies worlds "
+            f"of the new scenery (world seeds {dagger['first_seed']} on), the expert labels every frame, and training continues "
+            f"{dagger['epochs']} epochs on the N demonstrations and all roll-outs so far. So N counts the expert's "
+            f"demonstrations only; each adaptation also trained on {total} labelled roll-outs of its own.")
+
+
 def render_curve(document: dict[str, Any]) -> str:
     """The markdown of curve.json's document."""
     counts, seeds, worlds = document["demonstrations"], document["training_seeds"], document["world_seeds"]
+    beside, rollouts = _dagger_lines(document.get("dagger") or {"rounds": 0})  # curves made before DAgger: none
     intro = (f"Each adaptation starts from {document['pilot']} (sha256 {document['start_sha256'][:12]}) and trains on "
              f"the first N demonstrations of one dataset per new scenery (world seeds "
-             f"{document['demonstration_seeds'][0]}–{document['demonstration_seeds'][1]}). Success: mean over "
-             f"{len(seeds)} training seeds ({', '.join(map(str, seeds))}) and {document['episodes']} worlds per "
+             f"{document['demonstration_seeds'][0]}–{document['demonstration_seeds'][1]}).{rollouts} Success: mean "
+             f"over {len(seeds)} training seeds ({', '.join(map(str, seeds))}) and {document['episodes']} worlds per "
              f"suite (world seeds {worlds[0]}–{worlds[-1]}, the same for every policy), with its "
              f"{document['interval']}. Forgetting, in points: {document['forgetting_is']}.")
     lines = [f"# Adaptation learning curve: {document['task']}, from {document['pilot']}", "", intro, ""]
     for scenery in document["sceneries"]:
         start = document["start"][scenery]
         cells = [c for c in document["cells"] if c["scenery"] == scenery]
-        header = "| strategy | " + " | ".join(f"N = {n}" for n in counts) + " |"
+        header = "| strategy | " + " | ".join(f"N = {n}{beside}" for n in counts) + " |"
         rule = "|---|" + "---:|" * len(counts)
         lines += [f"## {scenery}", "", f"Success in {scenery} (the starting policy: {_rate(start[scenery])}):", "",
                   header, rule]

@@ -108,23 +108,26 @@ def check_resumable(config: AdaptConfig, recipe: AdaptTrainConfig) -> None:
     if found:
         raise UserError(f"--resume: {out} was adapted with other settings: {describe(found, 'run')}; drop the flags "
                         f"that differ (the run's settings are read from {record}), or choose another --out")
-    if finished(out):
-        raise UserError(f"--resume: {out} is finished (all {recipe.epochs} epochs): nothing to resume; to fly it: "
-                        f"navigator fly --pilot {out / 'best.pt'}; to train longer, adapt again in another --out with "
-                        f"a larger --epochs")
+    if finished(out, recipe.dagger.rounds):
+        rounds = f" and {recipe.dagger.rounds} DAgger rounds" if recipe.dagger.rounds else ""
+        raise UserError(f"--resume: {out} is finished (all {recipe.epochs} epochs{rounds}): nothing to resume; to "
+                        f"fly it: navigator fly --pilot {out / 'best.pt'}; to train longer, adapt again in another "
+                        f"--out with a larger --epochs")
     if recorded["adapt"].get("start_sha256") != recipe.adapt.start_sha256:
         raise UserError(f"--resume: the starting checkpoint {recipe.adapt.start} changed since {out} started (its "
                         f"sha256 was {str(recorded['adapt'].get('start_sha256'))[:12]}): resuming would continue "
                         f"another policy; restore it, or adapt again in another --out")
 
 
-def finished(out: Path) -> bool:
-    """Whether the training run in `out` finished (its progress.json lists its training as completed)."""
+def finished(out: Path, dagger_rounds: int) -> bool:
+    """Whether the training run in `out` finished: its progress.json lists its training and its `dagger_rounds`
+    DAgger rounds (the pipeline's stages "train", "dagger-1", ...) as completed."""
     try:
         progress = json.loads((out / "progress.json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return False
-    return isinstance(progress, dict) and "train" in (progress.get("completed") or [])
+    stages = {"train", *(f"dagger-{r}" for r in range(1, dagger_rounds + 1))}
+    return isinstance(progress, dict) and stages <= set(progress.get("completed") or [])
 
 
 def read_run_config(record: Path) -> dict[str, Any]:

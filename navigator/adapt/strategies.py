@@ -9,9 +9,13 @@
   many steps as by fine-tuning; the old windows come from a permutation drawn from (seed, epoch), cycled if needed;
 - l2-anchor adds anchor * mean over the weights of (w - w_start)^2 to the loss (the starting weights are read again
   from the checkpoint, so a resumed run anchors to the same ones);
-- the checkpoint records its lineage (`adapted_from`: starting checkpoint and sha256, strategy, the new and replayed
-  datasets with their world seeds, and the start's own lineage) and, in `training_seeds`, the seeds of every world
-  any of them trained on, the start's included, so that `navigator eval` refuses them all.
+- every DAgger stage (the pipeline's, after the training on the new data) continues from the current weights with
+  the same extras: freeze-cnn freezes the CNN again, replay mixes old windows into its batches, l2-anchor still
+  anchors to the starting checkpoint's weights;
+- the checkpoint records its lineage (`adapted_from`: starting checkpoint and sha256, strategy, the new, DAgger and
+  replayed datasets with their world seeds, the DAgger settings, and the start's own lineage) and, in
+  `training_seeds`, the seeds of every world any of them trained on, the start's included, so that `navigator eval`
+  refuses them all.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 import torch
 
 from navigator.adapt.config import CNN_PREFIX, AdaptTrainConfig
+from navigator.config import to_dict
 from navigator.dataset import Batch, WindowLoader, file_sha256
 from navigator.errors import UserError
 from navigator.training.loop import TrainingExtras, make_loader
@@ -114,13 +119,16 @@ class Strategy(TrainingExtras):
         replayed = ([{**seeds, "source": str(dataset.path)} for dataset in self.replay_loader().datasets
                      for seeds in dataset.manifest.seed_ranges()] if self.settings.replay else [])
         inherited = list(self.start_metadata.get("training_seeds") or [])
+        given = {Path(path) for path in self.config.data}  # the new demonstrations; the others are DAgger roll-outs
+        new = [entry for entry in metadata["training_seeds"] if Path(entry["source"]) in given]
+        rollouts = [entry for entry in metadata["training_seeds"] if Path(entry["source"]) not in given]
         seeds = []
         for entry in [*metadata["training_seeds"], *replayed, *inherited]:
             if entry not in seeds:
                 seeds.append(entry)
         lineage = {"checkpoint": self.settings.start, "sha256": self.settings.start_sha256,
-                   "strategy": self.settings.strategy, "new_data": metadata["training_seeds"],
-                   "replayed_data": replayed, "replay_fraction": self.settings.replay_fraction,
+                   "strategy": self.settings.strategy, "new_data": new, "dagger": to_dict(self.config.dagger),
+                   "dagger_data": rollouts, "replayed_data": replayed, "replay_fraction": self.settings.replay_fraction,
                    "anchor": self.settings.anchor, "start_training_seeds": inherited,
                    "start_adapted_from": self.start_metadata.get("adapted_from")}
         # The weights' state normalisation is the start's (kept, not recomputed from the new data).

@@ -6,6 +6,7 @@ examples:
   navigator adapt --data datasets/night-20 --strategy freeze-cnn --out runs/night-frozen
   navigator adapt --data datasets/night-20 --strategy replay --replay datasets/summer-fly-to-target --out runs/r
   navigator adapt --pilot runs/NAME/best.pt --data datasets/night-20 --strategy l2-anchor --anchor 100 --out runs/x
+  navigator adapt --data datasets/wind-20 --dagger 1 --dagger-episodes 10 --dagger-epochs 4 --out runs/wind-dagger
   navigator adapt --out runs/night --resume                                       # after an interruption
   navigator eval --pilot pretrained --pilot runs/night/best.pt --suites night,summer --out reports/night
   navigator adapt curve --config launch/adapt/night_small.yaml                    # the learning-curve report
@@ -18,6 +19,13 @@ history.json, tensorboard/) whose best.pt flies with navigator fly and eval and 
 records where it came from (starting checkpoint and its sha256, strategy, the new and replayed datasets' world seeds:
 navigator eval refuses those seeds, and the starting policy's). The new data must be recorded with the policy's
 camera, airframe and task. With --resume the settings are those OUT/run.json recorded; flags given must match them.
+
+DAgger (--dagger ROUNDS): clean demonstrations do not show how to recover from the policy's own drift. After the
+training on the new data, each round the adapted policy flies --dagger-episodes worlds of the new data's scenery
+(the task, preset, camera and time limit of the first --data; world seeds 1000000 * round on, never evaluation
+worlds), the expert labels every frame (OUT/dagger/round-R), and training continues --dagger-epochs epochs on the new
+data plus every round's roll-outs, under the same strategy (replay still mixes old data in, freeze-cnn keeps the CNN
+frozen, l2-anchor anchors to the starting weights). The roll-outs' seeds join the checkpoint's training seeds.
 
 `navigator adapt curve --config FILE` makes the learning-curve report: for each new scenery of the config, each
 number of new demonstrations (prefixes of one collected dataset), each strategy and each training seed, it collects,
@@ -40,7 +48,8 @@ def _config_class() -> type:
 
 
 FLAGS = ConfigFlags(_config_class)
-# The single adaptation's flags: (flag, setting, help, argparse options).
+# The single adaptation's flags: (flag, setting, help, argparse options); each flag's argparse dest is its name
+# (--dagger-episodes: dagger_episodes).
 ADAPT_FLAGS = (
     ("--pilot", "pilot", "the policy to adapt: pretrained (the shipped policy of --task) or a policy checkpoint (.pt)",
      {}),
@@ -56,6 +65,10 @@ ADAPT_FLAGS = (
     ("--lr", "lr", "peak learning rate", {"type": float}),
     ("--batch-size", "batch_size", "windows of new data per batch", {"type": int}),
     ("--seed", "seed", "seed of the split, shuffling, augmentation and replay draws", {"type": int}),
+    ("--dagger", "dagger.rounds", "DAgger rounds after the training on the new data: the adapted policy flies the new "
+                                  "scenery, the expert labels it", {"type": int, "metavar": "ROUNDS"}),
+    ("--dagger-episodes", "dagger.episodes", "roll-outs the adapted policy flies per DAgger round", {"type": int}),
+    ("--dagger-epochs", "dagger.epochs", "training epochs after each DAgger round", {"type": int}),
 )
 # The flags of the learning-curve mode, besides --out and --resume.
 CURVE_FLAGS = ("config", "workers")
@@ -77,10 +90,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                                   "(default: one per CPU core)")
 
 
+def _dest(flag: str) -> str:
+    """The argparse dest ConfigFlags gives `flag`."""
+    return flag.lstrip("-").replace("-", "_")
+
+
 def run(args: argparse.Namespace) -> int:
     from navigator.errors import UserError
 
-    given = [flag for flag, key, _, _ in ADAPT_FLAGS if getattr(args, key) is not None]
+    given = [flag for flag, _, _, _ in ADAPT_FLAGS if getattr(args, _dest(flag)) is not None]
     if args.mode == "curve":
         if given:
             raise UserError(f"{', '.join(given)}: not read by navigator adapt curve (its config sets the pilots, "
