@@ -46,7 +46,8 @@ class Backend:
             pass
         elif kind != "ray":
             raise SettingError("address", f"must come with the ray backend (the local backend runs on this "
-                                          f"machine): add the ray backend or drop the address, got {self.address!r}")
+                                          f"machine): add --backend ray (kind: ray in a config file) or drop the "
+                                          f"address, got {self.address!r}")
         elif self.address != "auto":
             match = _ADDRESS.fullmatch(self.address.strip())
             if match is None or not 1 <= int(match["port"]) <= 65535:

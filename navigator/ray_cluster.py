@@ -2,8 +2,9 @@
 environments between jobs as a local worker process does.
 
 Connecting: `address` "auto" or HOST:PORT joins a running cluster (`ray start --head`); a HOST:PORT that does not
-accept connections within PROBE_SECONDS is a UserError before Ray is asked, and one that answers but is no Ray head
-fails after CONNECT_RETRIES of Ray's one-second retries (20 by default), with Ray's retry warnings (written by its
+accept connections within PROBE_SECONDS, or whose listener does not answer an HTTP/2 greeting as a head's gRPC service
+does (an HTTP server, say), is a UserError before Ray is asked (Ray would retry it for minutes). A gRPC server that is
+no Ray head fails after CONNECT_RETRIES of Ray's attempts, with Ray's retry warnings (written by its
 C++ client straight to file descriptor 2) folded into the one-line error. Token
 authentication (Ray's default for new clusters since 2.60): this process authenticates with the token Ray finds
 (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token); a refusal is a UserError that says so. Without an
@@ -43,7 +44,7 @@ from navigator.errors import UserError
 J = TypeVar("J")
 R = TypeVar("R")
 
-PROBE_SECONDS = 5.0  # how long a HOST:PORT may take to accept a TCP connection before it counts as unreachable
+PROBE_SECONDS = 5.0  # how long a HOST:PORT may take to accept a TCP connection, and to answer HTTP/2 on it
 CONNECT_RETRIES = "5"  # RAY_NUM_REDIS_GET_RETRIES: Ray's retries (about a second each) to read the head's session
 START_SECONDS = 120.0  # how long the actors may take to start (import the simulator, torch) on their nodes
 IN_FLIGHT_PER_WORKER = 2
@@ -51,6 +52,9 @@ MAX_RESTARTS = 4  # per actor; a worker killed more often ends the run (what it 
 LOCAL_OBJECT_STORE_BYTES = 512 * 2**20  # a local instance's object store (spills to its temporary folder beyond)
 # What every roll-out imports (a trained pilot imports torch and policies when it is first built).
 REQUIRED_MODULES = ("navigator", "sim_envs", "pybullet", "gymnasium")
+# The HTTP/2 client preface and an empty SETTINGS frame (RFC 9113, section 3.4): a gRPC server answers with SETTINGS.
+_HTTP2_SETTINGS = 0x4
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes((0, 0, 0, _HTTP2_SETTINGS, 0, 0, 0, 0, 0))
 # The token of the local Ray instances this process starts: one per process, since Ray caches the token it loaded.
 _LOCAL_TOKEN = secrets.token_hex(32)
 
@@ -89,15 +93,13 @@ def run_on_ray(function: Callable[[J], R], jobs: list[J], workers: int, address:
                             f"--address HEAD:PORT`")
         actor_class = ray.remote(_Worker).options(num_cpus=1, max_restarts=MAX_RESTARTS,
                                                   max_task_retries=MAX_RESTARTS)
+        # No ray.kill at the end (early exit, Ctrl-C): the actors share this driver's fate and stop when _session
+        # disconnects, while killing them first would have Ray report each queued job's failure on the console.
         actors = [actor_class.remote(setup) for _ in range(count)]
-        try:
-            started = _started(ray, actors, address)
-            if on_ready is not None:
-                on_ready(Cluster(Backend("ray", address), nodes, cpus, count, started))
-            yield from _stream(ray, actors, started, function, jobs)
-        finally:
-            for actor in actors:
-                ray.kill(actor)
+        started = _started(ray, actors, address)
+        if on_ready is not None:
+            on_ready(Cluster(Backend("ray", address), nodes, cpus, count, started))
+        yield from _stream(ray, actors, started, function, jobs)
 
 
 def _where(address: str | None) -> str:
@@ -144,18 +146,37 @@ def _session(address: str | None, cpus: int) -> Iterator[Any]:
 
 
 def _probe(address: str) -> None:
-    """A UserError, within PROBE_SECONDS, when nothing accepts TCP connections at HOST:PORT."""
+    """A UserError, within about 2 * PROBE_SECONDS, when nothing accepts TCP connections at HOST:PORT or what does
+    is no Ray head: a head's GCS is a gRPC server, which answers an HTTP/2 client preface with its SETTINGS frame
+    (RFC 9113, section 3.4). Ray itself would retry such an address for minutes (about 40 s for each of its
+    NUM_REDIS_GET_RETRIES attempts). Skipped with RAY_USE_TLS, where the head expects a TLS handshake first."""
     host, _, port = address.rpartition(":")
+    hint = f"start it on that machine with `ray start --head --node-ip-address HOST --port {port}`"
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS).close()
+        connection = socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS)
     except TimeoutError:
-        raise UserError(f"cannot reach the Ray cluster at {address}: no answer within {PROBE_SECONDS:.0f} s; start "
-                        f"it on that machine with `ray start --head --node-ip-address HOST --port {port}`, or check "
-                        f"the address and the firewall") from None
+        raise UserError(f"cannot reach the Ray cluster at {address}: no answer within {PROBE_SECONDS:.0f} s; "
+                        f"{hint}, or check the address and the firewall") from None
     except OSError as error:
-        raise UserError(f"cannot reach the Ray cluster at {address} ({error.strerror or error}); start it on that "
-                        f"machine with `ray start --head --node-ip-address HOST --port {port}`, or check the "
-                        f"address") from None
+        raise UserError(f"cannot reach the Ray cluster at {address} ({error.strerror or error}); {hint}, or "
+                        f"check the address") from None
+    with connection:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+            return
+        try:
+            connection.sendall(_HTTP2_PREFACE)
+            answer = b""
+            while len(answer) < 9:  # a frame header: length (3 bytes), type (1), flags (1), stream (4)
+                received = connection.recv(9 - len(answer))
+                if not received:
+                    break
+                answer += received
+        except OSError:  # a timeout or a reset: as a closed connection, what no gRPC server does
+            answer = b""
+    if len(answer) < 9 or answer[3] != _HTTP2_SETTINGS:
+        raise UserError(f"cannot connect to the Ray cluster at {address}: what listens there is no Ray head (it "
+                        f"does not answer as Ray's gRPC service does); check that the address is the head's "
+                        f"(`ray start --head` prints it), or {hint}")
 
 
 def _connect(ray: Any, address: str) -> None:

@@ -18,7 +18,8 @@ from navigator.adapt.curve_report import AdaptedRun, build_curve, render_curve
 from navigator.adapt.run import adapt, prepare
 from navigator.adapt.strategies import Strategy, replay_count
 from navigator.cli import main
-from navigator.dataset import file_sha256
+from navigator.config import SettingError
+from navigator.dataset import file_sha256, read_manifest
 from navigator.dataset.synthetic import synthetic_episode
 from navigator.dataset.writer import DatasetWriter
 from navigator.evaluation.episodes import EpisodeRecord
@@ -28,7 +29,6 @@ from navigator.evaluation.seeds import TrainingSeeds, training_seeds
 from navigator.evaluation.settings import EvalSettings
 from navigator.evaluation.stats import seed_bootstrap
 from navigator.pilots import pretrained_checkpoint
-from navigator.dataset import read_manifest
 from navigator.training.config import DAGGER_SEED_STRIDE, DaggerConfig
 from navigator.training.loop import make_loader
 from navigator.training.pipeline import Hooks, dagger_collect_config
@@ -83,9 +83,10 @@ def test_an_adapted_policy_records_its_lineage_and_eval_refuses_every_seed_it_le
         assert not (tmp_path / f"eval-{seed}").exists()
 
 
-def test_freeze_cnn_keeps_the_cnn_bit_identical_and_trains_the_head(night, tmp_path):
+def test_freeze_cnn_keeps_the_cnn_bit_identical_and_trains_the_head(night, tmp_path, capsys):
     assert main(["adapt", "--data", str(night), "--strategy", "freeze-cnn", "--out", str(tmp_path / "frozen"),
                  *FAST]) == 0
+    assert "--suites night,summer --out" in capsys.readouterr().out  # the hint names the new data's scenery
     before = load_checkpoint(pretrained_checkpoint("fly-to-target"))[0].state_dict()
     after = load_checkpoint(tmp_path / "frozen" / "best.pt")[0].state_dict()
     cnn = [name for name in before if name.startswith("encoder.")]
@@ -151,6 +152,19 @@ def test_an_interrupted_adaptation_resumes_to_the_same_policy_and_refuses_change
     assert all(torch.equal(a[name], b[name]) for name in a)
     assert main(["adapt", "--out", out, "--resume"]) == 2
     assert "is finished" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--strategy", "replay"], "strategy: run has 'finetune', you gave 'replay'"),
+    (["--strategy", "L2_Anchor", "--anchor", "5"], "strategy: run has 'finetune', you gave 'l2-anchor'"),
+    (["--anchor", "5"], "--anchor is read by the l2-anchor strategy only, not finetune"),
+    (["--replay-fraction", "0.3"], "--replay-fraction is read by the replay strategy only, not finetune"),
+])
+def test_resume_names_flags_that_differ_from_the_run_before_checking_the_merged_settings(finetuned, capsys, args,
+                                                                                         message):
+    assert main(["adapt", "--out", str(finetuned.parent), "--resume", *args]) == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.strip().splitlines()) == 1
 
 
 def test_a_changed_starting_checkpoint_is_refused_on_resume(night, finetuned, tmp_path, capsys):
@@ -241,6 +255,15 @@ def other_task(tmp_path_factory):
     (["--strategy", "replay"], ("the replay strategy needs the old data: give --replay DATASET; the shipped "
                                 "policy's old data is its recipe's summer dataset")),
     (["--replay", "{night}"], "is read by the replay strategy only"),
+    (["--anchor", "5"], ("--anchor is read by the l2-anchor strategy only, not finetune: drop it, or give "
+                         "--strategy l2-anchor")),
+    (["--strategy", "freeze-cnn", "--anchor", "100"], ("--anchor is read by the l2-anchor strategy only, not "
+                                                       "freeze-cnn")),
+    (["--replay-fraction", "0.3"], "--replay-fraction is read by the replay strategy only, not finetune"),
+    (["--strategy", "l2-anchor", "--replay-fraction", "0.3"], ("--replay-fraction is read by the replay strategy "
+                                                               "only, not l2-anchor")),
+    (["--strategy", "replay", "--replay", "{night}"], ("is also given as --data: it would replay the new "
+                                                       "demonstrations as the old ones")),
     (["--data", "{other_camera}"], "was recorded with another camera than pretrained"),
     (["--data", "{other_task}"], "holds follow demonstrations, but pretrained"),
     (["--config", "launch/adapt/night_small.yaml"], "only read by navigator adapt curve"),
@@ -255,6 +278,31 @@ def test_bad_input_is_refused_in_one_line_before_any_work(night, other_camera, o
     error = capsys.readouterr().err
     assert message in error and len(error.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_a_replayed_dataset_that_is_the_new_data_under_another_name_is_refused(night, tmp_path, capsys):
+    alias = tmp_path / "alias"
+    alias.symlink_to(night, target_is_directory=True)
+    assert main(["adapt", "--data", str(night), "--strategy", "replay", "--replay", str(alias), "--out",
+                 str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert f"--replay {alias} and --data {night} are the same dataset folder" in error
+    assert len(error.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("strategies, train, problem", [
+    (("finetune", "freeze-cnn"), {"anchor": 5.0}, "train.anchor: is read by the l2-anchor strategy only"),
+    (("finetune", "l2-anchor"), {"replay_fraction": 0.3}, "train.replay_fraction: is read by the replay strategy"),
+    (("finetune", "l2-anchor"), {"anchor": 5.0, "replay_fraction": 0.3}, "train.replay_fraction"),
+])
+def test_a_curve_refuses_train_settings_that_none_of_its_strategies_reads(strategies, train, problem):
+    settings = {"sceneries": ("night",), "demonstrations": (5,), "seeds": (0, 1), "train": train}
+    with pytest.raises(SettingError) as refused:
+        CurveConfig(strategies=strategies, **settings)
+    assert problem in str(refused.value)
+    # one strategy that reads it is enough: train applies to every strategy of the curve
+    CurveConfig(strategies=tuple(dict.fromkeys((*strategies, "l2-anchor", "replay"))), replay=("datasets/old",),
+                **settings)
 
 
 def test_the_learning_curve_reports_forgetting_from_a_real_evaluation(tmp_path, capsys):
@@ -282,6 +330,8 @@ def test_the_learning_curve_reports_forgetting_from_a_real_evaluation(tmp_path, 
     assert (out / "curve.png").stat().st_size > 10_000
     before = (out / "curve.json").read_text()
     assert main(["adapt", "curve", "--config", str(config), "--resume", "--workers", "1"]) == 0
+    assert "finished before" in capsys.readouterr().out and (out / "curve.json").read_text() == before
+    assert main(["adapt", "curve", "--out", str(out), "--resume", "--workers", "1"]) == 0  # the recorded settings
     assert "finished before" in capsys.readouterr().out and (out / "curve.json").read_text() == before
     config.write_text(config.read_text().replace("epochs: 1", "epochs: 2"))
     assert main(["adapt", "curve", "--config", str(config), "--resume"]) == 2
@@ -349,10 +399,13 @@ def test_the_shipped_configs_are_the_issues_curve_and_the_small_one():
                                                                                                 "freeze-cnn"))
     wind, dagger = (load_config(CurveConfig, f"launch/adapt/{name}.yaml") for name in ("wind_small",
                                                                                        "wind_small_dagger"))
-    assert dagger.adaptation("wind", 5, "replay", 0).dagger == DaggerConfig(rounds=1, episodes=10, epochs=4)
+    assert dagger.adaptation("wind", 5, "finetune", 0).dagger == DaggerConfig(rounds=1, episodes=10, epochs=4)
     assert dagger.out == "reports/adapt-wind-small-dagger"
+    # wind_small's fine-tuning cells with one DAgger round: what the two curves' finetune rows compare.
     assert dataclasses.replace(dagger, train={k: v for k, v in dagger.train.items() if k != "dagger"},
-                               out=wind.out) == wind
+                               out=wind.out, strategies=wind.strategies, replay=wind.replay) == dataclasses.replace(
+        wind, train={k: v for k, v in wind.train.items() if k != "replay_fraction"})
+    assert dagger.strategies == ("finetune",)
     base = training_seeds(load_checkpoint(pretrained_checkpoint("fly-to-target"))[1])
     for config in (full, small):  # new worlds: neither evaluated nor trained on by the shipped policy
         assert not set(config.new_seeds) & set(config.evaluation.seeds)

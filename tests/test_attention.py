@@ -184,5 +184,50 @@ def test_resume_with_other_attention_settings_is_refused(attention_run, tmp_path
 def test_attention_needs_a_policy_pilot(tmp_path, capsys):
     out = tmp_path / "expert"
     assert main(["eval", "--pilot", "expert", "--attention", "--out", str(out)]) == 2
-    assert "no pilot is one (the expert and exported bundles have no saliency)" in capsys.readouterr().err
+    assert "none of the pilots (expert) is one (the expert and exported bundles have no saliency)" in (
+        capsys.readouterr().err)
     assert not out.exists()
+
+
+def test_resume_with_other_pilots_names_the_pilots_not_attention(attention_run, tmp_path, capsys):
+    out = tmp_path / "copy"
+    shutil.copytree(attention_run, out)
+    assert main(["eval", "--pilot", "expert", "--out", str(out), "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert "was started with pilots pretrained, expert, not expert" in error and "--attention" not in error
+
+
+@pytest.mark.parametrize("flags, flag", [(["--attention-every", "5"], "--attention-every"),
+                                         (["--attention-method", "integrated-gradients"], "--attention-method")])
+def test_attention_flags_without_attention_are_refused(tmp_path, capsys, flags, flag):
+    out = tmp_path / "out"
+    assert main(["eval", "--pilot", "pretrained", *flags, "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert f"{flag} must come with --attention" in error and "add --attention" in error
+    assert error.count("\n") == 1 and not out.exists()
+
+
+def test_the_interval_flown_is_recorded_and_method_names_are_normalised():
+    from navigator.evaluation.settings import EvalSettings
+
+    assert EvalSettings(attention=True).attention_every == 5
+    ig = EvalSettings(attention=True, attention_method=" Integrated Gradients")
+    assert (ig.attention_method, ig.attention_every) == ("integrated-gradients", 30)
+    assert EvalSettings(attention=True, attention_method="INTEGRATED_GRADIENTS", attention_every=7).attention_every == 7
+    assert EvalSettings().attention_every is None  # no attention: no interval
+
+
+def test_resume_accepts_the_default_interval_typed_and_old_folders_that_left_it_unset(tmp_path, capsys):
+    out = tmp_path / "default"
+    command = ["eval", "--pilot", "pretrained", "--suites", "summer", "--episodes", "1", "--max-seconds", "0.2",
+               "--attention", "--workers", "1", "--out", str(out)]
+    assert main(command) == 0
+    recorded = json.loads((out / "eval.json").read_text())
+    assert recorded["settings"]["attention_every"] == 5  # the interval flown, not None
+    assert main(["eval", "--out", str(out), "--resume", "--attention-every", "5"]) == 0
+    assert main(["eval", "--out", str(out), "--resume", "--attention-every", "4"]) == 2
+    assert "attention_every" in capsys.readouterr().err
+    recorded["settings"]["attention_every"] = None  # as eval.json recorded it before the interval was filled in
+    (out / "eval.json").write_text(json.dumps(recorded))
+    assert main(["eval", "--out", str(out), "--resume"]) == 0
+    assert main(["eval", "--out", str(out), "--resume", "--attention-every", "5"]) == 0

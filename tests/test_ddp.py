@@ -33,7 +33,7 @@ from navigator.dataset import DatasetWriter
 from navigator.dataset.synthetic import synthetic_episode
 from navigator.training import distributed
 from navigator.training.config import TrainConfig
-from navigator.training.pipeline import Hooks, run_recipe
+from navigator.training.pipeline import Hooks, check_recipe, run_recipe
 
 ATOL = 5e-4
 EPOCHS = 3
@@ -78,7 +78,7 @@ def one_process(recipe, tmp_path_factory):
     config = load_config(TrainConfig, recipe, {"out": str(out)})
     hooks = EveryEpoch(out)
     run_recipe(config, resume=False, hooks=hooks)
-    return hooks.weights, json.loads((out / "history.json").read_text())
+    return hooks.weights, json.loads((out / "history.json").read_text()), out
 
 
 def largest_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -98,15 +98,29 @@ def process_of_rank(marker: str, rank: int) -> int | None:
     return None
 
 
+def launched(recipe: Path, out: Path, temp: Path, token: str) -> subprocess.Popen:
+    """`navigator train --nproc 2` into `out`, in a session of its own (as a terminal's foreground job), with `temp`
+    as its temporary folder and `token` in its processes' environment."""
+    temp.mkdir()
+    return subprocess.Popen([sys.executable, "-m", "navigator", "train", "--config", str(recipe), "--out", str(out),
+                             "--nproc", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "NAVIGATOR_TEST_GROUP": token, "TMPDIR": str(temp)},
+                            start_new_session=True)
+
+
+def torchrun_leftovers(temp: Path) -> list[str]:
+    """What torchrun (its default log folder) or the launcher (its own) left in the temporary folder `temp`."""
+    return sorted(p.name for p in temp.iterdir() if p.name.startswith(("torchelastic_", "navigator-torchrun-")))
+
+
 @pytest.fixture(scope="module")
 def interrupted(recipe, tmp_path_factory):
     """`navigator train --nproc 2`, whose rank 1 is killed once an epoch is saved: (run folder, exit status,
-    output, seconds from the kill to the exit)."""
+    output, seconds from the kill to the exit, what it left in its temporary folder)."""
     out = tmp_path_factory.mktemp("two") / "run"
+    temp = out.parent / "temp"
     token = str(uuid.uuid4())  # inherited by torchrun's processes: how this group's rank 1 is found
-    process = subprocess.Popen([sys.executable, "-m", "navigator", "train", "--config", str(recipe), "--out",
-                                str(out), "--nproc", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, env={**os.environ, "NAVIGATOR_TEST_GROUP": token})
+    process = launched(recipe, out, temp, token)
     try:
         deadline = time.monotonic() + 120
         while not (out / "last.pt").exists() and process.poll() is None and time.monotonic() < deadline:
@@ -119,11 +133,11 @@ def interrupted(recipe, tmp_path_factory):
     finally:
         if process.poll() is None:
             process.kill()
-    return out, process.returncode, output, time.monotonic() - killed
+    return out, process.returncode, output, time.monotonic() - killed, torchrun_leftovers(temp)
 
 
 def test_a_killed_process_stops_the_group_with_a_clear_message(interrupted):
-    _, status, output, seconds = interrupted
+    _, status, output, seconds, _ = interrupted
     assert status == 2 and seconds < 60, output
     assert "training with 2 processes failed" in output and "SIGKILL" in output
     # Rank 0 says how to continue, whether its all-reduce failed first or torchrun stopped it.
@@ -133,8 +147,8 @@ def test_a_killed_process_stops_the_group_with_a_clear_message(interrupted):
 
 
 def test_two_processes_train_like_one_with_the_same_global_batch(interrupted, one_process):
-    out, _, _, _ = interrupted
-    reference, history = one_process
+    out = interrupted[0]
+    reference, history, _ = one_process
     state = torch.load(out / "last.pt", weights_only=True)
     assert 1 <= state["epoch"] < EPOCHS
     assert largest_difference(state["policy"], reference[state["epoch"]]) < ATOL
@@ -146,6 +160,30 @@ def test_two_processes_train_like_one_with_the_same_global_batch(interrupted, on
     assert {p.name for p in out.iterdir()} <= RUN_FILES
     assert len(list((out / "tensorboard").iterdir())) == 1
     assert json.loads((out / "run.json").read_text())["world_sizes"] == [2]
+
+
+def test_torchrun_leaves_no_folder_in_the_temporary_folder(interrupted):
+    assert interrupted[4] == []
+
+
+def test_ctrl_c_stops_the_group_with_one_line_and_keeps_the_saved_epochs(recipe, tmp_path):
+    out = tmp_path / "run"
+    process = launched(recipe, out, tmp_path / "temp", str(uuid.uuid4()))
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "last.pt").exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert process.poll() is None, "the group ended before an epoch was saved"
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: its foreground process group
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, output
+    assert output.count("interrupted; rerun the same command with --resume to continue") == 1, output
+    assert "Traceback" not in output and "torch.distributed" not in output and "SIGTERM" not in output, output
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] >= 1
+    assert torchrun_leftovers(tmp_path / "temp") == []
 
 
 def test_torchrun_resumes_the_interrupted_run(interrupted, one_process, tmp_path):
@@ -184,6 +222,57 @@ def test_a_bad_setting_exits_2_before_any_process_starts(recipe, tmp_path, capsy
     assert main(["train", "--config", str(recipe), "--out", str(tmp_path / "run"), *flags]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists() and time.monotonic() - started < 10
+
+
+def refusal_before_torchrun(flags: list[str], capsys) -> str:
+    """`navigator train FLAGS --nproc 2`, which must be refused here, at once, before torchrun starts: the error."""
+    started = time.monotonic()
+    assert main(["train", *flags, "--nproc", "2"]) == 2
+    error = capsys.readouterr().err
+    assert time.monotonic() - started < 10 and len(error.strip().splitlines()) == 1, error
+    return error
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--resume"], "is finished"),
+    (["--extend"], "give a larger --epochs to extend it"),
+    (["--extend", "--epochs", "2"], "the epochs you gave are no more than"),
+])
+def test_continuing_a_finished_run_is_refused_before_torchrun_starts(one_process, capsys, flags, message):
+    out = one_process[2]
+    recorded = (out / "run.json").read_bytes()
+    assert message in refusal_before_torchrun(["--out", str(out), *flags], capsys)
+    assert (out / "run.json").read_bytes() == recorded
+
+
+def test_a_changed_setting_is_refused_before_torchrun_starts(interrupted, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(interrupted[0], out)
+    error = refusal_before_torchrun(["--out", str(out), "--resume", "--batch-size", "32"], capsys)
+    assert "batch_size" in error
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == {
+        p.name: p.read_bytes() for p in interrupted[0].iterdir() if p.is_file()}
+
+
+def test_checking_a_recipe_writes_nothing(recipe, one_process):
+    out = one_process[2]
+    config = load_config(TrainConfig, recipe, {"out": str(out), "epochs": EPOCHS + 2})
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    check_recipe(config, resume=False, extend=True)  # an extension run_recipe would record
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_too_many_torchrun_processes_are_refused_by_rank_0_alone(recipe, tmp_path, capsys, monkeypatch, rank):
+    world = distributed.usable_cpus() + 1  # what torchrun --nproc-per-node WORLD sets for each of its processes
+    for name, value in {"RANK": rank, "LOCAL_RANK": rank, "WORLD_SIZE": world, "LOCAL_WORLD_SIZE": world,
+                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": 29500}.items():
+        monkeypatch.setenv(name, str(value))
+    assert main(["train", "--config", str(recipe), "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert ("more than the" in error) == (rank == 0), error
+    assert (error == "") == (rank != 0)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_half_set_torchrun_environment_is_refused(recipe, tmp_path, capsys, monkeypatch):

@@ -3,6 +3,7 @@ shipped policy (one short flown episode) and on a recorded dataset episode; bad 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -207,11 +208,12 @@ def test_explain_writes_every_file_for_one_short_flight_of_the_shipped_policy(tm
     assert "attention on target" in capsys.readouterr().out
 
 
-def _checkpoint(path: Path, model: str, camera: dict) -> Path:
-    """A fresh policy of `model` whose metadata says it was trained on `camera` with the x500."""
+def _checkpoint(path: Path, model: str, camera: dict, airframe: str = "x500", seeds: list | None = None) -> Path:
+    """A fresh policy of `model` whose metadata says it was trained on `camera` with `airframe` (and, given
+    `seeds`, on those world seeds: training_seeds entries)."""
     spec = ImageSpec(input_hfov_deg=camera["fov_deg"], output_hfov_deg=camera["fov_deg"])
-    path.write_bytes(checkpoint_bytes(build_policy(PolicyConfig(model=model, image=spec, head_size=12)),
-                                      {"camera": camera, "airframe": "x500"}))
+    metadata = {"camera": camera, "airframe": airframe, **({"training_seeds": seeds} if seeds is not None else {})}
+    path.write_bytes(checkpoint_bytes(build_policy(PolicyConfig(model=model, image=spec, head_size=12)), metadata))
     return path
 
 
@@ -255,6 +257,9 @@ def test_explain_reads_a_recorded_episode_instead_of_flying(recorded: tuple[Path
     (["--pilot", "{bundle}"], "is an exported ONNX bundle"),
     (["--preset", "springtime"], "--preset"),
     (["--method", "gradcam"], "unknown saliency method 'gradcam'"),
+    (["--seed", "7"], "pilot pretrained was trained on fly-to-target seeds 0-199"),  # eval refuses it too
+    (["--seed", "195"], "would fly seeds 195-199 of them"),  # the ablation's worlds 195..199 as well
+    (["--from-dataset", "{existing}", "--max-seconds", "1"], "--max-seconds must be left out with --from-dataset"),
     (["--episode", "2"], "--episode must come with --from-dataset"),
     (["--ablation-episodes", "-1"], "--ablation-episodes must be in [0, 1000]"),
     (["--out", "{existing}"], "already exists and is not empty; pass --overwrite"),
@@ -282,3 +287,81 @@ def test_the_example_launch_file_is_the_defaults() -> None:
 
     launch = Path(__file__).resolve().parents[1] / "launch" / "explain.yaml"
     assert to_dict(load_config(ExplainConfig, launch)) == to_dict(ExplainConfig())
+
+
+def test_method_names_are_read_in_any_spelling() -> None:
+    from navigator.explain.settings import ExplainConfig
+
+    for spelling in ("Integrated Gradients", " INTEGRATED-GRADIENTS", "integrated_gradients"):
+        assert ExplainConfig(method=spelling).method == "integrated-gradients"
+    assert ExplainConfig(method="VisualBackProp").method == "visualbackprop"
+
+
+def test_a_recorded_episode_is_not_checked_against_training_seeds_but_the_ablation_worlds_are(
+        recorded: tuple[Path, dict], tmp_path: Path, capsys) -> None:
+    dataset, camera = recorded
+    trained = [{"task": "fly-to-target", "first": 0, "count": 10, "source": "datasets/d"}]
+    checkpoint = _checkpoint(tmp_path / "seen.pt", "lstm", camera, seeds=trained)
+    command = ["explain", "--pilot", str(checkpoint), "--from-dataset", str(dataset), "--seed", "5"]
+    out = tmp_path / "flies"
+    assert main([*command, "--ablation-episodes", "1", "--out", str(out)]) == 2  # no NCP: a check before any work
+    assert "would fly seed 5 of them" in capsys.readouterr().err and not out.exists()
+    assert main([*command, "--ablation-episodes", "0", "--out", str(tmp_path / "reads")]) == 0
+
+
+@pytest.mark.parametrize(("airframe", "camera_change", "seeds", "found"), [
+    ("cf2x", {}, None, "trained on the cf2x airframe, not x500"),
+    ("x500", {"fov_deg": 80.0}, None, "trained with another camera: fov_deg 80.0 (the episode has 90.0)"),
+    ("x500", {}, [{"task": "hike", "first": 0, "count": 3, "source": "d"}], "trained on hike demonstrations"),
+])
+def test_a_dataset_of_another_scenario_is_refused_with_a_fix_that_applies(
+        recorded: tuple[Path, dict], tmp_path: Path, capsys, airframe, camera_change, seeds, found) -> None:
+    dataset, camera = recorded
+    checkpoint = _checkpoint(tmp_path / "other.pt", "lstm", {**camera, **camera_change}, airframe, seeds)
+    out = tmp_path / "out"
+    assert main(["explain", "--pilot", str(checkpoint), "--from-dataset", str(dataset), "--ablation-episodes", "0",
+                 "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert found in error and error.count("\n") == 1 and not out.exists()
+    assert "fly it with" not in error and "--config" not in error  # no flag flies a recorded episode otherwise
+    assert "explain an episode of a dataset recorded with the policy's task, airframe and camera" in error
+
+
+class _Interrupt(Exception):
+    """Stands for Ctrl-C (KeyboardInterrupt, which pytest would take as the user's own) at a chosen stage."""
+
+
+class _InterruptAt:
+    def __init__(self, stage: str) -> None:
+        self.at = stage
+
+    def stage(self, text: str, total: int | None = None) -> None:
+        if text.startswith(self.at):
+            raise _Interrupt(text)
+
+    def advance(self, status: str = "") -> None:
+        pass
+
+
+@pytest.mark.parametrize("stage", ["saliency", "ablation, open loop"])
+def test_an_interrupted_explanation_leaves_nothing_behind(recorded: tuple[Path, dict], tmp_path: Path,
+                                                          stage: str) -> None:
+    from navigator.explain.pipeline import explain
+    from navigator.explain.settings import ExplainConfig
+
+    dataset, camera = recorded
+    config = ExplainConfig(pilot=str(_checkpoint(tmp_path / "ncp.pt", "cfc-ncp", camera)), from_dataset=str(dataset),
+                           ablation_episodes=0)
+    out = tmp_path / "new" / "explain"
+    with pytest.raises(_Interrupt):  # after traces.* (and saliency.mp4, wiring.png) were written
+        explain(config, out, _InterruptAt(stage))
+    assert not (tmp_path / "new").exists()  # neither the folder nor the one above it that the run created
+    earlier = tmp_path / "earlier"
+    explain(config, earlier, _InterruptAt("never"))
+    before = {path.name: path.read_bytes() for path in earlier.iterdir()}
+    assert set(before) == EXPLAIN_FILES
+    lstm = dataclasses.replace(config, pilot=str(_checkpoint(tmp_path / "lstm.pt", "lstm", camera)))
+    with pytest.raises(_Interrupt):  # --overwrite, interrupted after traces.*: the earlier explanation stays whole
+        explain(lstm, earlier, _InterruptAt("saliency"))
+    assert {path.name: path.read_bytes() for path in earlier.iterdir()} == before
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []  # no temporary folder

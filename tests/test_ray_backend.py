@@ -1,6 +1,7 @@
 """The ray backend against the local one, on a real Ray cluster of one 2-CPU node started here with `ray start --head`
 (listening on loopback, with token authentication): the same dataset bytes and the same evaluation, a worker killed
-mid-collection, an interrupted collection resumed, an unreachable cluster refused fast, a DAgger round's roll-outs."""
+mid-collection, an interrupted collection resumed, Ctrl-C answered by one line, an unreachable cluster or a listener that
+is no Ray head refused fast, a DAgger round's roll-outs."""
 
 import json
 import os
@@ -11,8 +12,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import replace
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,7 @@ from navigator.collect import CollectConfig, CollectPart, collect, open_for_coll
 from navigator.dataset import check_dataset
 
 RAY = Path(sys.executable).with_name("ray")
+NAVIGATOR = Path(sys.executable).with_name("navigator")
 EPISODES = ["--episodes", "4", "--max-seconds", "1", "--workers", "2"]
 
 
@@ -114,6 +118,23 @@ def test_a_killed_worker_has_its_episode_flown_again_and_resume_finishes(head, l
     assert main(["data", "check", str(out)]) == 0
 
 
+def test_ctrl_c_on_a_ray_collection_prints_only_the_resume_line(head, tmp_path):
+    out = tmp_path / "data"
+    run = subprocess.Popen([str(NAVIGATOR), "collect", "--out", str(out), "--episodes", "12", "--max-seconds", "2",
+                            "--workers", "2", "--backend", "ray", "--address", head], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((out / "episodes").glob("*.npz")):  # interrupted mid-run: jobs running and queued on both actors
+        assert run.poll() is None and time.monotonic() < deadline, "no episode was written"
+        time.sleep(0.2)
+    run.send_signal(signal.SIGINT)
+    stdout, stderr = run.communicate(timeout=120)
+    assert run.returncode == 130
+    assert stdout.strip().splitlines() == [f"running on the Ray cluster at {head}: 1 node, 2 CPUs, 2 workers"]
+    assert stderr.strip().splitlines() == ["navigator collect: interrupted; rerun the same command with --resume to "
+                                           "continue"]  # no "(raylet) Task _Worker.run failed ... ray.kill"
+
+
 def test_eval_on_ray_reports_what_the_local_backend_reports(tmp_path, capsys):
     # No --address: a Ray instance is started for the run (and stopped, its temporary folder removed).
     flags = ["--pilot", "expert", "--suites", "summer", "--episodes", "2", "--max-seconds", "2", "--workers", "2"]
@@ -137,6 +158,36 @@ def test_an_unreachable_cluster_is_a_fast_clear_error(address, tmp_path, capsys)
     assert f"cannot reach the Ray cluster at {address}" in error or (
         f"cannot connect to the Ray cluster at {address}" in error and address == "10.0.0.1:6379")
     assert not (tmp_path / "data").exists()  # the empty dataset it had created is removed
+
+
+def test_a_listener_that_is_no_ray_head_is_a_fast_clear_error(tmp_path):
+    # An HTTP server where the head should be: Ray alone retries it for minutes. In a subprocess, so that a hang
+    # fails the test instead of stalling the suite.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        done = subprocess.run([str(NAVIGATOR), "collect", "--out", str(tmp_path / "data"), "--episodes", "2",
+                               "--max-seconds", "2", "--backend", "ray", "--address", address],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"navigator collect: error: cannot connect to the Ray cluster at {address}: what listens there is no Ray head "
+        f"(it does not answer as Ray's gRPC service does); check that the address is the head's (`ray start --head` "
+        f"prints it), or start it on that machine with `ray start --head --node-ip-address HOST --port "
+        f"{server.server_address[1]}`"]
+    assert not (tmp_path / "data").exists()
+
+
+def test_an_address_without_the_ray_backend_names_the_flag_to_add(tmp_path, capsys):
+    assert main(["collect", "--out", str(tmp_path / "data"), "--address", "10.0.0.1:6379"]) == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1
+    assert "--address must come with the ray backend" in error and "add --backend ray" in error
+    assert not (tmp_path / "data").exists()
 
 
 def test_a_dagger_round_flies_on_ray_as_it_would_locally(head, local_dataset, tmp_path):

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from navigator.errors import UserError
+from navigator.explain.methods import check_method
 from navigator.explain.saliency import METHODS, as_distributions, saliency_maps
 from policies.config import PolicyConfig
 from policies.policy import build_policy
@@ -115,3 +116,13 @@ def test_bad_input_is_refused(boxed_policy):
     with pytest.raises(ValueError, match="states"):
         saliency_maps(boxed_policy, images, states[:1], dts, "visualbackprop")
     assert saliency_maps(boxed_policy, images[:0], states[:0], dts[:0], "visualbackprop").shape == (0, 48, 64)
+
+
+def test_method_names_are_read_as_tasks_and_presets_are(boxed_policy):
+    images, states, dts = _flight(2)
+    expected = saliency_maps(boxed_policy, images, states, dts, "visualbackprop")
+    for spelling in ("VisualBackProp", " visualbackprop "):
+        assert np.array_equal(saliency_maps(boxed_policy, images, states, dts, spelling), expected)
+    assert check_method("Integrated Gradients") == check_method("INTEGRATED_GRADIENTS") == "integrated-gradients"
+    with pytest.raises(UserError, match="unknown saliency method 'integrated gradient'"):
+        check_method("integrated gradient")

@@ -31,6 +31,7 @@ from navigator.config import (
     setting_check,
     to_dict,
 )
+from navigator.resume import Difference, differences
 from navigator.scenario import canonical_task, set_canonical
 from navigator.training.config import DaggerConfig, TrainConfig
 
@@ -42,6 +43,9 @@ STRATEGIES: dict[str, str] = {
     "l2-anchor": "all weights, on the new data, with an L2 penalty pulling them back to the starting weights "
                  "(--anchor; a simple EWC-like regulariser)",
 }
+# The settings one strategy alone reads (setting -> that strategy): given for another strategy they would be ignored
+# silently, so they are refused (`unread_settings`).
+STRATEGY_SETTINGS: dict[str, str] = {"replay": "replay", "replay_fraction": "replay", "anchor": "l2-anchor"}
 # Parameter-name prefixes of the perception CNN (policies/policy.py names it `encoder`): what freeze-cnn keeps.
 CNN_PREFIX = "encoder."
 # Settings of the starting policy's training recipe that an adaptation keeps (the others are the adaptation's own).
@@ -59,6 +63,12 @@ def canonical_strategy(name: Any) -> str:
     if isinstance(name, str) and normal_name(name).replace("_", "-") in STRATEGIES:
         return normal_name(name).replace("_", "-")
     raise ValueError(f"unknown strategy {name!r}; valid strategies are: {', '.join(STRATEGIES)}")
+
+
+def unread_settings(names: Any, strategies: Any) -> list[tuple[str, str]]:
+    """Of the settings `names`, the strategy-specific ones (STRATEGY_SETTINGS) that none of `strategies` reads, each
+    as (setting, the strategy that reads it), in STRATEGY_SETTINGS' order."""
+    return [(name, owner) for name, owner in STRATEGY_SETTINGS.items() if name in names and owner not in strategies]
 
 
 @dataclass(frozen=True)
@@ -194,3 +204,25 @@ def recorded_adaptation(recipe: dict[str, Any]) -> dict[str, Any]:
         if value is not None:
             found[name] = value
     return found
+
+
+def changed_settings(recorded: dict[str, Any], given: dict[str, Any]) -> list[Difference]:
+    """The settings `given` now (dotted AdaptConfig keys -> values as the flags give them: {"dagger.rounds": 2}) that
+    differ from what a run recorded (`recorded_adaptation`'s settings), as navigator.resume Differences. Compared
+    before the merged settings are checked, so that a changed --strategy is named as a change, not as the other
+    strategy's missing settings. Left to the later checks: settings the run did not record (those its strategy does
+    not read) and `pretrained` as the pilot (recorded as the checkpoint it resolved to)."""
+    then, now = {}, {}
+    for key, value in given.items():
+        old: Any = recorded
+        for part in key.split("."):
+            old = old.get(part) if isinstance(old, dict) else None
+        if old is None or (key == "pilot" and str(value).strip().lower() == "pretrained"):
+            continue
+        if key == "strategy":
+            try:
+                value = canonical_strategy(value)
+            except ValueError:  # an unknown name differs from the recorded one as it is
+                pass
+        then[key], now[key] = old, list(value) if isinstance(value, tuple) else value
+    return differences(then, now)

@@ -13,7 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from navigator.adapt.config import SHIPPED_OLD_DATA, AdaptConfig, canonical_strategy
+from navigator.adapt.config import (
+    SHIPPED_OLD_DATA,
+    AdaptConfig,
+    canonical_strategy,
+    unread_settings,
+)
 from navigator.comparison.config import _check_unique
 from navigator.config import (
     MAX_SEED,
@@ -84,8 +89,15 @@ class CurveConfig:
         if "replay" in self.strategies and not self.replay:
             raise SettingError("replay", f"must give the old data (dataset folders) for the replay strategy; "
                                          f"{SHIPPED_OLD_DATA}")
-        if self.replay and "replay" not in self.strategies:
-            raise SettingError("replay", "is read by the replay strategy only: drop it, or add replay to strategies")
+        # A strategy-specific setting no strategy of the curve reads would be ignored silently: the top-level
+        # replay, and train's replay_fraction and anchor (train applies to every strategy: only refused when none
+        # of them reads it).
+        unread = unread_settings({*self.train, *(("replay",) if self.replay else ())}, self.strategies)
+        if unread:
+            name, owner = unread[0]
+            raise SettingError(name if name == "replay" else f"train.{name}",
+                               f"is read by the {owner} strategy only, which strategies does not list: drop it, or "
+                               f"add {owner} to strategies")
         self.adaptation(self.sceneries[0], self.demonstrations[0], self.strategies[0], self.seeds[0])  # checks train
         if not self.out:
             raise SettingError("out", "must name a folder, got ''")

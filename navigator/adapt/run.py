@@ -3,8 +3,8 @@ that it could not learn from, build the training recipe, and run it through the 
 strategy's extras (`navigator.training.pipeline.run_recipe`: run.json, progress, strict resume, dataset fingerprints).
 
 Everything is checked before any work: a pilot that is no trainable checkpoint, data recorded with another camera,
-airframe or task than the policy's, a replay strategy without old data, an --out that holds something else; and on
-resume, settings or a starting checkpoint that changed since the run started.
+airframe or task than the policy's, a replay strategy without old data or replaying the new data, an --out that holds
+something else; and on resume, settings or a starting checkpoint that changed since the run started.
 """
 
 from __future__ import annotations
@@ -14,11 +14,16 @@ import math
 from pathlib import Path
 from typing import Any
 
-from navigator.adapt.config import AdaptConfig, AdaptTrainConfig, recorded_adaptation
+from navigator.adapt.config import (
+    SHIPPED_OLD_DATA,
+    AdaptConfig,
+    AdaptTrainConfig,
+    recorded_adaptation,
+)
 from navigator.config import to_dict
-from navigator.dataset import file_sha256, open_datasets
+from navigator.dataset import file_sha256, open_datasets, read_manifest
 from navigator.errors import UserError
-from navigator.resume import describe, differences
+from navigator.resume import Difference, describe, differences
 from navigator.training import pipeline as training
 
 
@@ -78,6 +83,28 @@ def check_data(paths: tuple[str, ...], flag: str, pilot: str, camera: dict[str, 
                             f"--task {tasks[0]}), or adapt a policy of {other[0]} (--task {other[0]})")
 
 
+def check_replay_is_old(data: tuple[str, ...], replay: tuple[str, ...]) -> None:
+    """Refuse a dataset given both as new data and as old data to replay, however it is spelt (folders compared by
+    device and inode, as `require_distinct` compares --data): its episodes would be replayed as what the policy
+    must not forget, and the replay strategy would be fine-tuning on the new data twice over."""
+    for old in map(Path, replay):
+        for new in map(Path, data):
+            if old.is_dir() and new.is_dir() and old.samefile(new):
+                same = f"--replay {old} is also given as --data" if str(old) == str(new) else (
+                    f"--replay {old} and --data {new} are the same dataset folder")
+                raise UserError(f"{same}: it would replay the new demonstrations as the old ones; give the data the "
+                                f"policy was trained on as --replay ({SHIPPED_OLD_DATA})")
+
+
+def data_presets(paths: tuple[str, ...]) -> list[str]:
+    """The presets (sceneries; suite names for navigator eval) of the episodes of datasets `paths`, in the order
+    first met."""
+    presets: list[str] = []
+    for path in paths:
+        presets += [e.preset for e in read_manifest(Path(path)).episodes if e.preset not in presets]
+    return presets
+
+
 def prepare(config: AdaptConfig) -> AdaptTrainConfig:
     """The checked training recipe of `config`, before any work (see the module's docstring)."""
     start = start_checkpoint(config)
@@ -86,6 +113,7 @@ def prepare(config: AdaptConfig) -> AdaptTrainConfig:
     shown = config.pilot if config.pilot.strip().lower() != "pretrained" else f"pretrained ({start})"
     check_data(config.data, "--data", shown, camera, airframe, tasks)
     check_data(config.replay, "--replay", shown, camera, airframe, tasks)
+    check_replay_is_old(config.data, config.replay)
     model = {"model": policy.config.model, "normalisation": policy.config.image.normalisation,
              "feature_size": policy.config.feature_size, "head_size": policy.config.head_size}
     return config.recipe(str(start), file_sha256(start), model, metadata.get("train_config"))
@@ -104,10 +132,7 @@ def check_resumable(config: AdaptConfig, recipe: AdaptTrainConfig) -> None:
         raise UserError(f"--resume: {out} holds a training run, not an adaptation; continue it with navigator train "
                         f"--out {out} --resume")
     given = {name: value for name, value in recorded_adaptation(to_dict(recipe)).items() if name != "out"}
-    found = differences({k: v for k, v in recorded_adaptation(recorded).items() if k != "out"}, given)
-    if found:
-        raise UserError(f"--resume: {out} was adapted with other settings: {describe(found, 'run')}; drop the flags "
-                        f"that differ (the run's settings are read from {record}), or choose another --out")
+    refuse_changed(out, differences({k: v for k, v in recorded_adaptation(recorded).items() if k != "out"}, given))
     if finished(out, recipe.dagger.rounds):
         rounds = f" and {recipe.dagger.rounds} DAgger rounds" if recipe.dagger.rounds else ""
         raise UserError(f"--resume: {out} is finished (all {recipe.epochs} epochs{rounds}): nothing to resume; to "
@@ -117,6 +142,14 @@ def check_resumable(config: AdaptConfig, recipe: AdaptTrainConfig) -> None:
         raise UserError(f"--resume: the starting checkpoint {recipe.adapt.start} changed since {out} started (its "
                         f"sha256 was {str(recorded['adapt'].get('start_sha256'))[:12]}): resuming would continue "
                         f"another policy; restore it, or adapt again in another --out")
+
+
+def refuse_changed(out: Path, found: list[Difference]) -> None:
+    """On --resume: refuse, naming each, settings that differ from those the run in `out` recorded."""
+    if found:
+        raise UserError(f"--resume: {out} was adapted with other settings: {describe(found, 'run')}; drop the flags "
+                        f"that differ (the run's settings are read from {out / training.RUN_RECORD}), or choose "
+                        f"another --out")
 
 
 def finished(out: Path, dagger_rounds: int) -> bool:

@@ -10,6 +10,7 @@ examples:
   navigator adapt --out runs/night --resume                                       # after an interruption
   navigator eval --pilot pretrained --pilot runs/night/best.pt --suites night,summer --out reports/night
   navigator adapt curve --config launch/adapt/night_small.yaml                    # the learning-curve report
+  navigator adapt curve --out reports/adapt-night-small --resume                  # its recorded settings, continued
 
 Strategies: finetune (all weights, new data only), replay (new data mixed with replayed old data: --replay-fraction
 of each batch's windows), freeze-cnn (the perception CNN frozen, only the liquid head trains), l2-anchor (an L2
@@ -31,6 +32,8 @@ frozen, l2-anchor anchors to the starting weights). The roll-outs' seeds join th
 number of new demonstrations (prefixes of one collected dataset), each strategy and each training seed, it collects,
 adapts and then evaluates all adapted policies and the starting one together on the new sceneries and the old
 suites: success against demonstrations, forgetting on the old suites (curve.md, curve.json, curve.png in --out).
+With --resume the curve continues with the settings OUT/adapt-curve.json recorded; --config, when given, must match
+them.
 """
 
 from __future__ import annotations
@@ -84,7 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: the config's out)")
     parser.add_argument("--resume", action="store_true", help="continue the adaptation (or, with curve, the "
                                                               "learning curve) in --out, with its recorded settings")
-    parser.add_argument("--config", type=Path, help="curve: the learning-curve config (see launch/adapt/)")
+    parser.add_argument("--config", type=Path, help="curve: the learning-curve config (see launch/adapt/); with "
+                                                    "--resume it may be left out: the settings OUT/adapt-curve.json "
+                                                    "recorded")
     parser.add_argument("--workers", type=int, default=None, help="curve: parallel processes of the collection and "
                                                                   "evaluation; the results do not depend on it "
                                                                   "(default: one per CPU core)")
@@ -111,14 +116,38 @@ def run(args: argparse.Namespace) -> int:
     return _adapt(args)
 
 
+def _given(args: argparse.Namespace) -> dict[str, str]:
+    """The adaptation's flags given: setting (dotted) -> flag."""
+    return {key: flag for flag, key, _, _ in ADAPT_FLAGS if getattr(args, _dest(flag)) is not None}
+
+
+def _refuse_unread(args: argparse.Namespace, strategy: str) -> None:
+    """Refuse a strategy-specific flag given for a strategy that does not read it (it would be ignored silently)."""
+    from navigator.adapt.config import unread_settings
+    from navigator.errors import UserError
+
+    given = _given(args)
+    unread = unread_settings(given, (strategy,))
+    if unread:
+        name, owner = unread[0]
+        raise UserError(f"{given[name]} is read by the {owner} strategy only, not {strategy}: drop it, or give "
+                        f"--strategy {owner}")
+
+
 def _adapt(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from navigator.adapt.run import adapt
+    from navigator.adapt.config import changed_settings
+    from navigator.adapt.run import adapt, data_presets, refuse_changed
     from navigator.commands.common import check_output_folder, progress_bar
     from navigator.training.pipeline import load_trained
 
-    config = FLAGS.load(args, _source(args), lambda overrides: {**overrides, "out": args.out and str(args.out)})
+    source = _source(args)
+    if source is not None:  # a flag that differs from the run's is named as such, before the merged settings' checks
+        given = {key: getattr(args, _dest(flag)) for key, flag in _given(args).items()}
+        refuse_changed(_run_folder(args), changed_settings(source.data, given))
+    config = FLAGS.load(args, source, lambda overrides: {**overrides, "out": args.out and str(args.out)})
+    _refuse_unread(args, config.strategy)
     check_output_folder(Path(config.out), "--out", continuing=args.resume, kind="training run")
     console = Console()
     with progress_bar(console) as progress:
@@ -127,22 +156,29 @@ def _adapt(args: argparse.Namespace) -> int:
     lineage = metadata["adapted_from"]
     console.print(f"adapted {lineage['checkpoint']} ({lineage['strategy']}): best validation loss "
                   f"{metadata['val_loss']:.4f} (epoch {metadata['epoch']})")
+    suites = ",".join(dict.fromkeys([*data_presets(config.data), "summer"]))
     console.print(f"adapted policy: {best}  ·  fly it: navigator fly --pilot {best}  ·  measure it: navigator eval "
-                  f"--pilot pretrained --pilot {best} --suites summer,NEW_SCENERY --out reports/NAME")
+                  f"--pilot pretrained --pilot {best} --suites {suites} --out reports/NAME")
     return 0
+
+
+def _run_folder(args: argparse.Namespace) -> Path:
+    """The adaptation's run folder: --out, or the default one."""
+    from navigator.config import field_default
+
+    return Path(args.out if args.out is not None else field_default(FLAGS.cls, "out"))
 
 
 def _source(args: argparse.Namespace) -> RecordedSettings | None:
     """With --resume: the settings OUT/run.json recorded (flags given on top must match them); else none."""
     from navigator.adapt.config import recorded_adaptation
     from navigator.adapt.run import read_run_config
-    from navigator.config import field_default
     from navigator.errors import UserError
     from navigator.training.pipeline import RUN_RECORD
 
     if not args.resume:
         return None
-    out = Path(args.out if args.out is not None else field_default(FLAGS.cls, "out"))
+    out = _run_folder(args)
     if not (out / RUN_RECORD).is_file():
         raise UserError(f"--resume: {out} holds no adaptation to continue (no {RUN_RECORD}); give the run's folder "
                         f"as --out, or drop --resume to start one")
@@ -190,15 +226,15 @@ def _curve(args: argparse.Namespace) -> int:
     from navigator.errors import UserError
     from navigator.evaluation import pipeline as evaluation
 
-    if args.config is None:
-        raise UserError("navigator adapt curve needs --config FILE (see launch/adapt/, e.g. "
-                        "launch/adapt/night_small.yaml)")
     workers = 0 if args.workers is None else args.workers
     if workers < 0:
         raise UserError(f"--workers must be >= 0 (0: one per CPU core), got {workers}")
+    source = _curve_source(args)
     overrides = {"out": None if args.out is None else str(args.out)}
-    config = load_config(CurveConfig, args.config, overrides, {"out": "--out"})
-    out_flag = "--out" if args.out is not None else f"out in {args.config}:"
+    if isinstance(source, RecordedSettings):  # the record holds no out: it is where the record was found
+        overrides["out"] = str(_curve_folder(args))
+    config = load_config(CurveConfig, source, overrides, {"out": "--out"})
+    out_flag = "--out" if args.out is not None or args.config is None else f"out in {args.config}:"
     check_output_folder(Path(config.out), out_flag, continuing=args.resume)
     console = Console()
     with progress_bar(console) as progress:
@@ -233,7 +269,7 @@ def _curve(args: argparse.Namespace) -> int:
                 console.print(f"[bold]evaluation of the {escape(scenery)} adaptations[/bold]")
                 return Evaluation()
 
-        document = run_curve(config, args.resume, workers, Show(), str(args.config))
+        document = run_curve(config, args.resume, workers, Show(), str(source))
     for entry in document["cells"]:
         scenery = entry["scenery"]
         console.print(f"{scenery} N={entry['demonstrations']:<3} {entry['strategy']:>10}: {scenery} "
@@ -241,3 +277,32 @@ def _curve(args: argparse.Namespace) -> int:
                           f"{suite} {cell(entry['success'][suite])}" for suite in document["old_suites"]))
     console.print(f"learning curve written to {Path(config.out) / 'curve.md'} (and curve.json, curve.png)")
     return 0
+
+
+def _curve_folder(args: argparse.Namespace) -> Path:
+    """The learning curve's folder without --config: --out, or the default one."""
+    from navigator.adapt.curve_config import CurveConfig
+    from navigator.config import field_default
+
+    return Path(args.out if args.out is not None else field_default(CurveConfig, "out"))
+
+
+def _curve_source(args: argparse.Namespace) -> Path | RecordedSettings:
+    """Where the curve's settings come from: --config; or, continuing one without it, what OUT/adapt-curve.json
+    recorded (less the starting checkpoint's sha256, which resuming compares). A folder without that record is
+    refused here, naming both ways to give the settings."""
+    from navigator.adapt.curve import CURVE
+    from navigator.commands.common import recorded_settings
+    from navigator.errors import UserError
+
+    if args.config is not None:
+        return args.config
+    if not args.resume:
+        raise UserError("navigator adapt curve needs --config FILE (see launch/adapt/, e.g. "
+                        "launch/adapt/night_small.yaml), or --resume to continue the curve in --out")
+    out = _curve_folder(args)
+    recorded = recorded_settings(out / CURVE.record, "settings", dropped=("start_sha256",))
+    if recorded is None:
+        raise UserError(f"--resume: {out} holds no learning curve to continue (no readable {CURVE.record}); give the "
+                        f"curve's folder as --out, or start one with --config FILE")
+    return recorded

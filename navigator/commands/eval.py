@@ -87,8 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                   "saliency on the target's pixels (not for the expert or bundles)",
               action="store_const", const=True)
     FLAGS.add(parser, "--attention-method", "attention_method", f"saliency for --attention: {' | '.join(METHODS)}")
-    FLAGS.add(parser, "--attention-every", "attention_every", "camera steps between two attention measurements "
-                                                              "(each costs a saliency map)", type=int,
+    FLAGS.add(parser, "--attention-every", "attention_every", "camera steps between two attention measurements, "
+                                                              "with --attention (each costs a saliency map)", type=int,
               default_text=", ".join(f"{every} for {method}" for method, every in DEFAULT_EVERY.items()) +
               ": eval about 30% slower at most")
     parser.add_argument("--videos", type=int, default=0, metavar="K", help="film the first K failed episodes of "
@@ -126,6 +126,10 @@ def run(args: argparse.Namespace) -> int:
     if source is None and args.resume:
         source = recorded_settings(args.out / "eval.json", "settings")
     settings = FLAGS.load(args, source)
+    if args.attention_method is not None and not settings.attention:
+        # Recorded in eval.json but never used: refused like --attention-every without --attention.
+        raise UserError("--attention-method must come with --attention: it picks the saliency attention is measured "
+                        "with; add --attention, or drop --attention-method")
     backend = BACKEND_FLAGS.load(args, None)
     check_output_folder(args.out, "--out", continuing=args.resume, kind="evaluation")
 

@@ -2,7 +2,7 @@
 
 examples:
   navigator explain --out reports/explain-summer          # the shipped policy, one summer fly-to-target episode
-  navigator explain --preset winter --seed 7 --method integrated-gradients --out reports/explain-winter
+  navigator explain --preset winter --seed 100007 --method integrated-gradients --out reports/explain-winter
   navigator explain --pilot runs/NAME/best.pt --task hike --out reports/explain-hike --max-seconds 20
   navigator explain --from-dataset datasets/summer --episode 3 --out reports/explain-demo3  # a recorded episode
   navigator explain --out reports/explain-summer --ablation-episodes 20 --overwrite
@@ -39,10 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
               default_text="summer; a dataset episode's own with --from-dataset")
     FLAGS.add(parser, "--airframe", "scenario.airframe", "x500 | cf2x")
     FLAGS.add(parser, "--seed", "seed", "world seed of the flown episode; the ablation's closed-loop episodes fly "
-                                        "seeds SEED, SEED+1, ...", type=int)
-    FLAGS.add(parser, "--max-seconds", "scenario.max_seconds", "end each episode after this many simulated seconds",
+                                        "seeds SEED, SEED+1, ...; none the policy trained on", type=int)
+    FLAGS.add(parser, "--max-seconds", "scenario.max_seconds", "end each flown episode after this many simulated "
+                                                               "seconds (not with --from-dataset: a recorded episode "
+                                                               "is explained whole)",
               type=float, default_text="the task's own limit")
-    FLAGS.add(parser, "--method", "method", "saliency method: visualbackprop | integrated-gradients")
+    FLAGS.add(parser, "--method", "method", "saliency method: visualbackprop | integrated-gradients (any case, "
+                                            "spaces or underscores for hyphens)")
     FLAGS.add(parser, "--ablation-episodes", "ablation_episodes", "closed-loop episodes per silenced command neuron "
                                                                   "(and for the intact policy); 0: open loop only",
               type=int, metavar="N")

@@ -76,10 +76,34 @@ def run(args: argparse.Namespace) -> int:
     from navigator.errors import UserError
     from navigator.training import distributed
 
+    try:
+        if distributed.check_launch() is not None and args.nproc is not None:
+            raise UserError("--nproc starts its own torchrun group, but this process already runs in one; drop "
+                            "--nproc (torchrun's --nproc-per-node says how many)")
+    except UserError:
+        if distributed.follower():  # every process refuses alike: rank 0 says it once
+            return 2
+        raise
     if args.nproc is not None:
         launched = _launch(args)
         if launched is not None:
             return launched
+    try:
+        return _train(args)
+    except KeyboardInterrupt:  # Ctrl-C, or torchrun stopping the group
+        if distributed.interrupted_by_launcher():  # navigator train --nproc says how to continue
+            return 0
+        if distributed.follower():  # rank 0 says how to continue
+            return 130
+        raise
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Train in this process: alone, or as one process of a torchrun group (rank 0 running the recipe, the others
+    following it)."""
+    from navigator.errors import UserError
+    from navigator.training import distributed
+
     with distributed.joined() as group:
         if group is None or group.leader:
             return _run(args)
@@ -90,23 +114,20 @@ def run(args: argparse.Namespace) -> int:
         except UserError as error:  # rank 0 reports the run's errors unmarked; this says whose it is
             raise UserError(str(error) if isinstance(error, distributed.GroupFailed) else
                             f"rank {group.rank}: {error}") from None
-        except KeyboardInterrupt:  # Ctrl-C, or torchrun stopping the group: rank 0 says how to continue
-            return 130
         return 0
 
 
 def _launch(args: argparse.Namespace) -> int | None:
-    """--nproc N: check the settings and folders here, before any process starts, then run this command as N
-    processes of one torchrun group on this machine; returns their exit status (None for N = 1: train here)."""
-    from navigator.errors import UserError
+    """--nproc N: make here every check the command makes before any work (settings, folders, datasets, what a
+    --resume or --extend continues), before any process starts, then run this command as N processes of one
+    torchrun group on this machine; returns their exit status (None for N = 1: train here)."""
     from navigator.training import distributed
+    from navigator.training.pipeline import check_recipe
 
-    if distributed.launch_environment() is not None:
-        raise UserError("--nproc starts its own torchrun group, but this process already runs in one; drop --nproc "
-                        "(torchrun's --nproc-per-node says how many)")
     distributed.check_process_count(args.nproc, "--nproc")
     config = FLAGS.load(args, _source(args))
     _check_folders(config, args)
+    check_recipe(config, args.resume, extend=args.extend)
     if args.nproc == 1:
         return None
     distributed.launch(args.nproc, ["train", *_arguments_without_nproc(args)], config.threads)

@@ -73,9 +73,9 @@ def check_attention(settings: EvalSettings, pilots: list) -> None:
     from navigator.pilots import CheckpointPilot
 
     if not any(isinstance(pilot, CheckpointPilot) for pilot in pilots):
-        raise UserError("--attention measures where a policy checkpoint looks, and no pilot is one (the expert and "
-                        "exported bundles have no saliency): add a --pilot that is pretrained or a .pt checkpoint, "
-                        "or drop --attention")
+        raise UserError(f"--attention measures where a policy checkpoint looks, and none of the pilots "
+                        f"({', '.join(settings.pilots)}) is one (the expert and exported bundles have no saliency): "
+                        f"add a --pilot that is pretrained or a .pt checkpoint, or drop --attention")
     if settings.attention_method == "integrated-gradients":
         import captum.attr  # noqa: F401
 
@@ -101,7 +101,9 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
     hooks = hooks or Hooks()
     flying = workers if backend.kind == "ray" else workers or os.cpu_count() or 1
     workers = workers or os.cpu_count() or 1
-    check_folder(out, resume)
+    recorded = check_folder(out, resume)
+    if recorded is not None:
+        _refuse_other_pilots(out, recorded, settings)
     pilots = inspect_pilots(settings)
     open_folder(out, settings, pilots, resume)
     finished = read_finished(out, settings)
@@ -129,6 +131,18 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
                            [video_path(out, settings, key).relative_to(out).as_posix() for key in shown])
     atomic_write_bytes(out / "report.md", report.encode())
     return results
+
+
+def _refuse_other_pilots(out: Path, recorded: dict, settings: EvalSettings) -> None:
+    """Refuse resuming `out` (its eval.json document `recorded`) with other pilot specs than it records, before the
+    pilots are built: what building them checks (--attention needs a policy checkpoint among them) would otherwise
+    be blamed for the user's real mistake. open_folder compares the rest (settings, checkpoint bytes)."""
+    recorded_settings = recorded.get("settings")
+    pilots = recorded_settings.get("pilots") if isinstance(recorded_settings, dict) else None
+    if isinstance(pilots, list) and pilots != list(settings.pilots):
+        raise UserError(f"--resume: {out} was started with pilots {', '.join(map(str, pilots))}, not "
+                        f"{', '.join(settings.pilots)}; resume with the pilots it was started with (give no --pilot), "
+                        f"or choose another --out")
 
 
 def _film_failures(out: Path, settings: EvalSettings, records: dict[EpisodeKey, EpisodeRecord], per_pair: int,

@@ -4,7 +4,9 @@ YAML-loadable config.
 Every pilot flies the same (suite, seed) worlds, so comparisons between pilots are paired. Evaluation seeds start far
 from the seeds demonstrations use (0, 1, ...) and below DAgger's (1,000,000 per round). A sweep's levels are flown as
 suites of their own (`navigator.evaluation.sweeps`), after the named suites: `flown_suites`. With `attention`, every
-policy pilot's attention on target is measured every `attention_interval` steps by saliency method `attention_method`.
+policy pilot's attention on target is measured every `attention_every` steps by saliency method `attention_method`;
+left unset, `attention_every` becomes the method's own interval when the settings are built, so that eval.json records
+the interval flown (and `--resume --attention-every 5` matches a folder started without it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from navigator.config import MAX_SEED, SettingError, check_seed_span, check_settings, from_dict, setting, setting_check
 from navigator.evaluation.sweeps import SweepPoint, check_sweep, point_scenery, sweep_points
-from navigator.explain.methods import DEFAULT_EVERY, METHODS
+from navigator.explain.methods import DEFAULT_EVERY, canonical_method
 from navigator.scenario import (HELD_OUT_SEED, CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot,
                                 canonical_preset, canonical_task, set_canonical)
 
@@ -47,11 +49,13 @@ class EvalSettings:
     sweep_base: str = "summer"  # the suite (preset spec) the sweeps' levels are applied to
     attention: bool = False  # measure each policy pilot's attention on target (navigator.explain.attention)
     attention_method: str = "visualbackprop"  # a saliency method: navigator.explain.methods.METHODS
-    attention_every: int | None = setting(None, ge=1)  # camera steps between measurements; None: the method's own
+    # Camera steps between measurements; None: the method's own (DEFAULT_EVERY), filled in with `attention`.
+    attention_every: int | None = setting(None, ge=1)
 
     def __post_init__(self) -> None:
         """Check ranges and names (before any world is built) and store names one way only ("winter + wind" as
-        "winter+wind"), so that a suite given twice in two spellings is caught."""
+        "winter+wind", "Integrated Gradients" as "integrated-gradients"), so that a suite given twice in two
+        spellings is caught; with `attention`, an unset `attention_every` becomes the method's own interval."""
         check_settings(self)
         check_seed_span(self.seed, self.episodes, "seed", "episodes")
         set_canonical(self, "task", canonical_task)
@@ -62,9 +66,14 @@ class EvalSettings:
         set_canonical(self, "sweeps", lambda names: tuple(name.strip().lower() for name in names))
         with setting_check("sweep_levels" if self.sweep_levels else "sweeps"):
             check_sweep(self.sweeps, self.sweep_levels)
-        if self.attention_method not in METHODS:
-            raise SettingError("attention_method", f"must be one of {', '.join(METHODS)}, got "
-                                                   f"{self.attention_method!r}")
+        set_canonical(self, "attention_method", canonical_method)
+        if self.attention and self.attention_every is None:
+            object.__setattr__(self, "attention_every", DEFAULT_EVERY[self.attention_method])
+        elif not self.attention and self.attention_every is not None:
+            # Recorded but never used: the user meant to measure attention, or set the wrong key.
+            raise SettingError("attention_every", "must come with {attention}: it sets how often attention is "
+                                                  "measured; add {attention}, or drop {attention_every}",
+                               ("attention", "attention_every"))
         for name in ("pilots", "suites"):
             names = getattr(self, name)
             if not names:
@@ -82,7 +91,8 @@ class EvalSettings:
 
     @property
     def attention_interval(self) -> int:
-        """Camera steps between two attention measurements: `attention_every`, or the method's default."""
+        """Camera steps between two attention measurements: `attention_every` (the method's default if it was
+        unset), also for settings recorded before the default was filled in."""
         return self.attention_every or DEFAULT_EVERY[self.attention_method]
 
     @property

@@ -3,6 +3,8 @@ and `--help` read them; `saliency` computes the maps)."""
 
 from __future__ import annotations
 
+import re
+
 from navigator.errors import UserError
 
 METHODS = ("visualbackprop", "integrated-gradients")
@@ -11,8 +13,20 @@ METHODS = ("visualbackprop", "integrated-gradients")
 DEFAULT_EVERY = {"visualbackprop": 5, "integrated-gradients": 30}
 
 
+def canonical_method(name: str) -> str:
+    """The method's name as METHODS spell it, however typed (" Integrated Gradients", "INTEGRATED_GRADIENTS" ->
+    "integrated-gradients": names compared as `sim_envs.normal_name` compares them, spaces and underscores read as
+    hyphens); a ValueError listing METHODS for any other."""
+    from sim_envs import normal_name
+
+    if isinstance(name, str) and re.sub(r"[\s_-]+", "-", normal_name(name)) in METHODS:
+        return re.sub(r"[\s_-]+", "-", normal_name(name))
+    raise ValueError(f"unknown saliency method {name!r}; valid methods are: {', '.join(METHODS)}")
+
+
 def check_method(method: str) -> str:
-    """`method` if it is one of METHODS, else a UserError listing them."""
-    if method not in METHODS:
-        raise UserError(f"unknown saliency method {method!r}; valid methods are: {', '.join(METHODS)}")
-    return method
+    """`method` as METHODS spell it (`canonical_method`), else a UserError listing them."""
+    try:
+        return canonical_method(method)
+    except ValueError as error:
+        raise UserError(str(error)) from None

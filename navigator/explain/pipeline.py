@@ -3,13 +3,19 @@
 The episode is flown (a seed in a scenario, recording the camera, the target's image region and the chase view at
 every step) or read from a dataset. Then, from the same inputs: the saliency video (`saliency.mp4`), the neuron
 traces (`traces.png`, `traces.npz`), the wiring diagram (`wiring.png`, NCP heads), the command-neuron ablation
-(`ablation.md|png|json`, NCP heads) and the record of what was run (`explain.json`, written last). Every file is
-written atomically; --overwrite replaces an earlier explanation's files and nothing else.
+(`ablation.md|png|json`, NCP heads) and the record of what was run (`explain.json`, written last). The files are
+built in a temporary folder beside the output folder and moved into place once complete: a run that fails or is
+interrupted leaves nothing behind, and --overwrite keeps the earlier explanation intact until the new one replaces it
+whole (never anything else: `check_out` refuses a folder holding other files). A flown episode and the ablation's
+worlds are refused, as `navigator eval` refuses them, if the policy trained on them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +26,7 @@ import numpy as np
 
 from navigator.commands.common import check_output_folder
 from navigator.config import to_dict
-from navigator.dataset.atomic import atomic_write_bytes
+from navigator.dataset.atomic import atomic_write_bytes, commit, temporary_name
 from navigator.errors import UserError
 from navigator.evaluation.folder import write_json
 from navigator.explain.settings import ExplainConfig
@@ -163,33 +169,51 @@ def dataset_scenario(metadata: dict[str, Any], scenario) -> Any:
 
 def explain(config: ExplainConfig, out: Path, hooks: Hooks) -> dict[str, Any]:
     """Write the explanation of `config`'s episode into `out` (checked with `check_out` by the caller) and return the
-    explain.json document. UserErrors: a pilot that cannot fly the scenario, a dataset or episode that cannot be
-    read."""
+    explain.json document. UserErrors: a pilot that cannot fly the scenario or was trained on its worlds, a dataset
+    or episode that cannot be read. On any error or interruption nothing is left behind: not the temporary folder,
+    not the folders above `out` it created, and `out` as it was."""
     import torch
 
     started = time.monotonic()
+    created = [folder for folder in out.parents if not folder.exists()]  # deepest first
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = temporary_name(out)
+    building.mkdir()
     # Every policy call here is one batch-1 step of a small network: threads gain nothing on it, and where the cores
     # are busy their synchronisation made a step 100x slower (114 ms instead of 0.7 ms, measured under load 9 on 2
     # cores).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    # explain.json is written last: a folder without it holds an explanation that did not finish.
-    (out / "explain.json").unlink(missing_ok=True)
     try:
-        document = _explain(config, out, hooks)
+        document = _explain(config, building, hooks)
+        document["wall_seconds"] = round(time.monotonic() - started, 1)
+        write_json(building / "explain.json", document)
+        _move_into_place(building, out)
+    except BaseException:  # KeyboardInterrupt too: an interrupted run leaves nothing to --overwrite
+        shutil.rmtree(building, ignore_errors=True)
+        for folder in created:
+            if folder.exists() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
     finally:
         torch.set_num_threads(threads)
-    document["wall_seconds"] = round(time.monotonic() - started, 1)
-    write_json(out / "explain.json", document)
-    written = set(document["files"]) | {"explain.json"}
-    for stale in EXPLAIN_FILES:  # an earlier explanation's files that this one has no counterpart for
-        if stale not in written:
-            (out / stale).unlink(missing_ok=True)
     return document
 
 
+def _move_into_place(building: Path, out: Path) -> None:
+    """Replace `out` (absent, empty, or an earlier explanation `check_out` let --overwrite replace) by the complete
+    folder `building` beside it."""
+    if out.is_dir() and any(out.iterdir()):
+        earlier = temporary_name(out)
+        os.replace(out, earlier)
+        commit(building, out)
+        shutil.rmtree(earlier)
+    else:
+        commit(building, out)  # a rename onto an empty folder replaces it
+
+
 def _explain(config: ExplainConfig, out: Path, hooks: Hooks) -> dict[str, Any]:
-    """Every file but explain.json; returns its document."""
+    """Every file but explain.json into the existing folder `out`; returns its document."""
     from navigator.pilots import make_pilot
     from navigator.scenario import make_scenario_env
     from navigator.training.loop import git_commit
@@ -201,16 +225,43 @@ def _explain(config: ExplainConfig, out: Path, hooks: Hooks) -> dict[str, Any]:
         scenario = dataset_scenario(metadata, config.scenario)
     env = make_scenario_env(scenario)
     try:
-        pilot = make_pilot(config.pilot, env)
+        try:
+            pilot = make_pilot(config.pilot, env)
+        except UserError as error:
+            raise (error if recording is None else _recorded_elsewhere(config, str(error))) from None
+        # The explained world when flown, and the ablation's: none that training flew (as `navigator eval`).
+        _refuse_training_worlds(config, pilot, scenario.task, flying=recording is None)
         if recording is None:
             hooks.stage(f"flying seed {config.seed}")
             recording = fly_recording(env, pilot, config.seed, hooks)
-        out.mkdir(parents=True, exist_ok=True)
         document = _explain_recording(config, recording, pilot, env, out, hooks)
     finally:
         env.close()
     return {"format": FORMAT, "version": VERSION, "config": to_dict(config), "scenario": to_dict(scenario),
             "checkpoint": pilot.name, "commit": git_commit(), **document}
+
+
+def _refuse_training_worlds(config: ExplainConfig, pilot, task: str, flying: bool) -> None:
+    """UserError if the checkpoint pilot's training flew the explained world (seed `config.seed`, when `flying`) or
+    one of the ablation's closed-loop worlds (seed, seed+1, ...): a recorded episode is what it is, unchecked."""
+    from navigator.evaluation.seeds import check_no_overlap, training_seeds
+
+    worlds = range(config.seed, config.seed + max(config.ablation_episodes, int(flying)))
+    check_no_overlap(f"pilot {config.pilot}", training_seeds(pilot.metadata), task, worlds)
+
+
+def _recorded_elsewhere(config: ExplainConfig, refusal: str) -> UserError:
+    """The pilot's refusal of a dataset episode's scenario (`refusal`, as `navigator.pilots.check_scenario` words it
+    for a flight: each difference, then how to fly otherwise) restated for a recorded episode, which no flag flies
+    otherwise: pick another dataset or another policy. Any other refusal (an unreadable checkpoint) as it is."""
+    problems = refusal.split("; and ")
+    if not all(re.search(r"[;:] fly it with ", problem) for problem in problems):
+        return UserError(refusal)
+    found = "; ".join(re.split(r"[;:] fly it with ", problem)[0].replace("this scenario has", "the episode has")
+                      for problem in problems)
+    return UserError(f"episode {config.dataset_episode} of {config.from_dataset} was recorded in a scenario the "
+                     f"policy was not trained for ({found}): explain an episode of a dataset recorded with the "
+                     f"policy's task, airframe and camera, or a policy trained on the dataset's")
 
 
 def _explain_recording(config: ExplainConfig, recording: Recording, pilot, env, out: Path,

@@ -47,8 +47,9 @@ def saliency_maps(policy: Policy, images: np.ndarray, states: np.ndarray, dts: n
     step; hidden: the recurrent state before the first frame (batch 1, as `policy.initial_hidden(1)`; None: an
     episode's start). Returns (T, H, W) float32 maps, each >= 0 and summing to 1 (a distribution of saliency mass
     over the image); a frame of all-zero relevance gets the uniform map. The recurrent state is carried step by step
-    through the sequence, as in flight. UserError for an unknown method; ValueError for inputs of other shapes."""
-    check_method(method)
+    through the sequence, as in flight. `method` is read as `canonical_method` reads it ("Integrated Gradients");
+    UserError for an unknown one; ValueError for inputs of other shapes."""
+    method = check_method(method)
     spec = policy.config.image
     count = len(images)
     expected = (count, spec.input_height, spec.input_width, 3)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from navigator.config import MAX_SEED, SettingError, check_seed_span, check_settings, setting
-from navigator.explain.methods import METHODS
+from navigator.explain.methods import canonical_method
 from navigator.scenario import HELD_OUT_SEED, ScenarioConfig, canonical_pilot, set_canonical
 
 MAX_ABLATION_EPISODES = 1000  # per neuron; the intact policy flies as many
@@ -43,12 +43,17 @@ class ExplainConfig:
         check_settings(self)
         check_seed_span(self.seed, max(1, self.ablation_episodes), "seed", "ablation_episodes")
         set_canonical(self, "pilot", explainable_pilot)
-        if self.method not in METHODS:
-            raise SettingError("method", f"unknown saliency method {self.method!r}; valid methods are: "
-                                         f"{', '.join(METHODS)}")
+        set_canonical(self, "method", canonical_method)
         if self.episode is not None and self.from_dataset is None:
             raise SettingError("episode", "must come with {from_dataset}: it picks an episode of that dataset; give "
                                           "the dataset, or drop {episode} to fly one", ("episode", "from_dataset"))
+        if self.from_dataset is not None and self.scenario.max_seconds is not None:
+            # A recorded episode is explained as long as it was recorded: a limit would hold only for the ablation's
+            # flights, and explain.json would record a limit the explained episode never had.
+            raise SettingError("scenario.max_seconds", "must be left out with {from_dataset}: a recorded episode "
+                                                       "is explained whole, as recorded (the limit would hold only "
+                                                       "for the ablation's flights); drop {scenario.max_seconds}",
+                               ("from_dataset", "scenario.max_seconds"))
         if self.from_dataset is not None and not Path(self.from_dataset).is_dir():
             raise SettingError("from_dataset", f"{self.from_dataset} is not a folder; give a dataset folder "
                                                f"(one holding manifest.json)")

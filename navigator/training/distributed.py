@@ -28,10 +28,12 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,6 +53,9 @@ LEADER_WAIT = timedelta(hours=24)
 # What torchrun (or a manual env:// launch) sets for each process; the first four are what joining needs.
 REQUIRED = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 LAUNCHER_SET = (*REQUIRED, "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+# Set by `launch` for the processes it starts: its folder, where it marks (_INTERRUPTED) a Ctrl-C it passed on.
+LAUNCHER_FOLDER = "NAVIGATOR_LAUNCHER_FOLDER"
+_INTERRUPTED = "interrupted"
 _LAUNCH_ADVICE = ("start the training with torchrun (torchrun --nproc-per-node N -m navigator train ...) or with "
                   "navigator train ... --nproc N, or unset these variables to train in one process")
 
@@ -118,6 +123,29 @@ def launch_environment(environ: Mapping[str, str] = os.environ) -> Launch | None
     return Launch(rank, world, _integer("LOCAL_WORLD_SIZE", local, 1) if local else None)
 
 
+def check_launch(environ: Mapping[str, str] = os.environ) -> Launch | None:
+    """`launch_environment`, refusing a group with more processes on this machine than it has cores: the checks
+    that every process of a group makes alike before joining it (`follower` says which one reports them)."""
+    launch = launch_environment(environ)
+    if launch is not None and launch.world > 1 and launch.local_world is not None:
+        check_process_count(launch.local_world, "torchrun's --nproc-per-node")
+    return launch
+
+
+def follower(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether this process is one of a torchrun group other than rank 0 (RANK a whole number above 0): a refusal
+    that every process makes alike is printed by rank 0 alone, the others exiting with its status quietly."""
+    rank = environ.get("RANK", "")
+    return rank.isdigit() and int(rank) > 0
+
+
+def interrupted_by_launcher(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether `launch` (navigator train --nproc) passed a Ctrl-C on to this process. It then says how to continue,
+    once, and this process ends quietly with status 0, so that torchrun does not report it as a failure."""
+    folder = environ.get(LAUNCHER_FOLDER)
+    return bool(folder) and (Path(folder) / _INTERRUPTED).exists()
+
+
 @dataclass
 class Group:
     """The joined process group: this process's rank, the group's size and the store that carries rank 0's
@@ -174,12 +202,10 @@ def joined(environ: Mapping[str, str] = os.environ) -> Iterator[Group | None]:
     """Join the group torchrun started this process in (None: a plain run, or a group of one, which needs none), and
     leave it at the end. Errors of a collective (a process that stopped, an unreachable one) become GroupFailed."""
     global _current
-    launch = launch_environment(environ)
+    launch = check_launch(environ)
     if launch is None or launch.world == 1:
         yield None
         return
-    if launch.local_world is not None:
-        check_process_count(launch.local_world, "torchrun's --nproc-per-node")
     try:
         store, rank, world = next(dist.rendezvous("env://", launch.rank, launch.world, timeout=TIMEOUT))
         dist.init_process_group("gloo", store=store, rank=rank, world_size=world, timeout=TIMEOUT)
@@ -198,6 +224,8 @@ def joined(environ: Mapping[str, str] = os.environ) -> Iterator[Group | None]:
     except RuntimeError as error:
         if not _group_error(error):
             raise
+        if interrupted_by_launcher(environ):  # the Ctrl-C stopped another process first
+            raise KeyboardInterrupt from None
         raise GroupFailed(f"rank {rank}: another training process stopped or could not be reached "
                           f"({_first_line(error)}); its own message says why. Rerun with --resume to continue from "
                           f"the last saved epoch") from None
@@ -286,17 +314,54 @@ def parallel(group: Group | None, model: torch.nn.Module) -> torch.nn.Module:
 def launch(processes: int, arguments: Sequence[str], threads: int) -> None:
     """Run `navigator ARGUMENTS` as `processes` processes of one torchrun group on this machine, each with `threads`
     intra-op threads, until all of them end; GroupFailed when one failed (which stops the others). The command is an
-    argument list, never a shell string."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
-               "--nproc-per-node", str(processes), "-m", "navigator", *arguments]
-    # torchrun sets OMP_NUM_THREADS=1 (with a warning) unless it is set; the training sets its threads itself.
-    with subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": str(threads)}) as process:
-        try:
-            status = process.wait()
-        except KeyboardInterrupt:  # the terminal's Ctrl-C reached torchrun and its processes too: let them stop
-            process.wait()
-            raise
+    argument list, never a shell string.
+
+    torchrun keeps its logs and error files in a temporary folder made here and removed at the end (by default it
+    leaves a /tmp/torchelastic_* folder per run). It runs in a session of its own, as it starts its processes, so
+    that a Ctrl-C in the terminal reaches this process alone, which passes it on to the training processes
+    (`_interrupt`): they stop as one process does on Ctrl-C (rank 0 keeping what it saved) but end quietly with
+    status 0, so that torchrun ends without a failure report, and this process says how to continue, once."""
+    with tempfile.TemporaryDirectory(prefix="navigator-torchrun-") as folder:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
+                   "--nproc-per-node", str(processes), "--log-dir", str(Path(folder) / "logs"), "-m", "navigator",
+                   *arguments]
+        # torchrun sets OMP_NUM_THREADS=1 (with a warning) unless it is set; the training sets its threads itself.
+        environment = {**os.environ, "OMP_NUM_THREADS": str(threads), LAUNCHER_FOLDER: folder}
+        with subprocess.Popen(command, env=environment, start_new_session=True) as process:
+            try:
+                status = process.wait()
+            except KeyboardInterrupt:
+                _interrupt(process, Path(folder))
+                raise
     if status != 0:
         raise GroupFailed(f"training with {processes} processes failed (torchrun's exit status {status}): "
                           f"torchrun's report above names the process that failed first, and its own message, if it "
                           f"left one, says why; what the finished epochs saved is kept for --resume")
+
+
+def _interrupt(torchrun: subprocess.Popen, folder: Path) -> None:
+    """Pass a Ctrl-C on to the training processes, torchrun's children, marking it in the launcher's `folder`
+    (`interrupted_by_launcher`), and wait for torchrun to end. A second Ctrl-C while waiting stops torchrun itself
+    (which stops the processes)."""
+    (folder / _INTERRUPTED).touch()
+    for child in _children(torchrun.pid):
+        try:
+            os.kill(child, signal.SIGINT)
+        except ProcessLookupError:  # it ended meanwhile
+            pass
+    try:
+        torchrun.wait()
+    except KeyboardInterrupt:
+        torchrun.send_signal(signal.SIGINT)
+        torchrun.wait()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes `pid` started that still run (Linux's /proc/PID/task/*/children)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:  # the task ended meanwhile
+            continue
+    return children

@@ -122,9 +122,8 @@ def _run_state(out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir() if p.name in RUN_FILES or p.name.endswith((TEMP_SUFFIX, ".partial")))
 
 
-def _start_new(out: Path, config: TrainConfig) -> tuple[Path, ...]:
-    """Check that a new run may start in `out` (missing, or an empty folder), before any work; record its recipe.
-    Returns the folders it created, outermost first."""
+def _check_new(out: Path) -> None:
+    """Refuse to start a new run in `out` unless it is missing or an empty folder."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a run folder; choose a new or empty folder")
     if out.is_dir():
@@ -136,6 +135,12 @@ def _start_new(out: Path, config: TrainConfig) -> tuple[Path, ...]:
             shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
             raise UserError(f"{out} is not empty ({shown}) and holds no training run; choose a new or empty folder "
                             f"for --out")
+
+
+def _start_new(out: Path, config: TrainConfig) -> tuple[Path, ...]:
+    """Check that a new run may start in `out` (missing, or an empty folder), before any work; record its recipe.
+    Returns the folders it created, outermost first."""
+    _check_new(out)
     created = tuple(folder for folder in (*reversed(out.parents), out) if not folder.exists())
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / RUN_RECORD, {"format": RUN_FORMAT, "version": RUN_VERSION, "config": to_dict(config),
@@ -172,6 +177,18 @@ def _read_progress(out: Path) -> ProgressFile:
 def _continue(out: Path, config: TrainConfig, extend: bool) -> ProgressFile:
     """Check that `config` continues the run in `out` (exactly, or extended to more epochs when `extend`), before any
     work; record an extension. Returns the run's progress."""
+    record, progress, extension = _check_continue(out, config, extend)
+    if extension is not None:
+        _extend(out, record, progress, extension)
+    _record_world_size(out)
+    return progress
+
+
+def _check_continue(out: Path, config: TrainConfig,
+                    extend: bool) -> tuple[dict[str, Any], ProgressFile, dict[str, Any] | None]:
+    """Refuse, writing nothing, a `config` that does not continue the run in `out` (exactly, or extended to more
+    epochs when `extend`), a finished run to resume, or a dataset that changed. Returns the run's record, its
+    progress and, when extending, the extension to record (`_extension`)."""
     flag = "--extend" if extend else "--resume"
     if out.exists() and not out.is_dir():
         raise UserError(f"{flag}: --out {out} is a file, not a run folder")
@@ -189,16 +206,26 @@ def _continue(out: Path, config: TrainConfig, extend: bool) -> ProgressFile:
     found = differences(_settings(record["config"]), _settings(to_dict(config)))
     more_epochs = check_continuation(found, lambda d: d.name == "epochs", extend,
                                      Continued(out, "run", str(out / RUN_RECORD), "epochs", "--epochs"))
-    _check_datasets(out, record, flag)
+    _check_datasets(out, record, flag)  # every dataset the record names: it records nothing new
     if extend:
-        _extend(out, config, record, progress, more_epochs[0])
-    elif all(stage.name in progress["completed"] for stage in stages(config, out)):
+        return record, progress, _extension(out, config, progress, more_epochs[0])
+    if all(stage.name in progress["completed"] for stage in stages(config, out)):
         raise UserError(f"--resume: {out} is finished (all {config.epochs} epochs"
                         f"{f' and {config.dagger.rounds} DAgger rounds' if config.dagger.rounds else ''}): nothing to "
                         f"resume; to train it for more epochs pass --extend with a larger --epochs, to fly it: "
                         f"navigator fly --pilot {out / 'best.pt'}")
-    _record_world_size(out)
-    return progress
+    return record, progress, None
+
+
+def check_recipe(config: TrainConfig, resume: bool, extend: bool = False) -> None:
+    """Every refusal of `run_recipe` before any work (a run folder that cannot hold a new run; a continuation whose
+    settings, progress or datasets do not allow it), writing nothing: what a launcher checks before it starts the
+    processes that will run the recipe (`navigator train --nproc`). UserError as `run_recipe` raises it."""
+    out = Path(config.out)
+    if resume or extend:
+        _check_continue(out, config, extend)
+    else:
+        _check_new(out)
 
 
 def _record_world_size(out: Path) -> None:
@@ -262,9 +289,9 @@ def _check_datasets(out: Path, record: dict[str, Any], flag: str = "--resume",
         _write_json(out / RUN_RECORD, {**record, "datasets": sections})
 
 
-def _extend(out: Path, config: TrainConfig, record: dict[str, Any], progress: ProgressFile,
-            epochs: Difference) -> None:
-    """Record in `out` that its first training now runs to `config.epochs`, and reopen that stage."""
+def _extension(out: Path, config: TrainConfig, progress: ProgressFile, epochs: Difference) -> dict[str, Any]:
+    """Refuse to extend the run in `out` once its DAgger rounds began or after it stopped early; otherwise what
+    run.json records of the extension: {"epochs": {"from", "to"}, "after_epoch"}."""
     state_path = out / "last.pt"
     state = read_training_state(state_path) if state_path.exists() else None
     if any(stage.startswith("dagger-") for stage in progress["completed"]) or (
@@ -275,9 +302,13 @@ def _extend(out: Path, config: TrainConfig, record: dict[str, Any], progress: Pr
         raise UserError(f"--extend: {out} stopped early at epoch {state['epoch']}: its validation loss had not "
                         f"improved for {config.patience} epochs (patience), so more epochs would not run; start a "
                         f"new run with --epochs {epochs.given}")
-    extension = {"epochs": {"from": epochs.recorded, "to": epochs.given},
-                 "after_epoch": state["epoch"] if state is not None else 0}
-    _write_json(out / RUN_RECORD, {**record, "config": {**record["config"], "epochs": epochs.given},
+    return {"epochs": {"from": epochs.recorded, "to": epochs.given},
+            "after_epoch": state["epoch"] if state is not None else 0}
+
+
+def _extend(out: Path, record: dict[str, Any], progress: ProgressFile, extension: dict[str, Any]) -> None:
+    """Record in `out` that its first training now runs to the `extension`'s epochs, and reopen that stage."""
+    _write_json(out / RUN_RECORD, {**record, "config": {**record["config"], "epochs": extension["epochs"]["to"]},
                                    "extensions": [*record["extensions"], extension]})
     if "train" in progress["completed"]:
         progress["completed"].remove("train")
