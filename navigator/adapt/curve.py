@@ -151,7 +151,8 @@ def run_curve(config: CurveConfig, resume: bool, workers: int = 0, hooks: Hooks 
         if not skip:
             data = make_prefix(out / "data" / scenery, count, out / "data" / f"{scenery}-{count}")
             settings = config.adaptation(scenery, count, strategy, seed, str(data), str(folder))
-            if not finished(folder, settings.dagger.rounds):  # a run that finished before its name was recorded is not trained again
+            # A run that finished before its name was recorded is not trained again.
+            if not finished(folder, settings.dagger.rounds):
                 adapt(settings, (folder / training.RUN_RECORD).is_file(), hooks.training())
             mark_finished(out, done, name)
         _, metadata = training.load_trained(folder / "best.pt")

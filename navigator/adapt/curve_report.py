@@ -133,7 +133,8 @@ def _dagger_lines(dagger: dict[str, Any]) -> tuple[str, str]:
     rounds = f"{dagger['rounds']} DAgger round{'s' if dagger['rounds'] > 1 else ''}"
     return (f" + {total} roll-outs",
             f" After that training, {rounds} of {dagger['episodes']} roll-outs each: the adapted policy flies worlds "
-            f"of the new scenery (world seeds {dagger['first_seed']} on), the expert labels every frame, and training continues "
+            f"of the new scenery (world seeds {dagger['first_seed']} on), the expert labels every frame, and training "
+            f"continues "
             f"{dagger['epochs']} epochs on the N demonstrations and all roll-outs so far. So N counts the expert's "
             f"demonstrations only; each adaptation also trained on {total} labelled roll-outs of its own.")
 

@@ -23,6 +23,8 @@ at the same path on every node); training itself runs here. The backend may chan
 --nproc N (or `torchrun --nproc-per-node N -m navigator train ...`, also across machines) trains data-parallel:
 DistributedDataParallel over gloo on CPUs, --batch-size being the global batch that the processes share. Rank 0
 writes everything and prints the progress; the others write nothing. Any number of processes may resume a run.
+--nproc makes every check (settings, folders, datasets, what --resume or --extend continues) before torchrun starts;
+torchrun's logs go to a temporary folder removed at the end; Ctrl-C stops every process, keeping the saved epochs.
 """
 
 from __future__ import annotations
@@ -76,12 +78,14 @@ def run(args: argparse.Namespace) -> int:
     from navigator.errors import UserError
     from navigator.training import distributed
 
+    launch = distributed.launch_environment()  # a half-set one is no group: every process says so
     try:
-        if distributed.check_launch() is not None and args.nproc is not None:
+        distributed.check_local_processes(launch)
+        if launch is not None and args.nproc is not None:
             raise UserError("--nproc starts its own torchrun group, but this process already runs in one; drop "
                             "--nproc (torchrun's --nproc-per-node says how many)")
     except UserError:
-        if distributed.follower():  # every process refuses alike: rank 0 says it once
+        if launch is not None and launch.follower:  # every process of the group refuses alike: rank 0 says it
             return 2
         raise
     if args.nproc is not None:
@@ -93,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # Ctrl-C, or torchrun stopping the group
         if distributed.interrupted_by_launcher():  # navigator train --nproc says how to continue
             return 0
-        if distributed.follower():  # rank 0 says how to continue
+        if launch is not None and launch.follower:  # rank 0 says how to continue
             return 130
         raise
 

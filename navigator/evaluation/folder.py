@@ -17,6 +17,7 @@ from navigator.errors import UserError
 from navigator.evaluation.episodes import EpisodeRecord
 from navigator.evaluation.results import PilotInfo
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
+from navigator.explain.methods import DEFAULT_EVERY
 from navigator.resume import describe, differences
 
 FORMAT = "liquid-navigator/eval"
@@ -54,10 +55,14 @@ def check_folder(out: Path, resume: bool) -> dict[str, Any] | None:
 
 def with_added_settings(recorded: Any) -> Any:
     """Evaluation settings recorded before some settings existed, with those settings' defaults filled in (a
-    folder from before sweeps or attention flew none), so that resuming it compares like with like."""
+    folder from before sweeps or attention flew none; one from before the attention interval was recorded flew the
+    method's default), so that resuming it compares like with like."""
     if not isinstance(recorded, dict):
         return recorded
-    return {**{name: value for name, value in to_dict(EvalSettings()).items() if name in ADDED_SETTINGS}, **recorded}
+    filled = {**{name: value for name, value in to_dict(EvalSettings()).items() if name in ADDED_SETTINGS}, **recorded}
+    if filled.get("attention") is True and filled.get("attention_every") is None:  # recorded before the interval
+        filled["attention_every"] = DEFAULT_EVERY.get(filled.get("attention_method"))  # was: the method's default
+    return filled
 
 
 def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], resume: bool) -> None:

@@ -88,6 +88,12 @@ class Launch:
     world: int
     local_world: int | None  # processes on this machine (torchrun sets it; a manual launch may not)
 
+    @property
+    def follower(self) -> bool:
+        """Whether this is a process other than rank 0: a refusal that every process makes alike is printed by
+        rank 0 alone, the others exiting with its status quietly."""
+        return self.rank > 0
+
 
 def _integer(name: str, value: str, low: int) -> int:
     try:
@@ -123,20 +129,11 @@ def launch_environment(environ: Mapping[str, str] = os.environ) -> Launch | None
     return Launch(rank, world, _integer("LOCAL_WORLD_SIZE", local, 1) if local else None)
 
 
-def check_launch(environ: Mapping[str, str] = os.environ) -> Launch | None:
-    """`launch_environment`, refusing a group with more processes on this machine than it has cores: the checks
-    that every process of a group makes alike before joining it (`follower` says which one reports them)."""
-    launch = launch_environment(environ)
+def check_local_processes(launch: Launch | None) -> None:
+    """Refuse a group (`launch`) with more processes on this machine than it has cores: a check that every
+    process of the group makes alike before joining it (rank 0 alone need report it: `Launch.follower`)."""
     if launch is not None and launch.world > 1 and launch.local_world is not None:
         check_process_count(launch.local_world, "torchrun's --nproc-per-node")
-    return launch
-
-
-def follower(environ: Mapping[str, str] = os.environ) -> bool:
-    """Whether this process is one of a torchrun group other than rank 0 (RANK a whole number above 0): a refusal
-    that every process makes alike is printed by rank 0 alone, the others exiting with its status quietly."""
-    rank = environ.get("RANK", "")
-    return rank.isdigit() and int(rank) > 0
 
 
 def interrupted_by_launcher(environ: Mapping[str, str] = os.environ) -> bool:
@@ -202,7 +199,8 @@ def joined(environ: Mapping[str, str] = os.environ) -> Iterator[Group | None]:
     """Join the group torchrun started this process in (None: a plain run, or a group of one, which needs none), and
     leave it at the end. Errors of a collective (a process that stopped, an unreachable one) become GroupFailed."""
     global _current
-    launch = check_launch(environ)
+    launch = launch_environment(environ)
+    check_local_processes(launch)
     if launch is None or launch.world == 1:
         yield None
         return
