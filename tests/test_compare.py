@@ -130,7 +130,8 @@ def test_resuming_a_finished_comparison_trains_nothing_and_gives_the_same_files(
 
 def test_a_comparison_recorded_before_newer_evaluation_settings_resumes(compared):
     # compare.json of a comparison started before `--attention` existed lacks its settings: their defaults are
-    # what it flew, so resuming it is resuming the same comparison.
+    # what it flew, so resuming it is resuming the same comparison. Where roll-outs run (`backend`, added with
+    # Ray) is a resource, like the number of workers, and is not recorded at all.
     from navigator.evaluation.folder import ADDED_SETTINGS
 
     _, config_path, out = compared
@@ -138,6 +139,7 @@ def test_a_comparison_recorded_before_newer_evaluation_settings_resumes(compared
     record = json.loads(current)
     record["settings"]["evaluation"] = {name: value for name, value in record["settings"]["evaluation"].items()
                                         if name not in ADDED_SETTINGS}
+    assert "backend" not in record["settings"]["base"] and "backend" not in record["settings"]["base"]["collect"]
     (out / "compare.json").write_text(json.dumps(record))
     recorder = Recorder()
     try:

@@ -33,8 +33,9 @@ RECORD = "compare.json"
 FINISHED = "finished.json"
 FORMAT = "liquid-navigator/comparison-run"
 VERSION = 1
-# Base recipe settings that cannot change a run's result (resources): they may differ on resume.
-RESOURCES = ("threads", "cache_mb", "collect.workers")
+# Base recipe settings that cannot change a run's result (resources, and where roll-outs run): they may differ on
+# resume.
+RESOURCES = ("threads", "cache_mb", "collect.workers", "backend", "collect.backend")
 
 
 class Hooks:
