@@ -102,23 +102,30 @@ def test_fly_yield_lose_link_recover(bundle: Path, video: Path, tmp_path: Path) 
     assert all(m.coordinate_frame == 8 and m.type_mask == 0x05C7 for _, m in vehicle.setpoints)
 
 
-def test_cli_flies_for_a_duration(bundle: Path, video: Path, tmp_path: Path, capsys) -> None:
+def fly_cli_against_fake_px4(bundle: Path, video: Path, tmp_path: Path, capsys,
+                             *options: str) -> tuple[dict, str, FakeAutopilot]:
+    """`navigator onboard --duration 3 --json OPTIONS` against a fake PX4 (exit 0 asserted): its JSON summary, its
+    stderr and the fake vehicle, closed, holding what it received."""
     port = free_port()
     vehicle = FakeAutopilot(f"udpout:127.0.0.1:{port}", "px4")
     # The fake starts sending once the runtime listens; it only needs to be up within the connect timeout.
     threading.Timer(0.5, vehicle.start).start()
     try:
         code = main(["onboard", "--bundle", str(bundle), "--camera", str(video), "--mavlink",
-                     f"udpin:127.0.0.1:{port}", "--camera-fov", "110", "--engage", "--duration", "3",
+                     f"udpin:127.0.0.1:{port}", "--camera-fov", "110", "--duration", "3", *options,
                      "--log-dir", str(tmp_path / "logs"), "--json"])
     finally:
         vehicle.close()
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    summary = json.loads(captured.out)
+    return json.loads(captured.out), captured.err, vehicle
+
+
+def test_cli_flies_for_a_duration(bundle: Path, video: Path, tmp_path: Path, capsys) -> None:
+    summary, err, vehicle = fly_cli_against_fake_px4(bundle, video, tmp_path, capsys, "--engage")
     assert summary["ended"] == "duration" and summary["states"]["ENGAGED"] > 0
     assert summary["inference_ms_median"] < 5.0
-    assert "ENGAGED" in captured.err and "autopilot px4" in captured.err
+    assert "ENGAGED" in err and "autopilot px4" in err
     # Stopping while engaged: the last setpoints the vehicle got are zero velocity.
     assert vehicle.setpoints[-1][1].vx == 0.0
     header, rows, _ = read_log(Path(summary["log"]))
@@ -240,18 +247,7 @@ def test_sigterm_is_handled_as_ctrl_c(bundle: Path, video: Path, tmp_path: Path)
 def test_summary_names_the_log_that_rotation_kept(bundle: Path, video: Path, tmp_path: Path, capsys) -> None:
     config = tmp_path / "onboard.yaml"
     config.write_text("log:\n  part_mb: 0.005\n  max_parts: 2\n")
-    port = free_port()
-    vehicle = FakeAutopilot(f"udpout:127.0.0.1:{port}", "px4")
-    threading.Timer(0.5, vehicle.start).start()
-    try:
-        code = main(["onboard", "--bundle", str(bundle), "--camera", str(video), "--mavlink",
-                     f"udpin:127.0.0.1:{port}", "--camera-fov", "110", "--duration", "3", "--config", str(config),
-                     "--log-dir", str(tmp_path / "logs"), "--json"])
-    finally:
-        vehicle.close()
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    summary = json.loads(captured.out)
+    summary, _, _ = fly_cli_against_fake_px4(bundle, video, tmp_path, capsys, "--config", str(config))
     kept = Path(summary["log"])
     assert kept.exists() and summary["log_parts"] == 2 and ".part" in kept.name  # the first part was rotated away
     first = kept.with_name(re.sub(r"\.part\d+", "", kept.name))
