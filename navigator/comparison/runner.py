@@ -25,7 +25,7 @@ from navigator.resume import without
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.errors import UserError
 from navigator.evaluation import pipeline as evaluation
-from navigator.evaluation.folder import with_added_settings
+from navigator.evaluation.folder import with_added_settings, write_json
 from navigator.resume import describe, differences
 from navigator.training import pipeline as training
 
@@ -63,10 +63,6 @@ def recorded_settings(config: CompareConfig) -> dict[str, Any]:
     return settings
 
 
-def _write_json(path: Path, document: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(document, indent=1, allow_nan=False) + "\n").encode())
-
-
 def _read_json(path: Path, what: str = "comparison") -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -97,7 +93,7 @@ def open_study(out: Path, settings: dict[str, Any], resume: bool, study: Study =
             raise UserError(f"--out {out} already exists and is not empty: pass --resume to continue the {what} "
                             f"there, or choose a new or empty folder")
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / name, {"format": study.format, "version": study.version, "settings": settings})
+        write_json(out / name, {"format": study.format, "version": study.version, "settings": settings})
         return []
     if not (out / name).is_file():
         raise UserError(f"--resume: {out} holds no {what} to continue (no {name}); drop --resume to start one "
@@ -121,7 +117,7 @@ def open_study(out: Path, settings: dict[str, Any], resume: bool, study: Study =
 def mark_finished(out: Path, finished: list[str], run: str) -> None:
     """Record that `run` finished (after the runs of `finished`, which gains it)."""
     finished.append(run)
-    _write_json(out / FINISHED, {"runs": finished})
+    write_json(out / FINISHED, {"runs": finished})
 
 
 def open_comparison(config: CompareConfig, resume: bool) -> list[str]:
@@ -155,7 +151,7 @@ def run_comparison(config: CompareConfig, resume: bool, workers: int = 0, hooks:
     results = evaluation.evaluate(eval_out, settings, workers, resume and (eval_out / "eval.json").is_file(),
                                   hooks.evaluation())
     document = build_comparison(results, infos, config.reference, recorded_settings(config)["base"])
-    _write_json(out / "comparison.json", document)
+    write_json(out / "comparison.json", document)
     atomic_write_bytes(out / "comparison.md", render_table(document).encode())
     plot_comparison(document, out / "comparison.png")
     return document
