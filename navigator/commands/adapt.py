@@ -189,6 +189,7 @@ def training_display(console, progress, label: str = ""):
     """The training pipeline's hooks that show an adaptation's stages, batches and epochs on `progress`'s bar."""
     from rich.markup import escape
 
+    from navigator.commands.common import epoch_line
     from navigator.training.pipeline import Hooks
 
     bar = progress.add_task("", total=None, status="")
@@ -205,9 +206,7 @@ def training_display(console, progress, label: str = ""):
             console.print(f"[yellow]warning[/yellow]: {escape(message)}", soft_wrap=True)
 
         def epoch(self, report) -> None:
-            mark = " *" if report.best else ""
-            console.print(f"    epoch {report.epoch:3d}  train {report.train_loss:.4f}  val {report.val_loss:.4f}"
-                          f"  {report.frames_per_second:,.0f} frames/s{mark}")
+            console.print(epoch_line(report, "    "))
 
     show = Show()
     show.label = label

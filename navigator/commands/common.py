@@ -184,6 +184,14 @@ def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def epoch_line(report: Any, indent: str = "  ") -> str:
+    """One finished training epoch (a navigator.training.loop.EpochReport) as the line train, adapt and compare
+    print: losses, throughput, learning rate, and `*` where it is the best so far."""
+    mark = " *" if report.best else ""
+    return (f"{indent}epoch {report.epoch:3d}  train {report.train_loss:.4f}  val {report.val_loss:.4f}"
+            f"  {report.frames_per_second:,.0f} frames/s  lr {report.lr:.2e}{mark}")
+
+
 def progress_bar(console: Console, *, transient: bool = False) -> Progress:
     """The one progress display every long command shows: `description  ━━━━  done/total  status  elapsed`; tasks
     carry a `status` field. Off when the console is no terminal (a log file gets the results, not redraws)."""

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from navigator.commands.common import check_output_folder, progress_bar
+    from navigator.commands.common import check_output_folder, epoch_line, progress_bar
     from navigator.comparison.runner import Hooks, run_comparison
     from navigator.comparison.table import cell
     from navigator.dataset.reader import open_datasets
@@ -87,9 +87,7 @@ def run(args: argparse.Namespace) -> int:
                 console.print(f"[yellow]warning[/yellow]: {escape(message)}", soft_wrap=True)
 
             def epoch(self, report) -> None:
-                mark = " *" if report.best else ""
-                console.print(f"    epoch {report.epoch:3d}  train {report.train_loss:.4f}  val "
-                              f"{report.val_loss:.4f}{mark}")
+                console.print(epoch_line(report, "    "))
 
         class Evaluation(evaluation.Hooks):
             def start(self, todo: int, done: int) -> None:

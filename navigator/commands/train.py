@@ -32,7 +32,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from navigator.commands.common import add_continuation_flags
+from navigator.commands.common import add_continuation_flags, epoch_line
 from navigator.config import ConfigFlags, RecordedSettings, field_default
 
 
@@ -188,9 +188,7 @@ def _run(args: argparse.Namespace) -> int:
                 console.print(f"[yellow]warning[/yellow]: {escape(message)}", soft_wrap=True)
 
             def epoch(self, report) -> None:
-                mark = " *" if report.best else ""
-                console.print(f"  epoch {report.epoch:3d}  train {report.train_loss:.4f}  val {report.val_loss:.4f}"
-                              f"  {report.frames_per_second:,.0f} frames/s  lr {report.lr:.2e}{mark}")
+                console.print(epoch_line(report))
 
         best = run_recipe(config, args.resume, Show(), extend=args.extend)
     from navigator.training.pipeline import load_trained
