@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from signals_support import default_sigint
 import torch
 import yaml
 
@@ -105,7 +106,7 @@ def launched(recipe: Path, out: Path, temp: Path, token: str) -> subprocess.Pope
     return subprocess.Popen([sys.executable, "-m", "navigator", "train", "--config", str(recipe), "--out", str(out),
                              "--nproc", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "NAVIGATOR_TEST_GROUP": token, "TMPDIR": str(temp)},
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=default_sigint)
 
 
 def torchrun_leftovers(temp: Path) -> list[str]:

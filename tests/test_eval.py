@@ -5,6 +5,7 @@ import json
 import shutil
 
 import pytest
+from signals_support import default_sigint
 
 from navigator.cli import main
 from navigator.errors import UserError
@@ -180,7 +181,7 @@ def test_ctrl_c_stops_every_worker_quietly(tmp_path):
     # Its own session, so that the signal can go to its whole process group, as a terminal's Ctrl-C does; with
     # Ctrl-C's default action even where the test runner was started with SIGINT ignored (a `&` job of a script).
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               start_new_session=True, preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if (out / "episodes").is_dir() and any((out / "episodes").rglob("*.json")):

@@ -19,6 +19,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from signals_support import default_sigint
 
 from navigator.backends import Backend, Cluster
 from navigator.cli import main
@@ -122,7 +123,7 @@ def test_ctrl_c_on_a_ray_collection_prints_only_the_resume_line(head, tmp_path):
     out = tmp_path / "data"
     run = subprocess.Popen([str(NAVIGATOR), "collect", "--out", str(out), "--episodes", "12", "--max-seconds", "2",
                             "--workers", "2", "--backend", "ray", "--address", head], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+                           stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
     while not list((out / "episodes").glob("*.npz")):  # interrupted mid-run: jobs running and queued on both actors
         assert run.poll() is None and time.monotonic() < deadline, "no episode was written"
