@@ -8,6 +8,9 @@ ONNX Runtime, as the onboard runtime flies it).
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,6 +24,23 @@ if TYPE_CHECKING:  # torch is imported only when a checkpoint flies
 
 PILOT_CHOICES = ("pretrained", "expert", "a policy checkpoint (.pt)", "an exported bundle (its folder or policy.json)")
 BUNDLE_MANIFEST = "policy.json"  # navigator.onboard.bundle.MANIFEST_NAME, without importing onnxruntime here
+
+
+@contextmanager
+def one_math_thread() -> Iterator[None]:
+    """torch's intra-op threads set to 1 while inside (when torch is loaded: a policy pilot loads it), as in eval's
+    worker processes. Every policy call is one batch-1 step of a small network: threads gain nothing on it, where
+    the cores are busy their synchronisation made a step 100x slower (114 ms instead of 0.7 ms, measured under load
+    9 on 2 cores), and one thread everywhere lets `navigator fly` reproduce `navigator eval`'s flight of a seed."""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch is not None:
+            torch.set_num_threads(threads)
 
 
 def is_bundle(path: Path) -> bool:

@@ -132,6 +132,7 @@ def _session(address: str | None, cpus: int) -> Iterator[Any]:
     os.environ.setdefault("RAY_NUM_REDIS_GET_RETRIES", CONNECT_RETRIES)  # read when Ray is imported
     ray = _import_ray()
     temporary = tempfile.mkdtemp(prefix="navigator-ray-") if address is None else None
+    finished = False
     try:
         if temporary is not None:
             ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
@@ -139,8 +140,15 @@ def _session(address: str | None, cpus: int) -> Iterator[Any]:
         else:
             _connect(ray, address)
         yield ray
+        finished = True
     finally:
-        ray.shutdown()
+        if finished:
+            ray.shutdown()
+        else:
+            # Ended early (Ctrl-C, an error): Ray's C++ core logs each job the shutdown abandons ("Failed to push
+            # error to driver for task ..."), noise beside the message that says what happened and how to resume.
+            with _descriptor_2_captured():
+                ray.shutdown()
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
 

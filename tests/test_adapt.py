@@ -269,6 +269,9 @@ def other_task(tmp_path_factory):
     (["--config", "launch/adapt/night_small.yaml"], "only read by navigator adapt curve"),
     (["--dagger", "-1"], "--dagger must be >= 0, got -1"),
     (["--dagger", "1", "--dagger-episodes", "0"], "--dagger-episodes must be in [1, 1000000], got 0"),
+    (["--dagger-episodes", "10"], "--dagger-episodes: only read with DAgger rounds; add --dagger ROUNDS, or drop it"),
+    (["--dagger", "0", "--dagger-epochs", "3", "--dagger-episodes", "5"], "--dagger-episodes, --dagger-epochs: only "
+                                                                          "read with DAgger rounds"),
 ])
 def test_bad_input_is_refused_in_one_line_before_any_work(night, other_camera, other_task, tmp_path, capsys, args,
                                                           message):

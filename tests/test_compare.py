@@ -1,6 +1,7 @@
 """`navigator compare`: a tiny comparison end to end (two models, two training seeds, one epoch, two worlds) whose
-table, figure and raw JSON agree with the evaluation's results; the table computed from crafted outcomes; resuming
-trains nothing finished, continues an interrupted run and refuses changed settings; bad configs refused up front."""
+table, figure and raw JSON agree with the evaluations' results; the table computed from crafted outcomes; an
+interrupted comparison reports the runs it has; resuming trains nothing finished, continues an interrupted run and
+refuses changed settings; bad configs refused up front."""
 
 import json
 
@@ -53,16 +54,20 @@ def compared(tmp_path_factory):
 def test_the_comparison_reports_what_the_evaluation_found(compared):
     root, _, out = compared
     document = json.loads((out / "comparison.json").read_text())
-    results = EvalResults.from_dict(json.loads((out / "eval" / "results.json").read_text()))
     assert [entry["model"] for entry in document["models"]] == ["cfc-ncp", "mlp"]
     assert document["suites"] == ["summer"] and document["world_seeds"] == [100_000, 100_001]
-    # Every run flew the same worlds, each its own checkpoint.
-    assert list(results.settings.pilots) == [str(out / "runs" / name / "best.pt") for name in
-                                             ("cfc-ncp-seed0", "cfc-ncp-seed1", "mlp-seed0", "mlp-seed1")]
+    assert document["missing_runs"] == [] and document["training_seeds"] == [0, 1]
+    assert sorted(p.name for p in (out / "eval").iterdir()) == ["cfc-ncp-seed0", "cfc-ncp-seed1", "mlp-seed0",
+                                                                 "mlp-seed1"]
     for entry in document["models"]:
         assert [run["seed"] for run in entry["runs"]] == [0, 1]
         rows = []
         for run in entry["runs"]:
+            name = f"{entry['model']}-seed{run['seed']}"
+            results = EvalResults.from_dict(json.loads((out / "eval" / name / "results.json").read_text()))
+            # Every run flew the same worlds, each its own checkpoint.
+            assert results.settings.pilots == (str(out / "runs" / name / "best.pt"),) == (run["checkpoint"],)
+            assert list(results.settings.seeds) == document["world_seeds"]
             summary = results.summary("summer", run["checkpoint"])
             raw = run["suites"]["summer"]
             assert (raw["successes"], raw["trials"]) == (summary.successes, summary.episodes) == (sum(
@@ -75,10 +80,10 @@ def test_the_comparison_reports_what_the_evaluation_found(compared):
         policy, _ = training.load_trained(out / "runs" / f"{entry['model']}-seed0" / "best.pt")
         assert entry["parameters"] == policy.parameter_counts()
     table = (out / "comparison.md").read_text()
-    assert render_table(document) == table
+    assert render_table(document) == table and "Unfinished" not in table
     for entry in document["models"]:
         cell = entry["suites"]["summer"]
-        assert (f"| {entry['model']} | {entry['parameters']['head']:,} | {100 * cell['mean']:.0f}% "
+        assert (f"| {entry['model']} | {entry['parameters']['head']:,} | 0, 1 | {100 * cell['mean']:.0f}% "
                 f"[{100 * cell['low']:.0f}–{100 * cell['high']:.0f}] |") in table
     assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The data was collected once, by the first run, and every run trained on it.
@@ -124,7 +129,7 @@ def test_resuming_a_finished_comparison_trains_nothing_and_gives_the_same_files(
     config = load_config(CompareConfig, config_path, {"out": str(out)})
     recorder = Recorder()
     run_comparison(config, resume=True, workers=1, hooks=recorder)
-    assert recorder.trained == [] and recorder.todo == [0]
+    assert recorder.trained == [] and recorder.todo == [0, 0, 0, 0]
     assert {name: (out / name).read_bytes() for name in before} == before
 
 
@@ -169,11 +174,22 @@ def test_an_interrupted_comparison_resumes_without_training_again_what_finished(
     config = load_config(CompareConfig, config_path, {"out": str(out)})  # the same data, already collected
     with pytest.raises(KeyboardInterrupt):
         run_comparison(config, resume=False, workers=1, hooks=Recorder(interrupt_at="cfc-ncp-seed1"))
-    assert (out / "runs" / "cfc-ncp-seed1" / "run.json").is_file() and not (out / "runs" / "mlp-seed0").exists()
+    # Seed by seed: every model's first seed was trained and evaluated before the interruption, and reported.
+    assert (out / "runs" / "cfc-ncp-seed1" / "run.json").is_file() and not (out / "runs" / "mlp-seed1").exists()
+    partial = json.loads((out / "comparison.json").read_text())
+    assert [(entry["model"], [run["seed"] for run in entry["runs"]]) for entry in partial["models"]] == [
+        ("cfc-ncp", [0]), ("mlp", [0])]
+    assert partial["missing_runs"] == ["cfc-ncp-seed1", "mlp-seed1"] and partial["training_seeds"] == [0]
+    for entry in partial["models"]:  # one seed: the interval spans the worlds alone
+        outcomes = entry["runs"][0]["suites"]["summer"]["outcomes"]
+        assert entry["suites"]["summer"] == pytest.approx(dict(zip(("mean", "low", "high"),
+                                                                   seed_bootstrap([outcomes]))), abs=1e-6)
+    assert "**Unfinished:** 2 runs not yet trained and evaluated (cfc-ncp-seed1, mlp-seed1)" in (
+        out / "comparison.md").read_text()
     recorder = Recorder()
     document = run_comparison(config, resume=True, workers=1, hooks=recorder)
-    # cfc-ncp-seed0 finished before; cfc-ncp-seed1 had finished its only epoch: nothing left to train there.
-    assert recorder.trained == ["mlp-seed0", "mlp-seed1"]
+    # cfc-ncp-seed0 and mlp-seed0 finished before; cfc-ncp-seed1 had finished its only epoch: nothing left there.
+    assert recorder.trained == ["mlp-seed1"]
     # Same seeds, same recipe, same data: the same checkpoints and outcomes as the uninterrupted comparison.
     first = json.loads((root / "out" / "comparison.json").read_text())
     strip = [{**entry, "runs": [{**run, "checkpoint": None} for run in entry["runs"]]} for entry in first["models"]]
@@ -259,7 +275,7 @@ def test_the_table_is_computed_from_the_outcomes(tmp_path):
             for (model, seed), spec in specs.items()]
     document = build_comparison(results, runs, "cfc-ncp", {"epochs": 1})
     table = render_table(document)
-    assert "| cfc-ncp | 20,000 | 100% [100–100] |" in table and "| mlp | 1,234 | 0% [0–0] |" in table
+    assert "| cfc-ncp | 20,000 | 0, 1 | 100% [100–100] |" in table and "| mlp | 1,234 | 0, 1 | 0% [0–0] |" in table
     night = {model: seed_bootstrap([[world - settings.seed < wins[model, "night"][seed] for world in settings.seeds]
                                     for seed in (0, 1)]) for model in ("cfc-ncp", "mlp")}
     assert night["cfc-ncp"][0] == pytest.approx(0.3) and night["mlp"][0] == pytest.approx(0.5)
@@ -271,6 +287,15 @@ def test_the_table_is_computed_from_the_outcomes(tmp_path):
     assert "summer: mlp" not in table
     calm = {**document, "above_reference": []}
     assert "No baseline has a higher mean success than cfc-ncp in any suite." in render_table(calm)
+    # Before the reference's first run is evaluated, nothing is compared with it.
+    early = build_comparison(results, [run for run in runs if run.model == "mlp"], "cfc-ncp", {"epochs": 1},
+                             ["cfc-ncp-seed0", "cfc-ncp-seed1"])
+    assert early["above_reference"] == [] and "cfc-ncp, the reference, has no evaluated run yet." in render_table(
+        early)
+    alone = build_comparison(results, [run for run in runs if run.model == "cfc-ncp"], "cfc-ncp", {"epochs": 1},
+                             ["mlp-seed0", "mlp-seed1"])
+    assert "No baseline has an evaluated run yet." in render_table(alone) and "No baseline has a higher" not in \
+        render_table(alone)
 
 
 def test_worlds_of_a_dataset_read_as_it_is_are_refused_before_any_work(compared, tmp_path, capsys):

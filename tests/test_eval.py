@@ -82,6 +82,19 @@ def test_pilots_meet_the_same_worlds(paired_run):
         assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_fly_flies_a_seed_exactly_as_eval_does(paired_run, capsys):
+    """Same seed, same result, whichever command flies it: fly (in this process) and eval (in a worker process)."""
+    _, results = paired_run
+    capsys.readouterr()
+    assert main(["fly", "--pilot", "pretrained", "--preset", "night + wind", "--seed", "100001", "--episodes", "1",
+                 "--max-seconds", "1", "--json"]) == 0
+    flown = json.loads(capsys.readouterr().out)["episodes"][0]
+    evaluated = next(r for r in results.episodes if (r.pilot, r.suite, r.seed) == ("pretrained", "night+wind", 100_001))
+    assert {key: flown[key] for key in ("ending", "steps", "time", "path_length", "final_distance")} == {
+        "ending": evaluated.ending, "steps": evaluated.steps, "time": evaluated.time,
+        "path_length": evaluated.path_length, "final_distance": evaluated.final_distance}
+
+
 def test_results_round_trip_exactly(paired_run, expert_run):
     for out in (paired_run[0], expert_run[0]):
         document = json.loads((out / "results.json").read_text())

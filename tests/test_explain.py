@@ -327,6 +327,25 @@ def test_a_dataset_of_another_scenario_is_refused_with_a_fix_that_applies(
     assert "explain an episode of a dataset recorded with the policy's task, airframe and camera" in error
 
 
+@pytest.mark.parametrize(("given", "found"), [
+    (["--airframe", "cf2x"], "recorded with airframe x500 and is explained as recorded: --airframe (scenario.airframe)"
+                             " cf2x would be ignored"),
+    (["--config", "{yaml}"], "recorded with camera fov_deg 90.0 and is explained as recorded: "
+                             "scenario.camera.fov_deg 70.0 would be ignored"),
+])
+def test_a_scenario_setting_a_recorded_episode_overrides_is_refused_not_ignored(
+        recorded: tuple[Path, dict], tmp_path: Path, capsys, given, found) -> None:
+    dataset, camera = recorded
+    (tmp_path / "camera.yaml").write_text("scenario:\n  camera:\n    fov_deg: 70.0\n")
+    checkpoint = _checkpoint(tmp_path / "ncp.pt", "cfc-ncp", camera)
+    out = tmp_path / "out"
+    given = [part.format(yaml=tmp_path / "camera.yaml") for part in given]
+    assert main(["explain", "--pilot", str(checkpoint), "--from-dataset", str(dataset), "--ablation-episodes", "0",
+                 "--out", str(out), *given]) == 2
+    error = capsys.readouterr().err
+    assert found in error and error.count("\n") == 1 and not out.exists()
+
+
 class _Interrupt(Exception):
     """Stands for Ctrl-C (KeyboardInterrupt, which pytest would take as the user's own) at a chosen stage."""
 

@@ -121,12 +121,18 @@ def _given(args: argparse.Namespace) -> dict[str, str]:
     return {key: flag for flag, key, _, _ in ADAPT_FLAGS if getattr(args, _dest(flag)) is not None}
 
 
-def _refuse_unread(args: argparse.Namespace, strategy: str) -> None:
-    """Refuse a strategy-specific flag given for a strategy that does not read it (it would be ignored silently)."""
+def _refuse_unread(args: argparse.Namespace, strategy: str, dagger_rounds: int) -> None:
+    """Refuse a flag whose setting would be ignored silently: a strategy-specific one given for a strategy that does
+    not read it, or a DAgger round's size without DAgger rounds."""
     from navigator.adapt.config import unread_settings
     from navigator.errors import UserError
 
     given = _given(args)
+    if not dagger_rounds:
+        idle = [flag for key, flag in given.items() if key in ("dagger.episodes", "dagger.epochs")]
+        if idle:
+            raise UserError(f"{', '.join(idle)}: only read with DAgger rounds; add --dagger ROUNDS, or drop "
+                            f"{'them' if len(idle) > 1 else 'it'}")
     unread = unread_settings(given, (strategy,))
     if unread:
         name, owner = unread[0]
@@ -147,7 +153,7 @@ def _adapt(args: argparse.Namespace) -> int:
         given = {key: getattr(args, _dest(flag)) for key, flag in _given(args).items()}
         refuse_changed(_run_folder(args), changed_settings(source.data, given))
     config = FLAGS.load(args, source, lambda overrides: {**overrides, "out": args.out and str(args.out)})
-    _refuse_unread(args, config.strategy)
+    _refuse_unread(args, config.strategy, config.dagger.rounds)
     check_output_folder(Path(config.out), "--out", continuing=args.resume, kind="training run")
     console = Console()
     with progress_bar(console) as progress:

@@ -9,10 +9,12 @@ examples:
 
 The config names the base training recipe (`recipe:` a launch/train/*.yaml, `train:` settings on top of it), the
 `models`, the training `seeds` and the `evaluation` settings (as navigator eval's: task, suites, episodes, seed).
-Each run trains in OUT/runs/MODEL-seedSEED (the first collects the shared data if the recipe has a `collect` section
-and it is missing), the evaluation flies in OUT/eval, and the comparison is written to OUT/comparison.json (every
-run's outcome in every world), OUT/comparison.md (the table) and OUT/comparison.png. --resume trains nothing that
-finished, continues the run that was interrupted and the evaluation, and refuses settings that changed.
+Runs go seed by seed, model by model. Each trains in OUT/runs/MODEL-seedSEED (the first collects the shared data if
+the recipe has a `collect` section and it is missing) and is evaluated as soon as it is trained, in
+OUT/eval/MODEL-seedSEED. After every run the comparison is written again over the runs so far: OUT/comparison.json
+(every run's outcome in every world), OUT/comparison.md (the table; an unfinished one says which runs it lacks) and
+OUT/comparison.png. --resume trains nothing that finished, continues the run or evaluation that was interrupted, and
+refuses settings that changed.
 """
 
 from __future__ import annotations

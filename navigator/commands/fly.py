@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from navigator.pilots import make_pilot
+    from navigator.pilots import make_pilot, one_math_thread
     from navigator.rollout import run_episode, summarize
     from navigator.scenario import make_scenario_env
     from navigator.video import VideoWriter
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     results = []
     try:
         pilot = make_pilot(config.pilot, env)
-        with progress_bar(console, transient=True) as progress:
+        with one_math_thread(), progress_bar(console, transient=True) as progress:
             bar = progress.add_task("flying", total=config.episodes, status="")
             for index in range(config.episodes):
                 seed = config.seed + index

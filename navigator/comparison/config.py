@@ -98,8 +98,9 @@ class CompareConfig:
                                                                                           seed)))
 
     def runs(self) -> list[tuple[str, int]]:
-        """(model, seed) of every run, in the order they are trained: model by model, seed by seed."""
-        return [(model, seed) for model in self.models for seed in self.seeds]
+        """(model, seed) of every run, in the order they are trained: seed by seed, model by model, so that an
+        unfinished comparison already compares every model (on fewer training seeds)."""
+        return [(model, seed) for seed in self.seeds for model in self.models]
 
 
 def run_folder(out: Path, model: str, seed: int) -> Path:

@@ -37,8 +37,9 @@ def plot_comparison(document: dict[str, Any], path: Path) -> None:
     axes.set_ylim(0, 1.2)  # headroom for the legend above the bars
     axes.set_yticks(np.linspace(0, 1, 6))
     axes.set_ylabel("success rate")
-    axes.set_title(f"{document['task']}: mean success of {len(document['training_seeds'])} training seeds (dots: "
-                   f"each seed)\n{document['episodes']} worlds per suite; whiskers: 95% intervals", fontsize="medium")
+    unfinished = f" (unfinished: {len(document['missing_runs'])} runs missing)" if document["missing_runs"] else ""
+    axes.set_title(f"{document['task']}: mean success over each model's training seeds (dots: each seed){unfinished}"
+                   f"\n{document['episodes']} worlds per suite; whiskers: 95% intervals", fontsize="medium")
     axes.legend(fontsize="small", loc="upper center", ncol=min(len(models), 6), frameon=False)
     figure.tight_layout()
     buffer = io.BytesIO()

@@ -1,11 +1,14 @@
 """A comparison from config to files: train every (model, seed) run under OUT/runs/MODEL-seedSEED through the
 training pipeline (the first run collects the shared data when the recipe has a `collect` section and it is missing;
-the others reuse it), evaluate every run's best.pt together under OUT/eval (every pilot meets the same worlds), then
-write OUT/comparison.json, comparison.md and comparison.png.
+the others reuse it), seed by seed and model by model; evaluate each run's best.pt as soon as it is trained, in
+OUT/eval/MODEL-seedSEED (every run meets the same worlds); and after each run write OUT/comparison.json,
+comparison.md and comparison.png over the runs evaluated so far, so that an unfinished comparison already reports
+every model, on the seeds it has.
 
-OUT/compare.json records the comparison's settings before any work and OUT/finished.json the runs that finished, so
-that `resume` trains nothing finished again, continues a run that started (its folder holds run.json), starts the
-others, and refuses, before any work, settings that differ from the recorded ones.
+OUT/compare.json records the comparison's settings before any work and OUT/finished.json the runs whose training
+finished, so that `resume` trains nothing finished again, continues a run that started (its folder holds run.json)
+and an evaluation that started, starts the others, and refuses, before any work, settings that differ from the
+recorded ones.
 """
 
 from __future__ import annotations
@@ -21,12 +24,12 @@ from navigator.comparison.plot import plot_comparison
 from navigator.comparison.summary import RunInfo, build_comparison
 from navigator.comparison.table import render_table
 from navigator.config import to_dict
-from navigator.resume import without
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.errors import UserError
 from navigator.evaluation import pipeline as evaluation
 from navigator.evaluation.folder import with_added_settings, write_json
-from navigator.resume import describe, differences
+from navigator.evaluation.results import EvalResults, build_results
+from navigator.resume import describe, differences, without
 from navigator.training import pipeline as training
 
 RECORD = "compare.json"
@@ -127,30 +130,45 @@ def open_comparison(config: CompareConfig, resume: bool) -> list[str]:
 
 
 def run_comparison(config: CompareConfig, resume: bool, workers: int = 0, hooks: Hooks | None = None) -> dict[str, Any]:
-    """Train the missing runs, evaluate them all (`workers` processes, 0: one per core; the results do not depend
-    on it), write comparison.json, .md and .png in OUT; returns comparison.json's document. UserError, before any
-    work, for an OUT that holds another comparison (or its settings changed, when resuming)."""
+    """Train and evaluate the missing runs (evaluations with `workers` processes, 0: one per core; the results do
+    not depend on it), writing comparison.json, .md and .png in OUT after each; returns the last comparison.json
+    document. UserError, before any work, for an OUT that holds another comparison (or its settings changed, when
+    resuming)."""
     hooks = hooks or Hooks()
     out = Path(config.out)
     finished = open_comparison(config, resume)
     runs = config.runs()
+    evaluated: list[tuple[RunInfo, EvalResults]] = []
+    document: dict[str, Any] = {}
     for index, (model, seed) in enumerate(runs):
         folder = run_folder(out, model, seed)
         done = folder.name in finished
         hooks.run(model, seed, index, len(runs), done)
-        if done:
-            continue
-        # A run that started continues exactly (its pipeline checks its settings and data); the others start anew.
-        training.run_recipe(config.run_config(model, seed), (folder / training.RUN_RECORD).is_file(),
-                            hooks.training())
-        mark_finished(out, finished, folder.name)
+        if not done:
+            # A run that started continues exactly (its pipeline checks its settings and data); the others start
+            # anew.
+            training.run_recipe(config.run_config(model, seed), (folder / training.RUN_RECORD).is_file(),
+                                hooks.training())
+            mark_finished(out, finished, folder.name)
+        info = _run_info(config, model, seed)
+        settings = dataclasses.replace(config.evaluation, pilots=(info.pilot,))
+        eval_out = out / "eval" / folder.name
+        evaluated.append((info, evaluation.evaluate(eval_out, settings, workers, (eval_out / "eval.json").is_file(),
+                                                    hooks.evaluation())))
+        document = _write_comparison(config, evaluated, [run_folder(out, *run).name for run in runs[index + 1:]])
+    return document
 
-    infos = [_run_info(config, model, seed) for model, seed in runs]
+
+def _write_comparison(config: CompareConfig, evaluated: list[tuple[RunInfo, EvalResults]],
+                      missing: list[str]) -> dict[str, Any]:
+    """comparison.json, .md and .png in OUT over the `evaluated` runs (each one pilot's evaluation on the same
+    worlds), with the names of the runs still `missing`; returns the document."""
+    out = Path(config.out)
+    infos = [info for info, _ in evaluated]
     settings = dataclasses.replace(config.evaluation, pilots=tuple(info.pilot for info in infos))
-    eval_out = out / "eval"
-    results = evaluation.evaluate(eval_out, settings, workers, resume and (eval_out / "eval.json").is_file(),
-                                  hooks.evaluation())
-    document = build_comparison(results, infos, config.reference, recorded_settings(config)["base"])
+    merged = build_results(settings, tuple(pilot for _, results in evaluated for pilot in results.pilots),
+                           [record for _, results in evaluated for record in results.episodes])
+    document = build_comparison(merged, infos, config.reference, recorded_settings(config)["base"], missing)
     write_json(out / "comparison.json", document)
     atomic_write_bytes(out / "comparison.md", render_table(document).encode())
     plot_comparison(document, out / "comparison.png")

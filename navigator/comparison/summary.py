@@ -1,7 +1,8 @@
-"""The comparison document (comparison.json) from an evaluation's results: per model, per training seed and per
-suite the successes, trials and every world's outcome; per model and suite the mean success over its seeds with the
-hierarchical bootstrap 95% interval, which is the evaluation's own seed group (`navigator.evaluation.groups`), not
-computed again; and where a baseline's mean is above the reference model's.
+"""The comparison document (comparison.json) from the evaluated runs' results: per model, per training seed and per
+suite the successes, trials and every world's outcome; per model and suite the mean success over the training seeds
+evaluated so far with the hierarchical bootstrap 95% interval (`navigator.evaluation.stats.seed_bootstrap`, the
+interval navigator eval gives a group of training seeds); where a baseline's mean is above the reference model's;
+and which runs are still missing (an unfinished comparison is reported as such).
 
 Everything the table and the figure show is in the document, so that both can be drawn again from comparison.json.
 """
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from navigator.evaluation.results import EvalResults
 
 FORMAT = "liquid-navigator/comparison"
-VERSION = 1
+VERSION = 2  # 2: missing_runs; models averaged over the seeds evaluated so far
 
 
 @dataclass(frozen=True)
@@ -31,38 +32,39 @@ class RunInfo:
     val_loss: float
 
 
-def build_comparison(results: EvalResults, runs: list[RunInfo], reference: str,
-                     recipe: dict[str, Any]) -> dict[str, Any]:
-    """The document for `runs` (in model, then seed order; each pilot of `results`), over the evaluation's named
-    suites; `recipe` is the training recipe the runs share, recorded as it is. RuntimeError when the evaluation did
-    not group a model's checkpoints (they would not be trainings of one recipe apart from the seed)."""
+def build_comparison(results: EvalResults, runs: list[RunInfo], reference: str, recipe: dict[str, Any],
+                     missing: list[str] = ()) -> dict[str, Any]:
+    """The document for `runs` (each a pilot of `results`; models in their order of first appearance, each model's
+    runs in training seed order), over the evaluation's named suites; `recipe` is the training recipe the runs
+    share, recorded as it is; `missing` names the comparison's runs not evaluated yet."""
+    from navigator.evaluation.stats import seed_bootstrap
+
     settings = results.settings
     seeds = list(settings.seeds)
     outcome = {(r.suite, r.pilot, r.seed): r for r in results.episodes}
     models = list(dict.fromkeys(run.model for run in runs))
     entries = []
     for model in models:
-        members = [run for run in runs if run.model == model]
-        group = next((g for g in results.groups if g.pilots == tuple(run.pilot for run in members)), None)
-        if group is None:
-            raise RuntimeError(f"the evaluation did not group the checkpoints of {model} "
-                               f"({', '.join(run.pilot for run in members)}) as training seeds of one recipe")
-        rows = {row.suite: row for row in group.suites}
+        members = sorted((run for run in runs if run.model == model), key=lambda run: run.seed)
+        suites = {}
+        for suite in settings.suites:
+            mean, low, high = seed_bootstrap([[outcome[suite, run.pilot, seed].success for seed in seeds]
+                                              for run in members])
+            suites[suite] = {"mean": round(mean, 6), "low": round(low, 6), "high": round(high, 6)}
         entries.append({
             "model": model,
             "parameters": members[0].parameters,
-            "suites": {suite: {"mean": rows[suite].success_rate, "low": rows[suite].success_interval[0],
-                               "high": rows[suite].success_interval[1]} for suite in settings.suites},
+            "suites": suites,
             "runs": [{"seed": run.seed, "checkpoint": run.pilot, "val_loss": run.val_loss,
                       "suites": {suite: _outcomes([outcome[suite, run.pilot, seed] for seed in seeds])
                                  for suite in settings.suites}} for run in members],
         })
     return {"format": FORMAT, "version": VERSION, "task": settings.task, "suites": list(settings.suites),
             "episodes": settings.episodes, "world_seeds": seeds,
-            "training_seeds": [run.seed for run in runs if run.model == models[0]],
+            "training_seeds": sorted({run.seed for run in runs}),
             "interval": "hierarchical bootstrap 95% interval (training seeds resampled, then worlds, the same for "
                         "every seed)",
-            "reference": reference, "recipe": recipe, "models": entries,
+            "reference": reference, "recipe": recipe, "models": entries, "missing_runs": list(missing),
             "above_reference": above_reference(entries, reference, list(settings.suites))}
 
 
@@ -74,8 +76,11 @@ def _outcomes(records: list[EpisodeRecord]) -> dict[str, Any]:
 
 def above_reference(models: list[dict[str, Any]], reference: str, suites: list[str]) -> list[dict[str, Any]]:
     """Every (baseline, suite) where the baseline's mean success is higher than the reference's, and whether their
-    intervals overlap (if they do, the difference is within what training seeds and worlds vary by)."""
-    ref = next(entry for entry in models if entry["model"] == reference)["suites"]
+    intervals overlap (if they do, the difference is within what training seeds and worlds vary by); none while
+    the reference has no evaluated run."""
+    ref = next((entry["suites"] for entry in models if entry["model"] == reference), None)
+    if ref is None:
+        return []
     found = []
     for suite in suites:
         for entry in models:

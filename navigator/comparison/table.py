@@ -1,6 +1,7 @@
-"""comparison.md: the comparison document as a markdown table (rows: models; columns: head parameters, then each
-suite's mean success with its 95% interval, "62% [48–75]") and, in plain words, every suite where a baseline's mean
-is higher than the reference model's, and whether their intervals overlap."""
+"""comparison.md: the comparison document as a markdown table (rows: models; columns: head parameters, the training
+seeds evaluated, then each suite's mean success with its 95% interval, "62% [48–75]") and, in plain words, every
+suite where a baseline's mean is higher than the reference model's, and whether their intervals overlap; an
+unfinished comparison says so first, and which runs it still lacks."""
 
 from __future__ import annotations
 
@@ -19,19 +20,32 @@ def cell(entry: dict[str, Any]) -> str:
 
 def render_table(document: dict[str, Any]) -> str:
     """The markdown of comparison.json's document (see navigator.comparison.summary)."""
-    suites, seeds, worlds = document["suites"], document["training_seeds"], document["world_seeds"]
-    reference = document["reference"]
-    intro = (f"Success rate per suite: mean over {len(seeds)} training seeds ({', '.join(map(str, seeds))}) and "
-             f"{document['episodes']} worlds per suite (world seeds {worlds[0]}–{worlds[-1]}, the same for every "
-             f"checkpoint), with its {document['interval']}. Head parameters: the recurrent core and its read-out, "
-             f"without the CNN every model shares.")
-    lines = [f"# Model comparison: {document['task']}", "", intro, "",
-             "| model | head parameters | " + " | ".join(suites) + " |",
-             "|---|---:|" + "---:|" * len(suites)]
+    suites, worlds = document["suites"], document["world_seeds"]
+    reference, missing = document["reference"], document["missing_runs"]
+    intro = (f"Success rate per suite: each model's mean over its training seeds and {document['episodes']} worlds "
+             f"per suite (world seeds {worlds[0]}–{worlds[-1]}, the same for every checkpoint), with its "
+             f"{document['interval']}. Head parameters: the recurrent core and its read-out, without the CNN every "
+             f"model shares.")
+    lines = [f"# Model comparison: {document['task']}", ""]
+    if missing:
+        lines += [f"**Unfinished:** {len(missing)} run{'s' * (len(missing) != 1)} not yet trained and evaluated "
+                  f"({', '.join(missing)}); `navigator compare --resume` continues it. Models with fewer seeds have "
+                  f"wider intervals.", ""]
+    lines += [intro, "",
+              "| model | head parameters | training seeds | " + " | ".join(suites) + " |",
+              "|---|---:|---|" + "---:|" * len(suites)]
     for entry in document["models"]:
-        lines.append(f"| {entry['model']} | {entry['parameters']['head']:,} | "
+        seeds = ", ".join(str(run["seed"]) for run in entry["runs"])
+        lines.append(f"| {entry['model']} | {entry['parameters']['head']:,} | {seeds} | "
                      + " | ".join(cell(entry["suites"][suite]) for suite in suites) + " |")
-    lines += ["", *verdict(document["above_reference"], reference), ""]
+    evaluated = {entry["model"] for entry in document["models"]}
+    if reference not in evaluated:
+        found = [f"{reference}, the reference, has no evaluated run yet."]
+    elif evaluated == {reference}:
+        found = ["No baseline has an evaluated run yet."]
+    else:
+        found = verdict(document["above_reference"], reference)
+    lines += ["", *found, ""]
     return "\n".join(lines)
 
 

@@ -31,6 +31,7 @@ from navigator.errors import UserError
 from navigator.evaluation.folder import write_json
 from navigator.explain.settings import ExplainConfig
 from navigator.explain.traces import Event
+from navigator.pilots import one_math_thread
 
 FORMAT = "liquid-navigator/explain"
 VERSION = 1
@@ -159,12 +160,29 @@ def dataset_scenario(metadata: dict[str, Any], scenario) -> Any:
     camera = {key: metadata["camera"][key] for key in ("width", "height", "fov_deg", "tilt_deg", "rate_hz")
               if key in metadata.get("camera", {})}
     try:
-        return dataclasses.replace(scenario, task=metadata["task"], preset=metadata["preset"],
-                                   airframe=metadata.get("airframe", scenario.airframe),
-                                   camera=CameraSettings(**camera))
+        recorded = dataclasses.replace(scenario, task=metadata["task"], preset=metadata["preset"],
+                                       airframe=metadata.get("airframe", scenario.airframe),
+                                       camera=CameraSettings(**camera))
     except SettingError as error:
         raise UserError(f"the dataset episode records a scenario no simulator world has ({error}); explain it with a "
                         f"dataset recorded by navigator collect") from None
+    _refuse_overridden(scenario, recorded)
+    return recorded
+
+
+def _refuse_overridden(asked, recorded) -> None:
+    """A UserError for an airframe or camera setting given (differing from the default) that the recorded episode
+    overrides: it would be ignored silently."""
+    from navigator.scenario import ScenarioConfig
+
+    default = ScenarioConfig()
+    settings = [("airframe", "--airframe (scenario.airframe)", asked.airframe, default.airframe, recorded.airframe)]
+    settings += [(f"camera {key}", f"scenario.camera.{key}", getattr(asked.camera, key), getattr(default.camera, key),
+                  getattr(recorded.camera, key)) for key in ("width", "height", "fov_deg", "tilt_deg", "rate_hz")]
+    for name, where, given, default_value, episode in settings:
+        if given != default_value and given != episode:
+            raise UserError(f"the dataset episode was recorded with {name} {episode} and is explained as recorded: "
+                            f"{where} {given} would be ignored; drop it, or fly an episode instead of --from-dataset")
 
 
 def explain(config: ExplainConfig, out: Path, hooks: Hooks) -> dict[str, Any]:
@@ -172,20 +190,16 @@ def explain(config: ExplainConfig, out: Path, hooks: Hooks) -> dict[str, Any]:
     explain.json document. UserErrors: a pilot that cannot fly the scenario or was trained on its worlds, a dataset
     or episode that cannot be read. On any error or interruption nothing is left behind: not the temporary folder,
     not the folders above `out` it created, and `out` as it was."""
-    import torch
+    import torch  # noqa: F401  (loaded now, so that one_math_thread sets its threads)
 
     started = time.monotonic()
     created = [folder for folder in out.parents if not folder.exists()]  # deepest first
     out.parent.mkdir(parents=True, exist_ok=True)
     building = temporary_name(out)
     building.mkdir()
-    # Every policy call here is one batch-1 step of a small network: threads gain nothing on it, and where the cores
-    # are busy their synchronisation made a step 100x slower (114 ms instead of 0.7 ms, measured under load 9 on 2
-    # cores).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     try:
-        document = _explain(config, building, hooks)
+        with one_math_thread():
+            document = _explain(config, building, hooks)
         document["wall_seconds"] = round(time.monotonic() - started, 1)
         write_json(building / "explain.json", document)
         _move_into_place(building, out)
@@ -195,8 +209,6 @@ def explain(config: ExplainConfig, out: Path, hooks: Hooks) -> dict[str, Any]:
             if folder.exists() and not any(folder.iterdir()):
                 folder.rmdir()
         raise
-    finally:
-        torch.set_num_threads(threads)
     return document
 
 
