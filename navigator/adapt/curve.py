@@ -133,7 +133,15 @@ def run_curve(config: CurveConfig, resume: bool, workers: int = 0, hooks: Hooks 
     hooks = hooks or Hooks()
     out = Path(config.out)
     sha256 = check_start(config, source)
-    done = open_study(out, curve_settings(config, sha256), resume, CURVE)
+    done, lock = open_study(out, curve_settings(config, sha256), resume, CURVE)
+    with lock:
+        return _run_curve(config, done, resume, workers, hooks, sha256)
+
+
+def _run_curve(config: CurveConfig, done: list[str], resume: bool, workers: int, hooks: Hooks,
+               sha256: str) -> dict[str, Any]:
+    """`run_curve` in its opened folder."""
+    out = Path(config.out)
     for scenery in config.sceneries:
         folder = out / "data" / scenery
         settings = collect_config(config, scenery, workers)

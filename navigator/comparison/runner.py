@@ -29,6 +29,7 @@ from navigator.errors import UserError
 from navigator.evaluation import pipeline as evaluation
 from navigator.evaluation.folder import with_added_settings, write_json
 from navigator.evaluation.results import EvalResults, build_results
+from navigator.folder_lock import FolderLock
 from navigator.resume import describe, differences, without
 from navigator.training import pipeline as training
 
@@ -87,20 +88,24 @@ class Study:
 COMPARISON = Study()
 
 
-def open_study(out: Path, settings: dict[str, Any], resume: bool, study: Study = COMPARISON) -> list[str]:
+def open_study(out: Path, settings: dict[str, Any], resume: bool,
+               study: Study = COMPARISON) -> tuple[list[str], FolderLock]:
     """Start the study in `out` (recording its `settings`), or (`resume`) check that `out` holds this very study;
-    before any work. Returns the names of the runs finished before."""
+    before any work. Returns the names of the runs finished before, and the lock that makes this process the
+    study's one writer (hold it while the study runs)."""
     what, name = study.what, study.record
     if not resume:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise UserError(f"--out {out} already exists and is not empty: pass --resume to continue the {what} "
                             f"there, or choose a new or empty folder")
         out.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock(out, what)
         write_json(out / name, {"format": study.format, "version": study.version, "settings": settings})
-        return []
+        return [], lock
     if not (out / name).is_file():
         raise UserError(f"--resume: {out} holds no {what} to continue (no {name}); drop --resume to start one "
                         f"in a new or empty --out")
+    lock = FolderLock(out, what)
     record = _read_json(out / name, what)
     if not isinstance(record, dict) or (record.get("format"), record.get("version")) != (study.format,
                                                                                           study.version):
@@ -114,7 +119,7 @@ def open_study(out: Path, settings: dict[str, Any], resume: bool, study: Study =
         raise UserError(f"--resume: {out} was started with other settings ({describe(found, name)}); resume with "
                         f"the settings it was started with, or choose another --out")
     finished = _read_json(out / FINISHED, what) if (out / FINISHED).exists() else {"runs": []}
-    return list(finished["runs"])
+    return list(finished["runs"]), lock
 
 
 def mark_finished(out: Path, finished: list[str], run: str) -> None:
@@ -123,9 +128,10 @@ def mark_finished(out: Path, finished: list[str], run: str) -> None:
     write_json(out / FINISHED, {"runs": finished})
 
 
-def open_comparison(config: CompareConfig, resume: bool) -> list[str]:
+def open_comparison(config: CompareConfig, resume: bool) -> tuple[list[str], FolderLock]:
     """Start the comparison in OUT (recording its settings), or (`resume`) check that OUT holds this very
-    comparison; before any work. Returns the names of the runs finished before (`cfc-ncp-seed0`, ...)."""
+    comparison; before any work. Returns the names of the runs finished before (`cfc-ncp-seed0`, ...) and the
+    comparison's lock (`open_study`)."""
     return open_study(Path(config.out), recorded_settings(config), resume)
 
 
@@ -135,8 +141,14 @@ def run_comparison(config: CompareConfig, resume: bool, workers: int = 0, hooks:
     document. UserError, before any work, for an OUT that holds another comparison (or its settings changed, when
     resuming)."""
     hooks = hooks or Hooks()
+    finished, lock = open_comparison(config, resume)
+    with lock:
+        return _compare(config, finished, workers, hooks)
+
+
+def _compare(config: CompareConfig, finished: list[str], workers: int, hooks: Hooks) -> dict[str, Any]:
+    """`run_comparison` in its opened folder."""
     out = Path(config.out)
-    finished = open_comparison(config, resume)
     runs = config.runs()
     evaluated: list[tuple[RunInfo, EvalResults]] = []
     document: dict[str, Any] = {}

@@ -26,6 +26,7 @@ from navigator.dataset.errors import ChecksumError, DatasetError, ManifestError
 from navigator.dataset.manifest import (EPISODES_FOLDER, MANIFEST_NAME, DroppedEntry, EpisodeEntry, Manifest,
                                         manifest_path, read_manifest, write_manifest)
 from navigator.dataset.schema import ACTION_CONVENTION
+from navigator.folder_lock import FolderLock
 
 
 def _layout_check(dataset: Path, manifest: Manifest, episode: Episode, name: str) -> None:
@@ -101,9 +102,11 @@ def _aside_name(path: Path) -> Path:
 class DatasetWriter:
     """The parent process's handle on a dataset: the one place that changes manifest.json."""
 
-    def __init__(self, path: Path, manifest: Manifest, created: tuple[Path, ...] | None = None) -> None:
+    def __init__(self, path: Path, manifest: Manifest, created: tuple[Path, ...] | None = None,
+                 lock: FolderLock | None = None) -> None:
         self.path = Path(path)
         self._manifest = manifest
+        self._lock = lock  # this process writes the dataset as long as the writer lives (navigator.folder_lock)
         # Set by `create` only: the folders it made (outermost first), which `discard_if_empty` may remove along
         # with the manifest. None for a dataset that was opened: that one is never discarded.
         self._created = created
@@ -119,18 +122,20 @@ class DatasetWriter:
         episodes = path / EPISODES_FOLDER
         created = tuple(folder for folder in (*reversed(episodes.parents), episodes) if not folder.exists())
         episodes.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock(path, "dataset")
         height, width = (int(v) for v in image_size)
         manifest = Manifest(height, width, action_convention, dict(recipe))
         write_manifest(path, manifest)
-        return cls(path, manifest, created)
+        return cls(path, manifest, created, lock)
 
     @classmethod
     def open(cls, path: str | Path) -> DatasetWriter:
         """Continue an existing dataset (after an interruption, or to add episodes)."""
         path = Path(path)
+        lock = FolderLock(path, "dataset") if path.is_dir() else None  # before reading: none writes meanwhile
         manifest = read_manifest(path)
         (path / EPISODES_FOLDER).mkdir(exist_ok=True)
-        return cls(path, manifest)
+        return cls(path, manifest, lock=lock)
 
     @property
     def manifest(self) -> Manifest:
@@ -194,6 +199,8 @@ class DatasetWriter:
         for temporary in folder.iterdir():
             temporary.unlink()
         manifest_path(self.path).unlink(missing_ok=True)
+        if self._lock is not None:
+            self._lock.release()
         for created in reversed(self._created):
             if created.is_dir() and not any(created.iterdir()):
                 created.rmdir()

@@ -20,6 +20,7 @@ from navigator.evaluation.results import EvalResults, PilotInfo, build_results
 from navigator.evaluation.seeds import SeedRange, TrainingSeeds, check_no_overlap, training_seeds
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.evaluation.videos import failures_to_film, filmed, video_path
+from navigator.folder_lock import FolderLock
 
 
 class Hooks:
@@ -105,7 +106,15 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
     if recorded is not None:
         _refuse_other_pilots(out, recorded, settings)
     pilots = inspect_pilots(settings)
+    lock = FolderLock(out, "evaluation") if out.is_dir() else None  # before reading what the folder holds
     open_folder(out, settings, pilots, resume)
+    with lock or FolderLock(out, "evaluation"):
+        return _evaluate(out, settings, pilots, flying, workers, hooks, videos, backend)
+
+
+def _evaluate(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], flying: int, workers: int,
+              hooks: Hooks, videos: int, backend: Backend) -> EvalResults:
+    """`evaluate` in its opened folder `out`."""
     finished = read_finished(out, settings)
     todo = [key for key in settings.keys() if key not in finished]
     hooks.start(len(todo), len(finished))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from navigator.dataset import completeness, read_manifest
 from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError
+from navigator.folder_lock import FolderLock
 from navigator.resume import Continued, Difference, check_continuation, differences, without
 from navigator.scenario import CameraSettings
 from navigator.training import distributed
@@ -338,15 +340,17 @@ def run_recipe(config: TrainConfig, resume: bool, hooks: Hooks, extend: bool = F
     is missing or empty. `extras`: what the run changes in the plain recipe (`navigator adapt`'s strategies)."""
     out = Path(config.out)
     if resume or extend:
-        progress = _continue(out, config, extend)
-        _run_stages(config, out, progress, hooks, extras)
+        with FolderLock(out, "training run") if out.is_dir() else nullcontext():  # before reading its state
+            progress = _continue(out, config, extend)
+            _run_stages(config, out, progress, hooks, extras)
     else:
         created = _start_new(out, config)
-        try:
-            _run_stages(config, out, {"completed": []}, hooks, extras)
-        except BaseException:
-            _discard_new_run(out, created)
-            raise
+        with FolderLock(out, "training run"):
+            try:
+                _run_stages(config, out, {"completed": []}, hooks, extras)
+            except BaseException:
+                _discard_new_run(out, created)
+                raise
     load_trained(out / "best.pt")  # a damaged result is reported now, not when it is first flown
     return out / "best.pt"
 

@@ -1,0 +1,105 @@
+"""One writer per output folder (navigator/folder_lock.py): a command that would write a dataset, a training run, an
+evaluation or a comparison another process is writing is refused in one line, exit 2, before it reads or writes
+anything; the lock goes with the process that held it, however it ended, and is re-entrant within a process."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from navigator.cli import main
+from navigator.errors import UserError
+from navigator.folder_lock import FolderLock
+
+ROOT = Path(__file__).resolve().parents[1]
+HOLD = ("import sys, time; from pathlib import Path; from navigator.folder_lock import FolderLock; "
+        "lock = FolderLock(Path(sys.argv[1]), 'folder'); print('held', flush=True); time.sleep(600)")
+
+
+class Holder:
+    """Another process holding the lock of `folder`, as a running navigator command does."""
+
+    def __init__(self, folder: Path) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], cwd=ROOT, stdout=subprocess.PIPE,
+                                        text=True)
+        assert self.process.stdout.readline().strip() == "held"
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, Path]:
+    """A finished dataset, training run, evaluation and (the record of) a comparison."""
+    root = tmp_path_factory.mktemp("locked")
+    data = root / "data"
+    assert main(["collect", "--out", str(data), "--episodes", "2", "--max-seconds", "1", "--workers", "1"]) == 0
+    run = root / "run"
+    recipe = root / "recipe.yaml"
+    recipe.write_text(f"data: [{data}]\nout: {run}\nepochs: 1\nbatch_size: 2\nwindow: 8\nstride: 8\n")
+    assert main(["train", "--config", str(recipe)]) == 0
+    report = root / "eval"
+    assert main(["eval", "--pilot", "expert", "--suites", "summer", "--episodes", "1", "--max-seconds", "1",
+                 "--workers", "1", "--out", str(report)]) == 0
+    comparison = root / "comparison"
+    comparison.mkdir()
+    (comparison / "compare.json").write_text(json.dumps({"format": "liquid-navigator/comparison-run"}))
+    return {"data": data, "run": run, "eval": report, "comparison": comparison}
+
+
+COMMANDS = {
+    "data": (["collect", "--out", "{data}", "--episodes", "3", "--max-seconds", "1", "--workers", "1", "--extend"],
+             "another navigator process is writing this dataset"),
+    "run": (["train", "--out", "{run}", "--epochs", "2", "--extend"], "another navigator process is writing this training run"),
+    "eval": (["eval", "--out", "{eval}", "--resume"], "another navigator process is writing this evaluation"),
+    "comparison": (["compare", "--config", "launch/compare/fly_to_target.yaml", "--out", "{comparison}", "--resume"],
+                   "another navigator process is writing this comparison"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(COMMANDS))
+def test_a_folder_another_process_writes_is_refused_before_anything_changes(folders, kind, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    folder = folders[kind]
+    argv, message = COMMANDS[kind]
+    argv = [part.format(**folders) for part in argv]
+    before = snapshot(folder)
+    holder = Holder(folder)
+    try:
+        assert main(argv) == 2
+        error = capsys.readouterr().err
+        assert f"{folder} is in use: {message}; wait for it to end" in error and len(error.strip().splitlines()) == 1
+        assert snapshot(folder) == before
+    finally:
+        holder.kill()
+    # The holder was killed, as a crash would: the kernel dropped its lock, and the folder is this process's now.
+    with FolderLock(folder, kind):
+        pass
+
+
+def test_the_lock_is_reentrant_in_a_process_and_released_by_its_last_holder(tmp_path):
+    outer = FolderLock(tmp_path, "dataset")
+    with FolderLock(tmp_path / "." , "dataset"):  # the same folder by another name: this process holds it already
+        pass
+    holder = None
+    try:
+        with pytest.raises(subprocess.CalledProcessError):  # still held by `outer`
+            subprocess.run([sys.executable, "-c", HOLD.replace("time.sleep(600)", "pass"), str(tmp_path)], cwd=ROOT,
+                           check=True, capture_output=True, timeout=60)
+        outer.release()
+        holder = Holder(tmp_path)  # released: another process takes it
+        with pytest.raises(UserError, match="is in use"):
+            FolderLock(tmp_path, "dataset")
+    finally:
+        if holder is not None:
+            holder.kill()
