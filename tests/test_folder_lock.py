@@ -60,7 +60,8 @@ def folders(tmp_path_factory) -> dict[str, Path]:
 COMMANDS = {
     "data": (["collect", "--out", "{data}", "--episodes", "3", "--max-seconds", "1", "--workers", "1", "--extend"],
              "another navigator process is writing this dataset"),
-    "run": (["train", "--out", "{run}", "--epochs", "2", "--extend"], "another navigator process is writing this training run"),
+    "run": (["train", "--out", "{run}", "--epochs", "2", "--extend"],
+            "another navigator process is writing this training run"),
     "eval": (["eval", "--out", "{eval}", "--resume"], "another navigator process is writing this evaluation"),
     "comparison": (["compare", "--config", "launch/compare/fly_to_target.yaml", "--out", "{comparison}", "--resume"],
                    "another navigator process is writing this comparison"),
@@ -89,7 +90,7 @@ def test_a_folder_another_process_writes_is_refused_before_anything_changes(fold
 
 def test_the_lock_is_reentrant_in_a_process_and_released_by_its_last_holder(tmp_path):
     outer = FolderLock(tmp_path, "dataset")
-    with FolderLock(tmp_path / "." , "dataset"):  # the same folder by another name: this process holds it already
+    with FolderLock(tmp_path / ".", "dataset"):  # the same folder by another name: this process holds it already
         pass
     holder = None
     try:
