@@ -89,6 +89,16 @@ class Cluster:
                 f"worker{'s' * (self.workers != 1)}")
 
 
+def check_reachable(backend: Backend) -> None:
+    """Before any work: a UserError, within seconds, when roll-outs on `backend` could not start because its Ray
+    cluster cannot be reached (`navigator.ray_cluster.check_address`); nothing to check for the local backend or a
+    local Ray instance, which the run starts itself."""
+    if backend.kind == "ray" and backend.address is not None:
+        from navigator.ray_cluster import check_address
+
+        check_address(backend.address)
+
+
 def run_jobs(function: Callable[[J], R], jobs: Iterable[J], workers: int, backend: Backend = LOCAL,
              setup: Callable[[], None] | None = None,
              on_ready: Callable[[Cluster], None] | None = None) -> Iterator[R]:

@@ -79,11 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    return next(action.choices[command] for action in parser._actions
+                if isinstance(action, argparse._SubParsersAction))
+
+
 def _refuse_repeated_options(parser: argparse.ArgumentParser, command: str, argv: list[str]) -> None:
     """argparse lets the last of `--epochs 1 --epochs 2` win silently; a repeated option that takes one value is
     refused instead (as a duplicate YAML key is), since one of the two values is not what the user meant."""
-    command_parser = next(action.choices[command] for action in parser._actions
-                          if isinstance(action, argparse._SubParsersAction))
+    command_parser = _command_parser(parser, command)
     given = [token.split("=", 1)[0] for token in argv[: argv.index("--") if "--" in argv else len(argv)]]
     for action in command_parser._actions:
         if not action.option_strings or isinstance(action, (argparse._AppendAction, argparse._HelpAction)):
@@ -102,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # named with the command's own help, where its options are listed
+            raise UsageError(_command_parser(parser, args.command), f"unrecognized arguments: {' '.join(unknown)}")
         _refuse_repeated_options(parser, args.command, argv)
     except UsageError as error:
         print(f"{error.parser.prog}: error: {error} (see '{error.parser.prog} --help')", file=sys.stderr)

@@ -141,10 +141,11 @@ def check_seed_span(seed: int, count: int, seed_name: str, count_name: str) -> N
     `seed_name` and `count_name` are the fields (dotted, relative to the dataclass that checks) that set them."""
     last = seed + count - 1
     if last > MAX_SEED:
-        raise SettingError(seed_name, f"with {{{count_name}}} {count} the last episode's seed would be {last}, past "
-                                      f"the largest seed {MAX_SEED}; give {{{seed_name}}} at most "
-                                      f"{max(0, MAX_SEED - count + 1)} or fewer {{{count_name}}}",
-                           (seed_name, count_name))
+        fix = (f"give {{{seed_name}}} at most {MAX_SEED - count + 1} or fewer {{{count_name}}}" if count <= MAX_SEED + 1
+               else f"give at most {MAX_SEED + 1} {{{count_name}}}: no more seeds exist")
+        raise SettingError(seed_name if count <= MAX_SEED + 1 else count_name,
+                           f"with {{{count_name}}} {count} the last episode's seed would be {last}, past the largest "
+                           f"seed {MAX_SEED}; {fix}", (seed_name, count_name))
 
 
 @contextmanager
@@ -192,7 +193,7 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
         finally:
             loader.dispose()
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+        raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(error)}") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read config file {path}: {error}") from None
     if data is None:
@@ -200,6 +201,17 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of settings at the top level, not a {type(data).__name__}")
     return data
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report in one line: "expected ',' or ']', but got ':' (line 2, column 2)"."""
+    problem = getattr(error, "problem", None)
+    mark = getattr(error, "problem_mark", None)
+    if problem is None:
+        return " ".join(str(error).split())
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    context = getattr(error, "context", None)
+    return f"{problem}{where}" + (f", {context}" if context else "")
 
 
 def _bad(key: str, problem: str, mentions: tuple[str, ...] = ()) -> ConfigError:

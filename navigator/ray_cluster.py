@@ -29,12 +29,14 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import sys
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from navigator import __version__
@@ -127,18 +129,25 @@ def _session(address: str | None, cpus: int) -> Iterator[Any]:
         if "RAY_AUTH_MODE" not in os.environ:
             os.environ["RAY_AUTH_MODE"] = "token"
             os.environ.setdefault("RAY_AUTH_TOKEN", _LOCAL_TOKEN)
-    elif address != "auto":
-        _probe(address)
+    else:
+        check_address(address)
     os.environ.setdefault("RAY_NUM_REDIS_GET_RETRIES", CONNECT_RETRIES)  # read when Ray is imported
     ray = _import_ray()
     temporary = tempfile.mkdtemp(prefix="navigator-ray-") if address is None else None
     finished = False
     try:
-        if temporary is not None:
-            ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                     _temp_dir=temporary, log_to_driver=False, logging_level=logging.ERROR)
-        else:
-            _connect(ray, address)
+        # Ctrl-C waits until Ray has started: interrupted halfway, ray.init leaves processes that ray.shutdown does
+        # not know of, still writing into `temporary` after it is removed. The processes it starts inherit the
+        # block, so a Ctrl-C to the terminal's process group leaves them to the shutdown below.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            if temporary is not None:
+                ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                         _temp_dir=temporary, log_to_driver=False, logging_level=logging.ERROR)
+            else:
+                _connect(ray, address)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a Ctrl-C meanwhile is raised now
         yield ray
         finished = True
     finally:
@@ -151,6 +160,38 @@ def _session(address: str | None, cpus: int) -> Iterator[Any]:
                 ray.shutdown()
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+def check_address(address: str) -> None:
+    """A UserError when nothing answers as a Ray head at `address` (HOST:PORT, or auto: RAY_ADDRESS, else the cluster
+    `ray start --head` recorded on this machine), before anything is written; `run_on_ray`
+    connects later."""
+    if address == "auto":
+        resolved = os.environ.get("RAY_ADDRESS", "").strip()
+        recorded = _current_cluster_file()
+        if not resolved and recorded.is_file():
+            resolved = recorded.read_text(errors="replace").strip()
+        if not resolved:
+            raise UserError("--address auto: no Ray cluster runs on this machine (none started with `ray start "
+                            "--head`, and RAY_ADDRESS is unset); start one, or give the head's HOST:PORT")
+        if not re.fullmatch(r"\[?[\w.:-]+\]?:\d+", resolved):  # ray://... and the like: Ray resolves them itself
+            return
+        address = resolved
+    _probe(address)
+
+
+def _current_cluster_file() -> Path:
+    """Where `ray start --head` records the head's address for `auto`: ray_current_cluster in Ray's temporary
+    folder (RAY_TMPDIR, else TMPDIR on Linux, else /tmp on Linux and macOS: Ray's own rule)."""
+    if "RAY_TMPDIR" in os.environ:
+        base = os.environ["RAY_TMPDIR"]
+    elif sys.platform.startswith("linux") and "TMPDIR" in os.environ:
+        base = os.environ["TMPDIR"]
+    elif sys.platform.startswith(("linux", "darwin")):
+        base = "/tmp"
+    else:
+        base = tempfile.gettempdir()
+    return Path(base) / "ray" / "ray_current_cluster"
 
 
 def _probe(address: str) -> None:

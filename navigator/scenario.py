@@ -77,6 +77,8 @@ def canonical_pilot(spec: str) -> str:
         raise ValueError(f"pilot must be a string, got {spec!r}; valid pilots are: {', '.join(PILOT_CHOICES)}")
     if normal_name(spec) in ("pretrained", "expert"):
         return normal_name(spec)
+    if not spec.strip():  # Path("") is the current folder: say what is wrong, not what that folder lacks
+        raise ValueError(f"pilot is empty; valid pilots are: {', '.join(PILOT_CHOICES)}")
     path = Path(spec)
     if is_bundle(path):
         if not path.exists():

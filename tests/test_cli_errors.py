@@ -63,13 +63,14 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --task race", None, "--task: unknown task 'race'; valid tasks are: fly-to-target, hike, follow"),
     ("fly --airframe f450", None, "--airframe: unknown airframe 'f450'; valid airframes are: x500, cf2x"),
     ("fly --pilot robot", None, "--pilot: unknown pilot 'robot'"),
+    ("fly --pilot=", None, "--pilot: pilot is empty; valid pilots are: pretrained, expert"),
     ("fly --pilot {tmp}/gone.pt", None, "gone.pt does not exist"),
     ("fly --video {tmp}/clip.avi", None, "clip.avi must end in .mp4"),
     ("fly --video {tmp}/clip.mp4", None, "clip.mp4 already exists; pass --overwrite"),
     ("fly --video {tmp}/folder.mp4 --overwrite", None, "folder.mp4 is a folder"),
     ("fly --video {tmp}/missing/clip.mp4", None, "missing does not exist"),
     ("fly --video /proc/clip.mp4", None, "cannot write in folder /proc"),
-    ("fly --gui --bogus", None, "unrecognized arguments: --bogus"),
+    ("fly --gui --bogus", None, "navigator fly: error: unrecognized arguments: --bogus (see 'navigator fly --help')"),
     # fly: YAML
     ("fly --config {config}", "episodes: 0\n", "episodes in {config} must be at least 1, got 0"),
     ("fly --config {config}", "scenario:\n  max_seconds: .nan\n",
@@ -93,6 +94,8 @@ CASES: list[tuple[str, str | None, str]] = [
                                                  "2147483646 or fewer --episodes"),
     ("fly --episodes 2147483647", None, "--seed: with --episodes 2147483647 the last episode's seed would be "
                                         "2147583646"),
+    ("fly --episodes 99999999999 --seed 0", None, "would be 99999999998, past the largest seed 2147483647; give at "
+                                                  "most 2147483648 --episodes: no more seeds exist"),
     ("fly --config {config}", "seed: 2147483000\nepisodes: 1000\n",
      "seed in {config}: with --episodes 1000 the last episode's seed would be 2147483999"),
     ("collect --out {tmp}/ds --seed 2147483647 --episodes 2", None, "--seed: with --episodes 2 the last episode's"),

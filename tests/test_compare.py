@@ -184,7 +184,7 @@ def test_an_interrupted_comparison_resumes_without_training_again_what_finished(
         outcomes = entry["runs"][0]["suites"]["summer"]["outcomes"]
         assert entry["suites"]["summer"] == pytest.approx(dict(zip(("mean", "low", "high"),
                                                                    seed_bootstrap([outcomes]))), abs=1e-6)
-    assert "**Unfinished:** 2 runs not yet trained and evaluated (cfc-ncp-seed1, mlp-seed1)" in (
+    assert "**Unfinished:** 2 runs not evaluated yet (cfc-ncp-seed1, mlp-seed1)" in (
         out / "comparison.md").read_text()
     recorder = Recorder()
     document = run_comparison(config, resume=True, workers=1, hooks=recorder)

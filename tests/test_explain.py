@@ -302,9 +302,10 @@ def test_a_recorded_episode_is_not_checked_against_training_seeds_but_the_ablati
     dataset, camera = recorded
     trained = [{"task": "fly-to-target", "first": 0, "count": 10, "source": "datasets/d"}]
     checkpoint = _checkpoint(tmp_path / "seen.pt", "lstm", camera, seeds=trained)
-    command = ["explain", "--pilot", str(checkpoint), "--from-dataset", str(dataset), "--seed", "5"]
+    command = ["explain", "--pilot", str(checkpoint), "--from-dataset", str(dataset)]
     out = tmp_path / "flies"
-    assert main([*command, "--ablation-episodes", "1", "--out", str(out)]) == 2  # no NCP: a check before any work
+    # No NCP: a check before any work.
+    assert main([*command, "--seed", "5", "--ablation-episodes", "1", "--out", str(out)]) == 2
     assert "would fly seed 5 of them" in capsys.readouterr().err and not out.exists()
     assert main([*command, "--ablation-episodes", "0", "--out", str(tmp_path / "reads")]) == 0
 
@@ -332,14 +333,21 @@ def test_a_dataset_of_another_scenario_is_refused_with_a_fix_that_applies(
                              " cf2x would be ignored"),
     (["--config", "{yaml}"], "recorded with camera fov_deg 90.0 and is explained as recorded: "
                              "scenario.camera.fov_deg 70.0 would be ignored"),
+    (["--preset", "winter"], "recorded with preset summer and is explained as recorded: --preset (scenario.preset) "
+                             "winter would be ignored"),
+    (["--config", "{task_yaml}"], "recorded with task fly-to-target and is explained as recorded: --task "
+                                  "(scenario.task) hike would be ignored"),
+    (["--seed", "5"], "--seed picks the worlds flown, and a recorded episode explained with --ablation-episodes 0 "
+                      "flies none"),
 ])
 def test_a_scenario_setting_a_recorded_episode_overrides_is_refused_not_ignored(
         recorded: tuple[Path, dict], tmp_path: Path, capsys, given, found) -> None:
     dataset, camera = recorded
     (tmp_path / "camera.yaml").write_text("scenario:\n  camera:\n    fov_deg: 70.0\n")
+    (tmp_path / "task.yaml").write_text("scenario:\n  task: hike\n")
     checkpoint = _checkpoint(tmp_path / "ncp.pt", "cfc-ncp", camera)
     out = tmp_path / "out"
-    given = [part.format(yaml=tmp_path / "camera.yaml") for part in given]
+    given = [part.format(yaml=tmp_path / "camera.yaml", task_yaml=tmp_path / "task.yaml") for part in given]
     assert main(["explain", "--pilot", str(checkpoint), "--from-dataset", str(dataset), "--ablation-episodes", "0",
                  "--out", str(out), *given]) == 2
     error = capsys.readouterr().err

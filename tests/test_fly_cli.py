@@ -87,7 +87,9 @@ def test_malformed_config_is_a_clear_error(tmp_path, capsys):
     config = tmp_path / "bad.yaml"
     config.write_text("scenario:\n  preset: [winter\n")
     assert main(["fly", "--config", str(config)]) == 2
-    assert "is not valid YAML" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "is not valid YAML: " in error and "(line 3, column 1)" in error  # PyYAML's report, in one line
+    assert len(error.strip().splitlines()) == 1
 
 
 def test_gui_without_a_display_says_how_to_fix_it(monkeypatch, capsys):

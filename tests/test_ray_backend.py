@@ -119,6 +119,36 @@ def test_a_killed_worker_has_its_episode_flown_again_and_resume_finishes(head, l
     assert main(["data", "check", str(out)]) == 0
 
 
+def test_ctrl_c_while_a_local_ray_instance_starts_leaves_nothing_running_or_written(tmp_path):
+    # Sent to the whole process group, as a terminal's Ctrl-C is, while ray.init starts the instance. A short
+    # temporary folder: Ray's socket paths inside it must fit in 107 bytes.
+    temporary = Path(tempfile.mkdtemp(prefix="nr-", dir="/tmp"))
+    try:
+        _interrupt_ray_start(temporary, tmp_path / "data")
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _interrupt_ray_start(temporary: Path, out: Path) -> None:
+    run = subprocess.Popen([str(NAVIGATOR), "collect", "--out", str(out), "--episodes", "2", "--max-seconds", "1",
+                            "--workers", "1", "--backend", "ray"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, env={**os.environ, "TMPDIR": str(temporary)}, start_new_session=True,
+                           preexec_fn=default_sigint)
+    deadline = time.monotonic() + 120
+    while not list(temporary.glob("navigator-ray-*/session_*")):  # Ray is starting its processes there
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGINT)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 130, stderr
+    assert stderr.strip().splitlines() == [
+        "navigator collect: interrupted before anything was saved; rerun the same command to start again"]
+    assert list(temporary.iterdir()) == [] and not out.exists()
+    left = subprocess.run(["pgrep", "-f", str(temporary)], capture_output=True, text=True).stdout.split()
+    assert left == [], subprocess.run(["ps", "-o", "pid,args", "-p", ",".join(left)], capture_output=True,
+                                      text=True).stdout
+
+
 def test_ctrl_c_on_a_ray_collection_prints_only_the_resume_line(head, tmp_path):
     out = tmp_path / "data"
     run = subprocess.Popen([str(NAVIGATOR), "collect", "--out", str(out), "--episodes", "12", "--max-seconds", "2",
@@ -160,6 +190,41 @@ def test_an_unreachable_cluster_is_a_fast_clear_error(address, tmp_path, capsys)
     assert f"cannot reach the Ray cluster at {address}" in error or (
         f"cannot connect to the Ray cluster at {address}" in error and address == "10.0.0.1:6379")
     assert not (tmp_path / "data").exists()  # the empty dataset it had created is removed
+
+
+@pytest.mark.parametrize("command", ["eval", "train", "compare"])
+def test_an_unreachable_cluster_is_refused_before_any_work(command, local_dataset, tmp_path, capsys, monkeypatch):
+    # Not when the first roll-out needs the cluster: after an evaluation folder was made, or a training's first
+    # stage. "auto" finds no cluster when Ray's temporary folder records none.
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "ray"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    out = tmp_path / "out"
+    for address, message in ((f"127.0.0.1:{_free_port()}", "cannot reach the Ray cluster at 127.0.0.1:"),
+                             ("auto", "--address auto: no Ray cluster runs on this machine")):
+        backend = ["--backend", "ray", "--address", address]
+        if command == "eval":
+            argv = ["eval", "--pilot", "expert", "--suites", "summer", "--episodes", "1", "--out", str(out), *backend]
+        elif command == "train":
+            argv = ["train", "--data", str(local_dataset), "--out", str(out), "--dagger", "1", *backend]
+        else:
+            config = tmp_path / "compare.yaml"
+            config.write_text(f"train: {{data: [{local_dataset}], backend: {{kind: ray, address: '{address}'}}}}\n")
+            argv = ["compare", "--config", str(config), "--out", str(out)]
+        assert main(argv) == 2
+        error = capsys.readouterr().err
+        assert message in error and len(error.strip().splitlines()) == 1, error
+        assert not out.exists()
+
+
+def test_a_run_started_on_a_ray_cluster_continues_on_the_local_backend(head, local_dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"data: [{local_dataset}]\nepochs: 1\nbatch_size: 2\nwindow: 8\nstride: 8\n")
+    assert main(["train", "--config", str(recipe), "--out", str(out), "--backend", "ray", "--address", head]) == 0
+    assert json.loads((out / "run.json").read_text())["config"]["backend"] == {"kind": "ray", "address": head}
+    # --backend replaces the recorded backend whole: the recorded address does not carry over to the local one.
+    assert main(["train", "--out", str(out), "--epochs", "2", "--extend", "--backend", "local"]) == 0, \
+        capsys.readouterr().err
 
 
 def test_a_listener_that_is_no_ray_head_is_a_fast_clear_error(tmp_path):

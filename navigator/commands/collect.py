@@ -94,6 +94,7 @@ def _one_part(source: Path | RecordedSettings | None) -> Callable[[dict[str, Any
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from navigator.backends import check_reachable
     from navigator.collect import EXTENSIONS_KEY, collect, open_for_collection
     from navigator.commands.common import check_output_folder, progress_bar, recorded_settings
     from navigator.dataset.manifest import manifest_path
@@ -103,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         source = recorded_settings(manifest_path(args.out), "recipe", dropped=(EXTENSIONS_KEY,))
     config = FLAGS.load(args, source, _one_part(source))
     check_output_folder(args.out, "--out", continuing=args.resume or args.extend, kind="dataset")
+    check_reachable(config.backend)
     console = Console()
     writer, notes = open_for_collection(args.out, config, args.resume, extend=args.extend)
     for note in notes:

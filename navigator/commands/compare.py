@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
+    from navigator.backends import check_reachable
     from navigator.commands.common import check_output_folder, epoch_line, progress_bar
     from navigator.comparison.runner import Hooks, run_comparison
     from navigator.comparison.table import cell
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_folder(Path(existing.pop(0)), "the dataset to collect, data[0],", continuing=True,
                             kind="dataset")
     datasets = open_datasets([Path(path) for path in existing]) if existing else []
+    check_reachable(config.base.backend)
     _refuse_training_worlds(config, datasets, str(args.config) if args.config else "the default comparison")
 
     console = Console()

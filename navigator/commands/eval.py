@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from navigator.backends import check_reachable
     from navigator.evaluation.pipeline import Hooks, evaluate
 
     if args.workers < 0:
@@ -132,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
                         "with; add --attention, or drop --attention-method")
     backend = BACKEND_FLAGS.load(args, None)
     check_output_folder(args.out, "--out", continuing=args.resume, kind="evaluation")
+    check_reachable(backend)
 
     console = Console()
     with progress_bar(console, transient=True) as progress:

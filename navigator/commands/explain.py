@@ -62,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
     from navigator.explain.pipeline import Hooks, check_out, explain
 
     config = FLAGS.load(args, args.config)
-    if config.from_dataset is not None and (args.task is not None or args.preset is not None):
-        raise UserError("--task and --preset come from the dataset episode with --from-dataset; drop them")
+    if config.from_dataset is not None and config.ablation_episodes == 0 and args.seed is not None:
+        raise UserError("--seed picks the worlds flown, and a recorded episode explained with --ablation-episodes 0 "
+                        "flies none; drop --seed, or give --ablation-episodes N for the closed-loop ablation")
     check_out(args.out, args.overwrite)
     console = output_console()
 

@@ -222,12 +222,19 @@ def _source(args: argparse.Namespace) -> Path | RecordedSettings | None:
         flag = "--extend" if args.extend else "--resume"
         raise UserError(f"{flag}: {out} is an adaptation made by navigator adapt, not a training run; continue it "
                         f"with: navigator adapt --out {out} --resume")
+    if recorded is not None and args.backend is not None:
+        # Where roll-outs run is not part of the run: --backend replaces the recorded backend whole (a recorded Ray
+        # address does not carry over to the local backend).
+        recorded = RecordedSettings({key: value for key, value in recorded.data.items() if key != "backend"},
+                                    recorded.where)
     return recorded
 
 
 def _check_folders(config, args: argparse.Namespace) -> None:
-    """Before any work: the run folder can be written and holds nothing of the user's, and every dataset exists
-    (or, for the first one of a recipe with a `collect` section, can be collected)."""
+    """Before any work: the run folder can be written and holds nothing of the user's, every dataset exists (or,
+    for the first one of a recipe with a `collect` section, can be collected), and the Ray cluster the roll-outs
+    would fly on answers (not found only when the first DAgger round starts, after the training)."""
+    from navigator.backends import check_reachable
     from navigator.commands.common import check_output_folder
     from navigator.dataset.reader import open_datasets
 
@@ -239,3 +246,4 @@ def _check_folders(config, args: argparse.Namespace) -> None:
                             kind="dataset")
     if existing:
         open_datasets([Path(path) for path in existing])
+    check_reachable(config.backend)

@@ -28,9 +28,9 @@ def render_table(document: dict[str, Any]) -> str:
              f"model shares.")
     lines = [f"# Model comparison: {document['task']}", ""]
     if missing:
-        lines += [f"**Unfinished:** {len(missing)} run{'s' * (len(missing) != 1)} not yet trained and evaluated "
-                  f"({', '.join(missing)}); `navigator compare --resume` continues it. Models with fewer seeds have "
-                  f"wider intervals.", ""]
+        lines += [f"**Unfinished:** {len(missing)} run{'s' * (len(missing) != 1)} not evaluated yet "
+                  f"({', '.join(missing)}); the `navigator compare` command that started it, rerun with `--resume`, "
+                  f"continues it. Models with fewer seeds have wider intervals.", ""]
     lines += [intro, "",
               "| model | head parameters | training seeds | " + " | ".join(suites) + " |",
               "|---|---:|---|" + "---:|" * len(suites)]

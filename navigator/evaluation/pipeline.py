@@ -107,9 +107,29 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
         _refuse_other_pilots(out, recorded, settings)
     pilots = inspect_pilots(settings)
     lock = FolderLock(out, "evaluation") if out.is_dir() else None  # before reading what the folder holds
+    created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
     open_folder(out, settings, pilots, resume)
     with lock or FolderLock(out, "evaluation"):
-        return _evaluate(out, settings, pilots, flying, workers, hooks, videos, backend)
+        try:
+            return _evaluate(out, settings, pilots, flying, workers, hooks, videos, backend)
+        except BaseException:  # Ctrl-C too: a new evaluation that recorded nothing leaves nothing behind
+            _discard_if_empty(out, created)
+            raise
+
+
+def _discard_if_empty(out: Path, created: list[Path]) -> None:
+    """Remove the evaluation folder this call `created` (deepest first, `out` and the folders above it it made) if
+    no episode was recorded there: only eval.json and empty folders, never anything else."""
+    if not created or not out.is_dir() or any(path.is_file() for path in (out / "episodes").rglob("*")):
+        return
+    if {path.name for path in out.iterdir()} - {"eval.json", "episodes"}:
+        return
+    (out / "eval.json").unlink(missing_ok=True)
+    for folder in sorted((out / "episodes").rglob("*"), key=lambda path: len(path.parts), reverse=True):
+        folder.rmdir()
+    for folder in created:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _evaluate(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], flying: int, workers: int,

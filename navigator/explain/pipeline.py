@@ -171,12 +171,13 @@ def dataset_scenario(metadata: dict[str, Any], scenario) -> Any:
 
 
 def _refuse_overridden(asked, recorded) -> None:
-    """A UserError for an airframe or camera setting given (differing from the default) that the recorded episode
-    overrides: it would be ignored silently."""
+    """A UserError for a task, preset, airframe or camera setting given (differing from the default) that the
+    recorded episode overrides: it would be ignored silently. One that the episode has too is no conflict."""
     from navigator.scenario import ScenarioConfig
 
     default = ScenarioConfig()
-    settings = [("airframe", "--airframe (scenario.airframe)", asked.airframe, default.airframe, recorded.airframe)]
+    settings = [(name, f"--{name} (scenario.{name})", getattr(asked, name), getattr(default, name),
+                 getattr(recorded, name)) for name in ("task", "preset", "airframe")]
     settings += [(f"camera {key}", f"scenario.camera.{key}", getattr(asked.camera, key), getattr(default.camera, key),
                   getattr(recorded.camera, key)) for key in ("width", "height", "fov_deg", "tilt_deg", "rate_hz")]
     for name, where, given, default_value, episode in settings:
