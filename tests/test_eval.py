@@ -217,3 +217,26 @@ def test_eval_workers_ignore_sigint_and_keep_their_setup():
     with spawn_pool(1, _init_worker) as pool:
         assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN
         assert pool.apply(os.getenv, ("OMP_NUM_THREADS",)) == "1"
+
+
+def test_a_new_evaluation_that_fails_before_its_first_episode_leaves_no_folder(tmp_path, monkeypatch):
+    """Whatever stops it (Ctrl-C, workers that cannot start): nothing to resume, so nothing stays in the way of
+    running the same command again; an evaluation that was there before is never removed."""
+    import navigator.evaluation.pipeline as pipeline
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+        yield
+
+    settings = EvalSettings(pilots=("expert",), suites=("summer",), episodes=1, max_seconds=1.0)
+    out = tmp_path / "new" / "eval"
+    monkeypatch.setattr(pipeline, "fly_episodes", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(out, settings, workers=1)
+    assert not (tmp_path / "new").exists()
+    monkeypatch.undo()
+    evaluate(out, settings, workers=1)
+    monkeypatch.setattr(pipeline, "fly_episodes", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(out, settings, workers=1, resume=True)
+    assert (out / "eval.json").is_file() and len(list((out / "episodes").rglob("*.json"))) == 1

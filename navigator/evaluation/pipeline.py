@@ -127,6 +127,8 @@ def _discard_if_empty(out: Path, created: list[Path]) -> None:
     (out / "eval.json").unlink(missing_ok=True)
     for folder in sorted((out / "episodes").rglob("*"), key=lambda path: len(path.parts), reverse=True):
         folder.rmdir()
+    if (out / "episodes").is_dir():
+        (out / "episodes").rmdir()
     for folder in created:
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
