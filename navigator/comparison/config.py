@@ -77,8 +77,10 @@ class CompareConfig:
             raise SettingError("train", f"sets {', '.join(given)}, which the comparison sets per run (models, "
                                         f"seeds, out): drop {'it' if len(given) == 1 else 'them'}")
         if self.recipe is not None and not Path(self.recipe).is_file():
-            raise SettingError("recipe", f"{self.recipe} is not a file; give the path of a training recipe such as "
-                                         f"launch/train/fly_to_target.yaml")
+            where = "" if Path(self.recipe).is_absolute() else f" (a relative path is read from the current folder, " \
+                                                                 f"{Path.cwd()})"
+            raise SettingError("recipe", f"{self.recipe} is not a file{where}; give the path of a training recipe "
+                                         f"such as launch/train/fly_to_target.yaml, run from the project's folder")
         data = read_yaml_mapping(self.recipe) if self.recipe is not None else {}
         # The recipe file's model is replaced anyway; a placeholder keeps a recipe without one valid.
         data = {**data, "model": self.reference}
