@@ -15,6 +15,10 @@ from onboard_support import write_video
 from navigator.errors import UserError
 from navigator.onboard.camera import CameraReader, parse_source
 
+# Real time (frame ages and stalls are wall-clock):
+# in the suite's serial pass (`pytest -m serial`), never beside another test file.
+pytestmark = pytest.mark.serial
+
 
 def test_parse_source() -> None:
     assert parse_source("0") == 0 and parse_source("http://x/camera.mjpg") == "http://x/camera.mjpg"

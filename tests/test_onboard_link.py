@@ -18,6 +18,10 @@ from navigator.errors import UserError
 from navigator.onboard.link import MavlinkLink, check_url
 from pymavlink import mavutil
 
+# Real time (heartbeats and reconnection are wall-clock):
+# in the suite's serial pass (`pytest -m serial`), never beside another test file.
+pytestmark = pytest.mark.serial
+
 
 def wait_for(condition, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout

@@ -27,6 +27,10 @@ from navigator.onboard.log import FlightLog, read_log
 from navigator.onboard.runtime import OnboardRuntime, PolicyStepper
 from navigator.onboard.safety import State
 
+# Real time (the runtime's safety timeouts are wall-clock):
+# in the suite's serial pass (`pytest -m serial`), never beside another test file.
+pytestmark = pytest.mark.serial
+
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:

@@ -17,6 +17,10 @@ import pytest
 
 from tests.rehearsal_support import Rehearsal, rehearse
 
+# Real time (two processes fly an episode over MAVLink at the camera's rate):
+# in the suite's serial pass (`pytest -m serial`), never beside another test file.
+pytestmark = pytest.mark.serial
+
 
 def _assert_clean_run(run: Rehearsal) -> None:
     assert run.sitl_code == 0

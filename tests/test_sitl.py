@@ -29,6 +29,10 @@ from sim_envs.sitl.autopilot import CUSTOM_MODE_ENABLED, SAFETY_ARMED, px4_custo
 from sim_envs.sitl.faults import FaultSpecError  # noqa: E402
 from sim_envs.sitl.frames import VelocitySetpoint  # noqa: E402
 
+# Real time (the SITL vehicle's clock, link timeouts and camera faults are wall-clock):
+# in the suite's serial pass (`pytest -m serial`), never beside another test file.
+pytestmark = pytest.mark.serial
+
 PX4_LOITER = px4_custom_mode(4, 3)
 PX4_OFFBOARD = px4_custom_mode(6)
 VELOCITY_YAW_RATE = 0x05C7
