@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 from navigator.backends import LOCAL, Backend, Cluster
@@ -119,17 +120,11 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
 
 def _discard_if_empty(out: Path, created: list[Path]) -> None:
     """Remove the evaluation folder this call `created` (deepest first, `out` and the folders above it it made) if
-    no episode was recorded there: only eval.json and empty folders, never anything else."""
-    if not created or not out.is_dir() or any(path.is_file() for path in (out / "episodes").rglob("*")):
+    no episode was recorded there: only its eval.json and empty folders, never anything else."""
+    if not created or not out.is_dir() or any(path.is_file() and path != out / "eval.json" for path in out.rglob("*")):
         return
-    if {path.name for path in out.iterdir()} - {"eval.json", "episodes"}:
-        return
-    (out / "eval.json").unlink(missing_ok=True)
-    for folder in sorted((out / "episodes").rglob("*"), key=lambda path: len(path.parts), reverse=True):
-        folder.rmdir()
-    if (out / "episodes").is_dir():
-        (out / "episodes").rmdir()
-    for folder in created:
+    shutil.rmtree(out)
+    for folder in created[1:]:
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
 
