@@ -4,7 +4,7 @@ Prints figures only, each as a ratio against its baseline measured in the same r
 timings depend on the machine and its load). The contenders of each comparison run interleaved, round by round,
 and the median per round is reported, so that load from other processes hits both sides alike.
 
-    .venv/bin/python bench/bench_cfc.py           # at most about 45 s (less on an idle machine)
+    .venv/bin/python bench/bench_cfc.py           # at most about 55 s (less on an idle machine)
     .venv/bin/python bench/bench_cfc.py --quick   # a few seconds
 """
 
@@ -91,6 +91,22 @@ def bench_heads(rounds: int, budget_s: float) -> None:
         print(f"    policies.fast_cfc {medians['ours'] * 1e3:8.2f} ms   {ratio:.2f}x faster")
 
 
+def bench_head_vs_lstm(rounds: int, budget_s: float) -> None:
+    """The policy heads alone (cfc-ncp's and lstm's, as `build_policy` makes them), forward + backward."""
+    torch.manual_seed(0)
+    dt = torch.full((BATCH, STEPS), 1.0)
+    contenders = {}
+    for model in ("lstm", "cfc-ncp"):
+        head = build_policy(PolicyConfig(model=model)).head
+        hidden = tuple(torch.zeros(BATCH, size) for size in head.hidden_sizes())
+        contenders[model] = head_step(head, lambda x, m=head, h=hidden: m(x, dt, h)[0])
+    medians, rounds_run = interleaved_medians(contenders, rounds, budget_s)
+    print(f"policy head alone, forward + backward, {rounds_run} rounds (median ms per batch):")
+    for model, median in medians.items():
+        note = "1.00x (baseline)" if model == "lstm" else f"{medians['lstm'] / median:.2f}x the LSTM head's rate"
+        print(f"  {model:8s} {median * 1e3:8.2f} ms   {note}")
+
+
 def training_step(model: str) -> tuple[Callable[[], None], int]:
     """One optimiser step of a whole policy (normalisation, CNN, head, tanh, MSE, Adam) on a batch of windows."""
     policy = build_policy(PolicyConfig(model=model))
@@ -131,6 +147,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads{', quick' if args.quick else ''}")
     bench_heads(rounds=5 if args.quick else 100, budget_s=1.0 if args.quick else 12.0)
+    bench_head_vs_lstm(rounds=5 if args.quick else 100, budget_s=1.0 if args.quick else 8.0)
     bench_training(rounds=4 if args.quick else 60, budget_s=1.0 if args.quick else 15.0)
 
 

@@ -1,25 +1,36 @@
 """A chain of CfC layers run over a whole sequence as one autograd node, with hand-written backpropagation through
-time.
+time, the layers pipelined so that every step is one matmul for all of them.
 
 Why: at the sizes of a policy head (tens of neurons, batches of tens), every tensor op costs far more in launch and
 autograd bookkeeping than in arithmetic. Recorded op by op, a 3-layer wired CfC puts ~30 autograd nodes on the tape
-per time step. Here the forward loop runs without the tape (five kernels per layer and step, writing straight into
-preallocated history buffers), and the backward loop needs three kernels per layer and step: all elementwise
-derivative factors are computed for all time steps at once before it, and all weight gradients in one matmul each
-after it.
+per time step; run layer after layer without the tape it still needs 15 kernels per step, because layer l reads
+layer l-1's new state of the same step.
 
-The chain: layer l has state s_l (H_l units) and, at every step,
-    pre_l   = u_l @ w_in_l + s_l @ w_state_l + bias_l    (u_0 @ w_in_0 + bias_0 comes precomputed as `projected`;
-                                                           u_l = layer l-1's new state for l > 0)
-    gates_l = lecun_tanh(pre_l) @ w_gates_l + b_gates_l  (with a backbone; else gates_l = pre_l)
-    s_l'    = lerp(tanh(ff1), tanh(ff2), sigmoid(time_a * dt + time_b)),  gates_l = [ff1 | ff2 | time_a | time_b]
-A fully connected CfC is one layer with a backbone; an NCP-wired CfC is three layers without.
+The chain: layer l has state s_l (H_l units) and, at every step t,
+    pre_l   = s_{l-1}(t) @ w_in_l + s_l(t-1) @ w_state_l + bias_l   (layer 0's input share comes precomputed)
+    gates_l = lecun_tanh(pre_l) @ w_gates + b_gates                  (with a backbone; else gates_l = pre_l)
+    s_l(t)  = lerp(tanh(ff1), tanh(ff2), sigmoid(time_a * dt + time_b)),  gates_l = [ff1 | ff2 | time_a | time_b]
+A fully connected CfC is one layer with a backbone; an NCP-wired CfC is three layers (inter, command, motor)
+without.
+
+The pipeline (a wavefront): at iteration k, layer l computes its step k - l. Every layer then reads only states
+of iteration k - 1, so one matmul of the concatenated state [s_0 | s_1 | ...] (N = sum H_l) with a block weight
+`w_state` (N, 4N) gives every layer's gates, and the update is five kernels per iteration for all layers. A
+sequence of T steps takes T + L - 1 iterations; in the first and last L - 1 of them the layers that have not
+started or have already finished hold their state. The backward runs the same wavefront in reverse: two kernels
+per iteration, all elementwise derivative factors computed for all iterations at once before it, and the weight
+gradient in one matmul after it. The arithmetic is the layer-by-layer recurrence's; only the order of float sums
+differs.
+
+Column layout of the gates (and of `w_state`'s columns, `drive`): gate-major, [ff1 | ff2 | time_a | time_b], each
+block N wide and ordered by layer, so that one lerp updates every layer. With a backbone (one layer only) the
+pre-activation is P = backbone units wide and `w_gates` (P, 4N) maps it to the gates.
 `dt` is data (time stamps), not differentiated.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -29,136 +40,146 @@ LECUN_SCALE = 1.7159
 LECUN_SLOPE = 0.666
 
 
-class ChainLayer(NamedTuple):
-    """One layer's weights, transposed for `x @ w`. P is the pre-activation width (4H without a backbone)."""
-
-    w_in: Tensor | None  # (F, P); None for the first layer, whose input share arrives precomputed
-    bias: Tensor | None  # (P,); None for the first layer (folded into the precomputed share)
-    w_state: Tensor  # (H, P)
-    w_gates: Tensor | None  # (P, 4H) backbone to gates; None without a backbone
-    b_gates: Tensor | None  # (4H,)
+def pipeline_iterations(steps: int, layers: int) -> int:
+    """Iterations of the wavefront for `steps` time steps through `layers` layers."""
+    return steps + layers - 1
 
 
-def run_chain(projected: Tensor, dts: Tensor, states: list[Tensor], layers: list[ChainLayer]) -> tuple[Tensor, Tensor]:
-    """projected (T, B, P_0), dts (T, B, 1), states: each layer's initial state (B, H_l).
-    Returns (last layer's states over time (B, T, H_last), final states of all layers concatenated (B, sum H))."""
-    flat = [tensor for layer in layers for tensor in layer]
-    units = tuple(state.shape[1] for state in states)
-    return _CfCChain.apply(units, projected, dts, torch.cat(states, dim=1), *flat)
+def run_chain(
+    drive: Tensor, dts: Tensor, h0: Tensor, units: tuple[int, ...], w_state: Tensor,
+    w_gates: Tensor | None = None, b_gates: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """The chain over a sequence, pipelined.
+
+    drive (K, B, P): the additive term of every iteration's pre-activation, K = T + L - 1 (`pipeline_iterations`):
+        layer 0's input share for its steps 0..T-1 in rows 0..T-1, and every layer's bias in every row;
+    dts (T, B, 1): elapsed time of every step; h0 (B, N): the layers' initial states, concatenated;
+    units: (H_0, ..., H_{L-1}); w_state (N, P): the block weight from the concatenated state to the pre-activation
+    (layer l's rows feed layer l's and layer l + 1's columns); w_gates (P, 4N), b_gates (4N,): the backbone's
+    output layer (one layer only), or None.
+    Returns (last layer's states over time (B, T, H_last), final states of all layers concatenated (B, N)).
+    """
+    if w_gates is not None and len(units) != 1:
+        raise ValueError("a backbone is supported for a single-layer chain only")
+    return _PipelinedChain.apply(units, drive, dts, h0, w_state, w_gates, b_gates)
 
 
-class _CfCChain(torch.autograd.Function):
+def _held_columns(iteration: int, steps: int, offsets: list[int]) -> list[tuple[int, int]]:
+    """State column ranges of the layers that hold their state at `iteration` (not started, or finished)."""
+    layers = len(offsets) - 1
+    first_active, last_active = max(0, iteration - steps + 1), min(layers - 1, iteration)
+    ranges = [(0, offsets[first_active]), (offsets[last_active + 1], offsets[-1])]
+    return [(start, end) for start, end in ranges if end > start]
+
+
+def _skewed_dt(dts: Tensor, units: tuple[int, ...], iterations: int) -> Tensor:
+    """(K, B, N): the dt each layer's columns use at each iteration (layer l runs step k - l; 0 where it holds)."""
+    steps, batch = dts.shape[:2]
+    skewed = dts.new_zeros(iterations, batch, sum(units))
+    offset = 0
+    for layer, width in enumerate(units):
+        skewed[layer : layer + steps, :, offset : offset + width] = dts
+        offset += width
+    return skewed
+
+
+class _PipelinedChain(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, units: tuple[int, ...], projected: Tensor, dts: Tensor, h0: Tensor, *flat: Tensor) -> Any:
-        layers = [ChainLayer(*flat[i : i + 5]) for i in range(0, len(flat), 5)]
-        steps, batch = projected.shape[:2]
-        new = projected.new_empty
-        # history[l][t] is layer l's state entering step t; history[l][t + 1] the state it leaves with.
-        history = [new(steps + 1, batch, h) for h in units]
-        # tanh of all four gates: tanh over a contiguous row is vectorised, over a column slice it is not (5x slower
-        # at these sizes), so the time gates' unused tanh is cheaper than slicing out ff1 and ff2.
-        candidates = [new(steps, batch, 4 * h) for h in units]
-        interpolations = [new(steps, batch, h) for h in units]  # sigmoid(time_a * dt + time_b)
-        # tanh(slope * pre) of the layers with a backbone: P wide, where P is w_state's width.
-        backbones = [None if layer.w_gates is None else new(steps, batch, layer.w_state.shape[1]) for layer in layers]
-        for state, hist in zip(h0.split(units, dim=1), history):
-            hist[0] = state
-        # Per-step views made once: indexing and slicing inside the loop would cost more than the arithmetic.
-        gates = [new(steps, batch, 4 * h) for h in units]
-        views = [
-            (
-                history[i].unbind(0), g.unbind(0), g[..., 2 * h : 3 * h].unbind(0), g[..., 3 * h :].unbind(0),
-                c.unbind(0), c[..., :h].unbind(0), c[..., h : 2 * h].unbind(0), s.unbind(0),
-                None if b is None else b.unbind(0),
-            )
-            for i, (h, g, c, s, b) in enumerate(zip(units, gates, candidates, interpolations, backbones))
-        ]
-        projected_steps, dt_steps = projected.unbind(0), dts.unbind(0)
-        for t in range(steps):
-            for index, layer in enumerate(layers):
-                hist, gate, time_a, time_b, cand, ff1, ff2, mix, backbone = views[index]
-                pre = gate[t] if layer.w_gates is None else backbone[t]
-                if index == 0:
-                    torch.addmm(projected_steps[t], hist[t], layer.w_state, out=pre)
-                else:
-                    torch.addmm(layer.bias, views[index - 1][0][t + 1], layer.w_in, out=pre)
-                    pre.addmm_(hist[t], layer.w_state)
-                if layer.w_gates is not None:
-                    # Store tanh(slope * pre); the backbone output is scale times it.
-                    torch.tanh(pre.mul_(LECUN_SLOPE), out=pre)
-                    torch.addmm(layer.b_gates, pre, layer.w_gates, alpha=LECUN_SCALE, out=gate[t])
-                torch.tanh(gate[t], out=cand[t])
-                torch.sigmoid(torch.addcmul(time_b[t], time_a[t], dt_steps[t]), out=mix[t])
-                torch.lerp(ff1[t], ff2[t], mix[t], out=hist[t + 1])
-        ctx.units = units
-        stored = [*history, *candidates, *interpolations, *[b for b in backbones if b is not None]]
-        ctx.save_for_backward(dts, *flat, *stored)
-        outputs = history[-1][1:].transpose(0, 1).contiguous()
-        final = torch.cat([hist[steps] for hist in history], dim=1)
-        return outputs, final
+    def forward(
+        ctx: Any, units: tuple[int, ...], drive: Tensor, dts: Tensor, h0: Tensor, w_state: Tensor,
+        w_gates: Tensor | None, b_gates: Tensor | None,
+    ) -> Any:
+        iterations, batch = drive.shape[:2]
+        steps, n = dts.shape[0], sum(units)
+        offsets = [sum(units[:index]) for index in range(len(units) + 1)]
+        skewed_dt = _skewed_dt(dts, units, iterations)
+        held = [_held_columns(k, steps, offsets) for k in range(iterations)]
+        new = drive.new_empty
+        # states[k] is the concatenated state entering iteration k; states[k + 1] the one it leaves.
+        states = new(iterations + 1, batch, n)
+        states[0] = h0
+        gates = new(iterations, batch, 4 * n)
+        # tanh of all four gate blocks: tanh over a contiguous row is vectorised, over a column slice it is not (5x
+        # slower at these sizes), so the time gates' unused tanh is cheaper than slicing out ff1 and ff2.
+        candidates = new(iterations, batch, 4 * n)
+        interpolations = new(iterations, batch, n)  # sigmoid(time_a * dt + time_b)
+        backbone = None if w_gates is None else new(iterations, batch, w_state.shape[1])  # tanh(slope * pre)
+        # Per-iteration views made once: indexing and slicing inside the loop would cost more than the arithmetic.
+        state_steps, gate_steps = states.unbind(0), gates.unbind(0)
+        time_a, time_b = gates[..., 2 * n : 3 * n].unbind(0), gates[..., 3 * n :].unbind(0)
+        cand_steps, ff1, ff2 = candidates.unbind(0), candidates[..., :n].unbind(0), candidates[..., n : 2 * n].unbind(0)
+        mix, drive_steps, dt_steps = interpolations.unbind(0), drive.unbind(0), skewed_dt.unbind(0)
+        backbone_steps = None if backbone is None else backbone.unbind(0)
+        for k in range(iterations):
+            if backbone_steps is None:
+                torch.addmm(drive_steps[k], state_steps[k], w_state, out=gate_steps[k])
+            else:
+                pre = torch.addmm(drive_steps[k], state_steps[k], w_state, out=backbone_steps[k])
+                torch.tanh(pre.mul_(LECUN_SLOPE), out=pre)  # the backbone output is scale times this
+                torch.addmm(b_gates, pre, w_gates, alpha=LECUN_SCALE, out=gate_steps[k])
+            torch.tanh(gate_steps[k], out=cand_steps[k])
+            torch.sigmoid(torch.addcmul(time_b[k], time_a[k], dt_steps[k]), out=mix[k])
+            torch.lerp(ff1[k], ff2[k], mix[k], out=state_steps[k + 1])
+            for start, end in held[k]:
+                state_steps[k + 1][:, start:end] = state_steps[k][:, start:end]
+        ctx.units, ctx.held = units, held
+        ctx.save_for_backward(skewed_dt, w_state, w_gates, states, candidates, interpolations, backbone)
+        # The last layer's step t is computed at iteration t + L - 1, so it is in states[t + L].
+        outputs = states[len(units) : len(units) + steps, :, offsets[-2] :].transpose(0, 1).contiguous()
+        return outputs, states[iterations].clone()
 
     @staticmethod
     @once_differentiable  # the saved buffers carry no graph: refuse double backward rather than be wrong
     def backward(ctx: Any, grad_outputs: Tensor, grad_final: Tensor) -> Any:
-        units = ctx.units
-        n = len(units)
-        saved = list(ctx.saved_tensors)
-        dts, flat, rest = saved[0], saved[1 : 1 + 5 * n], saved[1 + 5 * n :]
-        layers = [ChainLayer(*flat[i : i + 5]) for i in range(0, len(flat), 5)]
-        history, candidates, interpolations, rest = rest[:n], rest[n : 2 * n], rest[2 * n : 3 * n], rest[3 * n :]
-        backbones = [rest.pop(0) if layer.w_gates is not None else None for layer in layers]
-        steps, batch = dts.shape[:2]
+        units, held = ctx.units, ctx.held
+        skewed_dt, w_state, w_gates, states, candidates, interpolations, backbone = ctx.saved_tensors
+        iterations, batch, n = skewed_dt.shape
+        offsets = [sum(units[:index]) for index in range(len(units) + 1)]
 
-        # d s' / d gates for every step at once: (T, B, 4, H) factors that a step's incoming gradient multiplies.
-        factors = []
-        for h, cand, s in zip(units, candidates, interpolations):
-            c1, c2 = cand[..., :h], cand[..., h : 2 * h]
-            d_mix = (c2 - c1) * s * (1 - s)
-            factors.append(torch.stack([(1 - s) * (1 - c1 * c1), s * (1 - c2 * c2), d_mix * dts, d_mix], dim=2))
+        # d state' / d gates for every iteration at once: (K, B, 4, N) factors that the incoming gradient multiplies;
+        # zero where a layer holds, so no gradient reaches gates that were computed and discarded.
+        c1, c2, s = candidates[..., :n], candidates[..., n : 2 * n], interpolations
+        factors = s.new_empty(iterations, batch, 4, n)
+        ff1_factor, ff2_factor, time_a_factor, d_mix = factors.unbind(2)
+        torch.mul(c2 - c1, s * (1 - s), out=d_mix)
+        torch.mul(d_mix, skewed_dt, out=time_a_factor)
+        torch.mul(1 - s, 1 - c1 * c1, out=ff1_factor)
+        torch.mul(s, 1 - c2 * c2, out=ff2_factor)
+        for k, ranges in enumerate(held):
+            for start, end in ranges:
+                factors[k, :, :, start:end] = 0
+        grad_gates = factors.new_empty(iterations, batch, 4, n)
+        grad_pre = grad_gates.view(iterations, batch, 4 * n) if backbone is None else torch.empty_like(backbone)
         # d backbone / d pre, from the stored tanh(slope * pre).
-        backbone_slopes = [
-            None if b is None else (1 - b * b).mul_(LECUN_SCALE * LECUN_SLOPE) for b in backbones
-        ]
-        grad_gates = [dts.new_empty(steps, batch, 4, h) for h in units]
-        grad_pre = [
-            grad_gates[i] if layer.w_gates is None else dts.new_empty(steps, batch, layer.w_state.shape[1])
-            for i, layer in enumerate(layers)
-        ]
-        # carry[l]: d loss / d (layer l's state leaving step t), gathered from step t + 1's recurrence, from the
-        # layer above at step t and, for the last layer, from the outputs. Updated in place, step by step.
-        carry = [part.clone(memory_format=torch.contiguous_format) for part in grad_final.split(units, dim=1)]
-        # Per-step views made once, as in forward.
-        carry_rows = [c.unsqueeze(1) for c in carry]
-        factor_steps = [f.unbind(0) for f in factors]
-        gate_grad_steps = [g.unbind(0) for g in grad_gates]
-        gate_grad_rows = [g.view(steps, batch, -1).unbind(0) for g in grad_gates]
-        pre_grad_steps = [p.view(steps, batch, -1).unbind(0) for p in grad_pre]
-        slope_steps = [None if b is None else b.unbind(0) for b in backbone_slopes]
-        output_steps = grad_outputs.transpose(0, 1).unbind(0)
-        transposed = [ChainLayer(*(None if w is None else w.t() for w in layer)) for layer in layers]
-        for t in range(steps - 1, -1, -1):
-            carry[-1].add_(output_steps[t])
-            for index in range(n - 1, -1, -1):
-                layer = transposed[index]
-                torch.mul(carry_rows[index], factor_steps[index][t], out=gate_grad_steps[index][t])
-                d_pre = pre_grad_steps[index][t]
-                if layer.w_gates is not None:
-                    torch.mm(gate_grad_rows[index][t], layer.w_gates, out=d_pre).mul_(slope_steps[index][t])
-                if index > 0:
-                    carry[index - 1].addmm_(d_pre, layer.w_in)
-                torch.mm(d_pre, layer.w_state, out=carry[index])
+        backbone_slope = None if backbone is None else (1 - backbone * backbone).mul_(LECUN_SCALE * LECUN_SLOPE)
 
-        grads: list[Tensor | None] = []
-        for index, (layer, h) in enumerate(zip(layers, units)):
-            d_pre = grad_pre[index].reshape(steps * batch, -1)
-            w_in = bias = w_gates = b_gates = None
-            if index > 0:
-                w_in = history[index - 1][1:].reshape(steps * batch, -1).t() @ d_pre
-                bias = d_pre.sum(0)
-            w_state = history[index][:-1].reshape(steps * batch, h).t() @ d_pre
-            if layer.w_gates is not None:
-                d_gates = grad_gates[index].view(steps * batch, 4 * h)
-                w_gates = (backbones[index].reshape(steps * batch, -1).t() @ d_gates).mul_(LECUN_SCALE)
-                b_gates = d_gates.sum(0)
-            grads += [w_in, bias, w_state, w_gates, b_gates]
-        return None, grad_pre[0].view(steps, batch, -1), None, torch.cat(carry, dim=1), *grads
+        # carry: d loss / d (state leaving iteration k), gathered from iteration k + 1 and from the outputs.
+        carry = grad_final.clone(memory_format=torch.contiguous_format)
+        carry_row, last = carry.unsqueeze(1), carry[:, offsets[-2] :]
+        w_state_t, w_gates_t = w_state.t(), None if w_gates is None else w_gates.t()
+        # Per-iteration views made once, as in forward.
+        factor_steps, gate_grad_steps = factors.unbind(0), grad_gates.unbind(0)
+        gate_grad_rows, pre_grad_steps = grad_gates.view(iterations, batch, 4 * n).unbind(0), grad_pre.unbind(0)
+        slope_steps = None if backbone_slope is None else backbone_slope.unbind(0)
+        output_steps = grad_outputs.transpose(0, 1).unbind(0)
+        lag = len(units) - 1
+        for k in range(iterations - 1, -1, -1):
+            if k >= lag:
+                last.add_(output_steps[k - lag])
+            torch.mul(carry_row, factor_steps[k], out=gate_grad_steps[k])
+            d_pre = pre_grad_steps[k]
+            if w_gates_t is not None:
+                torch.mm(gate_grad_rows[k], w_gates_t, out=d_pre).mul_(slope_steps[k])
+            passed = [(start, end, carry[:, start:end].clone()) for start, end in held[k]]
+            torch.mm(d_pre, w_state_t, out=carry)
+            for start, end, gradient in passed:  # a held state passes its gradient through unchanged
+                carry[:, start:end].add_(gradient)
+
+        flat_pre = grad_pre.reshape(iterations * batch, -1)
+        grad_w_state = states[:-1].reshape(iterations * batch, n).t() @ flat_pre
+        grad_w_gates = grad_b_gates = None
+        if backbone is not None:
+            flat_gates = grad_gates.view(iterations * batch, 4 * n)
+            grad_w_gates = (backbone.reshape(iterations * batch, -1).t() @ flat_gates).mul_(LECUN_SCALE)
+            grad_b_gates = flat_gates.sum(0)
+        return None, grad_pre, None, carry, grad_w_state, grad_w_gates, grad_b_gates

@@ -5,9 +5,9 @@ ncps runs one Python-level cell call per time step, and each call rebuilds the m
 and state, runs four separate matmuls and records ~15 autograd nodes per layer. Here:
 
 * sequence mode (`forward`, for training) applies the sparsity masks once per call, fuses the four gates
-  (ff1, ff2, time_a, time_b) into one weight, computes the input's share of the first matmul for all time steps in
-  one large matmul, and runs the time loop as a single autograd node with hand-written backpropagation
-  (`policies.cfc_bptt`);
+  (ff1, ff2, time_a, time_b) and, for a wiring, all layers into one block weight, computes the input's share of the
+  first matmul for all time steps in one large matmul, and runs the time loop as a single autograd node with
+  hand-written backpropagation, the layers pipelined (`policies.cfc_bptt`);
 * step mode (`step`, for flight and ONNX export) is the same arithmetic in plain differentiable ops, one step with
   explicit state, which traces to a small static graph.
 
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ncps.wirings import Wiring
 from torch import Tensor, nn
 
-from policies.cfc_bptt import LECUN_SCALE, LECUN_SLOPE, ChainLayer, run_chain
+from policies.cfc_bptt import LECUN_SCALE, LECUN_SLOPE, pipeline_iterations, run_chain
 
 _GATES = ("ff1", "ff2", "time_a", "time_b")  # order of the blocks in a fused gate weight
 
@@ -93,18 +93,15 @@ class FastCfC(nn.Module):
     def state_size(self) -> int:
         return self.units
 
-    def _chain(self) -> tuple[nn.Linear, ChainLayer]:
-        """The affine map on [input, state] (whose input columns apply ahead of the time loop) and the layer."""
-        first = self.backbone if self.backbone is not None else self.gates
-        w_state = first.weight[:, self.input_size :].t()
-        if self.backbone is None:
-            return first, ChainLayer(None, None, w_state, None, None)
-        return first, ChainLayer(None, None, w_state, self.gates.weight.t(), self.gates.bias)
+    def _first(self) -> nn.Linear:
+        """The affine map on [input, state]: the backbone, or the gates without one."""
+        return self.backbone if self.backbone is not None else self.gates
 
     def step(self, x: Tensor, h: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
         """One step: x (B, F), h (B, H), dt (B,) or (B, 1) -> (output (B, H), new state (B, H))."""
-        first, layer = self._chain()
-        z = torch.addmm(F.linear(x, first.weight[:, : self.input_size], first.bias), h, layer.w_state)
+        first = self._first()
+        w_input, w_state = first.weight[:, : self.input_size], first.weight[:, self.input_size :]
+        z = torch.addmm(F.linear(x, w_input, first.bias), h, w_state.t())
         if self.backbone is not None:
             z = self.gates(lecun_tanh(z))
         h = cfc_update(z, step_dt(dt, x.shape[0]))
@@ -114,9 +111,13 @@ class FastCfC(nn.Module):
         """A sequence: x (B, T, F), h (B, H), dt (B, T) -> (outputs (B, T, H), final state (B, H))."""
         batch, steps, _ = x.shape
         dts = sequence_dt(dt, batch, steps)
-        first, layer = self._chain()
-        projected = F.linear(x.transpose(0, 1), first.weight[:, : self.input_size], first.bias)
-        return run_chain(projected, dts, [h], [layer])
+        first = self._first()
+        # The input's share of the first matmul for all steps in one matmul; the loop then needs only the state's.
+        drive = F.linear(x.transpose(0, 1), first.weight[:, : self.input_size], first.bias)
+        w_state = first.weight[:, self.input_size :].t()
+        if self.backbone is None:
+            return run_chain(drive, dts, h, (self.units,), w_state)
+        return run_chain(drive, dts, h, (self.units,), w_state, self.gates.weight.t(), self.gates.bias)
 
 
 class _WiredLayer(nn.Module):
@@ -172,36 +173,58 @@ class FastWiredCfC(nn.Module):
     def state_size(self) -> int:
         return sum(self.layer_sizes)
 
-    def _chain(self) -> list[ChainLayer]:
-        """Every layer's masked weight split into input and state parts, transposed: masks apply once per call."""
-        chain = []
+    def _masked(self) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """Every layer's (w_in (4H, F_l), w_state (4H, H), bias (4H,)) with the wiring's mask applied: once per call."""
+        masked = []
         for layer in self.layers:
-            masked = (layer.weight * layer.mask).t()
-            w_in, w_state = masked[: layer.in_features], masked[layer.in_features :]
-            chain.append(ChainLayer(w_in, layer.bias, w_state, None, None))
-        return chain
+            weight = layer.weight * layer.mask
+            masked.append((weight[:, : layer.in_features], weight[:, layer.in_features :], layer.bias))
+        return masked
 
     def step(self, x: Tensor, h: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
         """One step: x (B, F), h (B, N), dt (B,) or (B, 1) -> (motor outputs (B, M), new state (B, N))."""
         dt = step_dt(dt, x.shape[0])
         new_states = []
         layer_input = x
-        for layer, state in zip(self._chain(), h.split(self.layer_sizes, dim=1)):
-            gates = torch.addmm(layer.bias, layer_input, layer.w_in).addmm_(state, layer.w_state)
+        for (w_in, w_state, bias), state in zip(self._masked(), h.split(self.layer_sizes, dim=1)):
+            gates = torch.addmm(bias, layer_input, w_in.t()).addmm_(state, w_state.t())
             layer_input = cfc_update(gates, dt)
             new_states.append(layer_input)
         return layer_input, torch.cat(new_states, dim=1)
+
+    def _pipeline_weights(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The weights of the pipelined sequence mode, in its gate-major layout (policies.cfc_bptt):
+        (first layer's input weight (4N, F), block state weight (N, 4N), bias (4N,)), N the total state size.
+        Layer l's gate rows read layer l's own state columns and, for l > 0, layer l - 1's just before them."""
+        total, offset = self.state_size, 0
+        rows, biases = [], []
+        masked = self._masked()
+        for index, (w_in, w_state, bias) in enumerate(masked):
+            units = w_state.shape[1]
+            fed_from = offset - w_in.shape[1] if index > 0 else offset
+            blocks = [w_state.new_zeros(4, units, fed_from)]
+            if index > 0:
+                blocks.append(w_in.view(4, units, -1))
+            blocks += [w_state.view(4, units, units), w_state.new_zeros(4, units, total - offset - units)]
+            rows.append(torch.cat(blocks, dim=2))
+            biases.append(bias.view(4, units))
+            offset += units
+        first_in = masked[0][0].view(4, self.layer_sizes[0], -1)
+        input_weight = torch.cat([first_in, first_in.new_zeros(4, total - self.layer_sizes[0], self.input_size)], 1)
+        state_weight = torch.cat(rows, dim=1).reshape(4 * total, total).t()
+        return input_weight.reshape(4 * total, -1), state_weight, torch.cat(biases, dim=1).reshape(-1)
 
     def forward(self, x: Tensor, h: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
         """A sequence: x (B, T, F), h (B, N), dt (B, T) -> (motor outputs (B, T, M), final state (B, N))."""
         batch, steps, _ = x.shape
         dts = sequence_dt(dt, batch, steps)
-        chain = self._chain()
-        first = chain[0]
-        # The first layer's input share for all steps in one matmul; the chain then needs only its state share.
-        projected = F.linear(x.transpose(0, 1), first.w_in.t(), first.bias)
-        chain[0] = ChainLayer(None, None, first.w_state, None, None)
-        return run_chain(projected, dts, list(h.split(self.layer_sizes, dim=1)), chain)
+        input_weight, state_weight, bias = self._pipeline_weights()
+        # The first layer's input share for all steps in one matmul (every layer's bias with it); the iterations
+        # after the last step, where only the deeper layers still run, add the biases alone.
+        projected = F.linear(x.transpose(0, 1), input_weight, bias)
+        tail = bias.expand(pipeline_iterations(steps, len(self.layers)) - steps, batch, bias.shape[0])
+        drive = torch.cat([projected, tail])
+        return run_chain(drive, dts, h, self.layer_sizes, state_weight)
 
 
 def state_dict_from_ncps(ncps_state: Mapping[str, Tensor]) -> dict[str, Tensor]:

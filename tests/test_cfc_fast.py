@@ -11,7 +11,7 @@ from ncps.torch import CfC
 from ncps.wirings import AutoNCP
 from torch import Tensor, nn
 
-from policies.cfc_bptt import ChainLayer, run_chain
+from policies.cfc_bptt import pipeline_iterations, run_chain
 from policies.fast_cfc import FastCfC, FastWiredCfC, state_dict_from_ncps
 
 INPUTS = 39  # 32 CNN features + 7 state, the policy's head input
@@ -86,26 +86,48 @@ def test_gradients_match_ncps(kind: str) -> None:
         torch.testing.assert_close(parameter.grad, mapped[name], atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("backbone", [True, False])
-def test_hand_written_backward_passes_gradcheck(backbone: bool) -> None:
-    # Two layers (3 then 2 units, the second fed by the first's new state), in float64, against finite differences.
+@pytest.mark.parametrize("steps", [1, 2, 4])
+def test_pipelined_backward_of_three_layers_passes_gradcheck(steps: int) -> None:
+    # Three layers of 3, 2 and 2 units in float64 against finite differences; 1 and 2 steps are shorter than the
+    # pipeline is deep, so layers hold at both ends of one iteration. Dense block weights exercise every path.
     generator = torch.Generator().manual_seed(2)
+    units, batch = (3, 2, 2), 2
+    total = sum(units)
+    iterations = pipeline_iterations(steps, len(units))
 
     def rand(*shape: int) -> Tensor:
         return (0.5 * torch.randn(*shape, generator=generator, dtype=torch.float64)).requires_grad_()
 
-    width = 6 if backbone else 12  # the first layer's pre-activation width: backbone units, or its 4 x 3 gates
-    backbone_weights = (rand(width, 12), rand(12)) if backbone else ()
-    first = (rand(4, 2, width), rand(2, 3), rand(2, 2), rand(3, width), *backbone_weights)
-    tensors = (*first, rand(3, 8), rand(8), rand(2, 8))
-    dts = 0.05 + torch.rand(4, 2, 1, generator=generator, dtype=torch.float64)
+    tensors = (rand(iterations, batch, 4 * total), rand(batch, total), rand(total, 4 * total))
+    dts = 0.05 + torch.rand(steps, batch, 1, generator=generator, dtype=torch.float64)
 
-    def run(projected: Tensor, h0: Tensor, h1: Tensor, w_state: Tensor, *rest: Tensor) -> tuple[Tensor, Tensor]:
-        w_gates, b_gates = rest[:2] if backbone else (None, None)
-        layers = [ChainLayer(None, None, w_state, w_gates, b_gates), ChainLayer(*rest[-3:-1], rest[-1], None, None)]
-        return run_chain(projected, dts, [h0, h1], layers)
+    def run(drive: Tensor, h0: Tensor, w_state: Tensor) -> tuple[Tensor, Tensor]:
+        return run_chain(drive, dts, h0, units, w_state)
 
     assert torch.autograd.gradcheck(run, tensors)
+
+
+def test_backbone_backward_passes_gradcheck() -> None:
+    generator = torch.Generator().manual_seed(3)
+
+    def rand(*shape: int) -> Tensor:
+        return (0.5 * torch.randn(*shape, generator=generator, dtype=torch.float64)).requires_grad_()
+
+    steps, batch, units, width = 4, 2, 3, 6
+    tensors = (rand(steps, batch, width), rand(batch, units), rand(units, width), rand(width, 4 * units),
+               rand(4 * units))
+    dts = 0.05 + torch.rand(steps, batch, 1, generator=generator, dtype=torch.float64)
+
+    def run(drive: Tensor, h0: Tensor, w_state: Tensor, w_gates: Tensor, b_gates: Tensor) -> tuple[Tensor, Tensor]:
+        return run_chain(drive, dts, h0, (units,), w_state, w_gates, b_gates)
+
+    assert torch.autograd.gradcheck(run, tensors)
+
+
+def test_a_backbone_needs_a_single_layer() -> None:
+    with pytest.raises(ValueError, match="single-layer"):
+        run_chain(torch.zeros(3, 1, 8), torch.ones(2, 1, 1), torch.zeros(1, 2), (1, 1), torch.zeros(2, 8),
+                  torch.zeros(8, 8), torch.zeros(8))
 
 
 def test_no_backbone_matches_ncps() -> None:
