@@ -73,8 +73,9 @@ def _named(problem: str, mentions: tuple[str, ...], name: Callable[[str], str]) 
 
 
 def _phrase(where: str, problem: str) -> str:
-    """'episodes' + 'must be at least 1' -> 'episodes must be at least 1'; other problems follow a colon."""
-    return f"{where} {problem}" if problem.startswith("must ") else f"{where}: {problem}"
+    """'episodes' + 'must be at least 1' -> 'episodes must be at least 1' (and 'is ...'); other problems follow a
+    colon."""
+    return f"{where} {problem}" if problem.startswith(("must ", "is ")) else f"{where}: {problem}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -362,11 +363,26 @@ def load_config(cls: type[T], path: str | Path | RecordedSettings | None = None,
     try:
         for dotted, value in (overrides or {}).items():
             if value is not None:
+                _check_known(cls, dotted)
                 _set(data, dotted, value)
         return from_dict(cls, data)
     except ConfigError as error:
         raise ConfigError(_located(error, path, flags or {}, all_flags or flags or {}), error.key, error.problem,
                           error.mentions) from None
+
+
+def _check_known(cls: type, dotted: str) -> None:
+    """Refuse an override of a setting `cls` does not have, as a ConfigError keyed by the override, so that it is
+    named as given (`train.epochz`) rather than blamed on the file the other settings came from."""
+    owner: type | None = cls
+    for depth, name in enumerate(dotted.split(".")):
+        if owner is None:  # below a setting that is not a group of settings: from_dict names the problem
+            return
+        fields = {f.name for f in dataclasses.fields(owner) if f.init}
+        if name not in fields:
+            raise _bad(dotted, f"is not a setting; valid settings {'here ' if depth else ''}are "
+                               f"{', '.join(sorted(fields))}")
+        owner = _dataclass_in(typing.get_type_hints(owner)[name])
 
 
 def _set(data: dict[str, Any], dotted: str, value: Any) -> None:

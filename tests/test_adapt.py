@@ -294,8 +294,8 @@ def test_a_replayed_dataset_that_is_the_new_data_under_another_name_is_refused(n
 
 
 @pytest.mark.parametrize("strategies, train, problem", [
-    (("finetune", "freeze-cnn"), {"anchor": 5.0}, "train.anchor: is read by the l2-anchor strategy only"),
-    (("finetune", "l2-anchor"), {"replay_fraction": 0.3}, "train.replay_fraction: is read by the replay strategy"),
+    (("finetune", "freeze-cnn"), {"anchor": 5.0}, "train.anchor is read by the l2-anchor strategy only"),
+    (("finetune", "l2-anchor"), {"replay_fraction": 0.3}, "train.replay_fraction is read by the replay strategy"),
     (("finetune", "l2-anchor"), {"anchor": 5.0, "replay_fraction": 0.3}, "train.replay_fraction"),
 ])
 def test_a_curve_refuses_train_settings_that_none_of_its_strategies_reads(strategies, train, problem):

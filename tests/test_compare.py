@@ -4,6 +4,7 @@ interrupted comparison reports the runs it has; resuming trains nothing finished
 refuses changed settings; bad configs refused up front."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -155,7 +156,7 @@ def test_a_comparison_recorded_before_newer_evaluation_settings_resumes(compared
     assert recorder.trained == []
 
 
-@pytest.mark.parametrize("old, new, named", [("epochs: 1", "epochs: 2", "base.epochs"),
+@pytest.mark.parametrize("old, new, named", [("epochs: 1", "epochs: 2", "train.epochs"),
                                              ("models: [cfc-ncp, mlp]", "models: [cfc-ncp, lstm]", "models[1]")])
 def test_resuming_with_changed_settings_is_refused_before_any_work(compared, tmp_path, capsys, old, new, named):
     _, config_path, out = compared
@@ -197,6 +198,32 @@ def test_an_interrupted_comparison_resumes_without_training_again_what_finished(
             for entry in document["models"]] == strip
 
 
+def test_a_shared_dataset_that_changed_after_a_run_trained_on_it_is_refused_before_any_work(compared, tmp_path,
+                                                                                           capsys):
+    root, _, _ = compared
+    shutil.copytree(root / "demos", tmp_path / "demos")
+    config_path, out = tiny_config(tmp_path, tmp_path / "demos"), tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(load_config(CompareConfig, config_path, {"out": str(out)}), resume=False, workers=1,
+                       hooks=Recorder(interrupt_at="mlp-seed0"))
+    recorded = json.loads((out / "finished.json").read_text())
+    assert recorded["runs"] == ["cfc-ncp-seed0"]
+    assert recorded["data"] == {str(tmp_path / "demos"): training.dataset_fingerprint(tmp_path / "demos")}
+    # The user grows the dataset the first run trained on: the next run would train on other demonstrations.
+    assert main(["collect", "--out", str(tmp_path / "demos"), "--episodes", "5", "--extend"]) == 0
+    capsys.readouterr()
+    listing = sorted(p.relative_to(out) for p in out.rglob("*"))
+    for legacy in (False, True):
+        if legacy:  # recorded before finished.json kept the data: the first finished run's run.json tells it
+            (out / "finished.json").write_text(json.dumps({"runs": recorded["runs"]}))
+        assert main(["compare", "--config", str(config_path), "--out", str(out), "--resume"]) == 2
+        error = capsys.readouterr().err
+        assert (f"{tmp_path / 'demos'} changed since the comparison in {out} trained 1 run(s) on it (5 episodes "
+                f"now, 4 then): every run must train on the same data") in error
+        assert len(error.strip().splitlines()) == 1
+        assert sorted(p.relative_to(out) for p in out.rglob("*")) == listing
+
+
 def test_a_new_comparison_refuses_a_folder_that_is_not_empty(compared, tmp_path, capsys):
     root, config_path, _ = compared
     (tmp_path / "notes.txt").write_text("mine")
@@ -218,6 +245,11 @@ def test_a_new_comparison_refuses_a_folder_that_is_not_empty(compared, tmp_path,
     ("evaluation: {pilots: [expert]}", "evaluation.pilots in COMPARE must not be given"),
     ("evaluation: {suites: [summer, moon]}", "unknown preset 'moon'"),
     ("colour: red", "unknown setting(s) colour"),
+    # Settings under train: are named as written there, not blamed on the recipe file.
+    ("train: {epochz: 1}", "COMPARE: train.epochz is not a setting; valid settings are augment, "),
+    ("train: {dagger: {roundz: 1}}", "COMPARE: train.dagger.roundz is not a setting; valid settings here are "
+                                     "episodes, epochs, rounds"),
+    ("recipe: null\ntrain: {epochs: 1}", "COMPARE: train.data: no training data: name the dataset folder(s)"),
     # The worlds the runs train on (demonstration seeds 0-1 here; DAgger round 1 from 1000000) are refused before
     # any training, not found in every checkpoint hours later.
     ("evaluation: {seed: 1}", "each run of the recipe (in COMPARE) was trained on fly-to-target seeds 0-1 "

@@ -92,7 +92,9 @@ class CompareConfig:
                 overrides[dotted] = value
         source = RecordedSettings(data, str(self.recipe)) if self.recipe is not None else None
         # A ConfigError whose message already names the setting where it was given (flags: `train.KEY`).
-        return load_config(TrainConfig, source, overrides, {key: f"train.{key}" for key in overrides})
+        # A setting the recipe file did not give is named as the comparison's (`train.data`), not as a flag.
+        every = {f.name: f"train.{f.name}" for f in dataclasses.fields(TrainConfig) if f.init}
+        return load_config(TrainConfig, source, overrides, {key: f"train.{key}" for key in overrides}, every)
 
     def run_config(self, model: str, seed: int) -> TrainConfig:
         """The recipe of the run of `model` with training seed `seed`, in OUT/runs/MODEL-seedSEED."""
@@ -105,8 +107,11 @@ class CompareConfig:
         return [(model, seed) for seed in self.seeds for model in self.models]
 
 
+RUNS = "runs"  # OUT/runs/MODEL-seedSEED
+
+
 def run_folder(out: Path, model: str, seed: int) -> Path:
-    return out / "runs" / f"{model}-seed{seed}"
+    return out / RUNS / f"{model}-seed{seed}"
 
 
 def _model(name: Any) -> str:

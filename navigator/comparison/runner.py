@@ -8,7 +8,8 @@ every model, on the seeds it has.
 OUT/compare.json records the comparison's settings before any work and OUT/finished.json the runs whose training
 finished, so that `resume` trains nothing finished again, continues a run that started (its folder holds run.json)
 and an evaluation that started, starts the others, and refuses, before any work, settings that differ from the
-recorded ones.
+recorded ones. Every run must train on the same demonstrations: finished.json also records the fingerprints of the
+shared datasets the first run trained on, and each later run, and every resume, refuses data that changed since.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from navigator.comparison.config import PER_RUN, CompareConfig, run_folder
+from navigator.comparison.config import PER_RUN, RUNS, CompareConfig, run_folder
 from navigator.comparison.plot import plot_comparison
 from navigator.comparison.summary import RunInfo, build_comparison
 from navigator.comparison.table import render_table
@@ -83,9 +84,18 @@ class Study:
     record: str = RECORD
     format: str = FORMAT
     version: int = VERSION
+    # How a recorded setting is named to the user, by prefix: the comparison records its resolved training recipe
+    # as `base`, which the user gives as `train:` (or its recipe file).
+    user_names: tuple[tuple[str, str], ...] = ()
+
+    def user_name(self, setting: str) -> str:
+        for recorded, given in self.user_names:
+            if setting.startswith(recorded):
+                return given + setting[len(recorded):]
+        return setting
 
 
-COMPARISON = Study()
+COMPARISON = Study(user_names=(("base.", "train."),))
 
 
 def open_study(out: Path, settings: dict[str, Any], resume: bool,
@@ -114,7 +124,8 @@ def open_study(out: Path, settings: dict[str, Any], resume: bool,
     recorded = record.get("settings")
     if isinstance(recorded, dict) and "evaluation" in recorded:  # recorded before some evaluation settings existed
         recorded = {**recorded, "evaluation": with_added_settings(recorded["evaluation"])}
-    found = differences(recorded, settings)
+    found = [dataclasses.replace(difference, name=study.user_name(difference.name))
+             for difference in differences(recorded, settings)]
     if found:
         raise UserError(f"--resume: {out} was started with other settings ({describe(found, name)}); resume with "
                         f"the settings it was started with, or choose another --out")
@@ -122,10 +133,12 @@ def open_study(out: Path, settings: dict[str, Any], resume: bool,
     return list(finished["runs"]), lock
 
 
-def mark_finished(out: Path, finished: list[str], run: str) -> None:
-    """Record that `run` finished (after the runs of `finished`, which gains it)."""
+def mark_finished(out: Path, finished: list[str], run: str, **recorded: Any) -> None:
+    """Record that `run` finished (after the runs of `finished`, which gains it), with `recorded` entries beside
+    the run names (kept, like the ones recorded before, in later writes)."""
     finished.append(run)
-    write_json(out / FINISHED, {"runs": finished})
+    document = _read_json(out / FINISHED) if (out / FINISHED).exists() else {}
+    write_json(out / FINISHED, {**document, **recorded, "runs": finished})
 
 
 def open_comparison(config: CompareConfig, resume: bool) -> tuple[list[str], FolderLock]:
@@ -150,18 +163,25 @@ def _compare(config: CompareConfig, finished: list[str], workers: int, hooks: Ho
     """`run_comparison` in its opened folder."""
     out = Path(config.out)
     runs = config.runs()
+    shared = _shared_data(out, finished)
     evaluated: list[tuple[RunInfo, EvalResults]] = []
     document: dict[str, Any] = {}
     for index, (model, seed) in enumerate(runs):
         folder = run_folder(out, model, seed)
         done = folder.name in finished
+        if not done and shared is not None:  # before the run starts (and, on resume, before any work)
+            _check_shared_data(out, shared, finished)
         hooks.run(model, seed, index, len(runs), done)
         if not done:
             # A run that started continues exactly (its pipeline checks its settings and data); the others start
             # anew.
             training.run_recipe(config.run_config(model, seed), (folder / training.RUN_RECORD).is_file(),
                                 hooks.training())
-            mark_finished(out, finished, folder.name)
+            if shared is None:
+                shared = _trained_on(folder)
+                mark_finished(out, finished, folder.name, data=shared)
+            else:
+                mark_finished(out, finished, folder.name)
         info = _run_info(config, model, seed)
         settings = dataclasses.replace(config.evaluation, pilots=(info.pilot,))
         eval_out = out / "eval" / folder.name
@@ -169,6 +189,37 @@ def _compare(config: CompareConfig, finished: list[str], workers: int, hooks: Ho
                                                     hooks.evaluation())))
         document = _write_comparison(config, evaluated, [run_folder(out, *run).name for run in runs[index + 1:]])
     return document
+
+
+def _trained_on(folder: Path) -> dict[str, Any]:
+    """The fingerprints of the shared datasets (the recipe's `data`, not its DAgger rounds) the run in `folder`
+    trained on, as its run.json records them: {path as given: {"episodes", "sha256"}}."""
+    record = _read_json(folder / training.RUN_RECORD)
+    return dict((record.get("datasets") or {}).get("data") or {})
+
+
+def _shared_data(out: Path, finished: list[str]) -> dict[str, Any] | None:
+    """The shared datasets' fingerprints recorded when the first run finished (None before that). A comparison
+    recorded before finished.json kept them takes them from its first finished run's run.json."""
+    if not finished:
+        return None
+    recorded = _read_json(out / FINISHED).get("data")
+    return recorded if isinstance(recorded, dict) else _trained_on(out / RUNS / finished[0])
+
+
+def _check_shared_data(out: Path, shared: dict[str, Any], finished: list[str]) -> None:
+    """Refuse to train another run when a shared dataset changed since the runs of `finished` trained on it: their
+    results would then compare models trained on different demonstrations."""
+    for path, then in shared.items():
+        if not Path(path).is_dir():
+            raise UserError(f"{path} is missing: the comparison in {out} trained {len(finished)} run(s) on it and "
+                            f"every run must train on the same data; restore it, or start the comparison over in "
+                            f"another --out")
+        now = training.dataset_fingerprint(Path(path))
+        if now != then:
+            raise UserError(f"{path} changed since the comparison in {out} trained {len(finished)} run(s) on it "
+                            f"({training.fingerprint_change(now, then)}): every run must train on the same data; restore it, or start the "
+                            f"comparison over in another --out")
 
 
 def _write_comparison(config: CompareConfig, evaluated: list[tuple[RunInfo, EvalResults]],

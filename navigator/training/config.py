@@ -95,7 +95,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_settings(self)
         if not self.data:
-            raise SettingError("data", "no training data: give --data DATASET (or `data:` in the recipe)")
+            raise SettingError("data", "no training data: name the dataset folder(s) to train on, such as "
+                                       "datasets/summer-fly-to-target")
         if not self.out:
             raise SettingError("out", "must name a folder, got ''")
         if self.collect is not None and self.collect.backend != Backend():

@@ -247,6 +247,13 @@ def dataset_fingerprint(path: Path) -> dict[str, Any]:
     return {"episodes": len(episodes), "sha256": hashlib.sha256(listing).hexdigest()}
 
 
+def fingerprint_change(now: dict[str, Any], then: dict[str, Any]) -> str:
+    """How a dataset's fingerprint `now` differs from `then`, in words: "12 episodes now, 10 then"."""
+    if now["episodes"] != then["episodes"]:
+        return f"{now['episodes']} episodes now, {then['episodes']} then"
+    return f"{now['episodes']} episodes, but not the ones it had then"
+
+
 # A run's datasets, as run.json records them: `data` by the path given in the recipe, `dagger` by round folder
 # name inside the run folder (whose own path may be spelt differently on resume).
 _DatasetKey = tuple[str, str]
@@ -279,9 +286,7 @@ def _check_datasets(out: Path, record: dict[str, Any], flag: str = "--resume",
         if then is None:
             new[key] = now
         elif now != then:
-            counts = (f"{now['episodes']} episodes now, {then['episodes']} then" if now["episodes"] != then["episodes"]
-                      else f"{now['episodes']} episodes, but not the ones it had then")
-            raise UserError(f"{flag}: {path} changed since this run started ({counts}): resume needs the same data; "
+            raise UserError(f"{flag}: {path} changed since this run started ({fingerprint_change(now, then)}): resume needs the same data; "
                             f"start a new run in another --out")
     if new:
         sections = {section: {name: fp for (s, name), fp in recorded.items() if s == section}
