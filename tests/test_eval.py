@@ -1,6 +1,7 @@
 """`navigator eval`: the Wilson interval, paired worlds across pilots, results that do not depend on the number of
 workers, resume and its refusals, the results file's round trip and the command's bad-input errors."""
 
+import dataclasses
 import json
 import shutil
 
@@ -146,10 +147,45 @@ def test_resume_with_other_settings_is_refused(expert_run, tmp_path, capsys):
     assert main(["eval", "--pilot", "expert", "--suites", "summer,winter", "--episodes", "3", "--max-seconds", "8",
                  "--out", str(out), "--resume"]) == 2
     error = capsys.readouterr().err
-    assert "episodes: eval.json has 2, you gave 3" in error
+    assert "episodes: evaluation has 2, you gave 3" in error and "to add worlds per suite pass --extend" in error
     assert sorted(p.name for p in (out / "episodes").rglob("*.json")) == before
     with pytest.raises(UserError, match="no eval.json"):
         evaluate(tmp_path / "nothing-here", EXPERT, resume=True)
+
+
+def test_extend_flies_only_the_new_worlds_and_reports_on_all(expert_run, tmp_path, capsys):
+    original, first = expert_run
+    out = tmp_path / "extended"
+    shutil.copytree(original, out)
+    recorder = Recorder()
+    more = dataclasses.replace(EXPERT, episodes=3)
+    results = evaluate(out, more, workers=1, resume=True, hooks=recorder, extend=True)
+    assert sorted(recorder.flown) == [("summer", "expert", 100_002), ("winter", "expert", 100_002)]
+    assert json.loads((out / "eval.json").read_text())["settings"]["episodes"] == 3
+    assert {(r.suite, r.seed): r for r in first.episodes}.items() <= {(r.suite, r.seed): r
+                                                                      for r in results.episodes}.items()
+    assert all(s.episodes == 3 for s in results.summaries)
+    # Interrupted or not, it is now a 3-world evaluation: --resume continues it as recorded, flying nothing.
+    recorder = Recorder()
+    evaluate(out, more, workers=1, resume=True, hooks=recorder)
+    assert recorder.flown == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--episodes", "1"], "--extend only raises worlds per suite: the evaluation has 2, you gave 1"),
+    (["--episodes", "2"], "--extend: the worlds per suite you gave are no more than"),
+    (["--episodes", "3", "--seed", "7"], "other settings differ from the evaluation's: seed: evaluation has 100000, "
+                                         "you gave 7"),
+])
+def test_extend_refuses_anything_but_more_worlds_before_any_work(expert_run, tmp_path, capsys, args, message):
+    original, _ = expert_run
+    out = tmp_path / "copy"
+    shutil.copytree(original, out)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    assert main(["eval", "--out", str(out), "--extend", *args]) == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.strip().splitlines()) == 1
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
 
 
 @pytest.mark.parametrize("args, message", [

@@ -10,6 +10,7 @@ examples:
   navigator eval --pilot runs/s0/best.pt --pilot runs/s1/best.pt --pilot runs/s2/best.pt --videos 3 --out reports/seeds
   navigator eval --pilot bundles/NAME --pilot pretrained --out reports/onnx   # a bundle beside its checkpoint
   navigator eval --out reports/NAME --resume     # after an interruption: fly only the episodes still missing
+  navigator eval --out reports/NAME --episodes 200 --extend   # more worlds per suite: every pilot flies the new ones
   navigator eval --pilot pretrained --suites summer,night --attention --out reports/attention   # where it looks
   navigator eval --attention --attention-method integrated-gradients --attention-every 10 --out reports/ig
   navigator eval --pilot runs/a/best.pt --episodes 500 --backend ray --address 10.0.0.1:6379 --out reports/big
@@ -21,7 +22,8 @@ noise (sensor noise std, grey levels: 0,4,8,12,16,24), brightness (exposure fact
 occlusion (black patches: 0-5), wind (steady m/s with gusts as the wind preset's: 0-5). Checkpoints trained by the
 same recipe apart from their seed are grouped: the report gives the group's mean success with a hierarchical
 bootstrap interval. --videos K films the first K failed episodes of each suite and pilot into OUT/videos/. With
---resume and no --config, the settings are those OUT/eval.json recorded: flags given on top must match them.
+--resume or --extend and no --config, the settings are those OUT/eval.json recorded: flags given on top must match
+them (--extend: or raise --episodes, flying the worlds after the recorded ones and reporting on all).
 --attention measures, every few camera steps while the target is in view, the share of each policy checkpoint's
 saliency (VisualBackProp or integrated gradients) that falls on the target's pixels; the report gives its mean per
 suite and pilot with a bootstrap 95% interval over episodes. The expert and exported bundles have no saliency: they
@@ -38,7 +40,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from navigator.commands.common import check_output_folder, progress_bar, recorded_settings
+from navigator.commands.common import add_continuation_flags, check_output_folder, progress_bar, recorded_settings
 from navigator.config import ConfigFlags
 from navigator.errors import UserError
 from navigator.evaluation.settings import EvalSettings
@@ -98,9 +100,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     BACKEND_FLAGS.add(parser, "--backend", "kind", "local (processes on this machine) | ray (Ray actors)")
     BACKEND_FLAGS.add(parser, "--address", "address", "with --backend ray: auto or the Ray head's HOST:PORT",
                       default_text="start a local Ray instance")
-    parser.add_argument("--resume", action="store_true", help="continue the evaluation in OUT: fly only the "
-                                                              "episodes it is missing; without --config, the "
-                                                              "settings are those OUT/eval.json recorded")
+    add_continuation_flags(
+        parser, resume_help="continue the evaluation in OUT: fly only the episodes it is missing; without --config, "
+                            "the settings are those OUT/eval.json recorded",
+        extend_help="add worlds to the evaluation in OUT: its recorded settings with a larger --episodes; every "
+                    "pilot flies the new worlds (to continue an interrupted --extend, use --resume)")
 
 
 def _backend_class() -> type:
@@ -124,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     if args.videos < 0:
         raise UserError(f"--videos must be >= 0 (0: no videos), got {args.videos}")
     source = args.config
-    if source is None and args.resume:
+    continuing = args.resume or args.extend
+    if source is None and continuing:
         source = recorded_settings(args.out / "eval.json", "settings")
     settings = FLAGS.load(args, source)
     if args.attention_method is not None and not settings.attention:
@@ -132,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--attention-method must come with --attention: it picks the saliency attention is measured "
                         "with; add --attention, or drop --attention-method")
     backend = BACKEND_FLAGS.load(args, None)
-    check_output_folder(args.out, "--out", continuing=args.resume, kind="evaluation")
+    check_output_folder(args.out, "--out", continuing=continuing, kind="evaluation")
     check_reachable(backend)
 
     console = Console()
@@ -158,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
                     progress.update(self.bar, description=f"evaluating on {cluster.cpus} CPUs")
                     console.print(f"running on the {cluster.describe()}")
 
-        results = evaluate(args.out, settings, args.workers, args.resume, ProgressHooks(), args.videos, backend)
+        results = evaluate(args.out, settings, args.workers, continuing, ProgressHooks(), args.videos, backend,
+                           extend=args.extend)
 
     table = Table(title=f"{settings.task} · {settings.episodes} episodes per suite and pilot, seeds from "
                         f"{settings.seed}")

@@ -18,7 +18,7 @@ from navigator.evaluation.episodes import EpisodeRecord
 from navigator.evaluation.results import PilotInfo
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.explain.methods import DEFAULT_EVERY
-from navigator.resume import describe, differences
+from navigator.resume import Continued, check_continuation, differences
 
 FORMAT = "liquid-navigator/eval"
 VERSION = 1
@@ -65,9 +65,11 @@ def with_added_settings(recorded: Any) -> Any:
     return filled
 
 
-def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], resume: bool) -> None:
+def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], resume: bool,
+                extend: bool = False) -> None:
     """Start a new evaluation in `out`, or (resume) check that `out` holds this very evaluation: the same settings
-    and the same pilots (specs and checkpoint bytes)."""
+    and the same pilots (specs and checkpoint bytes); with `extend`, the same apart from more `episodes`, which
+    eval.json then records."""
     recorded = check_folder(out, resume)
     document = {"format": FORMAT, "version": VERSION, "settings": to_dict(settings),
                 "pilots": [p.to_dict() for p in pilots]}
@@ -81,9 +83,12 @@ def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...]
         recorded_pilots = [{name: p.get(name) for name in ("spec", "checkpoint_sha256")} for p in recorded_pilots]
     found = differences(with_added_settings(recorded.get("settings")), document["settings"]) + differences(
         {"pilots": recorded_pilots}, {"pilots": [p.identity() for p in pilots]})
-    if found:
-        raise UserError(f"--resume: {out} was started with other settings ({describe(found, 'eval.json')}); resume "
-                        f"with the settings it was started with, or choose another --out")
+    if extend or found:
+        # Only more worlds may be added: the recorded ones keep their seeds, so what was flown stays valid.
+        grown = check_continuation(found, lambda difference: difference.name == "episodes", extend, Continued(
+            out, "evaluation", "eval.json", "worlds per suite", "--episodes"))
+        if grown:
+            write_json(out / "eval.json", document)
     (out / "episodes").mkdir(exist_ok=True)
 
 
