@@ -129,6 +129,7 @@ def test_resume_flies_only_the_missing_episodes(expert_run, tmp_path):
     out = tmp_path / "resumed"
     shutil.copytree(original, out)
     (out / "episodes" / "winter" / "p0-100001.json").unlink()
+    (out / "results.json").unlink()  # as an interrupted evaluation, which has not written its results yet
     recorder = Recorder()
     evaluate(out, EXPERT, workers=1, resume=True, hooks=recorder)
     assert recorder.flown == [("winter", "expert", 100_001)]
@@ -153,10 +154,13 @@ def test_resume_with_other_settings_is_refused(expert_run, tmp_path, capsys):
         evaluate(tmp_path / "nothing-here", EXPERT, resume=True)
 
 
-def test_extend_flies_only_the_new_worlds_and_reports_on_all(expert_run, tmp_path, capsys):
+@pytest.mark.parametrize("kept", ["episodes", "report only"])
+def test_extend_flies_only_the_new_worlds_and_reports_on_all(expert_run, tmp_path, kept):
     original, first = expert_run
     out = tmp_path / "extended"
     shutil.copytree(original, out)
+    if kept == "report only":  # a report kept without its episodes/ (as the committed ones are): results.json has them
+        shutil.rmtree(out / "episodes")
     recorder = Recorder()
     more = dataclasses.replace(EXPERT, episodes=3)
     results = evaluate(out, more, workers=1, resume=True, hooks=recorder, extend=True)

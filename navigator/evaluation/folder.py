@@ -99,14 +99,33 @@ def episode_path(out: Path, settings: EvalSettings, key: EpisodeKey) -> Path:
 
 
 def read_finished(out: Path, settings: EvalSettings) -> dict[EpisodeKey, EpisodeRecord]:
-    """The episodes already recorded in `out` (a file that cannot be read counts as missing and is flown again)."""
+    """The episodes already recorded in `out` (a file that cannot be read counts as missing and is flown again).
+    An episode whose file is missing but which `out`'s results.json holds counts too: a report kept without its
+    episodes/ folder (a committed one, say) can still be extended."""
     finished = {}
     for key in settings.keys():
         try:
             finished[key] = EpisodeRecord.from_dict(json.loads(episode_path(out, settings, key).read_text()))
         except (OSError, ValueError, KeyError, TypeError):
             continue
+    missing = [key for key in settings.keys() if key not in finished]
+    if missing and (out / "results.json").is_file():
+        reported = _reported_episodes(out / "results.json")
+        for key in missing:
+            record = reported.get((settings.flown_suites[key.suite], settings.pilots[key.pilot], key.seed))
+            if record is not None:
+                finished[key] = record
     return finished
+
+
+def _reported_episodes(path: Path) -> dict[tuple[str, str, int], EpisodeRecord]:
+    """The episodes of a results.json by (suite, pilot, seed); none if it cannot be read (they are flown again)."""
+    try:
+        episodes = json.loads(path.read_text())["episodes"]
+        records = [EpisodeRecord.from_dict(episode) for episode in episodes]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {(record.suite, record.pilot, record.seed): record for record in records}
 
 
 def write_episode(out: Path, settings: EvalSettings, key: EpisodeKey, record: EpisodeRecord) -> None:
