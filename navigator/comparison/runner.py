@@ -218,8 +218,8 @@ def _check_shared_data(out: Path, shared: dict[str, Any], finished: list[str]) -
         now = training.dataset_fingerprint(Path(path))
         if now != then:
             raise UserError(f"{path} changed since the comparison in {out} trained {len(finished)} run(s) on it "
-                            f"({training.fingerprint_change(now, then)}): every run must train on the same data; restore it, or start the "
-                            f"comparison over in another --out")
+                            f"({training.fingerprint_change(now, then)}): every run must train on the same data; "
+                            f"restore it, or start the comparison over in another --out")
 
 
 def _write_comparison(config: CompareConfig, evaluated: list[tuple[RunInfo, EvalResults]],

@@ -94,8 +94,8 @@ def bundle_info(spec: str, manifest: dict, settings: EvalSettings) -> PilotInfo:
     return PilotInfo(spec, manifest["onnx"]["sha256"], seeds, None if recipe is None else Recipe(**recipe))
 
 
-def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool = False,
-             hooks: Hooks | None = None, videos: int = 0, backend: Backend = LOCAL, extend: bool = False) -> EvalResults:
+def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool = False, hooks: Hooks | None = None,
+             videos: int = 0, backend: Backend = LOCAL, extend: bool = False) -> EvalResults:
     """Fly every episode of `settings` not yet recorded in `out` with `workers` processes (0: one per core; of the
     Ray cluster with the ray `backend`), film the first `videos` failed episodes of each named suite and pilot not yet
     filmed (in local processes: the videos go into `out`), then write the results and the report there; returns the

@@ -286,8 +286,8 @@ def _check_datasets(out: Path, record: dict[str, Any], flag: str = "--resume",
         if then is None:
             new[key] = now
         elif now != then:
-            raise UserError(f"{flag}: {path} changed since this run started ({fingerprint_change(now, then)}): resume needs the same data; "
-                            f"start a new run in another --out")
+            raise UserError(f"{flag}: {path} changed since this run started ({fingerprint_change(now, then)}): resume "
+                            f"needs the same data; start a new run in another --out")
     if new:
         sections = {section: {name: fp for (s, name), fp in recorded.items() if s == section}
                     for section in ("data", "dagger")}
