@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 import typing
 from pathlib import Path
 
@@ -97,9 +99,24 @@ def _refuse_repeated_options(parser: argparse.ArgumentParser, command: str, argv
             raise UsageError(command_parser, f"{'/'.join(action.option_strings)} given {count} times; give it once")
 
 
+class _Termination:
+    """SIGTERM (kill, timeout, systemctl stop, a batch scheduler) stops a command the way Ctrl-C does, so that the
+    same clean-up runs (a new output folder with nothing saved is removed, workers are stopped, what finished is
+    kept); `received` tells main to exit 143 rather than 130. Commands with their own stop semantics (onboard,
+    torchrun training) install their own handler while they run."""
+
+    received = False
+
+    @classmethod
+    def handle(cls, signum: int, frame: object) -> None:
+        cls.received = True
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit code: 0 done, 1 a verdict of failure (e.g. an unsound dataset), 2 bad
-    input (one line on stderr, no traceback), 130 interrupted. Anything else raised is a bug and shows its traceback.
+    input (one line on stderr, no traceback), 130 interrupted (Ctrl-C), 143 stopped by SIGTERM. Anything else raised
+    is a bug and shows its traceback.
     """
     from navigator.commands.common import json_stdout
 
@@ -113,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"{error.parser.prog}: error: {error} (see '{error.parser.prog} --help')", file=sys.stderr)
         return 2
+    _Termination.received = False
+    # Signal handlers can only be set from the main thread (main() called from another one keeps SIGTERM's default).
+    installed = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _Termination.handle) if installed else signal.SIG_DFL
     try:
         with json_stdout(getattr(args, "json", False)):
             return int(args._module.run(args) or 0)
@@ -120,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"navigator {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"navigator {args.command}: {interrupted(args)}", file=sys.stderr)
-        return 130
+        stopped = "stopped by SIGTERM" if _Termination.received else "interrupted"
+        print(f"navigator {args.command}: {interrupted(args, stopped)}", file=sys.stderr)
+        return 143 if _Termination.received else 130
     except ModuleNotFoundError as error:
         extra = EXTRA_OF_MODULE.get((error.name or "").partition(".")[0])
         if extra is None:  # not a dependency an extra provides: a broken install or a bug, shown in full
@@ -130,21 +152,24 @@ def main(argv: list[str] | None = None) -> int:
               f"(a companion computer installs only the onboard extra); install it with: "
               f"pip install 'liquid-navigator[{extra}]'", file=sys.stderr)
         return 2
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, previous)
 
 
-def interrupted(args: argparse.Namespace) -> str:
-    """What to say after Ctrl-C: for a command that can continue its work (it takes --resume: collect, train, eval),
-    how to continue it, since what it finished is kept."""
+def interrupted(args: argparse.Namespace, stopped: str = "interrupted") -> str:
+    """What to say after Ctrl-C (or SIGTERM: `stopped` says which): for a command that can continue its work (it
+    takes --resume: collect, train, eval), how to continue it, since what it finished is kept."""
     if not hasattr(args, "resume"):
-        return "interrupted"
+        return stopped
     out = getattr(args, "out", None)
     if out is not None and not (Path(out).is_dir() and any(Path(out).iterdir())):
-        return "interrupted before anything was saved; rerun the same command to start again"
+        return f"{stopped} before anything was saved; rerun the same command to start again"
     if getattr(args, "extend", False):  # the extension is recorded before any work: --resume continues it
-        return "interrupted; rerun the same command with --resume in place of --extend to continue"
+        return f"{stopped}; rerun the same command with --resume in place of --extend to continue"
     if args.resume:
-        return "interrupted; rerun the same command to continue"
-    return "interrupted; rerun the same command with --resume to continue"
+        return f"{stopped}; rerun the same command to continue"
+    return f"{stopped}; rerun the same command with --resume to continue"
 
 
 if __name__ == "__main__":

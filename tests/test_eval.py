@@ -247,6 +247,40 @@ def test_ctrl_c_stops_every_worker_quietly(tmp_path):
     assert error.strip().splitlines()[-1].startswith("navigator eval: interrupted")
 
 
+@pytest.mark.parametrize("moment", ["before the first episode", "while flying"])
+def test_sigterm_stops_an_evaluation_as_ctrl_c_does(tmp_path, moment):
+    """kill, timeout and systemctl stop send SIGTERM to the command's process alone: the same clean-up as Ctrl-C
+    (a new folder with nothing saved is removed, the workers are stopped, what finished is kept), exit 143."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "report"
+    command = [sys.executable, "-m", "navigator.cli", "eval", "--pilot", "expert", "--suites", "summer",
+               "--episodes", "40", "--max-seconds", "2", "--workers", "2", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        episodes = list((out / "episodes").rglob("*.json")) if (out / "episodes").is_dir() else []
+        if (moment == "while flying" and episodes) or (moment != "while flying" and (out / "eval.json").exists()):
+            break
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGTERM)
+    _, error = process.communicate(timeout=60)
+    assert process.returncode == 143, error
+    assert "Traceback" not in error and "leaked" not in error, error
+    last = error.strip().splitlines()[-1]
+    if moment == "while flying":
+        assert last == "navigator eval: stopped by SIGTERM; rerun the same command with --resume to continue"
+        assert any((out / "episodes").rglob("*.json"))
+    else:
+        assert last.startswith("navigator eval: stopped by SIGTERM")
+        if last.endswith("rerun the same command to start again"):  # stopped before an episode was saved
+            assert not out.exists()
+
+
 def test_eval_workers_ignore_sigint_and_keep_their_setup():
     import os
     import signal
@@ -256,6 +290,8 @@ def test_eval_workers_ignore_sigint_and_keep_their_setup():
 
     with spawn_pool(1, _init_worker) as pool:
         assert pool.apply(signal.getsignal, (signal.SIGINT,)) == signal.SIG_IGN
+        # SIGTERM, blocked while the pool started, is taken again: the pool stops its workers with it.
+        assert signal.SIGTERM not in pool.apply(signal.pthread_sigmask, (signal.SIG_BLOCK, set()))
         assert pool.apply(os.getenv, ("OMP_NUM_THREADS",)) == "1"
 
 
