@@ -27,7 +27,10 @@ class Difference:
     given: Any
 
     def describe(self, owner: str) -> str:
-        return f"{self.name}: {owner} has {_show(self.recorded)}, you gave {_show(self.given)}"
+        # None is a setting left unset (YAML's null), said in words rather than as Python's None.
+        recorded = f"{owner} leaves it unset" if self.recorded is None else f"{owner} has {_show(self.recorded)}"
+        given = "you left it unset" if self.given is None else f"you gave {_show(self.given)}"
+        return f"{self.name}: {recorded}, {given}"
 
     @property
     def is_count(self) -> bool:

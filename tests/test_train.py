@@ -160,6 +160,20 @@ def test_missing_data_is_a_clear_error(tmp_path, capsys):
     assert "no training data" in capsys.readouterr().err
 
 
+def test_a_recipe_that_would_collect_into_another_dataset_is_refused_before_any_work(demos, tmp_path, capsys):
+    # The demos were collected with 6 episodes of 3 s; this recipe's collect section asks for 8 without a limit.
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"data: [{demos}]\ncollect: {{parts: [{{episodes: 8}}]}}\n")
+    before = (demos / "manifest.json").read_bytes()
+    assert train("--config", str(recipe), "--out", str(tmp_path / "run")) == 2
+    error = capsys.readouterr().err
+    assert (f"{demos} already holds a dataset collected with other settings than the recipe's collect section "
+            f"(collect.max_seconds: dataset has 3.0, you left it unset; collect.parts[0].episodes: dataset has 6, "
+            f"you gave 8): give data (--data) a new folder") in error
+    assert len(error.strip().splitlines()) == 1 and "--resume" not in error
+    assert not (tmp_path / "run").exists() and (demos / "manifest.json").read_bytes() == before
+
+
 def test_resuming_with_another_model_is_a_clear_error(demos, tmp_path, capsys):
     config = load_config(TrainConfig, None, {"data": [str(demos)], "out": str(tmp_path / "run"), "epochs": 3,
                                              "batch_size": 4})

@@ -31,14 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from navigator.backends import Cluster
-from navigator.collect import CollectConfig, CollectedEpisode, CollectPart, collect, open_for_collection
+from navigator.collect import EXTENSIONS_KEY, CollectConfig, CollectedEpisode, CollectPart, collect, open_for_collection
 from navigator.config import from_dict, to_dict
 from navigator.dataset import completeness, read_manifest
 from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError
 from navigator.folder_lock import FolderLock
-from navigator.resume import Continued, Difference, check_continuation, differences, without
+from navigator.resume import Continued, Difference, check_continuation, describe, differences, without
 from navigator.scenario import CameraSettings
 from navigator.training import distributed
 from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig
@@ -124,8 +124,10 @@ def _run_state(out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir() if p.name in RUN_FILES or p.name.endswith((TEMP_SUFFIX, ".partial")))
 
 
-def _check_new(out: Path) -> None:
-    """Refuse to start a new run in `out` unless it is missing or an empty folder."""
+def _check_new(out: Path, config: TrainConfig) -> None:
+    """Refuse to start a new run in `out` unless it is missing or an empty folder, or one whose recipe would collect
+    into a dataset recorded with other settings."""
+    _check_collect_target(config)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a run folder; choose a new or empty folder")
     if out.is_dir():
@@ -139,10 +141,25 @@ def _check_new(out: Path) -> None:
                             f"for --out")
 
 
+def _check_collect_target(config: TrainConfig) -> None:
+    """A recipe with a `collect` section collects its demonstrations into its first dataset, or finishes them there:
+    refuse, before any work, a first dataset recorded with other collection settings (another recipe's, or one
+    extended since), which the recipe could neither collect into nor train on as its own."""
+    first = Path(config.data[0])
+    if config.collect is None or not manifest_path(first).exists():
+        return
+    recorded = {name: value for name, value in read_manifest(first).recipe.items() if name != EXTENSIONS_KEY}
+    found = [replace(d, name=f"collect.{d.name}") for d in differences(recorded, config.collect.recipe())]
+    if found:
+        raise UserError(f"{first} already holds a dataset collected with other settings than the recipe's collect "
+                        f"section ({describe(found, 'dataset')}): give data (--data) a new folder for the recipe to "
+                        f"collect into, or drop collect from the recipe to train on {first} as it is")
+
+
 def _start_new(out: Path, config: TrainConfig) -> tuple[Path, ...]:
     """Check that a new run may start in `out` (missing, or an empty folder), before any work; record its recipe.
     Returns the folders it created, outermost first."""
-    _check_new(out)
+    _check_new(out, config)
     created = tuple(folder for folder in (*reversed(out.parents), out) if not folder.exists())
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / RUN_RECORD, {"format": RUN_FORMAT, "version": RUN_VERSION, "config": to_dict(config),
@@ -227,7 +244,7 @@ def check_recipe(config: TrainConfig, resume: bool, extend: bool = False) -> Non
     if resume or extend:
         _check_continue(out, config, extend)
     else:
-        _check_new(out)
+        _check_new(out, config)
 
 
 def _record_world_size(out: Path) -> None:
