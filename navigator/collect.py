@@ -30,7 +30,7 @@ from navigator.dataset import (ACTION_CONVENTION, DatasetWriter, DroppedEntry, E
                                Verification, write_episode)
 from navigator.dataset.writer import pack_episode
 from navigator.errors import UserError
-from navigator.resume import Continued, Difference, check_continuation, differences
+from navigator.resume import Continued, Difference, GivenAs, check_continuation, differences
 from navigator.scenario import (CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot, canonical_preset,
                                 canonical_task, set_canonical)
 
@@ -240,14 +240,15 @@ def _grow_hint(recorded: dict[str, Any]) -> str:
             f"and pass that --config with --extend")
 
 
-def open_for_collection(out: Path, config: CollectConfig, resume: bool,
-                        extend: bool = False) -> tuple[DatasetWriter, list[str]]:
+def open_for_collection(out: Path, config: CollectConfig, resume: bool, extend: bool = False,
+                        given_as: GivenAs | None = None) -> tuple[DatasetWriter, list[str]]:
     """A writer for `out`: new, or (resume) the interrupted one after recovering finished files. Also returns
     what recovery did, in words.
 
     Resuming requires exactly the recipe the dataset was started with, and a refusal names every setting that
-    differs. `extend` (implies resume) also allows larger episode counts, and only those: the manifest's recipe then
-    records the new counts, and its `extensions` list what was raised from what."""
+    differs (named as `given_as` says the user gave it). `extend` (implies resume) also allows larger episode counts,
+    and only those: the manifest's recipe then records the new counts, and its `extensions` list what was raised
+    from what."""
     from navigator.dataset.manifest import manifest_path
 
     if not (resume or extend):
@@ -267,7 +268,7 @@ def open_for_collection(out: Path, config: CollectConfig, resume: bool,
     found = differences(recorded, given)
     grown = check_continuation(found, _is_episode_count, extend,
                                Continued(out, "dataset", "its manifest's 'recipe'", "episodes", "--episodes",
-                                         _grow_hint(recorded)))
+                                         _grow_hint(recorded), given_as or GivenAs()))
     if extend:
         writer.set_recipe({**given, EXTENSIONS_KEY: [*extensions, {d.name: {"from": d.recorded, "to": d.given}
                                                                    for d in grown}]})

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import yaml
 
 from navigator.errors import UserError
+from navigator.resume import GivenAs
 
 T = TypeVar("T")
 
@@ -476,6 +477,7 @@ class ConfigFlags:
         self._config_class = config_class
         self._keys: dict[str, str] = {}  # argparse dest -> dotted key
         self._flags: dict[str, str] = {}  # dotted key -> flag
+        self._dest_flags: dict[str, str] = {}  # argparse dest -> flag (--keep-failed, --drop-failed: one key each)
 
     @property
     def cls(self) -> type:
@@ -492,6 +494,13 @@ class ConfigFlags:
                 lambda: _render_default(field_default(self.cls, key)))
         self._keys[dest] = key
         self._flags[key] = flag
+        self._dest_flags[dest] = flag
+
+    def given_as(self, args: argparse.Namespace) -> GivenAs:
+        """How the settings in `args` were given, for continuation messages: the flags given and whether a --config
+        file was."""
+        flags = {key: self._dest_flags[dest] for dest, key in self._keys.items() if getattr(args, dest) is not None}
+        return GivenAs(flags, getattr(args, "config", None) is not None)
 
     def load(self, args: argparse.Namespace, path: str | Path | RecordedSettings | None,
              place: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Any:

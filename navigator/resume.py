@@ -11,8 +11,8 @@ one is named as such ("--extend only raises epochs: the run has 10, you gave 5")
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from navigator.errors import UserError
@@ -88,6 +88,23 @@ def describe(found: list[Difference], owner: str) -> str:
 
 
 @dataclass(frozen=True)
+class GivenAs:
+    """How the user gave the settings a continuation compares: `flags` maps each dotted setting a flag set to that
+    flag ({"parts[0].preset": "--preset"}), so that a difference is named as typed; `config`, whether a --config
+    file was given (the way to drop it is then part of the fix)."""
+
+    flags: Mapping[str, str] = field(default_factory=dict)
+    config: bool = True
+
+    def name(self, setting: str) -> str:
+        """The flag given for dotted `setting` (or for the group holding it: `--camera.width`), else the setting."""
+        for key, flag in self.flags.items():
+            if setting == key or setting.startswith((f"{key}.", f"{key}[")):
+                return flag + setting[len(key):]
+        return setting
+
+
+@dataclass(frozen=True)
 class Continued:
     """What is being continued, in the user's words: the `owner` ("dataset", "run"), the `record` that lists its
     settings ("its manifest's 'recipe'"), and what extending it grows ("episodes", flag "--episodes"). `grow_hint`,
@@ -100,6 +117,17 @@ class Continued:
     grows: str
     flag: str
     grow_hint: str = ""
+    given_as: GivenAs = field(default_factory=GivenAs)
+
+    def describe(self, found: list[Difference]) -> str:
+        """The differences as one clause, each named as the user gave it (a flag, else the setting)."""
+        return describe([replace(d, name=self.given_as.name(d.name)) for d in found], self.owner)
+
+    @property
+    def how_to_match(self) -> str:
+        """The fix for settings that differ: drop what the user gave, so that the recorded settings apply."""
+        config = "--config and " if self.given_as.config else ""
+        return f"drop {config}the flags that differ (the {self.owner}'s settings are then taken from {self.record})"
 
     @property
     def how_to_grow(self) -> str:
@@ -117,21 +145,18 @@ def check_continuation(found: list[Difference], extendable: Callable[[Difference
         others = [d for d in found if d not in grown]
         if lowered and len(lowered) == len(others):
             counts = (f"the {owner} has {lowered[0].recorded}, you gave {lowered[0].given}" if len(lowered) == 1
-                      else describe(lowered, owner))
+                      else what.describe(lowered))
             raise UserError(f"--extend only raises {what.grows}: {counts}; give a larger {what.flag} than {out} "
                             f"has, or drop --extend and {what.flag} to resume it as it is")
         if others:
-            fix = (what.grow_hint if what.grow_hint else
-                   f"drop --config and the flags that differ (the {owner}'s settings are then taken from "
-                   f"{what.record}) and give a larger {what.flag}")
+            fix = what.grow_hint if what.grow_hint else f"{what.how_to_match} and give a larger {what.flag}"
             raise UserError(f"--extend: {out} can only gain {what.grows}, but other settings differ from the "
-                            f"{owner}'s: {describe(others, owner)}; {fix}")
+                            f"{owner}'s: {what.describe(others)}; {fix}")
         if not grown:
             raise UserError(f"--extend: the {what.grows} you gave are no more than {out} already has; "
                             f"{what.how_to_grow} to extend it, or drop --extend to resume it")
     elif found:
         hint = f"; to add {what.grows} pass --extend" if found == grown else ""
-        raise UserError(f"--resume: {out} was started with other settings: {describe(found, owner)}; drop --config "
-                        f"and the flags that differ (the {owner}'s settings are then taken from {what.record}), or "
-                        f"choose another --out{hint}")
+        raise UserError(f"--resume: {out} was started with other settings: {what.describe(found)}; "
+                        f"{what.how_to_match}, or choose another --out{hint}")
     return grown

@@ -395,7 +395,9 @@ def _recorded_run(out: Path, data: Path) -> None:
 
 @pytest.mark.parametrize("flags, message", [
     (["--resume"], "is finished (all 2 epochs): nothing to resume"),  # every setting came from run.json
-    (["--resume", "--seed", "1"], "was started with other settings: seed: run has 0, you gave 1; drop --config"),
+    # Named as typed (--seed), and without --config to drop, since none was given.
+    (["--resume", "--seed", "1"], "was started with other settings: --seed: run has 0, you gave 1; drop the flags "
+                                  "that differ (the run's settings are then taken from"),
     (["--extend", "--epochs", "1"], "--extend only raises epochs: the run has 2, you gave 1"),
     (["--extend", "--epochs", "2"], "--extend: the epochs you gave are no more than"),
 ])

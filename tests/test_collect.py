@@ -135,11 +135,11 @@ def test_existing_dataset_needs_resume_and_resume_needs_a_dataset(tmp_path, caps
     assert collect("--out", str(out), "--episodes", "1", *SHORT) == 2
     assert "pass --resume" in capsys.readouterr().err
     assert collect("--out", str(out), "--episodes", "1", "--preset", "winter", "--resume", *SHORT) == 2
-    assert "parts[0].preset: dataset has 'summer', you gave 'winter'" in capsys.readouterr().err
+    assert "--preset: dataset has 'summer', you gave 'winter'; drop the flags that differ" in capsys.readouterr().err
     # Only the episode count differs: the message says so, and how to extend the dataset instead.
     assert collect("--out", str(out), "--episodes", "2", "--workers", "1", "--resume", *SHORT) == 2
     error = capsys.readouterr().err
-    assert "parts[0].episodes: dataset has 1, you gave 2" in error and "pass --extend" in error
+    assert "--episodes: dataset has 1, you gave 2" in error and "pass --extend" in error
     assert len(read_manifest(out).episodes) == 1
 
 

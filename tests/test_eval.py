@@ -178,7 +178,7 @@ def test_extend_flies_only_the_new_worlds_and_reports_on_all(expert_run, tmp_pat
 @pytest.mark.parametrize("args, message", [
     (["--episodes", "1"], "--extend only raises worlds per suite: the evaluation has 2, you gave 1"),
     (["--episodes", "2"], "--extend: the worlds per suite you gave are no more than"),
-    (["--episodes", "3", "--seed", "7"], "other settings differ from the evaluation's: seed: evaluation has 100000, "
+    (["--episodes", "3", "--seed", "7"], "other settings differ from the evaluation's: --seed: evaluation has 100000, "
                                          "you gave 7"),
 ])
 def test_extend_refuses_anything_but_more_worlds_before_any_work(expert_run, tmp_path, capsys, args, message):

@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_folder(args.out, "--out", continuing=args.resume or args.extend, kind="dataset")
     check_reachable(config.backend)
     console = Console()
-    writer, notes = open_for_collection(args.out, config, args.resume, extend=args.extend)
+    writer, notes = open_for_collection(args.out, config, args.resume, extend=args.extend,
+                                        given_as=FLAGS.given_as(args))
     for note in notes:
         console.print(f"resume: {note}")
     total = len(config.keys())

@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
                     console.print(f"running on the {cluster.describe()}")
 
         results = evaluate(args.out, settings, args.workers, continuing, ProgressHooks(), args.videos, backend,
-                           extend=args.extend)
+                           extend=args.extend, given_as=FLAGS.given_as(args))
 
     table = Table(title=f"{settings.task} · {settings.episodes} episodes per suite and pilot, seeds from "
                         f"{settings.seed}")

@@ -131,7 +131,7 @@ def _launch(args: argparse.Namespace) -> int | None:
     distributed.check_process_count(args.nproc, "--nproc")
     config = FLAGS.load(args, _source(args))
     _check_folders(config, args)
-    check_recipe(config, args.resume, extend=args.extend)
+    check_recipe(config, args.resume, extend=args.extend, given_as=FLAGS.given_as(args))
     if args.nproc == 1:
         return None
     distributed.launch(args.nproc, ["train", *_arguments_without_nproc(args)], config.threads)
@@ -190,7 +190,7 @@ def _run(args: argparse.Namespace) -> int:
             def epoch(self, report) -> None:
                 console.print(epoch_line(report))
 
-        best = run_recipe(config, args.resume, Show(), extend=args.extend)
+        best = run_recipe(config, args.resume, Show(), extend=args.extend, given_as=FLAGS.given_as(args))
     from navigator.training.pipeline import load_trained
 
     policy, metadata = load_trained(best)

@@ -18,7 +18,7 @@ from navigator.evaluation.episodes import EpisodeRecord
 from navigator.evaluation.results import PilotInfo
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.explain.methods import DEFAULT_EVERY
-from navigator.resume import Continued, check_continuation, differences
+from navigator.resume import Continued, GivenAs, check_continuation, differences
 
 FORMAT = "liquid-navigator/eval"
 VERSION = 1
@@ -66,10 +66,10 @@ def with_added_settings(recorded: Any) -> Any:
 
 
 def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], resume: bool,
-                extend: bool = False) -> None:
+                extend: bool = False, given_as: GivenAs | None = None) -> None:
     """Start a new evaluation in `out`, or (resume) check that `out` holds this very evaluation: the same settings
     and the same pilots (specs and checkpoint bytes); with `extend`, the same apart from more `episodes`, which
-    eval.json then records."""
+    eval.json then records. A refusal names the settings as `given_as` says the user gave them."""
     recorded = check_folder(out, resume)
     document = {"format": FORMAT, "version": VERSION, "settings": to_dict(settings),
                 "pilots": [p.to_dict() for p in pilots]}
@@ -86,7 +86,7 @@ def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...]
     if extend or found:
         # Only more worlds may be added: the recorded ones keep their seeds, so what was flown stays valid.
         grown = check_continuation(found, lambda difference: difference.name == "episodes", extend, Continued(
-            out, "evaluation", "eval.json", "worlds per suite", "--episodes"))
+            out, "evaluation", "eval.json", "worlds per suite", "--episodes", given_as=given_as or GivenAs()))
         if grown:
             write_json(out / "eval.json", document)
     (out / "episodes").mkdir(exist_ok=True)

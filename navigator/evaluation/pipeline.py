@@ -22,6 +22,7 @@ from navigator.evaluation.seeds import SeedRange, TrainingSeeds, check_no_overla
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.evaluation.videos import failures_to_film, filmed, video_path
 from navigator.folder_lock import FolderLock
+from navigator.resume import GivenAs
 
 
 class Hooks:
@@ -95,13 +96,14 @@ def bundle_info(spec: str, manifest: dict, settings: EvalSettings) -> PilotInfo:
 
 
 def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool = False, hooks: Hooks | None = None,
-             videos: int = 0, backend: Backend = LOCAL, extend: bool = False) -> EvalResults:
+             videos: int = 0, backend: Backend = LOCAL, extend: bool = False,
+             given_as: GivenAs | None = None) -> EvalResults:
     """Fly every episode of `settings` not yet recorded in `out` with `workers` processes (0: one per core; of the
     Ray cluster with the ray `backend`), film the first `videos` failed episodes of each named suite and pilot not yet
     filmed (in local processes: the videos go into `out`), then write the results and the report there; returns the
     results. `resume` continues the evaluation in `out` with exactly its settings; `extend` (with `resume`) with more
-    episodes (worlds) per suite, the only setting that may change. UserError, before any pilot is loaded, for a
-    folder it cannot use."""
+    episodes (worlds) per suite, the only setting that may change (a refusal names settings as `given_as` says the
+    user gave them). UserError, before any pilot is loaded, for a folder it cannot use."""
     hooks = hooks or Hooks()
     flying = workers if backend.kind == "ray" else workers or os.cpu_count() or 1
     workers = workers or os.cpu_count() or 1
@@ -111,7 +113,7 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
     pilots = inspect_pilots(settings)
     lock = FolderLock(out, "evaluation") if out.is_dir() else None  # before reading what the folder holds
     created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
-    open_folder(out, settings, pilots, resume, extend)
+    open_folder(out, settings, pilots, resume, extend, given_as)
     with lock or FolderLock(out, "evaluation"):
         try:
             return _evaluate(out, settings, pilots, flying, workers, hooks, videos, backend)

@@ -38,7 +38,7 @@ from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError
 from navigator.folder_lock import FolderLock
-from navigator.resume import Continued, Difference, check_continuation, describe, differences, without
+from navigator.resume import Continued, Difference, GivenAs, check_continuation, describe, differences, without
 from navigator.scenario import CameraSettings
 from navigator.training import distributed
 from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig
@@ -193,18 +193,18 @@ def _read_progress(out: Path) -> ProgressFile:
     return progress
 
 
-def _continue(out: Path, config: TrainConfig, extend: bool) -> ProgressFile:
+def _continue(out: Path, config: TrainConfig, extend: bool, given_as: GivenAs) -> ProgressFile:
     """Check that `config` continues the run in `out` (exactly, or extended to more epochs when `extend`), before any
     work; record an extension. Returns the run's progress."""
-    record, progress, extension = _check_continue(out, config, extend)
+    record, progress, extension = _check_continue(out, config, extend, given_as)
     if extension is not None:
         _extend(out, record, progress, extension)
     _record_world_size(out)
     return progress
 
 
-def _check_continue(out: Path, config: TrainConfig,
-                    extend: bool) -> tuple[dict[str, Any], ProgressFile, dict[str, Any] | None]:
+def _check_continue(out: Path, config: TrainConfig, extend: bool,
+                    given_as: GivenAs) -> tuple[dict[str, Any], ProgressFile, dict[str, Any] | None]:
     """Refuse, writing nothing, a `config` that does not continue the run in `out` (exactly, or extended to more
     epochs when `extend`), a finished run to resume, or a dataset that changed. Returns the run's record, its
     progress and, when extending, the extension to record (`_extension`)."""
@@ -224,7 +224,8 @@ def _check_continue(out: Path, config: TrainConfig,
     progress = _read_progress(out)
     found = differences(_settings(record["config"]), _settings(to_dict(config)))
     more_epochs = check_continuation(found, lambda d: d.name == "epochs", extend,
-                                     Continued(out, "run", str(out / RUN_RECORD), "epochs", "--epochs"))
+                                     Continued(out, "run", str(out / RUN_RECORD), "epochs", "--epochs",
+                                               given_as=given_as))
     _check_datasets(out, record, flag)  # every dataset the record names: it records nothing new
     if extend:
         return record, progress, _extension(out, config, progress, more_epochs[0])
@@ -236,13 +237,13 @@ def _check_continue(out: Path, config: TrainConfig,
     return record, progress, None
 
 
-def check_recipe(config: TrainConfig, resume: bool, extend: bool = False) -> None:
+def check_recipe(config: TrainConfig, resume: bool, extend: bool = False, given_as: GivenAs | None = None) -> None:
     """Every refusal of `run_recipe` before any work (a run folder that cannot hold a new run; a continuation whose
     settings, progress or datasets do not allow it), writing nothing: what a launcher checks before it starts the
     processes that will run the recipe (`navigator train --nproc`). UserError as `run_recipe` raises it."""
     out = Path(config.out)
     if resume or extend:
-        _check_continue(out, config, extend)
+        _check_continue(out, config, extend, given_as or GivenAs())
     else:
         _check_new(out, config)
 
@@ -354,16 +355,17 @@ def _discard_new_run(out: Path, created: tuple[Path, ...]) -> None:
 
 
 def run_recipe(config: TrainConfig, resume: bool, hooks: Hooks, extend: bool = False,
-               extras: TrainingExtras | None = None) -> Path:
+               extras: TrainingExtras | None = None, given_as: GivenAs | None = None) -> Path:
     """Run the recipe in `config.out`; returns the path of the best policy checkpoint.
 
     resume: continue the run there, with exactly its settings. extend (implies resume): continue it with more
     epochs than it was started with, the only setting that may change. Neither: start a new run, in a folder that
-    is missing or empty. `extras`: what the run changes in the plain recipe (`navigator adapt`'s strategies)."""
+    is missing or empty. `extras`: what the run changes in the plain recipe (`navigator adapt`'s strategies).
+    `given_as`: how the user gave the settings, to name a setting that differs from the run's as typed."""
     out = Path(config.out)
     if resume or extend:
         with FolderLock(out, "training run") if out.is_dir() else nullcontext():  # before reading its state
-            progress = _continue(out, config, extend)
+            progress = _continue(out, config, extend, given_as or GivenAs())
             _run_stages(config, out, progress, hooks, extras)
     else:
         created = _start_new(out, config)
