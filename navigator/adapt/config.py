@@ -33,7 +33,7 @@ from navigator.config import (
 )
 from navigator.resume import Difference, differences
 from navigator.scenario import canonical_task, set_canonical
-from navigator.training.config import DaggerConfig, TrainConfig
+from navigator.training.config import MAX_EPOCHS, DaggerConfig, TrainConfig
 
 # name -> what it trains on and what it trains, in the user's words (help texts and messages list them in this order).
 STRATEGIES: dict[str, str] = {
@@ -125,7 +125,7 @@ class AdaptConfig:
     # moved the shipped weights by a mean square of 5e-6 at an imitation loss of 1e-3, so 100 makes that change cost
     # half the loss
     anchor: float = setting(100.0, gt=0.0)
-    epochs: int = setting(10, ge=1)
+    epochs: int = setting(10, ge=1, le=MAX_EPOCHS)
     # DAgger rounds after the training on the new data: the adapted policy flies `episodes` worlds of the new data's
     # scenery, labelled by the expert. Round r flies world seeds DAGGER_SEED_STRIDE * r on (1000000, 2000000, ...):
     # past the evaluation's (100000 on) and the demonstrations'. The shipped policy's own DAgger rounds flew the same
@@ -134,7 +134,7 @@ class AdaptConfig:
     dagger: DaggerConfig = field(default_factory=DaggerConfig)
     lr: float = setting(1e-3, gt=0.0, le=1.0)  # peak learning rate (cosine decay as in the starting recipe)
     batch_size: int = setting(16, ge=1)  # windows of new data per batch (replay adds its share on top)
-    patience: int = setting(6, ge=1)  # early stopping: epochs without a better validation loss
+    patience: int = setting(6, ge=1, le=MAX_EPOCHS)  # early stopping: epochs without a better validation loss
     seed: int = setting(0, ge=0, le=MAX_SEED)  # split, shuffling, augmentation and replay draws
     out: str = "runs/adapted"
     threads: int = setting(2, ge=1, le=1024)

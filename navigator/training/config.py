@@ -15,6 +15,9 @@ from navigator.config import MAX_SEED, SettingError, check_settings, setting, se
 # DAgger round r flies seeds DAGGER_SEED_STRIDE * r, ... (navigator/training/pipeline.py): far above demonstration
 # seeds (0, 1, ...), and one round's seeds never reach the next round's.
 DAGGER_SEED_STRIDE = 1_000_000
+# Epoch counts: far beyond any useful run, yet refused above it, where a mistyped count would run (and record) a
+# learning-rate schedule that never decays.
+MAX_EPOCHS = 100_000
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class DaggerConfig:
     rounds: int = setting(0, ge=0)  # DAgger rounds after the first training
     # policy roll-outs per round, relabelled by the expert; more would fly the next round's seeds
     episodes: int = setting(16, ge=1, le=DAGGER_SEED_STRIDE)
-    epochs: int = setting(5, ge=1)  # training epochs after each round (continuing from the current weights)
+    epochs: int = setting(5, ge=1, le=MAX_EPOCHS)  # training epochs after each round (continuing from the current weights)
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -73,7 +76,7 @@ class TrainConfig:
     normalisation: str = "per_frame"
     feature_size: int = setting(32, ge=1)
     head_size: int | None = setting(None, ge=1)  # None: the model's ~20k-parameter default
-    epochs: int = setting(20, ge=1)
+    epochs: int = setting(20, ge=1, le=MAX_EPOCHS)
     batch_size: int = setting(16, ge=1)
     window: int = setting(32, ge=1)  # frames per training window (truncated backpropagation through time)
     stride: int = setting(16, ge=1)  # at most `window`: a larger stride would leave frames out of every window
@@ -81,7 +84,7 @@ class TrainConfig:
     lr_final_fraction: float = setting(0.05, gt=0.0, le=1.0)  # cosine decay from lr to lr * this
     weight_decay: float = setting(1e-4, ge=0.0)
     grad_clip: float = setting(1.0, gt=0.0)
-    patience: int = setting(6, ge=1)  # early stopping: epochs without a better validation loss
+    patience: int = setting(6, ge=1, le=MAX_EPOCHS)  # early stopping: epochs without a better validation loss
     val_fraction: float = setting(0.1, gt=0.0, lt=1.0)
     seed: int = setting(0, ge=0, le=MAX_SEED)
     threads: int = setting(2, ge=1, le=1024)  # torch intra-op threads
