@@ -119,7 +119,7 @@ CASES: list[tuple[str, str | None, str]] = [
     # names are normalised (the error comes from another flag), paths are not
     ("fly --task HIKE --airframe CF2X --pilot EXPERT --preset Winter+WIND --episodes 0", None,
      "--episodes must be at least 1, got 0"),
-    ("train --data {data} --out {tmp}/run --model LSTM --epochs 0", None, "--epochs must be at least 1, got 0"),
+    ("train --data {data} --out {tmp}/run --model LSTM --epochs 0", None, "--epochs must be in [1, 100000], got 0"),
     ("train --data {data} --out {tmp}/run --model LSTMX", None, "--model: unknown model 'LSTMX'"),
     ("eval --out {tmp}/ev --pilot Expert --pilot expert", None, "--pilot: repeat expert: give each once"),
     # --resume and --extend contradict each other
@@ -154,7 +154,7 @@ CASES: list[tuple[str, str | None, str]] = [
     # train
     ("train --data {data} --out {tmp}/run --lr nan", None, "--lr must be a finite number, got nan"),
     ("train --data {data} --out {tmp}/run --lr 0", None, "--lr must be in (0, 1], got 0.0"),
-    ("train --data {data} --out {tmp}/run --epochs 0", None, "--epochs must be at least 1, got 0"),
+    ("train --data {data} --out {tmp}/run --epochs 0", None, "--epochs must be in [1, 100000], got 0"),
     ("train --data {data} --out {tmp}/run --batch-size -4", None, "--batch-size must be at least 1"),
     ("train --data {data} --out {tmp}/run --dagger -1", None, "--dagger must be >= 0, got -1"),
     ("train --data {data} --out {tmp}/run --model transformer", None, "--model: unknown model 'transformer'"),

@@ -146,7 +146,7 @@ def test_a_learning_rate_that_diverges_is_reported(demos, tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--model", "transformer"], "unknown model 'transformer'; valid models are: cfc-ncp"),
-    (["--epochs", "0"], "epochs must be at least 1"),
+    (["--epochs", "0"], "--epochs must be in [1, 100000], got 0"),
     (["--epochs", "99999999999999999999"], "--epochs must be in [1, 100000], got 99999999999999999999"),
 ])
 def test_bad_settings_are_clear_errors(demos, tmp_path, args, message, capsys):
