@@ -134,6 +134,20 @@ def test_resuming_a_finished_comparison_trains_nothing_and_gives_the_same_files(
     assert {name: (out / name).read_bytes() for name in before} == before
 
 
+def test_resume_without_config_takes_the_recorded_settings(compared, tmp_path, capsys):
+    _, _, out = compared
+    before = {name: (out / name).read_bytes() for name in ("comparison.json", "comparison.md")}
+    assert main(["compare", "--out", str(out), "--resume", "--workers", "1"]) == 0
+    assert "finished before" in capsys.readouterr().out
+    assert {name: (out / name).read_bytes() for name in before} == before
+    for args, message in ((["--out", str(tmp_path)], "give --config, a comparison config such as"),
+                          (["--out", str(tmp_path), "--resume"], f"--resume: {tmp_path} holds no readable comparison "
+                                                                  f"record (compare.json)")):
+        assert main(["compare", *args]) == 2
+        error = capsys.readouterr().err
+        assert message in error and len(error.strip().splitlines()) == 1
+
+
 def test_a_comparison_recorded_before_newer_evaluation_settings_resumes(compared):
     # compare.json of a comparison started before `--attention` existed lacks its settings: their defaults are
     # what it flew, so resuming it is resuming the same comparison. Where roll-outs run (`backend`, added with

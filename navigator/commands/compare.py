@@ -6,6 +6,7 @@ examples:
   navigator compare --config launch/compare/fly_to_target.yaml                  # six models x three seeds
   navigator compare --config launch/compare/fly_to_target.yaml --out reports/cmp --workers 2
   navigator compare --config launch/compare/fly_to_target.yaml --resume         # after an interruption
+  navigator compare --out reports/comparison --resume                            # the same: settings from compare.json
 
 The config names the base training recipe (`recipe:` a launch/train/*.yaml, `train:` settings on top of it), the
 `models`, the training `seeds` and the `evaluation` settings (as navigator eval's: task, suites, episodes, seed).
@@ -14,7 +15,7 @@ the recipe has a `collect` section and it is missing) and is evaluated as soon a
 OUT/eval/MODEL-seedSEED. After every run the comparison is written again over the runs so far: OUT/comparison.json
 (every run's outcome in every world), OUT/comparison.md (the table; an unfinished one says which runs it lacks) and
 OUT/comparison.png. --resume trains nothing that finished, continues the run or evaluation that was interrupted, and
-refuses settings that changed.
+refuses settings that changed; without --config it takes the settings OUT/compare.json recorded.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from navigator.config import ConfigFlags
+from navigator.config import ConfigFlags, RecordedSettings
 
 
 def _config_class() -> type:
@@ -35,13 +36,37 @@ FLAGS = ConfigFlags(_config_class)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, required=True, help="YAML comparison config (see launch/compare/)")
+    parser.add_argument("--config", type=Path, help="YAML comparison config (see launch/compare/); with --resume it "
+                                                    "may be left out: the settings are then those OUT/compare.json "
+                                                    "recorded")
     FLAGS.add(parser, "--out", "out", "folder for the runs, the evaluation and the comparison (refused if it is "
                                       "not empty, unless --resume)")
     parser.add_argument("--workers", type=int, default=0, help="parallel processes of the evaluation; the results "
                                                                "do not depend on it (default: one per CPU core)")
     parser.add_argument("--resume", action="store_true", help="continue the comparison in --out: train only the "
                                                               "runs not finished, then evaluate what is missing")
+
+
+def _recorded(args: argparse.Namespace) -> RecordedSettings:
+    """The settings of the comparison in --out (or the default out) as compare.json recorded them, in the shape of a
+    comparison config: its resolved training recipe is given as `train`. UserError when there is no readable
+    record."""
+    from navigator.commands.common import recorded_settings
+    from navigator.comparison.config import CompareConfig
+    from navigator.comparison.runner import RECORD
+    from navigator.config import field_default
+    from navigator.errors import UserError
+    from navigator.evaluation.folder import with_added_settings
+
+    out = Path(args.out if args.out is not None else field_default(CompareConfig, "out"))
+    recorded = recorded_settings(out / RECORD, "settings")
+    if recorded is None:
+        raise UserError(f"--resume: {out} holds no readable comparison record ({RECORD}) to take its settings from; "
+                        f"give --config with the comparison's config, or choose the comparison's folder with --out")
+    data = dict(recorded.data)
+    data["train"] = data.pop("base", {})
+    data["evaluation"] = with_added_settings(data.get("evaluation", {}))
+    return RecordedSettings(data, recorded.where)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 0:
         raise UserError(f"--workers must be >= 0 (0: one per CPU core), got {args.workers}")
-    config = FLAGS.load(args, args.config)
+    if args.config is None and not args.resume:
+        raise UserError("give --config, a comparison config such as launch/compare/fly_to_target.yaml (or --resume "
+                        "to continue the comparison in --out)")
+    config = FLAGS.load(args, args.config if args.config is not None else _recorded(args))
     out_flag = "--out" if args.out is not None else f"out in {args.config}:"
     check_output_folder(Path(config.out), out_flag, continuing=args.resume, kind="comparison")
     existing = list(config.base.data)
@@ -68,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                             kind="dataset")
     datasets = open_datasets([Path(path) for path in existing]) if existing else []
     check_reachable(config.base.backend)
-    _refuse_training_worlds(config, datasets, str(args.config) if args.config else "the default comparison")
+    _refuse_training_worlds(config, datasets, str(args.config) if args.config else f"{config.out}/compare.json")
 
     console = Console()
     with progress_bar(console) as progress:
