@@ -308,6 +308,16 @@ def test_a_curve_refuses_train_settings_that_none_of_its_strategies_reads(strate
                 **settings)
 
 
+def test_a_curve_names_a_missing_starting_policy_where_it_was_given(tmp_path, capsys):
+    config = tmp_path / "curve.yaml"
+    config.write_text("pilot: /nowhere/best.pt\nsceneries: [night]\ndemonstrations: [5]\nseeds: [0, 1]\n"
+                      "strategies: [finetune]\n")
+    assert main(["adapt", "curve", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert f"pilot in {config}: /nowhere/best.pt does not exist" in error and "--pilot" not in error
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_learning_curve_reports_forgetting_from_a_real_evaluation(tmp_path, capsys):
     """One scenery, one short demonstration, fine-tuning with two training seeds, one two-second world per suite in
     the real simulator: the curve's figures are the evaluation's episodes, curve.md is drawn again from curve.json,

@@ -95,7 +95,7 @@ def check_start(config: CurveConfig, source: str) -> str:
     worlds, and the replayed data is the policy's camera, airframe and task. Returns the starting checkpoint's
     sha256."""
     first = config.adaptation(config.sceneries[0], 1, config.strategies[0], config.seeds[0])
-    start = start_checkpoint(first)
+    start = start_checkpoint(first, f"pilot in {source}:")
     settings = dataclasses.replace(config.evaluation, pilots=(start_spec(config),),
                                    suites=(*config.sceneries, *config.evaluation.suites))
     evaluation.inspect_pilots(settings)  # camera, airframe and task; evaluation seeds it trained on

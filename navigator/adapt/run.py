@@ -27,16 +27,17 @@ from navigator.resume import Difference, describe, differences
 from navigator.training import pipeline as training
 
 
-def start_checkpoint(config: AdaptConfig) -> Path:
-    """The checkpoint the adaptation starts from: the shipped policy of config.task for `pretrained`."""
+def start_checkpoint(config: AdaptConfig, given_as: str = "--pilot") -> Path:
+    """The checkpoint the adaptation starts from: the shipped policy of config.task for `pretrained`. `given_as`
+    names where the user gave the pilot, in a refusal ("--pilot", or "pilot in curve.yaml")."""
     from navigator.pilots import pretrained_checkpoint
 
     if config.pilot.strip().lower() == "pretrained":
         return pretrained_checkpoint(config.task)
     path = Path(config.pilot)
     if not path.is_file():
-        raise UserError(f"--pilot {path} does not exist; give pretrained or the path of a policy checkpoint (.pt), "
-                        f"e.g. runs/NAME/best.pt")
+        raise UserError(f"{given_as} {path} does not exist; give pretrained or the path of a policy checkpoint "
+                        f"(.pt), e.g. runs/NAME/best.pt")
     return path
 
 
