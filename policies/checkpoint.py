@@ -152,7 +152,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[Policy, dict[str, Any
     path = Path(path)
     payload = read_torch_file(path)
     if isinstance(payload, dict) and payload.get("format") == TRAINING_STATE_FORMAT:
-        raise CheckpointError(path, "what navigator train --resume continues from", f"fly the run's policy, "
+        raise CheckpointError(path, "what navigator train --resume continues from", f"use the run's policy, "
                               f"{path.with_name('best.pt')}", verdict="is a training state, not a policy")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = sorted(map(str, payload))[:5] if isinstance(payload, dict) else type(payload).__name__

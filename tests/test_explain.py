@@ -306,7 +306,7 @@ def test_a_recorded_episode_is_not_checked_against_training_seeds_but_the_ablati
     out = tmp_path / "flies"
     # No NCP: a check before any work.
     assert main([*command, "--seed", "5", "--ablation-episodes", "1", "--out", str(out)]) == 2
-    assert "would fly seed 5 of them" in capsys.readouterr().err and not out.exists()
+    assert "and this explanation would fly seed 5 of them" in capsys.readouterr().err and not out.exists()
     assert main([*command, "--ablation-episodes", "0", "--out", str(tmp_path / "reads")]) == 0
 
 

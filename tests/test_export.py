@@ -75,7 +75,7 @@ def test_manifest_fields(bundle):
     assert 0 <= verification["max_action_diff"] <= 1e-4
     # The shipped policy's evaluation report, found by the checkpoint's sha256.
     assert manifest["evaluation"]["suites"][0]["suite"] == "summer"
-    assert manifest["evaluation"]["suites"][0]["episodes"] == 50
+    assert manifest["evaluation"]["suites"][0]["episodes"] == 200
 
 
 def test_bundle_policy_steps_like_torch_with_irregular_dt(bundle):
@@ -168,7 +168,7 @@ def test_fly_and_eval_take_a_bundle(bundle, tmp_path, capsys):
                  "--out", str(tmp_path / "report")]) == 2
     error = capsys.readouterr().err
     assert "trained on fly-to-target seeds 0-199 (data in datasets/summer-fly-to-target)" in error
-    assert "would fly seed 199 of them" in error
+    assert "and this evaluation would fly seed 199 of them" in error
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -224,7 +224,9 @@ def test_existing_out_bad_checkpoint_and_bad_options_are_refused_before_work(bun
         (["--checkpoint", "pretrained", "--task", "swim", "--out", str(tmp_path / "b")], "--task"),
         (["--checkpoint", "pretrained", "--out", str(tmp_path / "b"), "--verify-episodes", "0"],
          "--verify-episodes must be in [1, 100], got 0"),
-        (["--checkpoint", "pretrained", "--out", str(tmp_path / "b"), "--seed", "150"], "trained on fly-to-target"),
+        (["--checkpoint", "pretrained", "--out", str(tmp_path / "b"), "--seed", "150"],
+         "trained on fly-to-target seeds 0-199 (data in datasets/summer-fly-to-target), and the export's "
+         "verification flights would fly seeds 150-152 of them"),
     ]
     for args, message in cases:
         assert main(["export", *args]) == 2, args

@@ -175,7 +175,7 @@ def test_a_training_state_is_not_a_policy(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as caught:
         load_checkpoint(path)
     assert str(caught.value) == (f"{path} is a training state, not a policy (what navigator train --resume continues "
-                                 f"from): fly the run's policy, {tmp_path / 'run' / 'best.pt'}")
+                                 f"from): use the run's policy, {tmp_path / 'run' / 'best.pt'}")
 
 
 def test_weights_that_do_not_fit_the_config_are_one_line(tmp_path: Path) -> None:

@@ -264,7 +264,7 @@ def test_a_training_state_given_as_pilot_points_at_the_policy(tmp_path, capsys):
     torch.save({"format": RESUME_FORMAT, "stage": "train", "epoch": 1}, out / "last.pt")
     assert main(["fly", "--pilot", str(out / "last.pt"), "--episodes", "1"]) == 2
     assert (f"{out / 'last.pt'} is a training state, not a policy (what navigator train --resume continues from): "
-            f"fly the run's policy, {out / 'best.pt'}") in capsys.readouterr().err
+            f"use the run's policy, {out / 'best.pt'}") in capsys.readouterr().err
 
 
 def test_training_on_a_collection_that_stopped_early_warns(tmp_path, capsys):

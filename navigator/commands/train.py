@@ -236,7 +236,9 @@ def _check_folders(config, args: argparse.Namespace) -> None:
     would fly on answers (not found only when the first DAgger round starts, after the training)."""
     from navigator.backends import check_reachable
     from navigator.commands.common import check_output_folder
+    from navigator.dataset.errors import DatasetNotFoundError
     from navigator.dataset.reader import open_datasets
+    from navigator.errors import UserError
 
     out_flag = "--out" if args.out is not None or args.config is None else f"out in {args.config}:"
     check_output_folder(Path(config.out), out_flag, continuing=args.resume or args.extend, kind="training run")
@@ -245,5 +247,9 @@ def _check_folders(config, args: argparse.Namespace) -> None:
         check_output_folder(Path(existing.pop(0)), "the dataset to collect, data[0],", continuing=True,
                             kind="dataset")
     if existing:
-        open_datasets([Path(path) for path in existing])
+        try:
+            open_datasets([Path(path) for path in existing])
+        except DatasetNotFoundError as error:  # named where the user gave it: the flag or the recipe's key
+            given = "--data" if args.data is not None else f"data in {args.config}" if args.config else "data"
+            raise UserError(f"{given}: {error}") from None
     check_reachable(config.backend)

@@ -60,16 +60,16 @@ def training_seeds(metadata: dict[str, Any]) -> TrainingSeeds:
     return TrainingSeeds(tuple(ranges), complete)
 
 
-def check_no_overlap(who: str, seeds: TrainingSeeds, task: str, evaluated: range, seed_option: str = "--seed"
-                     ) -> None:
-    """Refuse evaluation seeds that training flew (`who`: "pilot P", the subject of the message), naming the
-    overlap and a free starting seed (to give as `seed_option`)."""
+def check_no_overlap(who: str, seeds: TrainingSeeds, task: str, evaluated: range, seed_option: str = "--seed",
+                     flights: str = "this evaluation") -> None:
+    """Refuse evaluation seeds that training flew (`who`: "pilot P", the subject of the message; `flights`: what
+    would fly them, "this explanation"), naming the overlap and a free starting seed (to give as `seed_option`)."""
     for known in seeds.ranges:
         shared = known.overlap(task, evaluated)
         if shared:
             free = max(r.first + r.count for r in seeds.ranges if r.overlap(task, evaluated))
             trained = range(known.first, known.first + known.count)
-            raise UserError(f"{who} was trained on {task} {_seeds(trained)} ({known.source}), and this evaluation "
+            raise UserError(f"{who} was trained on {task} {_seeds(trained)} ({known.source}), and {flights} "
                             f"would fly {_seeds(shared)} of them: evaluate on worlds it has not seen, e.g. "
                             f"{seed_option} {free}")
 

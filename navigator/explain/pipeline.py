@@ -260,7 +260,8 @@ def _refuse_training_worlds(config: ExplainConfig, pilot, task: str, flying: boo
     from navigator.evaluation.seeds import check_no_overlap, training_seeds
 
     worlds = range(config.seed, config.seed + max(config.ablation_episodes, int(flying)))
-    check_no_overlap(f"pilot {config.pilot}", training_seeds(pilot.metadata), task, worlds)
+    check_no_overlap(f"pilot {config.pilot}", training_seeds(pilot.metadata), task, worlds,
+                     flights="this explanation")
 
 
 def _recorded_elsewhere(config: ExplainConfig, refusal: str) -> UserError:

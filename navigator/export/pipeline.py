@@ -180,7 +180,8 @@ def export_bundle(request: ExportRequest, hooks: Hooks | None = None) -> dict[st
     source = _load_source(request)
     _check_out(out, request.overwrite)
     seeds = range(request.seed, request.seed + request.verify_episodes)
-    check_no_overlap(f"checkpoint {source.path}", training_seeds(source.metadata), source.task, seeds)
+    check_no_overlap(f"checkpoint {source.path}", training_seeds(source.metadata), source.task, seeds,
+                     flights="the export's verification flights")
 
     checkpoint_sha256 = hashlib.sha256(source.path.read_bytes()).hexdigest()
     folders = [source.path.parent]
