@@ -5,6 +5,7 @@ refuses changed settings; bad configs refused up front."""
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -357,3 +358,27 @@ def test_worlds_of_a_dataset_read_as_it_is_are_refused_before_any_work(compared,
     assert f"was trained on fly-to-target seeds 0-3 (data in {root / 'demos'}), and this evaluation would fly seed 3" \
            in error and len(error.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("pilots", [1, 3, 6])
+def test_evaluation_plots_of_many_long_named_pilots_lay_out_without_warnings(tmp_path, pilots):
+    # The comparison and a learning curve evaluate many checkpoints at once, with long run names: their legends
+    # must fit the figure (matplotlib warns "Tight layout not applied" otherwise).
+    import warnings
+
+    from navigator.evaluation.plots import plot_distance, plot_success
+
+    specs = tuple(str(tmp_path / f"night-20-freeze-cnn-seed{index}" / "best.pt") for index in range(pilots))
+    for spec in specs:
+        Path(spec).parent.mkdir()
+        Path(spec).write_bytes(b"not read")
+    settings = EvalSettings(pilots=specs, suites=("night", "summer"), episodes=3, seed=100_000)
+    records = [_record(spec, suite, world, world % 2 == 0) for suite in settings.suites for spec in specs
+               for world in settings.seeds]
+    seeds = TrainingSeeds((SeedRange(None, 0, 4, "demonstrations"),), True)
+    results = build_results(settings, tuple(PilotInfo(spec, "0" * 64, seeds, None) for spec in specs), records)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_success(results, tmp_path / "success.png")
+        plot_distance(results, tmp_path / "distance.png")
+    assert (tmp_path / "success.png").read_bytes()[:4] == (tmp_path / "distance.png").read_bytes()[:4] == b"\x89PNG"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ def plot_success(results: EvalResults, path: Path) -> None:
     plt = _pyplot()
     suites, pilots = results.settings.suites, results.settings.pilots
     width = 0.8 / len(pilots)
-    figure, axes = plt.subplots(figsize=(max(5.0, 1.2 * len(suites) + 2), 3.6))
+    figure, axes = plt.subplots(figsize=(max(5.0, 1.2 * len(suites) + 2), 3.6), layout="constrained")
     for j, pilot in enumerate(pilots):
         summaries = [results.summary(suite, pilot) for suite in suites]
         rates = np.array([s.success_rate for s in summaries])
@@ -45,14 +46,15 @@ def plot_success(results: EvalResults, path: Path) -> None:
                            [s.success_interval[1] - s.success_rate for s in summaries]])
         axes.bar(np.arange(len(suites)) + (j - (len(pilots) - 1) / 2) * width, rates, width, yerr=errors,
                  capsize=3, label=_label(pilot))
-    axes.set_xticks(np.arange(len(suites)), suites)
-    axes.set_ylim(0, 1.2)  # headroom for the legend above the bars
+    # Composed suites (autumn+distractors+wind) are long: slanted, their labels do not run into each other.
+    slanted = max(map(len, suites)) > 10
+    axes.set_xticks(np.arange(len(suites)), suites, rotation=20 if slanted else 0, ha="right" if slanted else "center")
+    axes.set_ylim(0, 1.05)
     axes.set_yticks(np.linspace(0, 1, 6))
     axes.set_ylabel("success rate")
     axes.set_title(f"{results.settings.task}: {results.settings.episodes} episodes per bar, 95% Wilson intervals",
                    fontsize="medium")
-    axes.legend(fontsize="small", loc="upper center", ncol=len(pilots), frameon=False)
-    figure.tight_layout()
+    _pilot_legend(figure, axes, len(pilots))
     _save(figure, path)
     plt.close(figure)
 
@@ -112,7 +114,7 @@ def plot_distance(results: EvalResults, path: Path) -> None:
     plt = _pyplot()
     suites, pilots = results.settings.suites, results.settings.pilots
     figure, axes = plt.subplots(1, len(suites), figsize=(3.6 * len(suites) + 0.6, 3.6), squeeze=False,
-                                sharey=True)
+                                sharey=True, layout="constrained")
     for panel, suite in zip(axes[0], suites):
         records = [r for r in results.episodes if r.suite == suite]
         edges = bin_edges([r.straight_distance for r in records], results.settings.episodes)
@@ -127,13 +129,19 @@ def plot_distance(results: EvalResults, path: Path) -> None:
         panel.set_xlabel("start distance to target (m)")
         panel.set_title(suite, fontsize="medium")
         panel.grid(axis="x", alpha=0.3)
-    axes[0][0].set_ylim(-0.02, 1.2)
+    axes[0][0].set_ylim(-0.02, 1.05)
     axes[0][0].set_yticks(np.linspace(0, 1, 6))
     axes[0][0].set_ylabel("success rate")
-    axes[0][0].legend(fontsize="small", loc="upper center", ncol=len(pilots), frameon=False)
-    figure.tight_layout()
+    _pilot_legend(figure, axes[0][0], len(pilots))
     _save(figure, path)
     plt.close(figure)
+
+
+def _pilot_legend(figure: Any, axes: Any, pilots: int) -> None:
+    """One legend entry per pilot, below the figure in rows of two: checkpoint names are long, and a row of several
+    above the data would be wider than the figure."""
+    figure.legend(*axes.get_legend_handles_labels(), fontsize="small", loc="outside lower center",
+                  ncol=min(pilots, 2), frameon=False)
 
 
 def _label(pilot: str) -> str:
