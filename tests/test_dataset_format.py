@@ -91,8 +91,9 @@ def test_truncated_file_is_named_corrupt(tmp_path, episodes):
     dataset = Dataset.open(make_dataset(tmp_path / "ds", episodes[:1]))
     path = dataset.episode_path(dataset.entries[0])
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(CorruptEpisodeError, match=f"{path}: cannot be read as an episode file"):
+    with pytest.raises(CorruptEpisodeError, match=f"{path}: cannot be read as an episode file") as refused:
         dataset.read(dataset.entries[0], verify=False)
+    assert "`navigator collect --out DATASET --resume` records them again" in str(refused.value)  # the way out
     with pytest.raises(ChecksumError):
         dataset.read(dataset.entries[0])
 

@@ -110,7 +110,8 @@ def episode_bytes(episode: Episode) -> bytes:
 
 def _corrupt(path: Path, error: BaseException) -> CorruptEpisodeError:
     return CorruptEpisodeError(f"{path}: cannot be read as an episode file, it is truncated or damaged "
-                               f"({type(error).__name__}: {error})")
+                               f"({type(error).__name__}: {error}); `navigator data check` on its dataset lists "
+                               f"every damaged file, and `navigator collect --out DATASET --resume` records them again")
 
 
 def _read_json(npz: Any, name: str, path: Path) -> Any:

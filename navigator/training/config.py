@@ -44,7 +44,7 @@ class DaggerConfig:
     rounds: int = setting(0, ge=0)  # DAgger rounds after the first training
     # policy roll-outs per round, relabelled by the expert; more would fly the next round's seeds
     episodes: int = setting(16, ge=1, le=DAGGER_SEED_STRIDE)
-    epochs: int = setting(5, ge=1, le=MAX_EPOCHS)  # training epochs after each round (continuing from the current weights)
+    epochs: int = setting(5, ge=1, le=MAX_EPOCHS)  # training epochs after each round (from the current weights)
 
     def __post_init__(self) -> None:
         check_settings(self)
