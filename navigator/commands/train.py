@@ -70,8 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_continuation_flags(
         parser, resume_help="continue an interrupted run in --out; without --config, the settings are those "
                             "OUT/run.json recorded, so no flag needs retyping",
-        extend_help="train the run in --out for a larger --epochs (the only setting that may change; to continue an "
-                    "interrupted --extend, use --resume)")
+        extend_help="train the run in --out, finished or not, for a larger --epochs (the only setting that may "
+                    "change; the learning-rate schedule is stretched over the new count, so the rate rises again; to "
+                    "continue an interrupted --extend, use --resume)")
 
 
 def run(args: argparse.Namespace) -> int:
