@@ -167,8 +167,8 @@ def test_attention_does_not_depend_on_the_number_of_workers(attention_run, tmp_p
 
 
 @pytest.mark.parametrize("changed, setting", [
-    (["--attention-every", "4"], "attention_every"),
-    (["--attention-method", "integrated-gradients"], "attention_method"),
+    (["--attention-every", "4"], "--attention-every: evaluation has"),
+    (["--attention-method", "integrated-gradients"], "--attention-method: evaluation has"),
 ])
 def test_resume_with_other_attention_settings_is_refused(attention_run, tmp_path, capsys, changed, setting):
     out = tmp_path / "copy"
