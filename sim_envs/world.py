@@ -62,6 +62,15 @@ class World:
         self._targets: list[int] = []
         self._gui_targets: list[int] = []
         self._drone_visual: int | None = None  # in the render client, for the chase view; hidden from onboard
+        # PyBullet's TinyRenderer carries state from one image to the next: an onboard image can differ (by a grey
+        # level here and there) with what the renderer drew just before it. So a segmentation drawn between two
+        # onboard images (attention on target) would change the next observation, and a long flight would diverge
+        # from the same flight unmeasured. The last onboard pose is drawn again before the next onboard image
+        # whenever anything else was drawn, which restores the state an unmeasured flight has (checked against a
+        # flight whose images first differed at step 203). The chase view's one-time ground capture still changes
+        # later images (it moves every body away and back, and the poses do not round-trip bit for bit).
+        self._last_onboard: tuple[tuple[float, float, float], ...] | None = None
+        self._drew_other = False
         self._gui_drone: int | None = None
         self._scenery: Scenery | None = None
         self._layout: Layout | None = None
@@ -139,11 +148,16 @@ class World:
                                               physicsClientId=self.gui_client)
 
     def onboard_image(self, state: VehicleState) -> np.ndarray:
-        return self.onboard.render(*self._onboard_pose(state))
+        if self._drew_other and self._last_onboard is not None:
+            self.onboard.render(*self._last_onboard)  # see _last_onboard
+        self._drew_other = False
+        self._last_onboard = self._onboard_pose(state)
+        return self.onboard.render(*self._last_onboard)
 
     def onboard_segmentation(self, state: VehicleState) -> np.ndarray:
         """int32 (height, width): the render-client body each pixel of the onboard image from `state` shows (-1:
-        sky); compare with `target_body`."""
+        sky); compare with `target_body`. Drawing it does not change the next onboard image."""
+        self._drew_other = True
         return self.onboard.segmentation(*self._onboard_pose(state))
 
     def target_body(self, index: int) -> int:
@@ -178,6 +192,7 @@ class World:
         x, y, z = state.position
         cy, sy = math.cos(state.yaw), math.sin(state.yaw)
         eye = (x - distance * cy, y - distance * sy, z + 0.45 * distance)
+        self._drew_other = True  # see _last_onboard
         image = self._chase.render(eye, (x, y, z))
         if not self.gui:
             p.resetBasePositionAndOrientation(self._drone_visual, HIDDEN, (0, 0, 0, 1),

@@ -1,6 +1,7 @@
 """The task environments: gymnasium's contracts, determinism, endings and bad input."""
 
 import math
+from pathlib import Path
 
 import gymnasium
 import numpy as np
@@ -185,3 +186,32 @@ def test_follow_cut_short_ends_in_timeout_never_success():
     finally:
         env.close()
     assert (result.ending, result.success) == ("timeout", False)
+
+
+def test_a_segmentation_drawn_between_observations_does_not_change_the_next_observation():
+    """An attention measurement draws a segmentation every few steps between the observations; PyBullet's renderer
+    carries state from one image to the next, so unless the world restores it, a long flight's observations drift
+    by a grey level here and there, and a policy's flight diverges from the same flight unmeasured. The actions are
+    a recorded flight (a policy's, in wind, from seed 100033) whose observations first differed at step 203 before
+    the world restored the renderer's state."""
+    from sim_envs.projection import target_mask
+
+    actions = np.load(Path(__file__).parent / "data" / "wind-100033-actions.npy")
+
+    def images(draw_between) -> list[np.ndarray]:
+        env = gymnasium.make("navigator/FlyToTarget-v0", preset="wind")
+        try:
+            observation, _ = env.reset(seed=100_033)
+            seen = [observation["image"]]
+            for step, action in enumerate(actions):
+                draw_between(env, step)
+                observation, *_ = env.step(action)
+                seen.append(observation["image"])
+            return seen
+        finally:
+            env.close()
+
+    unobserved = images(lambda env, step: None)
+    measured = images(lambda env, step: target_mask(env) if step % 5 == 0 else None)
+    first = next((step for step, (a, b) in enumerate(zip(unobserved, measured)) if not np.array_equal(a, b)), None)
+    assert first is None, f"the observation of step {first} differs from the unmeasured flight's"
