@@ -239,6 +239,16 @@ def test_a_shared_dataset_that_changed_after_a_run_trained_on_it_is_refused_befo
         assert sorted(p.relative_to(out) for p in out.rglob("*")) == listing
 
 
+def test_a_recipe_that_would_collect_into_another_dataset_leaves_no_comparison_folder(compared, tmp_path, capsys):
+    root, _, _ = compared  # root/demos: 4 episodes of 2 s; this config's collect section asks for 6
+    config = tiny_config(tmp_path, root / "demos")
+    config.write_text(config.read_text().replace("episodes: 4}]", "episodes: 6}]"))
+    assert main(["compare", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "collect.parts[0].episodes: the dataset has 4, the recipe has 6" in error and "--data" not in error
+    assert not (tmp_path / "out").exists()  # so the corrected config runs without --resume
+
+
 def test_a_new_comparison_refuses_a_folder_that_is_not_empty(compared, tmp_path, capsys):
     root, config_path, _ = compared
     (tmp_path / "notes.txt").write_text("mine")

@@ -169,8 +169,9 @@ def test_a_recipe_that_would_collect_into_another_dataset_is_refused_before_any_
     assert train("--config", str(recipe), "--out", str(tmp_path / "run")) == 2
     error = capsys.readouterr().err
     assert (f"{demos} already holds a dataset collected with other settings than the recipe's collect section "
-            f"(collect.max_seconds: dataset has 3.0, you left it unset; collect.parts[0].episodes: dataset has 6, "
-            f"you gave 8): give data (--data) a new folder") in error
+            f"(collect.max_seconds: the dataset has 3.0, the recipe leaves it unset; collect.parts[0].episodes: the "
+            f"dataset has 6, "
+            f"the recipe has 8): give the recipe's data a new folder") in error
     assert len(error.strip().splitlines()) == 1 and "--resume" not in error
     assert not (tmp_path / "run").exists() and (demos / "manifest.json").read_bytes() == before
 

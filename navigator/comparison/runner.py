@@ -154,6 +154,8 @@ def run_comparison(config: CompareConfig, resume: bool, workers: int = 0, hooks:
     document. UserError, before any work, for an OUT that holds another comparison (or its settings changed, when
     resuming)."""
     hooks = hooks or Hooks()
+    if not resume:  # refused before OUT is made, which would otherwise be left for only --resume to accept
+        training.check_collect_target(config.base)
     finished, lock = open_comparison(config, resume)
     with lock:
         return _compare(config, finished, workers, hooks)

@@ -31,10 +31,10 @@ def write_json(path: Path, document: Any) -> None:
     atomic_write_bytes(path, (json.dumps(document, indent=1, allow_nan=False) + "\n").encode())
 
 
-def check_folder(out: Path, resume: bool) -> dict[str, Any] | None:
+def check_folder(out: Path, resume: bool, flag: str = "--resume") -> dict[str, Any] | None:
     """Refuse, cheaply and before any pilot is loaded, a folder that cannot be started in (not empty, without
-    `resume`) or continued (with `resume`: no readable eval.json of this format). Returns the recorded eval.json
-    document when resuming, else None."""
+    `resume`) or continued (with `resume`, given as `flag`: no readable eval.json of this format). Returns the
+    recorded eval.json document when resuming, else None."""
     recorded_path = out / "eval.json"
     if not resume:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -42,13 +42,13 @@ def check_folder(out: Path, resume: bool) -> dict[str, Any] | None:
                             f"recorded there, or choose another --out")
         return None
     if not recorded_path.is_file():
-        raise UserError(f"--resume: {out} holds no evaluation to continue (no eval.json); drop --resume to start one")
+        raise UserError(f"{flag}: {out} holds no evaluation to continue (no eval.json); drop {flag} to start one")
     try:
         recorded = json.loads(recorded_path.read_text())
     except (OSError, ValueError) as error:
-        raise UserError(f"--resume: cannot read {recorded_path} ({error}); start again in another --out") from None
+        raise UserError(f"{flag}: cannot read {recorded_path} ({error}); start again in another --out") from None
     if not isinstance(recorded, dict) or (recorded.get("format"), recorded.get("version")) != (FORMAT, VERSION):
-        raise UserError(f"--resume: {recorded_path} is not a {FORMAT} version {VERSION} file; start again in another "
+        raise UserError(f"{flag}: {recorded_path} is not a {FORMAT} version {VERSION} file; start again in another "
                         f"--out")
     return recorded
 
@@ -70,7 +70,7 @@ def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...]
     """Start a new evaluation in `out`, or (resume) check that `out` holds this very evaluation: the same settings
     and the same pilots (specs and checkpoint bytes); with `extend`, the same apart from more `episodes`, which
     eval.json then records. A refusal names the settings as `given_as` says the user gave them."""
-    recorded = check_folder(out, resume)
+    recorded = check_folder(out, resume, "--extend" if extend else "--resume")
     document = {"format": FORMAT, "version": VERSION, "settings": to_dict(settings),
                 "pilots": [p.to_dict() for p in pilots]}
     if recorded is None:
@@ -81,6 +81,11 @@ def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...]
     if isinstance(recorded_pilots, list) and all(isinstance(p, dict) for p in recorded_pilots):
         # Compared by identity only: what else eval.json says of a pilot follows from its checkpoint's bytes.
         recorded_pilots = [{name: p.get(name) for name in ("spec", "checkpoint_sha256")} for p in recorded_pilots]
+    for was, now in zip(recorded_pilots or [], pilots):
+        changed = isinstance(was, dict) and was.get("checkpoint_sha256") != now.checkpoint_sha256
+        if changed and was.get("spec") == now.spec:
+            raise UserError(f"pilot {now.spec} changed since the evaluation in {out} started (its checkpoint's sha256 "
+                            f"differs): restore it, or evaluate it in another --out")
     found = differences(with_added_settings(recorded.get("settings")), document["settings"]) + differences(
         {"pilots": recorded_pilots}, {"pilots": [p.identity() for p in pilots]})
     if extend or found:

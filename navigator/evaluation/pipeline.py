@@ -107,9 +107,10 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
     hooks = hooks or Hooks()
     flying = workers if backend.kind == "ray" else workers or os.cpu_count() or 1
     workers = workers or os.cpu_count() or 1
-    recorded = check_folder(out, resume)
+    flag = "--extend" if extend else "--resume"
+    recorded = check_folder(out, resume, flag)
     if recorded is not None:
-        _refuse_other_pilots(out, recorded, settings)
+        _refuse_other_pilots(out, recorded, settings, flag)
     pilots = inspect_pilots(settings)
     lock = FolderLock(out, "evaluation") if out.is_dir() else None  # before reading what the folder holds
     created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
@@ -163,16 +164,16 @@ def _evaluate(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], 
     return results
 
 
-def _refuse_other_pilots(out: Path, recorded: dict, settings: EvalSettings) -> None:
+def _refuse_other_pilots(out: Path, recorded: dict, settings: EvalSettings, flag: str) -> None:
     """Refuse resuming `out` (its eval.json document `recorded`) with other pilot specs than it records, before the
     pilots are built: what building them checks (--attention needs a policy checkpoint among them) would otherwise
     be blamed for the user's real mistake. open_folder compares the rest (settings, checkpoint bytes)."""
     recorded_settings = recorded.get("settings")
     pilots = recorded_settings.get("pilots") if isinstance(recorded_settings, dict) else None
     if isinstance(pilots, list) and pilots != list(settings.pilots):
-        raise UserError(f"--resume: {out} was started with pilots {', '.join(map(str, pilots))}, not "
-                        f"{', '.join(settings.pilots)}; resume with the pilots it was started with (give no --pilot), "
-                        f"or choose another --out")
+        raise UserError(f"{flag}: {out} was started with pilots {', '.join(map(str, pilots))}, not "
+                        f"{', '.join(settings.pilots)}; continue it with the pilots it was started with (give no "
+                        f"--pilot), or choose another --out")
 
 
 def _film_failures(out: Path, settings: EvalSettings, records: dict[EpisodeKey, EpisodeRecord], per_pair: int,

@@ -38,7 +38,7 @@ from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError
 from navigator.folder_lock import FolderLock
-from navigator.resume import Continued, Difference, GivenAs, check_continuation, describe, differences, without
+from navigator.resume import Continued, Difference, GivenAs, check_continuation, differences, without
 from navigator.scenario import CameraSettings
 from navigator.training import distributed
 from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig
@@ -127,7 +127,7 @@ def _run_state(out: Path) -> list[str]:
 def _check_new(out: Path, config: TrainConfig) -> None:
     """Refuse to start a new run in `out` unless it is missing or an empty folder, or one whose recipe would collect
     into a dataset recorded with other settings."""
-    _check_collect_target(config)
+    check_collect_target(config)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a run folder; choose a new or empty folder")
     if out.is_dir():
@@ -141,7 +141,7 @@ def _check_new(out: Path, config: TrainConfig) -> None:
                             f"for --out")
 
 
-def _check_collect_target(config: TrainConfig) -> None:
+def check_collect_target(config: TrainConfig) -> None:
     """A recipe with a `collect` section collects its demonstrations into its first dataset, or finishes them there:
     refuse, before any work, a first dataset recorded with other collection settings (another recipe's, or one
     extended since), which the recipe could neither collect into nor train on as its own."""
@@ -149,11 +149,17 @@ def _check_collect_target(config: TrainConfig) -> None:
     if config.collect is None or not manifest_path(first).exists():
         return
     recorded = {name: value for name, value in read_manifest(first).recipe.items() if name != EXTENSIONS_KEY}
-    found = [replace(d, name=f"collect.{d.name}") for d in differences(recorded, config.collect.recipe())]
+    found = differences(recorded, config.collect.recipe())
     if found:
+        shown = "; ".join(f"collect.{d.name}: {_holds('the dataset', d.recorded)}, {_holds('the recipe', d.given)}"
+                          for d in found)
         raise UserError(f"{first} already holds a dataset collected with other settings than the recipe's collect "
-                        f"section ({describe(found, 'dataset')}): give data (--data) a new folder for the recipe to "
-                        f"collect into, or drop collect from the recipe to train on {first} as it is")
+                        f"section ({shown}): give the recipe's data a new folder to collect into, or drop its collect "
+                        f"section to train on {first} as it is")
+
+
+def _holds(owner: str, value: Any) -> str:
+    return f"{owner} leaves it unset" if value is None else f"{owner} has {value!r}"
 
 
 def _start_new(out: Path, config: TrainConfig) -> tuple[Path, ...]:
