@@ -244,28 +244,35 @@ def test_existing_output_needs_resume(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
-def test_ctrl_c_stops_every_worker_quietly(tmp_path):
-    import os
-    import signal
+def _stop_once_flying(out, stop) -> tuple[int, str]:
+    """Start a two-worker evaluation into `out` in its own session, call `stop(process)` once its first episode is
+    saved (the workers are flying), and return (exit status, stderr)."""
     import subprocess
     import sys
     import time
 
-    out = tmp_path / "report"
     command = [sys.executable, "-m", "navigator.cli", "eval", "--pilot", "expert", "--suites", "summer",
                "--episodes", "40", "--max-seconds", "2", "--workers", "2", "--out", str(out)]
-    # Its own session, so that the signal can go to its whole process group, as a terminal's Ctrl-C does; with
+    # Its own session, so that a signal can go to its whole process group, as a terminal's Ctrl-C does; with
     # Ctrl-C's default action even where the test runner was started with SIGINT ignored (a `&` job of a script).
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                start_new_session=True, preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if (out / "episodes").is_dir() and any((out / "episodes").rglob("*.json")):
-            break  # the workers are flying
-        time.sleep(0.02)
-    os.killpg(process.pid, signal.SIGINT)
+            break
+        time.sleep(0.01)
+    stop(process)
     _, error = process.communicate(timeout=60)
-    assert process.returncode == 130, error
+    return process.returncode, error
+
+
+def test_ctrl_c_stops_every_worker_quietly(tmp_path):
+    import os
+    import signal
+
+    status, error = _stop_once_flying(tmp_path / "report", lambda process: os.killpg(process.pid, signal.SIGINT))
+    assert status == 130, error
     assert "SpawnPoolWorker" not in error and "Traceback" not in error and "KeyboardInterrupt" not in error
     assert error.strip().splitlines()[-1].startswith("navigator eval: interrupted")
 
@@ -276,22 +283,10 @@ def test_sigterm_stops_an_evaluation_as_ctrl_c_does(tmp_path):
     stopped before its first episode removes its folder: test_a_new_evaluation_that_fails_before_its_first_...)"""
     import os
     import signal
-    import subprocess
-    import sys
-    import time
 
     out = tmp_path / "report"
-    command = [sys.executable, "-m", "navigator.cli", "eval", "--pilot", "expert", "--suites", "summer",
-               "--episodes", "40", "--max-seconds", "2", "--workers", "2", "--out", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if (out / "episodes").is_dir() and any((out / "episodes").rglob("*.json")):
-            break  # the workers are flying
-        time.sleep(0.01)
-    os.kill(process.pid, signal.SIGTERM)
-    _, error = process.communicate(timeout=60)
-    assert process.returncode == 143, error
+    status, error = _stop_once_flying(out, lambda process: os.kill(process.pid, signal.SIGTERM))
+    assert status == 143, error
     assert "Traceback" not in error and "leaked" not in error, error
     assert error.strip().splitlines()[-1] == ("navigator eval: stopped by SIGTERM; rerun the same command with "
                                               "--resume to continue")
