@@ -43,7 +43,7 @@ def _full_tinyrenderer_ms(task, states) -> float:
     """Per-frame cost of the former chase view (TinyRenderer draws everything) on the given poses."""
     world = task.world
     distance = max(1.5, 12 * world.airframe.arm_length)
-    renderer = Renderer(world.render_client, *CHASE_SIZE, 70.0, 0.7 * distance, task.camera.far)
+    renderer = Renderer(world.chase_client, *CHASE_SIZE, 70.0, 0.7 * distance, task.camera.far)
     start = time.perf_counter()
     for state in states:
         x, y, z = state.position

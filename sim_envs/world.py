@@ -1,8 +1,15 @@
-"""The simulated world: one PyBullet client for physics, one for rendering, and a GUI window on request.
+"""The simulated world: one PyBullet client for physics, one for the onboard camera, one for the chase view once
+a flight is filmed, and a GUI window on request.
 
 Physics (240 Hz by default) sees the ground, one static compound body with every obstacle, and the vehicle; the
 render-only client holds the visual scenery and is never stepped. Splitting them keeps a physics step at a few
 microseconds whatever the scenery holds (visual-only bodies in a stepped world cost ~0.4 µs each per step).
+
+The chase view draws in a client of its own, with its own copy of the scenery and a model of the airframe. PyBullet's
+TinyRenderer carries state from one image to the next (an onboard image can differ by a grey level with what the
+renderer drew just before it), and the chase view moves bodies out of its way and back, whose poses do not round-trip
+bit for bit: drawn in the onboard camera's client, filming a flight changed its observations, and a long flight
+diverged from the same flight unfilmed (first at step 203 of a recorded flight in wind).
 
 With `gui=True` a third client opens a window showing the same scenery with the vehicle always in view. The onboard
 camera keeps rendering in its own headless client, so its images are the same with or without a window.
@@ -51,7 +58,9 @@ class World:
         self._release = weakref.finalize(self, _disconnect, clients)  # also when a world is dropped unclosed
         self.physics = _connect(p.DIRECT, clients)
         self.render_client = _connect(p.DIRECT, clients)
+        self._clients = clients
         self.gui_client: int | None = _connect(p.GUI, clients) if gui else None
+        self.chase_client: int | None = None  # connected by the first chase view (see the module's docstring)
         if self.gui_client is not None:
             p.configureDebugVisualizer(p.COV_ENABLE_GUI, 0, physicsClientId=self.gui_client)
         self.onboard = Renderer(self.render_client, camera.width, camera.height, camera.fov_deg, camera.near,
@@ -61,14 +70,13 @@ class World:
         self.vehicle: Vehicle | None = None
         self._targets: list[int] = []
         self._gui_targets: list[int] = []
-        self._drone_visual: int | None = None  # in the render client, for the chase view; hidden from onboard
-        # PyBullet's TinyRenderer carries state from one image to the next: an onboard image can differ (by a grey
-        # level here and there) with what the renderer drew just before it. So a segmentation drawn between two
-        # onboard images (attention on target) would change the next observation, and a long flight would diverge
-        # from the same flight unmeasured. The last onboard pose is drawn again before the next onboard image
-        # whenever anything else was drawn, which restores the state an unmeasured flight has (checked against a
-        # flight whose images first differed at step 203). The chase view's one-time ground capture still changes
-        # later images (it moves every body away and back, and the poses do not round-trip bit for bit).
+        self._chase_targets: list[int] = []
+        self._target_positions: list[tuple[float, float, float] | None] = []
+        self._chase_drone: int | None = None
+        # A segmentation (attention on target) has to be drawn in the onboard camera's client, where the target's
+        # body ids mean something; since TinyRenderer carries state from one image to the next, the last onboard
+        # pose is drawn again before the next onboard image whenever a segmentation was drawn, which restores the
+        # state an unmeasured flight has (checked against a flight whose images first differed at step 203).
         self._last_onboard: tuple[tuple[float, float, float], ...] | None = None
         self._drew_other = False
         self._gui_drone: int | None = None
@@ -87,17 +95,27 @@ class World:
         self.vehicle.reset(start, yaw)
 
         self._targets = self._build_scene(self.render_client, layout, scenery, target_count)
-        self._drone_visual = None
+        self._target_positions = [None] * target_count
         if self.gui_client is not None:
             p.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 0, physicsClientId=self.gui_client)
             self._gui_targets = self._build_scene(self.gui_client, layout, scenery, target_count)
             self._gui_drone = self._make_drone_visual(self.gui_client)
             p.configureDebugVisualizer(p.COV_ENABLE_RENDERING, 1, physicsClientId=self.gui_client)
-        for renderer in (self.onboard, self._chase):
-            if renderer is not None:
-                renderer.set_environment(scenery.sky_top, scenery.sky_horizon, layout.lighting)
         self._scenery = scenery
         self._layout = layout
+        self.onboard.set_environment(scenery.sky_top, scenery.sky_horizon, layout.lighting)
+        if self.chase_client is not None:
+            self._build_chase_scene()
+
+    def _build_chase_scene(self) -> None:
+        """The chase view's copy of the scenery, its targets where they are now, and the airframe's model."""
+        client, scenery = self.chase_client, self._scenery
+        self._chase_targets = self._build_scene(client, self._layout, scenery, len(self._targets))
+        for body, position in zip(self._chase_targets, self._target_positions):
+            p.resetBasePositionAndOrientation(body, position or HIDDEN, (0, 0, 0, 1), physicsClientId=client)
+        self._chase_drone = self._make_drone_visual(client)
+        if self._chase is not None:
+            self._chase.set_environment(scenery.sky_top, scenery.sky_horizon, self._layout.lighting)
 
     @staticmethod
     def _build_scene(client: int, layout: Layout, scenery: Scenery, target_count: int) -> list[int]:
@@ -106,11 +124,9 @@ class World:
         build_visuals(client, layout, scenery)
         return [sphere_body(client, TARGET_RADIUS, TARGET_COLOR, HIDDEN) for _ in range(target_count)]
 
-    def _make_drone_visual(self, client: int | None = None) -> int:
-        """A dark body with four rotor discs, red at the front: what the chase view (render client, the default)
-        and the GUI window show."""
+    def _make_drone_visual(self, client: int) -> int:
+        """A dark body with four rotor discs, red at the front: what the chase view and the GUI window show."""
         arm = self.airframe.arm_length
-        client = self.render_client if client is None else client
         body = p.createVisualShape(p.GEOM_BOX, halfExtents=[arm * 0.35, arm * 0.25, arm * 0.08],
                                    rgbaColor=[0.12, 0.12, 0.12, 1], physicsClientId=client)
         rotors, positions = [], []
@@ -141,11 +157,12 @@ class World:
 
     def place_target(self, index: int, position: tuple[float, float, float] | None) -> None:
         """Show target `index` at `position`, or hide it (None)."""
-        p.resetBasePositionAndOrientation(self._targets[index], position or HIDDEN, (0, 0, 0, 1),
-                                          physicsClientId=self.render_client)
-        if self.gui_client is not None:
-            p.resetBasePositionAndOrientation(self._gui_targets[index], position or HIDDEN, (0, 0, 0, 1),
-                                              physicsClientId=self.gui_client)
+        self._target_positions[index] = position
+        for client, targets in ((self.render_client, self._targets), (self.gui_client, self._gui_targets),
+                                (self.chase_client, self._chase_targets)):
+            if client is not None:
+                p.resetBasePositionAndOrientation(targets[index], position or HIDDEN, (0, 0, 0, 1),
+                                                  physicsClientId=client)
 
     def onboard_image(self, state: VehicleState) -> np.ndarray:
         if self._drew_other and self._last_onboard is not None:
@@ -165,11 +182,7 @@ class World:
         return self._targets[index]
 
     def _onboard_pose(self, state: VehicleState) -> tuple[tuple[float, float, float], ...]:
-        """(eye, forward, up) of the onboard camera in the world, with the chase view's model of the airframe out
-        of its sight."""
-        if self._drone_visual is not None:  # the onboard camera must not see the chase view's model of the airframe
-            p.resetBasePositionAndOrientation(self._drone_visual, HIDDEN, (0, 0, 0, 1),
-                                              physicsClientId=self.render_client)
+        """(eye, forward, up) of the onboard camera in the world."""
         rotation = p.getMatrixFromQuaternion(state.quaternion)
         forward, up = body_camera_axes(rotation, self._tilt)
         ox, oy, oz = self.airframe.camera_offset
@@ -183,27 +196,23 @@ class World:
         """A third-person view from behind and above the vehicle, along its heading. Its near plane lies just short
         of the vehicle, so trunks between the chase camera and the vehicle are clipped instead of hiding it."""
         distance = max(1.5, 12 * self.airframe.arm_length)
+        if self.chase_client is None:
+            self.chase_client = _connect(p.DIRECT, self._clients)
+            self._build_chase_scene()
         if self._chase is None or (self._chase.width, self._chase.height) != (width, height):
-            self._chase = ChaseCamera(self.render_client, width, height, 70.0, 0.7 * distance, self.camera.far)
+            self._chase = ChaseCamera(self.chase_client, width, height, 70.0, 0.7 * distance, self.camera.far)
             self._chase.set_environment(self._scenery.sky_top, self._scenery.sky_horizon, self._layout.lighting)
-        if self._drone_visual is None:
-            self._drone_visual = self._make_drone_visual()
         self.show_vehicle(state)
         x, y, z = state.position
         cy, sy = math.cos(state.yaw), math.sin(state.yaw)
         eye = (x - distance * cy, y - distance * sy, z + 0.45 * distance)
-        self._drew_other = True  # see _last_onboard
-        image = self._chase.render(eye, (x, y, z))
-        if not self.gui:
-            p.resetBasePositionAndOrientation(self._drone_visual, HIDDEN, (0, 0, 0, 1),
-                                              physicsClientId=self.render_client)
-        return image
+        return self._chase.render(eye, (x, y, z))
 
     def show_vehicle(self, state: VehicleState) -> None:
         """Move the vehicle's visuals (chase view, GUI window) to its physical pose; the GUI camera follows it."""
-        if self._drone_visual is not None:
-            p.resetBasePositionAndOrientation(self._drone_visual, state.position, state.quaternion,
-                                              physicsClientId=self.render_client)
+        if self._chase_drone is not None:
+            p.resetBasePositionAndOrientation(self._chase_drone, state.position, state.quaternion,
+                                              physicsClientId=self.chase_client)
         if self._gui_drone is not None:
             p.resetBasePositionAndOrientation(self._gui_drone, state.position, state.quaternion,
                                               physicsClientId=self.gui_client)

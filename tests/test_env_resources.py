@@ -63,7 +63,7 @@ def test_resets_and_close_leave_no_files_in_the_temp_folder(tmp_path, monkeypatc
 
 def world_clients(env) -> list[int]:
     world = env.unwrapped.world
-    return [world.physics, world.render_client]
+    return [client for client in (world.physics, world.render_client, world.chase_client) if client is not None]
 
 
 def test_closing_twice_does_not_disconnect_a_newer_environment():
@@ -84,10 +84,14 @@ def test_closing_twice_does_not_disconnect_a_newer_environment():
     assert not any(p.isConnected(client) for client in world_clients(second))
 
 
-def test_an_environment_dropped_without_close_releases_its_clients():
+@pytest.mark.parametrize("filmed", [False, True], ids=["unfilmed", "filmed"])
+def test_an_environment_dropped_without_close_releases_its_clients(filmed):
     env = sim_envs.make_env("fly-to-target")
     env.reset(seed=0)
+    if filmed:  # the chase view connects a client of its own
+        env.unwrapped.side_by_side_frame()
     clients = world_clients(env)
+    assert len(clients) == 2 + filmed
     del env
     gc.collect()
     assert not any(p.isConnected(client) for client in clients)

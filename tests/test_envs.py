@@ -188,14 +188,25 @@ def test_follow_cut_short_ends_in_timeout_never_success():
     assert (result.ending, result.success) == ("timeout", False)
 
 
-def test_a_segmentation_drawn_between_observations_does_not_change_the_next_observation():
-    """An attention measurement draws a segmentation every few steps between the observations; PyBullet's renderer
-    carries state from one image to the next, so unless the world restores it, a long flight's observations drift
-    by a grey level here and there, and a policy's flight diverges from the same flight unmeasured. The actions are
-    a recorded flight (a policy's, in wind, from seed 100033) whose observations first differed at step 203 before
-    the world restored the renderer's state."""
+def _draw_segmentation(env, step: int) -> None:
     from sim_envs.projection import target_mask
 
+    if step % 5 == 0:
+        target_mask(env)
+
+
+def _film(env, step: int) -> None:
+    env.unwrapped.side_by_side_frame()
+
+
+@pytest.mark.parametrize("draw", [_draw_segmentation, _film], ids=["segmentation", "chase-view"])
+def test_what_is_drawn_between_observations_does_not_change_the_next_observation(draw):
+    """An attention measurement draws a segmentation every few steps between the observations, a filmed flight a
+    chase view every step; PyBullet's renderer carries state from one image to the next, so unless the world keeps
+    those drawings away from the onboard camera's, a long flight's observations drift by a grey level here and
+    there, and a policy's flight diverges from the same flight unmeasured or unfilmed. The actions are a recorded
+    flight (a policy's, in wind, from seed 100033) whose observations first differed at step 203 when measured,
+    before the world kept the drawings apart."""
     actions = np.load(Path(__file__).parent / "data" / "wind-100033-actions.npy")
 
     def images(draw_between) -> list[np.ndarray]:
@@ -212,6 +223,6 @@ def test_a_segmentation_drawn_between_observations_does_not_change_the_next_obse
             env.close()
 
     unobserved = images(lambda env, step: None)
-    measured = images(lambda env, step: target_mask(env) if step % 5 == 0 else None)
-    first = next((step for step, (a, b) in enumerate(zip(unobserved, measured)) if not np.array_equal(a, b)), None)
-    assert first is None, f"the observation of step {first} differs from the unmeasured flight's"
+    drawn = images(draw)
+    first = next((step for step, (a, b) in enumerate(zip(unobserved, drawn)) if not np.array_equal(a, b)), None)
+    assert first is None, f"the observation of step {first} differs from the undrawn flight's"

@@ -20,6 +20,7 @@ from navigator.errors import UserError
 from navigator.video import VideoWriter
 from sim_envs.bodies import sphere_body
 from sim_envs.camera import Renderer
+from sim_envs.world import HIDDEN
 
 
 def probe(path: Path) -> tuple[str, str, int, int, int]:
@@ -139,7 +140,7 @@ def test_chase_view_matches_tinyrenderer_drawing_everything(flying_env):
     image = task.world.chase_image(task.vehicle_state, 320, 240)
     assert task.world._chase.warps_ground  # the fast path: a scenery change that loses it must say so
     eye, vehicle, distance = chase_pose(task)
-    reference = Renderer(task.world.render_client, 320, 240, 70.0, 0.7 * distance, task.camera.far)
+    reference = Renderer(task.world.chase_client, 320, 240, 70.0, 0.7 * distance, task.camera.far)
     reference.set_environment(task.scenery.sky_top, task.scenery.sky_horizon, task.layout.lighting)
     task.world.show_vehicle(task.vehicle_state)
     expected = reference.render(eye, tuple(np.subtract(vehicle, eye)), (0.0, 0.0, 1.0))
@@ -151,14 +152,16 @@ def test_chase_view_shows_the_vehicle_and_not_what_lies_under_the_ground(flying_
     task = flying_env
     image = task.world.chase_image(task.vehicle_state, 320, 240)
     eye, vehicle, _ = chase_pose(task)
-    without_vehicle = task.world._chase.render(eye, vehicle)  # chase_image hides the vehicle's model again
+    p.resetBasePositionAndOrientation(task.world._chase_drone, HIDDEN, (0, 0, 0, 1),
+                                      physicsClientId=task.world.chase_client)
+    without_vehicle = task.world._chase.render(eye, vehicle)
     changed = np.argwhere(np.abs(image.astype(int) - without_vehicle).max(axis=2) > 40)
     assert len(changed) > 30  # the vehicle is there, in the middle, where the camera looks
     assert np.all(np.abs(changed - (120, 160)) < (40, 60))
     ahead = np.add(vehicle, np.subtract(vehicle, eye))
-    buried = sphere_body(task.world.render_client, 1.0, (1.0, 0.0, 1.0), (ahead[0], ahead[1], -2.0))
+    buried = sphere_body(task.world.chase_client, 1.0, (1.0, 0.0, 1.0), (ahead[0], ahead[1], -2.0))
     try:
         again = task.world.chase_image(task.vehicle_state, 320, 240)
     finally:
-        p.removeBody(buried, physicsClientId=task.world.render_client)
+        p.removeBody(buried, physicsClientId=task.world.chase_client)
     assert np.array_equal(again, image)
