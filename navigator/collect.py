@@ -240,6 +240,13 @@ def _grow_hint(recorded: dict[str, Any]) -> str:
             f"and pass that --config with --extend")
 
 
+def _episodes(recorded: dict[str, Any]) -> str:
+    """The episode count of a dataset of one part, as a recipe records it; "" for several parts."""
+    parts = recorded.get("parts")
+    one = isinstance(parts, list) and len(parts) == 1 and isinstance(parts[0], dict)
+    return str(parts[0].get("episodes", "")) if one else ""
+
+
 def open_for_collection(out: Path, config: CollectConfig, resume: bool, extend: bool = False,
                         given_as: GivenAs | None = None) -> tuple[DatasetWriter, list[str]]:
     """A writer for `out`: new, or (resume) the interrupted one after recovering finished files. Also returns
@@ -268,7 +275,7 @@ def open_for_collection(out: Path, config: CollectConfig, resume: bool, extend: 
     found = differences(recorded, given)
     grown = check_continuation(found, _is_episode_count, extend,
                                Continued(out, "dataset", "its manifest's 'recipe'", "episodes", "--episodes",
-                                         _grow_hint(recorded), given_as or GivenAs()))
+                                         _grow_hint(recorded), given_as or GivenAs(), _episodes(recorded)))
     if extend:
         writer.set_recipe({**given, EXTENSIONS_KEY: [*extensions, {d.name: {"from": d.recorded, "to": d.given}
                                                                    for d in grown}]})

@@ -109,7 +109,8 @@ class Continued:
     """What is being continued, in the user's words: the `owner` ("dataset", "run"), the `record` that lists its
     settings ("its manifest's 'recipe'"), and what extending it grows ("episodes", flag "--episodes"). `grow_hint`,
     when given, replaces "give a larger FLAG" as the way to extend it (a dataset of several parts, which one
-    --episodes would replace by a single part, grows through a --config YAML instead)."""
+    --episodes would replace by a single part, grows through a --config YAML instead). `holds`, when given, says
+    how much it holds now ("200"), and `finished` that nothing is left to resume."""
 
     out: Any
     owner: str
@@ -118,6 +119,8 @@ class Continued:
     flag: str
     grow_hint: str = ""
     given_as: GivenAs = field(default_factory=GivenAs)
+    holds: str = ""
+    finished: bool = False
 
     def describe(self, found: list[Difference]) -> str:
         """The differences as one clause, each named as the user gave it (a flag, else the setting)."""
@@ -129,10 +132,6 @@ class Continued:
         config = "--config and " if self.given_as.config else ""
         return f"drop {config}the flags that differ (the {self.owner}'s settings are then taken from {self.record})"
 
-    @property
-    def how_to_grow(self) -> str:
-        return self.grow_hint or f"give a larger {self.flag}"
-
 
 def check_continuation(found: list[Difference], extendable: Callable[[Difference], bool], extend: bool,
                        what: Continued) -> list[Difference]:
@@ -143,18 +142,23 @@ def check_continuation(found: list[Difference], extendable: Callable[[Difference
     out, owner = what.out, what.owner
     if extend:
         others = [d for d in found if d not in grown]
+        finished = f" (the {owner} is finished: nothing is left to resume)" if what.finished else ""
         if lowered and len(lowered) == len(others):
             counts = (f"the {owner} has {lowered[0].recorded}, you gave {lowered[0].given}" if len(lowered) == 1
                       else what.describe(lowered))
+            resume = finished or f", or drop --extend and {what.flag} to resume it as it is"
             raise UserError(f"--extend only raises {what.grows}: {counts}; give a larger {what.flag} than {out} "
-                            f"has, or drop --extend and {what.flag} to resume it as it is")
+                            f"has{resume}")
         if others:
             fix = what.grow_hint if what.grow_hint else f"{what.how_to_match} and give a larger {what.flag}"
             raise UserError(f"--extend: {out} can only gain {what.grows}, but other settings differ from the "
                             f"{owner}'s: {what.describe(others)}; {fix}")
         if not grown:
-            raise UserError(f"--extend: the {what.grows} you gave are no more than {out} already has; "
-                            f"{what.how_to_grow} to extend it, or drop --extend to resume it")
+            holds = f" ({what.holds})" if what.holds else ""
+            grow = what.grow_hint or f"give a larger {what.flag}" + (f" than {what.holds}" if what.holds else "")
+            rest = finished or ", or drop --extend to resume it"
+            raise UserError(f"--extend: the {what.grows} you gave are no more than {out} already has{holds}; "
+                            f"{grow} to extend it{rest}")
     elif found:
         hint = f"; to add {what.grows} pass --extend" if found == grown else ""
         raise UserError(f"--resume: {out} was started with other settings: {what.describe(found)}; "

@@ -371,14 +371,15 @@ def test_collect_resume_takes_the_recorded_recipe_so_no_flag_needs_retyping(tmp_
 
 @pytest.mark.parametrize("flags, message", [
     (["--extend", "--episodes", "1"], "--extend only raises episodes: the dataset has 2, you gave 1"),
-    (["--extend"], "--extend: the episodes you gave are no more than"),
+    (["--extend"], "--extend: the episodes you gave are no more than {out} already has (2); give a larger --episodes "
+                   "than 2 to extend it, or drop --extend to resume it"),
 ])
 def test_collect_extend_builds_on_the_recorded_recipe(flags, message, tmp_path, capsys):
     out = tmp_path / "ds"
     _recorded_dataset(out)
     before = _snapshot(tmp_path)
     assert main(["collect", "--out", str(out), *flags]) == 2
-    assert message in capsys.readouterr().err
+    assert message.format(out=out) in capsys.readouterr().err
     assert _snapshot(tmp_path) == before
 
 
@@ -400,15 +401,19 @@ def _recorded_run(out: Path, data: Path) -> None:
     # Named as typed (--seed), and without --config to drop, since none was given.
     (["--resume", "--seed", "1"], "was started with other settings: --seed: run has 0, you gave 1; drop the flags "
                                   "that differ (the run's settings are then taken from"),
-    (["--extend", "--epochs", "1"], "--extend only raises epochs: the run has 2, you gave 1"),
-    (["--extend", "--epochs", "2"], "--extend: the epochs you gave are no more than"),
+    # A finished run: dropping --extend would resume nothing, so that is not offered.
+    (["--extend", "--epochs", "1"], "--extend only raises epochs: the run has 2, you gave 1; give a larger --epochs "
+                                    "than {out} has (the run is finished: nothing is left to resume)"),
+    (["--extend", "--epochs", "2"], "--extend: the epochs you gave are no more than {out} already has (2); give a "
+                                    "larger --epochs than 2 to extend it (the run is finished: nothing is left to "
+                                    "resume)"),
 ])
 def test_train_continues_with_the_settings_its_run_recorded(flags, message, dataset, tmp_path, capsys):
     out = tmp_path / "run"
     _recorded_run(out, dataset)
     before = _snapshot(tmp_path)
     assert main(["train", "--out", str(out), *flags]) == 2
-    assert message in capsys.readouterr().err
+    assert message.format(out=out) in capsys.readouterr().err
     assert _snapshot(tmp_path) == before
 
 

@@ -198,9 +198,20 @@ def test_extend_speaks_of_extend_and_names_a_checkpoint_that_changed(tmp_path, c
     assert f"pilot {pilot} changed since the evaluation in {out} started" in error and "flags" not in error
 
 
+def test_extend_names_a_changed_seed_before_checking_it_against_training(paired_run, tmp_path, capsys):
+    """Seeds 5-7 overlap the shipped policy's training seeds, but the user's mistake is changing --seed at all."""
+    original, _ = paired_run
+    out = tmp_path / "copy"
+    shutil.copytree(original, out)
+    assert main(["eval", "--out", str(out), "--extend", "--episodes", "3", "--seed", "5"]) == 2
+    error = capsys.readouterr().err
+    assert "--seed: evaluation has 100000, you gave 5" in error and "overlap" not in error
+
+
 @pytest.mark.parametrize("args, message", [
     (["--episodes", "1"], "--extend only raises worlds per suite: the evaluation has 2, you gave 1"),
-    (["--episodes", "2"], "--extend: the worlds per suite you gave are no more than"),
+    (["--episodes", "2"], "--extend: the worlds per suite you gave are no more than {out} already has (2); give a "
+                           "larger --episodes than 2 to extend it, or drop --extend to resume it"),
     (["--episodes", "3", "--seed", "7"], "other settings differ from the evaluation's: --seed: evaluation has 100000, "
                                          "you gave 7"),
 ])
@@ -211,7 +222,7 @@ def test_extend_refuses_anything_but_more_worlds_before_any_work(expert_run, tmp
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
     assert main(["eval", "--out", str(out), "--extend", *args]) == 2
     error = capsys.readouterr().err
-    assert message in error and len(error.strip().splitlines()) == 1
+    assert message.format(out=out) in error and len(error.strip().splitlines()) == 1
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
 
 

@@ -65,35 +65,50 @@ def with_added_settings(recorded: Any) -> Any:
     return filled
 
 
-def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], resume: bool,
-                extend: bool = False, given_as: GivenAs | None = None) -> None:
-    """Start a new evaluation in `out`, or (resume) check that `out` holds this very evaluation: the same settings
-    and the same pilots (specs and checkpoint bytes); with `extend`, the same apart from more `episodes`, which
-    eval.json then records. A refusal names the settings as `given_as` says the user gave them."""
-    recorded = check_folder(out, resume, "--extend" if extend else "--resume")
+def check_continued(out: Path, recorded: dict[str, Any], settings: EvalSettings, extend: bool = False,
+                    given_as: GivenAs | None = None) -> bool:
+    """Refuse continuing the evaluation whose eval.json document is `recorded` with other pilots or settings than
+    it was started with, before the pilots are loaded (loading them checks seeds against their training, which would
+    otherwise be blamed for the user's real mistake); with `extend` only more `episodes` may differ, and must.
+    A refusal names the settings as `given_as` says the user gave them. Returns whether the episodes grow."""
+    flag = "--extend" if extend else "--resume"
+    recorded_settings = with_added_settings(recorded.get("settings"))
+    pilots = recorded_settings.get("pilots") if isinstance(recorded_settings, dict) else None
+    if isinstance(pilots, list) and pilots != list(settings.pilots):
+        raise UserError(f"{flag}: {out} was started with pilots {', '.join(map(str, pilots))}, not "
+                        f"{', '.join(settings.pilots)}; continue it with the pilots it was started with (give no "
+                        f"--pilot), or choose another --out")
+    found = differences(recorded_settings, to_dict(settings))
+    if not (extend or found):
+        return False
+    # Only more worlds may be added: the recorded ones keep their seeds, so what was flown stays valid.
+    holds = str(recorded_settings.get("episodes", "")) if isinstance(recorded_settings, dict) else ""
+    return bool(check_continuation(found, lambda difference: difference.name == "episodes", extend, Continued(
+        out, "evaluation", "eval.json", "worlds per suite", "--episodes", given_as=given_as or GivenAs(),
+        holds=holds)))
+
+
+def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], recorded: dict[str, Any] | None,
+                grown: bool = False) -> None:
+    """Start a new evaluation in `out` (`recorded` None), or continue the one whose eval.json document is
+    `recorded` (its settings already checked by `check_continued`) with the same pilot checkpoints, byte for byte;
+    `grown`: record the settings' larger `episodes` in eval.json."""
     document = {"format": FORMAT, "version": VERSION, "settings": to_dict(settings),
                 "pilots": [p.to_dict() for p in pilots]}
     if recorded is None:
         (out / "episodes").mkdir(parents=True, exist_ok=True)
         write_json(out / "eval.json", document)
         return
-    recorded_pilots = recorded.get("pilots")
-    if isinstance(recorded_pilots, list) and all(isinstance(p, dict) for p in recorded_pilots):
-        # Compared by identity only: what else eval.json says of a pilot follows from its checkpoint's bytes.
-        recorded_pilots = [{name: p.get(name) for name in ("spec", "checkpoint_sha256")} for p in recorded_pilots]
-    for was, now in zip(recorded_pilots or [], pilots):
-        changed = isinstance(was, dict) and was.get("checkpoint_sha256") != now.checkpoint_sha256
-        if changed and was.get("spec") == now.spec:
+    was = recorded.get("pilots")
+    if not isinstance(was, list) or [p.get("spec") if isinstance(p, dict) else p for p in was] != list(settings.pilots):
+        raise UserError(f"{out / 'eval.json'} lists other pilots in 'pilots' than in 'settings': it was edited or "
+                        f"damaged; start again in another --out")
+    for before, now in zip(was, pilots):
+        if before.get("checkpoint_sha256") != now.checkpoint_sha256:
             raise UserError(f"pilot {now.spec} changed since the evaluation in {out} started (its checkpoint's sha256 "
                             f"differs): restore it, or evaluate it in another --out")
-    found = differences(with_added_settings(recorded.get("settings")), document["settings"]) + differences(
-        {"pilots": recorded_pilots}, {"pilots": [p.identity() for p in pilots]})
-    if extend or found:
-        # Only more worlds may be added: the recorded ones keep their seeds, so what was flown stays valid.
-        grown = check_continuation(found, lambda difference: difference.name == "episodes", extend, Continued(
-            out, "evaluation", "eval.json", "worlds per suite", "--episodes", given_as=given_as or GivenAs()))
-        if grown:
-            write_json(out / "eval.json", document)
+    if grown:
+        write_json(out / "eval.json", document)
     (out / "episodes").mkdir(exist_ok=True)
 
 

@@ -13,7 +13,8 @@ from navigator.backends import LOCAL, Backend, Cluster
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.errors import UserError
 from navigator.evaluation.episodes import EpisodeRecord, fly_episodes
-from navigator.evaluation.folder import check_folder, open_folder, read_finished, write_episode, write_json
+from navigator.evaluation.folder import (check_continued, check_folder, open_folder, read_finished, write_episode,
+                                         write_json)
 from navigator.evaluation.groups import Recipe, checkpoint_recipe
 from navigator.evaluation.plots import plot_distance, plot_success, plot_sweep, plot_trajectories
 from navigator.evaluation.report import render_report
@@ -109,12 +110,14 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
     workers = workers or os.cpu_count() or 1
     flag = "--extend" if extend else "--resume"
     recorded = check_folder(out, resume, flag)
-    if recorded is not None:
-        _refuse_other_pilots(out, recorded, settings, flag)
+    grown = recorded is not None and check_continued(out, recorded, settings, extend, given_as)
     pilots = inspect_pilots(settings)
     lock = FolderLock(out, "evaluation") if out.is_dir() else None  # before reading what the folder holds
     created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
-    open_folder(out, settings, pilots, resume, extend, given_as)
+    if recorded is not None:  # read again under the lock: another process may have extended it meanwhile
+        recorded = check_folder(out, resume, flag)
+        grown = check_continued(out, recorded, settings, extend, given_as)
+    open_folder(out, settings, pilots, recorded, grown)
     with lock or FolderLock(out, "evaluation"):
         try:
             return _evaluate(out, settings, pilots, flying, workers, hooks, videos, backend)
@@ -162,18 +165,6 @@ def _evaluate(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], 
                            [video_path(out, settings, key).relative_to(out).as_posix() for key in shown])
     atomic_write_bytes(out / "report.md", report.encode())
     return results
-
-
-def _refuse_other_pilots(out: Path, recorded: dict, settings: EvalSettings, flag: str) -> None:
-    """Refuse resuming `out` (its eval.json document `recorded`) with other pilot specs than it records, before the
-    pilots are built: what building them checks (--attention needs a policy checkpoint among them) would otherwise
-    be blamed for the user's real mistake. open_folder compares the rest (settings, checkpoint bytes)."""
-    recorded_settings = recorded.get("settings")
-    pilots = recorded_settings.get("pilots") if isinstance(recorded_settings, dict) else None
-    if isinstance(pilots, list) and pilots != list(settings.pilots):
-        raise UserError(f"{flag}: {out} was started with pilots {', '.join(map(str, pilots))}, not "
-                        f"{', '.join(settings.pilots)}; continue it with the pilots it was started with (give no "
-                        f"--pilot), or choose another --out")
 
 
 def _film_failures(out: Path, settings: EvalSettings, records: dict[EpisodeKey, EpisodeRecord], per_pair: int,

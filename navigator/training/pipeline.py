@@ -229,13 +229,15 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
     record = _read_record(out)
     progress = _read_progress(out)
     found = differences(_settings(record["config"]), _settings(to_dict(config)))
+    finished = all(stage.name in progress["completed"] for stage in stages(config, out))
     more_epochs = check_continuation(found, lambda d: d.name == "epochs", extend,
                                      Continued(out, "run", str(out / RUN_RECORD), "epochs", "--epochs",
-                                               given_as=given_as))
+                                               given_as=given_as, holds=str(record["config"].get("epochs", "")),
+                                               finished=finished))
     _check_datasets(out, record, flag)  # every dataset the record names: it records nothing new
     if extend:
         return record, progress, _extension(out, config, progress, more_epochs[0])
-    if all(stage.name in progress["completed"] for stage in stages(config, out)):
+    if finished:
         raise UserError(f"--resume: {out} is finished (all {config.epochs} epochs"
                         f"{f' and {config.dagger.rounds} DAgger rounds' if config.dagger.rounds else ''}): nothing to "
                         f"resume; to train it for more epochs pass --extend with a larger --epochs, to fly it: "
