@@ -67,6 +67,18 @@ def test_windows_batches_and_padding_match_the_episodes(dataset):
     assert [(r.start, r.length) for r in short] == [(0, 20)]
 
 
+def test_a_window_longer_than_every_episode_batches_the_longest_episode_only(dataset):
+    """Padding past every episode's end adds nothing to learn but memory: a window of 100,000 frames once filled
+    20 GB and was killed. Windows that long are whole episodes, batched as long as the longest one."""
+    huge = WindowLoader(dataset, window=100_000, stride=16, val_fraction=0.34, split_seed=1)
+    exact = WindowLoader(dataset, window=max(LENGTHS), stride=16, val_fraction=0.34, split_seed=1)
+    assert huge.window == max(LENGTHS) and huge.windows("train") == exact.windows("train")
+    for a, b in zip(huge.batches("train", 4, shuffle=False), exact.batches("train", 4, shuffle=False), strict=True):
+        assert a.images.shape[1] == max(LENGTHS)
+        np.testing.assert_array_equal(a.images, b.images)
+        np.testing.assert_array_equal(a.mask, b.mask)
+
+
 def test_shuffling_is_deterministic_per_seed_and_epoch(dataset):
     loader = WindowLoader(dataset, window=16, stride=8, val_fraction=0.2)
 

@@ -65,5 +65,24 @@ def test_failures_are_filmed_once_and_linked(tmp_path):
     assert sorted(hooks.episodes) == [("night", 100_002), ("summer", 100_002)]
     assert first.stat().st_mtime_ns == stamp
     hooks = Filmed()
-    evaluate(out, SHORT, workers=1, resume=True, hooks=hooks)  # without --videos: the videos stay linked
+    evaluate(out, SHORT, workers=1, resume=True, hooks=hooks, videos=None)  # without --videos: the videos stay linked
     assert hooks.episodes == [] and "videos/night/expert-100002.mp4" in (out / "report.md").read_text()
+
+
+def test_a_resumed_evaluation_films_as_many_failures_as_it_was_started_with(tmp_path, capsys):
+    """`eval --out X --resume` takes every setting from eval.json: an evaluation stopped before filming (here: its
+    videos removed, as if it was stopped before they were made) films them when resumed without --videos."""
+    from navigator.cli import main
+
+    out = tmp_path / "report"
+    args = ["eval", "--pilot", "expert", "--suites", "summer", "--episodes", "2", "--max-seconds", "1", "--workers",
+            "1", "--out", str(out)]
+    assert main([*args, "--videos", "1"]) == 0
+    filmed = sorted(p.name for p in (out / "videos" / "summer").iterdir())
+    assert filmed == ["expert-100000.mp4"]
+    for video in (out / "videos" / "summer").iterdir():
+        video.unlink()
+    assert main(["eval", "--out", str(out), "--resume"]) == 0
+    assert sorted(p.name for p in (out / "videos" / "summer").iterdir()) == filmed
+    assert main(["eval", "--out", str(out), "--resume", "--videos", "0"]) == 0  # given: it holds, and is recorded
+    assert "videos/summer/expert-100000.mp4" in (out / "report.md").read_text()

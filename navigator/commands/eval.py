@@ -93,8 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                               "with --attention (each costs a saliency map)", type=int,
               default_text=", ".join(f"{every} for {method}" for method, every in DEFAULT_EVERY.items()) +
               ": eval about 30% slower at most")
-    parser.add_argument("--videos", type=int, default=0, metavar="K", help="film the first K failed episodes of "
-                                                                           "each suite and pilot into OUT/videos/")
+    parser.add_argument("--videos", type=int, default=None, metavar="K",
+                        help="film the first K failed episodes of each suite and pilot into OUT/videos/ (default 0; "
+                             "--resume/--extend: as the evaluation recorded)")
     parser.add_argument("--workers", type=int, default=0, help="parallel processes; the results do not depend on it "
                                                                "(default: one per CPU core)")
     BACKEND_FLAGS.add(parser, "--backend", "kind", "local (processes on this machine) | ray (Ray actors)")
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 0:
         raise UserError(f"--workers must be >= 0 (0: one per CPU core), got {args.workers}")
-    if args.videos < 0:
+    if args.videos is not None and args.videos < 0:
         raise UserError(f"--videos must be >= 0 (0: no videos), got {args.videos}")
     source = args.config
     continuing = args.resume or args.extend

@@ -59,10 +59,13 @@ class WindowLoader:
         if not self.datasets:
             raise ValueError("WindowLoader needs at least one dataset")
         require_compatible([d.source_format for d in self.datasets])
-        self.window = window
         self.stride = stride
         self.image_size = self.datasets[0].manifest.image_size
         self.episodes = [EpisodeRef(i, entry) for i, d in enumerate(self.datasets) for entry in d.entries]
+        # Frames past an episode's end are padding, masked out of the loss and unseen by the causal model before
+        # them, so a window longer than every episode trains exactly as one as long as the longest; without the cap
+        # batches grow with the window instead of the data (a window of 100,000 frames filled 20 GB and was killed).
+        self.window = min(window, max((e.entry.frames for e in self.episodes), default=window))
         train, val = split_keys([e.entry.key for e in self.episodes], val_fraction, split_seed)
         self.split_episodes: dict[Split, list[int]] = {"train": train, "val": val}
         self._windows = {split: [WindowRef(i, start, min(window, self.episodes[i].entry.frames - start))

@@ -89,12 +89,13 @@ def check_continued(out: Path, recorded: dict[str, Any], settings: EvalSettings,
 
 
 def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], recorded: dict[str, Any] | None,
-                grown: bool = False) -> None:
+                grown: bool = False, videos: int = 0) -> None:
     """Start a new evaluation in `out` (`recorded` None), or continue the one whose eval.json document is
     `recorded` (its settings already checked by `check_continued`) with the same pilot checkpoints, byte for byte;
-    `grown`: record the settings' larger `episodes` in eval.json."""
+    `grown`: record the settings' larger `episodes` in eval.json. `videos` (failures filmed per suite and pilot, not
+    a setting of the results) is recorded too, so that a resumed evaluation films what the interrupted one would."""
     document = {"format": FORMAT, "version": VERSION, "settings": to_dict(settings),
-                "pilots": [p.to_dict() for p in pilots]}
+                "pilots": [p.to_dict() for p in pilots], "videos": videos}
     if recorded is None:
         (out / "episodes").mkdir(parents=True, exist_ok=True)
         write_json(out / "eval.json", document)
@@ -107,7 +108,7 @@ def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...]
         if before.get("checkpoint_sha256") != now.checkpoint_sha256:
             raise UserError(f"pilot {now.spec} changed since the evaluation in {out} started (its checkpoint's sha256 "
                             f"differs): restore it, or evaluate it in another --out")
-    if grown:
+    if grown or recorded.get("videos", 0) != videos:
         write_json(out / "eval.json", document)
     (out / "episodes").mkdir(exist_ok=True)
 

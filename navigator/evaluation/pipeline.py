@@ -97,12 +97,12 @@ def bundle_info(spec: str, manifest: dict, settings: EvalSettings) -> PilotInfo:
 
 
 def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool = False, hooks: Hooks | None = None,
-             videos: int = 0, backend: Backend = LOCAL, extend: bool = False,
+             videos: int | None = 0, backend: Backend = LOCAL, extend: bool = False,
              given_as: GivenAs | None = None) -> EvalResults:
     """Fly every episode of `settings` not yet recorded in `out` with `workers` processes (0: one per core; of the
     Ray cluster with the ray `backend`), film the first `videos` failed episodes of each named suite and pilot not yet
     filmed (in local processes: the videos go into `out`), then write the results and the report there; returns the
-    results. `resume` continues the evaluation in `out` with exactly its settings; `extend` (with `resume`) with more
+    results. `videos` None: as many as the evaluation in `out` recorded (0 for a new one). `resume` continues the evaluation in `out` with exactly its settings; `extend` (with `resume`) with more
     episodes (worlds) per suite, the only setting that may change (a refusal names settings as `given_as` says the
     user gave them). UserError, before any pilot is loaded, for a folder it cannot use."""
     hooks = hooks or Hooks()
@@ -117,7 +117,10 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
     if recorded is not None:  # read again under the lock: another process may have extended it meanwhile
         recorded = check_folder(out, resume, flag)
         grown = check_continued(out, recorded, settings, extend, given_as)
-    open_folder(out, settings, pilots, recorded, grown)
+    if videos is None:
+        recorded_videos = recorded.get("videos", 0) if recorded is not None else 0
+        videos = recorded_videos if isinstance(recorded_videos, int) and recorded_videos >= 0 else 0
+    open_folder(out, settings, pilots, recorded, grown, videos)
     with lock or FolderLock(out, "evaluation"):
         try:
             return _evaluate(out, settings, pilots, flying, workers, hooks, videos, backend)
