@@ -115,6 +115,16 @@ def test_the_same_dataset_given_twice_is_refused_however_it_is_spelt(tmp_path, m
     assert len(open_datasets([root, other])) == 2
 
 
+def test_a_copy_of_a_dataset_given_beside_it_is_refused(tmp_path):
+    import shutil
+
+    root = make(tmp_path / "ds", seeds=(0, 1))
+    shutil.copytree(root, tmp_path / "copy")
+    with pytest.raises(DatasetError, match=f"{root} and {tmp_path / 'copy'} hold the same episode .*seed 0"):
+        open_datasets([root, tmp_path / "copy"])
+    assert len(open_datasets([root, make(tmp_path / "other", seeds=(5,))])) == 2
+
+
 def test_completeness_expects_exactly_the_episodes_collect_flies():
     from navigator.collect import CollectConfig, CollectPart
     from navigator.dataset import Manifest

@@ -236,7 +236,7 @@ def refusal_before_torchrun(flags: list[str], capsys) -> str:
 
 @pytest.mark.parametrize("flags, message", [
     (["--resume"], "is finished"),
-    (["--extend"], "give a larger --epochs to extend it"),
+    (["--extend"], "give a larger --epochs than 3 to extend it (the run is finished: nothing is left to resume)"),
     (["--extend", "--epochs", "2"], "--extend only raises epochs: the run has 3, you gave 2"),
 ])
 def test_continuing_a_finished_run_is_refused_before_torchrun_starts(one_process, capsys, flags, message):

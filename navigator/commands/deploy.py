@@ -6,7 +6,7 @@ examples:
   navigator deploy --bundle bundles/hike --target pi@drone.local                # camera, link, settings kept
   navigator deploy --bundle bundles/hike --target pi@drone.local --require-link # refuse without a heartbeat
   navigator deploy --bundle bundles/hike --target pi@10.0.0.2:/opt/navigator --wheelhouse wheels/aarch64
-  navigator deploy --bundle bundles/hike --target pi@drone.local --dry-run      # every step's argv, none run
+  navigator deploy --bundle bundles/hike --target pi@drone.local --dry-run      # what would change; reads the target
   navigator deploy --target pi@drone.local --rollback
   navigator deploy --target pi@drone.local --status
   navigator deploy --target pi@drone.local --prune --keep 3 --dry-run       # what pruning to 3 versions removes

@@ -122,8 +122,23 @@ def open_datasets(paths: Sequence[str | Path]) -> list[Dataset]:
     datasets together (data info, preview and export, train) opens them here."""
     datasets = [Dataset.open(path) for path in paths]
     require_distinct(paths)
+    _require_distinct_episodes(datasets)
     require_compatible([dataset.source_format for dataset in datasets])
     return datasets
+
+
+def _require_distinct_episodes(datasets: Sequence[Dataset]) -> None:
+    """Refuse two datasets holding the same episode (the same file content, by the manifests' sha256): a copy of a
+    dataset given beside it escapes `require_distinct`, and would count its episodes twice just the same."""
+    seen: dict[str, Dataset] = {}
+    for dataset in datasets:
+        for entry in dataset.entries:
+            first = seen.setdefault(entry.sha256, dataset)
+            if first is not dataset:
+                raise DatasetError(
+                    f"{first.path} and {dataset.path} hold the same episode ({entry.task}, {entry.preset}, seed "
+                    f"{entry.seed}; sha256 {entry.sha256[:12]}…): one is a copy of the other; give each dataset "
+                    f"once (otherwise its episodes count twice, and a copy can land in both training and validation)")
 
 
 def require_distinct(paths: Sequence[str | Path]) -> None:

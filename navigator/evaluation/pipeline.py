@@ -102,9 +102,10 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
     """Fly every episode of `settings` not yet recorded in `out` with `workers` processes (0: one per core; of the
     Ray cluster with the ray `backend`), film the first `videos` failed episodes of each named suite and pilot not yet
     filmed (in local processes: the videos go into `out`), then write the results and the report there; returns the
-    results. `videos` None: as many as the evaluation in `out` recorded (0 for a new one). `resume` continues the evaluation in `out` with exactly its settings; `extend` (with `resume`) with more
-    episodes (worlds) per suite, the only setting that may change (a refusal names settings as `given_as` says the
-    user gave them). UserError, before any pilot is loaded, for a folder it cannot use."""
+    results. `videos` None: as many as the evaluation in `out` recorded (0 for a new one). `resume` continues the
+    evaluation in `out` with exactly its settings; `extend` (with `resume`) with more episodes (worlds) per suite,
+    the only setting that may change (a refusal names settings as `given_as` says the user gave them). UserError,
+    before any pilot is loaded, for a folder it cannot use."""
     hooks = hooks or Hooks()
     flying = workers if backend.kind == "ray" else workers or os.cpu_count() or 1
     workers = workers or os.cpu_count() or 1
