@@ -30,7 +30,7 @@ from navigator.dataset import (ACTION_CONVENTION, DatasetWriter, DroppedEntry, E
                                Verification, write_episode)
 from navigator.dataset.writer import pack_episode
 from navigator.errors import UserError
-from navigator.resume import Continued, Difference, GivenAs, check_continuation, differences
+from navigator.resume import Continued, Difference, GivenAs, check_continuation, differences, nothing_to_continue
 from navigator.scenario import (CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot, canonical_preset,
                                 canonical_task, set_canonical)
 
@@ -267,7 +267,11 @@ def open_for_collection(out: Path, config: CollectConfig, resume: bool, extend: 
                                     recipe=config.recipe()), []
     flag = "--extend" if extend else "--resume"
     if not manifest_path(out).exists():
-        raise UserError(f"{flag}: {out} holds no dataset to continue (no manifest.json); drop {flag} to start it")
+        if out.is_dir() and any(out.iterdir()):  # files without a manifest: its recipe is lost, nothing to go on
+            raise UserError(f"{flag}: {out} holds files but no manifest.json, which records the dataset's recipe "
+                            f"and episodes, so it cannot be continued; collect into a new --out (and remove {out} "
+                            f"when you no longer need it)")
+        raise nothing_to_continue(out, flag, "dataset", "manifest.json")
     writer = DatasetWriter.open(out)
     recorded = dict(writer.manifest.recipe)
     extensions = recorded.pop(EXTENSIONS_KEY, [])

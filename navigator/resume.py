@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from navigator.errors import UserError
@@ -164,3 +165,14 @@ def check_continuation(found: list[Difference], extendable: Callable[[Difference
         raise UserError(f"--resume: {out} was started with other settings: {what.describe(found)}; "
                         f"{what.how_to_match}, or choose another --out{hint}")
     return grown
+
+
+def nothing_to_continue(out: Path, flag: str, what: str, record: str) -> UserError:
+    """The refusal of `flag` (--resume, --extend) on a folder `out` that holds no `what` ("training run") to
+    continue, its `record` file ("run.json") missing; a folder that does not exist is named as such (a misspelt
+    name is the likelier mistake)."""
+    if not out.exists():
+        return UserError(f"{flag}: {out} does not exist, so there is no {what} to continue; check the folder's name, "
+                         f"or drop {flag} to start one there")
+    return UserError(f"{flag}: {out} holds no {what} to continue (no {record}); give the {what}'s folder as --out, "
+                     f"or drop {flag} to start one")

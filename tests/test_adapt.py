@@ -64,6 +64,17 @@ def finetuned(night, tmp_path_factory):
     return out / "best.pt"
 
 
+def test_adapting_a_checkpoint_refuses_task_and_measures_against_that_checkpoint(finetuned, night, tmp_path, capsys,
+                                                                                 monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # the hint on one line, however long the paths
+    run = tmp_path / "again"
+    assert main(["adapt", "--data", str(night), "--pilot", str(finetuned), "--task", "hike", "--out", str(run)]) == 2
+    assert "--task only picks whose shipped policy pretrained is" in capsys.readouterr().err and not run.exists()
+    assert main(["adapt", "--data", str(night), "--pilot", str(finetuned), "--out", str(run), *FAST]) == 0
+    hint = " ".join(capsys.readouterr().out.split())
+    assert f"navigator eval --pilot {finetuned} --pilot {run / 'best.pt'} --suites night,summer" in hint
+
+
 def test_an_adapted_policy_records_its_lineage_and_eval_refuses_every_seed_it_learnt_from(finetuned, night, tmp_path,
                                                                                           capsys):
     start = pretrained_checkpoint("fly-to-target")

@@ -127,6 +127,13 @@ CASES: list[tuple[str, str | None, str]] = [
     ("train --data {data} --out {tmp}/run --resume --extend", None,
      "argument --extend: not allowed with argument --resume"),
     ("train --out {tmp}/full --resume", None, "--resume: {tmp}/full holds no training run to continue (no run.json)"),
+    # a folder that does not exist is named as such: a misspelt name is the likelier mistake
+    ("train --out {tmp}/nowhere --resume", None, "--resume: {tmp}/nowhere does not exist, so there is no training run "
+                                                 "to continue; check the folder's name"),
+    ("eval --out {tmp}/nowhere --extend --episodes 9", None, "--extend: {tmp}/nowhere does not exist, so there is no "
+                                                             "evaluation to continue"),
+    ("collect --out {tmp}/nowhere --resume", None, "--resume: {tmp}/nowhere does not exist, so there is no dataset"),
+    ("adapt --out {tmp}/nowhere --resume", None, "--resume: {tmp}/nowhere does not exist, so there is no adaptation"),
     # collect
     ("collect --out {tmp}/ds --dart-noise nan", None, "--dart-noise must be a finite number, got nan"),
     ("collect --out {tmp}/ds --dart-noise -1", None, "--dart-noise must be in [0, 1], got -1.0"),

@@ -130,7 +130,7 @@ def test_bad_input_is_a_clear_error(tmp_path, args, message, capsys):
 def test_existing_dataset_needs_resume_and_resume_needs_a_dataset(tmp_path, capsys):
     out = tmp_path / "ds"
     assert collect("--out", str(out), "--resume", *SHORT) == 2
-    assert "holds no dataset to continue" in capsys.readouterr().err
+    assert "no dataset to continue" in capsys.readouterr().err
     assert collect("--out", str(out), "--episodes", "1", "--workers", "1", *SHORT) == 0
     assert collect("--out", str(out), "--episodes", "1", *SHORT) == 2
     assert "pass --resume" in capsys.readouterr().err
@@ -141,6 +141,14 @@ def test_existing_dataset_needs_resume_and_resume_needs_a_dataset(tmp_path, caps
     error = capsys.readouterr().err
     assert "--episodes: dataset has 1, you gave 2" in error and "pass --extend" in error
     assert len(read_manifest(out).episodes) == 1
+    # A damaged manifest, then none: each refusal says where to go from there (not back to the other refusal).
+    manifest = out / "manifest.json"
+    manifest.write_text('{"format": ')
+    assert collect("--out", str(out), "--resume", *SHORT) == 2
+    assert "not valid JSON" in (error := capsys.readouterr().err) and "restore it from a copy" in error
+    manifest.unlink()
+    assert collect("--out", str(out), "--resume", *SHORT) == 2
+    assert "holds files but no manifest.json" in (error := capsys.readouterr().err) and "new --out" in error
 
 
 def short_config(episodes: int, **changes):

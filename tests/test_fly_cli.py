@@ -174,3 +174,13 @@ def test_an_option_given_twice_is_refused_in_one_line(args, capsys):
     assert main(["fly", *args]) == 2
     error = capsys.readouterr().err
     assert "given 2 times; give it once (see 'navigator fly --help')" in error and len(error.splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--overwrite"], "--overwrite lets --video replace an existing file, and no --video was given"),
+    (["--video", ""], "--video needs the name of a file to write (it was empty, or '.')"),
+])
+def test_flags_that_would_do_nothing_are_refused_in_one_line(args, message, capsys):
+    assert main(["fly", "--episodes", "1", *args]) == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.splitlines()) == 1

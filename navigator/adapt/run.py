@@ -23,7 +23,7 @@ from navigator.adapt.config import (
 from navigator.config import to_dict
 from navigator.dataset import file_sha256, open_datasets, read_manifest
 from navigator.errors import UserError
-from navigator.resume import Difference, describe, differences
+from navigator.resume import Difference, describe, differences, nothing_to_continue
 from navigator.training import pipeline as training
 
 
@@ -126,8 +126,7 @@ def check_resumable(config: AdaptConfig, recipe: AdaptTrainConfig) -> None:
     out = Path(config.out)
     record = out / training.RUN_RECORD
     if not record.is_file():
-        raise UserError(f"--resume: {out} holds no adaptation to continue (no {training.RUN_RECORD}); give the run's "
-                        f"folder as --out, or drop --resume to start one")
+        raise nothing_to_continue(out, "--resume", "adaptation", training.RUN_RECORD)
     recorded = read_run_config(record)
     if not isinstance(recorded.get("adapt"), dict):
         raise UserError(f"--resume: {out} holds a training run, not an adaptation; continue it with navigator train "

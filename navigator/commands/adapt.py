@@ -121,13 +121,16 @@ def _given(args: argparse.Namespace) -> dict[str, str]:
     return {key: flag for flag, key, _, _ in ADAPT_FLAGS if getattr(args, _dest(flag)) is not None}
 
 
-def _refuse_unread(args: argparse.Namespace, strategy: str, dagger_rounds: int) -> None:
+def _refuse_unread(args: argparse.Namespace, strategy: str, dagger_rounds: int, pilot: str) -> None:
     """Refuse a flag whose setting would be ignored silently: a strategy-specific one given for a strategy that does
-    not read it, or a DAgger round's size without DAgger rounds."""
+    not read it, a DAgger round's size without DAgger rounds, or --task when the pilot is not `pretrained`."""
     from navigator.adapt.config import unread_settings
     from navigator.errors import UserError
 
     given = _given(args)
+    if "task" in given and pilot != "pretrained":
+        raise UserError(f"--task only picks whose shipped policy pretrained is; the pilot {pilot} learnt its own "
+                        f"task, which its checkpoint records: drop --task")
     if not dagger_rounds:
         idle = [flag for key, flag in given.items() if key in ("dagger.episodes", "dagger.epochs")]
         if idle:
@@ -153,7 +156,7 @@ def _adapt(args: argparse.Namespace) -> int:
         given = {key: getattr(args, _dest(flag)) for key, flag in _given(args).items()}
         refuse_changed(_run_folder(args), changed_settings(source.data, given))
     config = FLAGS.load(args, source, lambda overrides: {**overrides, "out": args.out and str(args.out)})
-    _refuse_unread(args, config.strategy, config.dagger.rounds)
+    _refuse_unread(args, config.strategy, config.dagger.rounds, config.pilot)
     check_output_folder(Path(config.out), "--out", continuing=args.resume, kind="training run")
     console = Console()
     with progress_bar(console) as progress:
@@ -163,8 +166,10 @@ def _adapt(args: argparse.Namespace) -> int:
     console.print(f"adapted {lineage['checkpoint']} ({lineage['strategy']}): best validation loss "
                   f"{metadata['val_loss']:.4f} (epoch {metadata['epoch']})")
     suites = ",".join(dict.fromkeys([*data_presets(config.data), "summer"]))
-    console.print(f"adapted policy: {best}  ·  fly it: navigator fly --pilot {best}  ·  measure it: navigator eval "
-                  f"--pilot pretrained --pilot {best} --suites {suites} --out reports/NAME")
+    tasks = {record.get("task") for record in metadata.get("training_seeds") or []} - {None, "fly-to-target"}
+    task = f" --task {tasks.pop()}" if len(tasks) == 1 else ""  # what it learnt: fly and eval default to fly-to-target
+    console.print(f"adapted policy: {best}  ·  fly it: navigator fly --pilot {best}{task}  ·  measure it: navigator "
+                  f"eval --pilot {config.pilot} --pilot {best}{task} --suites {suites} --out reports/NAME")
     return 0
 
 
@@ -179,15 +184,14 @@ def _source(args: argparse.Namespace) -> RecordedSettings | None:
     """With --resume: the settings OUT/run.json recorded (flags given on top must match them); else none."""
     from navigator.adapt.config import recorded_adaptation
     from navigator.adapt.run import read_run_config
-    from navigator.errors import UserError
+    from navigator.resume import nothing_to_continue
     from navigator.training.pipeline import RUN_RECORD
 
     if not args.resume:
         return None
     out = _run_folder(args)
     if not (out / RUN_RECORD).is_file():
-        raise UserError(f"--resume: {out} holds no adaptation to continue (no {RUN_RECORD}); give the run's folder "
-                        f"as --out, or drop --resume to start one")
+        raise nothing_to_continue(out, "--resume", "adaptation", RUN_RECORD)
     return RecordedSettings(recorded_adaptation(read_run_config(out / RUN_RECORD)), f"{out / RUN_RECORD}")
 
 

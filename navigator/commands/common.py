@@ -48,6 +48,8 @@ def _check_writable_folder(folder: Path, what: str) -> None:
 def check_output_file(path: Path, flag: str, *, overwrite: bool, suffixes: tuple[str, ...] = ()) -> Path:
     """Refuse, before any work, an output file that could not be written or would replace something unasked:
     a wrong extension, a folder, an existing file without --overwrite, a missing or unwritable parent folder."""
+    if path == Path("."):  # also what an empty value becomes
+        raise UserError(f"{flag} needs the name of a file to write (it was empty, or '.')")
     if path.is_dir():  # said first: a folder's name rarely has the file's extension, and that is not the problem
         raise UserError(f"{flag} {path} is a folder; give the name of a file to write")
     if suffixes and path.suffix.lower() not in suffixes:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from navigator.commands.common import check_output_file, finite_or_none, print_json, progress_bar
 from navigator.config import MAX_SEED, ConfigFlags, check_seed_span, check_settings, setting, to_dict
+from navigator.errors import UserError
 from navigator.scenario import HELD_OUT_SEED, ScenarioConfig, canonical_pilot, set_canonical
 
 
@@ -68,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
     from navigator.video import VideoWriter
 
     config = FLAGS.load(args, args.config)
+    if args.overwrite and args.video is None:
+        raise UserError("--overwrite lets --video replace an existing file, and no --video was given: add --video "
+                        "FILE.mp4, or drop --overwrite")
     if args.video is not None:
         check_output_file(args.video, "--video", overwrite=args.overwrite, suffixes=(".mp4",))
     # With --json, stdout carries only the JSON document; progress and tables go to stderr.

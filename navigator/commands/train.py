@@ -209,6 +209,7 @@ def _source(args: argparse.Namespace) -> Path | RecordedSettings | None:
     hide the real problem."""
     from navigator.commands.common import recorded_settings
     from navigator.errors import UserError
+    from navigator.resume import nothing_to_continue
     from navigator.training.pipeline import RUN_RECORD
 
     if args.config is not None or not (args.resume or args.extend):
@@ -216,8 +217,7 @@ def _source(args: argparse.Namespace) -> Path | RecordedSettings | None:
     out = Path(args.out if args.out is not None else field_default(FLAGS.cls, "out"))
     if not (out / RUN_RECORD).is_file():
         flag = "--extend" if args.extend else "--resume"
-        raise UserError(f"{flag}: {out} holds no training run to continue (no {RUN_RECORD}); give the run's folder "
-                        f"as --out, or drop {flag} to start a run")
+        raise nothing_to_continue(out, flag, "training run", RUN_RECORD)
     recorded = recorded_settings(out / RUN_RECORD, "config")
     if recorded is not None and "adapt" in recorded.data:  # `navigator adapt` made this run, with its own settings
         flag = "--extend" if args.extend else "--resume"

@@ -31,7 +31,7 @@ from navigator.evaluation import pipeline as evaluation
 from navigator.evaluation.folder import with_added_settings, write_json
 from navigator.evaluation.results import EvalResults, build_results
 from navigator.folder_lock import FolderLock
-from navigator.resume import describe, differences, without
+from navigator.resume import describe, differences, nothing_to_continue, without
 from navigator.training import pipeline as training
 
 RECORD = "compare.json"
@@ -113,8 +113,7 @@ def open_study(out: Path, settings: dict[str, Any], resume: bool,
         write_json(out / name, {"format": study.format, "version": study.version, "settings": settings})
         return [], lock
     if not (out / name).is_file():
-        raise UserError(f"--resume: {out} holds no {what} to continue (no {name}); drop --resume to start one "
-                        f"in a new or empty --out")
+        raise nothing_to_continue(out, "--resume", what, name)
     lock = FolderLock(out, what)
     record = _read_json(out / name, what)
     if not isinstance(record, dict) or (record.get("format"), record.get("version")) != (study.format,

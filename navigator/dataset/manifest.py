@@ -268,7 +268,9 @@ def load_manifest_data(dataset: Path) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ManifestError(f"{path}: not valid JSON ({error})") from None
+        # navigator writes manifests atomically, so a damaged one was edited or hit by a disk fault.
+        raise ManifestError(f"{path}: not valid JSON ({error}); restore it from a copy of the dataset, or collect "
+                            f"again into a new folder") from None
     require_format(data, str(path))
     return data
 

@@ -18,7 +18,7 @@ from navigator.evaluation.episodes import EpisodeRecord
 from navigator.evaluation.results import PilotInfo
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.explain.methods import DEFAULT_EVERY
-from navigator.resume import Continued, GivenAs, check_continuation, differences
+from navigator.resume import Continued, GivenAs, check_continuation, differences, nothing_to_continue
 
 FORMAT = "liquid-navigator/eval"
 VERSION = 1
@@ -42,7 +42,7 @@ def check_folder(out: Path, resume: bool, flag: str = "--resume") -> dict[str, A
                             f"recorded there, or choose another --out")
         return None
     if not recorded_path.is_file():
-        raise UserError(f"{flag}: {out} holds no evaluation to continue (no eval.json); drop {flag} to start one")
+        raise nothing_to_continue(out, flag, "evaluation", "eval.json")
     try:
         recorded = json.loads(recorded_path.read_text())
     except (OSError, ValueError) as error:
