@@ -126,6 +126,7 @@ def test_source_that_cannot_open_is_a_user_error(tmp_path: Path) -> None:
     ("  ", "--camera is empty"),
     ("-1", "--camera -1: a device index is 0 or more"),
     ("missing.mp4", "--camera missing.mp4: no such file or device"),
+    ("tests", "--camera tests is a folder, not a camera"),
 ])
 def test_sources_that_can_never_give_a_frame_are_refused_at_once(source: str, message: str) -> None:
     with pytest.raises(UserError, match=message):

@@ -48,8 +48,11 @@ def check_source(source: str) -> None:
         raise UserError(f"--camera {source}: a device index is 0 or more (0 is /dev/video0); {fix}")
     if stripped.isdigit():
         return
-    if "://" not in source and "%" not in source and "!" not in source and not os.path.exists(source):
-        raise UserError(f"--camera {source}: no such file or device; {fix}")
+    if "://" not in source and "%" not in source and "!" not in source:
+        if not os.path.exists(source):
+            raise UserError(f"--camera {source}: no such file or device; {fix}")
+        if os.path.isdir(source):
+            raise UserError(f"--camera {source} is a folder, not a camera; {fix}")
 
 
 class CameraReader:
