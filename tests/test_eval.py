@@ -150,7 +150,7 @@ def test_resume_with_other_settings_is_refused(expert_run, tmp_path, capsys):
     error = capsys.readouterr().err
     assert "episodes: evaluation has 2, you gave 3" in error and "to add worlds per suite pass --extend" in error
     assert sorted(p.name for p in (out / "episodes").rglob("*.json")) == before
-    with pytest.raises(UserError, match="no eval.json"):
+    with pytest.raises(UserError, match="no evaluation to continue"):
         evaluate(tmp_path / "nothing-here", EXPERT, resume=True)
 
 

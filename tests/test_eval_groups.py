@@ -98,5 +98,5 @@ def test_results_round_trip_without_the_checkpoints(seed_results, tmp_path):
 def test_resume_without_eval_json_is_refused_before_loading_pilots(tmp_path):
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")  # loading it would fail: the folder must be refused first
-    with pytest.raises(UserError, match="no eval.json"):
+    with pytest.raises(UserError, match="no evaluation to continue"):
         evaluate(tmp_path / "nothing-here", EvalSettings(pilots=(str(broken),)), resume=True)
