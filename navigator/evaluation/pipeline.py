@@ -110,14 +110,11 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
     flying = workers if backend.kind == "ray" else workers or os.cpu_count() or 1
     workers = workers or os.cpu_count() or 1
     flag = "--extend" if extend else "--resume"
+    lock = FolderLock(out, "evaluation") if out.is_dir() else None  # before reading what the folder holds
     recorded = check_folder(out, resume, flag)
     grown = recorded is not None and check_continued(out, recorded, settings, extend, given_as)
     pilots = inspect_pilots(settings)
-    lock = FolderLock(out, "evaluation") if out.is_dir() else None  # before reading what the folder holds
     created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
-    if recorded is not None:  # read again under the lock: another process may have extended it meanwhile
-        recorded = check_folder(out, resume, flag)
-        grown = check_continued(out, recorded, settings, extend, given_as)
     if videos is None:
         recorded_videos = recorded.get("videos", 0) if recorded is not None else 0
         videos = recorded_videos if isinstance(recorded_videos, int) and recorded_videos >= 0 else 0
