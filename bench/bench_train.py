@@ -4,6 +4,11 @@ step, validation, checkpoints and TensorBoard) against the bare optimiser step o
     .venv/bin/python bench/bench_train.py                                       # synthetic data, a few minutes
     .venv/bin/python bench/bench_train.py --data datasets/summer-fly-to-target  # a collected dataset
     .venv/bin/python bench/bench_train.py --quick   # a smoke run (tiny data, 3 rounds of 1 epoch)
+    python bench/bench_train.py --device cuda       # on a GPU: the loop there against the same loop on the CPU
+
+With `--device cuda` the loop and the bare step run on the GPU, and the same loop on the CPU joins them as a third
+contender: its rate is the baseline of the GPU loop's. Each device trains every round from the same seed, so the
+bench also says whether two rounds gave identical weights (same seed, same result on the same device).
 
 The contenders run interleaved, round by round (bench_cfc.interleaved_medians), so that load from other processes
 hits both alike: a round of the loop is a whole `train` of `--epochs` epochs from scratch in a fresh folder (the
@@ -31,7 +36,8 @@ from navigator.dataset import DatasetWriter
 from navigator.dataset.synthetic import synthetic_episode
 from navigator.training.augment import augment
 from navigator.training.config import TrainConfig
-from navigator.training.loop import EpochReport, TrainHooks, _masked_mse, make_loader, new_policy, train
+from navigator.training.loop import (EpochReport, TrainHooks, _masked_mse, make_loader, new_policy, train,
+                                     training_device)
 
 DISTINCT = 8  # rendered synthetic episodes; the others are copies under other seeds (quicker to make, same bytes)
 
@@ -55,24 +61,33 @@ class EpochRates(TrainHooks):
         self.rates.append(report.frames_per_second)
 
 
-def whole_loop(config: TrainConfig, scratch: Path, hooks: EpochRates) -> Callable[[], None]:
+def whole_loop(config: TrainConfig, scratch: Path, hooks: EpochRates,
+               weights: list[dict[str, torch.Tensor]]) -> Callable[[], None]:
+    """A round: `train` from scratch in a fresh folder under `scratch`; the trained weights go to `weights`."""
     runs = iter(range(1_000_000))
 
     def run() -> None:
-        train(config, scratch / f"run-{next(runs)}", hooks=hooks)
+        weights.append(train(config, scratch / f"run-{next(runs)}", hooks=hooks).state_dict())
 
     return run
 
 
+def identical(weights: list[dict[str, torch.Tensor]]) -> str:
+    """Whether every round trained the same weights, in words."""
+    same = all(torch.equal(first, other[name]) for other in weights[1:] for name, first in weights[0].items())
+    return f"{len(weights)} rounds from one seed: {'identical weights' if same else 'weights DIFFER'}"
+
+
 def bare_steps(config: TrainConfig, steps: int) -> tuple[Callable[[], None], int]:
     """`steps` optimiser steps of the loop's policy on one in-memory, augmented batch, and the frames they train."""
+    device = training_device(config.device)
     loader = make_loader(config, config.data)
-    policy = new_policy(config, loader, {})
+    policy = new_policy(config, loader, {}).to(device)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     batch = next(loader.batches("train", config.batch_size, seed=config.seed))
-    images = augment(torch.from_numpy(batch.images), config.augment, torch.Generator().manual_seed(0))
-    state, dt = torch.from_numpy(batch.state), torch.from_numpy(batch.dt)
-    action, mask = torch.from_numpy(batch.action), torch.from_numpy(batch.mask)
+    images = augment(torch.from_numpy(batch.images), config.augment, torch.Generator().manual_seed(0)).to(device)
+    state, dt = torch.from_numpy(batch.state).to(device), torch.from_numpy(batch.dt).to(device)
+    action, mask = torch.from_numpy(batch.action).to(device), torch.from_numpy(batch.mask).to(device)
 
     def run() -> None:
         for _ in range(steps):
@@ -82,6 +97,8 @@ def bare_steps(config: TrainConfig, steps: int) -> tuple[Callable[[], None], int
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
             optimizer.step()
+        if device.type == "cuda":  # the GPU runs behind the Python that queues its work: wait for it
+            torch.cuda.synchronize(device)
 
     return run, steps * int(batch.mask.sum())
 
@@ -96,6 +113,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--budget", type=float, default=60.0, help="seconds after which no new round starts")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (the recipe's default)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where the loop and the step train "
+                                                        "(on a GPU, the CPU loop is measured beside them)")
     parser.add_argument("--quick", action="store_true", help="a small synthetic dataset, 3 rounds of 1 epoch")
     args = parser.parse_args()
     if args.quick:
@@ -105,28 +124,42 @@ def main() -> None:
         scratch = Path(folder)
         data = args.data or str(synthetic_dataset(scratch / "data", args.episodes, args.frames))
         config = TrainConfig(data=(data,), out=str(scratch / "unused"), model=args.model, epochs=args.epochs,
-                             threads=args.threads, patience=args.epochs + 1)
+                             threads=args.threads, patience=args.epochs + 1, device=args.device)
         torch.set_num_threads(args.threads)
         loader = make_loader(config, config.data)
         batches = math.ceil(len(loader.windows("train")) / config.batch_size)
         frames = loader.frames("train")
-        hooks = EpochRates()
+        hooks, weights = EpochRates(), []
         bare, bare_frames = bare_steps(config, batches * args.epochs)
-        medians, rounds = interleaved_medians({"loop": whole_loop(config, scratch, hooks), "bare": bare},
-                                              args.rounds, args.budget)
+        contenders = {"loop": whole_loop(config, scratch / "loop", hooks, weights), "bare": bare}
+        on_gpu = config.device != "cpu"
+        cpu_weights: list[dict[str, torch.Tensor]] = []
+        if on_gpu:
+            cpu_config = dataclasses.replace(config, device="cpu")
+            contenders["cpu loop"] = whole_loop(cpu_config, scratch / "cpu", EpochRates(), cpu_weights)
+        medians, rounds = interleaved_medians(contenders, args.rounds, args.budget)
         # Frames the loop trains on per epoch: every training window's real frames (windows overlap by
         # window - stride, so more than the split's frames), as the loop counts them.
         windows = sum(ref.length for ref in loader.windows("train"))
         loop_rate = windows * args.epochs / medians["loop"]
         bare_rate = bare_frames / medians["bare"]
-        print(f"torch {torch.__version__}, {args.threads} threads; {data}: {frames:,} training frames in "
-              f"{len(loader.windows('train'))} windows of {config.window} ({batches} batches of {config.batch_size})")
+        where = torch.cuda.get_device_name(torch.device(config.device)) if on_gpu else "CPU"
+        print(f"torch {torch.__version__}, {args.threads} threads, training on {config.device} ({where}); {data}: "
+              f"{frames:,} training frames in {len(loader.windows('train'))} windows of {config.window} ({batches} "
+              f"batches of {config.batch_size})")
         print(f"{args.model}, {args.epochs} epoch(s) per round, {rounds} rounds (median):")
         print(f"  bare optimiser step      {bare_rate:8,.0f} frames/s   1.00x (baseline)")
         print(f"  whole loop, wall clock   {loop_rate:8,.0f} frames/s   {loop_rate / bare_rate:.2f}x the step's rate "
               f"(validation, checkpoints, first-epoch decode included)")
         print(f"  loop's own epoch figure  {np.median(hooks.rates):8,.0f} frames/s   "
               f"{np.median(hooks.rates) / bare_rate:.2f}x (training batches only, as `navigator train` prints it)")
+        if on_gpu:
+            cpu_rate = windows * args.epochs / medians["cpu loop"]
+            print(f"  whole loop on the CPU    {cpu_rate:8,.0f} frames/s   the {config.device} loop runs at "
+                  f"{loop_rate / cpu_rate:.2f}x its rate")
+            print(f"  {config.device}: {identical(weights)}; cpu: {identical(cpu_weights)}")
+        else:
+            print(f"  {identical(weights)}")
 
 
 if __name__ == "__main__":

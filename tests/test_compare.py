@@ -149,17 +149,22 @@ def test_resume_without_config_takes_the_recorded_settings(compared, tmp_path, c
         assert message in error and len(error.strip().splitlines()) == 1
 
 
-def test_a_comparison_recorded_before_newer_evaluation_settings_resumes(compared):
-    # compare.json of a comparison started before `--attention` existed lacks its settings: their defaults are
-    # what it flew, so resuming it is resuming the same comparison. Where roll-outs run (`backend`, added with
-    # Ray) is a resource, like the number of workers, and is not recorded at all.
+def test_a_comparison_recorded_before_newer_settings_resumes(compared):
+    # compare.json of a comparison started before `--attention` (or the training's `device`) existed lacks its
+    # settings: their defaults are what it flew and trained with, so resuming it is resuming the same comparison.
+    # Where roll-outs run (`backend`, added with Ray) is a resource, like the number of workers, and is not recorded
+    # at all.
     from navigator.evaluation.folder import ADDED_SETTINGS
+    from navigator.training.config import ADDED_SETTINGS as ADDED_TRAINING_SETTINGS
 
     _, config_path, out = compared
     current = (out / "compare.json").read_text()
     record = json.loads(current)
     record["settings"]["evaluation"] = {name: value for name, value in record["settings"]["evaluation"].items()
                                         if name not in ADDED_SETTINGS}
+    assert set(ADDED_TRAINING_SETTINGS) <= set(record["settings"]["base"])
+    record["settings"]["base"] = {name: value for name, value in record["settings"]["base"].items()
+                                  if name not in ADDED_TRAINING_SETTINGS}
     assert "backend" not in record["settings"]["base"] and "backend" not in record["settings"]["base"]["collect"]
     (out / "compare.json").write_text(json.dumps(record))
     recorder = Recorder()

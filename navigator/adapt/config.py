@@ -138,6 +138,7 @@ class AdaptConfig:
     seed: int = setting(0, ge=0, le=MAX_SEED)  # split, shuffling, augmentation and replay draws
     out: str = "runs/adapted"
     threads: int = setting(2, ge=1, le=1024)
+    device: str = "cpu"  # cpu, cuda or cuda:N: where the network trains (checked with the recipe it becomes)
     cache_mb: int = setting(4096, ge=0)
 
     def __post_init__(self) -> None:
@@ -179,7 +180,7 @@ class AdaptConfig:
         inherited = {name: (start_recipe or {})[name] for name in INHERITED if name in (start_recipe or {})}
         own = {"data": list(self.data), "out": self.out, "epochs": self.epochs, "lr": self.lr,
                "batch_size": self.batch_size, "patience": self.patience, "seed": self.seed, "threads": self.threads,
-               "cache_mb": self.cache_mb, "dagger": to_dict(self.dagger)}
+               "device": self.device, "cache_mb": self.cache_mb, "dagger": to_dict(self.dagger)}
         continuation = to_dict(self.continuation(start, start_sha256))
         return from_dict(AdaptTrainConfig, {**inherited, **model, **own, "adapt": continuation})
 
@@ -190,7 +191,7 @@ RECORDED = (("pilot", "adapt.start"), ("data", "data"), ("strategy", "adapt.stra
             ("replay_fraction", "adapt.replay_fraction"), ("anchor", "adapt.anchor"), ("epochs", "epochs"),
             ("dagger", "dagger"),
             ("lr", "lr"), ("batch_size", "batch_size"), ("patience", "patience"), ("seed", "seed"),
-            ("out", "out"), ("threads", "threads"), ("cache_mb", "cache_mb"))
+            ("out", "out"), ("threads", "threads"), ("device", "device"), ("cache_mb", "cache_mb"))
 
 
 def recorded_adaptation(recipe: dict[str, Any]) -> dict[str, Any]:

@@ -110,6 +110,8 @@ class Strategy(TrainingExtras):
         if self._anchor is None:
             return imitation
         squared, count = imitation.new_zeros(()), 0
+        if next(iter(self._anchor.values())).device != imitation.device:  # once, when training on a GPU
+            self._anchor = {name: weight.to(imitation.device) for name, weight in self._anchor.items()}
         for name, weight in policy.named_parameters():
             squared = squared + ((weight - self._anchor[name]) ** 2).sum()
             count += weight.numel()

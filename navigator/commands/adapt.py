@@ -68,6 +68,7 @@ ADAPT_FLAGS = (
     ("--lr", "lr", "peak learning rate", {"type": float}),
     ("--batch-size", "batch_size", "windows of new data per batch", {"type": int}),
     ("--seed", "seed", "seed of the split, shuffling, augmentation and replay draws", {"type": int}),
+    ("--device", "device", "where the network trains: cpu, cuda (the first GPU) or cuda:N", {}),
     ("--dagger", "dagger.rounds", "DAgger rounds after the training on the new data: the adapted policy flies the new "
                                   "scenery, the expert labels it", {"type": int, "metavar": "ROUNDS"}),
     ("--dagger-episodes", "dagger.episodes", "roll-outs the adapted policy flies per DAgger round", {"type": int}),

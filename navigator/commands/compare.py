@@ -57,6 +57,7 @@ def _recorded(args: argparse.Namespace) -> RecordedSettings:
     from navigator.config import field_default
     from navigator.errors import UserError
     from navigator.evaluation.folder import with_added_settings
+    from navigator.training.config import with_added_settings as with_added_training_settings
 
     out = Path(args.out if args.out is not None else field_default(CompareConfig, "out"))
     recorded = recorded_settings(out / RECORD, "settings")
@@ -64,7 +65,7 @@ def _recorded(args: argparse.Namespace) -> RecordedSettings:
         raise UserError(f"--resume: {out} holds no readable comparison record ({RECORD}) to take its settings from; "
                         f"give --config with the comparison's config, or choose the comparison's folder with --out")
     data = dict(recorded.data)
-    data["train"] = data.pop("base", {})
+    data["train"] = with_added_training_settings(data.pop("base", {}))
     data["evaluation"] = with_added_settings(data.get("evaluation", {}))
     return RecordedSettings(data, recorded.where)
 

@@ -56,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                      "processes together, each training its share)", type=int)
     FLAGS.add(parser, "--lr", "lr", "peak learning rate", type=float)
     FLAGS.add(parser, "--seed", "seed", "seed of initialisation, split, shuffling and augmentation", type=int)
+    FLAGS.add(parser, "--device", "device", "where the network trains: cpu, cuda (the first GPU) or cuda:N; the same "
+                                            "seed gives the same result on the same device")
     FLAGS.add(parser, "--dagger", "dagger.rounds", "DAgger rounds after the first training", type=int,
               metavar="ROUNDS")
     FLAGS.add(parser, "--backend", "backend.kind", "where the recipe's roll-outs fly (its collection, DAgger): "
@@ -126,12 +128,16 @@ def _launch(args: argparse.Namespace) -> int | None:
     """--nproc N: make here every check the command makes before any work (settings, folders, datasets, what a
     --resume or --extend continues), before any process starts, then run this command as N processes of one
     torchrun group on this machine; returns their exit status (None for N = 1: train here)."""
+    from navigator.errors import UserError
     from navigator.training import distributed
     from navigator.training.pipeline import check_recipe
 
     distributed.check_process_count(args.nproc, "--nproc")
     config = FLAGS.load(args, _source(args))
     _check_folders(config, args)
+    if args.nproc > 1 and config.device != "cpu":
+        raise UserError(f"--nproc {args.nproc} trains with processes on CPUs (DistributedDataParallel over gloo), "
+                        f"not on --device {config.device}: drop --nproc to train on the GPU, or give --device cpu")
     check_recipe(config, args.resume, extend=args.extend, given_as=FLAGS.given_as(args))
     if args.nproc == 1:
         return None

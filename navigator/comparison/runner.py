@@ -29,6 +29,7 @@ from navigator.dataset.atomic import atomic_write_bytes
 from navigator.errors import UserError
 from navigator.evaluation import pipeline as evaluation
 from navigator.evaluation.folder import with_added_settings, write_json
+from navigator.training.config import with_added_settings as with_added_training_settings
 from navigator.evaluation.results import EvalResults, build_results
 from navigator.folder_lock import FolderLock
 from navigator.resume import describe, differences, nothing_to_continue, without
@@ -123,6 +124,8 @@ def open_study(out: Path, settings: dict[str, Any], resume: bool,
     recorded = record.get("settings")
     if isinstance(recorded, dict) and "evaluation" in recorded:  # recorded before some evaluation settings existed
         recorded = {**recorded, "evaluation": with_added_settings(recorded["evaluation"])}
+    if isinstance(recorded, dict) and isinstance(recorded.get("base"), dict):  # likewise, training settings
+        recorded = {**recorded, "base": with_added_training_settings(recorded["base"])}
     found = [dataclasses.replace(difference, name=study.user_name(difference.name))
              for difference in differences(recorded, settings)]
     if found:

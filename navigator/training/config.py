@@ -6,7 +6,9 @@ seeds would pass the largest seed is refused before the hours of training that p
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from navigator.backends import Backend
 from navigator.collect import CollectConfig
@@ -18,6 +20,17 @@ DAGGER_SEED_STRIDE = 1_000_000
 # Epoch counts: far beyond any useful run, yet refused above it, where a mistyped count would run (and record) a
 # learning-rate schedule that never decays.
 MAX_EPOCHS = 100_000
+# Where the network trains: the CPU, or a CUDA GPU ("cuda" is the first, "cuda:1" the second).
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:[0-9]+)?")
+# Settings added to the recipe after run records were first written, with the value every run recorded before them
+# had: what a record without them is compared as, so that resuming it compares like with like.
+ADDED_SETTINGS: dict[str, Any] = {"device": "cpu"}
+
+
+def with_added_settings(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A recorded recipe (run.json's `config`, a comparison's `base`) with the settings added since it was written
+    filled in as such runs had them."""
+    return {**ADDED_SETTINGS, **recorded}
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,9 @@ class TrainConfig:
     val_fraction: float = setting(0.1, gt=0.0, lt=1.0)
     seed: int = setting(0, ge=0, le=MAX_SEED)
     threads: int = setting(2, ge=1, le=1024)  # torch intra-op threads
+    # cpu, cuda or cuda:N. Not a free setting: a GPU computes in another order than the CPU (same seed, same result
+    # on the same device), so a run continues on the device it started on.
+    device: str = "cpu"
     cache_mb: int = setting(4096, ge=0)  # decoded episodes kept in RAM
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     collect: CollectConfig | None = None  # when set and data[0] holds no dataset yet, collect it first
@@ -111,6 +127,10 @@ class TrainConfig:
                                          f"between windows would never be trained on")
         with setting_check("model"):
             object.__setattr__(self, "model", _canonical_model(self.model))
+        if isinstance(self.device, str):
+            object.__setattr__(self, "device", self.device.strip().lower())
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
+            raise SettingError("device", f"must be cpu, cuda or cuda:N (the GPU's index), got {self.device!r}")
         from policies.preprocessing import NORMALISATIONS
         from sim_envs import normal_name
 

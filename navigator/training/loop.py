@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import queue
 import subprocess
 import threading
@@ -167,6 +168,41 @@ def _diverged(what: str, state_path: Path, config: TrainConfig) -> TrainingDiver
                             f"grad_clip, and run 'navigator data check' on the data")
 
 
+def training_device(name: str, group: distributed.Group | None = None) -> torch.device:
+    """The torch device a recipe's `device` names, or a UserError, before any work, when this machine cannot train
+    there."""
+    device = torch.device(name)
+    if device.type == "cpu":
+        return device
+    if group is not None:
+        raise UserError(f"device {name}: training under torchrun runs on CPUs (DistributedDataParallel over gloo); "
+                        f"train on the GPU with one process (drop --nproc), or give --device cpu")
+    if not torch.cuda.is_available():
+        raise UserError(f"device {name}: this PyTorch ({torch.__version__}) sees no CUDA GPU (a CPU-only build, or no "
+                        f"GPU driver); give --device cpu, or install a CUDA build of torch on a machine with a GPU")
+    if (device.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0; "
+                        f"give --device cuda:N with N below {torch.cuda.device_count()}")
+    # Same seed, same result on the same GPU: deterministic kernels (cuBLAS needs its workspace fixed for that,
+    # before its first use).
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True)
+    return device
+
+
+def _on_cpu(value: Any) -> Any:
+    """`value` (a state dict, an optimiser's state: nested dicts and lists of tensors) with every tensor on the CPU,
+    so that a saved state loads on any machine."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: _on_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_on_cpu(item) for item in value)
+    return value
+
+
 def _masked_sums(predicted: torch.Tensor, target: torch.Tensor,
                  mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """predicted, target (B, T, A), mask (B, T) -> (the squared errors summed over valid steps and the A components,
@@ -290,10 +326,17 @@ def _augmented(loader: WindowLoader, config: TrainConfig, epoch: int, extras: Tr
         place += len(batch)
 
 
+def _tensors(device: torch.device, *arrays: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The batch's arrays as tensors on `device` (on the CPU: the arrays' own memory, no copy)."""
+    return tuple((torch.from_numpy(a) if isinstance(a, np.ndarray) else a).to(device, non_blocking=True)
+                 for a in arrays)
+
+
 def evaluate(policy: Policy, loader: WindowLoader, batch_size: int, group: distributed.Group | None = None) -> float:
     """Mean masked MSE over the validation windows (over the training windows when there are none); under torchrun
     each process evaluates its rows of every batch and the group adds up the sums."""
     split = "val" if loader.windows("val") else "train"
+    device = policy.state_mean.device
     policy.eval()
     total, count = 0.0, 0
     with torch.no_grad():
@@ -302,10 +345,10 @@ def evaluate(policy: Policy, loader: WindowLoader, batch_size: int, group: distr
             if not taken:
                 continue
             batch = distributed.share(batch, taken)
-            actions, _ = policy(torch.from_numpy(batch.images), torch.from_numpy(batch.state),
-                                torch.from_numpy(batch.dt))
-            mask = torch.from_numpy(batch.mask)
-            total += float(_masked_mse(actions, torch.from_numpy(batch.action), mask)) * int(mask.sum())
+            images, state, dt, action, mask = _tensors(device, batch.images, batch.state, batch.dt, batch.action,
+                                                       batch.mask)
+            actions, _ = policy(images, state, dt)
+            total += float(_masked_mse(actions, action, mask)) * int(mask.sum())
             count += int(mask.sum())
     if group is not None:
         total, count = group.all_sum([total, count])
@@ -335,6 +378,7 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
     group = distributed.current()
     leads = group is None or group.leader  # the one process that reads and writes the run folder
     epochs = stage.epochs
+    device = training_device(config.device, group)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     state_path, best_path = out / "last.pt", out / "best.pt"
@@ -353,6 +397,7 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
     policy = initial if initial is not None else extras.policy(config, loader, scenario["camera"])
     state, policy = distributed.start_from_leader(group, state, policy)
     check_fits(policy, loader, "the model")
+    policy.to(device)
     optimizer = torch.optim.AdamW(extras.parameters(policy), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: config.lr_final_fraction + (
         1 - config.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * min(e, epochs) / epochs)))
@@ -377,8 +422,10 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
         policy.train()
         losses, frames, started = [], 0, time.perf_counter()
         for index, (batch, images) in enumerate(prefetched(_augmented(loader, config, epoch, extras, group))):
-            actions, _ = model(images, torch.from_numpy(batch.state), torch.from_numpy(batch.dt))
-            total, steps = _masked_sums(actions, torch.from_numpy(batch.action), torch.from_numpy(batch.mask))
+            images, state, dt, action, mask = _tensors(device, images, batch.state, batch.dt, batch.action,
+                                                       batch.mask)
+            actions, _ = model(images, state, dt)
+            total, steps = _masked_sums(actions, action, mask)
             imitation, mean, counted = distributed.mean_loss(group, total, steps, actions.shape[-1])
             loss = extras.loss(policy, imitation)
             if group is None:
@@ -420,8 +467,8 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
         history.append(report.__dict__)
         if leads:
             _atomic_torch_save({
-                "format": RESUME_FORMAT, "stage": stage.name, "policy": policy.state_dict(),
-                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "epoch": epoch + 1,
+                "format": RESUME_FORMAT, "stage": stage.name, "policy": _on_cpu(policy.state_dict()),
+                "optimizer": _on_cpu(optimizer.state_dict()), "schedule": schedule.state_dict(), "epoch": epoch + 1,
                 "best_val": best_val, "stale": stale, "history": json.dumps(history),
             }, state_path)
             for name in ("train_loss", "val_loss", "frames_per_second", "lr"):
@@ -431,4 +478,4 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
     if leads:
         tensorboard.close()
         atomic_write_bytes(out / "history.json", (json.dumps(history, indent=1) + "\n").encode("utf-8"))
-    return policy
+    return policy.cpu()  # flown (DAgger roll-outs) and saved on the CPU, whatever device it trained on

@@ -41,8 +41,9 @@ from navigator.folder_lock import FolderLock
 from navigator.resume import Continued, Difference, GivenAs, check_continuation, differences, without
 from navigator.scenario import CameraSettings
 from navigator.training import distributed
-from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig
-from navigator.training.loop import Stage, TrainHooks, TrainingExtras, first_stage, read_training_state, train
+from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig, with_added_settings
+from navigator.training.loop import (Stage, TrainHooks, TrainingExtras, first_stage, read_training_state, train,
+                                     training_device)
 from policies.checkpoint import CheckpointError, load_checkpoint
 from policies.policy import Policy
 
@@ -115,8 +116,9 @@ def stages(config: TrainConfig, out: Path) -> list[Stage]:
 
 
 def _settings(recorded_config: dict[str, Any]) -> dict[str, Any]:
-    """A recorded or given config without the settings that cannot change the result."""
-    return without(recorded_config, FREE_SETTINGS)
+    """A recorded or given config without the settings that cannot change the result, and with those added since
+    it was recorded as its run had them."""
+    return without(with_added_settings(recorded_config), FREE_SETTINGS)
 
 
 def _run_state(out: Path) -> list[str]:
@@ -254,6 +256,7 @@ def check_recipe(config: TrainConfig, resume: bool, extend: bool = False, given_
         _check_continue(out, config, extend, given_as or GivenAs())
     else:
         _check_new(out, config)
+    training_device(config.device, distributed.current())
 
 
 def _record_world_size(out: Path) -> None:
@@ -371,11 +374,15 @@ def run_recipe(config: TrainConfig, resume: bool, hooks: Hooks, extend: bool = F
     is missing or empty. `extras`: what the run changes in the plain recipe (`navigator adapt`'s strategies).
     `given_as`: how the user gave the settings, to name a setting that differs from the run's as typed."""
     out = Path(config.out)
+    # A GPU this machine lacks is refused before any work (after a continuation's settings: a run continues on
+    # the device it started on, which is what to say first when another is given).
     if resume or extend:
         with FolderLock(out, "training run") if out.is_dir() else nullcontext():  # before reading its state
             progress = _continue(out, config, extend, given_as or GivenAs())
+            training_device(config.device, distributed.current())
             _run_stages(config, out, progress, hooks, extras)
     else:
+        training_device(config.device, distributed.current())
         created = _start_new(out, config)
         with FolderLock(out, "training run"):
             try:
