@@ -12,6 +12,9 @@ Batches are read, decoded and augmented ahead in a background thread (`prefetche
 (zlib and torch release the GIL); they come in the same order from the same generators, so a seeded run computes
 exactly what it would serially.
 
+The network trains on the recipe's `device` (the CPU, or a CUDA GPU with deterministic kernels); batches are made
+on the CPU and moved there, and everything saved is on the CPU, so a run's files load on any machine.
+
 Under torchrun (navigator/training/distributed.py) every process runs this loop on its rows of each global batch:
 the loss is normalised over the global batch, DistributedDataParallel averages the gradients, and only rank 0 reads
 and writes `out`.
