@@ -15,8 +15,10 @@ hits both alike: a round of the loop is a whole `train` of `--epochs` epochs fro
 first epoch decodes the episodes, later ones read the RAM cache); a round of the baseline is as many optimiser steps
 (forward, masked MSE, backward, clipping, AdamW) on one batch already in memory and augmented. The ratio says how
 much of the step's rate the loop keeps (1.00: nothing but the step costs time; on a loaded machine it can exceed 1,
-as the loop's background thread wins it a larger share of the contended cores). Figures only, never pass/fail:
-they depend on the machine and its load.
+as the loop's background thread wins it a larger share of the contended cores). A third contender makes the loop's
+batches alone (read from the RAM cache and augmented, as its background thread does, nothing trained): the most the
+loop could train per second, however fast the network's step. Figures only, never pass/fail: they depend on the
+machine and its load.
 """
 
 from __future__ import annotations
@@ -32,12 +34,12 @@ import numpy as np
 import torch
 from bench_cfc import interleaved_medians  # bench/ is on the path of a script run from it
 
-from navigator.dataset import DatasetWriter
+from navigator.dataset import DatasetWriter, WindowLoader
 from navigator.dataset.synthetic import synthetic_episode
 from navigator.training.augment import augment
 from navigator.training.config import TrainConfig
-from navigator.training.loop import (EpochReport, TrainHooks, _masked_mse, make_loader, new_policy, train,
-                                     training_device)
+from navigator.training.loop import (EpochReport, TrainHooks, TrainingExtras, _augmented, _masked_mse, make_loader,
+                                     new_policy, train, training_device)
 
 DISTINCT = 8  # rendered synthetic episodes; the others are copies under other seeds (quicker to make, same bytes)
 
@@ -103,6 +105,17 @@ def bare_steps(config: TrainConfig, steps: int) -> tuple[Callable[[], None], int
     return run, steps * int(batch.mask.sum())
 
 
+def batches_alone(config: TrainConfig, loader: WindowLoader, epochs: int) -> Callable[[], None]:
+    """What the loop's background thread makes for `epochs` epochs (batches read from the RAM cache, each window
+    augmented), with no training: the most the loop can train per second, whatever steps the network."""
+    def run() -> None:
+        for epoch in range(epochs):
+            for _ in _augmented(loader, config, epoch, TrainingExtras()):
+                pass
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="a dataset folder (default: a synthetic one made in a temporary folder)")
@@ -131,7 +144,8 @@ def main() -> None:
         frames = loader.frames("train")
         hooks, weights = EpochRates(), []
         bare, bare_frames = bare_steps(config, batches * args.epochs)
-        contenders = {"loop": whole_loop(config, scratch / "loop", hooks, weights), "bare": bare}
+        contenders = {"loop": whole_loop(config, scratch / "loop", hooks, weights), "bare": bare,
+                      "batches": batches_alone(config, loader, args.epochs)}
         on_gpu = config.device != "cpu"
         cpu_weights: list[dict[str, torch.Tensor]] = []
         if on_gpu:
@@ -153,6 +167,9 @@ def main() -> None:
               f"(validation, checkpoints, first-epoch decode included)")
         print(f"  loop's own epoch figure  {np.median(hooks.rates):8,.0f} frames/s   "
               f"{np.median(hooks.rates) / bare_rate:.2f}x (training batches only, as `navigator train` prints it)")
+        batch_rate = windows * args.epochs / medians["batches"]
+        print(f"  batches alone            {batch_rate:8,.0f} frames/s   {batch_rate / bare_rate:.2f}x (read and "
+              f"augmented by the loop's background thread, nothing trained: the loop's ceiling)")
         if on_gpu:
             cpu_rate = windows * args.epochs / medians["cpu loop"]
             print(f"  whole loop on the CPU    {cpu_rate:8,.0f} frames/s   the {config.device} loop runs at "
