@@ -361,15 +361,58 @@ def load_config(cls: type[T], path: str | Path | RecordedSettings | None = None,
         data: dict[str, Any] = copy.deepcopy(path.data)
     else:
         data = read_yaml_mapping(path) if path is not None else {}
+    given = copy.deepcopy(data)
     try:
         for dotted, value in (overrides or {}).items():
             if value is not None:
                 _check_known(cls, dotted)
                 _set(data, dotted, value)
-        return from_dict(cls, data)
+        config = from_dict(cls, data)
+        overridden = _overridden_problem(cls, given, data, overrides or {})
+        if overridden is None:
+            return config
     except ConfigError as error:
         raise ConfigError(_located(error, path, flags or {}, all_flags or flags or {}), error.key, error.problem,
                           error.mentions) from None
+    error, dotted = overridden  # named as the file has it, not by the flag that overrides it
+    message = _located(error, path, {}, all_flags or flags or {})
+    raise ConfigError(f"{message} (correct the file: {_flag_for(dotted, flags or {}) or 'the flag'} overrides it for "
+                      f"this run only)", error.key, error.problem, error.mentions)
+
+
+def _overridden_problem(cls: type, given: dict[str, Any], data: dict[str, Any],
+                        overrides: dict[str, Any]) -> tuple[ConfigError, str] | None:
+    """The problem of a value the file gives that a flag overrides, when the value itself is bad (`epochs: lots`
+    under `--epochs 1`), with the override's key: a broken file is refused whatever flags are given, so that it does
+    not break the next run made without them. Each such value is checked in place of its flag's, among the other
+    settings as given, so that only a problem of that value (a ConfigError keyed by it) is returned."""
+    for dotted, value in overrides.items():
+        file_value = _get(given, dotted)
+        if value is None or file_value is _ABSENT or file_value == value:
+            continue
+        trial = copy.deepcopy(data)
+        _set(trial, dotted, file_value)
+        try:
+            from_dict(cls, trial)
+        except ConfigError as error:
+            if error.key is not None and (error.key == dotted or error.key.startswith((f"{dotted}.", f"{dotted}["))):
+                return error, dotted
+        except Exception:  # noqa: BLE001 (a problem of another kind is the merged settings' to report)
+            continue
+    return None
+
+
+_ABSENT = object()
+
+
+def _get(data: dict[str, Any], dotted: str) -> Any:
+    """data["a"]["b"] for dotted "a.b", or _ABSENT when the file does not give it."""
+    node: Any = data
+    for name in dotted.split("."):
+        if not isinstance(node, dict) or name not in node:
+            return _ABSENT
+        node = node[name]
+    return node
 
 
 def _check_known(cls: type, dotted: str) -> None:

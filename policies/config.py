@@ -11,6 +11,28 @@ STATE_SIZE = 7  # [vx, vy, vz (heading frame FLU, m/s), roll, pitch (rad), yaw_r
 ACTION_SIZE = 4  # [vx forward, vy left, vz up, yaw_rate CCW], each divided by the airframe's limit
 # The heads `policies.registry` builds, named here (torch-free) so that configs can be checked without loading torch.
 MODEL_NAMES: tuple[str, ...] = ("cfc-ncp", "cfc", "ltc-ncp", "lstm", "gru", "mlp")
+# Wider heads and feature vectors than these are far past a ~20k-parameter policy: 1024 NCP neurons already hold
+# about 3M head parameters, and a mistyped 100000 would ask for tens of GB before the first step.
+MAX_HEAD_SIZE = 1024
+MAX_FEATURE_SIZE = 1024
+# An NCP wiring (ncps's AutoNCP) needs more neurons than its motor neurons (one per action) plus two.
+NCP_MODELS = ("cfc-ncp", "ltc-ncp")
+MIN_NCP_HEAD_SIZE = ACTION_SIZE + 3
+
+
+def size_problem(model: str, feature_size: int, head_size: int | None) -> tuple[str, str] | None:
+    """(the setting, what is wrong with it) when `feature_size` or `head_size` cannot make a policy of `model`, else
+    None: checked before any work, in the terms of the settings."""
+    if not 1 <= feature_size <= MAX_FEATURE_SIZE:
+        return "feature_size", f"must be in [1, {MAX_FEATURE_SIZE}], got {feature_size}"
+    if head_size is None:
+        return None
+    low = MIN_NCP_HEAD_SIZE if model in NCP_MODELS else 1
+    if not low <= head_size <= MAX_HEAD_SIZE:
+        why = (f" ({model}'s NCP wiring needs more neurons than its {ACTION_SIZE} motor neurons plus two)"
+               if model in NCP_MODELS and head_size < low else "")
+        return "head_size", f"must be in [{low}, {MAX_HEAD_SIZE}] for {model}, got {head_size}{why}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -27,8 +49,9 @@ class PolicyConfig:
     time_unit_s: float = 1.0 / 30.0
 
     def __post_init__(self) -> None:
-        if self.feature_size < 1 or (self.head_size is not None and self.head_size < 1):
-            raise ValueError(f"feature_size and head_size must be positive, got {self.feature_size}, {self.head_size}")
+        problem = size_problem(self.model, self.feature_size, self.head_size)
+        if problem is not None:
+            raise ValueError(f"{problem[0]} {problem[1]}")
         if self.time_unit_s <= 0:
             raise ValueError(f"time_unit_s must be positive, got {self.time_unit_s}")
 

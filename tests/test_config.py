@@ -117,6 +117,22 @@ def test_errors_name_the_flag_or_the_key_in_the_file(tmp_path):
         load_config(Ranged, path, {"rate": 7.0, "inner.width": 3}, {"rate": "--rate"})
 
 
+@pytest.mark.parametrize("text, flags, message", [
+    ("rate: 2\ncount: 3\n", {"rate": 0.5}, "rate in {path} must be in (0, 1), got 2.0 (correct the file: "
+                                                        "--rate overrides it for this run only)"),
+    ("count: lots\n", {"count": 3}, "count in {path} must be a whole number, got 'lots' (correct the file: --count "
+                                     "overrides it for this run only)"),
+])
+def test_a_bad_value_in_the_file_is_refused_even_where_a_flag_overrides_it(tmp_path, text, flags, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(Ranged, path, flags, {name: f"--{name}" for name in flags})
+    assert str(raised.value) == message.format(path=path)
+    path.write_text(text.replace("lots", "2").replace("rate: 2", "rate: 0.25"))  # the same file, corrected
+    assert load_config(Ranged, path, flags, {name: f"--{name}" for name in flags})
+
+
 @pytest.mark.parametrize("text, line, key", [
     ("a: 1\nb: 2\na: 3\n", 3, "a"),
     ("outer:\n  x: 1\n  deeper:\n    y: 1\n    y: 2\n", 5, "y"),
@@ -217,6 +233,11 @@ def test_collect_config_bounds(overrides, message):
 
 
 @pytest.mark.parametrize("overrides, message", [
+    ({"head_size": 100_000}, "head_size must be in [7, 1024] for cfc-ncp, got 100000"),
+    ({"head_size": 6}, "head_size must be in [7, 1024] for cfc-ncp, got 6 (cfc-ncp's NCP wiring needs more neurons "
+                       "than its 4 motor neurons plus two)"),
+    ({"head_size": 2000, "model": "lstm"}, "head_size must be in [1, 1024] for lstm, got 2000"),
+    ({"feature_size": 5000}, "feature_size must be in [1, 1024], got 5000"),
     ({"lr": 2.0}, "lr must be in (0, 1], got 2.0"),
     ({"augment.noise_std": 300}, "augment.noise_std must be in [0, 255], got 300.0"),
     ({"window": 8, "stride": 9}, "stride must be at most window (8), got 9"),

@@ -127,6 +127,11 @@ class TrainConfig:
                                          f"between windows would never be trained on")
         with setting_check("model"):
             object.__setattr__(self, "model", _canonical_model(self.model))
+        from policies.config import size_problem
+
+        problem = size_problem(self.model, self.feature_size, self.head_size)
+        if problem is not None:
+            raise SettingError(*problem)
         if isinstance(self.device, str):
             object.__setattr__(self, "device", self.device.strip().lower())
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
