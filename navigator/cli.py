@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import signal
 import sys
 import threading
@@ -113,6 +114,23 @@ class _Termination:
         raise KeyboardInterrupt
 
 
+_NEGATIVE_VALUE = re.compile(r"-\.?[0-9]")
+
+
+def _negative_values_attached(argv: list[str]) -> list[str]:
+    """argv with a value that starts with a minus sign joined to the option before it (`--sweep-levels -1,2` as
+    `--sweep-levels=-1,2`): argparse takes such a value for an option unless it is one plain negative number, and
+    says only "expected one argument", where the project's own check names what is wrong with the value."""
+    joined: list[str] = []
+    for token in argv:
+        previous = joined[-1] if joined else ""
+        if _NEGATIVE_VALUE.match(token) and previous.startswith("--") and "=" not in previous and previous != "--":
+            joined[-1] = f"{previous}={token}"
+        else:
+            joined.append(token)
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit code: 0 done, 1 a verdict of failure (e.g. an unsound dataset), 2 bad
     input (one line on stderr, no traceback), 130 interrupted (Ctrl-C), 143 stopped by SIGTERM. Anything else raised
@@ -121,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     from navigator.commands.common import json_stdout
 
     parser = build_parser()
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = _negative_values_attached(sys.argv[1:] if argv is None else list(argv))
     try:
         args, unknown = parser.parse_known_args(argv)
         if unknown:  # named with the command's own help, where its options are listed

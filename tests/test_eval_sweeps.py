@@ -110,6 +110,9 @@ def test_results_report_and_figure_gain_the_sweep(sweep_run):
     (["--sweep", "noise", "--sweep-levels", "-4"], "out of range"),
     (["--sweep", "noise", "--sweep-levels", "4,four"], "comma-separated numbers"),
     (["--sweep", "noise", "--sweep-base", "moon"], "unknown preset 'moon'"),
+    # A value starting with a minus sign reaches the project's check (argparse alone takes "-1,2" for an option).
+    (["--sweep", "noise", "--sweep-levels", "-1,2"], "noise level -1 is out of range"),
+    (["--sweep-base", "winter"], "--sweep-base must come with --sweep"),
     (["--videos", "-1"], "--videos must be >= 0"),
 ])
 def test_bad_sweep_input_exits_2_before_any_flight(tmp_path, capsys, args, message):

@@ -133,10 +133,6 @@ def run(args: argparse.Namespace) -> int:
     if source is None and continuing:
         source = recorded_settings(args.out / "eval.json", "settings")
     settings = FLAGS.load(args, source)
-    if args.attention_method is not None and not settings.attention:
-        # Recorded in eval.json but never used: refused like --attention-every without --attention.
-        raise UserError("--attention-method must come with --attention: it picks the saliency attention is measured "
-                        "with; add --attention, or drop --attention-method")
     backend = BACKEND_FLAGS.load(args, None)
     check_output_folder(args.out, "--out", continuing=continuing, kind="evaluation")
     check_reachable(backend)

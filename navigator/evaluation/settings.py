@@ -23,6 +23,9 @@ from navigator.explain.methods import DEFAULT_EVERY, canonical_method
 from navigator.scenario import (HELD_OUT_SEED, CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot,
                                 canonical_preset, canonical_task, set_canonical)
 
+_DEFAULT_SWEEP_BASE = "summer"
+_DEFAULT_ATTENTION_METHOD = "visualbackprop"
+
 
 @dataclass(frozen=True, order=True)
 class EpisodeKey:
@@ -46,9 +49,9 @@ class EvalSettings:
     max_seconds: float | None = setting(None, gt=0.0)  # None: the task's own limit
     sweeps: tuple[str, ...] = ()  # stress sweeps flown on top of sweep_base: noise | brightness | occlusion | wind
     sweep_levels: tuple[float, ...] = ()  # the one sweep's levels; empty: each sweep's default levels
-    sweep_base: str = "summer"  # the suite (preset spec) the sweeps' levels are applied to
+    sweep_base: str = _DEFAULT_SWEEP_BASE  # the suite (preset spec) the sweeps' levels are applied to
     attention: bool = False  # measure each policy pilot's attention on target (navigator.explain.attention)
-    attention_method: str = "visualbackprop"  # a saliency method: navigator.explain.methods.METHODS
+    attention_method: str = _DEFAULT_ATTENTION_METHOD  # a saliency method: navigator.explain.methods.METHODS
     # Camera steps between measurements; None: the method's own (DEFAULT_EVERY), filled in with `attention`.
     attention_every: int | None = setting(None, ge=1)
 
@@ -74,6 +77,14 @@ class EvalSettings:
             raise SettingError("attention_every", "must come with {attention}: it sets how often attention is "
                                                   "measured; add {attention}, or drop {attention_every}",
                                ("attention", "attention_every"))
+        # Settings read only with another one: given without it, they are recorded but never used.
+        if not self.sweeps and self.sweep_base != _DEFAULT_SWEEP_BASE:
+            raise SettingError("sweep_base", "must come with {sweeps}: it is the suite the sweeps' levels are "
+                                             "applied to; add {sweeps}, or drop {sweep_base}", ("sweeps", "sweep_base"))
+        if not self.attention and self.attention_method != _DEFAULT_ATTENTION_METHOD:
+            raise SettingError("attention_method", "must come with {attention}: it is how attention is measured; "
+                                                   "add {attention}, or drop {attention_method}",
+                               ("attention", "attention_method"))
         for name in ("pilots", "suites"):
             names = getattr(self, name)
             if not names:
