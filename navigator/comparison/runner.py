@@ -168,6 +168,8 @@ def _compare(config: CompareConfig, finished: list[str], workers: int, hooks: Ho
     out = Path(config.out)
     runs = config.runs()
     shared = _shared_data(out, finished)
+    if shared is not None and any(run_folder(out, *run).name not in finished for run in runs):
+        _check_shared_data(out, shared, finished)  # a comparison that cannot finish is refused before any work
     evaluated: list[tuple[RunInfo, EvalResults]] = []
     document: dict[str, Any] = {}
     for index, (model, seed) in enumerate(runs):
