@@ -257,9 +257,11 @@ def open_for_collection(out: Path, config: CollectConfig, resume: bool, extend: 
     and only those: the manifest's recipe then records the new counts, and its `extensions` list what was raised
     from what."""
     from navigator.dataset.manifest import manifest_path
+    from navigator.folder_lock import refuse_if_in_use
 
     if not (resume or extend):
         if manifest_path(out).exists():
+            refuse_if_in_use(out, "dataset")
             raise UserError(f"{out} already holds a dataset: pass --resume to continue it, or choose another --out")
         if out.exists() and not out.is_dir():
             raise UserError(f"--out {out} is a file, not a dataset folder; choose a new or empty folder")

@@ -20,6 +20,14 @@ from navigator.errors import UserError
 _held: dict[str, list[int]] = {}  # real path -> [descriptor, holders] in this process
 
 
+def refuse_if_in_use(folder: Path, what: str) -> None:
+    """UserError, as FolderLock gives it, when another process holds `folder`'s lock: what a refusal of a folder
+    that is not empty says first, since a second start of the same command finds the first one's files there (and
+    `--resume` would be refused too while the first still runs). Nothing is held after it returns."""
+    if folder.is_dir():
+        FolderLock(folder, what).release()
+
+
 class FolderLock:
     """An exclusive lock on an existing folder, held until `release` (or until this object is collected)."""
 

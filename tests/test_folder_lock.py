@@ -88,6 +88,33 @@ def test_a_folder_another_process_writes_is_refused_before_anything_changes(fold
         pass
 
 
+FRESH_STARTS = {
+    "data": ["collect", "--out", "{data}", "--episodes", "3", "--max-seconds", "1", "--workers", "1"],
+    "run": ["train", "--data", "{data}", "--out", "{run}", "--epochs", "1"],
+    "eval": ["eval", "--pilot", "expert", "--out", "{eval}"],
+    "comparison": ["compare", "--config", "launch/compare/fly_to_target.yaml", "--out", "{comparison}"],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FRESH_STARTS))
+def test_a_second_start_into_a_folder_being_written_says_it_is_in_use(folders, kind, capsys, monkeypatch):
+    # The same command started twice: the second finds the first's files, and advising --resume would only be
+    # refused in turn while the first runs.
+    monkeypatch.chdir(ROOT)
+    folder = folders[kind]
+    argv = [part.format(**folders) for part in FRESH_STARTS[kind]]
+    before = snapshot(folder)
+    holder = Holder(folder)
+    try:
+        assert main(argv) == 2
+        error = capsys.readouterr().err
+        assert f"{folder} is in use: {COMMANDS[kind][1]}; wait for it to end" in error, error
+        assert "--resume" not in error and len(error.strip().splitlines()) == 1
+        assert snapshot(folder) == before
+    finally:
+        holder.kill()
+
+
 def test_the_lock_is_reentrant_in_a_process_and_released_by_its_last_holder(tmp_path):
     outer = FolderLock(tmp_path, "dataset")
     with FolderLock(tmp_path / ".", "dataset"):  # the same folder by another name: this process holds it already

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from navigator.config import RecordedSettings
 from navigator.errors import UserError
+from navigator.folder_lock import refuse_if_in_use
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -91,6 +92,7 @@ def check_output_folder(path: Path, flag: str, *, continuing: bool, kind: str | 
                             f"another folder")
     if path.is_dir():
         if not continuing and any(path.iterdir()):
+            refuse_if_in_use(path, kind or "output")
             raise UserError(f"{flag} {path} is not empty: pass --resume to continue what is there, or choose a new "
                             f"or empty folder")
         _check_writable_folder(path, f"{flag} {path}")

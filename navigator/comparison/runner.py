@@ -31,7 +31,7 @@ from navigator.evaluation import pipeline as evaluation
 from navigator.evaluation.folder import with_added_settings, write_json
 from navigator.training.config import with_added_settings as with_added_training_settings
 from navigator.evaluation.results import EvalResults, build_results
-from navigator.folder_lock import FolderLock
+from navigator.folder_lock import FolderLock, refuse_if_in_use
 from navigator.resume import describe, differences, nothing_to_continue, without
 from navigator.training import pipeline as training
 
@@ -107,6 +107,7 @@ def open_study(out: Path, settings: dict[str, Any], resume: bool,
     what, name = study.what, study.record
     if not resume:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            refuse_if_in_use(out, what)
             raise UserError(f"--out {out} already exists and is not empty: pass --resume to continue the {what} "
                             f"there, or choose a new or empty folder")
         out.mkdir(parents=True, exist_ok=True)

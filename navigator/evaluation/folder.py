@@ -14,6 +14,7 @@ from typing import Any
 from navigator.config import to_dict
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.errors import UserError
+from navigator.folder_lock import refuse_if_in_use
 from navigator.evaluation.episodes import EpisodeRecord
 from navigator.evaluation.results import PilotInfo
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
@@ -38,6 +39,7 @@ def check_folder(out: Path, resume: bool, flag: str = "--resume") -> dict[str, A
     recorded_path = out / "eval.json"
     if not resume:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            refuse_if_in_use(out, "evaluation")
             raise UserError(f"{out} already exists and is not empty: pass --resume to continue the evaluation "
                             f"recorded there, or choose another --out")
         return None

@@ -37,7 +37,7 @@ from navigator.dataset import completeness, read_manifest
 from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError
-from navigator.folder_lock import FolderLock
+from navigator.folder_lock import FolderLock, refuse_if_in_use
 from navigator.resume import Continued, Difference, GivenAs, check_continuation, differences, without
 from navigator.scenario import CameraSettings
 from navigator.training import distributed
@@ -133,6 +133,8 @@ def _check_new(out: Path, config: TrainConfig) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a run folder; choose a new or empty folder")
     if out.is_dir():
+        if any(out.iterdir()):
+            refuse_if_in_use(out, "training run")
         if _run_state(out):
             raise UserError(f"{out} already holds a training run ({', '.join(_run_state(out))}): pass --resume to "
                             f"continue it, or choose another --out")
