@@ -282,6 +282,20 @@ def test_training_on_a_collection_that_stopped_early_warns(tmp_path, capsys):
     assert "warning" in printed and "incomplete: 2 of 3 episodes" in printed
 
 
+def test_training_on_too_few_episodes_for_a_validation_split_warns(tmp_path, capsys):
+    from navigator.dataset import DatasetWriter
+    from navigator.dataset.synthetic import synthetic_episode
+
+    writer = DatasetWriter.create(tmp_path / "ds", image_size=(48, 64), recipe={"synthetic": True})
+    writer.write(synthetic_episode(0, frames=40))
+    assert train("--data", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--epochs", "1") == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "warning" in printed and "the data holds 1 episode(s), too few to hold one out for validation" in printed
+    writer.write(synthetic_episode(1, frames=40))  # two: one is held out, and nothing is said
+    assert train("--data", str(tmp_path / "ds"), "--out", str(tmp_path / "run2"), "--epochs", "1") == 0
+    assert "validation" not in capsys.readouterr().out.split("best validation loss")[0]
+
+
 def test_batches_made_ahead_come_in_order_with_errors_in_their_place():
     from navigator.training.loop import prefetched
 

@@ -95,6 +95,8 @@ class TrainHooks:
 
     def batch(self, index: int, batches: int, frames: int, loss: float) -> None: ...
 
+    def warning(self, message: str) -> None: ...
+
 
 class TrainingExtras:
     """What a training may change in the plain recipe, each part overridable: where the weights start, which of them
@@ -397,6 +399,10 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
     if leads:
         out.mkdir(parents=True, exist_ok=True)
     loader = make_loader(config, stage.data)
+    if leads and not loader.windows("val"):
+        hooks.warning(f"the data holds {len(loader.episodes)} episode(s), too few to hold one out for validation: "
+                      f"the validation loss is measured on the training windows, so it cannot show overfitting and "
+                      f"best.pt is the epoch that fit them best; collect at least 2 episodes")
     scenario = data_scenario(loader)
     policy = initial if initial is not None else extras.policy(config, loader, scenario["camera"])
     state, policy = distributed.start_from_leader(group, state, policy)

@@ -66,8 +66,6 @@ class Hooks(TrainHooks):
 
     def episode(self, collected: CollectedEpisode) -> None: ...
 
-    def warning(self, message: str) -> None: ...
-
     def cluster(self, cluster: Cluster) -> None:
         """A collection's workers are up (Cluster.describe() says where)."""
 
