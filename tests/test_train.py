@@ -296,6 +296,18 @@ def test_training_on_too_few_episodes_for_a_validation_split_warns(tmp_path, cap
     assert "validation" not in capsys.readouterr().out.split("best validation loss")[0]
 
 
+def test_more_threads_than_cores_train_with_the_cores_and_say_so(demos, tmp_path, capsys):
+    import os
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"data: [{demos}]\nthreads: 1000\n")
+    assert train("--config", str(recipe), "--out", str(tmp_path / "run"), *FAST) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    cores = len(os.sched_getaffinity(0))
+    assert f"threads: 1000 is more than the {cores} CPU core(s) this process may use" in printed
+    assert torch.get_num_threads() == cores
+
+
 def test_batches_made_ahead_come_in_order_with_errors_in_their_place():
     from navigator.training.loop import prefetched
 
