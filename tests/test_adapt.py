@@ -402,7 +402,8 @@ def test_forgetting_and_the_goal_are_computed_from_the_outcomes(tmp_path):
     assert [(g["strategy"], g["met"]) for g in document["goal"]] == [("finetune", False), ("freeze-cnn", True)]
     table = render_curve(json.loads(json.dumps(document)))
     assert "Success in night (the starting policy: 2/5 (40%)):" in table
-    assert f"| finetune | +0 [+0, +0] (100%) | +30 [{100 * (1 - high):+.0f}, {100 * (1 - low):+.0f}] (70%) |" in table
+    # 10 of 10 summer worlds after 5 demonstrations: no forgetting, within the Wilson interval of 10 alike outcomes.
+    assert f"| finetune | +0 [+0, +28] (100%) | +30 [{100 * (1 - high):+.0f}, {100 * (1 - low):+.0f}] (70%) |" in table
     assert "- night, freeze-cnn: 90% in night, +0 points on summer: met." in table
     assert "| N = 5 | N = 20 |" in table and "roll-outs" not in table
     with_dagger = dataclasses.replace(config, train={"dagger": {"rounds": 2, "episodes": 10, "epochs": 4}})

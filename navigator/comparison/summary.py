@@ -63,7 +63,7 @@ def build_comparison(results: EvalResults, runs: list[RunInfo], reference: str, 
             "episodes": settings.episodes, "world_seeds": seeds,
             "training_seeds": sorted({run.seed for run in runs}),
             "interval": "hierarchical bootstrap 95% interval (training seeds resampled, then worlds, the same for "
-                        "every seed)",
+                        "every seed; where every outcome is alike, the Wilson interval of them all)",
             "reference": reference, "recipe": recipe, "models": entries, "missing_runs": list(missing),
             "above_reference": above_reference(entries, reference, list(settings.suites))}
 

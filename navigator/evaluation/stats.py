@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from statistics import NormalDist
 
 import numpy as np
 
@@ -35,14 +36,20 @@ def seed_bootstrap(outcomes: Sequence[Sequence[bool]], *, resamples: int = 10_00
     `outcomes[i][j]` is the success of training seed i on world j (the same worlds, in the same order, for every
     training seed). Each of `resamples` resamples draws training seeds with replacement, then worlds with
     replacement, the same drawn worlds for every drawn seed (the worlds are paired), and takes the mean success;
-    the interval is the central `level` share of those means (percentile bootstrap). Returns (mean success over
-    all outcomes, low, high), all in [0, 1]. The same input and `seed` give the same interval (numpy's
-    Generator(seed)). ValueError: no seeds, no worlds, rows of unequal length, resamples < 1 or level not in (0, 1).
+    the interval is the central `level` share of those means (percentile bootstrap). Where every outcome is the
+    same (every world failed, say) each resample is too, and that interval would be a single point, claiming a
+    certainty a few worlds cannot give: there the interval is the Wilson score interval of all outcomes pooled.
+    Returns (mean success over all outcomes, low, high), all in [0, 1]. The same input and `seed`
+    give the same interval (numpy's Generator(seed)). ValueError: no seeds, no worlds, rows of unequal length,
+    resamples < 1 or level not in (0, 1).
     """
     table = np.asarray([[bool(outcome) for outcome in row] for row in outcomes], dtype=float)
     if len(outcomes) == 0 or table.ndim != 2 or table.shape[1] == 0:
         raise ValueError("need at least one training seed and one world, with the same worlds for every seed")
-    return _hierarchical_bootstrap(table, resamples, level, seed)
+    mean, low, high = _hierarchical_bootstrap(table, resamples, level, seed)
+    if table.min() == table.max():
+        low, high = wilson_interval(int(table.sum()), table.size, z=NormalDist().inv_cdf(0.5 + level / 2))
+    return mean, low, high
 
 
 def mean_bootstrap(values: Sequence[float], *, resamples: int = 10_000, level: float = 0.95,
