@@ -290,7 +290,7 @@ def open_for_collection(out: Path, config: CollectConfig, resume: bool, extend: 
     recovery = writer.recover()
     notes += [f"adopted {len(recovery.adopted)} finished episode file(s) missing from the manifest"] * bool(
         recovery.adopted)
-    notes += [f"set aside {file}: {why}" for file, why in recovery.rejected]
+    notes += [f"set aside {file} as {aside}: {why}" for file, why, aside in recovery.rejected]
     notes += [f"removed {len(recovery.removed_temporaries)} partial file(s)"] * bool(recovery.removed_temporaries)
     return writer, notes
 

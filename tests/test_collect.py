@@ -238,6 +238,23 @@ def test_resume_re_flies_exactly_a_missing_episode_file(tmp_path, capsys):
     assert dataset_bytes(out) == uninterrupted  # the same dataset as if nothing had happened
 
 
+def test_resume_sets_an_unreadable_stray_episode_file_aside_once(tmp_path, capsys):
+    out = tmp_path / "ds"
+    args = ["--out", str(out), "--episodes", "2", "--workers", "1", *SHORT]
+    assert collect(*args) == 0
+    uninterrupted = dataset_bytes(out)
+    stray = out / "episodes" / "stray.npz"
+    stray.write_bytes(b"not an episode")
+    capsys.readouterr()
+    assert collect(*args, "--resume") == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "resume: set aside stray.npz as stray.npz.damaged: " in printed
+    assert not stray.exists() and (out / "episodes" / "stray.npz.damaged").read_bytes() == b"not an episode"
+    assert collect(*args, "--resume") == 0  # said once: the file is no longer read as an episode
+    assert "stray" not in capsys.readouterr().out
+    assert {path: data for path, data in dataset_bytes(out).items() if "stray" not in str(path)} == uninterrupted
+
+
 def test_resume_and_extend_set_a_damaged_episode_file_aside_and_fly_it_again(tmp_path, capsys):
     out = tmp_path / "ds"
     args = ["--out", str(out), "--workers", "1", *SHORT]

@@ -73,7 +73,8 @@ class Recovery:
     """What `DatasetWriter.recover` did after an interrupted collection."""
 
     adopted: list[EpisodeEntry] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, why it was not adopted)
+    # (file, why it was not adopted, the name it was set aside as: never deleted, no longer read as an episode)
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)
     removed_temporaries: list[str] = field(default_factory=list)
 
 
@@ -90,13 +91,15 @@ class Verification:
 DAMAGED_SUFFIX = ".damaged"
 
 
-def _aside_name(path: Path) -> Path:
-    """A free name next to `path` to set its damaged file aside under: NAME.damaged, NAME.damaged-2, ..."""
+def _set_aside(path: Path) -> str:
+    """Rename a damaged or foreign episode file to a free name next to it (NAME.damaged, NAME.damaged-2, ...), which
+    nothing reads as an episode; returns that name."""
     candidate, number = path.with_name(path.name + DAMAGED_SUFFIX), 1
     while candidate.exists():
         number += 1
         candidate = path.with_name(f"{path.name}{DAMAGED_SUFFIX}-{number}")
-    return candidate
+    path.rename(candidate)
+    return candidate.name
 
 
 class DatasetWriter:
@@ -228,9 +231,7 @@ class DatasetWriter:
             if not path.is_file():
                 verification.missing.append(entry)
             elif file_sha256(path) != entry.sha256:
-                aside = _aside_name(path)
-                path.rename(aside)
-                verification.damaged.append((entry, aside.name))
+                verification.damaged.append((entry, _set_aside(path)))
         gone = {entry.key for entry in verification.missing} | {entry.key for entry, _ in verification.damaged}
         if gone:
             self._manifest = replace(self._manifest,
@@ -253,11 +254,12 @@ class DatasetWriter:
                     episode = load_episode(path)
                     _layout_check(self.path, self._manifest, episode, path.name)
                 except DatasetError as error:
-                    recovery.rejected.append((path.name, str(error)))
+                    recovery.rejected.append((path.name, str(error), _set_aside(path)))
                     continue
                 if episode.key.file_name() != path.name or episode.key in self.completed():
                     recovery.rejected.append((path.name, f"holds episode {episode.key}, which belongs in "
-                                                         f"{episode.key.file_name()} or is already listed"))
+                                                         f"{episode.key.file_name()} or is already listed",
+                                              _set_aside(path)))
                     continue
                 entry = _entry(path.name, file_sha256(path), episode)
                 self.add(entry)
