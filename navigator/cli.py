@@ -156,23 +156,30 @@ def main(argv: list[str] | None = None) -> int:
         with json_stdout(getattr(args, "json", False)):
             return int(args._module.run(args) or 0)
     except (UserError, SettingError) as error:  # SettingError: a config dataclass refused a value
-        print(f"navigator {args.command}: error: {error}", file=sys.stderr)
+        print(f"{_command_name(args)}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         stopped = "stopped by SIGTERM" if _Termination.received else "interrupted"
-        print(f"navigator {args.command}: {interrupted(args, stopped)}", file=sys.stderr)
+        print(f"{_command_name(args)}: {interrupted(args, stopped)}", file=sys.stderr)
         return 143 if _Termination.received else 130
     except ModuleNotFoundError as error:
         extra = EXTRA_OF_MODULE.get((error.name or "").partition(".")[0])
         if extra is None:  # not a dependency an extra provides: a broken install or a bug, shown in full
             raise
-        print(f"navigator {args.command}: error: this command needs {error.name}, which this installation lacks "
+        print(f"{_command_name(args)}: error: this command needs {error.name}, which this installation lacks "
               f"(a companion computer installs only the onboard extra); install it with: "
               f"pip install 'liquid-navigator[{extra}]'", file=sys.stderr)
         return 2
     finally:
         if installed:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    """The command as typed, with its action where it has one: "navigator data preview", "navigator adapt curve"."""
+    action = next((value for value in (getattr(args, "action", None), getattr(args, "mode", None))
+                   if isinstance(value, str)), None)
+    return " ".join(["navigator", args.command, *([action] if action else [])])
 
 
 def interrupted(args: argparse.Namespace, stopped: str = "interrupted") -> str:

@@ -149,7 +149,9 @@ class Interrupt(Hooks):
             raise KeyboardInterrupt
 
 
-def test_an_interrupted_adaptation_resumes_to_the_same_policy_and_refuses_changed_settings(night, tmp_path, capsys):
+def test_an_interrupted_adaptation_resumes_to_the_same_policy_and_refuses_changed_settings(night, tmp_path, capsys,
+                                                                                           monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # the hint on one line, as long as its paths are
     settings = {"data": (str(night),), "strategy": "l2-anchor", "epochs": 2, "batch_size": 2}
     whole = adapt(AdaptConfig(**settings, out=str(tmp_path / "whole")), False)
     config = AdaptConfig(**settings, out=str(tmp_path / "cut"))
@@ -159,6 +161,9 @@ def test_an_interrupted_adaptation_resumes_to_the_same_policy_and_refuses_change
     assert main(["adapt", "--out", out, "--resume", "--strategy", "finetune"]) == 2
     assert "strategy: run has 'l2-anchor', you gave 'finetune'" in capsys.readouterr().err
     assert main(["adapt", "--out", out, "--resume"]) == 0
+    # The run recorded the shipped policy's path; the hint names it as the user would type it.
+    assert f"measure it: navigator eval --pilot pretrained --pilot {tmp_path / 'cut' / 'best.pt'}" in " ".join(
+        capsys.readouterr().out.split())
     a, b = load_checkpoint(whole)[0].state_dict(), load_checkpoint(tmp_path / "cut" / "best.pt")[0].state_dict()
     assert all(torch.equal(a[name], b[name]) for name in a)
     assert main(["adapt", "--out", out, "--resume"]) == 2

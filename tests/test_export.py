@@ -228,9 +228,13 @@ def test_existing_out_bad_checkpoint_and_bad_options_are_refused_before_work(bun
          "trained on fly-to-target seeds 0-199 (data in datasets/summer-fly-to-target), and the export's "
          "verification flights would fly seeds 150-152 of them"),
     ]
+    shipped = str(Path(__file__).resolve().parents[1] / "policies" / "pretrained" / "fly-to-target-cfc-ncp.pt")
+    cases.append((["--checkpoint", shipped, "--task", "hike", "--out", str(tmp_path / "b")],
+                  "was trained on fly-to-target demonstrations, not hike"))
     for args, message in cases:
         assert main(["export", *args]) == 2, args
-        assert message in capsys.readouterr().err, args
+        printed = capsys.readouterr()
+        assert message in printed.err and "exporting" not in printed.out, args  # refused before any stage began
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.pt"]  # nothing written
 
 

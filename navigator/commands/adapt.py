@@ -150,6 +150,7 @@ def _adapt(args: argparse.Namespace) -> int:
     from navigator.adapt.config import changed_settings
     from navigator.adapt.run import adapt, data_presets, refuse_changed
     from navigator.commands.common import check_output_folder, progress_bar
+    from navigator.pilots import pretrained_checkpoint
     from navigator.training.pipeline import load_trained
 
     source = _source(args)
@@ -169,8 +170,11 @@ def _adapt(args: argparse.Namespace) -> int:
     suites = ",".join(dict.fromkeys([*data_presets(config.data), "summer"]))
     tasks = {record.get("task") for record in metadata.get("training_seeds") or []} - {None, "fly-to-target"}
     task = f" --task {tasks.pop()}" if len(tasks) == 1 else ""  # what it learnt: fly and eval default to fly-to-target
+    start = config.pilot  # a resumed run recorded the shipped policy's path: named as the user would type it
+    if Path(start).resolve() == pretrained_checkpoint(config.task).resolve():
+        start = "pretrained"
     console.print(f"adapted policy: {best}  ·  fly it: navigator fly --pilot {best}{task}  ·  measure it: navigator "
-                  f"eval --pilot {config.pilot} --pilot {best}{task} --suites {suites} --out reports/NAME")
+                  f"eval --pilot {start} --pilot {best}{task} --suites {suites} --out reports/NAME")
     return 0
 
 

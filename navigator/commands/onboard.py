@@ -73,9 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engage", action="store_true", help="request the offboard mode (OFFBOARD / GUIDED) once "
                                                               "after pre-streaming setpoints, instead of waiting for "
                                                               "the operator to switch to it")
-    parser.add_argument("--duration", type=float, metavar="S", help="stop after this many seconds, at most "
-                                                                    f"{DURATION_S.le:g} (default: run until Ctrl-C "
-                                                                    "or SIGTERM)")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after this many seconds of running, "
+                                                                    f"at most {DURATION_S.le:g}, counted once the "
+                                                                    "camera's first frame and the autopilot's first "
+                                                                    "heartbeat arrived (their waits have their own "
+                                                                    "limits: camera.open_timeout_s, "
+                                                                    "link.connect_timeout_s) (default: run until "
+                                                                    "Ctrl-C or SIGTERM)")
     parser.add_argument("--log-dir", type=Path, help=f"folder for the flight log (one JSON Lines file per run; "
                                                      f"default: {DEFAULT_LOG_DIR})")
     parser.add_argument("--json", action="store_true", help="print the run's summary as one JSON document on stdout")
@@ -237,6 +241,7 @@ def _fly(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.bundle)
     console = Console(stderr=args.json)
     hfov = config.camera.hfov_deg if config.camera.hfov_deg is not None else bundle.image_spec.input_hfov_deg
+    bundle.check_hfov(hfov)
 
     log = None
     try:

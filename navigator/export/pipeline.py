@@ -189,12 +189,12 @@ def export_bundle(request: ExportRequest, hooks: Hooks | None = None) -> dict[st
         folders.append(source.path.parents[2] / "reports" / f"shipped-{source.task}")
     evaluation = find_evaluation(folders, checkpoint_sha256)
 
-    hooks.stage("exporting the single-step graph")
-    graph = export_graph(source.policy)
     env = make_scenario_env(_scenario(source))
     staging = temporary_name(out)
     try:
-        pilot = CheckpointPilot(source.path, env)
+        pilot = CheckpointPilot(source.path, env)  # refuses a checkpoint of another task before any work
+        hooks.stage("exporting the single-step graph")
+        graph = export_graph(source.policy)
         description = env.unwrapped.description()
         out.parent.mkdir(parents=True, exist_ok=True)
         staging.mkdir()

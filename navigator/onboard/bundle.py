@@ -89,6 +89,15 @@ class Bundle:
     def output_names(self) -> tuple[str, ...]:
         return ("action", *(f"{name}_out" for name, _ in self.hidden))
 
+    def check_hfov(self, hfov_deg: float) -> None:
+        """UserError, before a camera is opened, for a horizontal field of view narrower than the policy's trained
+        view: no camera of that view can give it (the rest needs the camera's size: `image_spec_for`)."""
+        trained = self.image_spec.output_hfov_deg
+        if hfov_deg < trained:
+            raise UserError(f"a camera with a {hfov_deg:g} deg horizontal field of view cannot give the policy of "
+                            f"{self.path} its trained {trained:g} deg view; use a camera at least that wide, or set "
+                            f"its field of view correctly (--camera-fov)")
+
     def image_spec_for(self, width: int, height: int, hfov_deg: float) -> ImageSpec:
         """The preprocessing from an actual camera (width x height pixels, horizontal field of view `hfov_deg`) to
         the policy's input: a centred crop to the trained field of view, resized to the trained size, normalised as

@@ -12,6 +12,7 @@ keeps counting while `read()` hangs. A source that fails (cannot open, read fail
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -31,6 +32,16 @@ class Frame:
     sequence: int
 
 
+def _quiet_capture_logs() -> None:
+    """A source that keeps failing is retried every few seconds, and FFmpeg and OpenCV would print a line for each
+    try until the runtime stops; the reader keeps the failure in `last_error` for the runtime to report. FFmpeg's
+    level is read when a capture opens; OpenCV's is set here, whenever cv2 was imported. A level the user set in the
+    environment is kept."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def parse_source(source: str) -> int | str:
     """A device index ("0") as int; anything else (file path, URL) unchanged."""
     return int(source) if source.strip().isdigit() else source
@@ -47,6 +58,10 @@ def check_source(source: str) -> None:
     if stripped.startswith("-") and stripped[1:].isdigit():
         raise UserError(f"--camera {source}: a device index is 0 or more (0 is /dev/video0); {fix}")
     if stripped.isdigit():
+        device = f"/dev/video{int(stripped)}"
+        if sys.platform.startswith("linux") and os.path.isdir("/dev") and not os.path.exists(device):
+            raise UserError(f"--camera {source}: this machine has no {device} (is the camera plugged in? `ls "
+                            f"/dev/video*` lists the cameras it has); {fix}")
         return
     if "://" not in source and "%" not in source and "!" not in source:
         if not os.path.exists(source):
@@ -62,6 +77,7 @@ class CameraReader:
     def __init__(self, source: str, *, read_timeout_s: float = 3.0, backoff_s: float = 0.5,
                  backoff_max_s: float = 5.0) -> None:
         check_source(source)
+        _quiet_capture_logs()
         self.source = source
         self._target = parse_source(source)
         self._is_file = isinstance(self._target, str) and os.path.isfile(self._target)
