@@ -238,6 +238,13 @@ def test_existing_out_bad_checkpoint_and_bad_options_are_refused_before_work(bun
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.pt"]  # nothing written
 
 
+def test_an_empty_folder_is_taken_as_out_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "bundle"
+    out.mkdir()  # as every command takes one (made ahead by the user, say)
+    assert main(["export", "--checkpoint", "pretrained", "--out", str(out), "--verify-episodes", "1"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["policy.json", "policy.onnx"]
+
+
 def test_overwrite_never_deletes_what_the_user_put_in_the_bundle_folder(bundle, tmp_path, capsys):
     copy = copy_of(bundle, tmp_path)
     (copy / "notes.txt").write_text("my flight notes\n")

@@ -118,11 +118,14 @@ BUNDLE_FILES = (MANIFEST_NAME, GRAPH_NAME)  # all a bundle folder holds: --overw
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
-    """Refuse, before any work, an --out that exists (unless --overwrite and it is an empty folder, or a bundle holding
-    nothing but its own files: nothing of the user's is ever deleted) or that could not be written."""
+    """Refuse, before any work, an --out that exists (an empty folder is taken as every command takes one; with
+    --overwrite, a bundle holding nothing but its own files: nothing of the user's is ever deleted) or that could not
+    be written."""
     from navigator.commands.common import check_output_folder
 
-    if out.exists() or out.is_symlink():
+    if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+        check_output_folder(out, "--out", continuing=False)
+    elif out.exists() or out.is_symlink():
         if not overwrite:
             raise UserError(f"--out {out} already exists; pass --overwrite to replace it, or choose another name")
         if out.is_symlink() or not out.is_dir():
