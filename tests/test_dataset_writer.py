@@ -101,8 +101,9 @@ def test_resume_adopts_a_complete_stray_file_and_rejects_a_broken_one(tmp_path):
     writer = DatasetWriter.open(writer.path)
     recovery = writer.recover()
     assert recovery.adopted == [stray]
-    assert [name for name, _ in recovery.rejected] == [broken.file]
+    assert [(name, aside) for name, _, aside in recovery.rejected] == [(broken.file, f"{broken.file}.damaged")]
     assert "cannot be read as an episode file" in recovery.rejected[0][1]
+    assert not broken_path.exists() and (broken_path.parent / f"{broken.file}.damaged").is_file()  # kept, aside
     assert writer.completed() == {EpisodeKey("fly_to_target", "summer", s) for s in (0, 1)}
     assert [e.seed for e in Dataset.open(writer.path).entries] == [0, 1]
 
