@@ -385,11 +385,8 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
     leads = group is None or group.leader  # the one process that reads and writes the run folder
     epochs = stage.epochs
     device = training_device(config.device, group)
-    cores = distributed.usable_cpus()
-    if config.threads > cores and leads:
-        hooks.warning(f"threads: {config.threads} is more than the {cores} CPU core(s) this process may use; threads "
-                      f"that share cores only wait for each other, so training uses {cores} (the result is the same)")
-    torch.set_num_threads(min(config.threads, cores))
+    # Threads that share cores only wait for each other (run_recipe says so once when the recipe asks for more).
+    torch.set_num_threads(min(config.threads, distributed.usable_cpus()))
     torch.manual_seed(config.seed)
     state_path, best_path = out / "last.pt", out / "best.pt"
     start_epoch, best_val, stale, history = 0, math.inf, 0, []

@@ -396,6 +396,10 @@ def run_recipe(config: TrainConfig, resume: bool, hooks: Hooks, extend: bool = F
 
 def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: Hooks,
                 extras: TrainingExtras | None) -> None:
+    cores = distributed.usable_cpus()
+    if config.threads > cores:  # said once; every stage's training uses the cores (navigator.training.loop.train)
+        hooks.warning(f"threads: {config.threads} is more than the {cores} CPU core(s) this process may use; threads "
+                      f"that share cores only wait for each other, so training uses {cores} (the result is the same)")
     progress_path = out / "progress.json"
     first = Path(config.data[0])
     if config.collect is not None and "collect" not in progress["completed"]:
