@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"{error.parser.prog}: error: {error} (see '{error.parser.prog} --help')", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as error:  # --help shows defaults from the command's config, which may need an extra
+        return _missing_extra(error, f"navigator {next((a for a in argv if not a.startswith('-')), '')}".strip())
     _Termination.received = False
     # Signal handlers can only be set from the main thread (main() called from another one keeps SIGTERM's default).
     installed = threading.current_thread() is threading.main_thread()
@@ -163,16 +165,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{_command_name(args)}: {interrupted(args, stopped)}", file=sys.stderr)
         return 143 if _Termination.received else 130
     except ModuleNotFoundError as error:
-        extra = EXTRA_OF_MODULE.get((error.name or "").partition(".")[0])
-        if extra is None:  # not a dependency an extra provides: a broken install or a bug, shown in full
-            raise
-        print(f"{_command_name(args)}: error: this command needs {error.name}, which this installation lacks "
-              f"(a companion computer installs only the onboard extra); install it with: "
-              f"pip install 'liquid-navigator[{extra}]'", file=sys.stderr)
-        return 2
+        return _missing_extra(error, _command_name(args))
     finally:
         if installed:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _missing_extra(error: ModuleNotFoundError, command: str) -> int:
+    """Exit status 2, having said which extra provides the module `command` lacks; re-raises `error` when no extra
+    provides it (a broken install or a bug, shown in full)."""
+    extra = EXTRA_OF_MODULE.get((error.name or "").partition(".")[0])
+    if extra is None:
+        raise error
+    print(f"{command}: error: this command needs {error.name}, which this installation lacks (a companion computer "
+          f"installs only the onboard extra); install it with: pip install 'liquid-navigator[{extra}]'",
+          file=sys.stderr)
+    return 2
 
 
 def _command_name(args: argparse.Namespace) -> str:

@@ -388,8 +388,8 @@ def _overridden_problem(cls: type, given: dict[str, Any], data: dict[str, Any],
     settings as given, so that only a problem of that value (a ConfigError keyed by it) is returned."""
     for dotted, value in overrides.items():
         file_value = _get(given, dotted)
-        if value is None or file_value is _ABSENT or file_value == value:
-            continue
+        if value is None or file_value is _ABSENT or (type(file_value) is type(value) and file_value == value):
+            continue  # (True == 1 and 1.0 == 1 in Python, yet neither is a whole number to a setting)
         trial = copy.deepcopy(data)
         _set(trial, dotted, file_value)
         try:

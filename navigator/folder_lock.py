@@ -28,6 +28,23 @@ def refuse_if_in_use(folder: Path, what: str) -> None:
         FolderLock(folder, what).release()
 
 
+def refuse_if_being_written(folder: Path, what: str) -> None:
+    """UserError, as FolderLock gives it, when another process is writing `folder` (holds its lock): what a reader
+    says before reading a dataset a collection is still adding to, which would silently use only part of it. A
+    shared lock, taken and dropped at once, so that readers never refuse each other."""
+    key = os.path.realpath(folder)
+    if key in _held or not os.path.isdir(key):  # this process's own writing (a DAgger round it just collected)
+        return
+    descriptor = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UserError(f"{folder} is in use: another navigator process is writing this {what}; wait for it to end "
+                        f"(or stop it), then run the command again") from None
+    finally:
+        os.close(descriptor)  # closing the descriptor drops the shared lock
+
+
 class FolderLock:
     """An exclusive lock on an existing folder, held until `release` (or until this object is collected)."""
 

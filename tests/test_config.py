@@ -122,6 +122,11 @@ def test_errors_name_the_flag_or_the_key_in_the_file(tmp_path):
                                                         "--rate overrides it for this run only)"),
     ("count: lots\n", {"count": 3}, "count in {path} must be a whole number, got 'lots' (correct the file: --count "
                                      "overrides it for this run only)"),
+    # Equal to the flag's value in Python (True == 1, 1.0 == 1), yet not a whole number as a setting.
+    ("count: true\n", {"count": 1}, "count in {path} must be a whole number, got True (correct the file: --count "
+                                     "overrides it for this run only)"),
+    ("count: 1.0\n", {"count": 1}, "count in {path} must be a whole number, got 1.0 (correct the file: --count "
+                                    "overrides it for this run only)"),
 ])
 def test_a_bad_value_in_the_file_is_refused_even_where_a_flag_overrides_it(tmp_path, text, flags, message):
     path = tmp_path / "c.yaml"
@@ -129,7 +134,7 @@ def test_a_bad_value_in_the_file_is_refused_even_where_a_flag_overrides_it(tmp_p
     with pytest.raises(ConfigError) as raised:
         load_config(Ranged, path, flags, {name: f"--{name}" for name in flags})
     assert str(raised.value) == message.format(path=path)
-    path.write_text(text.replace("lots", "2").replace("rate: 2", "rate: 0.25"))  # the same file, corrected
+    path.write_text(text.replace("lots", "2").replace("true", "2").replace("1.0", "2").replace("rate: 2", "rate: 0.25"))
     assert load_config(Ranged, path, flags, {name: f"--{name}" for name in flags})
 
 
@@ -237,6 +242,9 @@ def test_collect_config_bounds(overrides, message):
     ({"head_size": 6}, "head_size must be in [7, 1024] for cfc-ncp, got 6 (cfc-ncp's NCP wiring needs more neurons "
                        "than its 4 motor neurons plus two)"),
     ({"head_size": 2000, "model": "lstm"}, "head_size must be in [1, 1024] for lstm, got 2000"),
+    ({"head_size": 0}, "head_size must be in [7, 1024] for cfc-ncp, got 0"),
+    ({"head_size": 300, "model": "ltc-ncp"}, "head_size must be in [7, 256] for ltc-ncp, got 300"),
+    ({"device": "cuda:01"}, "device must be cpu, cuda or cuda:N (the GPU's index), got 'cuda:01'"),
     ({"feature_size": 5000}, "feature_size must be in [1, 1024], got 5000"),
     ({"lr": 2.0}, "lr must be in (0, 1], got 2.0"),
     ({"augment.noise_std": 300}, "augment.noise_std must be in [0, 255], got 300.0"),

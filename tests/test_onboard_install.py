@@ -59,7 +59,8 @@ def test_onboard_install_runs_the_cli(onboard_python: Path) -> None:
 
 def test_simulator_commands_name_the_missing_extra(onboard_python: Path) -> None:
     navigator = onboard_python.parent / "navigator"
-    for argv, extra in ((["fly", "--episodes", "1"], "sim"), (["sitl", "--episodes", "1"], "sim")):
+    for argv, extra in ((["fly", "--episodes", "1"], "sim"), (["sitl", "--episodes", "1"], "sim"),
+                        (["train", "--help"], "sim")):  # help shows the recipe's defaults, which need the simulator
         result = subprocess.run([str(navigator), *argv], capture_output=True, text=True)
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr

@@ -188,6 +188,13 @@ def test_bad_inputs_are_refused_before_anything_is_sent(bundle: Path, video: Pat
     assert len(error.strip().splitlines()) == 1 or "tcp:" in options["--mavlink"]  # tcp: after the camera's lines
 
 
+def test_self_test_fails_a_field_of_view_the_runtime_refuses(bundle: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")
+    assert main(["onboard", "--self-test", "--bundle", str(bundle), "--camera-fov", "30"]) == 1
+    printed = capsys.readouterr()
+    assert re.search(r"FAIL field of view a camera with a 30 deg .* cannot give the policy", printed.out + printed.err)
+
+
 def test_self_test_options_need_self_test_and_fly_options_need_flying(bundle: Path, capsys) -> None:
     assert main(["onboard", "--self-test", "--bundle", str(bundle), "--engage"]) == 2
     assert "--engage applies only to flying, and --self-test flies nothing" in capsys.readouterr().err

@@ -33,7 +33,7 @@ from navigator.config import (
 )
 from navigator.resume import Difference, differences
 from navigator.scenario import canonical_task, set_canonical
-from navigator.training.config import MAX_EPOCHS, DaggerConfig, TrainConfig
+from navigator.training.config import MAX_EPOCHS, DaggerConfig, TrainConfig, check_device
 
 # name -> what it trains on and what it trains, in the user's words (help texts and messages list them in this order).
 STRATEGIES: dict[str, str] = {
@@ -144,6 +144,7 @@ class AdaptConfig:
     def __post_init__(self) -> None:
         check_settings(self)
         set_canonical(self, "task", canonical_task)
+        object.__setattr__(self, "device", check_device(self.device))
         with setting_check("strategy"):
             object.__setattr__(self, "strategy", canonical_strategy(self.strategy))
         pilot = self.pilot.strip().lower() if isinstance(self.pilot, str) else self.pilot

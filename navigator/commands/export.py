@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                     "pretrained (the shipped policy of --task)", required=True)
     FLAGS.add(parser, "--task", "task", "fly-to-target | hike | follow: the task to verify on",
               default_text="the one the checkpoint was trained on; fly-to-target for pretrained")
-    FLAGS.add(parser, "--out", "out", "the bundle folder to write (refused if it exists, unless --overwrite)",
+    FLAGS.add(parser, "--out", "out", "the bundle folder to write (missing or empty; an existing bundle only with "
+                                      "--overwrite)",
               required=True)
     FLAGS.add(parser, "--quantize", "quantize", "store an int8 graph (dynamic quantization); its parity and success "
                                                 "are measured and reported", choices=("int8",),

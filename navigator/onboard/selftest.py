@@ -106,6 +106,11 @@ def _check_policy(request: SelfTestRequest, config: Any, report: SelfTestReport)
     sha = bundle.manifest["onnx"]["sha256"]
     report.checks.append(Check("bundle", True, True, f"{bundle.manifest['model']} for {bundle.task}, policy.onnx "
                                                      f"sha256 {sha[:12]}... as recorded"))
+    if config is not None and config.camera.hfov_deg is not None:  # what the runtime refuses before any camera
+        try:
+            bundle.check_hfov(config.camera.hfov_deg)
+        except UserError as error:
+            report.checks.append(Check("field of view", False, True, str(error)))
     try:
         policy = BundlePolicy(bundle, threads=config.threads if config is not None else 1)
         spec = bundle.image_spec

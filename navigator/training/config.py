@@ -21,7 +21,15 @@ DAGGER_SEED_STRIDE = 1_000_000
 # learning-rate schedule that never decays.
 MAX_EPOCHS = 100_000
 # Where the network trains: the CPU, or a CUDA GPU ("cuda" is the first, "cuda:1" the second).
-DEVICE_PATTERN = re.compile(r"cpu|cuda(:[0-9]+)?")
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:(0|[1-9][0-9]{0,3}))?")  # an index as torch parses it: no leading zeros
+
+
+def check_device(device: object) -> str:
+    """`device` normalised ("CUDA:1" -> "cuda:1"), or a SettingError naming what it may be."""
+    name = device.strip().lower() if isinstance(device, str) else device
+    if not isinstance(name, str) or not DEVICE_PATTERN.fullmatch(name):
+        raise SettingError("device", f"must be cpu, cuda or cuda:N (the GPU's index), got {device!r}")
+    return name
 # Settings added to the recipe after run records were first written, with the value every run recorded before them
 # had: what a record without them is compared as, so that resuming it compares like with like.
 ADDED_SETTINGS: dict[str, Any] = {"device": "cpu"}
@@ -87,8 +95,8 @@ class TrainConfig:
     # How frames are normalised before the CNN (policies/preprocessing.py): "per_frame" (grey-world white balance and
     # automatic exposure, each frame by its own statistics) or "fixed" (one mean and std for all frames).
     normalisation: str = "per_frame"
-    feature_size: int = setting(32, ge=1)
-    head_size: int | None = setting(None, ge=1)  # None: the model's ~20k-parameter default
+    feature_size: int = 32  # checked with head_size (policies.config.size_problem)
+    head_size: int | None = None  # None: the model's ~20k-parameter default; its range depends on the model
     epochs: int = setting(20, ge=1, le=MAX_EPOCHS)
     batch_size: int = setting(16, ge=1)
     window: int = setting(32, ge=1)  # frames per training window (truncated backpropagation through time)
@@ -132,10 +140,7 @@ class TrainConfig:
         problem = size_problem(self.model, self.feature_size, self.head_size)
         if problem is not None:
             raise SettingError(*problem)
-        if isinstance(self.device, str):
-            object.__setattr__(self, "device", self.device.strip().lower())
-        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
-            raise SettingError("device", f"must be cpu, cuda or cuda:N (the GPU's index), got {self.device!r}")
+        object.__setattr__(self, "device", check_device(self.device))
         from policies.preprocessing import NORMALISATIONS
         from sim_envs import normal_name
 
