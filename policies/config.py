@@ -15,6 +15,9 @@ MODEL_NAMES: tuple[str, ...] = ("cfc-ncp", "cfc", "ltc-ncp", "lstm", "gru", "mlp
 # about 3M head parameters, and a mistyped 100000 would ask for tens of GB before the first step.
 MAX_HEAD_SIZE = 1024
 MAX_FEATURE_SIZE = 1024
+# ncps's LTC unfolds its ODE solver six times per step over dense per-synapse tensors: 1024 neurons would need tens
+# of GB to train; 256 trains in a few.
+MAX_HEAD_SIZES = {"ltc-ncp": 256}
 # An NCP wiring (ncps's AutoNCP) needs more neurons than its motor neurons (one per action) plus two.
 NCP_MODELS = ("cfc-ncp", "ltc-ncp")
 MIN_NCP_HEAD_SIZE = ACTION_SIZE + 3
@@ -28,10 +31,11 @@ def size_problem(model: str, feature_size: int, head_size: int | None) -> tuple[
     if head_size is None:
         return None
     low = MIN_NCP_HEAD_SIZE if model in NCP_MODELS else 1
-    if not low <= head_size <= MAX_HEAD_SIZE:
+    high = MAX_HEAD_SIZES.get(model, MAX_HEAD_SIZE)
+    if not isinstance(head_size, int) or isinstance(head_size, bool) or not low <= head_size <= high:
         why = (f" ({model}'s NCP wiring needs more neurons than its {ACTION_SIZE} motor neurons plus two)"
-               if model in NCP_MODELS and head_size < low else "")
-        return "head_size", f"must be in [{low}, {MAX_HEAD_SIZE}] for {model}, got {head_size}{why}"
+               if model in NCP_MODELS and isinstance(head_size, int) and head_size < low else "")
+        return "head_size", f"must be in [{low}, {high}] for {model}, got {head_size}{why}"
     return None
 
 
