@@ -20,18 +20,17 @@ from navigator.errors import UserError
 _held: dict[str, list[int]] = {}  # real path -> [descriptor, holders] in this process
 
 
+def _in_use(folder: Path, what: str) -> UserError:
+    return UserError(f"{folder} is in use: another navigator process is writing this {what}; wait for it to end (or "
+                     f"stop it), then run the command again")
+
+
 def refuse_if_in_use(folder: Path, what: str) -> None:
-    """UserError, as FolderLock gives it, when another process holds `folder`'s lock: what a refusal of a folder
-    that is not empty says first, since a second start of the same command finds the first one's files there (and
-    `--resume` would be refused too while the first still runs). Nothing is held after it returns."""
-    if folder.is_dir():
-        FolderLock(folder, what).release()
-
-
-def refuse_if_being_written(folder: Path, what: str) -> None:
-    """UserError, as FolderLock gives it, when another process is writing `folder` (holds its lock): what a reader
-    says before reading a dataset a collection is still adding to, which would silently use only part of it. A
-    shared lock, taken and dropped at once, so that readers never refuse each other."""
+    """UserError, as FolderLock gives it, when another process is writing `folder` (holds its lock); nothing is held
+    after it returns. What a refusal of a folder that is not empty says first (a second start of the same command
+    finds the first one's files there, and `--resume` would be refused too while the first runs), and what a reader
+    says before reading a dataset a collection is still adding to (it would read only part of it). A shared lock,
+    taken and dropped at once, so that such checks never refuse each other."""
     key = os.path.realpath(folder)
     if key in _held or not os.path.isdir(key):  # this process's own writing (a DAgger round it just collected)
         return
@@ -39,8 +38,7 @@ def refuse_if_being_written(folder: Path, what: str) -> None:
     try:
         fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise UserError(f"{folder} is in use: another navigator process is writing this {what}; wait for it to end "
-                        f"(or stop it), then run the command again") from None
+        raise _in_use(folder, what) from None
     finally:
         os.close(descriptor)  # closing the descriptor drops the shared lock
 
@@ -58,8 +56,7 @@ class FolderLock:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(descriptor)
-                raise UserError(f"{folder} is in use: another navigator process is writing this {what}; wait for "
-                                f"it to end (or stop it), then run the command again") from None
+                raise _in_use(folder, what) from None
             _held[key] = [descriptor, 0]
         _held[key][1] += 1
         self._key = key

@@ -12,10 +12,10 @@ import numpy as np
 from navigator.dataset.compat import SourceFormat, require_compatible
 from navigator.dataset.episode import Episode, EpisodeKey
 from navigator.dataset.episode_file import load_arrays, load_episode
-from navigator.folder_lock import refuse_if_being_written
 from navigator.dataset.errors import DatasetError
 from navigator.dataset.manifest import (EPISODES_FOLDER, EpisodeEntry, Manifest, fits, manifest_path, read_manifest,
                                         show)
+from navigator.folder_lock import refuse_if_in_use
 
 
 def entry_mismatches(recorded: Mapping[str, Any], episode: Episode) -> list[str]:
@@ -122,7 +122,7 @@ def open_datasets(paths: Sequence[str | Path]) -> list[Dataset]:
     image sizes or action conventions (the error names both manifests and both values). Every command that uses
     datasets together (data info, preview and export, train) opens them here."""
     for path in paths:  # a collection still adding episodes would be read in part
-        refuse_if_being_written(Path(path), "dataset")
+        refuse_if_in_use(Path(path), "dataset")
     datasets = [Dataset.open(path) for path in paths]
     require_distinct(paths)
     _require_distinct_episodes(datasets)
