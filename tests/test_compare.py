@@ -218,6 +218,71 @@ def test_an_interrupted_comparison_resumes_without_training_again_what_finished(
             for entry in document["models"]] == strip
 
 
+def _kept_as_committed(out: Path) -> None:
+    """`out` as a clone of a committed report has it: .gitignore keeps runs/ and the evaluations' episodes/ out."""
+    shutil.rmtree(out / "runs")
+    for episodes in (out / "eval").glob("*/episodes"):
+        shutil.rmtree(episodes)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_comparison_kept_without_its_runs_resumes_from_its_report(compared, tmp_path, capsys, monkeypatch,
+                                                                     legacy):
+    # A finished run is read from what the report keeps (comparison.json, eval/RUN/results.json): only the runs
+    # that did not finish train. A comparison recorded before finished.json kept the data's fingerprint (legacy)
+    # lost it with runs/: it says so and records the data the rest trains on.
+    monkeypatch.setenv("COLUMNS", "1000")
+    root, config_path, _ = compared
+    out = tmp_path / "out"
+    config = load_config(CompareConfig, config_path, {"out": str(out)})
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(config, resume=False, workers=1, hooks=Recorder(interrupt_at="mlp-seed1"))
+    _kept_as_committed(out)
+    finished = json.loads((out / "finished.json").read_text())
+    assert finished["runs"] == ["cfc-ncp-seed0", "mlp-seed0", "cfc-ncp-seed1"]
+    if legacy:
+        (out / "finished.json").write_text(json.dumps({"runs": finished["runs"]}))
+    capsys.readouterr()
+    assert main(["compare", "--config", str(config_path), "--out", str(out), "--resume", "--workers", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert [line.split(" (")[0] for line in shown.splitlines() if "finished before" in line] == [
+        "cfc-ncp seed 0", "mlp seed 0", "cfc-ncp seed 1"]
+    assert ("does not record the data the 3 finished run(s) trained on" in shown) == legacy
+    recorded = json.loads((out / "finished.json").read_text())
+    assert recorded["data"] == {str(root / "demos"): training.dataset_fingerprint(root / "demos")}
+    assert recorded.get("data_recorded_after") == (finished["runs"] if legacy else None)
+    # The same outcomes as the comparison that was never interrupted.
+    first = json.loads((root / "out" / "comparison.json").read_text())
+    document = json.loads((out / "comparison.json").read_text())
+    assert document["missing_runs"] == [] and [
+        [{**run, "checkpoint": None} for run in entry["runs"]] for entry in document["models"]] == [
+        [{**run, "checkpoint": None} for run in entry["runs"]] for entry in first["models"]]
+
+
+@pytest.mark.parametrize("lost, message", [
+    ("eval/mlp-seed0/results.json", "OUT/runs/mlp-seed0/best.pt is missing and its evaluation "
+                                    "OUT/eval/mlp-seed0/results.json cannot be read"),
+    ("comparison.json", "OUT/runs/cfc-ncp-seed0/best.pt is missing and OUT/comparison.json does not report "
+                        "cfc-ncp-seed0")])
+def test_a_finished_run_neither_kept_nor_reported_is_refused_before_any_work(compared, tmp_path, capsys,
+                                                                               monkeypatch, lost, message):
+    monkeypatch.setenv("COLUMNS", "1000")
+    _, config_path, _ = compared
+    out = tmp_path / "out"
+    config = load_config(CompareConfig, config_path, {"out": str(out)})
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(config, resume=False, workers=1, hooks=Recorder(interrupt_at="cfc-ncp-seed1"))
+    _kept_as_committed(out)
+    (out / lost).unlink()
+    listing = sorted(p.relative_to(out) for p in out.rglob("*"))
+    capsys.readouterr()
+    assert main(["compare", "--config", str(config_path), "--out", str(out), "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert message.replace("OUT", str(out)) in error and f"restore {out / 'runs'}" in error
+    assert len(error.strip().splitlines()) == 1
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == listing
+
+
 def test_a_shared_dataset_that_changed_after_a_run_trained_on_it_is_refused_before_any_work(compared, tmp_path,
                                                                                            capsys):
     root, _, _ = compared

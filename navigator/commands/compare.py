@@ -15,7 +15,9 @@ the recipe has a `collect` section and it is missing) and is evaluated as soon a
 OUT/eval/MODEL-seedSEED. After every run the comparison is written again over the runs so far: OUT/comparison.json
 (every run's outcome in every world), OUT/comparison.md (the table; an unfinished one says which runs it lacks) and
 OUT/comparison.png. --resume trains nothing that finished, continues the run or evaluation that was interrupted, and
-refuses settings that changed; without --config it takes the settings OUT/compare.json recorded.
+refuses settings that changed; without --config it takes the settings OUT/compare.json recorded. A finished and
+evaluated run is read from the report (comparison.json, eval/RUN/results.json), so a comparison committed without its
+runs/ folder continues in a fresh clone.
 """
 
 from __future__ import annotations

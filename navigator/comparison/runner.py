@@ -10,6 +10,10 @@ finished, so that `resume` trains nothing finished again, continues a run that s
 and an evaluation that started, starts the others, and refuses, before any work, settings that differ from the
 recorded ones. Every run must train on the same demonstrations: finished.json also records the fingerprints of the
 shared datasets the first run trained on, and each later run, and every resume, refuses data that changed since.
+
+A finished run needs its folder no more once it is evaluated: a report kept without runs/ (as committed: the
+repository's .gitignore leaves runs/ and the evaluations' episodes/ out) resumes from comparison.json and each
+finished run's eval/RUN/results.json.
 """
 
 from __future__ import annotations
@@ -168,7 +172,13 @@ def _compare(config: CompareConfig, finished: list[str], workers: int, hooks: Ho
     """`run_comparison` in its opened folder."""
     out = Path(config.out)
     runs = config.runs()
+    # A finished run whose folder is gone (runs/ is not kept beside a committed report) is read from the report,
+    # and an unfinishable one is refused, before any work.
+    reported = {run_folder(out, *run).name: _reported_run(config, *run) for run in runs
+                if run_folder(out, *run).name in finished and not (run_folder(out, *run) / "best.pt").is_file()}
     shared = _shared_data(out, finished)
+    if shared is None and finished and any(run_folder(out, *run).name not in finished for run in runs):
+        shared = _recorded_anew(out, finished, config, hooks.training())
     if shared is not None and any(run_folder(out, *run).name not in finished for run in runs):
         _check_shared_data(out, shared, finished)  # a comparison that cannot finish is refused before any work
     evaluated: list[tuple[RunInfo, EvalResults]] = []
@@ -176,6 +186,11 @@ def _compare(config: CompareConfig, finished: list[str], workers: int, hooks: Ho
     for index, (model, seed) in enumerate(runs):
         folder = run_folder(out, model, seed)
         done = folder.name in finished
+        if folder.name in reported:
+            hooks.run(model, seed, index, len(runs), done)
+            evaluated.append(reported[folder.name])
+            document = _write_comparison(config, evaluated, [run_folder(out, *run).name for run in runs[index + 1:]])
+            continue
         if not done and shared is not None:  # before the run starts (and, on resume, before any work)
             _check_shared_data(out, shared, finished)
         hooks.run(model, seed, index, len(runs), done)
@@ -206,27 +221,53 @@ def _trained_on(folder: Path) -> dict[str, Any]:
 
 
 def _shared_data(out: Path, finished: list[str]) -> dict[str, Any] | None:
-    """The shared datasets' fingerprints recorded when the first run finished (None before that). A comparison
-    recorded before finished.json kept them takes them from its first finished run's run.json."""
+    """The shared datasets' fingerprints recorded when the first run finished (None before that, and where they
+    are not known: see `_recorded_anew`). A comparison recorded before finished.json kept them takes them from its
+    first finished run's run.json."""
     if not finished:
         return None
     recorded = _read_json(out / FINISHED).get("data")
-    return recorded if isinstance(recorded, dict) else _trained_on(out / RUNS / finished[0])
+    if isinstance(recorded, dict):
+        return recorded
+    first = out / RUNS / finished[0] / training.RUN_RECORD
+    return _trained_on(first.parent) if first.is_file() else None
+
+
+def _recorded_anew(out: Path, finished: list[str], config: CompareConfig,
+                   hooks: training.Hooks) -> dict[str, Any]:
+    """The shared datasets' fingerprints as they are now, recorded in finished.json for the runs still to train,
+    for a comparison from before finished.json kept them whose first run's folder (that held them) is gone: what
+    the finished runs trained on cannot be checked any more, and the warning says so. The data is still the one
+    the recorded recipe makes (its `data` and `collect` settings are checked on resume)."""
+    shared = {}
+    for path in config.base.data:
+        _check_present(out, path, finished)
+        shared[path] = training.dataset_fingerprint(Path(path))
+    hooks.warning(f"{out / FINISHED} does not record the data the {len(finished)} finished run(s) trained on, and "
+                  f"{out / RUNS / finished[0] / training.RUN_RECORD}, which did, is gone: the runs still to train "
+                  f"use {', '.join(shared)} as it is now, recorded from here on")
+    document = _read_json(out / FINISHED)
+    write_json(out / FINISHED, {**document, "data": shared, "data_recorded_after": list(finished)})
+    return shared
 
 
 def _check_shared_data(out: Path, shared: dict[str, Any], finished: list[str]) -> None:
     """Refuse to train another run when a shared dataset changed since the runs of `finished` trained on it: their
     results would then compare models trained on different demonstrations."""
     for path, then in shared.items():
-        if not Path(path).is_dir():
-            raise UserError(f"{path} is missing: the comparison in {out} trained {len(finished)} run(s) on it and "
-                            f"every run must train on the same data; restore it, or start the comparison over in "
-                            f"another --out")
+        _check_present(out, path, finished)
         now = training.dataset_fingerprint(Path(path))
         if now != then:
             raise UserError(f"{path} changed since the comparison in {out} trained {len(finished)} run(s) on it "
                             f"({training.fingerprint_change(now, then)}): every run must train on the same data; "
                             f"restore it, or start the comparison over in another --out")
+
+
+def _check_present(out: Path, path: str, finished: list[str]) -> None:
+    if not Path(path).is_dir():
+        raise UserError(f"{path} is missing: the comparison in {out} trained {len(finished)} run(s) on it and every "
+                        f"run must train on the same data; restore it (the recipe's collect settings make it again), "
+                        f"or start the comparison over in another --out")
 
 
 def _write_comparison(config: CompareConfig, evaluated: list[tuple[RunInfo, EvalResults]],
@@ -235,7 +276,7 @@ def _write_comparison(config: CompareConfig, evaluated: list[tuple[RunInfo, Eval
     worlds), with the names of the runs still `missing`; returns the document."""
     out = Path(config.out)
     infos = [info for info, _ in evaluated]
-    settings = dataclasses.replace(config.evaluation, pilots=tuple(info.pilot for info in infos))
+    settings = config.evaluation.flown_by(tuple(info.pilot for info in infos))
     merged = build_results(settings, tuple(pilot for _, results in evaluated for pilot in results.pilots),
                            [record for _, results in evaluated for record in results.episodes])
     document = build_comparison(merged, infos, config.reference, recorded_settings(config)["base"], missing)
@@ -243,6 +284,44 @@ def _write_comparison(config: CompareConfig, evaluated: list[tuple[RunInfo, Eval
     atomic_write_bytes(out / "comparison.md", render_table(document).encode())
     plot_comparison(document, out / "comparison.png")
     return document
+
+
+def _reported_run(config: CompareConfig, model: str, seed: int) -> tuple[RunInfo, EvalResults]:
+    """A finished run whose folder is gone, as the comparison reported it: its RunInfo from OUT/comparison.json
+    and its evaluation from OUT/eval/RUN/results.json, which must hold every episode of the comparison's
+    evaluation settings. UserError naming what is missing otherwise."""
+    out = Path(config.out)
+    folder = run_folder(out, model, seed)
+    results_path = out / "eval" / folder.name / "results.json"
+    restore = f"restore {folder}, or start the comparison over in another --out"
+    info = next((RunInfo(model, seed, run["checkpoint"], entry["parameters"], run["val_loss"])
+                 for entry in _reported_models(out) if entry.get("model") == model
+                 for run in entry.get("runs", []) if run.get("seed") == seed), None)
+    if info is None:
+        raise UserError(f"--resume: {folder / 'best.pt'} is missing and {out / 'comparison.json'} does not report "
+                        f"{folder.name}: {restore}")
+    try:
+        results = EvalResults.from_dict(json.loads(results_path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f"--resume: {folder / 'best.pt'} is missing and its evaluation {results_path} cannot be "
+                        f"read ({error}): {restore}") from None
+    # Its pilot as the evaluation named it (OUT may be spelt differently on resume)
+    settings = config.evaluation.flown_by(results.settings.pilots)
+    flown = {(record.suite, record.pilot, record.seed) for record in results.episodes}
+    wanted = {(settings.flown_suites[key.suite], settings.pilots[key.pilot], key.seed) for key in settings.keys()}
+    if results.settings != settings or settings.pilots != (info.pilot,) or not wanted <= flown:
+        raise UserError(f"--resume: {folder / 'best.pt'} is missing and {results_path} is not the comparison's "
+                        f"finished evaluation of it: {restore}")
+    return info, results
+
+
+def _reported_models(out: Path) -> list[dict[str, Any]]:
+    """The models comparison.json reports (none if it is missing or unreadable)."""
+    try:
+        models = json.loads((out / "comparison.json").read_text(encoding="utf-8"))["models"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return []
+    return [entry for entry in models if isinstance(entry, dict)] if isinstance(models, list) else []
 
 
 def _run_info(config: CompareConfig, model: str, seed: int) -> RunInfo:

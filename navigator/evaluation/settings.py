@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,15 @@ class EvalSettings:
         token = _checking_files.set(False)
         try:
             return from_dict(cls, data, key)
+        finally:
+            _checking_files.reset(token)
+
+    def flown_by(self, pilots: tuple[str, ...]) -> EvalSettings:
+        """These settings with `pilots` instead, pilots that flew them already (as `recorded`: their checkpoints
+        need not exist any more), to merge recorded results."""
+        token = _checking_files.set(False)
+        try:
+            return replace(self, pilots=pilots)
         finally:
             _checking_files.reset(token)
 
