@@ -362,6 +362,20 @@ def test_the_learning_curve_reports_forgetting_from_a_real_evaluation(tmp_path, 
     assert "finished before" in capsys.readouterr().out and (out / "curve.json").read_text() == before
     assert main(["adapt", "curve", "--out", str(out), "--resume", "--workers", "1"]) == 0  # the recorded settings
     assert "finished before" in capsys.readouterr().out and (out / "curve.json").read_text() == before
+    # As a clone of the committed report has it (.gitignore keeps runs/, data/ and episodes/ out): it resumes from
+    # the report, collecting and training nothing; without the evaluation's results it is refused before any work.
+    for ignored in ("runs", "data", "eval/night/episodes"):
+        shutil.rmtree(out / ignored)
+    assert main(["adapt", "curve", "--out", str(out), "--resume", "--workers", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert "finished before" in shown and "collect" not in shown and (out / "curve.json").read_text() == before
+    assert not (out / "runs").exists() and not (out / "data").exists()
+    (out / "eval" / "night" / "results.json").unlink()
+    assert main(["adapt", "curve", "--out", str(out), "--resume", "--workers", "1"]) == 2
+    error = capsys.readouterr().err
+    assert (f"{out / 'runs' / 'night-1-finetune-seed0' / 'best.pt'} is missing and "
+            f"{out / 'eval' / 'night' / 'results.json'} is not the learning curve's finished evaluation") in error
+    assert len(error.strip().splitlines()) == 1 and not (out / "runs").exists()
     config.write_text(config.read_text().replace("epochs: 1", "epochs: 2"))
     assert main(["adapt", "curve", "--config", str(config), "--resume"]) == 2
     assert "train.epochs: adapt-curve.json has 1, you gave 2" in capsys.readouterr().err

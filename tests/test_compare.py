@@ -260,8 +260,8 @@ def test_a_comparison_kept_without_its_runs_resumes_from_its_report(compared, tm
 
 
 @pytest.mark.parametrize("lost, message", [
-    ("eval/mlp-seed0/results.json", "OUT/runs/mlp-seed0/best.pt is missing and its evaluation "
-                                    "OUT/eval/mlp-seed0/results.json cannot be read"),
+    ("eval/mlp-seed0/results.json", "OUT/runs/mlp-seed0/best.pt is missing and OUT/eval/mlp-seed0/results.json "
+                                    "is not the comparison's finished evaluation of it"),
     ("comparison.json", "OUT/runs/cfc-ncp-seed0/best.pt is missing and OUT/comparison.json does not report "
                         "cfc-ncp-seed0")])
 def test_a_finished_run_neither_kept_nor_reported_is_refused_before_any_work(compared, tmp_path, capsys,

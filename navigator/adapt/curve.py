@@ -8,6 +8,8 @@ It is a study like `navigator compare`'s, and shares its machinery (`navigator.c
 OUT/adapt-curve.json records the settings (and the starting checkpoint's sha256) before any work, OUT/finished.json
 the adaptations that finished; resuming refuses changed settings, collects only missing
 episodes, adapts nothing finished, continues the adaptation that was interrupted, and flies only missing episodes.
+A finished curve kept without runs/ and data/ (a committed report) resumes from curve.json and each scenery's
+eval/SCENERY/results.json, collecting nothing.
 Before any work the starting policy is checked against the evaluation's scenario (camera, airframe, task) and the
 demonstrations' world seeds against the evaluation's and the ones the policy was trained on.
 """
@@ -36,13 +38,13 @@ from navigator.collect import (
     collect,
     open_for_collection,
 )
-from navigator.comparison.runner import Study, mark_finished, open_study
+from navigator.comparison.runner import Study, mark_finished, open_study, reported_entries
 from navigator.dataset import file_sha256
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError
 from navigator.evaluation import pipeline as evaluation
-from navigator.evaluation.folder import write_json
+from navigator.evaluation.folder import finished_results, write_json
 from navigator.evaluation.seeds import training_seeds
 from navigator.training import pipeline as training
 from navigator.training.config import DAGGER_SEED_STRIDE
@@ -125,6 +127,37 @@ def check_start(config: CurveConfig, source: str) -> str:
     return file_sha256(start)
 
 
+def _reported_runs(config: CurveConfig, gone: list[tuple[str, int, str, int]]) -> dict[str, AdaptedRun]:
+    """Every adaptation of each scenery of `gone` (finished adaptations whose best.pt is missing) as OUT/curve.json
+    reports it, by run name: the scenery's finished evaluation in OUT/eval/SCENERY/results.json, flown with the
+    reported checkpoints, stands for them all. UserError naming the first gone run that cannot be read from the
+    report."""
+    out = Path(config.out)
+
+    def refuse(name: str, why: str) -> UserError:
+        return UserError(f"--resume: {out / 'runs' / name / 'best.pt'} is missing and {why}: restore "
+                         f"{out / 'runs' / name}, or start the learning curve over in another --out")
+
+    runs = {(cell.get("scenery"), cell.get("demonstrations"), cell.get("strategy"), run.get("seed")): run
+            for cell in reported_entries(out / "curve.json", "cells") for run in cell.get("runs", [])}
+    reported = {}
+    first_gone: dict[str, str] = {}
+    for key in gone:
+        first_gone.setdefault(key[0], run_name(*key))
+    for scenery, first in first_gone.items():
+        keys = [key for key in config.runs() if key[0] == scenery]
+        if not all(key in runs for key in keys):
+            raise refuse(first, f"{out / 'curve.json'} does not report every adaptation to {scenery}")
+        adapted = {run_name(*key): AdaptedRun(*key, runs[key]["checkpoint"], runs[key]["val_loss"]) for key in keys}
+        settings = config.evaluation.flown_by((start_spec(config), *[run.pilot for run in adapted.values()]),
+                                              suites=(scenery, *config.evaluation.suites))
+        if finished_results(out / "eval" / scenery, settings) is None:
+            raise refuse(first, f"{out / 'eval' / scenery / 'results.json'} is not the learning curve's finished "
+                                f"evaluation of it")
+        reported.update(adapted)
+    return reported
+
+
 def run_curve(config: CurveConfig, resume: bool, workers: int = 0, hooks: Hooks | None = None,
               source: str = "the config") -> dict[str, Any]:
     """Collect, adapt, evaluate and report (see the module's docstring); returns curve.json's document. `source`
@@ -142,20 +175,29 @@ def _run_curve(config: CurveConfig, done: list[str], resume: bool, workers: int,
                sha256: str) -> dict[str, Any]:
     """`run_curve` in its opened folder."""
     out = Path(config.out)
+    runs = config.runs()
+    # A finished adaptation whose folder is gone (runs/ is not kept beside a committed report) is read from the
+    # report, and one that cannot be is refused, before any work.
+    reported = _reported_runs(config, [run for run in runs if run_name(*run) in done
+                                       and not (out / "runs" / run_name(*run) / "best.pt").is_file()])
     for scenery in config.sceneries:
+        if all(run_name(*run) in done for run in runs if run[0] == scenery):
+            continue  # its demonstrations are needed only to adapt
         folder = out / "data" / scenery
         settings = collect_config(config, scenery, workers)
         writer, _ = open_for_collection(folder, settings, resume=manifest_path(folder).exists())
         hooks.collecting(scenery, len(writer.missing(settings.keys())))
         collect(folder, settings, writer, hooks.collected)
 
-    runs = config.runs()
     adapted = []
     for index, (scenery, count, strategy, seed) in enumerate(runs):
         name = run_name(scenery, count, strategy, seed)
         folder = out / "runs" / name
         skip = name in done
         hooks.run(name, index, len(runs), skip)
+        if name in reported:
+            adapted.append(reported[name])
+            continue
         if not skip:
             data = make_prefix(out / "data" / scenery, count, out / "data" / f"{scenery}-{count}")
             settings = config.adaptation(scenery, count, strategy, seed, str(data), str(folder))
@@ -169,10 +211,15 @@ def _run_curve(config: CurveConfig, done: list[str], resume: bool, workers: int,
     results = {}
     for scenery in config.sceneries:
         pilots = (start_spec(config), *[run.pilot for run in adapted if run.scenery == scenery])
-        settings = dataclasses.replace(config.evaluation, pilots=pilots, suites=(scenery, *config.evaluation.suites))
+        suites = (scenery, *config.evaluation.suites)
         folder = out / "eval" / scenery
-        results[scenery] = evaluation.evaluate(folder, settings, workers, resume and (folder / "eval.json").is_file(),
-                                               hooks.evaluation(scenery))
+        if any(run.scenery == scenery for run in reported.values()):  # checked finished by _reported_runs
+            results[scenery] = finished_results(folder, config.evaluation.flown_by(pilots, suites=suites))
+        else:
+            settings = dataclasses.replace(config.evaluation, pilots=pilots, suites=suites)
+            results[scenery] = evaluation.evaluate(folder, settings, workers,
+                                                   resume and (folder / "eval.json").is_file(),
+                                                   hooks.evaluation(scenery))
     document = build_curve(config, results, adapted, start_spec(config), sha256)
     write_json(out / "curve.json", document)
     atomic_write_bytes(out / "curve.md", render_curve(document).encode())

@@ -32,7 +32,7 @@ from navigator.config import to_dict
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.errors import UserError
 from navigator.evaluation import pipeline as evaluation
-from navigator.evaluation.folder import with_added_settings, write_json
+from navigator.evaluation.folder import finished_results, with_added_settings, write_json
 from navigator.training.config import with_added_settings as with_added_training_settings
 from navigator.evaluation.results import EvalResults, build_results
 from navigator.folder_lock import FolderLock, refuse_if_in_use
@@ -295,33 +295,27 @@ def _reported_run(config: CompareConfig, model: str, seed: int) -> tuple[RunInfo
     results_path = out / "eval" / folder.name / "results.json"
     restore = f"restore {folder}, or start the comparison over in another --out"
     info = next((RunInfo(model, seed, run["checkpoint"], entry["parameters"], run["val_loss"])
-                 for entry in _reported_models(out) if entry.get("model") == model
+                 for entry in reported_entries(out / "comparison.json", "models") if entry.get("model") == model
                  for run in entry.get("runs", []) if run.get("seed") == seed), None)
     if info is None:
         raise UserError(f"--resume: {folder / 'best.pt'} is missing and {out / 'comparison.json'} does not report "
                         f"{folder.name}: {restore}")
-    try:
-        results = EvalResults.from_dict(json.loads(results_path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
-        raise UserError(f"--resume: {folder / 'best.pt'} is missing and its evaluation {results_path} cannot be "
-                        f"read ({error}): {restore}") from None
-    # Its pilot as the evaluation named it (OUT may be spelt differently on resume)
-    settings = config.evaluation.flown_by(results.settings.pilots)
-    flown = {(record.suite, record.pilot, record.seed) for record in results.episodes}
-    wanted = {(settings.flown_suites[key.suite], settings.pilots[key.pilot], key.seed) for key in settings.keys()}
-    if results.settings != settings or settings.pilots != (info.pilot,) or not wanted <= flown:
+    # Its pilot as the comparison reported it (OUT may be spelt differently on resume)
+    results = finished_results(results_path.parent, config.evaluation.flown_by((info.pilot,)))
+    if results is None:
         raise UserError(f"--resume: {folder / 'best.pt'} is missing and {results_path} is not the comparison's "
                         f"finished evaluation of it: {restore}")
     return info, results
 
 
-def _reported_models(out: Path) -> list[dict[str, Any]]:
-    """The models comparison.json reports (none if it is missing or unreadable)."""
+def reported_entries(path: Path, key: str) -> list[dict[str, Any]]:
+    """The entries (JSON objects) listed under `key` in the report document at `path` (comparison.json's
+    "models", curve.json's "cells"); none if it is missing or unreadable."""
     try:
-        models = json.loads((out / "comparison.json").read_text(encoding="utf-8"))["models"]
+        entries = json.loads(path.read_text(encoding="utf-8"))[key]
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
         return []
-    return [entry for entry in models if isinstance(entry, dict)] if isinstance(models, list) else []
+    return [entry for entry in entries if isinstance(entry, dict)] if isinstance(entries, list) else []
 
 
 def _run_info(config: CompareConfig, model: str, seed: int) -> RunInfo:

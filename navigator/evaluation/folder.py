@@ -16,7 +16,7 @@ from navigator.dataset.atomic import atomic_write_bytes
 from navigator.errors import UserError
 from navigator.folder_lock import refuse_if_in_use
 from navigator.evaluation.episodes import EpisodeRecord
-from navigator.evaluation.results import PilotInfo
+from navigator.evaluation.results import EvalResults, PilotInfo
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.explain.methods import DEFAULT_EVERY
 from navigator.resume import Continued, GivenAs, check_continuation, differences, nothing_to_continue
@@ -149,6 +149,19 @@ def _reported_episodes(path: Path) -> dict[tuple[str, str, int], EpisodeRecord]:
     except (OSError, ValueError, KeyError, TypeError):
         return {}
     return {(record.suite, record.pilot, record.seed): record for record in records}
+
+
+def finished_results(out: Path, settings: EvalSettings) -> EvalResults | None:
+    """The results.json in `out` when it is the finished evaluation of `settings`, read without the pilots'
+    checkpoints (they may be gone: a report kept without its runs); None when it is missing, unreadable, of other
+    settings or pilots (as `settings` names them) or short of an episode."""
+    try:
+        results = EvalResults.from_dict(json.loads((out / "results.json").read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
+    flown = {(record.suite, record.pilot, record.seed) for record in results.episodes}
+    wanted = {(settings.flown_suites[key.suite], settings.pilots[key.pilot], key.seed) for key in settings.keys()}
+    return results if results.settings == settings and wanted <= flown else None
 
 
 def write_episode(out: Path, settings: EvalSettings, key: EpisodeKey, record: EpisodeRecord) -> None:

@@ -145,12 +145,12 @@ class EvalSettings:
         finally:
             _checking_files.reset(token)
 
-    def flown_by(self, pilots: tuple[str, ...]) -> EvalSettings:
-        """These settings with `pilots` instead, pilots that flew them already (as `recorded`: their checkpoints
-        need not exist any more), to merge recorded results."""
+    def flown_by(self, pilots: tuple[str, ...], **changes: Any) -> EvalSettings:
+        """These settings with `pilots` (and `changes`) instead, pilots that flew them already (as `recorded`: their
+        checkpoints need not exist any more), to read or merge recorded results."""
         token = _checking_files.set(False)
         try:
-            return replace(self, pilots=pilots)
+            return replace(self, pilots=pilots, **changes)
         finally:
             _checking_files.reset(token)
 
