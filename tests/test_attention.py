@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from navigator.cli import main
-from navigator.evaluation.results import EvalResults
+from navigator.evaluation.episodes import EpisodeRecord
+from navigator.evaluation.report import attention_interval
+from navigator.evaluation.results import AttentionSummary, EvalResults, summarize_attention
 from navigator.evaluation.stats import mean_bootstrap, seed_bootstrap
 from navigator.explain.attention import attention_on_target
 from sim_envs import make_env
@@ -54,6 +56,23 @@ def test_the_bootstrap_of_a_mean():
         mean_bootstrap([])
     with pytest.raises(ValueError):
         mean_bootstrap([0.1, math.inf])
+
+
+def test_one_episode_s_attention_has_no_interval():
+    # A bootstrap over one episode resamples that episode only: an interval of zero width, which would read as
+    # certainty. The summary keeps the figure and gives no interval; the report and console say why.
+    def record(seed, attention):
+        return EpisodeRecord(pilot="p", suite="summer", seed=seed, ending="success", success=True, steps=30,
+                             time=1.0, path_length=2.0, final_distance=0.5, start=(0.0, 0.0, 1.0),
+                             target=(4.0, 0.0, 1.0), path_xy=((0.0, 0.0),), attention=attention,
+                             target_share=0.02, attention_steps=10)
+
+    one = summarize_attention([record(0, 0.3)])
+    assert (one.episodes, one.mean, one.interval) == (1, 0.3, None)
+    assert attention_interval(one) == "one episode: no interval"
+    assert AttentionSummary.from_dict(json.loads(json.dumps(one.to_dict()))) == one
+    two = summarize_attention([record(0, 0.3), record(1, 0.5)])
+    assert two.interval is not None and attention_interval(two) == f"{two.interval[0]:.3f}-{two.interval[1]:.3f}"
 
 
 @pytest.fixture(scope="module")

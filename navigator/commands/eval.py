@@ -183,8 +183,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _attention_text(attention) -> str:
     """A summary's attention on target for the console: mean and interval, or why there is none."""
+    from navigator.evaluation.report import attention_interval
+
     if attention is None:
         return "no saliency"
     if attention.mean is None:
         return "target never seen"
-    return f"{attention.mean:.3f} ({attention.interval[0]:.3f}-{attention.interval[1]:.3f})"
+    return f"{attention.mean:.3f} ({attention_interval(attention)})"

@@ -69,9 +69,16 @@ def _attention_cell(summary: SuiteSummary) -> str:
         return "no saliency (not measured)"
     if attention.mean is None:
         return "target never in view at a measured step"
+    return (f"{attention.mean:.3f} ({attention_interval(attention)}), target {attention.target_share:.3f} of the "
+            f"image, {attention.episodes}/{summary.episodes} episodes")
+
+
+def attention_interval(attention) -> str:
+    """An attention figure's interval as text: "0.310-0.420", or why there is none (one episode)."""
+    if attention.interval is None:
+        return "one episode: no interval"
     low, high = attention.interval
-    return (f"{attention.mean:.3f} ({low:.3f}-{high:.3f}), target {attention.target_share:.3f} of the image, "
-            f"{attention.episodes}/{summary.episodes} episodes")
+    return f"{low:.3f}-{high:.3f}"
 
 
 def _sweep(curve: SweepCurve) -> list[str]:

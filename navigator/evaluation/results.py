@@ -50,9 +50,9 @@ class PilotInfo:
 class AttentionSummary:
     """One policy pilot's attention on target in one suite: `episodes` of them had a figure (the target in view at
     a measured step); `mean` is the mean of their figures, `interval` its 95% percentile bootstrap interval over
-    those episodes (`stats.mean_bootstrap`), `target_share` the mean share of the image the target covered in them
-    (the figure of a saliency spread evenly: a pilot that flies closer sees a bigger target); all None without
-    any."""
+    those episodes (`stats.mean_bootstrap`; None over one episode), `target_share` the mean share of the image the
+    target covered in them (the figure of a saliency spread evenly: a pilot that flies closer sees a bigger target);
+    all None without any."""
 
     episodes: int
     mean: float | None
@@ -158,7 +158,9 @@ def summarize_attention(records: list[EpisodeRecord]) -> AttentionSummary | None
     if not figures:
         return AttentionSummary(0, None, None, None)
     mean, low, high = mean_bootstrap(figures)
-    return AttentionSummary(len(figures), _round(mean), (_round(low), _round(high)),
+    # One episode's figure has no spread to resample: its bootstrap interval would be the figure itself, a certainty
+    # one flight cannot give.
+    return AttentionSummary(len(figures), _round(mean), (_round(low), _round(high)) if len(figures) > 1 else None,
                             _mean([r.target_share for r in records if r.attention is not None]))
 
 
