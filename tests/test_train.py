@@ -1,6 +1,7 @@
 """`navigator train`: behaviour cloning and DAgger from recorded demonstrations, end to end."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -184,6 +185,27 @@ def test_resuming_with_another_model_is_a_clear_error(demos, tmp_path, capsys):
     assert train("--data", str(demos), "--out", str(tmp_path / "run"), "--epochs", "3", "--model", "gru",
                  "--resume") == 2
     assert "model: run has 'cfc-ncp', you gave 'gru'" in capsys.readouterr().err
+
+
+def test_episode_files_changed_since_they_were_recorded_are_refused_before_any_work(demos, tmp_path, capsys,
+                                                                                     monkeypatch):
+    # Training reads a few arrays of each file, without its checksum: two episode files swapped (each a valid
+    # episode, of the same length) would train on labels that are not the manifest's. Every file's sha256 is checked
+    # first; the error's way out (collect --resume) records them again, and training then runs.
+    monkeypatch.setenv("COLUMNS", "1000")
+    data = tmp_path / "demos"
+    shutil.copytree(demos, data)
+    first, second = [Dataset.open(data).episode_path(entry) for entry in Dataset.open(data).entries[:2]]
+    swapped = first.read_bytes()
+    first.write_bytes(second.read_bytes())
+    second.write_bytes(swapped)
+    out = tmp_path / "run"
+    assert train("--data", str(data), "--out", str(out), *FAST) == 2
+    error = capsys.readouterr().err
+    assert f"{first}: sha256" in error and "differs from" in error and len(error.strip().splitlines()) == 1
+    assert f"`navigator collect --out {data} --resume` records them again" in error and not out.exists()
+    assert main(["collect", "--out", str(data), "--resume", "--workers", "1"]) == 0
+    assert train("--data", str(data), "--out", str(out), *FAST) == 0
 
 
 def test_existing_run_needs_resume(demos, tmp_path, capsys):

@@ -108,6 +108,13 @@ def episode_bytes(episode: Episode) -> bytes:
     return buffer.getvalue()
 
 
+def checksum_mismatch(path: Path, actual: str, recorded: str, fix: str = "") -> ChecksumError:
+    """The error of an episode file whose sha256 `actual` is not the manifest's `recorded` one; `fix` says what to
+    do about it."""
+    return ChecksumError(f"{path}: sha256 {actual[:12]}… differs from {recorded[:12]}… in the manifest; the file was "
+                         f"changed or damaged after it was written" + (f"; {fix}" if fix else ""))
+
+
 def _corrupt(path: Path, error: BaseException) -> CorruptEpisodeError:
     return CorruptEpisodeError(f"{path}: cannot be read as an episode file, it is truncated or damaged "
                                f"({type(error).__name__}: {error}); `navigator data check` on its dataset lists "
@@ -148,8 +155,7 @@ def load_episode(path: Path, sha256: str | None = None) -> Episode:
     if sha256 is not None:
         actual = hashlib.sha256(data).hexdigest()
         if actual != sha256:
-            raise ChecksumError(f"{path}: sha256 {actual[:12]}… differs from {sha256[:12]}… in the manifest; "
-                                f"the file was changed or damaged after it was written")
+            raise checksum_mismatch(path, actual, sha256)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             _check_format(npz, path)

@@ -11,8 +11,8 @@ import numpy as np
 
 from navigator.dataset.compat import SourceFormat, require_compatible
 from navigator.dataset.episode import Episode, EpisodeKey
-from navigator.dataset.episode_file import load_arrays, load_episode
-from navigator.dataset.errors import DatasetError
+from navigator.dataset.episode_file import checksum_mismatch, file_sha256, load_arrays, load_episode
+from navigator.dataset.errors import CorruptEpisodeError, DatasetError
 from navigator.dataset.manifest import (EPISODES_FOLDER, EpisodeEntry, Manifest, fits, manifest_path, read_manifest,
                                         show)
 from navigator.folder_lock import refuse_if_in_use
@@ -93,6 +93,25 @@ class Dataset:
             raise DatasetError(f"{path}: " + "; ".join(problems) + f" (`navigator data check {self.path}` lists "
                                f"every such problem)")
         return episode
+
+    def verify_files(self) -> None:
+        """Check every listed episode file's sha256 against the manifest (the bytes only, nothing decoded): readers
+        of a few arrays (`read_arrays`, as training reads) skip the checksum, so a file changed or damaged since it
+        was written is caught here, before any work. CorruptEpisodeError (a ChecksumError when the bytes differ)
+        naming the first such file and the way out."""
+        for entry in self.entries:
+            path = self.episode_path(entry)
+            try:
+                actual = file_sha256(path)
+            except OSError as error:
+                raise CorruptEpisodeError(f"{path}: cannot be read ({error.strerror or error}); "
+                                          f"{self._repair_hint()}") from None
+            if actual != entry.sha256:
+                raise checksum_mismatch(path, actual, entry.sha256, self._repair_hint())
+
+    def _repair_hint(self) -> str:
+        return (f"`navigator data check {self.path}` lists every such file, and `navigator collect --out {self.path} "
+                f"--resume` records them again")
 
     def read_arrays(self, entry: EpisodeEntry, names: Iterable[str]) -> dict[str, np.ndarray]:
         """Only the named contract arrays (no checksum), e.g. actions for statistics without decoding images."""

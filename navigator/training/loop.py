@@ -230,6 +230,7 @@ def make_loader(config: TrainConfig, data: tuple[str, ...]) -> WindowLoader:
                             f"policies learn {ACTION_CONVENTION!r}; re-collect it with this version")
         if not dataset.entries:
             raise UserError(f"{dataset.path}: the dataset holds no episodes")
+        dataset.verify_files()  # training reads arrays without their checksum
     return WindowLoader(datasets, window=config.window, stride=config.stride, val_fraction=config.val_fraction,
                         split_seed=config.seed, cache_bytes=config.cache_mb * 2**20)
 
