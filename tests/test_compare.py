@@ -232,12 +232,14 @@ def test_a_comparison_kept_without_its_runs_resumes_from_its_report(compared, tm
     # that did not finish train. A comparison recorded before finished.json kept the data's fingerprint (legacy)
     # lost it with runs/: it says so and records the data the rest trains on.
     monkeypatch.setenv("COLUMNS", "1000")
-    root, config_path, _ = compared
-    out = tmp_path / "out"
+    root, _, _ = compared
+    shutil.copytree(root / "demos", tmp_path / "demos")
+    config_path, out = tiny_config(tmp_path, tmp_path / "demos"), tmp_path / "out"
     config = load_config(CompareConfig, config_path, {"out": str(out)})
     with pytest.raises(KeyboardInterrupt):
         run_comparison(config, resume=False, workers=1, hooks=Recorder(interrupt_at="mlp-seed1"))
     _kept_as_committed(out)
+    shutil.rmtree(tmp_path / "demos")  # nor the datasets: the recipe's collect section makes the same again
     finished = json.loads((out / "finished.json").read_text())
     assert finished["runs"] == ["cfc-ncp-seed0", "mlp-seed0", "cfc-ncp-seed1"]
     if legacy:
@@ -248,8 +250,9 @@ def test_a_comparison_kept_without_its_runs_resumes_from_its_report(compared, tm
     assert [line.split(" (")[0] for line in shown.splitlines() if "finished before" in line] == [
         "cfc-ncp seed 0", "mlp seed 0", "cfc-ncp seed 1"]
     assert ("does not record the data the 3 finished run(s) trained on" in shown) == legacy
+    assert f"collect: {tmp_path / 'demos'} (4 episodes)" in shown
     recorded = json.loads((out / "finished.json").read_text())
-    assert recorded["data"] == {str(root / "demos"): training.dataset_fingerprint(root / "demos")}
+    assert recorded["data"] == {str(tmp_path / "demos"): training.dataset_fingerprint(root / "demos")}
     assert recorded.get("data_recorded_after") == (finished["runs"] if legacy else None)
     # The same outcomes as the comparison that was never interrupted.
     first = json.loads((root / "out" / "comparison.json").read_text())

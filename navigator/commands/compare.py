@@ -17,7 +17,7 @@ OUT/eval/MODEL-seedSEED. After every run the comparison is written again over th
 OUT/comparison.png. --resume trains nothing that finished, continues the run or evaluation that was interrupted, and
 refuses settings that changed; without --config it takes the settings OUT/compare.json recorded. A finished and
 evaluated run is read from the report (comparison.json, eval/RUN/results.json), so a comparison committed without its
-runs/ folder continues in a fresh clone.
+runs/ folder continues in a fresh clone (the recipe's demonstrations, when missing, are collected again first).
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ recorded ones. Every run must train on the same demonstrations: finished.json al
 shared datasets the first run trained on, and each later run, and every resume, refuses data that changed since.
 
 A finished run needs its folder no more once it is evaluated: a report kept without runs/ (as committed: the
-repository's .gitignore leaves runs/ and the evaluations' episodes/ out) resumes from comparison.json and each
-finished run's eval/RUN/results.json.
+repository's .gitignore leaves runs/, the evaluations' episodes/ and datasets/ out) resumes from comparison.json and
+each finished run's eval/RUN/results.json, and collects the recipe's demonstrations again when they are missing (the
+fingerprint check then confirms they are the ones the finished runs trained on).
 """
 
 from __future__ import annotations
@@ -176,10 +177,13 @@ def _compare(config: CompareConfig, finished: list[str], workers: int, hooks: Ho
     # and an unfinishable one is refused, before any work.
     reported = {run_folder(out, *run).name: _reported_run(config, *run) for run in runs
                 if run_folder(out, *run).name in finished and not (run_folder(out, *run) / "best.pt").is_file()}
+    unfinished = any(run_folder(out, *run).name not in finished for run in runs)
+    if finished and unfinished:
+        _collect_if_missing(config, hooks.training())
     shared = _shared_data(out, finished)
-    if shared is None and finished and any(run_folder(out, *run).name not in finished for run in runs):
+    if shared is None and finished and unfinished:
         shared = _recorded_anew(out, finished, config, hooks.training())
-    if shared is not None and any(run_folder(out, *run).name not in finished for run in runs):
+    if shared is not None and unfinished:
         _check_shared_data(out, shared, finished)  # a comparison that cannot finish is refused before any work
     evaluated: list[tuple[RunInfo, EvalResults]] = []
     document: dict[str, Any] = {}
@@ -263,11 +267,18 @@ def _check_shared_data(out: Path, shared: dict[str, Any], finished: list[str]) -
                             f"restore it, or start the comparison over in another --out")
 
 
+def _collect_if_missing(config: CompareConfig, hooks: training.Hooks) -> None:
+    """Collect the recipe's own demonstrations (its `collect` section's first dataset) again when they are missing
+    on resume, as in a clone of a committed report, which holds no datasets: the recorded collect settings give the
+    same episodes, and the shared data's fingerprint check that follows confirms it before any training."""
+    if config.base.collect is not None and not Path(config.base.data[0]).exists():
+        training.collect_demonstrations(config.base, hooks)
+
+
 def _check_present(out: Path, path: str, finished: list[str]) -> None:
     if not Path(path).is_dir():
         raise UserError(f"{path} is missing: the comparison in {out} trained {len(finished)} run(s) on it and every "
-                        f"run must train on the same data; restore it (the recipe's collect settings make it again), "
-                        f"or start the comparison over in another --out")
+                        f"run must train on the same data; restore it, or start the comparison over in another --out")
 
 
 def _write_comparison(config: CompareConfig, evaluated: list[tuple[RunInfo, EvalResults]],

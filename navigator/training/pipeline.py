@@ -79,6 +79,14 @@ def load_trained(path: Path) -> tuple[Policy, dict[str, Any]]:
         raise UserError(str(error)) from None
 
 
+def collect_demonstrations(config: TrainConfig, hooks: Hooks) -> None:
+    """The recipe's `collect` stage: its demonstrations collected into its first dataset, or finished there (only
+    missing episodes are flown; the same settings give the same episodes)."""
+    first = Path(config.data[0])
+    hooks.stage("collect", f"{first} ({sum(p.episodes for p in config.collect.parts)} episodes)")
+    _collect_into(first, replace(config.collect, backend=config.backend), hooks)
+
+
 def _collect_into(out: Path, config: CollectConfig, hooks: Hooks) -> None:
     writer, _ = open_for_collection(out, config, resume=manifest_path(out).exists())
     collect(out, config, writer, hooks.episode, hooks.cluster)
@@ -403,8 +411,7 @@ def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: H
     progress_path = out / "progress.json"
     first = Path(config.data[0])
     if config.collect is not None and "collect" not in progress["completed"]:
-        hooks.stage("collect", f"{first} ({sum(p.episodes for p in config.collect.parts)} episodes)")
-        _collect_into(first, replace(config.collect, backend=config.backend), hooks)
+        collect_demonstrations(config, hooks)
         _complete(progress, "collect", progress_path)
 
     policy: Policy | None = None
