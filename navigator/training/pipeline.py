@@ -409,7 +409,6 @@ def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: H
         hooks.warning(f"threads: {config.threads} is more than the {cores} CPU core(s) this process may use; threads "
                       f"that share cores only wait for each other, so training uses {cores} (the result is the same)")
     progress_path = out / "progress.json"
-    first = Path(config.data[0])
     if config.collect is not None and "collect" not in progress["completed"]:
         collect_demonstrations(config, hooks)
         _complete(progress, "collect", progress_path)
