@@ -18,7 +18,7 @@ from pathlib import Path
 
 from navigator import __version__
 from navigator.config import DefaultsHelpFormatter, SettingError
-from navigator.errors import UserError
+from navigator.errors import ACCESS_ERRORS, UserError, access_problem
 
 # name -> (module under navigator.commands, one-line help). Order is the order users meet them.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -159,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
             return int(args._module.run(args) or 0)
     except (UserError, SettingError) as error:  # SettingError: a config dataclass refused a value
         print(f"{_command_name(args)}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in ACCESS_ERRORS:
+            raise
+        print(f"{_command_name(args)}: error: {access_problem(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         stopped = "stopped by SIGTERM" if _Termination.received else "interrupted"

@@ -1,7 +1,26 @@
-"""The one exception type the CLI turns into a clean error message (no traceback) and exit code 2."""
+"""The exception type the CLI turns into a clean error message (no traceback) and exit code 2, and the system's
+refusals (no permission, a full disk) it reports the same way."""
 
 from __future__ import annotations
+
+import errno
 
 
 class UserError(Exception):
     """Bad input from the user: the message names the problem and the fix."""
+
+
+# What the system refuses to a user (not a bug): no permission, a read-only file system, a full disk.
+ACCESS_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
+
+
+def access_problem(error: OSError) -> str:
+    """One line for an OSError of ACCESS_ERRORS: the path it concerns, what the system said and what to do."""
+    where = f"{error.filename}: " if error.filename else ""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free some space there (or choose an output folder on another disk) and run it again"
+    elif error.errno == errno.EROFS:
+        fix = "choose a folder on a writable file system"
+    else:
+        fix = "give this user access to it (ls -l shows who may read and write it), or choose another path"
+    return f"{where}{(error.strerror or str(error)).lower()}: {fix}"

@@ -109,8 +109,12 @@ def read_torch_file(path: str | os.PathLike[str], advice: str = DEFAULT_ADVICE, 
         raise fail("no such file")
     if not path.is_file():
         raise fail("a folder, not a file")
-    with path.open("rb") as handle:
-        head = handle.read(len(_ZIP_MAGIC))
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(_ZIP_MAGIC))
+    except PermissionError:
+        raise CheckpointError(path, "permission denied", "give this user read access to it (ls -l shows who may "
+                                                         "read it)", what, verdict="cannot be read") from None
     if not head:
         raise fail("empty file")
     if head != _ZIP_MAGIC:

@@ -21,7 +21,9 @@ import numpy as np
 
 from navigator.dataset.atomic import atomic_output
 from navigator.dataset.episode import Episode
-from navigator.dataset.errors import ChecksumError, CorruptEpisodeError, InvalidEpisodeError, SchemaVersionError
+from navigator.dataset.errors import (ChecksumError, CorruptEpisodeError, DatasetError, InvalidEpisodeError,
+                                      SchemaVersionError)
+from navigator.errors import ACCESS_ERRORS, access_problem
 from navigator.dataset.schema import FIELDS, FORMAT_NAME, SCHEMA_VERSION, episode_problems
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the zip format's epoch: no wall-clock time leaks into the bytes
@@ -115,6 +117,14 @@ def checksum_mismatch(path: Path, actual: str, recorded: str, fix: str = "") -> 
                          f"changed or damaged after it was written" + (f"; {fix}" if fix else ""))
 
 
+def _unreadable(path: Path, error: OSError) -> DatasetError:
+    """A file the system would not let this process read (no permission, ...): not damage, whose way out is to
+    record it again; a damaged one is `_corrupt`."""
+    if error.errno in ACCESS_ERRORS:
+        return DatasetError(access_problem(error))
+    return _corrupt(path, error)
+
+
 def _corrupt(path: Path, error: BaseException) -> CorruptEpisodeError:
     return CorruptEpisodeError(f"{path}: cannot be read as an episode file, it is truncated or damaged "
                                f"({type(error).__name__}: {error}); `navigator data check` on its dataset lists "
@@ -146,7 +156,7 @@ def _read_bytes(path: Path) -> bytes:
     except FileNotFoundError:
         raise CorruptEpisodeError(f"{path}: episode file is missing") from None
     except OSError as error:
-        raise _corrupt(path, error) from None
+        raise _unreadable(path, error) from None
 
 
 def load_episode(path: Path, sha256: str | None = None) -> Episode:
@@ -186,7 +196,7 @@ def load_arrays(path: Path, names: Iterable[str]) -> dict[str, np.ndarray]:
     except FileNotFoundError:
         raise CorruptEpisodeError(f"{path}: episode file is missing") from None
     except _READ_ERRORS as error:
-        raise _corrupt(path, error) from None
+        raise _unreadable(path, error) if isinstance(error, OSError) else _corrupt(path, error) from None
     frames = {array.shape[0] if array.ndim else None for array in arrays.values()}
     for name, array in arrays.items():
         spec = FIELDS[name]

@@ -15,6 +15,7 @@ from navigator.dataset.episode_file import checksum_mismatch, file_sha256, load_
 from navigator.dataset.errors import CorruptEpisodeError, DatasetError
 from navigator.dataset.manifest import (EPISODES_FOLDER, EpisodeEntry, Manifest, fits, manifest_path, read_manifest,
                                         show)
+from navigator.errors import ACCESS_ERRORS, access_problem
 from navigator.folder_lock import refuse_if_in_use
 
 
@@ -104,6 +105,8 @@ class Dataset:
             try:
                 actual = file_sha256(path)
             except OSError as error:
+                if error.errno in ACCESS_ERRORS:  # not damage: recording it again would not help
+                    raise DatasetError(access_problem(error)) from None
                 raise CorruptEpisodeError(f"{path}: cannot be read ({error.strerror or error}); "
                                           f"{self._repair_hint()}") from None
             if actual != entry.sha256:

@@ -1,0 +1,60 @@
+"""Files the system will not let the user read: every command says which file and what to do, exits 2, and shows no
+traceback (a permission problem is not damage, and is not a bug). The commands run in a child process without the
+capabilities that let root read any file, so the refusal is the real one a user meets."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from navigator.cli import main
+from navigator.dataset import Dataset
+
+# Root reads any file: drop that for the child (setpriv is util-linux's, on every Debian system).
+WITHOUT_OVERRIDE = (["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                     "--inh-caps=-dac_override,-dac_read_search"] if os.geteuid() == 0 else [])
+
+
+def navigator(*args, cwd):
+    result = subprocess.run([*WITHOUT_OVERRIDE, sys.executable, "-m", "navigator", *map(str, args)], cwd=cwd,
+                            capture_output=True, text=True, env={**os.environ, "COLUMNS": "1000"}, timeout=300)
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("access")
+    assert main(["collect", "--out", str(root / "demos"), "--episodes", "3", "--max-seconds", "2",
+                 "--workers", "1"]) == 0
+    assert main(["train", "--data", str(root / "demos"), "--out", str(root / "run"), "--epochs", "1",
+                 "--batch-size", "2"]) == 0
+    return root
+
+
+def _unreadable(path):
+    path.chmod(0)
+    return path
+
+
+@pytest.mark.parametrize("command", ["collect-resume", "data-check", "train", "train-extend", "fly"])
+def test_an_unreadable_file_is_named_with_the_way_out(trained, tmp_path, command):
+    shutil.copytree(trained / "demos", tmp_path / "demos")
+    shutil.copytree(trained / "run", tmp_path / "run")
+    episode = Dataset.open(tmp_path / "demos").episode_path(Dataset.open(tmp_path / "demos").entries[1])
+    args, path = {
+        "collect-resume": (["collect", "--out", "demos", "--resume", "--workers", "1"], _unreadable(episode)),
+        "data-check": (["data", "check", "demos"], _unreadable(episode)),
+        "train": (["train", "--data", "demos", "--out", "new", "--epochs", "1"], _unreadable(episode)),
+        "train-extend": (["train", "--out", "run", "--extend", "--epochs", "2"],
+                         _unreadable(tmp_path / "run" / "last.pt")),
+        "fly": (["fly", "--pilot", "run/best.pt", "--episodes", "1"], _unreadable(tmp_path / "run" / "best.pt")),
+    }[command]
+    code, said = navigator(*args, cwd=tmp_path)
+    named = str(path.relative_to(tmp_path))
+    assert code == (1 if command == "data-check" else 2), said  # check's verdict is its own exit status
+    assert "Traceback" not in said and "damaged" not in said and named in said
+    assert "permission denied" in said.lower() and ("give this user" in said or "read access" in said)
+    path.chmod(0o644)
+    assert not (tmp_path / "new").exists()
