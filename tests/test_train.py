@@ -208,6 +208,20 @@ def test_episode_files_changed_since_they_were_recorded_are_refused_before_any_w
     assert train("--data", str(data), "--out", str(out), *FAST) == 0
 
 
+@pytest.mark.parametrize("record, said", [(b"\xff\xfe{", "run.json cannot be read"),
+                                          (b'{"a": 1}', "run.json is not a record of a liquid-navigator training run")])
+@pytest.mark.parametrize("flag", [["--resume"], ["--extend", "--epochs", "5"]])
+def test_a_damaged_run_record_is_said_as_such_not_as_missing_data(demos, tmp_path, capsys, monkeypatch, record, said,
+                                                                   flag):
+    monkeypatch.setenv("COLUMNS", "1000")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_bytes(record)
+    assert train("--out", str(out), *flag) == 2
+    error = capsys.readouterr().err
+    assert said in error and "start the run over in another --out" in error and "--data" not in error
+
+
 def test_existing_run_needs_resume(demos, tmp_path, capsys):
     out = tmp_path / "run"
     assert train("--data", str(demos), "--out", str(out), "--epochs", "1", "--batch-size", "4") == 0

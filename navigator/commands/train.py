@@ -216,7 +216,7 @@ def _source(args: argparse.Namespace) -> Path | RecordedSettings | None:
     from navigator.commands.common import recorded_settings
     from navigator.errors import UserError
     from navigator.resume import nothing_to_continue
-    from navigator.training.pipeline import RUN_RECORD
+    from navigator.training.pipeline import RUN_RECORD, read_record
 
     if args.config is not None or not (args.resume or args.extend):
         return args.config
@@ -224,6 +224,7 @@ def _source(args: argparse.Namespace) -> Path | RecordedSettings | None:
     if not (out / RUN_RECORD).is_file():
         flag = "--extend" if args.extend else "--resume"
         raise nothing_to_continue(out, flag, "training run", RUN_RECORD)
+    read_record(out)  # a damaged record is said as such, not as the defaults' missing --data
     recorded = recorded_settings(out / RUN_RECORD, "config")
     if recorded is not None and "adapt" in recorded.data:  # `navigator adapt` made this run, with its own settings
         flag = "--extend" if args.extend else "--resume"

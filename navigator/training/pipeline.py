@@ -184,12 +184,13 @@ def _start_new(out: Path, config: TrainConfig) -> tuple[Path, ...]:
     return created
 
 
-def _read_record(out: Path) -> dict[str, Any]:
+def read_record(out: Path) -> dict[str, Any]:
+    """The run record (run.json) of the training run in `out`; UserError saying what is wrong with a damaged one."""
     path = out / RUN_RECORD
     try:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"{path} cannot be read ({error}): the run's record is damaged, so it cannot be resumed; "
+        raise UserError(f"{path} cannot be read ({error}): the run's record is damaged, so it cannot be continued; "
                         f"start the run over in another --out") from None
     if (not isinstance(record, dict) or record.get("format") != RUN_FORMAT or record.get("version") != RUN_VERSION
             or not isinstance(record.get("config"), dict) or not isinstance(record.get("extensions"), list)):
@@ -236,7 +237,7 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
                             f"in another --out")
         raise UserError(f"{flag}: {out} holds no training run (no {RUN_RECORD}); choose the run's folder, or drop "
                         f"{flag} and choose a new or empty folder")
-    record = _read_record(out)
+    record = read_record(out)
     progress = _read_progress(out)
     found = differences(_settings(record["config"]), _settings(to_dict(config)))
     finished = all(stage.name in progress["completed"] for stage in stages(config, out))
@@ -271,7 +272,7 @@ def _record_world_size(out: Path) -> None:
     """Add to run.json how many processes this continuation trains with. Any number may continue a run: the global
     batch (batch_size, a recorded setting) fixes what it computes, whichever number of processes shares it (up to
     float rounding)."""
-    record = _read_record(out)
+    record = read_record(out)
     _write_json(out / RUN_RECORD, {**record, "world_sizes": [*record.get("world_sizes", []),
                                                              distributed.world_size()]})
 
@@ -423,7 +424,7 @@ def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: H
                                     f"expert labels them into {round_data}")
             _collect_into(round_data, dagger_collect_config(config, out / "best.pt", round_index), hooks)
             policy, _ = load_trained(out / "best.pt")
-        _check_datasets(out, _read_record(out), keys=_dataset_keys(config, stage))
+        _check_datasets(out, read_record(out), keys=_dataset_keys(config, stage))
         state_path = out / "last.pt"
         saved = read_training_state(state_path).get("stage") if state_path.exists() else None
         hooks.stage(stage.name, f"{stage.epochs} epochs on {len(stage.data)} dataset(s)")
