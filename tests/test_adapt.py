@@ -339,7 +339,10 @@ def test_the_learning_curve_reports_forgetting_from_a_real_evaluation(tmp_path, 
     the real simulator: the curve's figures are the evaluation's episodes, curve.md is drawn again from curve.json,
     resuming a finished curve does nothing and a changed setting is refused."""
     config = tmp_path / "curve.yaml"
-    config.write_text("sceneries: [night]\ndemonstrations: [1]\nstrategies: [finetune]\nseeds: [0, 1]\n"
+    assert main(["collect", "--out", str(tmp_path / "old"), "--episodes", "1", "--max-seconds", "2",
+                 "--workers", "1"]) == 0
+    config.write_text("sceneries: [night]\ndemonstrations: [1]\nstrategies: [finetune, replay]\nseeds: [0, 1]\n"
+                      f"replay: [{tmp_path / 'old'}]\n"
                       "train: {epochs: 1, batch_size: 2, threads: 1, cache_mb: 64}\n"
                       "evaluation: {suites: [summer], episodes: 1, max_seconds: 2}\n"
                       f"out: {tmp_path / 'curve'}\n")
@@ -348,7 +351,7 @@ def test_the_learning_curve_reports_forgetting_from_a_real_evaluation(tmp_path, 
     document = json.loads((out / "curve.json").read_text())
     results = json.loads((out / "eval" / "night" / "results.json").read_text())
     flown = {(e["suite"], e["pilot"]): e["success"] for e in results["episodes"]}
-    assert {suite for suite, _ in flown} == {"night", "summer"} and len(flown) == 6
+    assert {suite for suite, _ in flown} == {"night", "summer"} and len(flown) == 10
     cell = document["cells"][0]
     start = flown["summer", "pretrained"]
     adapted = [flown["summer", run["checkpoint"]] for run in cell["runs"]]
@@ -362,10 +365,11 @@ def test_the_learning_curve_reports_forgetting_from_a_real_evaluation(tmp_path, 
     assert "finished before" in capsys.readouterr().out and (out / "curve.json").read_text() == before
     assert main(["adapt", "curve", "--out", str(out), "--resume", "--workers", "1"]) == 0  # the recorded settings
     assert "finished before" in capsys.readouterr().out and (out / "curve.json").read_text() == before
-    # As a clone of the committed report has it (.gitignore keeps runs/, data/ and episodes/ out): it resumes from
-    # the report, collecting and training nothing; without the evaluation's results it is refused before any work.
-    for ignored in ("runs", "data", "eval/night/episodes"):
-        shutil.rmtree(out / ignored)
+    # As a clone of the committed report has it (.gitignore keeps runs/, data/, episodes/ and datasets out): it
+    # resumes from the report, collecting and training nothing; without the evaluation's results it is refused
+    # before any work.
+    for ignored in (out / "runs", out / "data", out / "eval/night/episodes", tmp_path / "old"):
+        shutil.rmtree(ignored)
     assert main(["adapt", "curve", "--out", str(out), "--resume", "--workers", "1"]) == 0
     shown = capsys.readouterr().out
     assert "finished before" in shown and "collect" not in shown and (out / "curve.json").read_text() == before

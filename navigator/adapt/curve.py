@@ -93,15 +93,14 @@ def _overlap(a: range, b: range) -> range:
 
 def check_start(config: CurveConfig, source: str) -> str:
     """Before any work: the starting policy flies the evaluation's scenario, its evaluation worlds and the new
-    demonstrations' are ones it was not trained on, the demonstrations' and the DAgger roll-outs' are not evaluation
-    worlds, and the replayed data is the policy's camera, airframe and task. Returns the starting checkpoint's
-    sha256."""
+    demonstrations' are ones it was not trained on, and the demonstrations' and the DAgger roll-outs' are not
+    evaluation worlds (the replayed data: `check_replay`). Returns the starting checkpoint's sha256."""
     first = config.adaptation(config.sceneries[0], 1, config.strategies[0], config.seeds[0])
     start = start_checkpoint(first, f"pilot in {source}:")
     settings = dataclasses.replace(config.evaluation, pilots=(start_spec(config),),
                                    suites=(*config.sceneries, *config.evaluation.suites))
     evaluation.inspect_pilots(settings)  # camera, airframe and task; evaluation seeds it trained on
-    policy, metadata = training.load_trained(start)
+    _, metadata = training.load_trained(start)
     demonstrations = config.new_seeds
     shown = f"{demonstrations.start}-{demonstrations.stop - 1}"
     worlds = range(settings.seed, settings.seed + settings.episodes)
@@ -122,9 +121,17 @@ def check_start(config: CurveConfig, source: str) -> str:
             raise UserError(f"collect_seed in {source}: the demonstrations would fly world seeds {shown}, and "
                             f"{start} was trained on {shared.start}-{shared.stop - 1} ({known.source}): choose a "
                             f"collect_seed past {known.first + known.count - 1}, so that new means new")
+    return file_sha256(start)
+
+
+def check_replay(config: CurveConfig, source: str) -> None:
+    """The replayed data exists and is the starting policy's camera, airframe and task; needed only while an
+    adaptation is still to train (a finished curve, kept without its datasets, reports without them)."""
+    start = start_checkpoint(config.adaptation(config.sceneries[0], 1, config.strategies[0], config.seeds[0]),
+                             f"pilot in {source}:")
+    policy, metadata = training.load_trained(start)
     camera, airframe, tasks = policy_scenario(policy, metadata)
     check_data(config.replay, f"replay in {source}:", str(start), camera, airframe, tasks)
-    return file_sha256(start)
 
 
 def _reported_runs(config: CurveConfig, gone: list[tuple[str, int, str, int]]) -> dict[str, AdaptedRun]:
@@ -166,8 +173,12 @@ def run_curve(config: CurveConfig, resume: bool, workers: int = 0, hooks: Hooks 
     hooks = hooks or Hooks()
     out = Path(config.out)
     sha256 = check_start(config, source)
+    if not resume:
+        check_replay(config, source)
     done, lock = open_study(out, curve_settings(config, sha256), resume, CURVE)
     with lock:
+        if resume and any(run_name(*run) not in done for run in config.runs()):
+            check_replay(config, source)
         return _run_curve(config, done, resume, workers, hooks, sha256)
 
 

@@ -60,6 +60,11 @@ def check_data(paths: tuple[str, ...], flag: str, pilot: str, camera: dict[str, 
     from navigator.pilots import CAMERA_SETTINGS
     from navigator.scenario import canonical_task
 
+    for path in paths:
+        if not Path(path).exists():
+            raise UserError(f"{flag} {path} does not exist: restore it, or record it again with navigator collect "
+                            f"--out {path} and the settings it was recorded with (a policy's own demonstrations: its "
+                            f"training recipe collects them)")
     for dataset in open_datasets([Path(p) for p in paths]):
         if not dataset.entries:
             raise UserError(f"{flag} {dataset.path} holds no episodes; record some with navigator collect")
