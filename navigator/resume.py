@@ -124,8 +124,16 @@ class Continued:
     finished: bool = False
 
     def describe(self, found: list[Difference]) -> str:
-        """The differences as one clause, each named as the user gave it (a flag, else the setting)."""
-        return describe([replace(d, name=self.given_as.name(d.name)) for d in found], self.owner)
+        """The differences as one clause, each named as the user gave it (a flag, else the setting). A flag that
+        sets a yes/no setting (--drop-failed sets keep_failed to false) names the setting too: the values shown are
+        the setting's."""
+        return describe([replace(d, name=self._name(d)) for d in found], self.owner)
+
+    def _name(self, difference: Difference) -> str:
+        flag = self.given_as.name(difference.name)
+        if isinstance(difference.given, bool) and flag.lstrip("-").replace("-", "_") != difference.name:
+            return f"{flag} (setting {difference.name})"
+        return flag
 
     @property
     def how_to_match(self) -> str:

@@ -374,6 +374,10 @@ def test_collect_resume_takes_the_recorded_recipe_so_no_flag_needs_retyping(tmp_
     assert main(["collect", "--out", str(out), "--resume", "--seed", "5"]) == 2
     error = capsys.readouterr().err
     assert "seed: dataset has 3, you gave 5" in error and "episodes" not in error and "task" not in error
+    # A flag that sets a yes/no setting is named with it, since the values shown are the setting's.
+    assert main(["collect", "--out", str(out), "--resume", "--drop-failed"]) == 2
+    assert "--drop-failed (setting keep_failed): dataset has True, you gave False" in capsys.readouterr().err
+    assert main(["collect", "--out", str(out), "--resume", "--keep-failed"]) == 0
 
 
 @pytest.mark.parametrize("flags, message", [
