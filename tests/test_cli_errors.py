@@ -219,9 +219,15 @@ CASES: list[tuple[str, str | None, str]] = [
                                                                         "above it or the root"),
     ("export --checkpoint pretrained --out / --overwrite", None, "got '/'"),
     ("export --checkpoint pretrained --out {tmp}/full --overwrite", None,
-     "--out {tmp}/full exists and is not a bundle (no policy.json written by navigator export)"),
+     "--out {tmp}/full exists and is not a bundle (no policy.json written by navigator export;"),
     ("export --checkpoint pretrained --out {tmp}/notes.txt --overwrite", None,
      "--out {tmp}/notes.txt exists and is not a bundle folder"),
+    # without --overwrite, what is there is said first: --overwrite would not help
+    ("export --checkpoint pretrained --out {tmp}/full", None,
+     "--out {tmp}/full exists and is not a bundle (no policy.json written by navigator export; --overwrite replaces "
+     "only a bundle)"),
+    ("export --checkpoint pretrained --out {tmp}/notes.txt", None, "--out {tmp}/notes.txt exists and is not a bundle "
+                                                                   "folder (--overwrite replaces only a bundle)"),
     # sitl: messages name the option as typed, never the field behind it
     ("sitl --max-seconds -1", None, "--max-seconds must be in (0, 3600], got -1.0"),
     ("sitl --max-seconds 1e300", None, "--max-seconds must be in (0, 3600], got 1e+300"),
@@ -254,6 +260,15 @@ CASES: list[tuple[str, str | None, str]] = [
     ("sitl --fault camera-stall:5:2 --max-seconds 1", None,
      "--fault camera-stall:5:2 starts at 5 s, when every episode has ended (--max-seconds 1), so it would never act"),
     ("sitl --task hike --fault mode-change:80", None, "(the hike task's own limit, 75 s)"),
+    # no command writes into a dataset folder but collect into its own: data check would call it damage
+    ("train --data {data} --out {data}/run --epochs 1", None, "--out {data}/run is inside the dataset {data}"),
+    ("data preview {data} --out {data}/episodes/x.png", None, "--out {data}/episodes/x.png is inside the dataset "
+                                                              "{data}"),
+    ("data export {data} --format robomimic --out {data}/a.hdf5", None, "--out {data}/a.hdf5 is inside the dataset"),
+    ("eval --pilot expert --episodes 1 --out {data}/eval", None, "--out {data}/eval is inside the dataset {data}"),
+    ("collect --out {data}/more --episodes 1", None, "--out {data}/more is inside the dataset {data}"),
+    ("fly --pilot expert --video {data}/episodes/clip.mp4", None, "--video {data}/episodes/clip.mp4 is inside the "
+                                                                  "dataset"),
     ("sitl --host nonexistent.invalid", None,
      "cannot resolve host 'nonexistent.invalid' (Name or service not known): give --host an address of this machine"),
 ]

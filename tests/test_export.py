@@ -218,7 +218,7 @@ def test_existing_out_bad_checkpoint_and_bad_options_are_refused_before_work(bun
     not_a_checkpoint = tmp_path / "notes.pt"
     not_a_checkpoint.write_text("hello")
     cases = [
-        (["--checkpoint", "pretrained", "--out", str(bundle)], "already exists; pass --overwrite"),
+        (["--checkpoint", "pretrained", "--out", str(bundle)], "already holds a bundle; pass --overwrite"),
         (["--checkpoint", str(tmp_path / "gone.pt"), "--out", str(tmp_path / "b")], "gone.pt does not exist"),
         (["--checkpoint", str(not_a_checkpoint), "--out", str(tmp_path / "b")], "not a PyTorch file"),
         (["--checkpoint", "pretrained", "--task", "swim", "--out", str(tmp_path / "b")], "--task"),
@@ -260,7 +260,7 @@ def test_overwrite_never_deletes_what_the_user_put_in_the_bundle_folder(bundle, 
     other.mkdir()
     (other / "policy.json").write_text('{"policy": "mine"}')
     assert main(["export", "--checkpoint", "pretrained", "--out", str(other), "--overwrite"]) == 2
-    assert "is not a bundle (no policy.json written by navigator export)" in capsys.readouterr().err
+    assert "is not a bundle (no policy.json written by navigator export;" in capsys.readouterr().err
     assert (other / "policy.json").read_text() == '{"policy": "mine"}'
 
 

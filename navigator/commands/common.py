@@ -60,8 +60,18 @@ def check_output_file(path: Path, flag: str, *, overwrite: bool, suffixes: tuple
             raise UserError(f"{flag} {path} already exists; pass --overwrite to replace it, or choose another name")
         if not path.is_file():
             raise UserError(f"{flag} {path} exists and is not a regular file; choose another name")
+    _refuse_inside_dataset(path, flag)
     _check_writable_folder(path.parent, f"{flag} {path}")
     return path
+
+
+def _refuse_inside_dataset(path: Path, flag: str) -> None:
+    """Refuse an output inside a dataset folder (its own folder aside, which collect writes): a dataset holds only
+    its manifest and episodes, and `navigator data check` calls anything else a problem of the dataset."""
+    for folder in path.absolute().parents:
+        if (folder / _RECORDS["dataset"]).is_file():
+            raise UserError(f"{flag} {path} is inside the dataset {folder}, which holds only its manifest and "
+                            f"episodes (navigator data check flags anything else): choose a place outside it")
 
 
 # The record each kind of output folder holds: how a folder written by one command is told from another's.
@@ -84,6 +94,7 @@ def check_output_folder(path: Path, flag: str, *, continuing: bool, kind: str | 
     them. `kind` is what the command writes there: "dataset", "training run" or "evaluation"."""
     if path.exists() and not path.is_dir():
         raise UserError(f"{flag} {path} is a file, not a folder; choose a folder to write into")
+    _refuse_inside_dataset(path, flag)
     if path.is_dir() and kind is not None:
         other = next((name for name, record in _RECORDS.items() if name != kind and (path / record).exists()), None)
         if other is not None:

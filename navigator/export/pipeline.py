@@ -126,15 +126,17 @@ def _check_out(out: Path, overwrite: bool) -> None:
     if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
         check_output_folder(out, "--out", continuing=False)
     elif out.exists() or out.is_symlink():
-        if not overwrite:
-            raise UserError(f"--out {out} already exists; pass --overwrite to replace it, or choose another name")
+        # What is there is said first: --overwrite is offered only where it would work
         if out.is_symlink() or not out.is_dir():
-            raise UserError(f"--out {out} exists and is not a bundle folder: --overwrite replaces only a bundle; "
+            raise UserError(f"--out {out} exists and is not a bundle folder (--overwrite replaces only a bundle); "
                             f"choose another name")
         names = sorted(p.name for p in out.iterdir())
         if names and not _is_bundle_manifest(out / MANIFEST_NAME):
             raise UserError(f"--out {out} exists and is not a bundle (no {MANIFEST_NAME} written by navigator "
-                            f"export): --overwrite replaces only a bundle; choose another name")
+                            f"export; --overwrite replaces only a bundle): choose another name")
+        if not overwrite:
+            raise UserError(f"--out {out} already holds a bundle; pass --overwrite to replace it, or choose another "
+                            f"name")
         others = [name for name in names if name not in BUNDLE_FILES]
         if others:
             raise UserError(f"--out {out} holds files that are not the bundle's ({', '.join(others)}): --overwrite "
