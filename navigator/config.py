@@ -144,7 +144,8 @@ def check_seed_span(seed: int, count: int, seed_name: str, count_name: str) -> N
     last = seed + count - 1
     if last > MAX_SEED:
         fix = (f"give {{{seed_name}}} at most {MAX_SEED - count + 1} or fewer {{{count_name}}}" if count <= MAX_SEED + 1
-               else f"give at most {MAX_SEED + 1} {{{count_name}}}: no more seeds exist")
+               else f"give at most {MAX_SEED - seed + 1} {{{count_name}}} from {{{seed_name}}} {seed}: no more seeds "
+                    f"exist")
         raise SettingError(seed_name if count <= MAX_SEED + 1 else count_name,
                            f"with {{{count_name}}} {count} the last episode's seed would be {last}, past the largest "
                            f"seed {MAX_SEED}; {fix}", (seed_name, count_name))

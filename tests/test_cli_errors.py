@@ -95,7 +95,8 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --episodes 2147483647", None, "--seed: with --episodes 2147483647 the last episode's seed would be "
                                         "2147583646"),
     ("fly --episodes 99999999999 --seed 0", None, "would be 99999999998, past the largest seed 2147483647; give at "
-                                                  "most 2147483648 --episodes: no more seeds exist"),
+                                                  "most 2147483648 --episodes from --seed 0: no more seeds exist"),
+    ("fly --episodes 99999999999", None, "give at most 2147383648 --episodes from --seed 100000: no more seeds exist"),
     ("fly --config {config}", "seed: 2147483000\nepisodes: 1000\n",
      "seed in {config}: with --episodes 1000 the last episode's seed would be 2147483999"),
     ("collect --out {tmp}/ds --seed 2147483647 --episodes 2", None, "--seed: with --episodes 2 the last episode's"),
@@ -260,6 +261,8 @@ CASES: list[tuple[str, str | None, str]] = [
     ("sitl --fault camera-stall:5:2 --max-seconds 1", None,
      "--fault camera-stall:5:2 starts at 5 s, when every episode has ended (--max-seconds 1), so it would never act"),
     ("sitl --task hike --fault mode-change:80", None, "(the hike task's own limit, 75 s)"),
+    (f"deploy --bundle {ROOT}/policies/pretrained/bundles/fly-to-target --target pi@h --wheelhouse {{tmp}}/notes.txt "
+     f"--dry-run", None, "--wheelhouse {tmp}/notes.txt: a file, not a folder; give a folder of wheels"),
     # no command writes into a dataset folder but collect into its own: data check would call it damage
     ("train --data {data} --out {data}/run --epochs 1", None, "--out {data}/run is inside the dataset {data}"),
     ("data preview {data} --out {data}/episodes/x.png", None, "--out {data}/episodes/x.png is inside the dataset "

@@ -85,8 +85,10 @@ def wheel_content_sha256(wheel: Path) -> str:
 def wheelhouse_files(wheelhouse: Path) -> list[Path]:
     """The distribution files of a wheelhouse folder (wheels and source archives); UserError when there are none."""
     if not wheelhouse.is_dir():
-        raise UserError(f"--wheelhouse {wheelhouse}: no such folder; give a folder of wheels (pip download -d DIR "
-                        f"--platform ... 'liquid-navigator[onboard]' makes one)")
+        found = "a file, not a folder" if wheelhouse.exists() else "no such folder"
+        raise UserError(f"--wheelhouse {wheelhouse}: {found}; "
+                        f"give a folder of wheels (pip download -d DIR --platform ... 'liquid-navigator[onboard]' "
+                        f"makes one)")
     files = sorted(p for p in wheelhouse.iterdir() if p.is_file() and p.name.endswith((".whl", ".tar.gz", ".zip")))
     if not files:
         raise UserError(f"--wheelhouse {wheelhouse}: holds no .whl files")
