@@ -100,6 +100,36 @@ def _refuse_repeated_options(parser: argparse.ArgumentParser, command: str, argv
             raise UsageError(command_parser, f"{'/'.join(action.option_strings)} given {count} times; give it once")
 
 
+def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """Every option of `parser` and of the sub-commands below it (`data preview`), by option string."""
+    found: dict[str, argparse.Action] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found.update(_options(sub))
+        found.update({option: action for option in action.option_strings})
+    return found
+
+
+def _refuse_empty_values(parser: argparse.ArgumentParser, command: str, argv: list[str]) -> None:
+    """An empty value (`--out ''`, `--out=`, an empty argument) is refused: a path would become the current folder,
+    a number or name could not be one; leaving the option out is how its default is asked for."""
+    command_parser = _command_parser(parser, command)
+    options = _options(command_parser)
+    for index, token in enumerate(argv[: argv.index("--") if "--" in argv else len(argv)]):
+        option, equals, value = token.partition("=")
+        if token.startswith("--") and equals and not value:
+            empty = option
+        elif token == "":
+            before = argv[index - 1] if index else ""
+            if not (before in options and options[before].nargs != 0):
+                raise UsageError(command_parser, "an empty argument was given; give a value")
+            empty = before
+        else:
+            continue
+        raise UsageError(command_parser, f"{empty}: empty value; give a value, or drop {empty} for its default")
+
+
 class _Termination:
     """SIGTERM (kill, timeout, systemctl stop, a batch scheduler) stops a command the way Ctrl-C does, so that the
     same clean-up runs (a new output folder with nothing saved is removed, workers are stopped, what finished is
@@ -145,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:  # named with the command's own help, where its options are listed
             raise UsageError(_command_parser(parser, args.command), f"unrecognized arguments: {' '.join(unknown)}")
         _refuse_repeated_options(parser, args.command, argv)
+        _refuse_empty_values(parser, args.command, argv)
     except UsageError as error:
         print(f"{error.parser.prog}: error: {error} (see '{error.parser.prog} --help')", file=sys.stderr)
         return 2

@@ -63,7 +63,7 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --task race", None, "--task: unknown task 'race'; valid tasks are: fly-to-target, hike, follow"),
     ("fly --airframe f450", None, "--airframe: unknown airframe 'f450'; valid airframes are: x500, cf2x"),
     ("fly --pilot robot", None, "--pilot: unknown pilot 'robot'"),
-    ("fly --pilot=", None, "--pilot: pilot is empty; valid pilots are: pretrained, expert"),
+    ("fly --pilot=", None, "--pilot: empty value; give a value, or drop --pilot for its default"),
     ("fly --pilot {tmp}/gone.pt", None, "gone.pt does not exist"),
     ("fly --video {tmp}/clip.avi", None, "clip.avi must end in .mp4"),
     ("fly --video {tmp}/clip.mp4", None, "clip.mp4 already exists; pass --overwrite"),
@@ -212,8 +212,11 @@ CASES: list[tuple[str, str | None, str]] = [
     ("export --checkpoint pretrained --out {tmp}/b --verify-episodes 101", None,
      "--verify-episodes must be in [1, 100], got 101"),
     ("export --checkpoint pretrained --out {tmp}/b --task moonwalk", None, "--task: unknown task 'moonwalk'"),
-    ("export --checkpoint pretrained --out=", None,
-     "--out must name the bundle's folder, e.g. bundles/NAME, got an empty value"),
+    ("export --checkpoint pretrained --out=", None, "--out: empty value; give a value, or drop --out for its "
+                                                    "default"),
+    # an empty value is refused for every option and argument (a path would become the current folder)
+    ("collect --out= --episodes 1", None, "--out: empty value; give a value, or drop --out for its default"),
+    ("train --data {data} --out {tmp}/run --model=", None, "--model: empty value"),
     ("export --checkpoint pretrained --out .", None, "--out must name the bundle's own folder, e.g. bundles/NAME, got "
                                                      "'.' (the current folder"),
     ("export --checkpoint pretrained --out {tmp}/.. --overwrite", None, "got '{tmp}/..' (the current folder, one "
@@ -294,6 +297,17 @@ def test_bad_input_exits_2_naming_the_option_and_leaves_nothing(command, yaml_te
     assert message.format(**names) in captured.err
     assert "Traceback" not in captured.err and captured.out == ""
     assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["collect", "--out", "", "--episodes", "1"], "--out: empty value; give a value, or drop --out for its default"),
+    (["data", "check", ""], "an empty argument was given; give a value"),
+    (["data", "preview", "--out", "", "x"], "--out: empty value"),
+])
+def test_an_empty_value_is_refused_not_taken_as_the_current_folder(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err and not any(tmp_path.iterdir())
 
 
 def _navigator(*args: str, **kwargs) -> subprocess.CompletedProcess:

@@ -274,7 +274,8 @@ def test_an_out_that_is_the_current_folder_is_refused_before_work(bundle, tmp_pa
         assert main(["export", "--checkpoint", "pretrained", "--out", out, "--verify-episodes", "1",
                      *overwrite]) == 2
         error = capsys.readouterr().err
-        assert "--out must name the bundle" in error and "already exists" not in error
+        expected = "--out must name the bundle" if out else "--out: empty value"
+        assert expected in error and "already exists" not in error
     assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]
 

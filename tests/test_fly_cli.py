@@ -178,7 +178,7 @@ def test_an_option_given_twice_is_refused_in_one_line(args, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--overwrite"], "--overwrite lets --video replace an existing file, and no --video was given"),
-    (["--video", ""], "--video needs the name of a file to write (it was empty, or '.')"),
+    (["--video", ""], "--video: empty value; give a value, or drop --video for its default"),
 ])
 def test_flags_that_would_do_nothing_are_refused_in_one_line(args, message, capsys):
     assert main(["fly", "--episodes", "1", *args]) == 2
