@@ -245,6 +245,8 @@ def _fly(args: argparse.Namespace) -> int:
 
     log = None
     try:
+        # The link opens first: a TCP autopilot that refuses the connection fails at once, before the camera opens
+        link.open(config.link.connect_timeout_s)
         console.print(f"camera {args.camera}: waiting up to {config.camera.open_timeout_s:g} s for a first frame")
         first = camera.start().wait_first(config.camera.open_timeout_s)
         height, width = first.image.shape[:2]
@@ -254,7 +256,7 @@ def _fly(args: argparse.Namespace) -> int:
         stepper = PolicyStepper(bundle, BundlePolicy(bundle, threads=config.threads), spec)
         console.print(f"mavlink {args.mavlink}: waiting up to {config.link.connect_timeout_s:g} s for the "
                       f"autopilot's heartbeat")
-        status = link.open(config.link.connect_timeout_s).wait_for_autopilot(config.link.connect_timeout_s)
+        status = link.wait_for_autopilot(config.link.connect_timeout_s)
         autopilot = status.autopilot
         assert autopilot is not None
         console.print(f"autopilot {autopilot.name} (system {status.system_id}) in {status.mode_name()}, "
