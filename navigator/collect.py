@@ -31,6 +31,7 @@ from navigator.dataset import (ACTION_CONVENTION, DatasetWriter, DroppedEntry, E
 from navigator.dataset.writer import pack_episode
 from navigator.errors import UserError
 from navigator.resume import Continued, Difference, GivenAs, check_continuation, differences, nothing_to_continue
+from navigator.workers import MAX_WORKERS
 from navigator.scenario import (CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot, canonical_preset,
                                 canonical_task, set_canonical)
 
@@ -59,7 +60,7 @@ class CollectConfig:
     dart_noise: float = setting(0.1, ge=0.0, le=1.0)
     dart_time_constant: float = setting(0.5, gt=0.0)  # seconds: the noise is an Ornstein-Uhlenbeck process
     keep_failed: bool = True  # False: failed episodes are not stored, only marked in the manifest
-    workers: int = setting(0, ge=0, le=256)  # 0: one per CPU core (of this machine, or of the Ray cluster)
+    workers: int = setting(0, ge=0, le=MAX_WORKERS)  # 0: one per CPU core (of this machine, or of the Ray cluster)
     backend: Backend = field(default_factory=Backend)  # where episodes fly: local processes or a Ray cluster
     # Who flies, as `--pilot` means everywhere: "expert" (demonstrations, with DART noise), or a trained policy (a
     # checkpoint path) that flies while the expert labels every frame it sees: DAgger's data. The expert always labels.

@@ -12,6 +12,19 @@ from collections.abc import Callable
 from multiprocessing.pool import Pool
 
 
+# The most worker processes a command starts (0 asks for one per CPU core): more would only contend for the cores.
+MAX_WORKERS = 256
+
+
+def check_workers(workers: int, flag: str = "--workers") -> int:
+    """`workers` when it is 0 (one per CPU core) to MAX_WORKERS; UserError naming `flag` otherwise."""
+    from navigator.errors import UserError
+
+    if not 0 <= workers <= MAX_WORKERS:
+        raise UserError(f"{flag} must be in [0, {MAX_WORKERS}] (0: one per CPU core), got {workers}")
+    return workers
+
+
 def ignore_interrupts(setup: Callable[[], None] | None = None) -> None:
     """Worker initializer: ignore SIGINT, take SIGTERM again (the pool stops its workers with it), then run the
     pool's own `setup` (if any)."""

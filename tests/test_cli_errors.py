@@ -141,6 +141,9 @@ CASES: list[tuple[str, str | None, str]] = [
     ("collect --out {tmp}/ds --dart-noise 1e9", None, "--dart-noise must be in [0, 1], got 1000000000.0"),
     ("collect --out {tmp}/ds --episodes 0", None, "--episodes must be at least 1, got 0"),
     ("collect --out {tmp}/ds --workers -2", None, "--workers must be"),
+    # one limit on worker processes for every command that starts them
+    ("compare --out {tmp}/cmp --resume --workers 999", None, "--workers must be in [0, 256]"),
+    ("adapt curve --out {tmp}/cmp --resume --workers 999", None, "--workers must be in [0, 256]"),
     ("collect --out {tmp}/ds --seed -1", None, "--seed must be in [0, "),
     ("collect --out {tmp}/ds --max-seconds nan", None, "--max-seconds must be a finite number"),
     ("collect --out {tmp}/ds --preset winter+", None, "--preset: preset 'winter+' has an empty part"),

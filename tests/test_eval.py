@@ -235,7 +235,8 @@ def test_extend_refuses_anything_but_more_worlds_before_any_work(expert_run, tmp
     (["--pilot", "policies/pretrained/bundles/hike", "--pilot", "policies/pretrained/bundles/hike/policy.json"],
      "repeat policies/pretrained/bundles/hike/policy.json: give each once"),
     (["--pilot", "missing.pt"], "missing.pt does not exist"),
-    (["--workers", "-1"], "--workers must be >= 0"),
+    (["--workers", "-1"], "--workers must be in [0, 256] (0: one per CPU core), got -1"),
+    (["--workers", "999"], "--workers must be in [0, 256] (0: one per CPU core), got 999"),
     (["--suites", "winter+wind,Wind + Winter"], "winter+wind and wind+winter are the same scenery"),
     # The shipped policy's demonstrations flew seeds 0-199 (its checkpoint records its recipe).
     (["--pilot", "pretrained", "--seed", "150", "--episodes", "100"], "seeds 150-199"),

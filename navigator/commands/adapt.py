@@ -237,12 +237,10 @@ def _curve(args: argparse.Namespace) -> int:
     from navigator.commands.common import check_output_folder, progress_bar
     from navigator.comparison.table import cell
     from navigator.config import load_config
-    from navigator.errors import UserError
     from navigator.evaluation import pipeline as evaluation
+    from navigator.workers import check_workers
 
-    workers = 0 if args.workers is None else args.workers
-    if workers < 0:
-        raise UserError(f"--workers must be >= 0 (0: one per CPU core), got {workers}")
+    workers = check_workers(0 if args.workers is None else args.workers)
     source = _curve_source(args)
     overrides = {"out": None if args.out is None else str(args.out)}
     if isinstance(source, RecordedSettings):  # the record holds no out: it is where the record was found

@@ -84,9 +84,9 @@ def run(args: argparse.Namespace) -> int:
     from navigator.errors import UserError
     from navigator.evaluation import pipeline as evaluation
     from navigator.training import pipeline as training
+    from navigator.workers import check_workers
 
-    if args.workers < 0:
-        raise UserError(f"--workers must be >= 0 (0: one per CPU core), got {args.workers}")
+    check_workers(args.workers)
     if args.config is None and not args.resume:
         raise UserError("give --config, a comparison config such as launch/compare/fly_to_target.yaml (or --resume "
                         "to continue the comparison in --out)")

@@ -123,9 +123,9 @@ def run(args: argparse.Namespace) -> int:
 
     from navigator.backends import check_reachable
     from navigator.evaluation.pipeline import Hooks, evaluate
+    from navigator.workers import check_workers
 
-    if args.workers < 0:
-        raise UserError(f"--workers must be >= 0 (0: one per CPU core), got {args.workers}")
+    check_workers(args.workers)
     if args.videos is not None and args.videos < 0:
         raise UserError(f"--videos must be >= 0 (0: no videos), got {args.videos}")
     source = args.config
