@@ -149,6 +149,22 @@ def test_resume_without_config_takes_the_recorded_settings(compared, tmp_path, c
         assert message in error and len(error.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("config", [False, True])
+def test_a_damaged_comparison_record_is_said_as_such(compared, tmp_path, capsys, monkeypatch, config):
+    monkeypatch.setenv("COLUMNS", "1000")
+    _, config_path, _ = compared
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "compare.json").write_text('{"format": "liquid-navigator/comparison-run", "version": 1}')
+    assert main(["compare", "--out", str(out), "--resume", *(["--config", str(config_path)] if config else [])]) == 2
+    error = capsys.readouterr().err
+    assert f"{out / 'compare.json'}" in error and "(it is damaged); start the comparison over in another --out" in error
+    # the learning curve is a study of the same kind
+    (out / "adapt-curve.json").write_text('{"format": "liquid-navigator/adapt-curve-run", "version": 1}')
+    assert main(["adapt", "curve", "--out", str(out), "--resume"]) == 2
+    assert "adapt-curve.json" in (error := capsys.readouterr().err) and "(it is damaged)" in error
+
+
 def test_a_comparison_recorded_before_newer_settings_resumes(compared):
     # compare.json of a comparison started before `--attention` (or the training's `device`) existed lacks its
     # settings: their defaults are what it flew and trained with, so resuming it is resuming the same comparison.

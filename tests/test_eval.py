@@ -154,6 +154,22 @@ def test_resume_with_other_settings_is_refused(expert_run, tmp_path, capsys):
         evaluate(tmp_path / "nothing-here", EXPERT, resume=True)
 
 
+@pytest.mark.parametrize("record, said", [
+    ("\xff", "cannot read"), ('{"format": "liquid-navigator/eval"}', "is not a liquid-navigator/eval version 1 file"),
+    ('{"format": "liquid-navigator/eval", "version": 1}', "records no settings (it is damaged)")])
+@pytest.mark.parametrize("flag", ["--resume", "--extend"])
+def test_a_damaged_eval_record_is_said_as_such(expert_run, tmp_path, capsys, monkeypatch, record, said, flag):
+    monkeypatch.setenv("COLUMNS", "1000")
+    original, _ = expert_run
+    out = tmp_path / "copy"
+    shutil.copytree(original, out)
+    (out / "eval.json").write_text(record, encoding="latin-1")
+    assert main(["eval", "--out", str(out), flag, "--episodes", "9"]) == 2
+    error = capsys.readouterr().err
+    assert f"{flag}: " in error and said in error and "start again in another --out" in error
+    assert len(error.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("kept", ["episodes", "report only"])
 def test_extend_flies_only_the_new_worlds_and_reports_on_all(expert_run, tmp_path, kept):
     original, first = expert_run

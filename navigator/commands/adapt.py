@@ -314,6 +314,9 @@ def _curve_source(args: argparse.Namespace) -> Path | RecordedSettings:
                         "launch/adapt/night_small.yaml), or --resume to continue the curve in --out")
     out = _curve_folder(args)
     recorded = recorded_settings(out / CURVE.record, "settings", dropped=("start_sha256",))
+    if recorded is None and (out / CURVE.record).exists():
+        raise UserError(f"--resume: {out / CURVE.record} cannot be read or records no settings (it is damaged); "
+                        f"start the learning curve over in another --out")
     if recorded is None:
         raise UserError(f"--resume: {out} holds no learning curve to continue (no readable {CURVE.record}); give the "
                         f"curve's folder as --out, or start one with --config FILE")

@@ -63,6 +63,9 @@ def _recorded(args: argparse.Namespace) -> RecordedSettings:
 
     out = Path(args.out if args.out is not None else field_default(CompareConfig, "out"))
     recorded = recorded_settings(out / RECORD, "settings")
+    if recorded is None and (out / RECORD).exists():
+        raise UserError(f"--resume: {out / RECORD} cannot be read or records no settings (it is damaged); start the "
+                        f"comparison over in another --out")
     if recorded is None:
         raise UserError(f"--resume: {out} holds no readable comparison record ({RECORD}) to take its settings from; "
                         f"give --config with the comparison's config, or choose the comparison's folder with --out")

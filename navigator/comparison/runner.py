@@ -128,9 +128,12 @@ def open_study(out: Path, settings: dict[str, Any], resume: bool,
         raise UserError(f"--resume: {out / name} is not a {study.format} version {study.version} record; start the "
                         f"{what} over in another --out")
     recorded = record.get("settings")
-    if isinstance(recorded, dict) and "evaluation" in recorded:  # recorded before some evaluation settings existed
+    if not isinstance(recorded, dict):
+        raise UserError(f"--resume: {out / name} records no settings (it is damaged); start the {what} over in "
+                        f"another --out")
+    if "evaluation" in recorded:  # recorded before some evaluation settings existed
         recorded = {**recorded, "evaluation": with_added_settings(recorded["evaluation"])}
-    if isinstance(recorded, dict) and isinstance(recorded.get("base"), dict):  # likewise, training settings
+    if isinstance(recorded.get("base"), dict):  # likewise, training settings
         recorded = {**recorded, "base": with_added_training_settings(recorded["base"])}
     found = [dataclasses.replace(difference, name=study.user_name(difference.name))
              for difference in differences(recorded, settings)]

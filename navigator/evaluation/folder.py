@@ -52,6 +52,8 @@ def check_folder(out: Path, resume: bool, flag: str = "--resume") -> dict[str, A
     if not isinstance(recorded, dict) or (recorded.get("format"), recorded.get("version")) != (FORMAT, VERSION):
         raise UserError(f"{flag}: {recorded_path} is not a {FORMAT} version {VERSION} file; start again in another "
                         f"--out")
+    if not isinstance(recorded.get("settings"), dict) or not isinstance(recorded.get("pilots", []), list):
+        raise UserError(f"{flag}: {recorded_path} records no settings (it is damaged); start again in another --out")
     return recorded
 
 
