@@ -234,48 +234,56 @@ def test_an_interrupted_comparison_resumes_without_training_again_what_finished(
             for entry in document["models"]] == strip
 
 
-def _kept_as_committed(out: Path) -> None:
-    """`out` as a clone of a committed report has it: .gitignore keeps runs/ and the evaluations' episodes/ out."""
+@pytest.fixture(scope="module")
+def committed(compared, tmp_path_factory):
+    """A comparison interrupted while mlp-seed1 trained, as a clone of its committed report has it: .gitignore keeps
+    runs/, the evaluations' episodes/ and the datasets out. Returns (root, config, out, finished runs)."""
+    root, _, _ = compared
+    here = tmp_path_factory.mktemp("committed")
+    shutil.copytree(root / "demos", here / "demos")
+    config_path, out = tiny_config(here, here / "demos"), here / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(load_config(CompareConfig, config_path, {"out": str(out)}), resume=False, workers=1,
+                       hooks=Recorder(interrupt_at="mlp-seed1"))
     shutil.rmtree(out / "runs")
     for episodes in (out / "eval").glob("*/episodes"):
         shutil.rmtree(episodes)
+    shutil.rmtree(here / "demos")
+    return here, config_path, out, json.loads((out / "finished.json").read_text())["runs"]
 
 
-@pytest.mark.parametrize("legacy", [False, True])
-def test_a_comparison_kept_without_its_runs_resumes_from_its_report(compared, tmp_path, capsys, monkeypatch,
-                                                                     legacy):
+def test_a_comparison_kept_without_its_runs_resumes_from_its_report(compared, committed, tmp_path, capsys,
+                                                                     monkeypatch):
     # A finished run is read from what the report keeps (comparison.json, eval/RUN/results.json): only the runs
-    # that did not finish train. A comparison recorded before finished.json kept the data's fingerprint (legacy)
-    # lost it with runs/: it says so and records the data the rest trains on.
+    # that did not finish train, and the recipe's demonstrations are collected again. A comparison recorded before
+    # finished.json kept the data's fingerprint (legacy) lost it with runs/: it says so and records the data the
+    # rest trains on.
     monkeypatch.setenv("COLUMNS", "1000")
     root, _, _ = compared
-    shutil.copytree(root / "demos", tmp_path / "demos")
-    config_path, out = tiny_config(tmp_path, tmp_path / "demos"), tmp_path / "out"
-    config = load_config(CompareConfig, config_path, {"out": str(out)})
-    with pytest.raises(KeyboardInterrupt):
-        run_comparison(config, resume=False, workers=1, hooks=Recorder(interrupt_at="mlp-seed1"))
-    _kept_as_committed(out)
-    shutil.rmtree(tmp_path / "demos")  # nor the datasets: the recipe's collect section makes the same again
-    finished = json.loads((out / "finished.json").read_text())
-    assert finished["runs"] == ["cfc-ncp-seed0", "mlp-seed0", "cfc-ncp-seed1"]
-    if legacy:
-        (out / "finished.json").write_text(json.dumps({"runs": finished["runs"]}))
-    capsys.readouterr()
-    assert main(["compare", "--config", str(config_path), "--out", str(out), "--resume", "--workers", "1"]) == 0
-    shown = capsys.readouterr().out
-    assert [line.split(" (")[0] for line in shown.splitlines() if "finished before" in line] == [
-        "cfc-ncp seed 0", "mlp seed 0", "cfc-ncp seed 1"]
-    assert ("does not record the data the 3 finished run(s) trained on" in shown) == legacy
-    assert f"collect: {tmp_path / 'demos'} (4 episodes)" in shown
-    recorded = json.loads((out / "finished.json").read_text())
-    assert recorded["data"] == {str(tmp_path / "demos"): training.dataset_fingerprint(root / "demos")}
-    assert recorded.get("data_recorded_after") == (finished["runs"] if legacy else None)
-    # The same outcomes as the comparison that was never interrupted.
+    here, config_path, kept, finished = committed
+    assert finished == ["cfc-ncp-seed0", "mlp-seed0", "cfc-ncp-seed1"]
     first = json.loads((root / "out" / "comparison.json").read_text())
-    document = json.loads((out / "comparison.json").read_text())
-    assert document["missing_runs"] == [] and [
-        [{**run, "checkpoint": None} for run in entry["runs"]] for entry in document["models"]] == [
-        [{**run, "checkpoint": None} for run in entry["runs"]] for entry in first["models"]]
+    for legacy in (False, True):
+        out = tmp_path / f"legacy-{legacy}"
+        shutil.copytree(kept, out)
+        shutil.rmtree(here / "demos", ignore_errors=True)  # as the clone has it
+        if legacy:
+            (out / "finished.json").write_text(json.dumps({"runs": finished}))
+        capsys.readouterr()
+        assert main(["compare", "--config", str(config_path), "--out", str(out), "--resume", "--workers", "1"]) == 0
+        shown = capsys.readouterr().out
+        assert [line.split(" (")[0] for line in shown.splitlines() if "finished before" in line] == [
+            "cfc-ncp seed 0", "mlp seed 0", "cfc-ncp seed 1"]
+        assert ("does not record the data the 3 finished run(s) trained on" in shown) == legacy
+        assert f"collect: {here / 'demos'} (4 episodes)" in shown
+        recorded = json.loads((out / "finished.json").read_text())
+        assert recorded["data"] == {str(here / "demos"): training.dataset_fingerprint(root / "demos")}
+        assert recorded.get("data_recorded_after") == (finished if legacy else None)
+        # The same outcomes as the comparison that was never interrupted.
+        document = json.loads((out / "comparison.json").read_text())
+        assert document["missing_runs"] == [] and [
+            [{**run, "checkpoint": None} for run in entry["runs"]] for entry in document["models"]] == [
+            [{**run, "checkpoint": None} for run in entry["runs"]] for entry in first["models"]]
 
 
 @pytest.mark.parametrize("lost, message", [
@@ -283,15 +291,12 @@ def test_a_comparison_kept_without_its_runs_resumes_from_its_report(compared, tm
                                     "is not the comparison's finished evaluation of it"),
     ("comparison.json", "OUT/runs/cfc-ncp-seed0/best.pt is missing and OUT/comparison.json does not report "
                         "cfc-ncp-seed0")])
-def test_a_finished_run_neither_kept_nor_reported_is_refused_before_any_work(compared, tmp_path, capsys,
+def test_a_finished_run_neither_kept_nor_reported_is_refused_before_any_work(committed, tmp_path, capsys,
                                                                                monkeypatch, lost, message):
     monkeypatch.setenv("COLUMNS", "1000")
-    _, config_path, _ = compared
+    _, config_path, kept, _ = committed
     out = tmp_path / "out"
-    config = load_config(CompareConfig, config_path, {"out": str(out)})
-    with pytest.raises(KeyboardInterrupt):
-        run_comparison(config, resume=False, workers=1, hooks=Recorder(interrupt_at="cfc-ncp-seed1"))
-    _kept_as_committed(out)
+    shutil.copytree(kept, out)
     (out / lost).unlink()
     listing = sorted(p.relative_to(out) for p in out.rglob("*"))
     capsys.readouterr()
