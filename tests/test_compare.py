@@ -266,9 +266,16 @@ def test_a_comparison_kept_without_its_runs_resumes_from_its_report(compared, co
     for legacy in (False, True):
         out = tmp_path / f"legacy-{legacy}"
         shutil.copytree(kept, out)
-        shutil.rmtree(here / "demos", ignore_errors=True)  # as the clone has it
         if legacy:
             (out / "finished.json").write_text(json.dumps({"runs": finished}))
+            # and its collection was interrupted: the manifest lists the first 2 of the recipe's 4 episodes
+            manifest = json.loads((here / "demos" / "manifest.json").read_text())
+            for entry in manifest["episodes"][2:]:
+                (here / "demos" / "episodes" / entry["file"]).unlink()
+            manifest["episodes"] = manifest["episodes"][:2]
+            (here / "demos" / "manifest.json").write_text(json.dumps(manifest))
+        else:
+            shutil.rmtree(here / "demos", ignore_errors=True)  # as the clone has it
         capsys.readouterr()
         assert main(["compare", "--config", str(config_path), "--out", str(out), "--resume", "--workers", "1"]) == 0
         shown = capsys.readouterr().out

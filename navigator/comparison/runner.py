@@ -31,6 +31,7 @@ from navigator.comparison.summary import RunInfo, build_comparison
 from navigator.comparison.table import render_table
 from navigator.config import to_dict
 from navigator.dataset.atomic import atomic_write_bytes
+from navigator.dataset.manifest import manifest_path, read_manifest
 from navigator.errors import UserError
 from navigator.evaluation import pipeline as evaluation
 from navigator.evaluation.folder import finished_results, with_added_settings, write_json
@@ -271,10 +272,14 @@ def _check_shared_data(out: Path, shared: dict[str, Any], finished: list[str]) -
 
 
 def _collect_if_missing(config: CompareConfig, hooks: training.Hooks) -> None:
-    """Collect the recipe's own demonstrations (its `collect` section's first dataset) again when they are missing
-    on resume, as in a clone of a committed report, which holds no datasets: the recorded collect settings give the
-    same episodes, and the shared data's fingerprint check that follows confirms it before any training."""
-    if config.base.collect is not None and not Path(config.base.data[0]).exists():
+    """Collect the recipe's own demonstrations (its `collect` section's first dataset) again on resume when they
+    are missing, as in a clone of a committed report, which holds no datasets, or short of the recipe's episodes (a
+    collection interrupted): the recorded collect settings give the same episodes, and the shared data's
+    fingerprint check that follows confirms it before any training."""
+    collect = config.base.collect
+    first = Path(config.base.data[0])
+    if collect is not None and (not manifest_path(first).exists()
+                                or len(read_manifest(first).episodes) < sum(p.episodes for p in collect.parts)):
         training.collect_demonstrations(config.base, hooks)
 
 
