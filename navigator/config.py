@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from navigator.errors import UserError
+from navigator.errors import UserError, refuse_if_denied
 from navigator.resume import GivenAs
 
 T = TypeVar("T")
@@ -198,6 +198,7 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(error)}") from None
     except (OSError, UnicodeDecodeError) as error:
+        refuse_if_denied(error)
         raise ConfigError(f"cannot read config file {path}: {error}") from None
     if data is None:
         return {}

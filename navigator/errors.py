@@ -24,3 +24,11 @@ def access_problem(error: OSError) -> str:
     else:
         fix = "give this user access to it (ls -l shows who may read and write it), or choose another path"
     return f"{where}{(error.strerror or str(error)).lower()}: {fix}"
+
+
+def refuse_if_denied(error: BaseException) -> None:
+    """For a reader that takes a file it cannot read as missing or damaged: raise a UserError saying what the system
+    refused (`access_problem`) when `error` is one of ACCESS_ERRORS, since "damaged, start over" would be the wrong
+    advice; otherwise return, for the reader's own handling."""
+    if isinstance(error, OSError) and error.errno in ACCESS_ERRORS:
+        raise UserError(access_problem(error)) from None

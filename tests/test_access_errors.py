@@ -30,27 +30,36 @@ def trained(tmp_path_factory):
                  "--workers", "1"]) == 0
     assert main(["train", "--data", str(root / "demos"), "--out", str(root / "run"), "--epochs", "1",
                  "--batch-size", "2"]) == 0
+    assert main(["eval", "--pilot", "expert", "--suites", "summer", "--episodes", "1", "--max-seconds", "1",
+                 "--out", str(root / "eval")]) == 0
+    assert main(["export", "--checkpoint", "pretrained", "--out", str(root / "bundle"), "--verify-episodes", "1"]) == 0
     return root
 
 
-def _unreadable(path):
-    path.chmod(0)
-    return path
-
-
-@pytest.mark.parametrize("command", ["collect-resume", "data-check", "train", "train-extend", "fly"])
+@pytest.mark.parametrize("command", ["collect-resume", "data-check", "train", "train-extend", "fly",
+                                     "extend-best", "resume-record", "eval-record", "bundle", "config", "manifest"])
 def test_an_unreadable_file_is_named_with_the_way_out(trained, tmp_path, command):
-    shutil.copytree(trained / "demos", tmp_path / "demos")
-    shutil.copytree(trained / "run", tmp_path / "run")
+    for name in ("demos", "run", "eval", "bundle"):
+        shutil.copytree(trained / name, tmp_path / name)
+    (tmp_path / "recipe.yaml").write_text("data: [demos]\nout: new\nepochs: 1\n")
     episode = Dataset.open(tmp_path / "demos").episode_path(Dataset.open(tmp_path / "demos").entries[1])
-    args, path = {
-        "collect-resume": (["collect", "--out", "demos", "--resume", "--workers", "1"], _unreadable(episode)),
-        "data-check": (["data", "check", "demos"], _unreadable(episode)),
-        "train": (["train", "--data", "demos", "--out", "new", "--epochs", "1"], _unreadable(episode)),
+    args, path = {  # the one file made unreadable for each command
+        "collect-resume": (["collect", "--out", "demos", "--resume", "--workers", "1"], episode),
+        "data-check": (["data", "check", "demos"], episode),
+        "train": (["train", "--data", "demos", "--out", "new", "--epochs", "1"], episode),
         "train-extend": (["train", "--out", "run", "--extend", "--epochs", "2"],
-                         _unreadable(tmp_path / "run" / "last.pt")),
-        "fly": (["fly", "--pilot", "run/best.pt", "--episodes", "1"], _unreadable(tmp_path / "run" / "best.pt")),
+                         tmp_path / "run" / "last.pt"),
+        "fly": (["fly", "--pilot", "run/best.pt", "--episodes", "1"], tmp_path / "run" / "best.pt"),
+        # read again only after training: refused before it
+        "extend-best": (["train", "--out", "run", "--extend", "--epochs", "2"], tmp_path / "run" / "best.pt"),
+        # records: what the system refused, not "damaged, start over"
+        "resume-record": (["train", "--out", "run", "--resume"], tmp_path / "run" / "run.json"),
+        "eval-record": (["eval", "--out", "eval", "--resume"], tmp_path / "eval" / "eval.json"),
+        "bundle": (["fly", "--pilot", "bundle", "--episodes", "1"], tmp_path / "bundle" / "policy.json"),
+        "config": (["train", "--config", "recipe.yaml"], tmp_path / "recipe.yaml"),
+        "manifest": (["collect", "--out", "demos", "--resume"], tmp_path / "demos" / "manifest.json"),
     }[command]
+    path.chmod(0)
     code, said = navigator(*args, cwd=tmp_path)
     named = str(path.relative_to(tmp_path))
     assert code == (1 if command == "data-check" else 2), said  # check's verdict is its own exit status

@@ -22,7 +22,7 @@ from navigator.adapt.config import (
 )
 from navigator.config import to_dict
 from navigator.dataset import file_sha256, open_datasets, read_manifest
-from navigator.errors import UserError
+from navigator.errors import UserError, refuse_if_denied
 from navigator.resume import Difference, describe, differences, nothing_to_continue
 from navigator.training import pipeline as training
 
@@ -162,7 +162,8 @@ def finished(out: Path, dagger_rounds: int) -> bool:
     DAgger rounds (the pipeline's stages "train", "dagger-1", ...) as completed."""
     try:
         progress = json.loads((out / "progress.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        refuse_if_denied(error)
         return False
     stages = {"train", *(f"dagger-{r}" for r in range(1, dagger_rounds + 1))}
     return isinstance(progress, dict) and stages <= set(progress.get("completed") or [])
@@ -173,6 +174,7 @@ def read_run_config(record: Path) -> dict[str, Any]:
     try:
         document = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
+        refuse_if_denied(error)
         raise UserError(f"--resume: cannot read {record} ({error}); adapt again in another --out") from None
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from navigator.config import RecordedSettings
-from navigator.errors import UserError
+from navigator.errors import UserError, refuse_if_denied
 from navigator.folder_lock import refuse_if_in_use
 
 if TYPE_CHECKING:
@@ -122,7 +122,8 @@ def recorded_settings(record: Path, key: str, dropped: tuple[str, ...] = ()) -> 
     record: the pipeline then refuses the folder with a message that says what is wrong with it."""
     try:
         document = json.loads(record.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        refuse_if_denied(error)
         return None
     settings = document.get(key) if isinstance(document, dict) else None
     if not isinstance(settings, dict):

@@ -32,7 +32,7 @@ from navigator.comparison.table import render_table
 from navigator.config import to_dict
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.dataset.manifest import manifest_path, read_manifest
-from navigator.errors import UserError
+from navigator.errors import UserError, refuse_if_denied
 from navigator.evaluation import pipeline as evaluation
 from navigator.evaluation.folder import finished_results, with_added_settings, write_json
 from navigator.training.config import with_added_settings as with_added_training_settings
@@ -79,6 +79,7 @@ def _read_json(path: Path, what: str = "comparison") -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
+        refuse_if_denied(error)
         raise UserError(f"--resume: cannot read {path} ({error}); start the {what} over in another --out") from None
 
 
@@ -332,7 +333,8 @@ def reported_entries(path: Path, key: str) -> list[dict[str, Any]]:
     "models", curve.json's "cells"); none if it is missing or unreadable."""
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))[key]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        refuse_if_denied(error)
         return []
     return [entry for entry in entries if isinstance(entry, dict)] if isinstance(entries, list) else []
 

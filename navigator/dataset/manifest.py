@@ -13,6 +13,7 @@ from navigator.dataset.atomic import atomic_write_bytes
 from navigator.dataset.episode import EpisodeKey
 from navigator.dataset.errors import DatasetNotFoundError, ManifestError, SchemaVersionError
 from navigator.dataset.schema import ACTION_CONVENTION, ENDINGS, FORMAT_NAME, SCHEMA_VERSION
+from navigator.errors import refuse_if_denied
 
 MANIFEST_NAME = "manifest.json"
 EPISODES_FOLDER = "episodes"
@@ -264,6 +265,7 @@ def load_manifest_data(dataset: Path) -> dict[str, Any]:
         raise ManifestError(f"{path}: manifest is missing; {dataset} is not a dataset folder (or its collection "
                             f"never added an episode)") from None
     except (OSError, UnicodeDecodeError) as error:
+        refuse_if_denied(error)
         raise ManifestError(f"{path}: cannot be read ({error})") from None
     try:
         data = json.loads(text)

@@ -13,7 +13,7 @@ from typing import Any
 
 from navigator.config import to_dict
 from navigator.dataset.atomic import atomic_write_bytes
-from navigator.errors import UserError
+from navigator.errors import UserError, refuse_if_denied
 from navigator.folder_lock import refuse_if_in_use
 from navigator.evaluation.episodes import EpisodeRecord
 from navigator.evaluation.results import EvalResults, PilotInfo
@@ -48,6 +48,7 @@ def check_folder(out: Path, resume: bool, flag: str = "--resume") -> dict[str, A
     try:
         recorded = json.loads(recorded_path.read_text())
     except (OSError, ValueError) as error:
+        refuse_if_denied(error)
         raise UserError(f"{flag}: cannot read {recorded_path} ({error}); start again in another --out") from None
     if not isinstance(recorded, dict) or (recorded.get("format"), recorded.get("version")) != (FORMAT, VERSION):
         raise UserError(f"{flag}: {recorded_path} is not a {FORMAT} version {VERSION} file; start again in another "
@@ -131,7 +132,8 @@ def read_finished(out: Path, settings: EvalSettings) -> dict[EpisodeKey, Episode
     for key in settings.keys():
         try:
             finished[key] = EpisodeRecord.from_dict(json.loads(episode_path(out, settings, key).read_text()))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            refuse_if_denied(error)
             continue
     missing = [key for key in settings.keys() if key not in finished]
     if missing and (out / "results.json").is_file():
@@ -148,7 +150,8 @@ def _reported_episodes(path: Path) -> dict[tuple[str, str, int], EpisodeRecord]:
     try:
         episodes = json.loads(path.read_text())["episodes"]
         records = [EpisodeRecord.from_dict(episode) for episode in episodes]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        refuse_if_denied(error)
         return {}
     return {(record.suite, record.pilot, record.seed): record for record in records}
 
@@ -159,7 +162,8 @@ def finished_results(out: Path, settings: EvalSettings) -> EvalResults | None:
     settings or pilots (as `settings` names them) or short of an episode."""
     try:
         results = EvalResults.from_dict(json.loads((out / "results.json").read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        refuse_if_denied(error)
         return None
     flown = {(record.suite, record.pilot, record.seed) for record in results.episodes}
     wanted = {(settings.flown_suites[key.suite], settings.pilots[key.pilot], key.seed) for key in settings.keys()}

@@ -37,6 +37,7 @@ from typing import Any
 
 from navigator import __version__
 from navigator.evaluation.groups import checkpoint_recipe
+from navigator.errors import refuse_if_denied
 from navigator.evaluation.seeds import training_seeds
 from navigator.onboard.bundle import ACTION_FIELDS, FORMAT, GRAPH_NAME, SCHEMA_VERSION
 from policies.policy import Policy
@@ -113,7 +114,8 @@ def find_evaluation(folders: list[Path], checkpoint_sha256: str) -> dict[str, An
                     "suites": [{key: s[key] for key in ("suite", "episodes", "successes", "success_rate",
                                                         "success_interval")}
                                for s in results["summaries"] if s["pilot"] == pilot]}
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+            refuse_if_denied(error)
             continue  # not an evaluation's results: not this checkpoint's summary
     return None
 

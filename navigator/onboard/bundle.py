@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from navigator.errors import UserError
+from navigator.errors import UserError, refuse_if_denied
 from policies.preprocessing import ImageSpec
 
 SCHEMA_VERSION = 1
@@ -137,6 +137,7 @@ def load_bundle(path: str | Path) -> Bundle:
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
+        refuse_if_denied(error)
         raise fail(f"{MANIFEST_NAME} is not readable JSON ({error})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise fail(f"{MANIFEST_NAME} is not a liquid-navigator bundle manifest (format "
@@ -161,6 +162,7 @@ def load_bundle(path: str | Path) -> Bundle:
     try:
         graph = graph_path.read_bytes()
     except OSError as error:
+        refuse_if_denied(error)
         raise fail(f"cannot read {graph_path.name} ({error.strerror or error})") from None
     digest = _sha256(graph)
     if digest != manifest["onnx"]["sha256"]:

@@ -36,7 +36,7 @@ from navigator.config import from_dict, to_dict
 from navigator.dataset import completeness, read_manifest
 from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
-from navigator.errors import UserError
+from navigator.errors import UserError, refuse_if_denied
 from navigator.folder_lock import FolderLock, refuse_if_in_use
 from navigator.resume import Continued, Difference, GivenAs, check_continuation, differences, without
 from navigator.scenario import CameraSettings
@@ -190,6 +190,7 @@ def read_record(out: Path) -> dict[str, Any]:
     try:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        refuse_if_denied(error)
         raise UserError(f"{path} cannot be read ({error}): the run's record is damaged, so it cannot be continued; "
                         f"start the run over in another --out") from None
     if (not isinstance(record, dict) or record.get("format") != RUN_FORMAT or record.get("version") != RUN_VERSION
@@ -206,6 +207,7 @@ def _read_progress(out: Path) -> ProgressFile:
     try:
         progress = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        refuse_if_denied(error)
         raise UserError(f"{path} cannot be read ({error}); start the run over in another --out") from None
     return progress
 
@@ -239,6 +241,9 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
                         f"{flag} and choose a new or empty folder")
     record = read_record(out)
     progress = _read_progress(out)
+    for kept in ("best.pt", "last.pt", "history.json"):  # read again after training: an unreadable one is found now
+        if (out / kept).exists():
+            (out / kept).open("rb").close()  # PermissionError: the CLI names the file and what to do
     found = differences(_settings(record["config"]), _settings(to_dict(config)))
     finished = all(stage.name in progress["completed"] for stage in stages(config, out))
     more_epochs = check_continuation(found, lambda d: d.name == "epochs", extend,
