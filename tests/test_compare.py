@@ -297,19 +297,24 @@ def test_a_comparison_kept_without_its_runs_resumes_from_its_report(compared, co
     ("eval/mlp-seed0/results.json", "OUT/runs/mlp-seed0/best.pt is missing and OUT/eval/mlp-seed0/results.json "
                                     "is not the comparison's finished evaluation of it"),
     ("comparison.json", "OUT/runs/cfc-ncp-seed0/best.pt is missing and OUT/comparison.json does not report "
-                        "cfc-ncp-seed0")])
+                        "cfc-ncp-seed0"),
+    ("comparison.json:damaged", "--resume: OUT/comparison.json cannot be read (")])
 def test_a_finished_run_neither_kept_nor_reported_is_refused_before_any_work(committed, tmp_path, capsys,
                                                                                monkeypatch, lost, message):
     monkeypatch.setenv("COLUMNS", "1000")
     _, config_path, kept, _ = committed
     out = tmp_path / "out"
     shutil.copytree(kept, out)
-    (out / lost).unlink()
+    lost, _, how = lost.partition(":")
+    if how == "damaged":
+        (out / lost).write_text('{"format": 1')
+    else:
+        (out / lost).unlink()
     listing = sorted(p.relative_to(out) for p in out.rglob("*"))
     capsys.readouterr()
     assert main(["compare", "--config", str(config_path), "--out", str(out), "--resume"]) == 2
     error = capsys.readouterr().err
-    assert message.replace("OUT", str(out)) in error and f"restore {out / 'runs'}" in error
+    assert message.replace("OUT", str(out)) in error and "restore " in error
     assert len(error.strip().splitlines()) == 1
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == listing
 

@@ -330,13 +330,19 @@ def _reported_run(config: CompareConfig, model: str, seed: int) -> tuple[RunInfo
 
 def reported_entries(path: Path, key: str) -> list[dict[str, Any]]:
     """The entries (JSON objects) listed under `key` in the report document at `path` (comparison.json's
-    "models", curve.json's "cells"); none if it is missing or unreadable."""
+    "models", curve.json's "cells"); none if it is missing. UserError for one that is there but cannot be read: the
+    finished runs it reports would otherwise be taken as never reported."""
+    if not path.exists():
+        return []
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))[key]
+        if not isinstance(entries, list):
+            raise TypeError(f"its {key!r} is not a list")
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
         refuse_if_denied(error)
-        return []
-    return [entry for entry in entries if isinstance(entry, dict)] if isinstance(entries, list) else []
+        raise UserError(f"--resume: {path} cannot be read ({error}): restore it (it is part of the committed report: "
+                        f"git checkout -- {path}), or start over in another --out") from None
+    return [entry for entry in entries if isinstance(entry, dict)]
 
 
 def _run_info(config: CompareConfig, model: str, seed: int) -> RunInfo:
