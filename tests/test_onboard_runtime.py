@@ -194,6 +194,11 @@ def test_self_test_fails_a_field_of_view_the_runtime_refuses(bundle: Path, capsy
     assert re.search(r"FAIL field of view a camera with a 30 deg .* cannot give the policy", printed.out + printed.err)
 
 
+def test_self_test_refuses_a_mavlink_url_that_is_no_url(bundle: Path, capsys) -> None:
+    assert main(["onboard", "--self-test", "--bundle", str(bundle), "--mavlink", "bogus://x"]) == 2
+    assert "--mavlink 'bogus://x' is not a MAVLink connection URL" in capsys.readouterr().err
+
+
 def test_self_test_options_need_self_test_and_fly_options_need_flying(bundle: Path, capsys) -> None:
     assert main(["onboard", "--self-test", "--bundle", str(bundle), "--engage"]) == 2
     assert "--engage applies only to flying, and --self-test flies nothing" in capsys.readouterr().err

@@ -173,6 +173,10 @@ def _self_test(args: argparse.Namespace) -> int:
     probe_timeout = DEFAULT_PROBE_TIMEOUT_S if args.probe_timeout is None else args.probe_timeout
     _check_seconds("--probe-timeout", probe_timeout, PROBE_TIMEOUT_S)
     _check_bundle_path(args.bundle)
+    if args.mavlink is not None:  # a URL that is no URL is a typing error, not an autopilot that did not answer
+        from navigator.onboard.link import check_url
+
+        check_url(args.mavlink)
     request = SelfTestRequest(args.bundle, args.config, args.camera, args.mavlink, probe_timeout,
                               require_camera=args.require_camera, require_link=args.require_link)
     report = run_self_test(request, lambda: FLAGS.load(args, args.config))
