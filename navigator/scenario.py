@@ -85,6 +85,8 @@ def canonical_pilot(spec: str) -> str:
             raise ValueError(f"pilot bundle {spec} does not exist")
         return spec
     if path.suffix != ".pt":
+        if path.is_dir() and (path / "best.pt").is_file():  # a training run's folder: its policy is best.pt
+            raise ValueError(f"pilot {spec} is a training run's folder; give its policy: {path / 'best.pt'}")
         if path.is_dir():
             raise ValueError(f"pilot {spec} is a folder without {BUNDLE_MANIFEST}: give an exported bundle's folder "
                              f"or a policy checkpoint (.pt)")

@@ -222,6 +222,14 @@ def test_a_damaged_run_record_is_said_as_such_not_as_missing_data(demos, tmp_pat
     assert said in error and "start the run over in another --out" in error and "--data" not in error
 
 
+def test_a_run_folder_given_as_pilot_points_at_its_policy(demos, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train("--data", str(demos), "--out", str(out), "--epochs", "1", "--batch-size", "4") == 0
+    capsys.readouterr()
+    assert main(["fly", "--pilot", str(out), "--episodes", "1"]) == 2
+    assert f"is a training run's folder; give its policy: {out / 'best.pt'}" in capsys.readouterr().err
+
+
 def test_existing_run_needs_resume(demos, tmp_path, capsys):
     out = tmp_path / "run"
     assert train("--data", str(demos), "--out", str(out), "--epochs", "1", "--batch-size", "4") == 0
