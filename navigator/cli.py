@@ -127,7 +127,9 @@ def _refuse_empty_values(parser: argparse.ArgumentParser, command: str, argv: li
             empty = before
         else:
             continue
-        raise UsageError(command_parser, f"{empty}: empty value; give a value, or drop {empty} for its default")
+        action = options.get(empty)
+        drop = "" if action is None or action.required else f", or drop {empty} for its default"
+        raise UsageError(command_parser, f"{empty}: empty value; give a value{drop}")
 
 
 class _Termination:

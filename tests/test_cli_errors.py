@@ -218,7 +218,8 @@ CASES: list[tuple[str, str | None, str]] = [
     ("export --checkpoint pretrained --out=", None, "--out: empty value; give a value, or drop --out for its "
                                                     "default"),
     # an empty value is refused for every option and argument (a path would become the current folder)
-    ("collect --out= --episodes 1", None, "--out: empty value; give a value, or drop --out for its default"),
+    ("collect --out= --episodes 1", None, "--out: empty value; give a value (see"),  # required: no default to take
+    ("train --data {data} --out=", None, "--out: empty value; give a value, or drop --out for its default"),
     ("train --data {data} --out {tmp}/run --model=", None, "--model: empty value"),
     ("export --checkpoint pretrained --out .", None, "--out must name the bundle's own folder, e.g. bundles/NAME, got "
                                                      "'.' (the current folder"),
@@ -303,7 +304,7 @@ def test_bad_input_exits_2_naming_the_option_and_leaves_nothing(command, yaml_te
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["collect", "--out", "", "--episodes", "1"], "--out: empty value; give a value, or drop --out for its default"),
+    (["collect", "--out", "", "--episodes", "1"], "--out: empty value; give a value (see"),
     (["data", "check", ""], "an empty argument was given; give a value"),
     (["data", "preview", "--out", "", "x"], "--out: empty value"),
 ])
