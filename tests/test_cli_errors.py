@@ -215,8 +215,7 @@ CASES: list[tuple[str, str | None, str]] = [
     ("export --checkpoint pretrained --out {tmp}/b --verify-episodes 101", None,
      "--verify-episodes must be in [1, 100], got 101"),
     ("export --checkpoint pretrained --out {tmp}/b --task moonwalk", None, "--task: unknown task 'moonwalk'"),
-    ("export --checkpoint pretrained --out=", None, "--out: empty value; give a value, or drop --out for its "
-                                                    "default"),
+    ("export --checkpoint pretrained --out=", None, "--out: empty value; give a value (see"),
     # an empty value is refused for every option and argument (a path would become the current folder)
     ("collect --out= --episodes 1", None, "--out: empty value; give a value (see"),  # required: no default to take
     ("train --data {data} --out=", None, "--out: empty value; give a value, or drop --out for its default"),
