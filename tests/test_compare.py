@@ -386,7 +386,7 @@ def test_a_new_comparison_refuses_a_folder_that_is_not_empty(compared, tmp_path,
     # The worlds the runs train on (demonstration seeds 0-1 here; DAgger round 1 from 1000000) are refused before
     # any training, not found in every checkpoint hours later.
     ("evaluation: {seed: 1}", "each run of the recipe (in COMPARE) was trained on fly-to-target seeds 0-1 "
-                              "(demonstrations), and this evaluation would fly seed 1 of them: evaluate on worlds "
+                              "(demonstrations), and this evaluation would fly seed 1 of them: fly worlds "
                               "it has not seen, e.g. evaluation.seed in COMPARE: 2"),
     ("train: {dagger: {rounds: 1, episodes: 3}}\nevaluation: {seed: 1000002}", "seed 1000002 of them"),
 ])

@@ -70,7 +70,7 @@ def check_no_overlap(who: str, seeds: TrainingSeeds, task: str, evaluated: range
             free = max(r.first + r.count for r in seeds.ranges if r.overlap(task, evaluated))
             trained = range(known.first, known.first + known.count)
             raise UserError(f"{who} was trained on {task} {_seeds(trained)} ({known.source}), and {flights} "
-                            f"would fly {_seeds(shared)} of them: evaluate on worlds it has not seen, e.g. "
+                            f"would fly {_seeds(shared)} of them: fly worlds it has not seen, e.g. "
                             f"{seed_option} {free}")
 
 
