@@ -171,8 +171,8 @@ def test_an_interrupted_adaptation_resumes_to_the_same_policy_and_refuses_change
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--strategy", "replay"], "strategy: run has 'finetune', you gave 'replay'"),
-    (["--strategy", "L2_Anchor", "--anchor", "5"], "strategy: run has 'finetune', you gave 'l2-anchor'"),
+    (["--strategy", "replay"], "--strategy: run has 'finetune', you gave 'replay'"),
+    (["--strategy", "L2_Anchor", "--anchor", "5"], "--strategy: run has 'finetune', you gave 'l2-anchor'"),
     (["--anchor", "5"], "--anchor is read by the l2-anchor strategy only, not finetune"),
     (["--replay-fraction", "0.3"], "--replay-fraction is read by the replay strategy only, not finetune"),
 ])
@@ -232,7 +232,7 @@ def test_dagger_flies_the_adapted_policy_in_the_new_scenery_keeps_the_cnn_frozen
     assert any(not torch.equal(before[name], after[name]) for name in before if name.startswith("head."))
     capsys.readouterr()
     assert main(["adapt", "--out", str(out), "--resume", "--dagger-episodes", "3"]) == 2
-    assert "dagger.episodes: run has 2, you gave 3" in capsys.readouterr().err
+    assert "--dagger-episodes: run has 2, you gave 3" in capsys.readouterr().err  # as typed
     assert main(["adapt", "--out", str(out), "--resume"]) == 2
     assert "is finished (all 1 epochs and 1 DAgger rounds)" in capsys.readouterr().err
 

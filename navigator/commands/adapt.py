@@ -39,6 +39,7 @@ them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from navigator.config import ConfigFlags, RecordedSettings
@@ -155,8 +156,12 @@ def _adapt(args: argparse.Namespace) -> int:
 
     source = _source(args)
     if source is not None:  # a flag that differs from the run's is named as such, before the merged settings' checks
-        given = {key: getattr(args, _dest(flag)) for key, flag in _given(args).items()}
-        refuse_changed(_run_folder(args), changed_settings(source.data, given))
+        flags = _given(args)
+        given = {key: getattr(args, _dest(flag)) for key, flag in flags.items()}
+        # named as typed (--epochs), as every other command's resume refusal names them
+        refuse_changed(_run_folder(args), [dataclasses.replace(difference, name=flags.get(difference.name,
+                                                                                           difference.name))
+                                           for difference in changed_settings(source.data, given)])
     config = FLAGS.load(args, source, lambda overrides: {**overrides, "out": args.out and str(args.out)})
     _refuse_unread(args, config.strategy, config.dagger.rounds, config.pilot)
     check_output_folder(Path(config.out), "--out", continuing=args.resume, kind="training run")
