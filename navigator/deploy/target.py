@@ -115,9 +115,12 @@ def parse_target(text: str, port: int = 22) -> Target:
         host, directory = (rest, "") if close < 0 else (rest[:close + 1], rest[close + 1:])
         if directory and not directory.startswith(":"):
             raise _refuse("--target", text, "has text after the IPv6 address", "write USER@[ADDRESS]:DIR")
-        directory = directory[1:]
+        colon, directory = directory[:1], directory[1:]
     else:
-        host, _, directory = rest.partition(":")
+        host, colon, directory = rest.partition(":")
+    if colon and not directory:
+        raise _refuse("--target", text, "ends in ':' with no folder after it",
+                      f"give the folder after the colon, or drop the colon for {DEFAULT_DIR}")
     return Target(host=_check_host(host, text), user=user or None,
                   directory=check_remote_dir(directory or DEFAULT_DIR, "--target's DIR"), port=port)
 
