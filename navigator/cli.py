@@ -75,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, summary) in COMMANDS.items():
         module = importlib.import_module(f"navigator.commands.{module_name}")
+        # A command with a mode of its own (adapt curve) adds its own -h/--help (PARSER_OPTIONS add_help False).
         sub = subparsers.add_parser(name, help=summary, description=module.__doc__,
-                                    formatter_class=DefaultsHelpFormatter)
+                                    formatter_class=DefaultsHelpFormatter, **getattr(module, "PARSER_OPTIONS", {}))
         module.add_arguments(sub)
         sub.set_defaults(_module=module)
     return parser

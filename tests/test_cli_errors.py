@@ -518,3 +518,15 @@ def test_one_commands_output_folder_is_never_taken_for_anothers(tmp_path, capsys
     assert main([arg.format(d=folder) for arg in argv]) == 2
     assert message in capsys.readouterr().err
     assert _snapshot(tmp_path) == before
+
+
+def test_adapt_curve_help_shows_the_curves_own_options(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["adapt", "curve", "--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.startswith("usage: navigator adapt curve") and "--config" in text and "--workers" in text
+    assert "--strategy" not in text and "--pilot" not in text  # the single adaptation's options are not the curve's
+    with pytest.raises(SystemExit):
+        main(["adapt", "--help"])
+    assert "--strategy" in capsys.readouterr().out

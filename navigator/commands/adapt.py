@@ -79,22 +79,63 @@ ADAPT_FLAGS = (
 CURVE_FLAGS = ("config", "workers")
 
 
+# `navigator adapt curve --help` describes the curve's own options, not the single adaptation's: see _Help.
+PARSER_OPTIONS = {"add_help": False}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-h", "--help", action=_Help, nargs=0, default=argparse.SUPPRESS,
+                        help="show this help message and exit (after curve: the learning curve's options)")
     parser.add_argument("mode", nargs="?", choices=["curve"], metavar="curve",
                         help="make the learning-curve report of --config instead of one adaptation")
     for flag, key, text, options in ADAPT_FLAGS:
         FLAGS.add(parser, flag, key, text, **options)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="the adaptation's run folder (default: runs/adapted); with curve: the report's folder "
-                             "(default: the config's out)")
-    parser.add_argument("--resume", action="store_true", help="continue the adaptation (or, with curve, the "
-                                                              "learning curve) in --out, with its recorded settings")
-    parser.add_argument("--config", type=Path, help="curve: the learning-curve config (see launch/adapt/); with "
+    _add_shared_arguments(parser, out="the adaptation's run folder (default: runs/adapted); with curve: the report's "
+                                      "folder (default: the config's out)",
+                          resume="continue the adaptation (or, with curve, the learning curve) in --out, with its "
+                                 "recorded settings")
+    _add_curve_arguments(parser, prefix="curve: ")
+
+
+def _add_shared_arguments(parser: argparse.ArgumentParser, out: str, resume: str) -> None:
+    parser.add_argument("--out", type=Path, default=None, help=out)
+    parser.add_argument("--resume", action="store_true", help=resume)
+
+
+def _add_curve_arguments(parser: argparse.ArgumentParser, prefix: str) -> None:
+    parser.add_argument("--config", type=Path, help=f"{prefix}the learning-curve config (see launch/adapt/); with "
                                                     "--resume it may be left out: the settings OUT/adapt-curve.json "
                                                     "recorded")
-    parser.add_argument("--workers", type=int, default=None, help="curve: parallel processes of the collection and "
-                                                                  "evaluation; the results do not depend on it "
+    parser.add_argument("--workers", type=int, default=None, help=f"{prefix}parallel processes of the collection "
+                                                                  "and evaluation; the results do not depend on it "
                                                                   "(default: one per CPU core)")
+
+
+def curve_parser() -> argparse.ArgumentParser:
+    """The parser whose help `navigator adapt curve --help` prints: the learning curve's options only."""
+    from navigator.config import DefaultsHelpFormatter
+
+    doc = __doc__ or ""
+    description = doc[doc.index("`navigator adapt curve --config FILE`"):].strip()
+    examples = "\n".join(line for line in doc.splitlines() if line.startswith("  navigator adapt curve"))
+    parser = argparse.ArgumentParser(prog="navigator adapt curve", formatter_class=DefaultsHelpFormatter,
+                                     description=f"{description}\n\nexamples:\n{examples}")
+    _add_shared_arguments(parser, out="the report's folder (default: the config's out)",
+                          resume="continue the learning curve in --out with its recorded settings")
+    _add_curve_arguments(parser, prefix="")
+    return parser
+
+
+class _Help(argparse.Action):
+    """-h/--help: the learning curve's help after `curve`, the adaptation's otherwise."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        if getattr(namespace, "mode", None) == "curve":
+            curve_parser().print_help()
+        else:
+            parser.print_help()
+        parser.exit()
 
 
 def _dest(flag: str) -> str:
