@@ -140,6 +140,28 @@ def test_resume_flies_only_the_missing_episodes(expert_run, tmp_path):
     assert recorder.flown == []
 
 
+def test_damaged_or_swapped_episode_records_are_flown_again_and_said_so(expert_run, tmp_path, capsys):
+    original, _ = expert_run
+    out = tmp_path / "damaged"
+    shutil.copytree(original, out)
+    (out / "results.json").unlink()  # an interrupted evaluation
+    (out / "episodes" / "summer" / "p0-100000.json").write_text('{"pilot": "exp')  # cut off mid-write
+    winter = out / "episodes" / "winter"
+    first, second = (winter / "p0-100000.json").read_bytes(), (winter / "p0-100001.json").read_bytes()
+    (winter / "p0-100000.json").write_bytes(second)  # each records the other's seed
+    (winter / "p0-100001.json").write_bytes(first)
+    assert main(["eval", "--out", str(out), "--resume", "--workers", "1"]) == 0
+    captured = capsys.readouterr()
+    shown = " ".join((captured.out + captured.err).split())
+    assert "3 episode records, the first episodes/summer/p0-100000.json, could not be read or records another " \
+           "episode than its name says; flying again" in shown
+    assert (out / "results.json").read_bytes() == (original / "results.json").read_bytes()
+
+    recorder = Recorder()
+    evaluate(out, EXPERT, workers=1, resume=True, hooks=recorder)
+    assert recorder.flown == []
+
+
 def test_resume_with_other_settings_is_refused(expert_run, tmp_path, capsys):
     original, _ = expert_run
     out = tmp_path / "copy"

@@ -250,7 +250,7 @@ def training_display(console, progress, label: str = ""):
     """The training pipeline's hooks that show an adaptation's stages, batches and epochs on `progress`'s bar."""
     from rich.markup import escape
 
-    from navigator.commands.common import epoch_line
+    from navigator.commands.common import epoch_line, print_warning
     from navigator.training.pipeline import Hooks
 
     bar = progress.add_task("", total=None, status="")
@@ -264,7 +264,7 @@ def training_display(console, progress, label: str = ""):
             progress.update(bar, completed=index + 1, total=batches, status=f"loss {loss:.4f} · {frames} frames")
 
         def warning(self, message: str) -> None:
-            console.print(f"[yellow]warning[/yellow]: {escape(message)}", soft_wrap=True)
+            print_warning(console, message)
 
         def epoch(self, report) -> None:
             console.print(epoch_line(report, "    "))
@@ -280,7 +280,7 @@ def _curve(args: argparse.Namespace) -> int:
 
     from navigator.adapt.curve import Hooks, run_curve
     from navigator.adapt.curve_config import CurveConfig
-    from navigator.commands.common import check_output_folder, progress_bar
+    from navigator.commands.common import check_output_folder, print_warning, progress_bar
     from navigator.comparison.table import cell
     from navigator.config import load_config
     from navigator.evaluation import pipeline as evaluation
@@ -303,6 +303,9 @@ def _curve(args: argparse.Namespace) -> int:
             def start(self, todo: int, done: int) -> None:
                 console.print(f"  {todo} episodes to fly, {done} already recorded")
                 progress.update(bar, description="evaluating", completed=0, total=todo, status="")
+
+            def damaged(self, note: str) -> None:
+                print_warning(console, note)
 
             def episode(self, record) -> None:
                 progress.update(bar, advance=1, status=f"last: {record.suite} seed {record.seed} {record.ending}")

@@ -195,6 +195,13 @@ def output_console(stderr: bool = False, **options: Any) -> Console:
 _UNLIMITED_WIDTH = 10_000
 
 
+def print_warning(console: Console, message: str) -> None:
+    """One warning line, whole however long (paths are not folded)."""
+    from rich.markup import escape
+
+    console.print(f"[yellow]warning[/yellow]: {escape(message)}", soft_wrap=True)
+
+
 def finite_or_none(value: float) -> float | None:
     """A measurement that may be unknown (NaN/infinite) as JSON can carry it: the number, or None."""
     return value if math.isfinite(value) else None

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from navigator.backends import check_reachable
-    from navigator.commands.common import check_output_folder, epoch_line, progress_bar
+    from navigator.commands.common import check_output_folder, epoch_line, print_warning, progress_bar
     from navigator.comparison.runner import Hooks, run_comparison
     from navigator.comparison.table import cell
     from navigator.dataset.reader import open_datasets
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
                 progress.update(bar, completed=index + 1, total=batches, status=f"loss {loss:.4f}")
 
             def warning(self, message: str) -> None:
-                console.print(f"[yellow]warning[/yellow]: {escape(message)}", soft_wrap=True)
+                print_warning(console, message)
 
             def epoch(self, report) -> None:
                 console.print(epoch_line(report, "    "))
@@ -131,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
             def start(self, todo: int, done: int) -> None:
                 console.print(f"[bold]evaluation[/bold]: {todo} episodes to fly, {done} already recorded")
                 progress.update(bar, description="evaluating", completed=0, total=todo, status="")
+
+            def damaged(self, note: str) -> None:
+                print_warning(console, note)
 
             def episode(self, record) -> None:
                 progress.update(bar, advance=1, status=f"last: {record.suite} seed {record.seed} {record.ending}")

@@ -40,7 +40,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from navigator.commands.common import add_continuation_flags, check_output_folder, progress_bar, recorded_settings
+from navigator.commands.common import (add_continuation_flags, check_output_folder, print_warning, progress_bar,
+                                       recorded_settings)
 from navigator.config import ConfigFlags
 from navigator.errors import UserError
 from navigator.evaluation.settings import EvalSettings
@@ -143,6 +144,9 @@ def run(args: argparse.Namespace) -> int:
         class ProgressHooks(Hooks):
             def start(self, todo: int, done: int) -> None:
                 self.bar = progress.add_task("evaluating", total=todo, status=f"{done} already recorded")
+
+            def damaged(self, note: str) -> None:
+                print_warning(console, note)
 
             def episode(self, record) -> None:
                 progress.update(self.bar, advance=1, status=f"last: {record.suite} seed {record.seed} "

@@ -32,7 +32,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from navigator.commands.common import add_continuation_flags, epoch_line
+from navigator.commands.common import add_continuation_flags, epoch_line, print_warning
 from navigator.config import ConfigFlags, RecordedSettings, field_default
 
 
@@ -164,7 +164,6 @@ def _arguments_without_nproc(args: argparse.Namespace) -> list[str]:
 
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.markup import escape
 
     from navigator.commands.common import progress_bar
     from navigator.training.pipeline import Hooks, run_recipe
@@ -192,7 +191,7 @@ def _run(args: argparse.Namespace) -> int:
                     console.print(f"  roll-outs on the {cluster.describe()}")
 
             def warning(self, message: str) -> None:
-                console.print(f"[yellow]warning[/yellow]: {escape(message)}", soft_wrap=True)
+                print_warning(console, message)
 
             def epoch(self, report) -> None:
                 console.print(epoch_line(report))

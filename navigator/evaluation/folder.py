@@ -124,17 +124,27 @@ def episode_path(out: Path, settings: EvalSettings, key: EpisodeKey) -> Path:
     return out / "episodes" / settings.flown_suites[key.suite] / f"p{key.pilot}-{key.seed}.json"
 
 
-def read_finished(out: Path, settings: EvalSettings) -> dict[EpisodeKey, EpisodeRecord]:
-    """The episodes already recorded in `out` (a file that cannot be read counts as missing and is flown again).
+def read_finished(out: Path, settings: EvalSettings) -> tuple[dict[EpisodeKey, EpisodeRecord], list[Path]]:
+    """The episodes already recorded in `out`, and the episode files that are damaged: unreadable, or recording
+    another pilot, suite or seed than their name says (those episodes are flown again, and the caller says so).
     An episode whose file is missing but which `out`'s results.json holds counts too: a report kept without its
     episodes/ folder (a committed one, say) can still be extended."""
-    finished = {}
+    finished, damaged = {}, []
     for key in settings.keys():
+        path = episode_path(out, settings, key)
         try:
-            finished[key] = EpisodeRecord.from_dict(json.loads(episode_path(out, settings, key).read_text()))
+            record = EpisodeRecord.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            continue
         except (OSError, ValueError, KeyError, TypeError) as error:
             refuse_if_denied(error)
+            damaged.append(path)
             continue
+        if (record.pilot, record.suite, record.seed) != (settings.pilots[key.pilot], settings.flown_suites[key.suite],
+                                                         key.seed):
+            damaged.append(path)
+            continue
+        finished[key] = record
     missing = [key for key in settings.keys() if key not in finished]
     if missing and (out / "results.json").is_file():
         reported = _reported_episodes(out / "results.json")
@@ -142,7 +152,15 @@ def read_finished(out: Path, settings: EvalSettings) -> dict[EpisodeKey, Episode
             record = reported.get((settings.flown_suites[key.suite], settings.pilots[key.pilot], key.seed))
             if record is not None:
                 finished[key] = record
-    return finished
+                damaged = [path for path in damaged if path != episode_path(out, settings, key)]
+    return finished, damaged
+
+
+def damaged_note(out: Path, damaged: list[Path]) -> str:
+    """What to tell the user about the damaged episode files `read_finished` found in `out`."""
+    first = damaged[0].relative_to(out).as_posix()
+    which = first if len(damaged) == 1 else f"{len(damaged)} episode records, the first {first},"
+    return f"{out}: {which} could not be read or records another episode than its name says; flying again"
 
 
 def _reported_episodes(path: Path) -> dict[tuple[str, str, int], EpisodeRecord]:

@@ -13,8 +13,8 @@ from navigator.backends import LOCAL, Backend, Cluster
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.errors import UserError
 from navigator.evaluation.episodes import EpisodeRecord, fly_episodes
-from navigator.evaluation.folder import (check_continued, check_folder, open_folder, read_finished, write_episode,
-                                         write_json)
+from navigator.evaluation.folder import (check_continued, check_folder, damaged_note, open_folder, read_finished,
+                                         write_episode, write_json)
 from navigator.evaluation.groups import Recipe, checkpoint_recipe
 from navigator.evaluation.plots import plot_distance, plot_success, plot_sweep, plot_trajectories
 from navigator.evaluation.report import render_report
@@ -30,6 +30,9 @@ class Hooks:
     """What the command shows while episodes fly (the pipeline itself prints nothing)."""
 
     def start(self, todo: int, done: int) -> None: ...
+
+    def damaged(self, note: str) -> None:
+        """Damaged episode records were found (`note` says which); their episodes fly again."""
 
     def episode(self, record: EpisodeRecord) -> None: ...
 
@@ -141,7 +144,9 @@ def _discard_if_empty(out: Path, created: list[Path]) -> None:
 def _evaluate(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], flying: int, workers: int,
               hooks: Hooks, videos: int, backend: Backend) -> EvalResults:
     """`evaluate` in its opened folder `out`."""
-    finished = read_finished(out, settings)
+    finished, damaged = read_finished(out, settings)
+    if damaged:
+        hooks.damaged(damaged_note(out, damaged))
     todo = [key for key in settings.keys() if key not in finished]
     hooks.start(len(todo), len(finished))
     for key, record in fly_episodes(settings, todo, flying, backend=backend, on_ready=hooks.cluster):
