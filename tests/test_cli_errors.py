@@ -530,3 +530,36 @@ def test_adapt_curve_help_shows_the_curves_own_options(capsys):
     with pytest.raises(SystemExit):
         main(["adapt", "--help"])
     assert "--strategy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("record, command, message", [
+    ("run.json", "collect --out {f}/dagger/round-9 --episodes 1",
+     "--out {f}/dagger/round-9 is inside {f}/dagger, which the training run in {f} fills itself (its DAgger "
+     "roll-outs)"),
+    ("eval.json", "fly --pilot expert --video {f}/videos/summer/clip.mp4",
+     "--video {f}/videos/summer/clip.mp4 is inside {f}/videos, which the evaluation in {f} fills itself"),
+    ("compare.json", "eval --pilot expert --episodes 1 --out {f}/eval/mine",
+     "--out {f}/eval/mine is inside {f}/eval, which the comparison in {f} fills itself (its evaluations)"),
+    ("adapt-curve.json", "train --data {data} --out {f}/runs/x --epochs 1",
+     "--out {f}/runs/x is inside {f}/runs, which the learning curve in {f} fills itself (its adaptations)"),
+    ("adapt-curve.json", "train --data {data} --out {f} --epochs 1",
+     "--out {f} holds a learning curve (adapt-curve.json), not a training run"),
+])
+def test_no_output_lands_where_another_commands_folder_writes_itself(record, command, message, dataset, tmp_path,
+                                                                     capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")
+    folder = tmp_path / "theirs"
+    folder.mkdir()
+    (folder / record).write_text("{}")
+    before = _snapshot(tmp_path)
+    assert main([word.format(f=folder, data=dataset) for word in command.split()]) == 2
+    assert message.format(f=folder) in capsys.readouterr().err
+    assert _snapshot(tmp_path) == before
+
+
+def test_the_rest_of_a_runs_folder_is_the_users(tmp_path):
+    from navigator.commands.common import check_output_file, check_output_folder
+
+    (tmp_path / "run.json").write_text("{}")
+    assert check_output_folder(tmp_path / "eval-night", "--out", continuing=False, kind="evaluation")
+    assert check_output_file(tmp_path / "clip.mp4", "--video", overwrite=False)

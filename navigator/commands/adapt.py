@@ -293,7 +293,7 @@ def _curve(args: argparse.Namespace) -> int:
         overrides["out"] = str(_curve_folder(args))
     config = load_config(CurveConfig, source, overrides, {"out": "--out"})
     out_flag = "--out" if args.out is not None or args.config is None else f"out in {args.config}:"
-    check_output_folder(Path(config.out), out_flag, continuing=args.resume)
+    check_output_folder(Path(config.out), out_flag, continuing=args.resume, kind="learning curve")
     console = Console()
     with progress_bar(console) as progress:
         training = training_display(console, progress)

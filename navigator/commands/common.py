@@ -60,23 +60,37 @@ def check_output_file(path: Path, flag: str, *, overwrite: bool, suffixes: tuple
             raise UserError(f"{flag} {path} already exists; pass --overwrite to replace it, or choose another name")
         if not path.is_file():
             raise UserError(f"{flag} {path} exists and is not a regular file; choose another name")
-    _refuse_inside_dataset(path, flag)
+    _refuse_inside_output(path, flag)
     _check_writable_folder(path.parent, f"{flag} {path}")
     return path
 
 
-def _refuse_inside_dataset(path: Path, flag: str) -> None:
-    """Refuse an output inside a dataset folder (its own folder aside, which collect writes): a dataset holds only
-    its manifest and episodes, and `navigator data check` calls anything else a problem of the dataset."""
-    for folder in path.absolute().parents:
-        if (folder / _RECORDS["dataset"]).is_file():
+def _refuse_inside_output(path: Path, flag: str) -> None:
+    """Refuse an output inside another command's output folder where that command writes itself: anywhere in a
+    dataset (its own folder aside, which collect writes; a dataset holds only its manifest and episodes, and
+    `navigator data check` calls anything else a problem), and in the sub-folders a training run, evaluation,
+    comparison or learning curve fills (a run's dagger/, an evaluation's episodes/, ...). Other places inside them
+    are the user's to use (runs/NAME/eval-night, say)."""
+    absolute = path.absolute()
+    for folder in absolute.parents:
+        kind = next((name for name, record in _RECORDS.items() if (folder / record).is_file()), None)
+        if kind == "dataset":
             raise UserError(f"{flag} {path} is inside the dataset {folder}, which holds only its manifest and "
                             f"episodes (navigator data check flags anything else): choose a place outside it")
+        part = absolute.relative_to(folder).parts[0]
+        if kind is not None and part in _WRITES[kind]:
+            raise UserError(f"{flag} {path} is inside {folder / part}, which the {kind} in {folder} fills itself "
+                            f"({_WRITES[kind][part]}): choose a place outside {folder / part}")
 
 
 # The record each kind of output folder holds: how a folder written by one command is told from another's.
 _RECORDS = {"dataset": "manifest.json", "training run": "run.json", "evaluation": "eval.json",
-            "comparison": "compare.json"}
+            "comparison": "compare.json", "learning curve": "adapt-curve.json"}
+# The sub-folders each kind writes into, and what it writes there.
+_WRITES = {"training run": {"dagger": "its DAgger roll-outs", "tensorboard": "its training curves"},
+           "evaluation": {"episodes": "its episode records", "videos": "its videos of failures"},
+           "comparison": {"runs": "its training runs", "eval": "its evaluations"},
+           "learning curve": {"runs": "its adaptations", "eval": "its evaluations", "data": "its demonstrations"}}
 
 
 def add_continuation_flags(parser: argparse.ArgumentParser, resume_help: str, extend_help: str) -> None:
@@ -91,10 +105,10 @@ def check_output_folder(path: Path, flag: str, *, continuing: bool, kind: str | 
     """Refuse, before any work, an output folder that could not be written or holds files of the user's: a file in
     its place, an unwritable nearest existing folder, another command's output (a dataset given as a run's --out),
     or (unless `continuing` a run there) a folder that is not empty. Missing parent folders are fine: the run creates
-    them. `kind` is what the command writes there: "dataset", "training run" or "evaluation"."""
+    them. `kind` is what the command writes there: a key of _RECORDS ("dataset", "training run", ...)."""
     if path.exists() and not path.is_dir():
         raise UserError(f"{flag} {path} is a file, not a folder; choose a folder to write into")
-    _refuse_inside_dataset(path, flag)
+    _refuse_inside_output(path, flag)
     if path.is_dir() and kind is not None:
         other = next((name for name, record in _RECORDS.items() if name != kind and (path / record).exists()), None)
         if other is not None:
