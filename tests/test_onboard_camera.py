@@ -33,10 +33,11 @@ def test_video_file_frames_are_rgb_newest_and_paced(tmp_path: Path) -> None:
         assert first.image[100, 100, 0] > 150 and first.image[100, 100, 2] < 50  # red first: RGB
         time.sleep(0.6)
         newest = reader.latest()
-        # Played at its 20 fps (about 12 frames in 0.6 s, not the hundreds a decoder manages), started over at its
-        # end (10 frames), newest frame fresh.
-        assert 6 <= newest.sequence - first.sequence <= 18
-        assert time.monotonic() - newest.arrival < 0.2
+        # Played at its 20 fps (about 12 frames in 0.6 s, not the hundreds a decoder manages; fewer if the machine
+        # is loaded), started over at its end (10 frames), newest frame fresh.
+        elapsed = newest.arrival - first.arrival
+        assert 1 <= newest.sequence - first.sequence <= 20 * elapsed + 3
+        assert time.monotonic() - newest.arrival < 1.0
         assert reader.reopens >= 1
         assert reader.wait_newer(newest.sequence, 1.0).sequence > newest.sequence
     finally:
@@ -84,10 +85,11 @@ class MjpegStream:
         self.server.server_close()
 
 
-def stalled_reader() -> tuple[MjpegStream, CameraReader]:
-    """A reader that got its first frame from a stream that then stalled (its read() now blocks)."""
+def stalled_reader(read_timeout_s: float = 1.0) -> tuple[MjpegStream, CameraReader]:
+    """A reader that got its first frame from a stream that then stalled (its read() now blocks, up to
+    `read_timeout_s`)."""
     stream = MjpegStream()
-    reader = CameraReader(stream.url, read_timeout_s=1.0, backoff_s=0.1, backoff_max_s=0.2).start()
+    reader = CameraReader(stream.url, read_timeout_s=read_timeout_s, backoff_s=0.1, backoff_max_s=0.2).start()
     reader.wait_first(10.0)
     stream.paused.set()
     time.sleep(0.2)
@@ -95,16 +97,18 @@ def stalled_reader() -> tuple[MjpegStream, CameraReader]:
 
 
 def test_stalled_stream_ages_without_blocking_and_recovers() -> None:
-    stream, reader = stalled_reader()
+    # read() blocks for up to 30 s: a wait that returned only with it would be unmistakable however loaded the
+    # machine, so the bounds below are loose.
+    stream, reader = stalled_reader(read_timeout_s=30.0)
     try:
         stalled_at = reader.latest().sequence
         started = time.monotonic()
         assert reader.wait_newer(stalled_at, 0.5) is None  # returns on time although read() is blocked
-        assert time.monotonic() - started < 0.7
+        assert time.monotonic() - started < 10.0
         assert time.monotonic() - reader.latest().arrival > 0.5  # the age grows: the runtime sees it stale
         stream.paused.clear()
-        resumed = reader.wait_newer(stalled_at, 10.0)  # after the read timeout, reopened (or the stream resumed)
-        assert resumed is not None and time.monotonic() - resumed.arrival < 0.5
+        resumed = reader.wait_newer(stalled_at, 20.0)  # the blocked read() gets the resumed stream's frames
+        assert resumed is not None and time.monotonic() - resumed.arrival < 10.0
     finally:
         reader.close()
         stream.close()
