@@ -162,6 +162,24 @@ def test_damaged_or_swapped_episode_records_are_flown_again_and_said_so(expert_r
     assert recorder.flown == []
 
 
+@pytest.mark.parametrize("field, value", [("success", "yes"), ("ending", "banana"), ("time", "abc"),
+                                          ("success", True), ("start", [0.0, 1.0]), ("steps", -1)])
+def test_an_episode_record_with_a_malformed_field_counts_as_damaged(expert_run, tmp_path, field, value):
+    from navigator.evaluation.folder import read_finished
+
+    original, _ = expert_run
+    out = tmp_path / "edited"
+    shutil.copytree(original, out)
+    (out / "results.json").unlink()
+    path = out / "episodes" / "winter" / "p0-100001.json"
+    record = json.loads(path.read_text())
+    if field == "success":
+        value = value if value != record["success"] else "yes"  # True where the ending says otherwise
+    path.write_text(json.dumps({**record, field: value}))
+    finished, damaged = read_finished(out, EXPERT)
+    assert damaged == [path] and len(finished) == len(list(EXPERT.keys())) - 1
+
+
 def test_resume_with_other_settings_is_refused(expert_run, tmp_path, capsys):
     original, _ = expert_run
     out = tmp_path / "copy"

@@ -54,13 +54,45 @@ class EpisodeRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EpisodeRecord:
-        return cls(**{**data, "start": tuple(data["start"]), "target": tuple(data["target"]),
-                      "path_xy": tuple(tuple(point) for point in data["path_xy"])})
+        """The record `to_dict` wrote. ValueError (or KeyError, TypeError) when a field is missing or of the wrong
+        kind: a record edited or damaged by hand is never reported as if it had been flown."""
+        record = cls(**{**data, "start": _point(data["start"], 3), "target": _point(data["target"], 3),
+                        "path_xy": tuple(_point(point, 2) for point in data["path_xy"])})
+        record._check()
+        return record
+
+    def _check(self) -> None:
+        from sim_envs.tasks.base import ENDINGS
+
+        if not (isinstance(self.pilot, str) and isinstance(self.suite, str) and _is_int(self.seed)
+                and self.ending in ENDINGS and self.success is (self.ending == "success")
+                and _is_int(self.steps) and self.steps >= 0 and _is_number(self.time) and _is_number(self.path_length)
+                and (self.final_distance is None or _is_number(self.final_distance))
+                and (self.attention is None or _is_number(self.attention))
+                and (self.target_share is None or _is_number(self.target_share))
+                and (self.attention_steps is None or _is_int(self.attention_steps))):
+            raise ValueError("an episode record with a missing or malformed field")
 
     @property
     def straight_distance(self) -> float:
         """Metres from the start to the target, in a straight line."""
         return math.dist(self.start, self.target)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _point(value: Any, size: int) -> tuple[float, ...]:
+    """A recorded point (x, y[, z]) as a tuple; ValueError if it is not `size` finite numbers."""
+    point = tuple(value)
+    if len(point) != size or not all(_is_number(coordinate) for coordinate in point):
+        raise ValueError(f"a recorded point is not {size} finite numbers")
+    return point
 
 
 def fly_episode(env, pilot, pilot_spec: str, suite: str, seed: int, video=None) -> EpisodeRecord:
