@@ -222,6 +222,21 @@ def test_a_damaged_run_record_is_said_as_such_not_as_missing_data(demos, tmp_pat
     assert said in error and "start the run over in another --out" in error and "--data" not in error
 
 
+@pytest.mark.parametrize("progress", ['{"completed": "x"}', '[]', '{"completed": [1]}'])
+def test_a_damaged_progress_record_is_refused_before_any_work(demos, tmp_path, capsys, monkeypatch, progress):
+    monkeypatch.setenv("COLUMNS", "1000")
+    out = tmp_path / "run"
+    assert train("--data", str(demos), "--out", str(out), "--epochs", "1", "--batch-size", "4") == 0
+    (out / "progress.json").write_text(progress)
+    before = (out / "last.pt").read_bytes()
+    for flag in (["--extend", "--epochs", "2"], ["--resume"]):
+        capsys.readouterr()
+        assert train("--out", str(out), *flag) == 2
+        error = capsys.readouterr().err
+        assert "progress.json is damaged" in error and "start the run over in another --out" in error
+    assert (out / "last.pt").read_bytes() == before
+
+
 def test_a_run_folder_given_as_pilot_points_at_its_policy(demos, tmp_path, capsys):
     out = tmp_path / "run"
     assert train("--data", str(demos), "--out", str(out), "--epochs", "1", "--batch-size", "4") == 0

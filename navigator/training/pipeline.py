@@ -209,6 +209,10 @@ def _read_progress(out: Path) -> ProgressFile:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         refuse_if_denied(error)
         raise UserError(f"{path} cannot be read ({error}); start the run over in another --out") from None
+    completed = progress.get("completed") if isinstance(progress, dict) else None
+    if not isinstance(completed, list) or not all(isinstance(stage, str) for stage in completed):
+        raise UserError(f"{path} is damaged (it holds no list of the completed stages); start the run over in "
+                        f"another --out")
     return progress
 
 
