@@ -152,6 +152,8 @@ def held_port():
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"--bundle": "missing"}, "bundle .*missing: no such folder"),
+    # two bad inputs: the first on the command line is named first
+    ({"--bundle": "missing", "--camera": "missing.avi"}, "bundle .*missing: no such folder"),
     ({"--bundle": "policy.onnx"}, "--bundle .*policy.onnx is the bundle's graph; give the bundle's folder: --bundle"),
     ({"--bundle": "model.pt"}, "--bundle .*model.pt is a PyTorch checkpoint, not a bundle; export it first: "
                                "navigator export --checkpoint .*model.pt --out bundles/NAME"),

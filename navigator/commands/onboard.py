@@ -237,15 +237,16 @@ def _fly(args: argparse.Namespace) -> int:
     if args.duration is not None:
         _check_seconds("--duration", args.duration, DURATION_S)
     config = FLAGS.load(args, args.config)
+    # The inputs in the order of the command line: the bundle, then the camera, the link and the log folder.
     _check_bundle_path(args.bundle)
+    bundle = load_bundle(args.bundle)
+    hfov = config.camera.hfov_deg if config.camera.hfov_deg is not None else bundle.image_spec.input_hfov_deg
+    bundle.check_hfov(hfov)
     camera = CameraReader(args.camera, read_timeout_s=config.camera.read_timeout_s,
                           backoff_s=config.camera.reopen_backoff_s, backoff_max_s=config.camera.reopen_backoff_max_s)
     link = MavlinkLink(args.mavlink).check()
     log_dir = check_output_folder(args.log_dir or DEFAULT_LOG_DIR, "--log-dir", continuing=True)
-    bundle = load_bundle(args.bundle)
     console = Console(stderr=args.json)
-    hfov = config.camera.hfov_deg if config.camera.hfov_deg is not None else bundle.image_spec.input_hfov_deg
-    bundle.check_hfov(hfov)
 
     log = None
     try:
