@@ -461,9 +461,19 @@ def test_the_shipped_configs_are_the_issues_curve_and_the_small_one():
 
 
 @pytest.mark.parametrize("flag", ["--resume", "--extend"])
-def test_navigator_train_on_an_adaptation_points_to_navigator_adapt(finetuned, capsys, flag):
-    out = finetuned.parent
-    assert main(["train", "--out", str(out), flag]) == 2
+def test_navigator_train_on_an_adaptation_points_to_navigator_adapt(finetuned, capsys, tmp_path, flag, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")
+    finished = finetuned.parent
+    assert main(["train", "--out", str(finished), flag]) == 2
     error = capsys.readouterr().err
-    assert "made by navigator adapt" in error and f"navigator adapt --out {out} --resume" in error
-    assert len(error.strip().splitlines()) == 1
+    # finished: navigator adapt --resume would refuse too, so the advice is what works
+    assert "made by navigator adapt" in error
+    assert "is finished; to train it longer, adapt again in another --out" in error
+    assert "navigator adapt --out" not in error and len(error.strip().splitlines()) == 1
+
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(finished, unfinished)
+    (unfinished / "progress.json").write_text('{"completed": []}')
+    assert main(["train", "--out", str(unfinished), flag]) == 2
+    error = capsys.readouterr().err
+    assert "made by navigator adapt" in error and f"navigator adapt --out {unfinished} --resume" in error

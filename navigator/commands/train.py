@@ -226,7 +226,14 @@ def _source(args: argparse.Namespace) -> Path | RecordedSettings | None:
     read_record(out)  # a damaged record is said as such, not as the defaults' missing --data
     recorded = recorded_settings(out / RUN_RECORD, "config")
     if recorded is not None and "adapt" in recorded.data:  # `navigator adapt` made this run, with its own settings
+        from navigator.adapt.run import finished
+
         flag = "--extend" if args.extend else "--resume"
+        dagger = recorded.data.get("dagger")
+        rounds = dagger.get("rounds", 0) if isinstance(dagger, dict) else 0
+        if finished(out, rounds if isinstance(rounds, int) else 0):
+            raise UserError(f"{flag}: {out} is an adaptation made by navigator adapt, not a training run, and it is "
+                            f"finished; to train it longer, adapt again in another --out with a larger --epochs")
         raise UserError(f"{flag}: {out} is an adaptation made by navigator adapt, not a training run; continue it "
                         f"with: navigator adapt --out {out} --resume")
     if recorded is not None and args.backend is not None:
