@@ -166,7 +166,8 @@ def check_continuation(found: list[Difference], extendable: Callable[[Difference
             holds = f" ({what.holds})" if what.holds else ""
             grow = what.grow_hint or f"give a larger {what.flag}" + (f" than {what.holds}" if what.holds else "")
             rest = finished or ", or drop --extend to resume it"
-            raise UserError(f"--extend: the {what.grows} you gave are no more than {out} already has{holds}; "
+            # Said of what it was started with, not of what it holds: an interrupted one holds less.
+            raise UserError(f"--extend needs more {what.grows} than {out} was started with{holds}; "
                             f"{grow} to extend it{rest}")
     elif found:
         hint = f"; to add {what.grows} pass --extend" if found == grown else ""

@@ -266,7 +266,7 @@ def test_extend_names_a_changed_seed_before_checking_it_against_training(paired_
 
 @pytest.mark.parametrize("args, message", [
     (["--episodes", "1"], "--extend only raises worlds per suite: the evaluation has 2, you gave 1"),
-    (["--episodes", "2"], "--extend: the worlds per suite you gave are no more than {out} already has (2); give a "
+    (["--episodes", "2"], "--extend needs more worlds per suite than {out} was started with (2); give a "
                            "larger --episodes than 2 to extend it, or drop --extend to resume it"),
     (["--episodes", "3", "--seed", "7"], "other settings differ from the evaluation's: --seed: evaluation has 100000, "
                                          "you gave 7"),
