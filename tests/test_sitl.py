@@ -248,24 +248,32 @@ def test_episode_end_statustext_and_json_lines_from_the_cli():
     print("real time:", [(e["steps"], e["overruns"], e["max_late_ms"], e["step_ms_median"]) for e in episodes])
 
 
-def _mavlink_silence(client, seconds: float) -> float:
-    """The longest gap (s) between messages from the vehicle over `seconds`."""
-    last, gap, end = time.monotonic(), 0.0, time.monotonic() + seconds
-    while time.monotonic() < end:
+def _mavlink_silence(client, events, fault: str) -> float:
+    """The longest gap (s) between messages from the vehicle until the SITL says `fault` ended (and a message came
+    after it). Timed by the SITL's own events, not by a guess of how fast a loaded machine simulates."""
+    last, gap, deadline = time.monotonic(), 0.0, time.monotonic() + 120
+    ended = False
+    while time.monotonic() < deadline:
         if client.recv_match(blocking=True, timeout=0.05) is not None:
             now = time.monotonic()
             gap, last = max(gap, now - last), now
-    return max(gap, time.monotonic() - last)
+            if ended:
+                return gap
+        ended = ended or any(e.get("fault") == fault and e.get("state") == "end" for e in list(events.queue))
+    raise AssertionError(f"{fault} never ended, or no message came after it")
 
 
 def test_link_faults_silence_latency_loss_and_operator_mode_change():
-    faults = ("heartbeat-silence:1:1", "mode-change:3:1", "mavlink-latency:150:5:10", "mavlink-loss:0.5:5:10")
+    # The silence starts at t=4 (episode time), late enough that a slow start-up on a loaded machine does not eat
+    # into it before the client listens; the operator's takeover at t=7 leaves time to switch to OFFBOARD after it.
+    faults = ("heartbeat-silence:4:1", "mode-change:7:1", "mavlink-latency:150:9:10", "mavlink-loss:0.5:9:10")
     with running_sitl("px4", faults=faults) as (client, _, events):
-        assert _mavlink_silence(client, 2.0) > 0.8  # silence from t=1 to 2
+        # 1 s of episode time; a loaded machine simulates slower than real time, never faster
+        assert _mavlink_silence(client, events, "heartbeat-silence:4:1") > 0.8
         stream_velocity(client, 0.4, 0.0)
         assert command(client, 176, CUSTOM_MODE_ENABLED, 6) == 0
-        # At t=3 the operator takes over (hold), and at 4 gives OFFBOARD back; the client keeps streaming.
-        deadline = time.monotonic() + 5.0
+        # At t=7 the operator takes over (hold), and at 8 gives OFFBOARD back; the client keeps streaming.
+        deadline = time.monotonic() + 60.0
         while time.monotonic() < deadline:
             stream_velocity(client, 0.2, 0.0)
             modes = [(e["mode"], e["by"]) for e in list(events.queue) if e["event"] == "mode"]
@@ -281,10 +289,11 @@ def test_link_faults_silence_latency_loss_and_operator_mode_change():
         if acks is not None:
             assert time.monotonic() - sent >= 0.29
         counts = 0
-        end = time.monotonic() + 1.0
+        end = time.monotonic() + 2.0
         while time.monotonic() < end:
             counts += client.recv_match(type="ATTITUDE", blocking=True, timeout=0.1) is not None
-        assert 5 <= counts <= 25, counts  # ~30 Hz halved
+        # ~30 Hz halved: about 30 in 2 s, fewer on a loaded machine, which simulates slower; all 60 would mean no loss
+        assert 5 <= counts <= 50, counts
 
 
 def test_camera_faults_stall_drop_and_corrupt():
