@@ -129,7 +129,7 @@ def read_finished(out: Path, settings: EvalSettings) -> tuple[dict[EpisodeKey, E
     another pilot, suite or seed than their name says (those episodes are flown again, and the caller says so).
     An episode whose file is missing but which `out`'s results.json holds counts too: a report kept without its
     episodes/ folder (a committed one, say) can still be extended."""
-    finished, damaged = {}, []
+    finished, damaged = {}, {}
     for key in settings.keys():
         path = episode_path(out, settings, key)
         try:
@@ -138,11 +138,11 @@ def read_finished(out: Path, settings: EvalSettings) -> tuple[dict[EpisodeKey, E
             continue
         except (OSError, ValueError, KeyError, TypeError) as error:
             refuse_if_denied(error)
-            damaged.append(path)
+            damaged[key] = path
             continue
         if (record.pilot, record.suite, record.seed) != (settings.pilots[key.pilot], settings.flown_suites[key.suite],
                                                          key.seed):
-            damaged.append(path)
+            damaged[key] = path
             continue
         finished[key] = record
     missing = [key for key in settings.keys() if key not in finished]
@@ -152,8 +152,7 @@ def read_finished(out: Path, settings: EvalSettings) -> tuple[dict[EpisodeKey, E
             record = reported.get((settings.flown_suites[key.suite], settings.pilots[key.pilot], key.seed))
             if record is not None:
                 finished[key] = record
-                damaged = [path for path in damaged if path != episode_path(out, settings, key)]
-    return finished, damaged
+    return finished, [path for key, path in damaged.items() if key not in finished]
 
 
 def damaged_note(out: Path, damaged: list[Path]) -> str:
