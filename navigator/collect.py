@@ -25,7 +25,8 @@ import numpy as np
 
 from navigator import __version__
 from navigator.backends import LOCAL, Backend, Cluster, run_jobs
-from navigator.config import MAX_SEED, SettingError, check_seed_span, check_settings, setting, to_dict
+from navigator.config import (MAX_SEED, ConfigError, SettingError, check_seed_span, check_settings, from_dict,
+                              setting, to_dict)
 from navigator.dataset import (ACTION_CONVENTION, DatasetWriter, DroppedEntry, Episode, EpisodeEntry, EpisodeKey,
                                Verification, write_episode)
 from navigator.dataset.writer import pack_episode
@@ -225,6 +226,18 @@ def _pack_one(job: tuple[CollectConfig, EpisodeKey]) -> CollectedEpisode:
 
 # The manifest recipe's record of explicit extensions: [{"parts[0].episodes": {"from": 6, "to": 8}}, ...].
 EXTENSIONS_KEY = "extensions"
+
+
+def recorded_recipe_problem(recipe: dict[str, Any]) -> str | None:
+    """Why `navigator collect --resume` or `--extend` would refuse a manifest's recorded `recipe`, or None when it
+    would read it. A recipe without `parts` was not written by `navigator collect` and is not checked."""
+    if "parts" not in recipe:
+        return None
+    try:
+        from_dict(CollectConfig, {name: value for name, value in recipe.items() if name != EXTENSIONS_KEY})
+    except ConfigError as error:
+        return str(error)
+    return None
 
 
 def _is_episode_count(difference: Difference) -> bool:

@@ -113,13 +113,13 @@ def test_the_same_dataset_twice_is_refused(dataset, tmp_path, capsys, monkeypatc
 
 
 def test_an_incomplete_dataset_is_sound_but_named_so(tmp_path, capsys):
-    recipe = {"parts": [{"task": "fly_to_target", "preset": "summer", "episodes": 5}], "seed": 0}
+    recipe = {"parts": [{"task": "fly-to-target", "preset": "summer", "episodes": 5}], "seed": 0}
     writer = DatasetWriter.create(tmp_path / "part", image_size=(48, 64), recipe=recipe)
     for seed in range(2):
         writer.write(synthetic_episode(seed, frames=6))
     assert main(["data", "check", str(writer.path)]) == 0
     out = capsys.readouterr().out
-    assert "incomplete: 2 of 5 episodes flown" in out and "missing fly_to_target/summer seeds 2-4" in out
+    assert "incomplete: 2 of 5 episodes flown" in out and "missing fly-to-target/summer seeds 2-4" in out
     assert f"navigator collect --out {writer.path} --resume" in out and "1 warnings: sound" in out
     assert main(["data", "info", str(writer.path)]) == 0
     assert "2 of 5 episodes (incomplete)" in capsys.readouterr().out
@@ -161,3 +161,31 @@ def test_export_writes_hdf5_files_only(dataset, tmp_path, capsys):
     out = tmp_path / "demos.txt"
     assert main(["data", "export", str(dataset), "--format", "robomimic", "--out", str(out)]) == 2
     assert f"--out {out} must end in .hdf5 or .h5" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("recipe, problem", [
+    ({"parts": [], "seed": 0}, "must hold at least one part"),
+    ({"parts": [{"task": "fly-to-target", "preset": "summer", "episodes": 0}]}, "parts[0].episodes"),
+    ({"parts": [{"task": "fly-to-target", "preset": "sumer", "episodes": 2}]}, "sumer"),
+    ({"parts": [{"task": "fly-to-target", "preset": "summer", "episodes": 2}], "colour": 1}, "colour"),
+])
+def test_check_warns_of_a_recipe_that_collect_resume_would_refuse(tmp_path, capsys, recipe, problem):
+    """`data check` reads a recorded recipe as `collect --resume` does, so it never calls a dataset continuable that
+    resume refuses; the episodes themselves stay sound, so it is a warning."""
+    writer = DatasetWriter.create(tmp_path / "ds", image_size=(48, 64), recipe=recipe)
+    writer.write(synthetic_episode(0, frames=6))
+    assert main(["data", "check", str(writer.path)]) == 0
+    out = capsys.readouterr().out
+    assert "cannot be continued by `navigator collect --resume`" in out and problem in out, out
+    assert ": sound" in out
+    assert main(["collect", "--out", str(writer.path), "--resume"]) == 2
+    assert problem in capsys.readouterr().err
+
+
+def test_check_accepts_the_recipe_collect_writes(tmp_path, capsys):
+    from navigator.collect import CollectConfig
+
+    writer = DatasetWriter.create(tmp_path / "ds", image_size=(48, 64), recipe=CollectConfig().recipe())
+    writer.write(synthetic_episode(0, frames=6))
+    main(["data", "check", str(writer.path)])
+    assert "cannot be continued" not in capsys.readouterr().out

@@ -12,8 +12,8 @@ from navigator.dataset import (Dataset, DatasetError, DatasetNotFoundError, Data
                                ManifestError, check_dataset, completeness, open_datasets, read_manifest)
 from navigator.dataset.synthetic import synthetic_episode
 
-RECIPE = {"parts": [{"task": "fly_to_target", "preset": "summer", "episodes": 4},
-                    {"task": "fly_to_target", "preset": "winter", "episodes": 2}], "seed": 10, "workers": 1}
+RECIPE = {"parts": [{"task": "fly-to-target", "preset": "summer", "episodes": 4},
+                    {"task": "fly-to-target", "preset": "winter", "episodes": 2}], "seed": 10, "workers": 1}
 
 
 def make(path: Path, seeds=(0, 1), recipe=None) -> Path:
@@ -38,7 +38,7 @@ def test_check_compares_every_manifest_field_with_the_episode_file(tmp_path):
         manifest["episodes"][1].update(seed=7, preset="winter")
     edit_manifest(root, mark_success)
     report = check_dataset(root)
-    first, second = (f"episodes/fly_to_target__summer__seed0000000{i}.npz" for i in (0, 1))
+    first, second = (f"episodes/fly-to-target__summer__seed0000000{i}.npz" for i in (0, 1))
     assert sorted((p.file, p.message.split(" but ")[0]) for p in report.errors) == [
         (first, "the manifest lists ending \"success\""), (first, "the manifest lists success true"),
         (second, "the manifest lists preset \"winter\""), (second, "the manifest lists seed 7")]
@@ -61,7 +61,7 @@ def test_check_lists_every_manifest_problem_in_one_run(tmp_path):
                for m in messages)
     assert any(m.endswith("seed00000001.npz: success must be true or false (got \"yes\")") for m in messages)
     assert any(m.startswith("the manifest lists frames 999 but the episode file records 5") for m in messages)
-    assert any("are both listed as fly_to_target/summer seed 0" in m for m in messages)
+    assert any("are both listed as fly-to-target/summer seed 0" in m for m in messages)
     assert not any("EpisodeKey" in m or "camera size" in m for m in messages)
     with pytest.raises(ManifestError) as raised:  # a reader refuses it naming every field problem, too
         read_manifest(root)
@@ -70,7 +70,7 @@ def test_check_lists_every_manifest_problem_in_one_run(tmp_path):
 
 def test_check_refuses_a_file_given_as_the_dataset(tmp_path):
     root = make(tmp_path / "ds", seeds=(0,))
-    for path in (root / "manifest.json", root / "episodes" / "fly_to_target__summer__seed00000000.npz"):
+    for path in (root / "manifest.json", root / "episodes" / "fly-to-target__summer__seed00000000.npz"):
         with pytest.raises(DatasetNotFoundError, match="is a file, not a dataset folder"):
             check_dataset(path)
         with pytest.raises(DatasetNotFoundError, match="is a file, not a dataset folder"):
@@ -80,16 +80,16 @@ def test_check_refuses_a_file_given_as_the_dataset(tmp_path):
 def test_an_interrupted_collection_is_sound_but_reported_incomplete(tmp_path):
     root = make(tmp_path / "ds", seeds=(10, 11), recipe=RECIPE)
     writer = DatasetWriter.open(root)
-    writer.drop(DroppedEntry("fly_to_target", "winter", 11, "collision", 3))
+    writer.drop(DroppedEntry("fly-to-target", "winter", 11, "collision", 3))
     state = completeness(read_manifest(root))
     assert (state.complete, state.done, len(state.expected)) == (False, 3, 6)
-    assert [str(key) for key in state.missing] == ["fly_to_target/summer seed 12", "fly_to_target/summer seed 13",
-                                                   "fly_to_target/winter seed 10"]
+    assert [str(key) for key in state.missing] == ["fly-to-target/summer seed 12", "fly-to-target/summer seed 13",
+                                                   "fly-to-target/winter seed 10"]
     report = check_dataset(root)
     assert report.sound and [p.file for p in report.warnings] == ["manifest.json"]
     assert report.warnings[0].message == (
-        "incomplete: 3 of 6 episodes flown, the collection stopped early (missing fly_to_target/summer seeds 12-13; "
-        f"fly_to_target/winter seed 10); finish it with `navigator collect --out {root} --resume` and the settings "
+        "incomplete: 3 of 6 episodes flown, the collection stopped early (missing fly-to-target/summer seeds 12-13; "
+        f"fly-to-target/winter seed 10); finish it with `navigator collect --out {root} --resume` and the settings "
         "it was started with (the manifest's recipe)")
     for seed in (12, 13):
         writer.write(synthetic_episode(seed, frames=5, height=24, width=32))

@@ -24,7 +24,7 @@ def test_robomimic_export_matches_the_source(tmp_path):
     with h5py.File(out, "r") as handle:
         data = handle["data"]
         env_args = json.loads(data.attrs["env_args"])
-        assert env_args["env_name"] == "fly_to_target" and env_args["type"] == 2
+        assert env_args["env_name"] == "fly-to-target" and env_args["type"] == 2
         assert env_args["env_kwargs"]["presets"] == ["summer", "winter"]
         assert data.attrs["total"] == sum(e.frames for e in dataset.entries)
         for index, entry in enumerate(dataset.entries):

@@ -25,7 +25,7 @@ def episodes():
 
 
 def make_dataset(path: Path, episodes, image_size=(48, 64)) -> Path:
-    writer = DatasetWriter.create(path, image_size=image_size, recipe={"task": "fly_to_target", "workers": 1})
+    writer = DatasetWriter.create(path, image_size=image_size, recipe={"task": "fly-to-target", "workers": 1})
     for episode in episodes:
         writer.write(episode)
     return path

@@ -79,7 +79,7 @@ def test_kill_9_mid_episode_leaves_a_consistent_resumable_dataset(tmp_path):
     assert [p.severity for p in report.problems] == ["warning"] and report.problems[0].file.endswith(".tmp")
 
     writer = DatasetWriter.open(root)
-    wanted = [EpisodeKey("fly_to_target", "summer", seed) for seed in range(6)]
+    wanted = [EpisodeKey("fly-to-target", "summer", seed) for seed in range(6)]
     recovery = writer.recover()
     assert recovery.adopted == [] and len(recovery.removed_temporaries) == 1
     assert [key.seed for key in writer.missing(wanted)] == [3, 4, 5]
@@ -104,7 +104,7 @@ def test_resume_adopts_a_complete_stray_file_and_rejects_a_broken_one(tmp_path):
     assert [(name, aside) for name, _, aside in recovery.rejected] == [(broken.file, f"{broken.file}.damaged")]
     assert "cannot be read as an episode file" in recovery.rejected[0][1]
     assert not broken_path.exists() and (broken_path.parent / f"{broken.file}.damaged").is_file()  # kept, aside
-    assert writer.completed() == {EpisodeKey("fly_to_target", "summer", s) for s in (0, 1)}
+    assert writer.completed() == {EpisodeKey("fly-to-target", "summer", s) for s in (0, 1)}
     assert [e.seed for e in Dataset.open(writer.path).entries] == [0, 1]
 
 

@@ -331,7 +331,7 @@ def test_training_on_a_collection_that_stopped_early_warns(tmp_path, capsys):
     from navigator.dataset import DatasetWriter
     from navigator.dataset.synthetic import synthetic_episode
 
-    recipe = {"parts": [{"task": "fly_to_target", "preset": "summer", "episodes": 3}], "seed": 0}
+    recipe = {"parts": [{"task": "fly-to-target", "preset": "summer", "episodes": 3}], "seed": 0}
     writer = DatasetWriter.create(tmp_path / "ds", image_size=(48, 64), recipe=recipe)
     for seed in (0, 1):  # seed 2 was never flown
         writer.write(synthetic_episode(seed, frames=40, height=48, width=64))

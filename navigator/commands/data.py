@@ -118,12 +118,13 @@ def _info(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
+    from navigator.collect import recorded_recipe_problem
     from navigator.commands.common import output_console, print_json
     from navigator.dataset.check import check_dataset
     from navigator.dataset.reader import require_distinct
 
     require_distinct(args.datasets)
-    reports = [check_dataset(path) for path in args.datasets]
+    reports = [check_dataset(path, recorded_recipe_problem) for path in args.datasets]
     if args.json:
         print_json([{"dataset": str(r.dataset), "sound": r.sound, "episodes_checked": r.episodes_checked,
                       "problems": [vars(p) for p in r.problems]} for r in reports])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -51,10 +52,13 @@ def _strip_path(message: str, path: Path) -> str:
     return message[len(prefix):] if message.startswith(prefix) else message
 
 
-def check_dataset(path: str | Path) -> CheckReport:
+def check_dataset(path: str | Path, recipe_problem: Callable[[dict[str, Any]], str | None] | None = None
+                  ) -> CheckReport:
     """Verify the manifest field by field, the schema version, every checksum, every file's arrays, and that every
     manifest entry agrees with its episode file; list leftover and unlisted files and warn about an incomplete
-    collection. Every problem found is listed, not only the first.
+    collection. Every problem found is listed, not only the first. `recipe_problem` (the collector's reading of a
+    recorded recipe, passed in because the dataset layer does not know the collector) says why the manifest's
+    recipe could not be continued; that is a warning, as the episodes themselves can still be sound.
 
     A missing folder, or a file given instead of a folder, raises DatasetNotFoundError (that is bad input, not an
     unsound dataset); everything else is reported as a Problem."""
@@ -73,6 +77,11 @@ def check_dataset(path: str | Path) -> CheckReport:
             _load(report, folder, name, None)
     else:
         listed = _check_against_manifest(report, data)
+        recipe = data.get("recipe")
+        problem = recipe_problem(recipe) if recipe_problem is not None and isinstance(recipe, dict) else None
+        if problem is not None:
+            report.problems.append(Problem("warning", MANIFEST_NAME, f"its 'recipe' cannot be continued by "
+                                           f"`navigator collect --resume` or `--extend`: {problem}"))
     for name in on_disk:
         relative = f"{EPISODES_FOLDER}/{name}"
         if name.endswith(TEMP_SUFFIX):

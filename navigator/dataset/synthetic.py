@@ -66,7 +66,7 @@ def _render(position: np.ndarray, yaw: float, pitch: float, roll: float, target:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def synthetic_episode(seed: int, frames: int = 40, task: str = "fly_to_target", preset: str = "summer",
+def synthetic_episode(seed: int, frames: int = 40, task: str = "fly-to-target", preset: str = "summer",
                       height: int = 48, width: int = 64, dart_noise_std: float = 0.1) -> Episode:
     """A deterministic (for a given seed) episode that keeps the whole episode contract."""
     rng = np.random.default_rng(seed)
