@@ -120,6 +120,13 @@ def test_image_spec_for_a_wider_camera(bundle):
     ("camera fov", "camera.fov_deg 100.0 but image.input_hfov_deg 80.0", None),
     ("rate", "camera.rate_hz 15 but rate_hz 30", None),
     ("dt", "dt 0.1 is not 1/rate_hz (rate_hz 30)", None),
+    # Fields of the wrong kind, named by their path (never Python's "string indices must be integers").
+    ("camera text", 'policy.json has unusable fields: camera must be a mapping of names to values (got "abc")', None),
+    ("hidden entry", 'hidden[0] must be a mapping of names to values (got "h")', None),
+    ("several", 'image.mean[1] must be a number (got "a"); action_limits.vx must be a number above 0 (got -1); '
+                'onnx.sha256 must be text (got 12)', None),
+    ("dt text", 'dt must be a number above 0 (got "0.033")', None),
+    ("trained image", 'policy_config.image.input_height must be a whole number above 0 (got "48")', None),
 ])
 def test_damaged_bundles_are_refused_before_anything_runs(bundle, tmp_path, capsys, damage, message, cli_message):
     copy = copy_of(bundle, tmp_path)
@@ -144,6 +151,16 @@ def test_damaged_bundles_are_refused_before_anything_runs(bundle, tmp_path, caps
         manifest["camera"]["rate_hz"] = 15
     elif damage == "dt":
         manifest["dt"] = 0.1
+    elif damage == "camera text":
+        manifest["camera"] = "abc"
+    elif damage == "hidden entry":
+        manifest["hidden"][0] = "h"
+    elif damage == "several":
+        manifest["action_limits"]["vx"], manifest["image"]["mean"][1], manifest["onnx"]["sha256"] = -1, "a", 12
+    elif damage == "dt text":
+        manifest["dt"] = "0.033"
+    elif damage == "trained image":
+        manifest["policy_config"]["image"]["input_height"] = "48"
     if damage == "no manifest":
         (copy / "policy.json").unlink()
     else:
@@ -169,6 +186,28 @@ def test_fly_and_eval_take_a_bundle(bundle, tmp_path, capsys):
     error = capsys.readouterr().err
     assert "trained on fly-to-target seeds 0-199 (data in datasets/summer-fly-to-target)" in error
     assert "and this evaluation would fly seed 199 of them" in error
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda source: source.update(training_seeds="all"),
+     'source.training_seeds must be a mapping of names to values (got "all")'),
+    (lambda source: source["training_seeds"]["ranges"][0].update(first="0"),
+     'source.training_seeds.ranges[0].first must be a whole number, 0 or more (got "0")'),
+    (lambda source: source["training_seeds"].pop("complete"), "source.training_seeds.complete is missing"),
+    (lambda source: source.update(recipe={"model": "cfc-ncp"}), "source.recipe.seed is missing"),
+])
+def test_eval_refuses_a_bundle_whose_training_record_is_damaged(bundle, tmp_path, capsys, edit, problem):
+    """The record of the seeds a bundle was trained on guards every evaluation against flying them: damaged, it is
+    named, never read as "no seeds known" and never a traceback."""
+    copy = copy_of(bundle, tmp_path)
+    manifest = json.loads((copy / "policy.json").read_text())
+    edit(manifest["source"])
+    (copy / "policy.json").write_text(json.dumps(manifest))
+    assert main(["eval", "--pilot", str(copy), "--suites", "summer", "--episodes", "1", "--seed", "5000",
+                 "--out", str(tmp_path / "report")]) == 2
+    error = capsys.readouterr().err
+    assert "policy.json's record of its training is damaged" in error and problem in error, error
+    assert "Traceback" not in error and not (tmp_path / "report" / "results.json").exists()
 
 
 @pytest.mark.parametrize("field, value, message", [

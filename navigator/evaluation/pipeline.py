@@ -23,6 +23,7 @@ from navigator.evaluation.seeds import SeedRange, TrainingSeeds, check_no_overla
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.evaluation.videos import failures_to_film, filmed, video_path
 from navigator.folder_lock import FolderLock
+from navigator.json_fields import field_problems
 from navigator.resume import GivenAs
 
 
@@ -87,16 +88,33 @@ def check_attention(settings: EvalSettings, pilots: list) -> None:
         import captum.attr  # noqa: F401
 
 
+# What a bundle's policy.json records of its training (navigator.export.manifest), read to refuse seeds it saw.
+SOURCE_FIELDS = (("source", "optional mapping"), ("source.training_seeds", "optional mapping"),
+                 ("source.training_seeds.ranges", "list"), ("source.training_seeds.ranges[]", "mapping"),
+                 ("source.training_seeds.ranges[].task", "optional text"),
+                 ("source.training_seeds.ranges[].first", "non-negative integer"),
+                 ("source.training_seeds.ranges[].count", "non-negative integer"),
+                 ("source.training_seeds.ranges[].source", "text"), ("source.training_seeds.complete", "bool"),
+                 ("source.recipe", "optional mapping"), ("source.recipe.model", "text"),
+                 ("source.recipe.seed", "integer"), ("source.recipe.sha256", "text"))
+
+
 def bundle_info(spec: str, manifest: dict, settings: EvalSettings) -> PilotInfo:
     """A bundle as evaluated: identified by the sha256 of its graph, with the training seeds and recipe of the
     checkpoint it was exported from (policy.json's `source`); refuses evaluation seeds those seeds include."""
+    problems = field_problems(manifest, SOURCE_FIELDS)
+    if problems:
+        raise UserError(f"pilot {spec}: policy.json's record of its training is damaged ({'; '.join(problems)}), so "
+                        f"the seeds it was trained on are unknown; export the bundle again with navigator export")
     source = manifest.get("source") or {}
     recorded = source.get("training_seeds")
-    seeds = TrainingSeeds((), complete=False) if not isinstance(recorded, dict) else TrainingSeeds(
-        tuple(SeedRange(**r) for r in recorded["ranges"]), bool(recorded["complete"]))
+    seeds = TrainingSeeds((), complete=False) if recorded is None else TrainingSeeds(
+        tuple(SeedRange(r["task"], r["first"], r["count"], r["source"]) for r in recorded["ranges"]),
+        recorded["complete"])
     check_no_overlap(f"pilot {spec}", seeds, settings.task, settings.seeds)
     recipe = source.get("recipe")
-    return PilotInfo(spec, manifest["onnx"]["sha256"], seeds, None if recipe is None else Recipe(**recipe))
+    return PilotInfo(spec, manifest["onnx"]["sha256"], seeds,
+                     None if recipe is None else Recipe(recipe["model"], recipe["seed"], recipe["sha256"]))
 
 
 def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool = False, hooks: Hooks | None = None,

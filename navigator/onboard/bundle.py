@@ -9,7 +9,7 @@ checked are the bytes run: they are read once), and the graph's inputs and outpu
 against what the manifest says; any disagreement is a `BundleError` naming the file, the problem and the fix. Names
 of tasks and airframes are the simulator's, checked where the simulator is (`navigator.pilots.check_scenario`).
 
-Imports numpy, onnxruntime, json, hashlib and `policies.preprocessing` only: this module runs on a companion
+Imports numpy, onnxruntime, json, hashlib, `navigator.json_fields` and `policies.preprocessing` only: this module runs on a companion
 computer that has neither torch nor the simulator.
 """
 
@@ -26,6 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from navigator.errors import UserError, refuse_if_denied
+from navigator.json_fields import field_problems
 from policies.preprocessing import ImageSpec
 
 SCHEMA_VERSION = 1
@@ -149,12 +150,14 @@ def load_bundle(path: str | Path) -> Bundle:
     missing = [key for key in REQUIRED_KEYS if key not in manifest]
     if missing:
         raise fail(f"{MANIFEST_NAME} lacks {', '.join(missing)}")
+    problems = _field_problems(manifest)
+    if problems:
+        raise fail(f"{MANIFEST_NAME} has unusable fields: {'; '.join(problems)}")
     try:
         image_spec = ImageSpec.from_dict(manifest["image"])
-        _check_fields(manifest)
         contradictions = _contradictions(manifest, image_spec)
-    except (KeyError, TypeError, ValueError) as error:
-        raise fail(f"{MANIFEST_NAME} has an unusable field ({error})") from None
+    except ValueError as error:  # ImageSpec's own checks (ranges, unknown keys), which name the field
+        raise fail(f"{MANIFEST_NAME} has an unusable image specification ({error})") from None
 
     graph_path = folder / manifest["onnx"]["file"]
     if graph_path.parent != folder:
@@ -183,24 +186,35 @@ def load_bundle(path: str | Path) -> Bundle:
     return bundle
 
 
-def _check_fields(manifest: dict[str, Any]) -> None:
-    """ValueError/TypeError/KeyError for manifest fields of the wrong kind (checked before they are used)."""
-    if tuple(manifest["state_fields"]) != STATE_FIELDS:
-        raise ValueError(f"state_fields {manifest['state_fields']} are not this runtime's {list(STATE_FIELDS)}")
-    limits = [float(manifest["action_limits"][name]) for name in ACTION_FIELDS]
-    if not all(math.isfinite(v) and v > 0 for v in limits):
-        raise ValueError(f"action_limits must be positive numbers, got {manifest['action_limits']}")
-    for key in ("dt", "rate_hz"):
-        if not float(manifest[key]) > 0:
-            raise ValueError(f"{key} must be positive, got {manifest[key]!r}")
-    for name in ("width", "height", "fov_deg", "tilt_deg", "rate_hz"):
-        float(manifest["camera"][name])
-    for hidden in manifest["hidden"]:
-        if not isinstance(hidden["name"], str) or int(hidden["size"]) <= 0:
-            raise ValueError(f"hidden entries need a name and a positive size, got {hidden}")
-    for key in ("file", "sha256"):
-        if not isinstance(manifest["onnx"][key], str):
-            raise ValueError(f"onnx.{key} must be a string")
+def _image_fields(section: str) -> tuple[tuple[str, str], ...]:
+    """The kinds of an ImageSpec's fields in section `section` (each optional: the spec has defaults)."""
+    kinds = {"input_height": "positive integer", "input_width": "positive integer", "output_height": "positive integer",
+             "output_width": "positive integer", "input_hfov_deg": "positive number",
+             "output_hfov_deg": "positive number", "mean": "list", "std": "list", "normalisation": "text"}
+    return (*((f"{section}.{name}", f"optional {kind}") for name, kind in kinds.items()),
+            (f"{section}.mean[]", "number"), (f"{section}.std[]", "positive number"))
+
+
+# Every manifest field the runtime reads, with its kind (navigator.json_fields), checked before any is used.
+MANIFEST_FIELDS = (
+    ("model", "text"), ("task", "text"), ("airframe", "text"), ("image", "mapping"), *_image_fields("image"),
+    ("camera", "mapping"), *((f"camera.{name}", "positive number") for name in ("width", "height", "fov_deg",
+                                                                              "rate_hz")),
+    ("camera.tilt_deg", "number"), ("action_limits", "mapping"),
+    *((f"action_limits.{name}", "positive number") for name in ACTION_FIELDS), ("state_fields", "list"),
+    ("state_fields[]", "text"), ("rate_hz", "positive number"), ("dt", "positive number"), ("hidden", "list"),
+    ("hidden[]", "mapping"), ("hidden[].name", "text"), ("hidden[].size", "positive integer"), ("onnx", "mapping"),
+    ("onnx.file", "text"), ("onnx.sha256", "text"), ("policy_config", "optional mapping"),
+    ("policy_config.image", "optional mapping"), *_image_fields("policy_config.image"),
+)
+
+
+def _field_problems(manifest: dict[str, Any]) -> list[str]:
+    """Every field of the wrong kind, each named by its path; then a state that is not this runtime's."""
+    problems = field_problems(manifest, MANIFEST_FIELDS)
+    if not problems and tuple(manifest["state_fields"]) != STATE_FIELDS:
+        problems.append(f"state_fields {manifest['state_fields']} are not this runtime's {list(STATE_FIELDS)}")
+    return problems
 
 
 def _contradictions(manifest: dict[str, Any], image_spec: ImageSpec) -> list[str]:

@@ -1,0 +1,90 @@
+"""Checking the fields of a JSON document that another run wrote and a person may have edited (a bundle's
+policy.json, its `source` record), so that a damaged field is named by its path in the user's terms
+(`camera.width must be a number (got "abc")`) before anything uses it, not reported in Python's words
+(`string indices must be integers`) from wherever it was first touched.
+
+Torch-free and dependency-free: the onboard runtime uses it.
+
+A field is given as a dotted path and a kind: `("camera.width", "positive number")`. A path segment ending in `[]`
+stands for every element of a list (`"hidden[].size"`, named `hidden[1].size` in a problem). Kinds starting with
+"optional " accept a missing field or null. A field inside a missing or null parent is not checked: list the parent
+itself with its own kind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "number": ("a number", _is_number),
+    "positive number": ("a number above 0", lambda value: _is_number(value) and value > 0),
+    "integer": ("a whole number", _is_integer),
+    "positive integer": ("a whole number above 0", lambda value: _is_integer(value) and value > 0),
+    "non-negative integer": ("a whole number, 0 or more", lambda value: _is_integer(value) and value >= 0),
+    "text": ("text", lambda value: isinstance(value, str)),
+    "bool": ("true or false", lambda value: isinstance(value, bool)),
+    "mapping": ("a mapping of names to values", lambda value: isinstance(value, dict)),
+    "list": ("a list", lambda value: isinstance(value, list)),
+}
+_OPTIONAL = "optional "
+_ABSENT = object()
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """A JSON value as the file has it, shortened to `limit` characters."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _walk(document: Any, path: str, problems: list[str]) -> Iterator[tuple[str, Any]]:
+    """(name, value) of every field `path` reaches (_ABSENT where missing); a parent of the wrong kind is added to
+    `problems` and not walked into."""
+    reached: list[tuple[str, Any]] = [("", document)]
+    for segment in path.split("."):
+        key, each = segment.removesuffix("[]"), segment.endswith("[]")
+        following: list[tuple[str, Any]] = []
+        for name, value in reached:
+            if value is _ABSENT or value is None:
+                continue  # a missing or null parent is its own entry's problem (or allowed)
+            if not isinstance(value, dict):
+                problems.append(f"{name or 'the file'} must be {KINDS['mapping'][0]} (got {show(value)})")
+                continue
+            child_name = f"{name}.{key}" if name else key
+            child = value.get(key, _ABSENT)
+            if not each or child is _ABSENT or child is None:
+                following.append((child_name, child))
+            elif not isinstance(child, list):
+                problems.append(f"{child_name} must be {KINDS['list'][0]} (got {show(child)})")
+            else:
+                following += [(f"{child_name}[{index}]", element) for index, element in enumerate(child)]
+        reached = following
+    yield from reached
+
+
+def field_problems(document: Any, fields: Iterable[tuple[str, str]]) -> list[str]:
+    """Every problem of `document`'s `fields` ((dotted path, kind) pairs, kinds as in KINDS, optionally prefixed by
+    "optional "), in the order given, each once; an empty list when all are sound."""
+    problems: list[str] = []
+    for path, kind in fields:
+        optional = kind.startswith(_OPTIONAL)
+        described, fits = KINDS[kind.removeprefix(_OPTIONAL)]
+        for name, value in _walk(document, path, problems):
+            if value is _ABSENT or value is None:
+                if not optional:
+                    problems.append(f"{name} is missing" if value is _ABSENT else f"{name} must be {described} "
+                                                                                   f"(got null)")
+            elif not fits(value):
+                problems.append(f"{name} must be {described} (got {show(value)})")
+    return list(dict.fromkeys(problems))
