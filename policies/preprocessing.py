@@ -69,8 +69,9 @@ class ImageSpec:
         top, left, height, width = self.crop_box()
         if height > self.input_height or height < 1 or width < 1:
             raise ValueError(
-                f"a {self.output_hfov_deg} deg crop at the output's aspect ratio needs {height}x{width} pixels of a "
-                f"{self.input_height}x{self.input_width} camera image: the camera's vertical field of view is too small"
+                f"a {self.output_hfov_deg} deg crop at the output's aspect ratio needs {width}x{height} pixels of a "
+                f"{self.input_width}x{self.input_height} camera image (width x height): the camera's vertical field of "
+                f"view is too small"
             )
 
     def crop_box(self) -> tuple[int, int, int, int]:

@@ -8,6 +8,7 @@ Importing this package registers the tasks with gymnasium under the `navigator/`
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import gymnasium
 
@@ -36,9 +37,11 @@ for _env_id, _entry_point in _ENTRY_POINTS.items():
 
 
 def normal_name(name: str) -> str:
-    """The one way names are compared (tasks, airframes, preset parts, and in `navigator` models and pilot keywords):
-    surrounding space dropped, lower-cased, so that "HIKE" and " hike " are the task `hike`."""
-    return name.strip().lower()
+    """The one way names are compared (tasks, airframes, preset parts, and in `navigator` models, strategies,
+    methods, sweeps and pilot keywords): surrounding space dropped, lower-cased, and each run of spaces, underscores
+    and hyphens read as one hyphen, so that "HIKE" and " hike " are the task `hike`, and "Fly to target",
+    "fly_to_target" and "CfC NCP" are `fly-to-target` and `cfc-ncp`."""
+    return re.sub(r"[\s_-]+", "-", name.strip().lower())
 
 
 def canonical_task(name: str) -> str:

@@ -272,6 +272,12 @@ def test_every_name_is_normalised_the_same_way_and_paths_stay_as_given(tmp_path)
         "hike", "cf2x", "winter+wind", "expert")
     assert load_config(FlyConfig, None, {"pilot": "PRETRAINED"}).pilot == "pretrained"
     assert load_config(TrainConfig, None, {"data": ["d"], "model": " LSTM "}).model == "lstm"
+    # Spaces, underscores and hyphens between words are one separator, in every kind of name.
+    for spelling in ("CfC NCP", "cfc_ncp", "CFC - NCP"):
+        assert load_config(TrainConfig, None, {"data": ["d"], "model": spelling}).model == "cfc-ncp"
+    spaced = load_config(FlyConfig, None, {"scenario.task": "Fly to target", "scenario.preset": "Night + Wind"})
+    assert (spaced.scenario.task, spaced.scenario.preset) == ("fly-to-target", "night+wind")
+    assert load_config(FlyConfig, None, {"scenario.task": "FLY_TO_TARGET"}).scenario.task == "fly-to-target"
     checkpoint = tmp_path / "Run" / "Best.pt"
     checkpoint.parent.mkdir()
     checkpoint.write_bytes(b"")

@@ -117,7 +117,9 @@ def test_rejects_wrong_images() -> None:
 def test_rejects_impossible_specs() -> None:
     with pytest.raises(ValueError, match="cannot widen"):
         ImageSpec(output_hfov_deg=90.0)
-    with pytest.raises(ValueError, match="vertical field of view"):
+    # Sizes read width x height, as every size the project prints does.
+    with pytest.raises(ValueError, match=r"needs 64x48 pixels of a 64x10 camera image \(width x height\): the "
+                                         r"camera's vertical field of view"):
         ImageSpec(input_height=10, input_width=64, output_height=48, output_width=64)
     with pytest.raises(ValueError, match="std"):
         ImageSpec(std=(0.25, 0.0, 0.25))

@@ -60,8 +60,8 @@ def canonical_strategy(name: Any) -> str:
     """A strategy's name as STRATEGIES spells it ("Freeze_CNN" -> "freeze-cnn"); ValueError listing the valid ones."""
     from sim_envs import normal_name
 
-    if isinstance(name, str) and normal_name(name).replace("_", "-") in STRATEGIES:
-        return normal_name(name).replace("_", "-")
+    if isinstance(name, str) and normal_name(name) in STRATEGIES:
+        return normal_name(name)
     raise ValueError(f"unknown strategy {name!r}; valid strategies are: {', '.join(STRATEGIES)}")
 
 

@@ -66,7 +66,9 @@ class EvalSettings:
         set_canonical(self, "pilots", lambda names: tuple(map(_pilot, names)))
         set_canonical(self, "suites", lambda names: tuple(map(canonical_preset, names)))
         set_canonical(self, "sweep_base", canonical_preset)
-        set_canonical(self, "sweeps", lambda names: tuple(name.strip().lower() for name in names))
+        from sim_envs import normal_name
+
+        set_canonical(self, "sweeps", lambda names: tuple(map(normal_name, names)))
         with setting_check("sweep_levels" if self.sweep_levels else "sweeps"):
             check_sweep(self.sweeps, self.sweep_levels)
         set_canonical(self, "attention_method", canonical_method)

@@ -3,7 +3,6 @@ and `--help` read them; `saliency` computes the maps)."""
 
 from __future__ import annotations
 
-import re
 
 from navigator.errors import UserError
 
@@ -15,12 +14,12 @@ DEFAULT_EVERY = {"visualbackprop": 5, "integrated-gradients": 30}
 
 def canonical_method(name: str) -> str:
     """The method's name as METHODS spell it, however typed (" Integrated Gradients", "INTEGRATED_GRADIENTS" ->
-    "integrated-gradients": names compared as `sim_envs.normal_name` compares them, spaces and underscores read as
-    hyphens); a ValueError listing METHODS for any other."""
+    "integrated-gradients": names compared as `sim_envs.normal_name` compares them); a ValueError listing METHODS for
+    any other."""
     from sim_envs import normal_name
 
-    if isinstance(name, str) and re.sub(r"[\s_-]+", "-", normal_name(name)) in METHODS:
-        return re.sub(r"[\s_-]+", "-", normal_name(name))
+    if isinstance(name, str) and normal_name(name) in METHODS:
+        return normal_name(name)
     raise ValueError(f"unknown saliency method {name!r}; valid methods are: {', '.join(METHODS)}")
 
 

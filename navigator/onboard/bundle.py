@@ -9,8 +9,8 @@ checked are the bytes run: they are read once), and the graph's inputs and outpu
 against what the manifest says; any disagreement is a `BundleError` naming the file, the problem and the fix. Names
 of tasks and airframes are the simulator's, checked where the simulator is (`navigator.pilots.check_scenario`).
 
-Imports numpy, onnxruntime, json, hashlib, `navigator.json_fields` and `policies.preprocessing` only: this module runs on a companion
-computer that has neither torch nor the simulator.
+Imports numpy, onnxruntime, json, hashlib, `navigator.json_fields` and `policies.preprocessing` only: this module
+runs on a companion computer that has neither torch nor the simulator.
 """
 
 from __future__ import annotations
