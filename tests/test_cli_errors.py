@@ -563,3 +563,12 @@ def test_the_rest_of_a_runs_folder_is_the_users(tmp_path):
     (tmp_path / "run.json").write_text("{}")
     assert check_output_folder(tmp_path / "eval-night", "--out", continuing=False, kind="evaluation")
     assert check_output_file(tmp_path / "clip.mp4", "--video", overwrite=False)
+
+
+def test_deploy_help_says_a_dry_run_still_reads_the_target(capsys):
+    """A dry run plans from what the target has, so it needs the target: --help must not let a user expect an
+    offline rehearsal."""
+    with pytest.raises(SystemExit):
+        main(["deploy", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "the target is still read over SSH" in text and "must be reachable" in text

@@ -76,7 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--require-link", action="store_true", help="refuse the new version if no autopilot "
                                                                     "heartbeat arrives in its self-test")
     parser.add_argument("--dry-run", action="store_true", help="print every step that would change something, "
-                                                               "with its exact argv, and run none of them")
+                                                               "with its exact argv, and run none of them; the "
+                                                               "target is still read over SSH (what it has "
+                                                               "decides the plan), so it must be reachable")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON document on stdout")
 
 
