@@ -5,19 +5,15 @@ matplotlib's Agg backend from curve.json's document."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
-from navigator.dataset.atomic import atomic_write_bytes
+from navigator.figures import pyplot, save_png
 
 
 def plot_curve(document: dict[str, Any], path: Path) -> None:
     """Draw curve.json's document into the png at `path` (written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     sceneries, old, counts = document["sceneries"], document["old_suites"], document["demonstrations"]
     columns = 1 + len(old)
@@ -51,7 +47,4 @@ def plot_curve(document: dict[str, Any], path: Path) -> None:
     figure.suptitle(f"{document['task']}: mean of {len(document['training_seeds'])} training seeds, "
                     f"{document['episodes']} worlds per suite; whiskers: 95% intervals", fontsize="medium")
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_png(figure, path, dpi=110)

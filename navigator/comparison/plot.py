@@ -4,21 +4,17 @@ comparison document."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from navigator.dataset.atomic import atomic_write_bytes
+from navigator.figures import pyplot, save_png
 
 
 def plot_comparison(document: dict[str, Any], path: Path) -> None:
     """Draw comparison.json's document into the png at `path` (written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     suites, models = document["suites"], document["models"]
     width = 0.8 / len(models)
@@ -42,7 +38,4 @@ def plot_comparison(document: dict[str, Any], path: Path) -> None:
                    f"\n{document['episodes']} worlds per suite; whiskers: 95% intervals", fontsize="medium")
     axes.legend(fontsize="small", loc="upper center", ncol=min(len(models), 6), frameon=False)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
-    plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_png(figure, path, dpi=120)

@@ -2,40 +2,22 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from navigator.dataset.atomic import atomic_write_bytes
 from navigator.evaluation.distance import bin_edges, distance_bins
 from navigator.evaluation.results import EvalResults
 from navigator.evaluation.sweeps import SweepCurve
+from navigator.figures import pyplot, save_png
 
 ENDING_COLOURS = {"success": "tab:green", "collision": "tab:red", "timeout": "tab:orange"}  # others: grey
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(figure, path: Path) -> None:
-    """Write the figure as a png, atomically, and free it."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
-    figure.clf()
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def plot_success(results: EvalResults, path: Path) -> None:
     """Success rate per suite (groups) and pilot (bars), with Wilson 95% intervals as error bars."""
-    plt = _pyplot()
+    plt = pyplot()
     suites, pilots = results.settings.suites, results.settings.pilots
     width = 0.8 / len(pilots)
     figure, axes = plt.subplots(figsize=(max(5.0, 1.2 * len(suites) + 2), 3.6), layout="constrained")
@@ -55,13 +37,13 @@ def plot_success(results: EvalResults, path: Path) -> None:
     axes.set_title(f"{results.settings.task}: {results.settings.episodes} episodes per bar, 95% Wilson intervals",
                    fontsize="medium")
     _pilot_legend(figure, axes, len(pilots))
-    _save(figure, path)
+    save_png(figure, path)
     plt.close(figure)
 
 
 def plot_trajectories(results: EvalResults, suite: str, path: Path) -> None:
     """Every episode's path seen from above in `suite`, one panel per pilot, coloured by its ending."""
-    plt = _pyplot()
+    plt = pyplot()
     pilots = results.settings.pilots
     figure, axes = plt.subplots(1, len(pilots), figsize=(4.2 * len(pilots), 4.2), squeeze=False, sharex=True,
                                 sharey=True)
@@ -80,14 +62,14 @@ def plot_trajectories(results: EvalResults, suite: str, path: Path) -> None:
     handles.append(plt.Line2D([], [], color="tab:gray", label="other ending"))
     figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize="small")
     figure.tight_layout(rect=(0, 0.07, 1, 1))
-    _save(figure, path)
+    save_png(figure, path)
     plt.close(figure)
 
 
 def plot_sweep(curve: SweepCurve, path: Path) -> None:
     """Success rate against a sweep's level, one line per pilot, with Wilson 95% intervals as error bars (levels
     evenly spaced, in the order flown: they need not be monotone in value, e.g. falling exposure)."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6.0, 3.6))
     positions = np.arange(len(curve.levels))
     for line in curve.lines:
@@ -104,14 +86,14 @@ def plot_sweep(curve: SweepCurve, path: Path) -> None:
                    f"Wilson intervals", fontsize="small")
     axes.legend(fontsize="small", loc="upper center", ncol=len(curve.lines), frameon=False)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
     plt.close(figure)
 
 
 def plot_distance(results: EvalResults, path: Path) -> None:
     """Success rate against the straight start-to-target distance, one panel per named suite, one line per pilot
     through the centres of the distance bins, with Wilson 95% intervals."""
-    plt = _pyplot()
+    plt = pyplot()
     suites, pilots = results.settings.suites, results.settings.pilots
     figure, axes = plt.subplots(1, len(suites), figsize=(3.6 * len(suites) + 0.6, 3.6), squeeze=False,
                                 sharey=True, layout="constrained")
@@ -133,7 +115,7 @@ def plot_distance(results: EvalResults, path: Path) -> None:
     axes[0][0].set_yticks(np.linspace(0, 1, 6))
     axes[0][0].set_ylabel("success rate")
     _pilot_legend(figure, axes[0][0], len(pilots))
-    _save(figure, path)
+    save_png(figure, path)
     plt.close(figure)
 
 

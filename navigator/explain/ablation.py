@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from navigator.evaluation.plots import _pyplot, _save
 from navigator.evaluation.stats import wilson_interval
 from navigator.explain.circuit import Circuit, silenced
 from navigator.explain.traces import ACTION_COLOURS, ACTION_NAMES, replay
+from navigator.figures import pyplot, save_png
 from navigator.rollout import run_episode
 
 
@@ -138,7 +138,7 @@ def ablation_markdown(document: dict[str, Any], title: str) -> str:
 def plot_ablation(document: dict[str, Any], path: Path, title: str) -> None:
     """Top: mean |Δa| per channel for each silenced neuron (stacked bars). Bottom (when flown): closed-loop success
     per neuron with Wilson 95% error bars, the intact policy's rate and interval as a line and band."""
-    plt = _pyplot()
+    plt = pyplot()
     entries = document["neurons"]
     intact = document["intact"]
     labels = [str(entry["neuron"]) for entry in entries]
@@ -169,5 +169,5 @@ def plot_ablation(document: dict[str, Any], path: Path, title: str) -> None:
     axes[-1, 0].set_xticks(x, labels, fontsize=7)
     axes[-1, 0].set_xlabel("silenced command neuron (wiring id)")
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
     plt.close(figure)

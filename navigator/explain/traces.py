@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from navigator.dataset.atomic import atomic_output
-from navigator.evaluation.plots import _pyplot, _save
 from navigator.explain.circuit import Circuit, mlp_activity_hooks
+from navigator.figures import pyplot, save_png
 from policies.policy import Policy
 
 ACTION_NAMES = ("vx", "vy", "vz", "yaw rate")
@@ -100,7 +100,7 @@ def plot_traces(traces: Traces, events: list[Event], path: Path, title: str,
     """One heat-map panel per layer (rows: neurons labelled by id; colour: activity, symmetric around 0), then the
     four action channels, all on one time axis in seconds, events as vertical lines across every panel.
     `recorded_actions` (T, 4): what was flown when it was not this policy (a dataset's expert), drawn dashed."""
-    plt = _pyplot()
+    plt = pyplot()
     layers = list(dict.fromkeys(traces.layer.tolist()))
     heights = [max(1.5, 0.09 * int((traces.layer == name).sum())) for name in layers] + [2.0]
     figure, axes = plt.subplots(len(heights), 1, sharex=True, figsize=(11, sum(heights) + 1.6),
@@ -138,5 +138,5 @@ def plot_traces(traces: Traces, events: list[Event], path: Path, title: str,
     height = figure.get_figheight()
     figure.suptitle(title, fontsize=10, y=1 - 0.15 / height)
     figure.tight_layout(rect=(0, 0, 1, 1 - 0.6 / height))
-    _save(figure, path)
+    save_png(figure, path)
     plt.close(figure)

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from ncps.wirings import Wiring
 
-from navigator.evaluation.plots import _pyplot, _save
 from navigator.explain.circuit import LAYER_NAMES
 from navigator.explain.traces import ACTION_NAMES
+from navigator.figures import pyplot, save_png
 from sim_envs.tasks.base import STATE_FIELDS
 
 POLARITY_COLOURS = {1: "tab:green", -1: "tab:red"}  # excitatory, inhibitory
@@ -65,11 +65,11 @@ def _sensory_label(index: int, features: int) -> str:
 
 def plot_wiring(wiring: Wiring, path: Path, title: str, learned_sign: bool) -> dict[str, int]:
     """Draw `wiring` (built) into PNG `path` (`draw_wiring`); returns the counts drawn."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(10, 8.5))
     counts = draw_wiring(axis, wiring, title, learned_sign)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
     plt.close(figure)
     return counts
 

@@ -27,13 +27,9 @@ def _column(rows: list[dict], key: str, width: int) -> np.ndarray:
 def plot_log(log: Path, out: Path) -> dict[str, int | float]:
     """Draw the run logged at `log` (any part) into PNG `out` (written atomically). Returns a summary: steps,
     seconds, per-state step counts. ValueError for a file that is not an onboard log or has no steps."""
-    import matplotlib
+    from navigator.figures import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from navigator.dataset.atomic import atomic_path
-
+    plt = pyplot()
     header, rows, _ = read_log(log)
     if not rows:
         raise ValueError(f"{log}: the log has no steps to plot")
@@ -69,8 +65,6 @@ def plot_log(log: Path, out: Path) -> dict[str, int | float]:
         axis.grid(alpha=0.3)
     figure.suptitle(f"{log.name} · {header.get('task', '?')} · {header.get('autopilot', '?')} · "
                     f"{len(rows)} steps")
-    with atomic_path(out) as temporary:
-        figure.savefig(temporary, format="png", dpi=90)
-    plt.close(figure)
+    save_png(figure, out, dpi=90)
     counts = {name: int(np.sum(safety == index)) for index, name in enumerate(_STATES)}
     return {"steps": len(rows), "seconds": float(t[-1]), **counts}
