@@ -6,9 +6,10 @@ policy.json, its `source` record), so that a damaged field is named by its path 
 Torch-free and dependency-free: the onboard runtime uses it.
 
 A field is given as a dotted path and a kind: `("camera.width", "positive number")`. A path segment ending in `[]`
-stands for every element of a list (`"hidden[].size"`, named `hidden[1].size` in a problem). Kinds starting with
-"optional " accept a missing field or null. A field inside a missing or null parent is not checked: list the parent
-itself with its own kind.
+stands for every element of a list (`"hidden[].size"`, named `hidden[1].size` in a problem), one ending in `{}` for
+every value of a mapping (`"datasets.data{}.episodes"`, named `datasets.data.NAME.episodes`). A kind starting with
+"optional " accepts a missing field, one ending in " or null" accepts null. A field inside a missing or null parent
+is not checked: list the parent itself with its own kind.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "mapping": ("a mapping of names to values", lambda value: isinstance(value, dict)),
     "list": ("a list", lambda value: isinstance(value, list)),
 }
-_OPTIONAL = "optional "
+_OPTIONAL, _OR_NULL = "optional ", " or null"
 _ABSENT = object()
 
 
@@ -53,7 +54,7 @@ def _walk(document: Any, path: str, problems: list[str]) -> Iterator[tuple[str, 
     `problems` and not walked into."""
     reached: list[tuple[str, Any]] = [("", document)]
     for segment in path.split("."):
-        key, each = segment.removesuffix("[]"), segment.endswith("[]")
+        key, each = (segment[:-2], segment[-2:]) if segment.endswith(("[]", "{}")) else (segment, "")
         following: list[tuple[str, Any]] = []
         for name, value in reached:
             if value is _ABSENT or value is None:
@@ -63,28 +64,35 @@ def _walk(document: Any, path: str, problems: list[str]) -> Iterator[tuple[str, 
                 continue
             child_name = f"{name}.{key}" if name else key
             child = value.get(key, _ABSENT)
-            if not each or child is _ABSENT or child is None:
+            if not each:
                 following.append((child_name, child))
-            elif not isinstance(child, list):
-                problems.append(f"{child_name} must be {KINDS['list'][0]} (got {show(child)})")
-            else:
+            elif child is _ABSENT or child is None:
+                continue  # a missing or null container is its own entry's problem (or allowed)
+            elif each == "[]" and isinstance(child, list):
                 following += [(f"{child_name}[{index}]", element) for index, element in enumerate(child)]
+            elif each == "{}" and isinstance(child, dict):
+                following += [(f"{child_name}.{member}", element) for member, element in child.items()]
+            else:
+                container = "list" if each == "[]" else "mapping"
+                problems.append(f"{child_name} must be {KINDS[container][0]} (got {show(child)})")
         reached = following
     yield from reached
 
 
 def field_problems(document: Any, fields: Iterable[tuple[str, str]]) -> list[str]:
     """Every problem of `document`'s `fields` ((dotted path, kind) pairs, kinds as in KINDS, optionally prefixed by
-    "optional "), in the order given, each once; an empty list when all are sound."""
+    "optional " or followed by " or null"), in the order given, each once; an empty list when all are sound."""
     problems: list[str] = []
     for path, kind in fields:
-        optional = kind.startswith(_OPTIONAL)
-        described, fits = KINDS[kind.removeprefix(_OPTIONAL)]
+        may_be_missing, may_be_null = kind.startswith(_OPTIONAL), kind.endswith(_OR_NULL)
+        described, fits = KINDS[kind.removeprefix(_OPTIONAL).removesuffix(_OR_NULL)]
         for name, value in _walk(document, path, problems):
-            if value is _ABSENT or value is None:
-                if not optional:
-                    problems.append(f"{name} is missing" if value is _ABSENT else f"{name} must be {described} "
-                                                                                   f"(got null)")
+            if value is _ABSENT:
+                if not may_be_missing:
+                    problems.append(f"{name} is missing")
+            elif value is None:
+                if not may_be_null:
+                    problems.append(f"{name} must be {described} (got null)")
             elif not fits(value):
                 problems.append(f"{name} must be {described} (got {show(value)})")
     return list(dict.fromkeys(problems))

@@ -41,3 +41,14 @@ def test_every_problem_at_once_in_the_order_given():
     found = field_problems({"camera": {"width": 0}, "hidden": [{"size": 0}]}, FIELDS)
     assert found == ["camera.width must be a number above 0 (got 0)", "hidden[0].size must be a whole number above 0 "
                                                                        "(got 0)"]
+
+
+def test_every_value_of_a_mapping_and_null_only_where_allowed():
+    fields = (("datasets", "optional mapping"), ("datasets{}", "mapping"), ("datasets{}.episodes", "integer"),
+              ("recipe", "optional mapping or null"))
+    assert field_problems({"datasets": {"a": {"episodes": 3}}, "recipe": None}, fields) == []
+    assert field_problems({}, fields) == []  # both may be missing
+    assert field_problems({"datasets": None}, fields) == ["datasets must be a mapping of names to values (got null)"]
+    assert field_problems({"datasets": {"a": {"episodes": "3"}, "b": 7}}, fields) == [
+        "datasets.b must be a mapping of names to values (got 7)", 'datasets.a.episodes must be a whole number (got "3")']
+    assert field_problems({"datasets": []}, fields) == ["datasets must be a mapping of names to values (got [])"]

@@ -237,6 +237,52 @@ def test_a_damaged_progress_record_is_refused_before_any_work(demos, tmp_path, c
     assert (out / "last.pt").read_bytes() == before
 
 
+@pytest.mark.parametrize("edit, problem", [
+    (lambda record: record.update(world_sizes=None), "world_sizes must be a list (got null)"),
+    (lambda record: record.update(world_sizes="abc"), 'world_sizes must be a list (got "abc")'),
+    (lambda record: record.update(datasets=None), "datasets must be a mapping of names to values (got null)"),
+    (lambda record: next(iter(record["datasets"]["data"].values())).update(episodes="6"),
+     'episodes must be a whole number, 0 or more (got "6")'),
+    (lambda record: record["datasets"].update(data=[]), "datasets.data must be a mapping of names to values (got [])"),
+])
+def test_a_damaged_field_of_the_run_record_is_named_and_nothing_is_written(demos, tmp_path, capsys, monkeypatch,
+                                                                           edit, problem):
+    """Every field of run.json that continuing a run reads is checked before any is used or rewritten: never a
+    traceback after the record was half updated, never a damaged fingerprint read as "no data recorded"."""
+    monkeypatch.setenv("COLUMNS", "1000")
+    out = tmp_path / "run"
+    assert train("--data", str(demos), "--out", str(out), "--epochs", "1", "--batch-size", "4") == 0
+    record = json.loads((out / "run.json").read_text())
+    edit(record)
+    (out / "run.json").write_text(json.dumps(record))
+    before = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    for flag in (["--extend", "--epochs", "2"], ["--resume"]):
+        capsys.readouterr()
+        assert train("--out", str(out), *flag) == 2
+        error = capsys.readouterr().err
+        assert "run.json is damaged" in error and problem in error and "Traceback" not in error, error
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == before
+
+
+@pytest.mark.parametrize("name", ["history.json", "progress.json", "last.pt"])
+def test_a_folder_where_an_interrupted_run_keeps_a_file_is_refused_and_never_made(demos, tmp_path, capsys,
+                                                                                  monkeypatch, name):
+    """Another command cannot put its output where the run writes its own files, written yet or not; a folder put
+    there by hand is named when the run is continued."""
+    monkeypatch.setenv("COLUMNS", "1000")
+    out = tmp_path / "run"
+    config = load_config(TrainConfig, None, {"data": [str(demos)], "out": str(out), "epochs": 3, "batch_size": 4})
+    with pytest.raises(Interrupt):
+        run_recipe(config, resume=False, hooks=StopAfterFirstEpoch())
+    (out / name).unlink(missing_ok=True)
+    assert main(["eval", "--pilot", "expert", "--episodes", "1", "--suites", "summer", "--out", str(out / name)]) == 2
+    assert f"is where the training run in {out} writes" in capsys.readouterr().err and not (out / name).exists()
+    (out / name).mkdir()
+    assert train("--out", str(out), "--resume") == 2
+    error = capsys.readouterr().err
+    assert f"{out / name} is a folder" in error and f"move it out of {out}, then continue the run" in error
+
+
 def test_a_run_folder_given_as_pilot_points_at_its_policy(demos, tmp_path, capsys):
     out = tmp_path / "run"
     assert train("--data", str(demos), "--out", str(out), "--epochs", "1", "--batch-size", "4") == 0

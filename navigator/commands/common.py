@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import fnmatch
 import json
 import math
 import os
@@ -68,9 +69,10 @@ def check_output_file(path: Path, flag: str, *, overwrite: bool, suffixes: tuple
 def _refuse_inside_output(path: Path, flag: str) -> None:
     """Refuse an output inside another command's output folder where that command writes itself: anywhere in a
     dataset (its own folder aside, which collect writes; a dataset holds only its manifest and episodes, and
-    `navigator data check` calls anything else a problem), and in the sub-folders a training run, evaluation,
-    comparison or learning curve fills (a run's dagger/, an evaluation's episodes/, ...). Other places inside them
-    are the user's to use (runs/NAME/eval-night, say)."""
+    `navigator data check` calls anything else a problem), and at the files and in the sub-folders a training run,
+    evaluation, comparison or learning curve writes (a run's history.json or dagger/, an evaluation's episodes/, ...),
+    written yet or not: an interrupted run writes them when it is continued. Other places inside them are the user's
+    to use (runs/NAME/eval-night, say)."""
     absolute = path.absolute()
     for folder in absolute.parents:
         kind = next((name for name, record in _RECORDS.items() if (folder / record).is_file()), None)
@@ -78,19 +80,34 @@ def _refuse_inside_output(path: Path, flag: str) -> None:
             raise UserError(f"{flag} {path} is inside the dataset {folder}, which holds only its manifest and "
                             f"episodes (navigator data check flags anything else): choose a place outside it")
         part = absolute.relative_to(folder).parts[0]
-        if kind is not None and part in _WRITES[kind]:
+        written = next((what for name, what in _WRITES.get(kind, {}).items() if fnmatch.fnmatchcase(part, name)),
+                       None)
+        if written is not None and absolute == folder / part:
+            raise UserError(f"{flag} {path} is where the {kind} in {folder} writes {written} itself: choose a place "
+                            f"outside {folder}, or a name of your own inside it")
+        if written is not None:
             raise UserError(f"{flag} {path} is inside {folder / part}, which the {kind} in {folder} fills itself "
-                            f"({_WRITES[kind][part]}): choose a place outside {folder / part}")
+                            f"({written}): choose a place outside {folder / part}")
 
 
 # The record each kind of output folder holds: how a folder written by one command is told from another's.
 _RECORDS = {"dataset": "manifest.json", "training run": "run.json", "evaluation": "eval.json",
             "comparison": "compare.json", "learning curve": "adapt-curve.json"}
-# The sub-folders each kind writes into, and what it writes there.
-_WRITES = {"training run": {"dagger": "its DAgger roll-outs", "tensorboard": "its training curves"},
-           "evaluation": {"episodes": "its episode records", "videos": "its videos of failures"},
-           "comparison": {"runs": "its training runs", "eval": "its evaluations"},
-           "learning curve": {"runs": "its adaptations", "eval": "its evaluations", "data": "its demonstrations"}}
+# The files and sub-folders (glob patterns) each kind writes at its top level, and what it writes there.
+_WRITES = {"training run": {"dagger": "its DAgger roll-outs", "tensorboard": "its training curves",
+                            "run.json": "its record", "progress.json": "its progress", "history.json": "its history",
+                            "best.pt": "its best checkpoint", "last.pt": "its last checkpoint"},
+           "evaluation": {"episodes": "its episode records", "videos": "its videos of failures",
+                          "eval.json": "its record", "results.json": "its results", "report.md": "its report",
+                          "success.png": "a figure", "trajectories.png": "a figure", "distance.png": "a figure",
+                          "sweep-*.png": "a figure"},
+           "comparison": {"runs": "its training runs", "eval": "its evaluations", "compare.json": "its record",
+                          "comparison.json": "its results", "comparison.md": "its table",
+                          "comparison.png": "its figure", "finished.json": "its completion record"},
+           "learning curve": {"runs": "its adaptations", "eval": "its evaluations", "data": "its demonstrations",
+                              "adapt-curve.json": "its record", "curve.json": "its results",
+                              "curve.md": "its report", "curve.png": "its figure",
+                              "finished.json": "its completion record"}}
 
 
 def add_continuation_flags(parser: argparse.ArgumentParser, resume_help: str, extend_help: str) -> None:

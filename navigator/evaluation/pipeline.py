@@ -89,13 +89,13 @@ def check_attention(settings: EvalSettings, pilots: list) -> None:
 
 
 # What a bundle's policy.json records of its training (navigator.export.manifest), read to refuse seeds it saw.
-SOURCE_FIELDS = (("source", "optional mapping"), ("source.training_seeds", "optional mapping"),
+SOURCE_FIELDS = (("source", "optional mapping or null"), ("source.training_seeds", "optional mapping or null"),
                  ("source.training_seeds.ranges", "list"), ("source.training_seeds.ranges[]", "mapping"),
-                 ("source.training_seeds.ranges[].task", "optional text"),
+                 ("source.training_seeds.ranges[].task", "text or null"),
                  ("source.training_seeds.ranges[].first", "non-negative integer"),
                  ("source.training_seeds.ranges[].count", "non-negative integer"),
                  ("source.training_seeds.ranges[].source", "text"), ("source.training_seeds.complete", "bool"),
-                 ("source.recipe", "optional mapping"), ("source.recipe.model", "text"),
+                 ("source.recipe", "optional mapping or null"), ("source.recipe.model", "text"),
                  ("source.recipe.seed", "integer"), ("source.recipe.sha256", "text"))
 
 

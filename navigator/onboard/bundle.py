@@ -204,8 +204,8 @@ MANIFEST_FIELDS = (
     *((f"action_limits.{name}", "positive number") for name in ACTION_FIELDS), ("state_fields", "list"),
     ("state_fields[]", "text"), ("rate_hz", "positive number"), ("dt", "positive number"), ("hidden", "list"),
     ("hidden[]", "mapping"), ("hidden[].name", "text"), ("hidden[].size", "positive integer"), ("onnx", "mapping"),
-    ("onnx.file", "text"), ("onnx.sha256", "text"), ("policy_config", "optional mapping"),
-    ("policy_config.image", "optional mapping"), *_image_fields("policy_config.image"),
+    ("onnx.file", "text"), ("onnx.sha256", "text"), ("policy_config", "optional mapping or null"),
+    ("policy_config.image", "optional mapping or null"), *_image_fields("policy_config.image"),
 )
 
 

@@ -38,12 +38,20 @@ from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError, refuse_if_denied
 from navigator.folder_lock import FolderLock, refuse_if_in_use
+from navigator.json_fields import field_problems
 from navigator.resume import Continued, Difference, GivenAs, check_continuation, differences, without
 from navigator.scenario import CameraSettings
 from navigator.training import distributed
 from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig, with_added_settings
-from navigator.training.loop import (Stage, TrainHooks, TrainingExtras, first_stage, read_training_state, train,
-                                     training_device)
+from navigator.training.loop import (
+    Stage,
+    TrainHooks,
+    TrainingExtras,
+    first_stage,
+    read_training_state,
+    train,
+    training_device,
+)
 from policies.checkpoint import CheckpointError, load_checkpoint
 from policies.policy import Policy
 
@@ -184,20 +192,46 @@ def _start_new(out: Path, config: TrainConfig) -> tuple[Path, ...]:
     return created
 
 
+# The fields of run.json this module reads (navigator.json_fields), checked before any is used or rewritten. Records
+# written before dataset fingerprints and world sizes existed lack those two.
+RUN_FIELDS = (("config", "mapping"), ("extensions", "list"), ("datasets", "optional mapping"),
+              *((f"datasets.{section}", "optional mapping") for section in ("data", "dagger")),
+              *((f"datasets.{section}{{}}", "mapping") for section in ("data", "dagger")),
+              *((f"datasets.{section}{{}}.episodes", "non-negative integer") for section in ("data", "dagger")),
+              *((f"datasets.{section}{{}}.sha256", "text") for section in ("data", "dagger")),
+              ("world_sizes", "optional list"), ("world_sizes[]", "positive integer"))
+# Of RUN_FILES, the files (the rest are folders): each must be a file when the run is continued.
+_RUN_PLAIN_FILES = RUN_FILES[:5]
+
+
 def read_record(out: Path) -> dict[str, Any]:
     """The run record (run.json) of the training run in `out`; UserError saying what is wrong with a damaged one."""
     path = out / RUN_RECORD
+    _refuse_folder_in_place(out)
     try:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         refuse_if_denied(error)
         raise UserError(f"{path} cannot be read ({error}): the run's record is damaged, so it cannot be continued; "
                         f"start the run over in another --out") from None
-    if (not isinstance(record, dict) or record.get("format") != RUN_FORMAT or record.get("version") != RUN_VERSION
-            or not isinstance(record.get("config"), dict) or not isinstance(record.get("extensions"), list)):
+    if not isinstance(record, dict) or record.get("format") != RUN_FORMAT or record.get("version") != RUN_VERSION:
         raise UserError(f"{path} is not a record of a liquid-navigator training run (format {RUN_FORMAT!r}, "
                         f"version {RUN_VERSION}); start the run over in another --out")
+    problems = field_problems(record, RUN_FIELDS)
+    if problems:
+        raise UserError(f"{path} is damaged ({'; '.join(problems)}), so the run cannot be continued safely; restore "
+                        f"the file, or start the run over in another --out")
     return record
+
+
+def _refuse_folder_in_place(out: Path) -> None:
+    """UserError for a folder (or anything but a file) where the run in `out` keeps one of its files: the run would
+    fail to read or write it."""
+    for name in _RUN_PLAIN_FILES:
+        path = out / name
+        if path.exists() and not path.is_file():
+            raise UserError(f"{path} is a folder (or another thing that is not a file) where the training run in "
+                            f"{out} keeps its {name}: move it out of {out}, then continue the run")
 
 
 def _read_progress(out: Path) -> ProgressFile:
