@@ -70,6 +70,20 @@ def test_mixed_recipe_from_yaml(tmp_path):
     assert manifest.recipe["parts"][1]["task"] == "follow"
 
 
+@pytest.mark.parametrize("flags, said", [(["--preset", "winter"], "--preset describes one part"),
+                                         (["--episodes", "1"], "--episodes describes one part"),
+                                         (["--task", "hike", "--preset", "night"], "--task and --preset describe one "
+                                                                                    "part")])
+def test_a_part_flag_never_silently_replaces_the_parts_of_a_recipe(tmp_path, capsys, monkeypatch, flags, said):
+    monkeypatch.setenv("COLUMNS", "1000")
+    recipe = Path(__file__).resolve().parents[1] / "launch" / "collect" / "mixed.yaml"
+    out = tmp_path / "ds"
+    assert collect("--config", str(recipe), "--out", str(out), *flags, "--workers", "1") == 2
+    error = capsys.readouterr().err
+    assert said in error and f"--config {recipe} has 3 parts" in error and "drop --config" in error
+    assert not out.exists()
+
+
 def test_shipped_mixed_recipe_is_valid():
     from navigator.collect import CollectConfig
     from navigator.config import load_config

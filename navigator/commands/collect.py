@@ -28,6 +28,7 @@ from typing import Any
 
 from navigator.commands.common import add_continuation_flags
 from navigator.config import ConfigFlags, RecordedSettings
+from navigator.errors import UserError
 
 
 def _config_class() -> type:
@@ -42,8 +43,9 @@ FLAGS = ConfigFlags(_config_class)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="dataset folder to create (or continue with --resume)")
     parser.add_argument("--config", type=Path, help="YAML recipe (see launch/collect/); flags override it")
-    FLAGS.add(parser, "--task", "parts[0].task", "fly-to-target | hike | follow (replaces the recipe's parts with "
-                                                 "one part)")
+    FLAGS.add(parser, "--task", "parts[0].task", "fly-to-target | hike | follow (with --preset and --episodes: the "
+                                                 "one part to collect; a --config of several parts is changed in "
+                                                 "the file)")
     FLAGS.add(parser, "--preset", "parts[0].preset", "scenery preset, e.g. summer or winter+wind")
     FLAGS.add(parser, "--episodes", "parts[0].episodes", "episodes to record", type=int)
     FLAGS.add(parser, "--airframe", "airframe", "x500 | cf2x")
@@ -84,6 +86,12 @@ def _one_part(source: Path | RecordedSettings | None) -> Callable[[dict[str, Any
             recipe = (source.data if isinstance(source, RecordedSettings)
                       else read_yaml_mapping(source) if source is not None else {})
             parts = recipe.get("parts")
+            if isinstance(source, Path) and isinstance(parts, list) and len(parts) > 1:
+                flags = " and ".join(f"--{name}" for name in single)
+                raise UserError(f"{flags} describe{'s' if len(single) == 1 else ''} one part, and --config {source} "
+                                f"has {len(parts)} parts, which {'it' if len(single) == 1 else 'they'} would replace "
+                                f"by one: set {' and '.join(f'parts[i].{name}' for name in single)} in the file for "
+                                f"each part to change, or drop --config to collect one part")
             base = parts[0] if isinstance(parts, list) and len(parts) == 1 and isinstance(parts[0], dict) else {}
             overrides["parts"] = [{**base, **single}]
         return overrides
