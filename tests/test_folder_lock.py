@@ -118,13 +118,17 @@ def test_a_second_start_into_a_folder_being_written_says_it_is_in_use(folders, k
 def test_a_dataset_still_being_collected_is_not_read_in_part(folders, tmp_path, capsys):
     holder = Holder(folders["data"])  # as a collection adding episodes to it
     try:
-        assert main(["train", "--data", str(folders["data"]), "--out", str(tmp_path / "run"), "--epochs", "1"]) == 2
-        error = capsys.readouterr().err
-        assert f"{folders['data']} is in use: another navigator process is writing this dataset" in error
+        for argv in (["train", "--data", str(folders["data"]), "--out", str(tmp_path / "run"), "--epochs", "1"],
+                     ["data", "info", str(folders["data"])],
+                     ["data", "check", str(folders["data"])]):  # never "sound" with advice the writer would refuse
+            assert main(argv) == 2
+            error = capsys.readouterr().err
+            assert f"{folders['data']} is in use: another navigator process is writing this dataset" in error
         assert not (tmp_path / "run").exists()
     finally:
         holder.kill()
     assert main(["data", "info", str(folders["data"])]) == 0  # read as usual once the writer ended
+    assert main(["data", "check", str(folders["data"])]) in (0, 1)  # checked as usual: a verdict, not a refusal
 
 
 def test_the_lock_is_reentrant_in_a_process_and_released_by_its_last_holder(tmp_path):

@@ -15,6 +15,7 @@ from navigator.dataset.errors import DatasetError
 from navigator.dataset.manifest import (EPISODES_FOLDER, MANIFEST_NAME, Manifest, image_size_of, load_manifest_data,
                                         manifest_problems, plain_file_name, require_dataset_folder)
 from navigator.dataset.reader import entry_mismatches, layout_mismatches
+from navigator.folder_lock import refuse_if_in_use
 
 Severity = Literal["error", "warning"]
 
@@ -61,9 +62,11 @@ def check_dataset(path: str | Path, recipe_problem: Callable[[dict[str, Any]], s
     recipe could not be continued; that is a warning, as the episodes themselves can still be sound.
 
     A missing folder, or a file given instead of a folder, raises DatasetNotFoundError (that is bad input, not an
-    unsound dataset); everything else is reported as a Problem."""
+    unsound dataset), and a dataset another process is still writing is a UserError too (as every reader says);
+    everything else is reported as a Problem."""
     path = Path(path)
     require_dataset_folder(path)
+    refuse_if_in_use(path, "dataset")  # a collection still writing it: its state is a moment's, not a verdict
     report = CheckReport(path)
     folder = path / EPISODES_FOLDER
     on_disk = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
