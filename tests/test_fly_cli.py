@@ -184,3 +184,15 @@ def test_flags_that_would_do_nothing_are_refused_in_one_line(args, message, caps
     assert main(["fly", "--episodes", "1", *args]) == 2
     error = capsys.readouterr().err
     assert message in error and len(error.splitlines()) == 1
+
+
+def test_flying_a_policy_on_its_training_worlds_is_allowed_with_a_warning(monkeypatch, capsys):
+    """eval, export and explain refuse a policy's training worlds; fly, for watching, flies them and says so."""
+    monkeypatch.setenv("COLUMNS", "1000")
+    assert main(["fly", "--episodes", "2", "--seed", "198", "--max-seconds", "0.3", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: pilot pretrained was trained on fly-to-target seeds 0-199" in captured.err
+    assert "this flight would fly seeds 198-199 of them" in captured.err and "says little" in captured.err
+    assert len(json.loads(captured.out)["episodes"]) == 2
+    assert main(["fly", "--episodes", "1", "--seed", "200", "--max-seconds", "0.3"]) == 0  # the next world: unseen
+    assert "warning" not in capsys.readouterr().err

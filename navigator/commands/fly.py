@@ -5,7 +5,7 @@ examples:
   navigator fly --pilot expert                    # the privileged expert instead
   navigator fly --pilot runs/NAME/best.pt         # a policy you trained
   navigator fly --pilot bundles/NAME              # an exported bundle, through ONNX Runtime as onboard
-  navigator fly --task hike --preset winter+wind --episodes 20 --seed 7
+  navigator fly --task hike --preset winter+wind --episodes 20 --seed 300000
   navigator fly --video flight.mp4 --episodes 2   # onboard camera beside a chase view
   navigator fly --gui                             # PyBullet's window (needs a display)
   navigator fly --json > results.json
@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from navigator.commands.common import check_output_file, finite_or_none, print_json, progress_bar
+from navigator.commands.common import check_output_file, finite_or_none, print_json, print_warning, progress_bar
 from navigator.config import MAX_SEED, ConfigFlags, check_seed_span, check_settings, setting, to_dict
 from navigator.errors import UserError
 from navigator.scenario import HELD_OUT_SEED, ScenarioConfig, canonical_pilot, set_canonical
@@ -59,6 +59,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print results as one JSON document on stdout")
 
 
+def _warn_of_training_worlds(console, config: FlyConfig, pilot) -> None:
+    """A warning (not a refusal: watching a policy on its own worlds is a fair thing to do) when the episodes would
+    fly worlds the pilot was trained on, where eval, export and explain refuse them."""
+    from navigator.evaluation.pipeline import pilot_training_seeds
+    from navigator.evaluation.seeds import check_no_overlap
+
+    seeds = pilot_training_seeds(config.pilot, pilot)
+    if seeds is None:
+        return
+    try:
+        check_no_overlap(f"pilot {config.pilot}", seeds, config.scenario.task,
+                         range(config.seed, config.seed + config.episodes), flights="this flight")
+    except UserError as overlap:
+        print_warning(console, f"{overlap} (success there says little about worlds it has not seen)")
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -82,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     results = []
     try:
         pilot = make_pilot(config.pilot, env)
+        _warn_of_training_worlds(console, config, pilot)
         with one_math_thread(), progress_bar(console, transient=True) as progress:
             bar = progress.add_task("flying", total=config.episodes, status="")
             for index in range(config.episodes):

@@ -8,6 +8,7 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from navigator.backends import LOCAL, Backend, Cluster
 from navigator.dataset.atomic import atomic_write_bytes
@@ -61,17 +62,41 @@ def inspect_pilots(settings: EvalSettings) -> tuple[PilotInfo, ...]:
         check_attention(settings, pilots)
     infos = []
     for spec, pilot in zip(settings.pilots, pilots):
+        seeds = pilot_training_seeds(spec, pilot)
+        if seeds is not None:
+            check_no_overlap(f"pilot {spec}", seeds, settings.task, settings.seeds)
         if isinstance(pilot, BundlePilot):
-            infos.append(bundle_info(spec, pilot.manifest, settings))
-            continue
-        if not isinstance(pilot, CheckpointPilot):
+            recipe = (pilot.manifest.get("source") or {}).get("recipe")
+            infos.append(PilotInfo(spec, pilot.manifest["onnx"]["sha256"], seeds,
+                                   None if recipe is None else Recipe(recipe["model"], recipe["seed"],
+                                                                      recipe["sha256"])))
+        elif isinstance(pilot, CheckpointPilot):
+            infos.append(PilotInfo(spec, hashlib.sha256(Path(pilot.name).read_bytes()).hexdigest(), seeds,
+                                   checkpoint_recipe(pilot.metadata)))
+        else:
             infos.append(PilotInfo(spec, None, None))
-            continue
-        seeds = training_seeds(pilot.metadata)
-        check_no_overlap(f"pilot {spec}", seeds, settings.task, settings.seeds)
-        infos.append(PilotInfo(spec, hashlib.sha256(Path(pilot.name).read_bytes()).hexdigest(), seeds,
-                               checkpoint_recipe(pilot.metadata)))
     return tuple(infos)
+
+
+def pilot_training_seeds(spec: str, pilot: Any) -> TrainingSeeds | None:
+    """The world seeds pilot `spec` (as `make_pilot` made it) was trained on: a checkpoint's from its metadata, a
+    bundle's from its policy.json's record of the checkpoint it was exported from; None for a pilot that was not
+    trained (the expert). UserError for a bundle whose record is damaged."""
+    from navigator.pilots import BundlePilot, CheckpointPilot
+
+    if isinstance(pilot, CheckpointPilot):
+        return training_seeds(pilot.metadata)
+    if not isinstance(pilot, BundlePilot):
+        return None
+    problems = field_problems(pilot.manifest, SOURCE_FIELDS)
+    if problems:
+        raise UserError(f"pilot {spec}: policy.json's record of its training is damaged ({'; '.join(problems)}), so "
+                        f"the seeds it was trained on are unknown; export the bundle again with navigator export")
+    recorded = (pilot.manifest.get("source") or {}).get("training_seeds")
+    if recorded is None:
+        return TrainingSeeds((), complete=False)
+    return TrainingSeeds(tuple(SeedRange(r["task"], r["first"], r["count"], r["source"]) for r in recorded["ranges"]),
+                         recorded["complete"])
 
 
 def check_attention(settings: EvalSettings, pilots: list) -> None:
@@ -97,24 +122,6 @@ SOURCE_FIELDS = (("source", "optional mapping or null"), ("source.training_seeds
                  ("source.training_seeds.ranges[].source", "text"), ("source.training_seeds.complete", "bool"),
                  ("source.recipe", "optional mapping or null"), ("source.recipe.model", "text"),
                  ("source.recipe.seed", "integer"), ("source.recipe.sha256", "text"))
-
-
-def bundle_info(spec: str, manifest: dict, settings: EvalSettings) -> PilotInfo:
-    """A bundle as evaluated: identified by the sha256 of its graph, with the training seeds and recipe of the
-    checkpoint it was exported from (policy.json's `source`); refuses evaluation seeds those seeds include."""
-    problems = field_problems(manifest, SOURCE_FIELDS)
-    if problems:
-        raise UserError(f"pilot {spec}: policy.json's record of its training is damaged ({'; '.join(problems)}), so "
-                        f"the seeds it was trained on are unknown; export the bundle again with navigator export")
-    source = manifest.get("source") or {}
-    recorded = source.get("training_seeds")
-    seeds = TrainingSeeds((), complete=False) if recorded is None else TrainingSeeds(
-        tuple(SeedRange(r["task"], r["first"], r["count"], r["source"]) for r in recorded["ranges"]),
-        recorded["complete"])
-    check_no_overlap(f"pilot {spec}", seeds, settings.task, settings.seeds)
-    recipe = source.get("recipe")
-    return PilotInfo(spec, manifest["onnx"]["sha256"], seeds,
-                     None if recipe is None else Recipe(recipe["model"], recipe["seed"], recipe["sha256"]))
 
 
 def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool = False, hooks: Hooks | None = None,

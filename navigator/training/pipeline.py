@@ -43,15 +43,8 @@ from navigator.resume import Continued, Difference, GivenAs, check_continuation,
 from navigator.scenario import CameraSettings
 from navigator.training import distributed
 from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig, with_added_settings
-from navigator.training.loop import (
-    Stage,
-    TrainHooks,
-    TrainingExtras,
-    first_stage,
-    read_training_state,
-    train,
-    training_device,
-)
+from navigator.training.loop import (Stage, TrainHooks, TrainingExtras, first_stage, read_training_state, train,
+                                     training_device)
 from policies.checkpoint import CheckpointError, load_checkpoint
 from policies.policy import Policy
 
