@@ -374,12 +374,29 @@ def load_config(cls: type[T], path: str | Path | RecordedSettings | None = None,
         if overridden is None:
             return config
     except ConfigError as error:
-        raise ConfigError(_located(error, path, flags or {}, all_flags or flags or {}), error.key, error.problem,
-                          error.mentions) from None
+        message = _located(error, path, flags or {}, all_flags or flags or {})
+        given_by_flag = error.key is None or any(
+            value is not None and (error.key == dotted or error.key.startswith((f"{dotted}.", f"{dotted}[")))
+            for dotted, value in (overrides or {}).items())
+        if not given_by_flag:
+            message = _damaged_record(message, path)
+        raise ConfigError(message, error.key, error.problem, error.mentions) from None
     error, dotted = overridden  # named as the file has it, not by the flag that overrides it
     message = _located(error, path, {}, all_flags or flags or {})
+    if isinstance(path, RecordedSettings):
+        raise ConfigError(_damaged_record(message, path), error.key, error.problem, error.mentions)
     raise ConfigError(f"{message} (correct the file: {_flag_for(dotted, flags or {}) or 'the flag'} overrides it for "
                       f"this run only)", error.key, error.problem, error.mentions)
+
+
+def _damaged_record(message: str, path: str | Path | RecordedSettings | None) -> str:
+    """`message` as a problem of recorded settings, when they are what `path` is: a record navigator wrote holds
+    only values it accepted, so a bad one was put there by hand or by damage, and no YAML advice applies."""
+    if not isinstance(path, RecordedSettings):
+        return message
+    return (f"{re.sub(r' [(]YAML read it as text[^)]*[)]', '', message)}: {path} holds what navigator never writes "
+            f"(edited or damaged), so the work cannot be continued from it; restore the file, or start over in "
+            f"another --out")
 
 
 def _overridden_problem(cls: type, given: dict[str, Any], data: dict[str, Any],

@@ -220,7 +220,8 @@ def test_recorded_settings_stand_in_for_a_file_and_are_named_in_errors():
     recorded = RecordedSettings({"name": "b", "inner": {"width": 96}}, "runs/x/run.json's 'config'")
     assert load_config(Outer, recorded, {"inner.scale": 2.0}) == Outer(name="b", inner=Inner(width=96, scale=2.0))
     assert recorded.data == {"name": "b", "inner": {"width": 96}}  # overrides never change the record
-    with pytest.raises(ConfigError, match="^count in runs/x/run.json's 'config' must be at least 1, got 0$"):
+    with pytest.raises(ConfigError, match="^count in runs/x/run.json's 'config' must be at least 1, got 0: runs/x/"
+                                          "run.json's 'config' holds what navigator never writes"):
         load_config(Ranged, RecordedSettings({"count": 0}, "runs/x/run.json's 'config'"))
 
 
@@ -283,3 +284,22 @@ def test_every_name_is_normalised_the_same_way_and_paths_stay_as_given(tmp_path)
     checkpoint.write_bytes(b"")
     settings = load_config(EvalSettings, None, {"pilots": ["EXPERT", str(checkpoint)], "task": "Follow"})
     assert settings.pilots == ("expert", str(checkpoint)) and settings.task == "follow"
+
+
+def test_a_bad_value_in_recorded_settings_is_called_damage_not_a_yaml_slip():
+    """Settings a run recorded (run.json, a manifest's recipe) are JSON navigator wrote: a bad value there was put
+    there by hand or by damage, so no YAML advice ("quoted") and no "correct the file: the flag overrides it"."""
+    from navigator.training.config import TrainConfig
+
+    record = RecordedSettings({"data": ["d"], "epochs": "6"}, "run/run.json's 'config'")
+    for overrides in ({}, {"epochs": 7}):  # as the CLI passes them: `flags` names the flags given
+        with pytest.raises(ConfigError) as refused:
+            load_config(TrainConfig, record, overrides, flags={key: "--epochs" for key in overrides})
+        message = str(refused.value)
+        assert message.startswith("epochs in run/run.json's 'config' must be a whole number, got '6': run/run.json's "
+                                  "'config' holds what navigator never writes (edited or damaged)")
+        assert "YAML" not in message and "correct the file" not in message
+    # A bad flag on top of a sound record is the flag's problem, said as such.
+    with pytest.raises(ConfigError) as refused:
+        load_config(TrainConfig, RecordedSettings({"data": ["d"]}, "r"), {"lr": -1.0}, flags={"lr": "--lr"})
+    assert str(refused.value).startswith("--lr must be") and "never writes" not in str(refused.value)
