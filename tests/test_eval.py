@@ -396,3 +396,24 @@ def test_a_new_evaluation_that_fails_before_its_first_episode_leaves_no_folder(t
     with pytest.raises(KeyboardInterrupt):
         evaluate(out, settings, workers=1, resume=True)
     assert (out / "eval.json").is_file() and len(list((out / "episodes").rglob("*.json"))) == 1
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda record: record["pilots"][0].update(checkpoint_sha256=123), "pilots[0].checkpoint_sha256 must be text"),
+    (lambda record: record["pilots"][0].update(training_seeds="abc"), 'pilots[0].training_seeds must be a mapping'),
+    (lambda record: record["pilots"].__setitem__(0, "pretrained"), 'pilots[0] must be a mapping of names to values'),
+    (lambda record: record.update(videos=-1), "videos must be a whole number, 0 or more (got -1)"),
+])
+def test_a_damaged_evaluation_record_is_named_never_taken_for_a_changed_pilot(tmp_path, capsys, monkeypatch, edit,
+                                                                              problem):
+    monkeypatch.setenv("COLUMNS", "1000")
+    out = tmp_path / "report"
+    assert main(["eval", "--pilot", "pretrained", "--suites", "summer", "--episodes", "1", "--max-seconds", "0.3",
+                 "--workers", "1", "--out", str(out)]) == 0
+    record = json.loads((out / "eval.json").read_text())
+    edit(record)
+    (out / "eval.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["eval", "--out", str(out), "--extend", "--episodes", "2"]) == 2
+    error = capsys.readouterr().err
+    assert "eval.json is damaged" in error and problem in error and "changed since" not in error, error

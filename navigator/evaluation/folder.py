@@ -19,6 +19,7 @@ from navigator.evaluation.episodes import EpisodeRecord
 from navigator.evaluation.results import EvalResults, PilotInfo
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.explain.methods import DEFAULT_EVERY
+from navigator.json_fields import field_problems
 from navigator.resume import Continued, GivenAs, check_continuation, differences, nothing_to_continue
 
 FORMAT = "liquid-navigator/eval"
@@ -93,6 +94,13 @@ def check_continued(out: Path, recorded: dict[str, Any], settings: EvalSettings,
         holds=holds)))
 
 
+# The fields of eval.json that continuing an evaluation reads (navigator.json_fields; PilotInfo.to_dict writes them).
+RECORD_FIELDS = (("pilots", "list"), ("pilots[]", "mapping"), ("pilots[].spec", "text"),
+                 ("pilots[].checkpoint_sha256", "text or null"), ("pilots[].training_seeds", "mapping or null"),
+                 ("pilots[].training_seeds.ranges", "list"), ("pilots[].training_seeds.ranges[]", "mapping"),
+                 ("pilots[].training_seeds.complete", "bool"), ("videos", "optional non-negative integer"))
+
+
 def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], recorded: dict[str, Any] | None,
                 grown: bool = False, videos: int = 0) -> None:
     """Start a new evaluation in `out` (`recorded` None), or continue the one whose eval.json document is
@@ -105,8 +113,12 @@ def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...]
         (out / "episodes").mkdir(parents=True, exist_ok=True)
         write_json(out / "eval.json", document)
         return
-    was = recorded.get("pilots")
-    if not isinstance(was, list) or [p.get("spec") if isinstance(p, dict) else p for p in was] != list(settings.pilots):
+    problems = field_problems(recorded, RECORD_FIELDS)
+    if problems:
+        raise UserError(f"{out / 'eval.json'} is damaged ({'; '.join(problems)}), so the evaluation cannot be "
+                        f"continued from it; restore it, or start again in another --out")
+    was = recorded["pilots"]
+    if [p["spec"] for p in was] != list(settings.pilots):
         raise UserError(f"{out / 'eval.json'} lists other pilots in 'pilots' than in 'settings': it was edited or "
                         f"damaged; start again in another --out")
     for before, now in zip(was, pilots):
