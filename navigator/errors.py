@@ -10,6 +10,12 @@ class UserError(Exception):
     """Bad input from the user: the message names the problem and the fix."""
 
 
+def some_of(names: list[str], shown: int = 5) -> str:
+    """`names` for a message: the first `shown`, then how many more ("a, b, c and 4 more")."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 # What the system refuses to a user (not a bug): no permission, a read-only file system, a full disk.
 ACCESS_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
 

@@ -392,3 +392,14 @@ def test_an_interrupted_explanation_leaves_nothing_behind(recorded: tuple[Path, 
         explain(lstm, earlier, _InterruptAt("saliency"))
     assert {path.name: path.read_bytes() for path in earlier.iterdir()} == before
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []  # no temporary folder
+
+
+def test_overwrite_names_every_foreign_file_or_how_many_more(tmp_path: Path, capsys) -> None:
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    for index in range(8):
+        (existing / f"mine-{index}.txt").write_text("mine")
+    assert main(["explain", "--out", str(existing), "--overwrite"]) == 2
+    error = capsys.readouterr().err
+    assert "(mine-0.txt, mine-1.txt, mine-2.txt, mine-3.txt, mine-4.txt and 3 more)" in error
+    assert len(list(existing.iterdir())) == 8

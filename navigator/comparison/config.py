@@ -54,12 +54,12 @@ class CompareConfig:
         with setting_check("reference"):
             object.__setattr__(self, "reference", _model(self.reference))
         _check_unique("models", self.models)
+        if len(self.seeds) < 2:  # the interval spans training seeds: one seed cannot show their spread
+            raise SettingError("seeds", f"must list at least two training seeds, got {list(self.seeds)}")
         _check_unique("seeds", self.seeds)
         if self.reference not in self.models:
             raise SettingError("reference", f"{self.reference} is not one of the models ({', '.join(self.models)}); "
                                             f"add it to models or name one of them")
-        if len(self.seeds) < 2:  # the interval spans training seeds: one seed cannot show their spread
-            raise SettingError("seeds", f"must list at least two training seeds, got {list(self.seeds)}")
         for seed in self.seeds:
             if not 0 <= seed <= MAX_SEED:
                 raise SettingError("seeds", f"must be in [0, {MAX_SEED}], got {seed}")

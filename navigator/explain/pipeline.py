@@ -27,7 +27,7 @@ import numpy as np
 from navigator.commands.common import check_output_folder
 from navigator.config import to_dict
 from navigator.dataset.atomic import atomic_write_bytes, commit, temporary_name
-from navigator.errors import UserError
+from navigator.errors import UserError, some_of
 from navigator.evaluation.folder import write_json
 from navigator.explain.settings import ExplainConfig
 from navigator.explain.traces import Event
@@ -63,7 +63,7 @@ def check_out(out: Path, overwrite: bool) -> None:
                             f"explanation there, or choose another folder")
         others = [name for name in names if name not in EXPLAIN_FILES]
         if others:
-            raise UserError(f"--out {out} holds files that are not an explanation's ({', '.join(others[:5])}): "
+            raise UserError(f"--out {out} holds files that are not an explanation's ({some_of(others)}): "
                             f"--overwrite replaces only {', '.join(EXPLAIN_FILES)}; choose another folder")
     check_output_folder(out, "--out", continuing=True)
 

@@ -36,7 +36,7 @@ from navigator.config import from_dict, to_dict
 from navigator.dataset import completeness, read_manifest
 from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
-from navigator.errors import UserError, refuse_if_denied
+from navigator.errors import UserError, refuse_if_denied, some_of
 from navigator.folder_lock import FolderLock, refuse_if_in_use
 from navigator.json_fields import field_problems
 from navigator.resume import Continued, Difference, GivenAs, check_continuation, differences, without
@@ -147,9 +147,8 @@ def _check_new(out: Path, config: TrainConfig) -> None:
                             f"continue it, or choose another --out")
         others = sorted(p.name for p in out.iterdir())
         if others:
-            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-            raise UserError(f"{out} is not empty ({shown}) and holds no training run; choose a new or empty folder "
-                            f"for --out")
+            raise UserError(f"{out} is not empty ({some_of(others, 3)}) and holds no training run; choose a new or "
+                            f"empty folder for --out")
 
 
 def check_collect_target(config: TrainConfig) -> None:
