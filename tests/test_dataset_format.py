@@ -193,3 +193,22 @@ def test_seed_ranges_cover_stored_and_dropped_episodes_per_task():
     assert manifest.seed_ranges() == [{"task": "fly-to-target", "first": 0, "count": 2},
                                       {"task": "fly-to-target", "first": 3, "count": 1},
                                       {"task": "hike", "first": 7, "count": 1}]
+
+
+@pytest.mark.parametrize("content, said", [
+    (b"not a zip at all", "it is not an .npz (zip) archive"),
+    ("object arrays", "it holds pickled Python objects, which are never loaded"),
+])
+def test_a_file_that_is_no_episode_is_said_so_in_the_users_terms(tmp_path, episodes, content, said):
+    dataset = Dataset.open(make_dataset(tmp_path / "ds", episodes[:1]))
+    path = dataset.episode_path(dataset.entries[0])
+    if content == "object arrays":  # the episode's own entries, then one whose loading would run pickle
+        with np.load(path) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        with open(path, "wb") as handle:
+            np.savez(handle, **{**arrays, "images": np.array([object()], dtype=object)})
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CorruptEpisodeError) as refused:
+        dataset.read(dataset.entries[0], verify=False)
+    assert said in str(refused.value) and "allow_pickle" not in str(refused.value)

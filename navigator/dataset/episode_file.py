@@ -127,8 +127,19 @@ def _unreadable(path: Path, error: OSError) -> DatasetError:
 
 def _corrupt(path: Path, error: BaseException) -> CorruptEpisodeError:
     return CorruptEpisodeError(f"{path}: cannot be read as an episode file, it is truncated or damaged "
-                               f"({type(error).__name__}: {error}); `navigator data check` on its dataset lists "
-                               f"every damaged file, and `navigator collect --out DATASET --resume` records them again")
+                               f"({_what_is_wrong(error)}); `navigator data check` on its dataset lists every damaged "
+                               f"file, and `navigator collect --out DATASET --resume` records them again")
+
+
+def _what_is_wrong(error: BaseException) -> str:
+    """What a reading error says of the file, in the user's terms where numpy's or zipfile's words are not."""
+    if isinstance(error, (zipfile.BadZipFile, EOFError)):
+        return "it is not a whole .npz (zip) archive"
+    if "Object arrays" in str(error):  # numpy refuses object arrays: nothing a file holds is ever unpickled
+        return "it holds pickled Python objects, which are never loaded"
+    if "pickled" in str(error):  # numpy's word for a file that is neither .npz nor .npy
+        return "it is not an .npz (zip) archive"
+    return f"{type(error).__name__}: {error}"
 
 
 def _read_json(npz: Any, name: str, path: Path) -> Any:
