@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from navigator.errors import UserError
+from navigator.json_fields import show
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,10 @@ _MISSING = object()
 
 
 def _show(value: Any) -> str:
-    return "nothing" if value is _MISSING else repr(value)
+    """A setting's value as a message shows it: text quoted, a list or mapping as its JSON (never Python's repr)."""
+    if value is _MISSING:
+        return "nothing"
+    return show(value, limit=240) if isinstance(value, (dict, list, tuple)) else repr(value)
 
 
 def without(settings: dict[str, Any], dotted_names: tuple[str, ...]) -> dict[str, Any]:

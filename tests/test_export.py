@@ -127,6 +127,8 @@ def test_image_spec_for_a_wider_camera(bundle):
                 'onnx.sha256 must be text (got 12)', None),
     ("dt text", 'dt must be a number above 0 (got "0.033")', None),
     ("trained image", 'policy_config.image.input_height must be a whole number above 0 (got "48")', None),
+    ("a list", "policy.json is not a liquid-navigator bundle manifest (it holds [1, 2], not a mapping of fields)",
+     None),
 ])
 def test_damaged_bundles_are_refused_before_anything_runs(bundle, tmp_path, capsys, damage, message, cli_message):
     copy = copy_of(bundle, tmp_path)
@@ -161,6 +163,8 @@ def test_damaged_bundles_are_refused_before_anything_runs(bundle, tmp_path, caps
         manifest["dt"] = "0.033"
     elif damage == "trained image":
         manifest["policy_config"]["image"]["input_height"] = "48"
+    if damage == "a list":
+        manifest = [1, 2]
     if damage == "no manifest":
         (copy / "policy.json").unlink()
     else:

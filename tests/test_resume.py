@@ -281,3 +281,13 @@ def test_a_damaged_training_state_is_refused_by_its_checksum(data, tmp_path):
     with pytest.raises(UserError, match=r"last.pt is damaged \(its checksum does not match its content.*\): it "
                                         r"cannot be resumed"):
         run_recipe(settings(data, out), resume=True, hooks=Hooks())
+
+
+def test_a_differing_list_or_mapping_is_shown_as_json_not_python():
+    from navigator.resume import Difference
+
+    said = Difference("parts", [{"task": "hike", "episodes": 2}], [{"task": "follow", "episodes": 2}, {}]).describe(
+        "the dataset")
+    assert said == ('parts: the dataset has [{"task": "hike", "episodes": 2}], you gave [{"task": "follow", '
+                    '"episodes": 2}, {}]')
+    assert Difference("model", "cfc-ncp", "gru").describe("run") == "model: run has 'cfc-ncp', you gave 'gru'"

@@ -26,7 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from navigator.errors import UserError, refuse_if_denied
-from navigator.json_fields import field_problems
+from navigator.json_fields import field_problems, show
 from policies.preprocessing import ImageSpec
 
 SCHEMA_VERSION = 1
@@ -140,9 +140,12 @@ def load_bundle(path: str | Path) -> Bundle:
     except (OSError, UnicodeDecodeError, ValueError) as error:
         refuse_if_denied(error)
         raise fail(f"{MANIFEST_NAME} is not readable JSON ({error})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise fail(f"{MANIFEST_NAME} is not a liquid-navigator bundle manifest (format "
-                   f"{manifest.get('format') if isinstance(manifest, dict) else None!r}, expected {FORMAT!r})")
+    if not isinstance(manifest, dict):
+        raise fail(f"{MANIFEST_NAME} is not a liquid-navigator bundle manifest (it holds {show(manifest)}, not a "
+                   f"mapping of fields)")
+    if manifest.get("format") != FORMAT:
+        raise fail(f"{MANIFEST_NAME} is not a liquid-navigator bundle manifest (format {manifest.get('format')!r}, "
+                   f"expected {FORMAT!r})")
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise fail(f"{MANIFEST_NAME} has schema version {manifest.get('schema_version')!r}, and this runtime reads "
                    f"version {SCHEMA_VERSION}", "export it again with this version of navigator export, or run the "
