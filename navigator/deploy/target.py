@@ -121,6 +121,10 @@ def parse_target(text: str, port: int = 22) -> Target:
     if colon and not directory:
         raise _refuse("--target", text, "ends in ':' with no folder after it",
                       f"give the folder after the colon, or drop the colon for {DEFAULT_DIR}")
+    if directory.isdigit():  # HOST:PORT is how --address is written, but here what follows the colon is a folder
+        raise _refuse("--target", text, f"names the folder {directory!r} after the colon, which looks like a port",
+                      f"for SSH port {directory} give --port {directory}; for a folder of that name write "
+                      f"{text.rpartition(':')[0]}:~/{directory}")
     return Target(host=_check_host(host, text), user=user or None,
                   directory=check_remote_dir(directory or DEFAULT_DIR, "--target's DIR"), port=port)
 
