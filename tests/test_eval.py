@@ -398,18 +398,25 @@ def test_a_new_evaluation_that_fails_before_its_first_episode_leaves_no_folder(t
     assert (out / "eval.json").is_file() and len(list((out / "episodes").rglob("*.json"))) == 1
 
 
+@pytest.fixture(scope="module")
+def small_evaluation(tmp_path_factory):
+    out = tmp_path_factory.mktemp("small") / "report"
+    assert main(["eval", "--pilot", "pretrained", "--suites", "summer", "--episodes", "1", "--max-seconds", "0.3",
+                 "--workers", "1", "--out", str(out)]) == 0
+    return out
+
+
 @pytest.mark.parametrize("edit, problem", [
     (lambda record: record["pilots"][0].update(checkpoint_sha256=123), "pilots[0].checkpoint_sha256 must be text"),
     (lambda record: record["pilots"][0].update(training_seeds="abc"), 'pilots[0].training_seeds must be a mapping'),
     (lambda record: record["pilots"].__setitem__(0, "pretrained"), 'pilots[0] must be a mapping of names to values'),
     (lambda record: record.update(videos=-1), "videos must be a whole number, 0 or more (got -1)"),
 ])
-def test_a_damaged_evaluation_record_is_named_never_taken_for_a_changed_pilot(tmp_path, capsys, monkeypatch, edit,
-                                                                              problem):
+def test_a_damaged_evaluation_record_is_named_never_taken_for_a_changed_pilot(small_evaluation, tmp_path, capsys,
+                                                                              monkeypatch, edit, problem):
     monkeypatch.setenv("COLUMNS", "1000")
     out = tmp_path / "report"
-    assert main(["eval", "--pilot", "pretrained", "--suites", "summer", "--episodes", "1", "--max-seconds", "0.3",
-                 "--workers", "1", "--out", str(out)]) == 0
+    shutil.copytree(small_evaluation, out)
     record = json.loads((out / "eval.json").read_text())
     edit(record)
     (out / "eval.json").write_text(json.dumps(record))

@@ -237,6 +237,14 @@ def test_a_damaged_progress_record_is_refused_before_any_work(demos, tmp_path, c
     assert (out / "last.pt").read_bytes() == before
 
 
+@pytest.fixture(scope="module")
+def finished_run(demos, tmp_path_factory):
+    """A finished one-epoch run (copied by each test that damages it)."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert train("--data", str(demos), "--out", str(out), "--epochs", "1", "--batch-size", "4") == 0
+    return out
+
+
 @pytest.mark.parametrize("edit, problem", [
     (lambda record: record.update(world_sizes=None), "world_sizes must be a list (got null)"),
     (lambda record: record.update(world_sizes="abc"), 'world_sizes must be a list (got "abc")'),
@@ -245,13 +253,13 @@ def test_a_damaged_progress_record_is_refused_before_any_work(demos, tmp_path, c
      'episodes must be a whole number, 0 or more (got "6")'),
     (lambda record: record["datasets"].update(data=[]), "datasets.data must be a mapping of names to values (got [])"),
 ])
-def test_a_damaged_field_of_the_run_record_is_named_and_nothing_is_written(demos, tmp_path, capsys, monkeypatch,
-                                                                           edit, problem):
+def test_a_damaged_field_of_the_run_record_is_named_and_nothing_is_written(finished_run, tmp_path, capsys,
+                                                                           monkeypatch, edit, problem):
     """Every field of run.json that continuing a run reads is checked before any is used or rewritten: never a
     traceback after the record was half updated, never a damaged fingerprint read as "no data recorded"."""
     monkeypatch.setenv("COLUMNS", "1000")
     out = tmp_path / "run"
-    assert train("--data", str(demos), "--out", str(out), "--epochs", "1", "--batch-size", "4") == 0
+    shutil.copytree(finished_run, out)
     record = json.loads((out / "run.json").read_text())
     edit(record)
     (out / "run.json").write_text(json.dumps(record))
