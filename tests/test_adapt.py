@@ -175,9 +175,11 @@ def test_an_interrupted_adaptation_resumes_to_the_same_policy_and_refuses_change
     (["--strategy", "L2_Anchor", "--anchor", "5"], "--strategy: run has 'finetune', you gave 'l2-anchor'"),
     (["--anchor", "5"], "--anchor is read by the l2-anchor strategy only, not finetune"),
     (["--replay-fraction", "0.3"], "--replay-fraction is read by the replay strategy only, not finetune"),
+    (["--data", "{other}"], "--data[0]: run has"),  # a list flag's item named by the flag, as train names it
 ])
 def test_resume_names_flags_that_differ_from_the_run_before_checking_the_merged_settings(finetuned, capsys, args,
-                                                                                         message):
+                                                                                         message, tmp_path):
+    args = [arg.format(other=tmp_path / "other") for arg in args]
     assert main(["adapt", "--out", str(finetuned.parent), "--resume", *args]) == 2
     error = capsys.readouterr().err
     assert message in error and len(error.strip().splitlines()) == 1

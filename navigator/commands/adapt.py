@@ -193,6 +193,7 @@ def _adapt(args: argparse.Namespace) -> int:
     from navigator.adapt.run import adapt, data_presets, refuse_changed
     from navigator.commands.common import check_output_folder, progress_bar
     from navigator.pilots import pretrained_checkpoint
+    from navigator.resume import GivenAs
     from navigator.training.pipeline import load_trained
 
     source = _source(args)
@@ -200,8 +201,8 @@ def _adapt(args: argparse.Namespace) -> int:
         flags = _given(args)
         given = {key: getattr(args, _dest(flag)) for key, flag in flags.items()}
         # named as typed (--epochs), as every other command's resume refusal names them
-        refuse_changed(_run_folder(args), [dataclasses.replace(difference, name=flags.get(difference.name,
-                                                                                           difference.name))
+        named = GivenAs(flags)
+        refuse_changed(_run_folder(args), [dataclasses.replace(difference, name=named.name(difference.name))
                                            for difference in changed_settings(source.data, given)])
     config = FLAGS.load(args, source, lambda overrides: {**overrides, "out": args.out and str(args.out)})
     _refuse_unread(args, config.strategy, config.dagger.rounds, config.pilot)
