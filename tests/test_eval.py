@@ -424,3 +424,13 @@ def test_a_damaged_evaluation_record_is_named_never_taken_for_a_changed_pilot(sm
     assert main(["eval", "--out", str(out), "--extend", "--episodes", "2"]) == 2
     error = capsys.readouterr().err
     assert "eval.json is damaged" in error and problem in error and "changed since" not in error, error
+
+
+def test_asking_for_attention_on_resume_names_only_what_the_user_changed(small_evaluation, tmp_path, capsys,
+                                                                         monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")
+    out = tmp_path / "report"
+    shutil.copytree(small_evaluation, out)
+    assert main(["eval", "--out", str(out), "--resume", "--attention"]) == 2
+    error = capsys.readouterr().err
+    assert "attention: evaluation has False, you gave True" in error and "attention_every" not in error, error

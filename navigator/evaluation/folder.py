@@ -85,6 +85,9 @@ def check_continued(out: Path, recorded: dict[str, Any], settings: EvalSettings,
                         f"{', '.join(settings.pilots)}; continue it with the pilots it was started with (give no "
                         f"--pilot), or choose another --out")
     found = differences(recorded_settings, to_dict(settings))
+    if any(d.name == "attention" for d in found) and "attention_every" not in (given_as or GivenAs()).flags:
+        # an interval the user did not give is the method's own, filled in because attention is asked for now
+        found = [d for d in found if d.name != "attention_every"]
     if not (extend or found):
         return False
     # Only more worlds may be added: the recorded ones keep their seeds, so what was flown stays valid.
