@@ -14,6 +14,7 @@ from navigator.evaluation.pipeline import Hooks, evaluate
 from navigator.evaluation.results import EvalResults
 from navigator.evaluation.settings import EvalSettings
 from navigator.evaluation.stats import wilson_interval
+from records_support import edited_copy
 
 # Long enough for the expert to reach most summer and winter targets (3-12 m away), short enough to stay cheap.
 EXPERT = EvalSettings(pilots=("expert",), suites=("summer", "winter"), episodes=2, seed=100_000, max_seconds=8.0)
@@ -415,11 +416,7 @@ def small_evaluation(tmp_path_factory):
 def test_a_damaged_evaluation_record_is_named_never_taken_for_a_changed_pilot(small_evaluation, tmp_path, capsys,
                                                                               monkeypatch, edit, problem):
     monkeypatch.setenv("COLUMNS", "1000")
-    out = tmp_path / "report"
-    shutil.copytree(small_evaluation, out)
-    record = json.loads((out / "eval.json").read_text())
-    edit(record)
-    (out / "eval.json").write_text(json.dumps(record))
+    out = edited_copy(small_evaluation, tmp_path / "report", "eval.json", edit)
     capsys.readouterr()
     assert main(["eval", "--out", str(out), "--extend", "--episodes", "2"]) == 2
     error = capsys.readouterr().err

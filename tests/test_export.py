@@ -21,6 +21,7 @@ from navigator.cli import main
 from navigator.errors import UserError
 from navigator.onboard.bundle import SCHEMA_VERSION, BundleError, BundlePolicy, load_bundle
 from navigator.pilots import pretrained_checkpoint
+from records_support import edited_copy
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -203,10 +204,7 @@ def test_fly_and_eval_take_a_bundle(bundle, tmp_path, capsys):
 def test_eval_refuses_a_bundle_whose_training_record_is_damaged(bundle, tmp_path, capsys, edit, problem):
     """The record of the seeds a bundle was trained on guards every evaluation against flying them: damaged, it is
     named, never read as "no seeds known" and never a traceback."""
-    copy = copy_of(bundle, tmp_path)
-    manifest = json.loads((copy / "policy.json").read_text())
-    edit(manifest["source"])
-    (copy / "policy.json").write_text(json.dumps(manifest))
+    copy = edited_copy(bundle, tmp_path / "copy", "policy.json", lambda manifest: edit(manifest["source"]))
     assert main(["eval", "--pilot", str(copy), "--suites", "summer", "--episodes", "1", "--seed", "5000",
                  "--out", str(tmp_path / "report")]) == 2
     error = capsys.readouterr().err

@@ -50,5 +50,6 @@ def test_every_value_of_a_mapping_and_null_only_where_allowed():
     assert field_problems({}, fields) == []  # both may be missing
     assert field_problems({"datasets": None}, fields) == ["datasets must be a mapping of names to values (got null)"]
     assert field_problems({"datasets": {"a": {"episodes": "3"}, "b": 7}}, fields) == [
-        "datasets.b must be a mapping of names to values (got 7)", 'datasets.a.episodes must be a whole number (got "3")']
+        "datasets.b must be a mapping of names to values (got 7)",
+        'datasets.a.episodes must be a whole number (got "3")']
     assert field_problems({"datasets": []}, fields) == ["datasets must be a mapping of names to values (got [])"]

@@ -12,6 +12,7 @@ from navigator.training.config import TrainConfig
 from navigator.training.pipeline import Hooks, run_recipe
 from navigator.dataset import Dataset
 from policies.checkpoint import load_checkpoint
+from records_support import edited_copy
 
 FAST = ["--epochs", "2", "--batch-size", "4"]
 
@@ -258,11 +259,7 @@ def test_a_damaged_field_of_the_run_record_is_named_and_nothing_is_written(finis
     """Every field of run.json that continuing a run reads is checked before any is used or rewritten: never a
     traceback after the record was half updated, never a damaged fingerprint read as "no data recorded"."""
     monkeypatch.setenv("COLUMNS", "1000")
-    out = tmp_path / "run"
-    shutil.copytree(finished_run, out)
-    record = json.loads((out / "run.json").read_text())
-    edit(record)
-    (out / "run.json").write_text(json.dumps(record))
+    out = edited_copy(finished_run, tmp_path / "run", "run.json", edit)
     before = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
     for flag in (["--extend", "--epochs", "2"], ["--resume"]):
         capsys.readouterr()
