@@ -141,6 +141,22 @@ def test_resume_flies_only_the_missing_episodes(expert_run, tmp_path):
     assert recorder.flown == []
 
 
+def test_a_damaged_results_file_standing_in_for_missing_episodes_is_said_so(expert_run, tmp_path, capsys):
+    """A report kept without its episodes/ folder extends from results.json; when that is damaged too, its
+    episodes are flown again (the same seeds give the same records), and the user is told why."""
+    original, _ = expert_run
+    out = tmp_path / "kept"
+    shutil.copytree(original, out)
+    shutil.rmtree(out / "episodes")
+    (out / "results.json").write_bytes((original / "results.json").read_bytes()[:100])  # cut off
+    assert main(["eval", "--out", str(out), "--resume", "--workers", "1"]) == 0
+    captured = capsys.readouterr()
+    shown = " ".join((captured.out + captured.err).split())
+    assert f"{out}: results.json could not be read or records another episode than its name says; flying again" in (
+        shown)
+    assert (out / "results.json").read_bytes() == (original / "results.json").read_bytes()
+
+
 def test_damaged_or_swapped_episode_records_are_flown_again_and_said_so(expert_run, tmp_path, capsys):
     original, _ = expert_run
     out = tmp_path / "damaged"
@@ -154,7 +170,7 @@ def test_damaged_or_swapped_episode_records_are_flown_again_and_said_so(expert_r
     assert main(["eval", "--out", str(out), "--resume", "--workers", "1"]) == 0
     captured = capsys.readouterr()
     shown = " ".join((captured.out + captured.err).split())
-    assert "3 episode records, the first episodes/summer/p0-100000.json, could not be read or records another " \
+    assert "3 records, the first episodes/summer/p0-100000.json, could not be read or records another " \
            "episode than its name says; flying again" in shown
     assert (out / "results.json").read_bytes() == (original / "results.json").read_bytes()
 

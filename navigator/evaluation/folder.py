@@ -161,30 +161,33 @@ def read_finished(out: Path, settings: EvalSettings) -> tuple[dict[EpisodeKey, E
             continue
         finished[key] = record
     missing = [key for key in settings.keys() if key not in finished]
+    unreadable = []
     if missing and (out / "results.json").is_file():
         reported = _reported_episodes(out / "results.json")
+        if reported is None:  # said, as a damaged episode record is: the episodes it held are flown again
+            unreadable.append(out / "results.json")
         for key in missing:
-            record = reported.get((settings.flown_suites[key.suite], settings.pilots[key.pilot], key.seed))
+            record = (reported or {}).get((settings.flown_suites[key.suite], settings.pilots[key.pilot], key.seed))
             if record is not None:
                 finished[key] = record
-    return finished, [path for key, path in damaged.items() if key not in finished]
+    return finished, [path for key, path in damaged.items() if key not in finished] + unreadable
 
 
 def damaged_note(out: Path, damaged: list[Path]) -> str:
-    """What to tell the user about the damaged episode files `read_finished` found in `out`."""
+    """What to tell the user about the damaged episode files (and results.json) `read_finished` found in `out`."""
     first = damaged[0].relative_to(out).as_posix()
-    which = first if len(damaged) == 1 else f"{len(damaged)} episode records, the first {first},"
+    which = first if len(damaged) == 1 else f"{len(damaged)} records, the first {first},"
     return f"{out}: {which} could not be read or records another episode than its name says; flying again"
 
 
-def _reported_episodes(path: Path) -> dict[tuple[str, str, int], EpisodeRecord]:
-    """The episodes of a results.json by (suite, pilot, seed); none if it cannot be read (they are flown again)."""
+def _reported_episodes(path: Path) -> dict[tuple[str, str, int], EpisodeRecord] | None:
+    """The episodes of a results.json by (suite, pilot, seed); None if it cannot be read (they are flown again)."""
     try:
         episodes = json.loads(path.read_text())["episodes"]
         records = [EpisodeRecord.from_dict(episode) for episode in episodes]
     except (OSError, ValueError, KeyError, TypeError) as error:
         refuse_if_denied(error)
-        return {}
+        return None
     return {(record.suite, record.pilot, record.seed): record for record in records}
 
 
