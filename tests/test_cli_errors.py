@@ -572,3 +572,32 @@ def test_deploy_help_says_a_dry_run_still_reads_the_target(capsys):
         main(["deploy", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "the target is still read over SSH" in text and "must be reachable" in text
+
+
+@pytest.mark.parametrize("command, kind, name, swap", [
+    ("eval", "evaluation", "episodes", "file"), ("eval", "evaluation", "results.json", "folder"),
+    ("collect", "dataset", "episodes", "file"), ("train", "training run", "tensorboard", "file"),
+])
+def test_a_file_where_a_continued_command_keeps_a_folder_or_the_reverse_is_refused_first(
+        tmp_path, capsys, monkeypatch, command, kind, name, swap):
+    """Put there by hand, it would make the command fail part-way, after it rewrote its records."""
+    monkeypatch.setenv("COLUMNS", "1000")
+    out = tmp_path / "out"
+    made = {"eval": ["eval", "--pilot", "expert", "--episodes", "1", "--suites", "summer", "--max-seconds", "0.3",
+                     "--workers", "1", "--out", str(out)],
+            "collect": ["collect", "--out", str(out), "--episodes", "1", "--max-seconds", "0.3", "--workers", "1"]}
+    if command == "train":
+        data = tmp_path / "data"
+        assert main(made["collect"][:2] + [str(data)] + made["collect"][3:]) == 0
+        made["train"] = ["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "2"]
+    assert main(made[command]) == 0
+    shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
+    (out / name).mkdir() if swap == "folder" else (out / name).write_text("mine")
+    before = _snapshot(tmp_path)
+    capsys.readouterr()
+    continued = {"eval": ["--extend", "--episodes", "2"], "collect": ["--resume"], "train": ["--extend", "--epochs",
+                                                                                                "2"]}[command]
+    assert main([command, "--out", str(out), *continued]) == 2
+    error = capsys.readouterr().err
+    assert f"{out / name} is a {'file' if swap == 'file' else 'folder'} where the {kind} in {out} keeps" in error
+    assert _snapshot(tmp_path) == before

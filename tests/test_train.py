@@ -285,7 +285,8 @@ def test_a_folder_where_an_interrupted_run_keeps_a_file_is_refused_and_never_mad
     (out / name).mkdir()
     assert train("--out", str(out), "--resume") == 2
     error = capsys.readouterr().err
-    assert f"{out / name} is a folder" in error and f"move it out of {out}, then continue the run" in error
+    assert f"{out / name} is a folder where the training run in {out} keeps" in error
+    assert f"move it out of {out}, then continue" in error
 
 
 def test_a_run_folder_given_as_pilot_points_at_its_policy(demos, tmp_path, capsys):

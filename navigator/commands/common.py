@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import fnmatch
 import json
 import math
 import os
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from navigator.config import RecordedSettings
 from navigator.errors import UserError, refuse_if_denied
 from navigator.folder_lock import refuse_if_in_use
+from navigator.output_folders import RECORDS, refuse_wrong_kinds, written_by
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -75,39 +75,18 @@ def _refuse_inside_output(path: Path, flag: str) -> None:
     to use (runs/NAME/eval-night, say)."""
     absolute = path.absolute()
     for folder in absolute.parents:
-        kind = next((name for name, record in _RECORDS.items() if (folder / record).is_file()), None)
+        kind = next((name for name, record in RECORDS.items() if (folder / record).is_file()), None)
         if kind == "dataset":
             raise UserError(f"{flag} {path} is inside the dataset {folder}, which holds only its manifest and "
                             f"episodes (navigator data check flags anything else): choose a place outside it")
         part = absolute.relative_to(folder).parts[0]
-        written = next((what for name, what in _WRITES.get(kind, {}).items() if fnmatch.fnmatchcase(part, name)),
-                       None)
+        written = written_by(kind, part) if kind is not None else None
         if written is not None and absolute == folder / part:
             raise UserError(f"{flag} {path} is where the {kind} in {folder} writes {written} itself: choose a place "
                             f"outside {folder}, or a name of your own inside it")
         if written is not None:
             raise UserError(f"{flag} {path} is inside {folder / part}, which the {kind} in {folder} fills itself "
                             f"({written}): choose a place outside {folder / part}")
-
-
-# The record each kind of output folder holds: how a folder written by one command is told from another's.
-_RECORDS = {"dataset": "manifest.json", "training run": "run.json", "evaluation": "eval.json",
-            "comparison": "compare.json", "learning curve": "adapt-curve.json"}
-# The files and sub-folders (glob patterns) each kind writes at its top level, and what it writes there.
-_WRITES = {"training run": {"dagger": "its DAgger roll-outs", "tensorboard": "its training curves",
-                            "run.json": "its record", "progress.json": "its progress", "history.json": "its history",
-                            "best.pt": "its best checkpoint", "last.pt": "its last checkpoint"},
-           "evaluation": {"episodes": "its episode records", "videos": "its videos of failures",
-                          "eval.json": "its record", "results.json": "its results", "report.md": "its report",
-                          "success.png": "a figure", "trajectories.png": "a figure", "distance.png": "a figure",
-                          "sweep-*.png": "a figure"},
-           "comparison": {"runs": "its training runs", "eval": "its evaluations", "compare.json": "its record",
-                          "comparison.json": "its results", "comparison.md": "its table",
-                          "comparison.png": "its figure", "finished.json": "its completion record"},
-           "learning curve": {"runs": "its adaptations", "eval": "its evaluations", "data": "its demonstrations",
-                              "adapt-curve.json": "its record", "curve.json": "its results",
-                              "curve.md": "its report", "curve.png": "its figure",
-                              "finished.json": "its completion record"}}
 
 
 def add_continuation_flags(parser: argparse.ArgumentParser, resume_help: str, extend_help: str) -> None:
@@ -122,16 +101,18 @@ def check_output_folder(path: Path, flag: str, *, continuing: bool, kind: str | 
     """Refuse, before any work, an output folder that could not be written or holds files of the user's: a file in
     its place, an unwritable nearest existing folder, another command's output (a dataset given as a run's --out),
     or (unless `continuing` a run there) a folder that is not empty. Missing parent folders are fine: the run creates
-    them. `kind` is what the command writes there: a key of _RECORDS ("dataset", "training run", ...)."""
+    them. `kind` is what the command writes there: a key of RECORDS ("dataset", "training run", ...)."""
     if path.exists() and not path.is_dir():
         raise UserError(f"{flag} {path} is a file, not a folder; choose a folder to write into")
     _refuse_inside_output(path, flag)
     if path.is_dir() and kind is not None:
-        other = next((name for name, record in _RECORDS.items() if name != kind and (path / record).exists()), None)
+        other = next((name for name, record in RECORDS.items() if name != kind and (path / record).exists()), None)
         if other is not None:
             raise UserError(f"{flag} {path} holds {'an' if other[0] in 'aeiou' else 'a'} {other} "
-                            f"({_RECORDS[other]}), not {'an' if kind[0] in 'aeiou' else 'a'} {kind}: choose "
+                            f"({RECORDS[other]}), not {'an' if kind[0] in 'aeiou' else 'a'} {kind}: choose "
                             f"another folder")
+        if continuing:
+            refuse_wrong_kinds(path, kind)
     if path.is_dir():
         if not continuing and any(path.iterdir()):
             refuse_if_in_use(path, kind or "output")

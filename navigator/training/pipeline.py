@@ -39,6 +39,7 @@ from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError, refuse_if_denied, some_of
 from navigator.folder_lock import FolderLock, refuse_if_in_use
 from navigator.json_fields import field_problems
+from navigator.output_folders import refuse_wrong_kinds
 from navigator.resume import Continued, Difference, GivenAs, check_continuation, differences, without
 from navigator.scenario import CameraSettings
 from navigator.training import distributed
@@ -192,14 +193,12 @@ RUN_FIELDS = (("config", "mapping"), ("extensions", "list"), ("datasets", "optio
               *((f"datasets.{section}{{}}.episodes", "non-negative integer") for section in ("data", "dagger")),
               *((f"datasets.{section}{{}}.sha256", "text") for section in ("data", "dagger")),
               ("world_sizes", "optional list"), ("world_sizes[]", "positive integer"))
-# Of RUN_FILES, the files (the rest are folders): each must be a file when the run is continued.
-_RUN_PLAIN_FILES = RUN_FILES[:5]
 
 
 def read_record(out: Path) -> dict[str, Any]:
     """The run record (run.json) of the training run in `out`; UserError saying what is wrong with a damaged one."""
     path = out / RUN_RECORD
-    _refuse_folder_in_place(out)
+    refuse_wrong_kinds(out, "training run")
     try:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -214,16 +213,6 @@ def read_record(out: Path) -> dict[str, Any]:
         raise UserError(f"{path} is damaged ({'; '.join(problems)}), so the run cannot be continued safely; restore "
                         f"the file, or start the run over in another --out")
     return record
-
-
-def _refuse_folder_in_place(out: Path) -> None:
-    """UserError for a folder (or anything but a file) where the run in `out` keeps one of its files: the run would
-    fail to read or write it."""
-    for name in _RUN_PLAIN_FILES:
-        path = out / name
-        if path.exists() and not path.is_file():
-            raise UserError(f"{path} is a folder (or another thing that is not a file) where the training run in "
-                            f"{out} keeps its {name}: move it out of {out}, then continue the run")
 
 
 def _read_progress(out: Path) -> ProgressFile:
