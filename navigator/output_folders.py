@@ -10,24 +10,25 @@ from navigator.errors import UserError
 
 # The record each kind of output folder holds: how a folder written by one command is told from another's.
 RECORDS = {"dataset": "manifest.json", "training run": "run.json", "evaluation": "eval.json",
-            "comparison": "compare.json", "learning curve": "adapt-curve.json"}
+           "comparison": "compare.json", "learning curve": "adapt-curve.json"}
 # The files and sub-folders (glob patterns) each kind writes at its top level, and what it writes there; a name
 # without a suffix is a folder.
 WRITES = {"dataset": {"manifest.json": "its manifest", "episodes": "its episode files"},
           "training run": {"dagger": "its DAgger roll-outs", "tensorboard": "its training curves",
-                            "run.json": "its record", "progress.json": "its progress", "history.json": "its history",
-                            "best.pt": "its best checkpoint", "last.pt": "its last checkpoint"},
-           "evaluation": {"episodes": "its episode records", "videos": "its videos of failures",
-                          "eval.json": "its record", "results.json": "its results", "report.md": "its report",
-                          "success.png": "a figure", "trajectories.png": "a figure", "distance.png": "a figure",
-                          "sweep-*.png": "a figure"},
-           "comparison": {"runs": "its training runs", "eval": "its evaluations", "compare.json": "its record",
-                          "comparison.json": "its results", "comparison.md": "its table",
-                          "comparison.png": "its figure", "finished.json": "its completion record"},
-           "learning curve": {"runs": "its adaptations", "eval": "its evaluations", "data": "its demonstrations",
-                              "adapt-curve.json": "its record", "curve.json": "its results",
-                              "curve.md": "its report", "curve.png": "its figure",
-                              "finished.json": "its completion record"}}
+                           "run.json": "its record", "progress.json": "its progress", "history.json": "its history",
+                           "best.pt": "its best checkpoint", "last.pt": "its last checkpoint"},
+          "evaluation": {"episodes": "its episode records", "videos": "its videos of failures",
+                         "eval.json": "its record", "results.json": "its results", "report.md": "its report",
+                         "success.png": "a figure", "trajectories.png": "a figure", "distance.png": "a figure",
+                         "sweep-*.png": "a figure"},
+          "comparison": {"runs": "its training runs", "eval": "its evaluations", "compare.json": "its record",
+                         "comparison.json": "its results", "comparison.md": "its table",
+                         "comparison.png": "its figure", "finished.json": "its completion record"},
+          "learning curve": {"runs": "its adaptations", "eval": "its evaluations", "data": "its demonstrations",
+                             "adapt-curve.json": "its record", "curve.json": "its results", "curve.md": "its report",
+                             "curve.png": "its figure", "finished.json": "its completion record"}}
+# What an exported bundle holds, and nothing else (export --overwrite refuses to replace a folder with more).
+BUNDLE_FILES = ("policy.json", "policy.onnx")
 
 
 def written_by(kind: str, name: str) -> str | None:

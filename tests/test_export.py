@@ -348,3 +348,16 @@ def test_int8_replaces_with_overwrite_and_reports_its_cost(bundle, tmp_path, cap
     assert np.isfinite(BundlePolicy(load_bundle(out)).step(np.zeros((48, 64, 3), np.uint8), np.zeros(7, np.float32),
                                                            1 / 30)).all()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]  # no staging or displaced folder left
+
+
+def test_nothing_else_is_written_into_an_exported_bundle(bundle, tmp_path, capsys, monkeypatch):
+    """A bundle holds its graph and manifest only (export --overwrite refuses a folder with more): other commands'
+    outputs are refused inside it."""
+    monkeypatch.setenv("COLUMNS", "1000")
+    copy = copy_of(bundle, tmp_path)
+    for argv in (["eval", "--pilot", "expert", "--episodes", "1", "--out", str(copy / "ev")],
+                 ["fly", "--pilot", "expert", "--episodes", "1", "--video", str(copy / "flight.mp4")]):
+        assert main(argv) == 2
+        assert f"is inside the exported bundle {copy}, which holds only policy.json and policy.onnx" in (
+            capsys.readouterr().err)
+    assert sorted(p.name for p in copy.iterdir()) == ["policy.json", "policy.onnx"]

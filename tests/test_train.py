@@ -451,3 +451,27 @@ def test_a_training_that_stops_mid_epoch_stops_making_batches():
     items.close()  # as when the loss diverges: the batch in use, two ready and the one being made, no more
     assert len(made) <= 4
     assert not any(thread.name == "training-batches" for thread in threading.enumerate())
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda progress: progress["completed"].append("bogus"), "progress.json is damaged (it lists 'bogus' as completed"),
+])
+def test_a_progress_record_listing_stages_the_run_has_not_is_refused(finished_run, tmp_path, capsys, monkeypatch,
+                                                                     edit, problem):
+    monkeypatch.setenv("COLUMNS", "1000")
+    out = edited_copy(finished_run, tmp_path / "run", "progress.json", edit)
+    assert train("--out", str(out), "--extend", "--epochs", "2") == 2
+    assert problem in capsys.readouterr().err
+
+
+def test_a_run_record_of_datasets_the_run_does_not_train_on_is_refused(finished_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")
+
+    def rename(record):
+        data = record["datasets"]["data"]
+        data["other"] = data.pop(next(iter(data)))
+
+    out = edited_copy(finished_run, tmp_path / "run", "run.json", rename)
+    assert train("--out", str(out), "--extend", "--epochs", "2") == 2
+    error = capsys.readouterr().err
+    assert "run.json is damaged (its 'datasets' records other, which the run does not train on)" in error

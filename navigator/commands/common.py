@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from navigator.config import RecordedSettings
 from navigator.errors import UserError, refuse_if_denied
 from navigator.folder_lock import refuse_if_in_use
-from navigator.output_folders import RECORDS, refuse_wrong_kinds, written_by
+from navigator.output_folders import BUNDLE_FILES, RECORDS, refuse_wrong_kinds, written_by
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -69,7 +69,7 @@ def check_output_file(path: Path, flag: str, *, overwrite: bool, suffixes: tuple
 def _refuse_inside_output(path: Path, flag: str) -> None:
     """Refuse an output inside another command's output folder where that command writes itself: anywhere in a
     dataset (its own folder aside, which collect writes; a dataset holds only its manifest and episodes, and
-    `navigator data check` calls anything else a problem), and at the files and in the sub-folders a training run,
+    `navigator data check` calls anything else a problem) or an exported bundle (what deploy ships), and at the files and in the sub-folders a training run,
     evaluation, comparison or learning curve writes (a run's history.json or dagger/, an evaluation's episodes/, ...),
     written yet or not: an interrupted run writes them when it is continued. Other places inside them are the user's
     to use (runs/NAME/eval-night, say)."""
@@ -79,6 +79,10 @@ def _refuse_inside_output(path: Path, flag: str) -> None:
         if kind == "dataset":
             raise UserError(f"{flag} {path} is inside the dataset {folder}, which holds only its manifest and "
                             f"episodes (navigator data check flags anything else): choose a place outside it")
+        if all((folder / name).is_file() for name in BUNDLE_FILES):
+            raise UserError(f"{flag} {path} is inside the exported bundle {folder}, which holds only "
+                            f"{' and '.join(BUNDLE_FILES)} (what deploy copies to the drone): choose a place outside "
+                            f"it")
         part = absolute.relative_to(folder).parts[0]
         written = written_by(kind, part) if kind is not None else None
         if written is not None and absolute == folder / part:

@@ -72,7 +72,8 @@ def _warn_of_training_worlds(console, config: FlyConfig, pilot) -> None:
         check_no_overlap(f"pilot {config.pilot}", seeds, config.scenario.task,
                          range(config.seed, config.seed + config.episodes), flights="this flight")
     except UserError as overlap:
-        print_warning(console, f"{overlap} (success there says little about worlds it has not seen)")
+        print_warning(console, f"these are worlds the pilot trained on, so success on them says little about the "
+                               f"others: {overlap}")
 
 
 def run(args: argparse.Namespace) -> int:

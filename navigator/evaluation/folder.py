@@ -101,7 +101,13 @@ def check_continued(out: Path, recorded: dict[str, Any], settings: EvalSettings,
 RECORD_FIELDS = (("pilots", "list"), ("pilots[]", "mapping"), ("pilots[].spec", "text"),
                  ("pilots[].checkpoint_sha256", "text or null"), ("pilots[].training_seeds", "mapping or null"),
                  ("pilots[].training_seeds.ranges", "list"), ("pilots[].training_seeds.ranges[]", "mapping"),
-                 ("pilots[].training_seeds.complete", "bool"), ("videos", "optional non-negative integer"))
+                 ("pilots[].training_seeds.ranges[].task", "text or null"),
+                 ("pilots[].training_seeds.ranges[].first", "non-negative integer"),
+                 ("pilots[].training_seeds.ranges[].count", "non-negative integer"),
+                 ("pilots[].training_seeds.ranges[].source", "text"),
+                 ("pilots[].training_seeds.complete", "bool"), ("pilots[].recipe", "optional mapping or null"),
+                 ("pilots[].recipe.model", "text"), ("pilots[].recipe.seed", "integer"),
+                 ("pilots[].recipe.sha256", "text"), ("videos", "optional non-negative integer"))
 
 
 def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], recorded: dict[str, Any] | None,

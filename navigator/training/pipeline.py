@@ -264,11 +264,22 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
         if (out / kept).exists():
             (out / kept).open("rb").close()  # PermissionError: the CLI names the file and what to do
     found = differences(_settings(record["config"]), _settings(to_dict(config)))
-    finished = all(stage.name in progress["completed"] for stage in stages(config, out))
+    names = [stage.name for stage in stages(config, out)]
+    finished = all(name in progress["completed"] for name in names)
     more_epochs = check_continuation(found, lambda d: d.name == "epochs", extend,
                                      Continued(out, "run", str(out / RUN_RECORD), "epochs", "--epochs",
                                                given_as=given_as, holds=str(record["config"].get("epochs", "")),
                                                finished=finished))
+    # After the settings' check: a recipe with other DAgger rounds has other stages, and is named as such.
+    unknown = [stage for stage in progress["completed"] if stage not in names]
+    if unknown:
+        raise UserError(f"{out / 'progress.json'} is damaged (it lists {', '.join(map(repr, unknown))} as completed, "
+                        f"and this run's stages are {', '.join(names)}); start the run over in another --out")
+    foreign = sorted(set(_recorded_datasets(record)) - {("data", str(path)) for path in config.data}
+                     - {("dagger", f"round-{r}") for r in range(1, config.dagger.rounds + 1)})
+    if foreign:
+        raise UserError(f"{out / RUN_RECORD} is damaged (its 'datasets' records {', '.join(n for _, n in foreign)}, "
+                        f"which the run does not train on); restore it, or start the run over in another --out")
     _check_datasets(out, record, flag)  # every dataset the record names: it records nothing new
     if extend:
         return record, progress, _extension(out, config, progress, more_epochs[0])
