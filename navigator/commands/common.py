@@ -69,10 +69,10 @@ def check_output_file(path: Path, flag: str, *, overwrite: bool, suffixes: tuple
 def _refuse_inside_output(path: Path, flag: str) -> None:
     """Refuse an output inside another command's output folder where that command writes itself: anywhere in a
     dataset (its own folder aside, which collect writes; a dataset holds only its manifest and episodes, and
-    `navigator data check` calls anything else a problem) or an exported bundle (what deploy ships), and at the files and in the sub-folders a training run,
-    evaluation, comparison or learning curve writes (a run's history.json or dagger/, an evaluation's episodes/, ...),
-    written yet or not: an interrupted run writes them when it is continued. Other places inside them are the user's
-    to use (runs/NAME/eval-night, say)."""
+    `navigator data check` calls anything else a problem) or an exported bundle (what deploy ships), and at the files
+    and in the sub-folders a training run, evaluation, comparison or learning curve writes (a run's history.json or
+    dagger/, an evaluation's episodes/, ...), written yet or not: an interrupted run writes them when it is
+    continued. Other places inside them are the user's to use (runs/NAME/eval-night, say)."""
     absolute = path.absolute()
     for folder in absolute.parents:
         kind = next((name for name, record in RECORDS.items() if (folder / record).is_file()), None)
