@@ -26,7 +26,7 @@ import numpy as np
 from navigator import __version__
 from navigator.backends import LOCAL, Backend, Cluster, run_jobs
 from navigator.config import (MAX_SEED, ConfigError, SettingError, check_seed_span, check_settings, from_dict,
-                              setting, to_dict)
+                              setting, to_dict, without_yaml_advice)
 from navigator.dataset import (ACTION_CONVENTION, DatasetWriter, DroppedEntry, Episode, EpisodeEntry, EpisodeKey,
                                Verification, write_episode)
 from navigator.dataset.writer import pack_episode
@@ -236,7 +236,7 @@ def recorded_recipe_problem(recipe: dict[str, Any]) -> str | None:
     try:
         from_dict(CollectConfig, {name: value for name, value in recipe.items() if name != EXTENSIONS_KEY})
     except ConfigError as error:
-        return str(error)
+        return without_yaml_advice(str(error))
     return None
 
 
@@ -291,6 +291,10 @@ def open_for_collection(out: Path, config: CollectConfig, resume: bool, extend: 
     writer = DatasetWriter.open(out)
     recorded = dict(writer.manifest.recipe)
     extensions = recorded.pop(EXTENSIONS_KEY, [])
+    try:  # compared as navigator spells it: a name edited into the manifest ("Fly to target") is not a change
+        recorded = from_dict(CollectConfig, recorded).recipe()
+    except ConfigError:
+        pass  # compared as recorded: each difference is named
     given = config.recipe()
     found = differences(recorded, given)
     grown = check_continuation(found, _is_episode_count, extend,

@@ -389,12 +389,17 @@ def load_config(cls: type[T], path: str | Path | RecordedSettings | None = None,
                       f"this run only)", error.key, error.problem, error.mentions)
 
 
+def without_yaml_advice(message: str) -> str:
+    """`message` without the advice on how YAML reads a quoted number: for settings read from JSON records."""
+    return re.sub(r" [(]YAML read it as text[^)]*[)]", "", message)
+
+
 def _damaged_record(message: str, path: str | Path | RecordedSettings | None) -> str:
     """`message` as a problem of recorded settings, when they are what `path` is: a record navigator wrote holds
     only values it accepted, so a bad one was put there by hand or by damage, and no YAML advice applies."""
     if not isinstance(path, RecordedSettings):
         return message
-    return (f"{re.sub(r' [(]YAML read it as text[^)]*[)]', '', message)}: {path} holds what navigator never writes "
+    return (f"{without_yaml_advice(message)}: {path} holds what navigator never writes "
             f"(edited or damaged), so the work cannot be continued from it; restore the file, or start over in "
             f"another --out")
 

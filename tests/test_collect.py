@@ -313,3 +313,15 @@ def test_extending_a_dataset_of_several_parts_says_how(tmp_path, capsys):
     grown.write_text(yaml.safe_dump(recorded))
     assert collect("--config", str(grown), "--out", str(out), "--extend") == 0
     assert [(e.preset, e.seed) for e in read_manifest(out).episodes] == [("summer", 0), ("winter", 0), ("winter", 1)]
+
+
+def test_a_recorded_name_in_another_spelling_is_not_a_changed_setting(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")
+    out = tmp_path / "ds"
+    assert collect("--out", str(out), "--episodes", "1", *SHORT) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["recipe"]["parts"][0].update(task="Fly to target", preset="Summer")
+    manifest["recipe"]["parts"][0]["episodes"] = 2
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert collect("--out", str(out), "--resume", "--workers", "1") == 0, capsys.readouterr().err
+    assert [entry.seed for entry in read_manifest(out).episodes] == [0, 1]

@@ -168,6 +168,7 @@ def test_export_writes_hdf5_files_only(dataset, tmp_path, capsys):
     ({"parts": [{"task": "fly-to-target", "preset": "summer", "episodes": 0}]}, "parts[0].episodes"),
     ({"parts": [{"task": "fly-to-target", "preset": "sumer", "episodes": 2}]}, "sumer"),
     ({"parts": [{"task": "fly-to-target", "preset": "summer", "episodes": 2}], "colour": 1}, "colour"),
+    ({"parts": [{"task": "fly-to-target", "preset": "summer", "episodes": "2"}]}, "whole number, got '2'"),
 ])
 def test_check_warns_of_a_recipe_that_collect_resume_would_refuse(tmp_path, capsys, recipe, problem):
     """`data check` reads a recorded recipe as `collect --resume` does, so it never calls a dataset continuable that
@@ -177,7 +178,7 @@ def test_check_warns_of_a_recipe_that_collect_resume_would_refuse(tmp_path, caps
     assert main(["data", "check", str(writer.path)]) == 0
     out = capsys.readouterr().out
     assert "cannot be continued by `navigator collect --resume`" in out and problem in out, out
-    assert ": sound" in out
+    assert ": sound" in out and "YAML" not in out  # a manifest is JSON navigator wrote
     assert main(["collect", "--out", str(writer.path), "--resume"]) == 2
     assert problem in capsys.readouterr().err
 
@@ -189,3 +190,13 @@ def test_check_accepts_the_recipe_collect_writes(tmp_path, capsys):
     writer.write(synthetic_episode(0, frames=6))
     main(["data", "check", str(writer.path)])
     assert "cannot be continued" not in capsys.readouterr().out
+
+
+def test_check_warns_of_episodes_its_recipe_does_not_ask_for(tmp_path, capsys):
+    recipe = {"parts": [{"task": "fly-to-target", "preset": "winter", "episodes": 2}], "seed": 0}
+    writer = DatasetWriter.create(tmp_path / "ds", image_size=(48, 64), recipe=recipe)
+    for seed in range(2):
+        writer.write(synthetic_episode(seed, frames=6))  # summer episodes, in a dataset whose recipe says winter
+    assert main(["data", "check", str(writer.path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "2 episode(s) it holds are not in its recipe (the first fly-to-target/summer seed 0)" in out

@@ -134,4 +134,9 @@ def _check_against_manifest(report: CheckReport, data: dict[str, Any]) -> set[st
         state = completeness(Manifest.from_dict(data, str(path / MANIFEST_NAME)))
         if not state.complete:
             report.problems.append(Problem("warning", MANIFEST_NAME, state.message(path)))
+        if state.unexpected:
+            first = state.unexpected[0]
+            report.problems.append(Problem("warning", MANIFEST_NAME, f"{len(state.unexpected)} episode(s) it holds "
+                                           f"are not in its recipe (the first {first}): the recipe was edited after "
+                                           f"they were collected, so collect --resume would not make this dataset"))
     return listed

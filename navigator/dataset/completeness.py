@@ -30,6 +30,12 @@ class Completeness:
         return [key for key in self.expected or () if key not in self.present]
 
     @property
+    def unexpected(self) -> list[EpisodeKey]:
+        """Episodes held (stored or dropped) that the recipe does not ask for: a recipe edited after collection."""
+        wanted = set(self.expected or ())
+        return [] if self.expected is None else sorted(key for key in self.present if key not in wanted)
+
+    @property
     def complete(self) -> bool:
         return not self.missing
 
