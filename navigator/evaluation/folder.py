@@ -17,6 +17,7 @@ from navigator.errors import UserError, refuse_if_denied
 from navigator.folder_lock import refuse_if_in_use
 from navigator.evaluation.episodes import EpisodeRecord
 from navigator.evaluation.results import EvalResults, PilotInfo
+from navigator.evaluation.seeds import recorded_training_fields
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.explain.methods import DEFAULT_EVERY
 from navigator.json_fields import field_problems
@@ -100,14 +101,7 @@ def check_continued(out: Path, recorded: dict[str, Any], settings: EvalSettings,
 # The fields of eval.json that continuing an evaluation reads (navigator.json_fields; PilotInfo.to_dict writes them).
 RECORD_FIELDS = (("pilots", "list"), ("pilots[]", "mapping"), ("pilots[].spec", "text"),
                  ("pilots[].checkpoint_sha256", "text or null"), ("pilots[].training_seeds", "mapping or null"),
-                 ("pilots[].training_seeds.ranges", "list"), ("pilots[].training_seeds.ranges[]", "mapping"),
-                 ("pilots[].training_seeds.ranges[].task", "text or null"),
-                 ("pilots[].training_seeds.ranges[].first", "non-negative integer"),
-                 ("pilots[].training_seeds.ranges[].count", "non-negative integer"),
-                 ("pilots[].training_seeds.ranges[].source", "text"),
-                 ("pilots[].training_seeds.complete", "bool"), ("pilots[].recipe", "optional mapping or null"),
-                 ("pilots[].recipe.model", "text"), ("pilots[].recipe.seed", "integer"),
-                 ("pilots[].recipe.sha256", "text"), ("videos", "optional non-negative integer"))
+                 *recorded_training_fields("pilots[]"), ("videos", "optional non-negative integer"))
 
 
 def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], recorded: dict[str, Any] | None,

@@ -20,7 +20,8 @@ from navigator.evaluation.groups import Recipe, checkpoint_recipe
 from navigator.evaluation.plots import plot_distance, plot_success, plot_sweep, plot_trajectories
 from navigator.evaluation.report import render_report
 from navigator.evaluation.results import EvalResults, PilotInfo, build_results
-from navigator.evaluation.seeds import SeedRange, TrainingSeeds, check_no_overlap, training_seeds
+from navigator.evaluation.seeds import (SeedRange, TrainingSeeds, check_no_overlap, recorded_training_fields,
+                                        training_seeds)
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.evaluation.videos import failures_to_film, filmed, video_path
 from navigator.folder_lock import FolderLock
@@ -114,14 +115,7 @@ def check_attention(settings: EvalSettings, pilots: list) -> None:
 
 
 # What a bundle's policy.json records of its training (navigator.export.manifest), read to refuse seeds it saw.
-SOURCE_FIELDS = (("source", "optional mapping or null"), ("source.training_seeds", "optional mapping or null"),
-                 ("source.training_seeds.ranges", "list"), ("source.training_seeds.ranges[]", "mapping"),
-                 ("source.training_seeds.ranges[].task", "text or null"),
-                 ("source.training_seeds.ranges[].first", "non-negative integer"),
-                 ("source.training_seeds.ranges[].count", "non-negative integer"),
-                 ("source.training_seeds.ranges[].source", "text"), ("source.training_seeds.complete", "bool"),
-                 ("source.recipe", "optional mapping or null"), ("source.recipe.model", "text"),
-                 ("source.recipe.seed", "integer"), ("source.recipe.sha256", "text"))
+SOURCE_FIELDS = (("source", "optional mapping or null"), *recorded_training_fields("source"))
 
 
 def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool = False, hooks: Hooks | None = None,

@@ -39,6 +39,18 @@ class TrainingSeeds:
     complete: bool  # False: some training data's seeds are not recorded in the checkpoint
 
 
+def recorded_training_fields(prefix: str) -> tuple[tuple[str, str], ...]:
+    """The fields (navigator.json_fields) of a pilot's record of its training under `prefix` ("source" in a
+    bundle's policy.json, "pilots[]" in eval.json): its training seeds (TrainingSeeds as a mapping) and its recipe
+    (groups.Recipe as a mapping), each may be null."""
+    seeds, recipe = f"{prefix}.training_seeds", f"{prefix}.recipe"
+    return ((seeds, "optional mapping or null"), (f"{seeds}.ranges", "list"), (f"{seeds}.ranges[]", "mapping"),
+            (f"{seeds}.ranges[].task", "text or null"), (f"{seeds}.ranges[].first", "non-negative integer"),
+            (f"{seeds}.ranges[].count", "non-negative integer"), (f"{seeds}.ranges[].source", "text"),
+            (f"{seeds}.complete", "bool"), (recipe, "optional mapping or null"), (f"{recipe}.model", "text"),
+            (f"{recipe}.seed", "integer"), (f"{recipe}.sha256", "text"))
+
+
 def training_seeds(metadata: dict[str, Any]) -> TrainingSeeds:
     """What a checkpoint's metadata says about the seeds its training data used."""
     recorded = metadata.get("training_seeds")
