@@ -271,10 +271,11 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
                                                given_as=given_as, holds=str(record["config"].get("epochs", "")),
                                                finished=finished))
     # After the settings' check: a recipe with other DAgger rounds has other stages, and is named as such.
-    unknown = [stage for stage in progress["completed"] if stage not in names]
+    known = [*(["collect"] if config.collect is not None else []), *names]  # as _run_stages completes them
+    unknown = [stage for stage in progress["completed"] if stage not in known]
     if unknown:
         raise UserError(f"{out / 'progress.json'} is damaged (it lists {', '.join(map(repr, unknown))} as completed, "
-                        f"and this run's stages are {', '.join(names)}); start the run over in another --out")
+                        f"and this run's stages are {', '.join(known)}); start the run over in another --out")
     foreign = sorted(set(_recorded_datasets(record)) - {("data", str(path)) for path in config.data}
                      - {("dagger", f"round-{r}") for r in range(1, config.dagger.rounds + 1)})
     if foreign:
