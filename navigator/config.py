@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import yaml
 
 from navigator.errors import UserError, refuse_if_denied
-from navigator.resume import GivenAs
+from navigator.resume import GivenAs, is_within
 
 T = TypeVar("T")
 
@@ -375,10 +375,9 @@ def load_config(cls: type[T], path: str | Path | RecordedSettings | None = None,
             return config
     except ConfigError as error:
         message = _located(error, path, flags or {}, all_flags or flags or {})
-        given_by_flag = error.key is None or any(
-            value is not None and (error.key == dotted or error.key.startswith((f"{dotted}.", f"{dotted}[")))
-            for dotted, value in (overrides or {}).items())
-        if not given_by_flag:
+        given_by_flag = error.key is None or any(value is not None and is_within(error.key, dotted)
+                                                 for dotted, value in (overrides or {}).items())
+        if isinstance(path, RecordedSettings) and not given_by_flag:
             message = _damaged_record(message, path)
         raise ConfigError(message, error.key, error.problem, error.mentions) from None
     error, dotted = overridden  # named as the file has it, not by the flag that overrides it
@@ -394,12 +393,10 @@ def without_yaml_advice(message: str) -> str:
     return re.sub(r" [(]YAML read it as text[^)]*[)]", "", message)
 
 
-def _damaged_record(message: str, path: str | Path | RecordedSettings | None) -> str:
-    """`message` as a problem of recorded settings, when they are what `path` is: a record navigator wrote holds
-    only values it accepted, so a bad one was put there by hand or by damage, and no YAML advice applies."""
-    if not isinstance(path, RecordedSettings):
-        return message
-    return (f"{without_yaml_advice(message)}: {path} holds what navigator never writes "
+def _damaged_record(message: str, record: RecordedSettings) -> str:
+    """`message` as a problem of recorded settings: a record navigator wrote holds only values it accepted, so a bad
+    one was put there by hand or by damage, and no YAML advice applies."""
+    return (f"{without_yaml_advice(message)}: {record} holds what navigator never writes "
             f"(edited or damaged), so the work cannot be continued from it; restore the file, or start over in "
             f"another --out")
 
@@ -419,7 +416,7 @@ def _overridden_problem(cls: type, given: dict[str, Any], data: dict[str, Any],
         try:
             from_dict(cls, trial)
         except ConfigError as error:
-            if error.key is not None and (error.key == dotted or error.key.startswith((f"{dotted}.", f"{dotted}["))):
+            if error.key is not None and is_within(error.key, dotted):
                 return error, dotted
         except Exception:  # noqa: BLE001 (a problem of another kind is the merged settings' to report)
             continue
@@ -469,7 +466,7 @@ def _flag_for(key: str, flags: dict[str, str]) -> str | None:
     """The flag that sets dotted setting `key` (`--preset` for `parts[0].preset`, given {"parts[0].preset":
     "--preset"}), or None."""
     for dotted, flag in flags.items():
-        if key == dotted or key.startswith((f"{dotted}.", f"{dotted}[")):
+        if is_within(key, dotted):
             return flag + key[len(dotted):]
     return None
 

@@ -20,20 +20,22 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A finite JSON number (true and false are not numbers here)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _is_integer(value: Any) -> bool:
+def is_integer(value: Any) -> bool:
+    """A JSON whole number (true and false are not)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    "number": ("a number", _is_number),
-    "positive number": ("a number above 0", lambda value: _is_number(value) and value > 0),
-    "integer": ("a whole number", _is_integer),
-    "positive integer": ("a whole number above 0", lambda value: _is_integer(value) and value > 0),
-    "non-negative integer": ("a whole number, 0 or more", lambda value: _is_integer(value) and value >= 0),
+    "number": ("a number", is_number),
+    "positive number": ("a number above 0", lambda value: is_number(value) and value > 0),
+    "integer": ("a whole number", is_integer),
+    "positive integer": ("a whole number above 0", lambda value: is_integer(value) and value > 0),
+    "non-negative integer": ("a whole number, 0 or more", lambda value: is_integer(value) and value >= 0),
     "text": ("text", lambda value: isinstance(value, str)),
     "bool": ("true or false", lambda value: isinstance(value, bool)),
     "mapping": ("a mapping of names to values", lambda value: isinstance(value, dict)),

@@ -49,6 +49,11 @@ class Difference:
 _MISSING = object()
 
 
+def is_within(setting: str, group: str) -> bool:
+    """Whether dotted `setting` is `group` or inside it (`camera.width` in `camera`, `parts[0].task` in `parts`)."""
+    return setting == group or setting.startswith((f"{group}.", f"{group}["))
+
+
 def _show(value: Any) -> str:
     """A setting's value as a message shows it: text quoted, a list or mapping as its JSON (never Python's repr)."""
     if value is _MISSING:
@@ -104,7 +109,7 @@ class GivenAs:
     def name(self, setting: str) -> str:
         """The flag given for dotted `setting` (or for the group holding it: `--camera.width`), else the setting."""
         for key, flag in self.flags.items():
-            if setting == key or setting.startswith((f"{key}.", f"{key}[")):
+            if is_within(setting, key):
                 return flag + setting[len(key):]
         return setting
 

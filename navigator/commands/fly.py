@@ -63,15 +63,13 @@ def _warn_of_training_worlds(console, config: FlyConfig, pilot) -> None:
     """A warning (not a refusal: watching a policy on its own worlds is a fair thing to do) when the episodes would
     fly worlds the pilot was trained on, where eval, export and explain refuse them."""
     from navigator.evaluation.pipeline import pilot_training_seeds
-    from navigator.evaluation.seeds import check_no_overlap
+    from navigator.evaluation.seeds import training_overlap
 
     seeds = pilot_training_seeds(config.pilot, pilot)
-    if seeds is None:
-        return
-    try:
-        check_no_overlap(f"pilot {config.pilot}", seeds, config.scenario.task,
-                         range(config.seed, config.seed + config.episodes), flights="this flight")
-    except UserError as overlap:
+    overlap = None if seeds is None else training_overlap(
+        f"pilot {config.pilot}", seeds, config.scenario.task, range(config.seed, config.seed + config.episodes),
+        flights="this flight")
+    if overlap is not None:
         print_warning(console, f"these are worlds the pilot trained on, so success on them says little about the "
                                f"others: {overlap}")
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from navigator.backends import LOCAL, Backend, Cluster, run_jobs
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
+from navigator.json_fields import is_integer, is_number
 
 PATH_EVERY = 10  # camera steps between recorded path points (a third of a second at 30 Hz)
 
@@ -64,13 +65,13 @@ class EpisodeRecord:
     def _check(self) -> None:
         from sim_envs.tasks.base import ENDINGS
 
-        if not (isinstance(self.pilot, str) and isinstance(self.suite, str) and _is_int(self.seed)
+        if not (isinstance(self.pilot, str) and isinstance(self.suite, str) and is_integer(self.seed)
                 and self.ending in ENDINGS and self.success is (self.ending == "success")
-                and _is_int(self.steps) and self.steps >= 0 and _is_number(self.time) and _is_number(self.path_length)
-                and (self.final_distance is None or _is_number(self.final_distance))
-                and (self.attention is None or _is_number(self.attention))
-                and (self.target_share is None or _is_number(self.target_share))
-                and (self.attention_steps is None or _is_int(self.attention_steps))):
+                and is_integer(self.steps) and self.steps >= 0 and is_number(self.time) and is_number(self.path_length)
+                and (self.final_distance is None or is_number(self.final_distance))
+                and (self.attention is None or is_number(self.attention))
+                and (self.target_share is None or is_number(self.target_share))
+                and (self.attention_steps is None or is_integer(self.attention_steps))):
             raise ValueError("an episode record with a missing or malformed field")
 
     @property
@@ -79,18 +80,10 @@ class EpisodeRecord:
         return math.dist(self.start, self.target)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _point(value: Any, size: int) -> tuple[float, ...]:
     """A recorded point (x, y[, z]) as a tuple; ValueError if it is not `size` finite numbers."""
     point = tuple(value)
-    if len(point) != size or not all(_is_number(coordinate) for coordinate in point):
+    if len(point) != size or not all(is_number(coordinate) for coordinate in point):
         raise ValueError(f"a recorded point is not {size} finite numbers")
     return point
 

@@ -72,18 +72,27 @@ def training_seeds(metadata: dict[str, Any]) -> TrainingSeeds:
     return TrainingSeeds(tuple(ranges), complete)
 
 
+def training_overlap(who: str, seeds: TrainingSeeds, task: str, flown: range, seed_option: str = "--seed",
+                     flights: str = "this evaluation") -> str | None:
+    """How seeds `flown` overlap those training flew, in words (`who`: "pilot P", the subject; `flights`: what would
+    fly them, "this explanation"), naming the overlap and a free starting seed (to give as `seed_option`); None
+    when they do not."""
+    for known in seeds.ranges:
+        shared = known.overlap(task, flown)
+        if shared:
+            free = max(r.first + r.count for r in seeds.ranges if r.overlap(task, flown))
+            trained = range(known.first, known.first + known.count)
+            return (f"{who} was trained on {task} {_seeds(trained)} ({known.source}), and {flights} would fly "
+                    f"{_seeds(shared)} of them: fly worlds it has not seen, e.g. {seed_option} {free}")
+    return None
+
+
 def check_no_overlap(who: str, seeds: TrainingSeeds, task: str, evaluated: range, seed_option: str = "--seed",
                      flights: str = "this evaluation") -> None:
-    """Refuse evaluation seeds that training flew (`who`: "pilot P", the subject of the message; `flights`: what
-    would fly them, "this explanation"), naming the overlap and a free starting seed (to give as `seed_option`)."""
-    for known in seeds.ranges:
-        shared = known.overlap(task, evaluated)
-        if shared:
-            free = max(r.first + r.count for r in seeds.ranges if r.overlap(task, evaluated))
-            trained = range(known.first, known.first + known.count)
-            raise UserError(f"{who} was trained on {task} {_seeds(trained)} ({known.source}), and {flights} "
-                            f"would fly {_seeds(shared)} of them: fly worlds it has not seen, e.g. "
-                            f"{seed_option} {free}")
+    """Refuse evaluation seeds that training flew: a UserError saying `training_overlap`."""
+    overlap = training_overlap(who, seeds, task, evaluated, seed_option, flights)
+    if overlap is not None:
+        raise UserError(overlap)
 
 
 def _seeds(seeds: range) -> str:
