@@ -12,9 +12,12 @@ examples:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from navigator.config import MAX_SEED, ConfigFlags, DefaultsHelpFormatter, check_settings, setting
 
@@ -115,16 +118,26 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recipe_reader() -> Callable[[dict[str, Any]], str | None] | None:
+    """collect's reading of a recorded recipe (it needs the simulator, to know task and preset names), or None on an
+    install without it: data check runs there too, and collect --resume cannot, so there is nothing to warn of."""
+    if any(importlib.util.find_spec(name) is None for name in ("gymnasium", "pybullet")):
+        return None
+    from navigator.collect import recorded_recipe_problem
+
+    return recorded_recipe_problem
+
+
 def _check(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
-    from navigator.collect import recorded_recipe_problem
     from navigator.commands.common import output_console, print_json
     from navigator.dataset.check import check_dataset
     from navigator.dataset.reader import require_distinct
 
     require_distinct(args.datasets)
-    reports = [check_dataset(path, recorded_recipe_problem) for path in args.datasets]
+    recipe_problem = _recipe_reader()
+    reports = [check_dataset(path, recipe_problem) for path in args.datasets]
     if args.json:
         print_json([{"dataset": str(r.dataset), "sound": r.sound, "episodes_checked": r.episodes_checked,
                       "problems": [vars(p) for p in r.problems]} for r in reports])
