@@ -65,7 +65,7 @@ def loaded_heavy_modules(code: str) -> list[str]:
     "from navigator.cli import build_parser; build_parser().format_help()",
     "import navigator.dataset, navigator.dataset.reader, navigator.dataset.check, navigator.dataset.summary",
     "import policies, policies.preprocessing",
-    "import navigator.config, navigator.errors",
+    "import navigator.config, navigator.errors, navigator.json_fields, navigator.output_folders, navigator.figures",
 ])
 def test_light_parts_load_no_torch_pybullet_or_gymnasium(code: str) -> None:
     assert loaded_heavy_modules(code) == []
