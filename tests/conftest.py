@@ -4,6 +4,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+import hashlib  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -14,22 +15,38 @@ import pytest  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _onboard_venv_key() -> str:
+    """What the onboard-only venv is built from: the project's declared dependencies and pins, this Python, and the
+    checkout it installs (editable, so code changes need no rebuild; a dependency change makes a new key)."""
+    digest = hashlib.sha256()
+    for part in ((REPO / "pyproject.toml").read_bytes(), (REPO / "constraints.txt").read_bytes(),
+                 sys.version.encode(), sys.executable.encode(), str(REPO).encode()):
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
-def onboard_python(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+def onboard_python(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """The Python of a fresh virtual environment with only `liquid-navigator[onboard]` installed, as on a companion
-    computer: no torch, pybullet or gymnasium. Built once per test run (about 30 s, from pip's wheel cache), shared
-    by the run's test processes (pytest-xdist's `-n`) through a file lock in the folder their temporary folders
-    share."""
+    computer: no torch, pybullet or gymnasium. Built once (about 50 s, from pip's wheel cache) into pytest's cache
+    folder, so the suite's two passes and later runs share it while the dependencies stay the same; one venv is kept
+    there, the one for the current key. Test processes (pytest-xdist's `-n`) take turns through a file lock."""
     from filelock import FileLock
 
-    root = tmp_path_factory.getbasetemp()
-    if worker_id != "master":  # one of several test processes: their temporary folders share a parent
-        root = root.parent
-    venv = root / "onboard-venv"
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider: a per-run folder then
+    if cache is not None:
+        root = Path(cache.mkdir("onboard-venv"))
+    else:
+        root = tmp_path_factory.getbasetemp()
+        if worker_id != "master":  # one of several test processes: their temporary folders share a parent
+            root = root.parent
+    venv = root / _onboard_venv_key()
     python = venv / "bin" / "python"
-    with FileLock(str(root / "onboard-venv.lock")):
+    with FileLock(str(root / "build.lock")):
         if not (venv / ".complete").is_file():
-            shutil.rmtree(venv, ignore_errors=True)
+            for stale in root.iterdir():  # bounded: venvs of older keys go
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
             subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
             # The test run's own pip installs into the new environment: no pip bootstrap in it.
             subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "-c",

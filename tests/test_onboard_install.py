@@ -4,10 +4,6 @@ pybullet or gymnasium installed, and the commands that need the simulator say wh
 import subprocess
 from pathlib import Path
 
-import pytest
-
-# In the suite's serial pass (`pytest -m serial`), with test_rehearsal.py: they share the onboard-only venv.
-pytestmark = pytest.mark.serial
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLE = REPO / "policies" / "pretrained" / "bundles" / "fly-to-target"

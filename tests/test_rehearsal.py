@@ -44,12 +44,13 @@ def test_onboard_flies_the_sitl_vehicle_to_the_target(tmp_path: Path, onboard_py
 
 
 def _states_in_window(run: Rehearsal, fault: str) -> tuple[set[str], set[str]]:
-    """Safety states logged while the SITL's fault window was open, and after it closed."""
+    """Safety states logged while the SITL's fault window was open, and after it closed until the episode ended
+    (after that the SITL exits, and a runtime the harness has not stopped yet rightly finds the link lost)."""
     windows = [e for e in run.events if e["event"] == "fault" and e["fault"].startswith(fault)]
     start = next(e["received"] for e in windows if e["state"] == "start")
     stop = next(e["received"] for e in windows if e["state"] == "end")
     during = {row["safety"] for row in run.rows if start <= row["t"] <= stop}
-    after = {row["safety"] for row in run.rows if row["t"] > stop + 1.0}
+    after = {row["safety"] for row in run.rows_in_flight() if row["t"] > stop + 1.0}
     return during, after
 
 
