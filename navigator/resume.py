@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from navigator.errors import UserError
@@ -89,7 +89,19 @@ def differences(recorded: Any, given: Any, name: str = "") -> list[Difference]:
         for index, (old, new) in enumerate(zip(recorded, given)):
             found += differences(old, new, f"{name}[{index}]")
         return found
-    return [] if recorded == given else [Difference(name, recorded, given)]
+    return [] if recorded == given or _same_path(recorded, given) else [Difference(name, recorded, given)]
+
+
+def _same_path(recorded: Any, given: Any) -> bool:
+    """Two spellings of one path, as the user may type it another time (`path_spelling`)."""
+    return (isinstance(recorded, str) and isinstance(given, str) and bool(recorded) and bool(given)
+            and path_spelling(recorded) == path_spelling(given))
+
+
+def path_spelling(path: str) -> str:
+    """One spelling of a path as the user typed it, without resolving it: "./datasets//night/" -> "datasets/night".
+    A relative path stays relative, and ".." stays (through a symbolic link it can mean another folder)."""
+    return str(PurePath(path))
 
 
 def describe(found: list[Difference], owner: str) -> str:

@@ -4,6 +4,7 @@ workers, resume and its refusals, the results file's round trip and the command'
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from signals_support import default_sigint
@@ -15,6 +16,8 @@ from navigator.evaluation.results import EvalResults
 from navigator.evaluation.settings import EvalSettings
 from navigator.evaluation.stats import wilson_interval
 from records_support import edited_copy
+
+SHIPPED = Path(__file__).resolve().parent.parent / "policies" / "pretrained"
 
 # Long enough for the expert to reach most summer and winter targets (3-12 m away), short enough to stay cheap.
 EXPERT = EvalSettings(pilots=("expert",), suites=("summer", "winter"), episodes=2, seed=100_000, max_seconds=8.0)
@@ -447,3 +450,21 @@ def test_asking_for_attention_on_resume_names_only_what_the_user_changed(small_e
     assert main(["eval", "--out", str(out), "--resume", "--attention"]) == 2
     error = capsys.readouterr().err
     assert "attention: evaluation has False, you gave True" in error and "attention_every" not in error, error
+
+
+def test_a_checkpoint_spelled_another_way_is_the_same_pilot_on_resume(tmp_path, capsys, monkeypatch):
+    # "./r3/best.pt", "r3//best.pt" and "r3/best.pt" name one file: one pilot, kept as the evaluation recorded it.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r3").mkdir()
+    shutil.copy(SHIPPED / "fly-to-target-cfc-ncp.pt", tmp_path / "r3" / "best.pt")
+    assert main(["eval", "--pilot", "./r3/best.pt", "--suites", "summer", "--episodes", "1", "--max-seconds", "0.3",
+                 "--workers", "1", "--out", "report"]) == 0
+    for spelling, flag in (("r3/best.pt", "--extend"), ("r3//best.pt", "--resume"), ("./r3/best.pt", "--resume")):
+        capsys.readouterr()
+        assert main(["eval", "--pilot", spelling, "--suites", "summer", "--episodes", "2", "--max-seconds", "0.3",
+                     "--workers", "1", "--out", "report", flag]) == 0, capsys.readouterr().err
+    results = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert {episode["pilot"] for episode in results["episodes"]} == {"./r3/best.pt"}
+    assert len(results["episodes"]) == 2
+    assert main(["eval", "--pilot", "r3/best.pt", "--pilot", "r3/best.pt", "--suites", "summer", "--episodes", "2",
+                 "--max-seconds", "0.3", "--out", "report", "--resume"]) == 2  # still a different list of pilots

@@ -291,3 +291,18 @@ def test_a_differing_list_or_mapping_is_shown_as_json_not_python():
     assert said == ('parts: the dataset has [{"task": "hike", "episodes": 2}], you gave [{"task": "follow", '
                     '"episodes": 2}, {}]')
     assert Difference("model", "cfc-ncp", "gru").describe("run") == "model: run has 'cfc-ncp', you gave 'gru'"
+
+
+def test_a_path_spelled_another_way_is_the_same_setting(data, tmp_path, monkeypatch):
+    # The data given as "ds" when the run started, and as "./ds/" on resume: one dataset, the run continues.
+    from navigator.resume import differences
+
+    monkeypatch.chdir(data.parent)
+    out = tmp_path / "run"
+    with pytest.raises(Interrupt):
+        run_recipe(settings(Path(data.name), out), resume=False, hooks=StopAfterEpoch(1))
+    assert run_recipe(settings(f"./{data.name}//", out), resume=True, hooks=Hooks()) == out / "best.pt"
+    assert saved_epoch(out) == 2
+    assert differences({"data": ["datasets/night"]}, {"data": ["./datasets//night/"]}) == []
+    assert [d.name for d in differences({"data": ["datasets/night"]}, {"data": ["../datasets/night"]})] == ["data[0]"]
+    assert [d.name for d in differences({"model": ""}, {"model": "."})] == ["model"]

@@ -8,6 +8,7 @@ An existing non-empty folder is only touched with --resume, and only if its sett
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,17 @@ def with_added_settings(recorded: Any) -> Any:
     if filled.get("attention") is True and filled.get("attention_every") is None:  # recorded before the interval
         filled["attention_every"] = DEFAULT_EVERY.get(filled.get("attention_method"))  # was: the method's default
     return filled
+
+
+def in_recorded_spelling(recorded: dict[str, Any], settings: EvalSettings) -> EvalSettings:
+    """`settings` with the pilots the evaluation `recorded` was started with, where the user named the same files
+    another way ("./r3/best.pt" for "r3/best.pt", "b/" for "b"): those are the same pilots, and the recorded
+    spelling keys its episode records."""
+    pilots = recorded.get("settings", {}).get("pilots")
+    if (isinstance(pilots, list) and all(isinstance(pilot, str) for pilot in pilots)
+            and pilots != list(settings.pilots) and not differences(pilots, list(settings.pilots))):
+        return replace(settings, pilots=tuple(pilots))
+    return settings
 
 
 def check_continued(out: Path, recorded: dict[str, Any], settings: EvalSettings, extend: bool = False,

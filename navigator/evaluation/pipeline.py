@@ -14,8 +14,8 @@ from navigator.backends import LOCAL, Backend, Cluster
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.errors import UserError
 from navigator.evaluation.episodes import EpisodeRecord, fly_episodes
-from navigator.evaluation.folder import (check_continued, check_folder, damaged_note, open_folder, read_finished,
-                                         write_episode, write_json)
+from navigator.evaluation.folder import (check_continued, check_folder, damaged_note, in_recorded_spelling, open_folder,
+                                         read_finished, write_episode, write_json)
 from navigator.evaluation.groups import Recipe, checkpoint_recipe
 from navigator.evaluation.plots import plot_distance, plot_success, plot_sweep, plot_trajectories
 from navigator.evaluation.report import render_report
@@ -134,6 +134,7 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
     flag = "--extend" if extend else "--resume"
     lock = FolderLock(out, "evaluation") if out.is_dir() else None  # before reading what the folder holds
     recorded = check_folder(out, resume, flag)
+    settings = settings if recorded is None else in_recorded_spelling(recorded, settings)
     grown = recorded is not None and check_continued(out, recorded, settings, extend, given_as)
     pilots = inspect_pilots(settings)
     created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first

@@ -40,7 +40,8 @@ from navigator.errors import UserError, refuse_if_denied, some_of
 from navigator.folder_lock import FolderLock, refuse_if_in_use
 from navigator.json_fields import field_problems
 from navigator.output_folders import refuse_wrong_kinds
-from navigator.resume import Continued, Difference, GivenAs, check_continuation, differences, without
+from navigator.resume import (Continued, Difference, GivenAs, check_continuation, differences, path_spelling,
+                              without)
 from navigator.scenario import CameraSettings
 from navigator.training import distributed
 from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig, with_added_settings
@@ -276,7 +277,7 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
     if unknown:
         raise UserError(f"{out / 'progress.json'} is damaged (it lists {', '.join(map(repr, unknown))} as completed, "
                         f"and this run's stages are {', '.join(known)}); start the run over in another --out")
-    foreign = sorted(set(_recorded_datasets(record)) - {("data", str(path)) for path in config.data}
+    foreign = sorted(set(_recorded_datasets(record)) - {("data", path_spelling(path)) for path in config.data}
                      - {("dagger", f"round-{r}") for r in range(1, config.dagger.rounds + 1)})
     if foreign:
         raise UserError(f"{out / RUN_RECORD} is damaged (its 'datasets' records {', '.join(n for _, n in foreign)}, "
@@ -339,11 +340,13 @@ def _dataset_path(out: Path, key: _DatasetKey) -> Path:
 
 
 def _recorded_datasets(record: dict[str, Any]) -> dict[_DatasetKey, dict[str, Any]]:
-    """The fingerprints in a run record (none in records written before fingerprints existed)."""
+    """The fingerprints in a run record (none in records written before fingerprints existed), the recipe's
+    datasets by `path_spelling` (one dataset typed "./datasets/night/" at the start and "datasets/night" now)."""
     sections = record.get("datasets")
     if not isinstance(sections, dict):
         return {}
-    return {(section, name): fingerprint for section in ("data", "dagger")
+    return {(section, path_spelling(name) if section == "data" else name): fingerprint
+            for section in ("data", "dagger")
             for name, fingerprint in (sections.get(section) or {}).items()}
 
 
@@ -499,7 +502,7 @@ def follow_recipe(group: distributed.Group) -> None:
 def _dataset_keys(config: TrainConfig, stage: Stage) -> list[_DatasetKey]:
     """How run.json names a stage's datasets: the recipe's by their path, the DAgger rounds' by their folder name."""
     rounds = stage.data[len(config.data):]
-    return [("data", path) for path in config.data] + [("dagger", Path(path).name) for path in rounds]
+    return [("data", path_spelling(path)) for path in config.data] + [("dagger", Path(path).name) for path in rounds]
 
 
 def _warn_if_incomplete(data: tuple[str, ...], hooks: Hooks) -> None:
