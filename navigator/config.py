@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import yaml
 
 from navigator.errors import UserError, refuse_if_denied
+from navigator.json_fields import show
 from navigator.resume import GivenAs, is_within
 
 T = TypeVar("T")
@@ -254,7 +255,7 @@ def _convert(value: Any, annotation: Any, key: str, nonfinite: bool = False) -> 
     args = typing.get_args(annotation)
     if dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
-            raise _bad(key, f"must be a mapping, got {value!r}")
+            raise _bad(key, f"must be a mapping, got {show(value)}")
         return from_dict(annotation, value, key)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -272,11 +273,11 @@ def _convert(value: Any, annotation: Any, key: str, nonfinite: bool = False) -> 
         raise ConfigError("; ".join(map(str, errors)))
     if origin is typing.Literal:
         if value not in args:
-            raise _bad(key, f"must be one of {', '.join(map(repr, args))}, got {value!r}")
+            raise _bad(key, f"must be one of {', '.join(map(show, args))}, got {show(value)}")
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise _bad(key, f"must be a list, got {value!r}")
+            raise _bad(key, f"must be a list, got {show(value)}")
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 raise _bad(key, f"must have {len(args)} items, got {len(value)}")
@@ -286,31 +287,31 @@ def _convert(value: Any, annotation: Any, key: str, nonfinite: bool = False) -> 
         return tuple(converted) if origin is tuple else converted
     if origin is dict:
         if not isinstance(value, dict):
-            raise _bad(key, f"must be a mapping, got {value!r}")
+            raise _bad(key, f"must be a mapping, got {show(value)}")
         return dict(value)
     if annotation is Any:
         return value
     if annotation is bool:
         if not isinstance(value, bool):
-            raise _bad(key, f"must be true or false, got {value!r}")
+            raise _bad(key, f"must be true or false, got {show(value)}")
         return value
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _bad(key, f"must be a number, got {value!r}{_read_as_text(value, whole=False)}")
+            raise _bad(key, f"must be a number, got {show(value)}{_read_as_text(value, whole=False)}")
         if not nonfinite and not math.isfinite(value):
             raise _bad(key, f"must be a finite number, got {value!r}")
         return float(value)
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _bad(key, f"must be a whole number, got {value!r}{_read_as_text(value, whole=True)}")
+            raise _bad(key, f"must be a whole number, got {show(value)}{_read_as_text(value, whole=True)}")
         return value
     if annotation is str:
         if not isinstance(value, str):
-            raise _bad(key, f"must be a string, got {value!r}")
+            raise _bad(key, f"must be a string, got {show(value)}")
         return value
     if annotation is Path:
         if not isinstance(value, (str, Path)):
-            raise _bad(key, f"must be a path, got {value!r}")
+            raise _bad(key, f"must be a path, got {show(value)}")
         return Path(value)
     return value
 
@@ -457,7 +458,7 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
     for depth, parent in enumerate(parents):
         child = node.setdefault(parent, {})
         if not isinstance(child, dict):
-            raise _bad(".".join(parents[:depth + 1]), f"must be a mapping, got {child!r}")
+            raise _bad(".".join(parents[:depth + 1]), f"must be a mapping, got {show(child)}")
         node = child
     node[leaf] = value
 

@@ -45,9 +45,35 @@ _OPTIONAL, _OR_NULL = "optional ", " or null"
 _ABSENT = object()
 
 
+def read_problem(error: BaseException) -> str:
+    """Why a JSON file could not be read, in the user's terms rather than Python's ("it is a folder, not a file",
+    "it is cut short (...)"), for a message of the form "PATH cannot be read (PROBLEM)"."""
+    if isinstance(error, IsADirectoryError):
+        return "it is a folder, not a file"
+    if isinstance(error, FileNotFoundError):
+        return "it is missing"
+    if isinstance(error, PermissionError):
+        return "this user may not read it"
+    if isinstance(error, UnicodeDecodeError):
+        return "it is not text: it holds bytes that are not UTF-8"
+    if isinstance(error, json.JSONDecodeError):
+        if not error.doc.strip():
+            return "it is empty"
+        if error.pos >= len(error.doc.rstrip()) or error.msg.startswith("Unterminated string"):
+            return f"it is cut short: its JSON stops at line {error.lineno} before it is complete"
+        return f"it is not valid JSON: {error.msg[:1].lower()}{error.msg[1:]} at line {error.lineno}, column " \
+               f"{error.colno}"
+    if isinstance(error, KeyError) and error.args:
+        return f"it has no field {show(error.args[0])}"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror[:1].lower() + error.strerror[1:]
+    return str(error)
+
+
 def show(value: Any, limit: int = 60) -> str:
-    """A JSON value as the file has it, shortened to `limit` characters."""
-    text = json.dumps(value, ensure_ascii=False)
+    """A JSON value as the file has it, shortened to `limit` characters (what JSON cannot hold, such as a date YAML
+    read, as its text)."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 

@@ -200,9 +200,13 @@ def check_continuation(found: list[Difference], extendable: Callable[[Difference
 def nothing_to_continue(out: Path, flag: str, what: str, record: str) -> UserError:
     """The refusal of `flag` (--resume, --extend) on a folder `out` that holds no `what` ("training run") to
     continue, its `record` file ("run.json") missing; a folder that does not exist is named as such (a misspelt
-    name is the likelier mistake)."""
+    name is the likelier mistake, and a `record` that is a folder too)."""
     if not out.exists():
         return UserError(f"{flag}: {out} does not exist, so there is no {what} to continue; check the folder's name, "
                          f"or drop {flag} to start one there")
+    if (out / record).exists():  # there, but not a file (put there by hand)
+        found = "a folder" if (out / record).is_dir() else "neither a file nor a folder"
+        return UserError(f"{flag}: {out / record} is {found} where the {what} in {out} keeps its record (a file): "
+                         f"move it out of {out}, then continue")
     return UserError(f"{flag}: {out} holds no {what} to continue (no {record}); give the {what}'s folder as --out, "
                      f"or drop {flag} to start one")

@@ -159,7 +159,7 @@ def test_existing_dataset_needs_resume_and_resume_needs_a_dataset(tmp_path, caps
     manifest = out / "manifest.json"
     manifest.write_text('{"format": ')
     assert collect("--out", str(out), "--resume", *SHORT) == 2
-    assert "not valid JSON" in (error := capsys.readouterr().err) and "restore it from a copy" in error
+    assert "it is cut short" in (error := capsys.readouterr().err) and "restore it from a copy" in error
     manifest.unlink()
     assert collect("--out", str(out), "--resume", *SHORT) == 2
     assert "holds files but no manifest.json" in (error := capsys.readouterr().err) and "new --out" in error

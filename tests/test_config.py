@@ -43,7 +43,7 @@ def test_unknown_key_names_the_valid_ones(tmp_path):
 def test_wrong_type_is_named(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("inner:\n  width: wide\n")
-    with pytest.raises(ConfigError, match=rf"inner\.width in {path} must be a whole number, got 'wide'"):
+    with pytest.raises(ConfigError, match=rf"inner\.width in {path} must be a whole number, got \"wide\""):
         load_config(Outer, path)
 
 
@@ -120,10 +120,10 @@ def test_errors_name_the_flag_or_the_key_in_the_file(tmp_path):
 @pytest.mark.parametrize("text, flags, message", [
     ("rate: 2\ncount: 3\n", {"rate": 0.5}, "rate in {path} must be in (0, 1), got 2.0 (correct the file: "
                                                         "--rate overrides it for this run only)"),
-    ("count: lots\n", {"count": 3}, "count in {path} must be a whole number, got 'lots' (correct the file: --count "
+    ("count: lots\n", {"count": 3}, "count in {path} must be a whole number, got \"lots\" (correct the file: --count "
                                      "overrides it for this run only)"),
     # Equal to the flag's value in Python (True == 1, 1.0 == 1), yet not a whole number as a setting.
-    ("count: true\n", {"count": 1}, "count in {path} must be a whole number, got True (correct the file: --count "
+    ("count: true\n", {"count": 1}, "count in {path} must be a whole number, got true (correct the file: --count "
                                      "overrides it for this run only)"),
     ("count: 1.0\n", {"count": 1}, "count in {path} must be a whole number, got 1.0 (correct the file: --count "
                                     "overrides it for this run only)"),
@@ -296,7 +296,7 @@ def test_a_bad_value_in_recorded_settings_is_called_damage_not_a_yaml_slip():
         with pytest.raises(ConfigError) as refused:
             load_config(TrainConfig, record, overrides, flags={key: "--epochs" for key in overrides})
         message = str(refused.value)
-        assert message.startswith("epochs in run/run.json's 'config' must be a whole number, got '6': run/run.json's "
+        assert message.startswith("epochs in run/run.json's 'config' must be a whole number, got \"6\": run/run.json's "
                                   "'config' holds what navigator never writes (edited or damaged)")
         assert "YAML" not in message and "correct the file" not in message
     # A bad flag on top of a sound record is the flag's problem, said as such.

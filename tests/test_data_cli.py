@@ -168,7 +168,7 @@ def test_export_writes_hdf5_files_only(dataset, tmp_path, capsys):
     ({"parts": [{"task": "fly-to-target", "preset": "summer", "episodes": 0}]}, "parts[0].episodes"),
     ({"parts": [{"task": "fly-to-target", "preset": "sumer", "episodes": 2}]}, "sumer"),
     ({"parts": [{"task": "fly-to-target", "preset": "summer", "episodes": 2}], "colour": 1}, "colour"),
-    ({"parts": [{"task": "fly-to-target", "preset": "summer", "episodes": "2"}]}, "whole number, got '2'"),
+    ({"parts": [{"task": "fly-to-target", "preset": "summer", "episodes": "2"}]}, "whole number, got \"2\""),
 ])
 def test_check_warns_of_a_recipe_that_collect_resume_would_refuse(tmp_path, capsys, recipe, problem):
     """`data check` reads a recorded recipe as `collect --resume` does, so it never calls a dataset continuable that

@@ -37,11 +37,11 @@ def test_shipped_launch_file_is_the_defaults() -> None:
     ("limits:\n  accel_xy: 1.0e+9\n", "limits.accel_xy in .* must be in \\(0, 20\\]"),
     ("engage:\n  request_attempts: 1000000\n", "engage.request_attempts in .* must be in \\[1, 10\\]"),
     # YAML 1.1 reads an exponent without a sign as text: the message says so and how to write it.
-    ("link:\n  connect_timeout_s: 1.0e300\n", "connect_timeout_s in .* must be a number, got '1.0e300' \\(YAML "
+    ("link:\n  connect_timeout_s: 1.0e300\n", "connect_timeout_s in .* must be a number, got \"1.0e300\" \\(YAML "
                                               "read it as text; write it as 1.0e\\+300\\)"),
-    ("engage:\n  request_attempts: 1e3\n", "request_attempts .* whole number, got '1e3' \\(YAML read it as text; "
+    ("engage:\n  request_attempts: 1e3\n", "request_attempts .* whole number, got \"1e3\" \\(YAML read it as text; "
                                             "write it as 1000\\)"),
-    ("rate_hz: '30'\n", "rate_hz .* got '30' \\(YAML read it as text because it is quoted; write 30 without"),
+    ("rate_hz: '30'\n", "rate_hz .* got \"30\" \\(YAML read it as text because it is quoted; write 30 without"),
 ])
 def test_bad_settings_are_refused_with_their_name(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "onboard.yaml"

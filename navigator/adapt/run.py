@@ -23,6 +23,7 @@ from navigator.adapt.config import (
 from navigator.config import to_dict
 from navigator.dataset import file_sha256, open_datasets, read_manifest
 from navigator.errors import UserError, refuse_if_denied
+from navigator.json_fields import read_problem
 from navigator.resume import Difference, describe, differences, nothing_to_continue
 from navigator.training import pipeline as training
 
@@ -175,7 +176,8 @@ def read_run_config(record: Path) -> dict[str, Any]:
         document = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
         refuse_if_denied(error)
-        raise UserError(f"--resume: cannot read {record} ({error}); adapt again in another --out") from None
+        raise UserError(f"--resume: cannot read {record} ({read_problem(error)}); adapt again in another "
+                        f"--out") from None
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise UserError(f"--resume: {record} records no settings; adapt again in another --out")

@@ -33,6 +33,7 @@ from navigator.config import to_dict
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.dataset.manifest import manifest_path, read_manifest
 from navigator.errors import UserError, refuse_if_denied
+from navigator.json_fields import read_problem, show
 from navigator.evaluation import pipeline as evaluation
 from navigator.evaluation.folder import finished_results, with_added_settings, write_json
 from navigator.training.config import with_added_settings as with_added_training_settings
@@ -80,7 +81,8 @@ def _read_json(path: Path, what: str = "comparison") -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
         refuse_if_denied(error)
-        raise UserError(f"--resume: cannot read {path} ({error}); start the {what} over in another --out") from None
+        raise UserError(f"--resume: cannot read {path} ({read_problem(error)}); start the {what} over in another "
+                        f"--out") from None
 
 
 @dataclass(frozen=True)
@@ -335,13 +337,14 @@ def reported_entries(path: Path, key: str) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))[key]
+        document = json.loads(path.read_text(encoding="utf-8"))
+        entries = document.get(key) if isinstance(document, dict) else None
         if not isinstance(entries, list):
-            raise TypeError(f"its {key!r} is not a list")
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+            raise TypeError(f"it holds no list {show(key)}")
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as error:
         refuse_if_denied(error)
-        raise UserError(f"--resume: {path} cannot be read ({error}): restore it (it is part of the committed report: "
-                        f"git checkout -- {path}), or start over in another --out") from None
+        raise UserError(f"--resume: {path} cannot be read ({read_problem(error)}): restore it (it is part of the "
+                        f"committed report: git checkout -- {path}), or start over in another --out") from None
     return [entry for entry in entries if isinstance(entry, dict)]
 
 

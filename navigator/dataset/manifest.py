@@ -14,6 +14,7 @@ from navigator.dataset.episode import EpisodeKey
 from navigator.dataset.errors import DatasetNotFoundError, ManifestError, SchemaVersionError
 from navigator.dataset.schema import ACTION_CONVENTION, ENDINGS, FORMAT_NAME, SCHEMA_VERSION
 from navigator.errors import refuse_if_denied
+from navigator.json_fields import read_problem
 
 MANIFEST_NAME = "manifest.json"
 EPISODES_FOLDER = "episodes"
@@ -266,13 +267,13 @@ def load_manifest_data(dataset: Path) -> dict[str, Any]:
                             f"never added an episode)") from None
     except (OSError, UnicodeDecodeError) as error:
         refuse_if_denied(error)
-        raise ManifestError(f"{path}: cannot be read ({error})") from None
+        raise ManifestError(f"{path}: cannot be read ({read_problem(error)})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         # navigator writes manifests atomically, so a damaged one was edited or hit by a disk fault.
-        raise ManifestError(f"{path}: not valid JSON ({error}); restore it from a copy of the dataset, or collect "
-                            f"again into a new folder") from None
+        raise ManifestError(f"{path}: cannot be read ({read_problem(error)}); restore it from a copy of the dataset, "
+                            f"or collect again into a new folder") from None
     require_format(data, str(path))
     return data
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from navigator.json_fields import show
+
 FORMAT_NAME = "liquid-navigator-demonstrations"
 SCHEMA_VERSION = 1
 ACTION_CONVENTION = "flu-heading-normalised-v1"
@@ -72,7 +74,7 @@ def _shape_problem(name: str, array: np.ndarray, spec: FieldSpec, frames: int, c
 def check_name(kind: str, value: Any) -> str | None:
     """A task or preset name must be a non-empty string usable in a file name."""
     if not isinstance(value, str) or not value or not set(value) <= NAME_CHARS or value.startswith("."):
-        return f"metadata {kind} must be a non-empty name of letters, digits and _-+. (got {value!r})"
+        return f"metadata {kind} must be a non-empty name of letters, digits and _-+. (got {show(value)})"
     return None
 
 
@@ -84,10 +86,10 @@ def metadata_problems(metadata: Any) -> list[str]:
     problems = [problem for problem in names if problem]
     seed = metadata.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        problems.append(f"metadata seed must be a non-negative integer (got {seed!r})")
+        problems.append(f"metadata seed must be a non-negative integer (got {show(seed)})")
     convention = metadata.get("action_convention")
     if not isinstance(convention, str) or not convention:
-        problems.append(f"metadata action_convention must be a non-empty string (got {convention!r})")
+        problems.append(f"metadata action_convention must be a non-empty string (got {show(convention)})")
     camera = metadata.get("camera")
     if not isinstance(camera, Mapping) or not all(isinstance(camera.get(k), int) for k in ("width", "height")):
         problems.append("metadata camera must hold integer width and height")
@@ -97,9 +99,9 @@ def metadata_problems(metadata: Any) -> list[str]:
     else:
         if outcome.get("ending") not in ENDINGS:
             problems.append(f"metadata outcome.ending must be one of {', '.join(ENDINGS)} "
-                            f"(got {outcome.get('ending')!r})")
+                            f"(got {show(outcome.get('ending'))})")
         if not isinstance(outcome.get("success"), bool):
-            problems.append(f"metadata outcome.success must be true or false (got {outcome.get('success')!r})")
+            problems.append(f"metadata outcome.success must be true or false (got {show(outcome.get('success'))})")
     return problems
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from navigator.backends import LOCAL, Backend, Cluster, run_jobs
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
+from navigator.dataset.schema import ENDINGS
 from navigator.json_fields import is_integer, is_number
 
 PATH_EVERY = 10  # camera steps between recorded path points (a third of a second at 30 Hz)
@@ -30,7 +31,7 @@ class EpisodeRecord:
     pilot: str
     suite: str
     seed: int
-    ending: str  # sim_envs.tasks.base.ENDINGS
+    ending: str  # navigator.dataset.schema.ENDINGS (the tasks' endings, tests/test_collect.py checks)
     success: bool
     steps: int  # camera (policy) steps
     time: float  # seconds flown
@@ -63,8 +64,6 @@ class EpisodeRecord:
         return record
 
     def _check(self) -> None:
-        from sim_envs.tasks.base import ENDINGS
-
         if not (isinstance(self.pilot, str) and isinstance(self.suite, str) and is_integer(self.seed)
                 and self.ending in ENDINGS and self.success is (self.ending == "success")
                 and is_integer(self.steps) and self.steps >= 0 and is_number(self.time) and is_number(self.path_length)

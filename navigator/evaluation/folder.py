@@ -21,7 +21,7 @@ from navigator.evaluation.results import EvalResults, PilotInfo
 from navigator.evaluation.seeds import recorded_training_fields
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.explain.methods import DEFAULT_EVERY
-from navigator.json_fields import field_problems
+from navigator.json_fields import field_problems, read_problem
 from navigator.resume import Continued, GivenAs, check_continuation, differences, nothing_to_continue
 
 FORMAT = "liquid-navigator/eval"
@@ -52,7 +52,8 @@ def check_folder(out: Path, resume: bool, flag: str = "--resume") -> dict[str, A
         recorded = json.loads(recorded_path.read_text())
     except (OSError, ValueError) as error:
         refuse_if_denied(error)
-        raise UserError(f"{flag}: cannot read {recorded_path} ({error}); start again in another --out") from None
+        raise UserError(f"{flag}: cannot read {recorded_path} ({read_problem(error)}); start again in another "
+                        f"--out") from None
     if not isinstance(recorded, dict) or (recorded.get("format"), recorded.get("version")) != (FORMAT, VERSION):
         raise UserError(f"{flag}: {recorded_path} is not a {FORMAT} version {VERSION} file; start again in another "
                         f"--out")

@@ -26,7 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from navigator.errors import UserError, refuse_if_denied
-from navigator.json_fields import field_problems, show
+from navigator.json_fields import field_problems, read_problem, show
 from policies.preprocessing import ImageSpec
 
 SCHEMA_VERSION = 1
@@ -139,15 +139,15 @@ def load_bundle(path: str | Path) -> Bundle:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
         refuse_if_denied(error)
-        raise fail(f"{MANIFEST_NAME} is not readable JSON ({error})") from None
+        raise fail(f"{MANIFEST_NAME} cannot be read ({read_problem(error)})") from None
     if not isinstance(manifest, dict):
         raise fail(f"{MANIFEST_NAME} is not a liquid-navigator bundle manifest (it holds {show(manifest)}, not a "
                    f"mapping of fields)")
     if manifest.get("format") != FORMAT:
-        raise fail(f"{MANIFEST_NAME} is not a liquid-navigator bundle manifest (format {manifest.get('format')!r}, "
-                   f"expected {FORMAT!r})")
+        raise fail(f"{MANIFEST_NAME} is not a liquid-navigator bundle manifest (format {show(manifest.get('format'))}, "
+                   f"expected {show(FORMAT)})")
     if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise fail(f"{MANIFEST_NAME} has schema version {manifest.get('schema_version')!r}, and this runtime reads "
+        raise fail(f"{MANIFEST_NAME} has schema version {show(manifest.get('schema_version'))}, and this runtime reads "
                    f"version {SCHEMA_VERSION}", "export it again with this version of navigator export, or run the "
                                                 "runtime version that matches the bundle")
     missing = [key for key in REQUIRED_KEYS if key not in manifest]
@@ -164,7 +164,7 @@ def load_bundle(path: str | Path) -> Bundle:
 
     graph_path = folder / manifest["onnx"]["file"]
     if graph_path.parent != folder:
-        raise fail(f"{MANIFEST_NAME} names a graph outside the bundle ({manifest['onnx']['file']!r})")
+        raise fail(f"{MANIFEST_NAME} names a graph outside the bundle ({show(manifest['onnx']['file'])})")
     try:
         graph = graph_path.read_bytes()
     except OSError as error:

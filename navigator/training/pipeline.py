@@ -38,7 +38,7 @@ from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError, refuse_if_denied, some_of
 from navigator.folder_lock import FolderLock, refuse_if_in_use
-from navigator.json_fields import field_problems
+from navigator.json_fields import field_problems, read_problem
 from navigator.output_folders import refuse_wrong_kinds
 from navigator.resume import (Continued, Difference, GivenAs, check_continuation, differences, path_spelling,
                               without)
@@ -204,8 +204,8 @@ def read_record(out: Path) -> dict[str, Any]:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         refuse_if_denied(error)
-        raise UserError(f"{path} cannot be read ({error}): the run's record is damaged, so it cannot be continued; "
-                        f"start the run over in another --out") from None
+        raise UserError(f"{path} cannot be read ({read_problem(error)}): the run's record is damaged, so it cannot be "
+                        f"continued; start the run over in another --out") from None
     if not isinstance(record, dict) or record.get("format") != RUN_FORMAT or record.get("version") != RUN_VERSION:
         raise UserError(f"{path} is not a record of a liquid-navigator training run (format {RUN_FORMAT!r}, "
                         f"version {RUN_VERSION}); start the run over in another --out")
@@ -224,7 +224,7 @@ def _read_progress(out: Path) -> ProgressFile:
         progress = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         refuse_if_denied(error)
-        raise UserError(f"{path} cannot be read ({error}); start the run over in another --out") from None
+        raise UserError(f"{path} cannot be read ({read_problem(error)}); start the run over in another --out") from None
     completed = progress.get("completed") if isinstance(progress, dict) else None
     if not isinstance(completed, list) or not all(isinstance(stage, str) for stage in completed):
         raise UserError(f"{path} is damaged (it holds no list of the completed stages); start the run over in "
