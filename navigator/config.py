@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import yaml
 
 from navigator.errors import UserError, refuse_if_denied
-from navigator.json_fields import show
+from navigator.json_fields import read_problem, show
 from navigator.resume import GivenAs, is_within
 
 T = TypeVar("T")
@@ -200,7 +200,7 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(error)}") from None
     except (OSError, UnicodeDecodeError) as error:
         refuse_if_denied(error)
-        raise ConfigError(f"cannot read config file {path}: {error}") from None
+        raise ConfigError(f"cannot read config file {path} ({read_problem(error)})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -25,6 +25,7 @@ from navigator.dataset.errors import (ChecksumError, CorruptEpisodeError, Datase
                                       SchemaVersionError)
 from navigator.errors import ACCESS_ERRORS, access_problem
 from navigator.dataset.schema import FIELDS, FORMAT_NAME, SCHEMA_VERSION, episode_problems
+from navigator.json_fields import read_problem
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the zip format's epoch: no wall-clock time leaks into the bytes
 _COMPRESS_LEVEL = 6  # level 9 saves under 1% on rendered frames and writes slower
@@ -139,6 +140,8 @@ def _what_is_wrong(error: BaseException) -> str:
         return "it holds pickled Python objects, which are never loaded"
     if "pickled" in str(error):  # numpy's word for a file that is neither .npz nor .npy
         return "it is not an .npz (zip) archive"
+    if isinstance(error, (OSError, UnicodeDecodeError, json.JSONDecodeError)):
+        return read_problem(error)
     return f"{type(error).__name__}: {error}"
 
 
