@@ -72,6 +72,9 @@ def _warn_of_training_worlds(console, config: FlyConfig, pilot) -> None:
     if overlap is not None:
         print_warning(console, f"these are worlds the pilot trained on, so success on them says little about the "
                                f"others: {overlap}")
+    elif seeds is not None and not seeds.complete:  # a bundle with source: null, a run on data of unknown seeds
+        print_warning(console, f"pilot {config.pilot} does not record every world it was trained on, so whether "
+                               f"these are among them is not known")
 
 
 def run(args: argparse.Namespace) -> int:
