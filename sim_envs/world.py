@@ -168,20 +168,20 @@ class World:
         if self._drew_other and self._last_onboard is not None:
             self.onboard.render(*self._last_onboard)  # see _last_onboard
         self._drew_other = False
-        self._last_onboard = self._onboard_pose(state)
+        self._last_onboard = self.onboard_pose(state)
         return self.onboard.render(*self._last_onboard)
 
     def onboard_segmentation(self, state: VehicleState) -> np.ndarray:
         """int32 (height, width): the render-client body each pixel of the onboard image from `state` shows (-1:
         sky); compare with `target_body`. Drawing it does not change the next onboard image."""
         self._drew_other = True
-        return self.onboard.segmentation(*self._onboard_pose(state))
+        return self.onboard.segmentation(*self.onboard_pose(state))
 
     def target_body(self, index: int) -> int:
         """The render-client body id of target `index` (what `onboard_segmentation` reports where it is seen)."""
         return self._targets[index]
 
-    def _onboard_pose(self, state: VehicleState) -> tuple[tuple[float, float, float], ...]:
+    def onboard_pose(self, state: VehicleState) -> tuple[tuple[float, float, float], ...]:
         """(eye, forward, up) of the onboard camera in the world."""
         rotation = p.getMatrixFromQuaternion(state.quaternion)
         forward, up = body_camera_axes(rotation, self._tilt)
