@@ -8,7 +8,9 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -16,7 +18,8 @@ import onnx
 from onnx import TensorProto, helper
 
 import navigator.onboard.link  # noqa: F401  (MAVLink 2 framing before pymavlink is imported here)
-from navigator.onboard.bundle import FORMAT, SCHEMA_VERSION, STATE_FIELDS
+from navigator.onboard.bundle import (FORMAT, MANIFEST_CHECKSUM, SCHEMA_VERSION, STATE_FIELDS, manifest_checksum,
+                                      sealed)
 from policies.preprocessing import ImageSpec
 from pymavlink import mavutil
 
@@ -89,7 +92,7 @@ def write_tiny_bundle(folder: Path) -> Path:
         "hidden": [{"name": "h", "size": HIDDEN}],
         "onnx": {"file": "policy.onnx", "sha256": hashlib.sha256(graph).hexdigest()},
     }
-    (folder / "policy.json").write_text(json.dumps(manifest, indent=1))
+    (folder / "policy.json").write_text(json.dumps(sealed(manifest), indent=1))
     return folder
 
 
@@ -177,3 +180,12 @@ class FakeAutopilot:
                     self.custom_mode = int(message.param2) << 16 if self.flavour == "px4" else int(message.param2)
                 if not self.silent.is_set():
                     mav.command_ack_send(176, 0 if accepted else 2)
+
+
+def resealed(edit: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], None]:
+    """An edit of a bundle's policy.json that also writes the new content's checksum, as a bundle made by hand (or
+    by a faulty exporter) would carry one: for tests of the checks behind the checksum."""
+    def apply(manifest: dict[str, Any]) -> None:
+        edit(manifest)
+        manifest[MANIFEST_CHECKSUM] = manifest_checksum(manifest)
+    return apply

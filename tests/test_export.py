@@ -19,8 +19,9 @@ import torch
 
 from navigator.cli import main
 from navigator.errors import UserError
-from navigator.onboard.bundle import SCHEMA_VERSION, BundleError, BundlePolicy, load_bundle
+from navigator.onboard.bundle import SCHEMA_VERSION, BundleError, BundlePolicy, load_bundle, sealed
 from navigator.pilots import pretrained_checkpoint
+from onboard_support import resealed
 from records_support import edited_copy
 
 REPO = Path(__file__).resolve().parent.parent
@@ -130,8 +131,15 @@ def test_image_spec_for_a_wider_camera(bundle):
     ("trained image", 'policy_config.image.input_height must be a whole number above 0 (got "48")', None),
     ("a list", "policy.json is not a liquid-navigator bundle manifest (it holds [1, 2], not a mapping of fields)",
      None),
+    # A manifest changed after export, however plausible the change: it scales every command (a speed limit of 9
+    # m/s on a policy trained at 3 would fly three times as fast), so it never flies.
+    ("limits edited", "policy.json was changed after export (its content no longer matches its manifest_sha256); "
+                      "export the bundle again", None),
+    ("no checksum", "policy.json lacks manifest_sha256", None),
 ])
 def test_damaged_bundles_are_refused_before_anything_runs(bundle, tmp_path, capsys, damage, message, cli_message):
+    # Every other damage is sealed with a new checksum, as a faulty exporter or a bundle made by hand would carry
+    # one, so that the checks behind the checksum are reached.
     copy = copy_of(bundle, tmp_path)
     manifest = json.loads((copy / "policy.json").read_text())
     if damage == "graph":
@@ -164,6 +172,12 @@ def test_damaged_bundles_are_refused_before_anything_runs(bundle, tmp_path, caps
         manifest["dt"] = "0.033"
     elif damage == "trained image":
         manifest["policy_config"]["image"]["input_height"] = "48"
+    elif damage == "limits edited":
+        manifest["action_limits"]["vx"] = 9.0
+    elif damage == "no checksum":
+        del manifest["manifest_sha256"]
+    if damage not in ("limits edited", "no checksum"):
+        manifest = sealed(manifest)
     if damage == "a list":
         manifest = [1, 2]
     if damage == "no manifest":
@@ -204,7 +218,7 @@ def test_fly_and_eval_take_a_bundle(bundle, tmp_path, capsys):
 def test_eval_refuses_a_bundle_whose_training_record_is_damaged(bundle, tmp_path, capsys, edit, problem):
     """The record of the seeds a bundle was trained on guards every evaluation against flying them: damaged, it is
     named, never read as "no seeds known" and never a traceback."""
-    copy = edited_copy(bundle, tmp_path / "copy", "policy.json", lambda manifest: edit(manifest["source"]))
+    copy = edited_copy(bundle, tmp_path / "copy", "policy.json", resealed(lambda manifest: edit(manifest["source"])))
     assert main(["eval", "--pilot", str(copy), "--suites", "summer", "--episodes", "1", "--seed", "5000",
                  "--out", str(tmp_path / "report")]) == 2
     error = capsys.readouterr().err
@@ -229,7 +243,7 @@ def test_names_a_bundle_records_are_checked_before_any_advice_repeats_them(bundl
         manifest["dt"] = 1 / value
     else:
         manifest[field] = value
-    (copy / "policy.json").write_text(json.dumps(manifest))
+    (copy / "policy.json").write_text(json.dumps(sealed(manifest)))  # as a bundle made by hand would carry
     load_bundle(copy)
     for argv in (["fly", "--pilot", str(copy), "--episodes", "1"],
                  ["eval", "--pilot", str(copy), "--suites", "summer", "--episodes", "1", "--out", str(tmp_path / "e")]):

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from navigator.cli import main
+from onboard_support import resealed
 from records_support import edited_copy
 
 
@@ -204,7 +205,7 @@ def test_a_pilot_that_does_not_record_its_training_worlds_is_flown_with_a_warnin
     # A bundle whose policy.json keeps no record of its training (source: null) cannot be checked for its worlds.
     monkeypatch.setenv("COLUMNS", "1000")
     bundle = edited_copy(Path(__file__).resolve().parent.parent / "policies" / "pretrained" / "bundles" /
-                         "fly-to-target", tmp_path / "bundle", "policy.json", lambda manifest: manifest.update(
-                             source=None))
+                         "fly-to-target", tmp_path / "bundle", "policy.json", resealed(lambda manifest: manifest.update(
+                             source=None)))
     assert main(["fly", "--pilot", str(bundle), "--episodes", "1", "--max-seconds", "0.3"]) == 0
     assert f"warning: pilot {bundle} does not record every world it was trained on" in capsys.readouterr().out

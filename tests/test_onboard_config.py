@@ -60,6 +60,13 @@ def test_limits_combine_with_the_bundles() -> None:
     assert config.limits.max_command((2.0, 2.0, 1.0, 1.5)) == (1.0, 2.0, 1.0, 1.5)
 
 
+def test_the_ceiling_holds_whatever_a_bundle_says() -> None:
+    # Limits left to the bundle (null) still never exceed the settings' own maxima: 20, 20, 10 m/s and 360 deg/s.
+    import math
+
+    assert load_onboard_config(None).limits.max_command((1e9, 3.0, 50.0, 100.0)) == (20.0, 3.0, 10.0, 2 * math.pi)
+
+
 def test_every_number_has_a_maximum() -> None:
     # A setting without one can be set so large that it silently disables what it guards.
     def numbers(cls: type, prefix: str = ""):

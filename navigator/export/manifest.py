@@ -26,6 +26,9 @@ Fields (schema version `navigator.onboard.bundle.SCHEMA_VERSION`):
   evaluation                 null, or the evaluation found beside the checkpoint (results.json whose pilot is this
                              checkpoint): source, task, episodes per suite, first seed, suites [{suite, episodes,
                              successes, success_rate, success_interval}]
+  manifest_sha256            the sha256 of all the fields above as canonical JSON (sorted keys, no spaces;
+                             navigator.onboard.bundle.manifest_checksum): a runtime refuses a policy.json changed after
+                             export
 """
 
 from __future__ import annotations

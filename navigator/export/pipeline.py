@@ -22,7 +22,7 @@ from navigator.config import MAX_SEED, check_seed_span, check_settings, setting
 from navigator.dataset.atomic import atomic_write_bytes, fsync_folder, temporary_name
 from navigator.errors import UserError
 from navigator.export.verify import Recording, record_episodes, replay
-from navigator.onboard.bundle import FORMAT, GRAPH_NAME, MANIFEST_NAME, BundlePolicy, load_bundle
+from navigator.onboard.bundle import FORMAT, GRAPH_NAME, MANIFEST_NAME, BundlePolicy, load_bundle, sealed
 from navigator.scenario import HELD_OUT_SEED, canonical_task, set_canonical
 
 TOLERANCE = 1e-4  # the largest action difference (normalised units) allowed between ONNX Runtime and PyTorch
@@ -249,7 +249,8 @@ def _sha256(data: bytes) -> str:
 def _write(folder: Path, graph: bytes | None, manifest: dict[str, Any]) -> None:
     if graph is not None:
         atomic_write_bytes(folder / GRAPH_NAME, graph)
-    atomic_write_bytes(folder / MANIFEST_NAME, (json.dumps(manifest, indent=2, allow_nan=False) + "\n").encode())
+    atomic_write_bytes(folder / MANIFEST_NAME,
+                       (json.dumps(sealed(manifest), indent=2, allow_nan=False) + "\n").encode())
 
 
 def _quantize(staging: Path, graph: bytes, manifest: dict[str, Any], recordings: Sequence[Recording], env,

@@ -37,7 +37,10 @@ STATE_FIELDS = ("vx", "vy", "vz", "roll", "pitch", "yaw_rate", "height")
 ACTION_FIELDS = ("vx", "vy", "vz", "yaw_rate")
 # Keys a manifest of this schema version must have (more may follow, e.g. the verification record).
 REQUIRED_KEYS = ("schema_version", "format", "model", "task", "airframe", "image", "camera", "action_limits",
-                 "state_fields", "rate_hz", "dt", "hidden", "onnx")
+                 "state_fields", "rate_hz", "dt", "hidden", "onnx", "manifest_sha256")
+# policy.json's checksum of its own content (`manifest_checksum`): the action limits scale every command, so a manifest
+# changed after export (by hand, or by a copy fault) must never fly.
+MANIFEST_CHECKSUM = "manifest_sha256"
 _ADVICE = "export the bundle again with navigator export"
 
 
@@ -48,6 +51,18 @@ class BundleError(UserError):
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def manifest_checksum(manifest: dict[str, Any]) -> str:
+    """The sha256 of a manifest's content without its own `manifest_sha256`, as canonical JSON (sorted keys, no
+    spaces), so that how the file is indented does not count."""
+    content = {key: value for key, value in manifest.items() if key != MANIFEST_CHECKSUM}
+    return _sha256(json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def sealed(manifest: dict[str, Any]) -> dict[str, Any]:
+    """`manifest` with its `manifest_sha256`, as export writes it."""
+    return {**manifest, MANIFEST_CHECKSUM: manifest_checksum(manifest)}
 
 
 def session_options(threads: int = 1) -> ort.SessionOptions:
@@ -161,6 +176,10 @@ def load_bundle(path: str | Path) -> Bundle:
         contradictions = _contradictions(manifest, image_spec)
     except ValueError as error:  # ImageSpec's own checks (ranges, unknown keys), which name the field
         raise fail(f"{MANIFEST_NAME} has an unusable image specification ({error})") from None
+    if manifest[MANIFEST_CHECKSUM] != manifest_checksum(manifest):  # after the fields: a damaged one is named first
+        raise fail(f"{MANIFEST_NAME} was changed after export (its content no longer matches its {MANIFEST_CHECKSUM})",
+                   "export the bundle again with navigator export; to fly slower, lower or closer, set limits and the "
+                   "geofence in the onboard config (launch/onboard.yaml), which apply on top of the bundle's")
 
     graph_path = folder / manifest["onnx"]["file"]
     if graph_path.parent != folder:
@@ -207,7 +226,8 @@ MANIFEST_FIELDS = (
     *((f"action_limits.{name}", "positive number") for name in ACTION_FIELDS), ("state_fields", "list"),
     ("state_fields[]", "text"), ("rate_hz", "positive number"), ("dt", "positive number"), ("hidden", "list"),
     ("hidden[]", "mapping"), ("hidden[].name", "text"), ("hidden[].size", "positive integer"), ("onnx", "mapping"),
-    ("onnx.file", "text"), ("onnx.sha256", "text"), ("policy_config", "optional mapping or null"),
+    ("onnx.file", "text"), ("onnx.sha256", "text"), ("manifest_sha256", "text"),
+    ("policy_config", "optional mapping or null"),
     ("policy_config.image", "optional mapping or null"), *_image_fields("policy_config.image"),
 )
 

@@ -59,15 +59,20 @@ class LinkSettings:
                                                       f"stale long before the 1 Hz heartbeat")
 
 
+# The largest command any setting or bundle allows, per axis: vx, vy, vz m/s and yaw rate deg/s.
+COMMAND_CEILING = (20.0, 20.0, 10.0, 360.0)
+
+
 @dataclass(frozen=True)
 class LimitSettings:
     """Largest absolute commands (None: the bundle's action limit) and acceleration limits, FLU."""
 
-    # The maxima are a multirotor's own (they never loosen the bundle's limits, which clamp as well).
-    vx: float | None = setting(None, gt=0.0, le=20.0)  # m/s forward/back
-    vy: float | None = setting(None, gt=0.0, le=20.0)  # m/s left/right
-    vz: float | None = setting(None, gt=0.0, le=10.0)  # m/s up/down
-    yaw_rate_deg: float | None = setting(None, gt=0.0, le=360.0)  # deg/s
+    # The maxima are a multirotor's own (they never loosen the bundle's limits, which clamp as well), and clamp
+    # every command even where a limit is left to the bundle.
+    vx: float | None = setting(None, gt=0.0, le=COMMAND_CEILING[0])  # m/s forward/back
+    vy: float | None = setting(None, gt=0.0, le=COMMAND_CEILING[1])  # m/s left/right
+    vz: float | None = setting(None, gt=0.0, le=COMMAND_CEILING[2])  # m/s up/down
+    yaw_rate_deg: float | None = setting(None, gt=0.0, le=COMMAND_CEILING[3])  # deg/s
     # Acceleration limits smooth what the policy commands: past about 2 g they smooth nothing.
     accel_xy: float = setting(3.0, gt=0.0, le=20.0)  # m/s² per horizontal axis
     accel_z: float = setting(2.0, gt=0.0, le=10.0)  # m/s²
@@ -77,10 +82,12 @@ class LimitSettings:
         check_settings(self)
 
     def max_command(self, action_limits: tuple[float, ...]) -> tuple[float, float, float, float]:
-        """The clamp per axis (m/s, rad/s): the configured limit where one is set and smaller, else the bundle's."""
-        configured = (self.vx, self.vy, self.vz, None if self.yaw_rate_deg is None else math.radians(self.yaw_rate_deg))
-        return tuple(float(limit) if mine is None else min(float(limit), mine)  # type: ignore[return-value]
-                     for limit, mine in zip(action_limits, configured))
+        """The clamp per axis (m/s, rad/s): the smallest of the bundle's limit, the configured one where set, and
+        the ceiling (`COMMAND_CEILING`), which holds whatever a bundle says."""
+        to_si = (1.0, 1.0, 1.0, math.pi / 180)  # the yaw rate's settings are in deg/s, the bundle's in rad/s
+        configured = (self.vx, self.vy, self.vz, self.yaw_rate_deg)
+        return tuple(min(float(limit), ceiling * scale, *(() if mine is None else (mine * scale,)))  # type: ignore
+                     for limit, mine, ceiling, scale in zip(action_limits, configured, COMMAND_CEILING, to_si))
 
     def max_accel(self) -> tuple[float, float, float, float]:
         return (self.accel_xy, self.accel_xy, self.accel_z, math.radians(self.yaw_accel_deg))
