@@ -375,3 +375,14 @@ def test_nothing_else_is_written_into_an_exported_bundle(bundle, tmp_path, capsy
         assert f"is inside the exported bundle {copy}, which holds only policy.json and policy.onnx" in (
             capsys.readouterr().err)
     assert sorted(p.name for p in copy.iterdir()) == ["policy.json", "policy.onnx"]
+
+
+def test_a_file_given_as_a_bundle_is_named_a_file(tmp_path):
+    # Not "no such folder": the file is there. A checkpoint is pointed at navigator export.
+    (tmp_path / "clip.avi").write_bytes(b"x")
+    shutil.copy(pretrained_checkpoint("fly-to-target"), tmp_path / "my run.pt")
+    with pytest.raises(BundleError, match="clip.avi is a file, not a bundle folder; give the folder navigator export"):
+        load_bundle(tmp_path / "clip.avi")
+    advice = f"a policy checkpoint is exported to one first: navigator export --checkpoint '{tmp_path}/my run.pt'"
+    with pytest.raises(BundleError, match=re.escape(f"is a file, not a bundle folder; {advice}")):
+        load_bundle(tmp_path / "my run.pt")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shlex
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,10 @@ def load_bundle(path: str | Path) -> Bundle:
     def fail(problem: str, advice: str = _ADVICE) -> BundleError:
         return BundleError(f"bundle {folder}: {problem}; {advice}")
 
+    if Path(path).is_file() and Path(path).name != MANIFEST_NAME:
+        raise BundleError(f"bundle {path} is a file, not a bundle folder; " + (
+            f"a policy checkpoint is exported to one first: navigator export --checkpoint {shlex.quote(str(path))} "
+            f"--out bundles/NAME" if Path(path).suffix == ".pt" else "give the folder navigator export wrote"))
     if not folder.is_dir():
         raise fail("no such folder", "give the folder navigator export wrote (or its policy.json)")
     if not manifest_path.is_file():
