@@ -306,3 +306,26 @@ def test_a_path_spelled_another_way_is_the_same_setting(data, tmp_path, monkeypa
     assert differences({"data": ["datasets/night"]}, {"data": ["./datasets//night/"]}) == []
     assert [d.name for d in differences({"data": ["datasets/night"]}, {"data": ["../datasets/night"]})] == ["data[0]"]
     assert [d.name for d in differences({"model": ""}, {"model": "."})] == ["model"]
+
+
+def test_a_run_that_stops_early_says_so_then_and_on_resume(data, tmp_path):
+    # A learning rate too small to move a float32 weight: the validation loss never improves after the first epoch.
+    from navigator.commands.common import epoch_line
+
+    class Reports(Hooks):
+        def __init__(self) -> None:
+            self.reports = []
+
+        def epoch(self, report) -> None:
+            self.reports.append(report)
+
+    out, hooks = tmp_path / "run", Reports()
+    run_recipe(settings(data, out, epochs=4, patience=1, lr=1e-30), resume=False, hooks=hooks)
+    assert [(r.epoch, r.stops_early) for r in hooks.reports] == [(1, None), (2, 1)]
+    assert "stopped early: no better validation loss for 1 epochs (patience)" in epoch_line(hooks.reports[-1])
+    assert "stopped early" not in epoch_line(hooks.reports[0])
+    assert "stops_early" not in json.loads((out / "history.json").read_text())[-1]
+    with pytest.raises(UserError, match=r"is finished \(stopped early at epoch 2 of 4: no better validation loss for "
+                                        r"1 epochs \(patience\)\): nothing to resume; more epochs would not run; start "
+                                        r"a new run with a larger --patience"):
+        run_recipe(settings(data, out, epochs=4, patience=1, lr=1e-30), resume=True, hooks=Hooks())

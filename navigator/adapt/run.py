@@ -10,6 +10,7 @@ something else; and on resume, settings or a starting checkpoint that changed si
 from __future__ import annotations
 
 import json
+import shlex
 import math
 from pathlib import Path
 from typing import Any
@@ -141,9 +142,11 @@ def check_resumable(config: AdaptConfig, recipe: AdaptTrainConfig) -> None:
     refuse_changed(out, differences({k: v for k, v in recorded_adaptation(recorded).items() if k != "out"}, given))
     if finished(out, recipe.dagger.rounds):
         rounds = f" and {recipe.dagger.rounds} DAgger rounds" if recipe.dagger.rounds else ""
-        raise UserError(f"--resume: {out} is finished (all {recipe.epochs} epochs{rounds}): nothing to resume; to "
-                        f"fly it: navigator fly --pilot {out / 'best.pt'}; to train longer, adapt again in another "
-                        f"--out with a larger --epochs")
+        early = training.stopped_early(out, recipe.epochs, recipe.patience)
+        longer = "a larger --patience" if early else "a larger --epochs"
+        raise UserError(f"--resume: {out} is finished ({early or f'all {recipe.epochs} epochs'}{rounds}): nothing to "
+                        f"resume; to fly it: navigator fly --pilot {shlex.quote(str(out / 'best.pt'))}; to train "
+                        f"longer, adapt again in another --out with {longer}")
     if recorded["adapt"].get("start_sha256") != recipe.adapt.start_sha256:
         raise UserError(f"--resume: the starting checkpoint {recipe.adapt.start} changed since {out} started (its "
                         f"sha256 was {str(recorded['adapt'].get('start_sha256'))[:12]}): resuming would continue "

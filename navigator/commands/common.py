@@ -225,10 +225,14 @@ def finite_or_none(value: float) -> float | None:
 
 def epoch_line(report: Any, indent: str = "  ") -> str:
     """One finished training epoch (a navigator.training.loop.EpochReport) as the line train, adapt and compare
-    print: losses, throughput, learning rate, and `*` where it is the best so far."""
+    print: losses, throughput, learning rate, and `*` where it is the best so far; a second line where training
+    stops early after it."""
     mark = " *" if report.best else ""
+    stops = "" if report.stops_early is None else (
+        f"\n{indent}stopped early: no better validation loss for {report.stops_early} epochs (patience); best.pt "
+        f"holds the best epoch")
     return (f"{indent}epoch {report.epoch:3d}  train {report.train_loss:.4f}  val {report.val_loss:.4f}"
-            f"  {report.frames_per_second:,.0f} frames/s  lr {report.lr:.2e}{mark}")
+            f"  {report.frames_per_second:,.0f} frames/s  lr {report.lr:.2e}{mark}{stops}")
 
 
 def progress_bar(console: Console, *, transient: bool = False) -> Progress:

@@ -86,6 +86,13 @@ class EpochReport:
     frames_per_second: float
     lr: float
     best: bool
+    # The patience when training stops early after this epoch (no better validation loss for that many epochs);
+    # None while it goes on. Not kept in history.json.
+    stops_early: int | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The epoch as history.json keeps it."""
+        return {name: value for name, value in self.__dict__.items() if name != "stops_early"}
 
 
 class TrainHooks:
@@ -475,8 +482,9 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
                                    for seeds in dataset.manifest.seed_ranges()],
             })))
         report = EpochReport(epoch + 1, float(np.mean(losses)) if losses else math.nan, val_loss, fps,
-                             schedule.get_last_lr()[0], improved)
-        history.append(report.__dict__)
+                             schedule.get_last_lr()[0], improved,
+                             config.patience if stale >= config.patience and epoch + 1 < epochs else None)
+        history.append(report.record())
         if leads:
             _atomic_torch_save({
                 "format": RESUME_FORMAT, "stage": stage.name, "policy": _on_cpu(policy.state_dict()),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import shutil
 from contextlib import nullcontext
 from dataclasses import replace
@@ -286,11 +287,25 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
     if extend:
         return record, progress, _extension(out, config, progress, more_epochs[0])
     if finished:
-        raise UserError(f"--resume: {out} is finished (all {config.epochs} epochs"
+        early = stopped_early(out, config.epochs, config.patience)
+        more = ("more epochs would not run; start a new run with a larger --patience" if early else
+                "to train it for more epochs pass --extend with a larger --epochs")
+        raise UserError(f"--resume: {out} is finished ({early or f'all {config.epochs} epochs'}"
                         f"{f' and {config.dagger.rounds} DAgger rounds' if config.dagger.rounds else ''}): nothing to "
-                        f"resume; to train it for more epochs pass --extend with a larger --epochs, to fly it: "
-                        f"navigator fly --pilot {out / 'best.pt'}")
+                        f"resume; {more}; to fly it: navigator fly --pilot {shlex.quote(str(out / 'best.pt'))}")
     return record, progress, None
+
+
+def stopped_early(out: Path, epochs: int, patience: int) -> str | None:
+    """How the training in `out` stopped before its `epochs` ("stopped early at epoch 11 of 30: no better validation
+    loss for 6 epochs"), from its saved state; None when it ran them all (or went on to DAgger rounds, whose states
+    replace it)."""
+    state_path = out / "last.pt"
+    state = read_training_state(state_path) if state_path.exists() else None
+    if state is None or state.get("stage") != "train" or state["stale"] < patience or state["epoch"] >= epochs:
+        return None
+    return (f"stopped early at epoch {state['epoch']} of {epochs}: no better validation loss for {patience} epochs "
+            f"(patience)")
 
 
 def check_recipe(config: TrainConfig, resume: bool, extend: bool = False, given_as: GivenAs | None = None) -> None:
