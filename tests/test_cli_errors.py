@@ -71,6 +71,10 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --video {tmp}/missing/clip.mp4", None, "missing does not exist"),
     ("fly --video /proc/clip.mp4", None, "cannot write in folder /proc"),
     ("fly --gui --bogus", None, "navigator fly: error: unrecognized arguments: --bogus (see 'navigator fly --help')"),
+    # an option adapt does not have, whose value the optional `curve` would otherwise take
+    ("adapt --data {tmp} --patience 3", None, "navigator adapt: error: unrecognized arguments: --patience (see "
+                                              "'navigator adapt --help')"),
+    ("adapt foo", None, "unexpected argument 'foo': navigator adapt takes none but `curve`"),
     # fly: YAML
     ("fly --config {config}", "episodes: 0\n", "episodes in {config} must be at least 1, got 0"),
     ("fly --config {config}", "scenario:\n  max_seconds: .nan\n",
