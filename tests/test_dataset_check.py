@@ -78,7 +78,7 @@ def test_check_refuses_a_file_given_as_the_dataset(tmp_path):
 
 
 def test_an_interrupted_collection_is_sound_but_reported_incomplete(tmp_path):
-    root = make(tmp_path / "ds", seeds=(10, 11), recipe=RECIPE)
+    root = make(tmp_path / "ds night", seeds=(10, 11), recipe=RECIPE)  # the command it suggests quotes the space
     writer = DatasetWriter.open(root)
     writer.drop(DroppedEntry("fly-to-target", "winter", 11, "collision", 3))
     state = completeness(read_manifest(root))
@@ -89,7 +89,7 @@ def test_an_interrupted_collection_is_sound_but_reported_incomplete(tmp_path):
     assert report.sound and [p.file for p in report.warnings] == ["manifest.json"]
     assert report.warnings[0].message == (
         "incomplete: 3 of 6 episodes flown, the collection stopped early (missing fly-to-target/summer seeds 12-13; "
-        f"fly-to-target/winter seed 10); finish it with `navigator collect --out {root} --resume` and the settings "
+        f"fly-to-target/winter seed 10); finish it with `navigator collect --out '{root}' --resume` and the settings "
         "it was started with (the manifest's recipe)")
     for seed in (12, 13):
         writer.write(synthetic_episode(seed, frames=5, height=24, width=32))

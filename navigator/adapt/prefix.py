@@ -10,6 +10,7 @@ against the source's manifest entry. Making a prefix again continues it: episode
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 from navigator.dataset import Dataset
@@ -24,7 +25,7 @@ def first_episodes(source: Dataset, count: int) -> list:
     entries = sorted(source.entries, key=lambda entry: (entry.seed, entry.task, entry.preset))
     if len(entries) < count:
         raise UserError(f"{source.path} holds {len(entries)} episodes, fewer than the {count} asked for; collect "
-                        f"more into it (navigator collect --out {source.path} --resume)")
+                        f"more into it (navigator collect --out {shlex.quote(str(source.path))} --resume)")
     return entries[:count]
 
 

@@ -10,8 +10,8 @@ something else; and on resume, settings or a starting checkpoint that changed si
 from __future__ import annotations
 
 import json
-import shlex
 import math
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +137,7 @@ def check_resumable(config: AdaptConfig, recipe: AdaptTrainConfig) -> None:
     recorded = read_run_config(record)
     if not isinstance(recorded.get("adapt"), dict):
         raise UserError(f"--resume: {out} holds a training run, not an adaptation; continue it with navigator train "
-                        f"--out {out} --resume")
+                        f"--out {shlex.quote(str(out))} --resume")
     given = {name: value for name, value in recorded_adaptation(to_dict(recipe)).items() if name != "out"}
     refuse_changed(out, differences({k: v for k, v in recorded_adaptation(recorded).items() if k != "out"}, given))
     if finished(out, recipe.dagger.rounds):

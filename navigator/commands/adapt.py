@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 from pathlib import Path
 
 from navigator.config import ConfigFlags, RecordedSettings
@@ -225,8 +226,9 @@ def _adapt(args: argparse.Namespace) -> int:
     start = config.pilot  # a resumed run recorded the shipped policy's path: named as the user would type it
     if Path(start).resolve() == pretrained_checkpoint(config.task).resolve():
         start = "pretrained"
-    console.print(f"adapted policy: {best}  ·  fly it: navigator fly --pilot {best}{task}  ·  measure it: navigator "
-                  f"eval --pilot {start} --pilot {best}{task} --suites {suites} --out reports/NAME")
+    quoted = shlex.quote(str(best))
+    console.print(f"adapted policy: {best}  ·  fly it: navigator fly --pilot {quoted}{task}  ·  measure it: navigator "
+                  f"eval --pilot {shlex.quote(str(start))} --pilot {quoted}{task} --suites {suites} --out reports/NAME")
     return 0
 
 

@@ -30,6 +30,7 @@ torchrun's logs go to a temporary folder removed at the end; Ctrl-C stops every 
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from navigator.commands.common import add_continuation_flags, epoch_line, print_warning
@@ -204,7 +205,7 @@ def _run(args: argparse.Namespace) -> int:
     console.print(f"{config.model}: {counts['head']:,} head + {counts['cnn']:,} CNN = {counts['total']:,} parameters"
                   f" · best validation loss {metadata['val_loss']:.4f} (epoch {metadata['epoch']}, "
                   f"{metadata['stage']})")
-    console.print(f"best policy: {best}  ·  fly it: navigator fly --pilot {best}")
+    console.print(f"best policy: {best}  ·  fly it: navigator fly --pilot {shlex.quote(str(best))}")
     return 0
 
 
@@ -235,7 +236,7 @@ def _source(args: argparse.Namespace) -> Path | RecordedSettings | None:
             raise UserError(f"{flag}: {out} is an adaptation made by navigator adapt, not a training run, and it is "
                             f"finished; to train it longer, adapt again in another --out with a larger --epochs")
         raise UserError(f"{flag}: {out} is an adaptation made by navigator adapt, not a training run; continue it "
-                        f"with: navigator adapt --out {out} --resume")
+                        f"with: navigator adapt --out {shlex.quote(str(out))} --resume")
     if recorded is not None and args.backend is not None:
         # Where roll-outs run is not part of the run: --backend replaces the recorded backend whole (a recorded Ray
         # address does not carry over to the local backend).

@@ -9,6 +9,7 @@ not written by `navigator collect`) states no expectation, and such a dataset co
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
@@ -50,8 +51,8 @@ class Completeness:
         missing = "; ".join(f"{task}/{preset} {_seed_runs([key.seed for key in keys])}"
                             for (task, preset), keys in by_part)
         return (f"incomplete: {self.done} of {len(self.expected or ())} episodes flown, the collection stopped early "
-                f"(missing {missing}); finish it with `navigator collect --out {dataset} --resume` and the settings "
-                f"it was started with (the manifest's recipe)")
+                f"(missing {missing}); finish it with `navigator collect --out {shlex.quote(str(dataset))} --resume` "
+                f"and the settings it was started with (the manifest's recipe)")
 
 
 def _seed_runs(seeds: list[int]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -91,8 +92,8 @@ class Dataset:
         problems = entry_mismatches(asdict(entry), episode) + layout_mismatches(
             self.manifest.image_size, self.manifest.action_convention, episode)
         if problems:
-            raise DatasetError(f"{path}: " + "; ".join(problems) + f" (`navigator data check {self.path}` lists "
-                               f"every such problem)")
+            raise DatasetError(f"{path}: " + "; ".join(problems) + f" (`navigator data check "
+                               f"{shlex.quote(str(self.path))}` lists every such problem)")
         return episode
 
     def verify_files(self) -> None:
@@ -113,7 +114,8 @@ class Dataset:
                 raise checksum_mismatch(path, actual, entry.sha256, self._repair_hint())
 
     def _repair_hint(self) -> str:
-        return (f"`navigator data check {self.path}` lists every such file, and `navigator collect --out {self.path} "
+        quoted = shlex.quote(str(self.path))
+        return (f"`navigator data check {quoted}` lists every such file, and `navigator collect --out {quoted} "
                 f"--resume` records them again")
 
     def read_arrays(self, entry: EpisodeEntry, names: Iterable[str]) -> dict[str, np.ndarray]:
@@ -128,8 +130,8 @@ class Dataset:
             height, width = arrays["images"].shape[1:3]
             problems.append(_size_mismatch((height, width), self.manifest.image_size))
         if problems:
-            raise DatasetError(f"{path}: " + "; ".join(problems) + f" (`navigator data check {self.path}` lists "
-                               f"every such problem)")
+            raise DatasetError(f"{path}: " + "; ".join(problems) + f" (`navigator data check "
+                               f"{shlex.quote(str(self.path))}` lists every such problem)")
         return arrays
 
     def __iter__(self) -> Iterator[Episode]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shlex
 import shutil
 import time
 from dataclasses import dataclass
@@ -132,7 +133,7 @@ def read_recording(dataset: str, index: int) -> tuple[Recording, dict[str, Any]]
     opened = Dataset.open(dataset)
     if not 0 <= index < len(opened):
         raise UserError(f"--episode {index} is not in {dataset}, which holds {len(opened)} episodes: give 0 to "
-                        f"{len(opened) - 1} (`navigator data info {dataset}` lists them)")
+                        f"{len(opened) - 1} (`navigator data info {shlex.quote(str(dataset))}` lists them)")
     episode = opened.read(opened.entries[index])
     outcome = episode.metadata["outcome"]
     times = np.asarray(episode.timestamp - episode.timestamp[0], np.float64)
