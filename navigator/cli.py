@@ -83,22 +83,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
-    return next(action.choices[command] for action in parser._actions
-                if isinstance(action, argparse._SubParsersAction))
+def _parsers_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[argparse.ArgumentParser]:
+    """The parsers of the command `args` is of, outermost first: `navigator onboard plot` -> [onboard's, plot's].
+    The last one's usage and help page are the ones a usage error points to."""
+    chain, current = [], parser
+    while True:
+        sub = next((a for a in current._actions if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = None if sub is None else getattr(args, sub.dest, None)
+        if sub is None or chosen not in sub.choices:
+            return chain
+        current = sub.choices[chosen]
+        chain.append(current)
 
 
-def _refuse_repeated_options(parser: argparse.ArgumentParser, command: str, argv: list[str]) -> None:
+def _refuse_repeated_options(chain: list[argparse.ArgumentParser], argv: list[str]) -> None:
     """argparse lets the last of `--epochs 1 --epochs 2` win silently; a repeated option that takes one value is
     refused instead (as a duplicate YAML key is), since one of the two values is not what the user meant."""
-    command_parser = _command_parser(parser, command)
     given = [token.split("=", 1)[0] for token in argv[: argv.index("--") if "--" in argv else len(argv)]]
-    for action in command_parser._actions:
+    for action in (action for command_parser in chain for action in command_parser._actions):
         if not action.option_strings or isinstance(action, (argparse._AppendAction, argparse._HelpAction)):
             continue
         count = sum(given.count(option) for option in action.option_strings)
         if count > 1:
-            raise UsageError(command_parser, f"{'/'.join(action.option_strings)} given {count} times; give it once")
+            raise UsageError(chain[-1], f"{'/'.join(action.option_strings)} given {count} times; give it once")
 
 
 def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -112,11 +119,11 @@ def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     return found
 
 
-def _refuse_empty_values(parser: argparse.ArgumentParser, command: str, argv: list[str]) -> None:
+def _refuse_empty_values(chain: list[argparse.ArgumentParser], argv: list[str]) -> None:
     """An empty value (`--out ''`, `--out=`, an empty argument) is refused: a path would become the current folder,
     a number or name could not be one; leaving the option out is how its default is asked for."""
-    command_parser = _command_parser(parser, command)
-    options = _options(command_parser)
+    command_parser = chain[-1]
+    options = _options(chain[0])
     for index, token in enumerate(argv[: argv.index("--") if "--" in argv else len(argv)]):
         option, equals, value = token.partition("=")
         if token.startswith("--") and equals and not value:
@@ -176,9 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args, unknown = parser.parse_known_args(argv)
         if unknown:  # named with the command's own help, where its options are listed
-            raise UsageError(_command_parser(parser, args.command), f"unrecognized arguments: {' '.join(unknown)}")
-        _refuse_repeated_options(parser, args.command, argv)
-        _refuse_empty_values(parser, args.command, argv)
+            raise UsageError(_parsers_run(parser, args)[-1], f"unrecognized arguments: {' '.join(unknown)}")
+        _refuse_repeated_options(_parsers_run(parser, args), argv)
+        _refuse_empty_values(_parsers_run(parser, args), argv)
     except UsageError as error:
         print(f"{error.parser.prog}: error: {error} (see '{error.parser.prog} --help')", file=sys.stderr)
         return 2

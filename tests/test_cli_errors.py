@@ -69,8 +69,12 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --video {tmp}/clip.mp4", None, "clip.mp4 already exists; pass --overwrite"),
     ("fly --video {tmp}/folder.mp4 --overwrite", None, "folder.mp4 is a folder"),
     ("fly --video {tmp}/missing/clip.mp4", None, "missing does not exist"),
-    ("fly --video /proc/clip.mp4", None, "cannot write in folder /proc"),
+    ("fly --video /proc/clip.mp4", None, "cannot write in folder /proc: /proc does not take new files"),
     ("fly --gui --bogus", None, "navigator fly: error: unrecognized arguments: --bogus (see 'navigator fly --help')"),
+    # a sub-command's usage errors point at its own help page, which lists its options
+    ("data check {tmp} --bogus", None, "navigator data check: error: unrecognized arguments: --bogus (see 'navigator "
+                                       "data check --help')"),
+    ("data info {tmp} --json --json", None, "navigator data info: error: --json given 2 times; give it once"),
     # an option adapt does not have, whose value the optional `curve` would otherwise take
     ("adapt --data {tmp} --patience 3", None, "navigator adapt: error: unrecognized arguments: --patience (see "
                                               "'navigator adapt --help')"),

@@ -114,15 +114,33 @@ def test_stalled_stream_ages_without_blocking_and_recovers() -> None:
         stream.close()
 
 
-def test_source_that_cannot_open_is_a_user_error(tmp_path: Path) -> None:
-    broken = tmp_path / "broken.mp4"
-    broken.write_text("not a video")
-    reader = CameraReader(str(broken), backoff_s=0.05, backoff_max_s=0.1).start()
+def test_source_that_cannot_open_is_a_user_error() -> None:
+    reader = CameraReader("rtsp://127.0.0.1:1/none", backoff_s=0.05, backoff_max_s=0.1).start()  # nothing listens
     try:
-        with pytest.raises(UserError, match="--camera .*broken.mp4: no frame within 0.5 s"):
+        with pytest.raises(UserError, match="--camera rtsp://127.0.0.1:1/none: no frame within 0.5 s"):
             reader.wait_first(0.499995)  # the same figure as every other wait's message
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize("content", [b"not a video", b"PK\x03\x04" + bytes(4000), b""])
+def test_a_file_that_is_no_video_is_refused_at_once(tmp_path: Path, content: bytes) -> None:
+    # A checkpoint given as --camera used to be retried until the open timeout (10 s), and reported only as "no
+    # frame"; a local file tells at once whether OpenCV can read it.
+    path = tmp_path / "model.pt"
+    path.write_bytes(content)
+    started = time.monotonic()
+    with pytest.raises(UserError, match=f"--camera {path}: OpenCV cannot read a video frame from this file"):
+        CameraReader(str(path))
+    assert time.monotonic() - started < 3.0
+
+
+def test_a_truncated_recording_is_refused_at_once(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "clip.avi", frames=10)  # its header without its frames:
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(video.read_bytes()[:200])
+    with pytest.raises(UserError, match="cannot read a video frame from this file"):
+        CameraReader(str(cut))
 
 
 @pytest.mark.parametrize(("source", "message"), [

@@ -139,6 +139,20 @@ def test_a_listen_address_of_another_computer_is_refused() -> None:
         MavlinkLink(f"udpin:192.0.2.1:{free_port()}").check()
 
 
+@pytest.mark.parametrize(("scheme", "fix"), [("udpin", "listen on 0.0.0.0"), ("tcpin", "listen on 0.0.0.0"),
+                                             ("udpout", "give the autopilot's IP address"),
+                                             ("tcp", "give the autopilot's IP address")])
+def test_a_host_name_that_does_not_resolve_is_refused_before_any_wait(scheme: str, fix: str) -> None:
+    # It used to wait for a heartbeat (or fail to bind) and then ask whether the autopilot was running.
+    url = f"{scheme}:notahost.invalid:14540"  # .invalid never resolves (RFC 2606)
+    started = time.monotonic()
+    with pytest.raises(UserError, match=f"--mavlink {url}: the host name notahost.invalid does not resolve to an IPv4 "
+                                        f"address .*; {fix}"):
+        MavlinkLink(url).check()
+    assert time.monotonic() - started < 10.0
+    MavlinkLink(f"{scheme}:localhost:{free_port(socket.SOCK_STREAM)}").check()  # a name that resolves is fine
+
+
 def test_tcp_link_that_keeps_dropping_retries_quietly(capfd) -> None:
     # A server that accepts and resets every connection: pymavlink alone prints a line per reset and reconnects in a
     # tight loop. Here: one attempt a second, nothing printed, and the reason in the message.

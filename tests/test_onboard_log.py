@@ -101,3 +101,59 @@ def test_plot_names_what_it_was_given(tmp_path: Path, capsys) -> None:
     assert "does not exist, nor any part of a run of that name" in capsys.readouterr().err
     assert main(["onboard", "--engage", "plot", str(log.path)]) == 2
     assert "--engage does not apply to plot" in capsys.readouterr().err
+
+
+def test_plot_draws_each_of_several_logs_once(tmp_path: Path, capsys) -> None:
+    # What a shell makes of `navigator onboard plot logs/onboard/onboard-*.jsonl`: every file, the parts of one run
+    # among them (drawn once, as one run).
+    first = write_run(tmp_path, 400, part_bytes=4000, max_parts=3)
+    first.close(ended="stopped")
+    second = write_run(tmp_path, 30)
+    second.close(ended="duration")
+    logs = sorted(str(path) for path in tmp_path.glob("onboard-*.jsonl"))
+    assert len(logs) == 4  # three parts of the first run, and the second
+    assert main(["onboard", "plot", *logs, "--json"]) == 0, capsys.readouterr().err
+    plots = json.loads(capsys.readouterr().out)["plots"]
+    kept = len(read_log(first.parts[-1])[1])  # the rows rotation kept of the first run's 400
+    assert sorted(plot["steps"] for plot in plots) == [30, kept]
+    assert all(Path(plot["plot"]).read_bytes()[:4] == b"\x89PNG" for plot in plots)
+    # Again: the PNGs exist, and none is replaced unasked; one --out cannot name two plots.
+    assert main(["onboard", "plot", *logs]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["onboard", "plot", *logs, "--out", str(tmp_path / "one.png")]) == 2
+    assert "--out names one PNG, and 2 runs were given" in capsys.readouterr().err
+    # A log without steps among them is named before anything is drawn.
+    empty = FlightLog(tmp_path / "more", {"task": "fly-to-target"})
+    empty.close(ended="interrupted")
+    assert main(["onboard", "plot", *logs, str(empty.path), "--overwrite"]) == 2
+    assert f"{empty.path}: the log has no steps to plot" in capsys.readouterr().err
+
+
+def test_plot_finds_a_run_by_name_in_the_default_log_folder(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    log = write_run(Path("logs/onboard"), 20)
+    log.close(ended="duration")
+    assert main(["onboard", "plot", log.path.stem, "--json"]) == 0, capsys.readouterr().err
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["log"] == str(log.path.with_suffix("")) and summary["steps"] == 20
+    assert Path(summary["plot"]) == log.path.with_suffix(".png")  # beside the log
+    assert main(["onboard", "plot", "onboard-19990101-000000"]) == 2
+    assert ("log onboard-19990101-000000 does not exist, nor any part of a run of that name, in the current folder, "
+            "nor in logs/onboard") in capsys.readouterr().err
+
+
+def test_plot_usage_errors_point_at_plots_own_help(tmp_path: Path, capsys) -> None:
+    assert main(["onboard", "plot", str(tmp_path / "a.jsonl"), "--bogus"]) == 2
+    assert capsys.readouterr().err.strip() == ("navigator onboard plot: error: unrecognized arguments: --bogus (see "
+                                               "'navigator onboard plot --help')")
+
+
+def test_a_run_keeps_its_name_after_rotation_deleted_its_first_part(tmp_path: Path, monkeypatch) -> None:
+    # Two runs started in one second: the second must not take the name of the first, whose later parts remain.
+    monkeypatch.setattr("navigator.onboard.log.time.strftime", lambda _: "20250101-120000")
+    first = write_run(tmp_path, 400, part_bytes=4000, max_parts=3)
+    first.close(ended="stopped")
+    assert not first.path.exists()
+    second = FlightLog(tmp_path, {"task": "fly-to-target"})
+    second.close(ended="stopped")
+    assert second.name == "onboard-20250101-120000-2" and log_parts(first.path) == first.parts

@@ -169,6 +169,13 @@ def held_port():
     ({"--camera": ""}, "--camera: empty value"),
     ({"--camera": "-1"}, "--camera -1: a device index is 0 or more"),
     ({"--camera": "missing.avi"}, "--camera missing.avi: no such file or device"),
+    ({"--camera": __file__}, "--camera .*test_onboard_runtime.py: OpenCV cannot read a video frame from this file"),
+    ({"--mavlink": "udpin:notahost.invalid:14540"}, "the host name notahost.invalid does not resolve"),
+    ({"--mavlink": "udpout:notahost.invalid:14540"}, "the host name notahost.invalid does not resolve"),
+    # /proc takes no new folders, and says "No such file or directory"
+    ({"--log-dir": "/proc/navigator-logs"}, "--log-dir /proc/navigator-logs: the folder cannot be created: /proc does "
+                                            "not take new folders"),
+    ({"--log-dir": "/proc"}, "--log-dir /proc: no flight log can be written in it: /proc does not take new files"),
     ({"--require-link": None}, "--require-link applies only to --self-test"),
     ({"--probe-timeout": "2"}, "--probe-timeout applies only to --self-test"),
 ])
@@ -194,6 +201,33 @@ def test_self_test_fails_a_field_of_view_the_runtime_refuses(bundle: Path, capsy
     assert main(["onboard", "--self-test", "--bundle", str(bundle), "--camera-fov", "30"]) == 1
     printed = capsys.readouterr()
     assert re.search(r"FAIL field of view a camera with a 30 deg .* cannot give the policy", printed.out + printed.err)
+
+
+def test_frames_too_small_for_the_policys_view_are_refused(bundle: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    # 16x12 at the trained 80 deg: the crop has 16x12 pixels of the 64x48 the policy was trained with. The self-test
+    # used to say the camera "gives the policy its view"; flying would have blown the frames up to 64x48.
+    monkeypatch.setenv("COLUMNS", "1000")
+    tiny = write_video(tmp_path / "tiny.avi", frames=10, width=16, height=12)
+    assert main(["onboard", "--self-test", "--bundle", str(bundle), "--camera", str(tiny), "--require-camera"]) == 1
+    printed = capsys.readouterr().out
+    assert re.search(r"FAIL camera +a 16x12 camera with a 80 deg horizontal field of view gives the policy of .* only "
+                     r"16x12 pixels of its trained 80 deg view, which it was trained to see at 64x48; use frames at "
+                     r"least 64 pixels wide", printed), printed
+    # Reported, not blocking, without --require-camera.
+    assert main(["onboard", "--self-test", "--bundle", str(bundle), "--camera", str(tiny)]) == 0
+    assert re.search(r"warn camera +a 16x12 camera", capsys.readouterr().out)
+    # Flying refuses them once the first frame shows their size, before waiting for the autopilot.
+    assert main(["onboard", "--bundle", str(bundle), "--camera", str(tiny), "--mavlink",
+                 f"udpin:127.0.0.1:{free_port()}", "--log-dir", str(tmp_path / "logs")]) == 2
+    printed = capsys.readouterr()
+    assert "only 16x12 pixels of its trained 80 deg view" in printed.err and "heartbeat" not in printed.out
+    # A wider camera needs more pixels for the same view: 110 at 110 deg give 65 at 80 deg (MJPG's widths are even).
+    assert main(["onboard", "--self-test", "--bundle", str(bundle), "--camera-fov", "110", "--camera",
+                 str(write_video(tmp_path / "wide.avi", frames=10, width=110, height=82))]) == 0
+    assert re.search(r"ok +camera +.*110x82 at 110 deg gives the policy its view", capsys.readouterr().out)
+    assert main(["onboard", "--self-test", "--bundle", str(bundle), "--camera-fov", "110", "--camera",
+                 str(write_video(tmp_path / "short.avi", frames=10, width=106, height=80))]) == 0
+    assert "use frames at least 109 pixels wide" in capsys.readouterr().out
 
 
 def test_self_test_refuses_a_mavlink_url_that_is_no_url(bundle: Path, capsys) -> None:

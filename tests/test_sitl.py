@@ -202,6 +202,31 @@ def test_px4_arming_offboard_flight_and_failsafe():
         assert [(e["mode"], e["by"]) for e in modes] == [("OFFBOARD", "command"), ("AUTO.LOITER", "failsafe")]
 
 
+def test_the_world_stands_still_until_a_client_engages():
+    # A user who starts the onboard runtime after the SITL gets the whole episode: its clock (here 1 s) starts at
+    # the switch to OFFBOARD, not when the SITL started.
+    with running_sitl("px4", max_seconds=1.0, engage_wait_s=60.0) as (client, ready, events):
+        before = latest(client, "LOCAL_POSITION_NED")
+        capture = cv2.VideoCapture(ready["camera"], cv2.CAP_FFMPEG)
+        frames = sum(capture.read()[0] for _ in range(20))  # the camera keeps streaming, at its rate
+        capture.release()
+        time.sleep(max(0.0, 2.0 - 20 / 30))
+        assert frames == 20 and heartbeat_mode(client) == PX4_LOITER
+        assert not [e for e in list(events.queue) if e["event"] in ("clock_start", "episode")]
+        still = latest(client, "LOCAL_POSITION_NED")
+        assert (still.x, still.y, still.z) == (before.x, before.y, before.z)
+        stream_velocity(client, 0.5, 0.0)
+        assert command(client, 176, CUSTOM_MODE_ENABLED, 6) == mavutil.mavlink.MAV_RESULT_ACCEPTED
+        seen = []
+        while not any(e["event"] == "episode" for e in seen):
+            seen.append(events.get(timeout=20))
+    clock = next(e for e in seen if e["event"] == "clock_start")
+    assert clock["by"] == "engage" and clock["waited_s"] > 2.0
+    episode = next(e for e in seen if e["event"] == "episode")
+    assert episode["ending"] == "timeout" and episode["time_s"] == pytest.approx(1.0, abs=0.05)
+    assert episode["wall_s"] < clock["waited_s"]  # counted from the clock's start
+
+
 def test_ardupilot_guided_holds_velocity_then_stops_after_its_timeout():
     with running_sitl("ardupilot", setpoint_timeout_s=1.0) as (client, ready, _):
         assert ready["mavlink"].startswith("tcp:127.0.0.1:")
@@ -229,7 +254,7 @@ def test_episode_end_statustext_and_json_lines_from_the_cli():
     port = client.port.getsockname()[1]
     command_line = [sys.executable, "-m", "navigator.cli", "sitl", "--mavlink-port", str(port),
                     "--mavlink-local-port", "0", "--gcs-port", "0", "--camera-port", "0", "--max-seconds", "1.5",
-                    "--episodes", "2", "--seed", "11", "--json"]
+                    "--episodes", "2", "--seed", "11", "--json", "--engage-wait", "0.5"]
     process = subprocess.Popen(command_line, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
@@ -244,6 +269,9 @@ def test_episode_end_statustext_and_json_lines_from_the_cli():
         client.close()
     episodes = [line for line in lines if line["event"] == "episode"]
     assert [(e["seed"], e["ending"]) for e in episodes] == [(11, "timeout"), (12, "timeout")]
+    # Nobody engaged: each episode's clock started when --engage-wait ended.
+    clocks = [line for line in lines if line["event"] == "clock_start"]
+    assert [c["by"] for c in clocks] == ["wait limit"] * 2 and all(c["waited_s"] >= 0.5 for c in clocks)
     assert lines[-1]["event"] == "summary" and lines[-1]["episodes"] == 2
     print("real time:", [(e["steps"], e["overruns"], e["max_late_ms"], e["step_ms_median"]) for e in episodes])
 
@@ -376,6 +404,8 @@ def test_cli_refuses_bad_input_before_starting(capsys):
     assert "monsoon" in capsys.readouterr().err
     assert main(["sitl", "--fault", "camera-stall:5"]) == 2
     assert "camera-stall:AT:FOR" in capsys.readouterr().err
+    assert main(["sitl", "--engage-wait", "-1"]) == 2
+    assert "--engage-wait must be in [0, 86400], got -1" in capsys.readouterr().err
     taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     taken.bind(("127.0.0.1", 0))
     taken.listen(1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import errno
 import json
 import math
 import os
@@ -44,7 +45,19 @@ def _check_writable_folder(folder: Path, what: str) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        raise UserError(f"{what}: cannot write in folder {folder} ({error.strerror or error})") from None
+        raise UserError(f"{what}: cannot write in folder {folder}: {write_problem(error, folder)}") from None
+
+
+def write_problem(error: OSError, folder: Path, new: str = "files") -> str:
+    """Why nothing `new` ("files", "folders") can be made in `folder`, in plain words: a system folder such as /proc
+    refuses with "No such file or directory", which names no problem a user knows."""
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return f"this user may not write in {folder}"
+    if error.errno == errno.EROFS:
+        return f"{folder} is on a read-only file system"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk of {folder} is full"
+    return f"{folder} does not take new {new} ({error.strerror or error})"
 
 
 def check_output_file(path: Path, flag: str, *, overwrite: bool, suffixes: tuple[str, ...] = ()) -> Path:

@@ -12,15 +12,18 @@ examples:
   navigator onboard --bundle bundles/default --camera http://127.0.0.1:5600/camera.mjpg \\
       --mavlink udpin:127.0.0.1:14540 --camera-fov 110 --engage --duration 60   # against navigator sitl (PX4)
   navigator onboard --bundle bundles/default --camera flight.mp4 --mavlink tcp:127.0.0.1:5760 --config my.yaml
-  navigator onboard plot logs/onboard/onboard-20250101-120000.jsonl --out flight.png
+  navigator onboard plot logs/onboard/onboard-*.jsonl   # each run's plot beside its log
+  navigator onboard plot onboard-20250101-120000 --out flight.png   # a run by name, in logs/onboard
   navigator onboard --self-test --bundle bundles/default --camera 0 --mavlink /dev/ttyACM0,921600 --require-link
 
 --self-test flies nothing: it loads the settings and the bundle, runs one inference, and probes the camera and the
 autopilot's heartbeat (navigator/onboard/selftest.py); exit 0 when no blocking check failed, else 1. `navigator deploy`
 runs it on the companion computer before it switches to a new version.
 
-Every input is checked before anything starts (a missing serial device or video file, a UDP port another program
-holds, a TCP port nothing listens on, a setting out of its range): exit 2 with one line naming the problem and the fix.
+Every input is checked before anything starts (a missing serial device or video file, a file that is no video, a host
+name that does not resolve, a UDP port another program holds, a TCP port nothing listens on, a log folder that cannot
+be created, a setting out of its range): exit 2 with one line naming the problem and the fix. Frames too small to give
+the policy its trained image at its field of view are refused at the first frame, before the autopilot is waited for.
 Exit codes: 0 a flight ended by --duration, Ctrl-C or SIGTERM (after zero velocity; the log says which); 2 bad input;
 130 Ctrl-C or SIGTERM before flying (waiting for the camera or the autopilot: nothing was sent).
 """
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,13 +89,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the run's summary as one JSON document on stdout")
     _add_self_test_arguments(parser)
     actions = parser.add_subparsers(dest="action", metavar="plot", required=False)
-    plot = actions.add_parser("plot", help="draw a flight log: commands, state, frame age, inference time, safety "
-                                           "state", description="Draw an onboard flight log into a PNG.")
-    plot.add_argument("log", type=Path, help="a log file navigator onboard wrote (.jsonl; any part of the run, or "
-                                             "the run's name even when log rotation deleted its first part)")
-    plot.add_argument("--out", type=Path, help="the PNG to write (default: the log's name with .png)")
-    plot.add_argument("--overwrite", action="store_true", help="let --out replace an existing file")
-    plot.add_argument("--json", action="store_true", help="print the plot's summary as one JSON document on stdout")
+    plot = actions.add_parser("plot", help="draw flight logs: commands, state, frame age, inference time, safety "
+                                           "state", description="Draw onboard flight logs, each into a PNG.",
+                              epilog=f"examples:\n  navigator onboard plot {DEFAULT_LOG_DIR}/onboard-*.jsonl   # every "
+                                     f"run there, each beside its log\n  navigator onboard plot "
+                                     f"onboard-20250101-120000 --out flight.png   # a run by name, in "
+                                     f"{DEFAULT_LOG_DIR}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    plot.add_argument("log", type=Path, nargs="+",
+                      help="log files navigator onboard wrote (.jsonl; any part of a run; several parts of one run "
+                           "draw it once), or a run's name even when log rotation deleted its first part; a bare "
+                           f"name is looked for here, then in {DEFAULT_LOG_DIR}")
+    plot.add_argument("--out", type=Path, help="the PNG to write, for one log (default: each log's name with .png, "
+                                               "beside it)")
+    plot.add_argument("--overwrite", action="store_true", help="let the PNGs replace existing files")
+    plot.add_argument("--json", action="store_true", help="print the plots' summary as one JSON document on stdout "
+                                                          "(several logs: {\"plots\": [one per run]})")
 
 
 def _add_self_test_arguments(parser: argparse.ArgumentParser) -> None:
@@ -162,6 +174,32 @@ def _check_bundle_path(path: Path) -> None:
                     f"policy.json)")
 
 
+def _check_log_dir(path: Path) -> Path:
+    """`path`, once it is known that the flight log can be written there: the folder exists and takes new files, or
+    it can be created. Tried, with a temporary file or folder removed at once, and said in plain words (a system
+    folder such as /proc refuses new folders with "No such file or directory", which names no problem a user knows);
+    then the checks every output folder gets (`check_output_folder`)."""
+    from navigator.commands.common import check_output_folder, write_problem
+
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--log-dir {path} is a file, not a folder; give a folder for the flight logs")
+    existing = path
+    while not existing.is_dir() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if existing == path:
+            with tempfile.NamedTemporaryFile(dir=path):  # as the log is written: a new file in the folder
+                pass
+        else:  # as the run creates it: a new folder in the nearest one that exists
+            Path(tempfile.mkdtemp(dir=existing)).rmdir()
+    except OSError as error:
+        why = write_problem(error, existing, "files" if existing == path else "folders")
+        problem = "no flight log can be written in it" if existing == path else "the folder cannot be created"
+        raise UserError(f"--log-dir {path}: {problem}: {why}; give a folder this user can write, e.g. "
+                        f"{DEFAULT_LOG_DIR}") from None
+    return check_output_folder(path, "--log-dir", continuing=True)
+
+
 def _self_test(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
@@ -196,37 +234,71 @@ def _plot(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from navigator.commands.common import check_output_file, print_json
-    from navigator.onboard.log import log_parts
+    from navigator.onboard.log import log_parts, read_log
     from navigator.onboard.plot import plot_log
 
-    if args.log.is_dir():
-        logs = sorted(args.log.glob("onboard-*.jsonl"))
-        example = f", e.g. {logs[-1]}" if logs else " (this one holds none)"
-        raise UserError(f"log {args.log} is a folder; give one of the .jsonl flight logs in it{example}")
-    if not args.log.is_file() and not log_parts(args.log):
-        raise UserError(f"log {args.log} does not exist, nor any part of a run of that name; give a .jsonl file from "
-                        f"navigator onboard --log-dir (default: {DEFAULT_LOG_DIR})")
-    out = check_output_file(args.out or args.log.with_suffix(".png"), "--out", overwrite=args.overwrite,
-                            suffixes=(".png",))
-    try:
-        summary = plot_log(args.log, out)
-    except ValueError as error:  # the message names the file
-        raise UserError(str(error)) from None
+    runs: dict[tuple[Path, ...], Path] = {}  # the parts of each run given -> the path it was given by (first)
+    for given in args.log:
+        log = _find_log(given)
+        runs.setdefault(tuple(log_parts(log)) or (log,), log)
+    logs = list(runs.values())
+    if args.out is not None and len(logs) > 1:
+        raise UserError(f"--out names one PNG, and {len(logs)} runs were given; drop --out to draw each beside its "
+                        f"log (LOG.png), or give one log")
+    # Every log is read, and every PNG checked, before the first is drawn: a bad one found after a few were drawn
+    # would leave the user guessing which were.
+    for log in logs:
+        try:
+            _, rows, _ = read_log(log)
+        except ValueError as error:  # the message names the file
+            raise UserError(str(error)) from None
+        if not rows:
+            raise UserError(f"{log}: the log has no steps to plot (the run ended before its first step); leave it "
+                            f"out")
+    outs = [check_output_file(args.out or log.with_suffix(".png"), "--out" if args.out else "the plot",
+                              overwrite=args.overwrite, suffixes=(".png",)) for log in logs]
+    documents = []
+    console = Console()
+    for log, out in zip(logs, outs):
+        try:
+            summary = plot_log(log, out)
+        except ValueError as error:  # changed since it was read: the message names the file
+            raise UserError(str(error)) from None
+        documents.append({"log": str(log), "plot": str(out), **summary})
+        if not args.json:
+            console.print(f"{summary['steps']} steps over {summary['seconds']:.1f} s plotted to {out}")
     if args.json:
-        print_json({"plot": str(out), **summary})
-    else:
-        Console().print(f"{summary['steps']} steps over {summary['seconds']:.1f} s plotted to {out}")
+        print_json(documents[0] if len(documents) == 1 else {"plots": documents})
     return 0
+
+
+def _find_log(path: Path) -> Path:
+    """The flight log (a file, or the name of a run with parts) `path` names: as given, or, for a bare name (no
+    folder), in DEFAULT_LOG_DIR, where navigator onboard writes them. UserError, saying where it looked, when none."""
+    from navigator.onboard.log import log_parts
+
+    if path.is_dir():
+        logs = sorted(path.glob("onboard-*.jsonl"))
+        example = f", e.g. {logs[-1]}" if logs else " (this one holds none)"
+        raise UserError(f"log {path} is a folder; give one of the .jsonl flight logs in it{example} (or "
+                        f"{path / 'onboard-*.jsonl'} for all of them)")
+    places = [path] if path.parent != Path(".") else [path, DEFAULT_LOG_DIR / path.name]
+    for place in places:
+        if place.is_file() or log_parts(place):
+            return place
+    where = "in the current folder, nor in " + str(DEFAULT_LOG_DIR) if len(places) > 1 else f"in {path.parent}"
+    raise UserError(f"log {path} does not exist, nor any part of a run of that name, {where}; give a .jsonl file from "
+                    f"navigator onboard --log-dir (default: {DEFAULT_LOG_DIR})")
 
 
 def _fly(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from navigator import __version__
-    from navigator.commands.common import check_output_folder, print_json
+    from navigator.commands.common import print_json
     from navigator.config import to_dict
     from navigator.onboard.bundle import BundlePolicy, load_bundle
-    from navigator.onboard.camera import CameraReader
+    from navigator.onboard.camera import CameraReader, policy_view
     from navigator.onboard.link import MavlinkLink
     from navigator.onboard.log import FlightLog
     from navigator.onboard.runtime import OnboardRuntime, PolicyStepper
@@ -245,7 +317,7 @@ def _fly(args: argparse.Namespace) -> int:
     camera = CameraReader(args.camera, read_timeout_s=config.camera.read_timeout_s,
                           backoff_s=config.camera.reopen_backoff_s, backoff_max_s=config.camera.reopen_backoff_max_s)
     link = MavlinkLink(args.mavlink).check()
-    log_dir = check_output_folder(args.log_dir or DEFAULT_LOG_DIR, "--log-dir", continuing=True)
+    log_dir = _check_log_dir(args.log_dir or DEFAULT_LOG_DIR)
     console = Console(stderr=args.json)
 
     log = None
@@ -255,7 +327,7 @@ def _fly(args: argparse.Namespace) -> int:
         console.print(f"camera {args.camera}: waiting up to {config.camera.open_timeout_s:g} s for a first frame")
         first = camera.start().wait_first(config.camera.open_timeout_s)
         height, width = first.image.shape[:2]
-        spec = bundle.image_spec_for(width, height, hfov)
+        spec = policy_view(bundle, width, height, hfov)
         console.print(f"camera {args.camera}: {width}x{height}, {hfov:g} deg -> policy "
                       f"{spec.output_width}x{spec.output_height} at {spec.output_hfov_deg:g} deg")
         stepper = PolicyStepper(bundle, BundlePolicy(bundle, threads=config.threads), spec)

@@ -5,6 +5,11 @@ starts hovering, armed, in the hold mode (PX4 AUTO.LOITER, ArduCopter LOITER); s
 SET_POSITION_TARGET_LOCAL_NED velocity + yaw-rate setpoints (MAV_FRAME_BODY_NED, type_mask 0x05C7) to fly it. The
 camera is served at http://HOST:PORT/camera.mjpg (OpenCV: cv2.VideoCapture(url)).
 
+The world stands still until a client switches to OFFBOARD / GUIDED (`navigator onboard --engage` does, after its
+pre-stream): only then does the episode's clock start, so its time limit and faults count from the handover however
+long the onboard runtime took to start. --engage-wait bounds that wait (the clock then starts anyway); 0 starts it at
+once, for a client that flies without that mode or a run nobody flies.
+
 Ports follow the real SITLs: PX4 sends to UDP 14540 (offboard client: udpin:127.0.0.1:14540) from 14580 and to 14550
 for ground stations; ArduPilot serves TCP 5760 (tcp:127.0.0.1:5760). Camera on TCP 5600. Port 0: any free port.
 
@@ -14,8 +19,9 @@ examples:
   navigator sitl --autopilot ardupilot                     # ArduCopter: GUIDED, TCP 5760
   navigator sitl --fault camera-stall:5:2 --fault mavlink-loss:0.2
   navigator sitl --json                                    # one JSON object per line: ready, episode, summary...
+  navigator sitl --engage-wait 0 --max-seconds 5           # the clock runs at once (no client needed)
 
-faults (repeatable --fault, times in seconds from each episode's start):
+faults (repeatable --fault, times in seconds from the start of each episode's clock):
   camera-stall:AT:FOR  camera-drop:FRACTION[:AT:FOR]  camera-corrupt:FRACTION[:AT:FOR]
   mavlink-loss:FRACTION[:AT:FOR]  mavlink-latency:MS[:AT:FOR]  heartbeat-silence:AT:FOR  mode-change:AT[:FOR]
   A fault whose AT is at or past the episode's end (--max-seconds, else the task's own limit) is refused: it would
@@ -58,6 +64,8 @@ class SitlSettings:
     camera_port: int = setting(5600, ge=0, le=65535)
     camera_quality: int = setting(95, ge=1, le=100)
     task_fov: float = setting(80.0, ge=10.0, le=170.0)
+    # Long enough to start the onboard runtime by hand in a second terminal; a day is longer than any rehearsal.
+    engage_wait: float = setting(300.0, ge=0.0, le=86400.0)
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -93,6 +101,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     FLAGS.add(vehicle, "--setpoint-timeout", "setpoint_timeout", "COM_OF_LOSS_T (PX4) or GUID_TIMEOUT (ArduPilot), "
                                                                  "seconds", type=float, metavar="S",
               default_text="1 for PX4, 3 for ArduPilot")
+    FLAGS.add(vehicle, "--engage-wait", "engage_wait", "how long each episode stands still, hovering (camera and "
+                                                       "telemetry streaming), for a client to switch the vehicle to "
+                                                       "OFFBOARD (PX4) / GUIDED (ArduPilot), e.g. navigator onboard "
+                                                       "--engage; its clock (time limit, faults) starts then, or when "
+                                                       "this wait ends; 0: at once", type=float, metavar="S")
     camera = parser.add_argument_group("camera stream")
     FLAGS.add(camera, "--camera-port", "camera_port", "HTTP port of the MJPEG stream; 0: any free", type=int)
     for flag, key, text, kind in (
@@ -111,7 +124,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inject a fault (repeatable); see the list above")
     parser.add_argument("--gui", action="store_true", help="also show PyBullet's window (needs a display)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per line on stdout: ready, "
-                                                            "episode_start, mode, fault, episode, summary")
+                                                            "episode_start, clock_start, mode, fault, episode, summary")
 
 
 def sitl_config(args: argparse.Namespace) -> Any:
@@ -144,7 +157,7 @@ def sitl_config(args: argparse.Namespace) -> Any:
         setpoint_timeout_s=settings.setpoint_timeout, task_fov_deg=settings.task_fov, link=link,
         camera=StreamConfig(host=settings.host, port=settings.camera_port, quality=settings.camera_quality,
                             **dataclasses.asdict(scenario.camera)),
-        faults=faults, gui=args.gui)
+        faults=faults, gui=args.gui, engage_wait_s=settings.engage_wait)
 
 
 def _check_ports(args: argparse.Namespace, autopilot: str, link: Any, camera_port: int) -> None:
@@ -237,7 +250,13 @@ def _say(console: Any, event: dict[str, Any], episodes: int) -> None:
                       f"[/cyan]" + (f" · ground station [cyan]{event['gcs']}[/cyan]" if event["gcs"] else "")
                       + f" · camera [cyan]{event['camera']}[/cyan] · Ctrl-C stops")
     elif kind == "episode_start":
-        console.print(f"episode {event['episode'] + 1}/{episodes} (seed {event['seed']}): hovering in hold mode")
+        wait = event["engage_wait_s"]
+        console.print(f"episode {event['episode'] + 1}/{episodes} (seed {event['seed']}): hovering in hold mode"
+                      + (f"; its clock starts when a client switches to {event['engage_mode']} (waiting up to "
+                         f"{wait:g} s)" if wait else ""))
+    elif kind == "clock_start":
+        console.print(f"  clock started: {'engaged' if event['by'] == 'engage' else 'no client engaged'} after "
+                      f"{event['waited_s']:.1f} s")
     elif kind == "mode":
         console.print(f"  t {event['time']:5.1f} s  mode {event['mode']} ({event['by']})")
     elif kind == "fault":

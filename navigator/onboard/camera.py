@@ -7,20 +7,33 @@ queue: only the newest is kept), and the loop takes the newest frame and judges 
 keeps counting while `read()` hangs. A source that fails (cannot open, read fails, stream ends, no frame for
 `read_timeout_s` on a network stream) is released and reopened, waiting `backoff_s` first and doubling the wait up to
 `backoff_max_s`; a good frame resets the wait. A video file plays at its own frame rate and starts over at its end.
+
+`policy_view` is what a camera's frames must give the policy: its trained field of view, at no fewer pixels than it
+was trained with.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from navigator.errors import UserError
+from policies.preprocessing import ImageSpec
+
+if TYPE_CHECKING:  # onnxruntime, which the bundle module imports, is not needed to read a camera
+    from navigator.onboard.bundle import Bundle
+
+# How long opening and reading a local video file may take while it is checked: a file answers at once, and a file
+# on a stalled network mount should not hold the command for longer than this.
+OPEN_TIMEOUT_MS_FILE = 3000
 
 
 @dataclass(frozen=True)
@@ -48,9 +61,9 @@ def parse_source(source: str) -> int | str:
 
 
 def check_source(source: str) -> None:
-    """UserError for a source that can be known at once never to give a frame: empty, a negative device index, or a
-    path to a file or device that does not exist. A URL (`scheme://`), an image sequence (`%d`) or a GStreamer
-    pipeline (`!`) is left to OpenCV, which alone can tell."""
+    """UserError for a source that can be known at once never to give a frame: empty, a negative device index, a
+    path to a file or device that does not exist, or a file OpenCV cannot read a frame from. A URL (`scheme://`), an
+    image sequence (`%d`) or a GStreamer pipeline (`!`) is left to OpenCV, which alone can tell."""
     fix = "give a device index (0 for /dev/video0), a video file or a stream URL (rtsp://..., http://...)"
     stripped = source.strip()
     if not stripped:
@@ -68,6 +81,58 @@ def check_source(source: str) -> None:
             raise UserError(f"--camera {source}: no such file or device; {fix}")
         if os.path.isdir(source):
             raise UserError(f"--camera {source} is a folder, not a camera; {fix}")
+        if os.path.isfile(source):
+            _check_video_file(source, fix)
+
+
+def _check_video_file(path: str, fix: str) -> None:
+    """UserError for a file OpenCV cannot read a frame from (a checkpoint, a text file, a truncated video). A local
+    file answers at once, unlike a stream, so this costs milliseconds; otherwise the reader would retry it until the
+    open timeout and report only that no frame came."""
+    _quiet_capture_logs()
+    capture = _capture(path, OPEN_TIMEOUT_MS_FILE)
+    try:
+        readable = capture is not None and capture.read()[0]
+    finally:
+        if capture is not None:
+            capture.release()
+    if not readable:
+        raise UserError(f"--camera {path}: OpenCV cannot read a video frame from this file (it is not a video, or a "
+                        f"damaged one); {fix}")
+
+
+def _capture(target: int | str, timeout_ms: int) -> cv2.VideoCapture | None:
+    """An opened capture of `target`, or None. A device index opens with OpenCV's default backend; a path or URL
+    with FFmpeg, whose waits are bounded by `timeout_ms`, else (an image sequence, a GStreamer pipeline) any backend."""
+    if isinstance(target, int):
+        capture = cv2.VideoCapture(target)
+    else:
+        capture = cv2.VideoCapture(target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
+                                                             cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
+        if not capture.isOpened():
+            capture = cv2.VideoCapture(target)
+    if capture.isOpened():
+        return capture
+    capture.release()
+    return None
+
+
+def policy_view(bundle: Bundle, width: int, height: int, hfov_deg: float) -> ImageSpec:
+    """The preprocessing from frames of `width` x `height` pixels at a horizontal field of view `hfov_deg` to the
+    policy of `bundle` (`Bundle.image_spec_for`), refusing (UserError) frames that cannot give the policy its view:
+    narrower than its trained field of view, or so small that the crop to that view has fewer pixels than the
+    trained image (a 16x12 video would be blown up to 64x48, a blur the policy never saw in training)."""
+    spec = bundle.image_spec_for(width, height, hfov_deg)
+    _, _, crop_height, crop_width = spec.crop_box()
+    if crop_width < spec.output_width or crop_height < spec.output_height:
+        fraction = math.tan(math.radians(spec.output_hfov_deg) / 2) / math.tan(math.radians(hfov_deg) / 2)
+        need = math.ceil(spec.output_width / fraction)
+        raise UserError(f"a {width}x{height} camera with a {hfov_deg:g} deg horizontal field of view gives the policy "
+                        f"of {bundle.path} only {crop_width}x{crop_height} pixels of its trained "
+                        f"{spec.output_hfov_deg:g} deg view, which it was trained to see at {spec.output_width}x"
+                        f"{spec.output_height}; use frames at least {need} pixels wide at that field of view (a higher "
+                        f"camera resolution)")
+    return spec
 
 
 class CameraReader:
@@ -131,19 +196,10 @@ class CameraReader:
             self._thread.join(self._read_timeout_s + 1.0)
 
     def _open(self) -> cv2.VideoCapture | None:
-        if isinstance(self._target, int):
-            capture = cv2.VideoCapture(self._target)
-        else:
-            timeout_ms = int(self._read_timeout_s * 1000)
-            capture = cv2.VideoCapture(self._target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
-                                                                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
-            if not capture.isOpened():  # not FFmpeg's (an image sequence, a GStreamer pipeline): any backend
-                capture = cv2.VideoCapture(self._target)
-        if capture.isOpened():
-            return capture
-        capture.release()
-        self.last_error = "cannot open the source"
-        return None
+        capture = _capture(self._target, int(self._read_timeout_s * 1000))
+        if capture is None:
+            self.last_error = "cannot open the source"
+        return capture
 
     def _run(self) -> None:
         backoff = self._backoff_s

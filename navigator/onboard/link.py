@@ -19,12 +19,13 @@ URLs are pymavlink's: `udpin:0.0.0.0:14540` (listen; PX4 SITL's offboard link se
 rate). MAVLink 2 framing.
 
 Opening (`check`, then `open`) refuses at once, with the fix, what cannot work: a serial device that is missing or not
-ours to open (or pyserial not installed), a UDP port another program already listens on (pymavlink binds with
-SO_REUSEADDR, so a second listener would bind without error and silently take the autopilot's packets), an address
-that is not this computer's. A TCP connection that is refused fails at once: nothing listens there, and waiting
-would only hide that (an autopilot that boots later is what the service's restart is for); one that is not answered
-fails after the connect timeout. Once connected, a TCP link that drops is reconnected by the receive thread, one
-attempt a second, each bounded to a second, without pymavlink's messages on stdout.
+ours to open (or pyserial not installed), a host name that does not resolve, a UDP port another program already
+listens on (pymavlink binds with SO_REUSEADDR, so a second listener would bind without error and silently take the
+autopilot's packets), an address that is not this computer's. A TCP connection that is refused fails at once:
+nothing listens there, and waiting would only hide that (an autopilot that boots later is what the service's restart
+is for); one that is not answered fails after the connect timeout. Once connected, a TCP link that drops is
+reconnected by the receive thread, one attempt a second, each bounded to a second, without pymavlink's messages on
+stdout.
 """
 
 from __future__ import annotations
@@ -180,6 +181,21 @@ def _open_problem(url: str, error: BaseException) -> str:
     return f"--mavlink {url}: cannot open the link ({reason}); {_hint(url)}"
 
 
+def _check_host_resolves(url: str) -> None:
+    """UserError when the host of network URL `url` has no IPv4 address (pymavlink's sockets are IPv4): a typing
+    error or a name this computer cannot look up, which waiting for a heartbeat would only hide."""
+    host, port = _address(url)
+    try:
+        socket.getaddrinfo(host, int(port), socket.AF_INET)
+    except (OSError, UnicodeError) as error:  # socket.gaierror, or a name IDNA cannot encode
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        fix = ("listen on 0.0.0.0 (every interface) or on one of this computer's addresses" if _listens(url) else
+               "give the autopilot's IP address, or a name this computer can look up (check its spelling, /etc/hosts "
+               "or the name server)")
+        raise UserError(f"--mavlink {url}: the host name {host} does not resolve to an IPv4 address ({reason}); "
+                        f"{fix}") from None
+
+
 def _check_port_free(url: str) -> None:
     """UserError when another socket already holds the address `url` listens on.
 
@@ -281,7 +297,8 @@ class MavlinkLink:
     def check(self) -> MavlinkLink:
         """UserError, with the fix, for a link that cannot open on this computer: pyserial missing, a serial device
         that does not exist or is not ours to open, an address another program already listens on. Quick and
-        side-effect free, so that a command can refuse before it starts any work; `open` checks again."""
+        side-effect free, so that a command can refuse before it starts any work; `open` checks again. A host name
+        that does not resolve is refused too (a lookup: quick, unless the name server itself does not answer)."""
         if _transport(self.url) == "serial":
             try:
                 importlib.import_module("serial")  # pymavlink opens serial ports through pyserial, imported late
@@ -293,7 +310,9 @@ class MavlinkLink:
                     raise UserError(_open_problem(self.url, FileNotFoundError(errno.ENOENT, "no such device")))
                 if not os.access(device, os.R_OK | os.W_OK):
                     raise UserError(_open_problem(self.url, PermissionError(errno.EACCES, "permission denied")))
-        elif _listens(self.url):
+            return self
+        _check_host_resolves(self.url)
+        if _listens(self.url):
             _check_port_free(self.url)
         return self
 

@@ -1,6 +1,7 @@
 """The flight log: one JSON Lines row per control step of a run, in a folder the user names.
 
-A run's log is `onboard-YYYYmmdd-HHMMSS.jsonl` (a numeric suffix if that name exists). Each line is one JSON object:
+A run's log is `onboard-YYYYmmdd-HHMMSS.jsonl` (a numeric suffix if a run of that name has a part there). Each line
+is one JSON object:
   {"kind": "header", ...}   first line of every part: part number, start time, the run's settings (bundle, camera,
                             link, config)
   {"kind": "step", ...}     one per control step (`STEP_FIELDS`):
@@ -58,7 +59,9 @@ class FlightLog:
         folder.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         name, index = f"onboard-{stamp}", 1
-        while (folder / f"{name}.jsonl").exists():
+        # Any part counts: a run whose first part rotation deleted still owns its name (its later parts would be
+        # read as this run's).
+        while log_parts(folder / f"{name}.jsonl"):
             index += 1
             name = f"onboard-{stamp}-{index}"
         self.folder, self.name = folder, name

@@ -6,7 +6,7 @@ Checks, in order, each reported with a verdict and a one-line detail:
 - `inference`: the policy runs one step through ONNX Runtime (zero image and state) and gives a finite action in
   [-1, 1];
 - `camera`: the camera source gives a first frame within the probe timeout, and a frame of that size can give the
-  policy its trained field of view;
+  policy its trained field of view at no fewer pixels than its trained image (`camera.policy_view`);
 - `mavlink`: an autopilot heartbeat arrives on the MAVLink URL within the probe timeout.
 
 `config`, `bundle` and `inference` always block (a computer that cannot run the policy must never fly it).
@@ -128,7 +128,7 @@ def _check_policy(request: SelfTestRequest, config: Any, report: SelfTestReport)
 
 
 def _camera_check(request: SelfTestRequest, bundle: Any, config: Any) -> Check:
-    from navigator.onboard.camera import CameraReader
+    from navigator.onboard.camera import CameraReader, policy_view
 
     blocking = request.require_camera
     if request.camera is None:
@@ -152,7 +152,7 @@ def _camera_check(request: SelfTestRequest, bundle: Any, config: Any) -> Check:
     if bundle is not None:
         hfov = config.camera.hfov_deg if config.camera.hfov_deg is not None else bundle.image_spec.input_hfov_deg
         try:
-            bundle.image_spec_for(width, height, hfov)
+            policy_view(bundle, width, height, hfov)
         except UserError as error:
             return Check("camera", False, blocking, str(error))
         detail += f" at {hfov:g} deg gives the policy its view"

@@ -15,11 +15,14 @@ HTTP MJPEG stream OpenCV opens by URL. Modules, one job each:
 * `runner`: the real-time loop and episodes (`Sitl`).
 
 Each episode starts hovering at the task's start pose, armed, in the hold mode (PX4 AUTO.LOITER, ArduCopter LOITER);
-see `autopilot` for what each flavour accepts. A harness starts one in-process:
+see `autopilot` for what each flavour accepts. With `SitlConfig.engage_wait_s` its world stands still until a client
+switches to OFFBOARD / GUIDED (at most that long), so that its clock starts at the handover (`runner`). A harness
+starts one in-process:
 
     with Sitl(SitlConfig(seed=3, link=LinkConfig(port=client_port, local_port=0, gcs_port=0),
                          camera=StreamConfig(port=0)), on_event=events.append) as sitl:
         sitl.run(stop_event)        # blocking; events: ready, episode_start, mode, fault, episode
+                                    # (and clock_start, with engage_wait_s)
 """
 
 from sim_envs.sitl.config import LinkConfig, SitlConfig, StreamConfig, task_seconds

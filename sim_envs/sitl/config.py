@@ -32,6 +32,8 @@ PX4_LOCAL_PORT = 14580
 ARDUPILOT_TCP_PORT = 5760
 GCS_PORT = 14550
 CAMERA_PORT = 5600
+# The longest an episode waits for a client to engage: a day is longer than any rehearsal (a longer wait is a typo).
+MAX_ENGAGE_WAIT_S = 86400.0
 
 
 def task_seconds(task: str) -> float:
@@ -108,6 +110,9 @@ class SitlConfig:
     faults: FaultConfig = field(default_factory=FaultConfig)
     home: Home = field(default_factory=Home)
     gui: bool = False  # PyBullet's window (needs a display)
+    # Each episode's world stands still (hovering, camera and telemetry streaming) until a client switches the vehicle
+    # to its setpoint mode (OFFBOARD / GUIDED), at most this many seconds; 0: its clock starts at once.
+    engage_wait_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.autopilot not in AUTOPILOT_NAMES:
@@ -123,6 +128,8 @@ class SitlConfig:
                              f"{self.camera.fov_deg} deg]: the policy's view is a crop of the stream")
         if self.max_seconds is not None and not self.max_seconds > 0.0:
             raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
+        if not 0.0 <= self.engage_wait_s <= MAX_ENGAGE_WAIT_S:
+            raise ValueError(f"engage_wait_s {self.engage_wait_s} must be in [0, {MAX_ENGAGE_WAIT_S:g}]")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

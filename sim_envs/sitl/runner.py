@@ -6,9 +6,15 @@ and the slower telemetry in between, and answers MAVLink messages while it waits
 starts late is an overrun (counted and reported per episode); a loop more than a whole step behind re-anchors its
 clock instead of racing to catch up, so simulated time then runs slower than the wall clock, never faster.
 
+With `engage_wait_s`, each episode's world stands still after its reset (no step: the vehicle hovers, the same frame
+and state go out at the camera's rate, MAVLink is answered) until a client switches the vehicle to its setpoint mode
+(OFFBOARD / GUIDED), or the wait's limit passes; then its clock starts, and its time limit and faults count from
+there. A rehearsal started by hand in two terminals then loses nothing to the time it takes to start the second.
+
 Events (`on_event`, plain dicts with an "event" key) tell a harness what happens: "ready" (sockets bound, first frame
-published: clients may connect), "episode_start", "mode" (every flight-mode change, with who made it), "fault" (a fault
-window starts or ends), "episode" (an episode ended: EpisodeReport.to_dict()).
+published: clients may connect), "episode_start", "clock_start" (only with `engage_wait_s`: the wait ended, "by"
+"engage" or "wait limit", after "waited_s"), "mode" (every flight-mode change, with who made it), "fault" (a fault
+window starts or ends), "episode" (an episode ended: EpisodeReport.to_dict(); its wall_s counts from the clock's start).
 """
 
 from __future__ import annotations
@@ -170,13 +176,19 @@ class Sitl:
         self._send_state(now, after_step=True)
         if index == 0:
             self._on_event({"event": "ready", **self.endpoints(), "autopilot": config.autopilot})
-        self._on_event({"event": "episode_start", "episode": index, "seed": seed})
-        self.vehicle.text(f"Episode {index + 1}/{config.episodes} seed {seed}: start", SEVERITY_NOTICE)
+        engage_mode = self.flavour.setpoint_mode
+        self._on_event({"event": "episode_start", "episode": index, "seed": seed,
+                        "engage_wait_s": config.engage_wait_s, "engage_mode": engage_mode})
+        self.vehicle.text(f"Episode {index + 1}/{config.episodes} seed {seed}: "
+                          + (f"waiting for {engage_mode}" if config.engage_wait_s else "start"), SEVERITY_NOTICE)
         self._mode = self.autopilot.mode.name
         sent0, dropped0 = self.link.sent, self.link.dropped
         frames, late, step_times, overruns = 0, 0.0, [], 0
         start = now
         next_step = now + self.dt
+        # Until a client engages the vehicle (or this monotonic time passes) the world stands still: a user who starts
+        # the onboard runtime a minute later still gets the whole episode. None: the clock runs.
+        wait_end = now + config.engage_wait_s if config.engage_wait_s else None
         while True:
             if stop is not None and stop.is_set():
                 return None
@@ -190,7 +202,18 @@ class Sitl:
                 self.vehicle.text(failsafe, SEVERITY_WARNING)
                 self._note_mode("failsafe")
             self._send_state(now, after_step=False)
-            if now >= next_step:
+            if wait_end is not None:
+                engaged = self.autopilot.mode.behaviour == "setpoints"
+                if engaged or now >= wait_end:
+                    self._on_event({"event": "clock_start", "episode": index, "waited_s": round(now - start, 3),
+                                    "by": "engage" if engaged else "wait limit"})
+                    self.vehicle.text(f"Episode {index + 1} seed {seed}: start", SEVERITY_NOTICE)
+                    wait_end, start, next_step = None, now, now + self.dt
+                elif now >= next_step:  # standing still: the same frame and state, at the camera's rate
+                    self._publish(env.unwrapped.time)
+                    self._send_state(time.monotonic(), after_step=True)
+                    next_step = max(next_step + self.dt, time.monotonic() - self.dt)
+            elif now >= next_step:
                 lateness = now - next_step
                 late = max(late, lateness)
                 overruns += lateness > OVERRUN_FRACTION * self.dt
