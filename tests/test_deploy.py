@@ -2,27 +2,35 @@
 installs it) with throwaway host and client keys, real ssh/scp clients, a real venv built on the "target" (this
 machine, through sshd) from a wheelhouse, a camera that is a video file and an autopilot that is real pymavlink
 sockets: deploy, self-test, a second version reusing the venv, a failing self-test that keeps the old version,
-rollback, status, dry run, pruning to --keep versions, the target's lock, and hostile input refused before anything
-runs."""
+rollback, status, dry run, pruning to --keep versions, the target's lock, an interrupted deploy undone, failures as
+JSON, and hostile or misnamed input refused before anything runs.
+
+Target folders and camera files that a deploy uses live outside /tmp (the `place` fixture): deploy refuses /tmp, which
+the service's PrivateTmp hides from it."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from navigator.cli import main
+from navigator.deploy import pipeline
 from navigator.deploy.lock import lock_step
-from navigator.deploy.ssh import SshClient
-from navigator.deploy.target import parse_target
+from navigator.deploy.ssh import SshClient, run_step
+from navigator.deploy.target import check_camera, parse_target
+from navigator.errors import UserError
 from onboard_support import FakeAutopilot, free_port, write_tiny_bundle, write_video
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,6 +102,18 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture
+def place() -> Iterator[Path]:
+    """A folder outside /tmp and /var/tmp (under the user's cache folder), removed afterwards: for target folders
+    and camera files, which deploy refuses in /tmp."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "liquid-navigator-tests"
+    root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=root))
+    assert not str(folder).startswith(("/tmp/", "/var/tmp/")), folder
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def navigator(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
     """Run the CLI in this process; (exit code, stdout, stderr)."""
     code = main(list(argv))
@@ -106,14 +126,28 @@ def target_args(sshd: Sshd, folder: Path) -> list[str]:
             "--known-hosts", str(sshd.known_hosts)]
 
 
+def running_from(folder: Path) -> list[str]:
+    """The command lines of processes on this machine (the "target") whose program is in `folder` (a venv's
+    python there)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if argv[0].startswith(f"{folder}/"):
+            found.append(" ".join(argv))
+    return found
+
+
 def tree(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
 
 
-def test_deploy_self_test_second_version_failing_version_rollback_status(sshd: Sshd, wheelhouse: Path,
+def test_deploy_self_test_second_version_failing_version_rollback_status(sshd: Sshd, wheelhouse: Path, place: Path,
                                                                          tmp_path: Path, capsys) -> None:
-    target = tmp_path / "target"
-    camera = write_video(tmp_path / "camera.avi")
+    target = place / "target"
+    camera = write_video(place / "camera.avi")
     udp = free_port()
     common = [*target_args(sshd, target), "--wheelhouse", str(wheelhouse), "--probe-timeout", "2", "--json"]
 
@@ -176,6 +210,37 @@ def test_deploy_self_test_second_version_failing_version_rollback_status(sshd: S
     assert "self-test the new version on the target failed" in err and "mavlink" in err
     assert tree(target) == before
     assert os.readlink(current) == f"versions/{second['version']}"
+    failed = json.loads(out)  # --json: one document on failure too, with the self-test's report
+    assert failed["failed"] and not failed["interrupted"] and failed["target_restored"]
+    assert failed["step"] == "self-test the new version on the target" and "remove the staging folder: done" in \
+        failed["undo"]
+    assert not failed["self_test"]["passed"] and "mavlink" in failed["error"]
+
+    # Ctrl-C during the self-test (waiting for a heartbeat that never comes): the deploy undoes what it created,
+    # exits 130, and the self-test it started on the target does not outlive it.
+    deploying = subprocess.Popen([sys.executable, "-m", "navigator", "deploy", "--bundle",
+                                  str(write_tiny_bundle(tmp_path / "tiny2")), *target_args(sshd, target),
+                                  "--wheelhouse", str(wheelhouse), "--probe-timeout", "60", "--json",
+                                  "--require-link"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    progress = []
+    for line in deploying.stderr:
+        progress.append(line)
+        if "self-test the new version" in line:
+            break
+    time.sleep(2)  # the self-test is under way on the target
+    assert any("--self-test" in command for command in running_from(target)), progress
+    deploying.send_signal(signal.SIGINT)
+    out, err = deploying.communicate(timeout=60)
+    assert deploying.returncode == 130, "".join(progress) + err
+    assert "undo: remove the staging folder: done" in err and "navigator deploy: interrupted" in err
+    interrupted = json.loads(out)
+    assert interrupted["interrupted"] and interrupted["step"] == "self-test the new version on the target"
+    assert interrupted["target_restored"] and interrupted["self_test"] is None
+    assert tree(target) == before
+    deadline = time.monotonic() + 10
+    while running_from(target) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not running_from(target)
 
     # Rollback returns to the first version; the second becomes previous.
     code, out, err = navigator(capsys, "deploy", *target_args(sshd, target), "--rollback", "--json")
@@ -196,9 +261,14 @@ def test_deploy_self_test_second_version_failing_version_rollback_status(sshd: S
     assert first["version"] in out and "previous" in out and "service: systemd not available" in out
 
 
-def test_dry_run_prints_every_step_and_changes_nothing(sshd: Sshd, wheelhouse: Path, tmp_path: Path,
-                                                       capsys) -> None:
-    target = tmp_path / "target"
+def test_dry_run_prints_every_step_and_changes_nothing(sshd: Sshd, wheelhouse: Path, place: Path, tmp_path: Path,
+                                                       capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = place / "target"
+    # What a deploy killed outright left in the temporary folder: removed by the next deploy once its process is gone.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (tmp_path / f"navigator-deploy-{gone.pid}-abcd1234" / "wheel").mkdir(parents=True)
     code, out, err = navigator(capsys, "deploy", "--bundle", str(BUNDLES / "hike"), *target_args(sshd, target),
                                "--wheelhouse", str(wheelhouse), "--camera", "0", "--mavlink",
                                "udpin:0.0.0.0:14540", "--dry-run")
@@ -208,13 +278,15 @@ def test_dry_run_prints_every_step_and_changes_nothing(sshd: Sshd, wheelhouse: P
                   "self-test the new version on the target", "switch to version"):
         assert title in out
     assert "&& python3 -m venv -- " in out and "scp -q -p -r" in out  # the exact argv, quoted as a shell line
+    assert not list(tmp_path.glob("navigator-deploy-*"))  # the leftover, and this run's own work folder
 
 
-def test_a_first_deploy_that_fails_leaves_no_trace(sshd: Sshd, wheelhouse: Path, tmp_path: Path, capsys) -> None:
+def test_a_first_deploy_that_fails_leaves_no_trace(sshd: Sshd, wheelhouse: Path, place: Path, tmp_path: Path,
+                                                   capsys) -> None:
     partial = tmp_path / "wheelhouse"  # rich alone: the venv's install cannot find numpy and fails
     partial.mkdir()
     shutil.copy(next(wheelhouse.glob("rich-*.whl")), partial)
-    target = tmp_path / "target"
+    target = place / "target"
     code, out, err = navigator(capsys, "deploy", "--bundle", str(BUNDLES / "hike"), *target_args(sshd, target),
                                "--wheelhouse", str(partial), "--camera", "0", "--mavlink", "udpin:127.0.0.1:14540")
     assert code == 1
@@ -334,8 +406,8 @@ def hold_lock(target: Path, **holder) -> None:
     (target / ".lock" / "holder.json").write_text(json.dumps({"token": "0123", **holder}))
 
 
-def test_a_held_lock_refuses_changes_until_broken(sshd: Sshd, tmp_path: Path, capsys) -> None:
-    target = tmp_path / "target"
+def test_a_held_lock_refuses_changes_until_broken(sshd: Sshd, place: Path, capsys) -> None:
+    target = place / "target"
     ids = fake_target(target)
     args = target_args(sshd, target)
     hold_lock(target, by="ci@elsewhere", host="elsewhere", pid=4242, operation="deploy")
@@ -381,3 +453,133 @@ def test_of_concurrent_lock_takers_exactly_one_wins(sshd: Sshd, tmp_path: Path) 
     release = lock_step(ssh, "release", "release", str(winners[0]))
     assert json.loads(subprocess.run(release.argv, input=release.stdin, capture_output=True).stdout)["released"]
     assert not target.exists()  # the lock made the folder, and took it away again
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--target", "root@127.0.0.1:/tmp/navigator"], "/tmp/navigator is under /tmp, which the service does not see"),
+    (["--target", "root@127.0.0.1:/var/tmp/x"], "under /var/tmp"),
+    (["--target", "root@127.0.0.1:/tmp/x", "--rollback"], "PrivateTmp=yes"),
+    (["--target", "root@127.0.0.1", "--camera", "/tmp/flight.mp4"], "under /tmp, which the service does not see"),
+    (["--target", "root@127.0.0.1", "--camera", "file:///var/tmp/f.mp4"], "under /var/tmp"),
+    (["--target", "root@127.0.0.1", "--camera", "flight.mp4"], "relative path"),
+    (["--target", "root@127.0.0.1", "--camera", "~/flight.mp4"], "absolute path on the target"),
+    (["--target", "root@127.0.0.1", "--camera", "frames/img%03d.png"], "relative path"),
+    (["--target", "root@::1"], "IPv6 address without brackets (its colons would be read as the one before DIR); "
+     "write it in brackets: root@[::1]"),
+    (["--target", "root@fe80::2:/opt/x"], "root@[fe80::2]:DIR"),
+    (["--target", "root@127.0.0.1", "--config", "/tmp"], "--config /tmp: a folder, not a file"),
+    (["--target", "root@127.0.0.1", "--identity", "/tmp"], "--identity /tmp: a folder, not a file"),
+    (["--target", "root@127.0.0.1", "--known-hosts", "/dev/null"], "--known-hosts /dev/null: a device, not a file"),
+    (["--target", "root@127.0.0.1", "--probe-timeout", "0"], "--probe-timeout 0: give more than 0 and at most 120"),
+])
+def test_input_the_service_would_not_see_or_that_is_misnamed_is_refused(argv: list[str], problem: str,
+                                                                        capsys) -> None:
+    bundle = [] if "--rollback" in argv else ["--bundle", str(BUNDLES / "hike")]
+    code, out, err = navigator(capsys, "deploy", *bundle, *argv)
+    assert code == 2, err
+    assert problem in err and "[1]" not in out + err and "Traceback" not in err
+
+
+def test_a_bundle_that_is_a_file_is_named_for_what_it_is(tmp_path: Path, capsys) -> None:
+    checkpoint, clip = tmp_path / "my run" / "best.pt", tmp_path / "clip.avi"
+    checkpoint.parent.mkdir()
+    for path in (checkpoint, clip):
+        path.write_bytes(b"x")
+    code, _, err = navigator(capsys, "deploy", "--bundle", str(checkpoint), "--target", "root@127.0.0.1")
+    assert code == 2
+    assert f"is a checkpoint, not a bundle folder; export it first: navigator export --checkpoint '{checkpoint}' " \
+           f"--out bundles/NAME" in err  # quoted: the path has a space
+    code, _, err = navigator(capsys, "deploy", "--bundle", str(clip), "--target", "root@127.0.0.1")
+    assert code == 2 and "is a file, not a bundle folder" in err and "no such folder" not in err
+
+
+def test_camera_sources_that_are_no_files_pass_and_ipv6_in_brackets_parses() -> None:
+    for source in ("0", "/dev/video0", "rtsp://10.0.0.5:8554/cam", "http://[::1]:8080/x", "/home/pi/flight.mp4"):
+        assert check_camera(source) == source
+    with pytest.raises(UserError, match="kept from the active version"):
+        check_camera("/tmp/x.mp4", "the camera kept from the active version (--camera replaces it)")
+    target = parse_target("root@[::1]:/opt/nav")
+    assert (target.host, target.directory, target.scp_location("x")) == ("::1", "/opt/nav", "root@[::1]:x")
+
+
+def test_work_folders_of_killed_deploys_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead, alive, other = (tmp_path / f"navigator-deploy-{gone.pid}-x1", tmp_path / f"navigator-deploy-{os.getpid()}-x2",
+                          tmp_path / "navigator-deploy-notapid")
+    for folder in (dead, alive, other):
+        folder.mkdir()
+    notes: list[str] = []
+    hooks = pipeline.Hooks()
+    hooks.note = notes.append  # type: ignore[method-assign]
+    pipeline._remove_dead_work_folders(hooks)
+    assert not dead.exists() and alive.exists() and other.exists()
+    assert notes == [f"removed {dead}, left by a deploy that was killed (process {gone.pid})"]
+
+
+def test_a_remote_command_ends_when_its_ssh_client_goes(sshd: Sshd, tmp_path: Path) -> None:
+    """sshd sends no SIGHUP without a terminal: the hangup watch stops the command when ssh's stdin ends."""
+    ssh = SshClient(parse_target("root@127.0.0.1", sshd.port), sshd.key, sshd.known_hosts)
+    marker = f"{time.time_ns() % 1000}.5"
+    client = subprocess.Popen(ssh.ssh("sleep", ["sleep", marker]).argv, stdin=subprocess.PIPE)
+
+    def sleeping() -> bool:
+        return any((proc / "cmdline").is_file() and (proc / "cmdline").read_bytes() == f"sleep\0{marker}\0".encode()
+                   for proc in Path("/proc").iterdir() if proc.name.isdigit())
+
+    deadline = time.monotonic() + 10
+    while not sleeping():
+        assert time.monotonic() < deadline and client.poll() is None
+        time.sleep(0.1)
+    client.kill()  # as SIGKILL of a deploy closes the pipe it holds, or Ctrl-C ends ssh
+    client.wait()
+    deadline = time.monotonic() + 10
+    while sleeping():
+        assert time.monotonic() < deadline, "the remote command outlived its ssh client"
+        time.sleep(0.1)
+    # A command that ends by itself reports its exit code as before.
+    assert run_step(ssh.ssh("print", ["echo", "hello"])) == "hello\n"
+
+
+def test_connection_failures_say_how_to_fix_them_and_json_gets_one_document(sshd: Sshd, tmp_path: Path,
+                                                                             capsys) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    args = ["--target", f"root@127.0.0.1:{tmp_path / 't'}", "--port", str(sshd.port), "--identity", str(sshd.key)]
+    code, out, err = navigator(capsys, "deploy", *args, "--known-hosts", str(empty), "--status", "--json")
+    assert code == 1 and "Host key verification failed" in err
+    assert f"fix: the target's host key is not in {empty}: connect once with ssh -p {sshd.port} root@127.0.0.1" in err
+    failure = json.loads(out)
+    assert failure["failed"] and failure["step"] == "read the target" and "ssh-keyscan" in failure["fix"]
+    assert failure["undo"] is None and failure["target_restored"] is None
+
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    code, out, err = navigator(capsys, "deploy", *args[:-1], str(stranger), "--known-hosts", str(sshd.known_hosts),
+                               "--status")
+    assert code == 1 and "Permission denied" in err
+    assert "fix: the target refused the key" in err and f"ssh-copy-id -i {stranger} -p {sshd.port} " in err
+
+
+def test_status_says_what_is_missing_or_damaged(sshd: Sshd, tmp_path: Path, capsys) -> None:
+    target = tmp_path / "target"
+    code, out, err = navigator(capsys, "deploy", *target_args(sshd, target), "--status")
+    assert code == 0, err
+    assert "nothing deployed in" in out and "policy sha256" not in out  # no empty table
+
+    ids = fake_target(target)
+    (target / "versions" / ids["v1"] / "deploy.json").write_text('{"version": ')
+    (target / "versions" / ids["v3"] / "deploy.json").write_text("")
+    shutil.rmtree(target / "versions" / ids["v4"])  # previous
+    code, out, err = navigator(capsys, "deploy", *target_args(sshd, target), "--status")
+    assert code == 0, err
+    assert f"version {ids['v1']}: its deploy.json is damaged (not valid JSON at line 1)" in out
+    assert f"version {ids['v3']}: its deploy.json is empty" in out
+    assert f"version {ids['v2']}: its deploy.json is missing" in out
+    assert f"previous points to version {ids['v4']}, which is missing: --rollback has no version to return to" in out
+    code, out, err = navigator(capsys, "deploy", *target_args(sshd, target), "--status", "--json")
+    assert code == 0, err
+    status = json.loads(out)
+    assert len(status["problems"]) == 4
+    assert status["versions"][ids["v1"]]["record_problem"].startswith("its deploy.json is damaged")

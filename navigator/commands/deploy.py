@@ -11,21 +11,26 @@ examples:
   navigator deploy --target pi@drone.local --status
   navigator deploy --target pi@drone.local --prune --keep 3 --dry-run       # what pruning to 3 versions removes
 
-The target is [USER@]HOST[:DIR] (DIR default ~/liquid-navigator; an IPv6 host in brackets), reached with the system's
-OpenSSH client and key authentication only; its host key must be known (connect once with ssh, or --known-hosts).
+The target is [USER@]HOST[:DIR] (DIR default ~/liquid-navigator, not under /tmp or /var/tmp, which the sandboxed
+service sees empty; an IPv6 host in brackets: pi@[fe80::2]:DIR), reached with the system's OpenSSH client and key
+authentication only; its host key must be known (connect once with ssh, or --known-hosts). A camera file is given by
+its absolute path on the target.
 The target needs python3 (3.11+, with venv) and, for a first deploy without --wheelhouse, a package index.
 Steps, the target's layout and what is undone on failure: navigator/deploy/pipeline.py and layout.py. Every deploy
 prunes the target to --keep versions (default 5, the active and previous ones always among them). Deploy, rollback
 and prune lock the target while they run; a lock left by a killed run is taken over with --break-lock
 (navigator/deploy/lock.py says what it checks).
 Exit codes: 0 done, 1 a step failed (the target was left as it was, unless the message says otherwise),
-2 bad input or a target locked by another run (nothing was changed).
+2 bad input or a target locked by another run (nothing was changed), 130 interrupted (what the deploy had created is
+undone, as after a failure). With --json a failure or interruption prints one JSON document too: the step, the error
+and its fix, the undo's outcome and the self-test's report, if one ran.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +42,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from navigator.deploy.layout import TargetState
-    from navigator.deploy.ssh import Step
+    from navigator.deploy.ssh import SshClient, Step, StepFailed
     from navigator.deploy.target import Target
 
 
@@ -86,10 +91,10 @@ def run(args: argparse.Namespace) -> int:
     from navigator.commands.common import output_console
     from navigator.deploy import pipeline
     from navigator.deploy.layout import check_keep
-    from navigator.deploy.runner import DeployFailed
+    from navigator.deploy.runner import DeployFailed, Interrupted
     from navigator.deploy.ssh import SshClient, StepFailed
     from navigator.deploy.target import (check_camera, check_key_file, check_known_hosts, check_mavlink,
-                                         parse_target)
+                                         check_service_dir, not_a_file, parse_target)
 
     # Every check on what the user typed comes before the first connection.
     target = parse_target(args.target, args.port)
@@ -100,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--keep applies to a deploy, --prune and --status, not to --rollback")
     if args.break_lock and (args.status or args.dry_run):
         raise UserError("--status and --dry-run take no lock, so there is none to break")
+    if args.bundle is not None or args.rollback:  # what the service will run from (--status, --prune only read it)
+        check_service_dir(target.directory, "--target's DIR")
     if args.bundle is None:
         given = [flag for flag, value in (("--config", args.config), ("--camera", args.camera),
                                           ("--mavlink", args.mavlink), ("--wheelhouse", args.wheelhouse))
@@ -112,14 +119,16 @@ def run(args: argparse.Namespace) -> int:
         if args.status and args.dry_run:
             raise UserError("--status changes nothing; it takes no --dry-run")
     else:
+        _check_bundle_path(args.bundle)
         if args.camera is not None:
             check_camera(args.camera)
         if args.mavlink is not None:
             check_mavlink(args.mavlink)
-        if args.config is not None and not args.config.is_file():
-            raise UserError(f"--config {args.config}: no such file")
+        if args.config is not None and (problem := not_a_file(args.config)) is not None:
+            raise UserError(f"--config {args.config}: {problem}; give the onboard settings file (YAML), e.g. "
+                            f"launch/onboard.yaml")
         if not (math.isfinite(args.probe_timeout) and 0 < args.probe_timeout <= 120):
-            raise UserError(f"--probe-timeout must be 0-120 seconds, got {args.probe_timeout}")
+            raise UserError(f"--probe-timeout {args.probe_timeout:g}: give more than 0 and at most 120 seconds")
     ssh = SshClient(target, identity, known_hosts)
     console = output_console(stderr=args.json)
     hooks = _ConsoleHooks(console, args.dry_run)
@@ -143,15 +152,20 @@ def run(args: argparse.Namespace) -> int:
                                          keep, args.break_lock)
         result = pipeline.deploy(request, ssh, hooks)
     except DeployFailed as error:
-        errors = output_console(stderr=True)
-        errors.print(f"navigator deploy: failed: {error}", highlight=False, markup=False)
-        for line in error.undone:
-            errors.print(f"  undo: {line}", highlight=False, markup=False)
-        errors.print("the target is as it was before this deploy", highlight=False, markup=False)
+        failure = error.failure if isinstance(error.failure, StepFailed) else None
+        _report_failure(args, ssh, str(error), step=failure and failure.step.title, failure=failure,
+                        undone=error.undone)
         return 1
     except StepFailed as error:  # a read-only step, the lock, the switch of a rollback, a prune
-        output_console(stderr=True).print(f"navigator deploy: failed: {error}", highlight=False, markup=False)
+        _report_failure(args, ssh, str(error), step=error.step.title, failure=error)
         return 1
+    except Interrupted as interruption:  # main() then says "interrupted" and exits 130 (143 for SIGTERM)
+        _report_failure(args, ssh, str(interruption), step=interruption.step, undone=interruption.undone,
+                        interrupted=True)
+        raise
+    except KeyboardInterrupt:  # where nothing needed undoing: reading the target, or after the switch
+        _report_failure(args, ssh, "interrupted", step=None, interrupted=True)
+        raise
     if args.dry_run:
         _finish(console, args, {"dry_run": True, **result.to_dict()},
                 f"dry run: {len(result.steps)} steps listed, none of those that change anything ran")
@@ -162,6 +176,49 @@ def run(args: argparse.Namespace) -> int:
             f"service: {result.service}; pruned: "
             f"{'FAILED' if result.pruned['error'] else ', '.join(result.pruned['versions']) or 'nothing'}")
     return 0 if not result.service.startswith("FAILED") else 1
+
+
+def _check_bundle_path(bundle: Path) -> None:
+    """A --bundle that exists and is no bundle folder (nor its policy.json), named for what it is."""
+    if bundle.is_dir() or not bundle.exists() or bundle.name == "policy.json":
+        return  # a folder, or what load_bundle reports on (a missing path, a policy.json)
+    if bundle.suffix == ".pt":
+        raise UserError(f"--bundle {bundle} is a checkpoint, not a bundle folder; export it first: navigator export "
+                        f"--checkpoint {shlex.quote(str(bundle))} --out bundles/NAME, then deploy --bundle "
+                        f"bundles/NAME")
+    raise UserError(f"--bundle {bundle} is a file, not a bundle folder; give the folder navigator export wrote (it "
+                    f"holds policy.json and policy.onnx)")
+
+
+def _report_failure(args: argparse.Namespace, ssh: SshClient, error: str, *, step: str | None,
+                    failure: StepFailed | None = None, undone: list[str] | None = None,
+                    interrupted: bool = False) -> None:
+    """Say on stderr what failed in `step` (`failure`: the StepFailed, when a step failed), how to fix a connection
+    failure, and what the undo did (`undone`; None: no undo ran); with --json, also one JSON document on stdout
+    (`target_restored`: whether every undo step succeeded; None when no undo ran). An interruption's own line is
+    main's ("navigator deploy: interrupted")."""
+    from navigator.commands.common import output_console, print_json
+    from navigator.deploy.pipeline import SelfTestFailed
+
+    # 255: ssh could not connect or log in (its own code); scp exits 1 for that too.
+    connection = failure is not None and (failure.returncode == 255 or failure.step.argv[0] == "scp")
+    fix = ssh.connection_fix(failure.stderr) if failure is not None and connection else None
+    restored = all(line.endswith(": done") for line in undone or [])
+    errors = output_console(stderr=True)
+    if not interrupted:
+        errors.print(f"navigator deploy: failed: {error}", highlight=False, markup=False)
+    if fix is not None:
+        errors.print(f"  fix: {fix}", highlight=False, markup=False)
+    for line in undone or []:
+        errors.print(f"  undo: {line}", highlight=False, markup=False)
+    if undone is not None:
+        errors.print("the target is as it was before this deploy" if restored else
+                     "some of the undo FAILED (above): the target may hold what this deploy left; navigator deploy "
+                     "--prune removes a killed deploy's leftovers", highlight=False, markup=False)
+    if args.json:
+        print_json({"failed": True, "interrupted": interrupted, "step": step, "error": error, "fix": fix,
+                    "undo": undone, "target_restored": restored if undone is not None else None,
+                    "self_test": failure.report if isinstance(failure, SelfTestFailed) else None})
 
 
 def _finish(console: Console, args: argparse.Namespace, document: dict, line: str) -> None:
@@ -203,6 +260,7 @@ def _show_status(state: TargetState, keep: int, target: Target, console: Console
 
     plan = plan_prune(state, keep)
     lock = state.facts["lock"]
+    problems = _status_problems(state)
 
     service = state.facts["service"]
     if not state.systemd:
@@ -215,8 +273,11 @@ def _show_status(state: TargetState, keep: int, target: Target, console: Console
                     "previous": state.previous, "versions": state.versions, "venvs": state.venvs,
                     "service": service_text, "systemd": state.systemd, "python": state.facts["python"],
                     "machine": state.facts["machine"], "prune": plan.to_dict(),
-                    "lock": lock and {**lock, "description": describe(lock)}})
+                    "lock": lock and {**lock, "description": describe(lock)}, "problems": problems})
         return 0
+    if not state.versions:
+        console.print(f"nothing deployed in {state.facts['dir']} on {target} yet: navigator deploy --bundle B "
+                      f"deploys a first version there", highlight=False, markup=False)
     table = Table(title=f"{target}: {state.facts['dir']}")
     for column in ("version", "", "task", "model", "policy sha256", "venv", "self-test", f"--keep {keep}"):
         table.add_column(column)
@@ -229,7 +290,10 @@ def _show_status(state: TargetState, keep: int, target: Target, console: Console
         table.add_row(name, mark, bundle.get("task", "?"), bundle.get("model", "?"),
                       bundle.get("onnx_sha256", "?")[:12], venv if venv in state.venvs else f"{venv} (missing)",
                       "passed" if test.get("passed") else "?", "kept" if name in plan.kept else "pruned")
-    console.print(table)
+    if state.versions:
+        console.print(table)
+    for problem in problems:
+        console.print(problem, highlight=False, markup=False)
     if plan.venvs or plan.leftovers:
         console.print(f"--prune --keep {keep} also removes: {', '.join([*plan.venvs, *plan.leftovers])}",
                       highlight=False, markup=False)
@@ -238,3 +302,17 @@ def _show_status(state: TargetState, keep: int, target: Target, console: Console
     console.print(f"service: {service_text}; python {state.facts['python']} on {state.facts['machine']}",
                   highlight=False, markup=False)
     return 0
+
+
+def _status_problems(state: TargetState) -> list[str]:
+    """What --status must say beside its table: versions whose record cannot be read (shown as '?'), and `current`
+    or `previous` links to versions that are gone."""
+    problems = [f"version {name}: {version['record_problem']}: its task, model and self-test are unknown"
+                for name, version in state.versions.items() if version.get("record_problem")]
+    if state.current is not None and state.current not in state.versions:
+        problems.append(f"current points to version {state.current}, which is missing: the service has no version "
+                        f"to run; deploy a bundle again")
+    if state.previous is not None and state.previous not in state.versions:
+        problems.append(f"previous points to version {state.previous}, which is missing: --rollback has no version "
+                        f"to return to")
+    return problems

@@ -23,9 +23,15 @@ Deploy, in order (each step reported; the first failure undoes what the deploy c
 11. prune: keep `--keep` versions (the new one and the previous one among them) and remove the rest, the venvs no
     kept version links to and what killed runs left (layout.plan_prune). A failure here is reported, not undone:
     the new version is active.
-Until step 9 nothing the service uses has changed; a failure before it removes the staging folder, a venv built by
-this deploy, the uploaded wheels, the folders this deploy created (if empty), and starts the service again if the
-deploy stopped it. After the switch nothing is undone: a failed restart is reported with the way back (--rollback).
+Until step 9 nothing the service uses has changed; a failure (or an interruption: Ctrl-C, SIGTERM) before its end
+points `current` and `previous` back where they were, removes the published version or the staging folder, a venv
+built by this deploy, the uploaded wheels, the folders this deploy created (if empty), and starts the service again if
+the deploy stopped it. After the switch nothing is undone: a failed restart is reported with the way back
+(--rollback).
+
+The local work folder (the wheel build, the version's files) is $TMPDIR/navigator-deploy-<PID>-XXXX, removed at the
+end; a deploy killed outright (SIGKILL) cannot remove it, so each deploy removes those of this user whose process is
+gone.
 
 Rollback switches `current` and `previous` (so a second rollback returns) and restarts the service; the version it
 returns to passed its self-test when it was deployed, and is not tested again (a rollback must be quick and must not
@@ -37,6 +43,7 @@ from __future__ import annotations
 import datetime
 import getpass
 import json
+import os
 import re
 import shutil
 import socket
@@ -53,13 +60,23 @@ from navigator.deploy.runner import Hooks, Runner
 from navigator.deploy.service import (TEMPLATE, install_steps, manual_install, render_unit, restart_step,
                                       start_step, stop_step, unavailable_reason)
 from navigator.deploy.ssh import SshClient, Step, StepFailed
-from navigator.deploy.target import check_camera, check_mavlink
+from navigator.deploy.target import check_camera, check_mavlink, check_service_dir
 from navigator.deploy.wheel import (EXTRA, build_step, built_wheel, copy_sources, source_tree, venv_key,
                                     wheelhouse_files)
 from navigator.errors import UserError
 
 PROBE_SOURCE = Path(__file__).with_name("probe.py")  # sent to the target's python3, not imported here
 PIP_TIMEOUT_S = 1800.0  # installing OpenCV and ONNX Runtime over a drone's Wi-Fi onto an SD card is slow
+WORK_PREFIX = "navigator-deploy-"  # then the pid of the deploy that made it, '-' and tempfile's random part
+
+
+class SelfTestFailed(StepFailed):
+    """The self-test ran on the target and refused the version: `report` is its JSON report."""
+
+    def __init__(self, step: Step, report: dict[str, Any]) -> None:
+        failed = [check["name"] for check in report["checks"] if check["blocking"] and not check["ok"]]
+        super().__init__(step, 1, f"blocking checks failed: {', '.join(failed)}")
+        self.report = report
 
 
 @dataclass(frozen=True)
@@ -141,8 +158,10 @@ def _settings(request: DeployRequest, state: TargetState) -> dict[str, str]:
     if missing:
         raise UserError(f"the target has no active version to keep settings from: give {' and '.join(missing)} "
                         f"for this first deploy")
-    # Kept values are checked again: the file on the target is not ours to trust blindly.
-    check_camera(values["NAVIGATOR_CAMERA"])
+    # Kept values are checked again: the file on the target is not ours to trust blindly, and an older deploy may
+    # have accepted a camera file this one refuses.
+    if request.camera is None:
+        check_camera(values["NAVIGATOR_CAMERA"], "the camera kept from the active version (--camera replaces it)")
     check_mavlink(values["NAVIGATOR_MAVLINK"])
     return values
 
@@ -158,6 +177,22 @@ def _stage_version(folder: Path, bundle: Any, config: Path | None, settings: dic
     (folder / UNIT_NAME).write_text(unit)
 
 
+def _remove_dead_work_folders(hooks: Hooks) -> None:
+    """Remove the work folders of this user's deploys whose process is gone (killed outright: nothing else removes
+    them). A pid reused since keeps its folder until that process ends too."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*-*"):
+        pid = folder.name[len(WORK_PREFIX):].partition("-")[0]
+        if not pid.isdigit() or folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            hooks.note(f"removed {folder}, left by a deploy that was killed (process {pid})")
+        except PermissionError:  # alive, another user's
+            pass
+
+
 def deploy(request: DeployRequest, ssh: SshClient, hooks: Hooks) -> DeployResult:
     """Deploy `request.bundle` to `ssh.target` (the module docstring lists the steps). UserError for bad input or
     an unsuitable target, before anything on it changes; runner.DeployFailed when a step fails (after undoing)."""
@@ -171,10 +206,12 @@ def deploy(request: DeployRequest, ssh: SshClient, hooks: Hooks) -> DeployResult
     tree = source_tree()
     template = (tree / TEMPLATE).read_text()
     runner = Runner(hooks, request.dry_run)
-    with (tempfile.TemporaryDirectory(prefix="navigator-deploy-") as work_dir,
+    _remove_dead_work_folders(hooks)
+    with (tempfile.TemporaryDirectory(prefix=f"{WORK_PREFIX}{os.getpid()}-") as work_dir,
           target_lock(runner, ssh, "deploy", request.break_lock)):
         work = Path(work_dir)
         state = read_target(runner, ssh)
+        check_service_dir(state.layout.root, "the target folder")  # a relative DIR in a home folder under /tmp
         _check_target_python(state, tree)
         settings = _settings(request, state)
         config = request.config if request.config is not None or state.current else tree / "launch" / "onboard.yaml"
@@ -199,12 +236,18 @@ def deploy(request: DeployRequest, ssh: SshClient, hooks: Hooks) -> DeployResult
                       "self_test": self_test}
             (work / "deploy.json").write_text(json.dumps(record, indent=1))
             runner.run(ssh.scp("record the version", [work / "deploy.json"], layout.staging(version) + "/"))
+            # Each undo is registered before its step: a step cut short may have done its work on the target.
+            runner.on_failure(ssh.ssh("remove the published version", ["rm", "-rf", "--", layout.version(version)]))
             runner.run(ssh.ssh("publish the version", ["mv", "-T", "--", layout.staging(version),
                                                        layout.version(version)]))
-            runner.on_failure(ssh.ssh("remove the published version", ["rm", "-rf", "--", layout.version(version)]))
-            runner.run(_switch_step(ssh, layout, current=version, previous=state.current))
+            runner.on_failure(_links_step(ssh, "point current and previous back", layout,
+                                          {"current": state.current, "previous": state.previous}))
+            runner.run(_links_step(ssh, f"switch to version {version}", layout,
+                                   {**({"previous": state.current} if state.current else {}), "current": version}))
         except StepFailed as error:
             raise runner.undo(error) from None
+        except KeyboardInterrupt:
+            raise runner.undo_interrupted() from None
         runner.forget_undo()
         service = _restart_service(runner, ssh, state, layout.version(version) + "/" + UNIT_NAME, stopped)
         plan = plan_prune(state, request.keep, deployed=(version, key))
@@ -267,37 +310,40 @@ def _prepare(runner: Runner, ssh: SshClient, state: TargetState, request: Deploy
     runner.run(ssh.ssh("point the version at its venv", ["ln", "-s", "--", f"../../venvs/{key}", f"{staging}/venv"]))
     stopped = state.can_manage_service and state.facts["service"]["active"] == "active"
     if stopped:
+        runner.on_failure(start_step(ssh, state))  # first: a stop cut short may have stopped it
         runner.run(stop_step(ssh, state))
-        runner.on_failure(start_step(ssh, state))
     argv = [f"{staging}/venv/bin/navigator", "onboard", "--self-test", "--json", "--bundle", f"{staging}/bundle",
             "--config", f"{staging}/onboard.yaml", "--camera", settings["NAVIGATOR_CAMERA"],
             "--mavlink", settings["NAVIGATOR_MAVLINK"], "--probe-timeout", f"{request.probe_timeout_s:g}",
             *(["--require-camera"] if request.require_camera else []),
             *(["--require-link"] if request.require_link else [])]
-    stdout = runner.run(ssh.ssh("self-test the new version on the target", argv,
-                                timeout_s=request.probe_timeout_s + 180), accept=(0, 1))
+    step = ssh.ssh("self-test the new version on the target", argv, timeout_s=request.probe_timeout_s + 180)
+    stdout = runner.run(step, accept=(0, 1))
     report = None
     if stdout is not None:
-        report = json.loads(stdout)
+        try:
+            report = json.loads(stdout)
+        except ValueError:  # the runtime crashed before its report (its traceback went to stderr, not kept here)
+            raise StepFailed(step, 1, f"the self-test printed no JSON report: {stdout[:200]!r}") from None
         for check in report["checks"]:
             runner.hooks.note(f"self-test {check['name']}: {'ok' if check['ok'] else 'FAILED'}"
                               f"{'' if check['ok'] or check['blocking'] else ' (not blocking)'}: {check['detail']}")
         if not report["passed"]:
-            failed = [c["name"] for c in report["checks"] if c["blocking"] and not c["ok"]]
-            raise StepFailed(runner.planned[-1], 1, f"blocking checks failed: {', '.join(failed)}")
+            raise SelfTestFailed(step, report)
     return report, reused, stopped
 
 
-def _switch_step(ssh: SshClient, layout: Layout, current: str, previous: str | None) -> Step:
-    """`previous` then `current` pointed at their versions, each by a new link renamed over the old one (rename is
-    atomic: the service sees the old version or the new one, never no link)."""
+def _links_step(ssh: SshClient, title: str, layout: Layout, links: dict[str, str | None]) -> Step:
+    """The links `current`/`previous` pointed at their versions in the order given, each by a new link renamed over
+    the old one (rename is atomic: the service sees the old version or the new one, never no link); a link whose
+    version is None is removed (an undo of a first deploy)."""
     commands = []
-    for name, version in (("previous", previous), ("current", current)):
-        if version is not None:
-            temporary = layout.path(f".{name}.new")
-            commands += [["ln", "-sfn", "--", f"versions/{version}", temporary],
-                         ["mv", "-T", "--", temporary, layout.path(name)]]
-    return ssh.ssh(f"switch to version {current}", *commands)
+    for name, version in links.items():
+        temporary = layout.path(f".{name}.new")
+        commands += ([["ln", "-sfn", "--", f"versions/{version}", temporary],
+                      ["mv", "-T", "--", temporary, layout.path(name)]] if version is not None else
+                     [["rm", "-f", "--", layout.path(name)]])
+    return ssh.ssh(title, *commands)
 
 
 def _restart_service(runner: Runner, ssh: SshClient, state: TargetState, unit_source: str, stopped: bool) -> str:
@@ -344,6 +390,7 @@ def rollback(ssh: SshClient, hooks: Hooks, dry_run: bool = False, break_lock: bo
     runner = Runner(hooks, dry_run)
     with target_lock(runner, ssh, "rollback", break_lock):
         state = read_target(runner, ssh)
+        check_service_dir(state.layout.root, "the target folder")
         previous, current = state.previous, state.current
         if previous is None or previous not in state.versions:
             raise UserError(f"{ssh.target} has no previous version to return to"
@@ -351,7 +398,8 @@ def rollback(ssh: SshClient, hooks: Hooks, dry_run: bool = False, break_lock: bo
         if state.versions[previous]["venv"] not in state.venvs:
             raise UserError(f"version {previous} on {ssh.target} has no complete venv; deploy its bundle again "
                             f"instead")
-        runner.run(_switch_step(ssh, state.layout, current=previous, previous=current))
+        runner.run(_links_step(ssh, f"switch to version {previous}", state.layout,
+                               {**({"previous": current} if current else {}), "current": previous}))
         reason = unavailable_reason(state)
         if reason is not None:
             hooks.note(f"service not restarted: {reason}")

@@ -3,12 +3,12 @@ target's `python3` on stdin (`ssh HOST python3 - DIR`) and prints one JSON docum
 
 It reports: the SSH user, uid and home; the machine and the Python version (and whether its `venv` and `ensurepip`
 modules are there: Debian splits them into python3-venv); DIR made absolute (a relative DIR is relative to the home
-folder, ssh's working folder); the deployed versions with their records and the venv each points to; what `current`
-and `previous` point to; the venvs that finished building; the active version's runtime settings; leftover staging
-folders, unfinished venvs and uploads (what `--prune` may remove); the deploy lock, if one is held (its holder's
-record and age: navigator/deploy/lock.py); and the service: whether systemd runs (/run/systemd/system exists, as
-sd_booted() checks), whether the unit is installed, its active and enabled states, and whether `sudo -n` works for
-a user that is not root.
+folder, ssh's working folder); the deployed versions with their records (or why a record cannot be read) and the
+venv each points to; what `current` and `previous` point to; the venvs that finished building; the active version's
+runtime settings; leftover staging folders, unfinished venvs and uploads (what `--prune` may remove); the deploy
+lock, if one is held (its holder's record and age: navigator/deploy/lock.py); and the service: whether systemd runs
+(/run/systemd/system exists, as sd_booted() checks), whether the unit is installed, its active and enabled states,
+and whether `sudo -n` works for a user that is not root.
 
 It changes nothing. It runs on whatever python3 the target has, so it uses the standard library only and the
 syntax of old Pythons: deploy reads the version it reports and refuses one the runtime does not support, with that
@@ -41,6 +41,29 @@ def _read_json(path):
             return json.load(handle)
     except (OSError, ValueError):
         return None
+
+
+def _record(path):
+    """(a version's deploy.json as a dict, None) or (None, why it cannot be read, in words)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return None, "its deploy.json is missing"
+    except OSError as error:
+        return None, "its deploy.json cannot be read (%s)" % (error.strerror or error)
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, "its deploy.json is damaged (not UTF-8 text)"
+    except ValueError as error:
+        if not data.strip():
+            return None, "its deploy.json is empty (its deploy was cut short)"
+        where = " at line %d" % error.lineno if getattr(error, "lineno", None) else ""
+        return None, "its deploy.json is damaged (not valid JSON%s)" % where
+    if not isinstance(record, dict):
+        return None, "its deploy.json is damaged (it holds no record)"
+    return record, None
 
 
 def _lock(folder):
@@ -95,8 +118,9 @@ def probe(directory):
             if name.startswith("."):
                 staging.append(name)
             elif os.path.isdir(path) and not os.path.islink(path):
-                versions[name] = {"venv": _link_name(os.path.join(path, "venv")),
-                                  "record": _read_json(os.path.join(path, "deploy.json"))}
+                record, problem = _record(os.path.join(path, "deploy.json"))
+                versions[name] = {"venv": _link_name(os.path.join(path, "venv")), "record": record,
+                                  "record_problem": problem}
     venvs_dir = os.path.join(folder, "venvs")
     venv_folders = sorted(os.listdir(venvs_dir)) if os.path.isdir(venvs_dir) else []
     venvs = [name for name in venv_folders if os.path.isfile(os.path.join(venvs_dir, name, ".complete"))]

@@ -7,7 +7,8 @@ wheel build into a temporary folder) run in both, since the plan depends on what
 
 Undo: as a flow creates things it registers the step that removes each (`on_failure`). If a later step fails, the
 registered steps run newest first, every one of them even if one fails, and the failure is raised with what the
-undo did, so that a failed deploy leaves the target as it was.
+undo did, so that a failed deploy leaves the target as it was. An interrupted one (Ctrl-C, SIGTERM) is undone the same
+way, and stays an interruption (`Interrupted`, a KeyboardInterrupt) for the command's exit code.
 """
 
 from __future__ import annotations
@@ -39,12 +40,21 @@ class DeployFailed(Exception):
         super().__init__(str(failure))
 
 
+class Interrupted(KeyboardInterrupt):
+    """The flow was interrupted during step `step` (its title; None: between steps); `undone` as DeployFailed's."""
+
+    def __init__(self, step: str | None, undone: list[str]) -> None:
+        self.step, self.undone = step, undone
+        super().__init__(f"interrupted{f' during {step}' if step else ''}")
+
+
 @dataclass
 class Runner:
     hooks: Hooks
     dry_run: bool = False
     planned: list[Step] = field(default_factory=list)  # what ran, or in a dry run would have run
     _undo: list[Step] = field(default_factory=list)
+    _running: str | None = None  # the step that began and has not ended, for an interruption's report
 
     def run(self, step: Step, *, reading: bool = False, accept: tuple[int, ...] = (0,),
             note: str = "") -> str | None:
@@ -55,7 +65,9 @@ class Runner:
         if self.dry_run and not reading:
             return None
         started = time.monotonic()
+        self._running = step.title
         stdout = run_step(step, accept)
+        self._running = None
         self.hooks.end(step, time.monotonic() - started, note)
         return stdout
 
@@ -70,6 +82,13 @@ class Runner:
 
     def undo(self, failure: StepFailed | str) -> DeployFailed:
         """Run the registered undo steps, newest first; the DeployFailed to raise, saying what each did."""
+        return DeployFailed(failure, self._run_undo())
+
+    def undo_interrupted(self) -> Interrupted:
+        """Run the registered undo steps after an interruption; the Interrupted to raise."""
+        return Interrupted(self._running, self._run_undo())
+
+    def _run_undo(self) -> list[str]:
         undone = []
         for step in reversed(self._undo):
             try:
@@ -78,4 +97,4 @@ class Runner:
             except StepFailed as error:
                 undone.append(f"{step.title}: FAILED ({error})")
         self._undo.clear()
-        return DeployFailed(failure, undone)
+        return undone

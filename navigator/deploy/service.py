@@ -15,6 +15,7 @@ earlier (navigator/deploy/target.py).
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 from navigator.deploy.layout import UNIT_NAME, Layout, TargetState
@@ -70,5 +71,5 @@ def unavailable_reason(state: TargetState) -> str | None:
 
 def manual_install(unit_source: str) -> str:
     """The commands that install and start the service by hand, for a target where deploy could not."""
-    return (f"sudo install -m 0644 -T {unit_source} {UNIT_PATH} && sudo systemctl daemon-reload && "
+    return (f"sudo install -m 0644 -T {shlex.quote(unit_source)} {UNIT_PATH} && sudo systemctl daemon-reload && "
             f"sudo systemctl enable --now {UNIT_NAME}")

@@ -11,6 +11,13 @@ unattended deploy, so it fails instead), `StrictHostKeyChecking=yes` (an unknown
 deploy: connect once with plain `ssh` to check and accept the key, or give `--known-hosts`), `IdentitiesOnly` with
 `--identity` (only that key is offered), a connect timeout and keep-alives (a drone's Wi-Fi drops; a dead link ends
 the step rather than hanging it). The user's ~/.ssh/config still applies (host aliases, jump hosts).
+
+A remote command does not end when its ssh client does: without a terminal, sshd sends it no SIGHUP, so a self-test
+or a pip install would go on after an interrupted deploy released the lock, racing its undo. So every remote command
+that does not need stdin runs under `HANGUP_WATCH`: the client's stdin is a pipe this process holds open, unwritten,
+until the step ends; when the client goes (Ctrl-C, a kill, even SIGKILL of this process, which closes the pipe), the
+remote stdin reaches end of file and the watch sends SIGTERM to the command's process group (sshd makes each session
+a group of its own), then SIGKILL to what still runs.
 """
 
 from __future__ import annotations
@@ -25,6 +32,12 @@ from pathlib import Path
 from navigator.deploy.target import Target
 
 CONNECT_TIMEOUT_S = 15
+# `sh -c HANGUP_WATCH sh COMMANDS`: stdin moves to fd 3 for the watch alone (a background job's stdin would be
+# /dev/null), COMMANDS run with /dev/null; `kill 0` signals the whole process group, COMMANDS' children included. The
+# watch ignores the SIGTERM itself and sends SIGKILL 5 s later: a program may take SIGTERM as a stop request it
+# serves only later (the runtime's self-test, waiting for a heartbeat).
+HANGUP_WATCH = ('exec 3<&0 </dev/null; { cat >/dev/null; trap "" TERM; kill -TERM 0; sleep 5; kill -KILL 0; } <&3 '
+                '>/dev/null 2>&1 & exec 3<&-; eval "$1"')
 STEP_TIMEOUT_S = 600.0  # a step that takes longer is stuck (pip on a slow link gets its own, longer limit)
 
 
@@ -60,12 +73,20 @@ def run_step(step: Step, accept: tuple[int, ...] = (0,)) -> str:
     """Run `step`; its stdout (text). StepFailed when it times out or exits with a code not in `accept`. ssh's exit
     code 255 means the connection itself failed (its message says why: host key, authentication, network)."""
     env = {**os.environ, **dict(step.env)} if step.env else None
+    # Without input, stdin is a pipe held open until the step ends (see HANGUP_WATCH); the write end is not
+    # inheritable, so only this process holds it.
+    stdin_read, stdin_write = os.pipe() if step.stdin is None else (None, None)
     try:
-        result = subprocess.run(step.argv, input=step.stdin, capture_output=True, timeout=step.timeout_s, env=env)
+        result = subprocess.run(step.argv, input=step.stdin, stdin=stdin_read, capture_output=True,
+                                timeout=step.timeout_s, env=env)
     except subprocess.TimeoutExpired as error:
         raise StepFailed(step, None, (error.stderr or b"").decode(errors="replace")) from None
     except FileNotFoundError as error:  # no ssh/scp on this computer
         raise StepFailed(step, 127, f"{error.filename}: not installed") from None
+    finally:
+        for fd in (stdin_read, stdin_write):
+            if fd is not None:
+                os.close(fd)
     if result.returncode not in accept:
         raise StepFailed(step, result.returncode, result.stderr.decode(errors="replace"))
     return result.stdout.decode(errors="replace")
@@ -100,8 +121,10 @@ class SshClient:
             timeout_s: float = STEP_TIMEOUT_S) -> Step:
         """A step running `commands` (argument lists, joined by &&) on the target."""
         user = ["-l", self.target.user] if self.target.user else []
-        argv = ["ssh", *self._options(), "-p", str(self.target.port), *user, "--", self.target.ssh_host(),
-                remote_command(*commands)]
+        command = remote_command(*commands)
+        if stdin is None:
+            command = shlex.join(["sh", "-c", HANGUP_WATCH, "sh", command])
+        argv = ["ssh", *self._options(), "-p", str(self.target.port), *user, "--", self.target.ssh_host(), command]
         return Step(title, tuple(argv), stdin, timeout_s)
 
     def scp(self, title: str, sources: Sequence[Path], remote_path: str, *, recursive: bool = False,
@@ -111,3 +134,33 @@ class SshClient:
         argv = ["scp", "-q", "-p", *(["-r"] if recursive else []), *self._options(), "-P", str(self.target.port),
                 "--", *(str(source) for source in sources), self.target.scp_location(remote_path)]
         return Step(title, tuple(argv), None, timeout_s)
+
+    def connection_fix(self, stderr: str) -> str | None:
+        """How to fix the connection failure ssh or scp described in `stderr` (an unknown or changed host key, a
+        refused key, an unknown host, a refused or timed-out connection), in one line; None for anything else."""
+        host, port = self.target.host, self.target.port
+        port_option = ["-p", str(port)] if port != 22 else []
+        destination = f"{self.target.user}@{host}" if self.target.user else host  # ssh takes no [brackets] here
+        known = str(self.known_hosts) if self.known_hosts is not None else "~/.ssh/known_hosts"
+        connect = shlex.join(["ssh", *port_option, destination])
+        if "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr:
+            entry = f"[{host}]:{port}" if port != 22 else host  # how known_hosts names a host on another port
+            forget = shlex.join(["ssh-keygen", "-R", entry, *(["-f", known] if self.known_hosts else [])])
+            return (f"the target's host key differs from the one {known} records: if the target was reinstalled, "
+                    f"check its new fingerprint, remove the old key ({forget}) and connect once with {connect}; "
+                    f"otherwise someone may be in between: do not deploy")
+        if "Host key verification failed" in stderr:
+            scan = shlex.join(["ssh-keyscan", *port_option, host])
+            return (f"the target's host key is not in {known}: connect once with {connect} and check the fingerprint "
+                    f"it shows, or give --known-hosts FILE written by {scan} > FILE (check it: ssh-keygen -lf FILE)")
+        if "Permission denied (" in stderr:  # ssh's "(publickey)"; a remote file's is "path: Permission denied"
+            identity = ["-i", str(self.identity)] if self.identity is not None else []
+            copy = shlex.join(["ssh-copy-id", *identity, *port_option, destination])
+            return (f"the target refused the key: give --identity KEY with a key it trusts, or install yours there "
+                    f"with {copy} (asks for a password once)")
+        if "Could not resolve hostname" in stderr:
+            return "the host name is unknown here: check its spelling, or give the target's address (e.g. 10.0.0.2)"
+        if any(text in stderr for text in ("Connection refused", "Connection timed out", "No route to host")):
+            return (f"nothing answered on port {port}: check that the target is on and reachable, that "
+                    f"its SSH server runs, and --port if it listens on another")
+        return None

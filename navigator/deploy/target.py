@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import posixpath
 import re
+import shlex
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,9 @@ _COMPONENT = re.compile(r"[A-Za-z0-9_.+][A-Za-z0-9_.+-]*")  # a path component: 
 # escapes; none of these is special where the value goes (a quoted ssh word, a systemd environment file line).
 _CAMERA = re.compile(r"[A-Za-z0-9_./:?=&%@+,~\[\]-]+")
 _MAVLINK = re.compile(r"[A-Za-z0-9_./:,-]+")  # udpin:0.0.0.0:14540, tcp:host:5760, /dev/ttyACM0,921600
+# The service's unit has PrivateTmp=yes: it sees an empty /tmp and /var/tmp of its own, so a version folder or a camera
+# file there would be missing for the service while the self-test (run over ssh, outside the sandbox) finds it.
+PRIVATE_TMP = ("/tmp", "/var/tmp")
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,14 @@ def parse_target(text: str, port: int = 22) -> Target:
     user, at, rest = text.rpartition("@")
     if at and not _USER.fullmatch(user):
         raise _refuse("--target", text, f"{user!r} is not a user name", "give USER@HOST[:DIR], e.g. pi@drone.local")
+    if not rest.startswith("[") and rest.count(":") > 1:  # `root@::1`: the colons would split it into host and DIR
+        address = rest.split("/")[0].rstrip(":~")
+        try:
+            shown = f"{user}{at}[{ipaddress.IPv6Address(rest)}]"
+        except ValueError:
+            shown = f"{user}{at}[{address}]:DIR" if address else "USER@[ADDRESS]:DIR"
+        raise _refuse("--target", text, "looks like an IPv6 address without brackets (its colons would be read as "
+                                        "the one before DIR)", f"write it in brackets: {shown}")
     if rest.startswith("["):
         close = rest.find("]")
         host, directory = (rest, "") if close < 0 else (rest[:close + 1], rest[close + 1:])
@@ -124,18 +137,59 @@ def parse_target(text: str, port: int = 22) -> Target:
     if directory.isdigit():  # HOST:PORT is how --address is written, but here what follows the colon is a folder
         raise _refuse("--target", text, f"names the folder {directory!r} after the colon, which looks like a port",
                       f"for SSH port {directory} give --port {directory}; for a folder of that name write "
-                      f"{text.rpartition(':')[0]}:~/{directory}")
+                      f"{shlex.quote(text.rpartition(':')[0] + ':~/' + directory)}")
     return Target(host=_check_host(host, text), user=user or None,
                   directory=check_remote_dir(directory or DEFAULT_DIR, "--target's DIR"), port=port)
 
 
-def check_camera(source: str) -> str:
+def private_tmp(path: str) -> str | None:
+    """The folder of PRIVATE_TMP (/tmp or /var/tmp, which the service sees empty) that absolute `path` is in, or
+    None."""
+    path = posixpath.normpath(path)
+    return next((folder for folder in PRIVATE_TMP if path == folder or path.startswith(folder + "/")), None)
+
+
+def check_service_dir(directory: str, what: str) -> None:
+    """UserError when the deploy folder `directory` (absolute, or relative to the home folder: fine) is in /tmp or
+    /var/tmp, where the service would not find it; `what` names where the folder came from."""
+    folder = private_tmp(directory) if directory.startswith("/") else None
+    if folder is not None:
+        raise UserError(f"{what} {directory} is under {folder}, which the service does not see: its unit has "
+                        f"PrivateTmp=yes (a private, empty /tmp and /var/tmp of its own), so it would find no version "
+                        f"there while the self-test, run over ssh, passes; deploy to a folder elsewhere, such as "
+                        f"~/liquid-navigator or /opt/liquid-navigator")
+
+
+def camera_file(source: str) -> str | None:
+    """The path a camera source names (a video file, an image sequence `img%03d.png`, a device such as /dev/video0,
+    a `file://` URL's path), or None for a device index or a network URL. As navigator/onboard/camera.py reads
+    sources: digits are a device index, `scheme://` a URL for FFmpeg, anything else a path."""
+    if source.isdigit():
+        return None
+    if source.startswith("file://"):
+        return source[len("file://"):]
+    return None if "://" in source else source
+
+
+def check_camera(source: str, what: str = "--camera") -> str:
     """A camera source for the service (device index, path or URL), refused if it holds anything a shell, ssh or
-    systemd would read specially."""
+    systemd would read specially, or if it is a file the service would not find where the self-test does (a
+    relative path, or one in the service's private /tmp). `what` names where the value came from."""
     if not source or source.startswith("-") or not _CAMERA.fullmatch(source):
-        raise _refuse("--camera", source, "holds characters a camera source here may not (spaces, quotes, ;, $, "
-                                          "`, \\), or starts with '-'",
+        raise _refuse(what, source, "holds characters a camera source here may not (spaces, quotes, ;, $, "
+                                    "`, \\), or starts with '-'",
                       "give a device index (0), a path or a URL such as rtsp://10.0.0.5:8554/cam")
+    path = camera_file(source)
+    if path is not None and not path.startswith("/"):
+        raise _refuse(what, source, "is a relative path, which names one file for the self-test (run over ssh from "
+                                    "the login user's home folder) and another for the service (run in the target "
+                                    "folder)", "give the file's absolute path on the target, e.g. /home/pi/flight.mp4")
+    folder = private_tmp(path) if path is not None else None
+    if folder is not None:
+        raise _refuse(what, source, f"is under {folder}, which the service does not see: its unit has PrivateTmp=yes "
+                                    f"(a private, empty {folder} of its own), so the self-test would find the file "
+                                    f"and the service would not",
+                      "move the file elsewhere on the target (e.g. /home/pi/flight.mp4 or /srv/) and give that path")
     return source
 
 
@@ -157,18 +211,34 @@ def _check_ssh_path(path: Path, flag: str) -> None:
                         f"file to a plain path")
 
 
+def not_a_file(path: Path) -> str | None:
+    """What `path` is when it is not a regular file, in words ("no such file", "a folder, not a file", "a device,
+    not a file"), or None for a regular file (symlinks followed)."""
+    if path.is_file():
+        return None
+    if not path.exists():
+        return "no such file"
+    if path.is_dir():
+        return "a folder, not a file"
+    if path.is_char_device() or path.is_block_device():
+        return "a device, not a file"
+    return "not a regular file (a pipe or socket)"
+
+
 def check_key_file(path: Path, flag: str) -> Path:
     """An SSH private key ssh will use: a readable regular file, not a .pub, not readable by group or others (ssh
     refuses such a key with 'UNPROTECTED PRIVATE KEY FILE'), at a path ssh reads literally."""
     _check_ssh_path(path, flag)
-    if not path.is_file():
-        raise UserError(f"{flag} {path}: no such file; give the private key whose .pub the target trusts")
+    problem = not_a_file(path)
+    if problem is not None:
+        raise UserError(f"{flag} {path}: {problem}; give the private key whose .pub the target trusts (e.g. "
+                        f"~/.ssh/id_ed25519)")
     if path.suffix == ".pub":
         raise UserError(f"{flag} {path}: this is the public half; give the private key ({path.with_suffix('')})")
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise UserError(f"{flag} {path}: readable by others (mode {stat.S_IMODE(mode):o}), which ssh refuses; "
-                        f"run chmod 600 {path}")
+                        f"run chmod 600 {shlex.quote(str(path))}")
     if not os.access(path, os.R_OK):
         raise UserError(f"{flag} {path}: not readable by you")
     return path.resolve()
@@ -177,7 +247,8 @@ def check_key_file(path: Path, flag: str) -> Path:
 def check_known_hosts(path: Path) -> Path:
     """A known-hosts file for the target's host key, at a path ssh reads literally."""
     _check_ssh_path(path, "--known-hosts")
-    if not path.is_file():
-        raise UserError(f"--known-hosts {path}: no such file; give a file of known host keys (ssh-keyscan HOST "
-                        f"writes one: check the fingerprint it prints)")
+    problem = not_a_file(path)
+    if problem is not None:
+        raise UserError(f"--known-hosts {path}: {problem}; give a file of known host keys (ssh-keyscan -p PORT HOST > "
+                        f"FILE writes one: check its fingerprint with ssh-keygen -lf FILE)")
     return path.resolve()

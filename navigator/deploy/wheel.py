@@ -86,9 +86,8 @@ def wheelhouse_files(wheelhouse: Path) -> list[Path]:
     """The distribution files of a wheelhouse folder (wheels and source archives); UserError when there are none."""
     if not wheelhouse.is_dir():
         found = "a file, not a folder" if wheelhouse.exists() else "no such folder"
-        raise UserError(f"--wheelhouse {wheelhouse}: {found}; "
-                        f"give a folder of wheels (pip download -d DIR --platform ... 'liquid-navigator[onboard]' "
-                        f"makes one)")
+        raise UserError(f"--wheelhouse {wheelhouse}: {found}; give a folder of wheels of the onboard dependencies for "
+                        f"the drone's platform (the README's Deploying section gives the pip download command)")
     files = sorted(p for p in wheelhouse.iterdir() if p.is_file() and p.name.endswith((".whl", ".tar.gz", ".zip")))
     if not files:
         raise UserError(f"--wheelhouse {wheelhouse}: holds no .whl files")
