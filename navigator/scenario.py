@@ -87,6 +87,9 @@ def canonical_pilot(spec: str) -> str:
     if path.suffix != ".pt":
         if path.is_dir() and (path / "best.pt").is_file():  # a training run's folder: its policy is best.pt
             raise ValueError(f"pilot {spec} is a training run's folder; give its policy: {path / 'best.pt'}")
+        if (path / BUNDLE_MANIFEST).is_dir():
+            raise ValueError(f"pilot {spec}: its {BUNDLE_MANIFEST} is a folder, not a file; export the bundle again "
+                             f"with navigator export")
         if path.is_dir():
             raise ValueError(f"pilot {spec} is a folder without {BUNDLE_MANIFEST}: give an exported bundle's folder "
                              f"or a policy checkpoint (.pt)")

@@ -377,6 +377,28 @@ def test_nothing_else_is_written_into_an_exported_bundle(bundle, tmp_path, capsy
     assert sorted(p.name for p in copy.iterdir()) == ["policy.json", "policy.onnx"]
 
 
+def test_how_policy_json_is_written_is_no_change_but_a_repeated_key_or_a_folder_is_refused(bundle, tmp_path, capsys):
+    # Indentation, key order, 3 for 3.0 and an editor's byte-order mark change nothing the file says: accepted.
+    text = (bundle / "policy.json").read_text()
+    manifest = json.loads(text)
+    rewritten = {key: manifest[key] for key in reversed(manifest)}
+    rewritten["action_limits"] = {**manifest["action_limits"], "vx": int(manifest["action_limits"]["vx"])}
+    copy = copy_of(bundle, tmp_path)
+    (copy / "policy.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(rewritten).encode())
+    assert load_bundle(copy).action_limits[0] == manifest["action_limits"]["vx"]
+    # A key given twice: a reader sees the first, JSON takes the last.
+    doubled = text.replace('"vx": ', '"vx": 9.0, "vx": ', 1)
+    (copy / "policy.json").write_text(doubled)
+    with pytest.raises(BundleError, match='policy.json cannot be read \\(it gives "vx" twice\\)'):
+        load_bundle(copy)
+    (copy / "policy.json").unlink()
+    (copy / "policy.json").mkdir()
+    with pytest.raises(BundleError, match="its policy.json is a folder, not a file"):
+        load_bundle(copy)
+    assert main(["fly", "--pilot", str(copy), "--episodes", "1"]) == 2
+    assert "its policy.json is a folder, not a file; export the bundle again" in capsys.readouterr().err
+
+
 def test_a_file_given_as_a_bundle_is_named_a_file(tmp_path):
     # Not "no such folder": the file is there. A checkpoint is pointed at navigator export.
     (tmp_path / "clip.avi").write_bytes(b"x")

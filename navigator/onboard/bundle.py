@@ -56,9 +56,28 @@ def _sha256(data: bytes) -> str:
 
 def manifest_checksum(manifest: dict[str, Any]) -> str:
     """The sha256 of a manifest's content without its own `manifest_sha256`, as canonical JSON (sorted keys, no
-    spaces), so that how the file is indented does not count."""
+    spaces, every number as a float), so that how the file is written (indentation, key order, 3 or 3.0) does not
+    count, only what it says."""
     content = {key: value for key, value in manifest.items() if key != MANIFEST_CHECKSUM}
-    return _sha256(json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
+    return _sha256(json.dumps(_numbers_as_floats(content), sort_keys=True, separators=(",", ":"),
+                              ensure_ascii=False).encode())
+
+
+def _numbers_as_floats(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _numbers_as_floats(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_numbers_as_floats(item) for item in value]
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads' object hook: a key given twice would let the file say one value to a reader and fly another."""
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(f"it gives {', '.join(map(show, repeated))} twice")
+    return dict(pairs)
 
 
 def sealed(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -153,13 +172,17 @@ def load_bundle(path: str | Path) -> Bundle:
             f"--out bundles/NAME" if Path(path).suffix == ".pt" else "give the folder navigator export wrote"))
     if not folder.is_dir():
         raise fail("no such folder", "give the folder navigator export wrote (or its policy.json)")
+    if manifest_path.is_dir():
+        raise fail(f"its {MANIFEST_NAME} is a folder, not a file")
     if not manifest_path.is_file():
         raise fail(f"no {MANIFEST_NAME} in it", "give the folder navigator export wrote")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    try:  # utf-8-sig: an editor's byte-order mark is no change of content
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8-sig"), object_pairs_hook=_refuse_duplicate_keys)
     except (OSError, UnicodeDecodeError, ValueError) as error:
         refuse_if_denied(error)
-        raise fail(f"{MANIFEST_NAME} cannot be read ({read_problem(error)})") from None
+        problem = read_problem(error) if isinstance(error, (OSError, UnicodeDecodeError, json.JSONDecodeError)) \
+            else str(error)
+        raise fail(f"{MANIFEST_NAME} cannot be read ({problem})") from None
     if not isinstance(manifest, dict):
         raise fail(f"{MANIFEST_NAME} is not a liquid-navigator bundle manifest (it holds {show(manifest)}, not a "
                    f"mapping of fields)")
@@ -183,8 +206,9 @@ def load_bundle(path: str | Path) -> Bundle:
         raise fail(f"{MANIFEST_NAME} has an unusable image specification ({error})") from None
     if manifest[MANIFEST_CHECKSUM] != manifest_checksum(manifest):  # after the fields: a damaged one is named first
         raise fail(f"{MANIFEST_NAME} was changed after export (its content no longer matches its {MANIFEST_CHECKSUM})",
-                   "export the bundle again with navigator export; to fly slower, lower or closer, set limits and the "
-                   "geofence in the onboard config (launch/onboard.yaml), which apply on top of the bundle's")
+                   "export the bundle again with navigator export; to fly slower, lower or closer on the drone, set "
+                   "limits and the geofence in the onboard runtime's config (launch/onboard.yaml), which apply on top "
+                   "of the bundle's")
 
     graph_path = folder / manifest["onnx"]["file"]
     if graph_path.parent != folder:
