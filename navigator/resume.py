@@ -11,6 +11,7 @@ one is named as such ("--extend only raises epochs: the run has 10, you gave 5")
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
@@ -89,13 +90,20 @@ def differences(recorded: Any, given: Any, name: str = "") -> list[Difference]:
         for index, (old, new) in enumerate(zip(recorded, given)):
             found += differences(old, new, f"{name}[{index}]")
         return found
-    return [] if recorded == given or _same_path(recorded, given) else [Difference(name, recorded, given)]
+    return [] if recorded == given or same_path(recorded, given) else [Difference(name, recorded, given)]
 
 
-def _same_path(recorded: Any, given: Any) -> bool:
-    """Two spellings of one path, as the user may type it another time (`path_spelling`)."""
-    return (isinstance(recorded, str) and isinstance(given, str) and bool(recorded) and bool(given)
-            and path_spelling(recorded) == path_spelling(given))
+def same_path(recorded: Any, given: Any) -> bool:
+    """Two spellings of one path, as the user may type it another time: the same once spelled one way
+    (`path_spelling`), or two names of one existing file or folder (relative and absolute, through a link)."""
+    if not (isinstance(recorded, str) and isinstance(given, str) and recorded and given):
+        return False
+    if path_spelling(recorded) == path_spelling(given):
+        return True
+    try:
+        return os.path.samefile(recorded, given)
+    except (OSError, ValueError):  # either is missing (or no path at all): only the spelling can tell
+        return False
 
 
 def path_spelling(path: str) -> str:

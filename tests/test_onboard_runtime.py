@@ -200,7 +200,7 @@ def test_self_test_fails_a_field_of_view_the_runtime_refuses(bundle: Path, capsy
     monkeypatch.setenv("COLUMNS", "1000")
     assert main(["onboard", "--self-test", "--bundle", str(bundle), "--camera-fov", "30"]) == 1
     printed = capsys.readouterr()
-    assert re.search(r"FAIL field of view a camera with a 30 deg .* cannot give the policy", printed.out + printed.err)
+    assert re.search(r"FAIL field of view a camera with 30 deg of .* cannot give the policy", printed.out + printed.err)
 
 
 def test_frames_too_small_for_the_policys_view_are_refused(bundle: Path, tmp_path: Path, capsys, monkeypatch) -> None:
@@ -210,12 +210,13 @@ def test_frames_too_small_for_the_policys_view_are_refused(bundle: Path, tmp_pat
     tiny = write_video(tmp_path / "tiny.avi", frames=10, width=16, height=12)
     assert main(["onboard", "--self-test", "--bundle", str(bundle), "--camera", str(tiny), "--require-camera"]) == 1
     printed = capsys.readouterr().out
-    assert re.search(r"FAIL camera +a 16x12 camera with a 80 deg horizontal field of view gives the policy of .* only "
+    assert re.search(r"FAIL camera +a 16x12 camera with 80 deg of horizontal field of view gives the policy of .* only "
                      r"16x12 pixels of its trained 80 deg view, which it was trained to see at 64x48; use frames at "
                      r"least 64 pixels wide", printed), printed
-    # Reported, not blocking, without --require-camera.
-    assert main(["onboard", "--self-test", "--bundle", str(bundle), "--camera", str(tiny)]) == 0
-    assert re.search(r"warn camera +a 16x12 camera", capsys.readouterr().out)
+    # Blocking without --require-camera too: such a camera can never give the policy its view (a deploy would
+    # otherwise switch to a version whose service only restarts into the same refusal).
+    assert main(["onboard", "--self-test", "--bundle", str(bundle), "--camera", str(tiny)]) == 1
+    assert re.search(r"FAIL camera +a 16x12 camera", capsys.readouterr().out)
     # Flying refuses them once the first frame shows their size, before waiting for the autopilot.
     assert main(["onboard", "--bundle", str(bundle), "--camera", str(tiny), "--mavlink",
                  f"udpin:127.0.0.1:{free_port()}", "--log-dir", str(tmp_path / "logs")]) == 2
@@ -226,8 +227,27 @@ def test_frames_too_small_for_the_policys_view_are_refused(bundle: Path, tmp_pat
                  str(write_video(tmp_path / "wide.avi", frames=10, width=110, height=82))]) == 0
     assert re.search(r"ok +camera +.*110x82 at 110 deg gives the policy its view", capsys.readouterr().out)
     assert main(["onboard", "--self-test", "--bundle", str(bundle), "--camera-fov", "110", "--camera",
-                 str(write_video(tmp_path / "short.avi", frames=10, width=106, height=80))]) == 0
+                 str(write_video(tmp_path / "short.avi", frames=10, width=106, height=80))]) == 1
     assert "use frames at least 109 pixels wide" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("option, value, said", [
+    ("--camera", "notvideo", "OpenCV cannot read a video frame from this file"),
+    ("--camera", "folder", "is a folder, not a camera"),
+    ("--camera", "missing.avi", "no such file or device"),
+    ("--mavlink", "udpin:nohost.invalid:14540", "does not resolve"),
+])
+def test_a_source_that_can_never_work_fails_the_self_test_unrequired(bundle: Path, tmp_path: Path, capsys, monkeypatch,
+                                                                     option, value, said) -> None:
+    # Unlike a camera not plugged in or an autopilot not answering on a bench, these never work: the self-test
+    # fails (exit 1) without --require-camera / --require-link, so a deploy does not switch to them.
+    monkeypatch.setenv("COLUMNS", "1000")
+    (tmp_path / "notvideo").write_text("not a video")
+    (tmp_path / "folder").mkdir()
+    source = value if option == "--mavlink" else str(tmp_path / value)
+    assert main(["onboard", "--self-test", "--bundle", str(bundle), option, source, "--probe-timeout", "1"]) == 1
+    printed = capsys.readouterr().out
+    assert "FAIL" in printed and said in printed, printed
 
 
 def test_self_test_refuses_a_mavlink_url_that_is_no_url(bundle: Path, capsys) -> None:

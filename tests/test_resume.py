@@ -303,7 +303,11 @@ def test_a_path_spelled_another_way_is_the_same_setting(data, tmp_path, monkeypa
         run_recipe(settings(Path(data.name), out), resume=False, hooks=StopAfterEpoch(1))
     assert run_recipe(settings(f"./{data.name}//", out), resume=True, hooks=Hooks()) == out / "best.pt"
     assert saved_epoch(out) == 2
+    # The same folder by its absolute path: one dataset too (an extension, which reads the run's datasets again).
+    assert run_recipe(settings(data, out, epochs=3), resume=True, extend=True, hooks=Hooks()) == out / "best.pt"
+    assert saved_epoch(out) == 3
     assert differences({"data": ["datasets/night"]}, {"data": ["./datasets//night/"]}) == []
+    assert differences({"data": [data.name]}, {"data": [str(data)]}) == []  # relative, absolute: one folder
     assert [d.name for d in differences({"data": ["datasets/night"]}, {"data": ["../datasets/night"]})] == ["data[0]"]
     assert [d.name for d in differences({"model": ""}, {"model": "."})] == ["model"]
 
@@ -322,10 +326,10 @@ def test_a_run_that_stops_early_says_so_then_and_on_resume(data, tmp_path):
     out, hooks = tmp_path / "run", Reports()
     run_recipe(settings(data, out, epochs=4, patience=1, lr=1e-30), resume=False, hooks=hooks)
     assert [(r.epoch, r.stops_early) for r in hooks.reports] == [(1, None), (2, 1)]
-    assert "stopped early: no better validation loss for 1 epochs (patience)" in epoch_line(hooks.reports[-1])
+    assert "stopped early: no better validation loss for 1 epoch (patience)" in epoch_line(hooks.reports[-1])
     assert "stopped early" not in epoch_line(hooks.reports[0])
     assert "stops_early" not in json.loads((out / "history.json").read_text())[-1]
     with pytest.raises(UserError, match=r"is finished \(stopped early at epoch 2 of 4: no better validation loss for "
-                                        r"1 epochs \(patience\)\): nothing to resume; more epochs would not run; start "
-                                        r"a new run with a larger --patience"):
+                                        r"1 epoch \(patience\)\): nothing to resume; more epochs would not run; start "
+                                        r"a new run with a larger `patience:` in its --config recipe"):
         run_recipe(settings(data, out, epochs=4, patience=1, lr=1e-30), resume=True, hooks=Hooks())

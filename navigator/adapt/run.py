@@ -143,10 +143,9 @@ def check_resumable(config: AdaptConfig, recipe: AdaptTrainConfig) -> None:
     if finished(out, recipe.dagger.rounds):
         rounds = f" and {recipe.dagger.rounds} DAgger rounds" if recipe.dagger.rounds else ""
         early = training.stopped_early(out, recipe.epochs, recipe.patience)
-        longer = "a larger --patience" if early else "a larger --epochs"
+        longer = "" if early else "; to train longer, adapt again in another --out with a larger --epochs"
         raise UserError(f"--resume: {out} is finished ({early or f'all {recipe.epochs} epochs'}{rounds}): nothing to "
-                        f"resume; to fly it: navigator fly --pilot {shlex.quote(str(out / 'best.pt'))}; to train "
-                        f"longer, adapt again in another --out with {longer}")
+                        f"resume; to fly it: navigator fly --pilot {shlex.quote(str(out / 'best.pt'))}{longer}")
     if recorded["adapt"].get("start_sha256") != recipe.adapt.start_sha256:
         raise UserError(f"--resume: the starting checkpoint {recipe.adapt.start} changed since {out} started (its "
                         f"sha256 was {str(recorded['adapt'].get('start_sha256'))[:12]}): resuming would continue "

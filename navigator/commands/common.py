@@ -242,8 +242,8 @@ def epoch_line(report: Any, indent: str = "  ") -> str:
     stops early after it."""
     mark = " *" if report.best else ""
     stops = "" if report.stops_early is None else (
-        f"\n{indent}stopped early: no better validation loss for {report.stops_early} epochs (patience); best.pt "
-        f"holds the best epoch")
+        f"\n{indent}stopped early: no better validation loss for {report.stops_early} "
+        f"epoch{'s' if report.stops_early != 1 else ''} (patience); best.pt holds the best epoch")
     return (f"{indent}epoch {report.epoch:3d}  train {report.train_loss:.4f}  val {report.val_loss:.4f}"
             f"  {report.frames_per_second:,.0f} frames/s  lr {report.lr:.2e}{mark}{stops}")
 

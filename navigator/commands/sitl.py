@@ -85,7 +85,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     FLAGS.add(world, "--preset", "scenario.preset", "scenery preset, composable with +, e.g. winter+wind")
     FLAGS.add(world, "--airframe", "scenario.airframe", "x500 | cf2x")
     FLAGS.add(world, "--seed", "seed", "seed of the first episode", type=int)
-    FLAGS.add(world, "--episodes", "episodes", "number of episodes (seeds SEED, SEED+1, ...)", type=int)
+    FLAGS.add(world, "--episodes", "episodes", "number of episodes (seeds SEED, SEED+1, ...); each starts in the "
+                                               "hold mode again, which a running navigator onboard reads as the "
+                                               "operator taking over: engage each one (onboard --engage once per "
+                                               "episode, or OFFBOARD / GUIDED from a ground station)", type=int)
     FLAGS.add(world, "--max-seconds", "scenario.max_seconds", "end each episode after this many seconds", type=float,
               default_text="the task's own limit")
     vehicle = parser.add_argument_group("vehicle and MAVLink")

@@ -261,16 +261,12 @@ def load_manifest_data(dataset: Path) -> dict[str, Any]:
     require_dataset_folder(dataset)
     path = manifest_path(dataset)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ManifestError(f"{path}: manifest is missing; {dataset} is not a dataset folder (or its collection "
                             f"never added an episode)") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         refuse_if_denied(error)
-        raise ManifestError(f"{path}: cannot be read ({read_problem(error)})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
         # navigator writes manifests atomically, so a damaged one was edited or hit by a disk fault.
         raise ManifestError(f"{path}: cannot be read ({read_problem(error)}); restore it from a copy of the dataset, "
                             f"or collect again into a new folder") from None

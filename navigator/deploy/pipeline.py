@@ -276,11 +276,16 @@ def _prepare(runner: Runner, ssh: SshClient, state: TargetState, request: Deploy
                if name not in existing and (name != "incoming" or not reused)]
     created += [] if state.facts["dir_exists"] else [layout.root]
     if created or not reused:
+        # Undone in reverse, and registered before the step, which may be cut short half-way: the uploaded wheels'
+        # folder, then the folders this deploy created, each only if it is there and empty.
+        if created:
+            runner.on_failure(ssh.ssh("remove the folders this deploy created", [
+                "sh", "-c", 'for d; do if [ -d "$d" ]; then rmdir --ignore-fail-on-non-empty -- "$d" || exit 1; fi; '
+                            'done', "sh", *created]))
+        if not reused:
+            runner.on_failure(ssh.ssh("remove the uploaded wheels", ["rm", "-rf", "--", incoming]))
         runner.run(ssh.ssh("create the target folders", ["mkdir", "-p", "--", *created,
                                                          *([] if reused else [incoming])]))
-        if created:
-            runner.on_failure(ssh.ssh("remove the folders this deploy created",
-                                      ["rmdir", "--ignore-fail-on-non-empty", "--", *created]))
     runner.on_failure(ssh.ssh("remove the staging folder", ["rm", "-rf", "--", staging]))
     runner.run(ssh.scp("copy the version folder", [work / "version"], staging, recursive=True))
     if request.config is None and state.current:
@@ -295,7 +300,6 @@ def _prepare(runner: Runner, ssh: SshClient, state: TargetState, request: Deploy
     if reused:
         runner.hooks.note(f"venv {key} is there already: reused")
     else:
-        runner.on_failure(ssh.ssh("remove the uploaded wheels", ["rm", "-rf", "--", incoming]))
         runner.run(ssh.scp("upload the wheel" + (" and the wheelhouse" if wheelhouse else ""),
                            [wheel, *(wheelhouse or [])], incoming + "/", timeout_s=PIP_TIMEOUT_S))
         runner.on_failure(ssh.ssh("remove the venv this deploy began", ["rm", "-rf", "--", venv]))

@@ -158,6 +158,9 @@ class SshClient:
             copy = shlex.join(["ssh-copy-id", *identity, *port_option, destination])
             return (f"the target refused the key: give --identity KEY with a key it trusts, or install yours there "
                     f"with {copy} (asks for a password once)")
+        if "subsystem request failed" in stderr or "scp: Connection closed" in stderr:
+            return ("the target's SSH server offers no SFTP, which scp copies through: enable it in its "
+                    "/etc/ssh/sshd_config (Subsystem sftp internal-sftp) and restart sshd")
         if "Could not resolve hostname" in stderr:
             return "the host name is unknown here: check its spelling, or give the target's address (e.g. 10.0.0.2)"
         if any(text in stderr for text in ("Connection refused", "Connection timed out", "No route to host")):

@@ -130,7 +130,7 @@ class Bundle:
         view: no camera of that view can give it (the rest needs the camera's size: `image_spec_for`)."""
         trained = self.image_spec.output_hfov_deg
         if hfov_deg < trained:
-            raise UserError(f"a camera with a {hfov_deg:g} deg horizontal field of view cannot give the policy of "
+            raise UserError(f"a camera with {hfov_deg:g} deg of horizontal field of view cannot give the policy of "
                             f"{self.path} its trained {trained:g} deg view; use a camera at least that wide, or set "
                             f"its field of view correctly (--camera-fov)")
 
@@ -145,7 +145,7 @@ class Bundle:
                              output_hfov_deg=trained.output_hfov_deg, mean=trained.mean, std=trained.std,
                              normalisation=trained.normalisation)
         except ValueError as error:
-            raise UserError(f"a {width}x{height} camera with a {hfov_deg} deg horizontal field of view cannot give "
+            raise UserError(f"a {width}x{height} camera with {hfov_deg} deg of horizontal field of view cannot give "
                             f"the policy of {self.path} its trained {trained.output_hfov_deg} deg view at "
                             f"{trained.output_width}x{trained.output_height} ({error}); use a camera at least that "
                             f"wide, or set its field of view correctly") from None

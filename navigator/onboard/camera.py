@@ -127,7 +127,7 @@ def policy_view(bundle: Bundle, width: int, height: int, hfov_deg: float) -> Ima
     if crop_width < spec.output_width or crop_height < spec.output_height:
         fraction = math.tan(math.radians(spec.output_hfov_deg) / 2) / math.tan(math.radians(hfov_deg) / 2)
         need = math.ceil(spec.output_width / fraction)
-        raise UserError(f"a {width}x{height} camera with a {hfov_deg:g} deg horizontal field of view gives the policy "
+        raise UserError(f"a {width}x{height} camera with {hfov_deg:g} deg of horizontal field of view gives the policy "
                         f"of {bundle.path} only {crop_width}x{crop_height} pixels of its trained "
                         f"{spec.output_hfov_deg:g} deg view, which it was trained to see at {spec.output_width}x"
                         f"{spec.output_height}; use frames at least {need} pixels wide at that field of view (a higher "

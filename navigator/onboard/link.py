@@ -311,9 +311,16 @@ class MavlinkLink:
                 if not os.access(device, os.R_OK | os.W_OK):
                     raise UserError(_open_problem(self.url, PermissionError(errno.EACCES, "permission denied")))
             return self
-        _check_host_resolves(self.url)
+        self.check_address()
         if _listens(self.url):
             _check_port_free(self.url)
+        return self
+
+    def check_address(self) -> MavlinkLink:
+        """UserError for a network URL whose host name does not resolve (a setting error, never a link that is down);
+        a serial URL passes."""
+        if _transport(self.url) != "serial":
+            _check_host_resolves(self.url)
         return self
 
     def open(self, timeout: float = 5.0) -> MavlinkLink:

@@ -11,7 +11,10 @@ Checks, in order, each reported with a verdict and a one-line detail:
 
 `config`, `bundle` and `inference` always block (a computer that cannot run the policy must never fly it).
 `camera` and `mavlink` block only when required (`require_camera`, `require_link`): on a bench they are often
-unreachable, which is worth knowing but is no reason to refuse a policy. The camera and the link are probed at the
+unreachable, which is worth knowing but is no reason to refuse a policy. A source that can never work blocks
+whatever is required: a camera file that is missing, a folder or no video, frames too small for the policy's view, a
+MAVLink URL that is no URL or names a host that does not resolve; the runtime would refuse them at start, and a
+service would only restart into the same refusal. The camera and the link are probed at the
 same time, each on its own thread that opens and closes its source, so the probes cost one timeout (a TCP link slow
 to accept its connection may add one more), and no reader thread outlives the self-test, whatever fails: Python
 ending while the camera's thread is inside OpenCV would abort the process.
@@ -139,8 +142,10 @@ def _camera_check(request: SelfTestRequest, bundle: Any, config: Any) -> Check:
         camera = CameraReader(request.camera, read_timeout_s=config.camera.read_timeout_s,
                               backoff_s=config.camera.reopen_backoff_s,
                               backoff_max_s=config.camera.reopen_backoff_max_s)
-    except UserError as error:  # a missing video file, an empty source: the check's verdict
-        return Check("camera", False, blocking, str(error))
+    except UserError as error:  # a missing video file, an empty source: a setting error, unless a device is unplugged
+        source = request.camera.strip()
+        unplugged = source.isdigit() or source.startswith("/dev/")
+        return Check("camera", False, blocking if unplugged else True, str(error))
     try:
         frame = camera.start().wait_first(request.probe_timeout_s)
     except UserError as error:
@@ -153,8 +158,8 @@ def _camera_check(request: SelfTestRequest, bundle: Any, config: Any) -> Check:
         hfov = config.camera.hfov_deg if config.camera.hfov_deg is not None else bundle.image_spec.input_hfov_deg
         try:
             policy_view(bundle, width, height, hfov)
-        except UserError as error:
-            return Check("camera", False, blocking, str(error))
+        except UserError as error:  # this camera can never give the policy its view
+            return Check("camera", False, True, str(error))
         detail += f" at {hfov:g} deg gives the policy its view"
     return Check("camera", True, blocking, detail)
 
@@ -165,10 +170,10 @@ def _link_check(request: SelfTestRequest) -> Check:
     blocking = request.require_link
     if request.mavlink is None:
         return Check("mavlink", False, blocking, "not checked: no MAVLink URL given")
-    try:
-        link = MavlinkLink(request.mavlink)
+    try:  # a URL that is no URL or names no host: a setting error, never a link that is down
+        link = MavlinkLink(request.mavlink).check_address()
     except UserError as error:
-        return Check("mavlink", False, blocking, str(error))
+        return Check("mavlink", False, True, str(error))
     try:
         # A busy UDP port, a missing serial device or pyserial, no heartbeat: the check's verdict.
         status = link.open(request.probe_timeout_s).wait_for_autopilot(request.probe_timeout_s)

@@ -22,6 +22,7 @@ Under torchrun this pipeline runs in rank 0 alone, which tells the other process
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shlex
@@ -42,7 +43,7 @@ from navigator.folder_lock import FolderLock, refuse_if_in_use
 from navigator.json_fields import field_problems, read_problem
 from navigator.output_folders import refuse_wrong_kinds
 from navigator.resume import (Continued, Difference, GivenAs, check_continuation, differences, path_spelling,
-                              without)
+                              same_path, without)
 from navigator.scenario import CameraSettings
 from navigator.training import distributed
 from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig, with_added_settings
@@ -288,7 +289,8 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
         return record, progress, _extension(out, config, progress, more_epochs[0])
     if finished:
         early = stopped_early(out, config.epochs, config.patience)
-        more = ("more epochs would not run; start a new run with a larger --patience" if early else
+        more = ("more epochs would not run; start a new run with a larger `patience:` in its --config recipe" if early
+                else
                 "to train it for more epochs pass --extend with a larger --epochs")
         raise UserError(f"--resume: {out} is finished ({early or f'all {config.epochs} epochs'}"
                         f"{f' and {config.dagger.rounds} DAgger rounds' if config.dagger.rounds else ''}): nothing to "
@@ -304,8 +306,8 @@ def stopped_early(out: Path, epochs: int, patience: int) -> str | None:
     state = read_training_state(state_path) if state_path.exists() else None
     if state is None or state.get("stage") != "train" or state["stale"] < patience or state["epoch"] >= epochs:
         return None
-    return (f"stopped early at epoch {state['epoch']} of {epochs}: no better validation loss for {patience} epochs "
-            f"(patience)")
+    return (f"stopped early at epoch {state['epoch']} of {epochs}: no better validation loss for {patience} "
+            f"epoch{'s' if patience != 1 else ''} (patience)")
 
 
 def check_recipe(config: TrainConfig, resume: bool, extend: bool = False, given_as: GivenAs | None = None) -> None:
@@ -400,7 +402,7 @@ def _extension(out: Path, config: TrainConfig, progress: ProgressFile, epochs: D
     if state is not None and state["stale"] >= config.patience:
         raise UserError(f"--extend: {out} stopped early at epoch {state['epoch']}: its validation loss had not "
                         f"improved for {config.patience} epochs (patience), so more epochs would not run; start a "
-                        f"new run with --epochs {epochs.given}")
+                        f"new run with --epochs {epochs.given} and a larger `patience:` in its --config recipe")
     return {"epochs": {"from": epochs.recorded, "to": epochs.given},
             "after_epoch": state["epoch"] if state is not None else 0}
 
@@ -441,6 +443,7 @@ def run_recipe(config: TrainConfig, resume: bool, hooks: Hooks, extend: bool = F
     # the device it started on, which is what to say first when another is given).
     if resume or extend:
         with FolderLock(out, "training run") if out.is_dir() else nullcontext():  # before reading its state
+            config = _in_recorded_spelling(out, config)
             progress = _continue(out, config, extend, given_as or GivenAs())
             training_device(config.device, distributed.current())
             _run_stages(config, out, progress, hooks, extras)
@@ -455,6 +458,19 @@ def run_recipe(config: TrainConfig, resume: bool, hooks: Hooks, extend: bool = F
                 raise
     load_trained(out / "best.pt")  # a damaged result is reported now, not when it is first flown
     return out / "best.pt"
+
+
+def _in_recorded_spelling(out: Path, config: TrainConfig) -> TrainConfig:
+    """`config` with its datasets named as the run in `out` recorded them, where the user named the same folders
+    another way now (relative and absolute, "./x/"): run.json keys its datasets' fingerprints by those names."""
+    try:
+        recorded = json.loads((out / RUN_RECORD).read_text(encoding="utf-8"))["config"]["data"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return config  # the continuation's own checks say what is wrong with the record
+    if (isinstance(recorded, list) and len(recorded) == len(config.data) and recorded != list(config.data)
+            and all(same_path(old, new) for old, new in zip(recorded, config.data))):
+        return dataclasses.replace(config, data=tuple(recorded))
+    return config
 
 
 def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: Hooks,
