@@ -583,3 +583,13 @@ def test_status_says_what_is_missing_or_damaged(sshd: Sshd, tmp_path: Path, caps
     status = json.loads(out)
     assert len(status["problems"]) == 4
     assert status["versions"][ids["v1"]]["record_problem"].startswith("its deploy.json is damaged")
+
+
+def test_the_summary_counts_every_kind_of_thing_pruned() -> None:
+    # It used to say "pruned: nothing" right after removing what a killed run left.
+    from navigator.commands.deploy import _pruned
+
+    plan = {"keep": 3, "kept": ["b"], "versions": [], "venvs": [], "leftovers": ["incoming/x"], "error": None}
+    assert _pruned(plan) == "1 leftover(s) of killed runs"
+    assert _pruned({**plan, "versions": ["a"], "venvs": ["k"], "leftovers": []}) == "1 old version(s), 1 venv(s) (a)"
+    assert _pruned({**plan, "leftovers": []}) == "nothing" and _pruned({**plan, "error": "x"}) == "FAILED"

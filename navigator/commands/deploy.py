@@ -32,7 +32,7 @@ import argparse
 import math
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from navigator.deploy.layout import DEFAULT_KEEP
 from navigator.deploy.runner import Hooks
@@ -173,8 +173,7 @@ def run(args: argparse.Namespace) -> int:
     _finish(console, args, result.to_dict(),
             f"version {result.version} is active on {target} (venv {result.venv}"
             f"{', reused' if result.venv_reused else ', new'}); previous: {result.previous or 'none'}; "
-            f"service: {result.service}; pruned: "
-            f"{'FAILED' if result.pruned['error'] else ', '.join(result.pruned['versions']) or 'nothing'}")
+            f"service: {result.service}; pruned: {_pruned(result.pruned)}")
     return 0 if not result.service.startswith("FAILED") else 1
 
 
@@ -219,6 +218,16 @@ def _report_failure(args: argparse.Namespace, ssh: SshClient, error: str, *, ste
         print_json({"failed": True, "interrupted": interrupted, "step": step, "error": error, "fix": fix,
                     "undo": undone, "target_restored": restored if undone is not None else None,
                     "self_test": failure.report if isinstance(failure, SelfTestFailed) else None})
+
+
+def _pruned(pruned: dict[str, Any]) -> str:
+    """What a deploy's pruning removed, in words: old versions, their venvs and what killed runs left."""
+    from navigator.deploy.layout import PrunePlan
+
+    if pruned["error"]:
+        return "FAILED"
+    removed = PrunePlan(**{key: value for key, value in pruned.items() if key != "error"}).summary()
+    return f"{removed} ({', '.join(pruned['versions'])})" if pruned["versions"] else removed
 
 
 def _finish(console: Console, args: argparse.Namespace, document: dict, line: str) -> None:
