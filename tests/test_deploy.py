@@ -31,6 +31,7 @@ from navigator.deploy.lock import lock_step
 from navigator.deploy.ssh import SshClient, run_step
 from navigator.deploy.target import check_camera, parse_target
 from navigator.errors import UserError
+from signals_support import default_sigint
 from onboard_support import FakeAutopilot, free_port, write_tiny_bundle, write_video
 
 REPO = Path(__file__).resolve().parent.parent
@@ -221,7 +222,8 @@ def test_deploy_self_test_second_version_failing_version_rollback_status(sshd: S
     deploying = subprocess.Popen([sys.executable, "-m", "navigator", "deploy", "--bundle",
                                   str(write_tiny_bundle(tmp_path / "tiny2")), *target_args(sshd, target),
                                   "--wheelhouse", str(wheelhouse), "--probe-timeout", "60", "--json",
-                                  "--require-link"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  "--require-link"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 preexec_fn=default_sigint)  # Ctrl-C's default even in a runner that ignores it
     progress = []
     for line in deploying.stderr:
         progress.append(line)
