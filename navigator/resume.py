@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 from typing import Any
@@ -104,6 +104,16 @@ def same_path(recorded: Any, given: Any) -> bool:
         return os.path.samefile(recorded, given)
     except (OSError, ValueError):  # either is missing (or no path at all): only the spelling can tell
         return False
+
+
+def recorded_paths(recorded: Any, given: Sequence[str]) -> tuple[str, ...] | None:
+    """The paths a continued command `recorded`, where the user now gives the same ones spelled another way
+    (`same_path`: "./x/" for "x", absolute for relative): what the records are keyed by. None where the recorded
+    list is not such a respelling of `given` (equal, or naming other paths)."""
+    if (isinstance(recorded, list) and len(recorded) == len(given) and recorded != list(given)
+            and all(same_path(old, new) for old, new in zip(recorded, given))):
+        return tuple(recorded)
+    return None
 
 
 def path_spelling(path: str) -> str:

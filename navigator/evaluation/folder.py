@@ -22,7 +22,8 @@ from navigator.evaluation.seeds import recorded_training_fields
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.explain.methods import DEFAULT_EVERY
 from navigator.json_fields import field_problems, read_problem
-from navigator.resume import Continued, GivenAs, check_continuation, differences, nothing_to_continue
+from navigator.resume import (Continued, GivenAs, check_continuation, differences, nothing_to_continue,
+                              recorded_paths)
 
 FORMAT = "liquid-navigator/eval"
 VERSION = 1
@@ -78,11 +79,8 @@ def in_recorded_spelling(recorded: dict[str, Any], settings: EvalSettings) -> Ev
     """`settings` with the pilots the evaluation `recorded` was started with, where the user named the same files
     another way ("./r3/best.pt" for "r3/best.pt", "b/" for "b"): those are the same pilots, and the recorded
     spelling keys its episode records."""
-    pilots = recorded.get("settings", {}).get("pilots")
-    if (isinstance(pilots, list) and all(isinstance(pilot, str) for pilot in pilots)
-            and pilots != list(settings.pilots) and not differences(pilots, list(settings.pilots))):
-        return replace(settings, pilots=tuple(pilots))
-    return settings
+    pilots = recorded_paths(recorded.get("settings", {}).get("pilots"), settings.pilots)
+    return settings if pilots is None else replace(settings, pilots=pilots)
 
 
 def check_continued(out: Path, recorded: dict[str, Any], settings: EvalSettings, extend: bool = False,

@@ -43,7 +43,7 @@ from navigator.folder_lock import FolderLock, refuse_if_in_use
 from navigator.json_fields import field_problems, read_problem
 from navigator.output_folders import refuse_wrong_kinds
 from navigator.resume import (Continued, Difference, GivenAs, check_continuation, differences, path_spelling,
-                              same_path, without)
+                              recorded_paths, without)
 from navigator.scenario import CameraSettings
 from navigator.training import distributed
 from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig, with_added_settings
@@ -467,10 +467,8 @@ def _in_recorded_spelling(out: Path, config: TrainConfig) -> TrainConfig:
         recorded = json.loads((out / RUN_RECORD).read_text(encoding="utf-8"))["config"]["data"]
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
         return config  # the continuation's own checks say what is wrong with the record
-    if (isinstance(recorded, list) and len(recorded) == len(config.data) and recorded != list(config.data)
-            and all(same_path(old, new) for old, new in zip(recorded, config.data))):
-        return dataclasses.replace(config, data=tuple(recorded))
-    return config
+    data = recorded_paths(recorded, config.data)
+    return config if data is None else dataclasses.replace(config, data=data)
 
 
 def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: Hooks,
