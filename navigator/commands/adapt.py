@@ -198,6 +198,7 @@ def _adapt(args: argparse.Namespace) -> int:
     from navigator.adapt.config import changed_settings
     from navigator.adapt.run import adapt, data_presets, refuse_changed
     from navigator.commands.common import check_output_folder, progress_bar
+    from navigator.commands.display import TrainingDisplay
     from navigator.pilots import pretrained_checkpoint
     from navigator.resume import GivenAs
     from navigator.training.pipeline import load_trained
@@ -215,7 +216,7 @@ def _adapt(args: argparse.Namespace) -> int:
     check_output_folder(Path(config.out), "--out", continuing=args.resume, kind="training run")
     console = Console()
     with progress_bar(console) as progress:
-        best = adapt(config, args.resume, training_display(console, progress))
+        best = adapt(config, args.resume, TrainingDisplay(console, progress, indent="  "))
     _, metadata = load_trained(best)
     lineage = metadata["adapted_from"]
     console.print(f"adapted {lineage['checkpoint']} ({lineage['strategy']}): best validation loss "
@@ -254,44 +255,16 @@ def _source(args: argparse.Namespace) -> RecordedSettings | None:
     return RecordedSettings(recorded_adaptation(read_run_config(out / RUN_RECORD)), f"{out / RUN_RECORD}")
 
 
-def training_display(console, progress, label: str = ""):
-    """The training pipeline's hooks that show an adaptation's stages, batches and epochs on `progress`'s bar."""
-    from rich.markup import escape
-
-    from navigator.commands.common import epoch_line, print_warning
-    from navigator.training.pipeline import Hooks
-
-    bar = progress.add_task("", total=None, status="")
-
-    class Show(Hooks):
-        def stage(self, name: str, detail: str) -> None:
-            progress.update(bar, description=f"{self.label}{name}", completed=0, total=None, status="")
-            console.print(f"  [bold]{name}[/bold]: {escape(detail)}")
-
-        def batch(self, index: int, batches: int, frames: int, loss: float) -> None:
-            progress.update(bar, completed=index + 1, total=batches, status=f"loss {loss:.4f} · {frames} frames")
-
-        def warning(self, message: str) -> None:
-            print_warning(console, message)
-
-        def epoch(self, report) -> None:
-            console.print(epoch_line(report, "    "))
-
-    show = Show()
-    show.label = label
-    return show
-
-
 def _curve(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
     from navigator.adapt.curve import Hooks, run_curve
     from navigator.adapt.curve_config import CurveConfig
-    from navigator.commands.common import check_output_folder, print_warning, progress_bar
+    from navigator.commands.common import check_output_folder, progress_bar
+    from navigator.commands.display import EvaluationDisplay, TrainingDisplay
     from navigator.comparison.table import cell
     from navigator.config import load_config
-    from navigator.evaluation import pipeline as evaluation
     from navigator.workers import check_workers
 
     workers = check_workers(0 if args.workers is None else args.workers)
@@ -304,19 +277,9 @@ def _curve(args: argparse.Namespace) -> int:
     check_output_folder(Path(config.out), out_flag, continuing=args.resume, kind="learning curve")
     console = Console()
     with progress_bar(console) as progress:
-        training = training_display(console, progress)
-        bar = progress.add_task("", total=None, status="")
-
-        class Evaluation(evaluation.Hooks):
-            def start(self, todo: int, done: int) -> None:
-                console.print(f"  {todo} episodes to fly, {done} already recorded")
-                progress.update(bar, description="evaluating", completed=0, total=todo, status="")
-
-            def damaged(self, note: str) -> None:
-                print_warning(console, note)
-
-            def episode(self, record) -> None:
-                progress.update(bar, advance=1, status=f"last: {record.suite} seed {record.seed} {record.ending}")
+        training = TrainingDisplay(console, progress, indent="  ")
+        bar = training.bar
+        evaluation = EvaluationDisplay(console, progress, heading="  ")
 
         class Show(Hooks):
             def collecting(self, scenery: str, todo: int) -> None:
@@ -334,9 +297,9 @@ def _curve(args: argparse.Namespace) -> int:
             def training(self):
                 return training
 
-            def evaluation(self, scenery: str) -> evaluation.Hooks:
+            def evaluation(self, scenery: str) -> EvaluationDisplay:
                 console.print(f"[bold]evaluation of the {escape(scenery)} adaptations[/bold]")
-                return Evaluation()
+                return evaluation
 
         document = run_curve(config, args.resume, workers, Show(), str(source))
     for entry in document["cells"]:

@@ -77,16 +77,14 @@ def _recorded(args: argparse.Namespace) -> RecordedSettings:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.markup import escape
 
     from navigator.backends import check_reachable
-    from navigator.commands.common import check_output_folder, epoch_line, print_warning, progress_bar
+    from navigator.commands.common import check_output_folder, progress_bar
+    from navigator.commands.display import EvaluationDisplay, TrainingDisplay
     from navigator.comparison.runner import Hooks, run_comparison
     from navigator.comparison.table import cell
     from navigator.dataset.reader import open_datasets
     from navigator.errors import UserError
-    from navigator.evaluation import pipeline as evaluation
-    from navigator.training import pipeline as training
     from navigator.workers import check_workers
 
     check_workers(args.workers)
@@ -106,51 +104,21 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console()
     with progress_bar(console) as progress:
-        bar = progress.add_task("", total=None, status="")
-
-        class Training(training.Hooks):
-            label = ""  # the run being trained, set as each run starts
-
-            def stage(self, name: str, detail: str) -> None:
-                progress.update(bar, description=f"{self.label} · {name}", completed=0, total=None, status="")
-                console.print(f"  [bold]{name}[/bold]: {escape(detail)}")
-
-            def episode(self, collected) -> None:
-                progress.update(bar, advance=1, status=f"{collected.frames} frames")
-
-            def batch(self, index: int, batches: int, frames: int, loss: float) -> None:
-                progress.update(bar, completed=index + 1, total=batches, status=f"loss {loss:.4f}")
-
-            def warning(self, message: str) -> None:
-                print_warning(console, message)
-
-            def epoch(self, report) -> None:
-                console.print(epoch_line(report, "    "))
-
-        class Evaluation(evaluation.Hooks):
-            def start(self, todo: int, done: int) -> None:
-                console.print(f"[bold]evaluation[/bold]: {todo} episodes to fly, {done} already recorded")
-                progress.update(bar, description="evaluating", completed=0, total=todo, status="")
-
-            def damaged(self, note: str) -> None:
-                print_warning(console, note)
-
-            def episode(self, record) -> None:
-                progress.update(bar, advance=1, status=f"last: {record.suite} seed {record.seed} {record.ending}")
-
         class Show(Hooks):
             def __init__(self) -> None:
-                self.training_hooks = Training()
+                self.training_hooks = TrainingDisplay(console, progress, indent="  ")
+                self.evaluation_hooks = EvaluationDisplay(console, progress, heading="[bold]evaluation[/bold]: ")
 
             def run(self, model: str, seed: int, index: int, total: int, finished: bool) -> None:
-                self.training_hooks.label = f"{model} seed {seed} ({index + 1}/{total})"
-                console.print(f"[bold]{self.training_hooks.label}[/bold]" + (": finished before" if finished else ""))
+                name = f"{model} seed {seed} ({index + 1}/{total})"
+                self.training_hooks.label = f"{name} · "
+                console.print(f"[bold]{name}[/bold]" + (": finished before" if finished else ""))
 
-            def training(self) -> training.Hooks:
+            def training(self) -> TrainingDisplay:
                 return self.training_hooks
 
-            def evaluation(self) -> evaluation.Hooks:
-                return Evaluation()
+            def evaluation(self) -> EvaluationDisplay:
+                return self.evaluation_hooks
 
         document = run_comparison(config, args.resume, args.workers, Show())
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from navigator.commands.common import (add_continuation_flags, check_output_folder, print_warning, progress_bar,
+from navigator.commands.common import (add_continuation_flags, check_output_folder, progress_bar,
                                        recorded_settings)
 from navigator.config import ConfigFlags
 from navigator.errors import UserError
@@ -123,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from navigator.backends import check_reachable
-    from navigator.evaluation.pipeline import Hooks, evaluate
+    from navigator.commands.display import EvaluationDisplay
+    from navigator.evaluation.pipeline import evaluate
     from navigator.workers import check_workers
 
     check_workers(args.workers)
@@ -140,32 +141,8 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console()
     with progress_bar(console, transient=True) as progress:
-
-        class ProgressHooks(Hooks):
-            def start(self, todo: int, done: int) -> None:
-                self.bar = progress.add_task("evaluating", total=todo, status=f"{done} already recorded")
-
-            def damaged(self, note: str) -> None:
-                print_warning(console, note)
-
-            def episode(self, record) -> None:
-                progress.update(self.bar, advance=1, status=f"last: {record.suite} seed {record.seed} "
-                                                            f"{record.ending}")
-
-            def filming(self, todo: int) -> None:
-                if todo:
-                    self.bar = progress.add_task("filming failures", total=todo, status="")
-
-            def filmed(self, record) -> None:
-                progress.update(self.bar, advance=1, status=f"last: {record.suite} seed {record.seed}")
-
-            def cluster(self, cluster) -> None:
-                if cluster.backend.kind == "ray":
-                    progress.update(self.bar, description=f"evaluating on {cluster.cpus} CPUs")
-                    console.print(f"running on the {cluster.describe()}")
-
-        results = evaluate(args.out, settings, args.workers, continuing, ProgressHooks(), args.videos, backend,
-                           extend=args.extend, given_as=FLAGS.given_as(args))
+        results = evaluate(args.out, settings, args.workers, continuing, EvaluationDisplay(console, progress),
+                           args.videos, backend, extend=args.extend, given_as=FLAGS.given_as(args))
 
     table = Table(title=f"{settings.task} · {settings.episodes} episodes per suite and pilot, seeds from "
                         f"{settings.seed}")

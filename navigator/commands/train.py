@@ -33,7 +33,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from navigator.commands.common import add_continuation_flags, epoch_line, print_warning
+from navigator.commands.common import add_continuation_flags
 from navigator.config import ConfigFlags, RecordedSettings, field_default
 
 
@@ -167,37 +167,16 @@ def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from navigator.commands.common import progress_bar
-    from navigator.training.pipeline import Hooks, run_recipe
+    from navigator.commands.display import TrainingDisplay
+    from navigator.training.pipeline import run_recipe
 
     config = FLAGS.load(args, _source(args))
     _check_folders(config, args)
     console = Console()
 
     with progress_bar(console) as progress:
-        bar = progress.add_task("", total=None, status="")
-
-        class Show(Hooks):
-            def stage(self, name: str, detail: str) -> None:
-                progress.update(bar, description=name, completed=0, total=None, status="")
-                console.print(f"[bold]{name}[/bold]: {detail}")
-
-            def episode(self, collected) -> None:
-                progress.update(bar, advance=1, status=f"{collected.frames} frames")
-
-            def batch(self, index: int, batches: int, frames: int, loss: float) -> None:
-                progress.update(bar, completed=index + 1, total=batches, status=f"loss {loss:.4f} · {frames} frames")
-
-            def cluster(self, cluster) -> None:
-                if cluster.backend.kind == "ray":
-                    console.print(f"  roll-outs on the {cluster.describe()}")
-
-            def warning(self, message: str) -> None:
-                print_warning(console, message)
-
-            def epoch(self, report) -> None:
-                console.print(epoch_line(report))
-
-        best = run_recipe(config, args.resume, Show(), extend=args.extend, given_as=FLAGS.given_as(args))
+        best = run_recipe(config, args.resume, TrainingDisplay(console, progress), extend=args.extend,
+                          given_as=FLAGS.given_as(args))
     from navigator.training.pipeline import load_trained
 
     policy, metadata = load_trained(best)
