@@ -10,6 +10,7 @@ the service's PrivateTmp hides from it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ import pytest
 from navigator.cli import main
 from navigator.deploy import pipeline
 from navigator.deploy.lock import lock_step
-from navigator.deploy.ssh import SshClient, run_step
+from navigator.deploy.ssh import SshClient, run_step, shared_connection
 from navigator.deploy.target import check_camera, parse_target
 from navigator.errors import UserError
 from signals_support import default_sigint
@@ -141,6 +142,19 @@ def running_from(folder: Path) -> list[str]:
     return found
 
 
+def shared_connections() -> list[str]:
+    """Command lines of this computer's ssh processes holding a deploy's shared connection (shared_connection)."""
+    lines = []
+    for proc in Path("/proc").iterdir():
+        try:
+            words = (proc / "cmdline").read_bytes().split(b"\0") if proc.name.isdigit() else []
+        except OSError:  # ended meanwhile
+            continue
+        if words and Path(words[0].decode(errors="replace")).name == "ssh" and b"navigator-ssh-" in b" ".join(words):
+            lines.append(b" ".join(words).decode(errors="replace"))
+    return lines
+
+
 def tree(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
 
@@ -173,6 +187,7 @@ def test_deploy_self_test_second_version_failing_version_rollback_status(sshd: S
         f"NAVIGATOR_CAMERA={camera}\nNAVIGATOR_MAVLINK=udpin:127.0.0.1:{udp}\n"
     assert json.loads((version / "deploy.json").read_text())["self_test"]["passed"]
     assert (version / "venv" / ".complete").is_file() and not list((target / "incoming").iterdir())
+    assert not shared_connections()  # the steps' one connection was closed at the end
     if shutil.which("systemd-analyze"):  # the rendered unit, with its real ExecStart on this "target"
         verify = subprocess.run(["systemd-analyze", "verify", str(version / "navigator-onboard.service")],
                                 capture_output=True, text=True)
@@ -243,6 +258,7 @@ def test_deploy_self_test_second_version_failing_version_rollback_status(sshd: S
     while running_from(target) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not running_from(target)
+    assert not shared_connections()
 
     # Rollback returns to the first version; the second becomes previous.
     code, out, err = navigator(capsys, "deploy", *target_args(sshd, target), "--rollback", "--json")
@@ -520,9 +536,20 @@ def test_work_folders_of_killed_deploys_are_removed(tmp_path: Path, monkeypatch:
     assert notes == [f"removed {dead}, left by a deploy that was killed (process {gone.pid})"]
 
 
-def test_a_remote_command_ends_when_its_ssh_client_goes(sshd: Sshd, tmp_path: Path) -> None:
-    """sshd sends no SIGHUP without a terminal: the hangup watch stops the command when ssh's stdin ends."""
-    ssh = SshClient(parse_target("root@127.0.0.1", sshd.port), sshd.key, sshd.known_hosts)
+@pytest.mark.parametrize("shared", [False, True], ids=["own connection", "shared connection"])
+def test_a_remote_command_ends_when_its_ssh_client_goes(sshd: Sshd, tmp_path: Path, shared: bool) -> None:
+    """sshd sends no SIGHUP without a terminal: the hangup watch stops the command when ssh's stdin ends, also
+    where the client is one of the steps sharing a deploy's connection (the connection itself stays)."""
+    with contextlib.ExitStack() as stack:
+        ssh = SshClient(parse_target("root@127.0.0.1", sshd.port), sshd.key, sshd.known_hosts)
+        if shared:
+            ssh = stack.enter_context(shared_connection(ssh))
+            assert run_step(ssh.ssh("open the connection", ["true"])) == ""
+        _remote_command_ends_with_its_client(ssh)
+    assert not shared_connections()  # closed on leaving, not left to its idle timeout
+
+
+def _remote_command_ends_with_its_client(ssh: SshClient) -> None:
     marker = f"{time.time_ns() % 1000}.5"
     client = subprocess.Popen(ssh.ssh("sleep", ["sleep", marker]).argv, stdin=subprocess.PIPE)
 

@@ -29,6 +29,7 @@ and its fix, the undo's outcome and the self-test's report, if one ran.
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 import math
 import shlex
 from pathlib import Path
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from navigator.deploy import pipeline
     from navigator.deploy.layout import check_keep
     from navigator.deploy.runner import DeployFailed, Interrupted
-    from navigator.deploy.ssh import SshClient, StepFailed
+    from navigator.deploy.ssh import SshClient, StepFailed, shared_connection
     from navigator.deploy.target import (check_camera, check_key_file, check_known_hosts, check_mavlink,
                                          check_service_dir, not_a_file, parse_target)
 
@@ -132,40 +133,42 @@ def run(args: argparse.Namespace) -> int:
     ssh = SshClient(target, identity, known_hosts)
     console = output_console(stderr=args.json)
     hooks = _ConsoleHooks(console, args.dry_run)
-    try:
-        if args.status:
-            return _show_status(pipeline.status(ssh, hooks), keep, target, console, args.json)
-        if args.prune:
-            plan = pipeline.prune(ssh, hooks, keep, args.dry_run, args.break_lock)
-            _finish(console, args, {**plan.to_dict(), "dry_run": args.dry_run},
-                    f"{'would remove' if args.dry_run else 'removed'} {plan.summary()} on {target}; kept "
-                    f"{len(plan.kept)} version(s): {', '.join(plan.kept) or 'none'}")
-            return 0
-        if args.rollback:
-            version, service = pipeline.rollback(ssh, hooks, args.dry_run, args.break_lock)
-            _finish(console, args, {"active": version, "service": service, "dry_run": args.dry_run},
-                    f"{'would switch' if args.dry_run else 'switched'} {target} back to version {version}; "
-                    f"service: {service}")
-            return 0
-        request = pipeline.DeployRequest(args.bundle, args.config, args.camera, args.mavlink, args.wheelhouse,
-                                         args.probe_timeout, args.require_camera, args.require_link, args.dry_run,
-                                         keep, args.break_lock)
-        result = pipeline.deploy(request, ssh, hooks)
-    except DeployFailed as error:
-        failure = error.failure if isinstance(error.failure, StepFailed) else None
-        _report_failure(args, ssh, str(error), step=failure and failure.step.title, failure=failure,
-                        undone=error.undone)
-        return 1
-    except StepFailed as error:  # a read-only step, the lock, the switch of a rollback, a prune
-        _report_failure(args, ssh, str(error), step=error.step.title, failure=error)
-        return 1
-    except Interrupted as interruption:  # main() then says "interrupted" and exits 130 (143 for SIGTERM)
-        _report_failure(args, ssh, str(interruption), step=interruption.step, undone=interruption.undone,
-                        interrupted=True)
-        raise
-    except KeyboardInterrupt:  # where nothing needed undoing: reading the target, or after the switch
-        _report_failure(args, ssh, "interrupted", step=None, interrupted=True)
-        raise
+    # a dry run prints its steps to be copied: each on a connection of its own
+    with nullcontext(ssh) if args.dry_run else shared_connection(ssh) as ssh:
+        try:
+            if args.status:
+                return _show_status(pipeline.status(ssh, hooks), keep, target, console, args.json)
+            if args.prune:
+                plan = pipeline.prune(ssh, hooks, keep, args.dry_run, args.break_lock)
+                _finish(console, args, {**plan.to_dict(), "dry_run": args.dry_run},
+                        f"{'would remove' if args.dry_run else 'removed'} {plan.summary()} on {target}; kept "
+                        f"{len(plan.kept)} version(s): {', '.join(plan.kept) or 'none'}")
+                return 0
+            if args.rollback:
+                version, service = pipeline.rollback(ssh, hooks, args.dry_run, args.break_lock)
+                _finish(console, args, {"active": version, "service": service, "dry_run": args.dry_run},
+                        f"{'would switch' if args.dry_run else 'switched'} {target} back to version {version}; "
+                        f"service: {service}")
+                return 0
+            request = pipeline.DeployRequest(args.bundle, args.config, args.camera, args.mavlink, args.wheelhouse,
+                                             args.probe_timeout, args.require_camera, args.require_link, args.dry_run,
+                                             keep, args.break_lock)
+            result = pipeline.deploy(request, ssh, hooks)
+        except DeployFailed as error:
+            failure = error.failure if isinstance(error.failure, StepFailed) else None
+            _report_failure(args, ssh, str(error), step=failure and failure.step.title, failure=failure,
+                            undone=error.undone)
+            return 1
+        except StepFailed as error:  # a read-only step, the lock, the switch of a rollback, a prune
+            _report_failure(args, ssh, str(error), step=error.step.title, failure=error)
+            return 1
+        except Interrupted as interruption:  # main() then says "interrupted" and exits 130 (143 for SIGTERM)
+            _report_failure(args, ssh, str(interruption), step=interruption.step, undone=interruption.undone,
+                            interrupted=True)
+            raise
+        except KeyboardInterrupt:  # where nothing needed undoing: reading the target, or after the switch
+            _report_failure(args, ssh, "interrupted", step=None, interrupted=True)
+            raise
     if args.dry_run:
         _finish(console, args, {"dry_run": True, **result.to_dict()},
                 f"dry run: {len(result.steps)} steps listed, none of those that change anything ran")

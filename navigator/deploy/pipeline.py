@@ -306,9 +306,11 @@ def _prepare(runner: Runner, ssh: SshClient, state: TargetState, request: Deploy
         # A venv folder without .complete is what a killed deploy left: it is rebuilt from nothing.
         runner.run(ssh.ssh("create the venv", ["rm", "-rf", "--", venv], ["python3", "-m", "venv", "--", venv]))
         index = ["--no-index", "--find-links", incoming] if wheelhouse else []
+        # --no-compile: byte-compiling every module installed (pymavlink's generated dialects above all) took
+        # three quarters of the install; Python compiles what the runtime imports as the self-test first runs it.
         runner.run(ssh.ssh(f"install liquid-navigator[{EXTRA}] into the venv",
                            [f"{venv}/bin/python", "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                            *index, "--", f"{incoming}/{wheel.name}[{EXTRA}]"],
+                            "--no-compile", *index, "--", f"{incoming}/{wheel.name}[{EXTRA}]"],
                            ["touch", "--", f"{venv}/.complete"], ["rm", "-rf", "--", incoming],
                            timeout_s=PIP_TIMEOUT_S))
     runner.run(ssh.ssh("point the version at its venv", ["ln", "-s", "--", f"../../venvs/{key}", f"{staging}/venv"]))

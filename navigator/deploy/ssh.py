@@ -12,6 +12,11 @@ deploy: connect once with plain `ssh` to check and accept the key, or give `--kn
 `--identity` (only that key is offered), a connect timeout and keep-alives (a drone's Wi-Fi drops; a dead link ends
 the step rather than hanging it). The user's ~/.ssh/config still applies (host aliases, jump hosts).
 
+A deploy is a dozen short steps; each new connection costs a key exchange (a second or more over a drone's Wi-Fi),
+so `shared_connection` has them share one: OpenSSH's connection multiplexing (`ControlMaster=auto`), the first step
+opening the connection through a socket in a private folder of this computer, `ControlPersist` keeping it a minute
+after the last step at most (bounded, should this process be killed), and `ssh -O exit` closing it at the end.
+
 A remote command does not end when its ssh client does: without a terminal, sshd sends it no SIGHUP, so a self-test
 or a pip install would go on after an interrupted deploy released the lock, racing its undo. So every remote command
 that does not need stdin runs under `HANGUP_WATCH`: the client's stdin is a pipe this process holds open, unwritten,
@@ -25,8 +30,11 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from navigator.deploy.target import Target
@@ -39,6 +47,9 @@ CONNECT_TIMEOUT_S = 15
 HANGUP_WATCH = ('exec 3<&0 </dev/null; { cat >/dev/null; trap "" TERM; kill -TERM 0; sleep 5; kill -KILL 0; } <&3 '
                 '>/dev/null 2>&1 & exec 3<&-; eval "$1"')
 STEP_TIMEOUT_S = 600.0  # a step that takes longer is stuck (pip on a slow link gets its own, longer limit)
+SHARED_CONNECTION_IDLE_S = 60  # how long a shared connection outlives its last step, should `ssh -O exit` not run
+# A unix socket's path is at most 107 bytes on Linux (104 on macOS); %C names it with a 40-character hash.
+_SOCKET_PATH_MAX = 100
 
 
 @dataclass(frozen=True)
@@ -101,31 +112,38 @@ def remote_command(*commands: Sequence[str]) -> str:
 @dataclass(frozen=True)
 class SshClient:
     """ssh and scp argument lists for one target. `identity`: a private key file (None: ssh's defaults and agent);
-    `known_hosts`: a known-hosts file to use instead of the user's."""
+    `known_hosts`: a known-hosts file to use instead of the user's; `control_path`: the socket of a shared
+    connection (`shared_connection`), None for a connection per step."""
 
     target: Target
     identity: Path | None = None
     known_hosts: Path | None = None
+    control_path: str | None = None
 
     def _options(self) -> list[str]:
         options = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
                    "-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}", "-o", "ServerAliveInterval=5",
                    "-o", "ServerAliveCountMax=3"]
+        if self.control_path is not None:
+            options += ["-o", "ControlMaster=auto", "-o", f"ControlPath={self.control_path}",
+                        "-o", f"ControlPersist={SHARED_CONNECTION_IDLE_S}"]
         if self.identity is not None:
             options += ["-o", "IdentitiesOnly=yes", "-i", str(self.identity)]
         if self.known_hosts is not None:
             options += ["-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null"]
         return options
 
+    def _ssh_argv(self, *arguments: str) -> list[str]:
+        user = ["-l", self.target.user] if self.target.user else []
+        return ["ssh", *self._options(), "-p", str(self.target.port), *user, *arguments]
+
     def ssh(self, title: str, *commands: Sequence[str], stdin: bytes | None = None,
             timeout_s: float = STEP_TIMEOUT_S) -> Step:
         """A step running `commands` (argument lists, joined by &&) on the target."""
-        user = ["-l", self.target.user] if self.target.user else []
         command = remote_command(*commands)
         if stdin is None:
             command = shlex.join(["sh", "-c", HANGUP_WATCH, "sh", command])
-        argv = ["ssh", *self._options(), "-p", str(self.target.port), *user, "--", self.target.ssh_host(), command]
-        return Step(title, tuple(argv), stdin, timeout_s)
+        return Step(title, tuple(self._ssh_argv("--", self.target.ssh_host(), command)), stdin, timeout_s)
 
     def scp(self, title: str, sources: Sequence[Path], remote_path: str, *, recursive: bool = False,
             timeout_s: float = STEP_TIMEOUT_S) -> Step:
@@ -167,3 +185,25 @@ class SshClient:
             return (f"nothing answered on port {port}: check that the target is on and reachable, that "
                     f"its SSH server runs, and --port if it listens on another")
         return None
+
+
+@contextmanager
+def shared_connection(client: SshClient) -> Iterator[SshClient]:
+    """`client` with its steps sharing one connection (module docstring), closed on leaving; `client` itself where
+    this computer's temporary folder is too deep for the socket's path."""
+    folder = tempfile.mkdtemp(prefix="navigator-ssh-")  # mode 0700: the socket is usable by this user alone
+    control_path = os.path.join(folder, "%C")
+    if len(control_path) - 2 + 40 > _SOCKET_PATH_MAX:
+        os.rmdir(folder)
+        yield client
+        return
+    shared = replace(client, control_path=control_path)
+    try:
+        yield shared
+    finally:
+        try:  # no connection was opened where no step ran: ssh then says so, which is no problem
+            subprocess.run(shared._ssh_argv("-O", "exit", "--", client.target.ssh_host()), stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, subprocess.SubprocessError):
+            pass  # the connection closes by itself once idle for SHARED_CONNECTION_IDLE_S
+        shutil.rmtree(folder, ignore_errors=True)
