@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from signals_support import default_sigint
+from processes_support import process_fields
 import torch
 import yaml
 
@@ -89,13 +90,9 @@ def largest_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -
 
 def process_of_rank(marker: str, rank: int) -> int | None:
     """The pid of the training process of `rank` among those whose environment holds `marker`."""
-    for entry in Path("/proc").iterdir():
-        try:
-            environment = (entry / "environ").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            continue
+    for pid, environment in process_fields("environ"):
         if marker.encode() in environment and f"RANK={rank}".encode() in environment:
-            return int(entry.name)
+            return pid
     return None
 
 

@@ -34,6 +34,7 @@ from navigator.deploy.target import check_camera, parse_target
 from navigator.errors import UserError
 from signals_support import default_sigint
 from onboard_support import FakeAutopilot, free_port, write_tiny_bundle, write_video
+from processes_support import process_fields
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLES = REPO / "policies" / "pretrained" / "bundles"
@@ -132,27 +133,17 @@ def running_from(folder: Path) -> list[str]:
     """The command lines of processes on this machine (the "target") whose program is in `folder` (a venv's
     python there)."""
     found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if argv[0].startswith(f"{folder}/"):
-            found.append(" ".join(argv))
+    for _, words in process_fields():
+        argv = b" ".join(words).decode(errors="replace")
+        if argv.startswith(f"{folder}/"):
+            found.append(argv)
     return found
 
 
 def shared_connections() -> list[str]:
     """Command lines of this computer's ssh processes holding a deploy's shared connection (shared_connection)."""
-    lines = []
-    for proc in Path("/proc").iterdir():
-        try:
-            words = (proc / "cmdline").read_bytes().split(b"\0") if proc.name.isdigit() else []
-        except OSError:  # ended meanwhile
-            continue
-        if words and Path(words[0].decode(errors="replace")).name == "ssh" and b"navigator-ssh-" in b" ".join(words):
-            lines.append(b" ".join(words).decode(errors="replace"))
-    return lines
+    return [b" ".join(words).decode(errors="replace") for _, words in process_fields()
+            if Path(words[0].decode(errors="replace")).name == "ssh" and b"navigator-ssh-" in b" ".join(words)]
 
 
 def tree(folder: Path) -> list[str]:
@@ -554,8 +545,7 @@ def _remote_command_ends_with_its_client(ssh: SshClient) -> None:
     client = subprocess.Popen(ssh.ssh("sleep", ["sleep", marker]).argv, stdin=subprocess.PIPE)
 
     def sleeping() -> bool:
-        return any((proc / "cmdline").is_file() and (proc / "cmdline").read_bytes() == f"sleep\0{marker}\0".encode()
-                   for proc in Path("/proc").iterdir() if proc.name.isdigit())
+        return any(words[:2] == [b"sleep", marker.encode()] for _, words in process_fields())
 
     deadline = time.monotonic() + 10
     while not sleeping():
