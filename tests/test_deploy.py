@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,74 +34,26 @@ from navigator.errors import UserError
 from signals_support import default_sigint
 from onboard_support import FakeAutopilot, free_port, write_tiny_bundle, write_video
 from processes_support import process_fields
+from sshd_support import SSHD, Sshd, download_wheelhouse, running_sshd
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLES = REPO / "policies" / "pretrained" / "bundles"
-SSHD = Path("/usr/sbin/sshd")
 
 pytestmark = pytest.mark.skipif(not SSHD.exists() or shutil.which("ssh") is None,
                                 reason="needs OpenSSH (openssh-server and its client; .ci/run installs them)")
 
 
-class Sshd:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = free_port(socket.SOCK_STREAM)
-        self.key = folder / "client_key"
-        self.known_hosts = folder / "known_hosts"
-
-
 @pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory):
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     """sshd on 127.0.0.1 and a free port, accepting only a throwaway client key; a known-hosts file for it."""
-    server = Sshd(tmp_path_factory.mktemp("sshd"))
-    folder = server.folder
-    for name in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)], check=True)
-    shutil.copy(folder / "client_key.pub", folder / "authorized_keys")
-    host_public = (folder / "host_key.pub").read_text().split()
-    server.known_hosts.write_text(f"[127.0.0.1]:{server.port} {host_public[0]} {host_public[1]}\n")
-    config = folder / "sshd_config"
-    config.write_text(f"""Port {server.port}
-ListenAddress 127.0.0.1
-HostKey {folder / 'host_key'}
-PidFile {folder / 'sshd.pid'}
-AuthorizedKeysFile {folder / 'authorized_keys'}
-StrictModes no
-PermitRootLogin prohibit-password
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-Subsystem sftp internal-sftp
-LogLevel ERROR
-""")
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation folder, made by its init script
-    process = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail(f"sshd did not start: {process.communicate()[1].decode()}")
-            time.sleep(0.1)
-    yield server
-    process.terminate()
-    process.wait(10)
+    with running_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The onboard dependencies as wheels (pip download, from pip's cache and configured indexes), so that the
-    target's venv installs with --no-index."""
-    folder = tmp_path_factory.mktemp("wheelhouse")
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"] + project["optional-dependencies"]["onboard"]
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:", "-d", str(folder),
-                    "-c", str(REPO / "constraints.txt"), *requirements], check=True, capture_output=True)
-    return folder
+    """The onboard dependencies as wheels, so that the target's venv installs with --no-index."""
+    return download_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))
 
 
 @pytest.fixture
