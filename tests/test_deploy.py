@@ -563,3 +563,19 @@ def test_the_summary_counts_every_kind_of_thing_pruned() -> None:
     assert _pruned(plan) == "1 leftover(s) of killed runs"
     assert _pruned({**plan, "versions": ["a"], "venvs": ["k"], "leftovers": []}) == "1 old version(s), 1 venv(s) (a)"
     assert _pruned({**plan, "leftovers": []}) == "nothing" and _pruned({**plan, "error": "x"}) == "FAILED"
+
+
+def test_the_shared_connection_socket_fits_a_unix_socket_path_and_is_removed(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A temporary folder too deep for a socket's path (macOS's per-user one) gives way to /tmp; the folder goes
+    when the deploy ends, also where no step opened the connection."""
+    deep = tmp_path / ("d" * 90)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    client = SshClient(parse_target("root@127.0.0.1", 2222))
+    with shared_connection(client) as shared:
+        folder = Path(shared.control_path).parent
+        assert folder.parent == Path("/tmp") and folder.is_dir() and folder.stat().st_mode & 0o077 == 0
+        assert len(str(folder / ("x" * 40))) <= 100
+        assert f"ControlPath={shared.control_path}" in shared.ssh("step", ["true"]).argv
+    assert not folder.exists()

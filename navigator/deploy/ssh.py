@@ -190,14 +190,13 @@ class SshClient:
 @contextmanager
 def shared_connection(client: SshClient) -> Iterator[SshClient]:
     """`client` with its steps sharing one connection (module docstring), closed on leaving; `client` itself where
-    this computer's temporary folder is too deep for the socket's path."""
-    folder = tempfile.mkdtemp(prefix="navigator-ssh-")  # mode 0700: the socket is usable by this user alone
-    control_path = os.path.join(folder, "%C")
-    if len(control_path) - 2 + 40 > _SOCKET_PATH_MAX:
-        os.rmdir(folder)
+    OpenSSH cannot multiplex here (Windows' client has no unix sockets) or no temporary folder is short enough for
+    the socket's path (macOS's per-user one is too deep; /tmp then serves)."""
+    folder = _socket_folder()
+    if folder is None:
         yield client
         return
-    shared = replace(client, control_path=control_path)
+    shared = replace(client, control_path=os.path.join(folder, "%C"))
     try:
         yield shared
     finally:
@@ -207,3 +206,18 @@ def shared_connection(client: SshClient) -> Iterator[SshClient]:
         except (OSError, subprocess.SubprocessError):
             pass  # the connection closes by itself once idle for SHARED_CONNECTION_IDLE_S
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _socket_folder() -> str | None:
+    """A new private folder (mode 0700: the socket is this user's alone) short enough to hold the shared
+    connection's socket, named by %C's 40-character hash; None where there is none, or on Windows."""
+    if os.name == "nt":
+        return None
+    for parent in (None, "/tmp"):
+        if parent is not None and not os.path.isdir(parent):
+            continue
+        folder = tempfile.mkdtemp(prefix="navigator-ssh-", dir=parent)
+        if len(os.path.join(folder, "x" * 40)) <= _SOCKET_PATH_MAX:
+            return folder
+        os.rmdir(folder)
+    return None
