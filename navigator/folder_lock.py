@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from navigator.errors import UserError
@@ -79,3 +80,18 @@ class FolderLock:
 
     def __del__(self) -> None:
         self.release()
+
+
+def lock_new_folder(folder: Path, what: str, check_empty: Callable[[], None]) -> FolderLock:
+    """The lock of a new output folder, taken before anything is written in it: `folder` (and its parents) made if
+    missing, locked, then `check_empty` (which raises the command's refusal of a folder that is not empty) run again
+    under the lock. Two commands started at once into one new folder both passed their first check; the second to
+    take the lock is refused here, whether the first still writes (in use) or already finished (not empty)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FolderLock(folder, what)
+    try:
+        check_empty()
+    except BaseException:
+        lock.release()
+        raise
+    return lock

@@ -147,3 +147,49 @@ def test_the_lock_is_reentrant_in_a_process_and_released_by_its_last_holder(tmp_
     finally:
         if holder is not None:
             holder.kill()
+
+
+RACES = {  # where each command first checks that its new --out is empty, and that command started into it
+    "eval": ("navigator.evaluation.pipeline.check_folder",
+             ["eval", "--pilot", "expert", "--suites", "summer", "--episodes", "1", "--max-seconds", "1",
+              "--workers", "1", "--out", "{out}"], "evaluation"),
+    "run": ("navigator.training.pipeline._check_new", ["train", "--data", "{data}", "--out", "{out}", "--epochs", "1"],
+            "training run"),
+}
+
+
+@pytest.mark.parametrize("finished", [False, True], ids=["still writing", "finished"])
+@pytest.mark.parametrize("kind", sorted(RACES))
+def test_two_starts_into_one_new_folder_leave_it_to_the_first(folders, kind, finished, tmp_path, capsys,
+                                                               monkeypatch):
+    """Two commands started at once into one new --out both find it missing; the other takes it first, between
+    this one's check and its first write. This one is refused, and writes nothing there, whether the other still
+    writes (its lock is held) or has already finished (the folder is no longer empty)."""
+    target, argv, what = RACES[kind]
+    out = tmp_path / "new" / "out"
+    module, name = target.rsplit(".", 1)
+    check = getattr(__import__(module, fromlist=[name]), name)
+    holders = []
+
+    def the_other_starts_meanwhile(*args, **kwargs):
+        result = check(*args, **kwargs)
+        if not holders:  # the first check only: the other command begins right after it
+            out.mkdir(parents=True)
+            (out / "theirs.json").write_text("{}")
+            holders.append(None if finished else Holder(out))
+        return result
+
+    monkeypatch.setattr(target, the_other_starts_meanwhile)
+    try:
+        assert main([part.format(out=out, **folders) for part in argv]) == 2
+    finally:
+        for holder in holders:
+            if holder is not None:
+                holder.kill()
+    error = capsys.readouterr().err
+    if finished:
+        assert f"{out} " in error and "is not empty" in error, error
+    else:
+        assert f"{out} is in use: another navigator process is writing this {what}" in error, error
+    assert len(error.strip().splitlines()) == 1
+    assert [p.name for p in out.iterdir()] == ["theirs.json"]  # nothing of this command's

@@ -38,7 +38,7 @@ from navigator.evaluation import pipeline as evaluation
 from navigator.evaluation.folder import finished_results, with_added_settings, write_json
 from navigator.training.config import with_added_settings as with_added_training_settings
 from navigator.evaluation.results import EvalResults, build_results
-from navigator.folder_lock import FolderLock, refuse_if_in_use
+from navigator.folder_lock import FolderLock, lock_new_folder, refuse_if_in_use
 from navigator.resume import describe, differences, nothing_to_continue, without
 from navigator.training import pipeline as training
 
@@ -115,12 +115,14 @@ def open_study(out: Path, settings: dict[str, Any], resume: bool,
     study's one writer (hold it while the study runs)."""
     what, name = study.what, study.record
     if not resume:
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            refuse_if_in_use(out, what)
-            raise UserError(f"--out {out} already exists and is not empty: pass --resume to continue the {what} "
-                            f"there, or choose a new or empty folder")
-        out.mkdir(parents=True, exist_ok=True)
-        lock = FolderLock(out, what)
+        def check_empty() -> None:
+            if out.exists() and (not out.is_dir() or any(out.iterdir())):
+                refuse_if_in_use(out, what)
+                raise UserError(f"--out {out} already exists and is not empty: pass --resume to continue the {what} "
+                                f"there, or choose a new or empty folder")
+
+        check_empty()
+        lock = lock_new_folder(out, what, check_empty)
         write_json(out / name, {"format": study.format, "version": study.version, "settings": settings})
         return [], lock
     if not (out / name).is_file():
@@ -218,8 +220,10 @@ def _compare(config: CompareConfig, finished: list[str], workers: int, hooks: Ho
         info = _run_info(config, model, seed)
         settings = dataclasses.replace(config.evaluation, pilots=(info.pilot,))
         eval_out = out / "eval" / folder.name
-        evaluated.append((info, evaluation.evaluate(eval_out, settings, workers, (eval_out / "eval.json").is_file(),
-                                                    hooks.evaluation())))
+        results = evaluation.evaluate(eval_out, settings, workers, (eval_out / "eval.json").is_file(),
+                                      hooks.evaluation())
+        # The pilot as its evaluation recorded it: OUT may be spelt differently on resume (./out, out, /abs/out)
+        evaluated.append((dataclasses.replace(info, pilot=results.pilots[0].spec), results))
         document = _write_comparison(config, evaluated, [run_folder(out, *run).name for run in runs[index + 1:]])
     return document
 

@@ -24,7 +24,7 @@ from navigator.evaluation.seeds import (SeedRange, TrainingSeeds, check_no_overl
                                         training_seeds)
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.evaluation.videos import failures_to_film, filmed, video_path
-from navigator.folder_lock import FolderLock
+from navigator.folder_lock import FolderLock, lock_new_folder
 from navigator.json_fields import field_problems
 from navigator.resume import GivenAs
 
@@ -141,8 +141,10 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
     if videos is None:
         recorded_videos = recorded.get("videos", 0) if recorded is not None else 0
         videos = recorded_videos if isinstance(recorded_videos, int) and recorded_videos >= 0 else 0
+    if lock is None:  # a new folder
+        lock = lock_new_folder(out, "evaluation", lambda: check_folder(out, resume, flag))
     open_folder(out, settings, pilots, recorded, grown, videos)
-    with lock or FolderLock(out, "evaluation"):
+    with lock:
         try:
             return _evaluate(out, settings, pilots, flying, workers, hooks, videos, backend)
         except BaseException:  # Ctrl-C too: a new evaluation that recorded nothing leaves nothing behind

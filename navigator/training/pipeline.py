@@ -39,7 +39,7 @@ from navigator.dataset import completeness, read_manifest
 from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError, refuse_if_denied, some_of
-from navigator.folder_lock import FolderLock, refuse_if_in_use
+from navigator.folder_lock import FolderLock, lock_new_folder, refuse_if_in_use
 from navigator.json_fields import field_problems, read_problem
 from navigator.output_folders import refuse_wrong_kinds
 from navigator.resume import (Continued, Difference, GivenAs, check_continuation, differences, path_spelling,
@@ -176,16 +176,17 @@ def _holds(owner: str, value: Any) -> str:
     return f"{owner} leaves it unset" if value is None else f"{owner} has {value!r}"
 
 
-def _start_new(out: Path, config: TrainConfig) -> tuple[Path, ...]:
+def _start_new(out: Path, config: TrainConfig) -> tuple[tuple[Path, ...], FolderLock]:
     """Check that a new run may start in `out` (missing, or an empty folder), before any work; record its recipe.
-    Returns the folders it created, outermost first."""
+    Returns the folders it created, outermost first, and the run folder's lock, taken before the record is
+    written."""
     _check_new(out, config)
     created = tuple(folder for folder in (*reversed(out.parents), out) if not folder.exists())
-    out.mkdir(parents=True, exist_ok=True)
+    lock = lock_new_folder(out, "training run", lambda: _check_new(out, config))
     _write_json(out / RUN_RECORD, {"format": RUN_FORMAT, "version": RUN_VERSION, "config": to_dict(config),
                                    "extensions": [], "datasets": {"data": {}, "dagger": {}},
                                    "world_sizes": [distributed.world_size()]})
-    return created
+    return created, lock
 
 
 # The fields of run.json this module reads (navigator.json_fields), checked before any is used or rewritten. Records
@@ -449,8 +450,8 @@ def run_recipe(config: TrainConfig, resume: bool, hooks: Hooks, extend: bool = F
             _run_stages(config, out, progress, hooks, extras)
     else:
         training_device(config.device, distributed.current())
-        created = _start_new(out, config)
-        with FolderLock(out, "training run"):
+        created, lock = _start_new(out, config)
+        with lock:
             try:
                 _run_stages(config, out, {"completed": []}, hooks, extras)
             except BaseException:
