@@ -25,8 +25,8 @@ import numpy as np
 
 from navigator import __version__
 from navigator.backends import LOCAL, Backend, Cluster, run_jobs
-from navigator.config import (MAX_SEED, ConfigError, SettingError, check_seed_span, check_settings, from_dict,
-                              setting, to_dict, without_yaml_advice)
+from navigator.config import (MAX_EPISODES, MAX_SEED, ConfigError, SettingError, check_seed_span, check_settings,
+                              from_dict, setting, to_dict, without_yaml_advice)
 from navigator.dataset import (ACTION_CONVENTION, DatasetWriter, DroppedEntry, Episode, EpisodeEntry, EpisodeKey,
                                Verification, write_episode)
 from navigator.dataset.writer import pack_episode
@@ -41,7 +41,7 @@ from navigator.scenario import (CameraSettings, ScenarioConfig, canonical_airfra
 class CollectPart:
     task: str = "fly-to-target"
     preset: str = "summer"
-    episodes: int = setting(10, ge=1)
+    episodes: int = setting(10, ge=1, le=MAX_EPISODES)
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -33,6 +33,9 @@ from navigator.resume import GivenAs, is_within
 T = TypeVar("T")
 
 MAX_SEED = 2**31 - 1  # seeds are combined and offset (seed + episode index, seed * 1_000_003 + epoch) below 2**64
+# Episodes one command may plan (per suite and pilot, per collected part): its plan is held in memory before the
+# first flight, and a count past this is a typo (a million episodes is days of flight on a 2-core machine).
+MAX_EPISODES = 1_000_000
 _BOUNDS = "navigator.bounds"  # field metadata key: a Bounds
 _NONFINITE = "navigator.nonfinite"  # field metadata key: True where NaN and infinities are meaningful
 

@@ -52,7 +52,7 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --seed -1", None, "--seed must be in [0, 2147483647], got -1"),
     ("fly --seed 9999999999", None, "--seed must be in [0, 2147483647], got 9999999999"),
     ("fly --seed x", None, "argument --seed: invalid int value: 'x'"),
-    ("fly --episodes 0", None, "--episodes must be at least 1, got 0"),
+    ("fly --episodes 0", None, "--episodes must be in [1, 1000000], got 0"),
     ("fly --max-seconds 0", None, "--max-seconds must be in (0, 3600], got 0.0"),
     ("fly --max-seconds -3", None, "--max-seconds must be in (0, 3600], got -3.0"),
     ("fly --max-seconds 1e300 --task follow", None, "--max-seconds must be in (0, 3600], got 1e+300"),
@@ -80,7 +80,7 @@ CASES: list[tuple[str, str | None, str]] = [
                                               "'navigator adapt --help')"),
     ("adapt foo", None, "unexpected argument 'foo': navigator adapt takes none but `curve`"),
     # fly: YAML
-    ("fly --config {config}", "episodes: 0\n", "episodes in {config} must be at least 1, got 0"),
+    ("fly --config {config}", "episodes: 0\n", "episodes in {config} must be in [1, 1000000], got 0"),
     ("fly --config {config}", "scenario:\n  max_seconds: .nan\n",
      "scenario.max_seconds in {config} must be a finite number, got nan"),
     ("fly --config {config}", "scenario:\n  preset: 'winter + '\n", "scenario.preset in {config}: preset 'winter + '"),
@@ -100,11 +100,14 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --seed 2147483647 --episodes 2", None, "--seed: with --episodes 2 the last episode's seed would be "
                                                  "2147483648, past the largest seed 2147483647; give --seed at most "
                                                  "2147483646 or fewer --episodes"),
-    ("fly --episodes 2147483647", None, "--seed: with --episodes 2147483647 the last episode's seed would be "
-                                        "2147583646"),
-    ("fly --episodes 99999999999 --seed 0", None, "would be 99999999998, past the largest seed 2147483647; give at "
-                                                  "most 2147483648 --episodes from --seed 0: no more seeds exist"),
-    ("fly --episodes 99999999999", None, "give at most 2147383648 --episodes from --seed 100000: no more seeds exist"),
+    ("fly --seed 2147000000 --episodes 1000000", None, "--seed: with --episodes 1000000 the last episode's seed "
+                                                         "would be 2147999999"),
+    # a count no run could fly is a typo, refused before its plan fills the memory
+    ("fly --episodes 1000001", None, "--episodes must be in [1, 1000000], got 1000001"),
+    ("eval --out {tmp}/e --pilot expert --episodes 100000000", None, "--episodes must be in [1, 1000000], got "
+                                                                      "100000000"),
+    ("collect --out {tmp}/ds --episodes 99999999999", None, "--episodes must be in [1, 1000000], got 99999999999"),
+    ("sitl --episodes 2147483647", None, "--episodes must be in [1, 1000000], got 2147483647"),
     ("fly --config {config}", "seed: 2147483000\nepisodes: 1000\n",
      "seed in {config}: with --episodes 1000 the last episode's seed would be 2147483999"),
     ("collect --out {tmp}/ds --seed 2147483647 --episodes 2", None, "--seed: with --episodes 2 the last episode's"),
@@ -127,7 +130,7 @@ CASES: list[tuple[str, str | None, str]] = [
     ("collect --out {tmp}/ds --preset Summer+WINTER", None, "at most one season (summer, autumn, winter)"),
     # names are normalised (the error comes from another flag), paths are not
     ("fly --task HIKE --airframe CF2X --pilot EXPERT --preset Winter+WIND --episodes 0", None,
-     "--episodes must be at least 1, got 0"),
+     "--episodes must be in [1, 1000000], got 0"),
     ("train --data {data} --out {tmp}/run --model LSTM --epochs 0", None, "--epochs must be in [1, 100000], got 0"),
     ("train --data {data} --out {tmp}/run --model LSTMX", None, "--model: unknown model 'LSTMX'"),
     ("eval --out {tmp}/ev --pilot Expert --pilot expert", None, "--pilot: repeat expert: give each once"),
@@ -147,7 +150,7 @@ CASES: list[tuple[str, str | None, str]] = [
     ("collect --out {tmp}/ds --dart-noise nan", None, "--dart-noise must be a finite number, got nan"),
     ("collect --out {tmp}/ds --dart-noise -1", None, "--dart-noise must be in [0, 1], got -1.0"),
     ("collect --out {tmp}/ds --dart-noise 1e9", None, "--dart-noise must be in [0, 1], got 1000000000.0"),
-    ("collect --out {tmp}/ds --episodes 0", None, "--episodes must be at least 1, got 0"),
+    ("collect --out {tmp}/ds --episodes 0", None, "--episodes must be in [1, 1000000], got 0"),
     ("collect --out {tmp}/ds --workers -2", None, "--workers must be"),
     # one limit on worker processes for every command that starts them
     ("compare --out {tmp}/cmp --resume --workers 999", None, "--workers must be in [0, 256]"),
@@ -161,7 +164,7 @@ CASES: list[tuple[str, str | None, str]] = [
     ("collect --out {tmp}/full", None, "--out {tmp}/full is not empty"),
     ("collect --out /proc/ds", None, "cannot write in folder /proc"),
     ("collect --out {tmp}/ds --config {config}", "parts:\n  - {task: hike, episodes: 0}\n",
-     "parts[0].episodes in {config} must be at least 1, got 0"),
+     "parts[0].episodes in {config} must be in [1, 1000000], got 0"),
     ("collect --out {tmp}/ds --config {config}", "dart_noise: .inf\n", "dart_noise in {config} must be a finite"),
     ("collect --out {tmp}/ds --config {config}", "parts:\n  - {task: hike, preset: winter+}\n",
      "parts[0].preset in {config}: preset 'winter+'"),
@@ -246,7 +249,7 @@ CASES: list[tuple[str, str | None, str]] = [
     # sitl: messages name the option as typed, never the field behind it
     ("sitl --max-seconds -1", None, "--max-seconds must be in (0, 3600], got -1.0"),
     ("sitl --max-seconds 1e300", None, "--max-seconds must be in (0, 3600], got 1e+300"),
-    ("sitl --episodes 0", None, "--episodes must be at least 1, got 0"),
+    ("sitl --episodes 0", None, "--episodes must be in [1, 1000000], got 0"),
     ("sitl --seed -5", None, "--seed must be in [0, 2147483647], got -5"),
     ("sitl --seed 2147483647 --episodes 2", None, "--seed: with --episodes 2 the last episode's seed would be"),
     ("sitl --camera-width 0", None, "--camera-width must be in [8, 1024], got 0"),

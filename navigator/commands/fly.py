@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from navigator.commands.common import check_output_file, finite_or_none, print_json, print_warning, progress_bar
-from navigator.config import MAX_SEED, ConfigFlags, check_seed_span, check_settings, setting, to_dict
+from navigator.config import MAX_EPISODES, MAX_SEED, ConfigFlags, check_seed_span, check_settings, setting, to_dict
 from navigator.errors import UserError
 from navigator.scenario import HELD_OUT_SEED, ScenarioConfig, canonical_pilot, set_canonical
 
@@ -28,7 +28,7 @@ from navigator.scenario import HELD_OUT_SEED, ScenarioConfig, canonical_pilot, s
 class FlyConfig:
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
     pilot: str = "pretrained"
-    episodes: int = setting(5, ge=1)
+    episodes: int = setting(5, ge=1, le=MAX_EPISODES)
     seed: int = setting(HELD_OUT_SEED, ge=0, le=MAX_SEED)  # worlds outside every training recipe's seeds
 
     def __post_init__(self) -> None:

@@ -34,7 +34,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
-from navigator.config import MAX_SEED, ConfigFlags, SettingError, check_seed_span, check_settings, setting
+from navigator.config import MAX_EPISODES, MAX_SEED, ConfigFlags, SettingError, check_seed_span, check_settings, setting
 from navigator.errors import UserError
 from navigator.scenario import HELD_OUT_SEED, ScenarioConfig
 
@@ -54,7 +54,7 @@ class SitlSettings:
 
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
     seed: int = setting(HELD_OUT_SEED, ge=0, le=MAX_SEED)
-    episodes: int = setting(1, ge=1)
+    episodes: int = setting(1, ge=1, le=MAX_EPISODES)
     autopilot: str = "px4"
     host: str = "127.0.0.1"
     mavlink_port: int | None = setting(None, ge=0, le=65535)  # None: the flavour's default

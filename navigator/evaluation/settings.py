@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from navigator.config import MAX_SEED, SettingError, check_seed_span, check_settings, from_dict, setting, setting_check
+from navigator.config import (MAX_EPISODES, MAX_SEED, SettingError, check_seed_span, check_settings, from_dict, setting,
+                              setting_check)
 from navigator.evaluation.sweeps import SweepPoint, check_sweep, point_scenery, sweep_points
 from navigator.explain.methods import DEFAULT_EVERY, canonical_method
 from navigator.scenario import (HELD_OUT_SEED, CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot,
@@ -42,7 +43,7 @@ class EvalSettings:
     pilots: tuple[str, ...] = ("pretrained",)  # as `navigator fly --pilot` takes them
     task: str = "fly-to-target"
     suites: tuple[str, ...] = ("summer", "autumn", "winter", "night")  # preset specs, e.g. "night+wind"
-    episodes: int = setting(20, ge=1)  # per suite and pilot: seeds seed, seed+1, ..., seed+episodes-1
+    episodes: int = setting(20, ge=1, le=MAX_EPISODES)  # per suite and pilot: seeds seed, seed+1, ..., seed+episodes-1
     seed: int = setting(HELD_OUT_SEED, ge=0, le=MAX_SEED)
     airframe: str = "x500"
     camera: CameraSettings = field(default_factory=CameraSettings)
