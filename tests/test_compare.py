@@ -135,12 +135,18 @@ def test_resuming_a_finished_comparison_trains_nothing_and_gives_the_same_files(
     assert {name: (out / name).read_bytes() for name in before} == before
 
 
-def test_resume_without_config_takes_the_recorded_settings(compared, tmp_path, capsys):
+def test_resume_without_config_takes_the_recorded_settings(compared, tmp_path, capsys, monkeypatch):
     _, _, out = compared
     before = {name: (out / name).read_bytes() for name in ("comparison.json", "comparison.md")}
     assert main(["compare", "--out", str(out), "--resume", "--workers", "1"]) == 0
     assert "finished before" in capsys.readouterr().out
     assert {name: (out / name).read_bytes() for name in before} == before
+    # --out spelt another way (relative, from its parent) is the same comparison: its runs' pilots as recorded
+    monkeypatch.chdir(out.parent)
+    assert main(["compare", "--out", f"./{out.name}", "--resume", "--workers", "1"]) == 0
+    assert "finished before" in capsys.readouterr().out
+    assert {name: (out / name).read_bytes() for name in before} == before
+    monkeypatch.chdir(tmp_path)
     for args, message in ((["--out", str(tmp_path)], "give --config, a comparison config such as"),
                           (["--out", str(tmp_path), "--resume"], f"--resume: {tmp_path} holds no readable comparison "
                                                                   f"record (compare.json)")):
