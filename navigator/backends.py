@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from navigator.config import SettingError
-from navigator.workers import spawn_pool
+from navigator.workers import child_pids, results_while_workers_live, spawn_pool
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -108,8 +108,9 @@ def run_jobs(function: Callable[[J], R], jobs: Iterable[J], workers: int, backen
     Cluster once the workers are up.
 
     On Ray, a worker whose process dies while it runs a job (killed, its node lost) is restarted and the job run
-    again (navigator/ray_cluster.py). An exception a job raises is raised here. Leaving the iterator early stops the
-    workers."""
+    again (navigator/ray_cluster.py); locally, navigator.workers.WorkerLost is raised (a Pool cannot say which job
+    was lost), and what finished is kept for a --resume. An exception a job raises is raised here. Leaving the
+    iterator early stops the workers."""
     jobs = list(jobs)
     if not jobs:
         return
@@ -119,8 +120,10 @@ def run_jobs(function: Callable[[J], R], jobs: Iterable[J], workers: int, backen
         yield from run_on_ray(function, jobs, workers, backend.address, setup, on_ready)
         return
     count = min(workers or os.cpu_count() or 1, len(jobs))
+    others = child_pids()
     with spawn_pool(count, setup) as pool:  # its workers leave Ctrl-C to this process
         if on_ready is not None:
-            on_ready(Cluster(backend, 1, os.cpu_count() or 1, count))
-        yield from pool.imap_unordered(function, jobs)
+            processes = tuple(WorkerInfo("localhost", pid) for pid in sorted(child_pids() - others))
+            on_ready(Cluster(backend, 1, os.cpu_count() or 1, count, processes))
+        yield from results_while_workers_live(pool, function, jobs, others)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from navigator import __version__
 from navigator.config import DefaultsHelpFormatter, SettingError
 from navigator.errors import ACCESS_ERRORS, UserError, access_problem
+from navigator.workers import WorkerLost
 
 # name -> (module under navigator.commands, one-line help). Order is the order users meet them.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -206,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{_command_name(args)}: error: {access_problem(error)}", file=sys.stderr)
         return 2
+    except WorkerLost as error:
+        print(f"{_command_name(args)}: {interrupted(args, str(error))}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         stopped = "stopped by SIGTERM" if _Termination.received else "interrupted"
         print(f"{_command_name(args)}: {interrupted(args, stopped)}", file=sys.stderr)

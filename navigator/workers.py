@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.pool import Pool
+from typing import Any
 
 
 # The most worker processes a command starts (0 asks for one per CPU core): more would only contend for the cores.
@@ -32,6 +33,42 @@ def ignore_interrupts(setup: Callable[[], None] | None = None) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     if setup is not None:
         setup()
+
+
+class WorkerLost(Exception):
+    """A worker process ended while its pool ran (killed, or by the system when memory ran out): the job it held is
+    lost, and with it the results still to come. The command says so and how to continue (the jobs finished are
+    kept), and exits 1."""
+
+
+# How often a pool's workers are counted while no result arrives: a lost one is said within this time.
+LIVENESS_POLL_S = 1.0
+
+
+def child_pids() -> set[int]:
+    """The process ids of this process's running child processes (multiprocessing's: pool workers among them)."""
+    return {process.pid for process in multiprocessing.active_children()}
+
+
+def results_while_workers_live(pool: Pool, function: Callable[[Any], Any], jobs: Iterable[Any],
+                               others: set[int]) -> Iterator[Any]:
+    """`pool.imap_unordered(function, jobs)`'s results as they come; WorkerLost when one of the pool's worker
+    processes ends meanwhile. A Pool replaces a worker that dies but never runs its job again, so waiting on would
+    never end (its documented limit). The pool's workers are this process's children but `others` (the
+    `child_pids()` from before the pool started)."""
+    results = pool.imap_unordered(function, jobs)
+    workers = child_pids() - others
+    while True:
+        try:
+            yield results.next(timeout=LIVENESS_POLL_S)
+        except StopIteration:
+            return
+        except multiprocessing.TimeoutError:
+            now = child_pids() - others
+            if workers - now:
+                raise WorkerLost("a worker process ended unexpectedly (killed, or stopped by the system when memory "
+                                 "ran out); the work it held is lost") from None
+            workers = now
 
 
 def spawn_pool(processes: int, setup: Callable[[], None] | None = None) -> Pool:

@@ -18,3 +18,16 @@ def process_fields(name: str = "cmdline") -> Iterator[tuple[int, list[bytes]]]:
         except OSError:
             continue
         yield int(entry.name), content.split(b"\0")
+
+
+def children_of(parent: int) -> list[tuple[int, list[bytes]]]:
+    """(pid, argv words) of the running child processes of `parent`."""
+    found = []
+    for pid, argv in process_fields():
+        try:  # /proc/PID/stat: "pid (name) state ppid ...", the name in parentheses may hold spaces
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent:
+            found.append((pid, argv))
+    return found

@@ -381,6 +381,32 @@ def test_sigterm_stops_an_evaluation_as_ctrl_c_does(tmp_path):
     assert any((out / "episodes").rglob("*.json"))
 
 
+def test_a_worker_killed_mid_evaluation_ends_it_with_the_way_to_continue(tmp_path):
+    """A worker process killed (kill -9, the out-of-memory killer) takes its episode with it, and a process pool
+    never runs that episode again: the evaluation must not wait for it forever. It ends within seconds, says what
+    happened and how to continue (exit 1), and --resume flies what is missing."""
+    import os
+    import signal
+
+    from processes_support import children_of
+
+    out = tmp_path / "report"
+
+    def kill_a_worker(process) -> None:
+        workers = [pid for pid, argv in children_of(process.pid) if b"spawn_main" in b" ".join(argv)]
+        assert workers
+        os.kill(workers[0], signal.SIGKILL)
+
+    status, error = _stop_once_flying(out, kill_a_worker)
+    assert status == 1, error
+    assert "Traceback" not in error and error.strip().splitlines()[-1] == (
+        "navigator eval: a worker process ended unexpectedly (killed, or stopped by the system when memory ran out); "
+        "the work it held is lost; rerun the same command with --resume to continue")
+    assert main(["eval", "--out", str(out), "--resume", "--workers", "1"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["episodes"]) == 40
+
+
 def test_eval_workers_ignore_sigint_and_keep_their_setup():
     import os
     import signal
