@@ -399,7 +399,11 @@ def without_yaml_advice(message: str) -> str:
 
 def _damaged_record(message: str, record: RecordedSettings) -> str:
     """`message` as a problem of recorded settings: a record navigator wrote holds only values it accepted, so a bad
-    one was put there by hand or by damage, and no YAML advice applies."""
+    one was put there by hand or by damage, and no YAML advice applies. A path it records that is not there was
+    most often recorded relative to another folder than the one the command now runs in."""
+    if "does not exist" in message:
+        return (f"{without_yaml_advice(message)} (as {record} records it): a relative path is read from the folder "
+                f"the command runs in, so run it from the folder the work was started in, or put back what was moved")
     return (f"{without_yaml_advice(message)}: {record} holds what navigator never writes "
             f"(edited or damaged), so the work cannot be continued from it; restore the file, or start over in "
             f"another --out")

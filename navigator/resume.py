@@ -205,8 +205,9 @@ def check_continuation(found: list[Difference], extendable: Callable[[Difference
             holds = f" ({what.holds})" if what.holds else ""
             grow = what.grow_hint or f"give a larger {what.flag}" + (f" than {what.holds}" if what.holds else "")
             rest = finished or ", or drop --extend to resume it"
-            # Said of what it was started with, not of what it holds: an interrupted one holds less.
-            raise UserError(f"--extend needs more {what.grows} than {out} was started with{holds}; "
+            # Said of what it is set to (its start or last extension), not of what it holds: an interrupted one
+            # holds less.
+            raise UserError(f"--extend needs more {what.grows} than {out} is set to{holds}; "
                             f"{grow} to extend it{rest}")
     elif found:
         hint = f"; to add {what.grows} pass --extend" if found == grown else ""

@@ -428,7 +428,7 @@ def test_collect_resume_takes_the_recorded_recipe_so_no_flag_needs_retyping(tmp_
 
 @pytest.mark.parametrize("flags, message", [
     (["--extend", "--episodes", "1"], "--extend only raises episodes: the dataset has 2, you gave 1"),
-    (["--extend"], "--extend needs more episodes than {out} was started with (2); give a larger --episodes "
+    (["--extend"], "--extend needs more episodes than {out} is set to (2); give a larger --episodes "
                    "than 2 to extend it, or drop --extend to resume it"),
 ])
 def test_collect_extend_builds_on_the_recorded_recipe(flags, message, tmp_path, capsys):
@@ -461,7 +461,7 @@ def _recorded_run(out: Path, data: Path) -> None:
     # A finished run: dropping --extend would resume nothing, so that is not offered.
     (["--extend", "--epochs", "1"], "--extend only raises epochs: the run has 2, you gave 1; give a larger --epochs "
                                     "than {out} has (the run is finished: nothing is left to resume)"),
-    (["--extend", "--epochs", "2"], "--extend needs more epochs than {out} was started with (2); give a "
+    (["--extend", "--epochs", "2"], "--extend needs more epochs than {out} is set to (2); give a "
                                     "larger --epochs than 2 to extend it (the run is finished: nothing is left to "
                                     "resume)"),
 ])

@@ -181,7 +181,7 @@ def test_extending_a_dataset_is_explicit_and_recorded(tmp_path):
     collect_into(out, short_config(1), open_for_collection(out, short_config(1), resume=False)[0])
     with pytest.raises(UserError, match="other settings differ from the dataset's: seed: dataset has 0, you gave 5"):
         open_for_collection(out, short_config(2, seed=5), resume=True, extend=True)
-    with pytest.raises(UserError, match="--extend needs more episodes than .* was started with"):
+    with pytest.raises(UserError, match="--extend needs more episodes than .* is set to"):
         open_for_collection(out, short_config(1), resume=True, extend=True)
     writer, _ = open_for_collection(out, short_config(2), resume=True, extend=True)
     collect_into(out, short_config(2), writer)

@@ -286,7 +286,7 @@ def test_extend_names_a_changed_seed_before_checking_it_against_training(paired_
 
 @pytest.mark.parametrize("args, message", [
     (["--episodes", "1"], "--extend only raises worlds per suite: the evaluation has 2, you gave 1"),
-    (["--episodes", "2"], "--extend needs more worlds per suite than {out} was started with (2); give a "
+    (["--episodes", "2"], "--extend needs more worlds per suite than {out} is set to (2); give a "
                            "larger --episodes than 2 to extend it, or drop --extend to resume it"),
     (["--episodes", "3", "--seed", "7"], "other settings differ from the evaluation's: --seed: evaluation has 100000, "
                                          "you gave 7"),
@@ -494,3 +494,11 @@ def test_a_checkpoint_spelled_another_way_is_the_same_pilot_on_resume(tmp_path, 
     assert len(results["episodes"]) == 2
     assert main(["eval", "--pilot", "r3/best.pt", "--pilot", "r3/best.pt", "--suites", "summer", "--episodes", "2",
                  "--max-seconds", "0.3", "--out", "report", "--resume"]) == 2  # still a different list of pilots
+    # From another folder the recorded relative checkpoint is not there: said as such, not as a damaged record.
+    capsys.readouterr()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["eval", "--out", str(tmp_path / "report"), "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert "does not exist" in error and "run it from the folder the work was started in" in error, error
+    assert "edited or damaged" not in error and len(error.strip().splitlines()) == 1

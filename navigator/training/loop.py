@@ -176,8 +176,9 @@ def _diverged(what: str, state_path: Path, config: TrainConfig) -> TrainingDiver
         kept = f"{state_path} keeps the last good state ({saved['stage']}, epoch {saved['epoch']})"
     else:
         kept = "no epoch of it was saved"
-    return TrainingDiverged(f"{what}; training stopped and {kept}. Try a lower --lr (now {config.lr}) or a smaller "
-                            f"grad_clip, and run 'navigator data check' on the data")
+    return TrainingDiverged(f"{what}; training stopped and {kept}. Try a lower --lr (now {config.lr}), a smaller "
+                            f"grad_clip (now {config.grad_clip}) or weight_decay (now {config.weight_decay}), and "
+                            f"run 'navigator data check' on the data")
 
 
 def training_device(name: str, group: distributed.Group | None = None) -> torch.device:
