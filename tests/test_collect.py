@@ -133,7 +133,7 @@ def test_kill_minus_nine_then_resume(tmp_path):
     (["--task", "race"], "unknown task 'race'"),
     (["--preset", "summer+spring"], "unknown preset 'spring'"),
     (["--airframe", "f450"], "unknown airframe 'f450'"),
-    (["--episodes", "0"], "episodes must be at least 1"),
+    (["--episodes", "0"], "--episodes must be in [1, 1000000], got 0"),
     (["--dart-noise", "-1"], "--dart-noise must be in [0, 1], got -1.0"),
 ])
 def test_bad_input_is_a_clear_error(tmp_path, args, message, capsys):

@@ -304,7 +304,7 @@ def test_extend_refuses_anything_but_more_worlds_before_any_work(expert_run, tmp
 
 @pytest.mark.parametrize("args, message", [
     (["--suites", "summer,moon"], "unknown preset 'moon'"),
-    (["--episodes", "0"], "--episodes must be at least 1"),
+    (["--episodes", "0"], "--episodes must be in [1, 1000000], got 0"),
     (["--pilot", "expert", "--pilot", "expert"], "repeat expert"),
     (["--pilot", "policies/pretrained/hike-cfc-ncp.pt", "--pilot", "./policies/../policies/pretrained/hike-cfc-ncp.pt"],
      "repeat ./policies/../policies/pretrained/hike-cfc-ncp.pt: give each once"),

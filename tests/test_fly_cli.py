@@ -72,7 +72,7 @@ def test_config_file_and_flags(tmp_path, capsys):
     (["--task", "race"], "unknown task 'race'; valid tasks are: fly-to-target, hike, follow"),
     (["--airframe", "f450"], "unknown airframe 'f450'; valid airframes are: x500, cf2x"),
     (["--pilot", "robot"], "unknown pilot 'robot'"),
-    (["--episodes", "0"], "episodes must be at least 1"),
+    (["--episodes", "0"], "--episodes must be in [1, 1000000], got 0"),
     (["--video", "out.avi"], "must end in .mp4"),
 ])
 def test_bad_input_is_a_clear_error(args, message, capsys):
