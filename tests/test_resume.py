@@ -123,7 +123,7 @@ def test_finished_run_resumes_nothing_and_extends_only_when_asked(data, tmp_path
         run_recipe(settings(data, out, epochs=3), resume=True, hooks=Hooks())
     with pytest.raises(UserError, match="other settings differ from the run's: seed: run has 0, you gave 1"):
         run_recipe(settings(data, out, epochs=3, seed=1), resume=True, hooks=Hooks(), extend=True)
-    with pytest.raises(UserError, match=r"needs more epochs than .* started with \(2\); give a larger --epochs than 2"):
+    with pytest.raises(UserError, match=r"needs more epochs than .* is set to \(2\); give a larger --epochs than 2"):
         run_recipe(settings(data, out), resume=True, hooks=Hooks(), extend=True)
     assert saved_epoch(out) == 2
 
