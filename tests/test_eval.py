@@ -24,13 +24,17 @@ EXPERT = EvalSettings(pilots=("expert",), suites=("summer", "winter"), episodes=
 
 
 class Recorder(Hooks):
-    """Remembers which episodes were flown."""
+    """Remembers which episodes were flown, and what was said of damaged records."""
 
     def __init__(self) -> None:
         self.flown: list[tuple[str, str, int]] = []
+        self.notes: list[str] = []  # what was said of damaged records
 
     def episode(self, record) -> None:
         self.flown.append((record.suite, record.pilot, record.seed))
+
+    def damaged(self, note: str) -> None:
+        self.notes.append(note)
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +184,28 @@ def test_damaged_or_swapped_episode_records_are_flown_again_and_said_so(expert_r
     recorder = Recorder()
     evaluate(out, EXPERT, workers=1, resume=True, hooks=recorder)
     assert recorder.flown == []
+
+
+def test_damaged_episode_records_that_results_json_holds_are_restored_from_it(expert_run, tmp_path, capsys):
+    """A record damaged after the evaluation finished (its results.json holds the episode) is written again from
+    results.json and said so: nothing flies, and the folder is whole again."""
+    original, _ = expert_run
+    out = tmp_path / "damaged"
+    shutil.copytree(original, out)
+    cut = out / "episodes" / "summer" / "p0-100001.json"
+    cut.write_text('{"pilot": "exp')  # cut off
+    winter = out / "episodes" / "winter"
+    first, second = (winter / "p0-100000.json").read_bytes(), (winter / "p0-100001.json").read_bytes()
+    (winter / "p0-100000.json").write_bytes(second)  # each records the other's seed
+    (winter / "p0-100001.json").write_bytes(first)
+    recorder = Recorder()
+    evaluate(out, EXPERT, workers=1, resume=True, hooks=recorder)
+    assert recorder.flown == []
+    assert recorder.notes == [f"{out}: 3 records, the first episodes/summer/p0-100001.json, could not be read or "
+                                f"records another episode than its name says; restored from results.json"]
+    for path in (cut, winter / "p0-100000.json", winter / "p0-100001.json"):
+        assert path.read_bytes() == (original / path.relative_to(out)).read_bytes()
+    assert (out / "results.json").read_bytes() == (original / "results.json").read_bytes()
 
 
 @pytest.mark.parametrize("field, value", [("success", "yes"), ("ending", "banana"), ("time", "abc"),

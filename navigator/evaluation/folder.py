@@ -153,8 +153,9 @@ def episode_path(out: Path, settings: EvalSettings, key: EpisodeKey) -> Path:
 def read_finished(out: Path, settings: EvalSettings) -> tuple[dict[EpisodeKey, EpisodeRecord], list[Path]]:
     """The episodes already recorded in `out`, and the episode files that are damaged: unreadable, or recording
     another pilot, suite or seed than their name says (those episodes are flown again, and the caller says so).
-    An episode whose file is missing but which `out`'s results.json holds counts too: a report kept without its
-    episodes/ folder (a committed one, say) can still be extended."""
+    An episode whose file is missing or damaged but which `out`'s results.json holds counts too (`restorable`
+    finds the damaged ones, to write again): a report kept without its episodes/ folder (a committed one, say) can
+    still be extended."""
     finished, damaged = {}, {}
     for key in settings.keys():
         path = episode_path(out, settings, key)
@@ -184,11 +185,29 @@ def read_finished(out: Path, settings: EvalSettings) -> tuple[dict[EpisodeKey, E
     return finished, [path for key, path in damaged.items() if key not in finished] + unreadable
 
 
-def damaged_note(out: Path, damaged: list[Path]) -> str:
-    """What to tell the user about the damaged episode files (and results.json) `read_finished` found in `out`."""
+def restorable(out: Path, settings: EvalSettings, finished: dict[EpisodeKey, EpisodeRecord]) -> list[EpisodeKey]:
+    """The `finished` episodes (as `read_finished` gave them) whose record file in `out` is damaged, known from
+    results.json alone: `write_episode` restores each from its finished record."""
+    keys = []
+    for key in finished:
+        try:
+            record = EpisodeRecord.from_dict(json.loads(episode_path(out, settings, key).read_text()))
+        except FileNotFoundError:
+            continue  # not kept (a committed report's episodes/ is not): nothing to restore
+        except (OSError, ValueError, KeyError, TypeError):
+            keys.append(key)
+            continue
+        if record != finished[key]:
+            keys.append(key)
+    return keys
+
+
+def damaged_note(out: Path, damaged: list[Path], remedy: str = "flying again") -> str:
+    """What to tell the user about the damaged episode files (and results.json) `read_finished` found in `out`, and
+    what is done about them (`remedy`)."""
     first = damaged[0].relative_to(out).as_posix()
     which = first if len(damaged) == 1 else f"{len(damaged)} records, the first {first},"
-    return f"{out}: {which} could not be read or records another episode than its name says; flying again"
+    return f"{out}: {which} could not be read or records another episode than its name says; {remedy}"
 
 
 def _reported_episodes(path: Path) -> dict[tuple[str, str, int], EpisodeRecord] | None:

@@ -14,8 +14,9 @@ from navigator.backends import LOCAL, Backend, Cluster
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.errors import UserError
 from navigator.evaluation.episodes import EpisodeRecord, fly_episodes
-from navigator.evaluation.folder import (check_continued, check_folder, damaged_note, in_recorded_spelling, open_folder,
-                                         read_finished, write_episode, write_json)
+from navigator.evaluation.folder import (check_continued, check_folder, damaged_note, episode_path,
+                                         in_recorded_spelling, open_folder, read_finished, restorable, write_episode,
+                                         write_json)
 from navigator.evaluation.groups import Recipe, checkpoint_recipe
 from navigator.evaluation.plots import plot_distance, plot_success, plot_sweep, plot_trajectories
 from navigator.evaluation.report import render_report
@@ -169,6 +170,12 @@ def _evaluate(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], 
     finished, damaged = read_finished(out, settings)
     if damaged:
         hooks.damaged(damaged_note(out, damaged))
+    restored = restorable(out, settings, finished)
+    for key in restored:
+        write_episode(out, settings, key, finished[key])
+    if restored:
+        hooks.damaged(damaged_note(out, [episode_path(out, settings, key) for key in restored],
+                                   "restored from results.json"))
     todo = [key for key in settings.keys() if key not in finished]
     hooks.start(len(todo), len(finished))
     for key, record in fly_episodes(settings, todo, flying, backend=backend, on_ready=hooks.cluster):
