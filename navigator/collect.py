@@ -77,6 +77,11 @@ class CollectConfig:
             raise SettingError("parts", f"repeat task and preset {duplicates}: merge them into one part")
         for index, part in enumerate(self.parts):
             check_seed_span(self.seed, part.episodes, "seed", f"parts[{index}].episodes")
+        planned = sum(part.episodes for part in self.parts)
+        if planned > MAX_EPISODES:
+            raise SettingError("parts", f"plan {planned:,} episodes in all, past the {MAX_EPISODES:,} one collection "
+                                        f"may plan; give fewer episodes, or collect the parts into datasets of their "
+                                        f"own")
         set_canonical(self, "airframe", canonical_airframe)
         set_canonical(self, "pilot", canonical_pilot)
 

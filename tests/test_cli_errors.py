@@ -108,6 +108,12 @@ CASES: list[tuple[str, str | None, str]] = [
                                                                       "100000000"),
     ("collect --out {tmp}/ds --episodes 99999999999", None, "--episodes must be in [1, 1000000], got 99999999999"),
     ("sitl --episodes 2147483647", None, "--episodes must be in [1, 1000000], got 2147483647"),
+    # and so is the whole plan: suites, sweep levels and pilots multiply, parts add up
+    ("eval --out {tmp}/e --pilot expert --episodes 300000", None, "--episodes: plans 1,200,000 episodes in all (4 "
+                                                                 "suites and sweep levels x 1 pilots x 300,000)"),
+    ("collect --out {tmp}/ds --config {config}", "parts:\n  - {task: hike, episodes: 600000}\n"
+     "  - {task: follow, episodes: 600000}\n", "parts in {config}: plan 1,200,000 episodes in all, past the "
+                                               "1,000,000 one collection may plan"),
     ("fly --config {config}", "seed: 2147483000\nepisodes: 1000\n",
      "seed in {config}: with --episodes 1000 the last episode's seed would be 2147483999"),
     ("collect --out {tmp}/ds --seed 2147483647 --episodes 2", None, "--seed: with --episodes 2 the last episode's"),

@@ -98,6 +98,12 @@ class EvalSettings:
             if repeated:
                 raise SettingError(name, f"repeat {', '.join(repeated)}: give each once")
         _refuse_equivalent_suites(self.suites)
+        planned = len(self.flown_suites) * len(self.pilots) * self.episodes
+        if planned > MAX_EPISODES:
+            raise SettingError("episodes", f"plans {planned:,} episodes in all ({len(self.flown_suites)} suites and "
+                                           f"sweep levels x {len(self.pilots)} pilots x {self.episodes:,}), past the "
+                                           f"{MAX_EPISODES:,} one evaluation may plan; give fewer {{episodes}}, "
+                                           f"{{suites}} or {{sweeps}}", ("episodes", "suites", "sweeps"))
 
     @property
     def seeds(self) -> range:
