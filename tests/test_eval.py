@@ -222,7 +222,7 @@ def test_an_episode_record_with_a_malformed_field_counts_as_damaged(expert_run, 
     if field == "success":
         value = value if value != record["success"] else "yes"  # True where the ending says otherwise
     path.write_text(json.dumps({**record, field: value}))
-    finished, damaged = read_finished(out, EXPERT)
+    finished, damaged, _ = read_finished(out, EXPERT)
     assert damaged == [path] and len(finished) == len(list(EXPERT.keys())) - 1
 
 

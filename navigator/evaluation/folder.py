@@ -150,12 +150,13 @@ def episode_path(out: Path, settings: EvalSettings, key: EpisodeKey) -> Path:
     return out / "episodes" / settings.flown_suites[key.suite] / f"p{key.pilot}-{key.seed}.json"
 
 
-def read_finished(out: Path, settings: EvalSettings) -> tuple[dict[EpisodeKey, EpisodeRecord], list[Path]]:
-    """The episodes already recorded in `out`, and the episode files that are damaged: unreadable, or recording
-    another pilot, suite or seed than their name says (those episodes are flown again, and the caller says so).
-    An episode whose file is missing or damaged but which `out`'s results.json holds counts too (`restorable`
-    finds the damaged ones, to write again): a report kept without its episodes/ folder (a committed one, say) can
-    still be extended."""
+def read_finished(out: Path, settings: EvalSettings
+                  ) -> tuple[dict[EpisodeKey, EpisodeRecord], list[Path], list[EpisodeKey]]:
+    """The episodes already recorded in `out`; the episode files that are damaged: unreadable, or recording another
+    pilot, suite or seed than their name says (those episodes are flown again, and the caller says so); and the
+    finished episodes whose file is damaged (to write again from their record). An episode whose file is missing or
+    damaged but which `out`'s results.json holds counts as finished: a report kept without its episodes/ folder (a
+    committed one, say) can still be extended."""
     finished, damaged = {}, {}
     for key in settings.keys():
         path = episode_path(out, settings, key)
@@ -182,24 +183,8 @@ def read_finished(out: Path, settings: EvalSettings) -> tuple[dict[EpisodeKey, E
             record = (reported or {}).get((settings.flown_suites[key.suite], settings.pilots[key.pilot], key.seed))
             if record is not None:
                 finished[key] = record
-    return finished, [path for key, path in damaged.items() if key not in finished] + unreadable
-
-
-def restorable(out: Path, settings: EvalSettings, finished: dict[EpisodeKey, EpisodeRecord]) -> list[EpisodeKey]:
-    """The `finished` episodes (as `read_finished` gave them) whose record file in `out` is damaged, known from
-    results.json alone: `write_episode` restores each from its finished record."""
-    keys = []
-    for key in finished:
-        try:
-            record = EpisodeRecord.from_dict(json.loads(episode_path(out, settings, key).read_text()))
-        except FileNotFoundError:
-            continue  # not kept (a committed report's episodes/ is not): nothing to restore
-        except (OSError, ValueError, KeyError, TypeError):
-            keys.append(key)
-            continue
-        if record != finished[key]:
-            keys.append(key)
-    return keys
+    return (finished, [path for key, path in damaged.items() if key not in finished] + unreadable,
+            [key for key in damaged if key in finished])
 
 
 def damaged_note(out: Path, damaged: list[Path], remedy: str = "flying again") -> str:

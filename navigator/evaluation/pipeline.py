@@ -15,7 +15,7 @@ from navigator.dataset.atomic import atomic_write_bytes
 from navigator.errors import UserError
 from navigator.evaluation.episodes import EpisodeRecord, fly_episodes
 from navigator.evaluation.folder import (check_continued, check_folder, damaged_note, episode_path,
-                                         in_recorded_spelling, open_folder, read_finished, restorable, write_episode,
+                                         in_recorded_spelling, open_folder, read_finished, write_episode,
                                          write_json)
 from navigator.evaluation.groups import Recipe, checkpoint_recipe
 from navigator.evaluation.plots import plot_distance, plot_success, plot_sweep, plot_trajectories
@@ -167,10 +167,9 @@ def _discard_if_empty(out: Path, created: list[Path]) -> None:
 def _evaluate(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], flying: int, workers: int,
               hooks: Hooks, videos: int, backend: Backend) -> EvalResults:
     """`evaluate` in its opened folder `out`."""
-    finished, damaged = read_finished(out, settings)
+    finished, damaged, restored = read_finished(out, settings)
     if damaged:
         hooks.damaged(damaged_note(out, damaged))
-    restored = restorable(out, settings, finished)
     for key in restored:
         write_episode(out, settings, key, finished[key])
     if restored:
