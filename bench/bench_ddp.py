@@ -30,7 +30,7 @@ import torch
 import yaml
 from bench_train import synthetic_dataset  # bench/ is on the path of a script run from it
 
-from navigator.training.distributed import usable_cpus
+from navigator.training.launcher import usable_cpus
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,14 +1,16 @@
-"""Why fly-to-target fails among distractors: how often a decoy is in the camera's view at the start, and the
-success rate of a recorded evaluation with and without one there.
+"""Why fly-to-target fails among decoys: how often a decoy is in the camera's view at the start, and the success
+rate of a recorded evaluation with and without one there.
 
-The `distractors` preset places 4 decoys coloured and sized exactly like the target (sim_envs/layout.py), at least
-3 m from it; the target starts inside the camera's view. A decoy in view at the start is then a second sphere that no
-image can tell from the target, and a policy trained without decoys (none are in the training scenery) flies to
-whichever it happens to prefer. This script rebuilds each evaluated world (its layout only depends on the preset and
-the seed), projects the decoys into the onboard camera at the start pose (within the horizontal and vertical field of
+Two presets place the same 4 decoys, spheres of the target's size at least 3 m from it, at the same places for the
+same seed (sim_envs/layout.py): `twins` paints them in the target's own colour, `distractors` in hues far from it
+(blue, yellow, cyan, white). The target starts inside the camera's view. Under `twins` a decoy in view and nearer
+than the target is a second sphere no image can tell from the target; under `distractors` it is a salient object
+the policy should ignore. This script rebuilds each evaluated world (its layout only depends on the preset and the
+seed), projects the decoys into the onboard camera at the start pose (within the horizontal and vertical field of
 view, in front of the camera; trunks that might hide them are ignored), and splits the recorded episodes:
 
-    .venv/bin/python bench/bench_distractors.py                 # the shipped report: about 20 s
+    .venv/bin/python bench/bench_distractors.py                       # twins in the shipped report: about 20 s
+    .venv/bin/python bench/bench_distractors.py --suite distractors   # the same worlds, decoys in other colours
     .venv/bin/python bench/bench_distractors.py --results reports/NAME/results.json --pilot runs/x/best.pt
 
 Figures only, with Wilson 95% intervals.
@@ -51,8 +53,8 @@ def decoys_in_view(env, seed: int) -> tuple[int, int]:
     camera = world.camera
     half_h, half_v = math.radians(camera.fov_deg) / 2, math.radians(camera.vertical_fov_deg) / 2
     target = np.asarray(world.plan.targets[0], float)
-    seen = [np.asarray(d, float) for d in world.layout.decoys if in_view(eye, forward, up, np.asarray(d, float),
-                                                                          half_h, half_v)]
+    decoys = [np.asarray(decoy.position, float) for decoy in world.layout.decoys]
+    seen = [d for d in decoys if in_view(eye, forward, up, d, half_h, half_v)]
     nearer = sum(np.linalg.norm(d - eye) < np.linalg.norm(target - eye) for d in seen)
     return len(seen), int(nearer)
 
@@ -67,7 +69,7 @@ def rate(successes: list[bool]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=REPO / "reports" / "shipped-fly-to-target" / "results.json")
-    parser.add_argument("--suite", default="distractors")
+    parser.add_argument("--suite", default="twins")
     parser.add_argument("--pilot", default="pretrained")
     args = parser.parse_args()
     document = json.loads(args.results.read_text())

@@ -34,7 +34,7 @@ from navigator.errors import UserError
 from navigator.resume import Continued, Difference, GivenAs, check_continuation, differences, nothing_to_continue
 from navigator.workers import MAX_WORKERS
 from navigator.scenario import (CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot, canonical_preset,
-                                canonical_task, set_canonical)
+                                canonical_task, check_time_limit, set_canonical, time_limit_setting)
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class CollectConfig:
     parts: tuple[CollectPart, ...] = (CollectPart(),)
     airframe: str = "x500"
     camera: CameraSettings = field(default_factory=CameraSettings)
-    max_seconds: float | None = setting(None, gt=0.0)
+    max_seconds: float | None = time_limit_setting()  # None: the task's own limit
     seed: int = setting(0, ge=0, le=MAX_SEED)  # episode i of each part uses seed + i
     # std of the noise on executed actions, in normalised action units: actions lie in [-1, 1], so a std above 1
     # would drown the expert's action (every executed action clipped to a bound) and teach nothing.
@@ -69,6 +69,7 @@ class CollectConfig:
 
     def __post_init__(self) -> None:
         check_settings(self)
+        check_time_limit(self.max_seconds, self.camera)
         if not self.parts:
             raise SettingError("parts", "must hold at least one part (task, preset, episodes)")
         pairs = [(part.task, part.preset) for part in self.parts]

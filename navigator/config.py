@@ -54,6 +54,9 @@ class ConfigError(UserError, ValueError):
         self.problem = problem
         self.mentions = mentions
 
+    def __reduce__(self):  # pickled (from a worker process) by its arguments, not the message alone
+        return type(self), (self.args[0], self.key, self.problem, self.mentions)
+
 
 class SettingError(ValueError):
     """Raised by a dataclass's own checks: one field `name` is invalid; `problem` says why ("must be > 0, got -1").
@@ -68,6 +71,9 @@ class SettingError(ValueError):
         self.name = name
         self.problem = problem
         self.mentions = mentions
+
+    def __reduce__(self):  # pickled (from a worker process) by its arguments, not the message alone
+        return type(self), (self.name, self.problem, self.mentions)
 
 
 def _named(problem: str, mentions: tuple[str, ...], name: Callable[[str], str]) -> str:
@@ -334,8 +340,11 @@ def from_dict(cls: type[T], data: dict[str, Any], key: str = "") -> T:
     try:
         return cls(**kwargs)
     except SettingError as error:
-        raise _bad(f"{key}.{error.name}" if key else error.name, error.problem,
-                   tuple(f"{key}.{mention}" if key else mention for mention in error.mentions)) from None
+        if not key:
+            raise _bad(error.name, error.problem, error.mentions) from None
+        # The settings it mentions are `cls`'s: named from the top, in the problem's `{...}` as in the list.
+        problem = _named(error.problem, error.mentions, lambda mention: f"{{{key}.{mention}}}")
+        raise _bad(f"{key}.{error.name}", problem, tuple(f"{key}.{mention}" for mention in error.mentions)) from None
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{key}: {error}" if key else str(error)) from None
 

@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from navigator.config import SettingError, check_settings, setting, setting_check
 from navigator.errors import UserError
@@ -42,6 +43,22 @@ class CameraSettings:
             # A SettingError, so that the message names the option or key that set the rate (--camera-rate).
             raise SettingError("rate_hz", f"{self.rate_hz} Hz does not divide the physics rate {PHYSICS_HZ} Hz; "
                                           f"use one of {valid}")
+
+
+def time_limit_setting() -> Any:
+    """The `max_seconds` field every flying config declares: None (the task's own limit) or (0, MAX_EPISODE_SECONDS]."""
+    return setting(None, gt=0.0, le=MAX_EPISODE_SECONDS)
+
+
+def check_time_limit(max_seconds: float | None, camera: CameraSettings) -> None:
+    """Refuse a time limit shorter than one camera step: the episode would end before the policy acts once (the
+    limit is checked after each step). A SettingError naming `max_seconds` and the camera rate."""
+    step = 1.0 / camera.rate_hz
+    if max_seconds is not None and max_seconds < step:
+        raise SettingError("max_seconds", f"must be at least one camera step ({step:.4g} s at {{camera.rate_hz}} "
+                                          f"{camera.rate_hz} Hz), got {max_seconds:g}: the episode would end before "
+                                          f"the policy acts once; give a longer {{max_seconds}}, or leave it unset for "
+                                          f"the task's own limit", ("camera.rate_hz", "max_seconds"))
 
 
 def canonical_task(name: str) -> str:
@@ -114,10 +131,11 @@ class ScenarioConfig:
     preset: str = "summer"
     airframe: str = "x500"
     camera: CameraSettings = field(default_factory=CameraSettings)
-    max_seconds: float | None = setting(None, gt=0.0, le=MAX_EPISODE_SECONDS)  # None: the task's own limit
+    max_seconds: float | None = time_limit_setting()  # None: the task's own limit
 
     def __post_init__(self) -> None:
         check_settings(self)
+        check_time_limit(self.max_seconds, self.camera)
         set_canonical(self, "task", canonical_task)
         set_canonical(self, "preset", canonical_preset)
         set_canonical(self, "airframe", canonical_airframe)

@@ -7,6 +7,7 @@ stops the workers), so workers ignore it instead of each printing a traceback (`
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.pool import Pool
@@ -50,13 +51,36 @@ def child_pids() -> set[int]:
     return {process.pid for process in multiprocessing.active_children()}
 
 
+class WorkerError(Exception):
+    """An error raised in a worker process that could not be sent to the parent as it was (it does not pickle):
+    its type and message, as text."""
+
+
+class _Sent:
+    """`function` run in a worker, its errors made sure to reach the parent. The pool pickles a job's error back;
+    one that fails to unpickle there kills the pool's result thread, and the command then waits forever."""
+
+    def __init__(self, function: Callable[[Any], Any]) -> None:
+        self.function = function
+
+    def __call__(self, job: Any) -> Any:
+        try:
+            return self.function(job)
+        except Exception as error:
+            try:
+                pickle.loads(pickle.dumps(error))
+            except Exception:
+                raise WorkerError(f"{type(error).__name__}: {error}") from None
+            raise
+
+
 def results_while_workers_live(pool: Pool, function: Callable[[Any], Any], jobs: Iterable[Any],
                                others: set[int]) -> Iterator[Any]:
     """`pool.imap_unordered(function, jobs)`'s results as they come; WorkerLost when one of the pool's worker
     processes ends meanwhile. A Pool replaces a worker that dies but never runs its job again, so waiting on would
     never end (its documented limit). The pool's workers are this process's children but `others` (the
     `child_pids()` from before the pool started)."""
-    results = pool.imap_unordered(function, jobs)
+    results = pool.imap_unordered(_Sent(function), jobs)
     workers = child_pids() - others
     while True:
         try:

@@ -48,6 +48,10 @@ class CheckpointError(ValueError):
         super().__init__(f"{path} {verdict or f'is not a liquid-navigator {what}'} ({reason}): {advice}")
         self.path = path
         self.reason = reason
+        self.arguments = (path, reason, advice, what, verdict)
+
+    def __reduce__(self):  # pickled (from a worker process) by its arguments, not the message alone
+        return type(self), self.arguments
 
 
 def _feed(digest: Any, value: Any) -> None:

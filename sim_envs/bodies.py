@@ -22,7 +22,7 @@ import numpy as np
 import pybullet as p
 
 from sim_envs.layout import Layout
-from sim_envs.scenery import TARGET_COLOR, Color, Scenery
+from sim_envs.scenery import Color, Scenery
 
 GROUND_MARGIN = 45.0  # metres of ground beyond the flight area, so the horizon is ground, not sky
 TARGET_RADIUS = 0.3
@@ -114,4 +114,4 @@ def build_visuals(client: int, layout: Layout, scenery: Scenery) -> None:
         if o.crown_radius > 0.0:
             sphere_body(client, o.crown_radius, o.color, (o.x, o.y, o.crown_center_z))
     for decoy in layout.decoys:
-        sphere_body(client, TARGET_RADIUS, TARGET_COLOR, decoy)
+        sphere_body(client, TARGET_RADIUS, decoy.color, decoy.position)

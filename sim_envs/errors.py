@@ -14,6 +14,10 @@ class UnknownNameError(InvalidNameError):
     def __init__(self, kind: str, name: str, valid: tuple[str, ...] | list[str], spec: str | None = None) -> None:
         where = f" in {spec!r}" if spec is not None and spec != name else ""
         super().__init__(f"unknown {kind} {name!r}{where}; valid {kind}s are: {', '.join(valid)}")
+        self.arguments = (kind, name, tuple(valid), spec)
+
+    def __reduce__(self):  # pickled (from a worker process) by its arguments, not the message alone
+        return type(self), self.arguments
 
 
 class NoDisplayError(RuntimeError):
@@ -23,6 +27,10 @@ class NoDisplayError(RuntimeError):
     def __init__(self, reason: str, fix: str) -> None:
         super().__init__(f"{reason}; {fix}")
         self.reason = reason
+        self.fix = fix
+
+    def __reduce__(self):  # pickled (from a worker process) by its arguments, not the message alone
+        return type(self), (self.reason, self.fix)
 
 
 class ClosedEnvironmentError(RuntimeError):

@@ -43,10 +43,17 @@ class Bounds:
 
 
 @dataclass(frozen=True)
+class Decoy:
+    """A sphere of the target's size that is not the target: its centre (x, y, z) in metres and its RGB colour."""
+    position: tuple[float, float, float]
+    color: Color
+
+
+@dataclass(frozen=True)
 class Layout:
     bounds: Bounds
     obstacles: tuple[Obstacle, ...]
-    decoys: tuple[tuple[float, float, float], ...]
+    decoys: tuple[Decoy, ...]
     lighting: Lighting
     texture_seed: int
 
@@ -97,9 +104,12 @@ def _place_obstacles(scenery: Scenery, rng: np.random.Generator, bounds: Bounds,
 
 
 def _place_decoys(scenery: Scenery, rng: np.random.Generator, bounds: Bounds, obstacles: tuple[Obstacle, ...],
-                  avoid_targets: list[tuple[float, float, float]]) -> tuple[tuple[float, float, float], ...]:
-    """Decoys coloured like the target, at least 3 m from every target and clear of the trunks."""
-    decoys: list[tuple[float, float, float]] = []
+                  avoid_targets: list[tuple[float, float, float]]) -> tuple[Decoy, ...]:
+    """Decoys at least 3 m from every target and clear of the trunks, coloured in turn from `decoy_colors`.
+
+    The colours take no random draws, so presets that differ only in them (`distractors`, `twins`) place their
+    decoys at the same positions for the same seed: a paired comparison of the colour alone."""
+    decoys: list[Decoy] = []
     for _ in range(scenery.distractors * 20):
         if len(decoys) >= scenery.distractors:
             break
@@ -109,5 +119,5 @@ def _place_decoys(scenery: Scenery, rng: np.random.Generator, bounds: Bounds, ob
             continue
         if any(math.hypot(x - o.x, y - o.y) < o.radius + 0.5 for o in obstacles):
             continue
-        decoys.append((x, y, z))
+        decoys.append(Decoy((x, y, z), scenery.decoy_colors[len(decoys) % len(scenery.decoy_colors)]))
     return tuple(decoys)

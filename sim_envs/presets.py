@@ -18,7 +18,7 @@ import dataclasses
 
 from sim_envs import normal_name
 from sim_envs.errors import InvalidNameError, UnknownNameError
-from sim_envs.scenery import Scenery
+from sim_envs.scenery import DISTRACTOR_COLORS, Scenery
 from sim_envs.wind import WindConfig
 
 # Held-out presets as overrides of `summer`. Kept as data so that a new season is a few lines.
@@ -52,7 +52,11 @@ _OVERRIDES: dict[str, dict[str, object]] = {
         "exposure": 0.45,
         "noise_std": 4.0,
     },
-    "distractors": {"distractors": 4},
+    # Four spheres of the target's size in other colours: salient objects a policy must ignore.
+    "distractors": {"distractors": 4, "decoy_colors": DISTRACTOR_COLORS},
+    # The same four spheres in the target's own colour, in the same places: where one is in view and nearer than
+    # the target, no image tells them apart, so this measures what a policy does when its view is ambiguous.
+    "twins": {"distractors": 4},
     "occlusion": {"occlusion_patches": 3},
     "noise": {"noise_std": 12.0, "blur_sigma": 1.0},
     "wind": {"wind": WindConfig(steady_speed=2.0, gust_std=1.5, gust_time_constant=1.5)},

@@ -14,6 +14,9 @@ from sim_envs.wind import WindConfig
 Color = tuple[float, float, float]
 
 TARGET_COLOR: Color = (0.95, 0.15, 0.08)
+# Distractors: spheres of the target's size in hues far from its red (blue, yellow, cyan, white), so that an image
+# can always tell the target from them; the `twins` preset keeps the target's own colour instead.
+DISTRACTOR_COLORS: tuple[Color, ...] = ((0.15, 0.35, 0.90), (0.95, 0.85, 0.15), (0.10, 0.80, 0.85), (0.92, 0.92, 0.92))
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,9 @@ class Scenery:
     noise_std: float = 0.0  # Gaussian noise, in 0..255 units
     blur_sigma: float = 0.0  # Gaussian blur, pixels
     occlusion_patches: int = 0  # black rectangles moved every second, as in the image-space stress test
-    # Decoys coloured like the target, placed off the target.
+    # Decoys: spheres of the target's size placed off the target, decoy i painted decoy_colors[i % len].
     distractors: int = 0
+    decoy_colors: tuple[Color, ...] = (TARGET_COLOR,)
     # Wind acting through the airframe's drag.
     wind: WindConfig = field(default_factory=WindConfig)
     # Distance from the start to the (first) target, metres.

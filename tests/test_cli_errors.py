@@ -58,6 +58,16 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --max-seconds 1e300 --task follow", None, "--max-seconds must be in (0, 3600], got 1e+300"),
     ("fly --max-seconds nan --json", None, "--max-seconds must be a finite number, got nan"),
     ("fly --max-seconds inf", None, "--max-seconds must be a finite number, got inf"),
+    # a limit under one camera step would end every episode before the policy acts; every flying command says so
+    ("fly --max-seconds 0.001", None, "--max-seconds must be at least one camera step (0.03333 s at "),
+    ("fly --config {config}", "scenario:\n  max_seconds: 0.04\n  camera: {rate_hz: 20}\n",
+     "scenario.max_seconds in {config} must be at least one camera step (0.05 s at scenario.camera.rate_hz 20 Hz)"),
+    ("eval --out {tmp}/e --pilot expert --max-seconds 0.01", None, "--max-seconds must be at least one camera step"),
+    ("collect --out {tmp}/ds --max-seconds 0.01", None, "--max-seconds must be at least one camera step"),
+    ("sitl --max-seconds 0.01", None, "--max-seconds must be at least one camera step (0.03333 s at --camera-rate 30"),
+    # and the same upper bound (no flight lasts an hour), before any worker starts
+    ("eval --out {tmp}/e --pilot expert --max-seconds 5000", None, "--max-seconds must be in (0, 3600], got 5000.0"),
+    ("collect --out {tmp}/ds --max-seconds 5000", None, "--max-seconds must be in (0, 3600], got 5000.0"),
     ("fly --preset winter+", None, "--preset: preset 'winter+' has an empty part"),
     ("fly --preset spring", None, "--preset: unknown preset 'spring'"),
     ("fly --task race", None, "--task: unknown task 'race'; valid tasks are: fly-to-target, hike, follow"),
@@ -618,3 +628,42 @@ def test_a_file_where_a_continued_command_keeps_a_folder_or_the_reverse_is_refus
     error = capsys.readouterr().err
     assert f"{out / name} is a {'file' if swap == 'file' else 'folder'} where the {kind} in {out} keeps" in error
     assert _snapshot(tmp_path) == before
+
+
+# One bad setting per command that trains or flies a network, given alone: refused without importing torch (seconds
+# of imports, before the message came; the pipelines are imported only after the checks).
+@pytest.mark.parametrize("argv, message", [
+    (["eval", "--pilot", "pretrained", "--episodes", "0", "--out", "OUT"], "--episodes must be in"),
+    (["eval", "--pilot", "pretrained", "--suites", "spring", "--out", "OUT"], "unknown preset 'spring'"),
+    (["train", "--epochs", "0", "--out", "OUT"], "--epochs must be in"),
+    (["train", "--data", "NOWHERE", "--out", "OUT"], "no such dataset folder"),
+    (["adapt", "--pilot", "pretrained", "--data", "NOWHERE", "--epochs", "0", "--out", "OUT"], "--epochs must be in"),
+    (["adapt", "curve", "--out", "OUT"], "needs --config FILE"),
+    (["compare", "--out", "OUT"], "give --config"),
+    (["explain", "--seed", "-1", "--out", "OUT"], "--seed must be in"),
+])
+def test_a_bad_setting_is_refused_before_torch_is_imported(tmp_path, argv, message):
+    argv = [str(tmp_path / "out") if a == "OUT" else str(tmp_path / "nowhere") if a == "NOWHERE" else a for a in argv]
+    probe = ("import sys\nfrom navigator.cli import main\ncode = main(sys.argv[1:])\n"
+             "print('torch imported' if 'torch' in sys.modules else 'torch not imported')\nsys.exit(code)\n")
+    done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout.strip() == "torch not imported"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dataset_with_no_episodes_is_refused_before_anything_is_shown(tmp_path, capsys):
+    empty = DatasetWriter.create(tmp_path / "empty", image_size=(48, 64), recipe={}).path
+    recipe = tmp_path / "compare.yaml"
+    recipe.write_text(f"models: [cfc-ncp]\nseeds: [0, 1]\nout: {tmp_path / 'cmp'}\ntrain:\n  data: [{empty}]\n"
+                      f"evaluation: {{suites: [summer], episodes: 1}}\n")
+    for argv, given in [(["train", "--data", str(empty), "--out", str(tmp_path / "run")], "--data:"),
+                        (["adapt", "--pilot", "pretrained", "--data", str(empty), "--out", str(tmp_path / "run")],
+                         "--data"),
+                        (["compare", "--config", str(recipe)], f"data in {recipe}:")]:
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "", captured.out  # not even the first stage's line
+        assert captured.err.strip().endswith(f"{given} {empty} holds no episodes; record some with navigator collect")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cmp").exists()

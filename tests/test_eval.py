@@ -528,3 +528,19 @@ def test_a_checkpoint_spelled_another_way_is_the_same_pilot_on_resume(tmp_path, 
     error = capsys.readouterr().err
     assert "does not exist" in error and "run it from the folder the work was started in" in error, error
     assert "edited or damaged" not in error and len(error.strip().splitlines()) == 1
+
+
+def test_recorded_training_folders_are_named_as_they_mean_something_here(tmp_path):
+    from navigator.evaluation.seeds import training_seeds
+
+    here = tmp_path / "run" / "dagger" / "round-2"
+    here.mkdir(parents=True)
+    recorded = [{"task": "fly-to-target", "first": 0, "count": 10, "source": "datasets/summer"},
+                {"task": "fly-to-target", "first": 1000000, "count": 4, "source": "/gone/exp/r1/dagger/round-1"},
+                {"task": "fly-to-target", "first": 2000000, "count": 4, "source": str(here)},
+                {"task": "fly-to-target", "first": 50, "count": 4, "source": "/gone/demos"}]
+    sources = [r.source for r in training_seeds({"training_seeds": recorded}).ranges]
+    assert sources == ["data in datasets/summer",
+                       "DAgger round 1's roll-outs, recorded on the machine it was trained on",
+                       f"DAgger round 2's roll-outs in {here}",
+                       "data, recorded on the machine it was trained on"]

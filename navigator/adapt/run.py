@@ -23,6 +23,7 @@ from navigator.adapt.config import (
 )
 from navigator.config import to_dict
 from navigator.dataset import file_sha256, open_datasets, read_manifest
+from navigator.dataset.reader import require_episodes
 from navigator.errors import UserError, refuse_if_denied
 from navigator.json_fields import read_problem
 from navigator.resume import Difference, describe, differences, nothing_to_continue
@@ -67,9 +68,9 @@ def check_data(paths: tuple[str, ...], flag: str, pilot: str, camera: dict[str, 
             raise UserError(f"{flag} {path} does not exist: restore it, or record it again with navigator collect "
                             f"--out {path} and the settings it was recorded with (a policy's own demonstrations: its "
                             f"training recipe collects them)")
-    for dataset in open_datasets([Path(p) for p in paths]):
-        if not dataset.entries:
-            raise UserError(f"{flag} {dataset.path} holds no episodes; record some with navigator collect")
+    datasets = open_datasets([Path(p) for p in paths])
+    require_episodes(datasets, flag)
+    for dataset in datasets:
         recorded = dataset.read(dataset.entries[0], verify=False).metadata
         theirs = recorded.get("camera") or {}
         differing = [k for k in CAMERA_SETTINGS if k in theirs and k in camera

@@ -196,15 +196,13 @@ def _adapt(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from navigator.adapt.config import changed_settings
-    from navigator.adapt.run import adapt, data_presets, refuse_changed
     from navigator.commands.common import check_output_folder, progress_bar
-    from navigator.commands.display import TrainingDisplay
-    from navigator.pilots import pretrained_checkpoint
     from navigator.resume import GivenAs
-    from navigator.training.pipeline import load_trained
 
     source = _source(args)
     if source is not None:  # a flag that differs from the run's is named as such, before the merged settings' checks
+        from navigator.adapt.run import refuse_changed
+
         flags = _given(args)
         given = {key: getattr(args, _dest(flag)) for key, flag in flags.items()}
         # named as typed (--epochs), as every other command's resume refusal names them
@@ -214,6 +212,12 @@ def _adapt(args: argparse.Namespace) -> int:
     config = FLAGS.load(args, source, lambda overrides: {**overrides, "out": args.out and str(args.out)})
     _refuse_unread(args, config.strategy, config.dagger.rounds, config.pilot)
     check_output_folder(Path(config.out), "--out", continuing=args.resume, kind="training run")
+    # Only now the pipeline (and torch, seconds to import): bad settings above are refused at once.
+    from navigator.adapt.run import adapt, data_presets
+    from navigator.commands.display import TrainingDisplay
+    from navigator.pilots import pretrained_checkpoint
+    from navigator.training.pipeline import load_trained
+
     console = Console()
     with progress_bar(console) as progress:
         best = adapt(config, args.resume, TrainingDisplay(console, progress, indent="  "))
@@ -242,13 +246,13 @@ def _run_folder(args: argparse.Namespace) -> Path:
 
 def _source(args: argparse.Namespace) -> RecordedSettings | None:
     """With --resume: the settings OUT/run.json recorded (flags given on top must match them); else none."""
+    if not args.resume:
+        return None
     from navigator.adapt.config import recorded_adaptation
     from navigator.adapt.run import read_run_config
     from navigator.resume import nothing_to_continue
     from navigator.training.pipeline import RUN_RECORD
 
-    if not args.resume:
-        return None
     out = _run_folder(args)
     if not (out / RUN_RECORD).is_file():
         raise nothing_to_continue(out, "--resume", "adaptation", RUN_RECORD)
@@ -259,11 +263,8 @@ def _curve(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from navigator.adapt.curve import Hooks, run_curve
     from navigator.adapt.curve_config import CurveConfig
     from navigator.commands.common import check_output_folder, progress_bar
-    from navigator.commands.display import EvaluationDisplay, TrainingDisplay
-    from navigator.comparison.table import cell
     from navigator.config import load_config
     from navigator.workers import check_workers
 
@@ -275,6 +276,11 @@ def _curve(args: argparse.Namespace) -> int:
     config = load_config(CurveConfig, source, overrides, {"out": "--out"})
     out_flag = "--out" if args.out is not None or args.config is None else f"out in {args.config}:"
     check_output_folder(Path(config.out), out_flag, continuing=args.resume, kind="learning curve")
+    # Only now the pipelines (and torch, seconds to import): bad settings above are refused at once.
+    from navigator.adapt.curve import Hooks, run_curve
+    from navigator.commands.display import EvaluationDisplay, TrainingDisplay
+    from navigator.comparison.table import cell
+
     console = Console()
     with progress_bar(console) as progress:
         training = TrainingDisplay(console, progress, indent="  ")
@@ -323,7 +329,6 @@ def _curve_source(args: argparse.Namespace) -> Path | RecordedSettings:
     """Where the curve's settings come from: --config; or, continuing one without it, what OUT/adapt-curve.json
     recorded (less the starting checkpoint's sha256, which resuming compares). A folder without that record is
     refused here, naming both ways to give the settings."""
-    from navigator.adapt.curve import CURVE
     from navigator.commands.common import recorded_settings
     from navigator.errors import UserError
 
@@ -332,6 +337,8 @@ def _curve_source(args: argparse.Namespace) -> Path | RecordedSettings:
     if not args.resume:
         raise UserError("navigator adapt curve needs --config FILE (see launch/adapt/, e.g. "
                         "launch/adapt/night_small.yaml), or --resume to continue the curve in --out")
+    from navigator.adapt.curve import CURVE
+
     out = _curve_folder(args)
     recorded = recorded_settings(out / CURVE.record, "settings", dropped=("start_sha256",))
     if recorded is None and (out / CURVE.record).exists():

@@ -80,10 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     from navigator.backends import check_reachable
     from navigator.commands.common import check_output_folder, progress_bar
-    from navigator.commands.display import EvaluationDisplay, TrainingDisplay
-    from navigator.comparison.runner import Hooks, run_comparison
-    from navigator.comparison.table import cell
-    from navigator.dataset.reader import open_datasets
+    from navigator.dataset.reader import open_datasets, require_episodes
     from navigator.errors import UserError
     from navigator.workers import check_workers
 
@@ -99,8 +96,13 @@ def run(args: argparse.Namespace) -> int:
         check_output_folder(Path(existing.pop(0)), "the dataset to collect, data[0],", continuing=True,
                             kind="dataset")
     datasets = open_datasets([Path(path) for path in existing]) if existing else []
+    require_episodes(datasets, f"data in {args.config}:" if args.config else "data:")
     check_reachable(config.base.backend)
     _refuse_training_worlds(config, datasets, str(args.config) if args.config else f"{config.out}/compare.json")
+    # Only now the pipelines (and torch, seconds to import): bad settings above are refused at once.
+    from navigator.commands.display import EvaluationDisplay, TrainingDisplay
+    from navigator.comparison.runner import Hooks, run_comparison
+    from navigator.comparison.table import cell
 
     console = Console()
     with progress_bar(console) as progress:

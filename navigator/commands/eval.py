@@ -123,8 +123,6 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from navigator.backends import check_reachable
-    from navigator.commands.display import EvaluationDisplay
-    from navigator.evaluation.pipeline import evaluate
     from navigator.workers import check_workers
 
     check_workers(args.workers)
@@ -138,6 +136,9 @@ def run(args: argparse.Namespace) -> int:
     backend = BACKEND_FLAGS.load(args, None)
     check_output_folder(args.out, "--out", continuing=continuing, kind="evaluation")
     check_reachable(backend)
+    # Only now the pipeline (and torch, seconds to import): bad settings above are refused at once.
+    from navigator.commands.display import EvaluationDisplay
+    from navigator.evaluation.pipeline import evaluate
 
     console = Console()
     with progress_bar(console, transient=True) as progress:

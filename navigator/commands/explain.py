@@ -59,13 +59,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from navigator.commands.common import output_console, progress_bar
-    from navigator.explain.pipeline import Hooks, check_out, explain
+    from navigator.explain.folder import check_out
 
     config = FLAGS.load(args, args.config)
     if config.from_dataset is not None and config.ablation_episodes == 0 and args.seed is not None:
         raise UserError("--seed picks the worlds flown, and a recorded episode explained with --ablation-episodes 0 "
                         "flies none; drop --seed, or give --ablation-episodes N for the closed-loop ablation")
     check_out(args.out, args.overwrite)
+    # Only now the pipeline (and torch, seconds to import): bad settings above are refused at once.
+    from navigator.explain.pipeline import Hooks, explain
     console = output_console()
 
     with progress_bar(console, transient=True) as progress:

@@ -80,11 +80,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from navigator.errors import UserError
-    from navigator.training import distributed
+    from navigator.training import launcher
 
-    launch = distributed.launch_environment()  # a half-set one is no group: every process says so
+    launch = launcher.launch_environment()  # a half-set one is no group: every process says so
     try:
-        distributed.check_local_processes(launch)
+        launcher.check_local_processes(launch)
         if launch is not None and args.nproc is not None:
             raise UserError("--nproc starts its own torchrun group, but this process already runs in one; drop "
                             "--nproc (torchrun's --nproc-per-node says how many)")
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _train(args)
     except KeyboardInterrupt:  # Ctrl-C, or torchrun stopping the group
-        if distributed.interrupted_by_launcher():  # navigator train --nproc says how to continue
+        if launcher.interrupted_by_launcher():  # navigator train --nproc says how to continue
             return 0
         if launch is not None and launch.follower:  # rank 0 says how to continue
             return 130
@@ -110,6 +110,11 @@ def _train(args: argparse.Namespace) -> int:
     """Train in this process: alone, or as one process of a torchrun group (rank 0 running the recipe, the others
     following it)."""
     from navigator.errors import UserError
+    from navigator.training import launcher
+
+    launch = launcher.launch_environment()
+    if launch is None or not launch.joins:  # no group to join: torch is imported only after the settings' checks
+        return _run(args)
     from navigator.training import distributed
 
     with distributed.joined() as group:
@@ -130,19 +135,20 @@ def _launch(args: argparse.Namespace) -> int | None:
     --resume or --extend continues), before any process starts, then run this command as N processes of one
     torchrun group on this machine; returns their exit status (None for N = 1: train here)."""
     from navigator.errors import UserError
-    from navigator.training import distributed
-    from navigator.training.pipeline import check_recipe
+    from navigator.training import launcher
 
-    distributed.check_process_count(args.nproc, "--nproc")
+    launcher.check_process_count(args.nproc, "--nproc")
     config = FLAGS.load(args, _source(args))
     _check_folders(config, args)
     if args.nproc > 1 and config.device != "cpu":
         raise UserError(f"--nproc {args.nproc} trains with processes on CPUs (DistributedDataParallel over gloo), "
                         f"not on --device {config.device}: drop --nproc to train on the GPU, or give --device cpu")
+    from navigator.training.pipeline import check_recipe  # torch, seconds to import: after the quick checks
+
     check_recipe(config, args.resume, extend=args.extend, given_as=FLAGS.given_as(args))
     if args.nproc == 1:
         return None
-    distributed.launch(args.nproc, ["train", *_arguments_without_nproc(args)], config.threads)
+    launcher.launch(args.nproc, ["train", *_arguments_without_nproc(args)], config.threads)
     return 0
 
 
@@ -167,11 +173,13 @@ def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from navigator.commands.common import progress_bar
-    from navigator.commands.display import TrainingDisplay
-    from navigator.training.pipeline import run_recipe
 
     config = FLAGS.load(args, _source(args))
     _check_folders(config, args)
+    # Only now the pipeline (and torch, seconds to import): bad settings above are refused at once.
+    from navigator.commands.display import TrainingDisplay
+    from navigator.training.pipeline import run_recipe
+
     console = Console()
 
     with progress_bar(console) as progress:
@@ -192,13 +200,13 @@ def _source(args: argparse.Namespace) -> Path | RecordedSettings | None:
     """Where the settings come from before the flags: --config; or, continuing a run without one, what the run's
     OUT/run.json recorded. A folder without that record is refused here, before the defaults' missing --data could
     hide the real problem."""
+    if args.config is not None or not (args.resume or args.extend):
+        return args.config
     from navigator.commands.common import recorded_settings
     from navigator.errors import UserError
     from navigator.resume import nothing_to_continue
     from navigator.training.pipeline import RUN_RECORD, read_record
 
-    if args.config is not None or not (args.resume or args.extend):
-        return args.config
     out = Path(args.out if args.out is not None else field_default(FLAGS.cls, "out"))
     if not (out / RUN_RECORD).is_file():
         flag = "--extend" if args.extend else "--resume"
@@ -231,7 +239,7 @@ def _check_folders(config, args: argparse.Namespace) -> None:
     from navigator.backends import check_reachable
     from navigator.commands.common import check_output_folder
     from navigator.dataset.errors import DatasetNotFoundError
-    from navigator.dataset.reader import open_datasets
+    from navigator.dataset.reader import open_datasets, require_episodes
     from navigator.errors import UserError
 
     out_flag = "--out" if args.out is not None or args.config is None else f"out in {args.config}:"
@@ -241,9 +249,10 @@ def _check_folders(config, args: argparse.Namespace) -> None:
         check_output_folder(Path(existing.pop(0)), "the dataset to collect, data[0],", continuing=True,
                             kind="dataset")
     if existing:
+        given = "--data" if args.data is not None else f"data in {args.config}" if args.config else "data"
         try:
-            open_datasets([Path(path) for path in existing])
+            datasets = open_datasets([Path(path) for path in existing])
         except DatasetNotFoundError as error:  # named where the user gave it: the flag or the recipe's key
-            given = "--data" if args.data is not None else f"data in {args.config}" if args.config else "data"
             raise UserError(f"{given}: {error}") from None
+        require_episodes(datasets, f"{given}:")
     check_reachable(config.backend)

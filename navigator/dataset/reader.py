@@ -154,6 +154,14 @@ def open_datasets(paths: Sequence[str | Path]) -> list[Dataset]:
     return datasets
 
 
+def require_episodes(datasets: Iterable[Dataset], given: str) -> None:
+    """Refuse a dataset that holds no episodes (a collection stopped before its first), named as `given` (the flag
+    or recipe key that named it): nothing to learn from, and said before any work rather than after."""
+    for dataset in datasets:
+        if not dataset.entries:
+            raise DatasetError(f"{given} {dataset.path} holds no episodes; record some with navigator collect")
+
+
 def _require_distinct_episodes(datasets: Sequence[Dataset]) -> None:
     """Refuse two datasets holding the same episode (the same file content, by the manifests' sha256): a copy of a
     dataset given beside it escapes `require_distinct`, and would count its episodes twice just the same."""

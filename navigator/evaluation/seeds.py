@@ -11,7 +11,9 @@ is False and only what is known is checked.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from navigator.errors import UserError
@@ -51,11 +53,23 @@ def recorded_training_fields(prefix: str) -> tuple[tuple[str, str], ...]:
             (f"{recipe}.seed", "integer"), (f"{recipe}.sha256", "text"))
 
 
+def _described(source: str) -> str:
+    """A recorded training data folder as messages name it: a DAgger round's roll-outs by their round, and the
+    folder only where it means something here (a relative path, or one that exists): a shipped policy records the
+    folders of the machine it was trained on."""
+    path = Path(source)
+    round_number = re.fullmatch(r"round-(\d+)", path.name) if path.parent.name == "dagger" else None
+    what = f"DAgger round {round_number.group(1)}'s roll-outs" if round_number else "data"
+    if path.is_absolute() and not path.exists():
+        return f"{what}, recorded on the machine it was trained on"
+    return f"{what} in {source}"
+
+
 def training_seeds(metadata: dict[str, Any]) -> TrainingSeeds:
     """What a checkpoint's metadata says about the seeds its training data used."""
     recorded = metadata.get("training_seeds")
     if isinstance(recorded, list):
-        return TrainingSeeds(tuple(SeedRange(r["task"], r["first"], r["count"], f"data in {r['source']}")
+        return TrainingSeeds(tuple(SeedRange(r["task"], r["first"], r["count"], _described(r["source"]))
                                    for r in recorded), complete=True)
     recipe = metadata.get("train_config")
     if not isinstance(recipe, dict):

@@ -22,7 +22,7 @@ from navigator.config import (MAX_EPISODES, MAX_SEED, SettingError, check_seed_s
 from navigator.evaluation.sweeps import SweepPoint, check_sweep, point_scenery, sweep_points
 from navigator.explain.methods import DEFAULT_EVERY, canonical_method
 from navigator.scenario import (HELD_OUT_SEED, CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot,
-                                canonical_preset, canonical_task, set_canonical)
+                                canonical_preset, canonical_task, check_time_limit, set_canonical, time_limit_setting)
 
 _DEFAULT_SWEEP_BASE = "summer"
 _DEFAULT_ATTENTION_METHOD = "visualbackprop"
@@ -47,7 +47,7 @@ class EvalSettings:
     seed: int = setting(HELD_OUT_SEED, ge=0, le=MAX_SEED)
     airframe: str = "x500"
     camera: CameraSettings = field(default_factory=CameraSettings)
-    max_seconds: float | None = setting(None, gt=0.0)  # None: the task's own limit
+    max_seconds: float | None = time_limit_setting()  # None: the task's own limit
     sweeps: tuple[str, ...] = ()  # stress sweeps flown on top of sweep_base: noise | brightness | occlusion | wind
     sweep_levels: tuple[float, ...] = ()  # the one sweep's levels; empty: each sweep's default levels
     sweep_base: str = _DEFAULT_SWEEP_BASE  # the suite (preset spec) the sweeps' levels are applied to
@@ -61,6 +61,7 @@ class EvalSettings:
         "winter+wind", "Integrated Gradients" as "integrated-gradients"), so that a suite given twice in two
         spellings is caught; with `attention`, an unset `attention_every` becomes the method's own interval."""
         check_settings(self)
+        check_time_limit(self.max_seconds, self.camera)
         check_seed_span(self.seed, self.episodes, "seed", "episodes")
         set_canonical(self, "task", canonical_task)
         set_canonical(self, "airframe", canonical_airframe)

@@ -25,10 +25,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from navigator.commands.common import check_output_folder
 from navigator.config import to_dict
 from navigator.dataset.atomic import atomic_write_bytes, commit, temporary_name
-from navigator.errors import UserError, some_of
+from navigator.errors import UserError
 from navigator.evaluation.folder import write_json
 from navigator.explain.settings import ExplainConfig
 from navigator.explain.traces import Event
@@ -36,8 +35,6 @@ from navigator.pilots import one_math_thread
 
 FORMAT = "liquid-navigator/explain"
 VERSION = 1
-EXPLAIN_FILES = ("saliency.mp4", "traces.png", "traces.npz", "wiring.png", "ablation.md", "ablation.png",
-                 "ablation.json", "explain.json")
 CHASE_SIZE = (320, 240)  # (width, height) of the chase view, as `navigator fly --video` records it
 # The replay of a flight runs the same operations on the same inputs, so it equals the flight bit for bit (as
 # measured); the tolerance only leaves room for float rounding, far below any change a wrong input would make.
@@ -52,21 +49,6 @@ class Hooks:
 
     def advance(self, status: str = "") -> None:
         """One step of the current stage is done."""
-
-
-def check_out(out: Path, overwrite: bool) -> None:
-    """Refuse, before any work, an --out that holds anything (unless --overwrite, and then only an earlier
-    explanation's files: nothing else is ever replaced), is a file, or cannot be written."""
-    if out.exists() and out.is_dir():
-        names = sorted(path.name for path in out.iterdir())
-        if names and not overwrite:
-            raise UserError(f"--out {out} already exists and is not empty; pass --overwrite to replace the "
-                            f"explanation there, or choose another folder")
-        others = [name for name in names if name not in EXPLAIN_FILES]
-        if others:
-            raise UserError(f"--out {out} holds files that are not an explanation's ({some_of(others)}): "
-                            f"--overwrite replaces only {', '.join(EXPLAIN_FILES)}; choose another folder")
-    check_output_folder(out, "--out", continuing=True)
 
 
 @dataclass

@@ -41,8 +41,9 @@ import torch
 from navigator.config import to_dict
 from navigator.dataset import ACTION_CONVENTION, Batch, WindowLoader, open_datasets
 from navigator.dataset.atomic import atomic_write_bytes
+from navigator.dataset.reader import require_episodes
 from navigator.errors import UserError
-from navigator.training import distributed
+from navigator.training import distributed, launcher
 from navigator.training.augment import augment
 from navigator.training.config import TrainConfig
 from policies.checkpoint import (TRAINING_STATE_FORMAT, CheckpointError, check_checksum, checkpoint_bytes,
@@ -232,12 +233,11 @@ def _masked_mse(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
 
 def make_loader(config: TrainConfig, data: tuple[str, ...]) -> WindowLoader:
     datasets = open_datasets([Path(d) for d in data])
+    require_episodes(datasets, "data:")
     for dataset in datasets:
         if dataset.manifest.action_convention != ACTION_CONVENTION:
             raise UserError(f"{dataset.path}: actions follow {dataset.manifest.action_convention!r}, but the "
                             f"policies learn {ACTION_CONVENTION!r}; re-collect it with this version")
-        if not dataset.entries:
-            raise UserError(f"{dataset.path}: the dataset holds no episodes")
         dataset.verify_files()  # training reads arrays without their checksum
     return WindowLoader(datasets, window=config.window, stride=config.stride, val_fraction=config.val_fraction,
                         split_seed=config.seed, cache_bytes=config.cache_mb * 2**20)
@@ -395,7 +395,7 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
     epochs = stage.epochs
     device = training_device(config.device, group)
     # Threads that share cores only wait for each other (run_recipe says so once when the recipe asks for more).
-    torch.set_num_threads(min(config.threads, distributed.usable_cpus()))
+    torch.set_num_threads(min(config.threads, launcher.usable_cpus()))
     torch.manual_seed(config.seed)
     state_path, best_path = out / "last.pt", out / "best.pt"
     start_epoch, best_val, stale, history = 0, math.inf, 0, []

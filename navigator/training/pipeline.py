@@ -45,7 +45,7 @@ from navigator.output_folders import refuse_wrong_kinds
 from navigator.resume import (Continued, Difference, GivenAs, check_continuation, differences, path_spelling,
                               recorded_paths, without)
 from navigator.scenario import CameraSettings
-from navigator.training import distributed
+from navigator.training import distributed, launcher
 from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig, with_added_settings
 from navigator.training.loop import (Stage, TrainHooks, TrainingExtras, first_stage, read_training_state, train,
                                      training_device)
@@ -474,7 +474,7 @@ def _in_recorded_spelling(out: Path, config: TrainConfig) -> TrainConfig:
 
 def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: Hooks,
                 extras: TrainingExtras | None) -> None:
-    cores = distributed.usable_cpus()
+    cores = launcher.usable_cpus()
     if config.threads > cores:  # said once; every stage's training uses the cores (navigator.training.loop.train)
         hooks.warning(f"threads: {config.threads} is more than the {cores} CPU core(s) this process may use; threads "
                       f"that share cores only wait for each other, so training uses {cores} (the result is the same)")
