@@ -13,7 +13,7 @@ from navigator.cli import main
 from navigator.errors import UserError
 from navigator.evaluation.pipeline import Hooks, evaluate
 from navigator.evaluation.results import EvalResults
-from navigator.evaluation.settings import EvalSettings
+from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.evaluation.stats import wilson_interval
 from records_support import edited_copy
 
@@ -159,8 +159,8 @@ def test_a_damaged_results_file_standing_in_for_missing_episodes_is_said_so(expe
     assert main(["eval", "--out", str(out), "--resume", "--workers", "1"]) == 0
     captured = capsys.readouterr()
     shown = " ".join((captured.out + captured.err).split())
-    assert f"{out}: results.json could not be read or records another episode than its name says; flying again" in (
-        shown)
+    assert f"{out}: results.json could not be read, does not match its sha256, or records another episode than its " \
+           f"name says; flying again" in shown
     assert (out / "results.json").read_bytes() == (original / "results.json").read_bytes()
 
 
@@ -177,8 +177,8 @@ def test_damaged_or_swapped_episode_records_are_flown_again_and_said_so(expert_r
     assert main(["eval", "--out", str(out), "--resume", "--workers", "1"]) == 0
     captured = capsys.readouterr()
     shown = " ".join((captured.out + captured.err).split())
-    assert "3 records, the first episodes/summer/p0-100000.json, could not be read or records another " \
-           "episode than its name says; flying again" in shown
+    assert "3 records, the first episodes/summer/p0-100000.json, could not be read, does not match its sha256, " \
+           "or records another episode than its name says; flying again" in shown
     assert (out / "results.json").read_bytes() == (original / "results.json").read_bytes()
 
     recorder = Recorder()
@@ -201,8 +201,9 @@ def test_damaged_episode_records_that_results_json_holds_are_restored_from_it(ex
     recorder = Recorder()
     evaluate(out, EXPERT, workers=1, resume=True, hooks=recorder)
     assert recorder.flown == []
-    assert recorder.notes == [f"{out}: 3 records, the first episodes/summer/p0-100001.json, could not be read or "
-                                f"records another episode than its name says; restored from results.json"]
+    assert recorder.notes == [f"{out}: 3 records, the first episodes/summer/p0-100001.json, could not be read, does "
+                                f"not match its sha256, or records another episode than its name says; restored "
+                                f"from results.json"]
     for path in (cut, winter / "p0-100000.json", winter / "p0-100001.json"):
         assert path.read_bytes() == (original / path.relative_to(out)).read_bytes()
     assert (out / "results.json").read_bytes() == (original / "results.json").read_bytes()
@@ -224,6 +225,29 @@ def test_an_episode_record_with_a_malformed_field_counts_as_damaged(expert_run, 
     path.write_text(json.dumps({**record, field: value}))
     finished, damaged, _ = read_finished(out, EXPERT)
     assert damaged == [path] and len(finished) == len(list(EXPERT.keys())) - 1
+
+
+@pytest.mark.parametrize("field, value", [("time", 1.5), ("final_distance", 0.0), ("path_length", 99.0)])
+def test_an_episode_record_edited_so_that_it_still_parses_counts_as_damaged(expert_run, tmp_path, field, value):
+    """Its sha256 no longer matches its fields: restored from results.json, or flown again without it."""
+    from navigator.evaluation.folder import read_finished
+
+    original, _ = expert_run
+    out = tmp_path / "edited"
+    shutil.copytree(original, out)
+    path = out / "episodes" / "winter" / "p0-100001.json"
+    record = json.loads(path.read_text())
+    assert record[field] != value
+    path.write_text(json.dumps({**record, field: value}, indent=1))
+    finished, damaged, restorable = read_finished(out, EXPERT)
+    assert damaged == [] and restorable == [EpisodeKey(1, 0, 100001)]  # results.json holds it
+    assert finished[EpisodeKey(1, 0, 100001)].to_dict()[field] == record[field]
+    (out / "results.json").unlink()
+    finished, damaged, _ = read_finished(out, EXPERT)
+    assert damaged == [path] and EpisodeKey(1, 0, 100001) not in finished
+    # A record of a version before the checksum (no sha256 key) is read as it is.
+    path.write_text(json.dumps({key: item for key, item in record.items() if key != "sha256"}))
+    assert read_finished(out, EXPERT)[1] == []
 
 
 def test_resume_with_other_settings_is_refused(expert_run, tmp_path, capsys):

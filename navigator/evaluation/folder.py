@@ -7,6 +7,7 @@ An existing non-empty folder is only touched with --resume, and only if its sett
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -161,7 +162,7 @@ def read_finished(out: Path, settings: EvalSettings
     for key in settings.keys():
         path = episode_path(out, settings, key)
         try:
-            record = EpisodeRecord.from_dict(json.loads(path.read_text()))
+            record = _checked_record(json.loads(path.read_text()))
         except FileNotFoundError:
             continue
         except (OSError, ValueError, KeyError, TypeError) as error:
@@ -192,7 +193,8 @@ def damaged_note(out: Path, damaged: list[Path], remedy: str = "flying again") -
     what is done about them (`remedy`)."""
     first = damaged[0].relative_to(out).as_posix()
     which = first if len(damaged) == 1 else f"{len(damaged)} records, the first {first},"
-    return f"{out}: {which} could not be read or records another episode than its name says; {remedy}"
+    return (f"{out}: {which} could not be read, does not match its sha256, or records another episode than its name "
+            f"says; {remedy}")
 
 
 def _reported_episodes(path: Path) -> dict[tuple[str, str, int], EpisodeRecord] | None:
@@ -221,7 +223,28 @@ def finished_results(out: Path, settings: EvalSettings) -> EvalResults | None:
 
 
 def write_episode(out: Path, settings: EvalSettings, key: EpisodeKey, record: EpisodeRecord) -> None:
+    """OUT/episodes/...json: the record, and the sha256 of its fields (`_checked_record` compares them on reading)."""
     path = episode_path(out, settings, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, record.to_dict())
+    fields = record.to_dict()
+    write_json(path, {**fields, RECORD_SHA256: _fields_sha256(fields)})
+
+
+# The key of an episode record's checksum: the sha256 of its other fields, so that a record edited by hand (or
+# damaged) in a way that still parses is not reported as flown. Records of versions before it carry none.
+RECORD_SHA256 = "sha256"
+
+
+def _fields_sha256(fields: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, allow_nan=False).encode()).hexdigest()
+
+
+def _checked_record(document: Any) -> EpisodeRecord:
+    """The record in an episode file's `document`; ValueError when its checksum does not match its fields."""
+    if isinstance(document, dict) and RECORD_SHA256 in document:
+        fields = {key: value for key, value in document.items() if key != RECORD_SHA256}
+        if document[RECORD_SHA256] != _fields_sha256(fields):
+            raise ValueError("the episode record does not match its sha256: edited or damaged")
+        document = fields
+    return EpisodeRecord.from_dict(document)
 
