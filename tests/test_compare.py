@@ -131,7 +131,7 @@ def test_resuming_a_finished_comparison_trains_nothing_and_gives_the_same_files(
     config = load_config(CompareConfig, config_path, {"out": str(out)})
     recorder = Recorder()
     run_comparison(config, resume=True, workers=1, hooks=recorder)
-    assert recorder.trained == [] and recorder.todo == [0, 0, 0, 0]
+    assert recorder.trained == [] and recorder.todo == []  # each run read from its finished evaluation's results
     assert {name: (out / name).read_bytes() for name in before} == before
 
 
@@ -153,6 +153,24 @@ def test_resume_without_config_takes_the_recorded_settings(compared, tmp_path, c
         assert main(["compare", *args]) == 2
         error = capsys.readouterr().err
         assert message in error and len(error.strip().splitlines()) == 1
+
+
+def test_a_finished_comparison_copied_elsewhere_resumes_without_its_data_or_evaluating_again(compared, tmp_path,
+                                                                                               capsys):
+    """Its runs' evaluations name the checkpoints where they were (the original folder): a finished comparison is
+    reported again from what it recorded, so neither those paths nor the demonstrations are needed."""
+    root, _, out = compared
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    before = {name: (copy / name).read_bytes() for name in ("comparison.json", "comparison.md")}
+    hidden = root / "demos-hidden"
+    (root / "demos").rename(hidden)
+    try:
+        assert main(["compare", "--out", str(copy), "--resume", "--workers", "1"]) == 0
+    finally:
+        hidden.rename(root / "demos")
+    assert capsys.readouterr().out.count("finished before") == 4
+    assert {name: (copy / name).read_bytes() for name in before} == before
 
 
 @pytest.mark.parametrize("config", [False, True])

@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     from navigator.backends import check_reachable
     from navigator.commands.common import check_output_folder, progress_bar
+    from navigator.comparison.config import all_runs_finished
     from navigator.dataset.reader import open_datasets, require_episodes
     from navigator.errors import UserError
     from navigator.workers import check_workers
@@ -91,14 +92,15 @@ def run(args: argparse.Namespace) -> int:
     config = FLAGS.load(args, args.config if args.config is not None else _recorded(args))
     out_flag = "--out" if args.out is not None else f"out in {args.config}:"
     check_output_folder(Path(config.out), out_flag, continuing=args.resume, kind="comparison")
-    existing = list(config.base.data)
-    if config.base.collect is not None:  # collected by the first run when missing; reused as it is by the others
-        check_output_folder(Path(existing.pop(0)), "the dataset to collect, data[0],", continuing=True,
-                            kind="dataset")
-    datasets = open_datasets([Path(path) for path in existing]) if existing else []
-    require_episodes(datasets, f"data in {args.config}:" if args.config else "data:")
-    check_reachable(config.base.backend)
-    _refuse_training_worlds(config, datasets, str(args.config) if args.config else f"{config.out}/compare.json")
+    if not (args.resume and all_runs_finished(config)):  # a finished one is only reported again: no data needed
+        existing = list(config.base.data)
+        if config.base.collect is not None:  # collected by the first run when missing; reused as it is by the others
+            check_output_folder(Path(existing.pop(0)), "the dataset to collect, data[0],", continuing=True,
+                                kind="dataset")
+        datasets = open_datasets([Path(path) for path in existing]) if existing else []
+        require_episodes(datasets, f"data in {args.config}:" if args.config else "data:")
+        check_reachable(config.base.backend)
+        _refuse_training_worlds(config, datasets, str(args.config) if args.config else f"{config.out}/compare.json")
     # Only now the pipelines (and torch, seconds to import): bad settings above are refused at once.
     from navigator.commands.display import EvaluationDisplay, TrainingDisplay
     from navigator.comparison.runner import Hooks, run_comparison

@@ -10,6 +10,7 @@ before any data is collected.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,10 +109,23 @@ class CompareConfig:
 
 
 RUNS = "runs"  # OUT/runs/MODEL-seedSEED
+FINISHED = "finished.json"  # OUT/finished.json: the runs whose training finished (navigator.comparison.runner)
 
 
 def run_folder(out: Path, model: str, seed: int) -> Path:
     return out / RUNS / f"{model}-seed{seed}"
+
+
+def all_runs_finished(config: CompareConfig) -> bool:
+    """Whether OUT/finished.json lists every run of `config`: a finished comparison, which its --resume only reports
+    again, from what it recorded, needing none of the data it trained on. False where it cannot be read (the
+    comparison says so when it opens the folder)."""
+    out = Path(config.out)
+    try:
+        finished = json.loads((out / FINISHED).read_text())["runs"]
+        return {run_folder(out, *run).name for run in config.runs()} <= set(finished)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _model(name: Any) -> str:

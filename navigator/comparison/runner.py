@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from navigator.comparison.config import PER_RUN, RUNS, CompareConfig, run_folder
+from navigator.comparison.config import FINISHED, PER_RUN, RUNS, CompareConfig, run_folder
 from navigator.comparison.plot import plot_comparison
 from navigator.comparison.summary import RunInfo, build_comparison
 from navigator.comparison.table import render_table
@@ -43,7 +43,6 @@ from navigator.resume import describe, differences, nothing_to_continue, without
 from navigator.training import pipeline as training
 
 RECORD = "compare.json"
-FINISHED = "finished.json"
 FORMAT = "liquid-navigator/comparison-run"
 VERSION = 1
 # Base recipe settings that cannot change a run's result (resources, and where roll-outs run): they may differ on
@@ -182,10 +181,16 @@ def _compare(config: CompareConfig, finished: list[str], workers: int, hooks: Ho
     """`run_comparison` in its opened folder."""
     out = Path(config.out)
     runs = config.runs()
-    # A finished run whose folder is gone (runs/ is not kept beside a committed report) is read from the report,
-    # and an unfinishable one is refused, before any work.
-    reported = {run_folder(out, *run).name: _reported_run(config, *run) for run in runs
-                if run_folder(out, *run).name in finished and not (run_folder(out, *run) / "best.pt").is_file()}
+    # A finished run whose evaluation finished is read from the report: its checkpoint is not needed, and may be gone
+    # (runs/ is not kept beside a committed report) or elsewhere (a comparison copied to another folder). One whose
+    # checkpoint is gone and whose report is short is refused, before any work.
+    reported = {}
+    for run in runs:
+        if run_folder(out, *run).name in finished:
+            gone = not (run_folder(out, *run) / "best.pt").is_file()
+            entry = _reported_run(config, *run, required=gone)
+            if entry is not None:
+                reported[run_folder(out, *run).name] = entry
     unfinished = any(run_folder(out, *run).name not in finished for run in runs)
     if finished and unfinished:
         _collect_if_missing(config, hooks.training())
@@ -312,10 +317,11 @@ def _write_comparison(config: CompareConfig, evaluated: list[tuple[RunInfo, Eval
     return document
 
 
-def _reported_run(config: CompareConfig, model: str, seed: int) -> tuple[RunInfo, EvalResults]:
-    """A finished run whose folder is gone, as the comparison reported it: its RunInfo from OUT/comparison.json
-    and its evaluation from OUT/eval/RUN/results.json, which must hold every episode of the comparison's
-    evaluation settings. UserError naming what is missing otherwise."""
+def _reported_run(config: CompareConfig, model: str, seed: int,
+                  required: bool) -> tuple[RunInfo, EvalResults] | None:
+    """A finished run as the comparison reported it: its RunInfo from OUT/comparison.json and its evaluation from
+    OUT/eval/RUN/results.json, which must hold every episode of the comparison's evaluation settings. Where it is
+    not reported whole: None, or with `required` (the run's folder is gone) a UserError naming what is missing."""
     out = Path(config.out)
     folder = run_folder(out, model, seed)
     results_path = out / "eval" / folder.name / "results.json"
@@ -323,11 +329,15 @@ def _reported_run(config: CompareConfig, model: str, seed: int) -> tuple[RunInfo
     info = next((RunInfo(model, seed, run["checkpoint"], entry["parameters"], run["val_loss"])
                  for entry in reported_entries(out / "comparison.json", "models") if entry.get("model") == model
                  for run in entry.get("runs", []) if run.get("seed") == seed), None)
+    if info is None and not required:
+        return None
     if info is None:
         raise UserError(f"--resume: {folder / 'best.pt'} is missing and {out / 'comparison.json'} does not report "
                         f"{folder.name}: {restore}")
     # Its pilot as the comparison reported it (OUT may be spelt differently on resume)
     results = finished_results(results_path.parent, config.evaluation.flown_by((info.pilot,)))
+    if results is None and not required:
+        return None
     if results is None:
         raise UserError(f"--resume: {folder / 'best.pt'} is missing and {results_path} is not the comparison's "
                         f"finished evaluation of it: {restore}")
