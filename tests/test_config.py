@@ -303,3 +303,26 @@ def test_a_bad_value_in_recorded_settings_is_called_damage_not_a_yaml_slip():
     with pytest.raises(ConfigError) as refused:
         load_config(TrainConfig, RecordedSettings({"data": ["d"]}, "r"), {"lr": -1.0}, flags={"lr": "--lr"})
     assert str(refused.value).startswith("--lr must be") and "never writes" not in str(refused.value)
+
+
+def _launch_config_class(path: Path) -> type:
+    """The config class a launch file is read by: its folder's for those in a folder, its name's for the others."""
+    from navigator.adapt.curve_config import CurveConfig
+    from navigator.collect import CollectConfig
+    from navigator.comparison.config import CompareConfig
+    from navigator.explain.settings import ExplainConfig
+    from navigator.training.config import TrainConfig
+
+    by_folder = {"adapt": CurveConfig, "collect": CollectConfig, "compare": CompareConfig, "train": TrainConfig}
+    by_name = {"fly.yaml": FlyConfig, "explain.yaml": ExplainConfig}
+    return by_folder[path.parent.name] if path.parent != ROOT / "launch" else by_name[path.name]
+
+
+@pytest.mark.parametrize("path", sorted(p for p in (ROOT / "launch").rglob("*.yaml") if p.name != "onboard.yaml"),
+                         ids=lambda p: p.relative_to(ROOT / "launch").as_posix())
+def test_every_launch_file_loads_as_its_command_reads_it(path: Path) -> None:
+    """Each YAML in launch/ (the one-command recipes the README and their headers run) holds only settings its
+    command knows, with accepted values: a renamed setting or a copied recipe with a slip fails here, not after a
+    user's hour of collecting. (onboard.yaml, read by the onboard runtime's own loader: tests/test_onboard_config.py.)"""
+    config = load_config(_launch_config_class(path), path)
+    assert to_dict(config)
