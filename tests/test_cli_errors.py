@@ -641,6 +641,13 @@ def test_a_file_where_a_continued_command_keeps_a_folder_or_the_reverse_is_refus
     (["adapt", "curve", "--out", "OUT"], "needs --config FILE"),
     (["compare", "--out", "OUT"], "give --config"),
     (["explain", "--seed", "-1", "--out", "OUT"], "--seed must be in"),
+    # Continuing what is not there: the defaults that stand in for the missing record would import torch.
+    (["eval", "--out", "OUT", "--resume"], "does not exist, so there is no evaluation to continue"),
+    (["eval", "--out", "OUT", "--extend", "--episodes", "9"], "does not exist, so there is no evaluation to continue"),
+    (["train", "--out", "OUT", "--resume"], "does not exist, so there is no training run to continue"),
+    (["adapt", "--out", "OUT", "--resume"], "does not exist, so there is no adaptation to continue"),
+    (["adapt", "curve", "--out", "OUT", "--resume"], "holds no learning curve to continue"),
+    (["compare", "--out", "OUT", "--resume"], "holds no readable comparison record"),
 ])
 def test_a_bad_setting_is_refused_before_torch_is_imported(tmp_path, argv, message):
     argv = [str(tmp_path / "out") if a == "OUT" else str(tmp_path / "nowhere") if a == "NOWHERE" else a for a in argv]

@@ -323,6 +323,6 @@ def _launch_config_class(path: Path) -> type:
 def test_every_launch_file_loads_as_its_command_reads_it(path: Path) -> None:
     """Each YAML in launch/ (the one-command recipes the README and their headers run) holds only settings its
     command knows, with accepted values: a renamed setting or a copied recipe with a slip fails here, not after a
-    user's hour of collecting. (onboard.yaml, read by the onboard runtime's own loader: tests/test_onboard_config.py.)"""
+    user's hour of collecting. (onboard.yaml is read by the onboard runtime's loader: tests/test_onboard_config.py.)"""
     config = load_config(_launch_config_class(path), path)
     assert to_dict(config)

@@ -20,7 +20,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from navigator.adapt.curve_config import CurveConfig, curve_settings
+from navigator.adapt.curve_config import CURVE_RECORD, CurveConfig, curve_settings
 from navigator.adapt.curve_plot import plot_curve
 from navigator.adapt.curve_report import AdaptedRun, build_curve, render_curve
 from navigator.adapt.prefix import make_prefix
@@ -49,7 +49,7 @@ from navigator.evaluation.seeds import training_seeds
 from navigator.training import pipeline as training
 from navigator.training.config import DAGGER_SEED_STRIDE
 
-CURVE = Study(what="learning curve", record="adapt-curve.json", format="liquid-navigator/adapt-curve-run", version=1)
+CURVE = Study(what="learning curve", record=CURVE_RECORD, format="liquid-navigator/adapt-curve-run", version=1)
 
 
 class Hooks:

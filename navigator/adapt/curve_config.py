@@ -38,6 +38,7 @@ TRAIN_SETTINGS = ("epochs", "lr", "batch_size", "patience", "replay_fraction", "
                   "cache_mb")
 # Of those, the ones that cannot change a result: they may differ when a curve is resumed.
 RESOURCES = ("threads", "cache_mb")
+CURVE_RECORD = "adapt-curve.json"  # OUT/adapt-curve.json: the curve's settings, as --resume reads them back
 
 
 @dataclass(frozen=True)

@@ -248,14 +248,15 @@ def _source(args: argparse.Namespace) -> RecordedSettings | None:
     """With --resume: the settings OUT/run.json recorded (flags given on top must match them); else none."""
     if not args.resume:
         return None
-    from navigator.adapt.config import recorded_adaptation
-    from navigator.adapt.run import read_run_config
     from navigator.resume import nothing_to_continue
-    from navigator.training.pipeline import RUN_RECORD
+    from navigator.training.run_record import RUN_RECORD
 
     out = _run_folder(args)
-    if not (out / RUN_RECORD).is_file():
+    if not (out / RUN_RECORD).is_file():  # said before the pipeline (and torch) is imported to read the record
         raise nothing_to_continue(out, "--resume", "adaptation", RUN_RECORD)
+    from navigator.adapt.config import recorded_adaptation
+    from navigator.adapt.run import read_run_config
+
     return RecordedSettings(recorded_adaptation(read_run_config(out / RUN_RECORD)), f"{out / RUN_RECORD}")
 
 
@@ -337,14 +338,14 @@ def _curve_source(args: argparse.Namespace) -> Path | RecordedSettings:
     if not args.resume:
         raise UserError("navigator adapt curve needs --config FILE (see launch/adapt/, e.g. "
                         "launch/adapt/night_small.yaml), or --resume to continue the curve in --out")
-    from navigator.adapt.curve import CURVE
+    from navigator.adapt.curve_config import CURVE_RECORD
 
     out = _curve_folder(args)
-    recorded = recorded_settings(out / CURVE.record, "settings", dropped=("start_sha256",))
-    if recorded is None and (out / CURVE.record).exists():
-        raise UserError(f"--resume: {out / CURVE.record} cannot be read or records no settings (it is damaged); "
+    recorded = recorded_settings(out / CURVE_RECORD, "settings", dropped=("start_sha256",))
+    if recorded is None and (out / CURVE_RECORD).exists():
+        raise UserError(f"--resume: {out / CURVE_RECORD} cannot be read or records no settings (it is damaged); "
                         f"start the learning curve over in another --out")
     if recorded is None:
-        raise UserError(f"--resume: {out} holds no learning curve to continue (no readable {CURVE.record}); give the "
+        raise UserError(f"--resume: {out} holds no learning curve to continue (no readable {CURVE_RECORD}); give the "
                         f"curve's folder as --out, or start one with --config FILE")
     return recorded

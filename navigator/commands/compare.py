@@ -54,8 +54,7 @@ def _recorded(args: argparse.Namespace) -> RecordedSettings:
     comparison config: its resolved training recipe is given as `train`. UserError when there is no readable
     record."""
     from navigator.commands.common import recorded_settings
-    from navigator.comparison.config import CompareConfig
-    from navigator.comparison.runner import RECORD
+    from navigator.comparison.config import RECORD, CompareConfig
     from navigator.config import field_default
     from navigator.errors import UserError
     from navigator.evaluation.folder import with_added_settings

@@ -205,7 +205,7 @@ def _source(args: argparse.Namespace) -> Path | RecordedSettings | None:
     from navigator.commands.common import recorded_settings
     from navigator.errors import UserError
     from navigator.resume import nothing_to_continue
-    from navigator.training.pipeline import RUN_RECORD, read_record
+    from navigator.training.run_record import RUN_RECORD, read_record
 
     out = Path(args.out if args.out is not None else field_default(FLAGS.cls, "out"))
     if not (out / RUN_RECORD).is_file():

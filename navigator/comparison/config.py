@@ -108,6 +108,7 @@ class CompareConfig:
         return [(model, seed) for seed in self.seeds for model in self.models]
 
 
+RECORD = "compare.json"  # OUT/compare.json: the comparison's settings, as --resume reads them back
 RUNS = "runs"  # OUT/runs/MODEL-seedSEED
 FINISHED = "finished.json"  # OUT/finished.json: the runs whose training finished (navigator.comparison.runner)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from navigator.comparison.config import FINISHED, PER_RUN, RUNS, CompareConfig, run_folder
+from navigator.comparison.config import FINISHED, PER_RUN, RECORD, RUNS, CompareConfig, run_folder
 from navigator.comparison.plot import plot_comparison
 from navigator.comparison.summary import RunInfo, build_comparison
 from navigator.comparison.table import render_table
@@ -42,7 +42,6 @@ from navigator.folder_lock import FolderLock, lock_new_folder, refuse_if_in_use
 from navigator.resume import describe, differences, nothing_to_continue, without
 from navigator.training import pipeline as training
 
-RECORD = "compare.json"
 FORMAT = "liquid-navigator/comparison-run"
 VERSION = 1
 # Base recipe settings that cannot change a run's result (resources, and where roll-outs run): they may differ on

@@ -40,21 +40,18 @@ from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError, refuse_if_denied, some_of
 from navigator.folder_lock import FolderLock, lock_new_folder, refuse_if_in_use
-from navigator.json_fields import field_problems, read_problem
-from navigator.output_folders import refuse_wrong_kinds
+from navigator.json_fields import read_problem
 from navigator.resume import (Continued, Difference, GivenAs, check_continuation, differences, path_spelling,
                               recorded_paths, without)
 from navigator.scenario import CameraSettings
 from navigator.training import distributed, launcher
 from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig, with_added_settings
+from navigator.training.run_record import RUN_FORMAT, RUN_RECORD, RUN_VERSION, read_record
 from navigator.training.loop import (Stage, TrainHooks, TrainingExtras, first_stage, read_training_state, train,
                                      training_device)
 from policies.checkpoint import CheckpointError, load_checkpoint
 from policies.policy import Policy
 
-RUN_RECORD = "run.json"
-RUN_FORMAT = "liquid-navigator/training-run"
-RUN_VERSION = 1
 # What this pipeline writes into a run folder: a folder holding any of them holds (part of) a run.
 RUN_FILES = (RUN_RECORD, "progress.json", "last.pt", "best.pt", "history.json", "tensorboard", "dagger")
 # Settings that cannot change what a run computes: they may differ between a run's start and its resumption.
@@ -187,36 +184,6 @@ def _start_new(out: Path, config: TrainConfig) -> tuple[tuple[Path, ...], Folder
                                    "extensions": [], "datasets": {"data": {}, "dagger": {}},
                                    "world_sizes": [distributed.world_size()]})
     return created, lock
-
-
-# The fields of run.json this module reads (navigator.json_fields), checked before any is used or rewritten. Records
-# written before dataset fingerprints and world sizes existed lack those two.
-RUN_FIELDS = (("config", "mapping"), ("extensions", "list"), ("datasets", "optional mapping"),
-              *((f"datasets.{section}", "optional mapping") for section in ("data", "dagger")),
-              *((f"datasets.{section}{{}}", "mapping") for section in ("data", "dagger")),
-              *((f"datasets.{section}{{}}.episodes", "non-negative integer") for section in ("data", "dagger")),
-              *((f"datasets.{section}{{}}.sha256", "text") for section in ("data", "dagger")),
-              ("world_sizes", "optional list"), ("world_sizes[]", "positive integer"))
-
-
-def read_record(out: Path) -> dict[str, Any]:
-    """The run record (run.json) of the training run in `out`; UserError saying what is wrong with a damaged one."""
-    path = out / RUN_RECORD
-    refuse_wrong_kinds(out, "training run")
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        refuse_if_denied(error)
-        raise UserError(f"{path} cannot be read ({read_problem(error)}): the run's record is damaged, so it cannot be "
-                        f"continued; start the run over in another --out") from None
-    if not isinstance(record, dict) or record.get("format") != RUN_FORMAT or record.get("version") != RUN_VERSION:
-        raise UserError(f"{path} is not a record of a liquid-navigator training run (format {RUN_FORMAT!r}, "
-                        f"version {RUN_VERSION}); start the run over in another --out")
-    problems = field_problems(record, RUN_FIELDS)
-    if problems:
-        raise UserError(f"{path} is damaged ({'; '.join(problems)}), so the run cannot be continued safely; restore "
-                        f"the file, or start the run over in another --out")
-    return record
 
 
 def _read_progress(out: Path) -> ProgressFile:

@@ -1,0 +1,50 @@
+"""The record of a training run, OUT/run.json: its name, format and reader. Torch-free, so that a command continuing
+a run reads (and refuses) it before the training pipeline, and torch, are imported.
+
+run.json holds the full recipe the run started with (`config`), the extensions asked for since (`extensions`), a
+fingerprint of every dataset a stage trained on (`datasets`) and how many processes each start and continuation
+trained with (`world_sizes`); navigator.training.pipeline writes it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from navigator.errors import UserError, refuse_if_denied
+from navigator.json_fields import field_problems, read_problem
+from navigator.output_folders import refuse_wrong_kinds
+
+RUN_RECORD = "run.json"
+RUN_FORMAT = "liquid-navigator/training-run"
+RUN_VERSION = 1
+
+# The fields of run.json this module reads (navigator.json_fields), checked before any is used or rewritten. Records
+# written before dataset fingerprints and world sizes existed lack those two.
+RUN_FIELDS = (("config", "mapping"), ("extensions", "list"), ("datasets", "optional mapping"),
+              *((f"datasets.{section}", "optional mapping") for section in ("data", "dagger")),
+              *((f"datasets.{section}{{}}", "mapping") for section in ("data", "dagger")),
+              *((f"datasets.{section}{{}}.episodes", "non-negative integer") for section in ("data", "dagger")),
+              *((f"datasets.{section}{{}}.sha256", "text") for section in ("data", "dagger")),
+              ("world_sizes", "optional list"), ("world_sizes[]", "positive integer"))
+
+
+def read_record(out: Path) -> dict[str, Any]:
+    """The run record (run.json) of the training run in `out`; UserError saying what is wrong with a damaged one."""
+    path = out / RUN_RECORD
+    refuse_wrong_kinds(out, "training run")
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        refuse_if_denied(error)
+        raise UserError(f"{path} cannot be read ({read_problem(error)}): the run's record is damaged, so it cannot be "
+                        f"continued; start the run over in another --out") from None
+    if not isinstance(record, dict) or record.get("format") != RUN_FORMAT or record.get("version") != RUN_VERSION:
+        raise UserError(f"{path} is not a record of a liquid-navigator training run (format {RUN_FORMAT!r}, "
+                        f"version {RUN_VERSION}); start the run over in another --out")
+    problems = field_problems(record, RUN_FIELDS)
+    if problems:
+        raise UserError(f"{path} is damaged ({'; '.join(problems)}), so the run cannot be continued safely; restore "
+                        f"the file, or start the run over in another --out")
+    return record
