@@ -33,7 +33,18 @@ class Difference:
         # None is a setting left unset (YAML's null), said in words rather than as Python's None.
         recorded = f"{owner} leaves it unset" if self.recorded is None else f"{owner} has {_show(self.recorded)}"
         given = "you left it unset" if self.given is None else f"you gave {_show(self.given)}"
-        return f"{self.name}: {recorded}, {given}"
+        return f"{self.name}: {recorded}, {given}{self._elsewhere()}"
+
+    def _elsewhere(self) -> str:
+        """Advice where the recorded value is a relative path naming nothing from here, and the given one the same
+        path from another folder: the work was started elsewhere, and its records name paths as typed there."""
+        if not (isinstance(self.recorded, str) and isinstance(self.given, str) and self.recorded and self.given):
+            return ""
+        recorded = PurePath(self.recorded)
+        if recorded.is_absolute() or Path(recorded).exists() or not Path(self.given).exists():
+            return ""
+        tail = PurePath(os.path.abspath(self.given)).parts[-len(recorded.parts):]
+        return relative_path_advice(self.recorded) if tail == recorded.parts else ""
 
     @property
     def is_count(self) -> bool:
@@ -74,6 +85,15 @@ def without(settings: dict[str, Any], dotted_names: tuple[str, ...]) -> dict[str
         if isinstance(node, dict):
             node.pop(leaf, None)
     return kept
+
+
+def relative_path_advice(path: str) -> str:
+    """What to add to a refusal of a relative `path` that names nothing from this folder ("" for an absolute one):
+    recorded by a command started in another folder, it is read from the one this command runs in."""
+    if Path(path).is_absolute():
+        return ""
+    return (f" (a relative path is read from the folder the command runs in, {Path.cwd()}: run it from the folder "
+            f"the work was started in)")
 
 
 def differences(recorded: Any, given: Any, name: str = "") -> list[Difference]:

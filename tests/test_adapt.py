@@ -367,6 +367,14 @@ def test_the_learning_curve_reports_forgetting_from_a_real_evaluation(tmp_path, 
     assert "finished before" in capsys.readouterr().out and (out / "curve.json").read_text() == before
     assert main(["adapt", "curve", "--out", str(out), "--resume", "--workers", "1"]) == 0  # the recorded settings
     assert "finished before" in capsys.readouterr().out and (out / "curve.json").read_text() == before
+    # Copied elsewhere whole, runs/ and all (its evaluation names the old folder's checkpoints): read from the
+    # report, not refused as another evaluation's folder nor flown again.
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    files = sorted(p.relative_to(copy) for p in copy.rglob("*"))
+    assert main(["adapt", "curve", "--out", str(copy), "--resume", "--workers", "1"]) == 0
+    assert "finished before" in capsys.readouterr().out and (copy / "curve.json").read_text() == before
+    assert sorted(p.relative_to(copy) for p in copy.rglob("*")) == files
     # As a clone of the committed report has it (.gitignore keeps runs/, data/, episodes/ and datasets out): it
     # resumes from the report, collecting and training nothing; without the evaluation's results it is refused
     # before any work.

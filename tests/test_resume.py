@@ -333,3 +333,29 @@ def test_a_run_that_stops_early_says_so_then_and_on_resume(data, tmp_path):
                                         r"1 epoch \(patience\)\): nothing to resume; more epochs would not run; start "
                                         r"a new run with a larger `patience:` in its --config recipe"):
         run_recipe(settings(data, out, epochs=4, patience=1, lr=1e-30), resume=True, hooks=Hooks())
+
+
+def test_a_run_started_with_relative_paths_and_continued_from_another_folder_says_where_to_run_it(
+        tmp_path, monkeypatch, capsys):
+    """A run records its datasets as typed (`--data demos`), relative to the folder it was started in; continued from
+    another one, the dataset is not found there, and the same dataset given by its absolute path differs from the
+    record as text. Both refusals say why and what to do: run from the starting folder. (train and adapt alike.)"""
+    monkeypatch.setenv("COLUMNS", "1000")
+    monkeypatch.chdir(tmp_path)
+    assert main(["collect", "--out", "demos", "--episodes", "2", "--max-seconds", "1", "--workers", "1"]) == 0
+    assert main(["train", "--data", "demos", "--out", "run", "--epochs", "2", "--batch-size", "2"]) == 0
+    assert main(["adapt", "--data", "demos", "--out", "adapted", "--epochs", "1", "--batch-size", "2"]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    advice = (f"(a relative path is read from the folder the command runs in, {tmp_path / 'elsewhere'}: run it "
+              f"from the folder the work was started in)")
+    for argv in (["train", "--out", str(tmp_path / "run"), "--extend", "--epochs", "3"],
+                 ["train", "--out", str(tmp_path / "run"), "--extend", "--epochs", "3", "--data",
+                  str(tmp_path / "demos")],
+                 ["adapt", "--out", str(tmp_path / "adapted"), "--resume"]):
+        assert main(argv) == 2, argv
+        error = capsys.readouterr().err
+        assert advice in error and "Traceback" not in error, argv
+    monkeypatch.chdir(tmp_path)  # from where it started, the run continues
+    assert main(["train", "--out", "run", "--extend", "--epochs", "3"]) == 0

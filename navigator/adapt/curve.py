@@ -8,8 +8,8 @@ It is a study like `navigator compare`'s, and shares its machinery (`navigator.c
 OUT/adapt-curve.json records the settings (and the starting checkpoint's sha256) before any work, OUT/finished.json
 the adaptations that finished; resuming refuses changed settings, collects only missing
 episodes, adapts nothing finished, continues the adaptation that was interrupted, and flies only missing episodes.
-A finished curve kept without runs/ and data/ (a committed report) resumes from curve.json and each scenery's
-eval/SCENERY/results.json, collecting nothing.
+A finished curve, kept without runs/ and data/ (a committed report) or copied elsewhere, resumes from curve.json and
+each scenery's eval/SCENERY/results.json, collecting, adapting and flying nothing.
 Before any work the starting policy is checked against the evaluation's scenario (camera, airframe, task) and the
 demonstrations' world seeds against the evaluation's and the ones the policy was trained on.
 """
@@ -134,34 +134,34 @@ def check_replay(config: CurveConfig, source: str) -> None:
     check_data(config.replay, f"replay in {source}:", str(start), camera, airframe, tasks)
 
 
-def _reported_runs(config: CurveConfig, gone: list[tuple[str, int, str, int]]) -> dict[str, AdaptedRun]:
-    """Every adaptation of each scenery of `gone` (finished adaptations whose best.pt is missing) as OUT/curve.json
-    reports it, by run name: the scenery's finished evaluation in OUT/eval/SCENERY/results.json, flown with the
-    reported checkpoints, stands for them all. UserError naming the first gone run that cannot be read from the
-    report."""
+def _reported_runs(config: CurveConfig, done: list[str]) -> dict[str, AdaptedRun]:
+    """The adaptations OUT/curve.json reports, by run name, for each scenery whose adaptations all finished and whose
+    finished evaluation in OUT/eval/SCENERY/results.json, flown with the reported checkpoints, stands for them all: a
+    finished curve is read, not flown again, also kept without runs/ (a committed report) or copied elsewhere (its
+    checkpoints' paths then name the old folder). UserError naming the first finished adaptation whose best.pt is
+    missing when its scenery cannot be read so."""
     out = Path(config.out)
-
-    def refuse(name: str, why: str) -> UserError:
-        return UserError(f"--resume: {out / 'runs' / name / 'best.pt'} is missing and {why}: restore "
-                         f"{out / 'runs' / name}, or start the learning curve over in another --out")
-
     runs = {(cell.get("scenery"), cell.get("demonstrations"), cell.get("strategy"), run.get("seed")): run
             for cell in reported_entries(out / "curve.json", "cells") for run in cell.get("runs", [])}
     reported = {}
-    first_gone: dict[str, str] = {}
-    for key in gone:
-        first_gone.setdefault(key[0], run_name(*key))
-    for scenery, first in first_gone.items():
+    for scenery in config.sceneries:
         keys = [key for key in config.runs() if key[0] == scenery]
-        if not all(key in runs for key in keys):
-            raise refuse(first, f"{out / 'curve.json'} does not report every adaptation to {scenery}")
-        adapted = {run_name(*key): AdaptedRun(*key, runs[key]["checkpoint"], runs[key]["val_loss"]) for key in keys}
-        settings = config.evaluation.flown_by((start_spec(config), *[run.pilot for run in adapted.values()]),
-                                              suites=(scenery, *config.evaluation.suites))
-        if finished_results(out / "eval" / scenery, settings) is None:
-            raise refuse(first, f"{out / 'eval' / scenery / 'results.json'} is not the learning curve's finished "
-                                f"evaluation of it")
-        reported.update(adapted)
+        gone = next((run_name(*key) for key in keys if run_name(*key) in done
+                     and not (out / "runs" / run_name(*key) / "best.pt").is_file()), None)
+        if not all(key in runs and run_name(*key) in done for key in keys):
+            why = f"{out / 'curve.json'} does not report every adaptation to {scenery}"
+        else:
+            adapted = {run_name(*key): AdaptedRun(*key, runs[key]["checkpoint"], runs[key]["val_loss"])
+                       for key in keys}
+            settings = config.evaluation.flown_by((start_spec(config), *[run.pilot for run in adapted.values()]),
+                                                  suites=(scenery, *config.evaluation.suites))
+            if finished_results(out / "eval" / scenery, settings) is not None:
+                reported.update(adapted)
+                continue
+            why = f"{out / 'eval' / scenery / 'results.json'} is not the learning curve's finished evaluation of it"
+        if gone is not None:
+            raise UserError(f"--resume: {out / 'runs' / gone / 'best.pt'} is missing and {why}: restore "
+                            f"{out / 'runs' / gone}, or start the learning curve over in another --out")
     return reported
 
 
@@ -187,10 +187,9 @@ def _run_curve(config: CurveConfig, done: list[str], resume: bool, workers: int,
     """`run_curve` in its opened folder."""
     out = Path(config.out)
     runs = config.runs()
-    # A finished adaptation whose folder is gone (runs/ is not kept beside a committed report) is read from the
-    # report, and one that cannot be is refused, before any work.
-    reported = _reported_runs(config, [run for run in runs if run_name(*run) in done
-                                       and not (out / "runs" / run_name(*run) / "best.pt").is_file()])
+    # A finished scenery is read from the report; a finished adaptation whose folder is gone (runs/ is not kept
+    # beside a committed report) and cannot be read so is refused, before any work.
+    reported = _reported_runs(config, done)
     for scenery in config.sceneries:
         if all(run_name(*run) in done for run in runs if run[0] == scenery):
             continue  # its demonstrations are needed only to adapt

@@ -26,7 +26,7 @@ from navigator.dataset import file_sha256, open_datasets, read_manifest
 from navigator.dataset.reader import require_episodes
 from navigator.errors import UserError, refuse_if_denied
 from navigator.json_fields import read_problem
-from navigator.resume import Difference, describe, differences, nothing_to_continue
+from navigator.resume import Difference, describe, differences, nothing_to_continue, relative_path_advice
 from navigator.training import pipeline as training
 
 
@@ -65,9 +65,9 @@ def check_data(paths: tuple[str, ...], flag: str, pilot: str, camera: dict[str, 
 
     for path in paths:
         if not Path(path).exists():
-            raise UserError(f"{flag} {path} does not exist: restore it, or record it again with navigator collect "
-                            f"--out {path} and the settings it was recorded with (a policy's own demonstrations: its "
-                            f"training recipe collects them)")
+            raise UserError(f"{flag} {path} does not exist{relative_path_advice(path)}: restore it, or record it "
+                            f"again with navigator collect --out {path} and the settings it was recorded with (a "
+                            f"policy's own demonstrations: its training recipe collects them)")
     datasets = open_datasets([Path(p) for p in paths])
     require_episodes(datasets, flag)
     for dataset in datasets:

@@ -241,6 +241,7 @@ def _check_folders(config, args: argparse.Namespace) -> None:
     from navigator.dataset.errors import DatasetNotFoundError
     from navigator.dataset.reader import open_datasets, require_episodes
     from navigator.errors import UserError
+    from navigator.resume import relative_path_advice
 
     out_flag = "--out" if args.out is not None or args.config is None else f"out in {args.config}:"
     check_output_folder(Path(config.out), out_flag, continuing=args.resume or args.extend, kind="training run")
@@ -253,6 +254,8 @@ def _check_folders(config, args: argparse.Namespace) -> None:
         try:
             datasets = open_datasets([Path(path) for path in existing])
         except DatasetNotFoundError as error:  # named where the user gave it: the flag or the recipe's key
-            raise UserError(f"{given}: {error}") from None
+            missing = next((path for path in existing if not Path(path).exists()), None)
+            advice = "" if missing is None else relative_path_advice(missing)
+            raise UserError(f"{given}: {error}{advice}") from None
         require_episodes(datasets, f"{given}:")
     check_reachable(config.backend)
