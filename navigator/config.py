@@ -387,14 +387,17 @@ def load_config(cls: type[T], path: str | Path | RecordedSettings | None = None,
         if overridden is None:
             return config
     except ConfigError as error:
-        message = _located(error, path, flags or {}, all_flags or flags or {})
-        given_by_flag = error.key is None or any(value is not None and is_within(error.key, dotted)
-                                                 for dotted, value in (overrides or {}).items())
+        message = _located(error, path, flags or {}, all_flags or flags or {}, given)
+        # A problem of a flag's value (or one that names it: the last seed, of --seed and --episodes) is the flag's,
+        # not the record's, which navigator wrote with values it accepted.
+        given_by_flag = error.key is None or any(value is not None and is_within(named, dotted)
+                                                 for dotted, value in (overrides or {}).items()
+                                                 for named in (error.key, *error.mentions))
         if isinstance(path, RecordedSettings) and not given_by_flag:
             message = _damaged_record(message, path)
         raise ConfigError(message, error.key, error.problem, error.mentions) from None
     error, dotted = overridden  # named as the file has it, not by the flag that overrides it
-    message = _located(error, path, {}, all_flags or flags or {})
+    message = _located(error, path, {}, all_flags or flags or {}, given)
     if isinstance(path, RecordedSettings):
         raise ConfigError(_damaged_record(message, path), error.key, error.problem, error.mentions)
     raise ConfigError(f"{message} (correct the file: {_flag_for(dotted, flags or {}) or 'the flag'} overrides it for "
@@ -489,9 +492,10 @@ def _flag_for(key: str, flags: dict[str, str]) -> str | None:
 
 
 def _located(error: ConfigError, path: str | Path | RecordedSettings | None, flags: dict[str, str],
-             all_flags: dict[str, str]) -> str:
-    """The error's message with its setting named as the user gave it: a flag, or a key in the file. Other settings
-    the problem mentions are named by the command's flag for them, else by their key."""
+             all_flags: dict[str, str], given: dict[str, Any] | None = None) -> str:
+    """The error's message with its setting named as the user gave it: a flag, or a key in the file (`given`, as
+    read), or, not in it, as the default it is. Other settings the problem mentions are named by the command's flag
+    for them, else by their key."""
     if error.key is not None and error.problem is not None:
         problem = _named(error.problem, error.mentions, lambda key: _flag_for(key, all_flags) or key)
         flag = _flag_for(error.key, flags)
@@ -499,6 +503,9 @@ def _located(error: ConfigError, path: str | Path | RecordedSettings | None, fla
             flag = _flag_for(error.key, all_flags)
         if flag is not None:
             return _phrase(flag, problem)
+        if path is not None and given is not None and "[" not in error.key and _get(given, error.key) is _ABSENT:
+            # A default at fault with a setting the file gives (stride against a small window): the file lacks it.
+            return _phrase(f"{error.key} (not set in {path}: its default)", problem)
         if path is not None:
             return _phrase(f"{error.key} in {path}", problem)
         return _phrase(error.key, problem)

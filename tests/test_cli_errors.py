@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from navigator.cli import main
+from navigator.config import MAX_SEED
 from navigator.dataset import DatasetWriter
 from navigator.dataset.synthetic import synthetic_episode
 
@@ -674,3 +675,21 @@ def test_a_dataset_with_no_episodes_is_refused_before_anything_is_shown(tmp_path
         assert captured.out == "", captured.out  # not even the first stage's line
         assert captured.err.strip().endswith(f"{given} {empty} holds no episodes; record some with navigator collect")
     assert not (tmp_path / "run").exists() and not (tmp_path / "cmp").exists()
+
+
+@pytest.mark.parametrize("command", ["collect", "eval"])
+def test_extending_past_the_largest_seed_blames_the_flag_not_the_record(tmp_path, capsys, monkeypatch, command):
+    """The record holds what navigator accepted; the last seed passes MAX_SEED only with the larger --episodes."""
+    monkeypatch.setenv("COLUMNS", "1000")
+    out = tmp_path / "out"
+    first = {"collect": ["collect", "--out", str(out)], "eval": ["eval", "--pilot", "expert", "--suites", "summer",
+                                                                "--out", str(out)]}[command]
+    assert main([*first, "--seed", str(MAX_SEED - 2), "--episodes", "2", "--max-seconds", "0.3",
+                 "--workers", "1"]) == 0
+    before = _snapshot(tmp_path)
+    capsys.readouterr()
+    assert main([command, "--out", str(out), "--extend", "--episodes", "10"]) == 2
+    error = capsys.readouterr().err
+    assert f"with --episodes 10 the last episode's seed would be {MAX_SEED + 7}" in error
+    assert "damaged" not in error and "never writes" not in error
+    assert _snapshot(tmp_path) == before

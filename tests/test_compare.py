@@ -395,7 +395,7 @@ def test_a_new_comparison_refuses_a_folder_that_is_not_empty(compared, tmp_path,
     ("models: [cfc-ncp, mlp, mlp]", "models in COMPARE: repeat mlp"),
     ("seeds: [0]", "seeds in COMPARE must list at least two training seeds"),
     ("seeds: []", "seeds in COMPARE must list at least two training seeds"),
-    ("models: [lstm, mlp]", "reference in COMPARE: cfc-ncp is not one of the models"),
+    ("models: [lstm, mlp]", "reference (not set in COMPARE: its default): cfc-ncp is not one of the models"),
     ("train: {epochs: 0}", "train.epochs must be in [1, 100000], got 0"),
     ("train: {model: lstm}", "the comparison sets per run"),
     ("recipe: launch/train/missing.yaml", "recipe in COMPARE: launch/train/missing.yaml is not a file (a relative "

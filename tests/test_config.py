@@ -326,3 +326,18 @@ def test_every_launch_file_loads_as_its_command_reads_it(path: Path) -> None:
     user's hour of collecting. (onboard.yaml is read by the onboard runtime's loader: tests/test_onboard_config.py.)"""
     config = load_config(_launch_config_class(path), path)
     assert to_dict(config)
+
+
+def test_a_default_at_fault_beside_a_setting_the_file_gives_is_named_as_the_default(tmp_path):
+    """`window: 8` makes the default stride (16) too large: the message must not say the file holds a stride."""
+    from navigator.training.config import TrainConfig
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text("data: [demos]\nwindow: 8\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(TrainConfig, path)
+    assert str(caught.value).startswith(f"stride (not set in {path}: its default) must be at most window (8), got 16")
+    path.write_text("data: [demos]\nwindow: 8\nstride: 12\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(TrainConfig, path)
+    assert str(caught.value).startswith(f"stride in {path} must be at most window (8), got 12")
