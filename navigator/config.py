@@ -191,6 +191,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# YAML 1.1, which PyYAML reads, takes a number with an exponent but no decimal point (3e-3, 1E5) for text; YAML 1.2,
+# and everyone writing a learning rate, for a float. Unquoted, it is read as the float it is written as.
+_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                       re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                                       list("-+0123456789"))
+
+
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     """Read a YAML file that must hold a mapping (an empty file is an empty mapping); duplicate keys are refused."""
     path = Path(path)

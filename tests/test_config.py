@@ -341,3 +341,12 @@ def test_a_default_at_fault_beside_a_setting_the_file_gives_is_named_as_the_defa
     with pytest.raises(ConfigError) as caught:
         load_config(TrainConfig, path)
     assert str(caught.value).startswith(f"stride in {path} must be at most window (8), got 12")
+
+
+def test_a_number_with_an_exponent_is_read_as_written(tmp_path):
+    """PyYAML (YAML 1.1) reads `3e-3` as text; a recipe means the learning rate. Quoted, it stays text."""
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 3e-3\nepochs: 2\nbatch_size: 1E1\n")
+    assert read_yaml_mapping(path) == {"lr": 0.003, "epochs": 2, "batch_size": 10.0}
+    path.write_text("lr: '3e-3'\n")
+    assert read_yaml_mapping(path) == {"lr": "3e-3"}
