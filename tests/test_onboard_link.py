@@ -116,6 +116,9 @@ def test_refused_tcp_fails_at_once_and_bad_urls_are_user_errors() -> None:
     for url in ("14540", "udp:localhost", "http://x", "/dev/ttyACM0,fast", "/dev/ttyACM0,0", "/dev/,57600"):
         with pytest.raises(UserError, match="--mavlink"):
             check_url(url)
+    for url in ("udpin:127.0.0.1:99999", "tcp:127.0.0.1:0"):  # the form is right; the number is no port
+        with pytest.raises(UserError, match="is not a network port \\(1 to 65535\\)"):
+            check_url(url)
 
 
 def test_a_second_listener_on_a_udp_port_is_refused() -> None:

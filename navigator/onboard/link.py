@@ -113,9 +113,12 @@ def check_url(url: str) -> None:
                             f"SERIALn_BAUD or SER_TELn_BAUD)")
         return
     host, port = _address(url)
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not port.isdigit():
         raise UserError(f"--mavlink {url!r}: expected HOST:PORT after {url.split(':', 1)[0]}:, e.g. "
                         f"udpin:0.0.0.0:14540")
+    if not 0 < int(port) < 65536:
+        raise UserError(f"--mavlink {url!r}: port {int(port)} is not a network port (1 to 65535); PX4 SITL speaks on "
+                        f"14540, ArduPilot SITL on 5760")
 
 
 def _transport(url: str) -> str:
