@@ -367,6 +367,18 @@ def test_the_learning_curve_reports_forgetting_from_a_real_evaluation(tmp_path, 
     assert "finished before" in capsys.readouterr().out and (out / "curve.json").read_text() == before
     assert main(["adapt", "curve", "--out", str(out), "--resume", "--workers", "1"]) == 0  # the recorded settings
     assert "finished before" in capsys.readouterr().out and (out / "curve.json").read_text() == before
+    # Continued from its record alone, a run still to train gets the threads the curve started with (they change
+    # the training's rounding), which the record keeps beside the settings it compares: the same curve, bit for bit.
+    assert json.loads((out / "adapt-curve.json").read_text())["resources"] == {"threads": 1, "cache_mb": 64}
+    for folder in (out / "runs" / "night-1-replay-seed1", out / "eval"):
+        shutil.rmtree(folder)
+    finished = json.loads((out / "finished.json").read_text())
+    finished["runs"].remove("night-1-replay-seed1")
+    (out / "finished.json").write_text(json.dumps(finished))
+    assert main(["adapt", "curve", "--out", str(out), "--resume", "--workers", "1"]) == 0
+    capsys.readouterr()
+    assert json.loads((out / "runs" / "night-1-replay-seed1" / "run.json").read_text())["config"]["threads"] == 1
+    assert (out / "curve.json").read_text() == before
     # Copied elsewhere whole, runs/ and all (its evaluation names the old folder's checkpoints): read from the
     # report, not refused as another evaluation's folder nor flown again.
     copy = tmp_path / "copy"

@@ -173,6 +173,29 @@ def test_a_finished_comparison_copied_elsewhere_resumes_without_its_data_or_eval
     assert {name: (copy / name).read_bytes() for name in before} == before
 
 
+def test_a_comparison_resumed_from_its_record_alone_trains_with_the_threads_it_was_started_with(compared, tmp_path,
+                                                                                                capsys):
+    """The thread count changes the rounding of a training's float sums: compare.json keeps the resources beside the
+    settings it compares, and a resume with --out alone trains the runs still to do as the uninterrupted comparison
+    did, bit for bit (it trained them with the default 2 threads instead of the recipe's 1)."""
+    from policies.checkpoint import load_checkpoint
+
+    _, _, out = compared
+    assert json.loads((out / "compare.json").read_text())["resources"] == {"threads": 1, "cache_mb": 64}
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    for undone in (copy / "runs" / "mlp-seed1", copy / "eval" / "mlp-seed1"):  # as if interrupted before it
+        shutil.rmtree(undone)
+    finished = json.loads((copy / "finished.json").read_text())
+    finished["runs"].remove("mlp-seed1")
+    (copy / "finished.json").write_text(json.dumps(finished))
+    assert main(["compare", "--out", str(copy), "--resume", "--workers", "1"]) == 0
+    assert capsys.readouterr().out.count("finished before") == 3
+    assert json.loads((copy / "runs" / "mlp-seed1" / "run.json").read_text())["config"]["threads"] == 1
+    weights = [load_checkpoint(folder / "runs" / "mlp-seed1" / "best.pt")[0].state_dict() for folder in (out, copy)]
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+
+
 @pytest.mark.parametrize("config", [False, True])
 def test_a_damaged_comparison_record_is_said_as_such(compared, tmp_path, capsys, monkeypatch, config):
     monkeypatch.setenv("COLUMNS", "1000")

@@ -20,7 +20,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from navigator.adapt.curve_config import CURVE_RECORD, CurveConfig, curve_settings
+from navigator.adapt.curve_config import CURVE_RECORD, RESOURCES, CurveConfig, curve_settings
 from navigator.adapt.curve_plot import plot_curve
 from navigator.adapt.curve_report import AdaptedRun, build_curve, render_curve
 from navigator.adapt.prefix import make_prefix
@@ -175,7 +175,8 @@ def run_curve(config: CurveConfig, resume: bool, workers: int = 0, hooks: Hooks 
     sha256 = check_start(config, source)
     if not resume:
         check_replay(config, source)
-    done, lock = open_study(out, curve_settings(config, sha256), resume, CURVE)
+    done, lock = open_study(out, curve_settings(config, sha256), resume, CURVE,
+                            resources={name: config.train[name] for name in RESOURCES if name in config.train})
     with lock:
         if resume and any(run_name(*run) not in done for run in config.runs()):
             check_replay(config, source)

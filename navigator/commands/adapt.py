@@ -348,4 +348,9 @@ def _curve_source(args: argparse.Namespace) -> Path | RecordedSettings:
     if recorded is None:
         raise UserError(f"--resume: {out} holds no learning curve to continue (no readable {CURVE_RECORD}); give the "
                         f"curve's folder as --out, or start one with --config FILE")
-    return recorded
+    # The resources it was started with (threads: the rounding of its training), which the record keeps apart.
+    resources = recorded_settings(out / CURVE_RECORD, "resources")
+    if resources is None or not isinstance(recorded.data.get("train", {}), dict):
+        return recorded
+    return RecordedSettings({**recorded.data, "train": {**recorded.data.get("train", {}), **resources.data}},
+                            recorded.where)

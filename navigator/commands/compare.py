@@ -69,7 +69,9 @@ def _recorded(args: argparse.Namespace) -> RecordedSettings:
         raise UserError(f"--resume: {out} holds no readable comparison record ({RECORD}) to take its settings from; "
                         f"give --config with the comparison's config, or choose the comparison's folder with --out")
     data = dict(recorded.data)
-    data["train"] = with_added_training_settings(data.pop("base", {}))
+    # The resources it was started with (threads: the rounding of its training), which compare.json keeps apart.
+    resources = recorded_settings(out / RECORD, "resources")
+    data["train"] = {**with_added_training_settings(data.pop("base", {})), **(resources.data if resources else {})}
     data["evaluation"] = with_added_settings(data.get("evaluation", {}))
     return RecordedSettings(data, recorded.where)
 

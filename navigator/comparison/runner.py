@@ -47,6 +47,8 @@ VERSION = 1
 # Base recipe settings that cannot change a run's result (resources, and where roll-outs run): they may differ on
 # resume.
 RESOURCES = ("threads", "cache_mb", "collect.workers", "backend", "collect.backend")
+# Of those, the training settings a study records beside its settings and gives back to a resume from its record.
+TRAINING_RESOURCES = ("threads", "cache_mb")
 
 
 class Hooks:
@@ -106,11 +108,15 @@ class Study:
 COMPARISON = Study(user_names=(("base.", "train."),))
 
 
-def open_study(out: Path, settings: dict[str, Any], resume: bool,
-               study: Study = COMPARISON) -> tuple[list[str], FolderLock]:
-    """Start the study in `out` (recording its `settings`), or (`resume`) check that `out` holds this very study;
-    before any work. Returns the names of the runs finished before, and the lock that makes this process the
-    study's one writer (hold it while the study runs)."""
+def open_study(out: Path, settings: dict[str, Any], resume: bool, study: Study = COMPARISON,
+               resources: dict[str, Any] | None = None) -> tuple[list[str], FolderLock]:
+    """Start the study in `out` (recording its `settings`, and the training `resources` it was started with), or
+    (`resume`) check that `out` holds this very study; before any work. Returns the names of the runs finished
+    before, and the lock that makes this process the study's one writer (hold it while the study runs).
+
+    Resources are not compared on resume (another machine may give other threads), but a study continued from its
+    record alone is given them back: the thread count changes the rounding of the training's float sums, so the
+    runs still to train then come out as the uninterrupted study's would."""
     what, name = study.what, study.record
     if not resume:
         def check_empty() -> None:
@@ -121,7 +127,8 @@ def open_study(out: Path, settings: dict[str, Any], resume: bool,
 
         check_empty()
         lock = lock_new_folder(out, what, check_empty)
-        write_json(out / name, {"format": study.format, "version": study.version, "settings": settings})
+        write_json(out / name, {"format": study.format, "version": study.version, "settings": settings,
+                                **({"resources": resources} if resources else {})})
         return [], lock
     if not (out / name).is_file():
         raise nothing_to_continue(out, "--resume", what, name)
@@ -160,7 +167,8 @@ def open_comparison(config: CompareConfig, resume: bool) -> tuple[list[str], Fol
     """Start the comparison in OUT (recording its settings), or (`resume`) check that OUT holds this very
     comparison; before any work. Returns the names of the runs finished before (`cfc-ncp-seed0`, ...) and the
     comparison's lock (`open_study`)."""
-    return open_study(Path(config.out), recorded_settings(config), resume)
+    return open_study(Path(config.out), recorded_settings(config), resume,
+                      resources={name: getattr(config.base, name) for name in TRAINING_RESOURCES})
 
 
 def run_comparison(config: CompareConfig, resume: bool, workers: int = 0, hooks: Hooks | None = None) -> dict[str, Any]:
