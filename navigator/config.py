@@ -153,7 +153,8 @@ def check_seed_span(seed: int, count: int, seed_name: str, count_name: str) -> N
     `seed_name` and `count_name` are the fields (dotted, relative to the dataclass that checks) that set them."""
     last = seed + count - 1
     if last > MAX_SEED:
-        fix = (f"give {{{seed_name}}} at most {MAX_SEED - count + 1} or fewer {{{count_name}}}" if count <= MAX_SEED + 1
+        fix = (f"give {{{seed_name}}} at most {MAX_SEED - count + 1}, or {{{count_name}}} at most {MAX_SEED - seed + 1}"
+               if count <= MAX_SEED + 1
                else f"give at most {MAX_SEED - seed + 1} {{{count_name}}} from {{{seed_name}}} {seed}: no more seeds "
                     f"exist")
         raise SettingError(seed_name if count <= MAX_SEED + 1 else count_name,
@@ -390,7 +391,9 @@ def load_config(cls: type[T], path: str | Path | RecordedSettings | None = None,
                 _check_known(cls, dotted)
                 _set(data, dotted, value)
         config = from_dict(cls, data)
-        overridden = _overridden_problem(cls, given, data, overrides or {})
+        # A record holds only values navigator accepted: what a flag makes wrong there is the flag's (said above).
+        overridden = None if isinstance(path, RecordedSettings) else _overridden_problem(cls, given, data,
+                                                                                          overrides or {})
         if overridden is None:
             return config
     except ConfigError as error:

@@ -110,7 +110,7 @@ CASES: list[tuple[str, str | None, str]] = [
     # seeds run from --seed over --episodes: the last one must be a valid seed too
     ("fly --seed 2147483647 --episodes 2", None, "--seed: with --episodes 2 the last episode's seed would be "
                                                  "2147483648, past the largest seed 2147483647; give --seed at most "
-                                                 "2147483646 or fewer --episodes"),
+                                                 "2147483646, or --episodes at most 1"),
     ("fly --seed 2147000000 --episodes 1000000", None, "--seed: with --episodes 1000000 the last episode's seed "
                                                          "would be 2147999999"),
     # a count no run could fly is a typo, refused before its plan fills the memory
@@ -691,5 +691,9 @@ def test_extending_past_the_largest_seed_blames_the_flag_not_the_record(tmp_path
     assert main([command, "--out", str(out), "--extend", "--episodes", "10"]) == 2
     error = capsys.readouterr().err
     assert f"with --episodes 10 the last episode's seed would be {MAX_SEED + 7}" in error
-    assert "damaged" not in error and "never writes" not in error
+    assert "--episodes at most 3" in error and "damaged" not in error and "never writes" not in error
+    # With --seed changed too: the record is intact all the same (the change is what a continuation refuses).
+    assert main([command, "--out", str(out), "--extend", "--episodes", "10", "--seed", str(MAX_SEED - 3)]) == 2
+    error = capsys.readouterr().err
+    assert "damaged" not in error and "never writes" not in error and "Traceback" not in error
     assert _snapshot(tmp_path) == before

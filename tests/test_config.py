@@ -199,8 +199,8 @@ class Seeded:
 def test_the_last_seed_is_held_to_the_seed_range_naming_both_settings_as_given(tmp_path):
     assert Seeded(seed=MAX_SEED, episodes=1).seed == MAX_SEED
     with pytest.raises(SettingError, match=f"^seed: with episodes 2 the last episode's seed would be {MAX_SEED + 1}, "
-                                           f"past the largest seed {MAX_SEED}; give seed at most {MAX_SEED - 1} or "
-                                           f"fewer episodes$"):
+                                           f"past the largest seed {MAX_SEED}; give seed at most {MAX_SEED - 1}, or "
+                                           f"episodes at most 1$"):
         Seeded(seed=MAX_SEED, episodes=2)
     flags = ConfigFlags(Seeded)
     parser = argparse.ArgumentParser()
@@ -209,8 +209,8 @@ def test_the_last_seed_is_held_to_the_seed_range_naming_both_settings_as_given(t
     path = tmp_path / "c.yaml"
     path.write_text(f"seed: {MAX_SEED}\n")
     # The setting at fault as the user gave it (here: the file); the other one by the flag that sets it.
-    with pytest.raises(ConfigError, match=f"^seed in {path}: with --episodes 3 .* give --seed at most {MAX_SEED - 2} "
-                                          f"or fewer --episodes$"):
+    with pytest.raises(ConfigError, match=f"^seed in {path}: with --episodes 3 .* give --seed at most {MAX_SEED - 2}, "
+                                          f"or --episodes at most 1$"):
         flags.load(parser.parse_args(["--episodes", "3"]), path)
     with pytest.raises(ConfigError, match="^--seed: with --episodes 5 "):
         flags.load(parser.parse_args(["--seed", str(MAX_SEED)]), None)
