@@ -385,15 +385,23 @@ def load_config(cls: type[T], path: str | Path | RecordedSettings | None = None,
     else:
         data = read_yaml_mapping(path) if path is not None else {}
     given = copy.deepcopy(data)
+    if isinstance(path, RecordedSettings):
+        # A record holds only values navigator accepted, so it loads alone (else it is damaged); what a flag makes
+        # wrong in it (the record's --seed with a larger --episodes: the last seed) is the flag's, said below.
+        try:
+            from_dict(cls, copy.deepcopy(data))
+        except ConfigError as damage:
+            message = _damaged_record(_located(damage, path, {}, all_flags or flags or {}, given), path)
+            raise ConfigError(message, damage.key, damage.problem, damage.mentions) from None
     try:
         for dotted, value in (overrides or {}).items():
             if value is not None:
                 _check_known(cls, dotted)
                 _set(data, dotted, value)
         config = from_dict(cls, data)
-        # A record holds only values navigator accepted: what a flag makes wrong there is the flag's (said above).
-        overridden = None if isinstance(path, RecordedSettings) else _overridden_problem(cls, given, data,
-                                                                                          overrides or {})
+        if isinstance(path, RecordedSettings):  # checked alone above: what is wrong now is the flags'
+            return config
+        overridden = _overridden_problem(cls, given, data, overrides or {})
         if overridden is None:
             return config
     except ConfigError as error:
