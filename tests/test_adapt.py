@@ -387,6 +387,20 @@ def test_the_learning_curve_reports_forgetting_from_a_real_evaluation(tmp_path, 
     assert main(["adapt", "curve", "--out", str(copy), "--resume", "--workers", "1"]) == 0
     assert "finished before" in capsys.readouterr().out and (copy / "curve.json").read_text() == before
     assert sorted(p.relative_to(copy) for p in copy.rglob("*")) == files
+    # Copied while unfinished: its finished adaptations learnt from the old folder's data, the rest would learn from
+    # the copy's; refused before any work, naming both.
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(out, unfinished)
+    finished = json.loads((unfinished / "finished.json").read_text())
+    finished["runs"].remove("night-1-replay-seed1")
+    (unfinished / "finished.json").write_text(json.dumps(finished))
+    shutil.rmtree(unfinished / "runs" / "night-1-replay-seed1")
+    files = sorted(p.relative_to(unfinished) for p in unfinished.rglob("*"))
+    assert main(["adapt", "curve", "--out", str(unfinished), "--resume", "--workers", "1"]) == 2
+    error = capsys.readouterr().err
+    assert (f"{unfinished / 'runs' / 'night-1-finetune-seed0'} was trained on {out / 'data' / 'night-1'}, not "
+            f"{unfinished / 'data' / 'night-1'}: the learning curve was moved or copied while unfinished") in error
+    assert sorted(p.relative_to(unfinished) for p in unfinished.rglob("*")) == files
     # As a clone of the committed report has it (.gitignore keeps runs/, data/, episodes/ and datasets out): it
     # resumes from the report, collecting and training nothing; without the evaluation's results it is refused
     # before any work.

@@ -43,6 +43,7 @@ from navigator.dataset import file_sha256
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError
+from navigator.resume import same_path
 from navigator.evaluation import pipeline as evaluation
 from navigator.evaluation.folder import finished_results, write_json
 from navigator.evaluation.seeds import training_seeds
@@ -165,6 +166,17 @@ def _reported_runs(config: CurveConfig, done: list[str]) -> dict[str, AdaptedRun
     return reported
 
 
+def _refuse_moved(out: Path, name: str, metadata: dict[str, Any], data: Path) -> None:
+    """Refuse, before its evaluation, a finished adaptation trained on the demonstrations of another folder than
+    `data`: the curve was moved or copied while unfinished, and its runs would not make one recipe per cell."""
+    trained_on = (metadata.get("train_config") or {}).get("data") or []
+    if trained_on and not same_path(str(trained_on[0]), str(data)):
+        raise UserError(f"--resume: {out / 'runs' / name} was trained on {trained_on[0]}, not {data}: the learning "
+                        f"curve was moved or copied while unfinished, and the adaptations still to train would "
+                        f"learn from another folder's data; continue it where it was started, or start it over in "
+                        f"another --out")
+
+
 def run_curve(config: CurveConfig, resume: bool, workers: int = 0, hooks: Hooks | None = None,
               source: str = "the config") -> dict[str, Any]:
     """Collect, adapt, evaluate and report (see the module's docstring); returns curve.json's document. `source`
@@ -191,6 +203,11 @@ def _run_curve(config: CurveConfig, done: list[str], resume: bool, workers: int,
     # A finished scenery is read from the report; a finished adaptation whose folder is gone (runs/ is not kept
     # beside a committed report) and cannot be read so is refused, before any work.
     reported = _reported_runs(config, done)
+    for scenery, count, strategy, seed in runs:  # before any work: a curve moved while unfinished is refused
+        name = run_name(scenery, count, strategy, seed)
+        if name in done and name not in reported and (out / "runs" / name / "best.pt").is_file():
+            _, metadata = training.load_trained(out / "runs" / name / "best.pt")
+            _refuse_moved(out, name, metadata, out / "data" / f"{scenery}-{count}")
     for scenery in config.sceneries:
         if all(run_name(*run) in done for run in runs if run[0] == scenery):
             continue  # its demonstrations are needed only to adapt
