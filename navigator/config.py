@@ -385,9 +385,10 @@ def load_config(cls: type[T], path: str | Path | RecordedSettings | None = None,
     else:
         data = read_yaml_mapping(path) if path is not None else {}
     given = copy.deepcopy(data)
-    if isinstance(path, RecordedSettings):
+    if isinstance(path, RecordedSettings) and any(value is not None for value in (overrides or {}).values()):
         # A record holds only values navigator accepted, so it loads alone (else it is damaged); what a flag makes
         # wrong in it (the record's --seed with a larger --episodes: the last seed) is the flag's, said below.
+        # Without flags the record is loaded once, below, and a problem there is the record's.
         try:
             from_dict(cls, copy.deepcopy(data))
         except ConfigError as damage:
