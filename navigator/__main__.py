@@ -2,6 +2,6 @@
 
 import sys
 
-from navigator.cli import main
+from navigator.console import main
 
 sys.exit(main())

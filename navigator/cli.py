@@ -18,6 +18,7 @@ from pathlib import Path
 
 from navigator import __version__
 from navigator.config import DefaultsHelpFormatter, SettingError
+from navigator.console import INTERRUPTED_BEFORE_START
 from navigator.errors import ACCESS_ERRORS, UserError, access_problem
 from navigator.workers import WorkerLost
 
@@ -177,11 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     input (one line on stderr, no traceback), 130 interrupted (Ctrl-C), 143 stopped by SIGTERM. Anything else raised
     is a bug and shows its traceback.
     """
-    from navigator.commands.common import json_stdout
-
-    parser = build_parser()
     argv = _negative_values_attached(sys.argv[1:] if argv is None else list(argv))
     try:
+        from navigator.commands.common import json_stdout
+
+        parser = build_parser()
         args, unknown = parser.parse_known_args(argv)
         if unknown:  # named with the command's own help, where its options are listed
             raise UsageError(_parsers_run(parser, args)[-1], f"unrecognized arguments: {' '.join(unknown)}")
@@ -192,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ModuleNotFoundError as error:  # --help shows defaults from the command's config, which may need an extra
         return _missing_extra(error, f"navigator {next((a for a in argv if not a.startswith('-')), '')}".strip())
+    except KeyboardInterrupt:  # while the command line is still being read: nothing has started
+        print(INTERRUPTED_BEFORE_START, file=sys.stderr)
+        return 130
     _Termination.received = False
     # Signal handlers can only be set from the main thread (main() called from another one keeps SIGTERM's default).
     installed = threading.current_thread() is threading.main_thread()

@@ -276,7 +276,7 @@ def open_for_collection(out: Path, config: CollectConfig, resume: bool, extend: 
     differs (named as `given_as` says the user gave it). `extend` (implies resume) also allows larger episode counts,
     and only those: the manifest's recipe then records the new counts, and its `extensions` list what was raised
     from what."""
-    from navigator.dataset.manifest import manifest_path
+    from navigator.dataset.manifest import load_manifest_data, manifest_path
     from navigator.folder_lock import refuse_if_in_use
 
     if not (resume or extend):
@@ -294,6 +294,7 @@ def open_for_collection(out: Path, config: CollectConfig, resume: bool, extend: 
                             f"and episodes, so it cannot be continued; collect into a new --out (and remove {out} "
                             f"when you no longer need it)")
         raise nothing_to_continue(out, flag, "dataset", "manifest.json")
+    load_manifest_data(out, verify=True)  # edited since it was written: its recipe is not what was collected
     writer = DatasetWriter.open(out)
     recorded = dict(writer.manifest.recipe)
     extensions = recorded.pop(EXTENSIONS_KEY, [])

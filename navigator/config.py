@@ -267,6 +267,16 @@ def _read_as_text(value: Any, whole: bool) -> str:
     return f" (YAML read it as text; write it as {written})"
 
 
+def _read_as_fraction(value: Any) -> str:
+    """For a float with no fractional part given where a whole number belongs: how to write it (else "").
+
+    YAML reads 3.0, and 1E5 or 2e3 (exponents are floats in YAML 1.2, as this loader reads them), as floats, which a
+    count such as epochs must not silently truncate; the value is whole, so say how to write it as one."""
+    if isinstance(value, float) and value.is_integer():
+        return f" (a decimal point or an exponent makes it a fraction to YAML; write it as {int(value)})"
+    return ""
+
+
 def _convert(value: Any, annotation: Any, key: str, nonfinite: bool = False) -> Any:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -320,7 +330,8 @@ def _convert(value: Any, annotation: Any, key: str, nonfinite: bool = False) -> 
         return float(value)
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _bad(key, f"must be a whole number, got {show(value)}{_read_as_text(value, whole=True)}")
+            raise _bad(key, f"must be a whole number, got {show(value)}{_read_as_text(value, whole=True)}"
+                            f"{_read_as_fraction(value)}")
         return value
     if annotation is str:
         if not isinstance(value, str):
@@ -513,10 +524,22 @@ def _flag_for(key: str, flags: dict[str, str]) -> str | None:
 def _located(error: ConfigError, path: str | Path | RecordedSettings | None, flags: dict[str, str],
              all_flags: dict[str, str], given: dict[str, Any] | None = None) -> str:
     """The error's message with its setting named as the user gave it: a flag, or a key in the file (`given`, as
-    read), or, not in it, as the default it is. Other settings the problem mentions are named by the command's flag
-    for them, else by their key."""
+    read), or, not in it, as the default it is. Other settings the problem mentions are named by the flag typed;
+    for a problem in the file, by their key where the file gives them too (what to change there); else by the
+    command's flag for them (a flag overrides the file, so it is always a way out), else by their key."""
+    in_file = (error.key is not None and _flag_for(error.key, flags) is None and path is not None
+               and given is not None and "[" not in error.key and _get(given, error.key) is not _ABSENT)
+
+    def mention(key: str) -> str:
+        typed = _flag_for(key, flags)
+        if typed is not None:
+            return typed
+        if in_file and "[" not in key and _get(given, key) is not _ABSENT:
+            return key
+        return _flag_for(key, all_flags) or key
+
     if error.key is not None and error.problem is not None:
-        problem = _named(error.problem, error.mentions, lambda key: _flag_for(key, all_flags) or key)
+        problem = _named(error.problem, error.mentions, mention)
         flag = _flag_for(error.key, flags)
         if flag is None and path is None:  # a default at fault (with another setting): named by the flag that sets it
             flag = _flag_for(error.key, all_flags)

@@ -14,6 +14,7 @@ is not checked: list the parent itself with its own kind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Iterator
@@ -124,3 +125,35 @@ def field_problems(document: Any, fields: Iterable[tuple[str, str]]) -> list[str
             elif not fits(value):
                 problems.append(f"{name} must be {described} (got {show(value)})")
     return list(dict.fromkeys(problems))
+
+
+# The key of a record's checksum: the sha256 of its other fields. A record navigator continues from (an evaluation's
+# eval.json and episode records, a training run's run.json, a study's record, a dataset's manifest) carries one, so
+# that a record edited by hand, or damaged in a way that still parses, is refused rather than continued with values
+# navigator never wrote. Records written before checksums carry none and are read as they are.
+CHECKSUM_KEY = "sha256"
+
+
+def fields_sha256(fields: dict[str, Any]) -> str:
+    """The sha256 of `fields` as canonical JSON (sorted keys): the same fields give the same checksum whatever
+    their order or the file's indentation."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def with_checksum(fields: dict[str, Any]) -> dict[str, Any]:
+    """`fields` (which must not hold CHECKSUM_KEY) with their checksum added, to write."""
+    if CHECKSUM_KEY in fields:
+        raise ValueError(f"the fields already hold {CHECKSUM_KEY!r}: pass them without it (see without_checksum)")
+    return {**fields, CHECKSUM_KEY: fields_sha256(fields)}
+
+
+def without_checksum(document: Any) -> Any:
+    """A record's fields without its checksum, as read; ValueError when the checksum does not match them (the
+    record was edited or damaged). A document without one (written before checksums, or not a mapping) is
+    returned as it is."""
+    if not isinstance(document, dict) or CHECKSUM_KEY not in document:
+        return document
+    fields = {key: value for key, value in document.items() if key != CHECKSUM_KEY}
+    if document[CHECKSUM_KEY] != fields_sha256(fields):
+        raise ValueError("it does not match its sha256: it was edited by hand or damaged since navigator wrote it")
+    return fields

@@ -18,6 +18,7 @@ from navigator.adapt.curve_report import AdaptedRun, build_curve, render_curve
 from navigator.adapt.run import adapt, prepare
 from navigator.adapt.strategies import Strategy, replay_count
 from navigator.cli import main
+from navigator.json_fields import with_checksum, without_checksum
 from navigator.config import SettingError
 from navigator.dataset import file_sha256, read_manifest
 from navigator.dataset.synthetic import synthetic_episode
@@ -365,6 +366,17 @@ def test_the_learning_curve_reports_forgetting_from_a_real_evaluation(tmp_path, 
     before = (out / "curve.json").read_text()
     assert main(["adapt", "curve", "--config", str(config), "--resume", "--workers", "1"]) == 0
     assert "finished before" in capsys.readouterr().out and (out / "curve.json").read_text() == before
+    # Started from another file at the same path (a policy retrained since): said as the file having changed, not
+    # as a setting named start_sha256 given otherwise.
+    record = (out / "adapt-curve.json").read_text()
+    started = without_checksum(json.loads(record))
+    started["settings"]["start_sha256"] = "0" * 64
+    (out / "adapt-curve.json").write_text(json.dumps(with_checksum(started)))
+    assert main(["adapt", "curve", "--config", str(config), "--resume", "--workers", "1"]) == 2
+    error = capsys.readouterr().err
+    assert (f"--resume: the starting policy pretrained changed since the learning curve in {out} started (its sha256 "
+            f"was 000000000000, now ") in error and "start_sha256" not in error
+    (out / "adapt-curve.json").write_text(record)
     assert main(["adapt", "curve", "--out", str(out), "--resume", "--workers", "1"]) == 0  # the recorded settings
     assert "finished before" in capsys.readouterr().out and (out / "curve.json").read_text() == before
     # Continued from its record alone, a run still to train gets the threads the curve started with (they change

@@ -126,8 +126,16 @@ CASES: list[tuple[str, str | None, str]] = [
      "  - {task: follow, episodes: 600000}\n", "parts in {config}: plan 1,200,000 episodes in all, past the "
                                                "1,000,000 one collection may plan"),
     ("fly --config {config}", "seed: 2147483000\nepisodes: 1000\n",
-     "seed in {config}: with --episodes 1000 the last episode's seed would be 2147483999"),
+     "seed in {config}: with episodes 1000 the last episode's seed would be 2147483999, past the largest seed "
+     "2147483647; give seed at most 2147482648, or episodes at most 648"),
     ("collect --out {tmp}/ds --seed 2147483647 --episodes 2", None, "--seed: with --episodes 2 the last episode's"),
+    # A setting the file gives is named by its key there, one it lacks by the flag that adds it.
+    ("eval --out {tmp}/e --config {config}", "attention_every: 5\n", "attention_every in {config} must come with "
+     "--attention: it sets how often attention is measured; add --attention, or drop attention_every"),
+    ("eval --out {tmp}/e --config {config}", "attention: true\npilots: [expert]\n", "attention (true in the config "
+     "file) measures where a policy checkpoint looks, and none of the pilots (expert) is one (the expert and exported "
+     "bundles have no saliency): add to pilots in the config file (or give --pilot) one that is pretrained or a .pt "
+     "checkpoint, or set attention: false there"),
     ("collect --out {tmp}/ds --config {config}", "seed: 2147483640\nparts:\n  - {task: hike, episodes: 3}\n"
      "  - {task: follow, episodes: 9}\n", "seed in {config}: with parts[1].episodes 9 the last episode's seed would "
                                            "be 2147483648"),
@@ -494,7 +502,8 @@ def test_train_continues_with_the_settings_its_run_recorded(flags, message, data
 def test_eval_resume_takes_the_settings_eval_json_recorded(tmp_path, capsys):
     out = tmp_path / "report"
     out.mkdir()
-    (out / "eval.json").write_text(json.dumps({"settings": {"suites": ["spring"]}}))
+    (out / "eval.json").write_text(json.dumps({"format": "liquid-navigator/eval", "version": 1, "pilots": [],
+                                               "settings": {"suites": ["spring"]}}))
     assert main(["eval", "--out", str(out), "--resume"]) == 2
     assert f"suites in {out / 'eval.json'}'s 'settings': unknown preset 'spring'" in capsys.readouterr().err
 
@@ -521,6 +530,39 @@ def test_ctrl_c_says_how_to_continue(argv, last_line, monkeypatch, capsys, tmp_p
     monkeypatch.setattr(importlib.import_module(f"navigator.commands.{argv[0]}"), "run", interrupt)
     assert main(argv) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == last_line
+
+
+class _InterruptedImport:
+    """A module finder that raises KeyboardInterrupt when `name` is imported, as a Ctrl-C during its import would."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == self.name:
+            raise KeyboardInterrupt
+        return None
+
+
+def test_ctrl_c_while_the_command_line_is_imported_ends_in_one_line(monkeypatch, capsys):
+    import navigator.console
+
+    monkeypatch.delitem(sys.modules, "navigator.cli")
+    monkeypatch.setattr(sys, "meta_path", [_InterruptedImport("navigator.cli"), *sys.meta_path])
+    assert navigator.console.main() == 130
+    assert capsys.readouterr().err == navigator.console.INTERRUPTED_BEFORE_START + "\n"
+
+
+def test_ctrl_c_while_the_command_line_is_read_ends_in_one_line(monkeypatch, capsys):
+    import navigator.cli
+    from navigator.console import INTERRUPTED_BEFORE_START
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(navigator.cli, "build_parser", interrupt)
+    assert main(["fly", "--episodes", "1"]) == 130
+    assert capsys.readouterr().err == INTERRUPTED_BEFORE_START + "\n"
 
 
 @pytest.mark.parametrize("command", ["collect", "train"])

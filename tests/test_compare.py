@@ -19,6 +19,7 @@ from navigator.config import load_config
 from navigator.evaluation.episodes import EpisodeRecord
 from navigator.evaluation.groups import checkpoint_recipe
 from navigator.evaluation.pipeline import Hooks as EvalHooks
+from navigator.json_fields import with_checksum
 from navigator.evaluation.results import EvalResults, PilotInfo, build_results
 from navigator.evaluation.seeds import SeedRange, TrainingSeeds
 from navigator.evaluation.settings import EvalSettings
@@ -229,6 +230,7 @@ def test_a_comparison_recorded_before_newer_settings_resumes(compared):
     record["settings"]["base"] = {name: value for name, value in record["settings"]["base"].items()
                                   if name not in ADDED_TRAINING_SETTINGS}
     assert "backend" not in record["settings"]["base"] and "backend" not in record["settings"]["base"]["collect"]
+    del record["sha256"]  # nor did it carry a checksum
     (out / "compare.json").write_text(json.dumps(record))
     recorder = Recorder()
     try:
@@ -320,7 +322,8 @@ def test_a_comparison_kept_without_its_runs_resumes_from_its_report(compared, co
             for entry in manifest["episodes"][2:]:
                 (here / "demos" / "episodes" / entry["file"]).unlink()
             manifest["episodes"] = manifest["episodes"][:2]
-            (here / "demos" / "manifest.json").write_text(json.dumps(manifest))
+            del manifest["sha256"]  # written by the collection as it was then: with its own checksum
+            (here / "demos" / "manifest.json").write_text(json.dumps(with_checksum(manifest)))
         else:
             shutil.rmtree(here / "demos", ignore_errors=True)  # as the clone has it
         capsys.readouterr()

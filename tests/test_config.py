@@ -125,8 +125,12 @@ def test_errors_name_the_flag_or_the_key_in_the_file(tmp_path):
     # Equal to the flag's value in Python (True == 1, 1.0 == 1), yet not a whole number as a setting.
     ("count: true\n", {"count": 1}, "count in {path} must be a whole number, got true (correct the file: --count "
                                      "overrides it for this run only)"),
-    ("count: 1.0\n", {"count": 1}, "count in {path} must be a whole number, got 1.0 (correct the file: --count "
+    ("count: 1.0\n", {"count": 1}, "count in {path} must be a whole number, got 1.0 (a decimal point or an exponent "
+                                    "makes it a fraction to YAML; write it as 1) (correct the file: --count "
                                     "overrides it for this run only)"),
+    ("count: 1E5\n", {"count": 1}, "count in {path} must be a whole number, got 100000.0 (a decimal point or an "
+                                    "exponent makes it a fraction to YAML; write it as 100000) (correct the file: "
+                                    "--count overrides it for this run only)"),
 ])
 def test_a_bad_value_in_the_file_is_refused_even_where_a_flag_overrides_it(tmp_path, text, flags, message):
     path = tmp_path / "c.yaml"
@@ -134,7 +138,8 @@ def test_a_bad_value_in_the_file_is_refused_even_where_a_flag_overrides_it(tmp_p
     with pytest.raises(ConfigError) as raised:
         load_config(Ranged, path, flags, {name: f"--{name}" for name in flags})
     assert str(raised.value) == message.format(path=path)
-    path.write_text(text.replace("lots", "2").replace("true", "2").replace("1.0", "2").replace("rate: 2", "rate: 0.25"))
+    path.write_text(text.replace("lots", "2").replace("true", "2").replace("1.0", "2").replace("1E5", "2")
+                    .replace("rate: 2", "rate: 0.25"))
     assert load_config(Ranged, path, flags, {name: f"--{name}" for name in flags})
 
 
@@ -208,10 +213,15 @@ def test_the_last_seed_is_held_to_the_seed_range_naming_both_settings_as_given(t
     flags.add(parser, "--episodes", "episodes", "how many", type=int)
     path = tmp_path / "c.yaml"
     path.write_text(f"seed: {MAX_SEED}\n")
-    # The setting at fault as the user gave it (here: the file); the other one by the flag that sets it.
-    with pytest.raises(ConfigError, match=f"^seed in {path}: with --episodes 3 .* give --seed at most {MAX_SEED - 2}, "
+    # Both settings as the user gave them: the file's seed by its key, --episodes as typed.
+    with pytest.raises(ConfigError, match=f"^seed in {path}: with --episodes 3 .* give seed at most {MAX_SEED - 2}, "
                                           f"or --episodes at most 1$"):
         flags.load(parser.parse_args(["--episodes", "3"]), path)
+    # Both in the file: named by their keys there (no flag was typed).
+    path.write_text(f"seed: {MAX_SEED}\nepisodes: 3\n")
+    with pytest.raises(ConfigError, match=f"^seed in {path}: with episodes 3 .* give seed at most {MAX_SEED - 2}, "
+                                          f"or episodes at most 1$"):
+        flags.load(parser.parse_args([]), path)
     with pytest.raises(ConfigError, match="^--seed: with --episodes 5 "):
         flags.load(parser.parse_args(["--seed", str(MAX_SEED)]), None)
 

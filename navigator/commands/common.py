@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from navigator.config import RecordedSettings
 from navigator.errors import UserError, refuse_if_denied
 from navigator.folder_lock import refuse_if_in_use
+from navigator.json_fields import without_checksum
 from navigator.output_folders import BUNDLE_FILES, RECORDS, refuse_wrong_kinds, written_by
 
 if TYPE_CHECKING:
@@ -148,12 +149,18 @@ def recorded_settings(record: Path, key: str, dropped: tuple[str, ...] = ()) -> 
     """The settings an earlier run recorded under `key` of JSON file `record` (a dataset manifest's "recipe", a
     training run's run.json "config", an evaluation's eval.json "settings"), less the bookkeeping keys `dropped`:
     what `--resume` without --config continues, so that no flag needs retyping. None when there is no readable
-    record: the pipeline then refuses the folder with a message that says what is wrong with it."""
+    record: the pipeline then refuses the folder with a message that says what is wrong with it. UserError when the
+    record no longer matches its checksum (edited since navigator wrote it)."""
     try:
         document = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
         refuse_if_denied(error)
         return None
+    try:
+        document = without_checksum(document)
+    except ValueError as error:  # its settings are no longer those the work was started with
+        raise UserError(f"{record} cannot be continued from: {error}; restore it, or start over in another "
+                        f"--out") from None
     settings = document.get(key) if isinstance(document, dict) else None
     if not isinstance(settings, dict):
         return None

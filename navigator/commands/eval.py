@@ -130,12 +130,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--videos must be >= 0 (0: no videos), got {args.videos}")
     source = args.config
     continuing = args.resume or args.extend
-    if continuing:  # nothing to continue is said before the defaults standing in for the record import torch
-        from navigator.resume import nothing_to_continue
+    if continuing:  # nothing to continue (or a damaged record) is said before the record's settings import torch
+        from navigator.evaluation.folder import check_folder
 
         check_output_folder(args.out, "--out", continuing=True, kind="evaluation")
-        if not (args.out / "eval.json").is_file():
-            raise nothing_to_continue(args.out, "--extend" if args.extend else "--resume", "evaluation", "eval.json")
+        check_folder(args.out, resume=True, flag="--extend" if args.extend else "--resume")
     if source is None and continuing:
         source = recorded_settings(args.out / "eval.json", "settings")
     settings = FLAGS.load(args, source)

@@ -33,7 +33,7 @@ from navigator.config import to_dict
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.dataset.manifest import manifest_path, read_manifest
 from navigator.errors import UserError, refuse_if_denied
-from navigator.json_fields import read_problem, show
+from navigator.json_fields import read_problem, show, with_checksum, without_checksum
 from navigator.evaluation import pipeline as evaluation
 from navigator.evaluation.folder import finished_results, with_added_settings, write_json
 from navigator.training.config import with_added_settings as with_added_training_settings
@@ -97,6 +97,10 @@ class Study:
     # How a recorded setting is named to the user, by prefix: the comparison records its resolved training recipe
     # as `base`, which the user gives as `train:` (or its recipe file).
     user_names: tuple[tuple[str, str], ...] = ()
+    # Recorded settings that are a file's sha256, not a value the user gives: (setting, the file in the user's words,
+    # formatted with the settings).
+    # A change is said as the file having changed since the study started, not as a setting given otherwise.
+    fingerprints: tuple[tuple[str, str], ...] = ()
 
     def user_name(self, setting: str) -> str:
         for recorded, given in self.user_names:
@@ -127,13 +131,18 @@ def open_study(out: Path, settings: dict[str, Any], resume: bool, study: Study =
 
         check_empty()
         lock = lock_new_folder(out, what, check_empty)
-        write_json(out / name, {"format": study.format, "version": study.version, "settings": settings,
-                                **({"resources": resources} if resources else {})})
+        write_json(out / name, with_checksum({"format": study.format, "version": study.version, "settings": settings,
+                                              **({"resources": resources} if resources else {})}))
         return [], lock
     if not (out / name).is_file():
         raise nothing_to_continue(out, "--resume", what, name)
     lock = FolderLock(out, what)
     record = _read_json(out / name, what)
+    try:
+        record = without_checksum(record)
+    except ValueError as error:  # the runs still to train would follow settings the finished ones did not
+        raise UserError(f"--resume: {out / name} cannot be continued from: {error}; restore it, or start the {what} "
+                        f"over in another --out") from None
     if not isinstance(record, dict) or (record.get("format"), record.get("version")) != (study.format,
                                                                                           study.version):
         raise UserError(f"--resume: {out / name} is not a {study.format} version {study.version} record; start the "
@@ -146,6 +155,12 @@ def open_study(out: Path, settings: dict[str, Any], resume: bool, study: Study =
         recorded = {**recorded, "evaluation": with_added_settings(recorded["evaluation"])}
     if isinstance(recorded.get("base"), dict):  # likewise, training settings
         recorded = {**recorded, "base": with_added_training_settings(recorded["base"])}
+    for setting, file in study.fingerprints:
+        if recorded.get(setting) != settings.get(setting):
+            raise UserError(f"--resume: {file.format_map(settings)} changed since the {what} in {out} started (its "
+                            f"sha256 was {str(recorded.get(setting))[:12]}, now {str(settings.get(setting))[:12]}): "
+                            f"the runs still to train would start from another policy than those finished; restore "
+                            f"it, or start the {what} over in another --out")
     found = [dataclasses.replace(difference, name=study.user_name(difference.name))
              for difference in differences(recorded, settings)]
     if found:

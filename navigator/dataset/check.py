@@ -72,6 +72,10 @@ def check_dataset(path: str | Path, recipe_problem: Callable[[dict[str, Any]], s
     on_disk = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
     try:
         data = load_manifest_data(path)
+        try:
+            load_manifest_data(path, verify=True)
+        except DatasetError as edited:  # what it lists is judged below, field by field, against the episode files
+            report.problems.append(Problem("warning", MANIFEST_NAME, _strip_path(str(edited), path / MANIFEST_NAME)))
     except DatasetError as error:
         report.problems.append(Problem("error", MANIFEST_NAME, _strip_path(str(error), path / MANIFEST_NAME)))
         # Without a manifest there are no checksums to compare, but each file can still be read and validated.

@@ -14,7 +14,7 @@ from navigator.dataset.episode import EpisodeKey
 from navigator.dataset.errors import DatasetNotFoundError, ManifestError, SchemaVersionError
 from navigator.dataset.schema import ACTION_CONVENTION, ENDINGS, FORMAT_NAME, SCHEMA_VERSION
 from navigator.errors import refuse_if_denied
-from navigator.json_fields import read_problem
+from navigator.json_fields import CHECKSUM_KEY, read_problem, with_checksum, without_checksum
 
 MANIFEST_NAME = "manifest.json"
 EPISODES_FOLDER = "episodes"
@@ -253,10 +253,13 @@ def require_dataset_folder(dataset: Path) -> None:
     raise DatasetNotFoundError(f"{dataset}: no such dataset folder")
 
 
-def load_manifest_data(dataset: Path) -> dict[str, Any]:
-    """The parsed manifest.json of the dataset folder `dataset`, refusing a missing folder, a missing or unreadable
-    manifest, and another format or schema version, each with a message naming the path. Its fields are not judged
-    here (`manifest_problems`), so that `data check` can list every problem of a manifest that parses."""
+def load_manifest_data(dataset: Path, verify: bool = False) -> dict[str, Any]:
+    """The parsed manifest.json of the dataset folder `dataset` (without its checksum), refusing a missing folder, a
+    missing or unreadable manifest, and another format or schema version, each with a message naming the path. Its
+    fields are not judged here (`manifest_problems`), so that `data check` can list every problem of a manifest that
+    parses; with `verify`, one edited since navigator wrote it (it no longer matches its checksum) is refused: what
+    continues a collection must not follow a recipe the dataset was not collected with. Reading episodes needs no
+    such check: each entry's own sha256 is compared with its file."""
     dataset = Path(dataset)
     require_dataset_folder(dataset)
     path = manifest_path(dataset)
@@ -271,15 +274,21 @@ def load_manifest_data(dataset: Path) -> dict[str, Any]:
         raise ManifestError(f"{path}: cannot be read ({read_problem(error)}); restore it from a copy of the dataset, "
                             f"or collect again into a new folder") from None
     require_format(data, str(path))
-    return data
+    try:
+        return without_checksum(data)
+    except ValueError as error:  # its recipe or entries are no longer what the collection wrote
+        if verify:
+            raise ManifestError(f"{path}: {error}; restore it from a copy of the dataset, or collect again into a "
+                                f"new folder") from None
+        return {key: value for key, value in data.items() if key != CHECKSUM_KEY}
 
 
-def read_manifest(dataset: Path) -> Manifest:
+def read_manifest(dataset: Path, verify: bool = False) -> Manifest:
     """The manifest of the dataset folder `dataset`; any problem with it is refused with a message naming the path
-    and listing every problem found."""
-    return Manifest.from_dict(load_manifest_data(Path(dataset)), str(manifest_path(Path(dataset))))
+    and listing every problem found (`verify`: as `load_manifest_data`)."""
+    return Manifest.from_dict(load_manifest_data(Path(dataset), verify), str(manifest_path(Path(dataset))))
 
 
 def write_manifest(dataset: Path, manifest: Manifest) -> None:
-    text = json.dumps(manifest.to_dict(), indent=1, sort_keys=True, allow_nan=False) + "\n"
+    text = json.dumps(with_checksum(manifest.to_dict()), indent=1, sort_keys=True, allow_nan=False) + "\n"
     atomic_write_bytes(manifest_path(dataset), text.encode("utf-8"))

@@ -7,7 +7,6 @@ An existing non-empty folder is only touched with --resume, and only if its sett
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +21,7 @@ from navigator.evaluation.results import EvalResults, PilotInfo
 from navigator.evaluation.seeds import recorded_training_fields
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.explain.methods import DEFAULT_EVERY
-from navigator.json_fields import field_problems, read_problem
+from navigator.json_fields import field_problems, read_problem, with_checksum, without_checksum
 from navigator.resume import (Continued, GivenAs, check_continuation, differences, nothing_to_continue,
                               recorded_paths)
 
@@ -40,7 +39,8 @@ def write_json(path: Path, document: Any) -> None:
 def check_folder(out: Path, resume: bool, flag: str = "--resume") -> dict[str, Any] | None:
     """Refuse, cheaply and before any pilot is loaded, a folder that cannot be started in (not empty, without
     `resume`) or continued (with `resume`, given as `flag`: no readable eval.json of this format). Returns the
-    recorded eval.json document when resuming, else None."""
+    recorded eval.json document when resuming (its fields sound, RECORD_FIELDS, and its checksum matching them),
+    else None."""
     recorded_path = out / "eval.json"
     if not resume:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -61,7 +61,15 @@ def check_folder(out: Path, resume: bool, flag: str = "--resume") -> dict[str, A
                         f"--out")
     if not isinstance(recorded.get("settings"), dict) or not isinstance(recorded.get("pilots", []), list):
         raise UserError(f"{flag}: {recorded_path} records no settings (it is damaged); start again in another --out")
-    return recorded
+    problems = field_problems(recorded, RECORD_FIELDS)
+    if problems:
+        raise UserError(f"{recorded_path} is damaged ({'; '.join(problems)}), so the evaluation cannot be "
+                        f"continued from it; restore it, or start again in another --out")
+    try:
+        return without_checksum(recorded)
+    except ValueError as error:  # continued, its episodes would fly with settings other than those flown so far
+        raise UserError(f"{flag}: {recorded_path} cannot be continued from: {error}; restore it, or start the "
+                        f"evaluation again in another --out") from None
 
 
 def with_added_settings(recorded: Any) -> Any:
@@ -119,19 +127,16 @@ RECORD_FIELDS = (("pilots", "list"), ("pilots[]", "mapping"), ("pilots[].spec", 
 def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...], recorded: dict[str, Any] | None,
                 grown: bool = False, videos: int = 0) -> None:
     """Start a new evaluation in `out` (`recorded` None), or continue the one whose eval.json document is
-    `recorded` (its settings already checked by `check_continued`) with the same pilot checkpoints, byte for byte;
-    `grown`: record the settings' larger `episodes` in eval.json. `videos` (failures filmed per suite and pilot, not
-    a setting of the results) is recorded too, so that a resumed evaluation films what the interrupted one would."""
+    `recorded` (read by `check_folder`, its settings checked by `check_continued`) with the same pilot checkpoints,
+    byte for byte; `grown`: record the settings' larger `episodes` in eval.json. `videos` (failures filmed per suite
+    and pilot, not a setting of the results) is recorded too, so that a resumed evaluation films what the interrupted
+    one would."""
     document = {"format": FORMAT, "version": VERSION, "settings": to_dict(settings),
                 "pilots": [p.to_dict() for p in pilots], "videos": videos}
     if recorded is None:
         (out / "episodes").mkdir(parents=True, exist_ok=True)
-        write_json(out / "eval.json", document)
+        write_json(out / "eval.json", with_checksum(document))
         return
-    problems = field_problems(recorded, RECORD_FIELDS)
-    if problems:
-        raise UserError(f"{out / 'eval.json'} is damaged ({'; '.join(problems)}), so the evaluation cannot be "
-                        f"continued from it; restore it, or start again in another --out")
     was = recorded["pilots"]
     if [p["spec"] for p in was] != list(settings.pilots):
         raise UserError(f"{out / 'eval.json'} lists other pilots in 'pilots' than in 'settings': it was edited or "
@@ -141,7 +146,7 @@ def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...]
             raise UserError(f"pilot {now.spec} changed since the evaluation in {out} started (its checkpoint's sha256 "
                             f"differs): restore it, or evaluate it in another --out")
     if grown or recorded.get("videos", 0) != videos:
-        write_json(out / "eval.json", document)
+        write_json(out / "eval.json", with_checksum(document))
     (out / "episodes").mkdir(exist_ok=True)
 
 
@@ -223,28 +228,13 @@ def finished_results(out: Path, settings: EvalSettings) -> EvalResults | None:
 
 
 def write_episode(out: Path, settings: EvalSettings, key: EpisodeKey, record: EpisodeRecord) -> None:
-    """OUT/episodes/...json: the record, and the sha256 of its fields (`_checked_record` compares them on reading)."""
+    """OUT/episodes/...json: the record, with its checksum (`_checked_record` compares it on reading)."""
     path = episode_path(out, settings, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fields = record.to_dict()
-    write_json(path, {**fields, RECORD_SHA256: _fields_sha256(fields)})
-
-
-# The key of an episode record's checksum: the sha256 of its other fields, so that a record edited by hand (or
-# damaged) in a way that still parses is not reported as flown. Records of versions before it carry none.
-RECORD_SHA256 = "sha256"
-
-
-def _fields_sha256(fields: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, allow_nan=False).encode()).hexdigest()
+    write_json(path, with_checksum(record.to_dict()))
 
 
 def _checked_record(document: Any) -> EpisodeRecord:
-    """The record in an episode file's `document`; ValueError when its checksum does not match its fields."""
-    if isinstance(document, dict) and RECORD_SHA256 in document:
-        fields = {key: value for key, value in document.items() if key != RECORD_SHA256}
-        if document[RECORD_SHA256] != _fields_sha256(fields):
-            raise ValueError("the episode record does not match its sha256: edited or damaged")
-        document = fields
-    return EpisodeRecord.from_dict(document)
-
+    """The record in an episode file's `document`; ValueError when its checksum does not match its fields (a record
+    edited by hand, or damaged, in a way that still parses is not reported as flown)."""
+    return EpisodeRecord.from_dict(without_checksum(document))

@@ -48,10 +48,10 @@ class Hooks:
         """The workers are up (Cluster.describe() says where)."""
 
 
-def inspect_pilots(settings: EvalSettings) -> tuple[PilotInfo, ...]:
+def inspect_pilots(settings: EvalSettings, given_as: GivenAs | None = None) -> tuple[PilotInfo, ...]:
     """Build every pilot once (a bad spec, checkpoint, bundle, camera or airframe is a UserError before anything
     flies) and refuse evaluation seeds that a checkpoint, or the checkpoint a bundle was exported from, was trained
-    on."""
+    on. A refusal names settings as `given_as` says the user gave them (a flag, or a key of the --config file)."""
     from navigator.pilots import BundlePilot, CheckpointPilot, make_pilot
     from navigator.scenario import make_scenario_env
 
@@ -61,7 +61,7 @@ def inspect_pilots(settings: EvalSettings) -> tuple[PilotInfo, ...]:
     finally:
         env.close()
     if settings.attention:
-        check_attention(settings, pilots)
+        check_attention(settings, pilots, given_as or GivenAs(config=False))
     infos = []
     for spec, pilot in zip(settings.pilots, pilots):
         seeds = pilot_training_seeds(spec, pilot)
@@ -101,16 +101,22 @@ def pilot_training_seeds(spec: str, pilot: Any) -> TrainingSeeds | None:
                          recorded["complete"])
 
 
-def check_attention(settings: EvalSettings, pilots: list) -> None:
+def check_attention(settings: EvalSettings, pilots: list, given_as: GivenAs) -> None:
     """Refuse attention settings that can measure nothing: no policy checkpoint among the pilots (the expert reads
     the world and a bundle is an ONNX graph: neither has saliency). A missing Captum, which integrated gradients
-    needs, fails here (ModuleNotFoundError, which the CLI turns into the extra to install) before anything flies."""
+    needs, fails here (ModuleNotFoundError, which the CLI turns into the extra to install) before anything flies.
+    `attention` and `pilots` are named as flags or as keys of the config file, as the user gave them."""
     from navigator.pilots import CheckpointPilot
 
     if not any(isinstance(pilot, CheckpointPilot) for pilot in pilots):
-        raise UserError(f"--attention measures where a policy checkpoint looks, and none of the pilots "
+        by_flag = "attention" in given_as.flags
+        attention = "--attention" if by_flag else "attention (true in the config file)"
+        drop = "drop --attention" if by_flag else "set attention: false there"
+        add = ("add a --pilot that is" if "pilots" in given_as.flags or not given_as.config
+               else "add to pilots in the config file (or give --pilot) one that is")
+        raise UserError(f"{attention} measures where a policy checkpoint looks, and none of the pilots "
                         f"({', '.join(settings.pilots)}) is one (the expert and exported bundles have no saliency): "
-                        f"add a --pilot that is pretrained or a .pt checkpoint, or drop --attention")
+                        f"{add} pretrained or a .pt checkpoint, or {drop}")
     if settings.attention_method == "integrated-gradients":
         import captum.attr  # noqa: F401
 
@@ -137,7 +143,7 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
     recorded = check_folder(out, resume, flag)
     settings = settings if recorded is None else in_recorded_spelling(recorded, settings)
     grown = recorded is not None and check_continued(out, recorded, settings, extend, given_as)
-    pilots = inspect_pilots(settings)
+    pilots = inspect_pilots(settings, given_as)
     created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
     if videos is None:
         recorded_videos = recorded.get("videos", 0) if recorded is not None else 0

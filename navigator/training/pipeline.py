@@ -40,7 +40,7 @@ from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
 from navigator.errors import UserError, refuse_if_denied, some_of
 from navigator.folder_lock import FolderLock, lock_new_folder, refuse_if_in_use
-from navigator.json_fields import read_problem
+from navigator.json_fields import read_problem, with_checksum
 from navigator.resume import (Continued, Difference, GivenAs, check_continuation, differences, path_spelling,
                               recorded_paths, without)
 from navigator.scenario import CameraSettings
@@ -115,6 +115,11 @@ def _write_json(path: Path, data: Any) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8"))
 
 
+def _write_record(out: Path, record: dict[str, Any]) -> None:
+    """OUT/run.json with its checksum (`read_record` refuses a record that no longer matches it)."""
+    _write_json(out / RUN_RECORD, with_checksum(record))
+
+
 def stages(config: TrainConfig, out: Path) -> list[Stage]:
     """The trainings of the recipe in order: the first on its datasets, then DAgger round r on those and the roll-outs
     of rounds 1 to r (`out`/dagger/round-r), for the rounds' epochs."""
@@ -180,7 +185,7 @@ def _start_new(out: Path, config: TrainConfig) -> tuple[tuple[Path, ...], Folder
     _check_new(out, config)
     created = tuple(folder for folder in (*reversed(out.parents), out) if not folder.exists())
     lock = lock_new_folder(out, "training run", lambda: _check_new(out, config))
-    _write_json(out / RUN_RECORD, {"format": RUN_FORMAT, "version": RUN_VERSION, "config": to_dict(config),
+    _write_record(out, {"format": RUN_FORMAT, "version": RUN_VERSION, "config": to_dict(config),
                                    "extensions": [], "datasets": {"data": {}, "dagger": {}},
                                    "world_sizes": [distributed.world_size()]})
     return created, lock
@@ -295,7 +300,7 @@ def _record_world_size(out: Path) -> None:
     batch (batch_size, a recorded setting) fixes what it computes, whichever number of processes shares it (up to
     float rounding)."""
     record = read_record(out)
-    _write_json(out / RUN_RECORD, {**record, "world_sizes": [*record.get("world_sizes", []),
+    _write_record(out, {**record, "world_sizes": [*record.get("world_sizes", []),
                                                              distributed.world_size()]})
 
 
@@ -355,7 +360,7 @@ def _check_datasets(out: Path, record: dict[str, Any], flag: str = "--resume",
                     for section in ("data", "dagger")}
         for (section, name), fingerprint in new.items():
             sections[section][name] = fingerprint
-        _write_json(out / RUN_RECORD, {**record, "datasets": sections})
+        _write_record(out, {**record, "datasets": sections})
 
 
 def _extension(out: Path, config: TrainConfig, progress: ProgressFile, epochs: Difference) -> dict[str, Any]:
@@ -377,8 +382,8 @@ def _extension(out: Path, config: TrainConfig, progress: ProgressFile, epochs: D
 
 def _extend(out: Path, record: dict[str, Any], progress: ProgressFile, extension: dict[str, Any]) -> None:
     """Record in `out` that its first training now runs to the `extension`'s epochs, and reopen that stage."""
-    _write_json(out / RUN_RECORD, {**record, "config": {**record["config"], "epochs": extension["epochs"]["to"]},
-                                   "extensions": [*record["extensions"], extension]})
+    _write_record(out, {**record, "config": {**record["config"], "epochs": extension["epochs"]["to"]},
+                        "extensions": [*record["extensions"], extension]})
     if "train" in progress["completed"]:
         progress["completed"].remove("train")
         _write_json(out / "progress.json", progress)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from navigator.errors import UserError, refuse_if_denied
-from navigator.json_fields import field_problems, read_problem
+from navigator.json_fields import field_problems, read_problem, without_checksum
 from navigator.output_folders import refuse_wrong_kinds
 
 RUN_RECORD = "run.json"
@@ -31,7 +31,8 @@ RUN_FIELDS = (("config", "mapping"), ("extensions", "list"), ("datasets", "optio
 
 
 def read_record(out: Path) -> dict[str, Any]:
-    """The run record (run.json) of the training run in `out`; UserError saying what is wrong with a damaged one."""
+    """The run record (run.json) of the training run in `out`, without its checksum; UserError saying what is wrong
+    with a damaged one (or one edited since it was written: it no longer matches its checksum)."""
     path = out / RUN_RECORD
     refuse_wrong_kinds(out, "training run")
     try:
@@ -47,4 +48,8 @@ def read_record(out: Path) -> dict[str, Any]:
     if problems:
         raise UserError(f"{path} is damaged ({'; '.join(problems)}), so the run cannot be continued safely; restore "
                         f"the file, or start the run over in another --out")
-    return record
+    try:
+        return without_checksum(record)
+    except ValueError as error:  # continued, the run would train on with settings it did not start with
+        raise UserError(f"{path} cannot be continued from: {error}; restore it, or start the run over in another "
+                        f"--out") from None

@@ -1,0 +1,130 @@
+"""Records navigator continues from carry a checksum: edited by hand (or damaged in a way that still parses), they
+are refused before any work, naming the file, rather than continued with settings the work did not start with.
+Records written before checksums carry none and are read as they are."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from navigator.cli import main
+from navigator.dataset import DatasetWriter
+from navigator.dataset.synthetic import synthetic_episode
+from navigator.json_fields import CHECKSUM_KEY, with_checksum, without_checksum
+
+EDITED = "it does not match its sha256: it was edited by hand or damaged since navigator wrote it"
+
+
+def test_a_checksum_round_trips_whatever_the_key_order_and_catches_any_edit():
+    fields = {"format": "x", "settings": {"episodes": 3, "suites": ["summer"]}}
+    document = with_checksum(fields)
+    assert without_checksum(document) == fields
+    assert without_checksum(json.loads(json.dumps(dict(reversed(document.items()))))) == fields
+    assert without_checksum(fields) == fields  # written before checksums: read as it is
+    for edit in ({"settings": {"episodes": 4, "suites": ["summer"]}}, {"added": True}):
+        with pytest.raises(ValueError, match=EDITED):
+            without_checksum({**document, **edit})
+    with pytest.raises(ValueError, match="already hold"):
+        with_checksum(document)
+
+
+def _edit(path: Path, change) -> str:
+    """Edit the JSON record at `path` by hand, keeping its checksum; returns the new text."""
+    document = json.loads(path.read_text())
+    assert CHECKSUM_KEY in document  # written with one
+    change(document)
+    path.write_text(json.dumps(document, indent=1))
+    return path.read_text()
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_edited_dataset_manifest_is_refused_by_collect_and_flagged_by_data_check(tmp_path, capsys):
+    from navigator.collect import CollectConfig, CollectPart
+
+    out = tmp_path / "ds"
+    recipe = CollectConfig(parts=(CollectPart(task="hike", episodes=3),), seed=3).recipe()
+    writer = DatasetWriter.create(out, image_size=(48, 64), recipe=recipe)
+    writer.write(synthetic_episode(3, frames=12, task="hike"))
+    del writer
+    _edit(out / "manifest.json", lambda manifest: manifest["recipe"].update(max_seconds=99.0))
+    before = _files(out)
+    assert main(["collect", "--out", str(out), "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert f"{out / 'manifest.json'} cannot be continued from: {EDITED}; restore it" in error
+    assert len(error.strip().splitlines()) == 1
+    assert main(["collect", "--out", str(out), "--resume", "--config", str(_collect_yaml(tmp_path))]) == 2
+    assert f"{out / 'manifest.json'}: {EDITED}; restore it" in capsys.readouterr().err
+    assert main(["data", "check", str(out)]) == 0  # a warning: the episodes still match what it lists
+    assert EDITED in "".join(capsys.readouterr())
+    assert _files(out) == before
+
+
+def _collect_yaml(tmp_path: Path) -> Path:
+    path = tmp_path / "collect.yaml"
+    path.write_text("seed: 3\nmax_seconds: 99.0\nparts: [{task: hike, episodes: 3}]\n")
+    return path
+
+
+def test_an_edited_evaluation_record_is_refused_before_anything_flies(tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["eval", "--pilot", "expert", "--suites", "summer", "--episodes", "2", "--max-seconds", "0.2",
+                 "--workers", "1", "--out", str(out)]) == 0
+    episode = next((out / "episodes").rglob("*.json"))
+    episode.unlink()  # one episode left to fly
+    _edit(out / "eval.json", lambda record: record["settings"].update(max_seconds=0.5))
+    before = _files(out)
+    for argv in (["--resume"], ["--resume", "--config", str(_yaml(tmp_path))], ["--extend", "--episodes", "3"]):
+        assert main(["eval", "--out", str(out), *argv]) == 2
+        error = capsys.readouterr().err
+        assert f"{out / 'eval.json'} cannot be continued from: {EDITED}; restore it" in error, error
+        assert _files(out) == before
+
+
+def _yaml(tmp_path: Path) -> Path:
+    path = tmp_path / "eval.yaml"
+    path.write_text("pilots: [expert]\nsuites: [summer]\nepisodes: 2\nmax_seconds: 0.5\n")
+    return path
+
+
+def test_an_edited_training_record_is_refused_before_anything_trains(tmp_path, capsys):
+    data = tmp_path / "ds"
+    writer = DatasetWriter.create(data, image_size=(48, 64), recipe={})
+    for seed in range(3):
+        writer.write(synthetic_episode(seed, frames=12))
+    del writer
+    out = tmp_path / "run"
+    recipe = tmp_path / "train.yaml"
+    recipe.write_text("window: 8\nstride: 4\nthreads: 1\n")
+    assert main(["train", "--config", str(recipe), "--data", str(data), "--out", str(out), "--epochs", "1", "--model",
+                 "mlp", "--batch-size", "2"]) == 0
+    _edit(out / "run.json", lambda record: record["config"].update(epochs=2))
+    before = _files(out)
+    for argv in (["--resume"], ["--extend", "--epochs", "3"]):
+        assert main(["train", "--out", str(out), *argv]) == 2
+        error = capsys.readouterr().err
+        assert f"{out / 'run.json'} cannot be continued from: {EDITED}; restore it" in error, error
+        assert _files(out) == before
+
+
+@pytest.mark.parametrize("command", ["compare", "adapt curve"])
+def test_an_edited_study_record_is_refused_before_anything_trains(tmp_path, capsys, command):
+    from navigator.adapt.curve import CURVE
+    from navigator.comparison.runner import COMPARISON, open_study
+
+    study = COMPARISON if command == "compare" else CURVE
+    out = tmp_path / "study"
+    _, lock = open_study(out, {"seeds": [0, 1]}, resume=False, study=study)
+    lock.release()
+    _edit(out / study.record, lambda record: record["settings"].update(seeds=[0]))
+    before = _files(out)
+    assert main([*command.split(), "--out", str(out), "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert f"{out / study.record} cannot be continued from: {EDITED}; restore it" in error, error
+    with pytest.raises(Exception, match=f"cannot be continued from: {EDITED}"):
+        open_study(out, {"seeds": [0]}, resume=True, study=study)
+    assert _files(out) == before
