@@ -19,6 +19,7 @@ from typing import Any
 
 from navigator.errors import UserError
 from navigator.json_fields import show
+from navigator.output_folders import RECORDS
 
 
 @dataclass(frozen=True)
@@ -236,10 +237,25 @@ def check_continuation(found: list[Difference], extendable: Callable[[Difference
     return grown
 
 
+def another_commands_output(out: Path, flag: str, what: str) -> UserError | None:
+    """The refusal of `flag` on a folder `out` that holds another command's output (an evaluation given to continue
+    a training run), naming what it holds; None when it holds none. The likelier mistake is then the folder given,
+    not a lost record."""
+    other = next((kind for kind, name in RECORDS.items() if kind != what and (out / name).is_file()), None)
+    if other is None:
+        return None
+    def article(kind: str) -> str:
+        return "an" if kind[0] in "aeiou" else "a"
+
+    return UserError(f"{flag}: {out} holds {article(other)} {other} ({RECORDS[other]}), not {article(what)} {what} to "
+                     f"continue; give the {what}'s folder as --out")
+
+
 def nothing_to_continue(out: Path, flag: str, what: str, record: str) -> UserError:
     """The refusal of `flag` (--resume, --extend) on a folder `out` that holds no `what` ("training run") to
     continue, its `record` file ("run.json") missing; a folder that does not exist is named as such (a misspelt
-    name is the likelier mistake, and a `record` that is a folder too)."""
+    name is the likelier mistake, and a `record` that is a folder too), one holding another command's output as that.
+    """
     if not out.exists():
         return UserError(f"{flag}: {out} does not exist, so there is no {what} to continue; check the folder's name, "
                          f"or drop {flag} to start one there")
@@ -247,5 +263,6 @@ def nothing_to_continue(out: Path, flag: str, what: str, record: str) -> UserErr
         found = "a folder" if (out / record).is_dir() else "neither a file nor a folder"
         return UserError(f"{flag}: {out / record} is {found} where the {what} in {out} keeps its record (a file): "
                          f"move it out of {out}, then continue")
-    return UserError(f"{flag}: {out} holds no {what} to continue (no {record}); give the {what}'s folder as --out, "
-                     f"or drop {flag} to start one")
+    return another_commands_output(out, flag, what) or UserError(
+        f"{flag}: {out} holds no {what} to continue (no {record}); give the {what}'s folder as --out, or drop {flag} "
+        f"to start one")

@@ -579,6 +579,17 @@ def test_help_says_resume_and_extend_exclude_each_other_and_take_the_record(comm
     (["collect", "--out", "{d}", "--resume"], "run.json", "holds a training run (run.json), not a dataset"),
     (["eval", "--pilot", "expert", "--out", "{d}", "--resume"], "manifest.json",
      "holds a dataset (manifest.json), not an evaluation"),
+    # Continued from the record alone: the folder given holds another command's record, not none.
+    (["train", "--out", "{d}", "--resume"], "adapt-curve.json",
+     "--resume: {d} holds a learning curve (adapt-curve.json), not a training run to continue; give the training "
+     "run's folder as --out"),
+    (["adapt", "--out", "{d}", "--resume"], "eval.json",
+     "--resume: {d} holds an evaluation (eval.json), not an adaptation to continue"),
+    (["compare", "--out", "{d}", "--resume"], "eval.json",
+     "--resume: {d} holds an evaluation (eval.json), not a comparison to continue; give the comparison's folder"),
+    (["adapt", "curve", "--out", "{d}", "--resume"], "manifest.json",
+     "--resume: {d} holds a dataset (manifest.json), not a learning curve to continue"),
+    (["eval", "--out", "{d}", "--resume"], "compare.json", "holds a comparison (compare.json), not an evaluation"),
 ])
 def test_one_commands_output_folder_is_never_taken_for_anothers(tmp_path, capsys, argv, record, message):
     folder = tmp_path / "out"
@@ -586,7 +597,7 @@ def test_one_commands_output_folder_is_never_taken_for_anothers(tmp_path, capsys
     (folder / record).write_text("{}")
     before = _snapshot(tmp_path)
     assert main([arg.format(d=folder) for arg in argv]) == 2
-    assert message in capsys.readouterr().err
+    assert message.format(d=folder) in capsys.readouterr().err
     assert _snapshot(tmp_path) == before
 
 

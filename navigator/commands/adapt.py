@@ -346,6 +346,11 @@ def _curve_source(args: argparse.Namespace) -> Path | RecordedSettings:
         raise UserError(f"--resume: {out / CURVE_RECORD} cannot be read or records no settings (it is damaged); "
                         f"start the learning curve over in another --out")
     if recorded is None:
+        from navigator.resume import another_commands_output
+
+        other = another_commands_output(out, "--resume", "learning curve")
+        if other is not None:
+            raise other
         raise UserError(f"--resume: {out} holds no learning curve to continue (no readable {CURVE_RECORD}); give the "
                         f"curve's folder as --out, or start one with --config FILE")
     # The resources it was started with (threads: the rounding of its training), which the record keeps apart.

@@ -66,6 +66,11 @@ def _recorded(args: argparse.Namespace) -> RecordedSettings:
         raise UserError(f"--resume: {out / RECORD} cannot be read or records no settings (it is damaged); start the "
                         f"comparison over in another --out")
     if recorded is None:
+        from navigator.resume import another_commands_output
+
+        other = another_commands_output(out, "--resume", "comparison")
+        if other is not None:
+            raise other
         raise UserError(f"--resume: {out} holds no readable comparison record ({RECORD}) to take its settings from; "
                         f"give --config with the comparison's config, or choose the comparison's folder with --out")
     data = dict(recorded.data)
