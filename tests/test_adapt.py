@@ -52,6 +52,13 @@ def night(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def night_later(tmp_path_factory):
+    """Two more night demonstrations, on worlds `finetuned` was not adapted on."""
+    return collect(tmp_path_factory.mktemp("adapt") / "night-later", "--preset", "night", "--episodes", "2",
+                   "--max-seconds", "1", "--seed", "20010")
+
+
+@pytest.fixture(scope="module")
 def old(tmp_path_factory):
     """Old (summer) demonstrations to replay: three one-second episodes."""
     return collect(tmp_path_factory.mktemp("adapt") / "old", "--episodes", "3", "--max-seconds", "1", "--seed",
@@ -65,10 +72,23 @@ def finetuned(night, tmp_path_factory):
     return out / "best.pt"
 
 
-def test_adapting_a_checkpoint_refuses_task_and_measures_against_that_checkpoint(finetuned, night, tmp_path, capsys,
-                                                                                 monkeypatch):
+def test_the_data_a_policy_was_trained_on_is_refused_as_new_data(finetuned, night, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")
+    run = tmp_path / "same"
+    spelt = tmp_path / "link"
+    spelt.symlink_to(night)  # however it is spelt
+    for data in (night, spelt):
+        assert main(["adapt", "--data", str(data), "--pilot", str(finetuned), "--out", str(run)]) == 2
+        error = capsys.readouterr().err
+        assert f"--data {data} is the data {finetuned} was trained on (fly-to-target world seeds 20000 on" in error
+        assert "teaches nothing new" in error and not run.exists()
+
+
+def test_adapting_a_checkpoint_refuses_task_and_measures_against_that_checkpoint(finetuned, night_later, tmp_path,
+                                                                                 capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "1000")  # the hint on one line, however long the paths
     run = tmp_path / "again"
+    night = night_later
     assert main(["adapt", "--data", str(night), "--pilot", str(finetuned), "--task", "hike", "--out", str(run)]) == 2
     assert "--task only picks whose shipped policy pretrained is" in capsys.readouterr().err and not run.exists()
     assert main(["adapt", "--data", str(night), "--pilot", str(finetuned), "--out", str(run), *FAST]) == 0

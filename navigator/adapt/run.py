@@ -105,6 +105,28 @@ def check_replay_is_old(data: tuple[str, ...], replay: tuple[str, ...]) -> None:
                                 f"policy was trained on as --replay ({SHIPPED_OLD_DATA})")
 
 
+def check_data_is_new(data: tuple[str, ...], start: Path, metadata: dict[str, Any], pilot: str) -> None:
+    """Refuse new data that is a dataset the policy (`pilot`, checkpoint `start`, whose `metadata` lists the
+    datasets its training seeds came from) was trained on, however it is spelt: adapting to it would teach nothing
+    new. A source recorded as a relative path is looked for from here and from every folder above the checkpoint
+    (where its training ran: the shipped policies' from the repository's root); one found nowhere is not compared."""
+    def places(source: str) -> list[Path]:
+        if not source:
+            return []
+        if Path(source).is_absolute():
+            return [Path(source)]
+        return [Path(source), *(folder / source for folder in start.absolute().parents)]
+
+    for new in map(Path, data):
+        for trained in metadata.get("training_seeds") or []:
+            if new.is_dir() and any(place.is_dir() and place.samefile(new)
+                                    for place in places(str(trained.get("source") or ""))):
+                raise UserError(f"--data {new} is the data {pilot} was trained on ({trained.get('task')} world seeds "
+                                f"{trained.get('first')} on, as its checkpoint records): adapting to it teaches "
+                                f"nothing new; record demonstrations in the new surroundings (navigator collect "
+                                f"--preset PRESET --seed S, with seeds it was not trained on) and give those")
+
+
 def data_presets(paths: tuple[str, ...]) -> list[str]:
     """The presets (sceneries; suite names for navigator eval) of the episodes of datasets `paths`, in the order
     first met."""
@@ -114,8 +136,9 @@ def data_presets(paths: tuple[str, ...]) -> list[str]:
     return presets
 
 
-def prepare(config: AdaptConfig) -> AdaptTrainConfig:
-    """The checked training recipe of `config`, before any work (see the module's docstring)."""
+def prepare(config: AdaptConfig, resume: bool = False) -> AdaptTrainConfig:
+    """The checked training recipe of `config`, before any work (see the module's docstring). Resuming, the new data
+    was checked when the adaptation started, and a changed starting checkpoint is said by `check_resumable`."""
     start = start_checkpoint(config)
     policy, metadata = training.load_trained(start)
     camera, airframe, tasks = policy_scenario(policy, metadata)
@@ -123,6 +146,8 @@ def prepare(config: AdaptConfig) -> AdaptTrainConfig:
     check_data(config.data, "--data", shown, camera, airframe, tasks)
     check_data(config.replay, "--replay", shown, camera, airframe, tasks)
     check_replay_is_old(config.data, config.replay)
+    if not resume:
+        check_data_is_new(config.data, start, metadata, shown)
     model = {"model": policy.config.model, "normalisation": policy.config.image.normalisation,
              "feature_size": policy.config.feature_size, "head_size": policy.config.head_size}
     return config.recipe(str(start), file_sha256(start), model, metadata.get("train_config"))
@@ -192,7 +217,7 @@ def adapt(config: AdaptConfig, resume: bool, hooks: training.Hooks | None = None
     the adapted best.pt. UserError before any work for anything the module's docstring lists."""
     from navigator.adapt.strategies import Strategy
 
-    recipe = prepare(config)
+    recipe = prepare(config, resume)
     if resume:
         check_resumable(config, recipe)
     return training.run_recipe(recipe, resume, hooks or training.Hooks(), extras=Strategy(recipe))
