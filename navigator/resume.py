@@ -18,7 +18,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from navigator.errors import UserError
-from navigator.json_fields import show
+from navigator.json_fields import field_problems, show, without_checksum
 from navigator.output_folders import RECORDS
 
 
@@ -235,6 +235,21 @@ def check_continuation(found: list[Difference], extendable: Callable[[Difference
         raise UserError(f"--resume: {out} was started with other settings: {what.describe(found)}; "
                         f"{what.how_to_match}, or choose another --out{hint}")
     return grown
+
+
+def continuable_record(record: dict[str, Any], fields: Sequence[tuple[str, str]], path: Path, what: str,
+                       start_over: str) -> dict[str, Any]:
+    """The fields of `record` (read from `path`), without its checksum, when a `what` ("run") can be continued from
+    it; else UserError naming the damaged fields (`fields`, as navigator.json_fields checks them) or saying it was
+    edited since navigator wrote it (its checksum no longer matches), with the fix: restore it, or `start_over`."""
+    problems = field_problems(record, fields)
+    if problems:
+        raise UserError(f"{path} is damaged ({'; '.join(problems)}), so the {what} cannot be continued from it; "
+                        f"restore it, or {start_over}")
+    try:
+        return without_checksum(record)
+    except ValueError as error:  # continued, the work would go on under settings it did not start with
+        raise UserError(f"{path} cannot be continued from: {error}; restore it, or {start_over}") from None
 
 
 def another_commands_output(out: Path, flag: str, what: str) -> UserError | None:

@@ -21,9 +21,9 @@ from navigator.evaluation.results import EvalResults, PilotInfo
 from navigator.evaluation.seeds import recorded_training_fields
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.explain.methods import DEFAULT_EVERY
-from navigator.json_fields import field_problems, read_problem, with_checksum, without_checksum
-from navigator.resume import (Continued, GivenAs, check_continuation, differences, nothing_to_continue,
-                              recorded_paths)
+from navigator.json_fields import read_problem, with_checksum, without_checksum
+from navigator.resume import (Continued, GivenAs, check_continuation, continuable_record, differences,
+                              nothing_to_continue, recorded_paths)
 
 FORMAT = "liquid-navigator/eval"
 VERSION = 1
@@ -61,15 +61,8 @@ def check_folder(out: Path, resume: bool, flag: str = "--resume") -> dict[str, A
                         f"--out")
     if not isinstance(recorded.get("settings"), dict) or not isinstance(recorded.get("pilots", []), list):
         raise UserError(f"{flag}: {recorded_path} records no settings (it is damaged); start again in another --out")
-    problems = field_problems(recorded, RECORD_FIELDS)
-    if problems:
-        raise UserError(f"{recorded_path} is damaged ({'; '.join(problems)}), so the evaluation cannot be "
-                        f"continued from it; restore it, or start again in another --out")
-    try:
-        return without_checksum(recorded)
-    except ValueError as error:  # continued, its episodes would fly with settings other than those flown so far
-        raise UserError(f"{flag}: {recorded_path} cannot be continued from: {error}; restore it, or start the "
-                        f"evaluation again in another --out") from None
+    return continuable_record(recorded, RECORD_FIELDS, recorded_path, "evaluation",
+                              "start the evaluation again in another --out")
 
 
 def with_added_settings(recorded: Any) -> Any:

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from navigator.errors import UserError, refuse_if_denied
-from navigator.json_fields import field_problems, read_problem, without_checksum
+from navigator.json_fields import read_problem
 from navigator.output_folders import refuse_wrong_kinds
+from navigator.resume import continuable_record
 
 RUN_RECORD = "run.json"
 RUN_FORMAT = "liquid-navigator/training-run"
@@ -44,12 +45,4 @@ def read_record(out: Path) -> dict[str, Any]:
     if not isinstance(record, dict) or record.get("format") != RUN_FORMAT or record.get("version") != RUN_VERSION:
         raise UserError(f"{path} is not a record of a liquid-navigator training run (format {RUN_FORMAT!r}, "
                         f"version {RUN_VERSION}); start the run over in another --out")
-    problems = field_problems(record, RUN_FIELDS)
-    if problems:
-        raise UserError(f"{path} is damaged ({'; '.join(problems)}), so the run cannot be continued safely; restore "
-                        f"the file, or start the run over in another --out")
-    try:
-        return without_checksum(record)
-    except ValueError as error:  # continued, the run would train on with settings it did not start with
-        raise UserError(f"{path} cannot be continued from: {error}; restore it, or start the run over in another "
-                        f"--out") from None
+    return continuable_record(record, RUN_FIELDS, path, "run", "start the run over in another --out")
