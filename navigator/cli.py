@@ -20,6 +20,7 @@ from navigator import __version__
 from navigator.config import DefaultsHelpFormatter, SettingError
 from navigator.console import INTERRUPTED_BEFORE_START
 from navigator.errors import ACCESS_ERRORS, UserError, access_problem
+from navigator.output_folders import RECORDS
 from navigator.workers import WorkerLost
 
 # name -> (module under navigator.commands, one-line help). Order is the order users meet them.
@@ -197,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         print(INTERRUPTED_BEFORE_START, file=sys.stderr)
         return 130
     _Termination.received = False
+    if getattr(args, "extend", False) and getattr(args, "out", None) is not None:
+        args.record_before = _record(Path(args.out))  # an interrupted --extend says whether it had recorded itself
     # Signal handlers can only be set from the main thread (main() called from another one keeps SIGTERM's default).
     installed = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _Termination.handle) if installed else signal.SIG_DFL
@@ -209,7 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         if error.errno not in ACCESS_ERRORS:
             raise
-        print(f"{_command_name(args)}: error: {access_problem(error)}", file=sys.stderr)
+        out = _output_folder(args)
+        again = "run it again" if out is None or _record(out) is None else (
+            "rerun the same command" + ("" if args.resume else " with --resume") + " to continue")
+        print(f"{_command_name(args)}: error: {access_problem(error, out, again)}", file=sys.stderr)
         return 2
     except WorkerLost as error:
         print(f"{_command_name(args)}: {interrupted(args, str(error))}", file=sys.stderr)
@@ -246,17 +252,41 @@ def _command_name(args: argparse.Namespace) -> str:
 
 def interrupted(args: argparse.Namespace, stopped: str = "interrupted") -> str:
     """What to say after Ctrl-C (or SIGTERM: `stopped` says which): for a command that can continue its work (it
-    takes --resume: collect, train, eval), how to continue it, since what it finished is kept."""
+    takes --resume: collect, train, eval, adapt, compare, adapt curve), how to continue it, since what it finished is
+    kept. Its output folder is --out, or the config's `out` once the command has read it (`args.output_folder`);
+    something was saved there once it holds its record."""
     if not hasattr(args, "resume"):
         return stopped
-    out = getattr(args, "out", None)
-    if out is not None and not (Path(out).is_dir() and any(Path(out).iterdir())):
+    out = _output_folder(args)
+    if out is None or _record(out) is None:
         return f"{stopped} before anything was saved; rerun the same command to start again"
-    if getattr(args, "extend", False):  # the extension is recorded before any work: --resume continues it
+    if getattr(args, "extend", False):
+        if _record(out) == getattr(args, "record_before", None):  # stopped before the extension was recorded
+            return f"{stopped} before the extension was recorded; rerun the same command to extend it"
         return f"{stopped}; rerun the same command with --resume in place of --extend to continue"
     if args.resume:
         return f"{stopped}; rerun the same command to continue"
     return f"{stopped}; rerun the same command with --resume to continue"
+
+
+def _output_folder(args: argparse.Namespace) -> Path | None:
+    """The output folder of a command that continues its work (it takes --resume): --out, or the config's `out`
+    once the command has read it (`args.output_folder`); None for other commands, or when it is not known yet."""
+    if not hasattr(args, "resume"):
+        return None
+    out = getattr(args, "output_folder", None) or getattr(args, "out", None)
+    return Path(out) if out is not None else None
+
+
+def _record(out: Path) -> bytes | None:
+    """The bytes of the record of the output folder `out` (its manifest.json, run.json, ...), or None if it holds
+    none: an interrupted command compares them with what they were when it started."""
+    for name in RECORDS.values():
+        try:
+            return (out / name).read_bytes()
+        except OSError:  # missing, or unreadable: the next kind's
+            continue
+    return None
 
 
 if __name__ == "__main__":

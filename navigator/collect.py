@@ -75,7 +75,8 @@ class CollectConfig:
         pairs = [(part.task, part.preset) for part in self.parts]
         duplicates = sorted({pair for pair in pairs if pairs.count(pair) > 1})
         if duplicates:
-            raise SettingError("parts", f"repeat task and preset {duplicates}: merge them into one part")
+            repeated = ", ".join(f"{task} in {preset}" for task, preset in duplicates)
+            raise SettingError("parts", f"repeat a task and preset ({repeated}): merge them into one part")
         for index, part in enumerate(self.parts):
             check_seed_span(self.seed, part.episodes, "seed", f"parts[{index}].episodes")
         planned = sum(part.episodes for part in self.parts)

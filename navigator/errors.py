@@ -4,6 +4,7 @@ refusals (no permission, a full disk) it reports the same way."""
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -16,15 +17,23 @@ def some_of(names: list[str], shown: int = 5) -> str:
     return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
+def counted(count: int, noun: str) -> str:
+    """`count` and `noun` for a message, the noun in the plural (an added s) unless the count is one: "1 error",
+    "3 errors"."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
 # What the system refuses to a user (not a bug): no permission, a read-only file system, a full disk.
 ACCESS_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
 
 
-def access_problem(error: OSError) -> str:
-    """One line for an OSError of ACCESS_ERRORS: the path it concerns, what the system said and what to do."""
-    where = f"{error.filename}: " if error.filename else ""
+def access_problem(error: OSError, where: str | Path | None = None, again: str = "run it again") -> str:
+    """One line for an OSError of ACCESS_ERRORS: the path it concerns (the error's, else `where`: the output folder
+    being written), what the system said and what to do; `again` says how to go on once space is freed (a command
+    that saved part of its work continues it with --resume)."""
+    where = f"{error.filename or where}: " if error.filename or where else ""
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        fix = "free some space there (or choose an output folder on another disk) and run it again"
+        fix = f"free some space there (or choose an output folder on another disk) and {again}"
     elif error.errno == errno.EROFS:
         fix = "choose a folder on a writable file system"
     else:

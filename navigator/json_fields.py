@@ -130,7 +130,8 @@ def field_problems(document: Any, fields: Iterable[tuple[str, str]]) -> list[str
 # The key of a record's checksum: the sha256 of its other fields. A record navigator continues from (an evaluation's
 # eval.json and episode records, a training run's run.json, a study's record, a dataset's manifest) carries one, so
 # that a record edited by hand, or damaged in a way that still parses, is refused rather than continued with values
-# navigator never wrote. Records written before checksums carry none and are read as they are.
+# navigator never wrote. Each record's version says whether it carries one (a version written since checksums must:
+# one without was edited); records of the versions before carry none and are read as they are.
 CHECKSUM_KEY = "sha256"
 
 
@@ -147,10 +148,13 @@ def with_checksum(fields: dict[str, Any]) -> dict[str, Any]:
     return {**fields, CHECKSUM_KEY: fields_sha256(fields)}
 
 
-def without_checksum(document: Any) -> Any:
+def without_checksum(document: Any, required: bool = False) -> Any:
     """A record's fields without its checksum, as read; ValueError when the checksum does not match them (the
-    record was edited or damaged). A document without one (written before checksums, or not a mapping) is
-    returned as it is."""
+    record was edited or damaged), or is missing where `required` (the record's version carries one). A document
+    without one (written before checksums, or not a mapping) is otherwise returned as it is."""
+    if isinstance(document, dict) and CHECKSUM_KEY not in document and required:
+        raise ValueError(f"it has no {CHECKSUM_KEY}, which every record of its version carries: it was edited by hand "
+                         f"or damaged since navigator wrote it")
     if not isinstance(document, dict) or CHECKSUM_KEY not in document:
         return document
     fields = {key: value for key, value in document.items() if key != CHECKSUM_KEY}

@@ -68,10 +68,11 @@ def is_within(setting: str, group: str) -> bool:
 
 
 def _show(value: Any) -> str:
-    """A setting's value as a message shows it: text quoted, a list or mapping as its JSON (never Python's repr)."""
+    """A setting's value as a message shows it: text quoted, yes/no as true/false, a list or mapping as its JSON (as
+    the YAML and JSON files spell them; never Python's repr)."""
     if value is _MISSING:
         return "nothing"
-    return show(value, limit=240) if isinstance(value, (dict, list, tuple)) else repr(value)
+    return show(value, limit=240) if isinstance(value, (dict, list, tuple, bool)) else repr(value)
 
 
 def without(settings: dict[str, Any], dotted_names: tuple[str, ...]) -> dict[str, Any]:
@@ -238,16 +239,17 @@ def check_continuation(found: list[Difference], extendable: Callable[[Difference
 
 
 def continuable_record(record: dict[str, Any], fields: Sequence[tuple[str, str]], path: Path, what: str,
-                       start_over: str) -> dict[str, Any]:
+                       start_over: str, checksummed: bool) -> dict[str, Any]:
     """The fields of `record` (read from `path`), without its checksum, when a `what` ("run") can be continued from
     it; else UserError naming the damaged fields (`fields`, as navigator.json_fields checks them) or saying it was
-    edited since navigator wrote it (its checksum no longer matches), with the fix: restore it, or `start_over`."""
+    edited since navigator wrote it (its checksum no longer matches, or is missing where its version, `checksummed`,
+    carries one), with the fix: restore it, or `start_over`."""
     problems = field_problems(record, fields)
     if problems:
         raise UserError(f"{path} is damaged ({'; '.join(problems)}), so the {what} cannot be continued from it; "
                         f"restore it, or {start_over}")
     try:
-        return without_checksum(record)
+        return without_checksum(record, required=checksummed)
     except ValueError as error:  # continued, the work would go on under settings it did not start with
         raise UserError(f"{path} cannot be continued from: {error}; restore it, or {start_over}") from None
 

@@ -67,3 +67,37 @@ def test_an_unreadable_file_is_named_with_the_way_out(trained, tmp_path, command
     assert "permission denied" in said.lower() and ("give this user" in said or "read access" in said)
     path.chmod(0o644)
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("saved", [False, True])
+def test_a_full_disk_names_the_folder_and_how_to_go_on(tmp_path, capsys, monkeypatch, saved):
+    """Out of space part-way, a command that saved some of its work continues it with --resume (running it again
+    as it was would be refused: the folder is not empty); one that saved nothing runs again. The system's refusal
+    is raised where the dataset writer lists the second episode (or, unsaved, where it creates the dataset)."""
+    import errno
+
+    from navigator.dataset import DatasetWriter
+
+    add = DatasetWriter.add  # where the parent lists an episode its worker wrote
+    stored = []
+
+    def full_after_one(writer, entry):
+        if stored:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        stored.append(entry)
+        add(writer, entry)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setenv("COLUMNS", "1000")
+    if saved:
+        monkeypatch.setattr(DatasetWriter, "add", full_after_one)
+    else:
+        monkeypatch.setattr(DatasetWriter, "create", full)
+    out = tmp_path / "ds"
+    assert main(["collect", "--out", str(out), "--episodes", "2", "--max-seconds", "0.5", "--workers", "1"]) == 2
+    error = capsys.readouterr().err.strip()
+    again = "rerun the same command with --resume to continue" if saved else "run it again"
+    assert error == (f"navigator collect: error: {out}: no space left on device: free some space there (or choose an "
+                     f"output folder on another disk) and {again}"), error

@@ -291,6 +291,7 @@ def other_task(tmp_path_factory):
     (["--strategy", "forget-nothing"], "unknown strategy 'forget-nothing'; valid strategies are: finetune, replay"),
     (["--pilot", "expert"], "expert is the privileged demonstrator"),
     (["--pilot", "policies/pretrained/bundles/fly-to-target"], "an exported bundle cannot be trained"),
+    (["--pilot", "{run}"], "--pilot: {run} is a training run's folder; give its policy: {run}/best.pt"),
     (["--strategy", "replay"], ("the replay strategy needs the old data: give --replay DATASET; the shipped "
                                 "policy's old data is its recipe's summer dataset")),
     (["--replay", "{night}"], "is read by the replay strategy only"),
@@ -312,13 +313,14 @@ def other_task(tmp_path_factory):
     (["--dagger", "0", "--dagger-epochs", "3", "--dagger-episodes", "5"], "--dagger-episodes, --dagger-epochs: only "
                                                                           "read with DAgger rounds"),
 ])
-def test_bad_input_is_refused_in_one_line_before_any_work(night, other_camera, other_task, tmp_path, capsys, args,
-                                                          message):
-    given = [a.format(night=night, other_camera=other_camera, other_task=other_task) for a in args]
+def test_bad_input_is_refused_in_one_line_before_any_work(night, other_camera, other_task, finetuned, tmp_path, capsys,
+                                                          args, message):
+    names = {"night": night, "other_camera": other_camera, "other_task": other_task, "run": finetuned.parent}
+    given = [a.format(**names) for a in args]
     data = [] if "--data" in given else ["--data", str(night)]
     assert main(["adapt", *data, *given, "--out", str(tmp_path / "run")]) == 2
     error = capsys.readouterr().err
-    assert message in error and len(error.strip().splitlines()) == 1
+    assert message.format(**names) in error and len(error.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
 
 
@@ -330,6 +332,19 @@ def test_a_replayed_dataset_that_is_the_new_data_under_another_name_is_refused(n
     error = capsys.readouterr().err
     assert f"--replay {alias} and --data {night} are the same dataset folder" in error
     assert len(error.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("given, strategy", [("Fine Tune", "finetune"), ("fine_tune", "finetune"),
+                                             ("Freeze CNN", "freeze-cnn"), ("L2_Anchor", "l2-anchor"),
+                                             ("REPLAY", "replay")])
+def test_a_strategy_is_named_whatever_its_case_and_separators(given, strategy):
+    from navigator.adapt.config import canonical_strategy
+
+    assert canonical_strategy(given) == strategy
+    assert CurveConfig(strategies=(given, "replay" if strategy != "replay" else "finetune"),
+                       replay=("datasets/old",)).strategies[0] == strategy
+    with pytest.raises(ValueError, match="unknown strategy 'fine tuning'; valid strategies are: finetune, replay"):
+        canonical_strategy("fine tuning")
 
 
 @pytest.mark.parametrize("strategies, train, problem", [

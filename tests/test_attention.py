@@ -247,7 +247,8 @@ def test_resume_accepts_the_default_interval_typed_and_old_folders_that_left_it_
     assert main(["eval", "--out", str(out), "--resume", "--attention-every", "4"]) == 2
     assert "--attention-every: evaluation has" in capsys.readouterr().err
     recorded["settings"]["attention_every"] = None  # as eval.json recorded it before the interval was filled in
-    del recorded["sha256"]  # (and before checksums)
+    del recorded["sha256"]  # (and before checksums: version 1)
+    recorded["version"] = 1
     (out / "eval.json").write_text(json.dumps(recorded))
     assert main(["eval", "--out", str(out), "--resume"]) == 0
     assert main(["eval", "--out", str(out), "--resume", "--attention-every", "5"]) == 0

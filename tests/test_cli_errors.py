@@ -195,7 +195,7 @@ CASES: list[tuple[str, str | None, str]] = [
      "parts[0].preset in {config}: preset 'winter+'"),
     ("collect --out {tmp}/ds --config {config}",
      "parts:\n  - {task: hike, preset: 'winter + wind'}\n  - {task: hike, preset: winter+wind}\n",
-     "parts in {config}: repeat task and preset [('hike', 'winter+wind')]"),
+     "parts in {config}: repeat a task and preset (hike in winter+wind): merge them into one part"),
     ("collect --out {tmp}/ds --config {config}", "parts:\n  - {task: hike, task: follow}\n", "duplicate key 'task'"),
     ("collect --out {tmp}/ds --config {config}", "pilot: robot\n", "pilot in {config}: unknown pilot 'robot'"),
     # train
@@ -447,7 +447,7 @@ def test_collect_resume_takes_the_recorded_recipe_so_no_flag_needs_retyping(tmp_
     assert "seed: dataset has 3, you gave 5" in error and "episodes" not in error and "task" not in error
     # A flag that sets a yes/no setting is named with it, since the values shown are the setting's.
     assert main(["collect", "--out", str(out), "--resume", "--drop-failed"]) == 2
-    assert "--drop-failed (setting keep_failed): dataset has True, you gave False" in capsys.readouterr().err
+    assert "--drop-failed (setting keep_failed): dataset has true, you gave false" in capsys.readouterr().err
     assert main(["collect", "--out", str(out), "--resume", "--keep-failed"]) == 0
 
 
@@ -468,13 +468,14 @@ def test_collect_extend_builds_on_the_recorded_recipe(flags, message, tmp_path, 
 def _recorded_run(out: Path, data: Path) -> None:
     """A finished 2-epoch training run's folder, as far as resuming reads it (run.json, progress.json)."""
     from navigator.config import to_dict
+    from navigator.json_fields import with_checksum
     from navigator.training.config import TrainConfig
     from navigator.training.pipeline import RUN_FORMAT, RUN_RECORD, RUN_VERSION
 
     out.mkdir()
     config = TrainConfig(data=(str(data),), out=str(out), epochs=2, model="lstm", window=8, stride=4)
-    (out / RUN_RECORD).write_text(json.dumps({"format": RUN_FORMAT, "version": RUN_VERSION, "config": to_dict(config),
-                                              "extensions": []}))
+    (out / RUN_RECORD).write_text(json.dumps(with_checksum({"format": RUN_FORMAT, "version": RUN_VERSION,
+                                                            "config": to_dict(config), "extensions": []})))
     (out / "progress.json").write_text(json.dumps({"completed": ["train"]}))
 
 
@@ -510,18 +511,31 @@ def test_eval_resume_takes_the_settings_eval_json_recorded(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, last_line", [
     (["collect", "--out", "ds"], "navigator collect: interrupted; rerun the same command with --resume to continue"),
-    (["train", "--out", "run", "--extend"],
+    (["train", "--out", "extended", "--extend"],
      "navigator train: interrupted; rerun the same command with --resume in place of --extend to continue"),
+    # Stopped before its record said it was extended: --resume would refuse the larger count, --extend takes it.
+    (["train", "--out", "run", "--extend"],
+     "navigator train: interrupted before the extension was recorded; rerun the same command to extend it"),
     (["eval", "--out", "report", "--resume"], "navigator eval: interrupted; rerun the same command to continue"),
     (["collect", "--out", "nothing-saved"],
      "navigator collect: interrupted before anything was saved; rerun the same command to start again"),
+    # A folder holding no record yet (the lock of a study just started, say) holds nothing to continue.
+    (["compare", "--out", "locked"],
+     "navigator compare: interrupted before anything was saved; rerun the same command to start again"),
     (["fly"], "navigator fly: interrupted"),
 ])
 def test_ctrl_c_says_how_to_continue(argv, last_line, monkeypatch, capsys, tmp_path):
     import importlib
 
     def interrupt(args):
+        if str(getattr(args, "out", "")) == "extended":  # the command recorded its extension, then was stopped
+            Path("extended", "manifest.json").write_text('{"extended": true}')
         raise KeyboardInterrupt
+
+    (tmp_path / "extended").mkdir()
+    (tmp_path / "extended" / "manifest.json").write_text("{}")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / ".lock").write_text("")
 
     monkeypatch.chdir(tmp_path)
     for saved in ("ds", "run", "report"):  # what the interrupted command had written

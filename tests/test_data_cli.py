@@ -120,7 +120,7 @@ def test_an_incomplete_dataset_is_sound_but_named_so(tmp_path, capsys):
     assert main(["data", "check", str(writer.path)]) == 0
     out = capsys.readouterr().out
     assert "incomplete: 2 of 5 episodes flown" in out and "missing fly-to-target/summer seeds 2-4" in out
-    assert f"navigator collect --out {writer.path} --resume" in out and "1 warnings: sound" in out
+    assert f"navigator collect --out {writer.path} --resume" in out and "1 warning: sound" in out
     assert main(["data", "info", str(writer.path)]) == 0
     assert "2 of 5 episodes (incomplete)" in capsys.readouterr().out
     assert main(["data", "info", str(writer.path), "--json"]) == 0
@@ -217,4 +217,4 @@ def test_data_check_runs_without_the_simulator(tmp_path):
     done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "1 episodes checked, 0 errors" in done.stdout and "sound" in done.stdout
+    assert "1 episode checked, 0 errors" in done.stdout and "sound" in done.stdout

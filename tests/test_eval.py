@@ -245,8 +245,13 @@ def test_an_episode_record_edited_so_that_it_still_parses_counts_as_damaged(expe
     (out / "results.json").unlink()
     finished, damaged, _ = read_finished(out, EXPERT)
     assert damaged == [path] and EpisodeKey(1, 0, 100001) not in finished
-    # A record of a version before the checksum (no sha256 key) is read as it is.
+    # Without its sha256 it is damaged too, in a folder whose version writes one; in a folder of the version before
+    # checksums (1), such a record is read as it is.
     path.write_text(json.dumps({key: item for key, item in record.items() if key != "sha256"}))
+    assert read_finished(out, EXPERT)[1] == [path]
+    recorded = json.loads((out / "eval.json").read_text())
+    del recorded["sha256"]
+    (out / "eval.json").write_text(json.dumps({**recorded, "version": 1}))
     assert read_finished(out, EXPERT)[1] == []
 
 
@@ -265,7 +270,8 @@ def test_resume_with_other_settings_is_refused(expert_run, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("record, said", [
-    ("\xff", "cannot read"), ('{"format": "liquid-navigator/eval"}', "is not a liquid-navigator/eval version 1 file"),
+    ("\xff", "cannot read"),
+    ('{"format": "liquid-navigator/eval"}', "is not a liquid-navigator/eval version 1 or 2 file"),
     ('{"format": "liquid-navigator/eval", "version": 1}', "records no settings (it is damaged)")])
 @pytest.mark.parametrize("flag", ["--resume", "--extend"])
 def test_a_damaged_eval_record_is_said_as_such(expert_run, tmp_path, capsys, monkeypatch, record, said, flag):
@@ -525,7 +531,7 @@ def test_asking_for_attention_on_resume_names_only_what_the_user_changed(small_e
     shutil.copytree(small_evaluation, out)
     assert main(["eval", "--out", str(out), "--resume", "--attention"]) == 2
     error = capsys.readouterr().err
-    assert "attention: evaluation has False, you gave True" in error and "attention_every" not in error, error
+    assert "attention: evaluation has false, you gave true" in error and "attention_every" not in error, error
 
 
 def test_a_checkpoint_spelled_another_way_is_the_same_pilot_on_resume(tmp_path, capsys, monkeypatch):

@@ -128,3 +128,69 @@ def test_an_edited_study_record_is_refused_before_anything_trains(tmp_path, caps
     with pytest.raises(Exception, match=f"cannot be continued from: {EDITED}"):
         open_study(out, {"seeds": [0]}, resume=True, study=study)
     assert _files(out) == before
+
+
+MISSING = "it has no sha256, which every record of its version carries: it was edited by hand or damaged"
+
+
+def _without_checksum(path: Path, change=lambda document: None) -> None:
+    """Delete the checksum of the JSON record at `path` by hand (and make `change`), leaving its version."""
+    document = json.loads(path.read_text())
+    del document[CHECKSUM_KEY]
+    change(document)
+    path.write_text(json.dumps(document, indent=1))
+
+
+def test_a_record_whose_version_carries_a_checksum_is_refused_without_one(tmp_path, capsys):
+    from navigator.adapt.curve import CURVE
+    from navigator.comparison.runner import open_study
+
+    data = tmp_path / "ds"
+    writer = DatasetWriter.create(data, image_size=(48, 64), recipe={"seed": 0})
+    writer.write(synthetic_episode(0, frames=12))
+    del writer
+    _without_checksum(data / "manifest.json", lambda manifest: manifest["recipe"].update(seed=5))
+    assert main(["collect", "--out", str(data), "--resume", "--config", str(_collect_yaml(tmp_path))]) == 2
+    assert f"{data / 'manifest.json'}: {MISSING}" in capsys.readouterr().err
+
+    evaluation = tmp_path / "eval"
+    assert main(["eval", "--pilot", "expert", "--suites", "summer", "--episodes", "2", "--max-seconds", "0.2",
+                 "--workers", "1", "--out", str(evaluation)]) == 0
+    episode = next((evaluation / "episodes").rglob("*.json"))
+    flown = json.loads(episode.read_text())["success"]
+    # An episode record without its checksum is not taken as flown: written again from results.json.
+    _without_checksum(episode, lambda record: record.update(success=not flown))
+    assert main(["eval", "--out", str(evaluation), "--resume"]) == 0
+    assert "does not match its sha256" in " ".join(capsys.readouterr().out.split())
+    assert json.loads(episode.read_text())["success"] == flown
+    _without_checksum(evaluation / "eval.json")
+    assert main(["eval", "--out", str(evaluation), "--resume"]) == 2
+    assert f"{evaluation / 'eval.json'} cannot be continued from: {MISSING}" in capsys.readouterr().err
+
+    from navigator.adapt.curve_config import CurveConfig, curve_settings
+
+    study = tmp_path / "curve"
+    config = CurveConfig(sceneries=("night",), demonstrations=(1,), strategies=("finetune",), seeds=(0, 1),
+                         out=str(study))
+    _, lock = open_study(study, curve_settings(config, "0" * 64), resume=False, study=CURVE)
+    lock.release()
+    _without_checksum(study / CURVE.record, lambda record: record["settings"].update(seeds=[0, 1, 2]))
+    assert main(["adapt", "curve", "--out", str(study), "--resume"]) == 2
+    assert f"{study / CURVE.record} cannot be continued from: {MISSING}" in capsys.readouterr().err
+
+
+def test_a_record_written_before_checksums_is_continued_without_one_added(tmp_path, capsys):
+    """A checksum added to a record read without one would vouch for whatever was edited in it before."""
+    out = tmp_path / "ds"
+    writer = DatasetWriter.create(out, image_size=(48, 64), recipe={})
+    writer.write(synthetic_episode(0, frames=12))
+    writer.write(synthetic_episode(1, frames=12))
+    del writer
+    _without_checksum(out / "manifest.json", lambda manifest: manifest.pop("manifest_version"))
+    writer = DatasetWriter.open(out)
+    writer.write(synthetic_episode(2, frames=12))
+    del writer
+    written = json.loads((out / "manifest.json").read_text())
+    assert len(written["episodes"]) == 3 and CHECKSUM_KEY not in written and "manifest_version" not in written
+    assert main(["data", "check", str(out)]) == 0
+    assert "sha256" not in capsys.readouterr().out

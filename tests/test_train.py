@@ -475,7 +475,8 @@ def test_a_run_record_of_datasets_the_run_does_not_train_on_is_refused(finished_
     assert train("--out", str(out), "--extend", "--epochs", "2") == 2
     assert "run.json cannot be continued from: it does not match its sha256" in capsys.readouterr().err
     # A record written before checksums: what it says is checked against the recipe.
-    out = edited_copy(finished_run, tmp_path / "old", "run.json", lambda record: (rename(record), record.pop("sha256")))
+    out = edited_copy(finished_run, tmp_path / "old", "run.json",
+                      lambda record: (rename(record), record.pop("sha256"), record.update(version=1)))
     assert train("--out", str(out), "--extend", "--epochs", "2") == 2
     error = capsys.readouterr().err
     assert "run.json is damaged (its 'datasets' records other, which the run does not train on)" in error

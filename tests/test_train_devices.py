@@ -126,6 +126,7 @@ def test_a_run_recorded_before_the_device_setting_resumes_as_the_cpu_run_it_was(
         run_recipe(config, resume=False, hooks=StopAfterFirstEpoch())
     record = json.loads((out / "run.json").read_text())
     del record["config"]["device"], record["sha256"]  # as every run.json written before the setting (and checksums)
+    record["version"] = 1
     (out / "run.json").write_text(json.dumps(record))
     assert train("--data", str(demos), "--out", str(out), "--epochs", "2", "--batch-size", "4", "--resume") == 0
     out2 = tmp_path / "run2"
@@ -134,6 +135,7 @@ def test_a_run_recorded_before_the_device_setting_resumes_as_the_cpu_run_it_was(
                                                    "batch_size": 4}), resume=False, hooks=StopAfterFirstEpoch())
     record = json.loads((out2 / "run.json").read_text())
     del record["config"]["device"], record["sha256"]
+    record["version"] = 1
     (out2 / "run.json").write_text(json.dumps(record))
     capsys.readouterr()
     assert train("--data", str(demos), "--out", str(out2), "--epochs", "2", "--batch-size", "4", "--resume",

@@ -20,6 +20,7 @@ labels the flights, and training continues on the new data plus every round's ro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from navigator.config import (
@@ -57,11 +58,15 @@ SHIPPED_OLD_DATA = ("the shipped policy's old data is its recipe's summer datase
 
 
 def canonical_strategy(name: Any) -> str:
-    """A strategy's name as STRATEGIES spells it ("Freeze_CNN" -> "freeze-cnn"); ValueError listing the valid ones."""
+    """A strategy's name as STRATEGIES spells it, whatever its case and separators ("Freeze_CNN" -> "freeze-cnn",
+    "Fine Tune" -> "finetune"); ValueError listing the valid ones."""
     from sim_envs import normal_name
 
-    if isinstance(name, str) and normal_name(name) in STRATEGIES:
-        return normal_name(name)
+    if isinstance(name, str):
+        unseparated = {strategy.replace("-", ""): strategy for strategy in STRATEGIES}
+        found = unseparated.get(normal_name(name).replace("-", ""))
+        if found is not None:
+            return found
     raise ValueError(f"unknown strategy {name!r}; valid strategies are: {', '.join(STRATEGIES)}")
 
 
@@ -152,6 +157,10 @@ class AdaptConfig:
             raise SettingError("pilot", "expert is the privileged demonstrator, not a policy with weights to adapt; "
                                         "give pretrained or a policy checkpoint (.pt)")
         if pilot != "pretrained" and not str(self.pilot).endswith(".pt"):
+            folder = Path(str(self.pilot))
+            if (folder / "run.json").is_file():  # a training run's (or adaptation's) folder: its policy is in it
+                raise SettingError("pilot", f"{self.pilot} is a training run's folder; give its policy: "
+                                            f"{folder / 'best.pt'}")
             raise SettingError("pilot", f"must be pretrained or a policy checkpoint (.pt), got {self.pilot!r} (an "
                                         f"exported bundle cannot be trained: adapt the checkpoint it was exported "
                                         f"from)")

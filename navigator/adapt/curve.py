@@ -50,7 +50,7 @@ from navigator.evaluation.seeds import training_seeds
 from navigator.training import pipeline as training
 from navigator.training.config import DAGGER_SEED_STRIDE
 
-CURVE = Study(what="learning curve", record=CURVE_RECORD, format="liquid-navigator/adapt-curve-run", version=1,
+CURVE = Study(what="learning curve", record=CURVE_RECORD, format="liquid-navigator/adapt-curve-run", version=2,
               fingerprints=(("start_sha256", "the starting policy {pilot}"),))
 
 

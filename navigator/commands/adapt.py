@@ -308,6 +308,7 @@ def _curve(args: argparse.Namespace) -> int:
                 console.print(f"[bold]evaluation of the {escape(scenery)} adaptations[/bold]")
                 return evaluation
 
+        args.output_folder = Path(config.out)  # where an interrupted curve is continued (the config's out)
         document = run_curve(config, args.resume, workers, Show(), str(source))
     for entry in document["cells"]:
         scenery = entry["scenery"]

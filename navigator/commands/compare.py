@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     config = FLAGS.load(args, args.config if args.config is not None else _recorded(args))
     out_flag = "--out" if args.out is not None else f"out in {args.config}:"
     check_output_folder(Path(config.out), out_flag, continuing=args.resume, kind="comparison")
+    args.output_folder = Path(config.out)  # where an interrupted comparison is continued (the config's out)
     if not (args.resume and all_runs_finished(config)):  # a finished one is only reported again: no data needed
         existing = list(config.base.data)
         if config.base.collect is not None:  # collected by the first run when missing; reused as it is by the others

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from navigator.config import MAX_SEED, ConfigFlags, DefaultsHelpFormatter, check_settings, setting
+from navigator.errors import counted
 
 
 @dataclass(frozen=True)
@@ -151,8 +152,9 @@ def _check(args: argparse.Namespace) -> int:
                 console.print(f"[{style}]{problem.severity:7}[/{style}] {where}: {escape(problem.message)}",
                               soft_wrap=True)
             verdict = "[green]sound[/green]" if report.sound else "[red]NOT sound[/red]"
-            console.print(f"{escape(str(report.dataset))}: {report.episodes_checked} episodes checked, "
-                          f"{len(report.errors)} errors, {len(report.warnings)} warnings: {verdict}", soft_wrap=True)
+            console.print(f"{escape(str(report.dataset))}: {counted(report.episodes_checked, 'episode')} checked, "
+                          f"{counted(len(report.errors), 'error')}, {counted(len(report.warnings), 'warning')}: "
+                          f"{verdict}", soft_wrap=True)
     return 0 if all(r.sound for r in reports) else 1
 
 

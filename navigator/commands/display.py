@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.progress import Progress, TaskID
 
 from navigator.commands.common import epoch_line, print_warning
+from navigator.errors import counted
 from navigator.evaluation import pipeline as evaluation
 from navigator.training import pipeline as training
 
@@ -64,7 +65,7 @@ class EvaluationDisplay(evaluation.Hooks):
 
     def start(self, todo: int, done: int) -> None:
         if self.heading is not None:
-            self.console.print(f"{self.heading}{todo} episodes to fly, {done} already recorded")
+            self.console.print(f"{self.heading}{counted(todo, 'episode')} to fly, {done} already recorded")
         self._restart("evaluating", todo, f"{done} already recorded")
 
     def damaged(self, note: str) -> None:

@@ -43,7 +43,7 @@ from navigator.resume import describe, differences, nothing_to_continue, without
 from navigator.training import pipeline as training
 
 FORMAT = "liquid-navigator/comparison-run"
-VERSION = 1
+VERSION = 2  # 2: with its checksum (navigator.json_fields); 1, written before checksums, is still read
 # Base recipe settings that cannot change a run's result (resources, and where roll-outs run): they may differ on
 # resume.
 RESOURCES = ("threads", "cache_mb", "collect.workers", "backend", "collect.backend")
@@ -139,14 +139,14 @@ def open_study(out: Path, settings: dict[str, Any], resume: bool, study: Study =
     lock = FolderLock(out, what)
     record = _read_json(out / name, what)
     try:
-        record = without_checksum(record)
+        record = without_checksum(record, required=record["version"] >= 2)
     except ValueError as error:  # the runs still to train would follow settings the finished ones did not
         raise UserError(f"--resume: {out / name} cannot be continued from: {error}; restore it, or start the {what} "
                         f"over in another --out") from None
-    if not isinstance(record, dict) or (record.get("format"), record.get("version")) != (study.format,
-                                                                                          study.version):
-        raise UserError(f"--resume: {out / name} is not a {study.format} version {study.version} record; start the "
-                        f"{what} over in another --out")
+    if not isinstance(record, dict) or record.get("format") != study.format or record.get("version") not in (
+            1, study.version):
+        raise UserError(f"--resume: {out / name} is not a {study.format} version 1 or {study.version} record; start "
+                        f"the {what} over in another --out")
     recorded = record.get("settings")
     if not isinstance(recorded, dict):
         raise UserError(f"--resume: {out / name} records no settings (it is damaged); start the {what} over in "

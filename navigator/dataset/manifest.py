@@ -127,6 +127,9 @@ class Manifest:
     recipe: dict[str, Any] = field(default_factory=dict)
     episodes: tuple[EpisodeEntry, ...] = ()
     dropped: tuple[DroppedEntry, ...] = ()
+    # Written with its checksum (and `manifest_version` 2, which says it carries one). A manifest read without one,
+    # written before checksums, is written back without: a checksum added then would vouch for edits made since.
+    checksummed: bool = True
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -157,7 +160,10 @@ class Manifest:
         return ranges
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "image_height": self.image_height,
+        """The manifest as JSON data, without its checksum (`write_manifest` adds it)."""
+        return {"format": FORMAT_NAME, "schema_version": SCHEMA_VERSION,
+                **({MANIFEST_VERSION_KEY: CHECKSUMMED_MANIFEST} if self.checksummed else {}),
+                "image_height": self.image_height,
                 "image_width": self.image_width, "action_convention": self.action_convention,
                 "recipe": self.recipe, "episodes": [asdict(entry) for entry in self.episodes],
                 "dropped": [asdict(entry) for entry in self.dropped]}
@@ -173,7 +179,14 @@ class Manifest:
         entries = (EpisodeEntry(**item) for item in data["episodes"])
         dropped = (DroppedEntry(**item) for item in data.get("dropped", []))
         return cls(data["image_height"], data["image_width"], data["action_convention"], data["recipe"],
-                   tuple(sorted(entries, key=lambda e: e.key)), tuple(sorted(dropped, key=lambda e: e.key)))
+                   tuple(sorted(entries, key=lambda e: e.key)), tuple(sorted(dropped, key=lambda e: e.key)),
+                   checksummed=data.get(MANIFEST_VERSION_KEY) == CHECKSUMMED_MANIFEST)
+
+
+# The manifest's own version beside the dataset's schema_version (which its episode files share): 2 says it carries
+# its checksum, so one without was edited; manifests written before checksums have no such key.
+MANIFEST_VERSION_KEY = "manifest_version"
+CHECKSUMMED_MANIFEST = 2
 
 
 def require_format(data: Any, where: str) -> None:
@@ -275,7 +288,7 @@ def load_manifest_data(dataset: Path, verify: bool = False) -> dict[str, Any]:
                             f"or collect again into a new folder") from None
     require_format(data, str(path))
     try:
-        return without_checksum(data)
+        return without_checksum(data, required=data.get(MANIFEST_VERSION_KEY) == CHECKSUMMED_MANIFEST)
     except ValueError as error:  # its recipe or entries are no longer what the collection wrote
         if verify:
             raise ManifestError(f"{path}: {error}; restore it from a copy of the dataset, or collect again into a "
@@ -290,5 +303,7 @@ def read_manifest(dataset: Path, verify: bool = False) -> Manifest:
 
 
 def write_manifest(dataset: Path, manifest: Manifest) -> None:
-    text = json.dumps(with_checksum(manifest.to_dict()), indent=1, sort_keys=True, allow_nan=False) + "\n"
+    fields = manifest.to_dict()
+    text = json.dumps(with_checksum(fields) if manifest.checksummed else fields, indent=1, sort_keys=True,
+                      allow_nan=False) + "\n"
     atomic_write_bytes(manifest_path(dataset), text.encode("utf-8"))

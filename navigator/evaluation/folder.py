@@ -26,7 +26,7 @@ from navigator.resume import (Continued, GivenAs, check_continuation, continuabl
                               nothing_to_continue, recorded_paths)
 
 FORMAT = "liquid-navigator/eval"
-VERSION = 1
+VERSION = 2  # 2: eval.json and its episode records carry checksums; 1, written before them, is still read
 # Settings that folders written before them lack (their defaults are what such a folder flew).
 ADDED_SETTINGS = ("sweeps", "sweep_levels", "sweep_base", "attention", "attention_method", "attention_every")
 
@@ -56,13 +56,14 @@ def check_folder(out: Path, resume: bool, flag: str = "--resume") -> dict[str, A
         refuse_if_denied(error)
         raise UserError(f"{flag}: cannot read {recorded_path} ({read_problem(error)}); start again in another "
                         f"--out") from None
-    if not isinstance(recorded, dict) or (recorded.get("format"), recorded.get("version")) != (FORMAT, VERSION):
-        raise UserError(f"{flag}: {recorded_path} is not a {FORMAT} version {VERSION} file; start again in another "
-                        f"--out")
+    if not isinstance(recorded, dict) or recorded.get("format") != FORMAT or recorded.get("version") not in (1,
+                                                                                                             VERSION):
+        raise UserError(f"{flag}: {recorded_path} is not a {FORMAT} version 1 or {VERSION} file; start again in "
+                        f"another --out")
     if not isinstance(recorded.get("settings"), dict) or not isinstance(recorded.get("pilots", []), list):
         raise UserError(f"{flag}: {recorded_path} records no settings (it is damaged); start again in another --out")
     return continuable_record(recorded, RECORD_FIELDS, recorded_path, "evaluation",
-                              "start the evaluation again in another --out")
+                              "start the evaluation again in another --out", checksummed=recorded["version"] >= 2)
 
 
 def with_added_settings(recorded: Any) -> Any:
@@ -139,7 +140,9 @@ def open_folder(out: Path, settings: EvalSettings, pilots: tuple[PilotInfo, ...]
             raise UserError(f"pilot {now.spec} changed since the evaluation in {out} started (its checkpoint's sha256 "
                             f"differs): restore it, or evaluate it in another --out")
     if grown or recorded.get("videos", 0) != videos:
-        write_json(out / "eval.json", with_checksum(document))
+        # A folder of version 1 (before checksums) stays one: a checksum added now would vouch for edits made since.
+        write_json(out / "eval.json", with_checksum(document) if recorded["version"] >= 2 else {**document,
+                                                                                                  "version": 1})
     (out / "episodes").mkdir(exist_ok=True)
 
 
@@ -157,10 +160,11 @@ def read_finished(out: Path, settings: EvalSettings
     damaged but which `out`'s results.json holds counts as finished: a report kept without its episodes/ folder (a
     committed one, say) can still be extended."""
     finished, damaged = {}, {}
+    checksummed = _version(out) >= 2  # its episode records carry checksums: one without was edited
     for key in settings.keys():
         path = episode_path(out, settings, key)
         try:
-            record = _checked_record(json.loads(path.read_text()))
+            record = _checked_record(json.loads(path.read_text()), checksummed)
         except FileNotFoundError:
             continue
         except (OSError, ValueError, KeyError, TypeError) as error:
@@ -227,7 +231,13 @@ def write_episode(out: Path, settings: EvalSettings, key: EpisodeKey, record: Ep
     write_json(path, with_checksum(record.to_dict()))
 
 
-def _checked_record(document: Any) -> EpisodeRecord:
-    """The record in an episode file's `document`; ValueError when its checksum does not match its fields (a record
-    edited by hand, or damaged, in a way that still parses is not reported as flown)."""
-    return EpisodeRecord.from_dict(without_checksum(document))
+def _checked_record(document: Any, checksummed: bool) -> EpisodeRecord:
+    """The record in an episode file's `document`; ValueError when its checksum does not match its fields, or is
+    missing where the folder's version (`checksummed`) writes one (a record edited by hand, or damaged, in a way
+    that still parses is not reported as flown)."""
+    return EpisodeRecord.from_dict(without_checksum(document, required=checksummed))
+
+
+def _version(out: Path) -> int:
+    """The version of the evaluation in `out` as its eval.json records it (read and checked by `check_folder`)."""
+    return json.loads((out / "eval.json").read_text())["version"]

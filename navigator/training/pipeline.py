@@ -38,7 +38,7 @@ from navigator.config import from_dict, to_dict
 from navigator.dataset import completeness, read_manifest
 from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
 from navigator.dataset.manifest import manifest_path
-from navigator.errors import UserError, refuse_if_denied, some_of
+from navigator.errors import UserError, counted, refuse_if_denied, some_of
 from navigator.folder_lock import FolderLock, lock_new_folder, refuse_if_in_use
 from navigator.json_fields import read_problem, with_checksum
 from navigator.resume import (Continued, Difference, GivenAs, check_continuation, differences, path_spelling,
@@ -116,8 +116,9 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _write_record(out: Path, record: dict[str, Any]) -> None:
-    """OUT/run.json with its checksum (`read_record` refuses a record that no longer matches it)."""
-    _write_json(out / RUN_RECORD, with_checksum(record))
+    """OUT/run.json with its checksum (`read_record` refuses a record that no longer matches it); a record of
+    version 1 (before checksums) stays without one: a checksum added now would vouch for edits made since."""
+    _write_json(out / RUN_RECORD, with_checksum(record) if record["version"] >= 2 else record)
 
 
 def stages(config: TrainConfig, out: Path) -> list[Stage]:
@@ -468,7 +469,7 @@ def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: H
         _check_datasets(out, read_record(out), keys=_dataset_keys(config, stage))
         state_path = out / "last.pt"
         saved = read_training_state(state_path).get("stage") if state_path.exists() else None
-        hooks.stage(stage.name, f"{stage.epochs} epochs on {len(stage.data)} dataset(s)")
+        hooks.stage(stage.name, f"{counted(stage.epochs, 'epoch')} on {counted(len(stage.data), 'dataset')}")
         _warn_if_incomplete(stage.data, hooks)
         _lead(config, stage, resume=saved == stage.name)
         train(config, out, stage, resume=saved == stage.name, hooks=hooks, initial=policy, extras=extras)

@@ -19,7 +19,7 @@ from navigator.resume import continuable_record
 
 RUN_RECORD = "run.json"
 RUN_FORMAT = "liquid-navigator/training-run"
-RUN_VERSION = 1
+RUN_VERSION = 2  # 2: with its checksum (navigator.json_fields); 1, written before checksums, is still read
 
 # The fields of run.json this module reads (navigator.json_fields), checked before any is used or rewritten. Records
 # written before dataset fingerprints and world sizes existed lack those two.
@@ -42,7 +42,9 @@ def read_record(out: Path) -> dict[str, Any]:
         refuse_if_denied(error)
         raise UserError(f"{path} cannot be read ({read_problem(error)}): the run's record is damaged, so it cannot be "
                         f"continued; start the run over in another --out") from None
-    if not isinstance(record, dict) or record.get("format") != RUN_FORMAT or record.get("version") != RUN_VERSION:
+    version = record.get("version") if isinstance(record, dict) else None
+    if not isinstance(record, dict) or record.get("format") != RUN_FORMAT or version not in (1, RUN_VERSION):
         raise UserError(f"{path} is not a record of a liquid-navigator training run (format {RUN_FORMAT!r}, "
-                        f"version {RUN_VERSION}); start the run over in another --out")
-    return continuable_record(record, RUN_FIELDS, path, "run", "start the run over in another --out")
+                        f"version 1 or {RUN_VERSION}); start the run over in another --out")
+    return continuable_record(record, RUN_FIELDS, path, "run", "start the run over in another --out",
+                              checksummed=record["version"] >= 2)
