@@ -57,17 +57,22 @@ def test_an_edited_dataset_manifest_is_refused_by_collect_and_flagged_by_data_ch
     error = capsys.readouterr().err
     assert f"{out / 'manifest.json'} cannot be continued from: {EDITED}; restore it" in error
     assert len(error.strip().splitlines()) == 1
-    assert main(["collect", "--out", str(out), "--resume", "--config", str(_collect_yaml(tmp_path))]) == 2
+    assert main(["collect", "--out", str(out), "--resume", "--config", str(_yaml(tmp_path, COLLECT))]) == 2
     assert f"{out / 'manifest.json'}: {EDITED}; restore it" in capsys.readouterr().err
     assert main(["data", "check", str(out)]) == 0  # a warning: the episodes still match what it lists
     assert EDITED in "".join(capsys.readouterr())
     assert _files(out) == before
 
 
-def _collect_yaml(tmp_path: Path) -> Path:
-    path = tmp_path / "collect.yaml"
-    path.write_text("seed: 3\nmax_seconds: 99.0\nparts: [{task: hike, episodes: 3}]\n")
+def _yaml(tmp_path: Path, text: str) -> Path:
+    """A config file holding `text`, for --config."""
+    path = tmp_path / f"config-{len(list(tmp_path.glob('config-*.yaml')))}.yaml"
+    path.write_text(text)
     return path
+
+
+COLLECT = "seed: 3\nmax_seconds: 99.0\nparts: [{task: hike, episodes: 3}]\n"
+EVALUATE = "pilots: [expert]\nsuites: [summer]\nepisodes: 2\nmax_seconds: 0.5\n"
 
 
 def test_an_edited_evaluation_record_is_refused_before_anything_flies(tmp_path, capsys):
@@ -77,18 +82,19 @@ def test_an_edited_evaluation_record_is_refused_before_anything_flies(tmp_path, 
     episode = next((out / "episodes").rglob("*.json"))
     episode.unlink()  # one episode left to fly
     _edit(out / "eval.json", lambda record: record["settings"].update(max_seconds=0.5))
-    before = _files(out)
-    for argv in (["--resume"], ["--resume", "--config", str(_yaml(tmp_path))], ["--extend", "--episodes", "3"]):
-        assert main(["eval", "--out", str(out), *argv]) == 2
+    _each_refused(["eval", "--out", str(out)], out / "eval.json", capsys,
+                  ["--resume"], ["--resume", "--config", str(_yaml(tmp_path, EVALUATE))],
+                  ["--extend", "--episodes", "3"])
+
+
+def _each_refused(command: list[str], record: Path, capsys, *continuations: list[str]) -> None:
+    """Each of `continuations` of `command` is refused as continuing the edited `record`, and changes nothing."""
+    before = _files(record.parent)
+    for argv in continuations:
+        assert main([*command, *argv]) == 2
         error = capsys.readouterr().err
-        assert f"{out / 'eval.json'} cannot be continued from: {EDITED}; restore it" in error, error
-        assert _files(out) == before
-
-
-def _yaml(tmp_path: Path) -> Path:
-    path = tmp_path / "eval.yaml"
-    path.write_text("pilots: [expert]\nsuites: [summer]\nepisodes: 2\nmax_seconds: 0.5\n")
-    return path
+        assert f"{record} cannot be continued from: {EDITED}; restore it" in error, error
+        assert _files(record.parent) == before
 
 
 def test_an_edited_training_record_is_refused_before_anything_trains(tmp_path, capsys):
@@ -103,12 +109,7 @@ def test_an_edited_training_record_is_refused_before_anything_trains(tmp_path, c
     assert main(["train", "--config", str(recipe), "--data", str(data), "--out", str(out), "--epochs", "1", "--model",
                  "mlp", "--batch-size", "2"]) == 0
     _edit(out / "run.json", lambda record: record["config"].update(epochs=2))
-    before = _files(out)
-    for argv in (["--resume"], ["--extend", "--epochs", "3"]):
-        assert main(["train", "--out", str(out), *argv]) == 2
-        error = capsys.readouterr().err
-        assert f"{out / 'run.json'} cannot be continued from: {EDITED}; restore it" in error, error
-        assert _files(out) == before
+    _each_refused(["train", "--out", str(out)], out / "run.json", capsys, ["--resume"], ["--extend", "--epochs", "3"])
 
 
 @pytest.mark.parametrize("command", ["compare", "adapt curve"])
@@ -150,7 +151,7 @@ def test_a_record_whose_version_carries_a_checksum_is_refused_without_one(tmp_pa
     writer.write(synthetic_episode(0, frames=12))
     del writer
     _without_checksum(data / "manifest.json", lambda manifest: manifest["recipe"].update(seed=5))
-    assert main(["collect", "--out", str(data), "--resume", "--config", str(_collect_yaml(tmp_path))]) == 2
+    assert main(["collect", "--out", str(data), "--resume", "--config", str(_yaml(tmp_path, COLLECT))]) == 2
     assert f"{data / 'manifest.json'}: {MISSING}" in capsys.readouterr().err
 
     evaluation = tmp_path / "eval"
