@@ -574,3 +574,25 @@ def test_recorded_training_folders_are_named_as_they_mean_something_here(tmp_pat
                        "DAgger round 1's roll-outs, recorded on the machine it was trained on",
                        f"DAgger round 2's roll-outs in {here}",
                        "data, recorded on the machine it was trained on"]
+
+
+def test_a_studys_evaluation_moved_while_unfinished_says_so_not_which_pilot_to_give(tmp_path):
+    """Within a comparison or learning curve (no flags: given_as None) the pilots are the study's checkpoints,
+    named where they were when it started; the user gave no --pilot to drop."""
+    from navigator.config import to_dict
+    from navigator.evaluation.folder import check_continued
+    from navigator.evaluation.settings import EvalSettings
+    from navigator.pilots import pretrained_checkpoint
+    from navigator.resume import GivenAs
+
+    for folder in ("old", "moved"):  # the checkpoint, where the study was and where it is now
+        (tmp_path / folder / "runs" / "mlp-seed0").mkdir(parents=True)
+        shutil.copy(pretrained_checkpoint("fly-to-target"), tmp_path / folder / "runs" / "mlp-seed0" / "best.pt")
+    before = EvalSettings(pilots=(str(tmp_path / "old/runs/mlp-seed0/best.pt"),))
+    now = EvalSettings(pilots=(str(tmp_path / "moved/runs/mlp-seed0/best.pt"),))
+    recorded = {"settings": to_dict(before)}
+    with pytest.raises(UserError, match=r"moved/runs/mlp-seed0/best.pt; the study was moved or copied while "
+                                        r"unfinished .* continue it where it was started"):
+        check_continued(tmp_path, recorded, now)
+    with pytest.raises(UserError, match=r"continue it with the pilots it was started with \(give no --pilot\)"):
+        check_continued(tmp_path, recorded, now, given_as=GivenAs({"pilots": "--pilot"}))

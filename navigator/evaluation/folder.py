@@ -96,9 +96,12 @@ def check_continued(out: Path, recorded: dict[str, Any], settings: EvalSettings,
     recorded_settings = with_added_settings(recorded.get("settings"))
     pilots = recorded_settings.get("pilots") if isinstance(recorded_settings, dict) else None
     if isinstance(pilots, list) and pilots != list(settings.pilots):
+        # given_as None: the evaluation of a comparison or learning curve, whose pilots are its runs' checkpoints
+        fix = ("the study was moved or copied while unfinished (its evaluation names the checkpoints where they "
+               "were); continue it where it was started, or start it over in another --out" if given_as is None else
+               "continue it with the pilots it was started with (give no --pilot), or choose another --out")
         raise UserError(f"{flag}: {out} was started with pilots {', '.join(map(str, pilots))}, not "
-                        f"{', '.join(settings.pilots)}; continue it with the pilots it was started with (give no "
-                        f"--pilot), or choose another --out")
+                        f"{', '.join(settings.pilots)}; {fix}")
     found = differences(recorded_settings, to_dict(settings))
     if any(d.name == "attention" for d in found) and "attention_every" not in (given_as or GivenAs()).flags:
         # an interval the user did not give is the method's own, filled in because attention is asked for now
