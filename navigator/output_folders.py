@@ -31,6 +31,18 @@ WRITES = {"dataset": {"manifest.json": "its manifest", "episodes": "its episode 
 BUNDLE_FILES = ("policy.json", "policy.onnx")
 
 
+def with_article(kind: str) -> str:
+    """ "an evaluation", "a dataset": a kind of folder in a sentence."""
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
+def other_output(folder: Path, kind: str) -> str | None:
+    """What `folder` holds when it is another kind's output than `kind` ("a learning curve (adapt-curve.json)"),
+    told by its record; None when it holds none of the others'."""
+    other = next((name for name, record in RECORDS.items() if name != kind and (folder / record).exists()), None)
+    return None if other is None else f"{with_article(other)} ({RECORDS[other]})"
+
+
 def written_by(kind: str, name: str) -> str | None:
     """What the `kind` of folder writes at top-level `name` ("its record"), or None when the name is not its own."""
     return next((what for pattern, what in WRITES.get(kind, {}).items() if fnmatch.fnmatchcase(name, pattern)), None)

@@ -19,7 +19,7 @@ from typing import Any
 
 from navigator.errors import UserError
 from navigator.json_fields import field_problems, show, without_checksum
-from navigator.output_folders import RECORDS
+from navigator.output_folders import other_output, with_article
 
 
 @dataclass(frozen=True)
@@ -258,14 +258,11 @@ def another_commands_output(out: Path, flag: str, what: str) -> UserError | None
     """The refusal of `flag` on a folder `out` that holds another command's output (an evaluation given to continue
     a training run), naming what it holds; None when it holds none. The likelier mistake is then the folder given,
     not a lost record."""
-    other = next((kind for kind, name in RECORDS.items() if kind != what and (out / name).is_file()), None)
+    other = other_output(out, what)
     if other is None:
         return None
-    def article(kind: str) -> str:
-        return "an" if kind[0] in "aeiou" else "a"
-
-    return UserError(f"{flag}: {out} holds {article(other)} {other} ({RECORDS[other]}), not {article(what)} {what} to "
-                     f"continue; give the {what}'s folder as --out")
+    return UserError(f"{flag}: {out} holds {other}, not {with_article(what)} to continue; give the {what}'s folder as "
+                     f"--out")
 
 
 def nothing_to_continue(out: Path, flag: str, what: str, record: str) -> UserError:

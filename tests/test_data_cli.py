@@ -218,3 +218,17 @@ def test_data_check_runs_without_the_simulator(tmp_path):
                           cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert done.returncode == 0, done.stderr
     assert "1 episode checked, 0 errors" in done.stdout and "sound" in done.stdout
+
+
+@pytest.mark.parametrize("action", ["check", "info", "preview"])
+def test_another_commands_folder_is_a_wrong_argument_for_every_data_action(tmp_path, capsys, action):
+    """An evaluation's folder given for a dataset: exit 2 with what it holds (check exited 1, 'NOT sound')."""
+    folder = tmp_path / "report"
+    folder.mkdir()
+    (folder / "eval.json").write_text("{}")
+    out = ["--out", str(tmp_path / "sheet.png")] if action == "preview" else []
+    assert main(["data", action, str(folder), *out]) == 2
+    error = capsys.readouterr().err
+    assert f"{folder}" in error and len(error.strip().splitlines()) == 1
+    if action == "check":
+        assert f"{folder} holds an evaluation (eval.json), not a dataset" in error

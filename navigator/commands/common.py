@@ -26,7 +26,7 @@ from navigator.config import RecordedSettings
 from navigator.errors import UserError, refuse_if_denied
 from navigator.folder_lock import refuse_if_in_use
 from navigator.json_fields import without_checksum
-from navigator.output_folders import BUNDLE_FILES, RECORDS, refuse_wrong_kinds, written_by
+from navigator.output_folders import BUNDLE_FILES, RECORDS, other_output, refuse_wrong_kinds, with_article, written_by
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -124,11 +124,9 @@ def check_output_folder(path: Path, flag: str, *, continuing: bool, kind: str | 
         raise UserError(f"{flag} {path} is a file, not a folder; choose a folder to write into")
     _refuse_inside_output(path, flag)
     if path.is_dir() and kind is not None:
-        other = next((name for name, record in RECORDS.items() if name != kind and (path / record).exists()), None)
+        other = other_output(path, kind)
         if other is not None:
-            raise UserError(f"{flag} {path} holds {'an' if other[0] in 'aeiou' else 'a'} {other} "
-                            f"({RECORDS[other]}), not {'an' if kind[0] in 'aeiou' else 'a'} {kind}: choose "
-                            f"another folder")
+            raise UserError(f"{flag} {path} holds {other}, not {with_article(kind)}: choose another folder")
         if continuing:
             refuse_wrong_kinds(path, kind)
     if path.is_dir():

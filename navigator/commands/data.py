@@ -129,6 +129,18 @@ def _recipe_reader() -> Callable[[dict[str, Any]], str | None] | None:
     return recorded_recipe_problem
 
 
+def _refuse_other_output(path: Path) -> None:
+    """UserError for a folder holding another command's output (a training run, an evaluation) and no manifest:
+    it was given in place of a dataset."""
+    from navigator.errors import UserError
+    from navigator.output_folders import other_output
+
+    other = other_output(path, "dataset")
+    if other is not None and not (path / "manifest.json").exists():
+        raise UserError(f"{path} holds {other}, not a dataset: give the folder of a dataset (one with a "
+                        f"manifest.json)")
+
+
 def _check(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
@@ -137,6 +149,8 @@ def _check(args: argparse.Namespace) -> int:
     from navigator.dataset.reader import require_distinct
 
     require_distinct(args.datasets)
+    for path in args.datasets:  # another command's output is a wrong argument (as info and preview say), not a verdict
+        _refuse_other_output(Path(path))
     recipe_problem = _recipe_reader()
     reports = [check_dataset(path, recipe_problem) for path in args.datasets]
     if args.json:
