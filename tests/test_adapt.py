@@ -72,7 +72,7 @@ def finetuned(night, tmp_path_factory):
     return out / "best.pt"
 
 
-def test_the_data_a_policy_was_trained_on_is_refused_as_new_data(finetuned, night, tmp_path, capsys, monkeypatch):
+def test_new_data_on_worlds_the_policy_was_trained_on_is_refused(finetuned, night, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "1000")
     run = tmp_path / "same"
     spelt = tmp_path / "link"
@@ -80,8 +80,14 @@ def test_the_data_a_policy_was_trained_on_is_refused_as_new_data(finetuned, nigh
     for data in (night, spelt):
         assert main(["adapt", "--data", str(data), "--pilot", str(finetuned), "--out", str(run)]) == 2
         error = capsys.readouterr().err
-        assert f"--data {data} is the data {finetuned} was trained on (fly-to-target world seeds 20000 on" in error
-        assert "teaches nothing new" in error and not run.exists()
+        assert (f"--data {data} flies fly-to-target world seeds 20000-20001, which {finetuned} was trained on "
+                f"(data in {night}") in error
+        assert "teaches it worlds it knows" in error and not run.exists()
+    # The shipped policy's own training worlds, in a dataset of the user's: the same refusal.
+    summer = collect(tmp_path / "summer", "--episodes", "1", "--max-seconds", "0.5", "--seed", "1")
+    assert main(["adapt", "--data", str(summer), "--out", str(run)]) == 2
+    error = capsys.readouterr().err
+    assert f"--data {summer} flies fly-to-target world seed 1, which pretrained" in error and not run.exists()
 
 
 def test_adapting_a_checkpoint_refuses_task_and_measures_against_that_checkpoint(finetuned, night_later, tmp_path,

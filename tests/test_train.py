@@ -480,3 +480,30 @@ def test_a_run_record_of_datasets_the_run_does_not_train_on_is_refused(finished_
     assert train("--out", str(out), "--extend", "--epochs", "2") == 2
     error = capsys.readouterr().err
     assert "run.json is damaged (its 'datasets' records other, which the run does not train on)" in error
+
+
+@pytest.mark.parametrize("change, said", [
+    ({"camera": {"width": 64, "height": 48, "fov_deg": 120.0, "tilt_deg": 30.0, "rate_hz": 30.0}},
+     "was recorded with another camera than {first}: fov_deg 120.0 (not 90.0), tilt_deg 30.0 (not 0.0)"),
+    ({"airframe": "cf2x"}, "was recorded on the cf2x airframe and {first} on the synthetic"),
+])
+def test_datasets_of_another_camera_or_airframe_are_not_trained_together(tmp_path, capsys, monkeypatch, change, said):
+    """The checkpoint records one camera and airframe (the first dataset's): the other's frames and action scaling
+    would be learnt as what they are not."""
+    import dataclasses
+
+    from navigator.dataset import DatasetWriter
+    from navigator.dataset.synthetic import synthetic_episode
+
+    monkeypatch.setenv("COLUMNS", "1000")
+    folders = []
+    for name, metadata in (("first", {}), ("other", change)):
+        writer = DatasetWriter.create(tmp_path / name, image_size=(48, 64), recipe={})
+        for seed in range(2):
+            episode = synthetic_episode(seed + (10 if metadata else 0), frames=12)
+            writer.write(dataclasses.replace(episode, metadata={**episode.metadata, **metadata}))
+        folders.append(writer.path)
+    out = tmp_path / "run"
+    assert train("--data", str(folders[0]), "--data", str(folders[1]), "--out", str(out), "--epochs", "1") == 2
+    error = capsys.readouterr().err
+    assert f"--data: {folders[1]} " + said.format(first=folders[0]) in error and not out.exists()

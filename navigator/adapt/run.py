@@ -105,26 +105,26 @@ def check_replay_is_old(data: tuple[str, ...], replay: tuple[str, ...]) -> None:
                                 f"policy was trained on as --replay ({SHIPPED_OLD_DATA})")
 
 
-def check_data_is_new(data: tuple[str, ...], start: Path, metadata: dict[str, Any], pilot: str) -> None:
-    """Refuse new data that is a dataset the policy (`pilot`, checkpoint `start`, whose `metadata` lists the
-    datasets its training seeds came from) was trained on, however it is spelt: adapting to it would teach nothing
-    new. A source recorded as a relative path is looked for from here and from every folder above the checkpoint
-    (where its training ran: the shipped policies' from the repository's root); one found nowhere is not compared."""
-    def places(source: str) -> list[Path]:
-        if not source:
-            return []
-        if Path(source).is_absolute():
-            return [Path(source)]
-        return [Path(source), *(folder / source for folder in start.absolute().parents)]
+def check_data_is_new(data: tuple[str, ...], metadata: dict[str, Any], pilot: str) -> None:
+    """Refuse new data flown on worlds the policy (`pilot`, whose checkpoint `metadata` records its training seeds)
+    was trained on, as the learning curve does (its collect_seed): the same world seeds are the same layouts (in
+    another light, the same trees and target), so what it learns there is partly what it knows, and an evaluation
+    could not tell the two apart. Its own training data is the plainest case."""
+    from navigator.evaluation.seeds import training_seeds
 
-    for new in map(Path, data):
-        for trained in metadata.get("training_seeds") or []:
-            if new.is_dir() and any(place.is_dir() and place.samefile(new)
-                                    for place in places(str(trained.get("source") or ""))):
-                raise UserError(f"--data {new} is the data {pilot} was trained on ({trained.get('task')} world seeds "
-                                f"{trained.get('first')} on, as its checkpoint records): adapting to it teaches "
-                                f"nothing new; record demonstrations in the new surroundings (navigator collect "
-                                f"--preset PRESET --seed S, with seeds it was not trained on) and give those")
+    known = training_seeds(metadata).ranges
+    for path in data:
+        for flown in read_manifest(Path(path)).seed_ranges():
+            seeds = range(flown["first"], flown["first"] + flown["count"])
+            for trained in known:
+                shared = trained.overlap(flown["task"], seeds)
+                if shared:
+                    seeds_shown = (f"world seed {shared.start}" if len(shared) == 1 else
+                                   f"world seeds {shared.start}-{shared.stop - 1}")
+                    raise UserError(f"--data {path} flies {flown['task']} {seeds_shown}, which {pilot} was trained "
+                                    f"on ({trained.source}, as its checkpoint records): adapting on them teaches it "
+                                    f"worlds it knows; record demonstrations in the new surroundings on seeds it "
+                                    f"was not trained on (navigator collect --preset PRESET --seed S) and give those")
 
 
 def data_presets(paths: tuple[str, ...]) -> list[str]:
@@ -147,7 +147,7 @@ def prepare(config: AdaptConfig, resume: bool = False) -> AdaptTrainConfig:
     check_data(config.replay, "--replay", shown, camera, airframe, tasks)
     check_replay_is_old(config.data, config.replay)
     if not resume:
-        check_data_is_new(config.data, start, metadata, shown)
+        check_data_is_new(config.data, metadata, shown)
     model = {"model": policy.config.model, "normalisation": policy.config.image.normalisation,
              "feature_size": policy.config.feature_size, "head_size": policy.config.head_size}
     return config.recipe(str(start), file_sha256(start), model, metadata.get("train_config"))

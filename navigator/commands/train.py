@@ -239,7 +239,7 @@ def _check_folders(config, args: argparse.Namespace) -> None:
     from navigator.backends import check_reachable
     from navigator.commands.common import check_output_folder
     from navigator.dataset.errors import DatasetNotFoundError
-    from navigator.dataset.reader import open_datasets, require_episodes
+    from navigator.dataset.reader import open_datasets, require_episodes, require_one_scenario
     from navigator.errors import UserError
     from navigator.resume import relative_path_advice
 
@@ -258,4 +258,5 @@ def _check_folders(config, args: argparse.Namespace) -> None:
             advice = "" if missing is None else relative_path_advice(missing)
             raise UserError(f"{given}: {error}{advice}") from None
         require_episodes(datasets, f"{given}:")
+        require_one_scenario(datasets, f"{given}:")
     check_reachable(config.backend)

@@ -162,6 +162,29 @@ def require_episodes(datasets: Iterable[Dataset], given: str) -> None:
             raise DatasetError(f"{given} {dataset.path} holds no episodes; record some with navigator collect")
 
 
+def require_one_scenario(datasets: Sequence[Dataset], given: str) -> None:
+    """Refuse datasets recorded with different cameras or airframes (each told by its first episode's metadata),
+    named as `given`: a policy learns one camera and one airframe's action scaling, and its checkpoint records the
+    first dataset's, so the others' frames and actions would be learnt as what they are not."""
+    def scenario(dataset: Dataset) -> tuple[Any, Any]:
+        metadata = dataset.read(dataset.entries[0], verify=False).metadata
+        return metadata.get("airframe"), metadata.get("camera") or {}
+
+    first = datasets[0] if datasets else None
+    for dataset in datasets[1:]:
+        (airframe, camera), (first_airframe, first_camera) = scenario(dataset), scenario(first)
+        if airframe != first_airframe:
+            raise DatasetError(f"{given} {dataset.path} was recorded on the {airframe} airframe and {first.path} on "
+                               f"the {first_airframe}: a policy learns one airframe's action limits; train on "
+                               f"datasets recorded alike (navigator collect --airframe)")
+        differing = sorted(key for key in {*camera, *first_camera} if camera.get(key) != first_camera.get(key))
+        if differing:
+            shown = ", ".join(f"{key} {camera.get(key)} (not {first_camera.get(key)})" for key in differing)
+            raise DatasetError(f"{given} {dataset.path} was recorded with another camera than {first.path}: {shown}; "
+                               f"a policy learns one camera: train on datasets recorded alike (navigator collect "
+                               f"--config FILE with the same camera:)")
+
+
 def _require_distinct_episodes(datasets: Sequence[Dataset]) -> None:
     """Refuse two datasets holding the same episode (the same file content, by the manifests' sha256): a copy of a
     dataset given beside it escapes `require_distinct`, and would count its episodes twice just the same."""

@@ -41,7 +41,7 @@ import torch
 from navigator.config import to_dict
 from navigator.dataset import ACTION_CONVENTION, Batch, WindowLoader, open_datasets
 from navigator.dataset.atomic import atomic_write_bytes
-from navigator.dataset.reader import require_episodes
+from navigator.dataset.reader import require_episodes, require_one_scenario
 from navigator.errors import UserError
 from navigator.training import distributed, launcher
 from navigator.training.augment import augment
@@ -234,6 +234,7 @@ def _masked_mse(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
 def make_loader(config: TrainConfig, data: tuple[str, ...]) -> WindowLoader:
     datasets = open_datasets([Path(d) for d in data])
     require_episodes(datasets, "data:")
+    require_one_scenario(datasets, "data:")
     for dataset in datasets:
         if dataset.manifest.action_convention != ACTION_CONVENTION:
             raise UserError(f"{dataset.path}: actions follow {dataset.manifest.action_convention!r}, but the "
