@@ -195,3 +195,15 @@ def test_a_record_written_before_checksums_is_continued_without_one_added(tmp_pa
     assert len(written["episodes"]) == 3 and CHECKSUM_KEY not in written and "manifest_version" not in written
     assert main(["data", "check", str(out)]) == 0
     assert "sha256" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", ['["not", "a", "record"]', '{"format": "liquid-navigator/adapt-curve-run"}',
+                                  '{"format": "liquid-navigator/adapt-curve-run", "version": "2"}'])
+def test_a_study_record_of_no_known_version_is_named_before_its_checksum_is_read(tmp_path, text):
+    from navigator.adapt.curve import CURVE
+    from navigator.comparison.runner import open_study
+    from navigator.errors import UserError
+
+    (tmp_path / CURVE.record).write_text(text)
+    with pytest.raises(UserError, match="is not a liquid-navigator/adapt-curve-run version 1 or 2 record"):
+        open_study(tmp_path, {}, resume=True, study=CURVE)

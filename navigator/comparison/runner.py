@@ -138,15 +138,15 @@ def open_study(out: Path, settings: dict[str, Any], resume: bool, study: Study =
         raise nothing_to_continue(out, "--resume", what, name)
     lock = FolderLock(out, what)
     record = _read_json(out / name, what)
+    if not isinstance(record, dict) or record.get("format") != study.format or record.get("version") not in (
+            1, study.version):
+        raise UserError(f"--resume: {out / name} is not a {study.format} version 1 or {study.version} record; start "
+                        f"the {what} over in another --out")
     try:
         record = without_checksum(record, required=record["version"] >= 2)
     except ValueError as error:  # the runs still to train would follow settings the finished ones did not
         raise UserError(f"--resume: {out / name} cannot be continued from: {error}; restore it, or start the {what} "
                         f"over in another --out") from None
-    if not isinstance(record, dict) or record.get("format") != study.format or record.get("version") not in (
-            1, study.version):
-        raise UserError(f"--resume: {out / name} is not a {study.format} version 1 or {study.version} record; start "
-                        f"the {what} over in another --out")
     recorded = record.get("settings")
     if not isinstance(recorded, dict):
         raise UserError(f"--resume: {out / name} records no settings (it is damaged); start the {what} over in "
