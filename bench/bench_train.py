@@ -3,6 +3,7 @@ step, validation, checkpoints and TensorBoard) against the bare optimiser step o
 
     .venv/bin/python bench/bench_train.py                                       # synthetic data, a few minutes
     .venv/bin/python bench/bench_train.py --data datasets/summer-fly-to-target  # a collected dataset
+    .venv/bin/python bench/bench_train.py --config launch/train/fly_to_target.yaml  # the shipped recipe's settings
     .venv/bin/python bench/bench_train.py --quick   # a smoke run (tiny data, 3 rounds of 1 epoch)
     python bench/bench_train.py --device cuda       # on a GPU: the loop there against the same loop on the CPU
 
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 from bench_cfc import interleaved_medians  # bench/ is on the path of a script run from it
 
+from navigator.config import load_config
 from navigator.dataset import DatasetWriter, WindowLoader
 from navigator.dataset.synthetic import synthetic_episode
 from navigator.training.augment import augment
@@ -119,9 +121,12 @@ def batches_alone(config: TrainConfig, loader: WindowLoader, epochs: int) -> Cal
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="a dataset folder (default: a synthetic one made in a temporary folder)")
+    parser.add_argument("--config", help="a training recipe (launch/train/*.yaml) whose model, normalisation, "
+                                         "batches and augmentation to use (default: TrainConfig's); its data, "
+                                         "epochs, collection and DAgger rounds are the bench's")
     parser.add_argument("--episodes", type=int, default=24, help="synthetic episodes")
     parser.add_argument("--frames", type=int, default=150, help="frames per synthetic episode")
-    parser.add_argument("--model", default="cfc-ncp")
+    parser.add_argument("--model", help="the policy (default: the recipe's, cfc-ncp without one)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per round of the loop")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--budget", type=float, default=60.0, help="seconds after which no new round starts")
@@ -136,8 +141,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
         data = args.data or str(synthetic_dataset(scratch / "data", args.episodes, args.frames))
-        config = TrainConfig(data=(data,), out=str(scratch / "unused"), model=args.model, epochs=args.epochs,
-                             threads=args.threads, patience=args.epochs + 1, device=args.device)
+        recipe = load_config(TrainConfig, args.config) if args.config else TrainConfig(data=("unused",))
+        config = dataclasses.replace(recipe, data=(data,), out=str(scratch / "unused"), epochs=args.epochs,
+                                     threads=args.threads, patience=args.epochs + 1, device=args.device,
+                                     model=args.model or recipe.model, collect=None,
+                                     dagger=dataclasses.replace(recipe.dagger, rounds=0))
         torch.set_num_threads(args.threads)
         loader = make_loader(config, config.data)
         batches = math.ceil(len(loader.windows("train")) / config.batch_size)
@@ -161,7 +169,8 @@ def main() -> None:
         print(f"torch {torch.__version__}, {args.threads} threads, training on {config.device} ({where}); {data}: "
               f"{frames:,} training frames in {len(loader.windows('train'))} windows of {config.window} ({batches} "
               f"batches of {config.batch_size})")
-        print(f"{args.model}, {args.epochs} epoch(s) per round, {rounds} rounds (median):")
+        print(f"{config.model} ({config.normalisation} normalisation{', ' + args.config if args.config else ''}), "
+              f"{args.epochs} epoch(s) per round, {rounds} rounds (median):")
         print(f"  bare optimiser step      {bare_rate:8,.0f} frames/s   1.00x (baseline)")
         print(f"  whole loop, wall clock   {loop_rate:8,.0f} frames/s   {loop_rate / bare_rate:.2f}x the step's rate "
               f"(validation, checkpoints, first-epoch decode included)")

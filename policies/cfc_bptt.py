@@ -13,12 +13,18 @@ The chain: layer l has state s_l (H_l units) and, at every step t,
 A fully connected CfC is one layer with a backbone; an NCP-wired CfC is three layers (inter, command, motor)
 without.
 
+The loop runs in sigmoid form: with tanh(z) = 2 sigmoid(2z) - 1 and the state kept as p = (s + 1) / 2, the update is
+    p(t) = lerp(sigmoid(2 ff1), sigmoid(2 ff2), sigmoid(time_a * dt + time_b)),
+and 2 ff and the gates' share of s = 2p - 1 fold into the weights once per call (`run_chain`), so that each
+iteration is one sigmoid over three gate blocks: on the CPU tanh costs about three times sigmoid per value, and a
+tanh of a column slice is not vectorised at all. The two forms differ by float rounding only.
+
 The pipeline (a wavefront): at iteration k, layer l computes its step k - l. Every layer then reads only states
 of iteration k - 1, so one matmul of the concatenated state [s_0 | s_1 | ...] (N = sum H_l) with a block weight
 `w_state` (N, 4N) gives every layer's gates, and the update is five kernels per iteration for all layers. A
 sequence of T steps takes T + L - 1 iterations; in the first and last L - 1 of them the layers that have not
-started or have already finished hold their state. The backward runs the same wavefront in reverse: two kernels
-per iteration, all elementwise derivative factors computed for all iterations at once before it, and the weight
+started or have already finished hold their state. The forward is four kernels per iteration; the backward runs the
+same wavefront in reverse: two kernels per iteration, all elementwise derivative factors computed for all iterations at once before it, and the weight
 gradient in one matmul after it. The arithmetic is the layer-by-layer recurrence's; only the order of float sums
 differs.
 
@@ -61,7 +67,18 @@ def run_chain(
     """
     if w_gates is not None and len(units) != 1:
         raise ValueError("a backbone is supported for a single-layer chain only")
-    return _PipelinedChain.apply(units, drive, dts, h0, w_state, w_gates, b_gates)
+    n = sum(units)
+    # The sigmoid form (module docstring): ff1 and ff2 doubled, and s = 2p - 1, so s @ w = p @ 2w - (column sums).
+    doubled = torch.ones(4, n, dtype=drive.dtype, device=drive.device)
+    doubled[:2] = 2.0
+    doubled = doubled.view(-1)
+    drive = drive - w_state.sum(dim=0)
+    if w_gates is None:
+        drive, w_state = drive * doubled, w_state * (2.0 * doubled)
+    else:
+        w_state, w_gates, b_gates = 2.0 * w_state, w_gates * doubled, b_gates * doubled
+    outputs, final = _PipelinedChain.apply(units, drive, dts, (h0 + 1.0) * 0.5, w_state, w_gates, b_gates)
+    return outputs * 2.0 - 1.0, final * 2.0 - 1.0
 
 
 def _held_columns(iteration: int, steps: int, offsets: list[int]) -> list[tuple[int, int]]:
@@ -84,9 +101,11 @@ def _skewed_dt(dts: Tensor, units: tuple[int, ...], iterations: int) -> Tensor:
 
 
 class _PipelinedChain(torch.autograd.Function):
+    """The wavefront in sigmoid form: states p, gates [2 ff1 | 2 ff2 | time_a | time_b] (weights already folded)."""
+
     @staticmethod
     def forward(
-        ctx: Any, units: tuple[int, ...], drive: Tensor, dts: Tensor, h0: Tensor, w_state: Tensor,
+        ctx: Any, units: tuple[int, ...], drive: Tensor, dts: Tensor, p0: Tensor, w_state: Tensor,
         w_gates: Tensor | None, b_gates: Tensor | None,
     ) -> Any:
         iterations, batch = drive.shape[:2]
@@ -97,18 +116,19 @@ class _PipelinedChain(torch.autograd.Function):
         new = drive.new_empty
         # states[k] is the concatenated state entering iteration k; states[k + 1] the one it leaves.
         states = new(iterations + 1, batch, n)
-        states[0] = h0
+        states[0] = p0
         gates = new(iterations, batch, 4 * n)
-        # tanh of all four gate blocks: tanh over a contiguous row is vectorised, over a column slice it is not (5x
-        # slower at these sizes), so the time gates' unused tanh is cheaper than slicing out ff1 and ff2.
-        candidates = new(iterations, batch, 4 * n)
-        interpolations = new(iterations, batch, n)  # sigmoid(time_a * dt + time_b)
+        # [q1 | q2 | mix]: sigmoid(2 ff1), sigmoid(2 ff2), sigmoid(time_a * dt + time_b).
+        sigmoids = new(iterations, batch, 3 * n)
         backbone = None if w_gates is None else new(iterations, batch, w_state.shape[1])  # tanh(slope * pre)
         # Per-iteration views made once: indexing and slicing inside the loop would cost more than the arithmetic.
-        state_steps, gate_steps = states.unbind(0), gates.unbind(0)
-        time_a, time_b = gates[..., 2 * n : 3 * n].unbind(0), gates[..., 3 * n :].unbind(0)
-        cand_steps, ff1, ff2 = candidates.unbind(0), candidates[..., :n].unbind(0), candidates[..., n : 2 * n].unbind(0)
-        mix, drive_steps, dt_steps = interpolations.unbind(0), drive.unbind(0), skewed_dt.unbind(0)
+        state_steps, gate_steps, drive_steps, dt_steps = states.unbind(0), gates.unbind(0), drive.unbind(0), \
+            skewed_dt.unbind(0)
+        # time_a's columns take time_a * dt + time_b in place, so one sigmoid covers the first three gate blocks.
+        opened, time_a, time_b = gates[..., : 3 * n].unbind(0), gates[..., 2 * n : 3 * n].unbind(0), \
+            gates[..., 3 * n :].unbind(0)
+        sigmoid_steps, q1, q2, mix = sigmoids.unbind(0), sigmoids[..., :n].unbind(0), \
+            sigmoids[..., n : 2 * n].unbind(0), sigmoids[..., 2 * n :].unbind(0)
         backbone_steps = None if backbone is None else backbone.unbind(0)
         for k in range(iterations):
             if backbone_steps is None:
@@ -117,13 +137,13 @@ class _PipelinedChain(torch.autograd.Function):
                 pre = torch.addmm(drive_steps[k], state_steps[k], w_state, out=backbone_steps[k])
                 torch.tanh(pre.mul_(LECUN_SLOPE), out=pre)  # the backbone output is scale times this
                 torch.addmm(b_gates, pre, w_gates, alpha=LECUN_SCALE, out=gate_steps[k])
-            torch.tanh(gate_steps[k], out=cand_steps[k])
-            torch.sigmoid(torch.addcmul(time_b[k], time_a[k], dt_steps[k]), out=mix[k])
-            torch.lerp(ff1[k], ff2[k], mix[k], out=state_steps[k + 1])
+            torch.addcmul(time_b[k], time_a[k], dt_steps[k], out=time_a[k])
+            torch.sigmoid(opened[k], out=sigmoid_steps[k])
+            torch.lerp(q1[k], q2[k], mix[k], out=state_steps[k + 1])
             for start, end in held[k]:
                 state_steps[k + 1][:, start:end] = state_steps[k][:, start:end]
         ctx.units, ctx.held = units, held
-        ctx.save_for_backward(skewed_dt, w_state, w_gates, states, candidates, interpolations, backbone)
+        ctx.save_for_backward(skewed_dt, w_state, w_gates, states, sigmoids, backbone)
         # The last layer's step t is computed at iteration t + L - 1, so it is in states[t + L].
         outputs = states[len(units) : len(units) + steps, :, offsets[-2] :].transpose(0, 1).contiguous()
         return outputs, states[iterations].clone()
@@ -132,19 +152,19 @@ class _PipelinedChain(torch.autograd.Function):
     @once_differentiable  # the saved buffers carry no graph: refuse double backward rather than be wrong
     def backward(ctx: Any, grad_outputs: Tensor, grad_final: Tensor) -> Any:
         units, held = ctx.units, ctx.held
-        skewed_dt, w_state, w_gates, states, candidates, interpolations, backbone = ctx.saved_tensors
+        skewed_dt, w_state, w_gates, states, sigmoids, backbone = ctx.saved_tensors
         iterations, batch, n = skewed_dt.shape
         offsets = [sum(units[:index]) for index in range(len(units) + 1)]
 
         # d state' / d gates for every iteration at once: (K, B, 4, N) factors that the incoming gradient multiplies;
         # zero where a layer holds, so no gradient reaches gates that were computed and discarded.
-        c1, c2, s = candidates[..., :n], candidates[..., n : 2 * n], interpolations
-        factors = s.new_empty(iterations, batch, 4, n)
+        q1, q2, mix = sigmoids[..., :n], sigmoids[..., n : 2 * n], sigmoids[..., 2 * n :]
+        factors = mix.new_empty(iterations, batch, 4, n)
         ff1_factor, ff2_factor, time_a_factor, d_mix = factors.unbind(2)
-        torch.mul(c2 - c1, s * (1 - s), out=d_mix)
+        torch.mul(q2 - q1, mix * (1 - mix), out=d_mix)  # time_b's factor: d p' / d (time_a * dt + time_b)
         torch.mul(d_mix, skewed_dt, out=time_a_factor)
-        torch.mul(1 - s, 1 - c1 * c1, out=ff1_factor)
-        torch.mul(s, 1 - c2 * c2, out=ff2_factor)
+        torch.mul(1 - mix, q1 * (1 - q1), out=ff1_factor)
+        torch.mul(mix, q2 * (1 - q2), out=ff2_factor)
         for k, ranges in enumerate(held):
             for start, end in ranges:
                 factors[k, :, :, start:end] = 0

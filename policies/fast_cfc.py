@@ -194,7 +194,7 @@ class FastWiredCfC(nn.Module):
 
     def _pipeline_weights(self) -> tuple[Tensor, Tensor, Tensor]:
         """The weights of the pipelined sequence mode, in its gate-major layout (policies.cfc_bptt):
-        (first layer's input weight (4N, F), block state weight (N, 4N), bias (4N,)), N the total state size.
+        (first layer's input weight (4 H_0, F), block state weight (N, 4N), bias (4N,)), N the total state size.
         Layer l's gate rows read layer l's own state columns and, for l > 0, layer l - 1's just before them."""
         total, offset = self.state_size, 0
         rows, biases = [], []
@@ -209,21 +209,21 @@ class FastWiredCfC(nn.Module):
             rows.append(torch.cat(blocks, dim=2))
             biases.append(bias.view(4, units))
             offset += units
-        first_in = masked[0][0].view(4, self.layer_sizes[0], -1)
-        input_weight = torch.cat([first_in, first_in.new_zeros(4, total - self.layer_sizes[0], self.input_size)], 1)
         state_weight = torch.cat(rows, dim=1).reshape(4 * total, total).t()
-        return input_weight.reshape(4 * total, -1), state_weight, torch.cat(biases, dim=1).reshape(-1)
+        return masked[0][0], state_weight, torch.cat(biases, dim=1).reshape(-1)
 
     def forward(self, x: Tensor, h: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
         """A sequence: x (B, T, F), h (B, N), dt (B, T) -> (motor outputs (B, T, M), final state (B, N))."""
         batch, steps, _ = x.shape
         dts = sequence_dt(dt, batch, steps)
         input_weight, state_weight, bias = self._pipeline_weights()
-        # The first layer's input share for all steps in one matmul (every layer's bias with it); the iterations
-        # after the last step, where only the deeper layers still run, add the biases alone.
-        projected = F.linear(x.transpose(0, 1), input_weight, bias)
-        tail = bias.expand(pipeline_iterations(steps, len(self.layers)) - steps, batch, bias.shape[0])
-        drive = torch.cat([projected, tail])
+        # Only the first layer reads the input: its share for all steps in one matmul, placed in the first layer's
+        # columns of every gate block; the other layers' columns, and the iterations after the last step (where
+        # only the deeper layers still run), hold zeros, then every layer's bias is added.
+        first = self.layer_sizes[0]
+        projected = F.linear(x.transpose(0, 1), input_weight).view(steps, batch, 4, first)
+        later = pipeline_iterations(steps, len(self.layers)) - steps
+        drive = F.pad(projected, (0, self.state_size - first, 0, 0, 0, 0, 0, later)).flatten(2) + bias
         return run_chain(drive, dts, h, self.layer_sizes, state_weight)
 
 

@@ -8,6 +8,8 @@ import torch
 
 from navigator.cli import main
 from navigator.config import load_config
+from navigator.json_fields import with_checksum
+from navigator.training.augment import AUGMENT_VERSION
 from navigator.training.config import TrainConfig
 from navigator.training.pipeline import Hooks, run_recipe
 from navigator.dataset import Dataset
@@ -253,6 +255,7 @@ def finished_run(demos, tmp_path_factory):
     (lambda record: next(iter(record["datasets"]["data"].values())).update(episodes="6"),
      'episodes must be a whole number, 0 or more (got "6")'),
     (lambda record: record["datasets"].update(data=[]), "datasets.data must be a mapping of names to values (got [])"),
+    (lambda record: record.update(augment_version="2"), 'augment_version must be a whole number above 0 (got "2")'),
 ])
 def test_a_damaged_field_of_the_run_record_is_named_and_nothing_is_written(finished_run, tmp_path, capsys,
                                                                            monkeypatch, edit, problem):
@@ -267,6 +270,31 @@ def test_a_damaged_field_of_the_run_record_is_named_and_nothing_is_written(finis
         error = capsys.readouterr().err
         assert "run.json is damaged" in error and problem in error and "Traceback" not in error, error
     assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == before
+
+
+def _as_written_before_augment_versions(record):
+    """A run record as a release before checksums and augmentation versions wrote it."""
+    for name in ("sha256", "augment_version"):
+        record.pop(name)
+    record["version"] = 1
+
+
+@pytest.mark.parametrize("edit", [_as_written_before_augment_versions,
+                                  lambda record: record.update(augment_version=1, sha256=with_checksum(
+                                      {k: v for k, v in record.items() if k != "sha256"} | {"augment_version": 1}
+                                  )["sha256"])])
+def test_a_run_started_with_other_augmentation_numbers_is_not_continued(finished_run, tmp_path, capsys, edit):
+    """Continuing would train its remaining epochs on differently augmented images than it started with."""
+    assert json.loads((finished_run / "run.json").read_text())["augment_version"] == AUGMENT_VERSION
+    out = edited_copy(finished_run, tmp_path / "run", "run.json", edit)
+    for flag in (["--extend", "--epochs", "2"], ["--resume"]):
+        if flag == ["--resume"]:  # as if interrupted in its epoch: a finished run has nothing to resume
+            (out / "progress.json").write_text(json.dumps({"completed": []}))
+        capsys.readouterr()
+        assert train("--out", str(out), *flag) == 2
+        error = capsys.readouterr().err
+        assert (f"was started with training augmentation version 1, and this liquid-navigator augments with version "
+                f"{AUGMENT_VERSION}") in error and "start the run over in another --out" in error, error
 
 
 @pytest.mark.parametrize("name", ["history.json", "progress.json", "last.pt"])

@@ -45,6 +45,7 @@ from navigator.resume import (Continued, Difference, GivenAs, check_continuation
                               recorded_paths, without)
 from navigator.scenario import CameraSettings
 from navigator.training import distributed, launcher
+from navigator.training.augment import AUGMENT_VERSION
 from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig, with_added_settings
 from navigator.training.run_record import RUN_FORMAT, RUN_RECORD, RUN_VERSION, read_record
 from navigator.training.loop import (Stage, TrainHooks, TrainingExtras, first_stage, read_training_state, train,
@@ -187,8 +188,8 @@ def _start_new(out: Path, config: TrainConfig) -> tuple[tuple[Path, ...], Folder
     created = tuple(folder for folder in (*reversed(out.parents), out) if not folder.exists())
     lock = lock_new_folder(out, "training run", lambda: _check_new(out, config))
     _write_record(out, {"format": RUN_FORMAT, "version": RUN_VERSION, "config": to_dict(config),
-                                   "extensions": [], "datasets": {"data": {}, "dagger": {}},
-                                   "world_sizes": [distributed.world_size()]})
+                        "augment_version": AUGMENT_VERSION, "extensions": [], "datasets": {"data": {}, "dagger": {}},
+                        "world_sizes": [distributed.world_size()]})
     return created, lock
 
 
@@ -259,9 +260,7 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
         raise UserError(f"{out / RUN_RECORD} is damaged (its 'datasets' records {', '.join(n for _, n in foreign)}, "
                         f"which the run does not train on); restore it, or start the run over in another --out")
     _check_datasets(out, record, flag)  # every dataset the record names: it records nothing new
-    if extend:
-        return record, progress, _extension(out, config, progress, more_epochs[0])
-    if finished:
+    if finished and not extend:
         early = stopped_early(out, config.epochs, config.patience)
         more = ("more epochs would not run; start a new run with a larger `patience:` in its --config recipe" if early
                 else
@@ -269,7 +268,21 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
         raise UserError(f"--resume: {out} is finished ({early or f'all {config.epochs} epochs'}"
                         f"{f' and {config.dagger.rounds} DAgger rounds' if config.dagger.rounds else ''}): nothing to "
                         f"resume; {more}; to fly it: navigator fly --pilot {shlex.quote(str(out / 'best.pt'))}")
+    _check_augmentation(out, record, flag)
+    if extend:
+        return record, progress, _extension(out, config, progress, more_epochs[0])
     return record, progress, None
+
+
+def _check_augmentation(out: Path, record: dict[str, Any], flag: str) -> None:
+    """Refuse to continue a run whose windows were augmented by other numbers than this version's (a run recorded
+    before `augment_version` existed had version 1): it would go on training on differently augmented images."""
+    started = record.get("augment_version", 1)
+    if started != AUGMENT_VERSION:
+        raise UserError(f"{flag}: {out} was started with training augmentation version {started}, and this "
+                        f"liquid-navigator augments with version {AUGMENT_VERSION} (same settings, other random "
+                        f"images), so it cannot continue the run exactly; start the run over in another --out, or "
+                        f"continue it with the liquid-navigator release that started it")
 
 
 def stopped_early(out: Path, epochs: int, patience: int) -> str | None:
