@@ -10,6 +10,7 @@ import multiprocessing
 import pickle
 import signal
 from collections.abc import Callable, Iterable, Iterator
+from multiprocessing import resource_tracker
 from multiprocessing.pool import Pool
 from typing import Any
 
@@ -101,7 +102,13 @@ def spawn_pool(processes: int, setup: Callable[[], None] | None = None) -> Pool:
     spawn, not fork: PyBullet clients and BLAS threads do not survive a fork cleanly. SIGINT and SIGTERM (which the
     command takes as Ctrl-C) stay blocked while the workers start: they inherit the block, so a stop before their
     initializer runs cannot interrupt their start-up either; the parent gets a stop of that moment as soon as the
-    block is lifted."""
+    block is lifted.
+
+    multiprocessing's resource tracker, started by the first pool of a process, unblocks both signals once it is
+    started (whatever was blocked before): it is started first, so that the workers start with them blocked too. It
+    was not, and a Ctrl-C in the first second of a command's first pool reached a worker still starting Python
+    (`Fatal Python error: init_import_site` and a KeyboardInterrupt traceback)."""
+    resource_tracker.ensure_running()
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         return multiprocessing.get_context("spawn").Pool(processes, initializer=ignore_interrupts, initargs=(setup,))

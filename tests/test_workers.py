@@ -58,3 +58,42 @@ def test_our_error_raised_in_a_worker_reaches_the_parent_as_raised():
         with pytest.raises(SettingError) as raised:
             list(results_while_workers_live(pool, _fails_with_ours, [5000.0], child_pids()))
     assert raised.value.name == "max_seconds" and str(raised.value) == "max_seconds must be in (0, 3600], got 5000.0"
+
+
+
+# Run in a fresh interpreter: the pool must be the process's first (it starts multiprocessing's resource tracker).
+FIRST_POOL = """
+import json, signal, sys
+from pathlib import Path
+from navigator.workers import child_pids, spawn_pool
+
+def masks(pid):
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["SigBlk"], 16), int(fields["SigIgn"], 16)
+
+others = child_pids()
+with spawn_pool(2) as pool:
+    # Read at once, long before the workers' interpreters have started.
+    workers = {pid: masks(pid) for pid in child_pids() - others}
+    pool.close()
+print(json.dumps({"workers": workers, "parent": masks("self")}))
+"""
+
+
+def test_workers_of_a_first_pool_are_immune_to_ctrl_c_from_their_first_instant():
+    """A Ctrl-C reaching the process group in a worker's first second (Python starting, before its initializer
+    ignores SIGINT) printed `Fatal Python error: init_import_site` and a traceback: the resource tracker that a
+    process's first pool starts had unblocked SIGINT and SIGTERM before the workers were spawned."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", FIRST_POOL], capture_output=True, text=True, timeout=120, check=True)
+    masks = json.loads(done.stdout)
+    interrupt, terminate = 1 << (signal.SIGINT - 1), 1 << (signal.SIGTERM - 1)
+    assert len(masks["workers"]) == 2
+    for blocked, ignored in masks["workers"].values():
+        assert (blocked | ignored) & interrupt and blocked & terminate
+    blocked, _ = masks["parent"]
+    assert not blocked & (interrupt | terminate)  # the parent takes both again once its pool is started
