@@ -174,10 +174,14 @@ def _negative_values_attached(argv: list[str]) -> list[str]:
     return joined
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, exiting: bool = False) -> int:
     """Run one command; returns the exit code: 0 done, 1 a verdict of failure (e.g. an unsound dataset), 2 bad
     input (one line on stderr, no traceback), 130 interrupted (Ctrl-C), 143 stopped by SIGTERM. Anything else raised
     is a bug and shows its traceback.
+
+    `exiting`: the process ends once this returns (the console script): Ctrl-C and SIGTERM are then ignored from
+    the moment the command has finished, so that a stop arriving while the interpreter shuts down leaves the exit
+    status as the command set it (it ended the process with -15, or a traceback, its work done and saved).
     """
     argv = _negative_values_attached(sys.argv[1:] if argv is None else list(argv))
     try:
@@ -227,7 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as error:
         return _missing_extra(error, _command_name(args))
     finally:
-        if installed:
+        if installed and exiting:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        elif installed:
             signal.signal(signal.SIGTERM, previous)
 
 

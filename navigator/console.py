@@ -18,4 +18,4 @@ def main() -> int:
     except KeyboardInterrupt:
         print(INTERRUPTED_BEFORE_START, file=sys.stderr)
         return 130
-    return run_command_line()
+    return run_command_line(exiting=True)

@@ -579,6 +579,33 @@ def test_ctrl_c_while_the_command_line_is_read_ends_in_one_line(monkeypatch, cap
     assert capsys.readouterr().err == INTERRUPTED_BEFORE_START + "\n"
 
 
+# The console script, then SIGTERM and Ctrl-C as the process exits, once the command has finished.
+STOPPED_WHILE_EXITING = """
+import os, signal, sys
+sys.argv = ["navigator", "data", "info", sys.argv[1]]
+from navigator.console import main
+status = main()
+os.kill(os.getpid(), signal.SIGTERM)
+os.kill(os.getpid(), signal.SIGINT)
+sys.exit(status)
+"""
+
+
+def test_a_stop_after_the_command_finished_leaves_its_exit_status(tmp_path):
+    """A SIGTERM or Ctrl-C in the instant after a command finished (its work saved, its last line printed) ended the
+    process with -15, or -2 and a traceback, instead of the command's status."""
+    from navigator.dataset import DatasetWriter
+    from navigator.dataset.synthetic import synthetic_episode
+
+    writer = DatasetWriter.create(tmp_path / "ds", image_size=(48, 64), recipe={})
+    writer.write(synthetic_episode(0, frames=12))
+    del writer
+    done = subprocess.run([sys.executable, "-c", STOPPED_WHILE_EXITING, str(tmp_path / "ds")], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, (done.returncode, done.stderr)
+    assert "1 episode" in done.stdout
+
+
 @pytest.mark.parametrize("command", ["collect", "train"])
 def test_help_says_resume_and_extend_exclude_each_other_and_take_the_record(command, capsys):
     with pytest.raises(SystemExit):
