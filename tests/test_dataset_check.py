@@ -47,6 +47,27 @@ def test_check_compares_every_manifest_field_with_the_episode_file(tmp_path):
         Dataset.open(root).read(Dataset.open(root).entries[0])
 
 
+def test_check_compares_the_recipe_with_the_settings_each_episode_was_flown_with(tmp_path):
+    """An episode copied in from another collection (another airframe, camera or recovery noise) is not one of the
+    collection the manifest's recipe describes, though its own checksum and entry match."""
+    camera = {"width": 32, "height": 24, "fov_deg": 90.0, "tilt_deg": 0.0, "rate_hz": 30}
+    recipe = {"airframe": "synthetic", "camera": camera, "dart_noise": 0.1, "parts": [], "seed": 0}
+    root = make(tmp_path / "ds", recipe=recipe)
+    assert check_dataset(root).sound
+    edit_manifest(root, lambda manifest: manifest["recipe"].update(airframe="x500", dart_noise=0.2,
+                                                                    camera={**camera, "fov_deg": 80.0}))
+    report = check_dataset(root)
+    messages = sorted(p.message.split(" but ")[0] for p in report.errors if p.file.endswith("seed00000000.npz"))
+    assert messages == ['it was flown with airframe "synthetic"',
+                        'it was flown with camera {"fov_deg": 90.0, "height": 24, "rate_hz": 30.0, "tilt_deg": 0.0, '
+                        '"width": 32}', "it was flown with dart_noise 0.1"], messages
+    assert not report.sound and "comes from another collection" in report.errors[0].message
+    # Roll-outs of a policy (DAgger) fly without the expert's recovery noise, whatever the recipe's setting.
+    edit_manifest(root, lambda manifest: manifest["recipe"].update(airframe="synthetic", camera=camera,
+                                                                    pilot="runs/r/best.pt"))
+    assert [p.message.split(" but ")[0] for p in check_dataset(root).errors][:1] == ["it was flown with dart_noise 0.1"]
+
+
 def test_check_lists_every_manifest_problem_in_one_run(tmp_path):
     root = make(tmp_path / "ds", seeds=(0, 1, 2))
 

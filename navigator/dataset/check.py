@@ -14,7 +14,7 @@ from navigator.dataset.episode_file import load_episode
 from navigator.dataset.errors import DatasetError
 from navigator.dataset.manifest import (EPISODES_FOLDER, MANIFEST_NAME, Manifest, image_size_of, load_manifest_data,
                                         manifest_problems, plain_file_name, require_dataset_folder)
-from navigator.dataset.reader import entry_mismatches, layout_mismatches
+from navigator.dataset.reader import entry_mismatches, layout_mismatches, recipe_mismatches
 from navigator.folder_lock import refuse_if_in_use
 
 Severity = Literal["error", "warning"]
@@ -123,6 +123,7 @@ def _check_against_manifest(report: CheckReport, data: dict[str, Any]) -> set[st
     report.problems += [Problem("error", MANIFEST_NAME, problem) for problem in problems]
     entries = data.get("episodes") if isinstance(data.get("episodes"), list) else []
     convention = data.get("action_convention") if isinstance(data.get("action_convention"), str) else None
+    recipe = data.get("recipe") if isinstance(data.get("recipe"), dict) else {}
     listed = set()
     for entry in entries:
         name = entry.get("file") if isinstance(entry, dict) else None
@@ -133,7 +134,8 @@ def _check_against_manifest(report: CheckReport, data: dict[str, Any]) -> set[st
         if episode is not None:
             report.problems += [Problem("error", f"{EPISODES_FOLDER}/{name}", mismatch)
                                 for mismatch in entry_mismatches(entry, episode)
-                                + layout_mismatches(image_size_of(data), convention, episode)]
+                                + layout_mismatches(image_size_of(data), convention, episode)
+                                + recipe_mismatches(recipe, episode)]
     if not problems:
         state = completeness(Manifest.from_dict(data, str(path / MANIFEST_NAME)))
         if not state.complete:

@@ -39,6 +39,27 @@ def entry_mismatches(recorded: Mapping[str, Any], episode: Episode) -> list[str]
     return problems
 
 
+# The collection settings a manifest's recipe and each episode file both record: (recipe key, episode metadata key).
+_RECIPE_SETTINGS = (("airframe", "airframe"), ("camera", "camera"), ("pilot", "pilot"),
+                    ("dart_noise", "dart_noise_std"), ("dart_time_constant", "dart_time_constant"))
+
+
+def recipe_mismatches(recipe: Mapping[str, Any], episode: Episode) -> list[str]:
+    """Each collection setting of a manifest's `recipe` that the episode file says it was not flown with, one
+    message per setting (settings either side lacks are not compared: datasets merged or written by hand have no
+    recipe, older episodes record fewer settings). Such an episode came from another collection."""
+    expected = dict(recipe)
+    if "dart_noise" in recipe and recipe.get("pilot", "expert") != "expert":
+        expected["dart_noise"] = 0.0  # recovery noise perturbs the expert only: a policy's roll-outs fly without it
+    problems = []
+    for name, recorded_as in _RECIPE_SETTINGS:
+        if name in expected and recorded_as in episode.metadata and expected[name] != episode.metadata[recorded_as]:
+            problems.append(f"it was flown with {name} {show(episode.metadata[recorded_as])} but the manifest's "
+                            f"recipe says {show(expected[name])}: it comes from another collection; move it to a "
+                            f"dataset of its own settings")
+    return problems
+
+
 def _size_mismatch(actual: tuple[int, int], listed: tuple[int, int]) -> str:
     # Said in the user's terms: the manifest's field names and width x height, as cameras are described.
     return (f"its images are {actual[1]}x{actual[0]} but the manifest says {listed[1]}x{listed[0]} (width x height); "
