@@ -378,6 +378,20 @@ def test_a_curve_names_a_missing_starting_policy_where_it_was_given(tmp_path, ca
     assert not (tmp_path / "out").exists()
 
 
+def test_a_curve_whose_demonstrations_fly_training_worlds_names_them_and_the_policy_s_whole_range(tmp_path, capsys):
+    from navigator.pilots import pretrained_checkpoint
+
+    config = tmp_path / "curve.yaml"
+    config.write_text("sceneries: [night]\ndemonstrations: [5]\nstrategies: [finetune]\nseeds: [0, 1]\n"
+                      "collect_seed: 198\n")
+    assert main(["adapt", "curve", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert (f"collect_seed in {config}: the demonstrations would fly world seeds 198-202, and "
+            f"{pretrained_checkpoint('fly-to-target')} was trained on world seeds 0-199") in error, error
+    assert "seeds 198-199 among them: choose a collect_seed past 199" in error
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_learning_curve_reports_forgetting_from_a_real_evaluation(tmp_path, capsys):
     """One scenery, one short demonstration, fine-tuning with two training seeds, one two-second world per suite in
     the real simulator: the curve's figures are the evaluation's episodes, curve.md is drawn again from curve.json,

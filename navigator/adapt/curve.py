@@ -120,9 +120,11 @@ def check_start(config: CurveConfig, source: str) -> str:
     for known in training_seeds(metadata).ranges:
         shared = known.overlap(config.task, demonstrations)
         if shared:
+            among = f"seed {shared.start}" if len(shared) == 1 else f"seeds {shared.start}-{shared.stop - 1}"
             raise UserError(f"collect_seed in {source}: the demonstrations would fly world seeds {shown}, and "
-                            f"{start} was trained on {shared.start}-{shared.stop - 1} ({known.source}): choose a "
-                            f"collect_seed past {known.first + known.count - 1}, so that new means new")
+                            f"{start} was trained on world seeds {known.first}-{known.first + known.count - 1} "
+                            f"({known.source}), {among} among them: choose a collect_seed past "
+                            f"{known.first + known.count - 1}, so that new means new")
     return file_sha256(start)
 
 
