@@ -199,6 +199,24 @@ _UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float",
                                        list("-+0123456789"))
 
 
+# Integers as YAML 1.2 writes them: decimal (a leading zero changes nothing), 0o octal, 0x hexadecimal. YAML 1.1 read
+# `seed: 010` as 8 (octal) and `max_seconds: 1:30` as 90 (base 60), and took `0o10` for text.
+_YAML_INTEGER = re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+)$")
+for _first, _resolvers in list(_UniqueKeyLoader.yaml_implicit_resolvers.items()):
+    _UniqueKeyLoader.yaml_implicit_resolvers[_first] = [
+        (tag, pattern) for tag, pattern in _resolvers if tag != "tag:yaml.org,2002:int"]
+_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:int", _YAML_INTEGER, list("-+0123456789"))
+
+
+def _yaml_integer(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = loader.construct_scalar(node).replace("_", "")
+    base = {"0o": 8, "0x": 16}.get(text[:2], 10)
+    return int(text[2:] if base != 10 else text, base)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _yaml_integer)
+
+
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     """Read a YAML file that must hold a mapping (an empty file is an empty mapping); duplicate keys are refused."""
     path = Path(path)

@@ -360,3 +360,15 @@ def test_a_number_with_an_exponent_is_read_as_written(tmp_path):
     assert read_yaml_mapping(path) == {"lr": 0.003, "epochs": 2, "batch_size": 10.0}
     path.write_text("lr: '3e-3'\n")
     assert read_yaml_mapping(path) == {"lr": "3e-3"}
+
+
+def test_whole_numbers_are_read_as_yaml_1_2_writes_them(tmp_path):
+    """YAML 1.1 read `seed: 010` as 8 (octal) and `1:30` as 90 (base 60), and took `0o10` for text."""
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 010\na: 0o10\nb: 0x1F\nc: -7\nd: 1_000\ne: 1:30\nf: '010'\n")
+    assert read_yaml_mapping(path) == {"seed": 10, "a": 8, "b": 31, "c": -7, "d": 1000, "e": "1:30", "f": "010"}
+    from navigator.training.config import TrainConfig
+
+    path.write_text("data: [demos]\nepochs: 1:30\n")
+    with pytest.raises(ConfigError, match=f"epochs in {path} must be a whole number, got \"1:30\""):
+        load_config(TrainConfig, path)
