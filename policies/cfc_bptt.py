@@ -21,10 +21,10 @@ tanh of a column slice is not vectorised at all. The two forms differ by float r
 
 The pipeline (a wavefront): at iteration k, layer l computes its step k - l. Every layer then reads only states
 of iteration k - 1, so one matmul of the concatenated state [s_0 | s_1 | ...] (N = sum H_l) with a block weight
-`w_state` (N, 4N) gives every layer's gates, and the update is five kernels per iteration for all layers. A
-sequence of T steps takes T + L - 1 iterations; in the first and last L - 1 of them the layers that have not
-started or have already finished hold their state. The forward is four kernels per iteration; the backward runs the
-same wavefront in reverse: two kernels per iteration, all elementwise derivative factors computed for all iterations at once before it, and the weight
+`w_state` (N, 4N) gives every layer's gates, and the update is three more kernels per iteration for all layers.
+A sequence of T steps takes T + L - 1 iterations; in the first and last L - 1 of them the layers that have not
+started or have already finished hold their state. The backward runs the same wavefront in reverse: two kernels
+per iteration, all elementwise derivative factors computed for all iterations at once before it, and the weight
 gradient in one matmul after it. The arithmetic is the layer-by-layer recurrence's; only the order of float sums
 differs.
 

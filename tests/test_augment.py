@@ -113,14 +113,16 @@ def _reference_window(window: torch.Tensor, config: AugmentConfig, draws: list[f
     x = torch.roll(x, shifts=tuple(int(draw() * span) - config.shift_px for _ in range(2)), dims=(1, 2))
     x = x.clamp(0.0, 255.0)
     _, height, width, _ = x.shape
-    shown = int(draw() * (config.cutouts + 1))
-    for index in range(config.cutouts):
-        box_h = max(1, int((1 / 8 + (1 / 3 - 1 / 8) * draw()) * height))
-        box_w = max(1, int((1 / 8 + (1 / 3 - 1 / 8) * draw()) * width))
-        top, left = int(draw() * (height - box_h + 1)), int(draw() * (width - box_w + 1))
-        if index < shown:
-            x[:, top:top + box_h, left:left + box_w] = 0.0
-    return x.round().float()
+    count = int(draw() * (config.cutouts + 1))
+    boxes = [[draw() for _ in range(4)] for _ in range(config.cutouts)]  # (height, width, top, left) fractions
+    rows, cols = torch.arange(height).view(-1, 1), torch.arange(width).view(1, -1)
+    keep = torch.ones(height, width, dtype=torch.bool)
+    for box in boxes[:count]:
+        size = [max(1, int((1 / 8 + 5 / 24 * fraction) * side)) for fraction, side in zip(box, (height, width))]
+        corner = [int(fraction * (side - extent + 1)) for fraction, side, extent in zip(box[2:], (height, width), size)]
+        inside_rows = (rows >= corner[0]) & (rows < corner[0] + size[0])
+        keep &= ~(inside_rows & (cols >= corner[1]) & (cols < corner[1] + size[1]))
+    return (x * keep[None, :, :, None]).round().float()
 
 
 @pytest.mark.parametrize("batch", [1, 5])

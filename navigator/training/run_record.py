@@ -2,9 +2,9 @@
 a run reads (and refuses) it before the training pipeline, and torch, are imported.
 
 run.json holds the full recipe the run started with (`config`), the version of the augmentation its windows were
-drawn with (`augment_version`, navigator.training.augment; 1 when missing), the extensions asked for since (`extensions`), a
-fingerprint of every dataset a stage trained on (`datasets`) and how many processes each start and continuation
-trained with (`world_sizes`); navigator.training.pipeline writes it.
+drawn with (`augment_version`, navigator.training.augment; 1 when missing), the extensions asked for since
+(`extensions`), a fingerprint of every dataset a stage trained on (`datasets`) and how many processes each start and
+continuation trained with (`world_sizes`); navigator.training.pipeline writes it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ RUN_VERSION = 2  # 2: with its checksum (navigator.json_fields); 1, written befo
 
 # The fields of run.json this module reads (navigator.json_fields), checked before any is used or rewritten. Records
 # written before dataset fingerprints, world sizes and augmentation versions existed lack those.
-RUN_FIELDS = (("config", "mapping"), ("augment_version", "optional positive integer"), ("extensions", "list"), ("datasets", "optional mapping"),
+RUN_FIELDS = (("config", "mapping"), ("augment_version", "optional positive integer"), ("extensions", "list"),
+              ("datasets", "optional mapping"),
               *((f"datasets.{section}", "optional mapping") for section in ("data", "dagger")),
               *((f"datasets.{section}{{}}", "mapping") for section in ("data", "dagger")),
               *((f"datasets.{section}{{}}.episodes", "non-negative integer") for section in ("data", "dagger")),
