@@ -199,12 +199,15 @@ _UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float",
                                        list("-+0123456789"))
 
 
-# Integers as YAML 1.2 writes them: decimal (a leading zero changes nothing), 0o octal, 0x hexadecimal. YAML 1.1 read
-# `seed: 010` as 8 (octal) and `max_seconds: 1:30` as 90 (base 60), and took `0o10` for text.
-_YAML_INTEGER = re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+)$")
+# Integers as YAML 1.2 writes them: decimal (a leading zero changes nothing), 0o octal, 0x hexadecimal, underscores
+# only between digits. YAML 1.1 read `seed: 010` as 8 (octal) and `max_seconds: 1:30` as 90 (base 60), and took
+# `0o10` for text. Dates are text too (YAML 1.1 made `out: 2024-01-15` a date, refused as "not a string", and
+# `2024-02-30` an error): no setting is a date.
+_YAML_INTEGER = re.compile(r"^(?:[-+]?[0-9]+(?:_[0-9]+)*|0o[0-7]+(?:_[0-7]+)*|0x[0-9a-fA-F]+(?:_[0-9a-fA-F]+)*)$")
 for _first, _resolvers in list(_UniqueKeyLoader.yaml_implicit_resolvers.items()):
     _UniqueKeyLoader.yaml_implicit_resolvers[_first] = [
-        (tag, pattern) for tag, pattern in _resolvers if tag != "tag:yaml.org,2002:int"]
+        (tag, pattern) for tag, pattern in _resolvers
+        if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:timestamp")]
 _UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:int", _YAML_INTEGER, list("-+0123456789"))
 
 
@@ -233,9 +236,15 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
             loader.dispose()
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(error)}") from None
+    except ConfigError:
+        raise
     except (OSError, UnicodeDecodeError) as error:
         refuse_if_denied(error)
         raise ConfigError(f"cannot read config file {path} ({read_problem(error)})") from None
+    except (ValueError, KeyError, TypeError, OverflowError) as error:  # an explicit tag (!!int abc) PyYAML cannot apply
+        raise ConfigError(f"{path} is not valid YAML: a value cannot be read as the type its tag names (!!int, "
+                          f"!!float, !!bool, ...: {type(error).__name__} {error}); drop the tag or correct the "
+                          f"value") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

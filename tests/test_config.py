@@ -372,3 +372,24 @@ def test_whole_numbers_are_read_as_yaml_1_2_writes_them(tmp_path):
     path.write_text("data: [demos]\nepochs: 1:30\n")
     with pytest.raises(ConfigError, match=f"epochs in {path} must be a whole number, got \"1:30\""):
         load_config(TrainConfig, path)
+
+
+@pytest.mark.parametrize("value, said", [
+    ("0x_", 'must be a whole number, got "0x_"'), ("2_", 'must be a whole number, got "2_"'),
+    ("2024-02-30", 'must be a whole number, got "2024-02-30"'),
+    ("!!int abc", "is not valid YAML: a value cannot be read as the type its tag names"),
+    ("!!bool maybe", "is not valid YAML: a value cannot be read as the type its tag names"),
+    ("!!timestamp 2020-13-45", "is not valid YAML: a value cannot be read as the type its tag names"),
+])
+def test_values_yaml_cannot_read_as_numbers_or_tags_are_refused_in_one_line(tmp_path, value, said):
+    """Each ended in a traceback (a ValueError or KeyError from PyYAML's constructors), whatever the key."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"seed: {value}\n")
+    with pytest.raises(ConfigError, match=said):
+        load_config(FlyConfig, path)
+
+
+def test_a_date_is_text(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("out: 2024-01-15\n")
+    assert read_yaml_mapping(path) == {"out": "2024-01-15"}
