@@ -546,6 +546,26 @@ def test_ctrl_c_says_how_to_continue(argv, last_line, monkeypatch, capsys, tmp_p
     assert capsys.readouterr().err.strip().splitlines()[-1] == last_line
 
 
+def test_ctrl_c_of_a_recipe_whose_out_its_file_gives_says_to_resume_once_it_saved(dataset, tmp_path, monkeypatch,
+                                                                                     capsys):
+    """The run folder came from the recipe, not --out: a run stopped in a DAgger round (run.json, best.pt and last.pt
+    written) was told "before anything was saved; rerun the same command", which refuses the non-empty folder."""
+    import navigator.training.pipeline
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"data: [{dataset}]\nout: {tmp_path / 'run'}\nwindow: 8\nstride: 4\n")
+
+    def stopped_after_saving(config, *args, **kwargs):
+        Path(config.out).mkdir()
+        (Path(config.out) / "run.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(navigator.training.pipeline, "run_recipe", stopped_after_saving)
+    assert main(["train", "--config", str(recipe)]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "navigator train: interrupted; rerun the same command with --resume to continue")
+
+
 class _InterruptedImport:
     """A module finder that raises KeyboardInterrupt when `name` is imported, as a Ctrl-C during its import would."""
 

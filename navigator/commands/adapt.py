@@ -212,6 +212,7 @@ def _adapt(args: argparse.Namespace) -> int:
     config = FLAGS.load(args, source, lambda overrides: {**overrides, "out": args.out and str(args.out)})
     _refuse_unread(args, config.strategy, config.dagger.rounds, config.pilot)
     check_output_folder(Path(config.out), "--out", continuing=args.resume, kind="training run")
+    args.output_folder = Path(config.out)  # where an interrupted adaptation is continued (its config's out, or --out)
     # Only now the pipeline (and torch, seconds to import): bad settings above are refused at once.
     from navigator.adapt.run import adapt, data_presets
     from navigator.commands.display import TrainingDisplay

@@ -245,6 +245,7 @@ def _check_folders(config, args: argparse.Namespace) -> None:
 
     out_flag = "--out" if args.out is not None or args.config is None else f"out in {args.config}:"
     check_output_folder(Path(config.out), out_flag, continuing=args.resume or args.extend, kind="training run")
+    args.output_folder = Path(config.out)  # where an interrupted run is continued (a recipe's out, or --out)
     existing = list(config.data)
     if config.collect is not None:
         check_output_folder(Path(existing.pop(0)), "the dataset to collect, data[0],", continuing=True,
