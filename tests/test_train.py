@@ -297,6 +297,22 @@ def test_a_run_started_with_other_augmentation_numbers_is_not_continued(finished
                 f"{AUGMENT_VERSION}") in error and "start the run over in another --out" in error, error
 
 
+def test_a_run_whose_resume_state_was_deleted_is_not_silently_started_over(demos, tmp_path, capsys):
+    """Without last.pt, --resume trained the stage again from epoch 1 and overwrote the best.pt it had saved."""
+    out = tmp_path / "run"
+    assert train("--data", str(demos), "--out", str(out), "--epochs", "3", "--batch-size", "4") == 0
+    _, best = weights(out / "best.pt")
+    assert best["epoch"] >= 2  # the same seed, the same epochs: always so
+    (out / "progress.json").write_text(json.dumps({"completed": []}))  # as if interrupted in its last epoch
+    (out / "last.pt").unlink()
+    before = (out / "best.pt").read_bytes()
+    assert train("--out", str(out), "--resume") == 2
+    error = capsys.readouterr().err
+    assert (f"--resume: {out / 'best.pt'} holds epoch {best['epoch']} of the run's train, but {out / 'last.pt'} is "
+            f"missing: the state a resume continues from was deleted or replaced") in error, error
+    assert (out / "best.pt").read_bytes() == before
+
+
 @pytest.mark.parametrize("name", ["history.json", "progress.json", "last.pt"])
 def test_a_folder_where_an_interrupted_run_keeps_a_file_is_refused_and_never_made(demos, tmp_path, capsys,
                                                                                   monkeypatch, name):

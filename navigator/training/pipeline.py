@@ -271,7 +271,29 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
     _check_augmentation(out, record, flag)
     if extend:
         return record, progress, _extension(out, config, progress, more_epochs[0])
+    _check_state_kept(out, config, progress, flag)
     return record, progress, None
+
+
+def _check_state_kept(out: Path, config: TrainConfig, progress: ProgressFile, flag: str) -> None:
+    """Refuse to resume a stage whose resume state (last.pt) was deleted or replaced after the stage had saved
+    epochs: the stage would start over and overwrite its best.pt. The evidence is best.pt of that stage at epoch 2 or
+    later (epoch 1's last.pt was written by then); at epoch 1 an interruption between the two writes looks alike, and
+    training that epoch again gives the same weights."""
+    pending = next((stage for stage in stages(config, out) if stage.name not in progress["completed"]), None)
+    best_path, state_path = out / "best.pt", out / "last.pt"
+    if pending is None or not best_path.exists():
+        return
+    state = read_training_state(state_path) if state_path.exists() else None
+    if state is not None and state.get("stage") == pending.name:
+        return
+    _, best = load_trained(best_path)
+    if best.get("stage") == pending.name and isinstance(best.get("epoch"), int) and best["epoch"] >= 2:
+        held = "is missing" if state is None else f"holds the run's {state.get('stage')}"
+        raise UserError(f"{flag}: {best_path} holds epoch {best['epoch']} of the run's {pending.name}, but "
+                        f"{state_path} {held}: the state a resume continues from was deleted or replaced, and "
+                        f"{pending.name} would start over and overwrite best.pt; restore {state_path}, or start the "
+                        f"run over in another --out")
 
 
 def _check_augmentation(out: Path, record: dict[str, Any], flag: str) -> None:
