@@ -216,7 +216,7 @@ def check_continuation(found: list[Difference], extendable: Callable[[Difference
         if lowered and len(lowered) == len(others):
             counts = (f"the {owner} has {lowered[0].recorded}, you gave {lowered[0].given}" if len(lowered) == 1
                       else what.describe(lowered))
-            resume = finished or f", or drop --extend and {what.flag} to resume it as it is"
+            resume = finished or f", or pass --resume in place of --extend (without {what.flag}) to resume it as it is"
             raise UserError(f"--extend only raises {what.grows}: {counts}; give a larger {what.flag} than {out} "
                             f"has{resume}")
         if others:
@@ -226,7 +226,7 @@ def check_continuation(found: list[Difference], extendable: Callable[[Difference
         if not grown:
             holds = f" ({what.holds})" if what.holds else ""
             grow = what.grow_hint or f"give a larger {what.flag}" + (f" than {what.holds}" if what.holds else "")
-            rest = finished or ", or drop --extend to resume it"
+            rest = finished or ", or pass --resume in place of --extend to resume it"
             # Said of what it is set to (its start or last extension), not of what it holds: an interrupted one
             # holds less.
             raise UserError(f"--extend needs more {what.grows} than {out} is set to{holds}; "

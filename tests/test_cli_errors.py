@@ -454,7 +454,7 @@ def test_collect_resume_takes_the_recorded_recipe_so_no_flag_needs_retyping(tmp_
 @pytest.mark.parametrize("flags, message", [
     (["--extend", "--episodes", "1"], "--extend only raises episodes: the dataset has 2, you gave 1"),
     (["--extend"], "--extend needs more episodes than {out} is set to (2); give a larger --episodes "
-                   "than 2 to extend it, or drop --extend to resume it"),
+                   "than 2 to extend it, or pass --resume in place of --extend to resume it"),
 ])
 def test_collect_extend_builds_on_the_recorded_recipe(flags, message, tmp_path, capsys):
     out = tmp_path / "ds"

@@ -343,7 +343,7 @@ def test_extend_names_a_changed_seed_before_checking_it_against_training(paired_
 @pytest.mark.parametrize("args, message", [
     (["--episodes", "1"], "--extend only raises worlds per suite: the evaluation has 2, you gave 1"),
     (["--episodes", "2"], "--extend needs more worlds per suite than {out} is set to (2); give a "
-                           "larger --episodes than 2 to extend it, or drop --extend to resume it"),
+                           "larger --episodes than 2 to extend it, or pass --resume in place of --extend to resume it"),
     (["--episodes", "3", "--seed", "7"], "other settings differ from the evaluation's: --seed: evaluation has 100000, "
                                          "you gave 7"),
 ])

@@ -301,10 +301,11 @@ def _check_augmentation(out: Path, record: dict[str, Any], flag: str) -> None:
     before `augment_version` existed had version 1): it would go on training on differently augmented images."""
     started = record.get("augment_version", 1)
     if started != AUGMENT_VERSION:
+        release = "an older" if started < AUGMENT_VERSION else "a newer"
         raise UserError(f"{flag}: {out} was started with training augmentation version {started}, and this "
                         f"liquid-navigator augments with version {AUGMENT_VERSION} (same settings, other random "
                         f"images), so it cannot continue the run exactly; start the run over in another --out, or "
-                        f"continue it with the liquid-navigator release that started it")
+                        f"continue it with the {release} liquid-navigator release that started it")
 
 
 def stopped_early(out: Path, epochs: int, patience: int) -> str | None:
