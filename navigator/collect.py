@@ -268,6 +268,32 @@ def _episodes(recorded: dict[str, Any]) -> str:
     return str(parts[0].get("episodes", "")) if one else ""
 
 
+def _refuse_other_settings_than_flown(out: Path, writer: DatasetWriter, recipe: dict[str, Any], flag: str) -> None:
+    """Refuse to add episodes flown with other settings than the dataset's first episode was (airframe, camera,
+    recovery noise): a recipe that does not record one (older, or edited) is completed with the default, which may
+    not be what its episodes were flown with."""
+    from navigator.dataset.episode_file import load_episode
+    from navigator.dataset.errors import DatasetError
+    from navigator.dataset.manifest import EPISODES_FOLDER, show
+    from navigator.dataset.reader import recipe_mismatches
+
+    for entry in writer.manifest.episodes:
+        try:
+            episode = load_episode(out / EPISODES_FOLDER / entry.file, entry.sha256)
+        except DatasetError:
+            continue  # damaged or missing: the resume sets it aside and flies it again
+        break
+    else:
+        return
+    found = recipe_mismatches(recipe, episode)
+    if found:
+        said = "; ".join(f"{setting} {show(flown)}, and this collection would fly {show(given)}"
+                         for setting, given, flown in found)
+        raise UserError(f"{flag}: {out}'s episodes were flown with {said} (its manifest's recipe does not say so: "
+                        f"written before it recorded the setting, or edited), so the dataset would mix the two; "
+                        f"collect the new episodes into a new --out")
+
+
 def open_for_collection(out: Path, config: CollectConfig, resume: bool, extend: bool = False,
                         given_as: GivenAs | None = None) -> tuple[DatasetWriter, list[str]]:
     """A writer for `out`: new, or (resume) the interrupted one after recovering finished files. Also returns
@@ -308,6 +334,7 @@ def open_for_collection(out: Path, config: CollectConfig, resume: bool, extend: 
     grown = check_continuation(found, _is_episode_count, extend,
                                Continued(out, "dataset", "its manifest's 'recipe'", "episodes", "--episodes",
                                          _grow_hint(recorded), given_as or GivenAs(), _episodes(recorded)))
+    _refuse_other_settings_than_flown(out, writer, given, flag)
     if extend:
         writer.set_recipe({**given, EXTENSIONS_KEY: [*extensions, {d.name: {"from": d.recorded, "to": d.given}
                                                                    for d in grown}]})

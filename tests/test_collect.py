@@ -327,3 +327,22 @@ def test_a_recorded_name_in_another_spelling_is_not_a_changed_setting(tmp_path, 
     (out / "manifest.json").write_text(json.dumps(manifest))
     assert collect("--out", str(out), "--resume", "--workers", "1") == 0, capsys.readouterr().err
     assert [entry.seed for entry in read_manifest(out).episodes] == [0, 1]
+
+
+def test_more_episodes_are_not_flown_with_other_settings_than_the_dataset_s(tmp_path, capsys):
+    """A manifest whose recipe does not say its airframe (written without it, or edited) was extended with the
+    default's: x500 episodes added to a cf2x dataset."""
+    out = tmp_path / "ds"
+    assert collect("--out", str(out), "--episodes", "1", "--airframe", "cf2x", "--max-seconds", "1") == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    for name in ("sha256", "manifest_version"):  # as a release before checksums wrote it
+        manifest.pop(name)
+    manifest["recipe"].pop("airframe")
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    before = (out / "manifest.json").read_bytes()
+    capsys.readouterr()
+    assert collect("--out", str(out), "--extend", "--episodes", "2") == 2
+    error = capsys.readouterr().err
+    assert (f"--extend: {out}'s episodes were flown with airframe \"cf2x\", and this collection would fly \"x500\"" in
+            error and "collect the new episodes into a new --out" in error), error
+    assert (out / "manifest.json").read_bytes() == before and len(list((out / "episodes").iterdir())) == 1

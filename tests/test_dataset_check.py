@@ -4,6 +4,7 @@ collections); datasets given twice are refused; completeness against the recipe.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -49,23 +50,54 @@ def test_check_compares_every_manifest_field_with_the_episode_file(tmp_path):
 
 def test_check_compares_the_recipe_with_the_settings_each_episode_was_flown_with(tmp_path):
     """An episode copied in from another collection (another airframe, camera or recovery noise) is not one of the
-    collection the manifest's recipe describes, though its own checksum and entry match."""
+    collection the manifest's recipe describes, though its own checksum and entry match; a recipe that no episode
+    was flown with is the recipe's fault."""
     camera = {"width": 32, "height": 24, "fov_deg": 90.0, "tilt_deg": 0.0, "rate_hz": 30}
     recipe = {"airframe": "synthetic", "camera": camera, "dart_noise": 0.1, "parts": [], "seed": 0}
     root = make(tmp_path / "ds", recipe=recipe)
     assert check_dataset(root).sound
-    edit_manifest(root, lambda manifest: manifest["recipe"].update(airframe="x500", dart_noise=0.2,
-                                                                    camera={**camera, "fov_deg": 80.0}))
+    other = synthetic_episode(2, frames=5, height=24, width=32)
+    other.metadata.update(airframe="x500", dart_noise_std=0.2)
+    writer = DatasetWriter.open(root)
+    writer.write(other)
+    del writer
     report = check_dataset(root)
-    messages = sorted(p.message.split(" but ")[0] for p in report.errors if p.file.endswith("seed00000000.npz"))
-    assert messages == ['it was flown with airframe "synthetic"',
-                        'it was flown with camera {"fov_deg": 90.0, "height": 24, "rate_hz": 30.0, "tilt_deg": 0.0, '
-                        '"width": 32}', "it was flown with dart_noise 0.1"], messages
-    assert not report.sound and "comes from another collection" in report.errors[0].message
+    assert [(p.file, p.message) for p in report.errors] == [
+        ("episodes/fly-to-target__summer__seed00000002.npz", 'it was flown with airframe "x500" but the manifest\'s '
+         'recipe says "synthetic"; it was flown with dart_noise 0.2 but the manifest\'s recipe says 0.1: it comes from '
+         "another collection; move it to a dataset of its own settings")]
+    # The recipe edited (its checksum no longer matches): the manifest is at fault, not the episodes.
+    edit_manifest(root, lambda manifest: manifest["recipe"].update(camera={**camera, "fov_deg": 80.0}))
+    report = check_dataset(root)
+    assert [p.file for p in report.errors] == ["manifest.json", "episodes/fly-to-target__summer__seed00000002.npz"][:1]
+    assert report.errors[0].message == (
+        'its recipe says camera {"width": 32, "height": 24, "fov_deg": 80.0, "tilt_deg": 0.0, "rate_hz": 30} but its 3 '
+        'episodes were flown with {"fov_deg": 90.0, "height": 24, "rate_hz": 30.0, "tilt_deg": 0.0, "width": 32}; its '
+        'recipe says airframe "synthetic" but 1 of its 3 episodes was flown with "x500"; its recipe says dart_noise '
+        "0.1 but 1 of its 3 episodes was flown with 0.2: the recipe does not describe its episodes (edited by hand?); "
+        "restore the manifest from a copy of the dataset")
+    assert "restore the manifest from a copy of the dataset" in report.errors[0].message
+    assert not any("collect --resume" in p.message for p in report.problems)  # no advice to continue an edited one
     # Roll-outs of a policy (DAgger) fly without the expert's recovery noise, whatever the recipe's setting.
-    edit_manifest(root, lambda manifest: manifest["recipe"].update(airframe="synthetic", camera=camera,
-                                                                    pilot="runs/r/best.pt"))
-    assert [p.message.split(" but ")[0] for p in check_dataset(root).errors][:1] == ["it was flown with dart_noise 0.1"]
+    root = make(tmp_path / "rollouts", recipe={**recipe, "pilot": "runs/r/best.pt"})
+    assert [p.message.split(" but ")[0] for p in check_dataset(root).errors] == ["its recipe says dart_noise 0.0"]
+
+
+@pytest.mark.parametrize("field, value, said", [
+    ("manifest_version", 99, "its manifest_version is 99, and this software reads 2 (or none, before checksums): a "
+                             "newer release wrote it"),
+    ("manifest_version", "2", 'its manifest_version is "2", and this software reads 2 (or none, before checksums): '
+                              "restore the manifest"),
+    ("schema_version", "1", 'its schema_version must be a whole number, got "1"'),
+])
+def test_a_manifest_of_a_version_this_software_does_not_read_is_refused_by_every_reader(tmp_path, field, value, said):
+    """A manifest_version of a newer release was read as an old manifest without a checksum, and extended."""
+    root = make(tmp_path / "ds")
+    edit_manifest(root, lambda manifest: manifest.update({field: value}))
+    with pytest.raises(ManifestError, match=re.escape(said)):
+        Dataset.open(root)
+    report = check_dataset(root)
+    assert not report.sound and any(said in problem.message for problem in report.errors), report.errors
 
 
 def test_check_lists_every_manifest_problem_in_one_run(tmp_path):

@@ -13,7 +13,7 @@ from navigator.dataset.episode import Episode
 from navigator.dataset.episode_file import load_episode
 from navigator.dataset.errors import DatasetError
 from navigator.dataset.manifest import (EPISODES_FOLDER, MANIFEST_NAME, Manifest, image_size_of, load_manifest_data,
-                                        manifest_problems, plain_file_name, require_dataset_folder)
+                                        manifest_problems, plain_file_name, require_dataset_folder, show)
 from navigator.dataset.reader import entry_mismatches, layout_mismatches, recipe_mismatches
 from navigator.folder_lock import refuse_if_in_use
 
@@ -70,12 +70,14 @@ def check_dataset(path: str | Path, recipe_problem: Callable[[dict[str, Any]], s
     report = CheckReport(path)
     folder = path / EPISODES_FOLDER
     on_disk = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    edited = False
     try:
         data = load_manifest_data(path)
         try:
             load_manifest_data(path, verify=True)
-        except DatasetError as edited:  # what it lists is judged below, field by field, against the episode files
-            report.problems.append(Problem("warning", MANIFEST_NAME, _strip_path(str(edited), path / MANIFEST_NAME)))
+        except DatasetError as error:  # what it lists is judged below, field by field, against the episode files
+            edited = True
+            report.problems.append(Problem("warning", MANIFEST_NAME, _strip_path(str(error), path / MANIFEST_NAME)))
     except DatasetError as error:
         report.problems.append(Problem("error", MANIFEST_NAME, _strip_path(str(error), path / MANIFEST_NAME)))
         # Without a manifest there are no checksums to compare, but each file can still be read and validated.
@@ -83,7 +85,7 @@ def check_dataset(path: str | Path, recipe_problem: Callable[[dict[str, Any]], s
         for name in sorted(listed):
             _load(report, folder, name, None)
     else:
-        listed = _check_against_manifest(report, data)
+        listed = _check_against_manifest(report, data, edited)
         recipe = data.get("recipe")
         problem = recipe_problem(recipe) if recipe_problem is not None and isinstance(recipe, dict) else None
         if problem is not None:
@@ -114,9 +116,11 @@ def _load(report: CheckReport, folder: Path, name: str, sha256: str | None) -> E
         return None
 
 
-def _check_against_manifest(report: CheckReport, data: dict[str, Any]) -> set[str]:
+def _check_against_manifest(report: CheckReport, data: dict[str, Any], edited: bool) -> set[str]:
     """Report every field-level problem of a parsed manifest, then read each entry's file and compare it with every
-    field of the entry it could be checked against; returns the file names the manifest lists."""
+    field of the entry it could be checked against, and with the recipe's collection settings; returns the file
+    names the manifest lists. `edited`: the manifest no longer matches its checksum (already reported), so its
+    recipe says nothing about how to finish the collection."""
     path = report.dataset
     folder = path / EPISODES_FOLDER
     problems = manifest_problems(data)
@@ -125,6 +129,7 @@ def _check_against_manifest(report: CheckReport, data: dict[str, Any]) -> set[st
     convention = data.get("action_convention") if isinstance(data.get("action_convention"), str) else None
     recipe = data.get("recipe") if isinstance(data.get("recipe"), dict) else {}
     listed = set()
+    flown_otherwise: dict[str, list[tuple[str, Any, Any]]] = {}  # file -> recipe settings it was not flown with
     for entry in entries:
         name = entry.get("file") if isinstance(entry, dict) else None
         if not plain_file_name(name):
@@ -134,9 +139,10 @@ def _check_against_manifest(report: CheckReport, data: dict[str, Any]) -> set[st
         if episode is not None:
             report.problems += [Problem("error", f"{EPISODES_FOLDER}/{name}", mismatch)
                                 for mismatch in entry_mismatches(entry, episode)
-                                + layout_mismatches(image_size_of(data), convention, episode)
-                                + recipe_mismatches(recipe, episode)]
-    if not problems:
+                                + layout_mismatches(image_size_of(data), convention, episode)]
+            flown_otherwise[name] = recipe_mismatches(recipe, episode)
+    report.problems += _recipe_problems(flown_otherwise, edited)
+    if not problems and not edited:
         state = completeness(Manifest.from_dict(data, str(path / MANIFEST_NAME)))
         if not state.complete:
             report.problems.append(Problem("warning", MANIFEST_NAME, state.message(path)))
@@ -146,3 +152,36 @@ def _check_against_manifest(report: CheckReport, data: dict[str, Any]) -> set[st
                                            f"are not in its recipe (the first {first}): the recipe was edited after "
                                            f"they were collected, so collect --resume would not make this dataset"))
     return listed
+
+
+def _recipe_problems(flown_otherwise: dict[str, list[tuple[str, Any, Any]]], edited: bool) -> list[Problem]:
+    """The recipe's settings that episodes were not flown with: the recipe's fault (one error on the manifest) when
+    it was edited since navigator wrote it or when every episode differs from it alike; else each such episode's
+    (it came from another collection)."""
+    differing = {name: found for name, found in flown_otherwise.items() if found}
+    if not differing:
+        return []
+    alike = len(differing) == len(flown_otherwise) and len({repr(found) for found in differing.values()}) == 1
+    if edited or alike:
+        counts: dict[str, tuple[str, Any, Any, int]] = {}  # one line per (setting, recipe's value, episodes' value)
+        for found in differing.values():
+            for setting, given, flown in found:
+                key = repr((setting, given, flown))
+                counts[key] = (setting, given, flown, counts[key][3] + 1 if key in counts else 1)
+        said = "; ".join(f"its recipe says {setting} {show(given)} but {_episodes(count, len(flown_otherwise))} "
+                         f"flown with {show(flown)}" for setting, given, flown, count in counts.values())
+        return [Problem("error", MANIFEST_NAME, f"{said}: the recipe does not describe its episodes (edited by "
+                                               f"hand?); restore the manifest from a copy of the dataset")]
+    return [Problem("error", f"{EPISODES_FOLDER}/{name}",
+                    "; ".join(f"it was flown with {setting} {show(flown)} but the manifest's recipe says {show(given)}"
+                              for setting, given, flown in found)
+                    + ": it comes from another collection; move it to a dataset of its own settings")
+            for name, found in differing.items()]
+
+
+def _episodes(count: int, checked: int) -> str:
+    """"its 4 episodes were", "1 of its 3 episodes was"."""
+    were = "were" if count != 1 else "was"
+    if count == checked:
+        return f"its {checked} episode{'s' if checked != 1 else ''} {were}"
+    return f"{count} of its {checked} episodes {were}"

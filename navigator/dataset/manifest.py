@@ -195,10 +195,21 @@ def require_format(data: Any, where: str) -> None:
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         found = show(data.get("format")) if isinstance(data, dict) else f"a JSON {type(data).__name__}"
         raise ManifestError(f"{where}: not a {FORMAT_NAME} manifest (its format is {found})")
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise SchemaVersionError(f"{where}: dataset schema version {show(data.get('schema_version'))}, but this "
+    schema = data.get("schema_version")
+    if not fits(schema, "int"):
+        raise ManifestError(f"{where}: its schema_version must be a whole number, got {show(schema)}; restore the "
+                            f"manifest from a copy of the dataset")
+    if schema != SCHEMA_VERSION:
+        raise SchemaVersionError(f"{where}: dataset schema version {show(schema)}, but this "
                                  f"software reads version {SCHEMA_VERSION}; use the software that wrote it, "
                                  f"or re-collect")
+    version = data.get(MANIFEST_VERSION_KEY, 1)
+    if version not in (1, CHECKSUMMED_MANIFEST) or isinstance(version, bool):
+        newer = fits(version, "int") and version > CHECKSUMMED_MANIFEST
+        raise ManifestError(f"{where}: its {MANIFEST_VERSION_KEY} is {show(version)}, and this software reads "
+                            f"{CHECKSUMMED_MANIFEST} (or none, before checksums): "
+                            + ("a newer release wrote it; read it with that release" if newer else
+                               "restore the manifest from a copy of the dataset"))
 
 
 def image_size_of(data: dict[str, Any]) -> tuple[int, int] | None:

@@ -44,20 +44,15 @@ _RECIPE_SETTINGS = (("airframe", "airframe"), ("camera", "camera"), ("pilot", "p
                     ("dart_noise", "dart_noise_std"), ("dart_time_constant", "dart_time_constant"))
 
 
-def recipe_mismatches(recipe: Mapping[str, Any], episode: Episode) -> list[str]:
-    """Each collection setting of a manifest's `recipe` that the episode file says it was not flown with, one
-    message per setting (settings either side lacks are not compared: datasets merged or written by hand have no
-    recipe, older episodes record fewer settings). Such an episode came from another collection."""
+def recipe_mismatches(recipe: Mapping[str, Any], episode: Episode) -> list[tuple[str, Any, Any]]:
+    """The collection settings of a manifest's `recipe` that the episode file says it was not flown with, as
+    (setting, the recipe's value, the episode's value). Settings either side lacks are not compared: datasets merged
+    or written by hand have no recipe, older episodes record fewer settings."""
     expected = dict(recipe)
     if "dart_noise" in recipe and recipe.get("pilot", "expert") != "expert":
         expected["dart_noise"] = 0.0  # recovery noise perturbs the expert only: a policy's roll-outs fly without it
-    problems = []
-    for name, recorded_as in _RECIPE_SETTINGS:
-        if name in expected and recorded_as in episode.metadata and expected[name] != episode.metadata[recorded_as]:
-            problems.append(f"it was flown with {name} {show(episode.metadata[recorded_as])} but the manifest's "
-                            f"recipe says {show(expected[name])}: it comes from another collection; move it to a "
-                            f"dataset of its own settings")
-    return problems
+    return [(name, expected[name], episode.metadata[recorded_as]) for name, recorded_as in _RECIPE_SETTINGS
+            if name in expected and recorded_as in episode.metadata and expected[name] != episode.metadata[recorded_as]]
 
 
 def _size_mismatch(actual: tuple[int, int], listed: tuple[int, int]) -> str:
