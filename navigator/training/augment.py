@@ -8,11 +8,16 @@ finally rounding to whole grey levels, as the uint8 frames the policy flies on.
 
 Each window draws its own amounts (a camera's exposure and white balance change slowly, so a whole sequence shares
 them); noise is drawn per pixel and frame. Every amount draws from the generator passed in, in one call per window,
-and the noise from OpenCV's generator seeded by it, so a training run is reproducible.
+and the noise from OpenCV's generator seeded by it, so a training run is reproducible. A window's uniform draws, in
+order, each only where its setting is on: saturation, contrast, brightness, exposure, three colour gains, blur,
+two shifts, the noise level and the noise seed, the cut-outs' count, then four per possible cut-out (height, width,
+top, left).
 
 Why OpenCV: the colour steps are one affine map of each pixel (`cv2.transform`, one pass), and OpenCV's separable
-filter and Gaussian generator are three to four times faster than torch's at these sizes. The window's augmentation
-ran at about a fifth of the training step's rate (bench/bench_train.py, "batches alone"), on the same two cores.
+filter and Gaussian generator are several times faster than torch's at these sizes. With torch ops the loop's
+background thread made batches at half the training step's rate on the shipped recipe (bench/bench_train.py
+--config launch/train/fly_to_target.yaml, "batches alone": 5.7k frames/s against 11.2k), so the loop waited for it;
+this module makes them at 1.3x the step's rate (15.7k).
 
 `AUGMENT_VERSION` names these numbers: a training run records it, and resuming a run started with other numbers is
 refused (navigator/training/pipeline.py), since it would continue on differently augmented images.
