@@ -371,6 +371,25 @@ def _convert(value: Any, annotation: Any, key: str, nonfinite: bool = False) -> 
     return value
 
 
+def _nested_paths(cls: type, name: str, prefix: str = "") -> list[str]:
+    """Where a setting called `name` sits below `cls`'s own settings, as dotted keys ("scenario.max_seconds",
+    "parts[].episodes"): what a key given at the wrong level of a file was meant to be."""
+    found = []
+    hints = typing.get_type_hints(cls)
+    for field in (f for f in dataclasses.fields(cls) if f.init):
+        annotation, path = hints[field.name], f"{prefix}{field.name}"
+        options = [a for a in typing.get_args(annotation) if a is not type(None)] if typing.get_origin(annotation) in (
+            typing.Union, types.UnionType) else [annotation]
+        for option in options:
+            if typing.get_origin(option) in (tuple, list) and typing.get_args(option):
+                option, path = typing.get_args(option)[0], f"{path}[]"
+            if dataclasses.is_dataclass(option) and isinstance(option, type):
+                if any(sub.name == name and sub.init for sub in dataclasses.fields(option)):
+                    found.append(f"{path}.{name}")
+                found += _nested_paths(option, name, f"{path}.")
+    return found
+
+
 def from_dict(cls: type[T], data: dict[str, Any], key: str = "") -> T:
     """Build dataclass `cls` from a mapping, refusing unknown keys and converting nested dataclasses. Errors are
     ConfigErrors whose `key` is the dotted setting under `key`."""
@@ -379,8 +398,10 @@ def from_dict(cls: type[T], data: dict[str, Any], key: str = "") -> T:
     unknown = sorted(map(str, set(data) - set(fields)))
     if unknown:
         where = f"{key}: unknown" if key else "unknown"
+        nested = [f"{name} is set as {' or '.join(paths)}" for name in unknown if (paths := _nested_paths(cls, name))]
         raise ConfigError(f"{where} setting(s) {', '.join(unknown)}; valid settings are "
-                          f"{', '.join(sorted(fields))}", f"{key}.{unknown[0]}" if key else str(unknown[0]))
+                          f"{', '.join(sorted(fields))}" + (f" ({'; '.join(nested)})" if nested else ""),
+                          f"{key}.{unknown[0]}" if key else str(unknown[0]))
     kwargs = {name: _convert(value, hints[name], f"{key}.{name}" if key else name,
                              fields[name].metadata.get(_NONFINITE, False)) for name, value in data.items()}
     try:

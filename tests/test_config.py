@@ -1,5 +1,6 @@
 import argparse
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -393,3 +394,17 @@ def test_a_date_is_text(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("out: 2024-01-15\n")
     assert read_yaml_mapping(path) == {"out": "2024-01-15"}
+
+
+@pytest.mark.parametrize("command_config, text, said", [
+    ("fly", "max_seconds: 2\n", "(max_seconds is set as scenario.max_seconds)"),
+    ("fly", "width: 96\n", "(width is set as scenario.camera.width)"),
+    ("train", "data: [d]\nepisodes: 5\n", "(episodes is set as collect.parts[].episodes or dagger.episodes)"),
+])
+def test_a_key_given_at_the_wrong_level_says_where_it_goes(tmp_path, command_config, text, said):
+    from navigator.training.config import TrainConfig
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        load_config({"fly": FlyConfig, "train": TrainConfig}[command_config], path)
