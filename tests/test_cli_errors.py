@@ -433,7 +433,10 @@ def _recorded_dataset(out: Path) -> None:
     recipe = CollectConfig(parts=(CollectPart(task="hike", preset="autumn", episodes=2),), seed=3).recipe()
     writer = DatasetWriter.create(out, image_size=(48, 64), recipe=recipe)
     for seed in (3, 4):
-        writer.write(synthetic_episode(seed, frames=12, task="hike", preset="autumn"))
+        episode = synthetic_episode(seed, frames=12, task="hike", preset="autumn")
+        # As if flown with the recipe: collect refuses to add episodes flown otherwise than a dataset's.
+        episode.metadata.update(airframe=recipe["airframe"], camera=recipe["camera"])
+        writer.write(episode)
 
 
 def test_collect_resume_takes_the_recorded_recipe_so_no_flag_needs_retyping(tmp_path, capsys):

@@ -497,6 +497,27 @@ def test_a_training_that_stops_mid_epoch_stops_making_batches():
     assert not any(thread.name == "training-batches" for thread in threading.enumerate())
 
 
+def test_a_training_stopped_by_ctrl_c_has_stopped_making_batches_when_the_interrupt_leaves_it(demos, tmp_path):
+    """The batches' thread runs OpenCV: one still inside it while Python ends aborts the process ("terminate called
+    without an active exception"; a torchrun rank ended with SIGABRT after Ctrl-C). The loop left it running until
+    the interrupted epoch's generator was collected."""
+    import threading
+
+    from navigator.training.loop import TrainHooks
+    from navigator.training.loop import train as train_stage
+
+    class Interrupted(TrainHooks):
+        def batch(self, index, total, frames, loss):
+            raise KeyboardInterrupt
+
+    config = load_config(TrainConfig, None, {"data": [str(demos)], "out": str(tmp_path / "run"), "epochs": 1,
+                                             "batch_size": 2})
+    with pytest.raises(KeyboardInterrupt) as caught:
+        train_stage(config, tmp_path / "run", hooks=Interrupted())
+    assert caught.value.__traceback__ is not None  # the interrupted frames are still referenced, as in main()
+    assert not any(thread.name == "training-batches" for thread in threading.enumerate())
+
+
 @pytest.mark.parametrize("edit, problem", [
     (lambda progress: progress["completed"].append("bogus"), "progress.json is damaged (it lists 'bogus' as completed"),
 ])
