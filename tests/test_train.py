@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import time
 
 import pytest
 import torch
@@ -497,24 +498,28 @@ def test_a_training_that_stops_mid_epoch_stops_making_batches():
     assert not any(thread.name == "training-batches" for thread in threading.enumerate())
 
 
-def test_a_training_stopped_by_ctrl_c_has_stopped_making_batches_when_the_interrupt_leaves_it(demos, tmp_path):
-    """The batches' thread runs OpenCV: one still inside it while Python ends aborts the process ("terminate called
-    without an active exception"; a torchrun rank ended with SIGABRT after Ctrl-C). The loop left it running until
-    the interrupted epoch's generator was collected."""
+def test_a_ctrl_c_while_the_batch_thread_is_being_stopped_still_waits_for_it():
+    """A Ctrl-C pending while the loop unwound (a torchrun process interrupted inside a collective) was raised inside
+    the join of the batches' thread, which then outlived Python's end inside OpenCV: the process aborted ("FATAL:
+    exception not rethrown", 1 Ctrl-C in 8)."""
+    import os
+    import signal
     import threading
 
-    from navigator.training.loop import TrainHooks
-    from navigator.training.loop import train as train_stage
+    from navigator.training.loop import prefetched
 
-    class Interrupted(TrainHooks):
-        def batch(self, index, total, frames, loss):
-            raise KeyboardInterrupt
+    def slow():
+        for index in range(100):
+            time.sleep(0.3)  # an item takes a while to make: the thread is busy when the consumer stops
+            yield index
 
-    config = load_config(TrainConfig, None, {"data": [str(demos)], "out": str(tmp_path / "run"), "epochs": 1,
-                                             "batch_size": 2})
-    with pytest.raises(KeyboardInterrupt) as caught:
-        train_stage(config, tmp_path / "run", hooks=Interrupted())
-    assert caught.value.__traceback__ is not None  # the interrupted frames are still referenced, as in main()
+    items = prefetched(slow(), depth=1)
+    assert next(items) == 0
+    timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))  # arrives while close() joins the thread
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        items.close()
+    timer.join()
     assert not any(thread.name == "training-batches" for thread in threading.enumerate())
 
 

@@ -36,6 +36,10 @@ from navigator.training.config import AugmentConfig
 
 # 1: torch ops over the batch (before 2026-12); 2: this module. Runs record it (run.json's `augment_version`).
 AUGMENT_VERSION = 2
+
+# OpenCV runs every call in the thread that makes it: at these sizes its own thread pool gains nothing (measured), and
+# the training step's threads already fill the cores.
+cv2.setNumThreads(0)
 _SEEDS = 2**31  # cv2.setRNGSeed takes a C int
 
 

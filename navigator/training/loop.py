@@ -298,6 +298,8 @@ def prefetched(items: Iterator[T], depth: int = PREFETCH_BATCHES) -> Iterator[T]
                 continue
         return False
 
+    finished = threading.Event()
+
     def produce() -> None:
         try:
             for item in items:
@@ -306,6 +308,8 @@ def prefetched(items: Iterator[T], depth: int = PREFETCH_BATCHES) -> Iterator[T]
             put((_DONE, None))
         except BaseException as error:  # noqa: BLE001 (handed to the consumer, which raises it)
             put((_DONE, error))
+        finally:
+            finished.set()
 
     worker = threading.Thread(target=produce, name="training-batches", daemon=True)
     worker.start()
@@ -319,7 +323,24 @@ def prefetched(items: Iterator[T], depth: int = PREFETCH_BATCHES) -> Iterator[T]
             yield item
     finally:
         stop.set()
-        worker.join()
+        _wait_through_interrupts(finished, worker)
+
+
+def _wait_through_interrupts(finished: threading.Event, worker: threading.Thread) -> None:
+    """Wait until the batches' thread `worker` has `finished` (it stops after the item it is making), even through
+    Ctrl-C, and join it; then raise the KeyboardInterrupt that arrived meanwhile. A Ctrl-C pending while an exception
+    unwound (a torchrun process interrupted inside a collective) was raised inside Thread.join, which on Python 3.11
+    then takes the thread for ended: it ran on as Python ended, and a daemon thread returning from OpenCV aborts the
+    process ("FATAL: exception not rethrown")."""
+    interrupted: KeyboardInterrupt | None = None
+    while not finished.is_set():
+        try:
+            finished.wait(0.1)
+        except KeyboardInterrupt as error:
+            interrupted = error
+    worker.join()  # it has left `produce`: only the thread's own end is left
+    if interrupted is not None:
+        raise interrupted
 
 
 def _window_generator(config: TrainConfig, epoch: int, place: int) -> torch.Generator:
