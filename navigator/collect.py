@@ -289,8 +289,8 @@ def _refuse_other_settings_than_flown(out: Path, writer: DatasetWriter, recipe: 
     if found:
         said = "; ".join(f"{setting} {show(flown)}, and this collection would fly {show(given)}"
                          for setting, given, flown in found)
-        raise UserError(f"{flag}: {out}'s episodes were flown with {said} (its manifest's recipe does not say so: "
-                        f"written before it recorded the setting, or edited), so the dataset would mix the two; "
+        raise UserError(f"{flag}: {out}'s episodes were flown with {said} (its manifest's recipe was edited, or "
+                        f"lacks the setting and was completed with the default), so the dataset would mix the two; "
                         f"collect the new episodes into a new --out")
 
 

@@ -242,9 +242,8 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
         refuse_if_denied(error)
         raise ConfigError(f"cannot read config file {path} ({read_problem(error)})") from None
     except (ValueError, KeyError, TypeError, OverflowError) as error:  # an explicit tag (!!int abc) PyYAML cannot apply
-        raise ConfigError(f"{path} is not valid YAML: a value cannot be read as the type its tag names (!!int, "
-                          f"!!float, !!bool, ...: {type(error).__name__} {error}); drop the tag or correct the "
-                          f"value") from None
+        raise ConfigError(f"{path}: a value with an explicit type tag (!!int, !!float, !!bool, ...) cannot be read "
+                          f"as that type ({error}); drop the tag or correct the value") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -375,18 +375,19 @@ def test_whole_numbers_are_read_as_yaml_1_2_writes_them(tmp_path):
         load_config(TrainConfig, path)
 
 
+TAGGED = "a value with an explicit type tag (!!int, !!float, !!bool, ...) cannot be read as that type"
+
+
 @pytest.mark.parametrize("value, said", [
     ("0x_", 'must be a whole number, got "0x_"'), ("2_", 'must be a whole number, got "2_"'),
     ("2024-02-30", 'must be a whole number, got "2024-02-30"'),
-    ("!!int abc", "is not valid YAML: a value cannot be read as the type its tag names"),
-    ("!!bool maybe", "is not valid YAML: a value cannot be read as the type its tag names"),
-    ("!!timestamp 2020-13-45", "is not valid YAML: a value cannot be read as the type its tag names"),
+    ("!!int abc", TAGGED), ("!!bool maybe", TAGGED), ("!!timestamp 2020-13-45", TAGGED),
 ])
 def test_values_yaml_cannot_read_as_numbers_or_tags_are_refused_in_one_line(tmp_path, value, said):
     """Each ended in a traceback (a ValueError or KeyError from PyYAML's constructors), whatever the key."""
     path = tmp_path / "c.yaml"
     path.write_text(f"seed: {value}\n")
-    with pytest.raises(ConfigError, match=said):
+    with pytest.raises(ConfigError, match=re.escape(said)):
         load_config(FlyConfig, path)
 
 

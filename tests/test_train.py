@@ -312,6 +312,11 @@ def test_a_run_whose_resume_state_was_deleted_is_not_silently_started_over(demos
     assert (f"--resume: {out / 'best.pt'} holds epoch {best['epoch']} of the run's train, but {out / 'last.pt'} is "
             f"missing: the state a resume continues from was deleted or replaced") in error, error
     assert (out / "best.pt").read_bytes() == before
+    # Extending a finished run continues from last.pt too: without it, it trained the run again from epoch 1.
+    (out / "progress.json").write_text(json.dumps({"completed": ["train"]}))
+    assert train("--out", str(out), "--extend", "--epochs", "4") == 2
+    assert f"--extend: {out / 'last.pt'} is missing, and extending continues from it" in capsys.readouterr().err
+    assert (out / "best.pt").read_bytes() == before
 
 
 @pytest.mark.parametrize("name", ["history.json", "progress.json", "last.pt"])

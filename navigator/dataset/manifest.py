@@ -204,12 +204,14 @@ def require_format(data: Any, where: str) -> None:
                                  f"software reads version {SCHEMA_VERSION}; use the software that wrote it, "
                                  f"or re-collect")
     version = data.get(MANIFEST_VERSION_KEY, 1)
-    if version not in (1, CHECKSUMMED_MANIFEST) or isinstance(version, bool):
-        newer = fits(version, "int") and version > CHECKSUMMED_MANIFEST
-        raise ManifestError(f"{where}: its {MANIFEST_VERSION_KEY} is {show(version)}, and this software reads "
-                            f"{CHECKSUMMED_MANIFEST} (or none, before checksums): "
-                            + ("a newer release wrote it; read it with that release" if newer else
-                               "restore the manifest from a copy of the dataset"))
+    if not fits(version, "int"):
+        raise ManifestError(f"{where}: its {MANIFEST_VERSION_KEY} must be a whole number, got {show(version)}; "
+                            f"restore the manifest from a copy of the dataset")
+    if version not in (1, CHECKSUMMED_MANIFEST):
+        advice = ("a newer release wrote it; read it with that release" if version > CHECKSUMMED_MANIFEST
+                  else "restore the manifest from a copy of the dataset")
+        raise ManifestError(f"{where}: its {MANIFEST_VERSION_KEY} is {version}, and this software reads 1 or "
+                            f"{CHECKSUMMED_MANIFEST}: {advice}")
 
 
 def image_size_of(data: dict[str, Any]) -> tuple[int, int] | None:

@@ -48,11 +48,11 @@ def recipe_mismatches(recipe: Mapping[str, Any], episode: Episode) -> list[tuple
     """The collection settings of a manifest's `recipe` that the episode file says it was not flown with, as
     (setting, the recipe's value, the episode's value). Settings either side lacks are not compared: datasets merged
     or written by hand have no recipe, older episodes record fewer settings."""
-    expected = dict(recipe)
-    if "dart_noise" in recipe and recipe.get("pilot", "expert") != "expert":
-        expected["dart_noise"] = 0.0  # recovery noise perturbs the expert only: a policy's roll-outs fly without it
-    return [(name, expected[name], episode.metadata[recorded_as]) for name, recorded_as in _RECIPE_SETTINGS
-            if name in expected and recorded_as in episode.metadata and expected[name] != episode.metadata[recorded_as]]
+    compared = dict(recipe)
+    if episode.metadata.get("pilot", "expert") != "expert":
+        compared.pop("dart_noise", None)  # recovery noise perturbs the expert only: a policy's roll-outs record 0
+    return [(name, compared[name], episode.metadata[recorded_as]) for name, recorded_as in _RECIPE_SETTINGS
+            if name in compared and recorded_as in episode.metadata and compared[name] != episode.metadata[recorded_as]]
 
 
 def _size_mismatch(actual: tuple[int, int], listed: tuple[int, int]) -> str:

@@ -270,6 +270,10 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
                         f"resume; {more}; to fly it: navigator fly --pilot {shlex.quote(str(out / 'best.pt'))}")
     _check_augmentation(out, record, flag)
     if extend:
+        if (out / "best.pt").exists() and not (out / "last.pt").exists():
+            raise UserError(f"--extend: {out / 'last.pt'} is missing, and extending continues from it (a run that "
+                            f"saved {out / 'best.pt'} saved it too): it was deleted or moved; restore it, or start "
+                            f"the run over in another --out")
         return record, progress, _extension(out, config, progress, more_epochs[0])
     _check_state_kept(out, config, progress, flag)
     return record, progress, None
