@@ -31,6 +31,10 @@ class ImageNormalisation(nn.Module):
         scale, offset = spec.scale_offset()
         self.register_buffer("scale", torch.from_numpy(scale))
         self.register_buffer("offset", torch.from_numpy(offset))
+        # The same constants repeated over a whole frame (see forward), made once; not saved with the weights.
+        pixels = spec.output_height * spec.output_width
+        self.register_buffer("frame_scale", self.scale.repeat(pixels), persistent=False)
+        self.register_buffer("frame_offset", self.offset.repeat(pixels), persistent=False)
 
     def forward(self, frames: Tensor) -> Tensor:
         if not torch.jit.is_tracing() and tuple(frames.shape[1:]) != self.frame_shape:
@@ -52,7 +56,7 @@ class ImageNormalisation(nn.Module):
             normalised = centred / divisor if centred.requires_grad else centred.div_(divisor)
         else:
             frame = pixels.reshape(count, height * width * channels)
-            normalised = (frame * self.scale.repeat(height * width)).sub_(self.offset.repeat(height * width))
+            normalised = (frame * self.frame_scale).sub_(self.frame_offset)
         # NCHW view of NHWC memory: channels-last, no copy.
         return normalised.reshape(count, height, width, channels).permute(0, 3, 1, 2)
 

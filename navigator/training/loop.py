@@ -31,7 +31,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -284,8 +283,7 @@ _DONE = object()
 def prefetched(items: Iterator[T], depth: int = PREFETCH_BATCHES) -> Iterator[T]:
     """`items` in their order, each made in a background thread up to `depth` ahead of the one being used. An error
     making one is raised here, in its place; when the consumer stops early, the thread stops after the item it is
-    making. Use it under `contextlib.closing`, so that it stops as soon as the consumer does, whatever stops it: an
-    exception leaves a generator open until it is collected."""
+    making, even when a Ctrl-C arrives while it is being stopped (`_wait_through_interrupts`)."""
     ready: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -378,8 +376,8 @@ def evaluate(policy: Policy, loader: WindowLoader, batch_size: int, group: distr
     device = policy.state_mean.device
     policy.eval()
     total, count = 0.0, 0
-    with torch.no_grad(), closing(prefetched(loader.batches(split, batch_size, shuffle=False))) as batches:
-        for batch in batches:  # closed at once however it ends, as the training batches are (`train`)
+    with torch.no_grad():
+        for batch in prefetched(loader.batches(split, batch_size, shuffle=False)):
             taken = distributed.rows(group, len(batch))
             if not taken:
                 continue
@@ -465,32 +463,28 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
             break
         policy.train()
         losses, frames, started = [], 0, time.perf_counter()
-        # Closed at once however the epoch ends (a Ctrl-C, a diverged loss): its thread runs OpenCV, and Python
-        # ending while a daemon thread is inside OpenCV aborts the process ("terminate called without an active
-        # exception").
-        with closing(prefetched(_augmented(loader, config, epoch, extras, group))) as batches:
-            for index, (batch, images) in enumerate(batches):
-                images, state, dt, action, mask = _tensors(device, images, batch.state, batch.dt, batch.action,
-                                                           batch.mask)
-                actions, _ = model(images, state, dt)
-                total, steps = _masked_sums(actions, action, mask)
-                imitation, mean, counted = distributed.mean_loss(group, total, steps, actions.shape[-1])
-                loss = extras.loss(policy, imitation)
-                if group is None:
-                    value = float(loss.detach())
-                else:  # the loss of the whole global batch, the same on every process (so all stop alike if not finite)
-                    with torch.no_grad():
-                        value = float(extras.loss(policy, torch.tensor(mean)))
-                if not math.isfinite(value):
-                    raise _diverged(f"the training loss became {value} at epoch {epoch + 1}, batch {index + 1}",
-                                    state_path, config)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
-                optimizer.step()
-                losses.append(value)
-                frames += counted
-                hooks.batch(index, per_epoch, frames, losses[-1])
+        for index, (batch, images) in enumerate(prefetched(_augmented(loader, config, epoch, extras, group))):
+            images, state, dt, action, mask = _tensors(device, images, batch.state, batch.dt, batch.action,
+                                                       batch.mask)
+            actions, _ = model(images, state, dt)
+            total, steps = _masked_sums(actions, action, mask)
+            imitation, mean, counted = distributed.mean_loss(group, total, steps, actions.shape[-1])
+            loss = extras.loss(policy, imitation)
+            if group is None:
+                value = float(loss.detach())
+            else:  # the loss of the whole global batch, the same on every process (so all stop alike if not finite)
+                with torch.no_grad():
+                    value = float(extras.loss(policy, torch.tensor(mean)))
+            if not math.isfinite(value):
+                raise _diverged(f"the training loss became {value} at epoch {epoch + 1}, batch {index + 1}",
+                                state_path, config)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
+            optimizer.step()
+            losses.append(value)
+            frames += counted
+            hooks.batch(index, per_epoch, frames, losses[-1])
         schedule.step()
         fps = frames / max(1e-9, time.perf_counter() - started)
         val_loss = evaluate(policy, loader, config.batch_size, group)

@@ -269,26 +269,29 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
                         f"{f' and {config.dagger.rounds} DAgger rounds' if config.dagger.rounds else ''}): nothing to "
                         f"resume; {more}; to fly it: navigator fly --pilot {shlex.quote(str(out / 'best.pt'))}")
     _check_augmentation(out, record, flag)
-    if extend:
-        if (out / "best.pt").exists() and not (out / "last.pt").exists():
-            raise UserError(f"--extend: {out / 'last.pt'} is missing, and extending continues from it (a run that "
-                            f"saved {out / 'best.pt'} saved it too): it was deleted or moved; restore it, or start "
-                            f"the run over in another --out")
-        return record, progress, _extension(out, config, progress, more_epochs[0])
     _check_state_kept(out, config, progress, flag)
+    if extend:
+        return record, progress, _extension(out, config, progress, more_epochs[0])
     return record, progress, None
 
 
 def _check_state_kept(out: Path, config: TrainConfig, progress: ProgressFile, flag: str) -> None:
-    """Refuse to resume a stage whose resume state (last.pt) was deleted or replaced after the stage had saved
-    epochs: the stage would start over and overwrite its best.pt. The evidence is best.pt of that stage at epoch 2 or
-    later (epoch 1's last.pt was written by then); at epoch 1 an interruption between the two writes looks alike, and
-    training that epoch again gives the same weights."""
+    """Refuse to continue a run whose resume state (last.pt) was deleted or replaced after its stage saved epochs:
+    the stage would start over and overwrite its best.pt. A finished run (only --extend continues it) always has
+    one. For a stage in progress, the evidence is best.pt of that stage at epoch 2 or later (epoch 1's last.pt was
+    written by then); at epoch 1 an interruption between the two writes looks alike, and training that epoch again
+    gives the same weights."""
     pending = next((stage for stage in stages(config, out) if stage.name not in progress["completed"]), None)
     best_path, state_path = out / "best.pt", out / "last.pt"
-    if pending is None or not best_path.exists():
+    if not best_path.exists():
         return
     state = read_training_state(state_path) if state_path.exists() else None
+    if pending is None:
+        if state is None:
+            raise UserError(f"{flag}: {state_path} is missing, and extending continues from it (a run that saved "
+                            f"{best_path} saved it too): it was deleted or moved; restore it, or start the run over "
+                            f"in another --out")
+        return
     if state is not None and state.get("stage") == pending.name:
         return
     _, best = load_trained(best_path)
