@@ -22,6 +22,7 @@ import numpy as np
 
 from navigator.dataset.atomic import commit, temporary_name
 from navigator.errors import UserError
+from navigator.threads import join_through_interrupts
 
 if TYPE_CHECKING:
     import av
@@ -92,6 +93,7 @@ class VideoWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=_QUEUE_FRAMES)
         self._error: BaseException | None = None
         self._abandoned = threading.Event()  # set by discard: queued frames need no encoding
+        self._encoded = threading.Event()  # set by the encoder thread as it ends
         self._thread = threading.Thread(target=self._encode_all, name="video-encoder", daemon=True)
         self._thread.start()
         self.frames = 0
@@ -128,14 +130,22 @@ class VideoWriter:
         return self.path
 
     def discard(self) -> None:
-        """Stop and remove the temporary file. Never raises: it runs while another error is on its way."""
+        """Stop and remove the temporary file. Raises nothing but a Ctrl-C that arrived meanwhile (after the file is
+        removed): it runs while another error is on its way."""
         self._abandoned.set()
-        with suppress(Exception):
+        interrupted: KeyboardInterrupt | None = None
+        try:
             self._finish_encoding()
+        except KeyboardInterrupt as error:
+            interrupted = error
+        except Exception:  # noqa: BLE001 - the error on its way is the one to report
+            pass
         with suppress(Exception):
             self._container.close()
         with suppress(OSError):
             self._partial.unlink(missing_ok=True)
+        if interrupted is not None:
+            raise interrupted
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -150,7 +160,7 @@ class VideoWriter:
     def _finish_encoding(self) -> None:
         if self._thread.is_alive():
             self._queue.put(_DONE)
-            self._thread.join()
+            join_through_interrupts(self._thread, self._encoded)  # it may be inside OpenCV or FFmpeg
         self._raise_encoder_error()
 
     def _raise_encoder_error(self) -> None:
@@ -160,6 +170,12 @@ class VideoWriter:
 
     # --- encoder thread --------------------------------------------------------------------------------------
     def _encode_all(self) -> None:
+        try:
+            self._encode_queued()
+        finally:
+            self._encoded.set()
+
+    def _encode_queued(self) -> None:
         # After an error, keep draining the queue so that the caller never blocks on a full one; the error is
         # raised on the caller's next write or close.
         while (item := self._queue.get()) is not _DONE:

@@ -165,3 +165,28 @@ def test_chase_view_shows_the_vehicle_and_not_what_lies_under_the_ground(flying_
     finally:
         p.removeBody(buried, physicsClientId=task.world.chase_client)
     assert np.array_equal(again, image)
+
+
+def test_a_ctrl_c_while_the_video_is_stopped_still_waits_for_its_encoder(tmp_path, monkeypatch):
+    """A Ctrl-C raised inside the join of the encoder thread (Python 3.11 then takes it for ended) left it encoding
+    as Python ended: a daemon thread inside OpenCV or FFmpeg then aborts the process. The partial file is removed."""
+    import os
+    import signal
+    import threading
+    import time
+
+    def slow_encode(self, frame, caption):
+        time.sleep(0.2)
+
+    monkeypatch.setattr(VideoWriter, "_encode", slow_encode)
+    path = tmp_path / "v.mp4"
+    timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))  # arrives while the frames are encoded
+    with pytest.raises(KeyboardInterrupt):
+        with VideoWriter(path, 30) as video:
+            for _ in range(3):
+                video.write(np.zeros((48, 64, 3), np.uint8))
+            timer.start()
+            video.close()
+    timer.join()
+    assert not any(thread.name == "video-encoder" for thread in threading.enumerate())
+    assert not path.exists() and list(tmp_path.iterdir()) == []

@@ -43,6 +43,7 @@ from navigator.dataset import ACTION_CONVENTION, Batch, WindowLoader, open_datas
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.dataset.reader import require_episodes, require_one_scenario
 from navigator.errors import UserError
+from navigator.threads import join_through_interrupts
 from navigator.training import distributed, launcher
 from navigator.training.augment import augment
 from navigator.training.config import TrainConfig
@@ -283,7 +284,7 @@ _DONE = object()
 def prefetched(items: Iterator[T], depth: int = PREFETCH_BATCHES) -> Iterator[T]:
     """`items` in their order, each made in a background thread up to `depth` ahead of the one being used. An error
     making one is raised here, in its place; when the consumer stops early, the thread stops after the item it is
-    making, even when a Ctrl-C arrives while it is being stopped (`_wait_through_interrupts`)."""
+    making, even when a Ctrl-C arrives while it is being stopped (`navigator.threads.join_through_interrupts`)."""
     ready: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -321,24 +322,7 @@ def prefetched(items: Iterator[T], depth: int = PREFETCH_BATCHES) -> Iterator[T]
             yield item
     finally:
         stop.set()
-        _wait_through_interrupts(finished, worker)
-
-
-def _wait_through_interrupts(finished: threading.Event, worker: threading.Thread) -> None:
-    """Wait until the batches' thread `worker` has `finished` (it stops after the item it is making), even through
-    Ctrl-C, and join it; then raise the KeyboardInterrupt that arrived meanwhile. A Ctrl-C pending while an exception
-    unwound (a torchrun process interrupted inside a collective) was raised inside Thread.join, which on Python 3.11
-    then takes the thread for ended: it ran on as Python ended, and a daemon thread returning from OpenCV aborts the
-    process ("FATAL: exception not rethrown")."""
-    interrupted: KeyboardInterrupt | None = None
-    while not finished.is_set():
-        try:
-            finished.wait(0.1)
-        except KeyboardInterrupt as error:
-            interrupted = error
-    worker.join()  # it has left `produce`: only the thread's own end is left
-    if interrupted is not None:
-        raise interrupted
+        join_through_interrupts(worker, finished)  # it may be inside OpenCV (navigator.threads)
 
 
 def _window_generator(config: TrainConfig, epoch: int, place: int) -> torch.Generator:
