@@ -28,8 +28,8 @@ per iteration, all elementwise derivative factors computed for all iterations at
 gradient in one matmul after it. The arithmetic is the layer-by-layer recurrence's; only the order of float sums
 differs.
 
-Column layout of the gates (and of `w_state`'s columns, `drive`): gate-major, [ff1 | ff2 | time_a | time_b], each
-block N wide and ordered by layer, so that one lerp updates every layer. With a backbone (one layer only) the
+Column layout of the gates (and of `w_state`'s columns and `w_input`'s rows): gate-major,
+[ff1 | ff2 | time_a | time_b], each block N wide and ordered by layer, so that one lerp updates every layer. With a backbone (one layer only) the
 pre-activation is P = backbone units wide and `w_gates` (P, 4N) maps it to the gates.
 `dt` is data (time stamps), not differentiated.
 """
@@ -39,6 +39,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
@@ -52,13 +53,14 @@ def pipeline_iterations(steps: int, layers: int) -> int:
 
 
 def run_chain(
-    drive: Tensor, dts: Tensor, h0: Tensor, units: tuple[int, ...], w_state: Tensor,
+    x: Tensor, w_input: Tensor, bias: Tensor, dts: Tensor, h0: Tensor, units: tuple[int, ...], w_state: Tensor,
     w_gates: Tensor | None = None, b_gates: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The chain over a sequence, pipelined.
 
-    drive (K, B, P): the additive term of every iteration's pre-activation, K = T + L - 1 (`pipeline_iterations`):
-        layer 0's input share for its steps 0..T-1 in rows 0..T-1, and every layer's bias in every row;
+    x (T, B, F): the inputs, time-major; w_input (P, F), bias (P,): the affine map of the input onto the
+        pre-activation (P = 4N without a backbone, in the gate-major layout: zero rows where a layer does not read
+        the input, which is every layer but the first; P = backbone units with one);
     dts (T, B, 1): elapsed time of every step; h0 (B, N): the layers' initial states, concatenated;
     units: (H_0, ..., H_{L-1}); w_state (N, P): the block weight from the concatenated state to the pre-activation
     (layer l's rows feed layer l's and layer l + 1's columns); w_gates (P, 4N), b_gates (4N,): the backbone's
@@ -69,15 +71,18 @@ def run_chain(
         raise ValueError("a backbone is supported for a single-layer chain only")
     n = sum(units)
     # The sigmoid form (module docstring): ff1 and ff2 doubled, and s = 2p - 1, so s @ w = p @ 2w - (column sums).
-    doubled = torch.ones(4, n, dtype=drive.dtype, device=drive.device)
+    # Folded into the weights and the bias, which are small, never into the (T, B, P) pre-activations.
+    doubled = torch.ones(4, n, dtype=x.dtype, device=x.device)
     doubled[:2] = 2.0
     doubled = doubled.view(-1)
-    drive = drive - w_state.sum(dim=0)
+    bias = bias - w_state.sum(dim=0)
     if w_gates is None:
-        drive, w_state = drive * doubled, w_state * (2.0 * doubled)
+        w_input, bias, w_state = w_input * doubled.unsqueeze(1), bias * doubled, w_state * (2.0 * doubled)
     else:
         w_state, w_gates, b_gates = 2.0 * w_state, w_gates * doubled, b_gates * doubled
-    outputs, final = _PipelinedChain.apply(units, drive, dts, (h0 + 1.0) * 0.5, w_state, w_gates, b_gates)
+    # The input's share of every step in one matmul; the loop then adds only the state's.
+    drive = F.linear(x, w_input, bias)
+    outputs, final = _PipelinedChain.apply(units, drive, bias, dts, (h0 + 1.0) * 0.5, w_state, w_gates, b_gates)
     return outputs * 2.0 - 1.0, final * 2.0 - 1.0
 
 
@@ -105,11 +110,11 @@ class _PipelinedChain(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, units: tuple[int, ...], drive: Tensor, dts: Tensor, p0: Tensor, w_state: Tensor,
+        ctx: Any, units: tuple[int, ...], drive: Tensor, bias: Tensor, dts: Tensor, p0: Tensor, w_state: Tensor,
         w_gates: Tensor | None, b_gates: Tensor | None,
     ) -> Any:
-        iterations, batch = drive.shape[:2]
-        steps, n = dts.shape[0], sum(units)
+        steps, batch = drive.shape[:2]
+        iterations, n = pipeline_iterations(steps, len(units)), sum(units)
         offsets = [sum(units[:index]) for index in range(len(units) + 1)]
         skewed_dt = _skewed_dt(dts, units, iterations)
         held = [_held_columns(k, steps, offsets) for k in range(iterations)]
@@ -117,18 +122,17 @@ class _PipelinedChain(torch.autograd.Function):
         # states[k] is the concatenated state entering iteration k; states[k + 1] the one it leaves.
         states = new(iterations + 1, batch, n)
         states[0] = p0
+        # The gates, whose first three blocks then take in place [q1 | q2 | mix]: sigmoid(2 ff1), sigmoid(2 ff2),
+        # sigmoid(time_a * dt + time_b), all the backward needs of them.
         gates = new(iterations, batch, 4 * n)
-        # [q1 | q2 | mix]: sigmoid(2 ff1), sigmoid(2 ff2), sigmoid(time_a * dt + time_b).
-        sigmoids = new(iterations, batch, 3 * n)
         backbone = None if w_gates is None else new(iterations, batch, w_state.shape[1])  # tanh(slope * pre)
         # Per-iteration views made once: indexing and slicing inside the loop would cost more than the arithmetic.
-        state_steps, gate_steps, drive_steps, dt_steps = states.unbind(0), gates.unbind(0), drive.unbind(0), \
-            skewed_dt.unbind(0)
+        # After the last step only the deeper layers run, on their bias alone (a broadcast view, no copy).
+        drive_steps = drive.unbind(0) + (bias.expand(batch, -1),) * (iterations - steps)
+        state_steps, gate_steps, dt_steps = states.unbind(0), gates.unbind(0), skewed_dt.unbind(0)
         # time_a's columns take time_a * dt + time_b in place, so one sigmoid covers the first three gate blocks.
-        opened, time_a, time_b = gates[..., : 3 * n].unbind(0), gates[..., 2 * n : 3 * n].unbind(0), \
-            gates[..., 3 * n :].unbind(0)
-        sigmoid_steps, q1, q2, mix = sigmoids.unbind(0), sigmoids[..., :n].unbind(0), \
-            sigmoids[..., n : 2 * n].unbind(0), sigmoids[..., 2 * n :].unbind(0)
+        opened, q1, q2, mix, time_b = gates[..., : 3 * n].unbind(0), gates[..., :n].unbind(0), \
+            gates[..., n : 2 * n].unbind(0), gates[..., 2 * n : 3 * n].unbind(0), gates[..., 3 * n :].unbind(0)
         backbone_steps = None if backbone is None else backbone.unbind(0)
         for k in range(iterations):
             if backbone_steps is None:
@@ -137,13 +141,13 @@ class _PipelinedChain(torch.autograd.Function):
                 pre = torch.addmm(drive_steps[k], state_steps[k], w_state, out=backbone_steps[k])
                 torch.tanh(pre.mul_(LECUN_SLOPE), out=pre)  # the backbone output is scale times this
                 torch.addmm(b_gates, pre, w_gates, alpha=LECUN_SCALE, out=gate_steps[k])
-            torch.addcmul(time_b[k], time_a[k], dt_steps[k], out=time_a[k])
-            torch.sigmoid(opened[k], out=sigmoid_steps[k])
+            torch.addcmul(time_b[k], mix[k], dt_steps[k], out=mix[k])
+            torch.sigmoid(opened[k], out=opened[k])
             torch.lerp(q1[k], q2[k], mix[k], out=state_steps[k + 1])
             for start, end in held[k]:
                 state_steps[k + 1][:, start:end] = state_steps[k][:, start:end]
-        ctx.units, ctx.held = units, held
-        ctx.save_for_backward(skewed_dt, w_state, w_gates, states, sigmoids, backbone)
+        ctx.units, ctx.held, ctx.steps = units, held, steps
+        ctx.save_for_backward(skewed_dt, w_state, w_gates, states, gates, backbone)
         # The last layer's step t is computed at iteration t + L - 1, so it is in states[t + L].
         outputs = states[len(units) : len(units) + steps, :, offsets[-2] :].transpose(0, 1).contiguous()
         return outputs, states[iterations].clone()
@@ -151,14 +155,14 @@ class _PipelinedChain(torch.autograd.Function):
     @staticmethod
     @once_differentiable  # the saved buffers carry no graph: refuse double backward rather than be wrong
     def backward(ctx: Any, grad_outputs: Tensor, grad_final: Tensor) -> Any:
-        units, held = ctx.units, ctx.held
-        skewed_dt, w_state, w_gates, states, sigmoids, backbone = ctx.saved_tensors
+        units, held, steps = ctx.units, ctx.held, ctx.steps
+        skewed_dt, w_state, w_gates, states, gates, backbone = ctx.saved_tensors
         iterations, batch, n = skewed_dt.shape
         offsets = [sum(units[:index]) for index in range(len(units) + 1)]
 
         # d state' / d gates for every iteration at once: (K, B, 4, N) factors that the incoming gradient multiplies;
         # zero where a layer holds, so no gradient reaches gates that were computed and discarded.
-        q1, q2, mix = sigmoids[..., :n], sigmoids[..., n : 2 * n], sigmoids[..., 2 * n :]
+        q1, q2, mix = gates[..., :n], gates[..., n : 2 * n], gates[..., 2 * n : 3 * n]
         factors = mix.new_empty(iterations, batch, 4, n)
         ff1_factor, ff2_factor, time_a_factor, d_mix = factors.unbind(2)
         torch.mul(q2 - q1, mix * (1 - mix), out=d_mix)  # time_b's factor: d p' / d (time_a * dt + time_b)
@@ -202,4 +206,7 @@ class _PipelinedChain(torch.autograd.Function):
             flat_gates = grad_gates.view(iterations * batch, 4 * n)
             grad_w_gates = (backbone.reshape(iterations * batch, -1).t() @ flat_gates).mul_(LECUN_SCALE)
             grad_b_gates = flat_gates.sum(0)
-        return None, grad_pre, None, carry, grad_w_state, grad_w_gates, grad_b_gates
+        # The bias drove the iterations after the last step on its own; its share of the other iterations reaches
+        # it through the drive's gradient.
+        grad_bias = grad_pre[steps:].sum(dim=(0, 1)) if iterations > steps else None
+        return None, grad_pre[:steps], grad_bias, None, carry, grad_w_state, grad_w_gates, grad_b_gates

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ncps.wirings import Wiring
 from torch import Tensor, nn
 
-from policies.cfc_bptt import LECUN_SCALE, LECUN_SLOPE, pipeline_iterations, run_chain
+from policies.cfc_bptt import LECUN_SCALE, LECUN_SLOPE, run_chain
 
 _GATES = ("ff1", "ff2", "time_a", "time_b")  # order of the blocks in a fused gate weight
 
@@ -112,12 +112,9 @@ class FastCfC(nn.Module):
         batch, steps, _ = x.shape
         dts = sequence_dt(dt, batch, steps)
         first = self._first()
-        # The input's share of the first matmul for all steps in one matmul; the loop then needs only the state's.
-        drive = F.linear(x.transpose(0, 1), first.weight[:, : self.input_size], first.bias)
-        w_state = first.weight[:, self.input_size :].t()
-        if self.backbone is None:
-            return run_chain(drive, dts, h, (self.units,), w_state)
-        return run_chain(drive, dts, h, (self.units,), w_state, self.gates.weight.t(), self.gates.bias)
+        w_input, w_state = first.weight[:, : self.input_size], first.weight[:, self.input_size :].t()
+        gates = () if self.backbone is None else (self.gates.weight.t(), self.gates.bias)
+        return run_chain(x.transpose(0, 1), w_input, first.bias, dts, h, (self.units,), w_state, *gates)
 
 
 class _WiredLayer(nn.Module):
@@ -194,8 +191,9 @@ class FastWiredCfC(nn.Module):
 
     def _pipeline_weights(self) -> tuple[Tensor, Tensor, Tensor]:
         """The weights of the pipelined sequence mode, in its gate-major layout (policies.cfc_bptt):
-        (first layer's input weight (4 H_0, F), block state weight (N, 4N), bias (4N,)), N the total state size.
-        Layer l's gate rows read layer l's own state columns and, for l > 0, layer l - 1's just before them."""
+        (input weight (4N, F), block state weight (N, 4N), bias (4N,)), N the total state size.
+        Only the first layer reads the input: the input weight's other rows are zeros. Layer l's gate rows read
+        layer l's own state columns and, for l > 0, layer l - 1's just before them."""
         total, offset = self.state_size, 0
         rows, biases = [], []
         masked = self._masked()
@@ -210,21 +208,16 @@ class FastWiredCfC(nn.Module):
             biases.append(bias.view(4, units))
             offset += units
         state_weight = torch.cat(rows, dim=1).reshape(4 * total, total).t()
-        return masked[0][0], state_weight, torch.cat(biases, dim=1).reshape(-1)
+        first = masked[0][0].view(4, self.layer_sizes[0], self.input_size)
+        input_weight = F.pad(first, (0, 0, 0, total - first.shape[1])).reshape(4 * total, self.input_size)
+        return input_weight, state_weight, torch.cat(biases, dim=1).reshape(-1)
 
     def forward(self, x: Tensor, h: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
         """A sequence: x (B, T, F), h (B, N), dt (B, T) -> (motor outputs (B, T, M), final state (B, N))."""
         batch, steps, _ = x.shape
         dts = sequence_dt(dt, batch, steps)
         input_weight, state_weight, bias = self._pipeline_weights()
-        # Only the first layer reads the input: its share for all steps in one matmul, placed in the first layer's
-        # columns of every gate block; the other layers' columns, and the iterations after the last step (where
-        # only the deeper layers still run), hold zeros, then every layer's bias is added.
-        first = self.layer_sizes[0]
-        projected = F.linear(x.transpose(0, 1), input_weight).view(steps, batch, 4, first)
-        later = pipeline_iterations(steps, len(self.layers)) - steps
-        drive = F.pad(projected, (0, self.state_size - first, 0, 0, 0, 0, 0, later)).flatten(2) + bias
-        return run_chain(drive, dts, h, self.layer_sizes, state_weight)
+        return run_chain(x.transpose(0, 1), input_weight, bias, dts, h, self.layer_sizes, state_weight)
 
 
 def state_dict_from_ncps(ncps_state: Mapping[str, Tensor]) -> dict[str, Tensor]:

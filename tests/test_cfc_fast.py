@@ -11,7 +11,7 @@ from ncps.torch import CfC
 from ncps.wirings import AutoNCP
 from torch import Tensor, nn
 
-from policies.cfc_bptt import pipeline_iterations, run_chain
+from policies.cfc_bptt import run_chain
 from policies.fast_cfc import FastCfC, FastWiredCfC, state_dict_from_ncps
 
 INPUTS = 39  # 32 CNN features + 7 state, the policy's head input
@@ -89,20 +89,21 @@ def test_gradients_match_ncps(kind: str) -> None:
 @pytest.mark.parametrize("steps", [1, 2, 4])
 def test_pipelined_backward_of_three_layers_passes_gradcheck(steps: int) -> None:
     # Three layers of 3, 2 and 2 units in float64 against finite differences; 1 and 2 steps are shorter than the
-    # pipeline is deep, so layers hold at both ends of one iteration. Dense block weights exercise every path.
+    # pipeline is deep, so layers hold at both ends of one iteration. A dense input weight (every layer reading the
+    # input) and dense block weights exercise every path, the bias's after the last step included.
     generator = torch.Generator().manual_seed(2)
-    units, batch = (3, 2, 2), 2
+    units, batch, features = (3, 2, 2), 2, 3
     total = sum(units)
-    iterations = pipeline_iterations(steps, len(units))
 
     def rand(*shape: int) -> Tensor:
         return (0.5 * torch.randn(*shape, generator=generator, dtype=torch.float64)).requires_grad_()
 
-    tensors = (rand(iterations, batch, 4 * total), rand(batch, total), rand(total, 4 * total))
+    tensors = (rand(steps, batch, features), rand(4 * total, features), rand(4 * total), rand(batch, total),
+               rand(total, 4 * total))
     dts = 0.05 + torch.rand(steps, batch, 1, generator=generator, dtype=torch.float64)
 
-    def run(drive: Tensor, h0: Tensor, w_state: Tensor) -> tuple[Tensor, Tensor]:
-        return run_chain(drive, dts, h0, units, w_state)
+    def run(x: Tensor, w_input: Tensor, bias: Tensor, h0: Tensor, w_state: Tensor) -> tuple[Tensor, Tensor]:
+        return run_chain(x, w_input, bias, dts, h0, units, w_state)
 
     assert torch.autograd.gradcheck(run, tensors)
 
@@ -113,21 +114,22 @@ def test_backbone_backward_passes_gradcheck() -> None:
     def rand(*shape: int) -> Tensor:
         return (0.5 * torch.randn(*shape, generator=generator, dtype=torch.float64)).requires_grad_()
 
-    steps, batch, units, width = 4, 2, 3, 6
-    tensors = (rand(steps, batch, width), rand(batch, units), rand(units, width), rand(width, 4 * units),
-               rand(4 * units))
+    steps, batch, units, width, features = 4, 2, 3, 6, 3
+    tensors = (rand(steps, batch, features), rand(width, features), rand(width), rand(batch, units),
+               rand(units, width), rand(width, 4 * units), rand(4 * units))
     dts = 0.05 + torch.rand(steps, batch, 1, generator=generator, dtype=torch.float64)
 
-    def run(drive: Tensor, h0: Tensor, w_state: Tensor, w_gates: Tensor, b_gates: Tensor) -> tuple[Tensor, Tensor]:
-        return run_chain(drive, dts, h0, (units,), w_state, w_gates, b_gates)
+    def run(x: Tensor, w_input: Tensor, bias: Tensor, h0: Tensor, w_state: Tensor, w_gates: Tensor,
+            b_gates: Tensor) -> tuple[Tensor, Tensor]:
+        return run_chain(x, w_input, bias, dts, h0, (units,), w_state, w_gates, b_gates)
 
     assert torch.autograd.gradcheck(run, tensors)
 
 
 def test_a_backbone_needs_a_single_layer() -> None:
     with pytest.raises(ValueError, match="single-layer"):
-        run_chain(torch.zeros(3, 1, 8), torch.ones(2, 1, 1), torch.zeros(1, 2), (1, 1), torch.zeros(2, 8),
-                  torch.zeros(8, 8), torch.zeros(8))
+        run_chain(torch.zeros(2, 1, 3), torch.zeros(8, 3), torch.zeros(8), torch.ones(2, 1, 1), torch.zeros(1, 2),
+                  (1, 1), torch.zeros(2, 8), torch.zeros(8, 8), torch.zeros(8))
 
 
 def test_no_backbone_matches_ncps() -> None:
