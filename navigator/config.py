@@ -303,13 +303,14 @@ def _read_as_fraction(value: Any) -> str:
     return ""
 
 
-def _convert(value: Any, annotation: Any, key: str, nonfinite: bool = False) -> Any:
+def _convert(value: Any, annotation: Any, key: str, nonfinite: bool = False, root: type | None = None) -> Any:
+    """`value` as `annotation`; `root`: the dataclass the whole file configures (for hints on misplaced keys)."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
             raise _bad(key, f"must be a mapping, got {show(value)}")
-        return from_dict(annotation, value, key)
+        return from_dict(annotation, value, key, root)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -318,7 +319,7 @@ def _convert(value: Any, annotation: Any, key: str, nonfinite: bool = False) -> 
             if option is type(None):
                 continue
             try:
-                return _convert(value, option, key, nonfinite)
+                return _convert(value, option, key, nonfinite, root)
             except ConfigError as error:
                 errors.append(error)
         if len(errors) == 1:
@@ -334,9 +335,9 @@ def _convert(value: Any, annotation: Any, key: str, nonfinite: bool = False) -> 
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 raise _bad(key, f"must have {len(args)} items, got {len(value)}")
-            return tuple(_convert(v, a, f"{key}[{i}]", nonfinite) for i, (v, a) in enumerate(zip(value, args)))
+            return tuple(_convert(v, a, f"{key}[{i}]", nonfinite, root) for i, (v, a) in enumerate(zip(value, args)))
         item = args[0] if args else Any
-        converted = [_convert(v, item, f"{key}[{i}]", nonfinite) for i, v in enumerate(value)]
+        converted = [_convert(v, item, f"{key}[{i}]", nonfinite, root) for i, v in enumerate(value)]
         return tuple(converted) if origin is tuple else converted
     if origin is dict:
         if not isinstance(value, dict):
@@ -389,20 +390,35 @@ def _nested_paths(cls: type, name: str, prefix: str = "") -> list[str]:
     return found
 
 
-def from_dict(cls: type[T], data: dict[str, Any], key: str = "") -> T:
+def _elsewhere(root: type, cls: type, key: str, name: str) -> list[str]:
+    """Where a setting `name`, unknown to `cls` at `key` of a file that configures `root`, is set instead: below
+    `cls` ("scenario.max_seconds"), or, given in a nested mapping (`key` non-empty), anywhere in `root` ("max_seconds
+    at the top level", given in "parts[0]"), as dotted keys from the file's top."""
+    below = [f"{key}.{path}" if key else path for path in _nested_paths(cls, name)]
+    if not key:
+        return below
+    top = [f"{name} at the top level"] if any(field.name == name and field.init for field in dataclasses.fields(root)) \
+        else []
+    return top + [path for path in _nested_paths(root, name) if path not in below] + below
+
+
+def from_dict(cls: type[T], data: dict[str, Any], key: str = "", root: type | None = None) -> T:
     """Build dataclass `cls` from a mapping, refusing unknown keys and converting nested dataclasses. Errors are
-    ConfigErrors whose `key` is the dotted setting under `key`."""
+    ConfigErrors whose `key` is the dotted setting under `key`; `root` is the dataclass of the whole mapping that
+    `key` is in (default `cls`), where an unknown key may belong at another level."""
+    root = cls if root is None else root
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(map(str, set(data) - set(fields)))
     if unknown:
         where = f"{key}: unknown" if key else "unknown"
-        nested = [f"{name} is set as {' or '.join(paths)}" for name in unknown if (paths := _nested_paths(cls, name))]
+        nested = [f"{name} is set as {' or '.join(paths)}" for name in unknown
+                  if (paths := _elsewhere(root, cls, key, name))]
         raise ConfigError(f"{where} setting(s) {', '.join(unknown)}; valid settings are "
                           f"{', '.join(sorted(fields))}" + (f" ({'; '.join(nested)})" if nested else ""),
                           f"{key}.{unknown[0]}" if key else str(unknown[0]))
     kwargs = {name: _convert(value, hints[name], f"{key}.{name}" if key else name,
-                             fields[name].metadata.get(_NONFINITE, False)) for name, value in data.items()}
+                             fields[name].metadata.get(_NONFINITE, False), root) for name, value in data.items()}
     try:
         return cls(**kwargs)
     except SettingError as error:
@@ -542,8 +558,10 @@ def _check_known(cls: type, dotted: str) -> None:
             return
         fields = {f.name for f in dataclasses.fields(owner) if f.init}
         if name not in fields:
+            paths = _elsewhere(cls, owner, ".".join(dotted.split(".")[:depth]), name)
+            hint = f" ({name} is set as {' or '.join(paths)})" if paths else ""
             raise _bad(dotted, f"is not a setting; valid settings {'here ' if depth else ''}are "
-                               f"{', '.join(sorted(fields))}")
+                               f"{', '.join(sorted(fields))}{hint}")
         owner = _dataclass_in(typing.get_type_hints(owner)[name])
 
 

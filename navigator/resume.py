@@ -238,6 +238,26 @@ def check_continuation(found: list[Difference], extendable: Callable[[Difference
     return grown
 
 
+def require_record_format(record: Any, path: Path, fmt: str, versions: tuple[int, ...], start_over: str,
+                          what: str = "record", flag: str = "") -> int:
+    """The version of `record` (parsed from `path`) when it is a `fmt` record of one of `versions`, else UserError
+    ending with the fix `start_over`. A higher version is said to come from a newer release (continued with that
+    release), before its checksum is looked at: checked by this release's rules, it would read as edited by hand.
+    `what` names the file ("file", "record"); `flag` ("--resume") opens the message."""
+    prefix = f"{flag}: " if flag else ""
+    listed = " or ".join(str(version) for version in versions)
+    version = record.get("version") if isinstance(record, dict) else None
+    if isinstance(record, dict) and record.get("format") == fmt:
+        if isinstance(version, int) and not isinstance(version, bool):
+            if version in versions:
+                return version
+            if version > max(versions):
+                raise UserError(f"{prefix}{path} was written by a newer release of liquid-navigator ({fmt} version "
+                                f"{version}; this release reads version {listed}): continue with that release, or "
+                                f"{start_over}")
+    raise UserError(f"{prefix}{path} is not a {fmt} version {listed} {what}; {start_over}")
+
+
 def continuable_record(record: dict[str, Any], fields: Sequence[tuple[str, str]], path: Path, what: str,
                        start_over: str, checksummed: bool) -> dict[str, Any]:
     """The fields of `record` (read from `path`), without its checksum, when a `what` ("run") can be continued from

@@ -401,11 +401,22 @@ def test_a_date_is_text(tmp_path):
     ("fly", "max_seconds: 2\n", "(max_seconds is set as scenario.max_seconds)"),
     ("fly", "width: 96\n", "(width is set as scenario.camera.width)"),
     ("train", "data: [d]\nepisodes: 5\n", "(episodes is set as collect.parts[].episodes or dagger.episodes)"),
+    # Given too deep: the hint looks up from where it was given, and across.
+    ("collect", "parts: [{task: hike, max_seconds: 5}]\n", "(max_seconds is set as max_seconds at the top level)"),
+    ("fly", "scenario: {episodes: 3}\n", "(episodes is set as episodes at the top level)"),
+    ("fly", "scenario: {camera: {preset: night}}\n", "(preset is set as scenario.preset)"),
+    ("train", "data: [d]\ndagger: {preset: night}\n", "(preset is set as collect.parts[].preset)"),
 ])
 def test_a_key_given_at_the_wrong_level_says_where_it_goes(tmp_path, command_config, text, said):
+    from navigator.collect import CollectConfig
     from navigator.training.config import TrainConfig
 
     path = tmp_path / "c.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=re.escape(said)):
-        load_config({"fly": FlyConfig, "train": TrainConfig}[command_config], path)
+        load_config({"fly": FlyConfig, "train": TrainConfig, "collect": CollectConfig}[command_config], path)
+
+
+def test_a_flag_for_a_setting_at_another_level_says_where_it_goes():
+    with pytest.raises(ConfigError, match=re.escape("(max_seconds is set as scenario.max_seconds)")):
+        load_config(FlyConfig, None, {"max_seconds": 3.0})

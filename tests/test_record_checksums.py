@@ -209,3 +209,56 @@ def test_a_study_record_of_no_known_version_is_named_before_its_checksum_is_read
     (tmp_path / CURVE.record).write_text(text)
     with pytest.raises(UserError, match="is not a liquid-navigator/adapt-curve-run version 1 or 2 record"):
         open_study(tmp_path, {}, resume=True, study=CURVE)
+
+
+NEWER = "was written by a newer release of liquid-navigator"
+
+
+def _bump_version(path: Path, key: str = "version") -> None:
+    """What a newer release would write: a higher version, with a checksum by that release's rules (here: none
+    that matches)."""
+    document = json.loads(path.read_text())
+    document[key] = 99
+    path.write_text(json.dumps(document, indent=1))
+
+
+def test_every_record_of_a_newer_release_is_named_as_such_not_as_edited(tmp_path, capsys):
+    """A record whose version this release does not know was read by this release's checksum rules first, and
+    refused as edited by hand (collect --resume of a manifest_version 99): each kind says a newer release wrote it."""
+    from navigator.adapt.curve import CURVE
+    from navigator.comparison.runner import COMPARISON, open_study
+
+    data = tmp_path / "ds"
+    writer = DatasetWriter.create(data, image_size=(48, 64), recipe={"seed": 0})
+    writer.write(synthetic_episode(0, frames=12))
+    del writer
+    _bump_version(data / "manifest.json", "manifest_version")
+    evaluation = tmp_path / "eval"
+    assert main(["eval", "--pilot", "expert", "--suites", "summer", "--episodes", "1", "--max-seconds", "0.2",
+                 "--workers", "1", "--out", str(evaluation)]) == 0
+    _bump_version(evaluation / "eval.json")
+    studies = {}
+    for command, study in (("compare", COMPARISON), ("adapt curve", CURVE)):
+        studies[command] = tmp_path / command.replace(" ", "-")
+        _, lock = open_study(studies[command], {"seeds": [0, 1]}, resume=False, study=study)
+        lock.release()
+        _bump_version(studies[command] / study.record)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps(with_checksum({"format": "liquid-navigator/training-run", "version": 99})))
+    capsys.readouterr()
+    continuations = [
+        (["collect", "--out", str(data), "--resume"], data, "manifest_version is 99"),
+        (["collect", "--out", str(data), "--extend", "--episodes", "3"], data, "manifest_version is 99"),
+        (["eval", "--out", str(evaluation), "--resume"], evaluation, NEWER),
+        (["compare", "--out", str(studies["compare"]), "--resume"], studies["compare"], NEWER),
+        (["adapt", "curve", "--out", str(studies["adapt curve"]), "--resume"], studies["adapt curve"], NEWER),
+        (["train", "--out", str(run), "--resume"], run, NEWER),
+    ]
+    for argv, folder, said in continuations:
+        before = _files(folder)
+        assert main(argv) == 2, argv
+        error = capsys.readouterr().err
+        assert said in error and "newer release" in error and "sha256" not in error, (argv, error)
+        assert len(error.strip().splitlines()) == 1, error
+        assert _files(folder) == before

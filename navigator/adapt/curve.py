@@ -20,7 +20,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from navigator.adapt.curve_config import CURVE_RECORD, RESOURCES, CurveConfig, curve_settings
+from navigator.adapt.curve_config import (CURVE_RECORD, CURVE_RECORD_FORMAT, CURVE_RECORD_VERSION, RESOURCES, CurveConfig,
+                                          curve_settings)
 from navigator.adapt.curve_plot import plot_curve
 from navigator.adapt.curve_report import AdaptedRun, build_curve, render_curve
 from navigator.adapt.prefix import make_prefix
@@ -50,7 +51,8 @@ from navigator.evaluation.seeds import training_seeds
 from navigator.training import pipeline as training
 from navigator.training.config import DAGGER_SEED_STRIDE
 
-CURVE = Study(what="learning curve", record=CURVE_RECORD, format="liquid-navigator/adapt-curve-run", version=2,
+CURVE = Study(what="learning curve", record=CURVE_RECORD, format=CURVE_RECORD_FORMAT,
+              version=CURVE_RECORD_VERSION,
               fingerprints=(("start_sha256", "the starting policy {pilot}"),))
 
 

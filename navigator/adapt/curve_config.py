@@ -39,6 +39,7 @@ TRAIN_SETTINGS = ("epochs", "lr", "batch_size", "patience", "replay_fraction", "
 # Of those, the ones that cannot change a result: they may differ when a curve is resumed.
 RESOURCES = ("threads", "cache_mb")
 CURVE_RECORD = "adapt-curve.json"  # OUT/adapt-curve.json: the curve's settings, as --resume reads them back
+CURVE_RECORD_FORMAT, CURVE_RECORD_VERSION = "liquid-navigator/adapt-curve-run", 2
 
 
 @dataclass(frozen=True)

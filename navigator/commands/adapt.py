@@ -340,10 +340,14 @@ def _curve_source(args: argparse.Namespace) -> Path | RecordedSettings:
     if not args.resume:
         raise UserError("navigator adapt curve needs --config FILE (see launch/adapt/, e.g. "
                         "launch/adapt/night_small.yaml), or --resume to continue the curve in --out")
-    from navigator.adapt.curve_config import CURVE_RECORD
+    from navigator.adapt.curve_config import CURVE_RECORD, CURVE_RECORD_FORMAT, CURVE_RECORD_VERSION
+    from navigator.resume import require_record_format
 
     out = _curve_folder(args)
-    recorded = recorded_settings(out / CURVE_RECORD, "settings", dropped=("start_sha256",))
+    recorded = recorded_settings(out / CURVE_RECORD, "settings", dropped=("start_sha256",),
+                                 check_format=lambda document: require_record_format(
+                                     document, out / CURVE_RECORD, CURVE_RECORD_FORMAT, (1, CURVE_RECORD_VERSION),
+                                     "start the learning curve over in another --out", flag="--resume"))
     if recorded is None and (out / CURVE_RECORD).exists():
         raise UserError(f"--resume: {out / CURVE_RECORD} cannot be read or records no settings (it is damaged); "
                         f"start the learning curve over in another --out")

@@ -105,11 +105,13 @@ def run(args: argparse.Namespace) -> int:
     from navigator.backends import check_reachable
     from navigator.collect import EXTENSIONS_KEY, collect, open_for_collection
     from navigator.commands.common import check_output_folder, progress_bar, recorded_settings
-    from navigator.dataset.manifest import manifest_path
+    from navigator.dataset.manifest import manifest_path, require_format
 
     source: Path | RecordedSettings | None = args.config
     if source is None and (args.resume or args.extend):
-        source = recorded_settings(manifest_path(args.out), "recipe", dropped=(EXTENSIONS_KEY,))
+        path = manifest_path(args.out)
+        source = recorded_settings(path, "recipe", dropped=(EXTENSIONS_KEY,),
+                                   check_format=lambda document: require_format(document, str(path)))
     config = FLAGS.load(args, source, _one_part(source))
     check_output_folder(args.out, "--out", continuing=args.resume or args.extend, kind="dataset")
     check_reachable(config.backend)

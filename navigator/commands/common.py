@@ -17,7 +17,7 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -143,17 +143,22 @@ def check_output_folder(path: Path, flag: str, *, continuing: bool, kind: str | 
     return path
 
 
-def recorded_settings(record: Path, key: str, dropped: tuple[str, ...] = ()) -> RecordedSettings | None:
+def recorded_settings(record: Path, key: str, dropped: tuple[str, ...] = (),
+                      check_format: Callable[[Any], object] | None = None) -> RecordedSettings | None:
     """The settings an earlier run recorded under `key` of JSON file `record` (a dataset manifest's "recipe", a
     training run's run.json "config", an evaluation's eval.json "settings"), less the bookkeeping keys `dropped`:
     what `--resume` without --config continues, so that no flag needs retyping. None when there is no readable
     record: the pipeline then refuses the folder with a message that says what is wrong with it. UserError when the
-    record no longer matches its checksum (edited since navigator wrote it)."""
+    record no longer matches its checksum (edited since navigator wrote it). `check_format(document)` raises UserError
+    for a record this release does not read (a newer release's): checked first, since a newer format's checksum
+    would read as an edit."""
     try:
         document = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
         refuse_if_denied(error)
         return None
+    if check_format is not None:
+        check_format(document)
     try:
         document = without_checksum(document)
     except ValueError as error:  # its settings are no longer those the work was started with

@@ -54,14 +54,17 @@ def _recorded(args: argparse.Namespace) -> RecordedSettings:
     comparison config: its resolved training recipe is given as `train`. UserError when there is no readable
     record."""
     from navigator.commands.common import recorded_settings
-    from navigator.comparison.config import RECORD, CompareConfig
+    from navigator.comparison.config import RECORD, RECORD_FORMAT, RECORD_VERSION, CompareConfig
     from navigator.config import field_default
     from navigator.errors import UserError
     from navigator.evaluation.folder import with_added_settings
+    from navigator.resume import require_record_format
     from navigator.training.config import with_added_settings as with_added_training_settings
 
     out = Path(args.out if args.out is not None else field_default(CompareConfig, "out"))
-    recorded = recorded_settings(out / RECORD, "settings")
+    recorded = recorded_settings(out / RECORD, "settings", check_format=lambda document: require_record_format(
+        document, out / RECORD, RECORD_FORMAT, (1, RECORD_VERSION), "start the comparison over in another --out",
+        flag="--resume"))
     if recorded is None and (out / RECORD).exists():
         raise UserError(f"--resume: {out / RECORD} cannot be read or records no settings (it is damaged); start the "
                         f"comparison over in another --out")

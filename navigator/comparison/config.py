@@ -109,6 +109,8 @@ class CompareConfig:
 
 
 RECORD = "compare.json"  # OUT/compare.json: the comparison's settings, as --resume reads them back
+RECORD_FORMAT = "liquid-navigator/comparison-run"
+RECORD_VERSION = 2  # 2: with its checksum (navigator.json_fields); 1, written before checksums, is still read
 RUNS = "runs"  # OUT/runs/MODEL-seedSEED
 FINISHED = "finished.json"  # OUT/finished.json: the runs whose training finished (navigator.comparison.runner)
 

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from navigator.comparison.config import FINISHED, PER_RUN, RECORD, RUNS, CompareConfig, run_folder
+from navigator.comparison.config import (FINISHED, PER_RUN, RECORD, RECORD_FORMAT, RECORD_VERSION, RUNS, CompareConfig,
+                                         run_folder)
 from navigator.comparison.plot import plot_comparison
 from navigator.comparison.summary import RunInfo, build_comparison
 from navigator.comparison.table import render_table
@@ -39,11 +40,9 @@ from navigator.evaluation.folder import finished_results, with_added_settings, w
 from navigator.training.config import with_added_settings as with_added_training_settings
 from navigator.evaluation.results import EvalResults, build_results
 from navigator.folder_lock import FolderLock, lock_new_folder, refuse_if_in_use
-from navigator.resume import describe, differences, nothing_to_continue, without
+from navigator.resume import describe, differences, nothing_to_continue, require_record_format, without
 from navigator.training import pipeline as training
 
-FORMAT = "liquid-navigator/comparison-run"
-VERSION = 2  # 2: with its checksum (navigator.json_fields); 1, written before checksums, is still read
 # Base recipe settings that cannot change a run's result (resources, and where roll-outs run): they may differ on
 # resume.
 RESOURCES = ("threads", "cache_mb", "collect.workers", "backend", "collect.backend")
@@ -92,8 +91,8 @@ class Study:
 
     what: str = "comparison"
     record: str = RECORD
-    format: str = FORMAT
-    version: int = VERSION
+    format: str = RECORD_FORMAT
+    version: int = RECORD_VERSION
     # How a recorded setting is named to the user, by prefix: the comparison records its resolved training recipe
     # as `base`, which the user gives as `train:` (or its recipe file).
     user_names: tuple[tuple[str, str], ...] = ()
@@ -138,15 +137,13 @@ def open_study(out: Path, settings: dict[str, Any], resume: bool, study: Study =
         raise nothing_to_continue(out, "--resume", what, name)
     lock = FolderLock(out, what)
     record = _read_json(out / name, what)
-    if not isinstance(record, dict) or record.get("format") != study.format or record.get("version") not in (
-            1, study.version):
-        raise UserError(f"--resume: {out / name} is not a {study.format} version 1 or {study.version} record; start "
-                        f"the {what} over in another --out")
+    start_over = f"start the {what} over in another --out"
+    version = require_record_format(record, out / name, study.format, (1, study.version), start_over, flag="--resume")
     try:
-        record = without_checksum(record, required=record["version"] >= 2)
+        record = without_checksum(record, required=version >= 2)
     except ValueError as error:  # the runs still to train would follow settings the finished ones did not
-        raise UserError(f"--resume: {out / name} cannot be continued from: {error}; restore it, or start the {what} "
-                        f"over in another --out") from None
+        raise UserError(f"--resume: {out / name} cannot be continued from: {error}; restore it, or {start_over}") \
+            from None
     recorded = record.get("settings")
     if not isinstance(recorded, dict):
         raise UserError(f"--resume: {out / name} records no settings (it is damaged); start the {what} over in "

@@ -23,7 +23,7 @@ from navigator.evaluation.settings import EpisodeKey, EvalSettings
 from navigator.explain.methods import DEFAULT_EVERY
 from navigator.json_fields import read_problem, with_checksum, without_checksum
 from navigator.resume import (Continued, GivenAs, check_continuation, continuable_record, differences,
-                              nothing_to_continue, recorded_paths)
+                              nothing_to_continue, recorded_paths, require_record_format)
 
 FORMAT = "liquid-navigator/eval"
 VERSION = 2  # 2: eval.json and its episode records carry checksums; 1, written before them, is still read
@@ -56,14 +56,12 @@ def check_folder(out: Path, resume: bool, flag: str = "--resume") -> dict[str, A
         refuse_if_denied(error)
         raise UserError(f"{flag}: cannot read {recorded_path} ({read_problem(error)}); start again in another "
                         f"--out") from None
-    if not isinstance(recorded, dict) or recorded.get("format") != FORMAT or recorded.get("version") not in (1,
-                                                                                                             VERSION):
-        raise UserError(f"{flag}: {recorded_path} is not a {FORMAT} version 1 or {VERSION} file; start again in "
-                        f"another --out")
+    start_over = "start again in another --out"
+    version = require_record_format(recorded, recorded_path, FORMAT, (1, VERSION), start_over, "file", flag)
     if not isinstance(recorded.get("settings"), dict) or not isinstance(recorded.get("pilots", []), list):
-        raise UserError(f"{flag}: {recorded_path} records no settings (it is damaged); start again in another --out")
+        raise UserError(f"{flag}: {recorded_path} records no settings (it is damaged); {start_over}")
     return continuable_record(recorded, RECORD_FIELDS, recorded_path, "evaluation",
-                              "start the evaluation again in another --out", checksummed=recorded["version"] >= 2)
+                              "start the evaluation again in another --out", checksummed=version >= 2)
 
 
 def with_added_settings(recorded: Any) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 from navigator.errors import UserError, refuse_if_denied
 from navigator.json_fields import read_problem
 from navigator.output_folders import refuse_wrong_kinds
-from navigator.resume import continuable_record
+from navigator.resume import continuable_record, require_record_format
 
 RUN_RECORD = "run.json"
 RUN_FORMAT = "liquid-navigator/training-run"
@@ -44,9 +44,6 @@ def read_record(out: Path) -> dict[str, Any]:
         refuse_if_denied(error)
         raise UserError(f"{path} cannot be read ({read_problem(error)}): the run's record is damaged, so it cannot be "
                         f"continued; start the run over in another --out") from None
-    version = record.get("version") if isinstance(record, dict) else None
-    if not isinstance(record, dict) or record.get("format") != RUN_FORMAT or version not in (1, RUN_VERSION):
-        raise UserError(f"{path} is not a record of a liquid-navigator training run (format {RUN_FORMAT!r}, "
-                        f"version 1 or {RUN_VERSION}); start the run over in another --out")
-    return continuable_record(record, RUN_FIELDS, path, "run", "start the run over in another --out",
-                              checksummed=record["version"] >= 2)
+    start_over = "start the run over in another --out"
+    version = require_record_format(record, path, RUN_FORMAT, (1, RUN_VERSION), start_over, "training run record")
+    return continuable_record(record, RUN_FIELDS, path, "run", start_over, checksummed=version >= 2)
