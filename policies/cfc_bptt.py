@@ -29,8 +29,8 @@ gradient in one matmul after it. The arithmetic is the layer-by-layer recurrence
 differs.
 
 Column layout of the gates (and of `w_state`'s columns and `w_input`'s rows): gate-major,
-[ff1 | ff2 | time_a | time_b], each block N wide and ordered by layer, so that one lerp updates every layer. With a backbone (one layer only) the
-pre-activation is P = backbone units wide and `w_gates` (P, 4N) maps it to the gates.
+[ff1 | ff2 | time_a | time_b], each block N wide and ordered by layer, so that one lerp updates every layer. With a
+backbone (one layer only) the pre-activation is P = backbone units wide and `w_gates` (P, 4N) maps it to the gates.
 `dt` is data (time stamps), not differentiated.
 """
 

@@ -213,8 +213,8 @@ def test_episode_files_changed_since_they_were_recorded_are_refused_before_any_w
 
 
 @pytest.mark.parametrize("record, said", [(b"\xff\xfe{", "run.json cannot be read"),
-                                          (b'{"a": 1}', "run.json is not a liquid-navigator/training-run version 1 or 2 "
-                                                        "training run record")])
+                                          (b'{"a": 1}', "run.json is not a liquid-navigator/training-run version 1 "
+                                                        "or 2 training run record")])
 @pytest.mark.parametrize("flag", [["--resume"], ["--extend", "--epochs", "5"]])
 def test_a_damaged_run_record_is_said_as_such_not_as_missing_data(demos, tmp_path, capsys, monkeypatch, record, said,
                                                                    flag):

@@ -20,8 +20,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from navigator.adapt.curve_config import (CURVE_RECORD, CURVE_RECORD_FORMAT, CURVE_RECORD_VERSION, RESOURCES, CurveConfig,
-                                          curve_settings)
+from navigator.adapt.curve_config import (CURVE_RECORD, CURVE_RECORD_FORMAT, CURVE_RECORD_VERSION, RESOURCES,
+                                          CurveConfig, curve_settings)
 from navigator.adapt.curve_plot import plot_curve
 from navigator.adapt.curve_report import AdaptedRun, build_curve, render_curve
 from navigator.adapt.prefix import make_prefix
