@@ -5,8 +5,8 @@ ncps runs one Python-level cell call per time step, and each call rebuilds the m
 and state, runs four separate matmuls and records ~15 autograd nodes per layer. Here:
 
 * sequence mode (`forward`, for training) applies the sparsity masks once per call, fuses the four gates
-  (ff1, ff2, time_a, time_b) and, for a wiring, all layers into one block weight, computes the input's share of the
-  first matmul for all time steps in one large matmul, and runs the time loop as a single autograd node with
+  (ff1, ff2, time_a, time_b) and, for a wiring, all layers into one block weight (gathered from the layers' weights
+  in one indexing op), computes the input's share of the first matmul for all time steps in one large matmul, and runs the time loop as a single autograd node with
   hand-written backpropagation, the layers pipelined (`policies.cfc_bptt`);
 * step mode (`step`, for flight and ONNX export) is the same arithmetic in plain differentiable ops, one step with
   explicit state, which traces to a small static graph.
@@ -165,6 +165,8 @@ class FastWiredCfC(nn.Module):
             previous = neurons
         self.layers = nn.ModuleList(layers)
         self.layer_sizes = tuple(layer.units for layer in layers)
+        # Fixed by the wiring's layer sizes, not saved with the weights.
+        self.register_buffer("pipeline_index", self._gather_index(), persistent=False)
 
     @property
     def state_size(self) -> int:
@@ -189,15 +191,14 @@ class FastWiredCfC(nn.Module):
             new_states.append(layer_input)
         return layer_input, torch.cat(new_states, dim=1)
 
-    def _pipeline_weights(self) -> tuple[Tensor, Tensor, Tensor]:
-        """The weights of the pipelined sequence mode, in its gate-major layout (policies.cfc_bptt):
-        (input weight (4N, F), block state weight (N, 4N), bias (4N,)), N the total state size.
-        Only the first layer reads the input: the input weight's other rows are zeros. Layer l's gate rows read
+    def _assemble(self, parts: list[tuple[Tensor, Tensor, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:
+        """Every layer's (w_in, w_state, bias) -> the weights of the pipelined sequence mode, in its gate-major
+        layout (policies.cfc_bptt): (input weight (4N, F), block state weight (N, 4N), bias (4N,)), N the total state
+        size. Only the first layer reads the input: the input weight's other rows are zeros. Layer l's gate rows read
         layer l's own state columns and, for l > 0, layer l - 1's just before them."""
         total, offset = self.state_size, 0
         rows, biases = [], []
-        masked = self._masked()
-        for index, (w_in, w_state, bias) in enumerate(masked):
+        for index, (w_in, w_state, bias) in enumerate(parts):
             units = w_state.shape[1]
             fed_from = offset - w_in.shape[1] if index > 0 else offset
             blocks = [w_state.new_zeros(4, units, fed_from)]
@@ -208,9 +209,38 @@ class FastWiredCfC(nn.Module):
             biases.append(bias.view(4, units))
             offset += units
         state_weight = torch.cat(rows, dim=1).reshape(4 * total, total).t()
-        first = masked[0][0].view(4, self.layer_sizes[0], self.input_size)
+        first = parts[0][0].view(4, self.layer_sizes[0], self.input_size)
         input_weight = F.pad(first, (0, 0, 0, total - first.shape[1])).reshape(4 * total, self.input_size)
         return input_weight, state_weight, torch.cat(biases, dim=1).reshape(-1)
+
+    def _gather_index(self) -> Tensor:
+        """Where each value of `_assemble`'s three outputs (state weight in its (4N, N) memory order, input weight,
+        bias) sits in `_flat`'s vector, its last slot (a zero) for the blocks that are zeros: the layout made once."""
+        sizes = [t.numel() for layer in self.layers for t in (layer.weight, layer.bias)]
+        # Positions counted from 1, so that the zeros `_assemble` inserts stand for "no parameter".
+        positions = torch.arange(1, sum(sizes) + 1, dtype=torch.float64).split(sizes)
+        parts = []
+        for layer, weight, bias in zip(self.layers, positions[::2], positions[1::2]):
+            weight = weight.view(4 * layer.units, layer.in_features + layer.units)
+            parts.append((weight[:, : layer.in_features], weight[:, layer.in_features :], bias))
+        input_weight, state_weight, bias = self._assemble(parts)
+        flat = torch.cat([state_weight.t().reshape(-1), input_weight.reshape(-1), bias])
+        return torch.where(flat > 0, flat - 1, sum(sizes)).long()
+
+    def _flat(self) -> Tensor:
+        """Every layer's weight and bias as one vector with the wiring's mask applied, then a zero."""
+        pieces = [t.reshape(-1) for layer in self.layers for t in (layer.weight * layer.mask, layer.bias)]
+        return torch.cat(pieces + [self.layers[0].bias.new_zeros(1)])
+
+    def _pipeline_weights(self) -> tuple[Tensor, Tensor, Tensor]:
+        """`_assemble` of the masked weights, in one gather: built block by block, its small copies and their
+        gradients cost more than the arithmetic they feed."""
+        total = self.state_size
+        gathered = self._flat().index_select(0, self.pipeline_index)
+        state_end = 4 * total * total
+        input_end = state_end + 4 * total * self.input_size
+        state_weight = gathered[:state_end].view(4 * total, total).t()
+        return gathered[state_end:input_end].view(4 * total, self.input_size), state_weight, gathered[input_end:]
 
     def forward(self, x: Tensor, h: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
         """A sequence: x (B, T, F), h (B, N), dt (B, T) -> (motor outputs (B, T, M), final state (B, N))."""

@@ -197,4 +197,17 @@ def test_a_wiring_serves_one_model() -> None:
 def test_masks_are_buffers_not_parameters() -> None:
     _, fast = pair("wired")
     assert not any("mask" in name for name, _ in fast.named_parameters())
-    assert {name for name, _ in fast.named_buffers()} == {f"layers.{i}.mask" for i in range(3)}
+    assert {name for name, _ in fast.named_buffers()} == {f"layers.{i}.mask" for i in range(3)} | {"pipeline_index"}
+    parameters = {name for name, _ in fast.named_parameters()}
+    # The pipeline's gather index follows from the layer sizes: not saved, so checkpoints are unchanged by it.
+    assert set(fast.state_dict()) == parameters | {f"layers.{i}.mask" for i in range(3)}
+
+
+def test_the_pipelined_weights_are_the_masked_layers_assembled() -> None:
+    _, fast = pair("wired")
+    with torch.no_grad():
+        for layer in fast.layers:  # every weight distinct, so that a misplaced one shows
+            layer.weight.copy_(torch.randn(layer.weight.shape))
+    for gathered, assembled in zip(fast._pipeline_weights(), fast._assemble(fast._masked())):
+        assert gathered.stride() == assembled.stride()
+        torch.testing.assert_close(gathered, assembled, atol=0, rtol=0)
