@@ -211,4 +211,7 @@ def parallel(group: Group | None, model: torch.nn.Module) -> torch.nn.Module:
     rank 0's weights and buffers, and averages gradients in backward), itself in a plain run."""
     if group is None:
         return model
-    return torch.nn.parallel.DistributedDataParallel(model)
+    # The policy's buffers (normalisation constants, wiring masks, the CfC pipeline's gather index) never change
+    # while it trains: DDP's start gives every process rank 0's (init sync, which this flag leaves on), and
+    # broadcasting them again before every step would only cost time.
+    return torch.nn.parallel.DistributedDataParallel(model, forward_sync_buffers=False)
