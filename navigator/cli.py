@@ -61,7 +61,13 @@ class UsageError(UserError):
 
 class _Parser(argparse.ArgumentParser):
     """argparse, raising instead of exiting on a bad command line, so that `main` reports every user error the same
-    way (and in-process callers get exit code 2 back rather than a SystemExit)."""
+    way (and in-process callers get exit code 2 back rather than a SystemExit). Options are taken as spelt in full
+    only: argparse's abbreviations (`--ep` for `--episodes`) slip past the refusal of a repeated option, and would
+    change meaning when a later release adds an option with the same start."""
+
+    def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> typing.NoReturn:
         raise UsageError(self, message)

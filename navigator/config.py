@@ -192,27 +192,28 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-# YAML 1.1, which PyYAML reads, takes a number with an exponent but no decimal point (3e-3, 1E5) for text; YAML 1.2,
-# and everyone writing a learning rate, for a float. Unquoted, it is read as the float it is written as.
-_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float",
-                                       re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-                                       list("-+0123456789"))
-
-
-# Integers as YAML 1.2 writes them: decimal (a leading zero changes nothing), 0o octal, 0x hexadecimal, underscores
-# only between digits. YAML 1.1 read `seed: 010` as 8 (octal) and `max_seconds: 1:30` as 90 (base 60), and took
-# `0o10` for text. Dates are text too (YAML 1.1 made `out: 2024-01-15` a date, refused as "not a string", and
-# `2024-02-30` an error): no setting is a date.
-_YAML_INTEGER = re.compile(r"^(?:[-+]?[0-9]+(?:_[0-9]+)*|0o[0-7]+(?:_[0-7]+)*|0x[0-9a-fA-F]+(?:_[0-9a-fA-F]+)*)$")
+# Numbers as YAML 1.2 (its core schema) writes them, whatever PyYAML's YAML 1.1 does:
+# - integers: decimal (a leading zero changes nothing), 0o octal, 0x hexadecimal. YAML 1.1 read `seed: 010` as 8
+#   (octal), `max_seconds: 1:30` as 90 (base 60) and `episodes: 1_0` as 10, and took `0o10` for text;
+# - floats: a decimal point or an exponent (3e-3 included, which YAML 1.1 took for text), .inf and .nan. YAML 1.1
+#   also read `1:30.5` as 90.5 and `1_0.5` as 10.5.
+# Anything else that looks like a number (underscores, base 60, dates such as `out: 2024-01-15`, which YAML 1.1 made
+# a date) is text, refused by the setting's check where a number is due: no setting is a date.
+_YAML_INTEGER = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_YAML_FLOAT = re.compile(r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+"
+                         r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+# The loader's own copy of the resolvers: the loop below must not change PyYAML's SafeLoader for everyone else.
+_UniqueKeyLoader.yaml_implicit_resolvers = dict(yaml.SafeLoader.yaml_implicit_resolvers)
 for _first, _resolvers in list(_UniqueKeyLoader.yaml_implicit_resolvers.items()):
     _UniqueKeyLoader.yaml_implicit_resolvers[_first] = [
         (tag, pattern) for tag, pattern in _resolvers
-        if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:timestamp")]
+        if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")]
 _UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:int", _YAML_INTEGER, list("-+0123456789"))
+_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML_FLOAT, list("-+.0123456789"))
 
 
 def _yaml_integer(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    text = loader.construct_scalar(node).replace("_", "")
+    text = loader.construct_scalar(node)
     base = {"0o": 8, "0x": 16}.get(text[:2], 10)
     return int(text[2:] if base != 10 else text, base)
 
@@ -268,9 +269,8 @@ def _bad(key: str, problem: str, mentions: tuple[str, ...] = ()) -> ConfigError:
 
 def _read_as_text(value: Any, whole: bool) -> str:
     """For text that Python reads as a finite number: why YAML gave text, and how to write the number (else "").
-
-    YAML 1.1 (PyYAML) reads a number with an exponent only when it has a decimal point and a signed exponent, so
-    1e3 and 1.0e300 arrive as the strings '1e3' and '1.0e300'; a quoted number is text too."""
+    Quoted, a number is text; so is one with underscores, which YAML 1.2 (as this loader reads numbers) does not
+    allow and Python's float() does."""
     if not isinstance(value, str):
         return ""
     try:
@@ -280,14 +280,9 @@ def _read_as_text(value: Any, whole: bool) -> str:
     if not math.isfinite(number) or (whole and not number.is_integer()):
         return ""
     text = value.strip()
-    if whole:
-        written = str(int(number))
-    elif "e" in text.lower():
-        mantissa, _, exponent = text.lower().partition("e")
-        written = (mantissa if "." in mantissa else f"{mantissa}.0") + "e" + (
-            exponent if exponent.startswith(("+", "-")) else f"+{exponent}")
-    else:
-        written = text
+    written = str(int(number)) if whole else text.replace("_", "")
+    if "_" in text:
+        return f" (YAML reads a number with underscores as text; write it as {written})"
     if written == text:
         return f" (YAML read it as text because it is quoted; write {written} without quotes)"
     return f" (YAML read it as text; write it as {written})"

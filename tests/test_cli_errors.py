@@ -86,6 +86,10 @@ CASES: list[tuple[str, str | None, str]] = [
     ("data check {tmp} --bogus", None, "navigator data check: error: unrecognized arguments: --bogus (see 'navigator "
                                        "data check --help')"),
     ("data info {tmp} --json --json", None, "navigator data info: error: --json given 2 times; give it once"),
+    # options as spelt in full only: an abbreviation slipped past the refusal of a repeated option
+    ("fly --ep 1 --episodes 2", None, "navigator fly: error: unrecognized arguments: --ep 1 (see 'navigator fly "
+                                      "--help')"),
+    ("data check {tmp} --js", None, "navigator data check: error: unrecognized arguments: --js"),
     # an option adapt does not have, whose value the optional `curve` would otherwise take
     ("adapt --data {tmp} --patience 3", None, "navigator adapt: error: unrecognized arguments: --patience (see "
                                               "'navigator adapt --help')"),
@@ -180,6 +184,7 @@ CASES: list[tuple[str, str | None, str]] = [
     # one limit on worker processes for every command that starts them
     ("compare --out {tmp}/cmp --resume --workers 999", None, "--workers must be in [0, 256]"),
     ("adapt curve --out {tmp}/cmp --resume --workers 999", None, "--workers must be in [0, 256]"),
+    ("adapt curve --out {tmp}/cmp --res", None, "unrecognized arguments: --res"),
     ("collect --out {tmp}/ds --seed -1", None, "--seed must be in [0, "),
     ("collect --out {tmp}/ds --max-seconds nan", None, "--max-seconds must be a finite number"),
     ("collect --out {tmp}/ds --preset winter+", None, "--preset: preset 'winter+' has an empty part"),

@@ -363,11 +363,22 @@ def test_a_number_with_an_exponent_is_read_as_written(tmp_path):
     assert read_yaml_mapping(path) == {"lr": "3e-3"}
 
 
-def test_whole_numbers_are_read_as_yaml_1_2_writes_them(tmp_path):
-    """YAML 1.1 read `seed: 010` as 8 (octal) and `1:30` as 90 (base 60), and took `0o10` for text."""
+def test_numbers_are_read_as_yaml_1_2_writes_them(tmp_path):
+    """YAML 1.1 read `seed: 010` as 8 (octal), `1:30` as 90 and `1:30.5` as 90.5 (base 60), `1_000` as 1000, and
+    took `0o10` for text. YAML 1.2 has no base 60 and no underscores in numbers."""
     path = tmp_path / "c.yaml"
-    path.write_text("seed: 010\na: 0o10\nb: 0x1F\nc: -7\nd: 1_000\ne: 1:30\nf: '010'\n")
-    assert read_yaml_mapping(path) == {"seed": 10, "a": 8, "b": 31, "c": -7, "d": 1000, "e": "1:30", "f": "010"}
+    path.write_text("seed: 010\na: 0o10\nb: 0x1F\nc: -7\nd: 1_000\ne: 1:30\nf: '010'\ng: 1:30.5\nh: 1_0.5\n"
+                    "i: .5\nj: -2.\nk: 1e3\nl: -.inf\nm: +1.5E-2\n")
+    assert read_yaml_mapping(path) == {"seed": 10, "a": 8, "b": 31, "c": -7, "d": "1_000", "e": "1:30", "f": "010",
+                                       "g": "1:30.5", "h": "1_0.5", "i": 0.5, "j": -2.0, "k": 1000.0,
+                                       "l": float("-inf"), "m": 0.015}
+    import yaml
+
+    assert yaml.safe_load("d: 1_000") == {"d": 1000}  # PyYAML's own loader is left as it was, for everyone else
+    path.write_text("episodes: 1_0\n")
+    with pytest.raises(ConfigError, match=re.escape('got "1_0" (YAML reads a number with underscores as text; '
+                                                    'write it as 10)')):
+        load_config(FlyConfig, path)
     from navigator.training.config import TrainConfig
 
     path.write_text("data: [demos]\nepochs: 1:30\n")

@@ -208,4 +208,7 @@ def test_a_pilot_that_does_not_record_its_training_worlds_is_flown_with_a_warnin
                          "fly-to-target", tmp_path / "bundle", "policy.json", resealed(lambda manifest: manifest.update(
                              source=None)))
     assert main(["fly", "--pilot", str(bundle), "--episodes", "1", "--max-seconds", "0.3"]) == 0
-    assert f"warning: pilot {bundle} does not record every world it was trained on" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    # On stderr, apart from the results on stdout (which a user may redirect to a file).
+    assert f"warning: pilot {bundle} does not record every world it was trained on" in printed.err
+    assert "warning" not in printed.out

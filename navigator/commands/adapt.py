@@ -122,7 +122,7 @@ def curve_parser() -> argparse.ArgumentParser:
     description = doc[doc.index("`navigator adapt curve --config FILE`"):].strip()
     examples = "\n".join(line for line in doc.splitlines() if line.startswith("  navigator adapt curve"))
     parser = argparse.ArgumentParser(prog="navigator adapt curve", formatter_class=DefaultsHelpFormatter,
-                                     description=f"{description}\n\nexamples:\n{examples}")
+                                     description=f"{description}\n\nexamples:\n{examples}", allow_abbrev=False)
     _add_shared_arguments(parser, out="the report's folder (default: the config's out)",
                           resume="continue the learning curve in --out with its recorded settings")
     _add_curve_arguments(parser, prefix="")

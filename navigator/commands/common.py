@@ -234,11 +234,12 @@ def output_console(stderr: bool = False, **options: Any) -> Console:
 _UNLIMITED_WIDTH = 10_000
 
 
-def print_warning(console: Console, message: str) -> None:
-    """One warning line, whole however long (paths are not folded)."""
+def print_warning(message: str) -> None:
+    """One warning line on stderr, whole however long (paths are not folded): apart from the results on stdout, which
+    a user may redirect to a file or a pipe. Under a live progress bar it prints above the bar, as rich routes it."""
     from rich.markup import escape
 
-    console.print(f"[yellow]warning[/yellow]: {escape(message)}", soft_wrap=True)
+    output_console(stderr=True).print(f"[yellow]warning[/yellow]: {escape(message)}", soft_wrap=True)
 
 
 def finite_or_none(value: float) -> float | None:

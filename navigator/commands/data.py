@@ -77,7 +77,7 @@ def _info(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from navigator.commands.common import output_console, print_json
+    from navigator.commands.common import output_console, print_json, print_warning
     from navigator.dataset.reader import open_datasets
     from navigator.dataset.summary import summarize
 
@@ -93,7 +93,7 @@ def _info(args: argparse.Namespace) -> int:
                   f"frames, {summary.duration_s / 60:.1f} min simulated, success {summary.success_rate:.0%} · "
                   f"images {width}x{height} · actions {summary.action_convention}", soft_wrap=True)
     for dataset, warning in summary.incomplete.items():
-        console.print(f"[yellow]warning[/yellow] {escape(dataset)}: {escape(warning)}", soft_wrap=True)
+        print_warning(f"{dataset}: {warning}")
     groups = Table(title="episodes by task and preset")
     # On a narrow terminal cells fold onto more lines: nothing is cut off.
     for name in ("task", "preset"):

@@ -41,7 +41,7 @@ class TrainingDisplay(training.Hooks):
             self.console.print(f"{self.indent}  roll-outs on the {cluster.describe()}")
 
     def warning(self, message: str) -> None:
-        print_warning(self.console, message)
+        print_warning(message)
 
     def epoch(self, report) -> None:
         self.console.print(epoch_line(report, self.indent + "  "))
@@ -69,7 +69,7 @@ class EvaluationDisplay(evaluation.Hooks):
         self._restart("evaluating", todo, f"{done} already recorded")
 
     def damaged(self, note: str) -> None:
-        print_warning(self.console, note)
+        print_warning(note)
 
     def episode(self, record) -> None:
         self.progress.update(self.bar, advance=1, status=f"last: {record.suite} seed {record.seed} {record.ending}")

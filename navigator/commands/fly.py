@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print results as one JSON document on stdout")
 
 
-def _warn_of_training_worlds(console, config: FlyConfig, pilot) -> None:
+def _warn_of_training_worlds(config: FlyConfig, pilot) -> None:
     """A warning (not a refusal: watching a policy on its own worlds is a fair thing to do) when the episodes would
     fly worlds the pilot was trained on, where eval, export and explain refuse them."""
     from navigator.evaluation.pipeline import pilot_training_seeds
@@ -70,11 +70,11 @@ def _warn_of_training_worlds(console, config: FlyConfig, pilot) -> None:
         f"pilot {config.pilot}", seeds, config.scenario.task, range(config.seed, config.seed + config.episodes),
         flights="this flight")
     if overlap is not None:
-        print_warning(console, f"these are worlds the pilot trained on, so success on them says little about the "
-                               f"others: {overlap}")
+        print_warning(f"these are worlds the pilot trained on, so success on them says little about the others: "
+                      f"{overlap}")
     elif seeds is not None and not seeds.complete:  # a bundle with source: null, a run on data of unknown seeds
-        print_warning(console, f"pilot {config.pilot} does not record every world it was trained on, so whether "
-                               f"these are among them is not known")
+        print_warning(f"pilot {config.pilot} does not record every world it was trained on, so whether these are "
+                      f"among them is not known")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     results = []
     try:
         pilot = make_pilot(config.pilot, env)
-        _warn_of_training_worlds(console, config, pilot)
+        _warn_of_training_worlds(config, pilot)
         with one_math_thread(), progress_bar(console, transient=True) as progress:
             bar = progress.add_task("flying", total=config.episodes, status="")
             for index in range(config.episodes):
