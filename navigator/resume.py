@@ -172,7 +172,8 @@ class Continued:
     settings ("its manifest's 'recipe'"), and what extending it grows ("episodes", flag "--episodes"). `grow_hint`,
     when given, replaces "give a larger FLAG" as the way to extend it (a dataset of several parts, which one
     --episodes would replace by a single part, grows through a --config YAML instead). `holds`, when given, says
-    how much it holds now ("200"), and `finished` that nothing is left to resume."""
+    how much it holds now ("200"), `finished` that nothing is left to resume, and `extendable` False that it can no
+    longer grow (a training run past its first training, in its DAgger rounds), so --extend is not suggested."""
 
     out: Any
     owner: str
@@ -183,6 +184,7 @@ class Continued:
     given_as: GivenAs = field(default_factory=GivenAs)
     holds: str = ""
     finished: bool = False
+    extendable: bool = True
 
     def describe(self, found: list[Difference]) -> str:
         """The differences as one clause, each named as the user gave it (a flag, else the setting). A flag that
@@ -232,7 +234,7 @@ def check_continuation(found: list[Difference], extendable: Callable[[Difference
             raise UserError(f"--extend needs more {what.grows} than {out} is set to{holds}; "
                             f"{grow} to extend it{rest}")
     elif found:
-        hint = f"; to add {what.grows} pass --extend" if found == grown else ""
+        hint = f"; to add {what.grows} pass --extend" if found == grown and what.extendable else ""
         raise UserError(f"--resume: {out} was started with other settings: {what.describe(found)}; "
                         f"{what.how_to_match}, or choose another --out{hint}")
     return grown
@@ -297,6 +299,8 @@ def nothing_to_continue(out: Path, flag: str, what: str, record: str) -> UserErr
         found = "a folder" if (out / record).is_dir() else "neither a file nor a folder"
         return UserError(f"{flag}: {out / record} is {found} where the {what} in {out} keeps its record (a file): "
                          f"move it out of {out}, then continue")
+    # Without the flag a folder that holds files is refused as not empty: a new one is then the way to start.
+    start = (f"drop {flag} and choose a new or empty --out to start one" if out.is_dir() and any(out.iterdir())
+             else f"drop {flag} to start one")
     return another_commands_output(out, flag, what) or UserError(
-        f"{flag}: {out} holds no {what} to continue (no {record}); give the {what}'s folder as --out, or drop {flag} "
-        f"to start one")
+        f"{flag}: {out} holds no {what} to continue (no {record}); give the {what}'s folder as --out, or {start}")

@@ -168,6 +168,10 @@ CASES: list[tuple[str, str | None, str]] = [
     ("train --data {data} --out {tmp}/run --resume --extend", None,
      "argument --extend: not allowed with argument --resume"),
     ("train --out {tmp}/full --resume", None, "--resume: {tmp}/full holds no training run to continue (no run.json)"),
+    # a folder of files: without the flag it is refused as not empty, so the way to start is another folder
+    ("train --out {tmp}/full --resume", None, "or drop --resume and choose a new or empty --out to start one"),
+    ("eval --out {tmp}/full --resume", None, "holds no evaluation to continue (no eval.json); give the evaluation's "
+                                             "folder as --out, or drop --resume and choose a new or empty --out"),
     # a folder that does not exist is named as such: a misspelt name is the likelier mistake
     ("train --out {tmp}/nowhere --resume", None, "--resume: {tmp}/nowhere does not exist, so there is no training run "
                                                  "to continue; check the folder's name"),

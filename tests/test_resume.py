@@ -236,6 +236,35 @@ def test_resume_refuses_a_changed_dagger_round(tmp_path, monkeypatch):
         run_recipe(settings(writer.path, out, **recipe), resume=True, hooks=Hooks())
 
 
+def test_a_finished_run_past_its_dagger_rounds_is_not_told_to_extend(tmp_path, monkeypatch):
+    """--extend adds epochs before the DAgger rounds only: a finished DAgger run was told to pass it, and --extend
+    then refused."""
+    from navigator.training import pipeline
+
+    def fake_collect(out: Path, config, hooks) -> None:
+        writer = DatasetWriter.create(out, image_size=(24, 32), recipe={})
+        for seed in (20, 21):
+            writer.write(synthetic_episode(seed, frames=12, height=24, width=32))
+
+    writer = DatasetWriter.create(tmp_path / "ds", image_size=(24, 32), recipe={})
+    for seed in range(4):
+        writer.write(synthetic_episode(seed, frames=12, height=24, width=32))
+    monkeypatch.setattr(pipeline, "_collect_into", fake_collect)
+    out = tmp_path / "run"
+    recipe = {"dagger": {"rounds": 1, "episodes": 2, "epochs": 1}}
+    run_recipe(settings(writer.path, out, **recipe), resume=False, hooks=Hooks())
+    with pytest.raises(UserError) as caught:
+        run_recipe(settings(writer.path, out, **recipe), resume=True, hooks=Hooks())
+    assert "is finished (all 2 epochs and 1 DAgger rounds): nothing to resume; more epochs cannot be added after " \
+           "its DAgger rounds; to train longer, start a new run with a larger --epochs in another --out" \
+           in str(caught.value) and "pass --extend" not in str(caught.value)
+    with pytest.raises(UserError) as caught:
+        run_recipe(settings(writer.path, out, **{**recipe, "epochs": 3}), resume=True, hooks=Hooks())
+    assert "epochs: run has 2, you gave 3" in str(caught.value) and "--extend" not in str(caught.value)
+    with pytest.raises(UserError, match="has begun its DAgger rounds after its 2 training epochs"):
+        run_recipe(settings(writer.path, out, **{**recipe, "epochs": 3}), resume=True, hooks=Hooks(), extend=True)
+
+
 def _stage_completed(out: Path) -> bool:
     progress = out / "progress.json"
     return progress.exists() and "train" in json.loads(progress.read_text())["completed"]

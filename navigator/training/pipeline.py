@@ -244,10 +244,11 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
     found = differences(_settings(record["config"]), _settings(to_dict(config)))
     names = [stage.name for stage in stages(config, out)]
     finished = all(name in progress["completed"] for name in names)
+    dagger_begun = _dagger_begun(out, progress)
     more_epochs = check_continuation(found, lambda d: d.name == "epochs", extend,
                                      Continued(out, "run", str(out / RUN_RECORD), "epochs", "--epochs",
                                                given_as=given_as, holds=str(record["config"].get("epochs", "")),
-                                               finished=finished))
+                                               finished=finished, extendable=not dagger_begun))
     # After the settings' check: a recipe with other DAgger rounds has other stages, and is named as such.
     known = [*(["collect"] if config.collect is not None else []), *names]  # as _run_stages completes them
     unknown = [stage for stage in progress["completed"] if stage not in known]
@@ -262,9 +263,13 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
     _check_datasets(out, record, flag)  # every dataset the record names: it records nothing new
     if finished and not extend:
         early = stopped_early(out, config.epochs, config.patience)
-        more = ("more epochs would not run; start a new run with a larger `patience:` in its --config recipe" if early
-                else
-                "to train it for more epochs pass --extend with a larger --epochs")
+        if early:
+            more = "more epochs would not run; start a new run with a larger `patience:` in its --config recipe"
+        elif dagger_begun:  # --extend adds epochs before the DAgger rounds only (`_extension`)
+            more = ("more epochs cannot be added after its DAgger rounds; to train longer, start a new run with a "
+                    "larger --epochs in another --out")
+        else:
+            more = "to train it for more epochs pass --extend with a larger --epochs"
         raise UserError(f"--resume: {out} is finished ({early or f'all {config.epochs} epochs'}"
                         f"{f' and {config.dagger.rounds} DAgger rounds' if config.dagger.rounds else ''}): nothing to "
                         f"resume; {more}; to fly it: navigator fly --pilot {shlex.quote(str(out / 'best.pt'))}")
@@ -407,15 +412,22 @@ def _check_datasets(out: Path, record: dict[str, Any], flag: str = "--resume",
         _write_record(out, {**record, "datasets": sections})
 
 
+def _dagger_begun(out: Path, progress: ProgressFile) -> bool:
+    """Whether the run in `out` is past its first training: a DAgger round completed, or one in progress."""
+    state_path = out / "last.pt"
+    state = read_training_state(state_path) if state_path.exists() else None
+    return any(stage.startswith("dagger-") for stage in progress["completed"]) or (
+        state is not None and state.get("stage") != "train")
+
+
 def _extension(out: Path, config: TrainConfig, progress: ProgressFile, epochs: Difference) -> dict[str, Any]:
     """Refuse to extend the run in `out` once its DAgger rounds began or after it stopped early; otherwise what
     run.json records of the extension: {"epochs": {"from", "to"}, "after_epoch"}."""
-    state_path = out / "last.pt"
-    state = read_training_state(state_path) if state_path.exists() else None
-    if any(stage.startswith("dagger-") for stage in progress["completed"]) or (
-            state is not None and state.get("stage") != "train"):
+    if _dagger_begun(out, progress):
         raise UserError(f"--extend: {out} has begun its DAgger rounds after its {epochs.recorded} training epochs; "
                         f"more epochs can only be added before them; start a new run with --epochs {epochs.given}")
+    state_path = out / "last.pt"
+    state = read_training_state(state_path) if state_path.exists() else None
     if state is not None and state["stale"] >= config.patience:
         raise UserError(f"--extend: {out} stopped early at epoch {state['epoch']}: its validation loss had not "
                         f"improved for {config.patience} epochs (patience), so more epochs would not run; start a "
