@@ -136,6 +136,24 @@ def test_resuming_a_finished_comparison_trains_nothing_and_gives_the_same_files(
     assert {name: (out / name).read_bytes() for name in before} == before
 
 
+def test_a_comparison_whose_list_of_finished_runs_was_lost_resumes_without_training_again(compared):
+    """Resume took a run whose name finished.json no longer lists for one to continue, and its training refused it
+    as finished: the comparison could not go on."""
+    _, config_path, out = compared
+    kept = {name: (out / name).read_bytes() for name in ("finished.json", "comparison.json")}
+    (out / "finished.json").unlink()
+    try:
+        recorder = Recorder()
+        run_comparison(load_config(CompareConfig, config_path, {"out": str(out)}), resume=True, workers=1,
+                       hooks=recorder)
+        assert recorder.trained == []
+        assert (out / "comparison.json").read_bytes() == kept["comparison.json"]
+        assert json.loads((out / "finished.json").read_text())["runs"] == json.loads(kept["finished.json"])["runs"]
+    finally:
+        for name, content in kept.items():
+            (out / name).write_bytes(content)
+
+
 def test_resume_without_config_takes_the_recorded_settings(compared, tmp_path, capsys, monkeypatch):
     _, _, out = compared
     before = {name: (out / name).read_bytes() for name in ("comparison.json", "comparison.md")}
@@ -329,10 +347,11 @@ def test_a_comparison_kept_without_its_runs_resumes_from_its_report(compared, co
             shutil.rmtree(here / "demos", ignore_errors=True)  # as the clone has it
         capsys.readouterr()
         assert main(["compare", "--config", str(config_path), "--out", str(out), "--resume", "--workers", "1"]) == 0
-        shown = capsys.readouterr().out
+        output = capsys.readouterr()
+        shown = output.out
         assert [line.split(" (")[0] for line in shown.splitlines() if "finished before" in line] == [
             "cfc-ncp seed 0", "mlp seed 0", "cfc-ncp seed 1"]
-        assert ("does not record the data the 3 finished run(s) trained on" in shown) == legacy
+        assert ("does not record the data the 3 finished run(s) trained on" in output.err) == legacy  # a warning
         assert f"collect: {here / 'demos'} (4 episodes)" in shown
         recorded = json.loads((out / "finished.json").read_text())
         assert recorded["data"] == {str(here / "demos"): training.dataset_fingerprint(root / "demos")}

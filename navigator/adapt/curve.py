@@ -28,7 +28,6 @@ from navigator.adapt.prefix import make_prefix
 from navigator.adapt.run import (
     adapt,
     check_data,
-    finished,
     policy_scenario,
     start_checkpoint,
 )
@@ -50,6 +49,7 @@ from navigator.evaluation.folder import finished_results, write_json
 from navigator.evaluation.seeds import training_seeds
 from navigator.training import pipeline as training
 from navigator.training.config import DAGGER_SEED_STRIDE
+from navigator.training.run_record import finished
 
 CURVE = Study(what="learning curve", record=CURVE_RECORD, format=CURVE_RECORD_FORMAT,
               version=CURVE_RECORD_VERSION,

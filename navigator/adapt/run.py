@@ -28,6 +28,7 @@ from navigator.errors import UserError, refuse_if_denied
 from navigator.json_fields import read_problem
 from navigator.resume import Difference, describe, differences, nothing_to_continue, relative_path_advice
 from navigator.training import pipeline as training
+from navigator.training.run_record import finished
 
 
 def start_checkpoint(config: AdaptConfig, given_as: str = "--pilot") -> Path:
@@ -184,18 +185,6 @@ def refuse_changed(out: Path, found: list[Difference]) -> None:
         raise UserError(f"--resume: {out} was adapted with other settings: {describe(found, 'run')}; drop the flags "
                         f"that differ (the run's settings are read from {out / training.RUN_RECORD}), or choose "
                         f"another --out")
-
-
-def finished(out: Path, dagger_rounds: int) -> bool:
-    """Whether the training run in `out` finished: its progress.json lists its training and its `dagger_rounds`
-    DAgger rounds (the pipeline's stages "train", "dagger-1", ...) as completed."""
-    try:
-        progress = json.loads((out / "progress.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        refuse_if_denied(error)
-        return False
-    stages = {"train", *(f"dagger-{r}" for r in range(1, dagger_rounds + 1))}
-    return isinstance(progress, dict) and stages <= set(progress.get("completed") or [])
 
 
 def read_run_config(record: Path) -> dict[str, Any]:

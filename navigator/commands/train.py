@@ -214,7 +214,7 @@ def _source(args: argparse.Namespace) -> Path | RecordedSettings | None:
     read_record(out)  # a damaged record is said as such, not as the defaults' missing --data
     recorded = recorded_settings(out / RUN_RECORD, "config")
     if recorded is not None and "adapt" in recorded.data:  # `navigator adapt` made this run, with its own settings
-        from navigator.adapt.run import finished
+        from navigator.training.run_record import finished
 
         flag = "--extend" if args.extend else "--resume"
         dagger = recorded.data.get("dagger")

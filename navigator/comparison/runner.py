@@ -42,6 +42,7 @@ from navigator.evaluation.results import EvalResults, build_results
 from navigator.folder_lock import FolderLock, lock_new_folder, refuse_if_in_use
 from navigator.resume import describe, differences, nothing_to_continue, require_record_format, without
 from navigator.training import pipeline as training
+from navigator.training.run_record import finished as run_finished
 
 # Base recipe settings that cannot change a run's result (resources, and where roll-outs run): they may differ on
 # resume.
@@ -233,9 +234,10 @@ def _compare(config: CompareConfig, finished: list[str], workers: int, hooks: Ho
         hooks.run(model, seed, index, len(runs), done)
         if not done:
             # A run that started continues exactly (its pipeline checks its settings and data); the others start
-            # anew.
-            training.run_recipe(config.run_config(model, seed), (folder / training.RUN_RECORD).is_file(),
-                                hooks.training())
+            # anew. One that finished before its name was recorded (finished.json lost) is not trained again.
+            recipe = config.run_config(model, seed)
+            if not run_finished(folder, recipe.dagger.rounds):
+                training.run_recipe(recipe, (folder / training.RUN_RECORD).is_file(), hooks.training())
             if shared is None:
                 shared = _trained_on(folder)
                 mark_finished(out, finished, folder.name, data=shared)

@@ -47,3 +47,15 @@ def read_record(out: Path) -> dict[str, Any]:
     start_over = "start the run over in another --out"
     version = require_record_format(record, path, RUN_FORMAT, (1, RUN_VERSION), start_over, "training run record")
     return continuable_record(record, RUN_FIELDS, path, "run", start_over, checksummed=version >= 2)
+
+
+def finished(out: Path, dagger_rounds: int) -> bool:
+    """Whether the training run in `out` finished: its progress.json lists its training and its `dagger_rounds`
+    DAgger rounds (the pipeline's stages "train", "dagger-1", ...) as completed."""
+    try:
+        progress = json.loads((out / "progress.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        refuse_if_denied(error)
+        return False
+    stages = {"train", *(f"dagger-{r}" for r in range(1, dagger_rounds + 1))}
+    return isinstance(progress, dict) and stages <= set(progress.get("completed") or [])
