@@ -164,7 +164,7 @@ def test_a_record_whose_version_carries_a_checksum_is_refused_without_one(tmp_pa
     # An episode record without its checksum is not taken as flown: written again from results.json.
     _without_checksum(episode, lambda record: record.update(success=not flown))
     assert main(["eval", "--out", str(evaluation), "--resume"]) == 0
-    assert "does not match its sha256" in " ".join(capsys.readouterr().out.split())
+    assert "does not match its sha256" in " ".join(capsys.readouterr().err.split())
     assert json.loads(episode.read_text())["success"] == flown
     _without_checksum(evaluation / "eval.json")
     assert main(["eval", "--out", str(evaluation), "--resume"]) == 2
