@@ -251,11 +251,15 @@ def _is_episode_count(difference: Difference) -> bool:
     return re.fullmatch(r"parts\[\d+\]\.episodes", difference.name) is not None
 
 
-def _grow_hint(recorded: dict[str, Any]) -> str:
-    """How to extend a dataset of several parts, which --episodes cannot: it would replace them all by one."""
+def _grow_hint(recorded: dict[str, Any], given_as: GivenAs) -> str:
+    """How to extend a dataset of several parts, which --episodes cannot: it would replace them all by one. Given
+    a --config, the user's file is where to raise them."""
     parts = recorded.get("parts")
     if not isinstance(parts, list) or len(parts) < 2:
         return ""
+    if given_as.config:
+        return (f"it has {len(parts)} parts: in your --config, keep its parts in their order and raise "
+                f"parts[i].episodes for each part to grow (none may shrink, none be added or removed)")
     return (f"it has {len(parts)} parts and --episodes would replace them all by one: copy its manifest's 'recipe' "
             f"(without '{EXTENSIONS_KEY}') into a --config YAML, raise parts[i].episodes there for each part to grow, "
             f"and pass that --config with --extend")
@@ -333,7 +337,8 @@ def open_for_collection(out: Path, config: CollectConfig, resume: bool, extend: 
     found = differences(recorded, given)
     grown = check_continuation(found, _is_episode_count, extend,
                                Continued(out, "dataset", "its manifest's 'recipe'", "episodes", "--episodes",
-                                         _grow_hint(recorded), given_as or GivenAs(), _episodes(recorded)))
+                                         _grow_hint(recorded, given_as or GivenAs()), given_as or GivenAs(),
+                                         _episodes(recorded)))
     _refuse_other_settings_than_flown(out, writer, given, flag)
     if extend:
         writer.set_recipe({**given, EXTENSIONS_KEY: [*extensions, {d.name: {"from": d.recorded, "to": d.given}

@@ -216,11 +216,13 @@ def check_continuation(found: list[Difference], extendable: Callable[[Difference
         others = [d for d in found if d not in grown]
         finished = f" (the {owner} is finished: nothing is left to resume)" if what.finished else ""
         if lowered and len(lowered) == len(others):
-            counts = (f"the {owner} has {lowered[0].recorded}, you gave {lowered[0].given}" if len(lowered) == 1
-                      else what.describe(lowered))
-            resume = finished or f", or pass --resume in place of --extend (without {what.flag}) to resume it as it is"
-            raise UserError(f"--extend only raises {what.grows}: {counts}; give a larger {what.flag} than {out} "
-                            f"has{resume}")
+            # Named setting by setting where one flag does not grow it (a dataset of several parts).
+            counts = (f"the {owner} has {lowered[0].recorded}, you gave {lowered[0].given}"
+                      if len(lowered) == 1 and not what.grow_hint else what.describe(lowered))
+            without = "" if what.grow_hint else f" (without {what.flag})"
+            resume = finished or f", or pass --resume in place of --extend{without} to resume it as it is"
+            fix = what.grow_hint or f"give a larger {what.flag} than {out} has"
+            raise UserError(f"--extend only raises {what.grows}: {counts}; {fix}{resume}")
         if others:
             fix = what.grow_hint if what.grow_hint else f"{what.how_to_match} and give a larger {what.flag}"
             raise UserError(f"--extend: {out} can only gain {what.grows}, but other settings differ from the "

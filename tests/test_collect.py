@@ -313,6 +313,18 @@ def test_extending_a_dataset_of_several_parts_says_how(tmp_path, capsys):
     grown.write_text(yaml.safe_dump(recorded))
     assert collect("--config", str(grown), "--out", str(out), "--extend") == 0
     assert [(e.preset, e.seed) for e in read_manifest(out).episodes] == [("summer", 0), ("winter", 0), ("winter", 1)]
+    # With a --config, the advice is about that file, never about the --episodes the user did not give, and a part
+    # given fewer episodes is named.
+    for parts, said in (("[1, 2]", "--extend needs more episodes"),
+                        ("[2, 1]", "--extend only raises episodes: parts[1].episodes: dataset has 2, you gave 1")):
+        counts = yaml.safe_load(parts)
+        grown.write_text(yaml.safe_dump({**recorded, "parts": [{**part, "episodes": count} for part, count in zip(
+            recorded["parts"], counts)]}))
+        capsys.readouterr()
+        assert collect("--config", str(grown), "--out", str(out), "--extend") == 2
+        error = " ".join(capsys.readouterr().err.split())
+        assert said in error and "in your --config, keep its parts in their order and raise parts[i].episodes" \
+            in error and "--episodes would" not in error and "give a larger --episodes" not in error, error
 
 
 def test_a_recorded_name_in_another_spelling_is_not_a_changed_setting(tmp_path, capsys, monkeypatch):
