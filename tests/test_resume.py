@@ -208,10 +208,11 @@ def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path):
     assert saved_epoch(out) == 1 and json.loads((out / "run.json").read_text())["extensions"] == []
 
 
-def test_resume_refuses_a_changed_dagger_round(tmp_path, monkeypatch):
+def _without_flying_dagger(tmp_path: Path, monkeypatch) -> DatasetWriter:
+    """A dataset of 4 synthetic episodes to train on; each DAgger round's roll-outs, without flying, a dataset of two
+    synthetic episodes."""
     from navigator.training import pipeline
 
-    # A DAgger round's roll-outs, without flying: the round's dataset gets two synthetic episodes.
     def fake_collect(out: Path, config, hooks) -> None:
         writer = DatasetWriter.create(out, image_size=(24, 32), recipe={})
         for seed in (20, 21):
@@ -221,6 +222,11 @@ def test_resume_refuses_a_changed_dagger_round(tmp_path, monkeypatch):
     for seed in range(4):
         writer.write(synthetic_episode(seed, frames=12, height=24, width=32))
     monkeypatch.setattr(pipeline, "_collect_into", fake_collect)
+    return writer
+
+
+def test_resume_refuses_a_changed_dagger_round(tmp_path, monkeypatch):
+    writer = _without_flying_dagger(tmp_path, monkeypatch)
     out = tmp_path / "run"
     recipe = {"dagger": {"rounds": 1, "episodes": 2, "epochs": 2}}
     interrupted_run(writer.path, out, **recipe)  # in the first training: only the recipe's data is recorded
@@ -239,17 +245,7 @@ def test_resume_refuses_a_changed_dagger_round(tmp_path, monkeypatch):
 def test_a_finished_run_past_its_dagger_rounds_is_not_told_to_extend(tmp_path, monkeypatch):
     """--extend adds epochs before the DAgger rounds only: a finished DAgger run was told to pass it, and --extend
     then refused."""
-    from navigator.training import pipeline
-
-    def fake_collect(out: Path, config, hooks) -> None:
-        writer = DatasetWriter.create(out, image_size=(24, 32), recipe={})
-        for seed in (20, 21):
-            writer.write(synthetic_episode(seed, frames=12, height=24, width=32))
-
-    writer = DatasetWriter.create(tmp_path / "ds", image_size=(24, 32), recipe={})
-    for seed in range(4):
-        writer.write(synthetic_episode(seed, frames=12, height=24, width=32))
-    monkeypatch.setattr(pipeline, "_collect_into", fake_collect)
+    writer = _without_flying_dagger(tmp_path, monkeypatch)
     out = tmp_path / "run"
     recipe = {"dagger": {"rounds": 1, "episodes": 2, "epochs": 1}}
     run_recipe(settings(writer.path, out, **recipe), resume=False, hooks=Hooks())
