@@ -6,8 +6,9 @@ and state, runs four separate matmuls and records ~15 autograd nodes per layer. 
 
 * sequence mode (`forward`, for training) applies the sparsity masks once per call, fuses the four gates
   (ff1, ff2, time_a, time_b) and, for a wiring, all layers into one block weight (gathered from the layers' weights
-  in one indexing op), computes the input's share of the first matmul for all time steps in one large matmul, and runs the time loop as a single autograd node with
-  hand-written backpropagation, the layers pipelined (`policies.cfc_bptt`);
+  in one indexing op), computes the input's share of the first matmul for all time steps in one large matmul, and
+  runs the time loop as a single autograd node with hand-written backpropagation, the layers pipelined
+  (`policies.cfc_bptt`);
 * step mode (`step`, for flight and ONNX export) is the same arithmetic in plain differentiable ops, one step with
   explicit state, which traces to a small static graph.
 
