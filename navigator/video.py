@@ -93,6 +93,7 @@ class VideoWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=_QUEUE_FRAMES)
         self._error: BaseException | None = None
         self._abandoned = threading.Event()  # set by discard: queued frames need no encoding
+        self._closed = False  # set by a close that finished the file
         self._encoded = threading.Event()  # set by the encoder thread as it ends
         self._thread = threading.Thread(target=self._encode_all, name="video-encoder", daemon=True)
         self._thread.start()
@@ -115,14 +116,18 @@ class VideoWriter:
 
     def close(self) -> Path | None:
         """Finish the file and move it into place; returns its path (None, and no file, when no frame was written).
+        Closing again returns the same (an explicit close inside a `with` block is followed by the block's own).
 
         On any failure the temporary file is removed and the error raised."""
+        if self._closed:
+            return self.path if self.frames else None
         try:
             self._finish_encoding()
             self._container.close()
         except BaseException:
             self.discard()
             raise
+        self._closed = True
         if self.frames == 0:
             self._partial.unlink(missing_ok=True)
             return None

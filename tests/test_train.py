@@ -517,9 +517,11 @@ def test_a_ctrl_c_while_the_batch_thread_is_being_stopped_still_waits_for_it():
     from navigator.training.loop import prefetched
 
     def slow():
-        for index in range(100):
-            time.sleep(0.3)  # an item takes a while to make: the thread is busy when the consumer stops
-            yield index
+        yield 0
+        # The next item takes a while to make: the thread is busy when the consumer stops, for long enough that the
+        # Ctrl-C lands while close() waits for it even on a loaded machine (0.3 s was too short under CI's load).
+        time.sleep(3.0)
+        yield 1
 
     items = prefetched(slow(), depth=1)
     assert next(items) == 0

@@ -86,6 +86,19 @@ def test_encoder_error_reaches_the_caller_and_removes_the_temporary(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_closing_again_returns_the_file_it_finished(tmp_path):
+    """An explicit close() inside a `with` block, followed by the block's own close, raised FileNotFoundError (the
+    temporary file had already been moved into place)."""
+    path = tmp_path / "v.mp4"
+    with VideoWriter(path, 30) as video:
+        video.write(np.zeros((48, 64, 3), np.uint8))
+        assert video.close() == path
+    assert video.close() == path and path.stat().st_size > 0 and list(tmp_path.iterdir()) == [path]
+    with VideoWriter(tmp_path / "none.mp4", 30) as empty:
+        assert empty.close() is None
+    assert empty.close() is None and list(tmp_path.iterdir()) == [path]
+
+
 @pytest.fixture
 def unwritable_folder(tmp_path) -> Path:
     """A folder this process cannot create files in: a read-only one, or sysfs for root (who may write anywhere
@@ -176,14 +189,14 @@ def test_a_ctrl_c_while_the_video_is_stopped_still_waits_for_its_encoder(tmp_pat
     import time
 
     def slow_encode(self, frame, caption):
-        time.sleep(0.2)
+        time.sleep(1.5)  # long enough that the Ctrl-C lands during close() even on a loaded machine
 
     monkeypatch.setattr(VideoWriter, "_encode", slow_encode)
     path = tmp_path / "v.mp4"
     timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))  # arrives while the frames are encoded
     with pytest.raises(KeyboardInterrupt):
         with VideoWriter(path, 30) as video:
-            for _ in range(3):
+            for _ in range(2):
                 video.write(np.zeros((48, 64, 3), np.uint8))
             timer.start()
             video.close()
