@@ -15,6 +15,18 @@ import pytest  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt in this process for the test's duration, as in a terminal, even where the test
+    runner was started with SIGINT ignored (a `&` job of a script ignores it, and Python then installs no handler):
+    for tests that send this process a Ctrl-C (tests/signals_support.py does the same for subprocesses)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _onboard_venv_key() -> str:
     """What the onboard-only venv is built from: the project's declared dependencies and pins, this Python, and the
     checkout it installs (editable, so code changes need no rebuild; a dependency change makes a new key)."""

@@ -180,7 +180,7 @@ def test_chase_view_shows_the_vehicle_and_not_what_lies_under_the_ground(flying_
     assert np.array_equal(again, image)
 
 
-def test_a_ctrl_c_while_the_video_is_stopped_still_waits_for_its_encoder(tmp_path, monkeypatch):
+def test_a_ctrl_c_while_the_video_is_stopped_still_waits_for_its_encoder(tmp_path, monkeypatch, ctrl_c_raises):
     """A Ctrl-C raised inside the join of the encoder thread (Python 3.11 then takes it for ended) left it encoding
     as Python ended: a daemon thread inside OpenCV or FFmpeg then aborts the process. The partial file is removed."""
     import os
