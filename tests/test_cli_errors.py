@@ -168,6 +168,9 @@ CASES: list[tuple[str, str | None, str]] = [
     ("train --data {data} --out {tmp}/run --resume --extend", None,
      "argument --extend: not allowed with argument --resume"),
     ("train --out {tmp}/full --resume", None, "--resume: {tmp}/full holds no training run to continue (no run.json)"),
+    # a folder of files and no record: --resume has nothing to continue, so it is not suggested
+    ("train --data {data} --out {tmp}/full", None, "--out {tmp}/full is not empty and holds no training run to "
+                                                   "continue (no run.json): choose a new or empty folder"),
     # a folder of files: without the flag it is refused as not empty, so the way to start is another folder
     ("train --out {tmp}/full --resume", None, "or drop --resume and choose a new or empty --out to start one"),
     ("eval --out {tmp}/full --resume", None, "holds no evaluation to continue (no eval.json); give the evaluation's "

@@ -154,6 +154,33 @@ def test_a_comparison_whose_list_of_finished_runs_was_lost_resumes_without_train
             (out / name).write_bytes(content)
 
 
+def test_a_comparison_that_lost_a_record_says_how_to_go_on(compared, capsys):
+    """Each advice led nowhere: an evaluation folder without eval.json was "not empty: pass --resume" (given), a
+    folder without compare.json was to be resumed with --config (refused for the same missing record)."""
+    _, config_path, out = compared
+    records = [out / "finished.json", out / "eval" / "cfc-ncp-seed0" / "eval.json"]  # the first run evaluated anew
+    kept = {record: record.read_bytes() for record in records}
+    for record in records:
+        record.unlink()
+    try:
+        assert main(["compare", "--config", str(config_path), "--out", str(out), "--resume", "--workers", "1"]) == 2
+        error = " ".join(capsys.readouterr().err.split())
+        assert f"remove {records[1].parent} and resume: the run is evaluated again" in error, error
+    finally:
+        for record, content in kept.items():
+            record.write_bytes(content)
+    record = out / "compare.json"
+    kept = record.read_bytes()
+    record.unlink()
+    try:
+        assert main(["compare", "--out", str(out), "--resume"]) == 2
+        error = " ".join(capsys.readouterr().err.split())
+        assert "cannot be continued" in error and "start it over in another --out" in error
+        assert "give --config" not in error, error
+    finally:
+        record.write_bytes(kept)
+
+
 def test_resume_without_config_takes_the_recorded_settings(compared, tmp_path, capsys, monkeypatch):
     _, _, out = compared
     before = {name: (out / name).read_bytes() for name in ("comparison.json", "comparison.md")}

@@ -357,8 +357,10 @@ def _curve_source(args: argparse.Namespace) -> Path | RecordedSettings:
         other = another_commands_output(out, "--resume", "learning curve")
         if other is not None:
             raise other
+        start = ("start one with --config FILE in a new or empty --out" if out.is_dir() and any(out.iterdir())
+                 else "start one with --config FILE")
         raise UserError(f"--resume: {out} holds no learning curve to continue (no readable {CURVE_RECORD}); give the "
-                        f"curve's folder as --out, or start one with --config FILE")
+                        f"curve's folder as --out, or {start}")
     # The resources it was started with (threads: the rounding of its training), which the record keeps apart.
     resources = recorded_settings(out / CURVE_RECORD, "resources")
     if resources is None or not isinstance(recorded.data.get("train", {}), dict):

@@ -132,6 +132,10 @@ def check_output_folder(path: Path, flag: str, *, continuing: bool, kind: str | 
     if path.is_dir():
         if not continuing and any(path.iterdir()):
             refuse_if_in_use(path, kind or "output")
+            record = RECORDS.get(kind or "")
+            if record is not None and not (path / record).exists():  # nothing --resume could continue
+                raise UserError(f"{flag} {path} is not empty and holds no {kind} to continue (no {record}): choose a "
+                                f"new or empty folder")
             raise UserError(f"{flag} {path} is not empty: pass --resume to continue what is there, or choose a new "
                             f"or empty folder")
         _check_writable_folder(path, f"{flag} {path}")

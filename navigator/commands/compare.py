@@ -74,6 +74,10 @@ def _recorded(args: argparse.Namespace) -> RecordedSettings:
         other = another_commands_output(out, "--resume", "comparison")
         if other is not None:
             raise other
+        if out.is_dir() and any(out.iterdir()):  # runs or evaluations without the record: nothing can continue them
+            raise UserError(f"--resume: {out} holds no comparison record ({RECORD}), which says what its runs were "
+                            f"started with, so the comparison there cannot be continued; start it over in another "
+                            f"--out, or choose the comparison's folder with --out")
         raise UserError(f"--resume: {out} holds no readable comparison record ({RECORD}) to take its settings from; "
                         f"give --config with the comparison's config, or choose the comparison's folder with --out")
     data = dict(recorded.data)

@@ -246,6 +246,10 @@ def _compare(config: CompareConfig, finished: list[str], workers: int, hooks: Ho
         info = _run_info(config, model, seed)
         settings = dataclasses.replace(config.evaluation, pilots=(info.pilot,))
         eval_out = out / "eval" / folder.name
+        if eval_out.is_dir() and any(eval_out.iterdir()) and not (eval_out / "eval.json").is_file():
+            # Its record lost, nothing can continue it, and the comparison does not delete what it cannot vouch for.
+            raise UserError(f"--resume: {eval_out} holds files but no eval.json, the record of the run's evaluation, "
+                            f"so it cannot be continued; remove {eval_out} and resume: the run is evaluated again")
         results = evaluation.evaluate(eval_out, settings, workers, (eval_out / "eval.json").is_file(),
                                       hooks.evaluation())
         # The pilot as its evaluation recorded it: OUT may be spelt differently on resume (./out, out, /abs/out)
