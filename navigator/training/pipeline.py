@@ -244,7 +244,9 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
     found = differences(_settings(record["config"]), _settings(to_dict(config)))
     names = [stage.name for stage in stages(config, out)]
     finished = all(name in progress["completed"] for name in names)
-    dagger_begun = _dagger_begun(out, progress)
+    state_path = out / "last.pt"  # read once for the checks below
+    state = read_training_state(state_path) if state_path.exists() else None
+    dagger_begun = _dagger_begun(progress, state)
     more_epochs = check_continuation(found, lambda d: d.name == "epochs", extend,
                                      Continued(out, "run", str(out / RUN_RECORD), "epochs", "--epochs",
                                                given_as=given_as, holds=str(record["config"].get("epochs", "")),
@@ -274,23 +276,23 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
                         f"{f' and {config.dagger.rounds} DAgger rounds' if config.dagger.rounds else ''}): nothing to "
                         f"resume; {more}; to fly it: navigator fly --pilot {shlex.quote(str(out / 'best.pt'))}")
     _check_augmentation(out, record, flag)
-    _check_state_kept(out, config, progress, flag)
+    _check_state_kept(out, config, progress, flag, state)
     if extend:
-        return record, progress, _extension(out, config, progress, more_epochs[0])
+        return record, progress, _extension(out, config, dagger_begun, state, more_epochs[0])
     return record, progress, None
 
 
-def _check_state_kept(out: Path, config: TrainConfig, progress: ProgressFile, flag: str) -> None:
+def _check_state_kept(out: Path, config: TrainConfig, progress: ProgressFile, flag: str,
+                      state: dict[str, Any] | None) -> None:
     """Refuse to continue a run whose resume state (last.pt) was deleted or replaced after its stage saved epochs:
     the stage would start over and overwrite its best.pt. A finished run (only --extend continues it) always has
     one. For a stage in progress, the evidence is best.pt of that stage at epoch 2 or later (epoch 1's last.pt was
     written by then); at epoch 1 an interruption between the two writes looks alike, and training that epoch again
-    gives the same weights."""
+    gives the same weights. `state`: last.pt's content, None without one."""
     pending = next((stage for stage in stages(config, out) if stage.name not in progress["completed"]), None)
     best_path, state_path = out / "best.pt", out / "last.pt"
     if not best_path.exists():
         return
-    state = read_training_state(state_path) if state_path.exists() else None
     if pending is None:
         if state is None:
             raise UserError(f"{flag}: {state_path} is missing, and extending continues from it (a run that saved "
@@ -412,22 +414,19 @@ def _check_datasets(out: Path, record: dict[str, Any], flag: str = "--resume",
         _write_record(out, {**record, "datasets": sections})
 
 
-def _dagger_begun(out: Path, progress: ProgressFile) -> bool:
-    """Whether the run in `out` is past its first training: a DAgger round completed, or one in progress."""
-    state_path = out / "last.pt"
-    state = read_training_state(state_path) if state_path.exists() else None
+def _dagger_begun(progress: ProgressFile, state: dict[str, Any] | None) -> bool:
+    """Whether a run is past its first training: a DAgger round completed, or one in progress (its saved `state`)."""
     return any(stage.startswith("dagger-") for stage in progress["completed"]) or (
         state is not None and state.get("stage") != "train")
 
 
-def _extension(out: Path, config: TrainConfig, progress: ProgressFile, epochs: Difference) -> dict[str, Any]:
-    """Refuse to extend the run in `out` once its DAgger rounds began or after it stopped early; otherwise what
-    run.json records of the extension: {"epochs": {"from", "to"}, "after_epoch"}."""
-    if _dagger_begun(out, progress):
+def _extension(out: Path, config: TrainConfig, dagger_begun: bool, state: dict[str, Any] | None,
+               epochs: Difference) -> dict[str, Any]:
+    """Refuse to extend the run in `out` once its DAgger rounds began or after it stopped early (its saved `state`);
+    otherwise what run.json records of the extension: {"epochs": {"from", "to"}, "after_epoch"}."""
+    if dagger_begun:
         raise UserError(f"--extend: {out} has begun its DAgger rounds after its {epochs.recorded} training epochs; "
                         f"more epochs can only be added before them; start a new run with --epochs {epochs.given}")
-    state_path = out / "last.pt"
-    state = read_training_state(state_path) if state_path.exists() else None
     if state is not None and state["stale"] >= config.patience:
         raise UserError(f"--extend: {out} stopped early at epoch {state['epoch']}: its validation loss had not "
                         f"improved for {config.patience} epochs (patience), so more epochs would not run; start a "
