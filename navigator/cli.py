@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import re
 import signal
 import sys
@@ -68,9 +69,42 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        # `type=int` and `type=float` read numbers as a YAML file's are read (navigator.config), not as Python's
+        # int() and float() do, which take `1_000`, ` 5 ` and `1e3` (float) where a file's value would be refused.
+        self.register("type", int, whole_number)
+        self.register("type", float, number)
 
     def error(self, message: str) -> typing.NoReturn:
         raise UsageError(self, message)
+
+
+_WHOLE_NUMBER = re.compile(r"[-+]?[0-9]+")
+_NUMBER = re.compile(r"[-+]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][-+]?[0-9]+)?|[-+]?(inf|infinity|nan)", re.IGNORECASE)
+
+
+def whole_number(text: str) -> int:
+    """A flag's whole number: decimal digits with an optional sign. Refused with how to write it: `1_000` (1000),
+    `1e3` or `3.0` (a fraction to a file's loader too)."""
+    if _WHOLE_NUMBER.fullmatch(text):
+        return int(text)
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    hint = f" (write it as {int(value)})" if math.isfinite(value) and value.is_integer() else ""
+    raise argparse.ArgumentTypeError(f"{text!r} is not a whole number{hint}")
+
+
+def number(text: str) -> float:
+    """A flag's number: decimal, with an optional exponent; `inf` and `nan` as Python spells them (the setting then
+    says whether it takes them). Underscores and spaces are refused, as in a file's numbers."""
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    raise argparse.ArgumentTypeError(f"{text!r} is not a number (write it as {value!r})")
 
 
 def build_parser() -> argparse.ArgumentParser:

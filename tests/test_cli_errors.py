@@ -52,7 +52,7 @@ CASES: list[tuple[str, str | None, str]] = [
     # fly: flags
     ("fly --seed -1", None, "--seed must be in [0, 2147483647], got -1"),
     ("fly --seed 9999999999", None, "--seed must be in [0, 2147483647], got 9999999999"),
-    ("fly --seed x", None, "argument --seed: invalid int value: 'x'"),
+    ("fly --seed x", None, "argument --seed: 'x' is not a whole number"),
     ("fly --episodes 0", None, "--episodes must be in [1, 1000000], got 0"),
     ("fly --max-seconds 0", None, "--max-seconds must be in (0, 3600], got 0.0"),
     ("fly --max-seconds -3", None, "--max-seconds must be in (0, 3600], got -3.0"),
@@ -90,6 +90,15 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --ep 1 --episodes 2", None, "navigator fly: error: unrecognized arguments: --ep 1 (see 'navigator fly "
                                       "--help')"),
     ("data check {tmp} --js", None, "navigator data check: error: unrecognized arguments: --js"),
+    # a flag's number is read as a file's is: no underscores, spaces or exponents in whole numbers
+    ("fly --seed 1_000", None, "navigator fly: error: argument --seed: '1_000' is not a whole number (write it as "
+                               "1000)"),
+    ("fly --episodes 1e3", None, "argument --episodes: '1e3' is not a whole number (write it as 1000)"),
+    ("fly --episodes 5.0", None, "argument --episodes: '5.0' is not a whole number (write it as 5)"),
+    ("fly --seed 2.5", None, "argument --seed: '2.5' is not a whole number (see"),
+    ("fly --max-seconds 1_0.5", None, "argument --max-seconds: '1_0.5' is not a number (write it as 10.5)"),
+    ("eval --suites summer --workers 1_0", None, "argument --workers: '1_0' is not a whole number (write it as 10)"),
+    ("data export {tmp} --format robomimic --out {tmp}/x.hdf5 --val-fraction 0_.5", None, "argument --val-fraction: '0_.5' is not a number"),
     # an option adapt does not have, whose value the optional `curve` would otherwise take
     ("adapt --data {tmp} --patience 3", None, "navigator adapt: error: unrecognized arguments: --patience (see "
                                               "'navigator adapt --help')"),
