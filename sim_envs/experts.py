@@ -2,7 +2,9 @@
 normalised [vx, vy, vz, yaw_rate] heading-frame action as every policy. They are the demonstrators for imitation.
 
 Every expert keeps the target centred in the camera (yaw towards it) and translates along a planned collision-free
-path, so what the camera sees explains what the expert does.
+path, so what the camera sees explains what the expert does. A target outside the camera's view is searched for by
+turning one fixed way (left), never towards where only the expert knows it lies: a policy that cannot see it cannot
+learn which way a privileged expert would turn, and imitating both ways averages them into not turning at all.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ LOOKAHEAD = 1.2  # metres along the path
 DECELERATION = 0.8  # m/s², for the speed profile that stops at the goal
 FACE_FIRST = math.radians(35.0)  # turn towards a new target before moving when it is this far off
 REPLAN_OFF_PATH = 1.0  # metres: pushed this far off the plan (noise, a learner flying), plan again from here
+VIEW_MARGIN = math.radians(4.0)  # a target this far inside the view's edge counts as seen
+SEARCH_YAW_RATE = 0.8  # share of the airframe's yaw-rate limit, turning left, while the target is out of view
 
 
 def _wrap(angle: float) -> float:
@@ -78,7 +82,9 @@ class TargetExpert(Expert):
         target = env.target_position()
         yaw_rate, bearing_error = self._face(target)
         if self._planned_for != env.active_target:
-            if abs(bearing_error) > FACE_FIRST:  # a new target off to the side: search for it, turning in place
+            if abs(bearing_error) > FACE_FIRST:  # a new target off to the side: turn in place until facing it
+                if abs(bearing_error) > math.radians(env.task_fov_deg) / 2 - VIEW_MARGIN:  # not even in view
+                    yaw_rate = SEARCH_YAW_RATE * self.limits[3]
                 return self._command(0.0, 0.0, self._climb(target[2]), yaw_rate)
             self._plan(target)
         x, y, _ = env.vehicle_state.position

@@ -44,3 +44,34 @@ def test_hike_expert_reaches_every_target():
 def test_expert_flies_the_small_airframe_too():
     info = fly("navigator/FlyToTarget-v0", 2, airframe="cf2x")
     assert info["ending"] == "success"
+
+
+def test_hike_expert_searches_for_an_unseen_target_one_fixed_way():
+    """A target out of the camera's view is searched for by turning left, whichever side it lies: a policy cannot see
+    which way a privileged expert would turn, and imitating both ways averages them into not turning."""
+    import math
+
+    from sim_envs.experts import SEARCH_YAW_RATE
+
+    sides = set()
+    for seed in range(4):
+        env = gymnasium.make("navigator/Hike-v0")
+        task, expert = env.unwrapped, make_expert(env)
+        env.reset(seed=seed)
+        expert.reset()
+        half_view = math.radians(task.task_fov_deg) / 2
+        while True:
+            target, state = task.target_position(), task.vehicle_state
+            bearing = math.remainder(math.atan2(target[1] - state.position[1], target[0] - state.position[0])
+                                     - state.yaw, math.tau)
+            action = expert.act()
+            if task.active_target > 0 and abs(bearing) > half_view and task.distance_to_target() > 1.0:
+                sides.add(bearing > 0)
+                assert action[3] == pytest.approx(SEARCH_YAW_RATE) and np.allclose(action[:2], 0, atol=1e-6), (
+                    seed, bearing, action)
+            _, _, terminated, truncated, info = env.step(action)
+            if terminated or truncated:
+                env.close()
+                break
+        assert info["ending"] == "success", (seed, info["ending"])
+    assert sides == {True, False}  # targets on both sides were searched for, the same way
