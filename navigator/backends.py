@@ -11,14 +11,13 @@ Light: imports neither Ray nor the simulator (Ray is imported only when the ray 
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
 from navigator.config import SettingError
-from navigator.workers import child_pids, results_while_workers_live, spawn_pool
+from navigator.workers import child_pids, local_workers, results_while_workers_live, spawn_pool, usable_cpus
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -119,11 +118,11 @@ def run_jobs(function: Callable[[J], R], jobs: Iterable[J], workers: int, backen
 
         yield from run_on_ray(function, jobs, workers, backend.address, setup, on_ready)
         return
-    count = min(workers or os.cpu_count() or 1, len(jobs))
+    count = min(local_workers(workers), len(jobs))
     others = child_pids()
     with spawn_pool(count, setup) as pool:  # its workers leave Ctrl-C to this process
         if on_ready is not None:
             processes = tuple(WorkerInfo("localhost", pid) for pid in sorted(child_pids() - others))
-            on_ready(Cluster(backend, 1, os.cpu_count() or 1, count, processes))
+            on_ready(Cluster(backend, 1, usable_cpus(), count, processes))
         yield from results_while_workers_live(pool, function, jobs, others)
 

@@ -13,7 +13,6 @@ drifts off the expert's path and the labels show how to come back; the label sta
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -32,7 +31,7 @@ from navigator.dataset import (ACTION_CONVENTION, DatasetWriter, DroppedEntry, E
 from navigator.dataset.writer import pack_episode
 from navigator.errors import UserError
 from navigator.resume import Continued, Difference, GivenAs, check_continuation, differences, nothing_to_continue
-from navigator.workers import MAX_WORKERS
+from navigator.workers import MAX_WORKERS, local_workers
 from navigator.scenario import (CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot, canonical_preset,
                                 canonical_task, check_time_limit, set_canonical, time_limit_setting)
 
@@ -407,7 +406,7 @@ def _run_jobs(out: Path, config: CollectConfig, todo: list[EpisodeKey],
                             on_ready=on_ready)
         return
     jobs = [(str(out), config, key) for key in todo]
-    workers = min(config.workers or os.cpu_count() or 1, max(1, len(todo)))
+    workers = min(local_workers(config.workers), max(1, len(todo)))
     if workers <= 1:
         try:
             yield from map(_collect_one, jobs)

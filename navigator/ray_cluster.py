@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 from navigator import __version__
 from navigator.backends import RAY_EXTRA, Backend, Cluster, WorkerInfo
 from navigator.errors import UserError
+from navigator.workers import local_workers
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -86,7 +87,7 @@ class _Worker:
 def run_on_ray(function: Callable[[J], R], jobs: list[J], workers: int, address: str | None,
                setup: Callable[[], None] | None, on_ready: Callable[[Cluster], None] | None) -> Iterator[R]:
     """`navigator.backends.run_jobs` on Ray: see there and the module docstring."""
-    with _session(address, workers or os.cpu_count() or 1) as ray:
+    with _session(address, local_workers(workers)) as ray:
         cpus = int(ray.cluster_resources().get("CPU", 0))
         nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
         count = min(workers or cpus, cpus, len(jobs))

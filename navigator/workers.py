@@ -7,6 +7,7 @@ stops the workers), so workers ignore it instead of each printing a traceback (`
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import signal
 from collections.abc import Callable, Iterable, Iterator
@@ -17,6 +18,19 @@ from typing import Any
 
 # The most worker processes a command starts (0 asks for one per CPU core): more would only contend for the cores.
 MAX_WORKERS = 256
+
+
+def usable_cpus() -> int:
+    """The CPU cores this process may run on: its affinity mask where the system has one (Linux: what a container's
+    cpuset or taskset allows, which os.cpu_count(), the machine's count, ignores), else the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def local_workers(workers: int) -> int:
+    """Worker processes on this machine for a `--workers` value: itself, or for 0, one per usable CPU core."""
+    return workers or usable_cpus()
 
 
 def check_workers(workers: int, flag: str = "--workers") -> int:

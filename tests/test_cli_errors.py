@@ -98,7 +98,8 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --seed 2.5", None, "argument --seed: '2.5' is not a whole number (see"),
     ("fly --max-seconds 1_0.5", None, "argument --max-seconds: '1_0.5' is not a number (write it as 10.5)"),
     ("eval --suites summer --workers 1_0", None, "argument --workers: '1_0' is not a whole number (write it as 10)"),
-    ("data export {tmp} --format robomimic --out {tmp}/x.hdf5 --val-fraction 0_.5", None, "argument --val-fraction: '0_.5' is not a number"),
+    ("data export {tmp} --format robomimic --out {tmp}/x.hdf5 --val-fraction 0_.5", None,
+     "argument --val-fraction: '0_.5' is not a number"),
     # an option adapt does not have, whose value the optional `curve` would otherwise take
     ("adapt --data {tmp} --patience 3", None, "navigator adapt: error: unrecognized arguments: --patience (see "
                                               "'navigator adapt --help')"),

@@ -34,6 +34,7 @@ from navigator.config import load_config
 from navigator.dataset import DatasetWriter
 from navigator.dataset.synthetic import synthetic_episode
 from navigator.training import distributed, launcher
+from navigator.workers import usable_cpus
 from navigator.training.config import TrainConfig
 from navigator.training.pipeline import Hooks, check_recipe, run_recipe
 
@@ -272,7 +273,7 @@ def test_checking_a_recipe_writes_nothing(recipe, one_process):
 
 @pytest.mark.parametrize("rank", [0, 1])
 def test_too_many_torchrun_processes_are_refused_by_rank_0_alone(recipe, tmp_path, capsys, monkeypatch, rank):
-    world = launcher.usable_cpus() + 1  # what torchrun --nproc-per-node WORLD sets for each of its processes
+    world = usable_cpus() + 1  # what torchrun --nproc-per-node WORLD sets for each of its processes
     for name, value in {"RANK": rank, "LOCAL_RANK": rank, "WORLD_SIZE": world, "LOCAL_WORLD_SIZE": world,
                         "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": 29500}.items():
         monkeypatch.setenv(name, str(value))

@@ -97,3 +97,20 @@ def test_workers_of_a_first_pool_are_immune_to_ctrl_c_from_their_first_instant()
         assert (blocked | ignored) & interrupt and blocked & terminate
     blocked, _ = masks["parent"]
     assert not blocked & (interrupt | terminate)  # the parent takes both again once its pool is started
+
+
+def test_one_worker_per_core_counts_the_cores_this_process_may_use():
+    """`--workers 0` starts one worker per core this process may run on (a container's cpuset, taskset), not one per
+    core of the machine: on a 64-core host giving a container 2, 64 workers would share 2 cores and 64 memories."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("from navigator.backends import run_jobs\n"
+              "got = []\n"
+              "results = sorted(run_jobs(abs, [-1, -2, -3], 0, on_ready=got.append))\n"
+              "print(results, got[0].workers, got[0].cpus, len(got[0].processes))\n")
+    one_core = {min(os.sched_getaffinity(0))}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True,
+                         preexec_fn=lambda: os.sched_setaffinity(0, one_core)).stdout
+    assert out.split() == ["[1,", "2,", "3]", "1", "1", "1"]

@@ -5,7 +5,6 @@ report.md and the figures (success.png, trajectories.png, distance.png, one swee
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from navigator.evaluation.videos import failures_to_film, filmed, video_path
 from navigator.folder_lock import FolderLock, lock_new_folder
 from navigator.json_fields import field_problems
 from navigator.resume import GivenAs
+from navigator.workers import local_workers
 
 
 class Hooks:
@@ -136,8 +136,8 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
     the only setting that may change (a refusal names settings as `given_as` says the user gave them). UserError,
     before any pilot is loaded, for a folder it cannot use."""
     hooks = hooks or Hooks()
-    flying = workers if backend.kind == "ray" else workers or os.cpu_count() or 1
-    workers = workers or os.cpu_count() or 1
+    flying = workers if backend.kind == "ray" else local_workers(workers)
+    workers = local_workers(workers)
     flag = "--extend" if extend else "--resume"
     lock = FolderLock(out, "evaluation") if out.is_dir() else None  # before reading what the folder holds
     recorded = check_folder(out, resume, flag)

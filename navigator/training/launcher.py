@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from navigator.errors import UserError
+from navigator.workers import usable_cpus
 
 # What torchrun (or a manual env:// launch) sets for each process; the first four are what joining needs.
 REQUIRED = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -28,11 +29,6 @@ _LAUNCH_ADVICE = ("start the training with torchrun (torchrun --nproc-per-node N
 
 class GroupFailed(UserError):
     """Another process of the group stopped, or could not be reached, while this one waited for it."""
-
-
-def usable_cpus() -> int:
-    """The CPU cores this process may run on (its affinity mask: what a container or taskset allows)."""
-    return len(os.sched_getaffinity(0))
 
 
 def check_process_count(count: int, what: str) -> None:

@@ -44,9 +44,10 @@ from navigator.dataset.atomic import atomic_write_bytes
 from navigator.dataset.reader import require_episodes, require_one_scenario
 from navigator.errors import UserError
 from navigator.threads import join_through_interrupts
-from navigator.training import distributed, launcher
+from navigator.training import distributed
 from navigator.training.augment import augment
 from navigator.training.config import TrainConfig
+from navigator.workers import usable_cpus
 from policies.checkpoint import (TRAINING_STATE_FORMAT, CheckpointError, check_checksum, checkpoint_bytes,
                                  read_torch_file, with_checksum)
 from policies.config import PolicyConfig
@@ -401,7 +402,7 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
     epochs = stage.epochs
     device = training_device(config.device, group)
     # Threads that share cores only wait for each other (run_recipe says so once when the recipe asks for more).
-    torch.set_num_threads(min(config.threads, launcher.usable_cpus()))
+    torch.set_num_threads(min(config.threads, usable_cpus()))
     torch.manual_seed(config.seed)
     state_path, best_path = out / "last.pt", out / "best.pt"
     start_epoch, best_val, stale, history = 0, math.inf, 0, []

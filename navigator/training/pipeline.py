@@ -44,12 +44,13 @@ from navigator.json_fields import read_problem, with_checksum
 from navigator.resume import (Continued, Difference, GivenAs, check_continuation, differences, path_spelling,
                               recorded_paths, without)
 from navigator.scenario import CameraSettings
-from navigator.training import distributed, launcher
+from navigator.training import distributed
 from navigator.training.augment import AUGMENT_VERSION
 from navigator.training.config import DAGGER_SEED_STRIDE, TrainConfig, with_added_settings
 from navigator.training.run_record import RUN_FORMAT, RUN_RECORD, RUN_VERSION, read_record
 from navigator.training.loop import (Stage, TrainHooks, TrainingExtras, first_stage, read_training_state, train,
                                      training_device)
+from navigator.workers import usable_cpus
 from policies.checkpoint import CheckpointError, load_checkpoint
 from policies.policy import Policy
 
@@ -501,7 +502,7 @@ def _in_recorded_spelling(out: Path, config: TrainConfig) -> TrainConfig:
 
 def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: Hooks,
                 extras: TrainingExtras | None) -> None:
-    cores = launcher.usable_cpus()
+    cores = usable_cpus()
     if config.threads > cores:  # said once; every stage's training uses the cores (navigator.training.loop.train)
         hooks.warning(f"threads: {config.threads} is more than the {cores} CPU core(s) this process may use; threads "
                       f"that share cores only wait for each other, so training uses {cores} (the result is the same)")
