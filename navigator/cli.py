@@ -214,6 +214,18 @@ def _negative_values_attached(argv: list[str]) -> list[str]:
     return joined
 
 
+def _cause(error: UsageError, argv: list[str]) -> str:
+    """What to tell about a usage error: argparse sets an option it does not know aside and reads the value after it
+    as the next positional, so a mistyped option before a value (`navigator onboard --bundl b`) was reported as that
+    value being an invalid choice of sub-command. The unknown option is then the cause, and named."""
+    if "invalid choice" not in str(error):
+        return str(error)
+    known = {*_options(error.parser), "-h", "--help"}
+    unknown = [token for token in argv[: argv.index("--") if "--" in argv else len(argv)]
+               if token.startswith("-") and not _NUMBER.fullmatch(token) and token.split("=", 1)[0] not in known]
+    return f"unrecognized arguments: {' '.join(unknown)}" if unknown else str(error)
+
+
 def main(argv: list[str] | None = None, exiting: bool = False) -> int:
     """Run one command; returns the exit code: 0 done, 1 a verdict of failure (e.g. an unsound dataset), 2 bad
     input (one line on stderr, no traceback), 130 interrupted (Ctrl-C), 143 stopped by SIGTERM. Anything else raised
@@ -234,7 +246,7 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
         _refuse_repeated_options(_parsers_run(parser, args), argv)
         _refuse_empty_values(_parsers_run(parser, args), argv)
     except UsageError as error:
-        print(f"{error.parser.prog}: error: {error} (see '{error.parser.prog} --help')", file=sys.stderr)
+        print(f"{error.parser.prog}: error: {_cause(error, argv)} (see '{error.parser.prog} --help')", file=sys.stderr)
         return 2
     except ModuleNotFoundError as error:  # --help shows defaults from the command's config, which may need an extra
         return _missing_extra(error, f"navigator {next((a for a in argv if not a.startswith('-')), '')}".strip())

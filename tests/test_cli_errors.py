@@ -90,6 +90,11 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --ep 1 --episodes 2", None, "navigator fly: error: unrecognized arguments: --ep 1 (see 'navigator fly "
                                       "--help')"),
     ("data check {tmp} --js", None, "navigator data check: error: unrecognized arguments: --js"),
+    # a mistyped option before a value is the cause, not the value read as a sub-command after it
+    ("onboard --bundl {tmp}", None, "navigator onboard: error: unrecognized arguments: --bundl (see 'navigator "
+                                    "onboard --help')"),
+    ("data --jsn chec {tmp}", None, "navigator data: error: unrecognized arguments: --jsn (see"),
+    ("onboard plo {tmp}", None, "argument plot: invalid choice: 'plo' (choose from 'plot')"),
     # a flag's number is read as a file's is: no underscores, spaces or exponents in whole numbers
     ("fly --seed 1_000", None, "navigator fly: error: argument --seed: '1_000' is not a whole number (write it as "
                                "1000)"),
