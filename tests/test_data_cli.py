@@ -75,6 +75,9 @@ def test_bad_input_gives_a_clean_named_error(dataset, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["data", "info", str(tmp_path / "empty")]) == 2
     assert "manifest.json: manifest is missing" in capsys.readouterr().err
+    # check too: a folder with nothing of a dataset is bad input (2), like a missing one, not an unsound dataset (1)
+    assert main(["data", "check", str(tmp_path / "empty")]) == 2
+    assert "empty: is not a dataset folder (it holds no manifest.json and no episode files)" in capsys.readouterr().err
     small = DatasetWriter.create(tmp_path / "small", image_size=(24, 32), recipe={})
     small.write(synthetic_episode(0, frames=4, height=24, width=32))
     assert main(["data", "info", str(dataset), str(small.path)]) == 2

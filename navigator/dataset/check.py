@@ -11,7 +11,7 @@ from navigator.dataset.atomic import TEMP_SUFFIX
 from navigator.dataset.completeness import completeness
 from navigator.dataset.episode import Episode
 from navigator.dataset.episode_file import load_episode
-from navigator.dataset.errors import DatasetError
+from navigator.dataset.errors import DatasetError, DatasetNotFoundError
 from navigator.dataset.manifest import (EPISODES_FOLDER, MANIFEST_NAME, Manifest, image_size_of, load_manifest_data,
                                         manifest_problems, plain_file_name, require_dataset_folder, show)
 from navigator.dataset.reader import entry_mismatches, layout_mismatches, recipe_mismatches
@@ -61,7 +61,8 @@ def check_dataset(path: str | Path, recipe_problem: Callable[[dict[str, Any]], s
     recorded recipe, passed in because the dataset layer does not know the collector) says why the manifest's
     recipe could not be continued; that is a warning, as the episodes themselves can still be sound.
 
-    A missing folder, or a file given instead of a folder, raises DatasetNotFoundError (that is bad input, not an
+    A missing folder, a file given instead of a folder, or a folder with neither a manifest nor an episode file
+    raises DatasetNotFoundError (that is bad input, not an
     unsound dataset), and a dataset another process is still writing is a UserError too (as every reader says);
     everything else is reported as a Problem."""
     path = Path(path)
@@ -70,6 +71,10 @@ def check_dataset(path: str | Path, recipe_problem: Callable[[dict[str, Any]], s
     report = CheckReport(path)
     folder = path / EPISODES_FOLDER
     on_disk = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if not (path / MANIFEST_NAME).exists() and not any(name.endswith(".npz") for name in on_disk):
+        # Nothing of a dataset to judge (a folder given by mistake): bad input, like a missing folder.
+        raise DatasetNotFoundError(f"{path}: is not a dataset folder (it holds no {MANIFEST_NAME} and no episode "
+                                   f"files); give the folder navigator collect wrote")
     edited = False
     try:
         data = load_manifest_data(path)
