@@ -217,8 +217,9 @@ def _negative_values_attached(argv: list[str]) -> list[str]:
 def _cause(error: UsageError, argv: list[str]) -> str:
     """What to tell about a usage error: argparse sets an option it does not know aside and reads the value after it
     as the next positional, so a mistyped option before a value (`navigator onboard --bundl b`) was reported as that
-    value being an invalid choice of sub-command. The unknown option is then the cause, and named."""
-    if "invalid choice" not in str(error):
+    value being an invalid choice of sub-command, and a mistyped required option (`--checkpont`) as a missing one.
+    The unknown option is then the cause, and named."""
+    if "invalid choice" not in str(error) and "arguments are required" not in str(error):
         return str(error)
     known = {*_options(error.parser), "-h", "--help"}
     unknown = [token for token in argv[: argv.index("--") if "--" in argv else len(argv)]

@@ -95,6 +95,9 @@ CASES: list[tuple[str, str | None, str]] = [
                                     "onboard --help')"),
     ("data --jsn chec {tmp}", None, "navigator data: error: unrecognized arguments: --jsn (see"),
     ("onboard plo {tmp}", None, "argument plot: invalid choice: 'plo' (choose from 'plot')"),
+    ("export --checkpont {tmp}/x.pt --out {tmp}/b", None, "navigator export: error: unrecognized arguments: "
+                                                          "--checkpont (see"),
+    ("export --out {tmp}/b", None, "the following arguments are required: --checkpoint (see"),
     # a flag's number is read as a file's is: no underscores, spaces or exponents in whole numbers
     ("fly --seed 1_000", None, "navigator fly: error: argument --seed: '1_000' is not a whole number (write it as "
                                "1000)"),
