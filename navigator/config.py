@@ -38,6 +38,7 @@ MAX_SEED = 2**31 - 1  # seeds are combined and offset (seed + episode index, see
 MAX_EPISODES = 1_000_000
 _BOUNDS = "navigator.bounds"  # field metadata key: a Bounds
 _NONFINITE = "navigator.nonfinite"  # field metadata key: True where NaN and infinities are meaningful
+_SETTINGS_OF = "navigator.settings_of"  # field metadata key: (config class, names) a mapping field holds
 
 
 class ConfigError(UserError, ValueError):
@@ -131,6 +132,13 @@ def setting(default: Any = dataclasses.MISSING, *, default_factory: Any = datacl
     if (ge, gt, le, lt) != (None, None, None, None):
         metadata[_BOUNDS] = Bounds(ge, gt, le, lt)
     return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
+
+
+def settings_of(settings: Callable[[], type], names: tuple[str, ...] | None = None) -> Any:
+    """A mapping field that holds settings of another config, the dataclass `settings()` (only those in `names`, if
+    given), passed on as written: free-form to the loader, known to the hint for a key given at the wrong level
+    ("epochs is set as train.epochs"). `settings` is called only for such a hint."""
+    return dataclasses.field(default_factory=dict, metadata={_SETTINGS_OF: (settings, names)})
 
 
 def check_settings(config: Any) -> None:
@@ -373,6 +381,12 @@ def _nested_paths(cls: type, name: str, prefix: str = "") -> list[str]:
     hints = typing.get_type_hints(cls)
     for field in (f for f in dataclasses.fields(cls) if f.init):
         annotation, path = hints[field.name], f"{prefix}{field.name}"
+        if _SETTINGS_OF in field.metadata:
+            settings, names = field.metadata[_SETTINGS_OF]
+            inside = [f"{path}.{name}"] * any(f.name == name and f.init for f in dataclasses.fields(settings()))
+            inside += _nested_paths(settings(), name, f"{path}.")
+            found += [dotted for dotted in inside if names is None or dotted[len(path) + 1:].split(".")[0] in names]
+            continue
         options = [a for a in typing.get_args(annotation) if a is not type(None)] if typing.get_origin(annotation) in (
             typing.Union, types.UnionType) else [annotation]
         for option in options:

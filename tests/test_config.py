@@ -417,15 +417,32 @@ def test_a_date_is_text(tmp_path):
     ("fly", "scenario: {episodes: 3}\n", "(episodes is set as episodes at the top level)"),
     ("fly", "scenario: {camera: {preset: night}}\n", "(preset is set as scenario.preset)"),
     ("train", "data: [d]\ndagger: {preset: night}\n", "(preset is set as collect.parts[].preset)"),
+    # A recipe's settings given beside it, not in its mapping (`train:`), which the loader passes on as written.
+    ("compare", "epochs: 3\n", "(epochs is set as train.epochs or train.dagger.epochs)"),
+    ("compare", "rounds: 3\n", "(rounds is set as train.dagger.rounds)"),
+    ("curve", "anchor: 3\n", "(anchor is set as train.anchor)"),
 ])
 def test_a_key_given_at_the_wrong_level_says_where_it_goes(tmp_path, command_config, text, said):
+    from navigator.adapt.curve_config import CurveConfig
     from navigator.collect import CollectConfig
+    from navigator.comparison.config import CompareConfig
     from navigator.training.config import TrainConfig
 
     path = tmp_path / "c.yaml"
     path.write_text(text)
+    configs = {"fly": FlyConfig, "train": TrainConfig, "collect": CollectConfig, "compare": CompareConfig,
+               "curve": CurveConfig}
     with pytest.raises(ConfigError, match=re.escape(said)):
-        load_config({"fly": FlyConfig, "train": TrainConfig, "collect": CollectConfig}[command_config], path)
+        load_config(configs[command_config], path)
+
+
+def test_only_the_settings_a_curve_passes_on_are_hinted():
+    """A curve's `train:` takes some of an adaptation's settings: one it sets per run (start) gets no hint there."""
+    from navigator.adapt.curve_config import CurveConfig
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(CurveConfig, None, {"start": "x.pt"})
+    assert "is set as" not in str(raised.value)
 
 
 def test_a_flag_for_a_setting_at_another_level_says_where_it_goes():

@@ -29,6 +29,7 @@ from navigator.config import (
     from_dict,
     setting,
     setting_check,
+    settings_of,
 )
 from navigator.evaluation.settings import EvalSettings
 from navigator.scenario import canonical_preset, canonical_task
@@ -54,7 +55,7 @@ class CurveConfig:
     replay: tuple[str, ...] = ()  # the old data the replay strategy replays
     collect_seed: int = setting(20_000, ge=0, le=MAX_SEED)  # world seed of each scenery's first demonstration
     dart_noise: float = setting(0.1, ge=0.0, le=1.0)  # the demonstrations' recovery noise, as navigator collect's
-    train: dict[str, Any] = field(default_factory=dict)  # AdaptConfig settings of TRAIN_SETTINGS
+    train: dict[str, Any] = settings_of(lambda: AdaptConfig, TRAIN_SETTINGS)  # AdaptConfig settings of TRAIN_SETTINGS
     evaluation: EvalSettings = field(default_factory=lambda: EvalSettings(suites=("summer",)))  # suites: the old
     out: str = "reports/adapt"
 

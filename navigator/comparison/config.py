@@ -23,6 +23,7 @@ from navigator.config import (
     load_config,
     read_yaml_mapping,
     setting_check,
+    settings_of,
 )
 from navigator.evaluation.settings import EvalSettings
 from navigator.training.config import TrainConfig
@@ -40,7 +41,7 @@ class CompareConfig:
     SettingError (or ConfigError, for the recipe) names the first bad setting."""
 
     recipe: str | None = None  # a training recipe YAML (launch/train/*.yaml); None: `train` alone is the recipe
-    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig settings on top of the recipe file
+    train: dict[str, Any] = settings_of(lambda: TrainConfig)  # TrainConfig settings on top of the recipe file
     models: tuple[str, ...] = DEFAULT_MODELS
     reference: str = "cfc-ncp"  # the model the others are compared with (one of `models`)
     seeds: tuple[int, ...] = (0, 1, 2)  # training seeds; each model is trained once per seed
