@@ -193,10 +193,8 @@ def _refuse_unread(args: argparse.Namespace, strategy: str, dagger_rounds: int, 
 
 
 def _adapt(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from navigator.adapt.config import changed_settings
-    from navigator.commands.common import check_output_folder, progress_bar
+    from navigator.commands.common import check_output_folder, output_console, progress_bar
     from navigator.resume import GivenAs
 
     source = _source(args)
@@ -219,7 +217,7 @@ def _adapt(args: argparse.Namespace) -> int:
     from navigator.pilots import pretrained_checkpoint
     from navigator.training.pipeline import load_trained
 
-    console = Console()
+    console = output_console()
     with progress_bar(console) as progress:
         best = adapt(config, args.resume, TrainingDisplay(console, progress, indent="  "))
     _, metadata = load_trained(best)
@@ -262,11 +260,10 @@ def _source(args: argparse.Namespace) -> RecordedSettings | None:
 
 
 def _curve(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.markup import escape
 
     from navigator.adapt.curve_config import CurveConfig
-    from navigator.commands.common import check_output_folder, progress_bar
+    from navigator.commands.common import check_output_folder, output_console, progress_bar
     from navigator.config import load_config
     from navigator.workers import check_workers
 
@@ -283,7 +280,7 @@ def _curve(args: argparse.Namespace) -> int:
     from navigator.commands.display import EvaluationDisplay, TrainingDisplay
     from navigator.comparison.table import cell
 
-    console = Console()
+    console = output_console()
     with progress_bar(console) as progress:
         training = TrainingDisplay(console, progress, indent="  ")
         bar = training.bar

@@ -100,11 +100,9 @@ def _one_part(source: Path | RecordedSettings | None) -> Callable[[dict[str, Any
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from navigator.backends import check_reachable
     from navigator.collect import EXTENSIONS_KEY, collect, open_for_collection
-    from navigator.commands.common import check_output_folder, progress_bar, recorded_settings
+    from navigator.commands.common import check_output_folder, output_console, progress_bar, recorded_settings
     from navigator.dataset.manifest import manifest_path, require_format
 
     source: Path | RecordedSettings | None = args.config
@@ -115,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     config = FLAGS.load(args, source, _one_part(source))
     check_output_folder(args.out, "--out", continuing=args.resume or args.extend, kind="dataset")
     check_reachable(config.backend)
-    console = Console()
+    console = output_console()
     writer, notes = open_for_collection(args.out, config, args.resume, extend=args.extend,
                                         given_as=FLAGS.given_as(args))
     for note in notes:

@@ -89,10 +89,8 @@ def _recorded(args: argparse.Namespace) -> RecordedSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from navigator.backends import check_reachable
-    from navigator.commands.common import check_output_folder, progress_bar
+    from navigator.commands.common import check_output_folder, output_console, progress_bar
     from navigator.comparison.config import all_runs_finished
     from navigator.dataset.reader import open_datasets, require_episodes
     from navigator.errors import UserError
@@ -120,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from navigator.comparison.runner import Hooks, run_comparison
     from navigator.comparison.table import cell
 
-    console = Console()
+    console = output_console()
     with progress_bar(console) as progress:
         class Show(Hooks):
             def __init__(self) -> None:

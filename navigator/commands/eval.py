@@ -40,7 +40,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from navigator.commands.common import (add_continuation_flags, check_output_folder, progress_bar,
+from navigator.commands.common import (add_continuation_flags, check_output_folder, output_console, progress_bar,
                                        recorded_settings)
 from navigator.config import ConfigFlags
 from navigator.errors import UserError
@@ -119,7 +119,6 @@ BACKEND_FLAGS = ConfigFlags(_backend_class)
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from navigator.backends import check_reachable
@@ -145,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     from navigator.commands.display import EvaluationDisplay
     from navigator.evaluation.pipeline import evaluate
 
-    console = Console()
+    console = output_console()
     with progress_bar(console, transient=True) as progress:
         results = evaluate(args.out, settings, args.workers, continuing, EvaluationDisplay(console, progress),
                            args.videos, backend, extend=args.extend, given_as=FLAGS.given_as(args))

@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from navigator.commands.common import check_output_file, finite_or_none, print_json, print_warning, progress_bar
+from navigator.commands.common import (check_output_file, finite_or_none, output_console, print_json, print_warning,
+                                       progress_bar)
 from navigator.config import MAX_EPISODES, MAX_SEED, ConfigFlags, check_seed_span, check_settings, setting, to_dict
 from navigator.errors import UserError
 from navigator.scenario import HELD_OUT_SEED, ScenarioConfig, canonical_pilot, set_canonical
@@ -78,7 +79,6 @@ def _warn_of_training_worlds(config: FlyConfig, pilot) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from navigator.pilots import make_pilot, one_math_thread
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if args.video is not None:
         check_output_file(args.video, "--video", overwrite=args.overwrite, suffixes=(".mp4",))
     # With --json, stdout carries only the JSON document; progress and tables go to stderr.
-    console = Console(stderr=args.json)
+    console = output_console(stderr=args.json)
     env = make_scenario_env(config.scenario, render_mode="human" if args.gui else None)
     rate_hz = env.unwrapped.description().camera.rate_hz
     video = VideoWriter(args.video, rate_hz, overwrite=args.overwrite) if args.video else None

@@ -231,9 +231,7 @@ def _self_test(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from navigator.commands.common import check_output_file, print_json
+    from navigator.commands.common import check_output_file, output_console, print_json
     from navigator.onboard.log import log_parts, read_log
     from navigator.onboard.plot import plot_log
 
@@ -258,7 +256,7 @@ def _plot(args: argparse.Namespace) -> int:
     outs = [check_output_file(args.out or log.with_suffix(".png"), "--out" if args.out else "the plot",
                               overwrite=args.overwrite, suffixes=(".png",)) for log in logs]
     documents = []
-    console = Console()
+    console = output_console()
     for log, out in zip(logs, outs):
         try:
             summary = plot_log(log, out)
@@ -292,10 +290,8 @@ def _find_log(path: Path) -> Path:
 
 
 def _fly(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from navigator import __version__
-    from navigator.commands.common import print_json
+    from navigator.commands.common import output_console, print_json
     from navigator.config import to_dict
     from navigator.onboard.bundle import BundlePolicy, load_bundle
     from navigator.onboard.camera import CameraReader, policy_view
@@ -318,7 +314,7 @@ def _fly(args: argparse.Namespace) -> int:
                           backoff_s=config.camera.reopen_backoff_s, backoff_max_s=config.camera.reopen_backoff_max_s)
     link = MavlinkLink(args.mavlink).check()
     log_dir = _check_log_dir(args.log_dir or DEFAULT_LOG_DIR)
-    console = Console(stderr=args.json)
+    console = output_console(stderr=args.json)
 
     log = None
     try:

@@ -170,9 +170,7 @@ def _arguments_without_nproc(args: argparse.Namespace) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from navigator.commands.common import progress_bar
+    from navigator.commands.common import output_console, progress_bar
 
     config = FLAGS.load(args, _source(args))
     _check_folders(config, args)
@@ -180,7 +178,7 @@ def _run(args: argparse.Namespace) -> int:
     from navigator.commands.display import TrainingDisplay
     from navigator.training.pipeline import run_recipe
 
-    console = Console()
+    console = output_console()
 
     with progress_bar(console) as progress:
         best = run_recipe(config, args.resume, TrainingDisplay(console, progress), extend=args.extend,
