@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
+import os
 import re
 import signal
 import sys
@@ -214,6 +215,18 @@ def _negative_values_attached(argv: list[str]) -> list[str]:
     return joined
 
 
+def _expand_home(args: argparse.Namespace) -> None:
+    """`~/x` and `~user/x` in any value given as a path, as the shell expands them: it does not in `--out=~/x`, nor
+    in a quoted '~/x', and a folder named `~` made in the current one would surprise. No name navigator takes (task,
+    preset, model) starts with `~`, so every such text value is a path."""
+    for name, value in vars(args).items():
+        if isinstance(value, (str, Path)) and str(value).startswith("~"):
+            setattr(args, name, type(value)(os.path.expanduser(value)))
+        elif isinstance(value, list):
+            setattr(args, name, [type(item)(os.path.expanduser(item)) if isinstance(item, (str, Path))
+                                 and str(item).startswith("~") else item for item in value])
+
+
 def _cause(error: UsageError, argv: list[str]) -> str:
     """What to tell about a usage error: argparse sets an option it does not know aside and reads the value after it
     as the next positional, so a mistyped option before a value (`navigator onboard --bundl b`) was reported as that
@@ -246,6 +259,7 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
             raise UsageError(_parsers_run(parser, args)[-1], f"unrecognized arguments: {' '.join(unknown)}")
         _refuse_repeated_options(_parsers_run(parser, args), argv)
         _refuse_empty_values(_parsers_run(parser, args), argv)
+        _expand_home(args)
     except UsageError as error:
         print(f"{error.parser.prog}: error: {_cause(error, argv)} (see '{error.parser.prog} --help')", file=sys.stderr)
         return 2

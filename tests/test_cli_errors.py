@@ -846,3 +846,14 @@ def test_extending_past_the_largest_seed_blames_the_flag_not_the_record(tmp_path
     error = capsys.readouterr().err
     assert "damaged" not in error and "never writes" not in error and "Traceback" not in error
     assert _snapshot(tmp_path) == before
+
+
+def test_a_path_given_from_home_is_read_from_home_as_the_shell_would(dataset, tmp_path, monkeypatch, capsys):
+    """The shell expands `~/x` but not `--out=~/x` or a quoted '~/x': navigator does, rather than making a folder
+    named `~` in the current one."""
+    monkeypatch.setenv("HOME", str(dataset.parent))
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "info", f"~/{dataset.name}", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["episodes"] == 3
+    assert main(["data", "preview", f"~/{dataset.name}", "--episodes", "1", "--out=~/preview.png"]) == 0
+    assert (dataset.parent / "preview.png").is_file() and not (tmp_path / "~").exists()
