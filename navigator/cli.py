@@ -86,26 +86,28 @@ _NUMBER = re.compile(r"[-+]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][-+]?[0-9]+)?|[-+
 def whole_number(text: str) -> int:
     """A flag's whole number: decimal digits with an optional sign. Refused with how to write it: `1_000` (1000),
     `1e3` or `3.0` (a fraction to a file's loader too)."""
-    if _WHOLE_NUMBER.fullmatch(text):
-        return int(text)
-    try:
-        value = float(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    hint = f" (write it as {int(value)})" if math.isfinite(value) and value.is_integer() else ""
-    raise argparse.ArgumentTypeError(f"{text!r} is not a whole number{hint}")
+    return _flag_number(text, _WHOLE_NUMBER, int, "whole number",
+                        lambda value: int(value) if math.isfinite(value) and value.is_integer() else None)
 
 
 def number(text: str) -> float:
     """A flag's number: decimal, with an optional exponent; `inf` and `nan` as Python spells them (the setting then
     says whether it takes them). Underscores and spaces are refused, as in a file's numbers."""
-    if _NUMBER.fullmatch(text):
-        return float(text)
+    return _flag_number(text, _NUMBER, float, "number", repr)
+
+
+def _flag_number(text: str, pattern: re.Pattern[str], read: typing.Callable[[str], typing.Any], kind: str,
+                 written: typing.Callable[[float], typing.Any]) -> typing.Any:
+    """`read(text)` where `pattern` matches all of it; else an ArgumentTypeError saying how to write the number
+    Python would have read (`written(value)`, None where there is no such way)."""
+    if pattern.fullmatch(text):
+        return read(text)
     try:
-        value = float(text.replace("_", ""))
+        hint = written(float(text.replace("_", "")))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    raise argparse.ArgumentTypeError(f"{text!r} is not a number (write it as {value!r})")
+        hint = None
+    advice = f" (write it as {hint})" if hint is not None else ""
+    raise argparse.ArgumentTypeError(f"{text!r} is not a {kind}{advice}")
 
 
 def build_parser() -> argparse.ArgumentParser:
