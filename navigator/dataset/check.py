@@ -62,9 +62,8 @@ def check_dataset(path: str | Path, recipe_problem: Callable[[dict[str, Any]], s
     recipe could not be continued; that is a warning, as the episodes themselves can still be sound.
 
     A missing folder, a file given instead of a folder, or a folder with neither a manifest nor an episode file
-    raises DatasetNotFoundError (that is bad input, not an
-    unsound dataset), and a dataset another process is still writing is a UserError too (as every reader says);
-    everything else is reported as a Problem."""
+    raises DatasetNotFoundError (that is bad input, not an unsound dataset), and a dataset another process is still
+    writing is a UserError too (as every reader says); everything else is reported as a Problem."""
     path = Path(path)
     require_dataset_folder(path)
     refuse_if_in_use(path, "dataset")  # a collection still writing it: its state is a moment's, not a verdict
