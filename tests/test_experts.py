@@ -75,26 +75,3 @@ def test_hike_expert_searches_for_an_unseen_target_one_fixed_way():
                 break
         assert info["ending"] == "success", (seed, info["ending"])
     assert sides == {True, False}  # targets on both sides were searched for, the same way
-
-
-@pytest.mark.parametrize("airframe", ["x500", "cf2x"])
-def test_the_expert_holds_where_the_camera_sees_the_target_with_room_to_drift(airframe):
-    """Where a demonstration ends, holding, the camera must still see the target, not be a gust away from entering
-    the sphere: inside it no target is rendered, and a policy that learnt to stop at an all-target frame flew on."""
-    from sim_envs.bodies import TARGET_RADIUS
-    from sim_envs.projection import target_mask
-
-    env = gymnasium.make("navigator/FlyToTarget-v0", airframe=airframe)
-    task, expert = env.unwrapped, make_expert(env)
-    env.reset(seed=1)
-    expert.reset()
-    while True:
-        _, _, terminated, truncated, info = env.step(expert.act())
-        if terminated or truncated:
-            break
-    assert info["ending"] == "success"
-    camera_ahead = task.airframe.camera_offset[0]
-    assert task.distance_to_target() - camera_ahead - TARGET_RADIUS > 0.25  # metres of room before the surface
-    seen = target_mask(env).mean()
-    env.close()
-    assert 0.2 < seen < 0.9, seen  # the target fills much of the view, with its edges in it
