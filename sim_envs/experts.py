@@ -20,11 +20,7 @@ from sim_envs.tasks.fly_to_target import FlyToTargetEnv
 from sim_envs.tasks.follow import STANDOFF, FollowEnv
 
 SAFETY_MARGIN = 0.35  # metres of clearance beyond the airframe's radius
-# Metres between the vehicle and the target's centre where the expert stops, in the middle of the band where a hold
-# counts (the 1 m reach) and the camera still sees the target: 0.12 m ahead of an x500's centre, it is inside the
-# 0.3 m sphere from about 0.42 m, and sees no target at all. Stopped at 0.5 m the view was the sphere filling the
-# frame, and a gust of a few centimetres put the camera inside it: a policy that then saw no target flew on.
-STOP_SHORT = 0.75
+STOP_SHORT = 0.5  # metres before the target where the expert stops
 LOOKAHEAD = 1.2  # metres along the path
 DECELERATION = 0.8  # m/s², for the speed profile that stops at the goal
 FACE_FIRST = math.radians(35.0)  # turn towards a new target before moving when it is this far off
