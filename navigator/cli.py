@@ -220,8 +220,12 @@ def _negative_values_attached(argv: list[str]) -> list[str]:
 def _expand_home(args: argparse.Namespace) -> None:
     """`~/x` and `~user/x` in any value given as a path, as the shell expands them: it does not in `--out=~/x`, nor
     in a quoted '~/x', and a folder named `~` made in the current one would surprise. No name navigator takes (task,
-    preset, model) starts with `~`, so every such text value is a path."""
+    preset, model) starts with `~`, so every such text value is a path: one of this machine, except in the options a
+    command lists as naming things on another (`TARGET_VALUES`: deploy's companion computer)."""
+    remote = getattr(getattr(args, "_module", None), "TARGET_VALUES", ())
     for name, value in vars(args).items():
+        if name in remote:
+            continue
         if isinstance(value, (str, Path)) and str(value).startswith("~"):
             setattr(args, name, type(value)(os.path.expanduser(value)))
         elif isinstance(value, list):

@@ -46,6 +46,10 @@ if TYPE_CHECKING:
     from navigator.deploy.ssh import SshClient, Step, StepFailed
     from navigator.deploy.target import Target
 
+# Options whose values name things on the companion computer, not here: a `~` in them is the target's to read (and
+# refused there, as the service has no home to expand it from), never expanded on this machine.
+TARGET_VALUES = ("target", "camera", "mavlink")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", required=True, metavar="[USER@]HOST[:DIR]",
