@@ -16,6 +16,7 @@ import argparse
 import copy
 import dataclasses
 import math
+import os
 import re
 import types
 import typing
@@ -230,7 +231,8 @@ _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _yaml_integer)
 
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    """Read a YAML file that must hold a mapping (an empty file is an empty mapping); duplicate keys are refused."""
+    """Read a YAML file that must hold a mapping (an empty file is an empty mapping); duplicate keys are refused, and
+    a text value from home (`~/x`) is expanded as a flag's is."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"config file {path} is a folder, not a YAML file; give the path of a .yaml file")
@@ -257,7 +259,20 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of settings at the top level, not a {type(data).__name__}")
-    return data
+    return _from_home(data)
+
+
+def _from_home(value: Any) -> Any:
+    """`value` with every text that starts with `~` (`out: ~/runs/x`) expanded to the home folder, as the command
+    line expands a flag's: no name navigator takes starts with `~`, so such a text is a path, and left as it is it
+    would make a folder named `~` in the current one."""
+    if isinstance(value, str) and value.startswith("~"):
+        return os.path.expanduser(value)
+    if isinstance(value, dict):
+        return {key: _from_home(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_from_home(item) for item in value]
+    return value
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:

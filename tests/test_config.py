@@ -448,3 +448,15 @@ def test_only_the_settings_a_curve_passes_on_are_hinted():
 def test_a_flag_for_a_setting_at_another_level_says_where_it_goes():
     with pytest.raises(ConfigError, match=re.escape("(max_seconds is set as scenario.max_seconds)")):
         load_config(FlyConfig, None, {"max_seconds": 3.0})
+
+
+def test_a_path_from_home_in_a_file_is_read_from_home_as_a_flags_is(tmp_path, monkeypatch):
+    """`out: ~/runs/x` made a folder named `~` in the current one, and the command printed to fly its result then
+    read the home folder's: a file's path from home is expanded as the command line expands a flag's."""
+    from navigator.training.config import TrainConfig
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = tmp_path / "c.yaml"
+    path.write_text("data: [~/demos]\nout: ~/runs/x\n")
+    config = load_config(TrainConfig, path)
+    assert config.out == str(tmp_path / "runs" / "x") and list(config.data) == [str(tmp_path / "demos")]

@@ -596,3 +596,34 @@ def test_a_studys_evaluation_moved_while_unfinished_says_so_not_which_pilot_to_g
         check_continued(tmp_path, recorded, now)
     with pytest.raises(UserError, match=r"continue it with the pilots it was started with \(give no --pilot\)"):
         check_continued(tmp_path, recorded, now, given_as=GivenAs({"pilots": "--pilot"}))
+
+
+@pytest.mark.parametrize("trained, flown, advised", [
+    ((0, 100), range(50, 60), 100),  # after the training seeds
+    ((2_147_483_600, 48), range(2_147_483_640, 2_147_483_648), 2_147_483_592),  # at the top: the last free before
+    ((0, 10), range(0, 10), 10),
+])
+def test_the_seed_advised_for_unseen_worlds_is_free_and_valid(trained, flown, advised):
+    """A pilot trained on the highest seeds was told to fly from past the largest seed, which --seed then refused:
+    the advice is a first seed whose episodes miss every training seed and stay within [0, MAX_SEED]."""
+    from navigator.config import MAX_SEED
+    from navigator.evaluation.seeds import SeedRange, TrainingSeeds, training_overlap
+
+    seeds = TrainingSeeds((SeedRange("follow", *trained, "demonstrations"),), complete=True)
+    said = training_overlap("pilot P", seeds, "follow", flown)
+    start = int(said.rsplit("--seed ", 1)[1])
+    assert start == advised and start + len(flown) - 1 <= MAX_SEED
+    assert training_overlap("pilot P", seeds, "follow", range(start, start + len(flown))) is None
+
+
+def test_the_report_names_a_bundles_hash_as_its_graphs_not_a_checkpoints():
+    """A bundle's recorded sha256 is its policy.onnx's: called a checkpoint's, the bundle of a checkpoint evaluated
+    beside it read as a second, different checkpoint."""
+    from navigator.evaluation.report import _provenance
+    from navigator.evaluation.results import PilotInfo
+    from navigator.evaluation.seeds import TrainingSeeds
+
+    seeds = TrainingSeeds((), True)
+    assert _provenance(PilotInfo("bundles/b1", "a" * 64, seeds)).startswith("bundle, policy.onnx sha256 aaaaaaaaaaaa")
+    assert _provenance(PilotInfo("runs/r/best.pt", "b" * 64, seeds)).startswith("checkpoint sha256 bbbbbbbbbbbb")
+    assert _provenance(PilotInfo("pretrained", "c" * 64, seeds)).startswith("checkpoint sha256 cccccccccccc")

@@ -134,4 +134,7 @@ def _provenance(pilot: PilotInfo) -> str:
     known = "trained on " + (flown or "no recorded seeds")
     if not pilot.training_seeds.complete:
         known += "; its checkpoint does not record its demonstrations' seeds, so overlap with them was not checked"
-    return f"checkpoint sha256 {pilot.checkpoint_sha256[:12]}, {known}"
+    # A bundle's identity is its graph's (PilotInfo.checkpoint_sha256 holds policy.onnx's sha256, which a resumed
+    # evaluation compares); a checkpoint is a .pt file, or the shipped one (`pretrained`).
+    what = "checkpoint" if pilot.spec == "pretrained" or pilot.spec.endswith(".pt") else "bundle, policy.onnx"
+    return f"{what} sha256 {pilot.checkpoint_sha256[:12]}, {known}"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from navigator.config import MAX_SEED
 from navigator.errors import UserError
 from navigator.training.config import DAGGER_SEED_STRIDE
 
@@ -94,11 +95,21 @@ def training_overlap(who: str, seeds: TrainingSeeds, task: str, flown: range, se
     for known in seeds.ranges:
         shared = known.overlap(task, flown)
         if shared:
-            free = max(r.first + r.count for r in seeds.ranges if r.overlap(task, flown))
+            free = _free_start(seeds, task, flown)
             trained = range(known.first, known.first + known.count)
             return (f"{who} was trained on {task} {_seeds(trained)} ({known.source}), and {flights} would fly "
                     f"{_seeds(shared)} of them: fly worlds it has not seen, e.g. {seed_option} {free}")
     return None
+
+
+def _free_start(seeds: TrainingSeeds, task: str, flown: range) -> int:
+    """A first seed from which as many episodes as `flown` meet none of the training seeds of `task` and stay within
+    [0, MAX_SEED]: the first such seed after `flown`'s start, else the last before it."""
+    starts = sorted({0, *(edge for r in seeds.ranges for edge in (r.first + r.count, r.first - len(flown)))})
+    valid = [start for start in starts if 0 <= start <= MAX_SEED - len(flown) + 1
+             and not any(r.overlap(task, range(start, start + len(flown))) for r in seeds.ranges)]
+    after = [start for start in valid if start >= flown.start]
+    return after[0] if after else valid[-1] if valid else flown.stop
 
 
 def check_no_overlap(who: str, seeds: TrainingSeeds, task: str, evaluated: range, seed_option: str = "--seed",
