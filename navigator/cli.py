@@ -339,6 +339,9 @@ def interrupted(args: argparse.Namespace, stopped: str = "interrupted") -> str:
         return stopped
     out = _output_folder(args)
     if out is None or _record(out) is None:
+        if args.command == "train":  # its recipe may have collected demonstrations before the run recorded itself
+            return (f"{stopped} before the run recorded itself; rerun the same command to start it again (any "
+                    f"demonstrations its recipe collected are kept, and their collection continued)")
         return f"{stopped} before anything was saved; rerun the same command to start again"
     if getattr(args, "extend", False):
         if _record(out) == getattr(args, "record_before", None):  # stopped before the extension was recorded

@@ -557,6 +557,10 @@ def test_eval_resume_takes_the_settings_eval_json_recorded(tmp_path, capsys):
     # A folder holding no record yet (the lock of a study just started, say) holds nothing to continue.
     (["compare", "--out", "locked"],
      "navigator compare: interrupted before anything was saved; rerun the same command to start again"),
+    # A training run not yet recorded may have collected its recipe's demonstrations, which the rerun continues.
+    (["train", "--out", "new-run"], "navigator train: interrupted before the run recorded itself; rerun the same "
+                                    "command to start it again (any demonstrations its recipe collected are kept, "
+                                    "and their collection continued)"),
     (["fly"], "navigator fly: interrupted"),
 ])
 def test_ctrl_c_says_how_to_continue(argv, last_line, monkeypatch, capsys, tmp_path):
