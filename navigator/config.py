@@ -349,7 +349,10 @@ def _convert(value: Any, annotation: Any, key: str, nonfinite: bool = False, roo
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise _bad(key, f"must be a list, got {show(value)}")
+            leaf = key.rsplit(".", 1)[-1]
+            hint = f" (a list of one is written in brackets: {leaf}: [{value}])" if isinstance(value, (str, int, float)) \
+                and not isinstance(value, bool) else ""
+            raise _bad(key, f"must be a list, got {show(value)}{hint}")
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 raise _bad(key, f"must have {len(args)} items, got {len(value)}")
@@ -438,6 +441,9 @@ def from_dict(cls: type[T], data: dict[str, Any], key: str = "", root: type | No
         where = f"{key}: unknown" if key else "unknown"
         nested = [f"{name} is set as {' or '.join(paths)}" for name in unknown
                   if (paths := _elsewhere(root, cls, key, name))]
+        # A section pasted from a file that nests these settings (a recipe's `collect:` into a collect file).
+        nested += [f"{name}'s settings are set here: remove the {name}: level" for name in unknown
+                   if isinstance(data[name], dict) and data[name] and set(map(str, data[name])) <= set(fields)]
         raise ConfigError(f"{where} setting(s) {', '.join(unknown)}; valid settings are "
                           f"{', '.join(sorted(fields))}" + (f" ({'; '.join(nested)})" if nested else ""),
                           f"{key}.{unknown[0]}" if key else str(unknown[0]))

@@ -124,6 +124,8 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --config {config}", "seed: 1\nepisodes: 2\nseed: 3\n",
      "line 3: duplicate key 'seed' (first given on line 1)"),
     ("fly --config {config}", "scenario: 5\n", "scenario in {config} must be a mapping, got 5"),
+    ("train --config {config}", "data: demos\n", "data in {config} must be a list, got \"demos\" (a list of one is "
+                                                 "written in brackets: data: [demos])"),
     ("fly --config {config} --preset wind", "scenario: [1]\n", "scenario in {config} must be a mapping"),
     ("fly --config {config}", "pilots: expert\n", "unknown setting(s) pilots"),
     ("fly --config {tmp}/none.yaml", None, "none.yaml does not exist"),

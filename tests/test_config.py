@@ -421,6 +421,9 @@ def test_a_date_is_text(tmp_path):
     ("compare", "epochs: 3\n", "(epochs is set as train.epochs or train.dagger.epochs)"),
     ("compare", "rounds: 3\n", "(rounds is set as train.dagger.rounds)"),
     ("curve", "anchor: 3\n", "(anchor is set as train.anchor)"),
+    # A recipe's section pasted whole into the file of the command it configures.
+    ("collect", "collect: {parts: [{task: hike}], seed: 3}\n", "(collect's settings are set here: remove the "
+                                                              "collect: level)"),
 ])
 def test_a_key_given_at_the_wrong_level_says_where_it_goes(tmp_path, command_config, text, said):
     from navigator.adapt.curve_config import CurveConfig
