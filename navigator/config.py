@@ -349,9 +349,8 @@ def _convert(value: Any, annotation: Any, key: str, nonfinite: bool = False, roo
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            leaf = key.rsplit(".", 1)[-1]
-            hint = f" (a list of one is written in brackets: {leaf}: [{value}])" if isinstance(value, (str, int, float)) \
-                and not isinstance(value, bool) else ""
+            one = isinstance(value, (str, int, float)) and not isinstance(value, bool)
+            hint = f" (a list of one is written in brackets: {key.rsplit('.', 1)[-1]}: [{value}])" if one else ""
             raise _bad(key, f"must be a list, got {show(value)}{hint}")
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):

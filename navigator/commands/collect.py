@@ -28,7 +28,7 @@ from typing import Any
 
 from navigator.commands.common import add_continuation_flags
 from navigator.config import ConfigFlags, RecordedSettings
-from navigator.errors import UserError
+from navigator.errors import UserError, counted
 
 
 def _config_class() -> type:
@@ -139,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
         collect(args.out, config, writer, on_episode, on_ready)
     manifest = writer.manifest
     kept = len(manifest.episodes)
-    console.print(f"{args.out}: {kept} episodes stored ({sum(e.frames for e in manifest.episodes)} frames), "
+    console.print(f"{args.out}: {counted(kept, 'episode')} stored "
+                  f"({counted(sum(e.frames for e in manifest.episodes), 'frame')}), "
                   f"{len(manifest.dropped)} dropped; flew {counts['flown']} this run "
                   f"({counts['frames']} frames, success {counts['successes']}/{counts['flown']})")
     return 0

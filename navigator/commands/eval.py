@@ -43,7 +43,7 @@ from pathlib import Path
 from navigator.commands.common import (add_continuation_flags, check_output_folder, output_console, progress_bar,
                                        recorded_settings)
 from navigator.config import ConfigFlags
-from navigator.errors import UserError
+from navigator.errors import UserError, counted
 from navigator.evaluation.settings import EvalSettings
 from navigator.explain.methods import DEFAULT_EVERY, METHODS
 
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         results = evaluate(args.out, settings, args.workers, continuing, EvaluationDisplay(console, progress),
                            args.videos, backend, extend=args.extend, given_as=FLAGS.given_as(args))
 
-    table = Table(title=f"{settings.task} · {settings.episodes} episodes per suite and pilot, seeds from "
+    table = Table(title=f"{settings.task} · {counted(settings.episodes, 'episode')} per suite and pilot, seeds from "
                         f"{settings.seed}")
     for column in ("suite", "pilot", "success", "95% interval", "time (s)", "efficiency", "collisions"):
         table.add_column(column, justify="left" if column in ("suite", "pilot") else "right")

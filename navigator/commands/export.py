@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 
 from navigator.config import ConfigFlags
+from navigator.errors import counted
 
 
 def _request_class() -> type:
@@ -74,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     onnx, verification = manifest["onnx"], manifest["verification"]
     console.print(f"bundle written to {request.out}: {onnx['file']} ({onnx['bytes'] / 1024:.0f} KiB, "
                   f"{onnx['precision']}, opset {onnx['opset']}, sha256 {onnx['sha256'][:12]}), policy.json")
-    console.print(f"verified on {verification['episodes']} episodes ({verification['steps']} steps, "
+    console.print(f"verified on {counted(verification['episodes'], 'episode')} "
+                  f"({counted(verification['steps'], 'step')}, "
                   f"{verification['successes']} successes): largest action difference ONNX Runtime vs PyTorch "
                   f"{verification['max_action_diff']:.2g} (tolerance {verification['tolerance']:g})")
     quantization = manifest["quantization"]

@@ -4,6 +4,7 @@ links to the videos of failed episodes."""
 
 from __future__ import annotations
 
+from navigator.errors import counted
 from navigator.evaluation.episodes import EpisodeRecord
 from navigator.evaluation.results import EvalResults, PilotInfo, SuiteSummary
 from navigator.evaluation.sweeps import SweepCurve
@@ -18,8 +19,8 @@ def render_report(results: EvalResults, figures: dict[str, str], videos: list[Ep
     filmed failed episodes, at `video_links` (paths relative to the report)."""
     s = results.settings
     lines = [f"# Closed-loop evaluation: {s.task}", "",
-             f"{s.episodes} episodes per suite and pilot, world seeds {s.seed}-{s.seed + s.episodes - 1} (the same "
-             f"worlds for every pilot), airframe {s.airframe}, camera {s.camera.width}x{s.camera.height} at "
+             f"{counted(s.episodes, 'episode')} per suite and pilot, world seeds {s.seed}-{s.seed + s.episodes - 1} "
+             f"(the same worlds for every pilot), airframe {s.airframe}, camera {s.camera.width}x{s.camera.height} at "
              f"{s.camera.rate_hz} Hz" + (f", episodes end after {s.max_seconds:g} s" if s.max_seconds else "") + ".",
              "", "Success intervals are Wilson 95% score intervals. Time to target and path efficiency are means over "
              "successful episodes; path efficiency is the straight start-to-target distance over the path flown "

@@ -20,7 +20,7 @@ from typing import Any
 
 from navigator.config import MAX_SEED, check_seed_span, check_settings, setting
 from navigator.dataset.atomic import atomic_write_bytes, fsync_folder, temporary_name
-from navigator.errors import UserError
+from navigator.errors import UserError, counted
 from navigator.export.verify import Recording, record_episodes, replay
 from navigator.onboard.bundle import FORMAT, GRAPH_NAME, MANIFEST_NAME, BundlePolicy, load_bundle, sealed
 from navigator.scenario import HELD_OUT_SEED, canonical_task, set_canonical
@@ -209,7 +209,8 @@ def export_bundle(request: ExportRequest, hooks: Hooks | None = None) -> dict[st
                                   git_commit(), evaluation)
         _write(staging, graph, manifest)
 
-        hooks.stage(f"flying {len(seeds)} verification episodes in PyTorch ({source.task}, {VERIFICATION_PRESET})")
+        hooks.stage(f"flying {counted(len(seeds), 'verification episode')} in PyTorch ({source.task}, "
+                    f"{VERIFICATION_PRESET})")
         recordings = record_episodes(
             env, pilot, source.policy.config.image, seeds,
             lambda r: hooks.episode(f"seed {r.seed}: {r.ending}, {len(r.actions)} steps"))
