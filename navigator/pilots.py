@@ -139,8 +139,8 @@ def check_scenario(name: str, env, camera_key: str, trained_camera: dict[str, An
     # The task is what the demonstrations showed: a policy that learnt to stop 1 m from a target does not know
     # to hold 2.5 m behind a moving one.
     if tasks and description.task not in tasks:
-        problems.append(f"{name} was trained on {' and '.join(tasks)} demonstrations, not {description.task}: fly "
-                        f"it with --task {tasks[0]}, or train a policy for {description.task}")
+        problems.append(f"{name} was trained on {' and '.join(tasks)} demonstrations, not {description.task}: use "
+                        f"it with --task {' or --task '.join(tasks)}, or train a policy for {description.task}")
     if problems:
         raise UserError("; and ".join(problems))
 

@@ -167,7 +167,7 @@ def test_a_policy_flies_only_the_task_it_was_trained_on(capsys):
     from navigator.pilots import pretrained_checkpoint
 
     assert main(["fly", "--task", "hike", "--pilot", str(pretrained_checkpoint("follow")), "--episodes", "1"]) == 2
-    assert "was trained on follow demonstrations, not hike: fly it with --task follow" in capsys.readouterr().err
+    assert "was trained on follow demonstrations, not hike: use it with --task follow, or" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args", [["--episodes", "1", "--episodes", "2"], ["--seed=3", "--seed", "4"],
@@ -212,3 +212,18 @@ def test_a_pilot_that_does_not_record_its_training_worlds_is_flown_with_a_warnin
     # On stderr, apart from the results on stdout (which a user may redirect to a file).
     assert f"warning: pilot {bundle} does not record every world it was trained on" in printed.err
     assert "warning" not in printed.out
+
+
+def test_a_policy_of_several_tasks_is_offered_each_of_them():
+    """Trained on fly-to-target and follow demonstrations, a policy was offered only the first of its tasks."""
+    from navigator.errors import UserError
+    from navigator.pilots import check_scenario
+    from sim_envs import make_env
+
+    env = make_env("hike")
+    try:
+        with pytest.raises(UserError, match="use it with --task fly-to-target or --task follow, or train a policy "
+                                            "for hike"):
+            check_scenario("runs/two/best.pt", env, "scenario.camera", {}, None, ["fly-to-target", "follow"])
+    finally:
+        env.close()
