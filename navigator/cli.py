@@ -182,7 +182,7 @@ def _refuse_empty_values(chain: list[argparse.ArgumentParser], argv: list[str]) 
         else:
             continue
         action = options.get(empty)
-        drop = "" if action is None or action.required else f", or drop {empty} for its default"
+        drop = "" if action is None or action.required else f", or omit {empty}"
         raise UsageError(command_parser, f"{empty}: empty value; give a value{drop}")
 
 

@@ -74,7 +74,7 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --task race", None, "--task: unknown task 'race'; valid tasks are: fly-to-target, hike, follow"),
     ("fly --airframe f450", None, "--airframe: unknown airframe 'f450'; valid airframes are: x500, cf2x"),
     ("fly --pilot robot", None, "--pilot: unknown pilot 'robot'"),
-    ("fly --pilot=", None, "--pilot: empty value; give a value, or drop --pilot for its default"),
+    ("fly --pilot=", None, "--pilot: empty value; give a value, or omit --pilot"),
     ("fly --pilot {tmp}/gone.pt", None, "gone.pt does not exist"),
     ("fly --video {tmp}/clip.avi", None, "clip.avi must end in .mp4"),
     ("fly --video {tmp}/clip.mp4", None, "clip.mp4 already exists; pass --overwrite"),
@@ -286,7 +286,7 @@ CASES: list[tuple[str, str | None, str]] = [
     ("export --checkpoint pretrained --out=", None, "--out: empty value; give a value (see"),
     # an empty value is refused for every option and argument (a path would become the current folder)
     ("collect --out= --episodes 1", None, "--out: empty value; give a value (see"),  # required: no default to take
-    ("train --data {data} --out=", None, "--out: empty value; give a value, or drop --out for its default"),
+    ("train --data {data} --out=", None, "--out: empty value; give a value, or omit --out"),
     ("train --data {data} --out {tmp}/run --model=", None, "--model: empty value"),
     ("export --checkpoint pretrained --out .", None, "--out must name the bundle's own folder, e.g. bundles/NAME, got "
                                                      "'.' (the current folder"),

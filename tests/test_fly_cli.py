@@ -180,7 +180,7 @@ def test_an_option_given_twice_is_refused_in_one_line(args, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--overwrite"], "--overwrite lets --video replace an existing file, and no --video was given"),
-    (["--video", ""], "--video: empty value; give a value, or drop --video for its default"),
+    (["--video", ""], "--video: empty value; give a value, or omit --video"),
 ])
 def test_flags_that_would_do_nothing_are_refused_in_one_line(args, message, capsys):
     assert main(["fly", "--episodes", "1", *args]) == 2

@@ -111,7 +111,7 @@ def test_a_gpu_index_past_the_last_is_refused(demos, tmp_path, capsys):
 def test_a_device_name_torch_would_not_know_is_a_setting_error(demos, tmp_path, capsys, name):
     assert train("--data", str(demos), "--out", str(tmp_path / "run"), "--device", name, *FAST) == 2
     expected = f"--device must be cpu, cuda or cuda:N (the GPU's index), got {name!r}" if name else (
-        "--device: empty value; give a value, or drop --device for its default")  # refused for every option
+        "--device: empty value; give a value, or omit --device")  # refused for every option
     assert expected in capsys.readouterr().err
 
 
