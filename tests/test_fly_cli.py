@@ -1,6 +1,7 @@
 """`navigator fly` end to end, as a user runs it."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,10 +33,18 @@ def test_same_seed_same_result(capsys):
     assert fly_json(capsys, *args)["episodes"] == fly_json(capsys, *args)["episodes"]
 
 
-def test_table_output(capsys):
+def test_table_output(capsys, tmp_path):
+    from navigator.pilots import pretrained_checkpoint
+
     assert main(["fly", "--episodes", "1", "--task", "hike", "--max-seconds", "2"]) == 0
     out = capsys.readouterr().out
     assert "hike · summer · x500 · pilot pretrained" in out and "timeout" in out and "success rate 0%" in out
+    # A long pilot path is printed whole, on one line, where it can be copied from (not a file: nothing wraps).
+    pilot = tmp_path / ("a-long-folder-name-" * 4) / "best.pt"
+    pilot.parent.mkdir()
+    shutil.copy(pretrained_checkpoint("hike"), pilot)
+    assert main(["fly", "--episodes", "1", "--task", "hike", "--max-seconds", "1", "--pilot", str(pilot)]) == 0
+    assert f"hike · summer · x500 · pilot {pilot}" in capsys.readouterr().out.splitlines()
 
 
 def test_shipped_policy_is_the_default_pilot_and_reaches_the_target(capsys):

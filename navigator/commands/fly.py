@@ -130,8 +130,11 @@ def run(args: argparse.Namespace) -> int:
         print_json(document)
         return 0
 
-    table = Table(title=f"{config.scenario.task} · {config.scenario.preset} · {config.scenario.airframe} · "
-                        f"pilot {config.pilot}")
+    # The heading is a line of its own: a table's title wraps at the table's width, which would cut a long
+    # pilot path in two.
+    console.print(f"{config.scenario.task} · {config.scenario.preset} · {config.scenario.airframe} · pilot "
+                  f"{config.pilot}", highlight=False, soft_wrap=True)
+    table = Table()
     for column in ("seed", "ending", "time (s)", "path (m)", "final distance (m)"):
         table.add_column(column, justify="right" if column != "ending" else "left")
     for r in results:
