@@ -189,3 +189,14 @@ def test_completeness_expects_exactly_the_episodes_collect_flies():
 
     config = CollectConfig(parts=(CollectPart(episodes=3), CollectPart(preset="winter+wind", episodes=2)), seed=5)
     assert completeness(Manifest(48, 64, recipe=config.recipe())).expected == tuple(config.keys())
+
+
+def test_a_file_resume_set_aside_is_told_as_such(tmp_path):
+    """collect --resume renames a damaged episode file NAME.damaged; check called it an unexpected file, as if the
+    user had put it there, without saying what it is or that it may go."""
+    root = make(tmp_path / "ds")
+    (root / "episodes" / "fly-to-target_summer_seed00000009.npz.damaged").write_bytes(b"damaged")
+    (root / "episodes" / "notes.txt").write_text("mine")
+    said = {p.file.split("/")[-1]: p.message for p in check_dataset(root).problems}
+    assert "set aside" in said["fly-to-target_summer_seed00000009.npz.damaged"]
+    assert said["notes.txt"] == "unexpected file in the episodes folder"

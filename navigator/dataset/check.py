@@ -15,6 +15,7 @@ from navigator.dataset.errors import DatasetError, DatasetNotFoundError
 from navigator.dataset.manifest import (EPISODES_FOLDER, MANIFEST_NAME, Manifest, image_size_of, load_manifest_data,
                                         manifest_problems, plain_file_name, require_dataset_folder, show)
 from navigator.dataset.reader import entry_mismatches, layout_mismatches, recipe_mismatches
+from navigator.dataset.writer import DAMAGED_SUFFIX
 from navigator.folder_lock import refuse_if_in_use
 
 Severity = Literal["error", "warning"]
@@ -103,6 +104,9 @@ def check_dataset(path: str | Path, recipe_problem: Callable[[dict[str, Any]], s
         elif name.endswith(".npz") and name not in listed:
             report.problems.append(Problem("warning", relative, "episode file not listed in the manifest (written "
                                            "when the collection stopped); resume adopts it if it reads"))
+        elif DAMAGED_SUFFIX in name:
+            report.problems.append(Problem("warning", relative, "an episode file collect --resume set aside "
+                                           "(damaged, or not this dataset's); delete it once you no longer need it"))
         elif not name.endswith(".npz"):
             report.problems.append(Problem("warning", relative, "unexpected file in the episodes folder"))
     if not folder.is_dir() and (path / MANIFEST_NAME).exists():
