@@ -385,3 +385,6 @@ def test_a_run_started_with_relative_paths_and_continued_from_another_folder_say
         assert advice in error and "Traceback" not in error, argv
     monkeypatch.chdir(tmp_path)  # from where it started, the run continues
     assert main(["train", "--out", "run", "--extend", "--epochs", "3"]) == 0
+    # best.pt, which an evaluation or a bundle may have been made from, may change under its path: said first.
+    assert capsys.readouterr().out.startswith("extending run: its best.pt is replaced whenever the longer training "
+                                              "validates better; copy it first to keep the current one")
