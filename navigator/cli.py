@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
-import os
 import re
 import signal
 import sys
@@ -19,7 +18,7 @@ import typing
 from pathlib import Path
 
 from navigator import __version__
-from navigator.config import DefaultsHelpFormatter, SettingError
+from navigator.config import DefaultsHelpFormatter, SettingError, from_home
 from navigator.console import INTERRUPTED_BEFORE_START
 from navigator.errors import ACCESS_ERRORS, UserError, access_problem
 from navigator.output_folders import RECORDS
@@ -224,13 +223,8 @@ def _expand_home(args: argparse.Namespace) -> None:
     command lists as naming things on another (`TARGET_VALUES`: deploy's companion computer)."""
     remote = getattr(getattr(args, "_module", None), "TARGET_VALUES", ())
     for name, value in vars(args).items():
-        if name in remote:
-            continue
-        if isinstance(value, (str, Path)) and str(value).startswith("~"):
-            setattr(args, name, type(value)(os.path.expanduser(value)))
-        elif isinstance(value, list):
-            setattr(args, name, [type(item)(os.path.expanduser(item)) if isinstance(item, (str, Path))
-                                 and str(item).startswith("~") else item for item in value])
+        if name not in remote:
+            setattr(args, name, from_home(value))
 
 
 def _cause(error: UsageError, argv: list[str]) -> str:

@@ -259,19 +259,19 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of settings at the top level, not a {type(data).__name__}")
-    return _from_home(data)
+    return from_home(data)
 
 
-def _from_home(value: Any) -> Any:
-    """`value` with every text that starts with `~` (`out: ~/runs/x`) expanded to the home folder, as the command
-    line expands a flag's: no name navigator takes starts with `~`, so such a text is a path, and left as it is it
-    would make a folder named `~` in the current one."""
-    if isinstance(value, str) and value.startswith("~"):
-        return os.path.expanduser(value)
+def from_home(value: Any) -> Any:
+    """`value` with every text or path that starts with `~` (`out: ~/runs/x`, `--out=~/x`) expanded to the home
+    folder, inside lists and mappings too, as a shell expands `~/x` where it stands alone: no name navigator takes
+    starts with `~`, so such a text is a path, and left as it is it would make a folder named `~` in the current one."""
+    if isinstance(value, (str, Path)) and str(value).startswith("~"):
+        return type(value)(os.path.expanduser(value))
     if isinstance(value, dict):
-        return {key: _from_home(item) for key, item in value.items()}
+        return {key: from_home(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_from_home(item) for item in value]
+        return [from_home(item) for item in value]
     return value
 
 
