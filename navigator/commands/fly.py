@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     # The heading is a line of its own: a table's title wraps at the table's width, which would cut a long
     # pilot path in two.
     console.print(f"{config.scenario.task} · {config.scenario.preset} · {config.scenario.airframe} · pilot "
-                  f"{config.pilot}", highlight=False, soft_wrap=True)
+                  f"{config.pilot}", highlight=False, markup=False, soft_wrap=True)
     table = Table()
     for column in ("seed", "ending", "time (s)", "path (m)", "final distance (m)"):
         table.add_column(column, justify="right" if column != "ending" else "left")
