@@ -324,7 +324,8 @@ def test_a_dataset_of_another_scenario_is_refused_with_a_fix_that_applies(
                  "--out", str(out)]) == 2
     error = capsys.readouterr().err
     assert found in error and error.count("\n") == 1 and not out.exists()
-    assert "fly it with" not in error and "--config" not in error  # no flag flies a recorded episode otherwise
+    # No flag flies a recorded episode otherwise.
+    assert "fly it with" not in error and "use it with" not in error and "--config" not in error
     assert "explain an episode of a dataset recorded with the policy's task, airframe and camera" in error
 
 

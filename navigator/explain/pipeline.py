@@ -252,9 +252,10 @@ def _recorded_elsewhere(config: ExplainConfig, refusal: str) -> UserError:
     for a flight: each difference, then how to fly otherwise) restated for a recorded episode, which no flag flies
     otherwise: pick another dataset or another policy. Any other refusal (an unreadable checkpoint) as it is."""
     problems = refusal.split("; and ")
-    if not all(re.search(r"[;:] fly it with ", problem) for problem in problems):
+    advice = r"[;:] (?:fly|use) it with "  # where check_scenario's advice on flying otherwise starts
+    if not all(re.search(advice, problem) for problem in problems):
         return UserError(refusal)
-    found = "; ".join(re.split(r"[;:] fly it with ", problem)[0].replace("this scenario has", "the episode has")
+    found = "; ".join(re.split(advice, problem)[0].replace("this scenario has", "the episode has")
                       for problem in problems)
     return UserError(f"episode {config.dataset_episode} of {config.from_dataset} was recorded in a scenario the "
                      f"policy was not trained for ({found}): explain an episode of a dataset recorded with the "
