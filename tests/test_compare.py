@@ -481,6 +481,8 @@ def test_a_new_comparison_refuses_a_folder_that_is_not_empty(compared, tmp_path,
     ("train: {dagger: {roundz: 1}}", "COMPARE: train.dagger.roundz is not a setting; valid settings here are "
                                      "episodes, epochs, rounds"),
     ("recipe: null\ntrain: {epochs: 1}", "COMPARE: train.data: no training data: name the dataset folder(s)"),
+    # A null under train: goes into the recipe's settings; its problem is still the comparison's, not the file's.
+    ("train: {dagger: null}", "train.dagger in COMPARE must be a mapping, got null"),
     # The worlds the runs train on (demonstration seeds 0-1 here; DAgger round 1 from 1000000) are refused before
     # any training, not found in every checkpoint hours later.
     ("evaluation: {seed: 1}", "each run of the recipe (in COMPARE) was trained on fly-to-target seeds 0-1 "

@@ -17,6 +17,7 @@ from typing import Any
 
 from navigator.config import (
     MAX_SEED,
+    ConfigError,
     RecordedSettings,
     SettingError,
     field_default,
@@ -26,6 +27,7 @@ from navigator.config import (
     settings_of,
 )
 from navigator.evaluation.settings import EvalSettings
+from navigator.resume import is_within
 from navigator.training.config import TrainConfig
 
 # The liquid head first: the others are its baselines.
@@ -96,7 +98,15 @@ class CompareConfig:
         # A ConfigError whose message already names the setting where it was given (flags: `train.KEY`).
         # A setting the recipe file did not give is named as the comparison's (`train.data`), not as a flag.
         every = {f.name: f"train.{f.name}" for f in dataclasses.fields(TrainConfig) if f.init}
-        return load_config(TrainConfig, source, overrides, {key: f"train.{key}" for key in overrides}, every)
+        try:
+            return load_config(TrainConfig, source, overrides, {key: f"train.{key}" for key in overrides}, every)
+        except ConfigError as error:
+            # A `null` of `train` went into the recipe's data: a problem with it is the comparison's, not the
+            # recipe file's (which the loader would take for damaged).
+            nulls = [dotted for dotted, value in _flatten(self.train) if value is None]
+            if error.key is None or error.problem is None or not any(is_within(error.key, d) for d in nulls):
+                raise
+            raise SettingError(f"train.{error.key}", error.problem) from None
 
     def run_config(self, model: str, seed: int) -> TrainConfig:
         """The recipe of the run of `model` with training seed `seed`, in OUT/runs/MODEL-seedSEED."""
