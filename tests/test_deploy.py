@@ -419,6 +419,8 @@ def test_of_concurrent_lock_takers_exactly_one_wins(sshd: Sshd, tmp_path: Path) 
     (["--target", "root@127.0.0.1:/tmp/navigator"], "/tmp/navigator is under /tmp, which the service does not see"),
     (["--target", "root@127.0.0.1:/var/tmp/x"], "under /var/tmp"),
     (["--target", "root@127.0.0.1:/tmp/x", "--rollback"], "PrivateTmp=yes"),
+    (["--target", "root@127.0.0.1", "--rollback", "--probe-timeout", "3"], "--probe-timeout applies only to a "
+                                                                            "deploy (--bundle)"),
     (["--target", "root@127.0.0.1", "--camera", "/tmp/flight.mp4"], "under /tmp, which the service does not see"),
     (["--target", "root@127.0.0.1", "--camera", "file:///var/tmp/f.mp4"], "under /var/tmp"),
     (["--target", "root@127.0.0.1", "--camera", "flight.mp4"], "relative path"),

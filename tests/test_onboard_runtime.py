@@ -178,6 +178,7 @@ def held_port():
     ({"--log-dir": "/proc"}, "--log-dir /proc: no flight log can be written in it: /proc does not take new files"),
     ({"--require-link": None}, "--require-link applies only to --self-test"),
     ({"--probe-timeout": "2"}, "--probe-timeout applies only to --self-test"),
+    ({"--probe-timeout": "0"}, "--probe-timeout applies only to --self-test"),  # 0 is given too (0 == False)
 ])
 def test_bad_inputs_are_refused_before_anything_is_sent(bundle: Path, video: Path, tmp_path: Path, capsys, held_port,
                                                          change: dict, message: str) -> None:
@@ -258,6 +259,8 @@ def test_self_test_refuses_a_mavlink_url_that_is_no_url(bundle: Path, capsys) ->
 def test_self_test_options_need_self_test_and_fly_options_need_flying(bundle: Path, capsys) -> None:
     assert main(["onboard", "--self-test", "--bundle", str(bundle), "--engage"]) == 2
     assert "--engage applies only to flying, and --self-test flies nothing" in capsys.readouterr().err
+    assert main(["onboard", "--self-test", "--bundle", str(bundle), "--duration", "0"]) == 2
+    assert "--duration applies only to flying" in capsys.readouterr().err
     assert main(["onboard", "--self-test", "--bundle", str(bundle), "--probe-timeout", "1e300"]) == 2
     assert "--probe-timeout must be in (0, 120] seconds, got 1e+300" in capsys.readouterr().err
 

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 # Options whose values name things on the companion computer, not here: a `~` in them is the target's to read (and
 # refused there, as the service has no home to expand it from), never expanded on this machine.
 TARGET_VALUES = ("target", "camera", "mavlink")
+DEFAULT_PROBE_TIMEOUT = 5.0  # seconds the new version's self-test waits for a camera frame and a heartbeat
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,8 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                          "/dev/ttyACM0,921600 (default: the active version's)")
     parser.add_argument("--wheelhouse", type=Path, metavar="DIR", help="install the dependencies from these wheels "
                                                                        "only (for a target without a package index)")
-    parser.add_argument("--probe-timeout", type=float, default=5.0, metavar="S",
-                        help="how long the self-test waits for a camera frame and an autopilot heartbeat")
+    parser.add_argument("--probe-timeout", type=float, metavar="S", help="how long the self-test waits for a camera "
+                                                                         "frame and an autopilot heartbeat (default: "
+                                                                         f"{DEFAULT_PROBE_TIMEOUT:g})")
     parser.add_argument("--require-camera", action="store_true", help="refuse the new version if the camera gives "
                                                                       "no frame in its self-test")
     parser.add_argument("--require-link", action="store_true", help="refuse the new version if no autopilot "
@@ -114,13 +116,15 @@ def run(args: argparse.Namespace) -> int:
         check_service_dir(target.directory, "--target's DIR")
     if args.bundle is None:
         given = [flag for flag, value in (("--config", args.config), ("--camera", args.camera),
-                                          ("--mavlink", args.mavlink), ("--wheelhouse", args.wheelhouse))
+                                          ("--mavlink", args.mavlink), ("--wheelhouse", args.wheelhouse),
+                                          ("--probe-timeout", args.probe_timeout))
                  if value is not None] + [flag for flag, on in (("--require-camera", args.require_camera),
                                                                 ("--require-link", args.require_link)) if on]
         if not (args.rollback or args.status or args.prune):
             raise UserError("say what to do: --bundle B (deploy it), --rollback, --prune or --status")
         if given:
-            raise UserError(f"{', '.join(given)} only apply to a deploy (--bundle)")
+            raise UserError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to a deploy "
+                            f"(--bundle)")
         if args.status and args.dry_run:
             raise UserError("--status changes nothing; it takes no --dry-run")
     else:
@@ -132,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         if args.config is not None and (problem := not_a_file(args.config)) is not None:
             raise UserError(f"--config {args.config}: {problem}; give the onboard settings file (YAML), e.g. "
                             f"launch/onboard.yaml")
+        if args.probe_timeout is None:
+            args.probe_timeout = DEFAULT_PROBE_TIMEOUT
         if not (math.isfinite(args.probe_timeout) and 0 < args.probe_timeout <= 120):
             raise UserError(f"--probe-timeout {args.probe_timeout:g}: give more than 0 and at most 120 seconds")
     ssh = SshClient(target, identity, known_hosts)

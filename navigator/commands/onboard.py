@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
 def _refuse_unused(args: argparse.Namespace, options: dict[str, str], message: str) -> None:
     """UserError (`message` with the {flag}) for an option given where it would be silently ignored."""
     for dest, flag in options.items():
-        if getattr(args, dest, None) not in (None, False):
+        value = getattr(args, dest, None)
+        if value is not None and value is not False:  # 0 is given too (0 == False in Python)
             raise UserError(message.format(flag=flag))
 
 
