@@ -17,10 +17,10 @@ def some_of(names: list[str], shown: int = 5) -> str:
     return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
-def counted(count: int, noun: str) -> str:
-    """`count` and `noun` for a message, the noun in the plural (an added s) unless the count is one: "1 error",
-    "3 errors"."""
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`count` and `noun` for a message, the noun in the plural (`plural`, else an added s) unless the count is one:
+    "1 error", "3 errors", "2 successes"."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {plural or noun + 's'}"
 
 
 # What the system refuses to a user (not a bug): no permission, a read-only file system, a full disk.

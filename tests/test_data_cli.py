@@ -202,7 +202,7 @@ def test_check_warns_of_episodes_its_recipe_does_not_ask_for(tmp_path, capsys):
         writer.write(synthetic_episode(seed, frames=6))  # summer episodes, in a dataset whose recipe says winter
     assert main(["data", "check", str(writer.path)]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "2 episode(s) it holds are not in its recipe (the first fly-to-target/summer seed 0)" in out
+    assert "2 episodes it holds are not in its recipe (the first fly-to-target/summer seed 0)" in out
 
 
 def test_data_check_runs_without_the_simulator(tmp_path):

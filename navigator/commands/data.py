@@ -87,10 +87,11 @@ def _info(args: argparse.Namespace) -> int:
         return 0
     console = output_console()
     height, width = summary.image_size
-    episodes = (f"{summary.episodes} of {summary.expected_episodes} episodes (incomplete)" if summary.incomplete
-                else f"{summary.episodes} episodes")
-    console.print(f"[bold]{escape(', '.join(summary.datasets))}[/bold]: {episodes}, {summary.frames} "
-                  f"frames, {summary.duration_s / 60:.1f} min simulated, success {summary.success_rate:.0%} · "
+    episodes = (f"{summary.episodes} of {counted(summary.expected_episodes, 'episode')} (incomplete)"
+                if summary.incomplete else counted(summary.episodes, "episode"))
+    console.print(f"[bold]{escape(', '.join(summary.datasets))}[/bold]: {episodes}, "
+                  f"{counted(summary.frames, 'frame')}, {summary.duration_s / 60:.1f} min simulated, success "
+                  f"{summary.success_rate:.0%} · "
                   f"images {width}x{height} · actions {summary.action_convention}", soft_wrap=True)
     for dataset, warning in summary.incomplete.items():
         print_warning(f"{dataset}: {warning}")
@@ -199,5 +200,5 @@ def _export(args: argparse.Namespace) -> int:
         if not state.complete:
             print(f"warning: {dataset.path}: {state.message(dataset.path)}", file=sys.stderr)
     demos = export_robomimic(datasets, args.out, val_fraction=options.val_fraction, split_seed=options.split_seed)
-    print(f"{demos} episodes exported to {args.out} ({args.format})")
+    print(f"{counted(demos, 'episode')} exported to {args.out} ({args.format})")
     return 0

@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
                   f"{onnx['precision']}, opset {onnx['opset']}, sha256 {onnx['sha256'][:12]}), policy.json")
     console.print(f"verified on {counted(verification['episodes'], 'episode')} "
                   f"({counted(verification['steps'], 'step')}, "
-                  f"{verification['successes']} successes): largest action difference ONNX Runtime vs PyTorch "
+                  f"{counted(verification['successes'], 'success', 'successes')}): largest action difference ONNX "
+                  f"Runtime vs PyTorch "
                   f"{verification['max_action_diff']:.2g} (tolerance {verification['tolerance']:g})")
     quantization = manifest["quantization"]
     if quantization is not None:

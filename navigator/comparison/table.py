@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from navigator.errors import counted
+
 
 def percent(rate: float) -> str:
     """0.625 -> "62"; a rate in [0, 1] as a whole percentage (Python's rounding, half to even)."""
@@ -22,8 +24,9 @@ def render_table(document: dict[str, Any]) -> str:
     """The markdown of comparison.json's document (see navigator.comparison.summary)."""
     suites, worlds = document["suites"], document["world_seeds"]
     reference, missing = document["reference"], document["missing_runs"]
-    intro = (f"Success rate per suite: each model's mean over its training seeds and {document['episodes']} worlds "
-             f"per suite (world seeds {worlds[0]}–{worlds[-1]}, the same for every checkpoint), with its "
+    intro = (f"Success rate per suite: each model's mean over its training seeds and "
+             f"{counted(document['episodes'], 'world')} per suite (world seeds {worlds[0]}–{worlds[-1]}, the same for "
+             f"every checkpoint), with its "
              f"{document['interval']}. Head parameters: the recurrent core and its read-out, without the CNN every "
              f"model shares.")
     lines = [f"# Model comparison: {document['task']}", ""]

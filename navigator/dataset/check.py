@@ -16,6 +16,7 @@ from navigator.dataset.manifest import (EPISODES_FOLDER, MANIFEST_NAME, Manifest
                                         manifest_problems, plain_file_name, require_dataset_folder, show)
 from navigator.dataset.reader import entry_mismatches, layout_mismatches, recipe_mismatches
 from navigator.dataset.writer import DAMAGED_SUFFIX
+from navigator.errors import counted
 from navigator.folder_lock import refuse_if_in_use
 
 Severity = Literal["error", "warning"]
@@ -155,10 +156,11 @@ def _check_against_manifest(report: CheckReport, data: dict[str, Any], edited: b
         if not state.complete:
             report.problems.append(Problem("warning", MANIFEST_NAME, state.message(path)))
         if state.unexpected:
-            first = state.unexpected[0]
-            report.problems.append(Problem("warning", MANIFEST_NAME, f"{len(state.unexpected)} episode(s) it holds "
-                                           f"are not in its recipe (the first {first}): the recipe was edited after "
-                                           f"they were collected, so collect --resume would not make this dataset"))
+            first, many = state.unexpected[0], len(state.unexpected) != 1
+            report.problems.append(Problem("warning", MANIFEST_NAME, f"{counted(len(state.unexpected), 'episode')} "
+                                           f"it holds {'are' if many else 'is'} not in its recipe (the first {first}): "
+                                           f"the recipe was edited after {'they were' if many else 'it was'} "
+                                           f"collected, so collect --resume would not make this dataset"))
     return listed
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from navigator.errors import UserError
+from navigator.errors import UserError, counted
 from navigator.workers import usable_cpus
 
 # What torchrun (or a manual env:// launch) sets for each process; the first four are what joining needs.
@@ -38,7 +38,8 @@ def check_process_count(count: int, what: str) -> None:
         raise UserError(f"{what} must be at least 1, got {count}")
     cores = usable_cpus()
     if count > cores:
-        raise UserError(f"{what} is {count}, more than the {cores} CPU core(s) this machine gives the training: "
+        raise UserError(f"{what} is {count}, more than the {counted(cores, 'CPU core')} this machine gives the "
+                        f"training: "
                         f"processes sharing cores train slower, not faster; use at most {cores}")
 
 

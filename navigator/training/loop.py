@@ -42,7 +42,7 @@ from navigator.config import to_dict
 from navigator.dataset import ACTION_CONVENTION, Batch, WindowLoader, open_datasets
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.dataset.reader import require_episodes, require_one_scenario
-from navigator.errors import UserError
+from navigator.errors import UserError, counted
 from navigator.threads import join_through_interrupts
 from navigator.training import distributed
 from navigator.training.augment import augment
@@ -417,7 +417,8 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
         out.mkdir(parents=True, exist_ok=True)
     loader = make_loader(config, stage.data)
     if leads and not loader.windows("val"):
-        hooks.warning(f"the data holds {len(loader.episodes)} episode(s), too few to hold one out for validation: "
+        hooks.warning(f"the data holds {counted(len(loader.episodes), 'episode')}, too few to hold one out for "
+                      f"validation: "
                       f"the validation loss is measured on the training windows, so it cannot show overfitting and "
                       f"best.pt is the epoch that fit them best; collect at least 2 episodes")
     scenario = data_scenario(loader)
@@ -453,7 +454,7 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
                                                        batch.mask)
             actions, _ = model(images, state, dt)
             total, steps = _masked_sums(actions, action, mask)
-            imitation, mean, counted = distributed.mean_loss(group, total, steps, actions.shape[-1])
+            imitation, mean, batch_frames = distributed.mean_loss(group, total, steps, actions.shape[-1])
             loss = extras.loss(policy, imitation)
             if group is None:
                 value = float(loss.detach())
@@ -468,7 +469,7 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
             torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
             optimizer.step()
             losses.append(value)
-            frames += counted
+            frames += batch_frames
             hooks.batch(index, per_epoch, frames, losses[-1])
         schedule.step()
         fps = frames / max(1e-9, time.perf_counter() - started)

@@ -504,7 +504,8 @@ def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: H
                 extras: TrainingExtras | None) -> None:
     cores = usable_cpus()
     if config.threads > cores:  # said once; every stage's training uses the cores (navigator.training.loop.train)
-        hooks.warning(f"threads: {config.threads} is more than the {cores} CPU core(s) this process may use; threads "
+        hooks.warning(f"threads: {config.threads} is more than the {counted(cores, 'CPU core')} this process may "
+                      f"use; threads "
                       f"that share cores only wait for each other, so training uses {cores} (the result is the same)")
     progress_path = out / "progress.json"
     if config.collect is not None and "collect" not in progress["completed"]:
