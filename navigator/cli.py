@@ -199,7 +199,7 @@ class _Termination:
         raise KeyboardInterrupt
 
 
-_NEGATIVE_VALUE = re.compile(r"-\.?[0-9]")
+_NEGATIVE_VALUE = re.compile(r"-(\.?[0-9]|inf|nan)", re.IGNORECASE)
 
 
 def _negative_values_attached(argv: list[str]) -> list[str]:
@@ -227,6 +227,15 @@ def _expand_home(args: argparse.Namespace) -> None:
             setattr(args, name, from_home(value))
 
 
+def _misplaced(command_parser: argparse.ArgumentParser, unknown: list[str]) -> str | None:
+    """For options of the command run, given before its name (`navigator data --json info`), where they belong."""
+    ours = [token for token in unknown if token.split("=", 1)[0] in _options(command_parser)]
+    if not ours:
+        return None
+    return (f"{' '.join(ours)} {'is an option' if len(ours) == 1 else 'are options'} of '{command_parser.prog}': "
+            f"give {'it' if len(ours) == 1 else 'them'} after '{command_parser.prog}'")
+
+
 def _cause(error: UsageError, argv: list[str]) -> str:
     """What to tell about a usage error: argparse sets an option it does not know aside and reads the value after it
     as the next positional, so a mistyped option before a value (`navigator onboard --bundl b`) was reported as that
@@ -234,10 +243,16 @@ def _cause(error: UsageError, argv: list[str]) -> str:
     The unknown option is then the cause, and named."""
     if "invalid choice" not in str(error) and "arguments are required" not in str(error):
         return str(error)
-    known = {*_options(error.parser), "-h", "--help"}
-    unknown = [token for token in argv[: argv.index("--") if "--" in argv else len(argv)]
-               if token.startswith("-") and not _NUMBER.fullmatch(token) and token.split("=", 1)[0] not in known]
-    return f"unrecognized arguments: {' '.join(unknown)}" if unknown else str(error)
+    options = [token for token in argv[: argv.index("--") if "--" in argv else len(argv)]
+               if token.startswith("-") and not _NUMBER.fullmatch(token)]
+    own = {option for action in error.parser._actions for option in action.option_strings}
+    unknown = [token for token in options if token.split("=", 1)[0] not in {*_options(error.parser), "-h", "--help"}]
+    if unknown:
+        return f"unrecognized arguments: {' '.join(unknown)}"
+    if "invalid choice" in str(error) and any(token.split("=", 1)[0] not in own for token in options):
+        # An option of a command given before the command's name, whose value was then read as that name.
+        return f"{error}: give a command's options after its name (navigator COMMAND OPTIONS)"
+    return str(error)
 
 
 def main(argv: list[str] | None = None, exiting: bool = False) -> int:
@@ -256,7 +271,9 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
         parser = build_parser()
         args, unknown = parser.parse_known_args(argv)
         if unknown:  # named with the command's own help, where its options are listed
-            raise UsageError(_parsers_run(parser, args)[-1], f"unrecognized arguments: {' '.join(unknown)}")
+            command_parser = _parsers_run(parser, args)[-1]
+            raise UsageError(command_parser,
+                             _misplaced(command_parser, unknown) or f"unrecognized arguments: {' '.join(unknown)}")
         _refuse_repeated_options(_parsers_run(parser, args), argv)
         _refuse_empty_values(_parsers_run(parser, args), argv)
         _expand_home(args)

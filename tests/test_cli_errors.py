@@ -95,6 +95,13 @@ CASES: list[tuple[str, str | None, str]] = [
                                     "onboard --help')"),
     ("data --jsn chec {tmp}", None, "navigator data: error: unrecognized arguments: --jsn (see"),
     ("onboard plo {tmp}", None, "argument plot: invalid choice: 'plo' (choose from 'plot')"),
+    # a command's option given before its name: where it belongs
+    ("data --json info {tmp}", None, "navigator data info: error: --json is an option of 'navigator data info': give "
+                                     "it after 'navigator data info'"),
+    ("--episodes 1 fly", None, "give a command's options after its name (navigator COMMAND OPTIONS)"),
+    ("fly --max-seconds -inf", None, "--max-seconds must be a finite number, got -inf"),
+    ("eval --suites summer --out {tmp}/e --sweep noise --sweep-levels 1_0,2", None,
+     "argument --sweep-levels: give comma-separated numbers such as 0,4,8, not '1_0,2': '1_0' is not a number"),
     ("export --checkpont {tmp}/x.pt --out {tmp}/b", None, "navigator export: error: unrecognized arguments: "
                                                           "--checkpont (see"),
     ("export --out {tmp}/b", None, "the following arguments are required: --checkpoint (see"),

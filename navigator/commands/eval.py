@@ -54,11 +54,14 @@ def _names(text: str) -> list[str]:
 
 
 def _numbers(text: str) -> list[float]:
-    """"0, 4, 8" -> [0.0, 4.0, 8.0] (the settings check each level against its sweep)."""
+    """"0, 4, 8" -> [0.0, 4.0, 8.0] (the settings check each level against its sweep), each read as every flag's
+    number is (navigator.cli.number: no `1_0`)."""
+    from navigator.cli import number
+
     try:
-        return [float(value) for value in _names(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"give comma-separated numbers such as 0,4,8, not {text!r}") from None
+        return [number(value) for value in _names(text)]
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"give comma-separated numbers such as 0,4,8, not {text!r}: {error}") from None
 
 
 FLAGS = ConfigFlags(EvalSettings)
