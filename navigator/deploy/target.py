@@ -180,6 +180,10 @@ def check_camera(source: str, what: str = "--camera") -> str:
                                     "`, \\), or starts with '-'",
                       "give a device index (0), a path or a URL such as rtsp://10.0.0.5:8554/cam")
     path = camera_file(source)
+    if path is not None and path.startswith("~"):
+        raise _refuse(what, source, "is a path from a home folder, which the service, started by systemd and not a "
+                                    "shell, would not expand", "give the file's absolute path on the target, e.g. "
+                                                               "/home/pi/flight.mp4")
     if path is not None and not path.startswith("/"):
         raise _refuse(what, source, "is a relative path, which names one file for the self-test (run over ssh from "
                                     "the login user's home folder) and another for the service (run in the target "
