@@ -235,3 +235,15 @@ def test_another_commands_folder_is_a_wrong_argument_for_every_data_action(tmp_p
     assert f"{folder}" in error and len(error.strip().splitlines()) == 1
     if action == "check":
         assert f"{folder} holds an evaluation (eval.json), not a dataset" in error
+
+
+def test_exporting_an_incomplete_dataset_warns_on_stderr_and_keeps_stdout_to_the_result(tmp_path, capsys):
+    """The warning goes where every warning goes (stderr, through print_warning): stdout is the result alone."""
+    recipe = {"parts": [{"task": "fly-to-target", "preset": "summer", "episodes": 4}], "seed": 0, "workers": 1}
+    writer = DatasetWriter.create(tmp_path / "ds", image_size=(24, 32), recipe=recipe)
+    for seed in (0, 1):
+        writer.write(synthetic_episode(seed, frames=5, height=24, width=32))
+    assert main(["data", "export", str(writer.path), "--format", "robomimic", "--out", str(tmp_path / "d.hdf5")]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [f"2 episodes exported to {tmp_path / 'd.hdf5'} (robomimic)"]
+    assert captured.err.startswith(f"warning: {writer.path}: ")

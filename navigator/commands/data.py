@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,7 +185,7 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from navigator.commands.common import check_output_file
+    from navigator.commands.common import check_output_file, print_warning
     from navigator.dataset.completeness import completeness
     from navigator.dataset.export_robomimic import HDF5_SUFFIXES, export_robomimic
     from navigator.dataset.reader import open_datasets
@@ -198,7 +197,7 @@ def _export(args: argparse.Namespace) -> int:
     for dataset in datasets:
         state = completeness(dataset.manifest)
         if not state.complete:
-            print(f"warning: {dataset.path}: {state.message(dataset.path)}", file=sys.stderr)
+            print_warning(f"{dataset.path}: {state.message(dataset.path)}")
     demos = export_robomimic(datasets, args.out, val_fraction=options.val_fraction, split_seed=options.split_seed)
     print(f"{counted(demos, 'episode')} exported to {args.out} ({args.format})")
     return 0
