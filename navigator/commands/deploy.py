@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import argparse
 from contextlib import nullcontext
-import math
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from navigator.commands.onboard import DEFAULT_PROBE_TIMEOUT_S, PROBE_TIMEOUT_S
 from navigator.deploy.layout import DEFAULT_KEEP
 from navigator.deploy.runner import Hooks
 from navigator.errors import UserError
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 # Options whose values name things on the companion computer, not here: a `~` in them is the target's to read (and
 # refused there, as the service has no home to expand it from), never expanded on this machine.
 TARGET_VALUES = ("target", "camera", "mavlink")
-DEFAULT_PROBE_TIMEOUT = 5.0  # seconds the new version's self-test waits for a camera frame and a heartbeat
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                                        "only (for a target without a package index)")
     parser.add_argument("--probe-timeout", type=float, metavar="S", help="how long the self-test waits for a camera "
                                                                          "frame and an autopilot heartbeat (default: "
-                                                                         f"{DEFAULT_PROBE_TIMEOUT:g})")
+                                                                         f"{DEFAULT_PROBE_TIMEOUT_S:g})")
     parser.add_argument("--require-camera", action="store_true", help="refuse the new version if the camera gives "
                                                                       "no frame in its self-test")
     parser.add_argument("--require-link", action="store_true", help="refuse the new version if no autopilot "
@@ -136,10 +135,10 @@ def run(args: argparse.Namespace) -> int:
         if args.config is not None and (problem := not_a_file(args.config)) is not None:
             raise UserError(f"--config {args.config}: {problem}; give the onboard settings file (YAML), e.g. "
                             f"launch/onboard.yaml")
-        if args.probe_timeout is None:
-            args.probe_timeout = DEFAULT_PROBE_TIMEOUT
-        if not (math.isfinite(args.probe_timeout) and 0 < args.probe_timeout <= 120):
-            raise UserError(f"--probe-timeout {args.probe_timeout:g}: give more than 0 and at most 120 seconds")
+        # The target's `navigator onboard --self-test` takes it: its default and range.
+        if args.probe_timeout is not None and PROBE_TIMEOUT_S.problem(args.probe_timeout) is not None:
+            raise UserError(f"--probe-timeout {args.probe_timeout:g}: give more than 0 and at most "
+                            f"{PROBE_TIMEOUT_S.le:g} seconds")
     ssh = SshClient(target, identity, known_hosts)
     console = output_console(stderr=args.json)
     hooks = _ConsoleHooks(console, args.dry_run)
@@ -161,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
                         f"service: {service}")
                 return 0
             request = pipeline.DeployRequest(args.bundle, args.config, args.camera, args.mavlink, args.wheelhouse,
+                                             DEFAULT_PROBE_TIMEOUT_S if args.probe_timeout is None else
                                              args.probe_timeout, args.require_camera, args.require_link, args.dry_run,
                                              keep, args.break_lock)
             result = pipeline.deploy(request, ssh, hooks)
