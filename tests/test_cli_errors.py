@@ -870,3 +870,22 @@ def test_a_path_given_from_home_is_read_from_home_as_the_shell_would(dataset, tm
     assert json.loads(capsys.readouterr().out)["episodes"] == 3
     assert main(["data", "preview", f"~/{dataset.name}", "--episodes", "1", "--out=~/preview.png"]) == 0
     assert (dataset.parent / "preview.png").is_file() and not (tmp_path / "~").exists()
+
+
+def test_no_sub_command_option_resets_the_same_option_given_before_it():
+    """argparse lets a sub-command's default overwrite its parent's value of an option both have (`onboard --json
+    plot` printed text): such an option sets its value only when given (default SUPPRESS)."""
+    import argparse
+
+    from navigator.cli import build_parser
+
+    def shared(parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    ours = {a.dest for a in parser._actions if a.option_strings and a.dest != "help"}
+                    yield from ((sub.prog, a.dest) for a in sub._actions
+                                if a.option_strings and a.dest in ours and a.default is not argparse.SUPPRESS)
+                    yield from shared(sub)
+
+    assert list(shared(build_parser())) == []

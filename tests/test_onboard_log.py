@@ -65,6 +65,9 @@ def test_plot_command(tmp_path: Path, capsys) -> None:
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["onboard", "plot", str(log.path), "--out", str(out)]) == 2  # exists: needs --overwrite
     assert "already exists" in capsys.readouterr().err
+    # onboard's own --json, before `plot`, asks for the same document (plot's default once reset it to text).
+    assert main(["onboard", "--json", "plot", str(log.path), "--out", str(out), "--overwrite"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 60
 
 
 def test_plot_refuses_what_is_not_a_log(tmp_path: Path, capsys) -> None:

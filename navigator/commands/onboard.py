@@ -102,8 +102,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     plot.add_argument("--out", type=Path, help="the PNG to write, for one log (default: each log's name with .png, "
                                                "beside it)")
     plot.add_argument("--overwrite", action="store_true", help="let the PNGs replace existing files")
-    plot.add_argument("--json", action="store_true", help="print the plots' summary as one JSON document on stdout "
-                                                          "(several logs: {\"plots\": [one per run]})")
+    # onboard's own --json, given before `plot`, must not be reset by plot's default: plot sets it only when given.
+    plot.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                      help="print the plots' summary as one JSON document on stdout (several logs: {\"plots\": [one "
+                           "per run]})")
 
 
 def _add_self_test_arguments(parser: argparse.ArgumentParser) -> None:
