@@ -247,3 +247,18 @@ def test_exporting_an_incomplete_dataset_warns_on_stderr_and_keeps_stdout_to_the
     captured = capsys.readouterr()
     assert captured.out.splitlines() == [f"2 episodes exported to {tmp_path / 'd.hdf5'} (robomimic)"]
     assert captured.err.startswith(f"warning: {writer.path}: ")
+
+
+@pytest.mark.parametrize("fraction", ["0.1", "0.5", "0.99"])
+def test_exporting_one_episode_keeps_it_for_training_and_says_validation_is_empty(tmp_path, capsys, fraction):
+    """--val-fraction 0.5 or more put a single episode in mask/valid, leaving mask/train empty, without a word."""
+    import h5py
+
+    writer = DatasetWriter.create(tmp_path / "ds", image_size=(24, 32), recipe={})
+    writer.write(synthetic_episode(0, frames=5, height=24, width=32))
+    out = tmp_path / "one.hdf5"
+    assert main(["data", "export", str(writer.path), "--format", "robomimic", "--out", str(out),
+                 "--val-fraction", fraction]) == 0
+    assert "mask/valid is empty: one episode cannot be split" in capsys.readouterr().err
+    with h5py.File(out) as handle:
+        assert [name.decode() for name in handle["mask/train"][()]] == ["demo_0"] and len(handle["mask/valid"]) == 0

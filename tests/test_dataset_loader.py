@@ -41,6 +41,10 @@ def test_split_is_by_episode_deterministic_and_complete():
     shuffled = [keys[i] for i in np.random.default_rng(0).permutation(100)]
     assert {shuffled[i] for i in split_keys(shuffled, 0.2, seed=3)[1]} == {keys[i] for i in val}
     assert split_keys(keys[:2], 0.01, seed=0)[1] != []  # a small dataset still gets a validation episode
+    # ... and training always keeps one: a single episode stays in training, whatever the fraction.
+    for fraction in (0.1, 0.5, 0.99):
+        assert split_keys(keys[:1], fraction, seed=0) == ([0], [])
+        assert split_keys(keys[:2], fraction, seed=0)[0] != []
 
 
 def test_windows_batches_and_padding_match_the_episodes(dataset):

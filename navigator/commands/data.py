@@ -189,6 +189,7 @@ def _export(args: argparse.Namespace) -> int:
     from navigator.dataset.completeness import completeness
     from navigator.dataset.export_robomimic import HDF5_SUFFIXES, export_robomimic
     from navigator.dataset.reader import open_datasets
+    from navigator.dataset.split import split_keys
 
     options = EXPORT_FLAGS.load(args, None)
     check_output_file(args.out, "--out", overwrite=args.overwrite, suffixes=HDF5_SUFFIXES)
@@ -199,5 +200,10 @@ def _export(args: argparse.Namespace) -> int:
         if not state.complete:
             print_warning(f"{dataset.path}: {state.message(dataset.path)}")
     demos = export_robomimic(datasets, args.out, val_fraction=options.val_fraction, split_seed=options.split_seed)
+    _, validation = split_keys([entry.key for dataset in datasets for entry in dataset.entries], options.val_fraction,
+                               options.split_seed)  # as the export split them
+    if options.val_fraction > 0 and not validation:
+        print_warning(f"{args.out}: mask/valid is empty: one episode cannot be split between training and "
+                      f"validation (it is in mask/train); record more episodes to validate on")
     print(f"{counted(demos, 'episode')} exported to {args.out} ({args.format})")
     return 0

@@ -20,15 +20,16 @@ def _rank(seed: int, key: EpisodeKey) -> bytes:
 
 
 def split_keys(keys: Sequence[EpisodeKey], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Indices into `keys` for training and for validation (each sorted). With val_fraction > 0 and at least two
-    distinct keys, validation gets at least one episode and training keeps at least one. Equal keys (the same
-    episode recorded in two datasets) always land on the same side."""
+    """Indices into `keys` for training and for validation (each sorted). Training keeps at least one episode; with
+    val_fraction > 0 and at least two distinct keys, validation gets at least one (with one, none: it would leave
+    nothing to train on). Equal keys (the same episode recorded in two datasets) always land on the same side."""
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     distinct = sorted(set(keys), key=lambda k: _rank(seed, k))
     count = math.floor(val_fraction * len(distinct) + 0.5)
     if val_fraction > 0 and len(distinct) >= 2:
-        count = min(max(count, 1), len(distinct) - 1)
+        count = max(count, 1)
+    count = min(count, max(len(distinct) - 1, 0))
     validation = set(distinct[:count])
     train = [i for i, key in enumerate(keys) if key not in validation]
     val = [i for i, key in enumerate(keys) if key in validation]
