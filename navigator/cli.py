@@ -202,14 +202,16 @@ class _Termination:
 _NEGATIVE_VALUE = re.compile(r"-(\.?[0-9]|inf|nan)", re.IGNORECASE)
 
 
-def _negative_values_attached(argv: list[str]) -> list[str]:
+def _negative_values_attached(argv: list[str], options: dict[str, argparse.Action]) -> list[str]:
     """argv with a value that starts with a minus sign joined to the option before it (`--sweep-levels -1,2` as
     `--sweep-levels=-1,2`): argparse takes such a value for an option unless it is one plain negative number, and
-    says only "expected one argument", where the project's own check names what is wrong with the value."""
+    says only "expected one argument", where the project's own check names what is wrong with the value. Only an
+    option of `options` that takes a value gets one (`--gui -5` stays two arguments); nothing after `--` is joined."""
     joined: list[str] = []
-    for token in argv:
+    for index, token in enumerate(argv):
         previous = joined[-1] if joined else ""
-        if _NEGATIVE_VALUE.match(token) and previous.startswith("--") and "=" not in previous and previous != "--":
+        takes_value = previous in options and options[previous].nargs != 0
+        if _NEGATIVE_VALUE.match(token) and takes_value and "--" not in argv[:index]:
             joined[-1] = f"{previous}={token}"
         else:
             joined.append(token)
@@ -227,9 +229,11 @@ def _expand_home(args: argparse.Namespace) -> None:
             setattr(args, name, from_home(value))
 
 
-def _misplaced(command_parser: argparse.ArgumentParser, unknown: list[str]) -> str | None:
-    """For options of the command run, given before its name (`navigator data --json info`), where they belong."""
-    ours = [token for token in unknown if token.split("=", 1)[0] in _options(command_parser)]
+def _misplaced(command_parser: argparse.ArgumentParser, unknown: list[str], argv: list[str]) -> str | None:
+    """For options of the command run, given before its name (`navigator data --json info`), where they belong.
+    What follows `--` is an argument, wherever it would belong as an option."""
+    before_end = argv[: argv.index("--")] if "--" in argv else argv
+    ours = [token for token in unknown if token.split("=", 1)[0] in _options(command_parser) and token in before_end]
     if not ours:
         return None
     return (f"{' '.join(ours)} {'is an option' if len(ours) == 1 else 'are options'} of '{command_parser.prog}': "
@@ -264,16 +268,17 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
     the moment the command has finished, so that a stop arriving while the interpreter shuts down leaves the exit
     status as the command set it (it ended the process with -15, or a traceback, its work done and saved).
     """
-    argv = _negative_values_attached(sys.argv[1:] if argv is None else list(argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         from navigator.commands.common import json_stdout
 
         parser = build_parser()
+        argv = _negative_values_attached(argv, _options(parser))
         args, unknown = parser.parse_known_args(argv)
         if unknown:  # named with the command's own help, where its options are listed
             command_parser = _parsers_run(parser, args)[-1]
-            raise UsageError(command_parser,
-                             _misplaced(command_parser, unknown) or f"unrecognized arguments: {' '.join(unknown)}")
+            said = _misplaced(command_parser, unknown, argv) or f"unrecognized arguments: {' '.join(unknown)}"
+            raise UsageError(command_parser, said)
         _refuse_repeated_options(_parsers_run(parser, args), argv)
         _refuse_empty_values(_parsers_run(parser, args), argv)
         _expand_home(args)

@@ -99,6 +99,9 @@ CASES: list[tuple[str, str | None, str]] = [
     ("data --json info {tmp}", None, "navigator data info: error: --json is an option of 'navigator data info': give "
                                      "it after 'navigator data info'"),
     ("--episodes 1 fly", None, "give a command's options after its name (navigator COMMAND OPTIONS)"),
+    # what follows `--` is an argument, not an option in the wrong place; a flag takes no value, negative or not
+    ("fly -- --episodes 1", None, "navigator fly: error: unrecognized arguments: -- --episodes 1"),
+    ("fly --gui -5", None, "navigator fly: error: unrecognized arguments: -5"),
     ("fly --max-seconds -inf", None, "--max-seconds must be a finite number, got -inf"),
     ("eval --suites summer --out {tmp}/e --sweep noise --sweep-levels 1_0,2", None,
      "argument --sweep-levels: give comma-separated numbers such as 0,4,8, not '1_0,2': '1_0' is not a number"),
