@@ -8,8 +8,8 @@ and the onboard runtime works on a companion computer that has neither.
 from __future__ import annotations
 
 import argparse
+import decimal
 import importlib
-import math
 import re
 import signal
 import sys
@@ -85,27 +85,46 @@ _NUMBER = re.compile(r"[-+]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][-+]?[0-9]+)?|[-+
 def whole_number(text: str) -> int:
     """A flag's whole number: decimal digits with an optional sign. Refused with how to write it: `1_000` (1000),
     `1e3` or `3.0` (a fraction to a file's loader too)."""
-    return _flag_number(text, _WHOLE_NUMBER, int, "whole number",
-                        lambda value: int(value) if math.isfinite(value) and value.is_integer() else None)
+    return _flag_number(text, _WHOLE_NUMBER, int, "whole number", _whole_digits)
+
+
+def _whole_digits(text: str) -> int | None:
+    """The whole number `text` means, exactly (`1e30` is 10**30, which a float is not), or None for a fraction, a
+    non-finite value, or one of more than 30 digits (which no setting takes, and which would be long to print)."""
+    try:
+        value = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        return None
+    if not value.is_finite() or value.adjusted() >= 30 or value != value.to_integral_value():
+        return None
+    return int(value)
 
 
 def number(text: str) -> float:
     """A flag's number: decimal, with an optional exponent; `inf` and `nan` as Python spells them (the setting then
     says whether it takes them). Underscores and spaces are refused, as in a file's numbers."""
-    return _flag_number(text, _NUMBER, float, "number", repr)
+    return _flag_number(text, _NUMBER, float, "number", _decimal_digits)
+
+
+def _decimal_digits(text: str) -> float | None:
+    """The number Python's float() reads in `text`, or None."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _flag_number(text: str, pattern: re.Pattern[str], read: typing.Callable[[str], typing.Any], kind: str,
-                 written: typing.Callable[[float], typing.Any]) -> typing.Any:
+                 written: typing.Callable[[str], typing.Any]) -> typing.Any:
     """`read(text)` where `pattern` matches all of it; else an ArgumentTypeError saying how to write the number
-    Python would have read (`written(value)`, None where there is no such way)."""
+    Python would have read, underscores dropped (`written(text)`, None where there is no such way). An empty value
+    (`--seed=`) is refused as empty, as every option's is."""
     if pattern.fullmatch(text):
         return read(text)
-    try:
-        hint = written(float(text.replace("_", "")))
-    except ValueError:
-        hint = None
-    advice = f" (write it as {hint})" if hint is not None else ""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty value; give a value, or omit it")  # no number flag is required
+    hint = written(text.replace("_", "").strip())
+    advice = f" (write it as {hint!r})" if hint is not None else ""
     raise argparse.ArgumentTypeError(f"{text!r} is not a {kind}{advice}")
 
 

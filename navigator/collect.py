@@ -29,7 +29,7 @@ from navigator.config import (MAX_EPISODES, MAX_SEED, ConfigError, SettingError,
 from navigator.dataset import (ACTION_CONVENTION, DatasetWriter, DroppedEntry, Episode, EpisodeEntry, EpisodeKey,
                                Verification, write_episode)
 from navigator.dataset.writer import pack_episode
-from navigator.errors import UserError
+from navigator.errors import UserError, counted
 from navigator.resume import Continued, Difference, GivenAs, check_continuation, differences, nothing_to_continue
 from navigator.workers import MAX_WORKERS, local_workers
 from navigator.scenario import (CameraSettings, ScenarioConfig, canonical_airframe, canonical_pilot, canonical_preset,
@@ -345,10 +345,11 @@ def open_for_collection(out: Path, config: CollectConfig, resume: bool, extend: 
     verification = writer.verify_listed()
     notes = _refly_notes(verification)
     recovery = writer.recover()
-    notes += [f"adopted {len(recovery.adopted)} finished episode file(s) missing from the manifest"] * bool(
+    notes += [f"adopted {counted(len(recovery.adopted), 'finished episode file')} missing from the manifest"] * bool(
         recovery.adopted)
     notes += [f"set aside {file} as {aside}: {why}" for file, why, aside in recovery.rejected]
-    notes += [f"removed {len(recovery.removed_temporaries)} partial file(s)"] * bool(recovery.removed_temporaries)
+    removed = recovery.removed_temporaries
+    notes += [f"removed {counted(len(removed), 'partial file')}"] * bool(removed)
     return writer, notes
 
 

@@ -443,7 +443,8 @@ def from_dict(cls: type[T], data: dict[str, Any], key: str = "", root: type | No
         # A section pasted from a file that nests these settings (a recipe's `collect:` into a collect file).
         nested += [f"{name}'s settings are set here: remove the {name}: level" for name in unknown
                    if isinstance(data[name], dict) and data[name] and set(map(str, data[name])) <= set(fields)]
-        raise ConfigError(f"{where} setting(s) {', '.join(unknown)}; valid settings are "
+        names = f"{'setting' if len(unknown) == 1 else 'settings'} {', '.join(unknown)}"
+        raise ConfigError(f"{where} {names}; valid settings are "
                           f"{', '.join(sorted(fields))}" + (f" ({'; '.join(nested)})" if nested else ""),
                           f"{key}.{unknown[0]}" if key else str(unknown[0]))
     kwargs = {name: _convert(value, hints[name], f"{key}.{name}" if key else name,
@@ -608,10 +609,12 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 def _flag_for(key: str, flags: dict[str, str]) -> str | None:
     """The flag that sets dotted setting `key` (`--preset` for `parts[0].preset`, given {"parts[0].preset":
-    "--preset"}), or None."""
+    "--preset"}; `--sweep-levels (value 2)` for `sweep_levels[1]`), or None."""
     for dotted, flag in flags.items():
         if is_within(key, dotted):
-            return flag + key[len(dotted):]
+            rest = key[len(dotted):]
+            item = re.fullmatch(r"\[(\d+)\]", rest)  # one of a list flag's values: counted as typed, from 1
+            return f"{flag} (value {int(item[1]) + 1})" if item else flag + rest
     return None
 
 

@@ -94,7 +94,7 @@ CASES: list[tuple[str, str | None, str]] = [
     ("onboard --bundl {tmp}", None, "navigator onboard: error: unrecognized arguments: --bundl (see 'navigator "
                                     "onboard --help')"),
     ("data --jsn chec {tmp}", None, "navigator data: error: unrecognized arguments: --jsn (see"),
-    ("onboard plo {tmp}", None, "argument plot: invalid choice: 'plo' (choose from 'plot')"),
+    ("onboard plo {tmp}", None, "argument ACTION: invalid choice: 'plo' (choose from 'plot')"),
     # a command's option given before its name: where it belongs
     ("data --json info {tmp}", None, "navigator data info: error: --json is an option of 'navigator data info': give "
                                      "it after 'navigator data info'"),
@@ -114,6 +114,13 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --episodes 1e3", None, "argument --episodes: '1e3' is not a whole number (write it as 1000)"),
     ("fly --episodes 5.0", None, "argument --episodes: '5.0' is not a whole number (write it as 5)"),
     ("fly --seed 2.5", None, "argument --seed: '2.5' is not a whole number (see"),
+    # the whole number meant, exactly (1e25 is not a float's 10000000000000000905969664); none past 30 digits
+    ("fly --seed 1e25", None, "'1e25' is not a whole number (write it as 10000000000000000000000000)"),
+    ("fly --seed 1e99", None, "argument --seed: '1e99' is not a whole number (see"),
+    # an empty number is refused as empty, as any option's value is, not as text that is not a number
+    ("fly --seed=", None, "argument --seed: empty value; give a value, or omit it (see"),
+    ("eval --suites summer --out {tmp}/e --sweep noise --sweep-levels 1,nan", None,
+     "--sweep-levels (value 2) must be a finite number, got nan"),
     ("fly --max-seconds 1_0.5", None, "argument --max-seconds: '1_0.5' is not a number (write it as 10.5)"),
     ("eval --suites summer --workers 1_0", None, "argument --workers: '1_0' is not a whole number (write it as 10)"),
     ("data export {tmp} --format robomimic --out {tmp}/x.hdf5 --val-fraction 0_.5", None,
@@ -121,7 +128,7 @@ CASES: list[tuple[str, str | None, str]] = [
     # an option adapt does not have, whose value the optional `curve` would otherwise take
     ("adapt --data {tmp} --patience 3", None, "navigator adapt: error: unrecognized arguments: --patience (see "
                                               "'navigator adapt --help')"),
-    ("adapt foo", None, "unexpected argument 'foo': navigator adapt takes none but `curve`"),
+    ("adapt curvee", None, "navigator adapt: error: argument curve: invalid choice: 'curvee' (choose from 'curve')"),
     # fly: YAML
     ("fly --config {config}", "episodes: 0\n", "episodes in {config} must be in [1, 1000000], got 0"),
     ("fly --config {config}", "scenario:\n  max_seconds: .nan\n",
@@ -137,7 +144,7 @@ CASES: list[tuple[str, str | None, str]] = [
     ("train --config {config}", "data: demos\n", "data in {config} must be a list, got \"demos\" (a list of one is "
                                                  "written in brackets: data: [demos])"),
     ("fly --config {config} --preset wind", "scenario: [1]\n", "scenario in {config} must be a mapping"),
-    ("fly --config {config}", "pilots: expert\n", "unknown setting(s) pilots"),
+    ("fly --config {config}", "pilots: expert\n", "unknown setting pilots"),
     ("fly --config {tmp}/none.yaml", None, "none.yaml does not exist"),
     ("fly --config {tmp}/full", None, "config file {tmp}/full is a folder, not a YAML file"),
     ("fly --pilot {tmp}/folder.pt", None, "pilot checkpoint {tmp}/folder.pt is a folder, not a checkpoint file"),

@@ -378,7 +378,7 @@ def test_a_comparison_kept_without_its_runs_resumes_from_its_report(compared, co
         shown = output.out
         assert [line.split(" (")[0] for line in shown.splitlines() if "finished before" in line] == [
             "cfc-ncp seed 0", "mlp seed 0", "cfc-ncp seed 1"]
-        assert ("does not record the data the 3 finished run(s) trained on" in output.err) == legacy  # a warning
+        assert ("does not record the data the 3 finished runs trained on" in output.err) == legacy  # a warning
         assert f"collect: {here / 'demos'} (4 episodes)" in shown
         recorded = json.loads((out / "finished.json").read_text())
         assert recorded["data"] == {str(here / "demos"): training.dataset_fingerprint(root / "demos")}
@@ -438,7 +438,7 @@ def test_a_shared_dataset_that_changed_after_a_run_trained_on_it_is_refused_befo
             (out / "finished.json").write_text(json.dumps({"runs": recorded["runs"]}))
         assert main(["compare", "--config", str(config_path), "--out", str(out), "--resume"]) == 2
         error = capsys.readouterr().err
-        assert (f"{tmp_path / 'demos'} changed since the comparison in {out} trained 1 run(s) on it (5 episodes "
+        assert (f"{tmp_path / 'demos'} changed since the comparison in {out} trained 1 run on it (5 episodes "
                 f"now, 4 then): every run must train on the same data") in error
         assert len(error.strip().splitlines()) == 1
         assert sorted(p.relative_to(out) for p in out.rglob("*")) == listing
@@ -475,12 +475,12 @@ def test_a_new_comparison_refuses_a_folder_that_is_not_empty(compared, tmp_path,
                                           "path is read from the current folder, "),
     ("evaluation: {pilots: [expert]}", "evaluation.pilots in COMPARE must not be given"),
     ("evaluation: {suites: [summer, moon]}", "unknown preset 'moon'"),
-    ("colour: red", "unknown setting(s) colour"),
+    ("colour: red", "unknown setting colour"),
     # Settings under train: are named as written there, not blamed on the recipe file.
     ("train: {epochz: 1}", "COMPARE: train.epochz is not a setting; valid settings are augment, "),
     ("train: {dagger: {roundz: 1}}", "COMPARE: train.dagger.roundz is not a setting; valid settings here are "
                                      "episodes, epochs, rounds"),
-    ("recipe: null\ntrain: {epochs: 1}", "COMPARE: train.data: no training data: name the dataset folder(s)"),
+    ("recipe: null\ntrain: {epochs: 1}", "COMPARE: train.data: no training data: name the dataset folders"),
     # A null under train: goes into the recipe's settings; its problem is still the comparison's, not the file's.
     ("train: {dagger: null}", "train.dagger in COMPARE must be a mapping, got null"),
     # The worlds the runs train on (demonstration seeds 0-1 here; DAgger round 1 from 1000000) are refused before

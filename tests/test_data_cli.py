@@ -63,6 +63,13 @@ def test_preview_sheet_and_video(dataset, tmp_path, capsys):
     assert "unknown preview kind .gif" in capsys.readouterr().err
 
 
+def test_preview_says_when_the_dataset_holds_fewer_episodes_than_asked(dataset, tmp_path, capsys):
+    assert main(["data", "preview", str(dataset), "--out", str(tmp_path / "two.png"), "--episodes", "2"]) == 0
+    assert capsys.readouterr().out.startswith("preview of 2 episodes written to")
+    assert main(["data", "preview", str(dataset), "--out", str(tmp_path / "all.png"), "--episodes", "10"]) == 0
+    assert "preview of 3 episodes (every one there is; --episodes asked for 10) written to" in capsys.readouterr().out
+
+
 def test_export_robomimic(dataset, tmp_path, capsys):
     out = tmp_path / "demos.hdf5"
     assert main(["data", "export", str(dataset), "--format", "robomimic", "--out", str(out)]) == 0

@@ -87,9 +87,9 @@ PARSER_OPTIONS = {"add_help": False}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-h", "--help", action=_Help, nargs=0, default=argparse.SUPPRESS,
                         help="show this help message and exit (after curve: the learning curve's options)")
-    # No `choices`: the value of an option adapt does not have (`--patience 3`) lands here, and the unknown option
-    # is the error to name (navigator.cli), not "invalid choice: '3'"; run() refuses anything else but curve.
-    parser.add_argument("mode", nargs="?", metavar="curve",
+    # The value of an option adapt does not have (`--patience 3`) lands here too: navigator.cli then names the
+    # unknown option as the error, not "invalid choice: '3'".
+    parser.add_argument("mode", nargs="?", choices=("curve",), metavar="curve",
                         help="make the learning-curve report of --config instead of one adaptation")
     for flag, key, text, options in ADAPT_FLAGS:
         FLAGS.add(parser, flag, key, text, **options)
@@ -149,9 +149,6 @@ def _dest(flag: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from navigator.errors import UserError
 
-    if args.mode not in (None, "curve"):
-        raise UserError(f"unexpected argument {args.mode!r}: navigator adapt takes none but `curve` (the learning "
-                        f"curve); its options are listed by navigator adapt --help")
     given = [flag for flag, _, _, _ in ADAPT_FLAGS if getattr(args, _dest(flag)) is not None]
     if args.mode == "curve":
         if given:

@@ -179,8 +179,9 @@ def _preview(args: argparse.Namespace) -> int:
 
     options = PREVIEW_FLAGS.load(args, None)
     check_output_file(args.out, "--out", overwrite=args.overwrite)
-    out = write_preview(open_datasets(args.datasets), args.out, options.episodes, overwrite=args.overwrite)
-    print(f"preview written to {out}")
+    out, shown = write_preview(open_datasets(args.datasets), args.out, options.episodes, overwrite=args.overwrite)
+    held = f" (every one there is; --episodes asked for {options.episodes})" if shown < options.episodes else ""
+    print(f"preview of {counted(shown, 'episode')}{held} written to {out}")
     return 0
 
 

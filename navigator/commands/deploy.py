@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from navigator.commands.onboard import DEFAULT_PROBE_TIMEOUT_S, PROBE_TIMEOUT_S
 from navigator.deploy.layout import DEFAULT_KEEP
 from navigator.deploy.runner import Hooks
-from navigator.errors import UserError
+from navigator.errors import UserError, counted
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
                 plan = pipeline.prune(ssh, hooks, keep, args.dry_run, args.break_lock)
                 _finish(console, args, {**plan.to_dict(), "dry_run": args.dry_run},
                         f"{'would remove' if args.dry_run else 'removed'} {plan.summary()} on {target}; kept "
-                        f"{len(plan.kept)} version(s): {', '.join(plan.kept) or 'none'}")
+                        f"{counted(len(plan.kept), 'version')}: {', '.join(plan.kept) or 'none'}")
                 return 0
             if args.rollback:
                 version, service = pipeline.rollback(ssh, hooks, args.dry_run, args.break_lock)

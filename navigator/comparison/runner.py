@@ -33,7 +33,7 @@ from navigator.comparison.table import render_table
 from navigator.config import to_dict
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.dataset.manifest import manifest_path, read_manifest
-from navigator.errors import UserError, refuse_if_denied
+from navigator.errors import UserError, counted, refuse_if_denied
 from navigator.json_fields import read_problem, show, with_checksum, without_checksum
 from navigator.evaluation import pipeline as evaluation
 from navigator.evaluation.folder import finished_results, with_added_settings, write_json
@@ -288,7 +288,8 @@ def _recorded_anew(out: Path, finished: list[str], config: CompareConfig,
     for path in config.base.data:
         _check_present(out, path, finished)
         shared[path] = training.dataset_fingerprint(Path(path))
-    hooks.warning(f"{out / FINISHED} does not record the data the {len(finished)} finished run(s) trained on, and "
+    runs = counted(len(finished), "finished run")
+    hooks.warning(f"{out / FINISHED} does not record the data the {runs} trained on, and "
                   f"{out / RUNS / finished[0] / training.RUN_RECORD}, which did, is gone: the runs still to train "
                   f"use {', '.join(shared)} as it is now, recorded from here on")
     document = _read_json(out / FINISHED)
@@ -303,7 +304,8 @@ def _check_shared_data(out: Path, shared: dict[str, Any], finished: list[str]) -
         _check_present(out, path, finished)
         now = training.dataset_fingerprint(Path(path))
         if now != then:
-            raise UserError(f"{path} changed since the comparison in {out} trained {len(finished)} run(s) on it "
+            raise UserError(f"{path} changed since the comparison in {out} trained {counted(len(finished), 'run')} "
+                            f"on it "
                             f"({training.fingerprint_change(now, then)}): every run must train on the same data; "
                             f"restore it, or start the comparison over in another --out")
 
@@ -322,8 +324,9 @@ def _collect_if_missing(config: CompareConfig, hooks: training.Hooks) -> None:
 
 def _check_present(out: Path, path: str, finished: list[str]) -> None:
     if not Path(path).is_dir():
-        raise UserError(f"{path} is missing: the comparison in {out} trained {len(finished)} run(s) on it and every "
-                        f"run must train on the same data; restore it, or start the comparison over in another --out")
+        raise UserError(f"{path} is missing: the comparison in {out} trained {counted(len(finished), 'run')} on it "
+                        f"and every run must train on the same data; restore it, or start the comparison over in "
+                        f"another --out")
 
 
 def _write_comparison(config: CompareConfig, evaluated: list[tuple[RunInfo, EvalResults]],

@@ -68,9 +68,11 @@ def write_video(episodes: Sequence[Episode], out: Path, scale: int = 6, overwrit
     return video.frames
 
 
-def write_preview(datasets: Sequence[Dataset], out: str | Path, episodes: int = 4, overwrite: bool = False) -> Path:
-    """Write a contact sheet or a video to `out`, chosen by its extension; an existing `out` is replaced only with
-    `overwrite` (it may be something the user wants to keep)."""
+def write_preview(datasets: Sequence[Dataset], out: str | Path, episodes: int = 4,
+                  overwrite: bool = False) -> tuple[Path, int]:
+    """Write a contact sheet or a video of up to `episodes` episodes to `out`, chosen by its extension; an existing
+    `out` is replaced only with `overwrite` (it may be something the user wants to keep). Returns `out` and how many
+    episodes it shows (fewer than asked where the datasets hold fewer)."""
     out = Path(out)
     extension = out.suffix.lower()
     if extension not in SHEET_EXTENSIONS + VIDEO_EXTENSIONS:
@@ -91,4 +93,4 @@ def write_preview(datasets: Sequence[Dataset], out: str | Path, episodes: int = 
         atomic_write_bytes(out, png.tobytes())
     else:
         write_video(chosen, out, overwrite=overwrite)
-    return out
+    return out, len(chosen)

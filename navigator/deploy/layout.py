@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from navigator.errors import UserError
+from navigator.errors import UserError, counted
 
 UNIT_NAME = "navigator-onboard.service"
 RUNTIME_ENV_KEYS = ("NAVIGATOR_CAMERA", "NAVIGATOR_MAVLINK")
@@ -166,9 +166,9 @@ class PrunePlan:
                 *(layout.path(p) for p in self.leftovers)]
 
     def summary(self) -> str:
-        removed = [f"{len(self.versions)} old version(s)" if self.versions else "",
-                   f"{len(self.venvs)} venv(s)" if self.venvs else "",
-                   f"{len(self.leftovers)} leftover(s) of killed runs" if self.leftovers else ""]
+        removed = [counted(len(self.versions), "old version") if self.versions else "",
+                   counted(len(self.venvs), "venv") if self.venvs else "",
+                   f"{counted(len(self.leftovers), 'leftover')} of killed runs" if self.leftovers else ""]
         return ", ".join(part for part in removed if part) or "nothing"
 
     def to_dict(self) -> dict[str, Any]:

@@ -122,7 +122,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_settings(self)
         if not self.data:
-            raise SettingError("data", "no training data: name the dataset folder(s) to train on, such as "
+            raise SettingError("data", "no training data: name the dataset folders to train on, such as "
                                        "datasets/summer-fly-to-target")
         if not self.out:
             raise SettingError("out", "must name a folder, got ''")

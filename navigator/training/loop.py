@@ -197,7 +197,8 @@ def training_device(name: str, group: distributed.Group | None = None) -> torch.
         raise UserError(f"device {name}: this PyTorch ({torch.__version__}) sees no CUDA GPU (a CPU-only build, or no "
                         f"GPU driver); give --device cpu, or install a CUDA build of torch on a machine with a GPU")
     if (device.index or 0) >= torch.cuda.device_count():
-        raise UserError(f"device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0; "
+        raise UserError(f"device {name}: this machine has {counted(torch.cuda.device_count(), 'CUDA GPU')}, "
+                        f"numbered from 0; "
                         f"give --device cuda:N with N below {torch.cuda.device_count()}")
     # Same seed, same result on the same GPU: deterministic kernels (cuBLAS needs its workspace fixed for that,
     # before its first use). An operation without a deterministic kernel warns, naming itself, rather than stopping a
