@@ -92,11 +92,26 @@ class ExpertPilot:
 CAMERA_SETTINGS = ("width", "height", "fov_deg", "tilt_deg", "rate_hz")
 
 
+class ScenarioMismatch(UserError):
+    """`check_scenario`'s refusal: each way the scenario differs from the policy's training (`differences`, e.g.
+    "P was trained on the x500 airframe, not tiny"), each followed in the message by how to fly it instead
+    (`advice`, e.g. "fly it with --airframe x500"). A command that cannot fly otherwise (explain of a recorded
+    episode) restates the differences with advice of its own."""
+
+    def __init__(self, differences: list[str], advice: list[str]) -> None:
+        super().__init__("; and ".join(f"{found}; {fix}" for found, fix in zip(differences, advice)))
+        self.differences = differences
+        self.advice = advice
+
+    def __reduce__(self):  # raised in worker processes: pickled by its arguments
+        return type(self), (self.differences, self.advice)
+
+
 def check_scenario(name: str, env, camera_key: str, trained_camera: dict[str, Any], airframe: str | None,
                    tasks: list[str]) -> None:
     """Refuse to fly a policy (`name`) in a scenario other than the one it learnt: another camera setting of
     CAMERA_SETTINGS than `trained_camera`'s, another airframe than `airframe`, a task not in `tasks` (None/empty:
-    not recorded, not checked). One UserError names every difference and how to set it. `camera_key` is where the
+    not recorded, not checked). One ScenarioMismatch names every difference and how to set it. `camera_key` is where the
     scenario's camera lives in the command's --config YAML (`scenario.camera` for fly, `camera` for eval).
 
     What the policy records is checked first against what a scenario can be (known task and airframe names, a camera
@@ -122,7 +137,7 @@ def check_scenario(name: str, env, camera_key: str, trained_camera: dict[str, An
                  if setting in trained_camera and not math.isclose(float(trained_camera[setting]),
                                                                    float(getattr(camera, setting)),
                                                                    rel_tol=1e-9, abs_tol=1e-9)]
-    problems = []
+    problems, advice = [], []
     if differing:
         listed = ", ".join(f"{setting} {trained_camera[setting]} (this scenario has {getattr(camera, setting)})"
                            for setting in differing)
@@ -131,18 +146,20 @@ def check_scenario(name: str, env, camera_key: str, trained_camera: dict[str, An
         yaml = "{" + leaf + ": {" + fix + "}}"
         for parent in reversed(parents):
             yaml = "{" + parent + ": " + yaml + "}"
-        problems.append(f"{name} was trained with another camera: {listed}; fly it with the camera it was "
-                        f"trained on, set in a YAML file given with --config: {yaml[1:-1]}")
+        problems.append(f"{name} was trained with another camera: {listed}")
+        advice.append(f"fly it with the camera it was trained on, set in a YAML file given with --config: "
+                      f"{yaml[1:-1]}")
     if airframe is not None and airframe != description.airframe:
         problems.append(f"{name} was trained on the {airframe} airframe, not {description.airframe}: its actions "
-                        f"are scaled by that airframe's limits; fly it with --airframe {airframe}")
+                        f"are scaled by that airframe's limits")
+        advice.append(f"fly it with --airframe {airframe}")
     # The task is what the demonstrations showed: a policy that learnt to stop 1 m from a target does not know
     # to hold 2.5 m behind a moving one.
     if tasks and description.task not in tasks:
-        problems.append(f"{name} was trained on {' and '.join(tasks)} demonstrations, not {description.task}: use "
-                        f"it with --task {' or --task '.join(tasks)}, or train a policy for {description.task}")
+        problems.append(f"{name} was trained on {' and '.join(tasks)} demonstrations, not {description.task}")
+        advice.append(f"use it with --task {' or --task '.join(tasks)}, or train a policy for {description.task}")
     if problems:
-        raise UserError("; and ".join(problems))
+        raise ScenarioMismatch(problems, advice)
 
 
 def _refuse_non_finite(name: str, action: np.ndarray, seconds: float) -> None:

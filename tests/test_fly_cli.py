@@ -1,6 +1,7 @@
 """`navigator fly` end to end, as a user runs it."""
 
 import json
+import pickle
 import shutil
 import subprocess
 import sys
@@ -176,7 +177,7 @@ def test_a_policy_flies_only_the_task_it_was_trained_on(capsys):
     from navigator.pilots import pretrained_checkpoint
 
     assert main(["fly", "--task", "hike", "--pilot", str(pretrained_checkpoint("follow")), "--episodes", "1"]) == 2
-    assert "was trained on follow demonstrations, not hike: use it with --task follow, or" in capsys.readouterr().err
+    assert "was trained on follow demonstrations, not hike; use it with --task follow, or" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args", [["--episodes", "1", "--episodes", "2"], ["--seed=3", "--seed", "4"],
@@ -232,7 +233,12 @@ def test_a_policy_of_several_tasks_is_offered_each_of_them():
     env = make_env("hike")
     try:
         with pytest.raises(UserError, match="use it with --task fly-to-target or --task follow, or train a policy "
-                                            "for hike"):
+                                            "for hike") as refused:
             check_scenario("runs/two/best.pt", env, "scenario.camera", {}, None, ["fly-to-target", "follow"])
     finally:
         env.close()
+    # raised in an evaluation worker, it reaches the parent whole: differences and advice apart, as explain needs
+    copy = pickle.loads(pickle.dumps(refused.value))
+    assert (str(copy), copy.differences, copy.advice) == (str(refused.value), refused.value.differences,
+                                                          refused.value.advice)
+    assert copy.differences == ["runs/two/best.pt was trained on fly-to-target and follow demonstrations, not hike"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import shlex
 import shutil
 import time
@@ -31,7 +30,7 @@ from navigator.errors import UserError
 from navigator.evaluation.folder import write_json
 from navigator.explain.settings import ExplainConfig
 from navigator.explain.traces import Event
-from navigator.pilots import one_math_thread
+from navigator.pilots import ScenarioMismatch, one_math_thread
 
 FORMAT = "liquid-navigator/explain"
 VERSION = 1
@@ -224,7 +223,8 @@ def _explain(config: ExplainConfig, out: Path, hooks: Hooks) -> dict[str, Any]:
         try:
             pilot = make_pilot(config.pilot, env)
         except UserError as error:
-            raise (error if recording is None else _recorded_elsewhere(config, str(error))) from None
+            raise (_recorded_elsewhere(config, error) if recording is not None and isinstance(error, ScenarioMismatch)
+                   else error) from None
         # The explained world when flown, and the ablation's: none that training flew (as `navigator eval`).
         _refuse_training_worlds(config, pilot, scenario.task, flying=recording is None)
         if recording is None:
@@ -247,16 +247,10 @@ def _refuse_training_worlds(config: ExplainConfig, pilot, task: str, flying: boo
                      flights="this explanation")
 
 
-def _recorded_elsewhere(config: ExplainConfig, refusal: str) -> UserError:
-    """The pilot's refusal of a dataset episode's scenario (`refusal`, as `navigator.pilots.check_scenario` words it
-    for a flight: each difference, then how to fly otherwise) restated for a recorded episode, which no flag flies
-    otherwise: pick another dataset or another policy. Any other refusal (an unreadable checkpoint) as it is."""
-    problems = refusal.split("; and ")
-    advice = r"[;:] (?:fly|use) it with "  # where check_scenario's advice on flying otherwise starts
-    if not all(re.search(advice, problem) for problem in problems):
-        return UserError(refusal)
-    found = "; ".join(re.split(advice, problem)[0].replace("this scenario has", "the episode has")
-                      for problem in problems)
+def _recorded_elsewhere(config: ExplainConfig, refusal: ScenarioMismatch) -> UserError:
+    """The pilot's refusal of a dataset episode's scenario restated for a recorded episode, which no flag flies
+    otherwise: each difference, then to pick another dataset or another policy."""
+    found = "; ".join(problem.replace("this scenario has", "the episode has") for problem in refusal.differences)
     return UserError(f"episode {config.dataset_episode} of {config.from_dataset} was recorded in a scenario the "
                      f"policy was not trained for ({found}): explain an episode of a dataset recorded with the "
                      f"policy's task, airframe and camera, or a policy trained on the dataset's")
