@@ -297,6 +297,18 @@ def _refuse_other_settings_than_flown(out: Path, writer: DatasetWriter, recipe: 
                         f"collect the new episodes into a new --out")
 
 
+def comparable_recipe(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A manifest's recipe, its extensions apart, as this version writes one: names as navigator spells them (a
+    "Fly to target" edited in is fly-to-target) and settings added since filled with their defaults (what such a
+    collection flew), so that comparing it with a recipe names only real changes. As recorded where it is no valid
+    recipe: each difference is then named."""
+    recipe = {name: value for name, value in recorded.items() if name != EXTENSIONS_KEY}
+    try:
+        return from_dict(CollectConfig, recipe).recipe()
+    except ConfigError:
+        return recipe
+
+
 def open_for_collection(out: Path, config: CollectConfig, resume: bool, extend: bool = False,
                         given_as: GivenAs | None = None) -> tuple[DatasetWriter, list[str]]:
     """A writer for `out`: new, or (resume) the interrupted one after recovering finished files. Also returns
@@ -326,12 +338,8 @@ def open_for_collection(out: Path, config: CollectConfig, resume: bool, extend: 
         raise nothing_to_continue(out, flag, "dataset", "manifest.json")
     load_manifest_data(out, verify=True)  # edited since it was written: its recipe is not what was collected
     writer = DatasetWriter.open(out)
-    recorded = dict(writer.manifest.recipe)
-    extensions = recorded.pop(EXTENSIONS_KEY, [])
-    try:  # compared as navigator spells it: a name edited into the manifest ("Fly to target") is not a change
-        recorded = from_dict(CollectConfig, recorded).recipe()
-    except ConfigError:
-        pass  # compared as recorded: each difference is named
+    extensions = writer.manifest.recipe.get(EXTENSIONS_KEY, [])
+    recorded = comparable_recipe(writer.manifest.recipe)
     given = config.recipe()
     found = differences(recorded, given)
     grown = check_continuation(found, _is_episode_count, extend,

@@ -32,8 +32,8 @@ class Difference:
 
     def describe(self, owner: str) -> str:
         # None is a setting left unset (YAML's null), said in words rather than as Python's None.
-        recorded = f"{owner} leaves it unset" if self.recorded is None else f"{owner} has {_show(self.recorded)}"
-        given = "you left it unset" if self.given is None else f"you gave {_show(self.given)}"
+        recorded = f"{owner} leaves it unset" if self.recorded is None else f"{owner} has {show_setting(self.recorded)}"
+        given = "you left it unset" if self.given is None else f"you gave {show_setting(self.given)}"
         return f"{self.name}: {recorded}, {given}{self._elsewhere()}"
 
     def _elsewhere(self) -> str:
@@ -67,7 +67,7 @@ def is_within(setting: str, group: str) -> bool:
     return setting == group or setting.startswith((f"{group}.", f"{group}["))
 
 
-def _show(value: Any) -> str:
+def show_setting(value: Any) -> str:
     """A setting's value as a message shows it: text quoted, yes/no as true/false, a list or mapping as its JSON (as
     the YAML and JSON files spell them; never Python's repr)."""
     if value is _MISSING:

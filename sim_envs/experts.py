@@ -81,10 +81,13 @@ class TargetExpert(Expert):
         env = self.env
         target = env.target_position()
         yaw_rate, bearing_error = self._face(target)
+        if abs(bearing_error) > math.radians(env.task_fov_deg) / 2 - VIEW_MARGIN:
+            # Out of view, whenever: a new hike target, or one a learner flew away from (DAgger's roll-outs). Search
+            # in place as a policy can; once seen, approach along a plan made from where the search ended.
+            self._planned_for = None
+            return self._command(0.0, 0.0, self._climb(target[2]), SEARCH_YAW_RATE * self.limits[3])
         if self._planned_for != env.active_target:
             if abs(bearing_error) > FACE_FIRST:  # a new target off to the side: turn in place until facing it
-                if abs(bearing_error) > math.radians(env.task_fov_deg) / 2 - VIEW_MARGIN:  # not even in view
-                    yaw_rate = SEARCH_YAW_RATE * self.limits[3]
                 return self._command(0.0, 0.0, self._climb(target[2]), yaw_rate)
             self._plan(target)
         x, y, _ = env.vehicle_state.position

@@ -75,3 +75,41 @@ def test_hike_expert_searches_for_an_unseen_target_one_fixed_way():
                 break
         assert info["ending"] == "success", (seed, info["ending"])
     assert sides == {True, False}  # targets on both sides were searched for, the same way
+
+
+@pytest.mark.parametrize("turn", [1.0, -1.0])
+def test_expert_searches_one_way_for_a_target_a_learner_turned_away_from(turn):
+    """A policy flying a DAgger roll-out can lose the target from view anywhere on the way. The expert that labels
+    it then turns left, as for a new hike target, whichever way the learner turned; taking over, it finds the target
+    and reaches it."""
+    import math
+
+    from sim_envs.experts import SEARCH_YAW_RATE
+
+    env = gymnasium.make("navigator/FlyToTarget-v0")
+    task, expert = env.unwrapped, make_expert(env)
+    env.reset(seed=3)
+    expert.reset()
+    half_view = math.radians(task.task_fov_deg) / 2
+
+    def bearing() -> float:
+        target, state = task.target_position(), task.vehicle_state
+        return math.remainder(math.atan2(target[1] - state.position[1], target[0] - state.position[0]) - state.yaw,
+                              math.tau)
+
+    for _ in range(30):  # the expert sets off
+        env.step(expert.act())
+    labelled = 0
+    while abs(bearing()) < half_view + 0.3:  # the learner turns away, left or right, until the target is well out
+        label = expert.act()
+        if abs(bearing()) > half_view:
+            labelled += 1
+            assert label[3] == pytest.approx(SEARCH_YAW_RATE) and np.allclose(label[:2], 0, atol=1e-6)
+        env.step(np.array([0.0, 0.0, 0.0, turn], np.float32))
+    assert labelled > 0 and (bearing() < 0) == (turn > 0)  # the target lies on the side away from the learner's turn
+    while True:
+        _, _, terminated, truncated, info = env.step(expert.act())
+        if terminated or truncated:
+            break
+    env.close()
+    assert info["ending"] == "success"

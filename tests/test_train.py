@@ -166,6 +166,30 @@ def test_missing_data_is_a_clear_error(tmp_path, capsys):
     assert "no training data" in capsys.readouterr().err
 
 
+def test_a_dataset_recorded_before_a_setting_existed_is_the_recipe_s_own(demos, tmp_path, capsys):
+    """A manifest written before a collection setting existed lacks it; its episodes flew that setting's default,
+    so a recipe that leaves the setting at its default collected them, and trains on them."""
+    import shutil
+
+    from navigator.dataset.manifest import read_manifest, write_manifest
+
+    older = tmp_path / "older"
+    shutil.copytree(demos, older)
+    manifest = read_manifest(older)
+    del manifest.recipe["dart_time_constant"]  # as if recorded before the setting existed (its default, 0.5, flew)
+    write_manifest(older, manifest)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"data: [{older}]\nepochs: 1\nwindow: 8\nstride: 8\n"
+                      f"collect: {{parts: [{{episodes: 6}}], max_seconds: 3.0}}\n")
+    assert train("--config", str(recipe), "--out", str(tmp_path / "run")) == 0, capsys.readouterr().err
+    assert (tmp_path / "run" / "best.pt").exists()
+    # A setting that differs is still named, with both values.
+    manifest.recipe["dart_noise"] = 0.2
+    write_manifest(older, manifest)
+    assert train("--config", str(recipe), "--out", str(tmp_path / "again")) == 2
+    assert "(collect.dart_noise: the dataset has 0.2, the recipe has 0.1)" in capsys.readouterr().err
+
+
 def test_a_recipe_that_would_collect_into_another_dataset_is_refused_before_any_work(demos, tmp_path, capsys):
     # The demos were collected with 6 episodes of 3 s; this recipe's collect section asks for 8 without a limit.
     recipe = tmp_path / "recipe.yaml"

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from navigator.backends import Cluster
-from navigator.collect import EXTENSIONS_KEY, CollectConfig, CollectedEpisode, CollectPart, collect, open_for_collection
+from navigator.collect import (CollectConfig, CollectedEpisode, CollectPart, collect, comparable_recipe,
+                               open_for_collection)
 from navigator.config import from_dict, to_dict
 from navigator.dataset import completeness, read_manifest
 from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes
@@ -42,7 +43,7 @@ from navigator.errors import UserError, counted, refuse_if_denied, some_of
 from navigator.folder_lock import FolderLock, lock_new_folder, refuse_if_in_use
 from navigator.json_fields import read_problem, with_checksum
 from navigator.resume import (Continued, Difference, GivenAs, check_continuation, differences, path_spelling,
-                              recorded_paths, without)
+                              recorded_paths, show_setting, without)
 from navigator.scenario import CameraSettings
 from navigator.training import distributed
 from navigator.training.augment import AUGMENT_VERSION
@@ -167,8 +168,7 @@ def check_collect_target(config: TrainConfig) -> None:
     first = Path(config.data[0])
     if config.collect is None or not manifest_path(first).exists():
         return
-    recorded = {name: value for name, value in read_manifest(first).recipe.items() if name != EXTENSIONS_KEY}
-    found = differences(recorded, config.collect.recipe())
+    found = differences(comparable_recipe(read_manifest(first).recipe), config.collect.recipe())
     if found:
         shown = "; ".join(f"collect.{d.name}: {_holds('the dataset', d.recorded)}, {_holds('the recipe', d.given)}"
                           for d in found)
@@ -178,7 +178,7 @@ def check_collect_target(config: TrainConfig) -> None:
 
 
 def _holds(owner: str, value: Any) -> str:
-    return f"{owner} leaves it unset" if value is None else f"{owner} has {value!r}"
+    return f"{owner} leaves it unset" if value is None else f"{owner} has {show_setting(value)}"
 
 
 def _start_new(out: Path, config: TrainConfig) -> tuple[tuple[Path, ...], FolderLock]:
