@@ -2,9 +2,12 @@
 normalised [vx, vy, vz, yaw_rate] heading-frame action as every policy. They are the demonstrators for imitation.
 
 Every expert keeps the target centred in the camera (yaw towards it) and translates along a planned collision-free
-path, so what the camera sees explains what the expert does. A target outside the camera's view is searched for by
-turning one fixed way (left), never towards where only the expert knows it lies: a policy that cannot see it cannot
-learn which way a privileged expert would turn, and imitating both ways averages them into not turning at all.
+path, so what the camera sees explains what the expert does. A new target outside the camera's view (hike's next
+one) is searched for by turning one fixed way (left), never towards where only the expert knows it lies: a policy
+that cannot see it cannot learn which way a privileged expert would turn, and imitating both ways averages them into
+not turning at all. A target lost from view later, which only a learner's DAgger roll-out does, is turned towards:
+searching for it one fixed way as well was measured, and flew fly-to-target worse in wind (README, "The shipped
+policies").
 """
 
 from __future__ import annotations
@@ -81,13 +84,10 @@ class TargetExpert(Expert):
         env = self.env
         target = env.target_position()
         yaw_rate, bearing_error = self._face(target)
-        if abs(bearing_error) > math.radians(env.task_fov_deg) / 2 - VIEW_MARGIN:
-            # Out of view, whenever: a new hike target, or one a learner flew away from (DAgger's roll-outs). Search
-            # in place as a policy can; once seen, approach along a plan made from where the search ended.
-            self._planned_for = None
-            return self._command(0.0, 0.0, self._climb(target[2]), SEARCH_YAW_RATE * self.limits[3])
         if self._planned_for != env.active_target:
             if abs(bearing_error) > FACE_FIRST:  # a new target off to the side: turn in place until facing it
+                if abs(bearing_error) > math.radians(env.task_fov_deg) / 2 - VIEW_MARGIN:  # not even in view
+                    yaw_rate = SEARCH_YAW_RATE * self.limits[3]
                 return self._command(0.0, 0.0, self._climb(target[2]), yaw_rate)
             self._plan(target)
         x, y, _ = env.vehicle_state.position
