@@ -59,6 +59,10 @@ class CollectConfig:
     # would drown the expert's action (every executed action clipped to a bound) and teach nothing.
     dart_noise: float = setting(0.1, ge=0.0, le=1.0)
     dart_time_constant: float = setting(0.5, gt=0.0)  # seconds: the noise is an Ornstein-Uhlenbeck process
+    # Share of the noise kept within CorrelatedNoise.FADE_END of the target, where the task asks the vehicle to hold
+    # still. 0 fades it out over the last metres. Above 0, demonstrations also show the expert recovering from drift
+    # at the target (into it, past it), the drift wind gives a policy there.
+    dart_near_target: float = setting(0.0, ge=0.0, le=1.0)
     keep_failed: bool = True  # False: failed episodes are not stored, only marked in the manifest
     workers: int = setting(0, ge=0, le=MAX_WORKERS)  # 0: one per CPU core (of this machine, or of the Ray cluster)
     backend: Backend = field(default_factory=Backend)  # where episodes fly: local processes or a Ray cluster
@@ -114,23 +118,25 @@ class CollectedEpisode:
 
 
 class CorrelatedNoise:
-    """Ornstein-Uhlenbeck noise with stationary standard deviation `std` and time constant `tau`, faded out over the
-    last metres before the target: there the task asks the vehicle to hold still, and noise would only make the
-    expert fail the hold, not teach a recovery."""
+    """Ornstein-Uhlenbeck noise with stationary standard deviation `std` and time constant `tau`, faded over the
+    last metres before the target to the share `near_target` of itself: there the task asks the vehicle to hold
+    still, and full noise would only make the expert fail the hold, not teach a recovery."""
 
     FADE_START = 3.0  # metres from the target where the noise starts to fade
-    FADE_END = 1.0  # metres from the target where it is gone
+    FADE_END = 1.0  # metres from the target where it has faded to its share `near_target`
 
-    def __init__(self, std: float, tau: float, task, rng: np.random.Generator) -> None:
+    def __init__(self, std: float, tau: float, task, rng: np.random.Generator, near_target: float = 0.0) -> None:
         self._decay = math.exp(-task.dt / tau)
         self._scale = std * math.sqrt(1 - self._decay**2)
         self._rng = rng
         self._task = task
+        self._near_target = near_target
         self._value = rng.normal(0.0, std, 4) if std > 0 else np.zeros(4)
 
     def __call__(self, label: np.ndarray) -> np.ndarray:
         fade = (self._task.distance_to_target() - self.FADE_END) / (self.FADE_START - self.FADE_END)
-        noisy = np.clip(label + min(1.0, max(0.0, fade)) * self._value, -1.0, 1.0).astype(np.float32)
+        share = self._near_target + (1.0 - self._near_target) * min(1.0, max(0.0, fade))
+        noisy = np.clip(label + share * self._value, -1.0, 1.0).astype(np.float32)
         self._value = self._decay * self._value + self._scale * self._rng.normal(0.0, 1.0, 4)
         return noisy
 
@@ -159,7 +165,7 @@ def record_episode(env, config: CollectConfig, key: EpisodeKey) -> Episode:
         frames["target_distance"].append(info["distance"])
 
     noise = CorrelatedNoise(config.dart_noise, config.dart_time_constant, task,
-                            np.random.default_rng([key.seed, 0xDA27]))
+                            np.random.default_rng([key.seed, 0xDA27]), config.dart_near_target)
     expert = ExpertPilot(env)
     if config.pilot == "expert":
         result = run_episode(env, expert, key.seed, on_step=on_step, perturb=noise)
@@ -185,7 +191,9 @@ def record_episode(env, config: CollectConfig, key: EpisodeKey) -> Episode:
                         "duration": result.time, "path_length": result.path_length},
             "pilot": config.pilot, "labeller": "expert",
             "dart_noise_std": config.dart_noise if config.pilot == "expert" else 0.0,
-            "dart_time_constant": config.dart_time_constant, "software_version": __version__,
+            "dart_time_constant": config.dart_time_constant,
+            "dart_near_target": config.dart_near_target if config.pilot == "expert" else 0.0,
+            "software_version": __version__,
         },
     )
 

@@ -52,6 +52,25 @@ def test_records_every_field_of_the_contract(tmp_path):
     assert meta["dart_noise_std"] == 0.1 and meta["software_version"]
 
 
+def test_recovery_noise_fades_at_the_target_to_the_share_asked(tmp_path):
+    """By default the noise is gone within 1 m of the target, where the expert holds; `dart_near_target` keeps that
+    share of it there, and the episode says so."""
+    executed_near = {}
+    for share in (0.0, 0.5):
+        config = tmp_path / f"near-{share}.yaml"
+        config.write_text(f"parts: [{{task: fly-to-target, preset: summer, episodes: 1}}]\nseed: 2\n"
+                          f"dart_near_target: {share}\n")
+        out = tmp_path / f"ds-{share}"
+        assert collect("--config", str(config), "--out", str(out), "--workers", "1") == 0
+        dataset = Dataset.open(out)
+        episode = dataset.read(dataset.entries[0])
+        near = episode.privileged["target_distance"] < 1.0
+        assert near.sum() > 10 and episode.metadata["dart_near_target"] == share
+        executed_near[share] = np.abs(episode.action_executed[near] - episode.action_label[near]).max()
+        assert check_dataset(out).sound
+    assert executed_near[0.0] == 0.0 and executed_near[0.5] > 0.01
+
+
 def test_same_recipe_same_checksums_whatever_the_worker_count(tmp_path):
     args = ["--episodes", "3", "--preset", "noise", *SHORT]
     assert collect("--out", str(tmp_path / "one"), "--workers", "1", *args) == 0

@@ -23,7 +23,7 @@ def test_shipped_launch_file_is_the_defaults() -> None:
      "telemetry_timeout_s .* must be below heartbeat_timeout_s"),
     ("limits:\n  vx: -1\n", "limits.vx in .* must be in \\(0, 20\\]"),
     ("limits:\n  accel_xy: .nan\n", "limits.accel_xy .* finite"),
-    ("geofence:\n  radius: 5\n", "unknown setting\\(s\\) radius"),
+    ("geofence:\n  radius: 5\n", "unknown setting radius"),
     ("engage:\n  request_attempts: 0\n", "request_attempts .* must be in \\[1, 10\\]"),
     ("log:\n  max_parts: 1.5\n", "log.max_parts .* whole number"),
     ("rate_hz: fast\n", "rate_hz .* must be a number"),

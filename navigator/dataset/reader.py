@@ -41,7 +41,8 @@ def entry_mismatches(recorded: Mapping[str, Any], episode: Episode) -> list[str]
 
 # The collection settings a manifest's recipe and each episode file both record: (recipe key, episode metadata key).
 _RECIPE_SETTINGS = (("airframe", "airframe"), ("camera", "camera"), ("pilot", "pilot"),
-                    ("dart_noise", "dart_noise_std"), ("dart_time_constant", "dart_time_constant"))
+                    ("dart_noise", "dart_noise_std"), ("dart_time_constant", "dart_time_constant"),
+                    ("dart_near_target", "dart_near_target"))
 
 
 def recipe_mismatches(recipe: Mapping[str, Any], episode: Episode) -> list[tuple[str, Any, Any]]:
@@ -50,7 +51,8 @@ def recipe_mismatches(recipe: Mapping[str, Any], episode: Episode) -> list[tuple
     or written by hand have no recipe, older episodes record fewer settings."""
     compared = dict(recipe)
     if episode.metadata.get("pilot", "expert") != "expert":
-        compared.pop("dart_noise", None)  # recovery noise perturbs the expert only: a policy's roll-outs record 0
+        for name in ("dart_noise", "dart_near_target"):  # recovery noise perturbs the expert only: roll-outs record 0
+            compared.pop(name, None)
     return [(name, compared[name], episode.metadata[recorded_as]) for name, recorded_as in _RECIPE_SETTINGS
             if name in compared and recorded_as in episode.metadata and compared[name] != episode.metadata[recorded_as]]
 
