@@ -259,8 +259,9 @@ def test_a_damaged_comparison_record_is_said_as_such(compared, tmp_path, capsys,
 
 
 def test_a_comparison_recorded_before_newer_settings_resumes(compared):
-    # compare.json of a comparison started before `--attention` (or the training's `device`) existed lacks its
-    # settings: their defaults are what it flew and trained with, so resuming it is resuming the same comparison.
+    # compare.json of a comparison started before `--attention` (or the training's `device`, or the collection's
+    # `dart_near_target`) existed lacks its settings: their defaults are what it flew and trained with, so resuming
+    # it is resuming the same comparison.
     # Where roll-outs run (`backend`, added with Ray) is a resource, like the number of workers, and is not recorded
     # at all.
     from navigator.evaluation.folder import ADDED_SETTINGS
@@ -271,9 +272,12 @@ def test_a_comparison_recorded_before_newer_settings_resumes(compared):
     record = json.loads(current)
     record["settings"]["evaluation"] = {name: value for name, value in record["settings"]["evaluation"].items()
                                         if name not in ADDED_SETTINGS}
-    assert set(ADDED_TRAINING_SETTINGS) <= set(record["settings"]["base"])
-    record["settings"]["base"] = {name: value for name, value in record["settings"]["base"].items()
-                                  if name not in ADDED_TRAINING_SETTINGS}
+    for dotted in ADDED_TRAINING_SETTINGS:  # "device", "collect.dart_near_target": each removed where it is
+        *sections, name = dotted.split(".")
+        node = record["settings"]["base"]
+        for section in sections:
+            node = node[section]
+        del node[name]
     assert "backend" not in record["settings"]["base"] and "backend" not in record["settings"]["base"]["collect"]
     del record["sha256"]  # nor did it carry a checksum (version 1)
     record["version"] = 1

@@ -611,3 +611,22 @@ def test_datasets_of_another_camera_or_airframe_are_not_trained_together(tmp_pat
     assert train("--data", str(folders[0]), "--data", str(folders[1]), "--out", str(out), "--epochs", "1") == 2
     error = capsys.readouterr().err
     assert f"--data: {folders[1]} " + said.format(first=folders[0]) in error and not out.exists()
+
+
+def test_a_run_recorded_before_a_setting_existed_compares_as_that_setting_s_default():
+    """run.json of a run started before a setting existed (`device`, `collect.dart_near_target`) lacks it; the run
+    trained and collected with its default, so resuming it compares it as that default, and only where the record
+    has the setting's section."""
+    from navigator.collect import CollectConfig
+    from navigator.config import to_dict
+    from navigator.resume import differences
+    from navigator.training.config import TrainConfig, with_added_settings
+
+    config = TrainConfig(data=("d",), collect=CollectConfig())
+    old = to_dict(config)
+    del old["device"], old["collect"]["dart_near_target"]
+    assert differences(with_added_settings(old), with_added_settings(to_dict(config))) == []
+    assert "dart_near_target" not in old["collect"]  # the record read is left as it is
+    assert with_added_settings({"collect": None})["collect"] is None
+    changed = to_dict(TrainConfig(data=("d",), collect=CollectConfig(dart_near_target=0.5)))
+    assert [d.name for d in differences(with_added_settings(old), changed)] == ["collect.dart_near_target"]

@@ -6,6 +6,7 @@ seeds would pass the largest seed is refused before the hours of training that p
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,15 +31,25 @@ def check_device(device: object) -> str:
     if not isinstance(name, str) or not DEVICE_PATTERN.fullmatch(name):
         raise SettingError("device", f"must be cpu, cuda or cuda:N (the GPU's index), got {device!r}")
     return name
-# Settings added to the recipe after run records were first written, with the value every run recorded before them
-# had: what a record without them is compared as, so that resuming it compares like with like.
-ADDED_SETTINGS: dict[str, Any] = {"device": "cpu"}
+# Settings added to the recipe after run records were first written (dotted: inside a section), with the value every
+# run recorded before them had: what a record without them is compared as, so that resuming it compares like with
+# like.
+ADDED_SETTINGS: dict[str, Any] = {"device": "cpu", "collect.dart_near_target": 0.0}
 
 
 def with_added_settings(recorded: dict[str, Any]) -> dict[str, Any]:
-    """A recorded recipe (run.json's `config`, a comparison's `base`) with the settings added since it was written
-    filled in as such runs had them."""
-    return {**ADDED_SETTINGS, **recorded}
+    """A copy of a recorded recipe (run.json's `config`, a comparison's `base`) with the settings added since it was
+    written filled in as such runs had them; one inside a section only where the record has that section (a recipe
+    without `collect` collected nothing)."""
+    filled = copy.deepcopy(recorded)
+    for dotted, value in ADDED_SETTINGS.items():
+        *sections, name = dotted.split(".")
+        node: Any = filled
+        for section in sections:
+            node = node.get(section) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.setdefault(name, value)
+    return filled
 
 
 @dataclass(frozen=True)
