@@ -79,7 +79,7 @@ class CollectConfig:
         duplicates = sorted({pair for pair in pairs if pairs.count(pair) > 1})
         if duplicates:
             repeated = ", ".join(f"{task} in {preset}" for task, preset in duplicates)
-            raise SettingError("parts", f"repeat a task and preset ({repeated}): merge them into one part")
+            raise SettingError("parts", f"give {repeated} in more than one part: merge them into one")
         for index, part in enumerate(self.parts):
             check_seed_span(self.seed, part.episodes, "seed", f"parts[{index}].episodes")
         planned = sum(part.episodes for part in self.parts)

@@ -263,7 +263,7 @@ def test_dagger_flies_the_adapted_policy_in_the_new_scenery_keeps_the_cnn_frozen
     assert main(["adapt", "--out", str(out), "--resume", "--dagger-episodes", "3"]) == 2
     assert "--dagger-episodes: run has 2, you gave 3" in capsys.readouterr().err  # as typed
     assert main(["adapt", "--out", str(out), "--resume"]) == 2
-    assert "is finished (all 1 epochs and 1 DAgger rounds)" in capsys.readouterr().err
+    assert "is finished (the epoch and 1 DAgger round)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("strategy", ["finetune", "replay", "freeze-cnn", "l2-anchor"])

@@ -199,7 +199,7 @@ CASES: list[tuple[str, str | None, str]] = [
      "--episodes must be in [1, 1000000], got 0"),
     ("train --data {data} --out {tmp}/run --model LSTM --epochs 0", None, "--epochs must be in [1, 100000], got 0"),
     ("train --data {data} --out {tmp}/run --model LSTMX", None, "--model: unknown model 'LSTMX'"),
-    ("eval --out {tmp}/ev --pilot Expert --pilot expert", None, "--pilot: repeat expert: give each once"),
+    ("eval --out {tmp}/ev --pilot Expert --pilot expert", None, "--pilot: expert given more than once: give each once"),
     # --resume and --extend contradict each other
     ("collect --out {tmp}/ds --resume --extend", None, "argument --extend: not allowed with argument --resume"),
     ("train --data {data} --out {tmp}/run --resume --extend", None,
@@ -244,7 +244,7 @@ CASES: list[tuple[str, str | None, str]] = [
      "parts[0].preset in {config}: preset 'winter+'"),
     ("collect --out {tmp}/ds --config {config}",
      "parts:\n  - {task: hike, preset: 'winter + wind'}\n  - {task: hike, preset: winter+wind}\n",
-     "parts in {config}: repeat a task and preset (hike in winter+wind): merge them into one part"),
+     "parts in {config}: give hike in winter+wind in more than one part: merge them into one"),
     ("collect --out {tmp}/ds --config {config}", "parts:\n  - {task: hike, task: follow}\n", "duplicate key 'task'"),
     ("collect --out {tmp}/ds --config {config}", "pilot: robot\n", "pilot in {config}: unknown pilot 'robot'"),
     # train

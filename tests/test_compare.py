@@ -469,7 +469,7 @@ def test_a_new_comparison_refuses_a_folder_that_is_not_empty(compared, tmp_path,
 
 @pytest.mark.parametrize("text, message", [
     ("models: [cfc-ncp, transformer]", "models in COMPARE: unknown model 'transformer'"),
-    ("models: [cfc-ncp, mlp, mlp]", "models in COMPARE: repeat mlp"),
+    ("models: [cfc-ncp, mlp, mlp]", "models in COMPARE: mlp given more than once"),
     ("seeds: [0]", "seeds in COMPARE must list at least two training seeds"),
     ("seeds: []", "seeds in COMPARE must list at least two training seeds"),
     ("models: [lstm, mlp]", "reference (not set in COMPARE: its default): cfc-ncp is not one of the models"),

@@ -24,7 +24,7 @@ from navigator.adapt.config import (
 from navigator.config import to_dict
 from navigator.dataset import file_sha256, open_datasets, read_manifest
 from navigator.dataset.reader import require_episodes
-from navigator.errors import UserError, refuse_if_denied
+from navigator.errors import UserError, counted, refuse_if_denied
 from navigator.json_fields import read_problem
 from navigator.resume import Difference, describe, differences, nothing_to_continue, relative_path_advice
 from navigator.training import pipeline as training
@@ -168,10 +168,11 @@ def check_resumable(config: AdaptConfig, recipe: AdaptTrainConfig) -> None:
     given = {name: value for name, value in recorded_adaptation(to_dict(recipe)).items() if name != "out"}
     refuse_changed(out, differences({k: v for k, v in recorded_adaptation(recorded).items() if k != "out"}, given))
     if finished(out, recipe.dagger.rounds):
-        rounds = f" and {recipe.dagger.rounds} DAgger rounds" if recipe.dagger.rounds else ""
+        rounds = f" and {counted(recipe.dagger.rounds, 'DAgger round')}" if recipe.dagger.rounds else ""
         early = training.stopped_early(out, recipe.epochs, recipe.patience)
+        every = "the epoch" if recipe.epochs == 1 else f"all {recipe.epochs} epochs"
         longer = "" if early else "; to train longer, adapt again in another --out with a larger --epochs"
-        raise UserError(f"--resume: {out} is finished ({early or f'all {recipe.epochs} epochs'}{rounds}): nothing to "
+        raise UserError(f"--resume: {out} is finished ({early or every}{rounds}): nothing to "
                         f"resume; to fly it: navigator fly --pilot {shlex.quote(str(out / 'best.pt'))}{longer}")
     if recorded["adapt"].get("start_sha256") != recipe.adapt.start_sha256:
         raise UserError(f"--resume: the starting checkpoint {recipe.adapt.start} changed since {out} started (its "

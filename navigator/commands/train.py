@@ -179,9 +179,6 @@ def _run(args: argparse.Namespace) -> int:
     from navigator.training.pipeline import run_recipe
 
     console = output_console()
-    if args.extend:  # what an evaluation or a bundle was made from is about to change under its path
-        console.print(f"extending {config.out}: its best.pt is replaced whenever the longer training validates "
-                      f"better; copy it first to keep the current one", highlight=False, markup=False)
     with progress_bar(console) as progress:
         best = run_recipe(config, args.resume, TrainingDisplay(console, progress), extend=args.extend,
                           given_as=FLAGS.given_as(args))

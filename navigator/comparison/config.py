@@ -157,7 +157,7 @@ def _check_unique(name: str, values: tuple[Any, ...]) -> None:
         raise SettingError(name, "must name at least one")
     repeated = sorted({str(v) for v in values if values.count(v) > 1})
     if repeated:
-        raise SettingError(name, f"repeat {', '.join(repeated)}: give each once")
+        raise SettingError(name, f"{', '.join(repeated)} given more than once: give each once")
 
 
 def _flatten(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from navigator.errors import counted
 from navigator.evaluation.distance import bin_edges, distance_bins
 from navigator.evaluation.results import EvalResults
 from navigator.evaluation.sweeps import SweepCurve
@@ -34,8 +35,8 @@ def plot_success(results: EvalResults, path: Path) -> None:
     axes.set_ylim(0, 1.05)
     axes.set_yticks(np.linspace(0, 1, 6))
     axes.set_ylabel("success rate")
-    axes.set_title(f"{results.settings.task}: {results.settings.episodes} episodes per bar, 95% Wilson intervals",
-                   fontsize="medium")
+    per_bar = counted(results.settings.episodes, "episode")
+    axes.set_title(f"{results.settings.task}: {per_bar} per bar, 95% Wilson intervals", fontsize="medium")
     _pilot_legend(figure, axes, len(pilots))
     save_png(figure, path)
     plt.close(figure)

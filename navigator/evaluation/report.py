@@ -85,8 +85,8 @@ def attention_interval(attention) -> str:
 def _sweep(curve: SweepCurve) -> list[str]:
     """A sweep's table: a row per level, a column per pilot: successes and the Wilson 95% interval."""
     lines = [f"## Sweep: {curve.kind} on {curve.base}", "",
-             f"Success against {curve.unit}, {curve.episodes} episodes per level and pilot, on the same worlds at "
-             f"every level (suites `{curve.suites[0]}` ...).", "",
+             f"Success against {curve.unit}, {counted(curve.episodes, 'episode')} per level and pilot, on the same "
+             f"worlds at every level (suites `{curve.suites[0]}` ...).", "",
              "| level | " + " | ".join(f"`{line.pilot}`" for line in curve.lines) + " |",
              "| --- |" + " --- |" * len(curve.lines)]
     for index, level in enumerate(curve.levels):

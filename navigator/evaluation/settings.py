@@ -97,7 +97,7 @@ class EvalSettings:
             same = [_pilot_identity(n) for n in names] if name == "pilots" else list(names)
             repeated = [n for i, n in enumerate(names) if same[i] in same[:i]]
             if repeated:
-                raise SettingError(name, f"repeat {', '.join(repeated)}: give each once")
+                raise SettingError(name, f"{', '.join(repeated)} given more than once: give each once")
         _refuse_equivalent_suites(self.suites)
         planned = len(self.flown_suites) * len(self.pilots) * self.episodes
         if planned > MAX_EPISODES:

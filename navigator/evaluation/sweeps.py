@@ -83,7 +83,7 @@ def check_sweep(kinds: tuple[str, ...], levels: tuple[float, ...]) -> None:
             raise ValueError(f"unknown sweep {kind!r}; valid sweeps are: {', '.join(KINDS)}")
     repeated = sorted({kind for kind in kinds if kinds.count(kind) > 1})
     if repeated:
-        raise ValueError(f"sweep {', '.join(repeated)} given twice: give each once")
+        raise ValueError(f"sweep {', '.join(repeated)} given more than once: give each once")
     if not levels:
         return
     if len(kinds) != 1:

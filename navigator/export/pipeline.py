@@ -220,8 +220,8 @@ def export_bundle(request: ExportRequest, hooks: Hooks | None = None) -> dict[st
         if not difference <= TOLERANCE:
             raise VerificationError(
                 f"the exported graph's actions differ from PyTorch's by up to {difference:.3g} (tolerance "
-                f"{TOLERANCE:g}) over {steps} steps of {len(recordings)} episodes: the export is wrong, nothing was "
-                f"written to {out}; please report it with the checkpoint")
+                f"{TOLERANCE:g}) over {steps} steps of {counted(len(recordings), 'episode')}: the export is wrong, "
+                f"nothing was written to {out}; please report it with the checkpoint")
         manifest["verification"] = {"task": source.task, "preset": VERIFICATION_PRESET, "seeds": list(seeds),
                                     "episodes": len(recordings), "steps": steps,
                                     "successes": sum(r.success for r in recordings),

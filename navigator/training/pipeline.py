@@ -273,8 +273,9 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
                     "larger --epochs in another --out")
         else:
             more = "to train it for more epochs pass --extend with a larger --epochs"
-        raise UserError(f"--resume: {out} is finished ({early or f'all {config.epochs} epochs'}"
-                        f"{f' and {config.dagger.rounds} DAgger rounds' if config.dagger.rounds else ''}): nothing to "
+        every = "the epoch" if config.epochs == 1 else f"all {config.epochs} epochs"
+        rounds = f" and {counted(config.dagger.rounds, 'DAgger round')}" if config.dagger.rounds else ""
+        raise UserError(f"--resume: {out} is finished ({early or every}{rounds}): nothing to "
                         f"resume; {more}; to fly it: navigator fly --pilot {shlex.quote(str(out / 'best.pt'))}")
     _check_augmentation(out, record, flag)
     _check_state_kept(out, config, progress, flag, state)
@@ -426,8 +427,9 @@ def _extension(out: Path, config: TrainConfig, dagger_begun: bool, state: dict[s
     """Refuse to extend the run in `out` once its DAgger rounds began or after it stopped early (its saved `state`);
     otherwise what run.json records of the extension: {"epochs": {"from", "to"}, "after_epoch"}."""
     if dagger_begun:
-        raise UserError(f"--extend: {out} has begun its DAgger rounds after its {epochs.recorded} training epochs; "
-                        f"more epochs can only be added before them; start a new run with --epochs {epochs.given}")
+        raise UserError(f"--extend: {out} has begun its DAgger rounds after its "
+                        f"{counted(epochs.recorded, 'training epoch')}; more epochs can only be added before them; "
+                        f"start a new run with --epochs {epochs.given}")
     if state is not None and state["stale"] >= config.patience:
         raise UserError(f"--extend: {out} stopped early at epoch {state['epoch']}: its validation loss had not "
                         f"improved for {config.patience} epochs (patience), so more epochs would not run; start a "
@@ -475,6 +477,9 @@ def run_recipe(config: TrainConfig, resume: bool, hooks: Hooks, extend: bool = F
             config = _in_recorded_spelling(out, config)
             progress = _continue(out, config, extend, given_as or GivenAs())
             training_device(config.device, distributed.current())
+            if extend:  # what an evaluation or a bundle was made from is about to change under its path
+                hooks.warning(f"extending {out}: its best.pt is replaced whenever the longer training validates "
+                              f"better; copy it first to keep the current one")
             _run_stages(config, out, progress, hooks, extras)
     else:
         training_device(config.device, distributed.current())
@@ -518,8 +523,9 @@ def _run_stages(config: TrainConfig, out: Path, progress: ProgressFile, hooks: H
             continue
         if round_index:
             round_data = Path(stage.data[-1])
-            hooks.stage(stage.name, f"the current policy flies {config.dagger.episodes} episodes per task, the "
-                                    f"expert labels them into {round_data}")
+            flies = counted(config.dagger.episodes, "episode")
+            hooks.stage(stage.name, f"the current policy flies {flies} per task, the expert labels them into "
+                                    f"{round_data}")
             _collect_into(round_data, dagger_collect_config(config, out / "best.pt", round_index), hooks)
             policy, _ = load_trained(out / "best.pt")
         _check_datasets(out, read_record(out), keys=_dataset_keys(config, stage))
