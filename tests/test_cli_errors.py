@@ -335,7 +335,10 @@ CASES: list[tuple[str, str | None, str]] = [
     ("sitl --camera-quality 0", None, "--camera-quality must be in [1, 100], got 0"),
     ("sitl --setpoint-timeout 0", None, "--setpoint-timeout must be in (0, 60], got 0.0"),
     ("sitl --task-fov 120", None, "--task-fov must be at most --camera-fov (100)"),
-    ("sitl --camera-fov 60", None, "--task-fov must be at most --camera-fov (60)"),
+    ("sitl --autopilot ardupilot --mavlink-local-port 5000", None, "--mavlink-local-port applies to PX4 only"),
+    # the camera's view given alone is named too, with the task's (default) value and both ways out
+    ("sitl --camera-fov 60", None, "--task-fov must be at most --camera-fov (60), got 80: the policy's view is a crop "
+                                   "of the stream; give a wider --camera-fov or a narrower --task-fov"),
     ("sitl --gcs-port 70000", None, "--gcs-port must be in [0, 65535], got 70000"),
     ("sitl --task race", None, "--task: unknown task 'race'"),
     # sitl: settings that contradict each other, refused before a socket is bound

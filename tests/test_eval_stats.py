@@ -72,3 +72,10 @@ def test_distance_bins_count_every_episode_once_with_wilson_intervals():
 def test_bin_edges_span_at_least_a_metre_and_at_most_max_bins():
     assert bin_edges([5.0, 5.0], episodes=3) == [5.0, 6.0]
     assert len(bin_edges([3.0, 25.0], episodes=1000)) == 7
+
+
+def test_a_span_of_one_seed_is_said_as_one():
+    from navigator.evaluation.seeds import seed_span
+
+    assert seed_span(range(100000, 100001), "world") == "world seed 100000"
+    assert seed_span(range(5, 8)) == "seeds 5-7"

@@ -46,7 +46,7 @@ from navigator.errors import UserError
 from navigator.resume import same_path
 from navigator.evaluation import pipeline as evaluation
 from navigator.evaluation.folder import finished_results, write_json
-from navigator.evaluation.seeds import training_seeds
+from navigator.evaluation.seeds import seed_span, training_seeds
 from navigator.training import pipeline as training
 from navigator.training.config import DAGGER_SEED_STRIDE
 from navigator.training.run_record import finished
@@ -106,27 +106,27 @@ def check_start(config: CurveConfig, source: str) -> str:
     evaluation.inspect_pilots(settings)  # camera, airframe and task; evaluation seeds it trained on
     _, metadata = training.load_trained(start)
     demonstrations = config.new_seeds
-    shown = f"{demonstrations.start}-{demonstrations.stop - 1}"
     worlds = range(settings.seed, settings.seed + settings.episodes)
     evaluated = _overlap(demonstrations, worlds)
     if evaluated:
-        raise UserError(f"collect_seed in {source}: the demonstrations would fly world seeds {shown}, and the "
-                        f"evaluation flies {evaluated.start}-{evaluated.stop - 1} of them: choose a collect_seed "
-                        f"outside {settings.seed}-{settings.seed + settings.episodes - 1}")
+        outside = str(worlds.start) if len(worlds) == 1 else f"{worlds.start}-{worlds.stop - 1}"
+        raise UserError(f"collect_seed in {source}: the demonstrations would fly "
+                        f"{seed_span(demonstrations, 'world')}, and the evaluation flies {seed_span(evaluated)} of "
+                        f"them: choose a collect_seed outside {outside}")
     for r in range(1, first.dagger.rounds + 1):  # the training pipeline's seeds of DAgger round r
         shared = _overlap(range(DAGGER_SEED_STRIDE * r, DAGGER_SEED_STRIDE * r + first.dagger.episodes), worlds)
         if shared:
-            raise UserError(f"evaluation.seed in {source}: the evaluation would fly world seeds {shared.start}-"
-                            f"{shared.stop - 1}, which DAgger round {r} flies (seeds {DAGGER_SEED_STRIDE * r} on); "
+            raise UserError(f"evaluation.seed in {source}: the evaluation would fly {seed_span(shared, 'world')}, "
+                            f"which DAgger round {r} flies (seeds {DAGGER_SEED_STRIDE * r} on); "
                             f"choose evaluation worlds below {DAGGER_SEED_STRIDE}")
     for known in training_seeds(metadata).ranges:
         shared = known.overlap(config.task, demonstrations)
         if shared:
-            among = f"seed {shared.start}" if len(shared) == 1 else f"seeds {shared.start}-{shared.stop - 1}"
-            raise UserError(f"collect_seed in {source}: the demonstrations would fly world seeds {shown}, and "
-                            f"{start} was trained on world seeds {known.first}-{known.first + known.count - 1} "
-                            f"({known.source}), {among} among them: choose a collect_seed past "
-                            f"{known.first + known.count - 1}, so that new means new")
+            trained = range(known.first, known.first + known.count)
+            raise UserError(f"collect_seed in {source}: the demonstrations would fly "
+                            f"{seed_span(demonstrations, 'world')}, and {start} was trained on "
+                            f"{seed_span(trained, 'world')} ({known.source}), {seed_span(shared)} among them: "
+                            f"choose a collect_seed past {known.first + known.count - 1}, so that new means new")
     return file_sha256(start)
 
 

@@ -111,7 +111,7 @@ def check_data_is_new(data: tuple[str, ...], metadata: dict[str, Any], pilot: st
     was trained on, as the learning curve does (its collect_seed): the same world seeds are the same layouts (in
     another light, the same trees and target), so what it learns there is partly what it knows, and an evaluation
     could not tell the two apart. Its own training data is the plainest case."""
-    from navigator.evaluation.seeds import training_seeds
+    from navigator.evaluation.seeds import seed_span, training_seeds
 
     known = training_seeds(metadata).ranges
     for path in data:
@@ -120,12 +120,11 @@ def check_data_is_new(data: tuple[str, ...], metadata: dict[str, Any], pilot: st
             for trained in known:
                 shared = trained.overlap(flown["task"], seeds)
                 if shared:
-                    seeds_shown = (f"world seed {shared.start}" if len(shared) == 1 else
-                                   f"world seeds {shared.start}-{shared.stop - 1}")
-                    raise UserError(f"--data {path} flies {flown['task']} {seeds_shown}, which {pilot} was trained "
-                                    f"on ({trained.source}, as its checkpoint records): adapting on them teaches it "
-                                    f"worlds it knows; record demonstrations in the new surroundings on seeds it "
-                                    f"was not trained on (navigator collect --preset PRESET --seed S) and give those")
+                    raise UserError(f"--data {path} flies {flown['task']} {seed_span(shared, 'world')}, which "
+                                    f"{pilot} was trained on ({trained.source}, as its checkpoint records): adapting "
+                                    f"on them teaches it worlds it knows; record demonstrations in the new "
+                                    f"surroundings on seeds it was not trained on (navigator collect --preset PRESET "
+                                    f"--seed S) and give those")
 
 
 def data_presets(paths: tuple[str, ...]) -> list[str]:

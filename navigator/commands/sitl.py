@@ -70,10 +70,11 @@ class SitlSettings:
     def __post_init__(self) -> None:
         check_settings(self)
         check_seed_span(self.seed, self.episodes, "seed", "episodes")
-        if self.task_fov > self.scenario.camera.fov_deg:
+        if self.task_fov > self.scenario.camera.fov_deg:  # either may be the one given: both named, with values
             raise SettingError("task_fov", f"must be at most {{scenario.camera.fov_deg}} "
-                                           f"({self.scenario.camera.fov_deg:g}): the policy's view is a crop of the "
-                                           f"stream, got {self.task_fov:g}", ("scenario.camera.fov_deg",))
+                                           f"({self.scenario.camera.fov_deg:g}), got {self.task_fov:g}: the policy's "
+                                           f"view is a crop of the stream; give a wider {{scenario.camera.fov_deg}} "
+                                           f"or a narrower {{task_fov}}", ("scenario.camera.fov_deg", "task_fov"))
 
 
 FLAGS = ConfigFlags(SitlSettings)
@@ -167,6 +168,9 @@ def _check_ports(args: argparse.Namespace, autopilot: str, link: Any, camera_por
     """Refuse ports that collide with each other (after the flavour's defaults fill those not given): two sockets of
     one protocol bound to one port, a UDP link that sends to the vehicle's own port (it would talk to itself), or the
     offboard and ground-station links sent to one port (one client would get both streams, the other none)."""
+    if autopilot == "ardupilot" and args.mavlink_local_port is not None:  # else silently unused
+        raise UserError("--mavlink-local-port applies to PX4 only: the ArduPilot flavour serves one TCP port, "
+                        "--mavlink-port; drop --mavlink-local-port")
     if autopilot == "px4" and link.port == 0:
         raise UserError("--mavlink-port 0: with PX4 it is the port the offboard client listens on, so it must be "
                         "given; 0 is only for --mavlink-local-port")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from navigator.errors import counted
 from navigator.evaluation.episodes import EpisodeRecord
 from navigator.evaluation.results import EvalResults, PilotInfo, SuiteSummary
+from navigator.evaluation.seeds import seed_span
 from navigator.evaluation.sweeps import SweepCurve
 
 COLUMNS = ("pilot", "success", "95% interval", "mean time to target (s)", "path efficiency", "collision rate",
@@ -18,8 +19,9 @@ def render_report(results: EvalResults, figures: dict[str, str], videos: list[Ep
     """The markdown report; `figures` maps a caption to an image file name beside the report; `videos` are the
     filmed failed episodes, at `video_links` (paths relative to the report)."""
     s = results.settings
+    worlds = seed_span(range(s.seed, s.seed + s.episodes), "world")
     lines = [f"# Closed-loop evaluation: {s.task}", "",
-             f"{counted(s.episodes, 'episode')} per suite and pilot, world seeds {s.seed}-{s.seed + s.episodes - 1} "
+             f"{counted(s.episodes, 'episode')} per suite and pilot, {worlds} "
              f"(the same worlds for every pilot), airframe {s.airframe}, camera {s.camera.width}x{s.camera.height} at "
              f"{s.camera.rate_hz} Hz" + (f", episodes end after {s.max_seconds:g} s" if s.max_seconds else "") + ".",
              "", "Success intervals are Wilson 95% score intervals. Time to target and path efficiency are means over "
@@ -130,7 +132,7 @@ def _maybe(value: float | None, form: str) -> str:
 def _provenance(pilot: PilotInfo) -> str:
     if pilot.training_seeds is None:
         return "privileged expert (reads the world)"
-    flown = "; ".join(f"{r.task or 'any task'} seeds {r.first}-{r.first + r.count - 1} ({r.source})"
+    flown = "; ".join(f"{seed_span(range(r.first, r.first + r.count), r.task or 'any task')} ({r.source})"
                       for r in pilot.training_seeds.ranges)
     known = "trained on " + (flown or "no recorded seeds")
     if not pilot.training_seeds.complete:

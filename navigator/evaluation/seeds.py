@@ -97,8 +97,8 @@ def training_overlap(who: str, seeds: TrainingSeeds, task: str, flown: range, se
         if shared:
             free = _free_start(seeds, task, flown)
             trained = range(known.first, known.first + known.count)
-            return (f"{who} was trained on {task} {_seeds(trained)} ({known.source}), and {flights} would fly "
-                    f"{_seeds(shared)} of them: fly worlds it has not seen, e.g. {seed_option} {free}")
+            return (f"{who} was trained on {task} {seed_span(trained)} ({known.source}), and {flights} would fly "
+                    f"{seed_span(shared)} of them: fly worlds it has not seen, e.g. {seed_option} {free}")
     return None
 
 
@@ -120,5 +120,7 @@ def check_no_overlap(who: str, seeds: TrainingSeeds, task: str, evaluated: range
         raise UserError(overlap)
 
 
-def _seeds(seeds: range) -> str:
-    return f"seed {seeds.start}" if len(seeds) == 1 else f"seeds {seeds.start}-{seeds.stop - 1}"
+def seed_span(seeds: range, kind: str = "") -> str:
+    """`seeds` for a message: "seed 7" for one, "seeds 7-9" for more, after `kind` ("world seeds 7-9")."""
+    named = f"{kind} " if kind else ""
+    return f"{named}seed {seeds.start}" if len(seeds) == 1 else f"{named}seeds {seeds.start}-{seeds.stop - 1}"
