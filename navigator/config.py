@@ -704,7 +704,9 @@ class ConfigFlags:
         self._config_class = config_class
         self._keys: dict[str, str] = {}  # argparse dest -> dotted key
         self._flags: dict[str, str] = {}  # dotted key -> flag
-        self._dest_flags: dict[str, str] = {}  # argparse dest -> flag (--keep-failed, --drop-failed: one key each)
+        self._dest_flags: dict[str, str] = {}  # argparse dest -> flag
+        # Flags that share a dest, each storing its own value (--keep-failed, --drop-failed): dest -> value -> flag.
+        self._const_flags: dict[str, dict[Any, str]] = {}
 
     @property
     def cls(self) -> type:
@@ -722,11 +724,15 @@ class ConfigFlags:
         self._keys[dest] = key
         self._flags[key] = flag
         self._dest_flags[dest] = flag
+        if "const" in kwargs:
+            self._const_flags.setdefault(dest, {})[kwargs["const"]] = flag
 
     def given_as(self, args: argparse.Namespace) -> GivenAs:
         """How the settings in `args` were given, for continuation messages: the flags given and whether a --config
         file was."""
-        flags = {key: self._dest_flags[dest] for dest, key in self._keys.items() if getattr(args, dest) is not None}
+        flags = {key: self._const_flags[dest].get(getattr(args, dest), self._dest_flags[dest])
+                 if dest in self._const_flags else self._dest_flags[dest]
+                 for dest, key in self._keys.items() if getattr(args, dest) is not None}
         return GivenAs(flags, getattr(args, "config", None) is not None)
 
     def load(self, args: argparse.Namespace, path: str | Path | RecordedSettings | None,

@@ -508,6 +508,17 @@ def test_collect_resume_takes_the_recorded_recipe_so_no_flag_needs_retyping(tmp_
     assert main(["collect", "--out", str(out), "--resume", "--keep-failed"]) == 0
 
 
+def test_of_two_flags_of_one_setting_the_one_given_is_named(tmp_path, capsys):
+    """--keep-failed and --drop-failed set one setting: a refusal names the one typed, not the other."""
+    out = tmp_path / "dropping"
+    assert main(["collect", "--out", str(out), "--episodes", "1", "--max-seconds", "1", "--drop-failed",
+                 "--workers", "1"]) == 0
+    capsys.readouterr()
+    assert main(["collect", "--out", str(out), "--resume", "--keep-failed"]) == 2
+    error = capsys.readouterr().err
+    assert "--keep-failed: dataset has false, you gave true" in error and "--drop-failed" not in error
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--extend", "--episodes", "1"], "--extend only raises episodes: the dataset has 2, you gave 1"),
     (["--extend"], "--extend needs more episodes than {out} is set to (2); give a larger --episodes "

@@ -141,6 +141,6 @@ def run(args: argparse.Namespace) -> int:
     kept = len(manifest.episodes)
     console.print(f"{args.out}: {counted(kept, 'episode')} stored "
                   f"({counted(sum(e.frames for e in manifest.episodes), 'frame')}), "
-                  f"{len(manifest.dropped)} dropped; flew {counts['flown']} this run "
-                  f"({counts['frames']} frames, success {counts['successes']}/{counts['flown']})")
+                  f"{len(manifest.dropped):,} dropped; flew {counts['flown']:,} this run "
+                  f"({counted(counts['frames'], 'frame')}, success {counts['successes']:,}/{counts['flown']:,})")
     return 0
