@@ -261,13 +261,15 @@ def test_a_first_deploy_that_fails_leaves_no_trace(sshd: Sshd, wheelhouse: Path,
     (["--target", "root@127.0.0.1;touch {marker}"], "--target"),
     (["--target", "root@$(touch {marker})"], "--target"),
     (["--target", "root@`touch {marker}`"], "--target"),
-    (["--target", "root@127.0.0.1:dir\ntouch {marker}"], "control characters"),
+    (["--target", "root@127.0.0.1:dir\ntouch {marker}"], "holds a control character"),
     (["--target", "root@127.0.0.1:../../etc"], "'..' component"),
     (["--target", "root@127.0.0.1:/opt/-rf"], "starts with '-'"),
     (["--target", "root@127.0.0.1:"], "ends in ':' with no folder after it"),  # not silently the default folder
     (["--target", "root@[::1]:"], "ends in ':' with no folder after it"),
     (["--target", "root@127.0.0.1:2222"], "looks like a port; for SSH port 2222 give --port 2222"),  # not ~/2222
     (["--target", "root@127.0.0.1:~other/x"], "may not hold"),
+    (["--target", "root@127.0.0.1:~"], "names no folder (the home or root folder itself)"),  # as ~/ does
+    (["--target", "root@127.0.0.1;rm -rf {marker}"], "holds a space"),
     (["--target", "root@127.0.0.1", "--port", "0"], "--port"),
     (["--target", "root@127.0.0.1", "--camera", "0;touch {marker}"], "--camera"),
     (["--target", "root@127.0.0.1", "--camera", "$(touch {marker})"], "--camera"),

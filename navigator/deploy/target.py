@@ -77,7 +77,7 @@ def check_remote_dir(text: str, flag: str) -> str:
     """A target folder: absolute, `~/...` or relative to the home folder; returned without `~/` and without a
     trailing `/`. UserError for anything else (`..`, `~user`, metacharacters, a leading '-', the root folder)."""
     fix = "give a folder such as ~/liquid-navigator or /opt/liquid-navigator (letters, digits, . _ + -)"
-    path = text[2:] if text.startswith("~/") else text
+    path = "" if text == "~" else text[2:] if text.startswith("~/") else text
     absolute = path.startswith("/")
     parts = [part for part in path.split("/") if part]
     if not parts:
@@ -110,8 +110,13 @@ def parse_target(text: str, port: int = 22) -> Target:
     DEFAULT_DIR. UserError naming the part that is wrong."""
     if not 0 < port < 65536:
         raise UserError(f"--port {port}: not a TCP port; give 1-65535 (22, ssh's default, if unsure)")
-    if not text or text != text.strip() or any(ord(c) < 32 or c in " \t\x7f" for c in text):
-        raise _refuse("--target", text, "is empty or holds spaces or control characters", "give USER@HOST[:DIR]")
+    if not text:
+        raise _refuse("--target", text, "is empty", "give USER@HOST[:DIR]")
+    if any(ord(c) < 32 or c == "\x7f" for c in text):
+        raise _refuse("--target", text, "holds a control character (a tab, a newline)", "give USER@HOST[:DIR]")
+    if " " in text:
+        raise _refuse("--target", text, "holds a space, which no user, host or folder name here may",
+                      "give USER@HOST[:DIR]")
     user, at, rest = text.rpartition("@")
     if at and not _USER.fullmatch(user):
         raise _refuse("--target", text, f"{user!r} is not a user name", "give USER@HOST[:DIR], e.g. pi@drone.local")
