@@ -222,6 +222,8 @@ def test_a_run_started_on_a_ray_cluster_continues_on_the_local_backend(head, loc
     recipe.write_text(f"data: [{local_dataset}]\nepochs: 1\nbatch_size: 2\nwindow: 8\nstride: 8\n")
     assert main(["train", "--config", str(recipe), "--out", str(out), "--backend", "ray", "--address", head]) == 0
     assert json.loads((out / "run.json").read_text())["config"]["backend"] == {"kind": "ray", "address": head}
+    # nothing of this recipe flies (no collect section, no DAgger): the backend unused is said
+    assert "backend ray: this recipe flies nothing" in capsys.readouterr().err
     # --backend replaces the recorded backend whole: the recorded address does not carry over to the local one.
     assert main(["train", "--out", str(out), "--epochs", "2", "--extend", "--backend", "local"]) == 0, \
         capsys.readouterr().err

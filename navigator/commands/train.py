@@ -234,7 +234,7 @@ def _check_folders(config, args: argparse.Namespace) -> None:
     for the first one of a recipe with a `collect` section, can be collected), and the Ray cluster the roll-outs
     would fly on answers (not found only when the first DAgger round starts, after the training)."""
     from navigator.backends import check_reachable
-    from navigator.commands.common import check_output_folder
+    from navigator.commands.common import check_output_folder, print_warning
     from navigator.dataset.errors import DatasetNotFoundError
     from navigator.dataset.reader import open_datasets, require_episodes, require_one_scenario
     from navigator.errors import UserError
@@ -257,4 +257,7 @@ def _check_folders(config, args: argparse.Namespace) -> None:
             raise UserError(f"{given}: {error}{advice}") from None
         require_episodes(datasets, f"{given}:")
         require_one_scenario(datasets, f"{given}:")
+    if config.backend.kind != "local" and config.collect is None and not config.dagger.rounds:
+        print_warning(f"backend {config.backend.kind}: this recipe flies nothing (no collect section, no DAgger "
+                      f"rounds) and training itself runs here, so the backend is not used")
     check_reachable(config.backend)
