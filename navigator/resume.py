@@ -80,13 +80,20 @@ def without(settings: dict[str, Any], dotted_names: tuple[str, ...]) -> dict[str
     a resumption compares only what matters; names absent are ignored."""
     kept = copy.deepcopy(settings)
     for dotted in dotted_names:
-        *parents, leaf = dotted.split(".")
-        node: Any = kept
-        for parent in parents:
-            node = node.get(parent) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(leaf, None)
+        section, leaf = section_of(kept, dotted)
+        if section is not None:
+            section.pop(leaf, None)
     return kept
+
+
+def section_of(settings: dict[str, Any], dotted: str) -> tuple[dict[str, Any] | None, str]:
+    """The mapping in nested `settings` that holds dotted name `dotted` ("collect.workers": settings["collect"]),
+    None where there is none, and the name within it ("workers")."""
+    *sections, leaf = dotted.split(".")
+    node: Any = settings
+    for section in sections:
+        node = node.get(section) if isinstance(node, dict) else None
+    return (node if isinstance(node, dict) else None), leaf
 
 
 def relative_path_advice(path: str) -> str:

@@ -336,6 +336,7 @@ CASES: list[tuple[str, str | None, str]] = [
     ("sitl --setpoint-timeout 0", None, "--setpoint-timeout must be in (0, 60], got 0.0"),
     ("sitl --task-fov 120", None, "--task-fov must be at most --camera-fov (100)"),
     ("sitl --autopilot ardupilot --mavlink-local-port 5000", None, "--mavlink-local-port applies to PX4 only"),
+    ("collect --out {tmp}/d --dart-near-target 2", None, "--dart-near-target must be in [0, 1], got 2.0"),
     # the camera's view given alone is named too, with the task's (default) value and both ways out
     ("sitl --camera-fov 60", None, "--task-fov must be at most --camera-fov (60), got 80: the policy's view is a crop "
                                    "of the stream; give a wider --camera-fov or a narrower --task-fov"),

@@ -59,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
               default_text="start a local Ray instance")
     FLAGS.add(parser, "--dart-noise", "dart_noise", "std of the noise added to executed actions (normalised units; "
                                                     "0 disables)", type=float)
+    FLAGS.add(parser, "--dart-near-target", "dart_near_target", "share of that noise kept within 1 m of the target, "
+                                                                "where the expert holds (0: none)", type=float)
     failed = parser.add_mutually_exclusive_group()
     FLAGS.add(failed, "--keep-failed", "keep_failed", "store failed episodes too, marked as failed",
               action="store_const", const=True, default_text="keep")

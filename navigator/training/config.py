@@ -14,6 +14,7 @@ from typing import Any
 from navigator.backends import Backend
 from navigator.collect import CollectConfig
 from navigator.config import MAX_SEED, SettingError, check_settings, setting, setting_check
+from navigator.resume import section_of
 
 # DAgger round r flies seeds DAGGER_SEED_STRIDE * r, ... (navigator/training/pipeline.py): far above demonstration
 # seeds (0, 1, ...), and one round's seeds never reach the next round's.
@@ -43,12 +44,9 @@ def with_added_settings(recorded: dict[str, Any]) -> dict[str, Any]:
     without `collect` collected nothing)."""
     filled = copy.deepcopy(recorded)
     for dotted, value in ADDED_SETTINGS.items():
-        *sections, name = dotted.split(".")
-        node: Any = filled
-        for section in sections:
-            node = node.get(section) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.setdefault(name, value)
+        section, name = section_of(filled, dotted)
+        if section is not None:
+            section.setdefault(name, value)
     return filled
 
 
