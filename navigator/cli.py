@@ -103,10 +103,10 @@ def _whole_digits(text: str) -> int | None:
 def number(text: str) -> float:
     """A flag's number: decimal, with an optional exponent; `inf` and `nan` as Python spells them (the setting then
     says whether it takes them). Underscores and spaces are refused, as in a file's numbers."""
-    return _flag_number(text, _NUMBER, float, "number", _decimal_digits)
+    return _flag_number(text, _NUMBER, float, "number", _float_or_none)
 
 
-def _decimal_digits(text: str) -> float | None:
+def _float_or_none(text: str) -> float | None:
     """The number Python's float() reads in `text`, or None."""
     try:
         return float(text)
