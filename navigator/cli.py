@@ -18,7 +18,7 @@ import typing
 from pathlib import Path
 
 from navigator import __version__
-from navigator.config import DefaultsHelpFormatter, SettingError, from_home
+from navigator.config import YAML_INTEGER, DefaultsHelpFormatter, SettingError, from_home, integer_of
 from navigator.console import INTERRUPTED_BEFORE_START
 from navigator.errors import ACCESS_ERRORS, UserError, access_problem
 from navigator.output_folders import RECORDS
@@ -78,23 +78,27 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(self, message)
 
 
-_WHOLE_NUMBER = re.compile(r"[-+]?[0-9]+")
 _NUMBER = re.compile(r"[-+]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][-+]?[0-9]+)?|[-+]?(inf|infinity|nan)", re.IGNORECASE)
 
 
 def whole_number(text: str) -> int:
-    """A flag's whole number: decimal digits with an optional sign. Refused with how to write it: `1_000` (1000),
-    `1e3` or `3.0` (a fraction to a file's loader too)."""
-    return _flag_number(text, _WHOLE_NUMBER, int, "whole number", _whole_digits)
+    """A flag's whole number, as a file's is written: decimal digits with an optional sign, or 0o octal and 0x
+    hexadecimal. Refused with how to write it: `1_000` (1000), `0b11` (3), `1e3` or `3.0` (a fraction to a file's
+    loader too)."""
+    return _flag_number(text, YAML_INTEGER, integer_of, "whole number", _whole_digits)
 
 
 def _whole_digits(text: str) -> int | None:
-    """The whole number `text` means, exactly (`1e30` is 10**30, which a float is not), or None for a fraction, a
-    non-finite value, or one of more than 30 digits (which no setting takes, and which would be long to print)."""
+    """The whole number `text` means, exactly (`1e30` is 10**30, which a float is not; `0x10` is 16), or None for a
+    fraction, a non-finite value, or one of more than 30 digits (which no setting takes, and which would be long to
+    print)."""
     try:
         value = decimal.Decimal(text)
     except decimal.InvalidOperation:
-        return None
+        try:
+            value = decimal.Decimal(int(text, 0))  # hexadecimal, octal or binary with Python's prefix
+        except ValueError:
+            return None
     if not value.is_finite() or value.adjusted() >= 30 or value != value.to_integral_value():
         return None
     return int(value)
@@ -118,11 +122,11 @@ def _flag_number(text: str, pattern: re.Pattern[str], read: typing.Callable[[str
                  written: typing.Callable[[str], typing.Any]) -> typing.Any:
     """`read(text)` where `pattern` matches all of it; else an ArgumentTypeError saying how to write the number
     Python would have read, underscores dropped (`written(text)`, None where there is no such way). An empty value
-    (`--seed=`) is refused as empty, as every option's is."""
-    if pattern.fullmatch(text):
+    (`--seed=`) is passed through, to be refused after parsing as every option's is (`_refuse_empty_values`)."""
+    if pattern.fullmatch(text) is not None:
         return read(text)
-    if not text.strip():
-        raise argparse.ArgumentTypeError("empty value; give a value, or omit it")  # no number flag is required
+    if text == "":
+        return text
     hint = written(text.replace("_", "").strip())
     advice = f" (write it as {hint!r})" if hint is not None else ""
     raise argparse.ArgumentTypeError(f"{text!r} is not a {kind}{advice}")

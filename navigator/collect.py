@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -50,6 +50,8 @@ class CollectPart:
 
 @dataclass(frozen=True)
 class CollectConfig:
+    # The command's flags that no file sets (config.from_dict names them for a file that tries).
+    COMMAND_LINE_ONLY: ClassVar[dict[str, str]] = {"out": "--out", "resume": "--resume", "extend": "--extend"}
     parts: tuple[CollectPart, ...] = (CollectPart(),)
     airframe: str = "x500"
     camera: CameraSettings = field(default_factory=CameraSettings)
@@ -344,7 +346,7 @@ def open_for_collection(out: Path, config: CollectConfig, resume: bool, extend: 
                             f"and episodes, so it cannot be continued; collect into a new --out (and remove {out} "
                             f"when you no longer need it)")
         raise nothing_to_continue(out, flag, "dataset", "manifest.json")
-    load_manifest_data(out, verify=True)  # edited since it was written: its recipe is not what was collected
+    load_manifest_data(out)  # refuses one edited since it was written: its recipe is not what was collected
     writer = DatasetWriter.open(out)
     extensions = writer.manifest.recipe.get(EXTENSIONS_KEY, [])
     recorded = comparable_recipe(writer.manifest.recipe)

@@ -183,11 +183,14 @@ def setting_check(name: str) -> Iterator[None]:
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (YAML would silently keep the last)."""
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML would silently keep the last). Merge keys
+    (`<<: *defaults`) work as YAML defines them: the mapping's own keys override the merged ones."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # merged by flatten_mapping below, not a key
+                continue
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             try:
@@ -198,6 +201,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             if first is not None:
                 raise ConfigError(f"{self.name}: line {line}: duplicate key {key!r} (first given on line {first}); "
                                   f"keep one of them")
+        self.flatten_mapping(node)
         return super().construct_mapping(node, deep=deep)
 
 
@@ -208,7 +212,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 #   also read `1:30.5` as 90.5 and `1_0.5` as 10.5.
 # Anything else that looks like a number (underscores, base 60, dates such as `out: 2024-01-15`, which YAML 1.1 made
 # a date) is text, refused by the setting's check where a number is due: no setting is a date.
-_YAML_INTEGER = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+YAML_INTEGER = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
 _YAML_FLOAT = re.compile(r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+"
                          r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 # The loader's own copy of the resolvers: the loop below must not change PyYAML's SafeLoader for everyone else.
@@ -217,14 +221,18 @@ for _first, _resolvers in list(_UniqueKeyLoader.yaml_implicit_resolvers.items())
     _UniqueKeyLoader.yaml_implicit_resolvers[_first] = [
         (tag, pattern) for tag, pattern in _resolvers
         if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")]
-_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:int", _YAML_INTEGER, list("-+0123456789"))
+_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:int", YAML_INTEGER, list("-+0123456789"))
 _UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML_FLOAT, list("-+.0123456789"))
 
 
-def _yaml_integer(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    text = loader.construct_scalar(node)
+def integer_of(text: str) -> int:
+    """The integer that `text`, matched by YAML_INTEGER, stands for (`010` is 10, `0o10` 8, `0x10` 16)."""
     base = {"0o": 8, "0x": 16}.get(text[:2], 10)
     return int(text[2:] if base != 10 else text, base)
+
+
+def _yaml_integer(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    return integer_of(loader.construct_scalar(node))
 
 
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _yaml_integer)
@@ -438,8 +446,12 @@ def from_dict(cls: type[T], data: dict[str, Any], key: str = "", root: type | No
     unknown = sorted(map(str, set(data) - set(fields)))
     if unknown:
         where = f"{key}: unknown" if key else "unknown"
-        nested = [f"{name} is set as {' or '.join(paths)}" for name in unknown
-                  if (paths := _elsewhere(root, cls, key, name))]
+        # What the command takes as a flag only (how many workers, whether to resume) is no setting of its file.
+        on_command_line = getattr(root, "COMMAND_LINE_ONLY", {})
+        nested = [f"{name} is not set in the file: give {on_command_line[name]} on the command line"
+                  for name in unknown if name in on_command_line]
+        nested += [f"{name} is set as {' or '.join(paths)}" for name in unknown
+                   if name not in on_command_line and (paths := _elsewhere(root, cls, key, name))]
         # A section pasted from a file that nests these settings (a recipe's `collect:` into a collect file).
         nested += [f"{name}'s settings are set here: remove the {name}: level" for name in unknown
                    if isinstance(data[name], dict) and data[name] and set(map(str, data[name])) <= set(fields)]

@@ -94,7 +94,7 @@ CASES: list[tuple[str, str | None, str]] = [
     ("onboard --bundl {tmp}", None, "navigator onboard: error: unrecognized arguments: --bundl (see 'navigator "
                                     "onboard --help')"),
     ("data --jsn chec {tmp}", None, "navigator data: error: unrecognized arguments: --jsn (see"),
-    ("onboard plo {tmp}", None, "argument ACTION: invalid choice: 'plo' (choose from 'plot')"),
+    ("onboard plo {tmp}", None, "argument [ACTION]: invalid choice: 'plo' (choose from 'plot')"),
     # a command's option given before its name: where it belongs
     ("data --json info {tmp}", None, "navigator data info: error: --json is an option of 'navigator data info': give "
                                      "it after 'navigator data info'"),
@@ -116,9 +116,14 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --seed 2.5", None, "argument --seed: '2.5' is not a whole number (see"),
     # the whole number meant, exactly (1e25 is not a float's 10000000000000000905969664); none past 30 digits
     ("fly --seed 1e25", None, "'1e25' is not a whole number (write it as 10000000000000000000000000)"),
+    ("fly --seed 0b10", None, "argument --seed: '0b10' is not a whole number (write it as 2)"),
+    ("fly --seed 0xzz", None, "argument --seed: '0xzz' is not a whole number (see 'navigator fly --help')"),
+    # hexadecimal read as a file reads it: 0x7FFFFFFF is the largest seed
+    ("fly --seed 0x7FFFFFFF --episodes 2", None, "with --episodes 2 the last episode's seed would be 2147483648"),
     ("fly --seed 1e99", None, "argument --seed: '1e99' is not a whole number (see"),
     # an empty number is refused as empty, as any option's value is, not as text that is not a number
-    ("fly --seed=", None, "argument --seed: empty value; give a value, or omit it (see"),
+    ("fly --seed=", None, "navigator fly: error: --seed: empty value; give a value, or omit --seed (see"),
+    ("eval --out {tmp}/e --max-seconds=", None, "--max-seconds: empty value; give a value, or omit --max-seconds"),
     ("eval --suites summer --out {tmp}/e --sweep noise --sweep-levels 1,nan", None,
      "--sweep-levels (value 2) must be a finite number, got nan"),
     ("fly --max-seconds 1_0.5", None, "argument --max-seconds: '1_0.5' is not a number (write it as 10.5)"),
@@ -367,6 +372,17 @@ CASES: list[tuple[str, str | None, str]] = [
     ("collect --out {data}/more --episodes 1", None, "--out {data}/more is inside the dataset {data}"),
     ("fly --pilot expert --video {data}/episodes/clip.mp4", None, "--video {data}/episodes/clip.mp4 is inside the "
                                                                   "dataset"),
+    # a flag of the command written into its file: named as the flag, not as a setting of the same name elsewhere
+    ("compare --config {config}", "recipe: launch/train/fly_to_target.yaml\nevaluation: {workers: 2}\n",
+     "evaluation: unknown setting workers; valid settings are airframe, attention"),
+    ("compare --config {config}", "recipe: launch/train/fly_to_target.yaml\nevaluation: {workers: 2}\n",
+     "(workers is not set in the file: give --workers on the command line)"),
+    ("eval --config {config} --out {tmp}/e", "videos: 2\n", "(videos is not set in the file: give --videos on the "),
+    ("train --config {config}", "data: [DATA]\nresume: true\n", "(resume is not set in the file: give --resume on "),
+    ("collect --out {tmp}/ds --config {config}", "extend: true\n", "(extend is not set in the file: give --extend "),
+    ("fly --config {config}", "gui: true\n", "(gui is not set in the file: give --gui on the command line)"),
+    ("collect --out {tmp}/ds --config {config}", "out: {tmp}/other\n", "(out is not set in the file: give --out on "),
+    ("adapt curve --config {config} --out {tmp}/c", "workers: 2\n", "(workers is not set in the file: give --workers"),
     ("sitl --host nonexistent.invalid", None,
      "cannot resolve host 'nonexistent.invalid' (Name or service not known): give --host an address of this machine"),
 ]

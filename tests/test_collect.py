@@ -121,6 +121,17 @@ def test_dropped_failures_are_marked_not_stored(tmp_path, capsys):
     # A resumed collection does not fly dropped episodes again.
     assert collect("--out", str(out), "--episodes", "2", "--drop-failed", "--workers", "1", "--resume", *SHORT) == 0
     assert "flew 0 this run" in capsys.readouterr().out
+    # Its success rate is of the episodes flown, the dropped ones counted: 0 of 2, not 0 of none.
+    assert main(["data", "info", str(out)]) == 0
+    assert "0 episodes, 0 frames, 0.0 min simulated, success 0% of those flown" in capsys.readouterr().out
+
+
+def test_success_rate_counts_dropped_failures():
+    """With --drop-failed every kept episode is a success: the rate is of the episodes flown."""
+    from navigator.dataset.summary import GroupSummary
+
+    assert GroupSummary("fly-to-target", "summer", episodes=3, successes=3, dropped=1).success_rate == 0.75
+    assert GroupSummary("fly-to-target", "summer").success_rate is None
 
 
 def test_kill_minus_nine_then_resume(tmp_path):

@@ -74,7 +74,8 @@ def test_shipped_training_recipe_is_valid():
     from navigator.training.config import TrainConfig
 
     config = load_config(TrainConfig, ROOT / "launch" / "train" / "fly_to_target.yaml")
-    assert config.model == "cfc-ncp" and config.collect is not None and config.dagger.rounds >= 1
+    assert config.model == "cfc-ncp" and config.collect is not None
+    assert {part.preset for part in config.collect.parts} == {"summer"}  # no held-out scenery in its data
 
 
 @dataclass(frozen=True)
@@ -148,12 +149,20 @@ def test_a_bad_value_in_the_file_is_refused_even_where_a_flag_overrides_it(tmp_p
     ("a: 1\nb: 2\na: 3\n", 3, "a"),
     ("outer:\n  x: 1\n  deeper:\n    y: 1\n    y: 2\n", 5, "y"),
     ("parts:\n  - {task: hike, task: follow}\n", 2, "task"),
+    ("base: &b {x: 1}\nover:\n  <<: *b\n  y: 1\n  y: 2\n", 5, "y"),  # among a mapping's own keys, merged or not
 ])
 def test_duplicate_keys_are_refused_at_any_depth(tmp_path, text, line, key):
     path = tmp_path / "dup.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=rf"{path}: line {line}: duplicate key '{key}'"):
         read_yaml_mapping(path)
+
+
+def test_merge_keys_work_as_yaml_defines_them(tmp_path):
+    """`<<: *anchor` merges a mapping in; the mapping's own keys override the merged ones (no duplicate)."""
+    path = tmp_path / "merge.yaml"
+    path.write_text("base: &b {epochs: 1, lr: 0.01}\nrun:\n  <<: *b\n  epochs: 3\n")
+    assert read_yaml_mapping(path) == {"base": {"epochs": 1, "lr": 0.01}, "run": {"epochs": 3, "lr": 0.01}}
 
 
 def test_flags_show_the_dataclass_defaults_in_help_and_name_themselves_in_errors():

@@ -160,6 +160,33 @@ def test_check_of_an_edited_manifest_lists_each_problem_in_the_users_terms(datas
     assert "EpisodeKey" not in out and "camera size" not in out
 
 
+def test_a_hand_edited_manifest_is_refused_by_every_reader(dataset, tmp_path, capsys):
+    """A manifest that no longer matches its checksum lists what its episodes may not be (here a held-out preset
+    renamed to the training one): nothing reads it, nothing is written, and `data check` says what differs."""
+    import shutil
+
+    edited = tmp_path / "edited"
+    shutil.copytree(dataset, edited)
+    manifest = json.loads((edited / "manifest.json").read_text())
+    manifest["episodes"][2]["preset"] = "summer"
+    (edited / "manifest.json").write_text(json.dumps(manifest))
+    outputs = {"preview": tmp_path / "sheet.png", "export": tmp_path / "demos.hdf5", "train": tmp_path / "run"}
+    for command in (["data", "info", str(edited)],
+                    ["data", "preview", str(edited), "--out", str(outputs["preview"])],
+                    ["data", "export", str(edited), "--format", "robomimic", "--out", str(outputs["export"])],
+                    ["train", "--data", str(edited), "--out", str(outputs["train"]), "--epochs", "1"]):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert f"{edited / 'manifest.json'}: it does not match its sha256: it was edited by hand or damaged" in err
+        assert "restore it from a copy of the dataset" in err and f"navigator data check {edited}" in err
+    assert not any(path.exists() for path in outputs.values())
+    assert main(["data", "check", str(edited)]) == 1
+    out = capsys.readouterr().out
+    assert "does not match its sha256" in out
+    assert 'lists preset "summer" but the episode file records "winter+wind"' in out
+    assert "navigator data check" not in out
+
+
 def test_a_file_is_not_taken_for_a_dataset_folder(dataset, capsys):
     for action in ("check", "info"):
         assert main(["data", action, str(dataset / "manifest.json")]) == 2

@@ -44,8 +44,8 @@ def test_check_compares_every_manifest_field_with_the_episode_file(tmp_path):
         (first, "the manifest lists ending \"success\""), (first, "the manifest lists success true"),
         (second, "the manifest lists preset \"winter\""), (second, "the manifest lists seed 7")]
     assert "set the manifest entry back to false" in " ".join(p.message for p in report.errors)
-    with pytest.raises(DatasetError, match="lists success true but the episode file records false"):
-        Dataset.open(root).read(Dataset.open(root).entries[0])
+    with pytest.raises(DatasetError, match="does not match its sha256: it was edited by hand"):
+        Dataset.open(root)  # what it lists is not read as the episodes' truth
 
 
 def test_check_compares_the_recipe_with_the_settings_each_episode_was_flown_with(tmp_path):
@@ -121,8 +121,10 @@ def test_check_lists_every_manifest_problem_in_one_run(tmp_path):
     assert any(m.startswith("the manifest lists frames 999 but the episode file records 5") for m in messages)
     assert any("are both listed as fly-to-target/summer seed 0" in m for m in messages)
     assert not any("EpisodeKey" in m or "camera size" in m for m in messages)
-    with pytest.raises(ManifestError) as raised:  # a reader refuses it naming every field problem, too
+    with pytest.raises(ManifestError, match="does not match its sha256"):  # a reader refuses it as edited
         read_manifest(root)
+    with pytest.raises(ManifestError) as raised:  # read past its checksum, it names every field problem
+        read_manifest(root, verify=False)
     assert "image_width" in str(raised.value) and "success must be true or false" in str(raised.value)
 
 

@@ -2,6 +2,7 @@
 linked from the report; successes are never filmed, and a resumed evaluation does not film again."""
 
 import dataclasses
+import json
 
 from navigator.evaluation.episodes import EpisodeRecord
 from navigator.evaluation.pipeline import Hooks, evaluate
@@ -84,5 +85,7 @@ def test_a_resumed_evaluation_films_as_many_failures_as_it_was_started_with(tmp_
         video.unlink()
     assert main(["eval", "--out", str(out), "--resume"]) == 0
     assert sorted(p.name for p in (out / "videos" / "summer").iterdir()) == filmed
-    assert main(["eval", "--out", str(out), "--resume", "--videos", "0"]) == 0  # given: it holds, and is recorded
+    # Fewer given: none filmed, the video kept and linked, and the folder still records the one it holds.
+    assert main(["eval", "--out", str(out), "--resume", "--videos", "0"]) == 0
     assert "videos/summer/expert-100000.mp4" in (out / "report.md").read_text()
+    assert json.loads((out / "eval.json").read_text())["videos"] == 1

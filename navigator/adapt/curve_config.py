@@ -11,7 +11,7 @@ with the evaluation's airframe, camera and time limit, by the expert with DART n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from navigator.adapt.config import (
     SHIPPED_OLD_DATA,
@@ -46,6 +46,9 @@ CURVE_RECORD_FORMAT, CURVE_RECORD_VERSION = "liquid-navigator/adapt-curve-run", 
 @dataclass(frozen=True)
 class CurveConfig:
     """A learning curve; SettingError names the first bad setting."""
+
+    # The command's flags that no file sets (config.from_dict names them for a file that tries).
+    COMMAND_LINE_ONLY: ClassVar[dict[str, str]] = {"workers": "--workers", "resume": "--resume"}
 
     pilot: str = "pretrained"  # the policy every run starts from: pretrained (of `evaluation.task`) or a .pt
     sceneries: tuple[str, ...] = ("night", "pillars", "wind")  # new surroundings (presets), one dataset each

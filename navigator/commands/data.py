@@ -90,7 +90,7 @@ def _info(args: argparse.Namespace) -> int:
                 if summary.incomplete else counted(summary.episodes, "episode"))
     console.print(f"[bold]{escape(', '.join(summary.datasets))}[/bold]: {episodes}, "
                   f"{counted(summary.frames, 'frame')}, {summary.duration_s / 60:.1f} min simulated, success "
-                  f"{summary.success_rate:.0%} · "
+                  f"{_percent(summary.success_rate)} of those flown · "
                   f"images {width}x{height} · actions {summary.action_convention}", soft_wrap=True)
     for dataset, warning in summary.incomplete.items():
         print_warning(f"{dataset}: {warning}")
@@ -104,7 +104,7 @@ def _info(args: argparse.Namespace) -> int:
     for g in summary.groups:
         endings = ", ".join(f"{name} {count}" for name, count in sorted(g.endings.items()))
         groups.add_row(g.task, g.preset, str(g.episodes), str(g.frames), f"{g.duration_s / 60:.1f}",
-                       f"{g.success_rate:.0%}", str(g.dropped), endings)
+                       _percent(g.success_rate), str(g.dropped), endings)
     console.print(groups)
     if summary.action_label:
         actions = Table(title="actions, normalised to [-1, 1]")
@@ -117,6 +117,10 @@ def _info(args: argparse.Namespace) -> int:
                                 f"{stats.mean:+.3f}", f"{stats.std:.3f}", f"{stats.min:+.3f}", f"{stats.max:+.3f}")
         console.print(actions)
     return 0
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.0%}"
 
 
 def _recipe_reader() -> Callable[[dict[str, Any]], str | None] | None:

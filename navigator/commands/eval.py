@@ -99,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
               ": eval about 30% slower at most")
     parser.add_argument("--videos", type=int, default=None, metavar="K",
                         help="film the first K failed episodes of each suite and pilot into OUT/videos/ (default 0; "
-                             "--resume/--extend: as the evaluation recorded)")
+                             "--resume/--extend: as the evaluation recorded; fewer films none, keeping those made)")
     parser.add_argument("--workers", type=int, default=0, help="parallel processes; the results do not depend on it "
                                                                "(default: one per CPU core)")
     BACKEND_FLAGS.add(parser, "--backend", "kind", "local (processes on this machine) | ray (Ray actors)")

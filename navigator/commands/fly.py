@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 from navigator.commands.common import (check_output_file, finite_or_none, output_console, print_json, print_warning,
@@ -27,6 +28,9 @@ from navigator.scenario import HELD_OUT_SEED, ScenarioConfig, canonical_pilot, s
 
 @dataclass(frozen=True)
 class FlyConfig:
+    # The command's flags that no file sets (config.from_dict names them for a file that tries).
+    COMMAND_LINE_ONLY: ClassVar[dict[str, str]] = {"gui": "--gui", "video": "--video", "overwrite": "--overwrite",
+                                                  "json": "--json"}
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
     pilot: str = "pretrained"
     episodes: int = setting(5, ge=1, le=MAX_EPISODES)

@@ -88,7 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                      f"default: {DEFAULT_LOG_DIR})")
     parser.add_argument("--json", action="store_true", help="print the run's summary as one JSON document on stdout")
     _add_self_test_arguments(parser)
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=False)
+    # The brackets: with no action the runtime flies (argparse shows an optional sub-command as if required).
+    actions = parser.add_subparsers(dest="action", metavar="[ACTION]", required=False)
     plot = actions.add_parser("plot", help="draw flight logs: commands, state, frame age, inference time, safety "
                                            "state", description="Draw onboard flight logs, each into a PNG.",
                               epilog=f"examples:\n  navigator onboard plot {DEFAULT_LOG_DIR}/onboard-*.jsonl   # every "

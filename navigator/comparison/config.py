@@ -13,7 +13,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from navigator.config import (
     MAX_SEED,
@@ -41,6 +41,9 @@ class CompareConfig:
     """A comparison: every model of `models` trained once per training seed of `seeds` by the base recipe, all
     evaluated by `evaluation` (navigator eval's settings; the pilots are set by the comparison), written to `out`.
     SettingError (or ConfigError, for the recipe) names the first bad setting."""
+
+    # The command's flags that no file sets (config.from_dict names them for a file that tries).
+    COMMAND_LINE_ONLY: ClassVar[dict[str, str]] = {"workers": "--workers", "resume": "--resume"}
 
     recipe: str | None = None  # a training recipe YAML (launch/train/*.yaml); None: `train` alone is the recipe
     train: dict[str, Any] = settings_of(lambda: TrainConfig)  # TrainConfig settings on top of the recipe file

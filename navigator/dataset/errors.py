@@ -18,6 +18,15 @@ class ManifestError(DatasetError):
     """manifest.json is missing, unreadable, or not a manifest of this format."""
 
 
+class EditedManifestError(ManifestError):
+    """manifest.json no longer matches its own checksum: edited by hand or damaged since navigator wrote it.
+    `reason` says which, without the advice that follows it in the message."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class SchemaVersionError(DatasetError):
     """A manifest or episode file written with a schema version this code does not read."""
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from navigator.dataset.atomic import atomic_write_bytes
 from navigator.dataset.episode import EpisodeKey
-from navigator.dataset.errors import DatasetNotFoundError, ManifestError, SchemaVersionError
+from navigator.dataset.errors import (DatasetNotFoundError, EditedManifestError, ManifestError,
+                                      SchemaVersionError)
 from navigator.dataset.schema import ACTION_CONVENTION, ENDINGS, FORMAT_NAME, SCHEMA_VERSION
 from navigator.errors import refuse_if_denied
 from navigator.json_fields import CHECKSUM_KEY, read_problem, with_checksum, without_checksum
@@ -279,13 +280,14 @@ def require_dataset_folder(dataset: Path) -> None:
     raise DatasetNotFoundError(f"{dataset}: no such dataset folder")
 
 
-def load_manifest_data(dataset: Path, verify: bool = False) -> dict[str, Any]:
+def load_manifest_data(dataset: Path, verify: bool = True) -> dict[str, Any]:
     """The parsed manifest.json of the dataset folder `dataset` (without its checksum), refusing a missing folder, a
     missing or unreadable manifest, and another format or schema version, each with a message naming the path. Its
     fields are not judged here (`manifest_problems`), so that `data check` can list every problem of a manifest that
-    parses; with `verify`, one edited since navigator wrote it (it no longer matches its checksum) is refused: what
-    continues a collection must not follow a recipe the dataset was not collected with. Reading episodes needs no
-    such check: each entry's own sha256 is compared with its file."""
+    parses. One edited since navigator wrote it (it no longer matches its checksum) is refused unless `verify` is
+    False (`data check`, which compares what it lists with the episode files): a policy trained on it would record
+    seeds, presets and a recipe the episodes may not have, and a collection continued from it would follow a recipe
+    the dataset was not collected with."""
     dataset = Path(dataset)
     require_dataset_folder(dataset)
     path = manifest_path(dataset)
@@ -304,12 +306,13 @@ def load_manifest_data(dataset: Path, verify: bool = False) -> dict[str, Any]:
         return without_checksum(data, required=data.get(MANIFEST_VERSION_KEY) == CHECKSUMMED_MANIFEST)
     except ValueError as error:  # its recipe or entries are no longer what the collection wrote
         if verify:
-            raise ManifestError(f"{path}: {error}; restore it from a copy of the dataset, or collect again into a "
-                                f"new folder") from None
+            raise EditedManifestError(f"{path}: {error}; restore it from a copy of the dataset, or collect again into "
+                                      f"a new folder (`navigator data check {dataset}` lists what it says that the "
+                                      f"episode files do not)", str(error)) from None
         return {key: value for key, value in data.items() if key != CHECKSUM_KEY}
 
 
-def read_manifest(dataset: Path, verify: bool = False) -> Manifest:
+def read_manifest(dataset: Path, verify: bool = True) -> Manifest:
     """The manifest of the dataset folder `dataset`; any problem with it is refused with a message naming the path
     and listing every problem found (`verify`: as `load_manifest_data`)."""
     return Manifest.from_dict(load_manifest_data(Path(dataset), verify), str(manifest_path(Path(dataset))))

@@ -26,8 +26,14 @@ class GroupSummary:
     dropped: int = 0  # flown, failed and not kept (collect --drop-failed)
 
     @property
-    def success_rate(self) -> float:
-        return self.successes / self.episodes if self.episodes else 0.0
+    def success_rate(self) -> float | None:
+        return success_of_flown(self.successes, self.episodes + self.dropped)
+
+
+def success_of_flown(successes: int, flown: int) -> float | None:
+    """The share of flown episodes that succeeded, the dropped failures counted (with --drop-failed every kept episode
+    is a success, which says nothing of the expert); None when none was flown."""
+    return successes / flown if flown else None
 
 
 @dataclass
@@ -65,8 +71,9 @@ class DatasetSummary:
         return sum(g.duration_s for g in self.groups)
 
     @property
-    def success_rate(self) -> float:
-        return sum(g.successes for g in self.groups) / self.episodes if self.episodes else 0.0
+    def success_rate(self) -> float | None:
+        return success_of_flown(sum(g.successes for g in self.groups),
+                                self.episodes + sum(g.dropped for g in self.groups))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

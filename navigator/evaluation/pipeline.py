@@ -131,7 +131,8 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
     """Fly every episode of `settings` not yet recorded in `out` with `workers` processes (0: one per core; of the
     Ray cluster with the ray `backend`), film the first `videos` failed episodes of each named suite and pilot not yet
     filmed (in local processes: the videos go into `out`), then write the results and the report there; returns the
-    results. `videos` None: as many as the evaluation in `out` recorded (0 for a new one). `resume` continues the
+    results. `videos` None: as many as the evaluation in `out` recorded (0 for a new one); fewer than it recorded
+    films no more, and keeps the videos there. `resume` continues the
     evaluation in `out` with exactly its settings; `extend` (with `resume`) with more episodes (worlds) per suite,
     the only setting that may change (a refusal names settings as `given_as` says the user gave them). UserError,
     before any pilot is loaded, for a folder it cannot use."""
@@ -145,12 +146,13 @@ def evaluate(out: Path, settings: EvalSettings, workers: int = 0, resume: bool =
     grown = recorded is not None and check_continued(out, recorded, settings, extend, given_as)
     pilots = inspect_pilots(settings, given_as)
     created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
-    if videos is None:
-        recorded_videos = recorded.get("videos", 0) if recorded is not None else 0
-        videos = recorded_videos if isinstance(recorded_videos, int) and recorded_videos >= 0 else 0
+    recorded_videos = recorded.get("videos", 0) if recorded is not None else 0
+    recorded_videos = recorded_videos if isinstance(recorded_videos, int) and recorded_videos >= 0 else 0
+    videos = recorded_videos if videos is None else videos
     if lock is None:  # a new folder
         lock = lock_new_folder(out, "evaluation", lambda: check_folder(out, resume, flag))
-    open_folder(out, settings, pilots, recorded, grown, videos)
+    # Videos already made are kept (the report links them), so the folder records the most ever asked for.
+    open_folder(out, settings, pilots, recorded, grown, max(videos, recorded_videos))
     with lock:
         try:
             return _evaluate(out, settings, pilots, flying, workers, hooks, videos, backend)

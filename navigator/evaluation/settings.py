@@ -15,7 +15,7 @@ import os
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from navigator.config import (MAX_EPISODES, MAX_SEED, SettingError, check_seed_span, check_settings, from_dict, setting,
                               setting_check)
@@ -40,6 +40,9 @@ class EpisodeKey:
 
 @dataclass(frozen=True)
 class EvalSettings:
+    # The command's flags that no file sets (config.from_dict names them for a file that tries).
+    COMMAND_LINE_ONLY: ClassVar[dict[str, str]] = {"workers": "--workers", "videos": "--videos", "backend": "--backend",
+                                                  "address": "--address", "resume": "--resume", "extend": "--extend"}
     pilots: tuple[str, ...] = ("pretrained",)  # as `navigator fly --pilot` takes them
     task: str = "fly-to-target"
     suites: tuple[str, ...] = ("summer", "autumn", "winter", "night")  # preset specs, e.g. "night+wind"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from navigator.backends import Backend
 from navigator.collect import CollectConfig
@@ -98,6 +98,8 @@ def _canonical_model(name: str) -> str:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    # The command's flags that no file sets (config.from_dict names them for a file that tries).
+    COMMAND_LINE_ONLY: ClassVar[dict[str, str]] = {"resume": "--resume", "extend": "--extend"}
     data: tuple[str, ...] = ()  # dataset folders (merged; image sizes and action conventions must agree)
     out: str = "runs/cfc-ncp"
     model: str = "cfc-ncp"  # cfc-ncp | cfc | ltc-ncp | lstm | gru | mlp
