@@ -114,7 +114,7 @@ def test_an_adapted_policy_records_its_lineage_and_eval_refuses_every_seed_it_le
     assert metadata["training_seeds"] == lineage["new_data"] + base["training_seeds"]
     assert metadata["train_config"]["adapt"]["strategy"] == "finetune"
     assert metadata["camera"] == base["camera"] and metadata["airframe"] == base["airframe"]
-    for seed, why in (("20001", "seeds 20000-20001"), ("150", "seeds 0-199")):
+    for seed, why in (("20001", "seeds 20000-20001"), ("150", "seeds 0-399")):
         assert main(["eval", "--pilot", str(finetuned), "--suites", "night", "--episodes", "1", "--seed", seed,
                      "--out", str(tmp_path / f"eval-{seed}")]) == 2
         assert why in capsys.readouterr().err
@@ -299,7 +299,7 @@ def other_task(tmp_path_factory):
     (["--pilot", "policies/pretrained/bundles/fly-to-target"], "an exported bundle cannot be trained"),
     (["--pilot", "{run}"], "--pilot: {run} is a training run's folder; give its policy: {run}/best.pt"),
     (["--strategy", "replay"], ("the replay strategy needs the old data: give --replay DATASET; the shipped "
-                                "policy's old data is its recipe's summer dataset")),
+                                "fly-to-target policy's old data is its recipe's summer dataset")),
     (["--replay", "{night}"], "is read by the replay strategy only"),
     (["--anchor", "5"], ("--anchor is read by the l2-anchor strategy only, not finetune: drop it, or give "
                          "--strategy l2-anchor")),
@@ -383,12 +383,12 @@ def test_a_curve_whose_demonstrations_fly_training_worlds_names_them_and_the_pol
 
     config = tmp_path / "curve.yaml"
     config.write_text("sceneries: [night]\ndemonstrations: [5]\nstrategies: [finetune]\nseeds: [0, 1]\n"
-                      "collect_seed: 198\n")
+                      "collect_seed: 398\n")
     assert main(["adapt", "curve", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
-    assert (f"collect_seed in {config}: the demonstrations would fly world seeds 198-202, and "
-            f"{pretrained_checkpoint('fly-to-target')} was trained on world seeds 0-199") in error, error
-    assert "seeds 198-199 among them: choose a collect_seed past 199" in error
+    assert (f"collect_seed in {config}: the demonstrations would fly world seeds 398-402, and "
+            f"{pretrained_checkpoint('fly-to-target')} was trained on world seeds 0-399") in error, error
+    assert "seeds 398-399 among them: choose a collect_seed past 399" in error
     assert not (tmp_path / "out").exists()
 
 

@@ -52,9 +52,10 @@ CNN_PREFIX = "encoder."
 # Settings of the starting policy's training recipe that an adaptation keeps (the others are the adaptation's own).
 INHERITED = ("window", "stride", "lr_final_fraction", "weight_decay", "grad_clip", "val_fraction", "augment")
 # Where the replay strategy's old data comes from for the shipped policy: its recipe collects it.
-SHIPPED_OLD_DATA = ("the shipped policy's old data is its recipe's summer dataset: `navigator train --config "
-                    "launch/train/fly_to_target.yaml` collects it into datasets/summer-fly-to-target (or `navigator "
-                    "collect --out datasets/summer-fly-to-target --episodes 200`)")
+SHIPPED_OLD_DATA = ("the shipped fly-to-target policy's old data is its recipe's summer dataset: `navigator train "
+                    "--config launch/train/fly_to_target.yaml` collects it into "
+                    "datasets/summer-fly-to-target-400-near-target (or `navigator collect --out "
+                    "datasets/summer-fly-to-target-400-near-target --episodes 400 --dart-near-target 0.5`)")
 
 
 def canonical_strategy(name: Any) -> str:
