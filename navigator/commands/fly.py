@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 
 from navigator.commands.common import (check_output_file, finite_or_none, output_console, print_json, print_warning,
                                        progress_bar)

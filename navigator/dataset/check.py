@@ -12,8 +12,9 @@ from navigator.dataset.completeness import completeness
 from navigator.dataset.episode import Episode
 from navigator.dataset.episode_file import load_episode
 from navigator.dataset.errors import DatasetError, DatasetNotFoundError, EditedManifestError
-from navigator.dataset.manifest import (EPISODES_FOLDER, MANIFEST_NAME, Manifest, image_size_of, load_manifest_data,
-                                        manifest_problems, plain_file_name, require_dataset_folder, show)
+from navigator.dataset.manifest import (EPISODES_FOLDER, MANIFEST_NAME, RESTORE, Manifest, image_size_of,
+                                        load_manifest_data, manifest_problems, plain_file_name,
+                                        require_dataset_folder, show)
 from navigator.dataset.reader import entry_mismatches, layout_mismatches, recipe_mismatches
 from navigator.dataset.writer import DAMAGED_SUFFIX
 from navigator.errors import counted
@@ -82,8 +83,7 @@ def check_dataset(path: str | Path, recipe_problem: Callable[[dict[str, Any]], s
             data = load_manifest_data(path)
         except EditedManifestError as error:  # what it lists is judged below, field by field, against the files
             edited = True
-            report.problems.append(Problem("warning", MANIFEST_NAME, f"{error.reason}; restore it from a copy of the "
-                                                                     f"dataset, or collect again into a new folder"))
+            report.problems.append(Problem("warning", MANIFEST_NAME, f"{error.reason}; {RESTORE}"))
             data = load_manifest_data(path, verify=False)
     except DatasetError as error:
         report.problems.append(Problem("error", MANIFEST_NAME, _strip_path(str(error), path / MANIFEST_NAME)))

@@ -19,6 +19,8 @@ from navigator.json_fields import CHECKSUM_KEY, read_problem, with_checksum, wit
 
 MANIFEST_NAME = "manifest.json"
 EPISODES_FOLDER = "episodes"
+# What to do with a manifest that cannot be trusted: navigator writes it atomically, so it was edited or damaged.
+RESTORE = "restore it from a copy of the dataset, or collect again into a new folder"
 
 
 def show(value: Any) -> str:
@@ -299,16 +301,14 @@ def load_manifest_data(dataset: Path, verify: bool = True) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         refuse_if_denied(error)
         # navigator writes manifests atomically, so a damaged one was edited or hit by a disk fault.
-        raise ManifestError(f"{path}: cannot be read ({read_problem(error)}); restore it from a copy of the dataset, "
-                            f"or collect again into a new folder") from None
+        raise ManifestError(f"{path}: cannot be read ({read_problem(error)}); {RESTORE}") from None
     require_format(data, str(path))
     try:
         return without_checksum(data, required=data.get(MANIFEST_VERSION_KEY) == CHECKSUMMED_MANIFEST)
     except ValueError as error:  # its recipe or entries are no longer what the collection wrote
         if verify:
-            raise EditedManifestError(f"{path}: {error}; restore it from a copy of the dataset, or collect again into "
-                                      f"a new folder (`navigator data check {dataset}` lists what it says that the "
-                                      f"episode files do not)", str(error)) from None
+            raise EditedManifestError(f"{path}: {error}; {RESTORE} (`navigator data check {dataset}` lists what it "
+                                      f"says that the episode files do not)", str(error)) from None
         return {key: value for key, value in data.items() if key != CHECKSUM_KEY}
 
 
