@@ -279,7 +279,8 @@ def test_exporting_an_incomplete_dataset_warns_on_stderr_and_keeps_stdout_to_the
         writer.write(synthetic_episode(seed, frames=5, height=24, width=32))
     assert main(["data", "export", str(writer.path), "--format", "robomimic", "--out", str(tmp_path / "d.hdf5")]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines() == [f"2 episodes exported to {tmp_path / 'd.hdf5'} (robomimic)"]
+    assert captured.out.splitlines() == [f"2 episodes exported to {tmp_path / 'd.hdf5'} (robomimic): 1 in mask/valid, "
+                                         f"1 in mask/train"]
     assert captured.err.startswith(f"warning: {writer.path}: ")
 
 

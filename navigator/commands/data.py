@@ -210,5 +210,7 @@ def _export(args: argparse.Namespace) -> int:
     if options.val_fraction > 0 and not validation:
         print_warning(f"{args.out}: mask/valid is empty: one episode cannot be split between training and "
                       f"validation (it is in mask/train); record more episodes to validate on")
-    print(f"{counted(demos, 'episode')} exported to {args.out} ({args.format})")
+    # The split in numbers: with few episodes the share held out is not --val-fraction (at least one, if any).
+    print(f"{counted(demos, 'episode')} exported to {args.out} ({args.format}): {len(validation)} in mask/valid, "
+          f"{demos - len(validation)} in mask/train")
     return 0
