@@ -114,7 +114,7 @@ def test_an_adapted_policy_records_its_lineage_and_eval_refuses_every_seed_it_le
     assert metadata["training_seeds"] == lineage["new_data"] + base["training_seeds"]
     assert metadata["train_config"]["adapt"]["strategy"] == "finetune"
     assert metadata["camera"] == base["camera"] and metadata["airframe"] == base["airframe"]
-    for seed, why in (("20001", "seeds 20000-20001"), ("150", "seeds 0-399")):
+    for seed, why in (("20001", "seeds 20000-20001"), ("150", "seeds 0-599")):
         assert main(["eval", "--pilot", str(finetuned), "--suites", "night", "--episodes", "1", "--seed", seed,
                      "--out", str(tmp_path / f"eval-{seed}")]) == 2
         assert why in capsys.readouterr().err
@@ -383,12 +383,12 @@ def test_a_curve_whose_demonstrations_fly_training_worlds_names_them_and_the_pol
 
     config = tmp_path / "curve.yaml"
     config.write_text("sceneries: [night]\ndemonstrations: [5]\nstrategies: [finetune]\nseeds: [0, 1]\n"
-                      "collect_seed: 398\n")
+                      "collect_seed: 598\n")
     assert main(["adapt", "curve", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
-    assert (f"collect_seed in {config}: the demonstrations would fly world seeds 398-402, and "
-            f"{pretrained_checkpoint('fly-to-target')} was trained on world seeds 0-399") in error, error
-    assert "seeds 398-399 among them: choose a collect_seed past 399" in error
+    assert (f"collect_seed in {config}: the demonstrations would fly world seeds 598-602, and "
+            f"{pretrained_checkpoint('fly-to-target')} was trained on world seeds 0-599") in error, error
+    assert "seeds 598-599 among them: choose a collect_seed past 599" in error
     assert not (tmp_path / "out").exists()
 
 

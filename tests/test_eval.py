@@ -370,8 +370,8 @@ def test_extend_refuses_anything_but_more_worlds_before_any_work(expert_run, tmp
     (["--workers", "-1"], "--workers must be in [0, 256] (0: one per CPU core), got -1"),
     (["--workers", "999"], "--workers must be in [0, 256] (0: one per CPU core), got 999"),
     (["--suites", "winter+wind,Wind + Winter"], "winter+wind and wind+winter are the same scenery"),
-    # The shipped policy's demonstrations flew seeds 0-399 (its checkpoint records its recipe).
-    (["--pilot", "pretrained", "--seed", "350", "--episodes", "100"], "seeds 350-399"),
+    # The shipped policy's demonstrations flew seeds 0-599 (its checkpoint records its recipe).
+    (["--pilot", "pretrained", "--seed", "550", "--episodes", "100"], "seeds 550-599"),
 ])
 def test_bad_input_exits_2_before_any_flight(tmp_path, capsys, args, message):
     out = tmp_path / "report"

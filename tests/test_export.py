@@ -68,9 +68,9 @@ def test_manifest_fields(bundle):
     source = manifest["source"]
     assert source["checkpoint_sha256"] == hashlib.sha256(pretrained_checkpoint("fly-to-target").read_bytes()
                                                          ).hexdigest()
-    assert source["datasets"][0] == "datasets/summer-fly-to-target-400-near-target" and source["commit"]
+    assert source["datasets"][0] == "datasets/summer-fly-to-target-600-near-target" and source["commit"]
     assert source["training_seeds"]["ranges"][0] | {"source": None} == {"task": "fly-to-target", "first": 0,
-                                                                         "count": 400, "source": None}
+                                                                         "count": 600, "source": None}
     verification = manifest["verification"]
     assert verification["episodes"] == 1 and verification["steps"] > 100
     assert verification["seeds"] == [100_000]
@@ -200,11 +200,11 @@ def test_fly_and_eval_take_a_bundle(bundle, tmp_path, capsys):
     assert main(["fly", "--pilot", str(bundle / "policy.json"), "--task", "hike", "--episodes", "1"]) == 2
     assert "trained on fly-to-target demonstrations, not hike" in capsys.readouterr().err
     # ... and eval refuses seeds the exported checkpoint was trained on, from the bundle's record.
-    assert main(["eval", "--pilot", str(bundle), "--suites", "summer", "--episodes", "2", "--seed", "399",
+    assert main(["eval", "--pilot", str(bundle), "--suites", "summer", "--episodes", "2", "--seed", "599",
                  "--out", str(tmp_path / "report")]) == 2
     error = capsys.readouterr().err
-    assert "trained on fly-to-target seeds 0-399 (data in datasets/summer-fly-to-target-400-near-target)" in error
-    assert "and this evaluation would fly seed 399 of them" in error
+    assert "trained on fly-to-target seeds 0-599 (data in datasets/summer-fly-to-target-600-near-target)" in error
+    assert "and this evaluation would fly seed 599 of them" in error
 
 
 @pytest.mark.parametrize("edit, problem", [
@@ -280,7 +280,7 @@ def test_existing_out_bad_checkpoint_and_bad_options_are_refused_before_work(bun
         (["--checkpoint", "pretrained", "--out", str(tmp_path / "b"), "--verify-episodes", "0"],
          "--verify-episodes must be in [1, 100], got 0"),
         (["--checkpoint", "pretrained", "--out", str(tmp_path / "b"), "--seed", "150"],
-         "trained on fly-to-target seeds 0-399 (data in datasets/summer-fly-to-target-400-near-target), and the "
+         "trained on fly-to-target seeds 0-599 (data in datasets/summer-fly-to-target-600-near-target), and the "
          "export's verification flights would fly seeds 150-152 of them"),
     ]
     shipped = str(Path(__file__).resolve().parents[1] / "policies" / "pretrained" / "fly-to-target-cfc-ncp.pt")

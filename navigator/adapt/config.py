@@ -54,8 +54,8 @@ INHERITED = ("window", "stride", "lr_final_fraction", "weight_decay", "grad_clip
 # Where the replay strategy's old data comes from for the shipped policy: its recipe collects it.
 SHIPPED_OLD_DATA = ("the shipped fly-to-target policy's old data is its recipe's summer dataset: `navigator train "
                     "--config launch/train/fly_to_target.yaml` collects it into "
-                    "datasets/summer-fly-to-target-400-near-target (or `navigator collect --out "
-                    "datasets/summer-fly-to-target-400-near-target --episodes 400 --dart-near-target 0.5`)")
+                    "datasets/summer-fly-to-target-600-near-target (or `navigator collect --out "
+                    "datasets/summer-fly-to-target-600-near-target --episodes 600 --dart-near-target 0.5`)")
 
 
 def canonical_strategy(name: Any) -> str:

@@ -4,7 +4,7 @@ examples:
   navigator collect --preset night --episodes 20 --seed 20000 --out datasets/night-20
   navigator adapt --data datasets/night-20 --out runs/night                      # the shipped policy, fine-tuned
   navigator adapt --data datasets/night-20 --strategy freeze-cnn --out runs/night-frozen
-  navigator adapt --data datasets/night-20 --strategy replay --replay datasets/summer-fly-to-target-400-near-target \
+  navigator adapt --data datasets/night-20 --strategy replay --replay datasets/summer-fly-to-target-600-near-target \
       --out runs/r
   navigator adapt --pilot runs/NAME/best.pt --data datasets/night-20 --strategy l2-anchor --anchor 100 --out runs/x
   navigator adapt --data datasets/wind-20 --dagger 1 --dagger-episodes 10 --dagger-epochs 4 --out runs/wind-dagger
