@@ -106,7 +106,10 @@ def _whole_digits(text: str) -> int | None:
 
 def number(text: str) -> float:
     """A flag's number: decimal, with an optional exponent; `inf` and `nan` as Python spells them (the setting then
-    says whether it takes them). Underscores and spaces are refused, as in a file's numbers."""
+    says whether it takes them), or a whole number as `whole_number` reads it (`0x3`, as a file's). Underscores and
+    spaces are refused, as in a file's numbers."""
+    if YAML_INTEGER.fullmatch(text) is not None:
+        return float(integer_of(text))
     return _flag_number(text, _NUMBER, float, "number", _float_or_none)
 
 

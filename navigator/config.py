@@ -189,9 +189,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # merged by flatten_mapping below, not a key
-                continue
-            key = self.construct_object(key_node, deep=True)
+            # A merge key is merged by flatten_mapping below; given twice, it is a duplicate all the same.
+            merge = key_node.tag == "tag:yaml.org,2002:merge"
+            key = key_node.value if merge else self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             try:
                 first = seen.get(key)
@@ -203,6 +203,20 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                                   f"keep one of them")
         self.flatten_mapping(node)
         return super().construct_mapping(node, deep=deep)
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """PyYAML's merge, with YAML's precedence among merged mappings: of `<<: [*a, *b]`, a's value wins a key
+        both give (PyYAML keeps the last, as it tells keys apart by object identity). Own keys, after, win anyway."""
+        own = sum(key_node.tag != "tag:yaml.org,2002:merge" for key_node, _ in node.value)
+        super().flatten_mapping(node)
+        merged, seen = [], set()
+        for key_node, value_node in node.value[:len(node.value) - own]:
+            if isinstance(key_node, yaml.ScalarNode):
+                if key_node.value in seen:
+                    continue
+                seen.add(key_node.value)
+            merged.append((key_node, value_node))
+        node.value = merged + node.value[len(node.value) - own:]
 
 
 # Numbers as YAML 1.2 (its core schema) writes them, whatever PyYAML's YAML 1.1 does:

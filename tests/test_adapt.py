@@ -263,7 +263,7 @@ def test_dagger_flies_the_adapted_policy_in_the_new_scenery_keeps_the_cnn_frozen
     assert main(["adapt", "--out", str(out), "--resume", "--dagger-episodes", "3"]) == 2
     assert "--dagger-episodes: run has 2, you gave 3" in capsys.readouterr().err  # as typed
     assert main(["adapt", "--out", str(out), "--resume"]) == 2
-    assert "is finished (the epoch and 1 DAgger round)" in capsys.readouterr().err
+    assert "is finished (its one epoch trained and 1 DAgger round)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("strategy", ["finetune", "replay", "freeze-cnn", "l2-anchor"])
@@ -390,6 +390,16 @@ def test_a_curve_whose_demonstrations_fly_training_worlds_names_them_and_the_pol
             f"{pretrained_checkpoint('fly-to-target')} was trained on world seeds 0-599") in error, error
     assert "seeds 598-599 among them: choose a collect_seed past 599" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_a_curve_whose_demonstrations_fly_evaluation_worlds_says_which_first_seeds_are_free(tmp_path, capsys):
+    config = tmp_path / "curve.yaml"
+    config.write_text("sceneries: [night]\ndemonstrations: [5]\nstrategies: [finetune]\nseeds: [0, 1]\n"
+                      "collect_seed: 99998\nevaluation: {suites: [summer], seed: 100000, episodes: 20}\n")
+    assert main(["adapt", "curve", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert (f"collect_seed in {config}: the demonstrations would fly world seeds 99998-100002, and the evaluation "
+            f"flies seeds 100000-100002 of them: choose a collect_seed of at most 99995 or at least 100020") in error
 
 
 def test_the_learning_curve_reports_forgetting_from_a_real_evaluation(tmp_path, capsys):

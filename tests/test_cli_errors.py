@@ -120,6 +120,7 @@ CASES: list[tuple[str, str | None, str]] = [
     ("fly --seed 0xzz", None, "argument --seed: '0xzz' is not a whole number (see 'navigator fly --help')"),
     # hexadecimal read as a file reads it: 0x7FFFFFFF is the largest seed
     ("fly --seed 0x7FFFFFFF --episodes 2", None, "with --episodes 2 the last episode's seed would be 2147483648"),
+    ("fly --max-seconds 0x3F00", None, "--max-seconds must be in (0, 3600], got 16128.0"),  # a number flag too
     ("fly --seed 1e99", None, "argument --seed: '1e99' is not a whole number (see"),
     # an empty number is refused as empty, as any option's value is, not as text that is not a number
     ("fly --seed=", None, "navigator fly: error: --seed: empty value; give a value, or omit --seed (see"),
@@ -281,7 +282,7 @@ CASES: list[tuple[str, str | None, str]] = [
     ("data preview {data} --out {tmp}/clip.mp4", None, "clip.mp4 already exists; pass --overwrite"),
     ("data preview {data} --out {tmp}/folder.mp4 --overwrite", None, "folder.mp4 is a folder"),
     ("data preview {data} --out {tmp}/missing/sheet.png", None, "missing does not exist"),
-    ("data preview {data} --out {tmp}/sheet.gif", None, "unknown preview kind .gif"),
+    ("data preview {data} --out {tmp}/sheet.gif", None, "--out {tmp}/sheet.gif must end in .png or .mp4"),
     ("data export {data} --format robomimic --out {tmp}/x.hdf5 --val-fraction 2", None,
      "--val-fraction must be in [0, 1), got 2.0"),
     ("data export {data} --format robomimic --out {tmp}/x.hdf5 --val-fraction nan", None,
@@ -565,7 +566,7 @@ def _recorded_run(out: Path, data: Path) -> None:
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--resume"], "is finished (all 2 epochs): nothing to resume"),  # every setting came from run.json
+    (["--resume"], "is finished (all 2 epochs trained): nothing to resume"),  # every setting came from run.json
     # Named as typed (--seed), and without --config to drop, since none was given.
     (["--resume", "--seed", "1"], "was started with other settings: --seed: run has 0, you gave 1; drop the flags "
                                   "that differ (the run's settings are then taken from"),

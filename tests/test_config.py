@@ -163,6 +163,12 @@ def test_merge_keys_work_as_yaml_defines_them(tmp_path):
     path = tmp_path / "merge.yaml"
     path.write_text("base: &b {epochs: 1, lr: 0.01}\nrun:\n  <<: *b\n  epochs: 3\n")
     assert read_yaml_mapping(path) == {"base": {"epochs": 1, "lr": 0.01}, "run": {"epochs": 3, "lr": 0.01}}
+    # Of a list of merged mappings the first wins a key both give (PyYAML alone keeps the last).
+    path.write_text("scenario:\n  <<: [{preset: night, task: hike}, {preset: winter, seed: 2}]\n  seed: 3\n")
+    assert read_yaml_mapping(path) == {"scenario": {"preset": "night", "task": "hike", "seed": 3}}
+    path.write_text("a: &a {x: 1}\nb:\n  <<: *a\n  <<: *a\n")  # a merge key given twice is a duplicate key
+    with pytest.raises(ConfigError, match=r"line 4: duplicate key '<<' \(first given on line 3\)"):
+        read_yaml_mapping(path)
 
 
 def test_flags_show_the_dataclass_defaults_in_help_and_name_themselves_in_errors():

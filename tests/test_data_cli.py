@@ -60,7 +60,7 @@ def test_preview_sheet_and_video(dataset, tmp_path, capsys):
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 48 and capture.read()[1].shape == (48 * 6, 64 * 6, 3)
     capture.release()
     assert main(["data", "preview", str(dataset), "--out", str(tmp_path / "x.gif")]) == 2
-    assert "unknown preview kind .gif" in capsys.readouterr().err
+    assert f"--out {tmp_path / 'x.gif'} must end in .png or .mp4" in capsys.readouterr().err
 
 
 def test_preview_says_when_the_dataset_holds_fewer_episodes_than_asked(dataset, tmp_path, capsys):

@@ -117,7 +117,7 @@ def test_out_that_is_a_file_or_a_folder_of_other_files_is_never_touched(data, tm
 def test_finished_run_resumes_nothing_and_extends_only_when_asked(data, tmp_path):
     out = tmp_path / "run"
     run_recipe(settings(data, out), resume=False, hooks=Hooks())
-    with pytest.raises(UserError, match=r"is finished \(all 2 epochs\): nothing to resume"):
+    with pytest.raises(UserError, match=r"is finished \(all 2 epochs trained\): nothing to resume"):
         run_recipe(settings(data, out), resume=True, hooks=Hooks())
     with pytest.raises(UserError, match="epochs: run has 2, you gave 3; .*to add epochs pass --extend"):
         run_recipe(settings(data, out, epochs=3), resume=True, hooks=Hooks())
@@ -134,7 +134,7 @@ def test_finished_run_resumes_nothing_and_extends_only_when_asked(data, tmp_path
     assert record["config"]["epochs"] == 3
     assert record["extensions"] == [{"epochs": {"from": 2, "to": 3}, "after_epoch": 2}]
     # The extended run now resumes (and is finished) with its new length.
-    with pytest.raises(UserError, match=r"is finished \(all 3 epochs\)"):
+    with pytest.raises(UserError, match=r"is finished \(all 3 epochs trained\)"):
         run_recipe(settings(data, out, epochs=3), resume=True, hooks=Hooks())
 
 
@@ -251,8 +251,8 @@ def test_a_finished_run_past_its_dagger_rounds_is_not_told_to_extend(tmp_path, m
     run_recipe(settings(writer.path, out, **recipe), resume=False, hooks=Hooks())
     with pytest.raises(UserError) as caught:
         run_recipe(settings(writer.path, out, **recipe), resume=True, hooks=Hooks())
-    assert "is finished (all 2 epochs and 1 DAgger round): nothing to resume; more epochs cannot be added after " \
-           "its DAgger rounds; to train longer, start a new run with a larger --epochs in another --out" \
+    assert "is finished (all 2 epochs trained and 1 DAgger round): nothing to resume; more epochs cannot be added " \
+           "after its DAgger rounds; to train longer, start a new run with a larger --epochs in another --out" \
            in str(caught.value) and "pass --extend" not in str(caught.value)
     with pytest.raises(UserError) as caught:
         run_recipe(settings(writer.path, out, **{**recipe, "epochs": 3}), resume=True, hooks=Hooks())

@@ -109,10 +109,11 @@ def check_start(config: CurveConfig, source: str) -> str:
     worlds = range(settings.seed, settings.seed + settings.episodes)
     evaluated = _overlap(demonstrations, worlds)
     if evaluated:
-        outside = str(worlds.start) if len(worlds) == 1 else f"{worlds.start}-{worlds.stop - 1}"
+        below = worlds.start - len(demonstrations)  # the largest first seed whose demonstrations end before them
+        choice = (f"at most {below} or at least {worlds.stop}" if below >= 0 else f"at least {worlds.stop}")
         raise UserError(f"collect_seed in {source}: the demonstrations would fly "
                         f"{seed_span(demonstrations, 'world')}, and the evaluation flies {seed_span(evaluated)} of "
-                        f"them: choose a collect_seed outside {outside}")
+                        f"them: choose a collect_seed of {choice}")
     for r in range(1, first.dagger.rounds + 1):  # the training pipeline's seeds of DAgger round r
         shared = _overlap(range(DAGGER_SEED_STRIDE * r, DAGGER_SEED_STRIDE * r + first.dagger.episodes), worlds)
         if shared:

@@ -89,6 +89,11 @@ class CurveConfig:
         if self.evaluation.sweeps:
             raise SettingError("evaluation.sweeps", "must not be given: the curve evaluates named suites only")
         unknown = sorted(set(self.train) - set(TRAIN_SETTINGS))
+        flags = [name for name in unknown if name in self.COMMAND_LINE_ONLY]
+        if flags:
+            raise SettingError("train", f"sets {', '.join(flags)}, which the command takes: give "
+                                        f"{', '.join(self.COMMAND_LINE_ONLY[name] for name in flags)} on the command "
+                                        f"line")
         if unknown:
             raise SettingError("train", f"sets {', '.join(unknown)}, which a curve sets per run or takes from the "
                                         f"policy; it may set {', '.join(TRAIN_SETTINGS)}")

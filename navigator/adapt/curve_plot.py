@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from navigator.errors import counted
 from navigator.figures import pyplot, save_png
 
 
@@ -45,6 +46,6 @@ def plot_curve(document: dict[str, Any], path: Path) -> None:
                          fontsize="medium")
     axes[0][0].legend(fontsize="small", loc="lower right")
     figure.suptitle(f"{document['task']}: mean of {len(document['training_seeds'])} training seeds, "
-                    f"{document['episodes']} worlds per suite; whiskers: 95% intervals", fontsize="medium")
+                    f"{counted(document['episodes'], 'world')} per suite; whiskers: 95% intervals", fontsize="medium")
     figure.tight_layout()
     save_png(figure, path, dpi=110)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from navigator.comparison.table import cell, percent
+from navigator.errors import counted
 
 if TYPE_CHECKING:
     from navigator.adapt.curve_config import CurveConfig
@@ -146,8 +147,9 @@ def render_curve(document: dict[str, Any]) -> str:
     intro = (f"Each adaptation starts from {document['pilot']} (sha256 {document['start_sha256'][:12]}) and trains on "
              f"the first N demonstrations of one dataset per new scenery (world seeds "
              f"{document['demonstration_seeds'][0]}–{document['demonstration_seeds'][1]}).{rollouts} Success: mean "
-             f"over {len(seeds)} training seeds ({', '.join(map(str, seeds))}) and {document['episodes']} worlds per "
-             f"suite (world seeds {worlds[0]}–{worlds[-1]}, the same for every policy), with its "
+             f"over {len(seeds)} training seeds ({', '.join(map(str, seeds))}) and "
+             f"{counted(document['episodes'], 'world')} per suite (world seeds {worlds[0]}–{worlds[-1]}, the same for "
+             f"every policy), with its "
              f"{document['interval']}. Forgetting, in points: {document['forgetting_is']}.")
     lines = [f"# Adaptation learning curve: {document['task']}, from {document['pilot']}", "", intro, ""]
     for scenery in document["sceneries"]:

@@ -169,7 +169,7 @@ def check_resumable(config: AdaptConfig, recipe: AdaptTrainConfig) -> None:
     if finished(out, recipe.dagger.rounds):
         rounds = f" and {counted(recipe.dagger.rounds, 'DAgger round')}" if recipe.dagger.rounds else ""
         early = training.stopped_early(out, recipe.epochs, recipe.patience)
-        every = "the epoch" if recipe.epochs == 1 else f"all {recipe.epochs} epochs"
+        every = "its one epoch trained" if recipe.epochs == 1 else f"all {recipe.epochs} epochs trained"
         longer = "" if early else "; to train longer, adapt again in another --out with a larger --epochs"
         raise UserError(f"--resume: {out} is finished ({early or every}{rounds}): nothing to "
                         f"resume; to fly it: navigator fly --pilot {shlex.quote(str(out / 'best.pt'))}{longer}")

@@ -4,8 +4,7 @@ examples:
   navigator collect --preset night --episodes 20 --seed 20000 --out datasets/night-20
   navigator adapt --data datasets/night-20 --out runs/night                      # the shipped policy, fine-tuned
   navigator adapt --data datasets/night-20 --strategy freeze-cnn --out runs/night-frozen
-  navigator adapt --data datasets/night-20 --strategy replay --replay datasets/summer-fly-to-target-600-near-target \
-      --out runs/r
+  navigator adapt --data datasets/night-20 --strategy replay --replay datasets/OLD --out runs/r  # OLD: its own data
   navigator adapt --pilot runs/NAME/best.pt --data datasets/night-20 --strategy l2-anchor --anchor 100 --out runs/x
   navigator adapt --data datasets/wind-20 --dagger 1 --dagger-episodes 10 --dagger-epochs 4 --out runs/wind-dagger
   navigator adapt --out runs/night --resume                                       # after an interruption
@@ -270,7 +269,7 @@ def _curve(args: argparse.Namespace) -> int:
     overrides = {"out": None if args.out is None else str(args.out)}
     if isinstance(source, RecordedSettings):  # the record holds no out: it is where the record was found
         overrides["out"] = str(_curve_folder(args))
-    config = load_config(CurveConfig, source, overrides, {"out": "--out"})
+    config = load_config(CurveConfig, source, overrides, {"out": "--out"} if args.out is not None else {})
     out_flag = "--out" if args.out is not None or args.config is None else f"out in {args.config}:"
     check_output_folder(Path(config.out), out_flag, continuing=args.resume, kind="learning curve")
     # Only now the pipelines (and torch, seconds to import): bad settings above are refused at once.

@@ -178,11 +178,11 @@ def _check(args: argparse.Namespace) -> int:
 
 def _preview(args: argparse.Namespace) -> int:
     from navigator.commands.common import check_output_file
-    from navigator.dataset.preview import write_preview
+    from navigator.dataset.preview import SHEET_EXTENSIONS, VIDEO_EXTENSIONS, write_preview
     from navigator.dataset.reader import open_datasets
 
     options = PREVIEW_FLAGS.load(args, None)
-    check_output_file(args.out, "--out", overwrite=args.overwrite)
+    check_output_file(args.out, "--out", overwrite=args.overwrite, suffixes=SHEET_EXTENSIONS + VIDEO_EXTENSIONS)
     out, shown = write_preview(open_datasets(args.datasets), args.out, options.episodes, overwrite=args.overwrite)
     held = f" (every one there is; --episodes asked for {options.episodes})" if shown < options.episodes else ""
     print(f"preview of {counted(shown, 'episode')}{held} written to {out}")

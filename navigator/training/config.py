@@ -99,7 +99,7 @@ def _canonical_model(name: str) -> str:
 @dataclass(frozen=True)
 class TrainConfig:
     # The command's flags that no file sets (config.from_dict names them for a file that tries).
-    COMMAND_LINE_ONLY: ClassVar[dict[str, str]] = {"resume": "--resume", "extend": "--extend"}
+    COMMAND_LINE_ONLY: ClassVar[dict[str, str]] = {"nproc": "--nproc", "resume": "--resume", "extend": "--extend"}
     data: tuple[str, ...] = ()  # dataset folders (merged; image sizes and action conventions must agree)
     out: str = "runs/cfc-ncp"
     model: str = "cfc-ncp"  # cfc-ncp | cfc | ltc-ncp | lstm | gru | mlp

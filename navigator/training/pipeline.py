@@ -273,7 +273,7 @@ def _check_continue(out: Path, config: TrainConfig, extend: bool,
                     "larger --epochs in another --out")
         else:
             more = "to train it for more epochs pass --extend with a larger --epochs"
-        every = "the epoch" if config.epochs == 1 else f"all {config.epochs} epochs"
+        every = "its one epoch trained" if config.epochs == 1 else f"all {config.epochs} epochs trained"
         rounds = f" and {counted(config.dagger.rounds, 'DAgger round')}" if config.dagger.rounds else ""
         raise UserError(f"--resume: {out} is finished ({early or every}{rounds}): nothing to "
                         f"resume; {more}; to fly it: navigator fly --pilot {shlex.quote(str(out / 'best.pt'))}")
