@@ -257,8 +257,8 @@ def test_explain_reads_a_recorded_episode_instead_of_flying(recorded: tuple[Path
     (["--pilot", "{bundle}"], "is an exported ONNX bundle"),
     (["--preset", "springtime"], "--preset"),
     (["--method", "gradcam"], "unknown saliency method 'gradcam'"),
-    (["--seed", "7"], "pilot pretrained was trained on fly-to-target seeds 0-199"),  # eval refuses it too
-    (["--seed", "195"], "would fly seeds 195-199 of them"),  # the ablation's worlds 195..199 as well
+    (["--seed", "7"], "pilot pretrained was trained on fly-to-target seeds 0-599"),  # eval refuses it too
+    (["--seed", "598"], "would fly seeds 598-599 of them"),  # the ablation's worlds 598..602 as well
     (["--from-dataset", "{existing}", "--max-seconds", "1"], "--max-seconds must be left out with --from-dataset"),
     (["--episode", "2"], "--episode must come with --from-dataset"),
     (["--ablation-episodes", "-1"], "--ablation-episodes must be in [0, 1000]"),
