@@ -378,28 +378,27 @@ def test_a_curve_names_a_missing_starting_policy_where_it_was_given(tmp_path, ca
     assert not (tmp_path / "out").exists()
 
 
-def test_a_curve_whose_demonstrations_fly_training_worlds_names_them_and_the_policy_s_whole_range(tmp_path, capsys):
+@pytest.mark.parametrize("settings, said", [
+    # the starting policy's training worlds, named with its whole range
+    ("collect_seed: 598\n", ["the demonstrations would fly world seeds 598-602, and {start} was trained on world seeds "
+                            "0-599", "seeds 598-599 among them: choose a collect_seed past 599"]),
+    # the evaluation's worlds, with the first seeds that are free on either side
+    ("collect_seed: 99998\nevaluation: {suites: [summer], seed: 100000, episodes: 20}\n",
+     ["the demonstrations would fly world seeds 99998-100002, and the evaluation flies seeds 100000-100002 of them: "
+      "choose a collect_seed of at most 99995 or at least 100020"]),
+])
+def test_a_curve_whose_demonstrations_fly_worlds_already_used_says_which_and_what_is_free(settings, said, tmp_path,
+                                                                                           capsys):
     from navigator.pilots import pretrained_checkpoint
 
     config = tmp_path / "curve.yaml"
-    config.write_text("sceneries: [night]\ndemonstrations: [5]\nstrategies: [finetune]\nseeds: [0, 1]\n"
-                      "collect_seed: 598\n")
+    config.write_text("sceneries: [night]\ndemonstrations: [5]\nstrategies: [finetune]\nseeds: [0, 1]\n" + settings)
     assert main(["adapt", "curve", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
-    assert (f"collect_seed in {config}: the demonstrations would fly world seeds 598-602, and "
-            f"{pretrained_checkpoint('fly-to-target')} was trained on world seeds 0-599") in error, error
-    assert "seeds 598-599 among them: choose a collect_seed past 599" in error
+    assert f"collect_seed in {config}: " in error, error
+    for part in said:
+        assert part.format(start=pretrained_checkpoint("fly-to-target")) in error, error
     assert not (tmp_path / "out").exists()
-
-
-def test_a_curve_whose_demonstrations_fly_evaluation_worlds_says_which_first_seeds_are_free(tmp_path, capsys):
-    config = tmp_path / "curve.yaml"
-    config.write_text("sceneries: [night]\ndemonstrations: [5]\nstrategies: [finetune]\nseeds: [0, 1]\n"
-                      "collect_seed: 99998\nevaluation: {suites: [summer], seed: 100000, episodes: 20}\n")
-    assert main(["adapt", "curve", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
-    error = capsys.readouterr().err
-    assert (f"collect_seed in {config}: the demonstrations would fly world seeds 99998-100002, and the evaluation "
-            f"flies seeds 100000-100002 of them: choose a collect_seed of at most 99995 or at least 100020") in error
 
 
 def test_the_learning_curve_reports_forgetting_from_a_real_evaluation(tmp_path, capsys):
