@@ -12,7 +12,7 @@ import pickle
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing import resource_tracker
-from multiprocessing.pool import Pool
+from multiprocessing.pool import TERMINATE, Pool
 from typing import Any
 
 
@@ -105,9 +105,26 @@ def results_while_workers_live(pool: Pool, function: Callable[[Any], Any], jobs:
         except multiprocessing.TimeoutError:
             now = child_pids() - others
             if workers - now:
+                _free_after_loss(pool)
                 raise WorkerLost("a worker process ended unexpectedly (killed, or stopped by the system when memory "
                                  "ran out); the work it held is lost") from None
             workers = now
+
+
+def _free_after_loss(pool: Pool) -> None:
+    """Make `pool.terminate()` possible after one of its workers was killed. terminate() first takes the lock of the
+    pool's task queue, which an idle worker holds while it waits for a job: a worker killed there holds it forever,
+    and terminate() (and with it the command) would wait forever. So: no more replacement workers, every worker
+    ended, and the lock freed (a process-shared lock may be released by another process). Pool's own attributes,
+    as CPython 3.8-3.13 name them: the standard library offers no other way out of this state."""
+    pool._worker_handler._state = TERMINATE  # type: ignore[attr-defined]
+    for process in pool._pool:  # type: ignore[attr-defined]
+        process.kill()
+    for process in pool._pool:  # type: ignore[attr-defined]
+        process.join(timeout=10)
+    lock = pool._inqueue._rlock  # type: ignore[attr-defined]
+    lock.acquire(block=False)  # taken now if it was free, else held by a dead worker: released below either way
+    lock.release()
 
 
 def spawn_pool(processes: int, setup: Callable[[], None] | None = None) -> Pool:

@@ -80,6 +80,49 @@ print(json.dumps({"workers": workers, "parent": masks("self")}))
 """
 
 
+def _sleeps(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+@pytest.mark.parametrize("victim", [0, 1])
+def test_a_worker_killed_while_it_waits_for_a_job_ends_the_run_instead_of_hanging_it(victim):
+    """One worker busy, the other idle: an idle worker holds the pool's task-queue lock while it waits, and killed
+    there it used to leave Pool.terminate() (on the way out of `with spawn_pool`) waiting for that lock forever.
+    Whichever is killed, the loss is said and the pool is left within seconds."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from navigator.workers import WorkerLost
+
+    outcome: list[str] = []
+
+    def run() -> None:
+        others = child_pids()
+        with spawn_pool(2) as pool:
+            workers = sorted(child_pids() - others)
+            killer = threading.Timer(2.0, os.kill, (workers[victim], signal.SIGKILL))
+            killer.start()
+            try:
+                list(results_while_workers_live(pool, _sleeps, [6.0], others))
+            except WorkerLost:
+                outcome.append("lost")
+            finally:
+                killer.cancel()
+        outcome.append("left")
+
+    start = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the pool hangs after a worker was killed"
+    assert outcome == ["lost", "left"] and time.monotonic() - start < 30
+
+
 def test_workers_of_a_first_pool_are_immune_to_ctrl_c_from_their_first_instant():
     """A Ctrl-C reaching the process group in a worker's first second (Python starting, before its initializer
     ignores SIGINT) printed `Fatal Python error: init_import_site` and a traceback: the resource tracker that a
