@@ -323,28 +323,32 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
     installed = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _Termination.handle) if installed else signal.SIG_DFL
     try:
-        with json_stdout(getattr(args, "json", False)):
-            return int(args._module.run(args) or 0)
-    except (UserError, SettingError) as error:  # SettingError: a config dataclass refused a value
-        print(f"{_command_name(args)}: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        if error.errno not in ACCESS_ERRORS:
-            raise
-        out = _output_folder(args)
-        again = "run it again" if out is None or _record(out) is None else (
-            "rerun the same command" + ("" if args.resume else " with --resume") + " to continue")
-        print(f"{_command_name(args)}: error: {access_problem(error, out, again)}", file=sys.stderr)
-        return 2
-    except WorkerLost as error:
-        print(f"{_command_name(args)}: {interrupted(args, str(error))}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        stopped = "stopped by SIGTERM" if _Termination.received else "interrupted"
-        print(f"{_command_name(args)}: {interrupted(args, stopped)}", file=sys.stderr)
+        try:
+            with json_stdout(getattr(args, "json", False)):
+                return int(args._module.run(args) or 0)
+        except (UserError, SettingError) as error:  # SettingError: a config dataclass refused a value
+            print(f"{_command_name(args)}: error: {error}", file=sys.stderr)
+            return 2
+        except OSError as error:
+            if error.errno not in ACCESS_ERRORS:
+                raise
+            out = _output_folder(args)
+            again = "run it again" if out is None or _record(out) is None else (
+                "rerun the same command" + ("" if args.resume else " with --resume") + " to continue")
+            print(f"{_command_name(args)}: error: {access_problem(error, out, again)}", file=sys.stderr)
+            return 2
+        except WorkerLost as error:
+            print(f"{_command_name(args)}: {interrupted(args, str(error))}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            stopped = "stopped by SIGTERM" if _Termination.received else "interrupted"
+            print(f"{_command_name(args)}: {interrupted(args, stopped)}", file=sys.stderr)
+            return 143 if _Termination.received else 130
+        except ModuleNotFoundError as error:
+            return _missing_extra(error, _command_name(args))
+    except KeyboardInterrupt:  # a stop while an outcome was being said (torchrun stops every rank as soon as one
+        # ends, and a rank may be saying why it ended): the stop ends it, without a traceback
         return 143 if _Termination.received else 130
-    except ModuleNotFoundError as error:
-        return _missing_extra(error, _command_name(args))
     finally:
         if installed and exiting:
             signal.signal(signal.SIGINT, signal.SIG_IGN)

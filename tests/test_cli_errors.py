@@ -716,6 +716,26 @@ def test_a_stop_after_the_command_finished_leaves_its_exit_status(tmp_path):
     assert "1 episode" in done.stdout
 
 
+def test_a_stop_while_an_error_is_being_said_ends_the_command_without_a_traceback(monkeypatch, capsys):
+    """torchrun stops every rank as soon as one ends: a rank saying why it ended (a UserError's line) was stopped
+    mid-sentence, and the stop escaped as a KeyboardInterrupt traceback."""
+    import builtins
+
+    said = builtins.print
+
+    def stopped_while_saying(*args, **kwargs):
+        if kwargs.get("file") is sys.stderr and "error:" in " ".join(map(str, args)):
+            raise KeyboardInterrupt
+        said(*args, **kwargs)
+
+    monkeypatch.setattr(builtins, "print", stopped_while_saying)
+    try:
+        status = main(["data", "info", "/nonexistent/dataset"])
+    except KeyboardInterrupt:
+        pytest.fail("the stop escaped the command as a KeyboardInterrupt")
+    assert status == 130 and "Traceback" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", ["collect", "train"])
 def test_help_says_resume_and_extend_exclude_each_other_and_take_the_record(command, capsys):
     with pytest.raises(SystemExit):
