@@ -142,7 +142,7 @@ def test_a_killed_process_stops_the_group_with_a_clear_message(interrupted):
     # Rank 0 says how to continue, whether its all-reduce failed first or torchrun stopped it.
     assert ("another training process stopped or could not be reached" in output
             or "interrupted; rerun the same command with --resume to continue" in output), output
-    assert "[rank0]: Traceback" not in output
+    assert "[rank0]: Traceback" not in output, output  # in full: where it came from
 
 
 def test_two_processes_train_like_one_with_the_same_global_batch(interrupted, one_process):
