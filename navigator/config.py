@@ -201,8 +201,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             if first is not None:
                 raise ConfigError(f"{self.name}: line {line}: duplicate key {key!r} (first given on line {first}); "
                                   f"keep one of them")
-        self.flatten_mapping(node)
-        return super().construct_mapping(node, deep=deep)
+        return super().construct_mapping(node, deep=deep)  # merges through flatten_mapping below
 
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
         """PyYAML's merge, with YAML's precedence among merged mappings: of `<<: [*a, *b]`, a's value wins a key
