@@ -92,6 +92,17 @@ class CollectConfig:
         set_canonical(self, "airframe", canonical_airframe)
         set_canonical(self, "pilot", canonical_pilot)
 
+    def unread(self, given: set[str]) -> list[SettingError]:
+        """Of the settings `given`, the DART ones this collection does not read (config._refuse_unread): a policy's
+        roll-outs carry no noise (the expert only labels them), and without noise its shape is nothing."""
+        shape = [name for name in ("dart_time_constant", "dart_near_target") if name in given]
+        if self.pilot != "expert":
+            return [SettingError(name, "is read only when the expert flies ({pilot}: expert): a policy's roll-outs "
+                                       "carry no DART noise; drop it", ("pilot",))
+                    for name in ("dart_noise", *shape) if name in given]
+        return [SettingError(name, "is read only with DART noise, and {dart_noise} is 0: give {dart_noise} above 0, "
+                                   "or drop it", ("dart_noise",)) for name in shape] if not self.dart_noise else []
+
     def keys(self) -> list[EpisodeKey]:
         return [EpisodeKey(part.task, part.preset, self.seed + i) for part in self.parts for i in range(part.episodes)]
 

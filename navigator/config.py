@@ -252,8 +252,8 @@ _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _yaml_integer)
 
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    """Read a YAML file that must hold a mapping (an empty file is an empty mapping); duplicate keys are refused, and
-    a text value from home (`~/x`) is expanded as a flag's is."""
+    """Read a YAML file that must hold a mapping (an empty file is an empty mapping); duplicate keys are refused, a
+    text value from home (`~/x`) is expanded as a flag's is, and top-level keys that start with `x-` are left out."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"config file {path} is a folder, not a YAML file; give the path of a .yaml file")
@@ -280,7 +280,9 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of settings at the top level, not a {type(data).__name__}")
-    return from_home(data)
+    # Top-level keys that start with "x-" are the file's own, as docker-compose's extension fields: a place for what
+    # merge keys reuse (`x-common: &common {...}`, then `<<: *common` in a section), never a setting.
+    return from_home({key: value for key, value in data.items() if not (isinstance(key, str) and key.startswith("x-"))})
 
 
 def from_home(value: Any) -> Any:
@@ -463,11 +465,18 @@ def from_dict(cls: type[T], data: dict[str, Any], key: str = "", root: type | No
         on_command_line = getattr(root, "COMMAND_LINE_ONLY", {})
         nested = [f"{name} is not set in the file: give {on_command_line[name]} on the command line"
                   for name in unknown if name in on_command_line]
+        # What a section of the file takes from another of its settings, which a same-named one would hide.
+        taken = {name: said for name in unknown if (said := getattr(root, "TAKEN_FROM", {}).get(f"{key}.{name}"))}
+        nested += [f"{name} is {said}" for name, said in taken.items()]
         nested += [f"{name} is set as {' or '.join(paths)}" for name in unknown
-                   if name not in on_command_line and (paths := _elsewhere(root, cls, key, name))]
+                   if name not in on_command_line and name not in taken and (paths := _elsewhere(root, cls, key, name))]
         # A section pasted from a file that nests these settings (a recipe's `collect:` into a collect file).
         nested += [f"{name}'s settings are set here: remove the {name}: level" for name in unknown
                    if isinstance(data[name], dict) and data[name] and set(map(str, data[name])) <= set(fields)]
+        # A mapping at the top may be there to be merged elsewhere (`shared: &s {...}`, then `<<: *s`).
+        mappings = [name for name in unknown if not key and isinstance(data[name], dict) and data[name]]
+        nested += [f"a mapping that merge keys (<<: *anchor) reuse goes under a key that starts with x-, such as "
+                   f"x-{name}: such keys are the file's own" for name in mappings[:1]]
         names = f"{'setting' if len(unknown) == 1 else 'settings'} {', '.join(unknown)}"
         raise ConfigError(f"{where} {names}; valid settings are "
                           f"{', '.join(sorted(fields))}" + (f" ({'; '.join(nested)})" if nested else ""),
@@ -477,13 +486,48 @@ def from_dict(cls: type[T], data: dict[str, Any], key: str = "", root: type | No
     try:
         return cls(**kwargs)
     except SettingError as error:
-        if not key:
-            raise _bad(error.name, error.problem, error.mentions) from None
-        # The settings it mentions are `cls`'s: named from the top, in the problem's `{...}` as in the list.
-        problem = _named(error.problem, error.mentions, lambda mention: f"{{{key}.{mention}}}")
-        raise _bad(f"{key}.{error.name}", problem, tuple(f"{key}.{mention}" for mention in error.mentions)) from None
+        raise _keyed(error, key) from None
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{key}: {error}" if key else str(error)) from None
+
+
+def _keyed(error: SettingError, key: str) -> ConfigError:
+    """A dataclass's SettingError as the ConfigError of the setting it names, that dataclass lying at dotted `key`
+    of the whole mapping ("" at its top)."""
+    if not key:
+        return _bad(error.name, error.problem, error.mentions)
+    # The settings it mentions are the dataclass's: named from the top, in the problem's `{...}` as in the list.
+    problem = _named(error.problem, error.mentions, lambda mention: f"{{{key}.{mention}}}")
+    return _bad(f"{key}.{error.name}", problem, tuple(f"{key}.{mention}" for mention in error.mentions))
+
+
+def _unread(config: Any, given: dict[str, Any], key: str = "") -> Iterator[ConfigError]:
+    """The settings given (`given`: the file's settings with the flags' on top) that `config` will not read, given
+    its other settings (`dagger.episodes` with no DAgger rounds), keyed from the top. A dataclass says which of the
+    names given to it it ignores by an `unread(names) -> list[SettingError]` method; the settings nested in it (a
+    section, a list of parts) are asked in turn."""
+    unread = getattr(config, "unread", None)
+    for error in unread(set(map(str, given))) if unread is not None else ():
+        yield _keyed(error, key)
+    for field in dataclasses.fields(config):
+        value, section = getattr(config, field.name, None), given.get(field.name)
+        where = f"{key}.{field.name}" if key else field.name
+        if dataclasses.is_dataclass(value) and isinstance(section, dict):
+            yield from _unread(value, section, where)
+        elif isinstance(value, tuple) and isinstance(section, list):
+            for index, (item, item_given) in enumerate(zip(value, section)):
+                if dataclasses.is_dataclass(item) and isinstance(item_given, dict):
+                    yield from _unread(item, item_given, f"{where}[{index}]")
+
+
+def _refuse_unread(config: Any, given: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Refuse a setting given that nothing will read: silently ignored, it would look used. Except a file's setting
+    that a flag makes unread (`--dagger 0` on a recipe with DAgger rounds): the flag says to run without it."""
+    flagged = [dotted for dotted, value in overrides.items() if value is not None]
+    for error in _unread(config, given):
+        by_flag = any(is_within(mention, dotted) for mention in error.mentions for dotted in flagged)
+        if not by_flag or any(is_within(error.key, dotted) for dotted in flagged):
+            raise error
 
 
 @dataclasses.dataclass(frozen=True)
@@ -513,6 +557,9 @@ def load_config(cls: type[T], path: str | Path | RecordedSettings | None = None,
         data: dict[str, Any] = copy.deepcopy(path.data)
     else:
         data = read_yaml_mapping(path) if path is not None else {}
+        if path is not None and not data:  # most often the wrong file, or one not saved yet
+            raise ConfigError(f"config file {path} holds no settings (it is empty, or only comments); write the "
+                              f"settings into it, or give no config file to run on the defaults")
     given = copy.deepcopy(data)
     if isinstance(path, RecordedSettings) and any(value is not None for value in (overrides or {}).values()):
         # A record holds only values navigator accepted, so it loads alone (else it is damaged); what a flag makes
@@ -531,6 +578,7 @@ def load_config(cls: type[T], path: str | Path | RecordedSettings | None = None,
         config = from_dict(cls, data)
         if isinstance(path, RecordedSettings):  # checked alone above: what is wrong now is the flags'
             return config
+        _refuse_unread(config, data, overrides or {})
         overridden = _overridden_problem(cls, given, data, overrides or {})
         if overridden is None:
             return config

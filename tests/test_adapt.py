@@ -132,6 +132,33 @@ def test_freeze_cnn_keeps_the_cnn_bit_identical_and_trains_the_head(night, tmp_p
     assert any(not torch.equal(before[name], after[name]) for name in before if name.startswith("head."))
 
 
+@pytest.mark.parametrize("strategy", ["finetune", "freeze-cnn"])
+def test_a_weight_mix_saves_the_start_plus_that_share_of_the_trained_change(night, tmp_path, capsys, strategy):
+    """WiSE-FT: best.pt holds start + mix * (trained - start), trained being the weights last.pt resumes from (one
+    epoch: the best one); a frozen CNN stays bit-identical; the lineage and the run's recipe record the mix, and a
+    resume with another mix is refused."""
+    out = tmp_path / "mixed"
+    assert main(["adapt", "--data", str(night), "--strategy", strategy, "--weight-mix", "0.25", "--out", str(out),
+                 *FAST]) == 0
+    assert "of the trained weights; best.pt keeps 0.25 of their change from the start" in " ".join(
+        capsys.readouterr().out.split())
+    start = load_checkpoint(pretrained_checkpoint("fly-to-target"))[0].state_dict()
+    trained = torch.load(out / "last.pt", weights_only=True)["policy"]
+    saved, metadata = load_checkpoint(out / "best.pt")
+    saved = saved.state_dict()
+    parameters = {name for name, _ in load_checkpoint(out / "best.pt")[0].named_parameters()}
+    moved = [name for name in parameters if not torch.equal(start[name], trained[name])]
+    assert moved
+    for name in parameters:
+        torch.testing.assert_close(saved[name], start[name] + 0.25 * (trained[name] - start[name]), rtol=0, atol=1e-7)
+    if strategy == "freeze-cnn":
+        assert all(torch.equal(saved[name], start[name]) for name in parameters if name.startswith("encoder."))
+    assert metadata["adapted_from"]["weight_mix"] == 0.25
+    assert metadata["train_config"]["adapt"]["weight_mix"] == 0.25
+    assert main(["adapt", "--out", str(out), "--resume", "--weight-mix", "0.5"]) == 2
+    assert "--weight-mix: run has 0.25, you gave 0.5" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("fraction", [0.5, 0.25])
 def test_replay_batches_hold_the_new_batch_and_old_windows_in_the_ratio(night, old, fraction):
     recipe = prepare(AdaptConfig(data=(str(night),), strategy="replay", replay=(str(old),), replay_fraction=fraction,
@@ -315,9 +342,11 @@ def other_task(tmp_path_factory):
     (["--config", "launch/adapt/night_small.yaml"], "only read by navigator adapt curve"),
     (["--dagger", "-1"], "--dagger must be >= 0, got -1"),
     (["--dagger", "1", "--dagger-episodes", "0"], "--dagger-episodes must be in [1, 1000000], got 0"),
-    (["--dagger-episodes", "10"], "--dagger-episodes: only read with DAgger rounds; add --dagger ROUNDS, or drop it"),
-    (["--dagger", "0", "--dagger-epochs", "3", "--dagger-episodes", "5"], "--dagger-episodes, --dagger-epochs: only "
-                                                                          "read with DAgger rounds"),
+    (["--weight-mix", "0"], "--weight-mix must be in (0, 1], got 0.0"),
+    (["--weight-mix", "1.5"], "--weight-mix must be in (0, 1], got 1.5"),
+    (["--dagger-episodes", "10"], "--dagger-episodes is read only by DAgger rounds, and --dagger is 0: give --dagger "
+                                  "above 0, or drop it"),
+    (["--dagger", "0", "--dagger-epochs", "3"], "--dagger-epochs is read only by DAgger rounds, and --dagger is 0"),
 ])
 def test_bad_input_is_refused_in_one_line_before_any_work(night, other_camera, other_task, finetuned, tmp_path, capsys,
                                                           args, message):
@@ -545,6 +574,12 @@ def test_forgetting_and_the_goal_are_computed_from_the_outcomes(tmp_path):
     table = render_curve(build_curve(with_dagger, {"night": results}, runs, "pretrained", "0" * 64))
     assert "| N = 5 + 20 roll-outs | N = 20 + 20 roll-outs |" in table
     assert "2 DAgger rounds of 10 roll-outs each" in table and "N counts the expert's demonstrations only" in table
+    assert "WiSE-FT" not in table
+    mixed = dataclasses.replace(config, train={"weight_mix": 0.5})
+    assert mixed.adaptation("night", 5, "finetune", 0).weight_mix == 0.5
+    table = render_curve(build_curve(mixed, {"night": results}, runs, "pretrained", "0" * 64))
+    assert "Each adapted policy keeps 0.5 of its trained weight change: its weights are start + 0.5 x (trained - " \
+           "start), WiSE-FT's interpolation back to the starting policy." in table
 
 
 def test_the_shipped_configs_are_the_issues_curve_and_the_small_one():

@@ -438,7 +438,12 @@ def test_a_date_is_text(tmp_path):
     ("curve", "anchor: 3\n", "(anchor is set as train.anchor)"),
     # A recipe's section pasted whole into the file of the command it configures.
     ("collect", "collect: {parts: [{task: hike}], seed: 3}\n", "(collect's settings are set here: remove the "
-                                                              "collect: level)"),
+                                                              "collect: level; "),
+    # A collection's folder in a recipe is its first dataset folder, not the run's (the top-level out).
+    ("train", "data: [d]\ncollect: {out: d2}\n", "(out is data's first folder: the collection is written there)"),
+    # A mapping kept at the top for merge keys to reuse.
+    ("fly", "shared: &s {preset: night}\nscenario: {<<: *s}\n", "goes under a key that starts with x-, such as "
+                                                               "x-shared"),
 ])
 def test_a_key_given_at_the_wrong_level_says_where_it_goes(tmp_path, command_config, text, said):
     from navigator.adapt.curve_config import CurveConfig
@@ -478,3 +483,78 @@ def test_a_path_from_home_in_a_file_is_read_from_home_as_a_flags_is(tmp_path, mo
     path.write_text("data: [~/demos]\nout: ~/runs/x\n")
     config = load_config(TrainConfig, path)
     assert config.out == str(tmp_path / "runs" / "x") and list(config.data) == [str(tmp_path / "demos")]
+
+
+def test_top_level_keys_that_start_with_x_are_the_files_own(tmp_path):
+    """As docker-compose's extension fields: where a file keeps what merge keys reuse, never read as a setting."""
+    path = tmp_path / "fly.yaml"
+    path.write_text("x-night: &night {preset: night, max_seconds: 5}\nscenario: {<<: *night, task: hike}\n")
+    config = load_config(FlyConfig, path)
+    assert (config.scenario.preset, config.scenario.max_seconds, config.scenario.task) == ("night", 5.0, "hike")
+    path.write_text("scenario: {x-note: 1}\n")  # only at the top: below it, x- keys are settings like any other
+    with pytest.raises(ConfigError, match="unknown setting x-note"):
+        load_config(FlyConfig, path)
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "x-shared: {preset: night}\n"])
+def test_a_config_file_without_settings_is_refused(tmp_path, text):
+    """An empty file is most often the wrong one or one not saved yet: running on the defaults would hide that."""
+    path = tmp_path / "fly.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"config file {path} holds no settings .* give no config file to run on "
+                                          rf"the defaults"):
+        load_config(FlyConfig, path)
+
+
+@pytest.mark.parametrize("text, overrides, said", [
+    # DAgger settings without DAgger rounds: not given (named by the command's flag), given 0, or made 0 by the flag.
+    ("dagger: {episodes: 3}\n", {}, "dagger.episodes in {path} is read only by DAgger rounds, and --dagger is 0"),
+    ("dagger: {rounds: 0, epochs: 2}\n", {}, "dagger.epochs in {path} is read only by DAgger rounds, and "
+                                              "dagger.rounds is 0: give dagger.rounds above 0, or drop it"),
+    # DART settings without DART noise, in a recipe's collection.
+    ("collect: {dart_noise: 0, dart_near_target: 0.5}\n", {},
+     "collect.dart_near_target in {path} is read only with DART noise, and collect.dart_noise is 0"),
+])
+def test_a_setting_nothing_reads_is_refused_naming_what_would_read_it(tmp_path, text, overrides, said):
+    from navigator.training.config import TrainConfig
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text("data: [d]\n" + text)
+    (tmp_path / "d").mkdir()
+    flag = {"dagger.rounds": "--dagger"}
+    with pytest.raises(ConfigError) as raised:
+        load_config(TrainConfig, path, overrides, flag if overrides else {}, flag)
+    assert said.format(path=path) in str(raised.value)
+
+
+def test_a_setting_is_accepted_where_its_settings_read_it_or_a_flag_turns_it_off(tmp_path):
+    from navigator.collect import CollectConfig
+    from navigator.training.config import TrainConfig
+
+    path = tmp_path / "recipe.yaml"
+    (tmp_path / "d").mkdir()
+    path.write_text("data: [d]\ndagger: {rounds: 1, episodes: 3, epochs: 2}\n"
+                    "collect: {dart_noise: 0.1, dart_near_target: 0.5, dart_time_constant: 1.0}\n")
+    config = load_config(TrainConfig, path)
+    assert (config.dagger.episodes, config.collect.dart_near_target) == (3, 0.5)
+    # `--dagger 0` on a recipe with DAgger rounds: the flag says to train without them, whatever the file sets.
+    assert load_config(TrainConfig, path, {"dagger.rounds": 0}, {"dagger.rounds": "--dagger"}).dagger.rounds == 0
+    path.write_text("dart_near_target: 0.5\n")
+    assert load_config(CollectConfig, path, {"dart_noise": 0.0}, {"dart_noise": "--dart-noise"}).dart_noise == 0
+    # A flag the others make unread is refused all the same.
+    with pytest.raises(ConfigError, match="--dart-near-target is read only with DART noise, and --dart-noise is 0"):
+        load_config(CollectConfig, None, {"dart_noise": 0.0, "dart_near_target": 0.5},
+                    {"dart_noise": "--dart-noise", "dart_near_target": "--dart-near-target"})
+
+
+def test_a_collection_flown_by_a_policy_refuses_dart_settings(tmp_path):
+    from navigator.collect import CollectConfig
+
+    path = tmp_path / "collect.yaml"
+    (tmp_path / "policy.pt").write_bytes(b"")
+    path.write_text(f"pilot: {tmp_path / 'policy.pt'}\ndart_noise: 0.2\n")
+    with pytest.raises(ConfigError, match=r"dart_noise in .* is read only when the expert flies \(pilot: expert\): "
+                                          r"a policy's roll-outs carry no DART noise"):
+        load_config(CollectConfig, path)
+    path.write_text("pilot: expert\ndart_noise: 0.2\n")
+    assert load_config(CollectConfig, path).dart_noise == 0.2

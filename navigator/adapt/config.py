@@ -89,6 +89,9 @@ class Continuation:
     replay: tuple[str, ...] = ()  # old datasets mixed into every batch (replay only)
     replay_fraction: float | None = setting(None, gt=0.0, lt=1.0)  # share of each batch's windows from `replay`
     anchor: float | None = setting(None, gt=0.0)  # weight of the L2 anchor: times the mean squared weight change
+    # Share of the trained weight change each best.pt keeps: start + weight_mix * (trained - start) (WiSE-FT); None
+    # keeps it all (as recipes recorded before the mix existed say, so that they still resume)
+    weight_mix: float | None = setting(None, gt=0.0, lt=1.0)
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -131,6 +134,10 @@ class AdaptConfig:
     # moved the shipped weights by a mean square of 5e-6 at an imitation loss of 1e-3, so 100 makes that change cost
     # half the loss
     anchor: float = setting(100.0, gt=0.0)
+    # The adapted policy's weights are start + weight_mix * (trained - start): 1 keeps the trained weights; below 1
+    # they lie on the line back to the starting ones, trading some of what was learnt for less forgetting (WiSE-FT,
+    # Wortsman et al. 2022, which interpolates a fine-tuned model with its start). With any strategy.
+    weight_mix: float = setting(1.0, gt=0.0, le=1.0)
     epochs: int = setting(10, ge=1, le=MAX_EPOCHS)
     # DAgger rounds after the training on the new data: the adapted policy flies `episodes` worlds of the new data's
     # scenery, labelled by the expert. Round r flies world seeds DAGGER_SEED_STRIDE * r on (1000000, 2000000, ...):
@@ -181,7 +188,8 @@ class AdaptConfig:
         """How the recipe records this adaptation of the checkpoint `start` (whose file has `start_sha256`)."""
         return Continuation(start=start, start_sha256=start_sha256, strategy=self.strategy, replay=self.replay,
                             replay_fraction=self.replay_fraction if self.strategy == "replay" else None,
-                            anchor=self.anchor if self.strategy == "l2-anchor" else None)
+                            anchor=self.anchor if self.strategy == "l2-anchor" else None,
+                            weight_mix=self.weight_mix if self.weight_mix < 1 else None)
 
     def recipe(self, start: str, start_sha256: str, model: dict[str, Any],
                start_recipe: dict[str, Any] | None) -> AdaptTrainConfig:
@@ -199,7 +207,8 @@ class AdaptConfig:
 # The settings of AdaptConfig that a recorded recipe holds, as (AdaptConfig field, dotted recipe key): what
 # `navigator adapt --resume` reads back so that no flag needs retyping.
 RECORDED = (("pilot", "adapt.start"), ("data", "data"), ("strategy", "adapt.strategy"), ("replay", "adapt.replay"),
-            ("replay_fraction", "adapt.replay_fraction"), ("anchor", "adapt.anchor"), ("epochs", "epochs"),
+            ("replay_fraction", "adapt.replay_fraction"), ("anchor", "adapt.anchor"),
+            ("weight_mix", "adapt.weight_mix"), ("epochs", "epochs"),
             ("dagger", "dagger"),
             ("lr", "lr"), ("batch_size", "batch_size"), ("patience", "patience"), ("seed", "seed"),
             ("out", "out"), ("threads", "threads"), ("device", "device"), ("cache_mb", "cache_mb"))

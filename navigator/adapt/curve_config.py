@@ -35,8 +35,8 @@ from navigator.evaluation.settings import EvalSettings
 from navigator.scenario import canonical_preset, canonical_task
 
 # The adaptation settings a curve may set in `train:` (the others are set per run, or come from the policy).
-TRAIN_SETTINGS = ("epochs", "lr", "batch_size", "patience", "replay_fraction", "anchor", "dagger", "threads",
-                  "cache_mb")
+TRAIN_SETTINGS = ("epochs", "lr", "batch_size", "patience", "replay_fraction", "anchor", "weight_mix", "dagger",
+                  "threads", "cache_mb")
 # Of those, the ones that cannot change a result: they may differ when a curve is resumed.
 RESOURCES = ("threads", "cache_mb")
 CURVE_RECORD = "adapt-curve.json"  # OUT/adapt-curve.json: the curve's settings, as --resume reads them back

@@ -88,12 +88,14 @@ def build_curve(config: CurveConfig, results: dict[str, EvalResults], runs: list
     first = next(iter(results.values())).settings
     from navigator.training.config import DAGGER_SEED_STRIDE
 
-    dagger = config.adaptation(config.sceneries[0], 1, config.strategies[0], config.seeds[0]).dagger
+    adaptation = config.adaptation(config.sceneries[0], 1, config.strategies[0], config.seeds[0])
+    dagger = adaptation.dagger
     return {"format": FORMAT, "version": VERSION, "task": config.task, "pilot": start, "start_sha256": start_sha256,
             "sceneries": list(config.sceneries), "old_suites": old, "demonstrations": list(config.demonstrations),
             "strategies": list(config.strategies), "training_seeds": list(config.seeds),
             "dagger": {"rounds": dagger.rounds, "episodes": dagger.episodes, "epochs": dagger.epochs,
                        "first_seed": DAGGER_SEED_STRIDE},  # round r flies seeds first_seed * r on
+            "weight_mix": adaptation.weight_mix,
             "demonstration_seeds": [config.new_seeds.start, config.new_seeds.stop - 1],
             "episodes": first.episodes, "world_seeds": list(first.seeds),
             "interval": "hierarchical bootstrap 95% interval (training seeds resampled, then worlds, the same for "
@@ -125,6 +127,15 @@ def _drop(entry: dict[str, Any]) -> str:
     return f"{_points(entry['mean'])} [{_points(entry['low'])}, {_points(entry['high'])}]"
 
 
+def _mix_line(mix: float) -> str:
+    """What the weight mix makes of each adapted policy, as a sentence for the intro (empty at 1, curves made before
+    it included)."""
+    if mix == 1:
+        return ""
+    return (f" Each adapted policy keeps {mix:g} of its trained weight change: its weights are start + {mix:g} x "
+            f"(trained - start), WiSE-FT's interpolation back to the starting policy.")
+
+
 def _dagger_lines(dagger: dict[str, Any]) -> tuple[str, str]:
     """What the DAgger rounds add to each adaptation: (beside N in a column's title, a sentence for the intro); both
     empty without rounds."""
@@ -146,7 +157,8 @@ def render_curve(document: dict[str, Any]) -> str:
     beside, rollouts = _dagger_lines(document.get("dagger") or {"rounds": 0})  # curves made before DAgger: none
     intro = (f"Each adaptation starts from {document['pilot']} (sha256 {document['start_sha256'][:12]}) and trains on "
              f"the first N demonstrations of one dataset per new scenery (world seeds "
-             f"{document['demonstration_seeds'][0]}–{document['demonstration_seeds'][1]}).{rollouts} Success: mean "
+             f"{document['demonstration_seeds'][0]}–{document['demonstration_seeds'][1]}).{rollouts}"
+             f"{_mix_line(document.get('weight_mix', 1.0))} Success: mean "
              f"over {len(seeds)} training seeds ({', '.join(map(str, seeds))}) and "
              f"{counted(document['episodes'], 'world')} per suite (world seeds {worlds[0]}–{worlds[-1]}, the same for "
              f"every policy), with its "

@@ -9,6 +9,9 @@
   many steps as by fine-tuning; the old windows come from a permutation drawn from (seed, epoch), cycled if needed;
 - l2-anchor adds anchor * mean over the weights of (w - w_start)^2 to the loss (the starting weights are read again
   from the checkpoint, so a resumed run anchors to the same ones);
+- with a weight_mix (below 1; any strategy), each best.pt holds w_start + weight_mix * (w - w_start), WiSE-FT's
+  interpolation of the trained weights with the starting ones; the training itself (and last.pt, which resumes it)
+  goes on from the trained weights, and a DAgger stage from its round's best.pt, the policy that flew the round;
 - every DAgger stage (the pipeline's, after the training on the new data) continues from the current weights with
   the same extras: freeze-cnn freezes the CNN again, replay mixes old windows into its batches, l2-anchor still
   anchors to the starting checkpoint's weights;
@@ -20,6 +23,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,8 +62,10 @@ class Strategy(TrainingExtras):
         self.config = config
         self.settings = config.adapt
         self._start, self.start_metadata = self._load_start()
-        self._anchor = ({name: weight.detach().clone() for name, weight in self._start.named_parameters()}
-                        if self.settings.strategy == "l2-anchor" else None)
+        # The starting weights, kept apart from the policy that trains from them: what l2-anchor pulls towards and
+        # what the weight mix interpolates with.
+        self._start_weights = ({name: weight.detach().clone() for name, weight in self._start.named_parameters()}
+                               if self.settings.strategy == "l2-anchor" or self.settings.weight_mix else {})
         self._replay: WindowLoader | None = None
 
     def _load_start(self) -> tuple[Policy, dict[str, Any]]:
@@ -107,15 +113,26 @@ class Strategy(TrainingExtras):
             yield concatenate([batch, *extra])
 
     def loss(self, policy: Policy, imitation: torch.Tensor) -> torch.Tensor:
-        if self._anchor is None:
+        if self.settings.strategy != "l2-anchor":
             return imitation
         squared, count = imitation.new_zeros(()), 0
-        if next(iter(self._anchor.values())).device != imitation.device:  # once, when training on a GPU
-            self._anchor = {name: weight.to(imitation.device) for name, weight in self._anchor.items()}
+        if next(iter(self._start_weights.values())).device != imitation.device:  # once, when training on a GPU
+            self._start_weights = {name: weight.to(imitation.device) for name, weight in self._start_weights.items()}
         for name, weight in policy.named_parameters():
-            squared = squared + ((weight - self._anchor[name]) ** 2).sum()
+            squared = squared + ((weight - self._start_weights[name]) ** 2).sum()
             count += weight.numel()
         return imitation + self.settings.anchor * squared / count
+
+    def saved(self, policy: Policy) -> Policy:
+        mix = self.settings.weight_mix
+        if mix is None:  # the trained weights, whole
+            return policy
+        mixed = copy.deepcopy(policy).cpu()
+        with torch.no_grad():
+            for name, weight in mixed.named_parameters():
+                start = self._start_weights[name].to(weight.device)
+                weight.copy_(start + mix * (weight - start))
+        return mixed
 
     def metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
         replayed = ([{**seeds, "source": str(dataset.path)} for dataset in self.replay_loader().datasets
@@ -131,7 +148,8 @@ class Strategy(TrainingExtras):
         lineage = {"checkpoint": self.settings.start, "sha256": self.settings.start_sha256,
                    "strategy": self.settings.strategy, "new_data": new, "dagger": to_dict(self.config.dagger),
                    "dagger_data": rollouts, "replayed_data": replayed, "replay_fraction": self.settings.replay_fraction,
-                   "anchor": self.settings.anchor, "start_training_seeds": inherited,
+                   "anchor": self.settings.anchor, "weight_mix": self.settings.weight_mix or 1.0,
+                   "start_training_seeds": inherited,
                    "start_adapted_from": self.start_metadata.get("adapted_from")}
         # The weights' state normalisation is the start's (kept, not recomputed from the new data).
         return {**metadata, "data": [*metadata["data"], *self.settings.replay], "training_seeds": seeds,

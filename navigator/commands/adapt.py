@@ -14,8 +14,10 @@ examples:
 
 Strategies: finetune (all weights, new data only), replay (new data mixed with replayed old data: --replay-fraction
 of each batch's windows), freeze-cnn (the perception CNN frozen, only the liquid head trains), l2-anchor (an L2
-penalty pulling the weights to the starting ones, a simple EWC-like regulariser). The adaptation continues the
-starting policy's recipe (model, windows, augmentation); it writes a training run in OUT (run.json, best.pt, last.pt,
+penalty pulling the weights to the starting ones, a simple EWC-like regulariser). With any strategy, --weight-mix
+0.5 keeps half of the trained weight change (WiSE-FT's interpolation back to the starting weights): less forgetting
+for some of what was learnt. The adaptation continues the starting policy's recipe (model, windows, augmentation);
+it writes a training run in OUT (run.json, best.pt, last.pt,
 history.json, tensorboard/) whose best.pt flies with navigator fly and eval and exports with navigator export, and
 records where it came from (starting checkpoint and its sha256, strategy, the new and replayed datasets' world seeds:
 navigator eval refuses those seeds, and the starting policy's). The new data must be recorded with the policy's
@@ -66,6 +68,9 @@ ADAPT_FLAGS = (
      {"action": "append", "default_text": "none"}),
     ("--replay-fraction", "replay_fraction", "share of each batch's windows replayed from --replay", {"type": float}),
     ("--anchor", "anchor", "l2-anchor's weight on the mean squared change of the weights", {"type": float}),
+    ("--weight-mix", "weight_mix", "share of the trained weight change the adapted policy keeps: start + MIX * "
+                                   "(trained - start), WiSE-FT's interpolation (1: the trained weights)",
+     {"type": float, "metavar": "MIX"}),
     ("--epochs", "epochs", "training epochs on the new data", {"type": int}),
     ("--lr", "lr", "peak learning rate", {"type": float}),
     ("--batch-size", "batch_size", "windows of new data per batch", {"type": int}),
@@ -167,9 +172,10 @@ def _given(args: argparse.Namespace) -> dict[str, str]:
     return {key: flag for flag, key, _, _ in ADAPT_FLAGS if getattr(args, _dest(flag)) is not None}
 
 
-def _refuse_unread(args: argparse.Namespace, strategy: str, dagger_rounds: int, pilot: str) -> None:
+def _refuse_unread(args: argparse.Namespace, strategy: str, pilot: str) -> None:
     """Refuse a flag whose setting would be ignored silently: a strategy-specific one given for a strategy that does
-    not read it, a DAgger round's size without DAgger rounds, or --task when the pilot is not `pretrained`."""
+    not read it, or --task when the pilot is not `pretrained` (a DAgger round's size without DAgger rounds is the
+    loader's to refuse: config._refuse_unread)."""
     from navigator.adapt.config import unread_settings
     from navigator.errors import UserError
 
@@ -177,11 +183,6 @@ def _refuse_unread(args: argparse.Namespace, strategy: str, dagger_rounds: int, 
     if "task" in given and pilot != "pretrained":
         raise UserError(f"--task only picks whose shipped policy pretrained is; the pilot {pilot} learnt its own "
                         f"task, which its checkpoint records: drop --task")
-    if not dagger_rounds:
-        idle = [flag for key, flag in given.items() if key in ("dagger.episodes", "dagger.epochs")]
-        if idle:
-            raise UserError(f"{', '.join(idle)}: only read with DAgger rounds; add --dagger ROUNDS, or drop "
-                            f"{'them' if len(idle) > 1 else 'it'}")
     unread = unread_settings(given, (strategy,))
     if unread:
         name, owner = unread[0]
@@ -205,7 +206,7 @@ def _adapt(args: argparse.Namespace) -> int:
         refuse_changed(_run_folder(args), [dataclasses.replace(difference, name=named.name(difference.name))
                                            for difference in changed_settings(source.data, given)])
     config = FLAGS.load(args, source, lambda overrides: {**overrides, "out": args.out and str(args.out)})
-    _refuse_unread(args, config.strategy, config.dagger.rounds, config.pilot)
+    _refuse_unread(args, config.strategy, config.pilot)
     check_output_folder(Path(config.out), "--out", continuing=args.resume, kind="training run")
     args.output_folder = Path(config.out)  # where an interrupted adaptation is continued (its config's out, or --out)
     # Only now the pipeline (and torch, seconds to import): bad settings above are refused at once.
@@ -219,8 +220,10 @@ def _adapt(args: argparse.Namespace) -> int:
         best = adapt(config, args.resume, TrainingDisplay(console, progress, indent="  "))
     _, metadata = load_trained(best)
     lineage = metadata["adapted_from"]
+    mix = lineage.get("weight_mix", 1.0)
+    mixed = f", of the trained weights; best.pt keeps {mix:g} of their change from the start" if mix < 1 else ""
     console.print(f"adapted {lineage['checkpoint']} ({lineage['strategy']}): best validation loss "
-                  f"{metadata['val_loss']:.4f} (epoch {metadata['epoch']})")
+                  f"{metadata['val_loss']:.4f} (epoch {metadata['epoch']}{mixed})")
     suites = ",".join(dict.fromkeys([*data_presets(config.data), "summer"]))
     tasks = {record.get("task") for record in metadata.get("training_seeds") or []} - {None, "fly-to-target"}
     task = f" --task {tasks.pop()}" if len(tasks) == 1 else ""  # what it learnt: fly and eval default to fly-to-target

@@ -84,6 +84,13 @@ class DaggerConfig:
                                          f"got {self.rounds}: round {self.rounds} would fly seeds up to {last}, past "
                                          f"the largest seed {MAX_SEED}")
 
+    def unread(self, given: set[str]) -> list[SettingError]:
+        """Of the settings `given`, those no DAgger round reads because none runs (config._refuse_unread)."""
+        if self.rounds:
+            return []
+        return [SettingError(name, "is read only by DAgger rounds, and {rounds} is 0: give {rounds} above 0, or "
+                                   "drop it", ("rounds",)) for name in ("episodes", "epochs") if name in given]
+
 
 def _canonical_model(name: str) -> str:
     """The model's name, normalised like every name ("CfC-NCP" -> "cfc-ncp"), or a ValueError listing the valid
@@ -100,6 +107,8 @@ def _canonical_model(name: str) -> str:
 class TrainConfig:
     # The command's flags that no file sets (config.from_dict names them for a file that tries).
     COMMAND_LINE_ONLY: ClassVar[dict[str, str]] = {"nproc": "--nproc", "resume": "--resume", "extend": "--extend"}
+    # A section's setting that another setting of the recipe gives (config.from_dict says so for a file that sets it).
+    TAKEN_FROM: ClassVar[dict[str, str]] = {"collect.out": "data's first folder: the collection is written there"}
     data: tuple[str, ...] = ()  # dataset folders (merged; image sizes and action conventions must agree)
     out: str = "runs/cfc-ncp"
     model: str = "cfc-ncp"  # cfc-ncp | cfc | ltc-ncp | lstm | gru | mlp

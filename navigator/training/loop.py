@@ -134,6 +134,10 @@ class TrainingExtras:
         """What best.pt records, from what the plain recipe records."""
         return metadata
 
+    def saved(self, policy: Policy) -> Policy:
+        """The policy best.pt holds, from the one trained (which last.pt holds, to resume)."""
+        return policy
+
 
 def git_commit() -> str | None:
     """The commit this code runs from, for provenance (None outside a git checkout)."""
@@ -483,7 +487,7 @@ def train(config: TrainConfig, out: Path, stage: Stage | None = None, *, resume:
         else:
             stale += 1
         if improved and leads:
-            atomic_write_bytes(best_path, checkpoint_bytes(policy, extras.metadata({
+            atomic_write_bytes(best_path, checkpoint_bytes(extras.saved(policy), extras.metadata({
                 "epoch": epoch + 1, "val_loss": val_loss, "stage": stage.name, "data": list(stage.data),
                 "train_config": to_dict(config), "commit": commit, **scenario,
                 "parameter_counts": policy.parameter_counts(),
