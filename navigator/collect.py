@@ -93,13 +93,14 @@ class CollectConfig:
         set_canonical(self, "pilot", canonical_pilot)
 
     def unread(self, given: set[str]) -> list[SettingError]:
-        """Of the settings `given`, the DART ones this collection does not read (config._refuse_unread): a policy's
-        roll-outs carry no noise (the expert only labels them), and without noise its shape is nothing."""
+        """Of the settings `given` (other than their defaults), the DART ones this collection does not read
+        (config.unread_problems): a policy's roll-outs carry no noise (the expert only labels them; `dart_noise: 0`
+        says as much), and without noise its shape is nothing."""
         shape = [name for name in ("dart_time_constant", "dart_near_target") if name in given]
         if self.pilot != "expert":
+            noise = ["dart_noise"] if "dart_noise" in given and self.dart_noise else []
             return [SettingError(name, "is read only when the expert flies ({pilot}: expert): a policy's roll-outs "
-                                       "carry no DART noise; drop it", ("pilot",))
-                    for name in ("dart_noise", *shape) if name in given]
+                                       "carry no DART noise; drop it", ("pilot",)) for name in (*noise, *shape)]
         return [SettingError(name, "is read only with DART noise, and {dart_noise} is 0: give {dart_noise} above 0, "
                                    "or drop it", ("dart_noise",)) for name in shape] if not self.dart_noise else []
 

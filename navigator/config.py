@@ -476,7 +476,8 @@ def from_dict(cls: type[T], data: dict[str, Any], key: str = "", root: type | No
         # A mapping at the top may be there to be merged elsewhere (`shared: &s {...}`, then `<<: *s`).
         mappings = [name for name in unknown if not key and isinstance(data[name], dict) and data[name]]
         nested += [f"a mapping that merge keys (<<: *anchor) reuse goes under a key that starts with x-, such as "
-                   f"x-{name}: such keys are the file's own" for name in mappings[:1]]
+                   f"x-{name[2:] if name.lower().startswith('x-') else name}: such keys are the file's own"
+                   for name in mappings[:1]]
         names = f"{'setting' if len(unknown) == 1 else 'settings'} {', '.join(unknown)}"
         raise ConfigError(f"{where} {names}; valid settings are "
                           f"{', '.join(sorted(fields))}" + (f" ({'; '.join(nested)})" if nested else ""),
@@ -501,30 +502,35 @@ def _keyed(error: SettingError, key: str) -> ConfigError:
     return _bad(f"{key}.{error.name}", problem, tuple(f"{key}.{mention}" for mention in error.mentions))
 
 
-def _unread(config: Any, given: dict[str, Any], key: str = "") -> Iterator[ConfigError]:
+def unread_problems(config: Any, given: dict[str, Any], key: str = "") -> Iterator[ConfigError]:
     """The settings given (`given`: the file's settings with the flags' on top) that `config` will not read, given
     its other settings (`dagger.episodes` with no DAgger rounds), keyed from the top. A dataclass says which of the
     names given to it it ignores by an `unread(names) -> list[SettingError]` method; the settings nested in it (a
-    section, a list of parts) are asked in turn."""
+    section, a list of parts) are asked in turn. A setting given at its default is not one: a file that spells out
+    every default (`dart_time_constant: 0.5` beside `dart_noise: 0`) changes nothing by it."""
     unread = getattr(config, "unread", None)
-    for error in unread(set(map(str, given))) if unread is not None else ():
+    defaults = {field.name: field.default if field.default is not dataclasses.MISSING else field.default_factory()
+                for field in dataclasses.fields(config)
+                if field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING}
+    changed = {str(name) for name in given if name not in defaults or getattr(config, name) != defaults[name]}
+    for error in unread(changed) if unread is not None else ():
         yield _keyed(error, key)
     for field in dataclasses.fields(config):
         value, section = getattr(config, field.name, None), given.get(field.name)
         where = f"{key}.{field.name}" if key else field.name
         if dataclasses.is_dataclass(value) and isinstance(section, dict):
-            yield from _unread(value, section, where)
+            yield from unread_problems(value, section, where)
         elif isinstance(value, tuple) and isinstance(section, list):
             for index, (item, item_given) in enumerate(zip(value, section)):
                 if dataclasses.is_dataclass(item) and isinstance(item_given, dict):
-                    yield from _unread(item, item_given, f"{where}[{index}]")
+                    yield from unread_problems(item, item_given, f"{where}[{index}]")
 
 
 def _refuse_unread(config: Any, given: dict[str, Any], overrides: dict[str, Any]) -> None:
     """Refuse a setting given that nothing will read: silently ignored, it would look used. Except a file's setting
     that a flag makes unread (`--dagger 0` on a recipe with DAgger rounds): the flag says to run without it."""
     flagged = [dotted for dotted, value in overrides.items() if value is not None]
-    for error in _unread(config, given):
+    for error in unread_problems(config, given):
         by_flag = any(is_within(mention, dotted) for mention in error.mentions for dotted in flagged)
         if not by_flag or any(is_within(error.key, dotted) for dotted in flagged):
             raise error
@@ -558,8 +564,8 @@ def load_config(cls: type[T], path: str | Path | RecordedSettings | None = None,
     else:
         data = read_yaml_mapping(path) if path is not None else {}
         if path is not None and not data:  # most often the wrong file, or one not saved yet
-            raise ConfigError(f"config file {path} holds no settings (it is empty, or only comments); write the "
-                              f"settings into it, or give no config file to run on the defaults")
+            raise ConfigError(f"config file {path} holds no settings (it is empty, or holds only comments and "
+                              f"x- keys); write the settings into it, or give no config file to run on the defaults")
     given = copy.deepcopy(data)
     if isinstance(path, RecordedSettings) and any(value is not None for value in (overrides or {}).values()):
         # A record holds only values navigator accepted, so it loads alone (else it is damaged); what a flag makes

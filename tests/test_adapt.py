@@ -397,6 +397,25 @@ def test_a_curve_refuses_train_settings_that_none_of_its_strategies_reads(strate
                 **settings)
 
 
+@pytest.mark.parametrize("train, problem", [
+    # DAgger sizes without DAgger rounds, refused as a training recipe refuses them; at their defaults they are not.
+    ({"dagger": {"episodes": 3}}, "train.dagger.episodes is read only by DAgger rounds, and train.dagger.rounds is 0"),
+    ({"dagger": {"rounds": 0, "epochs": 2}}, "train.dagger.epochs is read only by DAgger rounds"),
+    ({"dagger": {"rounds": 0, "episodes": 16, "epochs": 5}}, None),
+    # A setting's name mistyped is no setting at all (not one a curve sets per run).
+    ({"weight-mix": 0.5}, "train: sets weight-mix, which is not a setting; it may set epochs,"),
+])
+def test_a_curve_refuses_train_settings_nothing_reads_or_that_are_none(train, problem):
+    settings = {"sceneries": ("night",), "demonstrations": (5,), "strategies": ("finetune",), "seeds": (0, 1),
+                "train": train}
+    if problem is None:
+        assert CurveConfig(**settings).adaptation("night", 5, "finetune", 0).dagger.rounds == 0
+        return
+    with pytest.raises(SettingError) as refused:
+        CurveConfig(**settings)
+    assert problem in str(refused.value)
+
+
 def test_a_curve_names_a_missing_starting_policy_where_it_was_given(tmp_path, capsys):
     config = tmp_path / "curve.yaml"
     config.write_text("pilot: /nowhere/best.pt\nsceneries: [night]\ndemonstrations: [5]\nseeds: [0, 1]\n"
@@ -601,6 +620,14 @@ def test_the_shipped_configs_are_the_issues_curve_and_the_small_one():
                                out=wind.out, strategies=wind.strategies, replay=wind.replay) == dataclasses.replace(
         wind, train={k: v for k, v in wind.train.items() if k != "replay_fraction"})
     assert dagger.strategies == ("finetune",)
+    # The weight-mix twins: the same curve but for the mix (and, for shipped_hard, the strategies it mixes).
+    for name, strategies in (("shipped_hard", ("finetune", "replay")), ("autumn_shipped", None)):
+        plain, mixed = (load_config(CurveConfig, f"launch/adapt/{name}{suffix}.yaml") for suffix in ("", "_mix"))
+        assert mixed.adaptation(mixed.sceneries[0], 20, mixed.strategies[0], 0).weight_mix == 0.5
+        assert dataclasses.replace(mixed, train={k: v for k, v in mixed.train.items() if k != "weight_mix"},
+                                   out=plain.out) == dataclasses.replace(
+            plain, strategies=strategies or plain.strategies,
+            train={k: v for k, v in plain.train.items() if strategies is None or k != "anchor"})
     base = training_seeds(load_checkpoint(pretrained_checkpoint("fly-to-target"))[1])
     for config in (full, small):  # new worlds: neither evaluated nor trained on by the shipped policy
         assert not set(config.new_seeds) & set(config.evaluation.seeds)

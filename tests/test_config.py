@@ -440,10 +440,12 @@ def test_a_date_is_text(tmp_path):
     ("collect", "collect: {parts: [{task: hike}], seed: 3}\n", "(collect's settings are set here: remove the "
                                                               "collect: level; "),
     # A collection's folder in a recipe is its first dataset folder, not the run's (the top-level out).
-    ("train", "data: [d]\ncollect: {out: d2}\n", "(out is data's first folder: the collection is written there)"),
+    ("train", "data: [d]\ncollect: {out: d2}\n", "(out is data's first folder, where the collection is written: name "
+                                                "the folder there (data: [FOLDER]))"),
     # A mapping kept at the top for merge keys to reuse.
     ("fly", "shared: &s {preset: night}\nscenario: {<<: *s}\n", "goes under a key that starts with x-, such as "
                                                                "x-shared"),
+    ("fly", "X-shared: {preset: night}\n", "such as x-shared: such keys"),  # x- in lower case, as docker-compose
 ])
 def test_a_key_given_at_the_wrong_level_says_where_it_goes(tmp_path, command_config, text, said):
     from navigator.adapt.curve_config import CurveConfig
@@ -558,3 +560,22 @@ def test_a_collection_flown_by_a_policy_refuses_dart_settings(tmp_path):
         load_config(CollectConfig, path)
     path.write_text("pilot: expert\ndart_noise: 0.2\n")
     assert load_config(CollectConfig, path).dart_noise == 0.2
+    # No noise said outright, or a shape spelt out at its defaults, is what a policy's roll-outs are anyway.
+    path.write_text(f"pilot: {tmp_path / 'policy.pt'}\ndart_noise: 0\ndart_time_constant: 0.5\ndart_near_target: 0\n")
+    assert load_config(CollectConfig, path).dart_noise == 0
+
+
+def test_a_template_that_spells_out_the_defaults_switches_the_noise_off_by_its_own_switch(tmp_path):
+    """launch/collect/mixed.yaml lists every DART setting at its default; its comment says `dart_noise: 0` disables
+    the noise: so it does, the others left as they are."""
+    from navigator.collect import CollectConfig
+
+    text = (ROOT / "launch" / "collect" / "mixed.yaml").read_text()
+    assert "dart_noise: 0.1" in text and "dart_time_constant: 0.5" in text and "0 disables" in text
+    path = tmp_path / "mixed.yaml"
+    path.write_text(text.replace("dart_noise: 0.1", "dart_noise: 0"))
+    assert load_config(CollectConfig, path).dart_noise == 0
+    path.write_text(text.replace("dart_noise: 0.1", "dart_noise: 0").replace("dart_time_constant: 0.5",
+                                                                              "dart_time_constant: 2"))
+    with pytest.raises(ConfigError, match="dart_time_constant in .* is read only with DART noise"):
+        load_config(CollectConfig, path)

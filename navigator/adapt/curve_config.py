@@ -10,6 +10,7 @@ with the evaluation's airframe, camera and time limit, by the expert with DART n
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -30,6 +31,7 @@ from navigator.config import (
     setting,
     setting_check,
     settings_of,
+    unread_problems,
 )
 from navigator.evaluation.settings import EvalSettings
 from navigator.scenario import canonical_preset, canonical_task
@@ -94,6 +96,12 @@ class CurveConfig:
             raise SettingError("train", f"sets {', '.join(flags)}, which the command takes: give "
                                         f"{', '.join(self.COMMAND_LINE_ONLY[name] for name in flags)} on the command "
                                         f"line")
+        settings = {field.name for field in dataclasses.fields(AdaptConfig)}
+        typed = [name for name in unknown if name not in settings]
+        if typed:
+            which = "is not a setting" if len(typed) == 1 else "are not settings"
+            raise SettingError("train", f"sets {', '.join(typed)}, which {which}; it may set "
+                                        f"{', '.join(TRAIN_SETTINGS)}")
         if unknown:
             raise SettingError("train", f"sets {', '.join(unknown)}, which a curve sets per run or takes from the "
                                         f"policy; it may set {', '.join(TRAIN_SETTINGS)}")
@@ -109,7 +117,13 @@ class CurveConfig:
             raise SettingError(name if name == "replay" else f"train.{name}",
                                f"is read by the {owner} strategy only, which strategies does not list: drop it, or "
                                f"add {owner} to strategies")
-        self.adaptation(self.sceneries[0], self.demonstrations[0], self.strategies[0], self.seeds[0])  # checks train
+        adaptation = self.adaptation(self.sceneries[0], self.demonstrations[0], self.strategies[0],
+                                     self.seeds[0])  # checks train
+        for unread in unread_problems(adaptation, self.train):  # dagger: {episodes: 3} without rounds, say
+            problem = unread.problem or str(unread)
+            for mention in unread.mentions:
+                problem = problem.replace(f"{{{mention}}}", f"{{train.{mention}}}")
+            raise SettingError(f"train.{unread.key}", problem, tuple(f"train.{m}" for m in unread.mentions))
         if not self.out:
             raise SettingError("out", "must name a folder, got ''")
 

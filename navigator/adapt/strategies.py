@@ -10,8 +10,9 @@
 - l2-anchor adds anchor * mean over the weights of (w - w_start)^2 to the loss (the starting weights are read again
   from the checkpoint, so a resumed run anchors to the same ones);
 - with a weight_mix (below 1; any strategy), each best.pt holds w_start + weight_mix * (w - w_start), WiSE-FT's
-  interpolation of the trained weights with the starting ones; the training itself (and last.pt, which resumes it)
-  goes on from the trained weights, and a DAgger stage from its round's best.pt, the policy that flew the round;
+  interpolation of the trained weights with the starting ones (its val_loss stays the trained weights'); the training
+  itself (and last.pt, which resumes it) goes on from the trained weights, and a DAgger stage from its round's
+  best.pt, the policy that flew the round;
 - every DAgger stage (the pipeline's, after the training on the new data) continues from the current weights with
   the same extras: freeze-cnn freezes the CNN again, replay mixes old windows into its batches, l2-anchor still
   anchors to the starting checkpoint's weights;

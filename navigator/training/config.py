@@ -85,7 +85,8 @@ class DaggerConfig:
                                          f"the largest seed {MAX_SEED}")
 
     def unread(self, given: set[str]) -> list[SettingError]:
-        """Of the settings `given`, those no DAgger round reads because none runs (config._refuse_unread)."""
+        """Of the settings `given` (other than their defaults), those no DAgger round reads because none runs
+        (config.unread_problems)."""
         if self.rounds:
             return []
         return [SettingError(name, "is read only by DAgger rounds, and {rounds} is 0: give {rounds} above 0, or "
@@ -108,7 +109,8 @@ class TrainConfig:
     # The command's flags that no file sets (config.from_dict names them for a file that tries).
     COMMAND_LINE_ONLY: ClassVar[dict[str, str]] = {"nproc": "--nproc", "resume": "--resume", "extend": "--extend"}
     # A section's setting that another setting of the recipe gives (config.from_dict says so for a file that sets it).
-    TAKEN_FROM: ClassVar[dict[str, str]] = {"collect.out": "data's first folder: the collection is written there"}
+    TAKEN_FROM: ClassVar[dict[str, str]] = {
+        "collect.out": "data's first folder, where the collection is written: name the folder there (data: [FOLDER])"}
     data: tuple[str, ...] = ()  # dataset folders (merged; image sizes and action conventions must agree)
     out: str = "runs/cfc-ncp"
     model: str = "cfc-ncp"  # cfc-ncp | cfc | ltc-ncp | lstm | gru | mlp
