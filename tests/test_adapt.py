@@ -620,6 +620,11 @@ def test_the_shipped_configs_are_the_issues_curve_and_the_small_one():
                                out=wind.out, strategies=wind.strategies, replay=wind.replay) == dataclasses.replace(
         wind, train={k: v for k, v in wind.train.items() if k != "replay_fraction"})
     assert dagger.strategies == ("finetune",)
+    # winter_pillars_fifty extends shipped_hard's winter+pillars demonstrations, on the same worlds.
+    hard, fifty = (load_config(CurveConfig, f"launch/adapt/{name}.yaml") for name in ("shipped_hard",
+                                                                                      "winter_pillars_fifty"))
+    assert fifty.new_seeds[:20] == hard.new_seeds and fifty.evaluation == hard.evaluation
+    assert fifty.adaptation("winter+pillars", 50, "replay", 0) == hard.adaptation("winter+pillars", 20, "replay", 0)
     # The weight-mix twins: the same curve but for the mix (and, for shipped_hard, the strategies it mixes).
     for name, strategies in (("shipped_hard", ("finetune", "replay")), ("autumn_shipped", None)):
         plain, mixed = (load_config(CurveConfig, f"launch/adapt/{name}{suffix}.yaml") for suffix in ("", "_mix"))
