@@ -625,6 +625,11 @@ def test_the_shipped_configs_are_the_issues_curve_and_the_small_one():
                                                                                       "winter_pillars_fifty"))
     assert fifty.new_seeds[:20] == hard.new_seeds and fifty.evaluation == hard.evaluation
     assert fifty.adaptation("winter+pillars", 50, "replay", 0) == hard.adaptation("winter+pillars", 20, "replay", 0)
+    # winter_pillars_dagger: the same adaptations, each followed by one DAgger round of 20 roll-outs.
+    dagger = load_config(CurveConfig, "launch/adapt/winter_pillars_dagger.yaml")
+    assert dagger.evaluation == hard.evaluation and dagger.new_seeds == hard.new_seeds
+    assert dagger.adaptation("winter+pillars", 20, "replay", 0) == dataclasses.replace(
+        hard.adaptation("winter+pillars", 20, "replay", 0), dagger=DaggerConfig(rounds=1, episodes=20, epochs=4))
     # The weight-mix twins: the same curve but for the mix (and, for shipped_hard, the strategies it mixes).
     for name, strategies in (("shipped_hard", ("finetune", "replay")), ("autumn_shipped", None)):
         plain, mixed = (load_config(CurveConfig, f"launch/adapt/{name}{suffix}.yaml") for suffix in ("", "_mix"))
