@@ -119,11 +119,8 @@ class CurveConfig:
                                f"add {owner} to strategies")
         adaptation = self.adaptation(self.sceneries[0], self.demonstrations[0], self.strategies[0],
                                      self.seeds[0])  # checks train
-        for unread in unread_problems(adaptation, self.train):  # dagger: {episodes: 3} without rounds, say
-            problem = unread.problem or str(unread)
-            for mention in unread.mentions:
-                problem = problem.replace(f"{{{mention}}}", f"{{train.{mention}}}")
-            raise SettingError(f"train.{unread.key}", problem, tuple(f"train.{m}" for m in unread.mentions))
+        for unread in unread_problems(adaptation, self.train, "train"):  # dagger: {episodes: 3} without rounds
+            raise SettingError(unread.key, unread.problem, unread.mentions)
         if not self.out:
             raise SettingError("out", "must name a folder, got ''")
 
