@@ -63,6 +63,16 @@ def pretrained_checkpoint(task: str) -> Path:
     return path
 
 
+def shipped_policy_now(sha256: str) -> Path | None:
+    """The policy file under policies/pretrained (the shipped ones and those kept under previous/) whose content has
+    `sha256`, or None: where a policy that was `pretrained` once is kept after the shipped one was replaced."""
+    import policies  # lazy package: no torch import here
+    from navigator.dataset import file_sha256
+
+    folder = Path(policies.__file__).resolve().parent / "pretrained"
+    return next((path for path in sorted(folder.rglob("*.pt")) if file_sha256(path) == sha256), None)
+
+
 class Pilot(Protocol):
     name: str
 

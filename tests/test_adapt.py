@@ -324,6 +324,7 @@ def other_task(tmp_path_factory):
     (["--strategy", "forget-nothing"], "unknown strategy 'forget-nothing'; valid strategies are: finetune, replay"),
     (["--pilot", "expert"], "expert is the privileged demonstrator"),
     (["--pilot", "policies/pretrained/bundles/fly-to-target"], "an exported bundle cannot be trained"),
+    (["--pilot", "launch/fly.yaml"], "must be pretrained or a policy checkpoint (.pt), got 'launch/fly.yaml'"),
     (["--pilot", "{run}"], "--pilot: {run} is a training run's folder; give its policy: {run}/best.pt"),
     (["--strategy", "replay"], ("the replay strategy needs the old data: give --replay DATASET; the shipped "
                                 "fly-to-target policy's old data is its recipe's summer dataset")),
@@ -404,6 +405,7 @@ def test_a_curve_refuses_train_settings_that_none_of_its_strategies_reads(strate
     ({"dagger": {"rounds": 0, "episodes": 16, "epochs": 5}}, None),
     # A setting's name mistyped is no setting at all (not one a curve sets per run).
     ({"weight-mix": 0.5}, "train: sets weight-mix, which is not a setting; it may set epochs,"),
+    ({"device": "cuda"}, "train: sets device, which a curve does not: its adaptations train on the CPU"),
 ])
 def test_a_curve_refuses_train_settings_nothing_reads_or_that_are_none(train, problem):
     settings = {"sceneries": ("night",), "demonstrations": (5,), "strategies": ("finetune",), "seeds": (0, 1),
@@ -661,3 +663,15 @@ def test_navigator_train_on_an_adaptation_points_to_navigator_adapt(finetuned, c
     assert main(["train", "--out", str(unfinished), flag]) == 2
     error = capsys.readouterr().err
     assert "made by navigator adapt" in error and f"navigator adapt --out {unfinished} --resume" in error
+
+
+def test_a_curve_started_from_a_shipped_policy_since_replaced_names_where_that_policy_is_kept(tmp_path, capsys):
+    """reports/adapt-night-small started from `pretrained` when the previous policy was the shipped one: its resume
+    is refused (the runs still to train would start from another policy) and says which file holds that policy now."""
+    out = tmp_path / "night-small"
+    shutil.copytree("reports/adapt-night-small", out)
+    assert main(["adapt", "curve", "--out", str(out), "--resume"]) == 2
+    error = " ".join(capsys.readouterr().err.split())
+    assert "the starting policy pretrained changed since the learning curve" in error
+    assert ("it was the shipped policy then, kept since as policies/pretrained/previous/"
+            "fly-to-target-cfc-ncp-200-dagger.pt: make the learning curve again from it") in error

@@ -89,3 +89,35 @@ def test_a_resumed_evaluation_films_as_many_failures_as_it_was_started_with(tmp_
     assert main(["eval", "--out", str(out), "--resume", "--videos", "0"]) == 0
     assert "videos/summer/expert-100000.mp4" in (out / "report.md").read_text()
     assert json.loads((out / "eval.json").read_text())["videos"] == 1
+
+
+class StopAfterFirstVideo(Filmed):
+    def filmed(self, record) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while the other worker is still filming
+
+
+def test_an_evaluation_stopped_while_filming_leaves_no_temporary_video(tmp_path):
+    """Ctrl-C ends the worker pool, and a worker stopped mid-video cannot remove its temporary file: the evaluation
+    removes what a writer no longer running left, on its way out and whenever it films again; a temporary file whose
+    writer still runs is left to it."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from navigator.dataset.atomic import temporary_name
+
+    out = tmp_path / "report"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(out, SHORT, workers=2, hooks=StopAfterFirstVideo(), videos=2)
+    assert not [p for p in (out / "videos").rglob("*") if p.name.startswith(".")]
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = int(finished.stdout)  # a process that has ended
+    orphan = (out / "videos" / "night" / f".expert-100001.mp4.{gone}-0123abcd.tmp")
+    orphan.write_bytes(b"partial")
+    live = temporary_name(out / "videos" / "night" / "expert-100001.mp4")  # this process's: still being written
+    live.write_bytes(b"partial")
+    evaluate(out, SHORT, workers=1, resume=True, hooks=Filmed(), videos=2)
+    assert not orphan.exists() and live.exists()
+    assert sorted(p.name for p in (out / "videos" / "night").glob("*.mp4")) == ["expert-100000.mp4",
+                                                                                "expert-100001.mp4"]

@@ -169,9 +169,9 @@ class AdaptConfig:
             if (folder / "run.json").is_file():  # a training run's (or adaptation's) folder: its policy is in it
                 raise SettingError("pilot", f"{self.pilot} is a training run's folder; give its policy: "
                                             f"{folder / 'best.pt'}")
-            raise SettingError("pilot", f"must be pretrained or a policy checkpoint (.pt), got {self.pilot!r} (an "
-                                        f"exported bundle cannot be trained: adapt the checkpoint it was exported "
-                                        f"from)")
+            bundle = (" (an exported bundle cannot be trained: adapt the checkpoint it was exported from)"
+                      if folder.is_dir() else "")
+            raise SettingError("pilot", f"must be pretrained or a policy checkpoint (.pt), got {self.pilot!r}{bundle}")
         if not self.data:
             raise SettingError("data", "no new demonstrations: give --data DATASET (record some with navigator "
                                        "collect --preset NEW_SCENERY --episodes 20 --out datasets/NEW)")

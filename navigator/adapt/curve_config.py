@@ -102,6 +102,10 @@ class CurveConfig:
             which = "is not a setting" if len(typed) == 1 else "are not settings"
             raise SettingError("train", f"sets {', '.join(typed)}, which {which}; it may set "
                                         f"{', '.join(TRAIN_SETTINGS)}")
+        if "device" in unknown:
+            raise SettingError("train", f"sets device, which a curve does not: its adaptations train on the CPU "
+                                        f"(navigator adapt --device trains one elsewhere); it may set "
+                                        f"{', '.join(TRAIN_SETTINGS)}")
         if unknown:
             raise SettingError("train", f"sets {', '.join(unknown)}, which a curve sets per run or takes from the "
                                         f"policy; it may set {', '.join(TRAIN_SETTINGS)}")

@@ -10,7 +10,7 @@ examples:
   navigator adapt --out runs/night --resume                                       # after an interruption
   navigator eval --pilot pretrained --pilot runs/night/best.pt --suites night,summer --out reports/night
   navigator adapt curve --config launch/adapt/night_small.yaml                    # the learning-curve report
-  navigator adapt curve --out reports/adapt-night-small --resume                  # its recorded settings, continued
+  navigator adapt curve --out reports/adapt-shipped-hard --resume                 # its recorded settings, continued
 
 Strategies: finetune (all weights, new data only), replay (new data mixed with replayed old data: --replay-fraction
 of each batch's windows), freeze-cnn (the perception CNN frozen, only the liquid head trains), l2-anchor (an L2

@@ -36,6 +36,7 @@ from navigator.dataset.manifest import manifest_path, read_manifest
 from navigator.errors import UserError, counted, refuse_if_denied
 from navigator.json_fields import read_problem, show, with_checksum, without_checksum
 from navigator.evaluation import pipeline as evaluation
+from navigator.pilots import shipped_policy_now
 from navigator.evaluation.folder import finished_results, with_added_settings, write_json
 from navigator.training.config import with_added_settings as with_added_training_settings
 from navigator.evaluation.results import EvalResults, build_results
@@ -155,10 +156,16 @@ def open_study(out: Path, settings: dict[str, Any], resume: bool, study: Study =
         recorded = {**recorded, "base": with_added_training_settings(recorded["base"])}
     for setting, file in study.fingerprints:
         if recorded.get(setting) != settings.get(setting):
+            then = str(recorded.get(setting))
+            kept = shipped_policy_now(then) if recorded.get("pilot") == "pretrained" else None
+            if kept is not None and kept.is_relative_to(Path.cwd()):
+                kept = kept.relative_to(Path.cwd())
+            advice = (f"restore it, or start the {what} over in another --out" if kept is None else
+                      f"it was the shipped policy then, kept since as {kept}: make the {what} again from it (pilot: "
+                      f"{kept}) in another --out")
             raise UserError(f"--resume: {file.format_map(settings)} changed since the {what} in {out} started (its "
-                            f"sha256 was {str(recorded.get(setting))[:12]}, now {str(settings.get(setting))[:12]}): "
-                            f"the runs still to train would start from another policy than those finished; restore "
-                            f"it, or start the {what} over in another --out")
+                            f"sha256 was {then[:12]}, now {str(settings.get(setting))[:12]}): the runs still to "
+                            f"train would start from another policy than those finished; {advice}")
     found = [dataclasses.replace(difference, name=study.user_name(difference.name))
              for difference in differences(recorded, settings)]
     if found:

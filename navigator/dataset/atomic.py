@@ -8,6 +8,7 @@ with '.' and end with TEMP_SUFFIX, so nothing that lists episode files (`*.npz`)
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,11 +16,38 @@ from pathlib import Path
 from typing import BinaryIO
 
 TEMP_SUFFIX = ".tmp"
+# temporary_name's names: the writer's process id is the first group.
+_TEMPORARY = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$")
 
 
 def temporary_name(path: Path) -> Path:
     # pid + random part: parallel workers (or a retry after a crash) never collide on one temporary file.
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
+def remove_orphaned_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files in `folder` whose writer no longer runs, and return them: what a process stopped
+    mid-write leaves (a worker that Ctrl-C's pool shutdown terminated cannot clean up). A file whose writer still
+    runs is its writer's to finish or remove."""
+    removed = []
+    for path in folder.iterdir() if folder.is_dir() else ():
+        match = _TEMPORARY.match(path.name)
+        if match is None or _running(int(match[1])):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` runs (another user's included)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # none with that id; a number no process id can be
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def fsync_folder(folder: Path) -> None:

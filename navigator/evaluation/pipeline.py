@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from navigator.backends import LOCAL, Backend, Cluster
-from navigator.dataset.atomic import atomic_write_bytes
+from navigator.dataset.atomic import TEMP_SUFFIX, atomic_write_bytes, remove_orphaned_temporaries
 from navigator.errors import UserError
 from navigator.evaluation.episodes import EpisodeRecord, fly_episodes
 from navigator.evaluation.folder import (check_continued, check_folder, damaged_note, episode_path,
@@ -23,7 +23,7 @@ from navigator.evaluation.results import EvalResults, PilotInfo, build_results
 from navigator.evaluation.seeds import (SeedRange, TrainingSeeds, check_no_overlap, recorded_training_fields,
                                         training_seeds)
 from navigator.evaluation.settings import EpisodeKey, EvalSettings
-from navigator.evaluation.videos import failures_to_film, filmed, video_path
+from navigator.evaluation.videos import VIDEOS, failures_to_film, filmed, video_path
 from navigator.folder_lock import FolderLock, lock_new_folder
 from navigator.json_fields import field_problems
 from navigator.resume import GivenAs
@@ -216,13 +216,18 @@ def _film_failures(out: Path, settings: EvalSettings, records: dict[EpisodeKey, 
     is removed and a RuntimeError raised."""
     paths = {key: video_path(out, settings, key) for key in failures_to_film(settings, records, per_pair)}
     paths = {key: path for key, path in paths.items() if not path.exists()}
-    for path in paths.values():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    folders = {path.parent for path in paths.values()}
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
     hooks.filming(len(paths))
-    for key, record in fly_episodes(settings, list(paths), workers, paths):
-        if record != records[key]:
-            paths[key].unlink(missing_ok=True)
-            raise RuntimeError(f"{record.pilot} in {record.suite} from seed {record.seed} flew otherwise when filmed "
-                               f"({record.ending}) than when evaluated ({records[key].ending}): the episode is not "
-                               f"deterministic")
-        hooks.filmed(record)
+    try:
+        for key, record in fly_episodes(settings, list(paths), workers, paths):
+            if record != records[key]:
+                paths[key].unlink(missing_ok=True)
+                raise RuntimeError(f"{record.pilot} in {record.suite} from seed {record.seed} flew otherwise when "
+                                   f"filmed ({record.ending}) than when evaluated ({records[key].ending}): the episode "
+                                   f"is not deterministic")
+            hooks.filmed(record)
+    finally:  # a worker stopped mid-video (Ctrl-C ends the pool) left its temporary file, here or in an earlier run
+        for folder in folders | {path.parent for path in (out / VIDEOS).glob(f"*/*{TEMP_SUFFIX}")}:
+            remove_orphaned_temporaries(folder)

@@ -24,10 +24,13 @@ def pilot_file_name(settings: EvalSettings, pilot: int) -> str:
     return "-".join([f"p{pilot}", *parts])
 
 
+VIDEOS = "videos"  # OUT's folder of videos
+
+
 def video_path(out: Path, settings: EvalSettings, key: EpisodeKey) -> Path:
     """OUT/videos/SUITE/PILOT-SEED.mp4."""
     suite = settings.flown_suites[key.suite]
-    return out / "videos" / suite / f"{pilot_file_name(settings, key.pilot)}-{key.seed}.mp4"
+    return out / VIDEOS / suite / f"{pilot_file_name(settings, key.pilot)}-{key.seed}.mp4"
 
 
 def failures_to_film(settings: EvalSettings, records: dict[EpisodeKey, EpisodeRecord],
