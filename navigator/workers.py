@@ -61,6 +61,17 @@ class WorkerLost(Exception):
 LIVENESS_POLL_S = 1.0
 
 
+def process_runs(pid: int) -> bool:
+    """Whether a process with id `pid` runs on this computer (another user's included)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # none with that id; a number no process id can be
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
 def child_pids() -> set[int]:
     """The process ids of this process's running child processes (multiprocessing's: pool workers among them)."""
     return {process.pid for process in multiprocessing.active_children()}

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from navigator.workers import process_runs
+
 TEMP_SUFFIX = ".tmp"
 # temporary_name's names: the writer's process id is the first group.
 _TEMPORARY = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$")
@@ -32,22 +34,12 @@ def remove_orphaned_temporaries(folder: Path) -> list[Path]:
     removed = []
     for path in folder.iterdir() if folder.is_dir() else ():
         match = _TEMPORARY.match(path.name)
-        if match is None or _running(int(match[1])):
+        if match is None or process_runs(int(match[1])):
             continue
         path.unlink(missing_ok=True)
         removed.append(path)
     return removed
 
-
-def _running(pid: int) -> bool:
-    """Whether process `pid` runs (another user's included)."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):  # none with that id; a number no process id can be
-        return False
-    except PermissionError:  # another user's
-        return True
-    return True
 
 
 def fsync_folder(folder: Path) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 from navigator.deploy.runner import Runner
 from navigator.deploy.ssh import SshClient, Step, StepFailed
 from navigator.errors import UserError
+from navigator.workers import process_runs
 
 LOCK_SOURCE = Path(__file__).with_name("lock_remote.py")  # sent to the target's python3, not imported here
 
@@ -62,12 +63,8 @@ def _check_gone(lock: dict[str, Any], ssh: SshClient, runner: Runner) -> None:
     """Refuse to break a lock whose holder runs on this computer; say what could not be checked otherwise."""
     holder = lock["holder"] or {}
     if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
-        try:
-            os.kill(holder["pid"], 0)
-        except ProcessLookupError:
+        if not process_runs(holder["pid"]):
             return
-        except PermissionError:  # alive, another user's
-            pass
         raise TargetLocked(f"{ssh.target} is locked by {describe(lock)}, and process {holder['pid']} still runs on "
                            f"this computer: wait for it to end, or stop it, before --break-lock")
     runner.hooks.note(f"breaking the lock of {describe(lock)}: its holder is not this computer, so whether it still "

@@ -64,6 +64,7 @@ from navigator.deploy.target import check_camera, check_mavlink, check_service_d
 from navigator.deploy.wheel import (EXTRA, build_step, built_wheel, copy_sources, source_tree, venv_key,
                                     wheelhouse_files)
 from navigator.errors import UserError
+from navigator.workers import process_runs
 
 PROBE_SOURCE = Path(__file__).with_name("probe.py")  # sent to the target's python3, not imported here
 PIP_TIMEOUT_S = 1800.0  # installing OpenCV and ONNX Runtime over a drone's Wi-Fi onto an SD card is slow
@@ -184,13 +185,9 @@ def _remove_dead_work_folders(hooks: Hooks) -> None:
         pid = folder.name[len(WORK_PREFIX):].partition("-")[0]
         if not pid.isdigit() or folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
             continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if not process_runs(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             hooks.note(f"removed {folder}, left by a deploy that was killed (process {pid})")
-        except PermissionError:  # alive, another user's
-            pass
 
 
 def deploy(request: DeployRequest, ssh: SshClient, hooks: Hooks) -> DeployResult:
