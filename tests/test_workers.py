@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from navigator.config import ConfigError, SettingError
-from navigator.workers import WorkerError, child_pids, results_while_workers_live, spawn_pool
+from navigator.workers import WorkerError, child_pids, process_runs, results_while_workers_live, spawn_pool
 from policies.checkpoint import CheckpointError
 from sim_envs.errors import NoDisplayError, UnknownNameError
 
@@ -157,3 +157,13 @@ def test_one_worker_per_core_counts_the_cores_this_process_may_use():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True,
                          preexec_fn=lambda: os.sched_setaffinity(0, one_core)).stdout
     assert out.split() == ["[1,", "2,", "3]", "1", "1", "1"]
+
+
+def test_process_runs_tells_a_running_process_from_an_ended_one():
+    import os
+    import subprocess
+    import sys
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    assert process_runs(os.getpid()) and process_runs(1)  # this one, and init (another user's: root's or not)
+    assert not process_runs(int(ended.stdout)) and not process_runs(2**70)
